@@ -1,0 +1,607 @@
+//! The event log on JetStream: its streams, appending a commit under
+//! optimistic concurrency, loading one aggregate, and replaying everything.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, DirectGetErrorKind, DiscardPolicy, StorageType,
+};
+use async_nats::jetstream::{self, ErrorCode};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tracing::{debug, instrument, warn};
+
+use crate::envelope::{Commit, RecordedEvent};
+use crate::error::EventStoreError;
+use crate::naming::{AggregateKey, Prefix};
+
+/// Header naming the event types of a commit, comma separated, so that
+/// subscribers can filter without decoding the payload.
+pub const EVENT_TYPES_HEADER: &str = "Wablast-Event-Types";
+
+/// How many times an append whose acknowledgement was lost is re-sent. The
+/// re-send carries the same `Nats-Msg-Id`, so it cannot be committed twice.
+const PUBLISH_ATTEMPTS: usize = 3;
+
+/// One stream of the log and the aggregate types whose subjects it holds.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    /// The stream's name without the prefix (`events`, `messages`).
+    pub name: String,
+    /// The aggregate types whose subjects it holds.
+    pub aggregate_types: Vec<String>,
+    /// How long commits are kept; `None` keeps them forever.
+    pub max_age: Option<Duration>,
+}
+
+impl StreamSpec {
+    /// A stream whose commits are kept forever.
+    pub fn kept_forever(name: &str, aggregate_types: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            aggregate_types: aggregate_types.iter().map(|t| (*t).to_owned()).collect(),
+            max_age: None,
+        }
+    }
+
+    /// A stream whose commits expire after `max_age` (message content is
+    /// personal data: seed 003 keeps it 14 days by default).
+    pub fn with_retention(name: &str, aggregate_types: &[&str], max_age: Duration) -> Self {
+        Self {
+            max_age: Some(max_age),
+            ..Self::kept_forever(name, aggregate_types)
+        }
+    }
+}
+
+/// How the log is laid out on the server.
+#[derive(Clone, Debug)]
+pub struct EventLogConfig {
+    /// The installation's prefix (`WABLAST_NATS_PREFIX`).
+    pub prefix: Prefix,
+    /// The streams; each aggregate type belongs to exactly one.
+    pub streams: Vec<StreamSpec>,
+    /// How long the server remembers a `Nats-Msg-Id` to drop a repeated
+    /// publish (JetStream's default is two minutes).
+    pub duplicate_window: Duration,
+}
+
+impl EventLogConfig {
+    /// A configuration with JetStream's default duplicate window.
+    pub fn new(prefix: Prefix, streams: Vec<StreamSpec>) -> Self {
+        Self {
+            prefix,
+            streams,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The event log: a handle to the JetStream streams that hold every commit.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jetstream: jetstream::Context,
+    prefix: Prefix,
+    /// Streams by their full name.
+    streams: HashMap<String, jetstream::stream::Stream>,
+    /// Full stream name by aggregate type.
+    stream_of_type: HashMap<String, String>,
+    dead_letters: String,
+}
+
+/// An aggregate's history as loaded: its commits in order, and the stream
+/// sequence of the last one (0 when the aggregate is new), which the next
+/// append must name as expected.
+#[derive(Debug, Default)]
+pub struct History {
+    /// The commits, oldest first, each with its stream sequence.
+    pub commits: Vec<(u64, Commit)>,
+    /// Stream sequence of the last commit on the aggregate's subject.
+    pub last_stream_sequence: u64,
+}
+
+impl History {
+    /// Aggregate sequence of the last event (0 when the aggregate is new).
+    pub fn last_sequence(&self) -> u64 {
+        self.commits.last().map_or(0, |(_, c)| c.last_sequence())
+    }
+
+    /// Every event with its envelope, oldest first.
+    pub fn into_events(self) -> impl Iterator<Item = RecordedEvent> {
+        self.commits
+            .into_iter()
+            .flat_map(|(seq, commit)| commit.into_recorded(seq))
+    }
+}
+
+impl EventLog {
+    /// Opens the log, creating or updating its streams (idempotent: safe at
+    /// every start-up, and an aggregate type added to a spec is added to the
+    /// stream's subjects). Also creates the dead-letter stream.
+    pub async fn open(
+        client: async_nats::Client,
+        config: EventLogConfig,
+    ) -> Result<Self, EventStoreError> {
+        let js = jetstream::new(client);
+        let prefix = config.prefix;
+        let mut streams = HashMap::new();
+        let mut stream_of_type = HashMap::new();
+        for spec in &config.streams {
+            let name = prefix.stream_name(&spec.name);
+            for aggregate_type in &spec.aggregate_types {
+                crate::naming::check_token("aggregate type", aggregate_type)?;
+                if let Some(other) = stream_of_type.insert(aggregate_type.clone(), name.clone()) {
+                    return Err(EventStoreError::InvalidName {
+                        what: "aggregate type listed in two streams",
+                        value: format!("{aggregate_type} ({other}, {name})"),
+                    });
+                }
+            }
+            let subjects = spec
+                .aggregate_types
+                .iter()
+                .map(|t| prefix.aggregate_type_subjects(t))
+                .collect();
+            let stream = ensure_stream(
+                &js,
+                StreamConfig {
+                    name: name.clone(),
+                    description: Some(format!(
+                        "wablast events: {}",
+                        spec.aggregate_types.join(", ")
+                    )),
+                    subjects,
+                    max_age: spec.max_age.unwrap_or_default(),
+                    duplicate_window: config.duplicate_window,
+                    ..log_stream_config()
+                },
+            )
+            .await?;
+            streams.insert(name, stream);
+        }
+        let dead_letters = prefix.stream_name("dlq");
+        let dlq = ensure_stream(
+            &js,
+            StreamConfig {
+                name: dead_letters.clone(),
+                description: Some("wablast dead letters: messages consumers gave up on".into()),
+                subjects: vec![prefix.dead_letter_subjects()],
+                ..log_stream_config()
+            },
+        )
+        .await?;
+        streams.insert(dead_letters.clone(), dlq);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                jetstream: js,
+                prefix,
+                streams,
+                stream_of_type,
+                dead_letters,
+            }),
+        })
+    }
+
+    /// The installation's prefix.
+    pub fn prefix(&self) -> &Prefix {
+        &self.inner.prefix
+    }
+
+    /// The JetStream context the log uses.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.jetstream
+    }
+
+    /// Full name of the stream holding an aggregate type.
+    pub fn stream_name_of(&self, aggregate_type: &str) -> Result<&str, EventStoreError> {
+        self.inner
+            .stream_of_type
+            .get(aggregate_type)
+            .map(String::as_str)
+            .ok_or_else(|| EventStoreError::UnknownAggregateType(aggregate_type.to_owned()))
+    }
+
+    /// Full name of the dead-letter stream.
+    pub fn dead_letter_stream_name(&self) -> &str {
+        &self.inner.dead_letters
+    }
+
+    /// Full names of every stream of the log, dead letters included.
+    pub fn stream_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.streams.keys().map(String::as_str)
+    }
+
+    /// A stream of the log by its full name.
+    pub fn stream(&self, name: &str) -> Result<&jetstream::stream::Stream, EventStoreError> {
+        self.inner
+            .streams
+            .get(name)
+            .ok_or_else(|| EventStoreError::UnknownAggregateType(name.to_owned()))
+    }
+
+    fn stream_of(
+        &self,
+        aggregate_type: &str,
+    ) -> Result<&jetstream::stream::Stream, EventStoreError> {
+        self.stream(self.stream_name_of(aggregate_type)?)
+    }
+
+    /// Appends one commit to an aggregate's subject.
+    ///
+    /// `expected_last` is the stream sequence of the last commit the writer
+    /// saw on the subject (0 for a new aggregate). If another commit landed
+    /// since, the append is refused as a [`EventStoreError::Conflict`].
+    ///
+    /// The `Nats-Msg-Id` is derived from the command id, so re-sending the
+    /// same commit (after a lost acknowledgement, or by a second process
+    /// running the same command on the same state) is committed once. A
+    /// command id that comes back with a *different* decision is a conflict,
+    /// never a silent success.
+    ///
+    /// # Returns
+    /// The stream sequence the commit was written at.
+    #[instrument(skip_all, fields(subject, expected_last), err(level = "debug"))]
+    pub async fn append(
+        &self,
+        expected_last: u64,
+        commit: &Commit,
+    ) -> Result<u64, EventStoreError> {
+        let key = AggregateKey::new(&commit.tenant, &commit.aggregate_id)?;
+        let subject = self
+            .inner
+            .prefix
+            .aggregate_subject(&commit.aggregate_type, &key);
+        tracing::Span::current().record("subject", subject.as_str());
+        commit.check(&subject)?;
+        let stream = self.stream_of(&commit.aggregate_type)?;
+        let payload = serde_json::to_vec(commit).map_err(|source| EventStoreError::Malformed {
+            sequence: 0,
+            source,
+        })?;
+        let event_types = commit
+            .events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(format!("{}@{subject}", commit.command_id))
+            .expected_last_subject_sequence(expected_last)
+            .header(EVENT_TYPES_HEADER, event_types.as_str());
+
+        let mut attempt = 0;
+        let ack = loop {
+            attempt += 1;
+            let sent = self
+                .inner
+                .jetstream
+                .send_publish(subject.clone(), message.clone())
+                .await;
+            let result = match sent {
+                Ok(ack) => ack.await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(ack) => break ack,
+                Err(err) if is_wrong_last_sequence(&err) => {
+                    debug!(%subject, expected_last, "append lost the race");
+                    return Err(EventStoreError::Conflict { subject });
+                }
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+                    ) && attempt < PUBLISH_ATTEMPTS =>
+                {
+                    warn!(%subject, attempt, error = %err, "append not acknowledged, re-sending");
+                }
+                Err(err) => return Err(EventStoreError::nats(err)),
+            }
+        };
+
+        if ack.duplicate {
+            // The server had a commit with this command id already. It is a
+            // retry of this very decision, or a reused command id.
+            let stored = stream
+                .direct_get(ack.sequence)
+                .await
+                .map_err(EventStoreError::nats)?;
+            let stored: Commit = serde_json::from_slice(&stored.payload).map_err(|source| {
+                EventStoreError::Malformed {
+                    sequence: ack.sequence,
+                    source,
+                }
+            })?;
+            if !stored.same_decision(commit) {
+                warn!(%subject, command_id = %commit.command_id, "command id reused for a different commit");
+                return Err(EventStoreError::Conflict { subject });
+            }
+            debug!(%subject, sequence = ack.sequence, "append deduplicated");
+        }
+        Ok(ack.sequence)
+    }
+
+    /// The last commit on an aggregate's subject, if any.
+    pub async fn last_commit(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+    ) -> Result<Option<(u64, Commit)>, EventStoreError> {
+        let stream = self.stream_of(aggregate_type)?;
+        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
+        match stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => Ok(Some((
+                message.sequence,
+                decode(message.sequence, &message.payload)?,
+            ))),
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(err) => Err(EventStoreError::nats(err)),
+        }
+    }
+
+    /// Loads an aggregate's whole history.
+    ///
+    /// A new aggregate costs one direct get; an aggregate of one commit,
+    /// the same; a longer history is read through a short-lived ordered
+    /// consumer filtered to the aggregate's subject, up to the last commit
+    /// seen by that first get.
+    #[instrument(skip(self), err(level = "debug"))]
+    pub async fn load(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+    ) -> Result<History, EventStoreError> {
+        let Some((last_seq, last)) = self.last_commit(aggregate_type, key).await? else {
+            return Ok(History::default());
+        };
+        if last.first_sequence() == 1 {
+            return Ok(History {
+                commits: vec![(last_seq, last)],
+                last_stream_sequence: last_seq,
+            });
+        }
+        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
+        let commits = self
+            .read_commits(aggregate_type, Some(subject), 1, last_seq)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(History {
+            commits,
+            last_stream_sequence: last_seq,
+        })
+    }
+
+    /// Every event of one aggregate, oldest first, as a stream.
+    pub async fn stream_aggregate(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+    ) -> Result<BoxStream<'static, Result<RecordedEvent, EventStoreError>>, EventStoreError> {
+        let Some((last_seq, _)) = self.last_commit(aggregate_type, key).await? else {
+            return Ok(futures::stream::empty().boxed());
+        };
+        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
+        let commits = self
+            .read_commits(aggregate_type, Some(subject), 1, last_seq)
+            .await?;
+        Ok(flatten(commits))
+    }
+
+    /// Every event of one stream from stream sequence `from` (inclusive) up
+    /// to the stream's last commit when the call is made, in log order.
+    /// `filter` narrows it to matching subjects (one aggregate type, one
+    /// tenant's aggregates of a type); it must lie within one of the stream's
+    /// subjects (see [`Prefix::tenant_aggregate_subjects`]).
+    pub async fn replay(
+        &self,
+        stream_name: &str,
+        filter: Option<String>,
+        from: u64,
+    ) -> Result<BoxStream<'static, Result<RecordedEvent, EventStoreError>>, EventStoreError> {
+        let mut stream = self.stream(stream_name)?.clone();
+        let last = stream
+            .info()
+            .await
+            .map_err(EventStoreError::nats)?
+            .state
+            .last_sequence;
+        if last < from.max(1) {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let commits = self
+            .read_commits_in(&stream, filter, from.max(1), last)
+            .await?;
+        Ok(flatten(commits))
+    }
+
+    async fn read_commits(
+        &self,
+        aggregate_type: &str,
+        filter: Option<String>,
+        from: u64,
+        until: u64,
+    ) -> Result<BoxStream<'static, Result<(u64, Commit), EventStoreError>>, EventStoreError> {
+        let stream = self.stream_of(aggregate_type)?.clone();
+        self.read_commits_in(&stream, filter, from, until).await
+    }
+
+    /// Reads commits `from..=until` (stream sequences) matching `filter`
+    /// through an ephemeral ordered consumer, which ends once `until` (or
+    /// the last matching commit before it) has been read.
+    async fn read_commits_in(
+        &self,
+        stream: &jetstream::stream::Stream,
+        filter: Option<String>,
+        from: u64,
+        until: u64,
+    ) -> Result<BoxStream<'static, Result<(u64, Commit), EventStoreError>>, EventStoreError> {
+        // A plain ephemeral consumer (not async-nats' ordered one) tells us on
+        // creation how many messages it will deliver, so the read knows when
+        // it is done even when `until` does not match the filter.
+        let consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ack_policy: AckPolicy::None,
+                filter_subject: filter.unwrap_or_default(),
+                memory_storage: true,
+                inactive_threshold: Duration::from_secs(10),
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(EventStoreError::nats)?;
+        let pending = consumer.cached_info().num_pending;
+        let name = consumer.cached_info().name.clone();
+        if pending == 0 {
+            delete_consumer_later(stream.clone(), name);
+            return Ok(futures::stream::empty().boxed());
+        }
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(1_000)
+            .messages()
+            .await
+            .map_err(EventStoreError::nats)?;
+        let state = ReadState {
+            messages,
+            left: pending,
+            until,
+            cleanup: Some((stream.clone(), name)),
+        };
+        Ok(futures::stream::try_unfold(state, |mut state| async move {
+            if state.left == 0 {
+                state.finish();
+                return Ok(None);
+            }
+            let message = match state.messages.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => return Err(EventStoreError::nats(err)),
+                None => {
+                    return Err(EventStoreError::Nats(
+                        "event log consumer closed before the end".into(),
+                    ));
+                }
+            };
+            let sequence = message
+                .info()
+                .map_err(EventStoreError::Nats)?
+                .stream_sequence;
+            state.left -= 1;
+            if sequence >= state.until {
+                state.left = 0;
+            }
+            if sequence > state.until {
+                state.finish();
+                return Ok(None);
+            }
+            let commit = decode(sequence, &message.payload)?;
+            Ok(Some(((sequence, commit), state)))
+        })
+        .boxed())
+    }
+}
+
+struct ReadState {
+    messages: pull::Stream,
+    left: u64,
+    until: u64,
+    cleanup: Option<(jetstream::stream::Stream, String)>,
+}
+
+impl ReadState {
+    fn finish(&mut self) {
+        if let Some((stream, name)) = self.cleanup.take() {
+            delete_consumer_later(stream, name);
+        }
+    }
+}
+
+impl Drop for ReadState {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Ephemeral consumers would be removed by the server after their
+/// inactivity threshold; deleting them as soon as a read is done keeps a
+/// busy server from carrying thousands of idle ones.
+fn delete_consumer_later(stream: jetstream::stream::Stream, name: String) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if let Err(err) = stream.delete_consumer(&name).await {
+                debug!(consumer = %name, error = %err, "ephemeral consumer not deleted");
+            }
+        });
+    }
+}
+
+fn flatten(
+    commits: BoxStream<'static, Result<(u64, Commit), EventStoreError>>,
+) -> BoxStream<'static, Result<RecordedEvent, EventStoreError>> {
+    commits
+        .map_ok(|(seq, commit)| futures::stream::iter(commit.into_recorded(seq).map(Ok)))
+        .try_flatten()
+        .boxed()
+}
+
+fn decode(sequence: u64, payload: &[u8]) -> Result<Commit, EventStoreError> {
+    serde_json::from_slice(payload)
+        .map_err(|source| EventStoreError::Malformed { sequence, source })
+}
+
+/// What every stream of the log shares: on disk, one replica, nothing
+/// deleted or purged by hand (retention, where set, is by age only).
+fn log_stream_config() -> StreamConfig {
+    StreamConfig {
+        storage: StorageType::File,
+        num_replicas: 1,
+        allow_direct: true,
+        deny_delete: true,
+        deny_purge: true,
+        discard: DiscardPolicy::Old,
+        ..Default::default()
+    }
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: StreamConfig,
+) -> Result<jetstream::stream::Stream, EventStoreError> {
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map_err(EventStoreError::nats)?;
+    js.get_stream(&name).await.map_err(EventStoreError::nats)
+}
+
+/// A lost race shows as `WrongLastSequence`; in clustered set-ups the
+/// server may answer with the newer constant-text code, which async-nats
+/// files under `Other`, so the code is checked too.
+fn is_wrong_last_sequence(err: &async_nats::jetstream::context::PublishError) -> bool {
+    if err.kind() == PublishErrorKind::WrongLastSequence {
+        return true;
+    }
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e.error_code(),
+                ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                    | ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            )
+        })
+}

@@ -1,0 +1,515 @@
+//! Appending, racing, deduplicating, loading and replaying.
+
+use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventUpcaster};
+use cqrs_es::{AggregateError, CqrsFramework, EventStore};
+use futures::TryStreamExt;
+use serde_json::json;
+use wablast_eventstore::{
+    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventStoreError,
+    JetStreamEventRepository, RecordedEvent,
+};
+
+use crate::common::{Counter, CounterCommand, CounterError, PrivateNats, TestLog, open_log};
+
+fn key(tenant: &str) -> AggregateKey {
+    AggregateKey::new(tenant, uuid::Uuid::now_v7()).unwrap()
+}
+
+fn meta() -> CommandMetadata {
+    CommandMetadata::new(Actor::System)
+}
+
+fn added(key: &AggregateKey, sequence: u64, n: i64, total: i64) -> Commit {
+    let mut commit = Commit::new("counter", key, &meta());
+    commit.push(
+        sequence,
+        "Added".into(),
+        "1.0".into(),
+        json!({"Added": {"n": n, "total": total}}),
+    );
+    commit
+}
+
+/// Checks an aggregate's log is gap-free: aggregate sequences 1..=n in
+/// order, stream sequences strictly increasing.
+async fn assert_gap_free(t: &TestLog, key: &AggregateKey, expected_events: u64) {
+    let history = t.log.load("counter", key).await.unwrap();
+    let mut previous_stream_seq = 0;
+    let mut next = 1;
+    for (stream_seq, commit) in &history.commits {
+        assert!(
+            *stream_seq > previous_stream_seq,
+            "stream sequences increase"
+        );
+        previous_stream_seq = *stream_seq;
+        for event in &commit.events {
+            assert_eq!(
+                event.sequence, next,
+                "aggregate sequence has no gap or repeat"
+            );
+            next += 1;
+        }
+    }
+    assert_eq!(next - 1, expected_events);
+    assert_eq!(history.last_stream_sequence, previous_stream_seq);
+}
+
+#[tokio::test]
+async fn racing_writers_on_one_aggregate_are_retried_and_lose_nothing() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ()).with_attempts(100);
+    let key = key("t1");
+
+    let writers = (0..8).map(|_| {
+        let handler = handler.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            for _ in 0..15 {
+                handler
+                    .execute(&key, CounterCommand::Add(1), &meta())
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    for writer in writers.collect::<Vec<_>>() {
+        writer.await.unwrap();
+    }
+
+    let loaded = handler.load(&key).await.unwrap();
+    assert_eq!(loaded.aggregate.total, 120);
+    assert_eq!(loaded.aggregate.adds, 120);
+    assert_gap_free(&t, &key, 120).await;
+}
+
+#[tokio::test]
+async fn racing_writers_without_retry_are_told_and_only_winners_are_in_the_log() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ()).with_attempts(1);
+    let key = key("t1");
+
+    let attempts = (0..16).map(|_| {
+        let handler = handler.clone();
+        let key = key.clone();
+        tokio::spawn(async move { handler.execute(&key, CounterCommand::Add(1), &meta()).await })
+    });
+    let mut won = 0;
+    let mut told = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(AggregateError::AggregateConflict) => told += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    assert_eq!(won + told, 16);
+    assert!(won >= 1);
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, won);
+    assert_gap_free(&t, &key, won as u64).await;
+}
+
+#[tokio::test]
+async fn a_stale_append_is_a_conflict_and_changes_nothing() {
+    let t = TestLog::new().await;
+    let key = key("t1");
+    let first = t.log.append(0, &added(&key, 1, 1, 1)).await.unwrap();
+    t.log.append(first, &added(&key, 2, 1, 2)).await.unwrap();
+
+    // A writer that loaded before the second commit.
+    let stale = t.log.append(first, &added(&key, 2, 5, 6)).await;
+
+    assert!(
+        matches!(stale, Err(EventStoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_gap_free(&t, &key, 2).await;
+    // A new aggregate that already exists is a conflict too.
+    let recreate = t.log.append(0, &added(&key, 1, 1, 1)).await;
+    assert!(matches!(recreate, Err(EventStoreError::Conflict { .. })));
+}
+
+#[tokio::test]
+async fn the_same_commit_published_twice_is_committed_once() {
+    let t = TestLog::new().await;
+    let key = key("t1");
+    let commit = added(&key, 1, 3, 3);
+
+    let first = t.log.append(0, &commit).await.unwrap();
+    let again = t.log.append(0, &commit).await.unwrap();
+
+    assert_eq!(
+        first, again,
+        "the retry is answered with the original position"
+    );
+    let history = t.log.load("counter", &key).await.unwrap();
+    assert_eq!(history.commits.len(), 1);
+    assert_eq!(history.commits[0].1.command_id, commit.command_id);
+}
+
+#[tokio::test]
+async fn a_command_retried_with_the_same_id_on_the_same_state_is_committed_once() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    let metadata = meta();
+
+    // Two processes run the same command (same id) on the same state: one
+    // commits, the other's publish is recognised as the same decision.
+    let a = handler.execute(&key, CounterCommand::Add(2), &metadata);
+    let b = handler.execute(&key, CounterCommand::Add(2), &metadata);
+    let (a, b) = tokio::join!(a, b);
+
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.stream_sequence, b.stream_sequence);
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 2);
+    assert_gap_free(&t, &key, 1).await;
+}
+
+#[tokio::test]
+async fn a_different_commit_reusing_a_command_id_is_a_conflict_not_a_success() {
+    let t = TestLog::new().await;
+    let key = key("t1");
+    let original = added(&key, 1, 1, 1);
+    let seq = t.log.append(0, &original).await.unwrap();
+
+    // Same command id, another decision, even naming the right position.
+    let mut impostor = added(&key, 2, 7, 8);
+    impostor.command_id = original.command_id;
+    let result = t.log.append(seq, &impostor).await;
+
+    assert!(
+        matches!(result, Err(EventStoreError::Conflict { .. })),
+        "{result:?}"
+    );
+    assert_gap_free(&t, &key, 1).await;
+}
+
+#[tokio::test]
+async fn a_refused_command_writes_nothing_and_a_command_deciding_nothing_publishes_nothing() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    let written = handler
+        .execute(&key, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+
+    let refused = handler
+        .execute(&key, CounterCommand::Add(-5), &meta())
+        .await;
+    let nothing = handler
+        .execute(&key, CounterCommand::Nothing, &meta())
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        refused,
+        Err(AggregateError::UserError(CounterError::Negative))
+    ));
+    assert!(nothing.events.is_empty());
+    assert_eq!(nothing.stream_sequence, written.stream_sequence);
+    assert_gap_free(&t, &key, 1).await;
+}
+
+#[tokio::test]
+async fn a_commands_events_are_one_message_with_the_whole_envelope() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("tenant-a");
+    let user = uuid::Uuid::now_v7();
+    let mut metadata = CommandMetadata::new(Actor::User(user));
+    metadata.causation_id = Some(uuid::Uuid::now_v7());
+
+    let committed = handler
+        .execute(&key, CounterCommand::AddTwice(5), &metadata)
+        .await
+        .unwrap();
+
+    assert_eq!(committed.events.len(), 2);
+    let history = t.log.load("counter", &key).await.unwrap();
+    assert_eq!(history.commits.len(), 1, "one message per command");
+    let events: Vec<RecordedEvent> = history.into_events().collect();
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.stream_sequence, committed.stream_sequence);
+        assert_eq!(event.sequence, i as u64 + 1);
+        assert_eq!(event.event_type, "Added");
+        assert_eq!(event.event_version, "1.0");
+        assert_eq!(event.aggregate_type, "counter");
+        assert_eq!(event.tenant, "tenant-a");
+        assert_eq!(event.aggregate_id, key.id());
+        assert_eq!(event.command_id, metadata.command_id);
+        assert_eq!(event.correlation_id, metadata.correlation_id);
+        assert_eq!(event.causation_id, metadata.causation_id);
+        assert_eq!(event.actor, Actor::User(user));
+    }
+    assert_ne!(events[0].event_id, events[1].event_id);
+    // The subject carries the tenant, the type and the id.
+    let message = t
+        .log
+        .stream(t.log.stream_name_of("counter").unwrap())
+        .unwrap()
+        .direct_get(committed.stream_sequence)
+        .await
+        .unwrap();
+    assert_eq!(
+        message.subject.as_str(),
+        format!("{}.ev.tenant-a.counter.{}", t.log.prefix(), key.id())
+    );
+}
+
+#[tokio::test]
+async fn a_long_history_loads_completely_and_in_order() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    let other = key.clone();
+    let neighbour = AggregateKey::new("t1", uuid::Uuid::now_v7()).unwrap();
+    let mut expected_last = 0;
+    for i in 1..=300 {
+        expected_last = t
+            .log
+            .append(expected_last, &added(&other, i, 1, i as i64))
+            .await
+            .unwrap();
+        // Interleave another aggregate's commits in the same stream.
+        if i % 3 == 0 {
+            handler
+                .execute(&neighbour, CounterCommand::Add(1), &meta())
+                .await
+                .unwrap();
+        }
+    }
+
+    let loaded = handler.load(&key).await.unwrap();
+
+    assert_eq!(loaded.aggregate.total, 300);
+    assert_eq!(loaded.sequence, 300);
+    assert_eq!(loaded.stream_sequence, expected_last);
+    assert_gap_free(&t, &key, 300).await;
+    assert_eq!(handler.load(&neighbour).await.unwrap().aggregate.total, 100);
+}
+
+#[tokio::test]
+async fn replay_from_zero_returns_every_event_of_every_aggregate_in_log_order() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let keys: Vec<AggregateKey> = ["t1", "t2", "t3"]
+        .iter()
+        .flat_map(|tenant| (0..4).map(move |_| key(tenant)))
+        .collect();
+    let mut written = Vec::new();
+    for round in 0..3 {
+        for (i, key) in keys.iter().enumerate() {
+            let command = if (i + round) % 2 == 0 {
+                CounterCommand::AddTwice(1)
+            } else {
+                CounterCommand::Add(1)
+            };
+            let committed = handler.execute(key, command, &meta()).await.unwrap();
+            for event in committed.events {
+                written.push((
+                    committed.stream_sequence,
+                    event.metadata["event_id"].clone(),
+                ));
+            }
+        }
+    }
+    let stream = t.log.stream_name_of("counter").unwrap().to_owned();
+
+    let replayed: Vec<RecordedEvent> = t
+        .log
+        .replay(&stream, None, 0)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+
+    let replayed_ids: Vec<_> = replayed
+        .iter()
+        .map(|e| (e.stream_sequence, e.event_id.to_string()))
+        .collect();
+    assert_eq!(replayed_ids, written);
+    // From the middle: exactly the suffix.
+    let middle = written[written.len() / 2].0;
+    let suffix: Vec<RecordedEvent> = t
+        .log
+        .replay(&stream, None, middle)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(suffix.iter().all(|e| e.stream_sequence >= middle));
+    assert_eq!(
+        suffix.len(),
+        written.iter().filter(|(s, _)| *s >= middle).count()
+    );
+    // One tenant only.
+    let tenant: Vec<RecordedEvent> = t
+        .log
+        .replay(&stream, Some(t.log.prefix().tenant_aggregate_subjects("t2", "counter")), 0)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(!tenant.is_empty());
+    assert!(tenant.iter().all(|e| e.tenant == "t2"));
+    assert_eq!(
+        tenant.len(),
+        replayed.iter().filter(|e| e.tenant == "t2").count()
+    );
+}
+
+#[tokio::test]
+async fn replay_of_an_empty_log_ends_at_once() {
+    let t = TestLog::new().await;
+    let stream = t.log.stream_name_of("counter").unwrap().to_owned();
+
+    let replayed: Vec<RecordedEvent> = t
+        .log
+        .replay(&stream, None, 0)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+
+    assert!(replayed.is_empty());
+}
+
+#[tokio::test]
+async fn loading_after_a_nats_server_restart_returns_the_same_state() {
+    let store = tempfile::tempdir().unwrap();
+    let server = PrivateNats::start(store.path(), None);
+    let url = server.url();
+    let key = key("t1");
+    let before = {
+        let t = TestLog::with_prefix(&url, "restart").await;
+        let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+        for n in 1..=20 {
+            handler
+                .execute(&key, CounterCommand::Add(n), &meta())
+                .await
+                .unwrap();
+        }
+        let history = t.log.load("counter", &key).await.unwrap();
+        let state = handler.load(&key).await.unwrap();
+        std::mem::forget(t); // keep the streams: the server goes down next
+        (
+            history.into_events().collect::<Vec<_>>(),
+            state.aggregate,
+            state.stream_sequence,
+        )
+    };
+
+    let port = server.stop();
+    let server = PrivateNats::start(store.path(), Some(port));
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let log = open_log(client, "restart").await;
+    let handler = CommandHandler::<Counter>::new(log.clone(), ());
+    let after = log.load("counter", &key).await.unwrap();
+    let state = handler.load(&key).await.unwrap();
+
+    assert_eq!(after.into_events().collect::<Vec<_>>(), before.0);
+    assert_eq!(state.aggregate, before.1);
+    assert_eq!(state.aggregate.total, 210);
+    assert_eq!(state.stream_sequence, before.2);
+    // And it goes on from there.
+    handler
+        .execute(&key, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 211);
+}
+
+#[tokio::test]
+async fn events_written_in_an_old_version_are_upcast_when_loaded() {
+    let t = TestLog::new().await;
+    let key = key("t1");
+    // Version 0.9 called the field `amount` and kept no total.
+    let mut old = Commit::new("counter", &key, &meta());
+    old.push(
+        1,
+        "Added".into(),
+        "0.9".into(),
+        json!({"Added": {"amount": 4}}),
+    );
+    t.log.append(0, &old).await.unwrap();
+    fn upcast(payload: serde_json::Value) -> serde_json::Value {
+        let amount = payload["Added"]["amount"].clone();
+        json!({"Added": {"n": amount, "total": amount}})
+    }
+    let upcasters: Vec<Box<dyn EventUpcaster>> = vec![Box::new(SemanticVersionEventUpcaster::new(
+        "Added",
+        "1.0",
+        Box::new(upcast),
+    ))];
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ()).with_upcasters(upcasters);
+
+    handler
+        .execute(&key, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 5);
+    // Without the upcaster the old event cannot be read: loudly, not skipped.
+    let plain = CommandHandler::<Counter>::new(t.log.clone(), ());
+    assert!(matches!(
+        plain.load(&key).await,
+        Err(AggregateError::DeserializationError(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_aggregate_type_without_a_stream_is_refused() {
+    let t = TestLog::new().await;
+    let mut commit = added(&key("t1"), 1, 1, 1);
+    commit.aggregate_type = "campaign".into();
+
+    let result = t.log.append(0, &commit).await;
+
+    assert!(matches!(
+        result,
+        Err(EventStoreError::UnknownAggregateType(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_cqrs_es_framework_runs_on_the_repository_and_detects_races() {
+    let t = TestLog::new().await;
+    let repo = JetStreamEventRepository::new(t.log.clone());
+    let store = PersistedEventStore::<_, Counter>::new_event_store(repo.clone());
+    let cqrs = CqrsFramework::new(store, vec![], ());
+    let id = key("t1").to_framework_id();
+
+    cqrs.execute_with_metadata(&id, CounterCommand::Add(2), meta().to_map())
+        .await
+        .unwrap();
+    cqrs.execute(&id, CounterCommand::AddTwice(3))
+        .await
+        .unwrap();
+
+    let store = PersistedEventStore::<_, Counter>::new_event_store(repo.clone());
+    let context = store.load_aggregate(&id).await.unwrap();
+    assert_eq!(context.aggregate.total, 8);
+    assert_eq!(context.current_sequence, 3);
+    // Two commits decided on the same loaded state: the second is a conflict.
+    let a = store.load_aggregate(&id).await.unwrap();
+    let b = store.load_aggregate(&id).await.unwrap();
+    let event = || crate::common::CounterEvent::Added { n: 1, total: 9 };
+    store
+        .commit(vec![event()], a, meta().to_map())
+        .await
+        .unwrap();
+    let lost = store.commit(vec![event()], b, meta().to_map()).await;
+    assert!(
+        matches!(lost, Err(AggregateError::AggregateConflict)),
+        "{lost:?}"
+    );
+    let events = store.load_events(&id).await.unwrap();
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().enumerate().all(|(i, e)| e.sequence == i + 1));
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the event log against a real NATS JetStream server.
+
+mod common;
+mod consumer;
+mod log;
