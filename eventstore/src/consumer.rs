@@ -204,14 +204,14 @@ impl ScopedMessage {
 
 impl Drop for ScopedMessage {
     fn drop(&mut self) {
-        if let Some(message) = self.message.take() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(err) = message.ack_with(AckKind::Nak(None)).await {
-                        warn!(error = %err, "could not NAK a dropped message; it returns after the ack wait");
-                    }
-                });
-            }
+        if let Some(message) = self.message.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(err) = message.ack_with(AckKind::Nak(None)).await {
+                    warn!(error = %err, "could not NAK a dropped message; it returns after the ack wait");
+                }
+            });
         }
     }
 }

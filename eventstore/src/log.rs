@@ -332,6 +332,15 @@ impl EventLog {
         Ok(ack.sequence)
     }
 
+    /// Asks JetStream for the state of every stream of the log: proves the
+    /// server answers and the streams exist.
+    pub async fn ping(&self) -> Result<(), EventStoreError> {
+        for stream in self.inner.streams.values() {
+            stream.get_info().await.map_err(EventStoreError::nats)?;
+        }
+        Ok(())
+    }
+
     /// The last commit on an aggregate's subject, if any.
     pub async fn last_commit(
         &self,

@@ -1,1 +1,208 @@
-//! placeholder
+//! Helpers shared by the tests that run against the real services: a fresh
+//! PostgreSQL database per test, a unique NATS prefix per test (and clean-up
+//! of its streams), a private nats-server for tests that stop it, and
+//! polling for eventually consistent answers.
+//!
+//! The end-to-end tests themselves are in `tests/e2e/`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+
+/// The PostgreSQL server the tests use: `DATABASE_URL` without its database
+/// name (default the local one).
+pub fn postgres_server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/wablast".to_owned());
+    // Strip the database name (and any query) from the URL.
+    let without_query = url.split('?').next().unwrap_or(&url);
+    match without_query.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => without_query[..slash].to_owned(),
+        _ => without_query.to_owned(),
+    }
+}
+
+/// The NATS server the tests use (`NATS_URL`, default the local one).
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A prefix no other test uses (`WABLAST_NATS_PREFIX`).
+pub fn unique_prefix() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+}
+
+/// A database of the test's own, dropped with it.
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A name and URL for a database that does not exist yet (for tests of
+    /// the code that creates it).
+    pub fn planned() -> Self {
+        let name = format!("wablast_test_{}", uuid::Uuid::new_v4().simple());
+        Self {
+            url: format!("{}/{name}", postgres_server_url()),
+            name,
+        }
+    }
+
+    /// A new, empty database.
+    pub async fn create() -> Self {
+        let db = Self::planned();
+        let mut admin = admin_connection().await;
+        // The name is ours: `wablast_test_` and hex digits.
+        sqlx::raw_sql(AssertSqlSafe(format!("create database {}", db.name)))
+            .execute(&mut admin)
+            .await
+            .expect("test database created");
+        db
+    }
+}
+
+async fn admin_connection() -> PgConnection {
+    PgConnection::connect(&format!("{}/postgres", postgres_server_url()))
+        .await
+        .expect("PostgreSQL reachable (run scripts/services.sh)")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        block_on_own_runtime(async move {
+            let mut admin = admin_connection().await;
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                "drop database if exists {name} with (force)"
+            )))
+            .execute(&mut admin)
+            .await;
+        });
+    }
+}
+
+/// Deletes every stream whose name starts with `<prefix>_` (what a test's
+/// event log created). Blocking: for `Drop`.
+pub fn delete_streams(nats_url: &str, prefix: &str) {
+    let url = nats_url.to_owned();
+    let start = format!("{prefix}_");
+    block_on_own_runtime(async move {
+        use futures::StreamExt;
+        let Ok(client) = async_nats::connect(&url).await else {
+            return;
+        };
+        let js = async_nats::jetstream::new(client);
+        let names: Vec<String> = js
+            .stream_names()
+            .filter_map(|n| async move { n.ok() })
+            .collect()
+            .await;
+        for name in names.into_iter().filter(|n| n.starts_with(&start)) {
+            let _ = js.delete_stream(&name).await;
+        }
+    });
+}
+
+/// Runs a future to completion on a runtime of its own, in a thread of its
+/// own, so it can be called from `Drop` inside or outside a runtime.
+fn block_on_own_runtime(future: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(future);
+    })
+    .join();
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A nats-server with JetStream of the test's own, storing in `store`, on
+/// `port` (or a free one). Killed on drop.
+pub struct PrivateNats {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PrivateNats {
+    /// Starts it and waits until it listens.
+    pub fn start(store: &Path, port: Option<u16>) -> Self {
+        let port = port.unwrap_or_else(free_port);
+        let binary = [
+            "nats-server",
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+        .expect("nats-server installed (scripts/services.sh installs it)");
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it; returns its port, to start it again on the same one.
+    pub fn stop(mut self) -> u16 {
+        self.kill();
+        self.port
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

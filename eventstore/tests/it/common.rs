@@ -1,23 +1,16 @@
 //! Test harness: an isolated event log per test on the real NATS server
-//! (a unique prefix, streams deleted afterwards), a private nats-server for
-//! tests that restart it, and a small counter aggregate.
+//! (a unique prefix, streams deleted afterwards) and a small counter
+//! aggregate.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use wablast_eventstore::{EventLog, EventLogConfig, Prefix, StreamSpec};
-
-/// The NATS server the tests use (`NATS_URL`, default the local one).
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
+pub use wablast_tests::{PrivateNats, nats_url, unique_prefix};
 
 /// An event log with a prefix of its own; its streams are deleted on drop.
 pub struct TestLog {
@@ -32,8 +25,7 @@ impl TestLog {
     }
 
     pub async fn on(url: &str) -> Self {
-        let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        Self::with_prefix(url, &prefix).await
+        Self::with_prefix(url, &unique_prefix()).await
     }
 
     pub async fn with_prefix(url: &str, prefix: &str) -> Self {
@@ -64,84 +56,7 @@ pub async fn open_log(client: async_nats::Client, prefix: &str) -> EventLog {
 
 impl Drop for TestLog {
     fn drop(&mut self) {
-        let url = self.url.clone();
-        let streams: Vec<String> = self.log.stream_names().map(str::to_owned).collect();
-        // Drop cannot await: clean up on a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                if let Ok(client) = async_nats::connect(&url).await {
-                    let js = async_nats::jetstream::new(client);
-                    for stream in streams {
-                        let _ = js.delete_stream(&stream).await;
-                    }
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A nats-server of the test's own, on a free port, storing in `store`.
-/// Killed on drop.
-pub struct PrivateNats {
-    child: Child,
-    pub port: u16,
-}
-
-impl PrivateNats {
-    pub fn start(store: &Path, port: Option<u16>) -> Self {
-        let port = port.unwrap_or_else(|| {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        });
-        let binary = [
-            "nats-server",
-            "/usr/sbin/nats-server",
-            "/usr/bin/nats-server",
-        ]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok())
-        .expect("nats-server installed (scripts/services.sh installs it)");
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    pub fn stop(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wablast_tests::delete_streams(&self.url, self.log.prefix().as_str());
     }
 }
 

@@ -78,11 +78,11 @@ impl Worker for Recorder {
         if self.fatal_on == Some(n) {
             return Err(WorkError::fatal(format!("cannot handle {n}")));
         }
-        if let Some(left) = self.fail_first.lock().unwrap().get_mut(&n) {
-            if *left > 0 {
-                *left -= 1;
-                return Err(WorkError::retryable("database busy"));
-            }
+        if let Some(left) = self.fail_first.lock().unwrap().get_mut(&n)
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(WorkError::retryable("database busy"));
         }
         Ok(())
     }

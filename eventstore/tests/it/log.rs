@@ -349,7 +349,11 @@ async fn replay_from_zero_returns_every_event_of_every_aggregate_in_log_order() 
     // One tenant only.
     let tenant: Vec<RecordedEvent> = t
         .log
-        .replay(&stream, Some(t.log.prefix().tenant_aggregate_subjects("t2", "counter")), 0)
+        .replay(
+            &stream,
+            Some(t.log.prefix().tenant_aggregate_subjects("t2", "counter")),
+            0,
+        )
         .await
         .unwrap()
         .try_collect()
@@ -512,4 +516,65 @@ async fn the_cqrs_es_framework_runs_on_the_repository_and_detects_races() {
     let events = store.load_events(&id).await.unwrap();
     assert_eq!(events.len(), 4);
     assert!(events.iter().enumerate().all(|(i, e)| e.sequence == i + 1));
+}
+
+#[tokio::test]
+async fn opening_the_log_again_is_idempotent_and_its_streams_are_protected() {
+    let t = TestLog::new().await;
+    let key = key("t1");
+    let seq = t.log.append(0, &added(&key, 1, 1, 1)).await.unwrap();
+
+    let again = open_log(t.client.clone(), t.log.prefix().as_str()).await;
+
+    let events = again
+        .stream(again.stream_name_of("counter").unwrap())
+        .unwrap();
+    let info = events.get_info().await.unwrap();
+    assert_eq!(info.state.messages, 1, "reopening keeps what was written");
+    assert!(info.config.allow_direct && info.config.deny_delete && info.config.deny_purge);
+    assert_eq!(
+        info.config.storage,
+        async_nats::jetstream::stream::StorageType::File
+    );
+    assert_eq!(
+        info.config.subjects,
+        vec![format!("{}.ev.*.counter.*", t.log.prefix())]
+    );
+    assert_eq!(
+        info.config.max_age,
+        std::time::Duration::ZERO,
+        "kept forever"
+    );
+    let messages = again
+        .stream(again.stream_name_of("message").unwrap())
+        .unwrap();
+    let retention = messages.get_info().await.unwrap().config.max_age;
+    assert_eq!(retention, std::time::Duration::from_secs(3600));
+    // Nothing can be deleted from the log by hand.
+    assert!(events.delete_message(seq).await.is_err());
+    assert!(events.purge().await.is_err());
+    assert_eq!(events.get_info().await.unwrap().state.messages, 1);
+}
+
+#[tokio::test]
+async fn an_aggregate_type_in_two_streams_is_refused_at_open() {
+    let client = async_nats::connect(crate::common::nats_url())
+        .await
+        .unwrap();
+    let prefix = crate::common::unique_prefix();
+
+    let result = wablast_eventstore::EventLog::open(
+        client,
+        wablast_eventstore::EventLogConfig::new(
+            wablast_eventstore::Prefix::parse(&prefix).unwrap(),
+            vec![
+                wablast_eventstore::StreamSpec::kept_forever("a", &["counter"]),
+                wablast_eventstore::StreamSpec::kept_forever("b", &["counter"]),
+            ],
+        ),
+    )
+    .await;
+
+    assert!(result.is_err());
+    wablast_tests::delete_streams(&crate::common::nats_url(), &prefix);
 }

@@ -1,0 +1,121 @@
+//! The `wablast` binary's library: command line, configuration, telemetry,
+//! and the [`Application`] that wires the API (and, as they arrive, the
+//! projector and the session engine) to NATS and PostgreSQL.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the subcommands.
+//! - [`config`]: [`config::Settings`] from environment variables.
+//! - [`telemetry`]: tracing set-up.
+//! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
+
+pub mod cli;
+pub mod config;
+pub mod shutdown;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use wablast_api::AppState;
+use wablast_eventstore::EventLog;
+
+use crate::config::Settings;
+
+/// Connects to NATS and opens the event log, creating or updating its
+/// streams.
+pub async fn open_event_log(settings: &Settings) -> anyhow::Result<EventLog> {
+    let client = async_nats::ConnectOptions::new()
+        .name("wablast")
+        .connect(&settings.nats_url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", settings.nats_url))?;
+    EventLog::open(client, settings.event_log()?)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the event log on {} (is JetStream enabled?)",
+                settings.nats_url
+            )
+        })
+}
+
+/// A pool for the query tables. Connections are made on demand, so the API
+/// starts (and says it is not ready) while PostgreSQL is away.
+pub fn database_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(&settings.database_url)
+        .context("invalid DATABASE_URL")
+}
+
+/// Creates the database if missing and applies pending migrations.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    if wablast_migrations::ensure_database(&settings.database_url)
+        .await
+        .context("cannot reach PostgreSQL to create the database")?
+    {
+        info!("database created");
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&settings.database_url)
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    wablast_migrations::run(&pool)
+        .await
+        .context("migrations failed")?;
+    pool.close().await;
+    info!("migrations applied");
+    Ok(())
+}
+
+/// A running wablast: the HTTP API bound to its listener.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to NATS and PostgreSQL and binds the listener (port 0 picks
+    /// a free port: see [`Application::address`]).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let log = open_event_log(settings).await?;
+        let db = database_pool(settings)?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            state: AppState { db, log },
+        })
+    }
+
+    /// Where the API listens.
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes the requests in
+    /// flight.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        info!(address = %self.address(), "API listening");
+        let db = self.state.db.clone();
+        axum::serve(self.listener, wablast_api::router(self.state))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("HTTP server failed")?;
+        db.close().await;
+        info!("stopped");
+        Ok(())
+    }
+}

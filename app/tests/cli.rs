@@ -1,0 +1,151 @@
+//! The `wablast` binary as an operator runs it.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use wablast_tests::{TestDatabase, delete_streams, free_port, nats_url, unique_prefix};
+
+fn wablast(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wablast"));
+    command
+        .args(args)
+        .env("NATS_URL", nats_url())
+        .env("WABLAST_LOG_FORMAT", "json")
+        .env_remove("RUST_BACKTRACE");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    wablast(args, env).output().expect("wablast runs")
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_is_idempotent() {
+    let db = TestDatabase::planned();
+
+    let first = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    let second = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
+
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let migrations = wablast_migrations::MIGRATOR.iter().count() as i64;
+    assert_eq!(applied, migrations);
+    let checkpoints: i64 = sqlx::query_scalar("select count(*) from projection_checkpoint")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(checkpoints, 0);
+    pool.close().await;
+}
+
+#[test]
+fn subcommands_not_built_yet_fail_and_say_so() {
+    for args in [
+        &["projector"][..],
+        &["engine"],
+        &["verify"],
+        &["replay", "--all"],
+        &["audit", "session", "x"],
+        &["admin", "create"],
+    ] {
+        let output = run(args, &[]);
+
+        assert!(
+            !output.status.success(),
+            "{args:?} must not pretend to succeed"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not built yet"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused_with_a_clear_message() {
+    let bad_prefix = run(&["api"], &[("WABLAST_NATS_PREFIX", "wa.blast")]);
+    let bad_listen = run(&["api"], &[("WABLAST_LISTEN", "not-an-address")]);
+    let no_nats = run(
+        &["api"],
+        &[("NATS_URL", &format!("nats://127.0.0.1:{}", free_port()))],
+    );
+
+    for (output, expected) in [
+        (bad_prefix, "invalid prefix"),
+        (bad_listen, "invalid value 'not-an-address'"),
+        (no_nats, "cannot connect to NATS"),
+    ] {
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn all_migrates_serves_and_stops_gracefully_on_sigterm() {
+    let db = TestDatabase::planned();
+    let prefix = unique_prefix();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = wablast(
+        &["all"],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("WABLAST_NATS_PREFIX", &prefix),
+            ("WABLAST_LISTEN", &listen),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let http = reqwest::Client::new();
+
+    let started = Instant::now();
+    let ready = loop {
+        if let Ok(response) = http.get(format!("http://{listen}/readyz")).send().await {
+            break response;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "wablast all did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.status(), 200, "ready on a fresh database and prefix");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("wablast all did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    delete_streams(&nats_url(), &prefix);
+}

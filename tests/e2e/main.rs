@@ -1,0 +1,6 @@
+//! End-to-end tests: wablast started through the same `Application::build`
+//! as production, on port 0, against the real NATS JetStream and
+//! PostgreSQL, each test with its own database and NATS prefix.
+
+mod app;
+mod operations;
