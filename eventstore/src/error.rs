@@ -24,6 +24,9 @@ pub enum EventStoreError {
     /// No stream of this event log holds this aggregate type.
     #[error("no stream is configured for aggregate type {0:?}")]
     UnknownAggregateType(String),
+    /// No stream of this event log has this name.
+    #[error("no stream {0:?} in this event log")]
+    UnknownStream(String),
     /// A stored commit could not be decoded, or an event not encoded.
     #[error("malformed commit at stream sequence {sequence}: {source}")]
     Malformed {
@@ -65,6 +68,7 @@ impl From<EventStoreError> for PersistenceError {
             EventStoreError::Malformed { .. } => Self::DeserializationError(Box::new(err)),
             EventStoreError::InvalidName { .. }
             | EventStoreError::UnknownAggregateType(_)
+            | EventStoreError::UnknownStream(_)
             | EventStoreError::InvalidCommit { .. } => Self::UnknownError(Box::new(err)),
         }
     }

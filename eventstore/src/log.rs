@@ -226,7 +226,7 @@ impl EventLog {
         self.inner
             .streams
             .get(name)
-            .ok_or_else(|| EventStoreError::UnknownAggregateType(name.to_owned()))
+            .ok_or_else(|| EventStoreError::UnknownStream(name.to_owned()))
     }
 
     fn stream_of(

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run the whole test suite: `scripts/test.sh [extra cargo test args]`.
+#
+# Makes sure PostgreSQL and NATS (JetStream) are running locally (see
+# scripts/services.sh), then runs `cargo test --workspace --locked`. Tests
+# create their own fresh databases and NATS prefixes; some start a private
+# nats-server, so the nats-server binary is installed even when another NATS
+# already listens on the default port.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wablast}"
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+
+bash scripts/services.sh --nats-binary
+
+echo "test: cargo test --workspace --locked $*"
+exec cargo test --workspace --locked "$@"
