@@ -362,8 +362,19 @@ async fn dead_letter(
     reason: &str,
 ) -> Result<(), EventStoreError> {
     use dead_letter_headers as h;
-    let mut headers = delivery.headers.clone().unwrap_or_default();
-    // The original's dedupe id would make the dead-letter stream drop it.
+    // The original's own headers, but none of its `Nats-*` publish
+    // directives: its expected subject sequence would be checked against the
+    // dead-letter subject, and its message id would be taken as a duplicate.
+    let mut headers = HeaderMap::new();
+    for (name, values) in delivery.headers.iter().flat_map(HeaderMap::iter) {
+        let name_str: &str = name.as_ref();
+        if !name_str.to_ascii_lowercase().starts_with("nats-") {
+            for value in values {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    // Dead-lettering the same delivery twice (the term was lost) stores it once.
     headers.insert(
         async_nats::header::NATS_MESSAGE_ID,
         format!("{}:{}", spec.name, delivery.stream_sequence).as_str(),

@@ -250,7 +250,7 @@ impl EventLog {
     ///
     /// # Returns
     /// The stream sequence the commit was written at.
-    #[instrument(skip_all, fields(subject, expected_last), err(level = "debug"))]
+    #[instrument(skip_all, fields(subject = tracing::field::Empty, expected_last), err(level = "debug"))]
     pub async fn append(
         &self,
         expected_last: u64,

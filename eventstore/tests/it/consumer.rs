@@ -344,3 +344,59 @@ async fn a_strictly_ordered_consumer_resumes_at_the_message_it_stopped_at() {
     let order: Vec<i64> = fixed.seen().iter().map(|(n, _)| *n).collect();
     assert_eq!(order, vec![2, 3, 4]);
 }
+
+/// Always fails: every message ends as a dead letter.
+struct Hopeless;
+
+impl Worker for Hopeless {
+    async fn handle(&self, _: &Delivery) -> Result<(), WorkError> {
+        Err(WorkError::retryable("never works"))
+    }
+}
+
+#[tokio::test]
+async fn every_poison_message_of_a_consumer_reaches_the_dead_letter_subject() {
+    let t = TestLog::new().await;
+    // Commits that are not their aggregate's first carry a non-zero expected
+    // subject sequence; the dead letters must not inherit it. (The first
+    // commit, elsewhere, keeps the two streams' sequences from lining up.)
+    publish(&t, 0).await;
+    let key = AggregateKey::new("t1", uuid::Uuid::now_v7()).unwrap();
+    let mut last = 0;
+    for n in 1..=3 {
+        let mut commit = Commit::new("counter", &key, &CommandMetadata::new(Actor::System));
+        commit.push(
+            n as u64,
+            "Added".into(),
+            "1.0".into(),
+            json!({"Added": {"n": n, "total": n}}),
+        );
+        last = t.log.append(last, &commit).await.unwrap();
+    }
+    let mut spec = spec(&t, "hopeless");
+    spec.max_deliveries = 1;
+    let shutdown = CancellationToken::new();
+    let dlq = t
+        .log
+        .stream(t.log.dead_letter_stream_name())
+        .unwrap()
+        .clone();
+
+    let run = run_consumer(&t.log, &spec, &Hopeless, shutdown.clone());
+    let watch = async {
+        let letters = wablast_tests::wait_for("four dead letters", Duration::from_secs(20), || {
+            let dlq = dlq.clone();
+            async move {
+                let state = dlq.get_info().await.ok()?.state;
+                (state.messages == 4).then_some(state.messages)
+            }
+        })
+        .await;
+        shutdown.cancel();
+        letters
+    };
+    let (result, letters) = tokio::join!(run, watch);
+
+    result.unwrap();
+    assert_eq!(letters, 4);
+}
