@@ -15,5 +15,13 @@ export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 
 bash scripts/services.sh --nats-binary
 
-echo "test: cargo test --workspace --locked $*"
-exec cargo test --workspace --locked "$@"
+echo "test: cargo test --workspace --locked --no-fail-fast $*"
+# cargo prints one result line per test binary, the last often an empty
+# doc-test run: end with the totals so the outcome reads at a glance.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
