@@ -7,7 +7,12 @@
 //!   (b2) `CommandHandler::execute`, (b3) cqrs-es `CqrsFramework::execute` over
 //!   `JetStreamEventRepository`, each as a % of (a);
 //! - (c) latency of one `CommandHandler::execute` (load, decide, commit) on
-//!   aggregates with 10, 100 and 1,000 prior commits.
+//!   aggregates with 10, 100 and 1,000 prior commits, and with 100 prior
+//!   commits spread over a busy stream.
+//!
+//! Diagnostics next to each figure (publish options one by one, CPU per
+//! operation of this process and of a local nats-server, the parts of a
+//! load) say where the time goes.
 //!
 //! ```text
 //! cargo bench -p wablast-eventstore --bench eventlog
@@ -15,20 +20,26 @@
 //! ```
 //!
 //! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`), `BENCH_QUICK=1`
-//! (small sizes, for smoke runs), `BENCH_MESSAGES` (messages of (a)),
+//! (small sizes, for smoke runs; the default when the binary is not started
+//! by `cargo bench`, e.g. by `cargo test --all-targets`; `BENCH_QUICK=0`
+//! forces full sizes), `BENCH_MESSAGES` (messages of (a)),
 //! `BENCH_AGGREGATES` (new aggregates of each (b) run), `BENCH_WINDOW` (acks in
 //! flight in (a)), `BENCH_CONCURRENCY` (tasks in (b)), `BENCH_SAMPLES` (per
 //! history length in (c)), `BENCH_HISTORIES` (comma separated prior commit
-//! counts for (c)), `BENCH_EVENT_PAD` (bytes of padding in each event).
+//! counts for (c)), `BENCH_SPARSE_GAP` (commits of other aggregates between
+//! two of a sampled aggregate in the extra "busy stream" run of (c) at 100
+//! prior commits; 0 skips it), `BENCH_EVENT_PAD` (bytes of padding in each
+//! event).
 //!
 //! Every stream is created under a fresh prefix (`bench<8 hex>`) and deleted
 //! at the end, also when a phase fails.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{
     self, context::PublishAckFuture, message::PublishMessage, stream::Config as StreamConfig,
     stream::StorageType,
@@ -166,12 +177,18 @@ struct Settings {
     concurrency: usize,
     samples: usize,
     histories: Vec<usize>,
+    sparse_gap: usize,
     event_pad: usize,
 }
 
 impl Settings {
     fn from_env() -> Result<Self, BoxError> {
-        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+        // binary without it, and then gets a smoke run.
+        let quick = match std::env::var("BENCH_QUICK") {
+            Ok(v) => !v.is_empty() && v != "0",
+            Err(_) => !std::env::args().any(|arg| arg == "--bench"),
+        };
         let pick = |full: usize, smoke: usize| if quick { smoke } else { full };
         let messages = env_usize("BENCH_MESSAGES", pick(50_000, 2_000))?;
         let histories = match std::env::var("BENCH_HISTORIES") {
@@ -193,6 +210,7 @@ impl Settings {
             concurrency: env_usize("BENCH_CONCURRENCY", 512)?.max(1),
             samples: env_usize("BENCH_SAMPLES", pick(200, 30))?.max(1),
             histories,
+            sparse_gap: env_usize("BENCH_SPARSE_GAP", pick(1_000, 50))?,
             event_pad: env_usize("BENCH_EVENT_PAD", 64)?,
         })
     }
@@ -209,6 +227,74 @@ fn env_usize(name: &str, default: usize) -> Result<usize, BoxError> {
 // Measuring.
 // ---------------------------------------------------------------------------
 
+/// Clock ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
+const CLOCK_TICKS_PER_SEC: u64 = 100;
+
+/// The local nats-server's pid, if exactly one runs on this machine.
+static SERVER_PID: OnceLock<Option<String>> = OnceLock::new();
+
+fn server_pid() -> Option<&'static str> {
+    SERVER_PID
+        .get_or_init(|| {
+            let pids: Vec<String> = std::fs::read_dir("/proc")
+                .ok()?
+                .filter_map(Result::ok)
+                .filter_map(|entry| {
+                    let pid = entry.file_name().into_string().ok()?;
+                    let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+                    (comm.trim() == "nats-server").then_some(pid)
+                })
+                .collect();
+            match pids.as_slice() {
+                [pid] => Some(pid.clone()),
+                _ => None,
+            }
+        })
+        .as_deref()
+}
+
+/// User + system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU used by this process and by the local nats-server during a run
+/// (Linux only; 10 ms resolution).
+struct CpuMeter {
+    client: Option<u64>,
+    server: Option<u64>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct CpuUsed {
+    client: Option<Duration>,
+    server: Option<Duration>,
+}
+
+impl CpuMeter {
+    fn start() -> Self {
+        Self {
+            client: cpu_ticks("self"),
+            server: server_pid().and_then(cpu_ticks),
+        }
+    }
+
+    fn stop(self) -> CpuUsed {
+        let since = |before: Option<u64>, now: Option<u64>| {
+            Some(Duration::from_millis(
+                (now? - before?) * 1_000 / CLOCK_TICKS_PER_SEC,
+            ))
+        };
+        CpuUsed {
+            client: since(self.client, cpu_ticks("self")),
+            server: since(self.server, server_pid().and_then(cpu_ticks)),
+        }
+    }
+}
+
 /// The outcome of a throughput run.
 struct Throughput {
     ok: usize,
@@ -217,6 +303,7 @@ struct Throughput {
     elapsed: Duration,
     /// Per-operation latencies, when measured.
     latencies: Vec<Duration>,
+    cpu: CpuUsed,
 }
 
 impl Throughput {
@@ -241,6 +328,25 @@ impl Throughput {
                 ms(p.max)
             );
         }
+        let per_op = |cpu: Option<Duration>| match cpu {
+            Some(cpu) if self.ok > 0 => {
+                format!("{:5.1} us", cpu.as_secs_f64() * 1e6 / self.ok as f64)
+            }
+            _ => "  n/a".to_owned(),
+        };
+        let busy = match (self.cpu.client, self.cpu.server) {
+            (Some(client), Some(server)) => format!(
+                "{:.2}",
+                (client + server).as_secs_f64() / self.elapsed.as_secs_f64()
+            ),
+            _ => "n/a".to_owned(),
+        };
+        println!(
+            "{:<58} cpu per op: client {}, nats-server {}; cores busy {busy}",
+            "",
+            per_op(self.cpu.client),
+            per_op(self.cpu.server)
+        );
         if self.errors > 0 {
             println!(
                 "{:<58} !! {} errors, first: {}",
@@ -297,6 +403,7 @@ where
     let next = Arc::new(AtomicUsize::new(0));
     let op = Arc::new(op);
     let mut tasks = JoinSet::new();
+    let cpu = CpuMeter::start();
     let start = Instant::now();
     for _ in 0..concurrency.min(n) {
         let next = next.clone();
@@ -328,6 +435,7 @@ where
         first_error: None,
         elapsed: Duration::ZERO,
         latencies: Vec::with_capacity(n),
+        cpu: CpuUsed::default(),
     };
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -348,6 +456,7 @@ where
         }
     }
     total.elapsed = start.elapsed();
+    total.cpu = cpu.stop();
     total
 }
 
@@ -355,29 +464,88 @@ where
 // (a) Raw JetStream publishing.
 // ---------------------------------------------------------------------------
 
-/// How the raw messages are published.
-#[derive(Clone, Copy, PartialEq)]
-enum RawMode {
-    /// One subject, no headers: the plain reference.
-    Plain,
-    /// What `EventLog::append` sends: a subject per message, a `Nats-Msg-Id`,
+/// What each raw message carries, so that the cost of each publish option
+/// of `EventLog::append` shows on its own.
+#[derive(Clone, Copy)]
+struct RawMode {
+    /// A subject per message (as an aggregate per commit), else one subject.
+    subject_per_message: bool,
+    /// A unique `Nats-Msg-Id` (the server's duplicate check).
+    msg_id: bool,
     /// `Nats-Expected-Last-Subject-Sequence: 0` and the event types header.
-    LogLike,
+    expected_last: bool,
+}
+
+impl RawMode {
+    /// One subject, no headers: the reference.
+    const PLAIN: Self = Self {
+        subject_per_message: false,
+        msg_id: false,
+        expected_last: false,
+    };
+    const SUBJECTS: Self = Self {
+        subject_per_message: true,
+        ..Self::PLAIN
+    };
+    const SUBJECTS_MSG_ID: Self = Self {
+        msg_id: true,
+        ..Self::SUBJECTS
+    };
+    /// What `EventLog::append` sends for a new aggregate.
+    const LOG_LIKE: Self = Self {
+        expected_last: true,
+        ..Self::SUBJECTS_MSG_ID
+    };
 }
 
 fn raw_message(prefix: &str, mode: RawMode, i: usize, payload: &Bytes) -> (String, PublishMessage) {
-    let message = PublishMessage::build().payload(payload.clone());
-    match mode {
-        RawMode::Plain => (format!("{prefix}.raw.all"), message),
-        RawMode::LogLike => {
-            let subject = format!("{prefix}.raw.m{i:06}");
-            let message = message
-                .message_id(format!("{}@{subject}", Uuid::now_v7()))
-                .expected_last_subject_sequence(0)
-                .header(EVENT_TYPES_HEADER, "Added");
-            (subject, message)
-        }
+    let subject = if mode.subject_per_message {
+        format!("{prefix}.raw.m{i:06}")
+    } else {
+        format!("{prefix}.raw.all")
+    };
+    let mut message = PublishMessage::build().payload(payload.clone());
+    if mode.msg_id {
+        message = message.message_id(format!("{}@{subject}", Uuid::now_v7()));
     }
+    if mode.expected_last {
+        message = message
+            .expected_last_subject_sequence(0)
+            .header(EVENT_TYPES_HEADER, "Added");
+    }
+    (subject, message)
+}
+
+/// How a raw run keeps publishes in flight.
+#[derive(Clone, Copy)]
+enum Pipelining {
+    /// One task, up to this many acks in flight.
+    Window(usize),
+    /// This many tasks, each awaiting its ack before the next publish (the
+    /// concurrency model of (b)).
+    Tasks(usize),
+}
+
+/// One raw run on a fresh stream named `<prefix>_<name>`, deleted after.
+#[allow(clippy::too_many_arguments)]
+async fn raw_run(
+    js: &jetstream::Context,
+    prefix: &str,
+    streams: &mut Vec<String>,
+    name: &str,
+    mode: RawMode,
+    pipelining: Pipelining,
+    n: usize,
+    payload: &Bytes,
+) -> Result<Throughput, BoxError> {
+    let stream = raw_stream(js, prefix, name, streams).await?;
+    let result = match pipelining {
+        Pipelining::Window(window) => raw_windowed(js, prefix, mode, n, window, payload).await,
+        Pipelining::Tasks(tasks) => raw_tasks(js, prefix, mode, n, tasks, payload).await,
+    };
+    check_count(js, &stream, result.ok).await?;
+    drop_stream(js, streams, &stream).await;
+    Ok(result)
 }
 
 /// A fresh file-storage stream for raw publishing.
@@ -434,6 +602,7 @@ async fn raw_windowed(
             first_error.get_or_insert(err);
         }
     };
+    let cpu = CpuMeter::start();
     let start = Instant::now();
     for i in 0..n {
         let (subject, message) = raw_message(prefix, mode, i, payload);
@@ -450,12 +619,14 @@ async fn raw_windowed(
     while let Some(result) = in_flight.next().await {
         note(result.map(drop).map_err(|e| e.to_string()));
     }
+    let elapsed = start.elapsed();
     Throughput {
         ok,
         errors,
         first_error,
-        elapsed: start.elapsed(),
+        elapsed,
         latencies: Vec::new(),
+        cpu: cpu.stop(),
     }
 }
 
@@ -464,6 +635,7 @@ async fn raw_windowed(
 async fn raw_tasks(
     js: &jetstream::Context,
     prefix: &str,
+    mode: RawMode,
     n: usize,
     concurrency: usize,
     payload: &Bytes,
@@ -473,7 +645,7 @@ async fn raw_tasks(
     let payload = payload.clone();
     run_concurrently(n, concurrency, move |i| {
         let js = js.clone();
-        let (subject, message) = raw_message(&prefix, RawMode::LogLike, i, &payload);
+        let (subject, message) = raw_message(&prefix, mode, i, &payload);
         async move {
             let ack: PublishAckFuture = js
                 .send_publish(subject, message)
@@ -500,26 +672,38 @@ async fn seed(
     label: &str,
     aggregates: usize,
     commits: usize,
+    gap: usize,
     note: &str,
 ) -> Result<Vec<AggregateKey>, BoxError> {
     let keys = (0..aggregates)
         .map(|i| key(label, i))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tasks = JoinSet::new();
-    for key in keys.clone() {
-        let log = log.clone();
-        let note = note.to_owned();
-        tasks.spawn(async move {
-            let mut last = 0;
-            for sequence in 1..=commits as u64 {
-                let commit = added_commit(&key, sequence, &note)?;
-                last = log.append(last, &commit).await?;
-            }
-            Ok::<_, BoxError>(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined??;
+    let mut last = vec![0; aggregates];
+    for round in 1..=commits {
+        // One commit on every aggregate, concurrently: their commits
+        // interleave in the stream as busy aggregates' commits do.
+        let appends = keys
+            .iter()
+            .zip(&last)
+            .map(|(key, &expected)| {
+                let commit = added_commit(key, round as u64, note);
+                async move { Ok::<_, BoxError>(log.append(expected, &commit?).await?) }
+            })
+            .collect::<Vec<_>>();
+        last = futures::future::try_join_all(appends).await?;
+        // Then `gap` commits of other (new) aggregates.
+        if gap > 0 {
+            let filler = format!("{label}-f{round}");
+            let written = futures::stream::iter(0..gap)
+                .map(|j| {
+                    let commit = key(&filler, j).and_then(|k| added_commit(&k, 1, note));
+                    async move { Ok::<_, BoxError>(log.append(0, &commit?).await?) }
+                })
+                .buffer_unordered(256)
+                .collect::<Vec<_>>()
+                .await;
+            written.into_iter().collect::<Result<Vec<_>, _>>()?;
+        }
     }
     Ok(keys)
 }
@@ -529,6 +713,24 @@ async fn seed(
 fn aggregates_for(history: usize, samples: usize) -> usize {
     let growth = (history / 10).max(1);
     samples.div_ceil(growth).max(1)
+}
+
+/// Client CPU of the commit path without the server, on one thread: building
+/// a commit as (b1) does, and serializing it as `EventLog::append` does.
+fn commit_cpu(n: usize, note: &str) -> Result<(Duration, Duration), BoxError> {
+    let began = Instant::now();
+    let commits = (0..n)
+        .map(|i| key("cpu", i).and_then(|k| added_commit(&k, 1, note)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let build = began.elapsed() / n as u32;
+    let began = Instant::now();
+    let mut bytes = 0;
+    for commit in &commits {
+        bytes += serde_json::to_vec(commit)?.len();
+    }
+    let serialize = began.elapsed() / n as u32;
+    std::hint::black_box(bytes);
+    Ok((build, serialize))
 }
 
 /// Latency of `samples` appends in a row to one new aggregate, each
@@ -552,25 +754,38 @@ async fn sequential_appends(
 
 struct LatencyResult {
     history: usize,
+    /// Commits of other aggregates between two of a sampled aggregate.
+    gap: usize,
     aggregates: usize,
     execute: Percentiles,
     load: Percentiles,
+    /// CPU used by the loads (this process, nats-server).
+    load_cpu: CpuUsed,
     last_commit: Percentiles,
+    consumer_create: Percentiles,
+    consumer_delete: Percentiles,
 }
 
 async fn latency_at(
     handler: &CommandHandler<Counter>,
     history: usize,
+    gap: usize,
     samples: usize,
     note: &str,
 ) -> Result<LatencyResult, BoxError> {
     let aggregates = aggregates_for(history, samples);
-    let label = format!("c{history}");
+    let label = format!("c{history}g{gap}");
     let seeding = Instant::now();
-    let keys = seed(handler.log(), &label, aggregates, history, note).await?;
+    let keys = seed(handler.log(), &label, aggregates, history, gap, note).await?;
     println!(
-        "  seeded {aggregates} aggregate(s) x {history} commits in {:.2} s (not timed)",
-        seeding.elapsed().as_secs_f64()
+        "  seeded {aggregates} aggregate(s) x {history} commits{} in {:.2} s (not timed): each aggregate's history spans ~{} stream messages",
+        if gap > 0 {
+            format!(", {gap} other commits between rounds")
+        } else {
+            String::new()
+        },
+        seeding.elapsed().as_secs_f64(),
+        history * (aggregates + gap)
     );
 
     // The direct get of the last commit that starts every load.
@@ -585,9 +800,44 @@ async fn latency_at(
         }
     }
 
+    // Creating and deleting an ephemeral consumer like the one a load
+    // reads through (same configuration as `EventLog::load`).
+    let stream = handler
+        .log()
+        .stream(handler.log().stream_name_of(Counter::TYPE)?)?;
+    let mut consumer_create = Vec::with_capacity(samples);
+    let mut consumer_delete = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let key = &keys[i % aggregates];
+        let began = Instant::now();
+        let consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: 1 },
+                ack_policy: AckPolicy::None,
+                filter_subject: handler.log().prefix().aggregate_subject(Counter::TYPE, key),
+                memory_storage: true,
+                inactive_threshold: Duration::from_secs(10),
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await?;
+        consumer_create.push(began.elapsed());
+        if consumer.cached_info().num_pending != history as u64 {
+            return Err(format!(
+                "{key}: consumer sees {} pending",
+                consumer.cached_info().num_pending
+            )
+            .into());
+        }
+        let began = Instant::now();
+        stream.delete_consumer(&consumer.cached_info().name).await?;
+        consumer_delete.push(began.elapsed());
+    }
+
     // Load only, before any command, so that every load sees exactly
     // `history` commits.
     let mut load = Vec::with_capacity(samples);
+    let cpu = CpuMeter::start();
     for i in 0..samples {
         let key = &keys[i % aggregates];
         let began = Instant::now();
@@ -601,6 +851,7 @@ async fn latency_at(
             .into());
         }
     }
+    let load_cpu = cpu.stop();
 
     let mut execute = Vec::with_capacity(samples);
     for i in 0..samples {
@@ -627,10 +878,14 @@ async fn latency_at(
 
     Ok(LatencyResult {
         history,
+        gap,
         aggregates,
         execute: Percentiles::of(execute),
         load: Percentiles::of(load),
+        load_cpu,
         last_commit: Percentiles::of(last_commit),
+        consumer_create: Percentiles::of(consumer_create),
+        consumer_delete: Percentiles::of(consumer_delete),
     })
 }
 
@@ -653,6 +908,11 @@ async fn main() -> Result<(), BoxError> {
     .await?;
     let js = log.jetstream().clone();
     let mut streams: Vec<String> = log.stream_names().map(str::to_owned).collect();
+    // The snapshot bucket's stream.
+    streams.push(format!(
+        "KV_{}",
+        Prefix::parse(&prefix)?.stream_name("snapshots")
+    ));
 
     let result = run(&settings, &client, &log, &prefix, &mut streams).await;
 
@@ -696,6 +956,15 @@ async fn run(
             "full"
         }
     );
+    if cfg!(debug_assertions) {
+        println!("debug build (cargo test?): the figures below mean nothing, only that it runs");
+    }
+    match server_pid() {
+        Some(pid) => {
+            println!("cpu: this process and the local nats-server (pid {pid}) measured from /proc")
+        }
+        None => println!("cpu: nats-server not found (or not unique) locally; server cpu n/a"),
+    }
     println!(
         "sizes: (a) {} msgs, window {}; (b) {} new aggregates per run, {} tasks; (c) {} samples at {:?} prior commits",
         settings.messages,
@@ -713,57 +982,62 @@ async fn run(
     );
 
     // (a)
-    println!("\n-- (a) raw JetStream publish with ack (send_publish, fresh file stream) --");
-    let raw_name = raw_stream(&js, prefix, "RAW_A", streams).await?;
-    let raw = raw_windowed(
+    println!("\n-- (a) raw JetStream publish with ack (send_publish, fresh file stream each) --");
+    let window = Pipelining::Window(settings.window);
+    let n = settings.messages;
+    let raw_before = raw_run(
         &js,
         prefix,
-        RawMode::Plain,
-        settings.messages,
-        settings.window,
+        streams,
+        "RAW_A",
+        RawMode::PLAIN,
+        window,
+        n,
         &payload,
     )
-    .await;
-    raw.print(&format!(
+    .await?;
+    raw_before.print(&format!(
         "(a)  one subject, no headers, window {}",
         settings.window
     ));
-    check_count(&js, &raw_name, raw.ok).await?;
-    drop_stream(&js, streams, &raw_name).await;
-
-    println!("   diagnostics (what the log sends, same server):");
-    let raw_name = raw_stream(&js, prefix, "RAW_HDR", streams).await?;
-    let raw_hdr = raw_windowed(
-        &js,
-        prefix,
-        RawMode::LogLike,
-        settings.messages,
-        settings.window,
-        &payload,
-    )
-    .await;
-    raw_hdr.print(&format!(
-        "(a') subject/msg, msg-id, expected-last-subj-seq, window {}",
-        settings.window
-    ));
-    check_count(&js, &raw_name, raw_hdr.ok).await?;
-    drop_stream(&js, streams, &raw_name).await;
-
-    let raw_name = raw_stream(&js, prefix, "RAW_TASKS", streams).await?;
-    let raw_tasks = raw_tasks(
-        &js,
-        prefix,
-        settings.messages,
-        settings.concurrency,
-        &payload,
-    )
-    .await;
-    raw_tasks.print(&format!(
-        "(a\") as (a'), {} tasks each awaiting its ack",
-        settings.concurrency
-    ));
-    check_count(&js, &raw_name, raw_tasks.ok).await?;
-    drop_stream(&js, streams, &raw_name).await;
+    println!("   diagnostics: the publish options of EventLog::append, one at a time");
+    let mut diagnostics = Vec::new();
+    for (name, label, mode, pipelining) in [
+        (
+            "RAW_S",
+            format!("(a1) + subject per message, window {}", settings.window),
+            RawMode::SUBJECTS,
+            window,
+        ),
+        (
+            "RAW_SM",
+            format!("(a2) + Nats-Msg-Id, window {}", settings.window),
+            RawMode::SUBJECTS_MSG_ID,
+            window,
+        ),
+        (
+            "RAW_SME",
+            format!(
+                "(a3) + expected-last-subj-seq 0 (= log), window {}",
+                settings.window
+            ),
+            RawMode::LOG_LIKE,
+            window,
+        ),
+        (
+            "RAW_SME_T",
+            format!(
+                "(a4) as (a3), {} tasks each awaiting its ack",
+                settings.concurrency
+            ),
+            RawMode::LOG_LIKE,
+            Pipelining::Tasks(settings.concurrency),
+        ),
+    ] {
+        let run = raw_run(&js, prefix, streams, name, mode, pipelining, n, &payload).await?;
+        run.print(&label);
+        diagnostics.push(run);
+    }
 
     // (b)
     let events_stream = log.stream_name_of(Counter::TYPE)?.to_owned();
@@ -771,6 +1045,12 @@ async fn run(
     println!(
         "\n-- (b) commits/s for NEW aggregates, one commit each, {} concurrent tasks --",
         settings.concurrency
+    );
+    let (build, serialize) = commit_cpu(settings.aggregates.min(20_000), &note)?;
+    println!(
+        "client cpu without the server, one thread: build a commit {:.1} us, serde_json::to_vec it {:.1} us",
+        build.as_secs_f64() * 1e6,
+        serialize.as_secs_f64() * 1e6
     );
     let before = stream_messages(&js, &events_stream).await?;
     let b1 = {
@@ -843,6 +1123,24 @@ async fn run(
     let after_b3 = stream_messages(&js, &events_stream).await?;
     expect_delta(after_b2, after_b3, b3.ok)?;
 
+    let raw_after = raw_run(
+        &js,
+        prefix,
+        streams,
+        "RAW_A_AGAIN",
+        RawMode::PLAIN,
+        window,
+        n,
+        &payload,
+    )
+    .await?;
+    raw_after.print(&format!(
+        "(a)  again, after (b): one subject, no headers, window {}",
+        settings.window
+    ));
+    let reference = (raw_before.per_sec() + raw_after.per_sec()) / 2.0;
+    let log_like = diagnostics[2].per_sec().max(diagnostics[3].per_sec());
+
     // (c)
     println!(
         "\n-- (c) latency of one CommandHandler::execute (load + decide + commit), sequential --"
@@ -854,9 +1152,18 @@ async fn run(
     let append = sequential_appends(log, settings.samples, &note).await?;
     print_percentiles("  append only, one new aggregate", &append);
     let mut latencies = Vec::new();
-    for &history in &settings.histories {
-        println!("history {history}:");
-        let result = latency_at(&handler, history, settings.samples, &note).await?;
+    let levels = settings
+        .histories
+        .iter()
+        .map(|&history| (history, 0))
+        .chain((settings.sparse_gap > 0).then_some((100, settings.sparse_gap)));
+    for (history, gap) in levels {
+        if gap == 0 {
+            println!("history {history}:");
+        } else {
+            println!("history {history}, each commit {gap} other commits apart (a busy stream):");
+        }
+        let result = latency_at(&handler, history, gap, settings.samples, &note).await?;
         let growth = settings.samples.div_ceil(result.aggregates);
         println!(
             "  {} samples over {} aggregate(s), each with {}..{} prior commits",
@@ -867,7 +1174,20 @@ async fn run(
         );
         print_percentiles("  execute (load+decide+commit)", &result.execute);
         print_percentiles("  load only (diagnostic)", &result.load);
+        let per_load = |cpu: Option<Duration>| {
+            cpu.map_or("n/a".to_owned(), |cpu| {
+                ms(cpu / result.load.n as u32).trim().to_owned()
+            })
+        };
+        println!(
+            "{:<36} cpu per load: client {}, nats-server {}",
+            "",
+            per_load(result.load_cpu.client),
+            per_load(result.load_cpu.server)
+        );
         print_percentiles("  last_commit only (diagnostic)", &result.last_commit);
+        print_percentiles("  create load's consumer (diag.)", &result.consumer_create);
+        print_percentiles("  delete that consumer (diag.)", &result.consumer_delete);
         latencies.push(result);
     }
 
@@ -878,19 +1198,27 @@ async fn run(
         server.version
     );
     println!(
-        "(a)  raw publish-with-ack, pipelined:            {:>9.0} msgs/s   (reference)",
-        raw.per_sec()
+        "(a)  raw publish-with-ack, pipelined:            {:>9.0} msgs/s   (reference: mean of {:.0} before and {:.0} after (b))",
+        reference,
+        raw_before.per_sec(),
+        raw_after.per_sec()
+    );
+    println!(
+        "(a3/a4) raw as the log publishes (best of both): {:>9.0} msgs/s = {:5.1}% of (a)   (the server's ceiling for (b1))",
+        log_like,
+        log_like / reference * 100.0
     );
     for (label, run) in [
         ("(b1) EventLog::append, new aggregates:        ", &b1),
         ("(b2) CommandHandler::execute, new aggregates: ", &b2),
         ("(b3) CqrsFramework (cqrs-es), new aggregates: ", &b3),
     ] {
-        let share = run.per_sec() / raw.per_sec();
+        let share = run.per_sec() / reference;
         println!(
-            "{label}   {:>9.0} commits/s = {:5.1}% of (a)   target >= {:.0}%: {}",
+            "{label}   {:>9.0} commits/s = {:5.1}% of (a), {:5.1}% of (a3/a4)   target >= {:.0}% of (a): {}",
             run.per_sec(),
             share * 100.0,
+            run.per_sec() / log_like * 100.0,
             TARGET_SHARE_OF_RAW * 100.0,
             verdict(share >= TARGET_SHARE_OF_RAW && run.errors == 0)
         );
@@ -905,8 +1233,13 @@ async fn run(
         } else {
             String::new()
         };
+        let apart = if result.gap > 0 {
+            format!(", {} apart", result.gap)
+        } else {
+            String::new()
+        };
         println!(
-            "(c)  execute at {:>5} prior commits: p50 {}  p99 {}  max {}{target}",
+            "(c)  execute at {:>5} prior commits{apart:<12}: p50 {}  p99 {}  max {}{target}",
             result.history,
             ms(result.execute.p50),
             ms(result.execute.p99),
@@ -918,7 +1251,11 @@ async fn run(
             "(c)  target p99 < 5 ms at 100 prior commits: not measured (100 not in BENCH_HISTORIES)"
         );
     }
-    let errors = raw.errors + raw_hdr.errors + raw_tasks.errors + b1.errors + b2.errors + b3.errors;
+    let errors = [&raw_before, &raw_after, &b1, &b2, &b3]
+        .into_iter()
+        .chain(&diagnostics)
+        .map(|run| run.errors)
+        .sum::<usize>();
     if errors > 0 {
         return Err(format!("{errors} operations failed (see above)").into());
     }

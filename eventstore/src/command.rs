@@ -1,15 +1,38 @@
 //! The command side: load an aggregate, let it decide, commit its events as
 //! one message, and retry with fresh state when another writer got there
 //! first.
+//!
+//! # Snapshots
+//!
+//! Folding a long history on every command would make loading grow with the
+//! aggregate's age (and, on nats-server 2.9, with the traffic of the whole
+//! stream, since a filtered read scans it). So the handler keeps snapshots
+//! of folded state, each tagged with the aggregate sequence and the stream
+//! sequence it was folded up to:
+//!
+//! - in memory, for the aggregates this process touched recently (bounded);
+//! - in a JetStream KV bucket, written every [`SnapshotPolicy::every`] events,
+//!   for other processes and restarts.
+//!
+//! A snapshot is only ever a starting point. Every load first reads the last
+//! commit on the aggregate's subject (one direct get): when the snapshot is
+//! at that commit it is used as is; when the last commit directly follows
+//! the snapshot, that commit is applied; otherwise the commits after the
+//! snapshot are read. So a stale or missing snapshot costs time, never
+//! correctness, and the append still names the subject's real last sequence.
+//! Snapshots carry [`SnapshotPolicy::version`]: bump it when the aggregate's
+//! state changes shape, and older snapshots are ignored.
 
+use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::EventUpcaster;
 use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope};
-use tracing::{debug, instrument};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, instrument, warn};
 
 use crate::envelope::{CommandMetadata, Commit, RecordedEvent};
 use crate::error::EventStoreError;
@@ -28,6 +51,68 @@ pub struct Loaded<A> {
     pub sequence: u64,
     /// Stream sequence of its last commit (0 when new).
     pub stream_sequence: u64,
+}
+
+/// How the handler keeps snapshots.
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotPolicy {
+    /// Version of the aggregate's state shape; snapshots of another version
+    /// are ignored.
+    pub version: u32,
+    /// A KV snapshot is written each time the aggregate's sequence crosses a
+    /// multiple of this (0: never).
+    pub every: u64,
+    /// How many aggregates' snapshots are kept in memory (0: none).
+    pub cache_capacity: usize,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            every: 50,
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+/// A snapshot as stored (KV) and cached (memory).
+#[derive(Clone, Serialize, Deserialize)]
+struct Snapshot {
+    version: u32,
+    sequence: u64,
+    stream_sequence: u64,
+    state: serde_json::Value,
+}
+
+/// The in-memory snapshots: bounded, the oldest insertion evicted first.
+#[derive(Default)]
+struct SnapshotCache {
+    entries: HashMap<AggregateKey, Snapshot>,
+    order: VecDeque<AggregateKey>,
+}
+
+impl SnapshotCache {
+    fn get(&self, key: &AggregateKey) -> Option<Snapshot> {
+        self.entries.get(key).cloned()
+    }
+
+    fn put(&mut self, key: &AggregateKey, snapshot: Snapshot, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        if self.entries.insert(key.clone(), snapshot).is_none() {
+            self.order.push_back(key.clone());
+            while self.entries.len() > capacity {
+                match self.order.pop_front() {
+                    Some(oldest) => {
+                        self.entries.remove(&oldest);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
 }
 
 /// What a command committed.
@@ -52,6 +137,8 @@ pub struct CommandHandler<A: Aggregate> {
     services: Arc<A::Services>,
     upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
     attempts: u32,
+    snapshots: SnapshotPolicy,
+    cache: Arc<Mutex<SnapshotCache>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -62,6 +149,8 @@ impl<A: Aggregate> Clone for CommandHandler<A> {
             services: self.services.clone(),
             upcasters: self.upcasters.clone(),
             attempts: self.attempts,
+            snapshots: self.snapshots,
+            cache: self.cache.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -75,6 +164,8 @@ impl<A: Aggregate> CommandHandler<A> {
             services: Arc::new(services),
             upcasters: Arc::new(Vec::new()),
             attempts: DEFAULT_ATTEMPTS,
+            snapshots: SnapshotPolicy::default(),
+            cache: Arc::default(),
             _aggregate: PhantomData,
         }
     }
@@ -92,26 +183,158 @@ impl<A: Aggregate> CommandHandler<A> {
         self
     }
 
+    /// How snapshots are kept (see the module docs).
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = policy;
+        self
+    }
+
     /// The log this handler writes to.
     pub fn log(&self) -> &EventLog {
         &self.log
     }
 
-    /// Folds an aggregate from its history.
+    /// Folds an aggregate from its history, starting from a snapshot where
+    /// one is at hand.
     pub async fn load(&self, key: &AggregateKey) -> Result<Loaded<A>, AggregateError<A::Error>> {
-        let history = self.log.load(A::TYPE, key).await?;
-        let stream_sequence = history.last_stream_sequence;
-        let mut aggregate = A::default();
-        let mut sequence = 0;
-        for event in history.into_events() {
-            sequence = event.sequence;
-            aggregate.apply(self.decode(event)?);
+        let Some((last_stream_sequence, last)) = self.log.last_commit(A::TYPE, key).await? else {
+            return Ok(Loaded {
+                aggregate: A::default(),
+                sequence: 0,
+                stream_sequence: 0,
+            });
+        };
+        let mut loaded = match self.snapshot(key, last_stream_sequence).await {
+            Some(loaded) => loaded,
+            None => Loaded {
+                aggregate: A::default(),
+                sequence: 0,
+                stream_sequence: 0,
+            },
+        };
+        if loaded.stream_sequence == last_stream_sequence {
+            return Ok(loaded);
         }
-        Ok(Loaded {
-            aggregate,
-            sequence,
-            stream_sequence,
-        })
+        let commits = if last.first_sequence() == loaded.sequence + 1 {
+            vec![(last_stream_sequence, last)]
+        } else {
+            self.log
+                .commits_after(A::TYPE, key, loaded.stream_sequence, last_stream_sequence)
+                .await?
+        };
+        if commits
+            .first()
+            .is_some_and(|(_, c)| c.first_sequence() != loaded.sequence + 1)
+        {
+            // The snapshot does not line up with the log: fold from the start.
+            warn!(%key, aggregate_type = A::TYPE, "snapshot does not line up with the log; ignoring it");
+            self.cache
+                .lock()
+                .expect("snapshot cache")
+                .entries
+                .remove(key);
+            let commits = self
+                .log
+                .commits_after(A::TYPE, key, 0, last_stream_sequence)
+                .await?;
+            loaded = Loaded {
+                aggregate: A::default(),
+                sequence: 0,
+                stream_sequence: 0,
+            };
+            self.fold(&mut loaded, commits)?;
+        } else {
+            self.fold(&mut loaded, commits)?;
+        }
+        self.remember(key, &loaded, false);
+        Ok(loaded)
+    }
+
+    fn fold(
+        &self,
+        loaded: &mut Loaded<A>,
+        commits: Vec<(u64, Commit)>,
+    ) -> Result<(), AggregateError<A::Error>> {
+        for (stream_sequence, commit) in commits {
+            for event in commit.into_recorded(stream_sequence) {
+                loaded.sequence = event.sequence;
+                loaded.aggregate.apply(self.decode(event)?);
+            }
+            loaded.stream_sequence = stream_sequence;
+        }
+        Ok(())
+    }
+
+    /// The newest usable snapshot at or before `until`: from memory, else
+    /// from KV.
+    async fn snapshot(&self, key: &AggregateKey, until: u64) -> Option<Loaded<A>> {
+        let usable =
+            |s: &Snapshot| s.version == self.snapshots.version && s.stream_sequence <= until;
+        let cached = self.cache.lock().expect("snapshot cache").get(key);
+        let snapshot = match cached.filter(usable) {
+            Some(snapshot) => snapshot,
+            None if self.snapshots.every > 0 => {
+                let stored = match self.log.snapshot(A::TYPE, key).await {
+                    Ok(stored) => stored?,
+                    Err(err) => {
+                        debug!(%key, error = %err, "snapshot not read");
+                        return None;
+                    }
+                };
+                serde_json::from_slice::<Snapshot>(&stored)
+                    .ok()
+                    .filter(usable)?
+            }
+            None => return None,
+        };
+        match serde_json::from_value(snapshot.state) {
+            Ok(aggregate) => Some(Loaded {
+                aggregate,
+                sequence: snapshot.sequence,
+                stream_sequence: snapshot.stream_sequence,
+            }),
+            Err(err) => {
+                warn!(%key, aggregate_type = A::TYPE, error = %err, "snapshot unreadable; folding from the log");
+                None
+            }
+        }
+    }
+
+    /// Keeps the state in memory, and in KV when `crossed` says the
+    /// aggregate passed a multiple of [`SnapshotPolicy::every`].
+    fn remember(&self, key: &AggregateKey, loaded: &Loaded<A>, crossed: bool) {
+        let want_kv = crossed && self.snapshots.every > 0;
+        if self.snapshots.cache_capacity == 0 && !want_kv {
+            return;
+        }
+        let state = match serde_json::to_value(&loaded.aggregate) {
+            Ok(state) => state,
+            Err(err) => {
+                warn!(%key, aggregate_type = A::TYPE, error = %err, "state not serializable; no snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            version: self.snapshots.version,
+            sequence: loaded.sequence,
+            stream_sequence: loaded.stream_sequence,
+            state,
+        };
+        if want_kv && let Ok(bytes) = serde_json::to_vec(&snapshot) {
+            let (log, key) = (self.log.clone(), key.clone());
+            // Off the command's path: a snapshot is an optimisation, and a
+            // lost one only means a longer fold later.
+            tokio::spawn(async move {
+                if let Err(err) = log.save_snapshot(A::TYPE, &key, bytes.into()).await {
+                    debug!(%key, error = %err, "snapshot not saved");
+                }
+            });
+        }
+        self.cache.lock().expect("snapshot cache").put(
+            key,
+            snapshot,
+            self.snapshots.cache_capacity,
+        );
     }
 
     /// Decodes one stored event into `A::Event`, upcasting it first.
@@ -186,6 +409,13 @@ impl<A: Aggregate> CommandHandler<A> {
             );
         }
         let written_at = self.log.append(stream_sequence, &commit).await?;
+        let after = Loaded {
+            aggregate,
+            sequence: commit.last_sequence(),
+            stream_sequence: written_at,
+        };
+        let every = self.snapshots.every.max(1);
+        self.remember(key, &after, sequence / every != after.sequence / every);
         let framework_id = key.to_framework_id();
         let envelopes = commit
             .into_recorded(written_at)

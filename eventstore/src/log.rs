@@ -12,7 +12,8 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{
     Config as StreamConfig, DirectGetErrorKind, DiscardPolicy, StorageType,
 };
-use async_nats::jetstream::{self, ErrorCode};
+use async_nats::jetstream::{self, ErrorCode, kv};
+use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use tracing::{debug, instrument, warn};
 
@@ -97,6 +98,9 @@ struct Inner {
     /// Full stream name by aggregate type.
     stream_of_type: HashMap<String, String>,
     dead_letters: String,
+    /// Aggregate snapshots: `<type>.<tenant>.<id>` → the folded state at a
+    /// known position (see [`crate::command`]).
+    snapshots: kv::Store,
 }
 
 /// An aggregate's history as loaded: its commits in order, and the stream
@@ -181,6 +185,12 @@ impl EventLog {
         )
         .await?;
         streams.insert(dead_letters.clone(), dlq);
+        let snapshots = ensure_key_value(
+            &js,
+            &prefix.stream_name("snapshots"),
+            "wablast aggregate snapshots (a cache: rebuilt from the log)",
+        )
+        .await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 jetstream: js,
@@ -188,6 +198,7 @@ impl EventLog {
                 streams,
                 stream_of_type,
                 dead_letters,
+                snapshots,
             }),
         })
     }
@@ -392,6 +403,53 @@ impl EventLog {
         })
     }
 
+    /// The commits of an aggregate after stream sequence `after`, up to and
+    /// including `until` (the last commit the caller saw), oldest first.
+    pub async fn commits_after(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+        after: u64,
+        until: u64,
+    ) -> Result<Vec<(u64, Commit)>, EventStoreError> {
+        if after >= until {
+            return Ok(Vec::new());
+        }
+        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
+        self.read_commits(aggregate_type, Some(subject), after + 1, until)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// The stored snapshot of an aggregate, if any.
+    pub async fn snapshot(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+    ) -> Result<Option<Bytes>, EventStoreError> {
+        self.inner
+            .snapshots
+            .get(snapshot_key(aggregate_type, key))
+            .await
+            .map_err(EventStoreError::nats)
+    }
+
+    /// Stores an aggregate's snapshot, replacing the previous one.
+    pub async fn save_snapshot(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+        snapshot: Bytes,
+    ) -> Result<(), EventStoreError> {
+        self.inner
+            .snapshots
+            .put(snapshot_key(aggregate_type, key), snapshot)
+            .await
+            .map(|_| ())
+            .map_err(EventStoreError::nats)
+    }
+
     /// Every event of one aggregate, oldest first, as a stream.
     pub async fn stream_aggregate(
         &self,
@@ -567,6 +625,10 @@ fn flatten(
         .boxed()
 }
 
+fn snapshot_key(aggregate_type: &str, key: &AggregateKey) -> String {
+    format!("{aggregate_type}.{}.{}", key.tenant(), key.id())
+}
+
 fn decode(sequence: u64, payload: &[u8]) -> Result<Commit, EventStoreError> {
     serde_json::from_slice(payload)
         .map_err(|source| EventStoreError::Malformed { sequence, source })
@@ -595,6 +657,41 @@ async fn ensure_stream(
         .await
         .map_err(EventStoreError::nats)?;
     js.get_stream(&name).await.map_err(EventStoreError::nats)
+}
+
+/// Creates (or updates) a JetStream key-value bucket with history 1 and
+/// returns it.
+///
+/// async-nats 0.51 creates buckets only after reading the account's limits,
+/// whose reply from nats-server 2.9 it cannot parse; so the bucket's stream
+/// is created here with the layout the KV protocol defines (`KV_<bucket>`,
+/// subjects `$KV.<bucket>.>`, roll-ups allowed, direct gets) and then opened
+/// as a bucket.
+pub async fn ensure_key_value(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+) -> Result<kv::Store, EventStoreError> {
+    ensure_stream(
+        js,
+        StreamConfig {
+            name: format!("KV_{bucket}"),
+            description: Some(description.to_owned()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            storage: StorageType::File,
+            num_replicas: 1,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        },
+    )
+    .await?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(EventStoreError::nats)
 }
 
 /// A lost race shows as `WrongLastSequence`; in clustered set-ups the

@@ -87,11 +87,13 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Deletes every stream whose name starts with `<prefix>_` (what a test's
-/// event log created). Blocking: for `Drop`.
+/// Deletes every stream whose name starts with `<prefix>_`, and the KV
+/// buckets `<prefix>_*` (what a test's event log created). Blocking: for
+/// `Drop`.
 pub fn delete_streams(nats_url: &str, prefix: &str) {
     let url = nats_url.to_owned();
     let start = format!("{prefix}_");
+    let kv_start = format!("KV_{prefix}_");
     block_on_own_runtime(async move {
         use futures::StreamExt;
         let Ok(client) = async_nats::connect(&url).await else {
@@ -103,7 +105,10 @@ pub fn delete_streams(nats_url: &str, prefix: &str) {
             .filter_map(|n| async move { n.ok() })
             .collect()
             .await;
-        for name in names.into_iter().filter(|n| n.starts_with(&start)) {
+        for name in names
+            .into_iter()
+            .filter(|n| n.starts_with(&start) || n.starts_with(&kv_start))
+        {
             let _ = js.delete_stream(&name).await;
         }
     });

@@ -578,3 +578,124 @@ async fn an_aggregate_type_in_two_streams_is_refused_at_open() {
     assert!(result.is_err());
     wablast_tests::delete_streams(&crate::common::nats_url(), &prefix);
 }
+
+mod snapshots {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use wablast_eventstore::command::SnapshotPolicy;
+    use wablast_eventstore::{AggregateKey, CommandHandler};
+
+    use super::{added, key, meta};
+    use crate::common::{Counter, CounterCommand, TestLog};
+
+    fn policy(version: u32) -> SnapshotPolicy {
+        SnapshotPolicy {
+            version,
+            every: 10,
+            cache_capacity: 100,
+        }
+    }
+
+    async fn wait_for_snapshot(t: &TestLog, key: &AggregateKey) -> serde_json::Value {
+        wablast_tests::wait_for("a KV snapshot", Duration::from_secs(10), || async {
+            let bytes = t.log.snapshot("counter", key).await.unwrap()?;
+            serde_json::from_slice(&bytes).ok()
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn another_process_starts_from_the_kv_snapshot_and_folds_only_what_came_after() {
+        let t = TestLog::new().await;
+        let writer = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(policy(1));
+        let key = key("t1");
+        for _ in 0..25 {
+            writer
+                .execute(&key, CounterCommand::Add(1), &meta())
+                .await
+                .unwrap();
+        }
+        let snapshot = wait_for_snapshot(&t, &key).await;
+        assert_eq!(
+            snapshot["sequence"], 20,
+            "written when the sequence crossed 20"
+        );
+
+        // A fresh handler (another process): no memory of its own.
+        let reader = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(policy(1));
+        let loaded = reader.load(&key).await.unwrap();
+
+        assert_eq!(loaded.aggregate.total, 25);
+        assert_eq!(loaded.aggregate.adds, 25);
+        assert_eq!(loaded.sequence, 25);
+    }
+
+    #[tokio::test]
+    async fn a_handler_sees_commits_written_by_others_after_its_cached_state() {
+        let t = TestLog::new().await;
+        let mine = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(policy(1));
+        let theirs = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(policy(1));
+        let key = key("t1");
+        mine.execute(&key, CounterCommand::Add(1), &meta())
+            .await
+            .unwrap();
+        assert_eq!(mine.load(&key).await.unwrap().aggregate.total, 1);
+
+        for _ in 0..3 {
+            theirs
+                .execute(&key, CounterCommand::Add(10), &meta())
+                .await
+                .unwrap();
+        }
+        let after_many = mine.load(&key).await.unwrap();
+        theirs
+            .execute(&key, CounterCommand::Add(100), &meta())
+            .await
+            .unwrap();
+        let after_one = mine.load(&key).await.unwrap();
+        let committed = mine
+            .execute(&key, CounterCommand::Add(1000), &meta())
+            .await
+            .unwrap();
+
+        assert_eq!(after_many.aggregate.total, 31);
+        assert_eq!(after_one.aggregate.total, 131);
+        assert_eq!(committed.events.len(), 1);
+        assert_eq!(mine.load(&key).await.unwrap().aggregate.total, 1131);
+        assert_eq!(theirs.load(&key).await.unwrap().aggregate.total, 1131);
+    }
+
+    #[tokio::test]
+    async fn snapshots_of_another_version_or_out_of_line_are_ignored() {
+        let t = TestLog::new().await;
+        let key = key("t1");
+        let mut last = 0;
+        for i in 1..=5u64 {
+            last = t
+                .log
+                .append(last, &added(&key, i, 1, i as i64))
+                .await
+                .unwrap();
+        }
+        // A snapshot from an older state shape, claiming a wrong total.
+        let old = json!({"version": 1, "sequence": 5, "stream_sequence": last,
+                         "state": {"total": 999, "adds": 5}});
+        t.log
+            .save_snapshot("counter", &key, serde_json::to_vec(&old).unwrap().into())
+            .await
+            .unwrap();
+        let v2 = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(policy(2));
+        assert_eq!(v2.load(&key).await.unwrap().aggregate.total, 5);
+
+        // A snapshot whose sequence does not line up with the log.
+        let skewed = json!({"version": 2, "sequence": 2, "stream_sequence": 1,
+                            "state": {"total": 999, "adds": 2}});
+        t.log
+            .save_snapshot("counter", &key, serde_json::to_vec(&skewed).unwrap().into())
+            .await
+            .unwrap();
+        let fresh = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(policy(2));
+        assert_eq!(fresh.load(&key).await.unwrap().aggregate.total, 5);
+    }
+}
