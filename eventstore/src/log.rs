@@ -422,6 +422,35 @@ impl EventLog {
             .await
     }
 
+    /// The keys of the aggregates of a type with this id, whichever tenant
+    /// they belong to (for operators' tools, where the tenant is not known;
+    /// ids are UUIDs, so normally one).
+    pub async fn find_aggregate(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+    ) -> Result<Vec<AggregateKey>, EventStoreError> {
+        crate::naming::check_token("aggregate id", id)?;
+        let filter = format!("{}.ev.*.{aggregate_type}.{id}", self.inner.prefix);
+        let subjects: Vec<(String, usize)> = self
+            .stream_of(aggregate_type)?
+            .info_with_subjects(filter)
+            .await
+            .map_err(EventStoreError::nats)?
+            .try_collect()
+            .await
+            .map_err(EventStoreError::nats)?;
+        let mut keys = subjects
+            .into_iter()
+            .filter_map(|(subject, _)| {
+                let tenant = subject.split('.').nth(2)?;
+                AggregateKey::new(tenant, id).ok()
+            })
+            .collect::<Vec<_>>();
+        keys.sort_by(|a, b| a.tenant().cmp(b.tenant()));
+        Ok(keys)
+    }
+
     /// The stored snapshot of an aggregate, if any.
     pub async fn snapshot(
         &self,

@@ -699,3 +699,30 @@ mod snapshots {
         assert_eq!(fresh.load(&key).await.unwrap().aggregate.total, 5);
     }
 }
+
+#[tokio::test]
+async fn an_aggregate_can_be_found_by_id_without_knowing_its_tenant() {
+    let t = TestLog::new().await;
+    let id = uuid::Uuid::now_v7();
+    let mine = AggregateKey::new("tenant-a", id).unwrap();
+    t.log.append(0, &added(&mine, 1, 1, 1)).await.unwrap();
+    t.log
+        .append(0, &added(&key("tenant-b"), 1, 1, 1))
+        .await
+        .unwrap();
+
+    let found = t
+        .log
+        .find_aggregate("counter", &id.to_string())
+        .await
+        .unwrap();
+    let missing = t
+        .log
+        .find_aggregate("counter", &uuid::Uuid::now_v7().to_string())
+        .await
+        .unwrap();
+
+    assert_eq!(found, vec![mine]);
+    assert!(missing.is_empty());
+    assert!(t.log.find_aggregate("counter", "a.b").await.is_err());
+}
