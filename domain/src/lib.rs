@@ -1,7 +1,45 @@
-//! The business rules of wablast: aggregates (session, wallet and plans,
-//! campaign, message, active hours), their commands and events, and the
-//! value types they are built from. No I/O: everything outside comes in the
-//! command.
+//! The business rules of wablast. The aggregates here are the only place
+//! rules are decided: the API and the session engine ask (commands), the
+//! aggregates answer with events or a typed refusal. No I/O: whatever an
+//! aggregate needs to know from outside (the time, another aggregate's
+//! state, the tenant's plan limits) comes in the command.
 //!
-//! Empty until the domain issue (#3) lands; the event log and its tests use
-//! an aggregate of their own meanwhile.
+//! # Layout
+//!
+//! - [`types`]: value types that parse, not validate (ids, points, limits,
+//!   phone numbers, active hours, throttle, message templates).
+//! - [`session`]: a linked WhatsApp number and its lifecycle.
+//! - [`session_day`]: one session's sends on one local day: the send
+//!   allowance ("may this session send one message now?").
+//! - [`schedule`]: a tenant's active hours and override.
+//! - [`plan`]: the subscription plans on offer (platform-wide).
+//! - [`wallet`]: a tenant's points, plan and reservations.
+//! - [`campaign`]: a broadcast and its lifecycle.
+//! - [`message`]: one message to one recipient, and its receipts.
+//! - [`verify`]: the replay that proves the rules held.
+//!
+//! # Conventions
+//!
+//! - Each aggregate module has `aggregate.rs` (the `cqrs_es::Aggregate`
+//!   impl and its given/when/then tests), `commands.rs`, `events.rs` and
+//!   `error.rs`. `Aggregate::TYPE` and event type names are frozen once
+//!   written: they are subject tokens and stored names.
+//! - Commands are imperative (`StartSession`), events past tense
+//!   (`SessionStarted`), serialized externally tagged
+//!   (`{"SessionStarted": {...}}`); `event_type()` is the variant name and
+//!   `event_version()` is `"1.0"` until a shape changes.
+//! - Errors are enums of business reasons with a stable `code()` as
+//!   ../shared/API.md names them (`invalid_state`, `insufficient_points`,
+//!   `daily_limit_reached`, ...).
+//! - Events carry derived facts (a balance after the change, a count), so
+//!   `apply` only assigns.
+
+pub mod campaign;
+pub mod message;
+pub mod plan;
+pub mod schedule;
+pub mod session;
+pub mod session_day;
+pub mod types;
+pub mod verify;
+pub mod wallet;

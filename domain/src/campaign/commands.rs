@@ -1,0 +1,129 @@
+//! What can be asked of a campaign.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::events::{PauseReason, SenderUnavailableReason};
+use crate::types::template::Template;
+use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
+
+/// A command to the campaign aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CampaignCommand {
+    /// Creates a draft campaign. Refused when the name is empty or longer
+    /// than 120 characters (after trimming), when there is no sender or a
+    /// sender appears twice, when `scheduled_at` is not in the future, or
+    /// when the template uses a variable that is neither a list column nor
+    /// `name`/`phone`.
+    CreateCampaign {
+        /// The campaign's id.
+        campaign_id: CampaignId,
+        /// Its name, trimmed: 1..=120 characters.
+        name: String,
+        /// The contact list it is sent to.
+        contact_list_id: ContactListId,
+        /// The message template.
+        template: Template,
+        /// An attachment sent with every message.
+        media_id: Option<MediaId>,
+        /// The sessions that send it, in rotation (at least one, no
+        /// duplicate).
+        sender_session_ids: Vec<SessionId>,
+        /// The pause between two sends of one session.
+        throttle: Throttle,
+        /// When to start it, if it is to start by itself. Stored in the
+        /// draft; the campaign becomes `scheduled` through
+        /// [`CampaignCommand::ScheduleCampaign`].
+        scheduled_at: Option<DateTime<Utc>>,
+        /// The columns of the contact list: with `name` and `phone`, the
+        /// only variables the template may use.
+        list_columns: BTreeSet<String>,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Schedules a draft (or reschedules a scheduled) campaign to start at
+    /// `at_time`, which must be in the future.
+    ScheduleCampaign {
+        /// When it should start.
+        at_time: DateTime<Utc>,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Starts a draft or scheduled campaign (a scheduled one may start
+    /// before its time by hand). The caller reserved `points_reserved` in
+    /// the wallet first; if the start is refused it must release them.
+    StartCampaign {
+        /// How many recipients the campaign has (frozen from here).
+        recipients: u64,
+        /// The tenant's plan cap on recipients per campaign.
+        plan_max_recipients: u64,
+        /// What the wallet reserved: must be `recipients × 2`.
+        points_reserved: Points,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Pauses a running campaign. Pausing a paused campaign changes
+    /// nothing, except that a manual pause takes over any other reason.
+    /// [`PauseReason::AutoConsecutiveFailures`] is refused here: auto-pauses
+    /// come from [`CampaignCommand::ReportConsecutiveFailures`], which sets
+    /// their back-off.
+    PauseCampaign {
+        /// Why.
+        reason: PauseReason,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Resumes a paused campaign (a running one: nothing changes). Refused
+    /// before an auto-pause's back-off has passed, and when no sender is
+    /// left.
+    ResumeCampaign {
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// The engine reports consecutive failed sends on one of the campaign's
+    /// senders. From [`Campaign::AUTO_PAUSE_THRESHOLD`] failures on, a
+    /// running campaign auto-pauses with a back-off; otherwise nothing is
+    /// recorded.
+    ///
+    /// [`Campaign::AUTO_PAUSE_THRESHOLD`]: super::Campaign::AUTO_PAUSE_THRESHOLD
+    ReportConsecutiveFailures {
+        /// The sender that failed.
+        session_id: SessionId,
+        /// How many sends failed in a row.
+        failures: u32,
+        /// When it was reported.
+        at: DateTime<Utc>,
+    },
+    /// One of the campaign's senders can no longer send (banned, logged
+    /// out, deleted): it leaves the rotation for good. A running or paused
+    /// campaign with no sender left pauses, saying why.
+    ReportSenderUnavailable {
+        /// The sender.
+        session_id: SessionId,
+        /// Why it is gone.
+        reason: SenderUnavailableReason,
+        /// When it was reported.
+        at: DateTime<Utc>,
+    },
+    /// Cancels a campaign that is not finished (cancelling a cancelled one
+    /// changes nothing).
+    CancelCampaign {
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Completes a running or paused campaign. Issued by a process manager
+    /// once every message is final; the counts must add up to the
+    /// recipients.
+    CompleteCampaign {
+        /// Messages sent (sent, delivered or read): they cost points.
+        sent: u64,
+        /// Messages that failed, or whose outcome stayed unknown: free.
+        failed: u64,
+        /// Messages cancelled: free.
+        cancelled: u64,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+}

@@ -1,0 +1,114 @@
+//! Why a campaign refused a command.
+
+use chrono::{DateTime, Utc};
+
+use super::aggregate::CampaignStatus;
+use crate::types::{Points, SessionId};
+
+/// A campaign's refusal. [`CampaignError::code`] gives the stable API code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CampaignError {
+    /// The campaign was created already.
+    #[error("campaign already exists")]
+    AlreadyCreated,
+    /// The campaign does not exist.
+    #[error("campaign not found")]
+    NotFound,
+    /// The name is empty or too long once trimmed.
+    #[error("campaign name must be 1 to 120 characters, got {chars}")]
+    InvalidName {
+        /// Its length in characters, trimmed.
+        chars: usize,
+    },
+    /// No sender session was given.
+    #[error("a campaign needs at least one sender session")]
+    NoSenders,
+    /// A sender session was given twice.
+    #[error("sender session {0} is listed twice")]
+    DuplicateSender(SessionId),
+    /// The template uses variables the contact list does not have.
+    #[error("template uses unknown variables: {}", .names.join(", "))]
+    UnknownVariables {
+        /// The unknown variables, sorted.
+        names: Vec<String>,
+    },
+    /// A start time that is not in the future.
+    #[error("scheduled time {at_time} is not in the future")]
+    ScheduleInPast {
+        /// The time given.
+        at_time: DateTime<Utc>,
+    },
+    /// The command does not apply in the campaign's status.
+    #[error("cannot {action} a {status} campaign")]
+    InvalidState {
+        /// What was asked (`schedule`, `start`, `pause`, ...).
+        action: &'static str,
+        /// The campaign's status.
+        status: CampaignStatus,
+    },
+    /// A start with no recipient.
+    #[error("a campaign needs at least one recipient")]
+    NoRecipients,
+    /// More recipients than the plan allows per campaign.
+    #[error("{recipients} recipients exceed the plan's cap of {cap} per campaign")]
+    RecipientCapExceeded {
+        /// The recipients.
+        recipients: u64,
+        /// The plan's cap.
+        cap: u64,
+    },
+    /// The reservation does not match `recipients × 2`.
+    #[error("{reserved} reserved, but the recipients need {required}")]
+    ReservationMismatch {
+        /// What the recipients need.
+        required: Points,
+        /// What was reserved.
+        reserved: Points,
+    },
+    /// No sender is left in the rotation.
+    #[error("no sender session is left to send this campaign")]
+    NoActiveSenders,
+    /// A resume before the auto-pause's back-off has passed.
+    #[error("campaign is backing off after consecutive failures until {retry_at}")]
+    BackingOff {
+        /// When resuming is allowed.
+        retry_at: DateTime<Utc>,
+    },
+    /// [`PauseReason::AutoConsecutiveFailures`](super::PauseReason) given to
+    /// `PauseCampaign`.
+    #[error("auto-pauses are reported as consecutive failures, not asked for")]
+    AutoPauseByHand,
+    /// A session that was never one of the campaign's senders.
+    #[error("session {0} is not a sender of this campaign")]
+    UnknownSender(SessionId),
+    /// Completion counts that do not add up to the recipients.
+    #[error("{counted} messages counted, but the campaign has {recipients} recipients")]
+    CountsMismatch {
+        /// sent + failed + cancelled.
+        counted: u64,
+        /// The recipients frozen at start.
+        recipients: u64,
+    },
+}
+
+impl CampaignError {
+    /// The stable API code of this refusal (../shared/API.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyCreated => "conflict",
+            Self::NotFound | Self::UnknownSender(_) => "not_found",
+            Self::InvalidName { .. }
+            | Self::NoSenders
+            | Self::DuplicateSender(_)
+            | Self::UnknownVariables { .. }
+            | Self::ScheduleInPast { .. }
+            | Self::NoRecipients
+            | Self::ReservationMismatch { .. }
+            | Self::AutoPauseByHand
+            | Self::CountsMismatch { .. } => "validation_failed",
+            Self::InvalidState { .. } | Self::BackingOff { .. } => "invalid_state",
+            Self::RecipientCapExceeded { .. } => "recipient_cap_exceeded",
+            Self::NoActiveSenders => "session_not_ready",
+        }
+    }
+}

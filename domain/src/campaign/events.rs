@@ -1,0 +1,169 @@
+//! What happened to a campaign.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::types::template::Template;
+use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
+
+/// Why a sender session left a campaign's rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderUnavailableReason {
+    /// WhatsApp banned the number.
+    Banned,
+    /// The number was logged out (unlinked from the phone).
+    LoggedOut,
+    /// The session was deleted.
+    Deleted,
+}
+
+/// Why a campaign is paused. Serialized internally tagged:
+/// `{"kind": "manual"}`, `{"kind": "sender_unavailable", "session_id": ..,
+/// "why": "banned"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PauseReason {
+    /// A user paused it.
+    Manual,
+    /// Sends failed in a row; it may resume after a back-off.
+    AutoConsecutiveFailures {
+        /// How many sends failed in a row.
+        failures: u32,
+    },
+    /// A sender can no longer send and no other is left.
+    SenderUnavailable {
+        /// The sender.
+        session_id: SessionId,
+        /// Why it can no longer send.
+        why: SenderUnavailableReason,
+    },
+    /// The tenant's active hours are closed.
+    OutsideActiveHours,
+}
+
+/// An event of the campaign aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CampaignEvent {
+    /// A draft campaign was created.
+    CampaignCreated {
+        /// The campaign's id.
+        campaign_id: CampaignId,
+        /// Its name, trimmed.
+        name: String,
+        /// The contact list it is sent to.
+        contact_list_id: ContactListId,
+        /// The message template.
+        template: Template,
+        /// An attachment sent with every message.
+        media_id: Option<MediaId>,
+        /// The sender sessions, in rotation order.
+        sender_session_ids: Vec<SessionId>,
+        /// The pause between two sends of one session.
+        throttle: Throttle,
+        /// When it is meant to start, if given at creation.
+        scheduled_at: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign was (re)scheduled.
+    CampaignScheduled {
+        /// When it should start.
+        at_time: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign started: recipients and reserved points are frozen.
+    CampaignStarted {
+        /// How many recipients it has.
+        recipients: u64,
+        /// The points the wallet reserved for it (`recipients × 2`).
+        points_reserved: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign was paused (or, already paused, its reason changed).
+    CampaignPaused {
+        /// Why.
+        reason: PauseReason,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign paused itself after consecutive failures.
+    CampaignAutoPaused {
+        /// The sender whose sends failed.
+        session_id: SessionId,
+        /// How many sends failed in a row.
+        failures: u32,
+        /// Which auto-pause of this campaign this is (1, 2, 3, ...).
+        pause_number: u32,
+        /// The earliest instant it may resume.
+        resume_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign runs again.
+    CampaignResumed {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A sender left the rotation for good.
+    CampaignSenderRemoved {
+        /// The sender.
+        session_id: SessionId,
+        /// Why it can no longer send.
+        reason: SenderUnavailableReason,
+        /// The senders still in rotation.
+        remaining_senders: Vec<SessionId>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign was cancelled. If it had started, the wallet settles:
+    /// it captures what the messages' own events say was sent and releases
+    /// the rest.
+    CampaignCancelled {
+        /// The points reserved at start (zero if it never started).
+        points_reserved: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Every message is final: the counts are recorded and the wallet
+    /// settles.
+    CampaignCompleted {
+        /// Messages sent.
+        sent: u64,
+        /// Messages failed (or unknown).
+        failed: u64,
+        /// Messages cancelled.
+        cancelled: u64,
+        /// The points reserved at start.
+        points_reserved: Points,
+        /// What the sent messages cost (`sent × 2`); the rest of the
+        /// reservation is to be released.
+        points_spent: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CampaignEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::CampaignCreated { .. } => "CampaignCreated",
+            Self::CampaignScheduled { .. } => "CampaignScheduled",
+            Self::CampaignStarted { .. } => "CampaignStarted",
+            Self::CampaignPaused { .. } => "CampaignPaused",
+            Self::CampaignAutoPaused { .. } => "CampaignAutoPaused",
+            Self::CampaignResumed { .. } => "CampaignResumed",
+            Self::CampaignSenderRemoved { .. } => "CampaignSenderRemoved",
+            Self::CampaignCancelled { .. } => "CampaignCancelled",
+            Self::CampaignCompleted { .. } => "CampaignCompleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}

@@ -1,0 +1,94 @@
+//! What can be asked of, or reported to, a message.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::types::phone::Phone;
+use crate::types::{CampaignId, MessageId, Points, SessionId};
+
+/// A delivery receipt reported by WhatsApp through the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receipt {
+    /// The recipient's phone received it (two grey ticks).
+    Delivered,
+    /// The recipient opened it (blue ticks; best effort).
+    Read,
+}
+
+/// A command to the message aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MessageCommand {
+    /// Queues the message for one recipient of a campaign (issued by the
+    /// campaign's fan-out).
+    QueueMessage {
+        /// The message's id.
+        message_id: MessageId,
+        /// Its campaign.
+        campaign_id: CampaignId,
+        /// The sender it is meant for (the rotation may send it from
+        /// another one: see [`MessageCommand::StartSending`]).
+        session_id: SessionId,
+        /// The recipient.
+        phone: Phone,
+        /// The recipient's name, if known.
+        name: Option<String>,
+        /// The recipient's values for the template's variables.
+        variables: BTreeMap<String, String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A sender takes the message: queued → sending, or a retryable failure
+    /// → sending again. `attempt` must be greater than every earlier one
+    /// (the first is 1). Refused when the outcome of an earlier attempt is
+    /// unknown.
+    StartSending {
+        /// The sender.
+        session_id: SessionId,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The driver says the message was sent: sending → sent. Reported again
+    /// (or after a receipt got there first): nothing is recorded.
+    RecordSent {
+        /// WhatsApp's id of the message, when the driver has one.
+        provider_message_id: Option<String>,
+        /// What it costs: must be [`Points::PER_MESSAGE`].
+        cost: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The driver says the attempt failed: sending → failed.
+    RecordFailed {
+        /// Why, in the driver's words.
+        reason: String,
+        /// Whether the engine will try again (false on its last attempt).
+        retryable: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A delivery or read receipt (see the module docs for late, repeated
+    /// and early receipts).
+    RecordReceipt {
+        /// Which.
+        receipt: Receipt,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Cancels a queued message (or a retryable failure); on any other
+    /// status nothing is recorded.
+    CancelMessage {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The engine that was sending the message died mid-send: sending →
+    /// unknown. On any other status nothing is recorded.
+    MarkUnknown {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}

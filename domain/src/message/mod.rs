@@ -1,0 +1,50 @@
+//! Message aggregate (`TYPE` = `"message"`): one message to one recipient
+//! of a campaign, its sending attempts and its receipts. One aggregate per
+//! recipient keeps every aggregate small and lets senders work in parallel
+//! without contending (DESIGN.md, "Mind the hot and the many").
+//!
+//! ```text
+//! queued ──▶ sending ──▶ sent ──▶ delivered ──▶ read
+//!   │          │  │
+//!   │          │  └──▶ unknown   (the engine died mid-send: never re-sent)
+//!   │          └──▶ failed ──(retryable, next attempt)──▶ sending
+//!   └──▶ cancelled ◀──(retryable)── failed
+//! ```
+//!
+//! Rules and decisions:
+//! - the status never moves backwards along queued < sending < sent <
+//!   delivered < read; `failed`, `cancelled` and `unknown` are final, except
+//!   that a *retryable* failure may be retried (a new, higher attempt) or
+//!   cancelled. The engine marks its last attempt `retryable: false`, so a
+//!   failure it will not retry is final;
+//! - at most one [`MessageEvent::MessageSent`] per message, carrying the
+//!   message's cost ([`Points::PER_MESSAGE`](crate::types::Points::PER_MESSAGE)):
+//!   the wallet settles a campaign from these, never from an event per
+//!   message on the wallet;
+//! - receipts: `read` implies `delivered` (a read on a sent message records
+//!   both, at the same instant); a receipt older in the order than the
+//!   status (a late `delivered` after `read`) or a repeated one records
+//!   nothing. A receipt on a `sending` message proves it was sent (the
+//!   receipt beat the driver's answer): the send is recorded, with its cost,
+//!   then the receipt; the driver's late `RecordSent` then records nothing.
+//!   A receipt on a `queued` message is refused: no sender has it. Receipts
+//!   on `failed`, `cancelled` or `unknown` messages record nothing: those
+//!   are final and the campaign may already be settled on them, so charging
+//!   a send now would break "points captured = 2 × messages sent";
+//! - `CancelMessage` cancels a queued message (or a retryable failure, so
+//!   it is not retried); on a message already handed to a sender or final
+//!   it records nothing (a campaign's cancellation fans out to all of its
+//!   messages and must not fail on those that went out);
+//! - `MarkUnknown` only changes a `sending` message; on any other status
+//!   the outcome is known (or the message was never handed out) and nothing
+//!   is recorded. An `unknown` message refuses `StartSending`.
+
+mod aggregate;
+mod commands;
+mod error;
+mod events;
+
+pub use aggregate::{Message, MessageStatus};
+pub use commands::{MessageCommand, Receipt};
+pub use error::MessageError;
+pub use events::MessageEvent;

@@ -1,0 +1,131 @@
+//! What a plan offers: its period and the terms a wallet keeps when it
+//! subscribes.
+
+use std::fmt;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+use super::error::PlanError;
+use crate::types::{DailyLimit, PlanId, Points};
+
+/// How long one subscription to a plan runs: 15 or 30 days. Serialized as
+/// the number of days (`15`, `30`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub enum PlanPeriod {
+    /// A 15-day plan.
+    Days15,
+    /// A 30-day plan.
+    Days30,
+}
+
+impl PlanPeriod {
+    /// Parses a period given in days: 15 or 30.
+    pub fn parse(days: u64) -> Result<Self, PlanError> {
+        match days {
+            15 => Ok(Self::Days15),
+            30 => Ok(Self::Days30),
+            got => Err(PlanError::InvalidPeriod { got }),
+        }
+    }
+
+    /// The period in days.
+    pub const fn days(self) -> u32 {
+        match self {
+            Self::Days15 => 15,
+            Self::Days30 => 30,
+        }
+    }
+
+    /// The period as a duration.
+    pub fn duration(self) -> TimeDelta {
+        TimeDelta::days(i64::from(self.days()))
+    }
+}
+
+impl TryFrom<u32> for PlanPeriod {
+    type Error = PlanError;
+
+    fn try_from(days: u32) -> Result<Self, Self::Error> {
+        Self::parse(u64::from(days))
+    }
+}
+
+impl From<PlanPeriod> for u32 {
+    fn from(period: PlanPeriod) -> Self {
+        period.days()
+    }
+}
+
+impl fmt::Display for PlanPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} days", self.days())
+    }
+}
+
+/// The terms of a plan as a wallet keeps them when it subscribes: a
+/// snapshot, so a plan retired or redefined later changes nothing for
+/// subscriptions already running. Get them from
+/// [`Plan::subscription_terms`](super::Plan::subscription_terms), which
+/// refuses retired and unknown plans.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanTerms {
+    /// The plan subscribed to.
+    pub plan_id: PlanId,
+    /// Its name when subscribed.
+    pub name: String,
+    /// How long one subscription runs.
+    pub period_days: PlanPeriod,
+    /// The points allocated on each subscription.
+    pub points: Points,
+    /// How many sessions (WhatsApp numbers) the tenant may have.
+    pub max_sessions: u32,
+    /// How many recipients one campaign may have.
+    pub max_recipients_per_campaign: u32,
+    /// The highest daily limit any one session may be given.
+    pub max_daily_limit: DailyLimit,
+}
+
+impl PlanTerms {
+    /// The recipient cap of a plan defined without one (seeds: 200).
+    pub const DEFAULT_MAX_RECIPIENTS_PER_CAMPAIGN: u32 = 200;
+
+    /// The per-session daily limit cap of a plan defined without one
+    /// (seeds: 500).
+    pub fn default_max_daily_limit() -> DailyLimit {
+        DailyLimit::parse(500).expect("500 is within 1..=DailyLimit::MAX")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_runs_fifteen_or_thirty_days() {
+        assert_eq!(PlanPeriod::parse(15), Ok(PlanPeriod::Days15));
+        assert_eq!(PlanPeriod::parse(30), Ok(PlanPeriod::Days30));
+        assert_eq!(
+            PlanPeriod::parse(7),
+            Err(PlanError::InvalidPeriod { got: 7 })
+        );
+        assert_eq!(PlanPeriod::Days30.duration(), TimeDelta::days(30));
+    }
+
+    #[test]
+    fn a_period_is_serialized_as_its_number_of_days() {
+        assert_eq!(serde_json::to_string(&PlanPeriod::Days15).unwrap(), "15");
+        assert_eq!(
+            serde_json::from_str::<PlanPeriod>("30").unwrap(),
+            PlanPeriod::Days30
+        );
+        assert!(serde_json::from_str::<PlanPeriod>("31").is_err());
+    }
+
+    #[test]
+    fn plans_default_to_the_seed_caps() {
+        assert_eq!(PlanTerms::DEFAULT_MAX_RECIPIENTS_PER_CAMPAIGN, 200);
+        assert_eq!(PlanTerms::default_max_daily_limit().value(), 500);
+    }
+}

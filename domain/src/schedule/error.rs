@@ -1,0 +1,20 @@
+//! Why a schedule refused a command.
+
+use crate::types::active_hours::ActiveHoursError;
+
+/// A refusal of a schedule command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The active hours are not acceptable (too many windows).
+    #[error("invalid active hours: {0}")]
+    InvalidActiveHours(#[from] ActiveHoursError),
+}
+
+impl ScheduleError {
+    /// The stable API code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidActiveHours(_) => "validation_failed",
+        }
+    }
+}

@@ -1,0 +1,1532 @@
+//! The session aggregate.
+//!
+//! Rules (each has a test below):
+//! - Created once ([`SessionError::AlreadyExists`]); every other command on a
+//!   session never created is [`SessionError::NotFound`].
+//! - Creation is held to the plan: refused as `plan_limit_exceeded` when the
+//!   tenant's sessions in use already reach the plan's maximum, or when the
+//!   daily limit asked for is above the plan's per-session maximum. A pairing
+//!   login needs a phone number (`validation_failed`).
+//! - A daily limit not set by hand follows the trust level: it is the level's
+//!   default ([`TrustLevel::default_daily_limit`]) capped by the plan's
+//!   maximum, at creation and whenever an admin changes the level. One set
+//!   by hand (at creation or in the settings) stays put when the level
+//!   changes. There is no "back to the default" yet.
+//! - Start, stop, logout and delete by the user, and the engine's status
+//!   reports, follow the table in [`super::status`]; anything else is
+//!   `invalid_state` naming the current status. A report of the current
+//!   status changes nothing (no event).
+//! - `ready` needs a phone number: the report's, or the one already known;
+//!   a reported number replaces the known one (the phone is the authority).
+//! - The last error is the reason of the latest failed / logged_out /
+//!   disconnected report (failed and logged_out get a generic reason when
+//!   the engine gives none); reaching `ready` clears it.
+//! - Settings above the plan's daily limit are `plan_limit_exceeded`; a
+//!   settings change that changes nothing emits nothing.
+//! - Only an admin changes the trust level (`forbidden`).
+//! - Deleted is final: every later command is `not_found`, and the session
+//!   never changes again.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Driver, LoginMethod, SessionCommand, SessionError, SessionEvent, SessionName, SessionStatus,
+};
+use crate::types::phone::Phone;
+use crate::types::{DailyLimit, SessionId, TrustLevel};
+
+/// The reason recorded when the engine reports `failed` without one.
+pub const DEFAULT_FAILURE_REASON: &str = "the driver failed without giving a reason";
+/// The reason recorded when the engine reports `logged_out` without one.
+pub const DEFAULT_LOGGED_OUT_REASON: &str =
+    "logged out by WhatsApp or from the phone's linked devices";
+
+/// One linked WhatsApp number. `Default` is "not created yet".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// `None` until created.
+    id: Option<SessionId>,
+    /// `None` until created.
+    name: Option<SessionName>,
+    driver: Driver,
+    login: LoginMethod,
+    status: SessionStatus,
+    phone_number: Option<Phone>,
+    daily_limit: DailyLimit,
+    daily_limit_follows_trust_level: bool,
+    trust_level: TrustLevel,
+    auto_start: bool,
+    last_error: Option<String>,
+    deleted: bool,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// The session's id, once created.
+    pub fn id(&self) -> Option<SessionId> {
+        self.id
+    }
+
+    /// Whether the session was created (deleted ones included).
+    pub fn exists(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Whether the session was deleted (for good).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// What the user calls it, once created.
+    pub fn name(&self) -> Option<&SessionName> {
+        self.name.as_ref()
+    }
+
+    /// What connects it to WhatsApp.
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// How it logs in.
+    pub fn login(&self) -> LoginMethod {
+        self.login
+    }
+
+    /// Where it is in its life.
+    pub fn status(&self) -> SessionStatus {
+        self.status
+    }
+
+    /// Whether it can send now: ready and not deleted.
+    pub fn is_ready(&self) -> bool {
+        self.status == SessionStatus::Ready && !self.deleted
+    }
+
+    /// The most messages it may send in one local day.
+    pub fn daily_limit(&self) -> DailyLimit {
+        self.daily_limit
+    }
+
+    /// Whether the daily limit is the trust level's default (and moves with
+    /// it) rather than one set by hand.
+    pub fn daily_limit_follows_trust_level(&self) -> bool {
+        self.daily_limit_follows_trust_level
+    }
+
+    /// How far the number is trusted.
+    pub fn trust_level(&self) -> TrustLevel {
+        self.trust_level
+    }
+
+    /// The linked number (always known when ready).
+    pub fn phone_number(&self) -> Option<&Phone> {
+        self.phone_number.as_ref()
+    }
+
+    /// Whether the engine starts it on boot.
+    pub fn auto_start(&self) -> bool {
+        self.auto_start
+    }
+
+    /// Why it last stopped working (failed, logged out, disconnected);
+    /// cleared once ready again.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// When it last changed.
+    pub fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.updated_at
+    }
+
+    /// Decides a command: the one event it leads to, none when it changes
+    /// nothing, or the refusal.
+    fn decide(&self, command: SessionCommand) -> Result<Option<SessionEvent>, SessionError> {
+        let creating = matches!(command, SessionCommand::CreateSession { .. });
+        if self.deleted || (!self.exists() && !creating) {
+            return Err(SessionError::NotFound);
+        }
+        let from = self.status;
+        let event = match command {
+            SessionCommand::CreateSession {
+                session_id,
+                name,
+                driver,
+                login,
+                phone_number,
+                daily_limit,
+                auto_start,
+                sessions_in_use,
+                plan_max_sessions,
+                plan_max_daily_limit,
+                at,
+            } => {
+                if self.exists() {
+                    return Err(SessionError::AlreadyExists);
+                }
+                if login == LoginMethod::Pairing && phone_number.is_none() {
+                    return Err(SessionError::PairingNeedsPhoneNumber);
+                }
+                if sessions_in_use >= plan_max_sessions {
+                    return Err(SessionError::SessionLimitReached {
+                        in_use: sessions_in_use,
+                        max: plan_max_sessions,
+                    });
+                }
+                ensure_within_plan(daily_limit, plan_max_daily_limit)?;
+                let trust_level = TrustLevel::NEW;
+                let (daily_limit, daily_limit_follows_trust_level) = match daily_limit {
+                    Some(limit) => (limit, false),
+                    None => (default_limit(trust_level, plan_max_daily_limit), true),
+                };
+                SessionEvent::SessionCreated {
+                    session_id,
+                    name,
+                    driver,
+                    login,
+                    phone_number,
+                    daily_limit,
+                    daily_limit_follows_trust_level,
+                    trust_level,
+                    auto_start,
+                    at,
+                }
+            }
+            SessionCommand::StartSession { at } => {
+                if !from.can_start() {
+                    return Err(SessionError::CannotStart { status: from });
+                }
+                SessionEvent::SessionStartRequested { from, at }
+            }
+            SessionCommand::StopSession { at } => {
+                if !from.can_stop() {
+                    return Err(SessionError::CannotStop { status: from });
+                }
+                SessionEvent::SessionStopRequested { from, at }
+            }
+            SessionCommand::LogoutSession { at } => {
+                if !from.can_log_out() {
+                    return Err(SessionError::CannotLogOut { status: from });
+                }
+                SessionEvent::SessionLoggedOut { from, at }
+            }
+            SessionCommand::DeleteSession { at } => SessionEvent::SessionDeleted { from, at },
+            SessionCommand::ReportStatus {
+                status: to,
+                phone_number,
+                error,
+                at,
+            } => {
+                if to == from {
+                    return Ok(None);
+                }
+                if !from.can_report(to) {
+                    return Err(SessionError::InvalidTransition { from, to });
+                }
+                let phone_number = phone_number.or_else(|| self.phone_number.clone());
+                if to == SessionStatus::Ready && phone_number.is_none() {
+                    return Err(SessionError::ReadyWithoutPhoneNumber);
+                }
+                let reason = error.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
+                let error = match to {
+                    SessionStatus::Ready => None,
+                    SessionStatus::Failed => {
+                        Some(reason.unwrap_or_else(|| DEFAULT_FAILURE_REASON.to_owned()))
+                    }
+                    SessionStatus::LoggedOut => {
+                        Some(reason.unwrap_or_else(|| DEFAULT_LOGGED_OUT_REASON.to_owned()))
+                    }
+                    _ => reason.or_else(|| self.last_error.clone()),
+                };
+                SessionEvent::SessionStatusChanged {
+                    from,
+                    to,
+                    phone_number,
+                    error,
+                    at,
+                }
+            }
+            SessionCommand::UpdateSettings {
+                name,
+                daily_limit,
+                auto_start,
+                plan_max_daily_limit,
+                at,
+            } => {
+                ensure_within_plan(daily_limit, plan_max_daily_limit)?;
+                let Some(name) = name.or_else(|| self.name.clone()) else {
+                    // Unreachable: a created session has a name.
+                    return Err(SessionError::NotFound);
+                };
+                let (daily_limit, daily_limit_follows_trust_level) = match daily_limit {
+                    Some(limit) => (limit, false),
+                    None => (self.daily_limit, self.daily_limit_follows_trust_level),
+                };
+                let auto_start = auto_start.unwrap_or(self.auto_start);
+                if Some(&name) == self.name.as_ref()
+                    && daily_limit == self.daily_limit
+                    && daily_limit_follows_trust_level == self.daily_limit_follows_trust_level
+                    && auto_start == self.auto_start
+                {
+                    return Ok(None);
+                }
+                SessionEvent::SessionSettingsUpdated {
+                    name,
+                    daily_limit,
+                    daily_limit_follows_trust_level,
+                    auto_start,
+                    at,
+                }
+            }
+            SessionCommand::SetTrustLevel {
+                level,
+                by_admin,
+                plan_max_daily_limit,
+                at,
+            } => {
+                if !by_admin {
+                    return Err(SessionError::Forbidden);
+                }
+                if level == self.trust_level {
+                    return Ok(None);
+                }
+                let daily_limit = if self.daily_limit_follows_trust_level {
+                    default_limit(level, plan_max_daily_limit)
+                } else {
+                    self.daily_limit
+                };
+                SessionEvent::TrustLevelChanged {
+                    from: self.trust_level,
+                    to: level,
+                    daily_limit,
+                    at,
+                }
+            }
+        };
+        Ok(Some(event))
+    }
+}
+
+/// Refuses a daily limit above the plan's maximum.
+fn ensure_within_plan(
+    requested: Option<DailyLimit>,
+    plan_max: DailyLimit,
+) -> Result<(), SessionError> {
+    match requested {
+        Some(requested) if requested > plan_max => Err(SessionError::DailyLimitAbovePlan {
+            requested,
+            max: plan_max,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The daily limit of a session that follows its trust level.
+fn default_limit(level: TrustLevel, plan_max: DailyLimit) -> DailyLimit {
+    level.default_daily_limit().min(plan_max)
+}
+
+impl Aggregate for Session {
+    const TYPE: &'static str = "session";
+    type Command = SessionCommand;
+    type Event = SessionEvent;
+    type Error = SessionError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if let Some(event) = self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            SessionEvent::SessionCreated {
+                session_id,
+                name,
+                driver,
+                login,
+                phone_number,
+                daily_limit,
+                daily_limit_follows_trust_level,
+                trust_level,
+                auto_start,
+                at,
+            } => {
+                self.id = Some(session_id);
+                self.name = Some(name);
+                self.driver = driver;
+                self.login = login;
+                self.status = SessionStatus::Idle;
+                self.phone_number = phone_number;
+                self.daily_limit = daily_limit;
+                self.daily_limit_follows_trust_level = daily_limit_follows_trust_level;
+                self.trust_level = trust_level;
+                self.auto_start = auto_start;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionStartRequested { at, .. } => {
+                self.status = SessionStatus::Starting;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionStopRequested { at, .. } => {
+                self.status = SessionStatus::Idle;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionLoggedOut { at, .. } => {
+                self.status = SessionStatus::LoggedOut;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionDeleted { at, .. } => {
+                self.deleted = true;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionStatusChanged {
+                to,
+                phone_number,
+                error,
+                at,
+                ..
+            } => {
+                self.status = to;
+                self.phone_number = phone_number;
+                self.last_error = error;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionSettingsUpdated {
+                name,
+                daily_limit,
+                daily_limit_follows_trust_level,
+                auto_start,
+                at,
+            } => {
+                self.name = Some(name);
+                self.daily_limit = daily_limit;
+                self.daily_limit_follows_trust_level = daily_limit_follows_trust_level;
+                self.auto_start = auto_start;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::TrustLevelChanged {
+                to,
+                daily_limit,
+                at,
+                ..
+            } => {
+                self.trust_level = to;
+                self.daily_limit = daily_limit;
+                self.updated_at = Some(at);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::types::phone::Region;
+
+    type SessionTest = TestFramework<Session>;
+    use SessionStatus::{
+        Authenticated, Disconnected, Failed, Idle, LoggedOut, Pairing, Qr, Ready, Starting,
+    };
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 25, 9, 0, 0).unwrap() + Duration::minutes(minute)
+    }
+
+    fn phone() -> Phone {
+        Phone::parse("0812 3456 7890", Region::ID).unwrap()
+    }
+
+    fn other_phone() -> Phone {
+        Phone::parse("0813 9876 5432", Region::ID).unwrap()
+    }
+
+    fn id() -> SessionId {
+        SessionId::from_uuid(uuid::Uuid::from_u128(7))
+    }
+
+    fn name(s: &str) -> SessionName {
+        SessionName::parse(s).unwrap()
+    }
+
+    fn limit(n: u64) -> DailyLimit {
+        DailyLimit::parse(n).unwrap()
+    }
+
+    fn level(n: u64) -> TrustLevel {
+        TrustLevel::parse(n).unwrap()
+    }
+
+    fn create() -> SessionCommand {
+        SessionCommand::CreateSession {
+            session_id: id(),
+            name: name("CS Jakarta"),
+            driver: Driver::Simulator,
+            login: LoginMethod::Qr,
+            phone_number: None,
+            daily_limit: None,
+            auto_start: false,
+            sessions_in_use: 0,
+            plan_max_sessions: 3,
+            plan_max_daily_limit: limit(500),
+            at: at(0),
+        }
+    }
+
+    fn created() -> SessionEvent {
+        SessionEvent::SessionCreated {
+            session_id: id(),
+            name: name("CS Jakarta"),
+            driver: Driver::Simulator,
+            login: LoginMethod::Qr,
+            phone_number: None,
+            daily_limit: limit(50),
+            daily_limit_follows_trust_level: true,
+            trust_level: TrustLevel::NEW,
+            auto_start: false,
+            at: at(0),
+        }
+    }
+
+    /// The history of a created session now in `status` (linked to
+    /// [`phone`] when the status needs a link).
+    fn in_status(status: SessionStatus) -> Vec<SessionEvent> {
+        let mut events = vec![created()];
+        match status {
+            Idle => {}
+            Starting => events.push(SessionEvent::SessionStartRequested {
+                from: Idle,
+                at: at(1),
+            }),
+            LoggedOut => events.push(SessionEvent::SessionLoggedOut {
+                from: Idle,
+                at: at(1),
+            }),
+            to => events.push(SessionEvent::SessionStatusChanged {
+                from: Starting,
+                to,
+                phone_number: Some(phone()),
+                error: None,
+                at: at(1),
+            }),
+        }
+        events
+    }
+
+    fn report(status: SessionStatus) -> SessionCommand {
+        SessionCommand::ReportStatus {
+            status,
+            phone_number: None,
+            error: None,
+            at: at(2),
+        }
+    }
+
+    fn changed(from: SessionStatus, to: SessionStatus, error: Option<&str>) -> SessionEvent {
+        SessionEvent::SessionStatusChanged {
+            from,
+            to,
+            phone_number: Some(phone()),
+            error: error.map(str::to_owned),
+            at: at(2),
+        }
+    }
+
+    fn fold(events: Vec<SessionEvent>) -> Session {
+        let mut session = Session::default();
+        for event in events {
+            session.apply(event);
+        }
+        session
+    }
+
+    fn settings(
+        name: Option<&str>,
+        daily_limit: Option<u64>,
+        auto_start: Option<bool>,
+    ) -> SessionCommand {
+        SessionCommand::UpdateSettings {
+            name: name.map(self::name),
+            daily_limit: daily_limit.map(limit),
+            auto_start,
+            plan_max_daily_limit: limit(500),
+            at: at(3),
+        }
+    }
+
+    fn trust(to: u64, by_admin: bool, plan_max: u64) -> SessionCommand {
+        SessionCommand::SetTrustLevel {
+            level: level(to),
+            by_admin,
+            plan_max_daily_limit: limit(plan_max),
+            at: at(4),
+        }
+    }
+
+    // --- creation ---
+
+    #[test]
+    fn creates_an_idle_session_with_the_default_daily_limit_of_a_new_number() {
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(create())
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn the_default_daily_limit_is_capped_by_the_plan() {
+        let mut command = create();
+        if let SessionCommand::CreateSession {
+            plan_max_daily_limit,
+            ..
+        } = &mut command
+        {
+            *plan_max_daily_limit = limit(30);
+        }
+        let mut expected = created();
+        if let SessionEvent::SessionCreated { daily_limit, .. } = &mut expected {
+            *daily_limit = limit(30);
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_events(vec![expected]);
+    }
+
+    #[test]
+    fn creates_a_session_with_the_daily_limit_asked_for_which_no_longer_follows_the_trust_level() {
+        let mut command = create();
+        if let SessionCommand::CreateSession { daily_limit, .. } = &mut command {
+            *daily_limit = Some(limit(500));
+        }
+        let mut expected = created();
+        if let SessionEvent::SessionCreated {
+            daily_limit,
+            daily_limit_follows_trust_level,
+            ..
+        } = &mut expected
+        {
+            *daily_limit = limit(500);
+            *daily_limit_follows_trust_level = false;
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_events(vec![expected]);
+    }
+
+    #[test]
+    fn refuses_a_daily_limit_above_the_plan_maximum_at_creation() {
+        let mut command = create();
+        if let SessionCommand::CreateSession { daily_limit, .. } = &mut command {
+            *daily_limit = Some(limit(501));
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(SessionError::DailyLimitAbovePlan {
+                requested: limit(501),
+                max: limit(500),
+            });
+    }
+
+    #[test]
+    fn refuses_to_create_a_session_when_the_plan_has_no_session_left() {
+        let mut command = create();
+        if let SessionCommand::CreateSession {
+            sessions_in_use, ..
+        } = &mut command
+        {
+            *sessions_in_use = 3;
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(SessionError::SessionLimitReached { in_use: 3, max: 3 });
+    }
+
+    #[test]
+    fn creates_the_last_session_the_plan_allows() {
+        let mut command = create();
+        if let SessionCommand::CreateSession {
+            sessions_in_use, ..
+        } = &mut command
+        {
+            *sessions_in_use = 2;
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_events(vec![created()]);
+    }
+
+    #[test]
+    fn refuses_a_pairing_login_without_a_phone_number() {
+        let mut command = create();
+        if let SessionCommand::CreateSession { login, .. } = &mut command {
+            *login = LoginMethod::Pairing;
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(SessionError::PairingNeedsPhoneNumber);
+    }
+
+    #[test]
+    fn creates_a_pairing_session_with_its_phone_number() {
+        let mut command = create();
+        if let SessionCommand::CreateSession {
+            login,
+            phone_number,
+            driver,
+            auto_start,
+            ..
+        } = &mut command
+        {
+            *login = LoginMethod::Pairing;
+            *phone_number = Some(phone());
+            *driver = Driver::Native;
+            *auto_start = true;
+        }
+        let mut expected = created();
+        if let SessionEvent::SessionCreated {
+            login,
+            phone_number,
+            driver,
+            auto_start,
+            ..
+        } = &mut expected
+        {
+            *login = LoginMethod::Pairing;
+            *phone_number = Some(phone());
+            *driver = Driver::Native;
+            *auto_start = true;
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_events(vec![expected]);
+    }
+
+    #[test]
+    fn refuses_to_create_a_session_twice() {
+        SessionTest::with(())
+            .given(vec![created()])
+            .when(create())
+            .then_expect_error(SessionError::AlreadyExists);
+    }
+
+    #[test]
+    fn refuses_every_command_but_create_on_a_session_never_created() {
+        for command in every_command_but_create() {
+            SessionTest::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(SessionError::NotFound);
+        }
+    }
+
+    // --- start, stop, logout, delete ---
+
+    #[test]
+    fn starts_an_idle_session() {
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(SessionCommand::StartSession { at: at(2) })
+            .then_expect_events(vec![SessionEvent::SessionStartRequested {
+                from: Idle,
+                at: at(2),
+            }]);
+    }
+
+    #[test]
+    fn starts_a_logged_out_session_again_for_a_new_login() {
+        SessionTest::with(())
+            .given(in_status(LoggedOut))
+            .when(SessionCommand::StartSession { at: at(2) })
+            .then_expect_events(vec![SessionEvent::SessionStartRequested {
+                from: LoggedOut,
+                at: at(2),
+            }]);
+    }
+
+    #[test]
+    fn refuses_to_start_a_ready_session_naming_its_status() {
+        let error = SessionTest::with(())
+            .given(in_status(Ready))
+            .when(SessionCommand::StartSession { at: at(2) })
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(error, SessionError::CannotStart { status: Ready });
+        assert_eq!(error.code(), "invalid_state");
+        assert_eq!(error.to_string(), "cannot start a session that is ready");
+    }
+
+    #[test]
+    fn stops_a_ready_session_without_logging_out() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(SessionCommand::StopSession { at: at(2) })
+            .then_expect_events(vec![SessionEvent::SessionStopRequested {
+                from: Ready,
+                at: at(2),
+            }]);
+        let mut events = in_status(Ready);
+        events.push(SessionEvent::SessionStopRequested {
+            from: Ready,
+            at: at(2),
+        });
+        let session = fold(events);
+        assert_eq!(session.status(), Idle);
+        assert_eq!(session.phone_number(), Some(&phone()));
+    }
+
+    #[test]
+    fn refuses_to_stop_an_idle_session() {
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(SessionCommand::StopSession { at: at(2) })
+            .then_expect_error(SessionError::CannotStop { status: Idle });
+    }
+
+    #[test]
+    fn logs_out_a_ready_session() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(SessionCommand::LogoutSession { at: at(2) })
+            .then_expect_events(vec![SessionEvent::SessionLoggedOut {
+                from: Ready,
+                at: at(2),
+            }]);
+    }
+
+    #[test]
+    fn refuses_to_log_out_a_logged_out_session() {
+        SessionTest::with(())
+            .given(in_status(LoggedOut))
+            .when(SessionCommand::LogoutSession { at: at(2) })
+            .then_expect_error(SessionError::CannotLogOut { status: LoggedOut });
+    }
+
+    #[test]
+    fn deletes_a_running_session_telling_the_engine_what_it_was() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(SessionCommand::DeleteSession { at: at(2) })
+            .then_expect_events(vec![SessionEvent::SessionDeleted {
+                from: Ready,
+                at: at(2),
+            }]);
+    }
+
+    #[test]
+    fn refuses_every_command_after_deletion_as_not_found() {
+        let mut history = in_status(Ready);
+        history.push(SessionEvent::SessionDeleted {
+            from: Ready,
+            at: at(2),
+        });
+        let mut commands = every_command_but_create();
+        commands.push(create());
+        commands.push(report(Ready));
+        for command in commands {
+            SessionTest::with(())
+                .given(history.clone())
+                .when(command)
+                .then_expect_error(SessionError::NotFound);
+        }
+        let session = fold(history);
+        assert!(session.is_deleted());
+        assert!(!session.is_ready());
+    }
+
+    /// Start, stop, logout and delete from each of the nine statuses,
+    /// against the table in `status.rs` written out again here.
+    #[test]
+    fn user_commands_follow_the_documented_table_from_every_status() {
+        for from in SessionStatus::ALL {
+            let startable = matches!(from, Idle | Disconnected | Failed | LoggedOut);
+            let stoppable = matches!(
+                from,
+                Starting | Qr | Pairing | Authenticated | Ready | Disconnected
+            );
+            let start = SessionTest::with(())
+                .given(in_status(from))
+                .when(SessionCommand::StartSession { at: at(2) })
+                .inspect_result();
+            if startable {
+                assert_eq!(
+                    start,
+                    Ok(vec![SessionEvent::SessionStartRequested {
+                        from,
+                        at: at(2)
+                    }])
+                );
+            } else {
+                assert_eq!(start, Err(SessionError::CannotStart { status: from }));
+            }
+            let stop = SessionTest::with(())
+                .given(in_status(from))
+                .when(SessionCommand::StopSession { at: at(2) })
+                .inspect_result();
+            if stoppable {
+                assert_eq!(
+                    stop,
+                    Ok(vec![SessionEvent::SessionStopRequested { from, at: at(2) }])
+                );
+            } else {
+                assert_eq!(stop, Err(SessionError::CannotStop { status: from }));
+            }
+            let logout = SessionTest::with(())
+                .given(in_status(from))
+                .when(SessionCommand::LogoutSession { at: at(2) })
+                .inspect_result();
+            if from == LoggedOut {
+                assert_eq!(logout, Err(SessionError::CannotLogOut { status: from }));
+            } else {
+                assert_eq!(
+                    logout,
+                    Ok(vec![SessionEvent::SessionLoggedOut { from, at: at(2) }])
+                );
+            }
+            SessionTest::with(())
+                .given(in_status(from))
+                .when(SessionCommand::DeleteSession { at: at(2) })
+                .then_expect_events(vec![SessionEvent::SessionDeleted { from, at: at(2) }]);
+        }
+    }
+
+    // --- engine reports ---
+
+    /// The report table of `status.rs`, written out again: `from`, then the
+    /// statuses the engine may report from it.
+    const REPORTABLE: [(SessionStatus, &[SessionStatus]); 9] = [
+        (Idle, &[]),
+        (
+            Starting,
+            &[Qr, Pairing, Authenticated, Ready, Failed, LoggedOut],
+        ),
+        (Qr, &[Pairing, Authenticated, Ready, Failed, LoggedOut]),
+        (Pairing, &[Qr, Authenticated, Ready, Failed, LoggedOut]),
+        (Authenticated, &[Ready, Disconnected, Failed, LoggedOut]),
+        (Ready, &[Disconnected, Failed, LoggedOut]),
+        (Disconnected, &[Authenticated, Ready, Failed, LoggedOut]),
+        (Failed, &[]),
+        (LoggedOut, &[]),
+    ];
+
+    #[test]
+    fn every_report_follows_the_documented_table() {
+        for (from, allowed) in REPORTABLE {
+            for to in SessionStatus::ALL {
+                let result = SessionTest::with(())
+                    .given(in_status(from))
+                    .when(SessionCommand::ReportStatus {
+                        status: to,
+                        phone_number: Some(phone()),
+                        error: Some("why".to_owned()),
+                        at: at(2),
+                    })
+                    .inspect_result();
+                let expected = if to == from {
+                    Ok(vec![])
+                } else if allowed.contains(&to) {
+                    Ok(vec![changed(from, to, (to != Ready).then_some("why"))])
+                } else {
+                    Err(SessionError::InvalidTransition { from, to })
+                };
+                assert_eq!(result, expected, "{from} -> {to}");
+                assert_eq!(from.can_report(to), allowed.contains(&to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_scanned_qr_may_go_straight_to_ready() {
+        SessionTest::with(())
+            .given(in_status(Qr))
+            .when(SessionCommand::ReportStatus {
+                status: Ready,
+                phone_number: Some(phone()),
+                error: None,
+                at: at(2),
+            })
+            .then_expect_events(vec![changed(Qr, Ready, None)]);
+    }
+
+    #[test]
+    fn reaching_ready_records_the_reported_phone_number() {
+        SessionTest::with(())
+            .given(vec![
+                created(),
+                SessionEvent::SessionStartRequested {
+                    from: Idle,
+                    at: at(1),
+                },
+            ])
+            .when(SessionCommand::ReportStatus {
+                status: Ready,
+                phone_number: Some(other_phone()),
+                error: None,
+                at: at(2),
+            })
+            .then_expect_events(vec![SessionEvent::SessionStatusChanged {
+                from: Starting,
+                to: Ready,
+                phone_number: Some(other_phone()),
+                error: None,
+                at: at(2),
+            }]);
+    }
+
+    #[test]
+    fn reaching_ready_keeps_the_phone_number_already_known() {
+        SessionTest::with(())
+            .given(in_status(Authenticated))
+            .when(report(Ready))
+            .then_expect_events(vec![changed(Authenticated, Ready, None)]);
+    }
+
+    #[test]
+    fn refuses_ready_when_no_phone_number_is_reported_or_known() {
+        SessionTest::with(())
+            .given(vec![
+                created(),
+                SessionEvent::SessionStartRequested {
+                    from: Idle,
+                    at: at(1),
+                },
+            ])
+            .when(report(Ready))
+            .then_expect_error(SessionError::ReadyWithoutPhoneNumber);
+    }
+
+    #[test]
+    fn a_report_of_the_current_status_emits_nothing() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(SessionCommand::ReportStatus {
+                status: Ready,
+                phone_number: Some(other_phone()),
+                error: Some("ignored".to_owned()),
+                at: at(2),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_ban_logs_the_session_out_with_the_reason() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(SessionCommand::ReportStatus {
+                status: LoggedOut,
+                phone_number: None,
+                error: Some("  banned by WhatsApp ".to_owned()),
+                at: at(2),
+            })
+            .then_expect_events(vec![changed(Ready, LoggedOut, Some("banned by WhatsApp"))]);
+    }
+
+    #[test]
+    fn a_failure_without_a_reason_records_a_generic_one() {
+        SessionTest::with(())
+            .given(in_status(Qr))
+            .when(SessionCommand::ReportStatus {
+                status: Failed,
+                phone_number: None,
+                error: Some("   ".to_owned()),
+                at: at(2),
+            })
+            .then_expect_events(vec![changed(Qr, Failed, Some(DEFAULT_FAILURE_REASON))]);
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(report(LoggedOut))
+            .then_expect_events(vec![changed(
+                Ready,
+                LoggedOut,
+                Some(DEFAULT_LOGGED_OUT_REASON),
+            )]);
+    }
+
+    #[test]
+    fn a_disconnect_without_a_reason_keeps_the_last_error() {
+        let mut history = in_status(Ready);
+        history.push(changed(Ready, Disconnected, Some("connection lost")));
+        history.push(changed(
+            Disconnected,
+            Authenticated,
+            Some("connection lost"),
+        ));
+        SessionTest::with(())
+            .given(history)
+            .when(report(Disconnected))
+            .then_expect_events(vec![changed(
+                Authenticated,
+                Disconnected,
+                Some("connection lost"),
+            )]);
+    }
+
+    #[test]
+    fn reaching_ready_again_clears_the_last_error() {
+        let mut history = in_status(Ready);
+        history.push(changed(Ready, Disconnected, Some("connection lost")));
+        SessionTest::with(())
+            .given(history)
+            .when(report(Ready))
+            .then_expect_events(vec![changed(Disconnected, Ready, None)]);
+    }
+
+    #[test]
+    fn refuses_a_report_that_goes_back_to_the_qr_from_ready() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(report(Qr))
+            .then_expect_error(SessionError::InvalidTransition {
+                from: Ready,
+                to: Qr,
+            });
+    }
+
+    #[test]
+    fn refuses_a_late_report_on_a_session_the_user_stopped() {
+        let mut history = in_status(Qr);
+        history.push(SessionEvent::SessionStopRequested {
+            from: Qr,
+            at: at(2),
+        });
+        SessionTest::with(())
+            .given(history)
+            .when(report(Ready))
+            .then_expect_error(SessionError::InvalidTransition {
+                from: Idle,
+                to: Ready,
+            });
+    }
+
+    // --- settings ---
+
+    #[test]
+    fn updates_the_name_daily_limit_and_auto_start() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(settings(Some(" Toko Online "), Some(120), Some(true)))
+            .then_expect_events(vec![SessionEvent::SessionSettingsUpdated {
+                name: name("Toko Online"),
+                daily_limit: limit(120),
+                daily_limit_follows_trust_level: false,
+                auto_start: true,
+                at: at(3),
+            }]);
+    }
+
+    #[test]
+    fn settings_left_out_stay_as_they_are() {
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(settings(None, None, Some(true)))
+            .then_expect_events(vec![SessionEvent::SessionSettingsUpdated {
+                name: name("CS Jakarta"),
+                daily_limit: limit(50),
+                daily_limit_follows_trust_level: true,
+                auto_start: true,
+                at: at(3),
+            }]);
+    }
+
+    #[test]
+    fn refuses_a_daily_limit_above_the_plan_maximum_in_the_settings() {
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(settings(None, Some(501), None))
+            .then_expect_error(SessionError::DailyLimitAbovePlan {
+                requested: limit(501),
+                max: limit(500),
+            });
+    }
+
+    #[test]
+    fn settings_that_change_nothing_emit_nothing() {
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(settings(Some("CS Jakarta"), None, Some(false)))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn setting_the_default_daily_limit_by_hand_pins_it() {
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(settings(None, Some(50), None))
+            .then_expect_events(vec![SessionEvent::SessionSettingsUpdated {
+                name: name("CS Jakarta"),
+                daily_limit: limit(50),
+                daily_limit_follows_trust_level: false,
+                auto_start: false,
+                at: at(3),
+            }]);
+    }
+
+    // --- trust level ---
+
+    #[test]
+    fn refuses_to_change_the_trust_level_unless_an_admin_asks() {
+        let error = SessionTest::with(())
+            .given(in_status(Ready))
+            .when(trust(3, false, 500))
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(error, SessionError::Forbidden);
+        assert_eq!(error.code(), "forbidden");
+    }
+
+    #[test]
+    fn a_default_daily_limit_follows_the_new_trust_level() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(trust(3, true, 500))
+            .then_expect_events(vec![SessionEvent::TrustLevelChanged {
+                from: TrustLevel::NEW,
+                to: level(3),
+                daily_limit: limit(200),
+                at: at(4),
+            }]);
+    }
+
+    #[test]
+    fn a_daily_limit_following_the_trust_level_is_capped_by_the_plan() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(trust(5, true, 300))
+            .then_expect_events(vec![SessionEvent::TrustLevelChanged {
+                from: TrustLevel::NEW,
+                to: level(5),
+                daily_limit: limit(300),
+                at: at(4),
+            }]);
+    }
+
+    #[test]
+    fn a_daily_limit_set_by_hand_stays_when_the_trust_level_changes() {
+        let mut history = in_status(Ready);
+        history.push(SessionEvent::SessionSettingsUpdated {
+            name: name("CS Jakarta"),
+            daily_limit: limit(75),
+            daily_limit_follows_trust_level: false,
+            auto_start: false,
+            at: at(3),
+        });
+        SessionTest::with(())
+            .given(history)
+            .when(trust(4, true, 500))
+            .then_expect_events(vec![SessionEvent::TrustLevelChanged {
+                from: TrustLevel::NEW,
+                to: level(4),
+                daily_limit: limit(75),
+                at: at(4),
+            }]);
+    }
+
+    #[test]
+    fn setting_the_same_trust_level_emits_nothing() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(trust(1, true, 500))
+            .then_expect_events(vec![]);
+    }
+
+    // --- facts, codes, serialization ---
+
+    #[test]
+    fn the_accessors_give_the_send_allowance_its_facts() {
+        let mut history = in_status(Ready);
+        history.push(SessionEvent::TrustLevelChanged {
+            from: TrustLevel::NEW,
+            to: level(2),
+            daily_limit: limit(100),
+            at: at(4),
+        });
+        let session = fold(history);
+        assert_eq!(session.id(), Some(id()));
+        assert!(session.exists());
+        assert_eq!(session.status(), Ready);
+        assert!(session.is_ready());
+        assert_eq!(session.daily_limit(), limit(100));
+        assert!(session.daily_limit_follows_trust_level());
+        assert_eq!(session.trust_level(), level(2));
+        assert_eq!(session.phone_number(), Some(&phone()));
+        assert!(!session.is_deleted());
+        assert!(!session.auto_start());
+        assert_eq!(session.last_error(), None);
+        assert_eq!(session.name(), Some(&name("CS Jakarta")));
+        assert_eq!(session.driver(), Driver::Simulator);
+        assert_eq!(session.login(), LoginMethod::Qr);
+        assert_eq!(session.updated_at(), Some(at(4)));
+    }
+
+    #[test]
+    fn every_refusal_has_its_api_code() {
+        let cases = [
+            (SessionError::NotFound, "not_found"),
+            (SessionError::AlreadyExists, "conflict"),
+            (SessionError::PairingNeedsPhoneNumber, "validation_failed"),
+            (SessionError::ReadyWithoutPhoneNumber, "validation_failed"),
+            (
+                SessionError::SessionLimitReached { in_use: 1, max: 1 },
+                "plan_limit_exceeded",
+            ),
+            (
+                SessionError::DailyLimitAbovePlan {
+                    requested: limit(2),
+                    max: limit(1),
+                },
+                "plan_limit_exceeded",
+            ),
+            (SessionError::CannotStart { status: Ready }, "invalid_state"),
+            (SessionError::CannotStop { status: Idle }, "invalid_state"),
+            (
+                SessionError::CannotLogOut { status: LoggedOut },
+                "invalid_state",
+            ),
+            (
+                SessionError::InvalidTransition {
+                    from: Ready,
+                    to: Qr,
+                },
+                "invalid_state",
+            ),
+            (SessionError::Forbidden, "forbidden"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn events_are_named_after_their_variant_and_survive_a_round_trip() {
+        use cqrs_es::DomainEvent;
+        let event = changed(Ready, LoggedOut, Some("banned"));
+        assert_eq!(event.event_type(), "SessionStatusChanged");
+        assert_eq!(event.event_version(), "1.0");
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["SessionStatusChanged"]["to"], "logged_out");
+        assert_eq!(serde_json::from_value::<SessionEvent>(json).unwrap(), event);
+        assert_eq!(Session::TYPE, "session");
+    }
+
+    /// One of every command but create, each valid in some status.
+    fn every_command_but_create() -> Vec<SessionCommand> {
+        vec![
+            SessionCommand::StartSession { at: at(2) },
+            SessionCommand::StopSession { at: at(2) },
+            SessionCommand::LogoutSession { at: at(2) },
+            SessionCommand::DeleteSession { at: at(2) },
+            report(Starting),
+            settings(Some("x"), Some(10), Some(true)),
+            trust(2, true, 500),
+        ]
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Every move the flow allows, written out independently of
+        /// `status.rs`: the user's commands and the engine's reports.
+        fn allowed_moves() -> Vec<(SessionStatus, SessionStatus)> {
+            let mut moves = vec![];
+            for from in [Idle, Disconnected, Failed, LoggedOut] {
+                moves.push((from, Starting));
+            }
+            for from in [Starting, Qr, Pairing, Authenticated, Ready, Disconnected] {
+                moves.push((from, Idle));
+            }
+            for from in SessionStatus::ALL {
+                if from != LoggedOut {
+                    moves.push((from, LoggedOut));
+                }
+            }
+            for (from, tos) in REPORTABLE {
+                for to in tos {
+                    moves.push((from, *to));
+                }
+            }
+            moves
+        }
+
+        /// The statuses reachable from idle through the allowed moves.
+        fn reachable() -> Vec<SessionStatus> {
+            let moves = allowed_moves();
+            let mut seen = vec![Idle];
+            let mut i = 0;
+            while i < seen.len() {
+                for (from, to) in &moves {
+                    if *from == seen[i] && !seen.contains(to) {
+                        seen.push(*to);
+                    }
+                }
+                i += 1;
+            }
+            seen
+        }
+
+        #[test]
+        fn every_status_is_reachable_from_idle() {
+            let reachable = reachable();
+            for status in SessionStatus::ALL {
+                assert!(reachable.contains(&status), "{status}");
+            }
+        }
+
+        fn status() -> impl Strategy<Value = SessionStatus> {
+            proptest::sample::select(SessionStatus::ALL.to_vec())
+        }
+
+        fn command() -> impl Strategy<Value = SessionCommand> {
+            let phone = prop_oneof![Just(None), Just(Some(phone())), Just(Some(other_phone()))];
+            let error = prop_oneof![
+                Just(None),
+                Just(Some("banned".to_owned())),
+                Just(Some(" ".to_owned()))
+            ];
+            prop_oneof![
+                (
+                    any::<bool>(),
+                    phone.clone(),
+                    proptest::option::of(1u64..=600),
+                    0u32..4,
+                    1u64..=600,
+                )
+                    .prop_map(
+                        |(pairing, phone_number, daily_limit, in_use, max)| {
+                            SessionCommand::CreateSession {
+                                session_id: id(),
+                                name: name("S"),
+                                driver: Driver::Simulator,
+                                login: if pairing {
+                                    LoginMethod::Pairing
+                                } else {
+                                    LoginMethod::Qr
+                                },
+                                phone_number,
+                                daily_limit: daily_limit.map(limit),
+                                auto_start: false,
+                                sessions_in_use: in_use,
+                                plan_max_sessions: 3,
+                                plan_max_daily_limit: limit(max),
+                                at: at(0),
+                            }
+                        }
+                    ),
+                Just(SessionCommand::StartSession { at: at(1) }),
+                Just(SessionCommand::StopSession { at: at(1) }),
+                Just(SessionCommand::LogoutSession { at: at(1) }),
+                Just(SessionCommand::DeleteSession { at: at(1) }),
+                (status(), phone, error).prop_map(|(status, phone_number, error)| {
+                    SessionCommand::ReportStatus {
+                        status,
+                        phone_number,
+                        error,
+                        at: at(1),
+                    }
+                }),
+                (
+                    proptest::option::of(1u64..=600),
+                    any::<Option<bool>>(),
+                    1u64..=600
+                )
+                    .prop_map(|(daily_limit, auto_start, max)| {
+                        SessionCommand::UpdateSettings {
+                            name: None,
+                            daily_limit: daily_limit.map(limit),
+                            auto_start,
+                            plan_max_daily_limit: limit(max),
+                            at: at(1),
+                        }
+                    }),
+                (1u64..=5, any::<bool>(), 1u64..=600).prop_map(|(l, by_admin, max)| {
+                    SessionCommand::SetTrustLevel {
+                        level: level(l),
+                        by_admin,
+                        plan_max_daily_limit: limit(max),
+                        at: at(1),
+                    }
+                }),
+            ]
+        }
+
+        proptest! {
+            /// Over any sequence of commands: every status change is a move
+            /// the flow allows, a ready session has a phone number, a refused
+            /// command changes nothing, the events fold back into the same
+            /// session, and once deleted nothing changes again.
+            #[test]
+            fn random_command_sequences_keep_the_session_in_the_flow(
+                commands in proptest::collection::vec(
+                    // Extra reports, so sequences get deep into the flow.
+                    prop_oneof![1 => command(), 1 => status().prop_map(report)],
+                    1..60,
+                )
+            ) {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let moves = allowed_moves();
+                let reachable = reachable();
+                let mut session = Session::default();
+                let mut history: Vec<SessionEvent> = vec![];
+                let mut create_first = vec![create()];
+                create_first.extend(commands);
+                for command in create_first {
+                    let before = session.clone();
+                    let sink = EventSink::default();
+                    let result = runtime.block_on(session.handle(command.clone(), &(), &sink));
+                    let events = runtime.block_on(sink.collect());
+                    prop_assert!(events.len() <= 1);
+                    match result {
+                        Err(error) => {
+                            prop_assert_eq!(&session, &before, "{:?} refused ({}) but changed the session", command, error);
+                            prop_assert!(events.is_empty());
+                            if before.is_deleted() {
+                                prop_assert_eq!(error, SessionError::NotFound);
+                            }
+                        }
+                        Ok(()) => {
+                            prop_assert!(!before.is_deleted(), "{:?} accepted after deletion", command);
+                            if before.status() != session.status() {
+                                prop_assert!(
+                                    moves.contains(&(before.status(), session.status())),
+                                    "{} -> {} by {:?}", before.status(), session.status(), command
+                                );
+                            }
+                            if events.is_empty() {
+                                prop_assert_eq!(&session, &before);
+                            }
+                        }
+                    }
+                    prop_assert!(reachable.contains(&session.status()));
+                    if session.status() == Ready {
+                        prop_assert!(session.phone_number().is_some());
+                    }
+                    if session.daily_limit_follows_trust_level() {
+                        prop_assert!(session.daily_limit() <= session.trust_level().default_daily_limit());
+                    }
+                    history.extend(events);
+                    prop_assert_eq!(&fold(history.clone()), &session);
+                }
+            }
+        }
+    }
+}

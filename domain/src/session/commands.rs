@@ -1,0 +1,101 @@
+//! What the API and the engine ask of a session.
+
+use chrono::{DateTime, Utc};
+
+use super::{Driver, LoginMethod, SessionName, SessionStatus};
+use crate::types::phone::Phone;
+use crate::types::{DailyLimit, SessionId, TrustLevel};
+
+/// A request to a session. Facts from elsewhere (the tenant's plan, how many
+/// sessions it has, whether the caller is an admin) travel in the command:
+/// the aggregate does no I/O.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionCommand {
+    /// Link a new WhatsApp number (the session starts idle).
+    CreateSession {
+        /// The session's id.
+        session_id: SessionId,
+        /// What the user calls it.
+        name: SessionName,
+        /// What connects it to WhatsApp.
+        driver: Driver,
+        /// QR code or pairing code.
+        login: LoginMethod,
+        /// The number to link; required for a pairing login.
+        phone_number: Option<Phone>,
+        /// A daily limit; `None` follows the trust level's default.
+        daily_limit: Option<DailyLimit>,
+        /// Start the session when the engine boots.
+        auto_start: bool,
+        /// Sessions the tenant already has (not deleted), this one excluded.
+        sessions_in_use: u32,
+        /// Sessions the tenant's plan allows.
+        plan_max_sessions: u32,
+        /// The highest daily limit the tenant's plan allows per session.
+        plan_max_daily_limit: DailyLimit,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Bring the session up (idle, disconnected, failed or logged_out →
+    /// starting).
+    StartSession {
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Take the session down without logging out: credentials are kept and
+    /// the next start needs no QR (running → idle).
+    StopSession {
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Unlink the number: credentials are dropped and the next start needs a
+    /// new QR or pairing code (→ logged_out).
+    LogoutSession {
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Remove the session for good; the engine stops it. Every later command
+    /// is refused as not found.
+    DeleteSession {
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// What the engine saw the driver and phone do.
+    ReportStatus {
+        /// The status now.
+        status: SessionStatus,
+        /// The linked number, when the driver knows it (needed, or already
+        /// known, for `ready`).
+        phone_number: Option<Phone>,
+        /// Why, for failed / logged_out / disconnected ("banned", "QR expired").
+        error: Option<String>,
+        /// When the engine saw it.
+        at: DateTime<Utc>,
+    },
+    /// Change the user's settings; `None` keeps a setting as it is.
+    UpdateSettings {
+        /// A new name.
+        name: Option<SessionName>,
+        /// A new daily limit, fixed by hand (it no longer follows the trust
+        /// level).
+        daily_limit: Option<DailyLimit>,
+        /// Start on engine boot or not.
+        auto_start: Option<bool>,
+        /// The highest daily limit the tenant's plan allows per session.
+        plan_max_daily_limit: DailyLimit,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// An operator's verdict on how far the number is trusted.
+    SetTrustLevel {
+        /// The new level.
+        level: TrustLevel,
+        /// Whether the caller is a platform admin (only admins may).
+        by_admin: bool,
+        /// The highest daily limit the tenant's plan allows per session: a
+        /// daily limit that follows the trust level is capped by it.
+        plan_max_daily_limit: DailyLimit,
+        /// When it was asked.
+        at: DateTime<Utc>,
+    },
+}

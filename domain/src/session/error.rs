@@ -1,0 +1,85 @@
+//! Why a session refused a command.
+
+use super::SessionStatus;
+use crate::types::DailyLimit;
+
+/// A session's refusal, with the stable API code in [`SessionError::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session was never created, or was deleted.
+    #[error("session not found")]
+    NotFound,
+    /// A create for a session that exists.
+    #[error("session already exists")]
+    AlreadyExists,
+    /// A pairing login with no phone number to pair.
+    #[error("a pairing-code login needs a phone number")]
+    PairingNeedsPhoneNumber,
+    /// A `ready` report with no phone number, and none known.
+    #[error("a ready session needs its phone number, and none was reported or known")]
+    ReadyWithoutPhoneNumber,
+    /// The plan's session count is used up.
+    #[error("the plan allows {max} sessions and {in_use} are in use")]
+    SessionLimitReached {
+        /// Sessions the tenant has.
+        in_use: u32,
+        /// Sessions the plan allows.
+        max: u32,
+    },
+    /// A daily limit above the plan's maximum.
+    #[error("the plan allows a daily limit of at most {max}, asked for {requested}")]
+    DailyLimitAbovePlan {
+        /// The limit asked for.
+        requested: DailyLimit,
+        /// The plan's maximum.
+        max: DailyLimit,
+    },
+    /// A start from a status that cannot start.
+    #[error("cannot start a session that is {status}")]
+    CannotStart {
+        /// The session's status.
+        status: SessionStatus,
+    },
+    /// A stop of a session that is not running.
+    #[error("cannot stop a session that is {status}")]
+    CannotStop {
+        /// The session's status.
+        status: SessionStatus,
+    },
+    /// A logout of a session that is logged out already.
+    #[error("cannot log out a session that is {status}")]
+    CannotLogOut {
+        /// The session's status.
+        status: SessionStatus,
+    },
+    /// An engine report that the status flow does not allow.
+    #[error("a session cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The session's status.
+        from: SessionStatus,
+        /// The status reported.
+        to: SessionStatus,
+    },
+    /// A trust level change by someone who is not an admin.
+    #[error("only an admin can change a session's trust level")]
+    Forbidden,
+}
+
+impl SessionError {
+    /// The stable API error code (API.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "conflict",
+            Self::PairingNeedsPhoneNumber | Self::ReadyWithoutPhoneNumber => "validation_failed",
+            Self::SessionLimitReached { .. } | Self::DailyLimitAbovePlan { .. } => {
+                "plan_limit_exceeded"
+            }
+            Self::CannotStart { .. }
+            | Self::CannotStop { .. }
+            | Self::CannotLogOut { .. }
+            | Self::InvalidTransition { .. } => "invalid_state",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}

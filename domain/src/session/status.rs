@@ -1,0 +1,196 @@
+//! A session's status and the table of the transitions between them.
+//!
+//! Two kinds of actor move a session. The user (through the API) starts,
+//! stops, logs out and deletes it; the engine reports what the driver and the
+//! phone did. The user's commands:
+//!
+//! | command  | allowed from                                   | to           |
+//! |----------|------------------------------------------------|--------------|
+//! | start    | idle, disconnected, failed, logged_out         | starting     |
+//! | stop     | starting, qr, pairing, authenticated, ready, disconnected (the running statuses) | idle (credentials kept) |
+//! | logout   | every status but logged_out                    | logged_out (credentials gone) |
+//! | delete   | every status                                   | deleted, for good |
+//!
+//! `disconnected` is both running (the engine is reconnecting, so it can be
+//! stopped) and startable (a user may ask for a fresh start instead of
+//! waiting).
+//!
+//! The engine's reports ([`SessionStatus::can_report`]); a report equal to the
+//! current status is no change and never refused:
+//!
+//! | from \ to     | qr | pairing | authenticated | ready | disconnected | failed | logged_out |
+//! |---------------|----|---------|---------------|-------|--------------|--------|------------|
+//! | starting      | ✓  | ✓       | ✓             | ✓     |              | ✓      | ✓          |
+//! | qr            | =  | ✓       | ✓             | ✓     |              | ✓      | ✓          |
+//! | pairing       | ✓  | =       | ✓             | ✓     |              | ✓      | ✓          |
+//! | authenticated |    |         | =             | ✓     | ✓            | ✓      | ✓          |
+//! | ready         |    |         |               | =     | ✓            | ✓      | ✓          |
+//! | disconnected  |    |         | ✓             | ✓     | =            | ✓      | ✓          |
+//!
+//! Why these and no others:
+//! - `starting → authenticated | ready`: a session with stored credentials
+//!   restores without a QR; `qr | pairing → ready`: some drivers never say
+//!   `authenticated`. The engine reports what the phone did.
+//! - `qr ⇄ pairing`: a session waiting for a scan may be asked for a pairing
+//!   code instead (`POST /sessions/{id}/pairing-code`), and a pairing code
+//!   that expires may fall back to a QR.
+//! - `disconnected` means "linked, connection lost, reconnecting": only a
+//!   session that got past the login (authenticated or ready) can lose its
+//!   connection, and it comes back through `authenticated` or straight to
+//!   `ready`. A session that never got linked and cannot go on is `failed`.
+//! - `failed` and `logged_out` (unlinked or banned by WhatsApp) may come from
+//!   every running status.
+//! - Nothing is reported out of `idle`, `failed` or `logged_out`: they are at
+//!   rest and only a user's start moves them (a late report from an engine
+//!   that was told to stop is refused, not obeyed). Nothing reports `idle` or
+//!   `starting`: those are the user's stop and start.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a session is in its life, as API.md names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Not running; credentials, if any, are kept. A new session starts here.
+    #[default]
+    Idle,
+    /// Asked to start; the engine is bringing it up.
+    Starting,
+    /// Waiting for the phone to scan a QR code.
+    Qr,
+    /// Waiting for the user to type a pairing code on the phone.
+    Pairing,
+    /// The phone accepted the link; syncing before it can send.
+    Authenticated,
+    /// Connected and able to send.
+    Ready,
+    /// Linked but the connection dropped; the engine is reconnecting.
+    Disconnected,
+    /// The engine gave up (see the session's last error).
+    Failed,
+    /// Unlinked, by the user or by WhatsApp (banned, removed from the
+    /// phone's linked devices): a new QR or pairing code is needed.
+    LoggedOut,
+}
+
+impl SessionStatus {
+    /// Every status, in flow order.
+    pub const ALL: [Self; 9] = [
+        Self::Idle,
+        Self::Starting,
+        Self::Qr,
+        Self::Pairing,
+        Self::Authenticated,
+        Self::Ready,
+        Self::Disconnected,
+        Self::Failed,
+        Self::LoggedOut,
+    ];
+
+    /// The API name (`idle`, `logged_out`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Starting => "starting",
+            Self::Qr => "qr",
+            Self::Pairing => "pairing",
+            Self::Authenticated => "authenticated",
+            Self::Ready => "ready",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+            Self::LoggedOut => "logged_out",
+        }
+    }
+
+    /// Whether an engine is (or should be) running the session: starting,
+    /// qr, pairing, authenticated, ready or disconnected. These are the
+    /// statuses a stop applies to.
+    pub const fn is_running(self) -> bool {
+        matches!(
+            self,
+            Self::Starting
+                | Self::Qr
+                | Self::Pairing
+                | Self::Authenticated
+                | Self::Ready
+                | Self::Disconnected
+        )
+    }
+
+    /// Whether a user may start the session from here: idle, disconnected,
+    /// failed or logged_out.
+    pub const fn can_start(self) -> bool {
+        matches!(
+            self,
+            Self::Idle | Self::Disconnected | Self::Failed | Self::LoggedOut
+        )
+    }
+
+    /// Whether a user may stop the session from here (the running statuses).
+    pub const fn can_stop(self) -> bool {
+        self.is_running()
+    }
+
+    /// Whether a user may log the session out from here: from every status
+    /// but logged_out.
+    pub const fn can_log_out(self) -> bool {
+        !matches!(self, Self::LoggedOut)
+    }
+
+    /// Whether the engine may report a move from `self` to `to` (the table in
+    /// the module docs). A report of the current status is not a move: the
+    /// caller treats it as no change, and this answers `false` for it.
+    pub const fn can_report(self, to: Self) -> bool {
+        use SessionStatus::{
+            Authenticated, Disconnected, Failed, Idle, LoggedOut, Pairing, Qr, Ready, Starting,
+        };
+        match (self, to) {
+            (Idle | Failed | LoggedOut, _) | (_, Idle | Starting) => false,
+            // `from` is running from here on.
+            (_, Failed | LoggedOut) => true,
+            (Starting, Qr | Pairing | Authenticated | Ready) => true,
+            (Qr, Pairing | Authenticated | Ready) => true,
+            (Pairing, Qr | Authenticated | Ready) => true,
+            (Authenticated, Ready | Disconnected) => true,
+            (Ready, Disconnected) => true,
+            (Disconnected, Authenticated | Ready) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_serialize_as_the_api_names_them() {
+        for status in SessionStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(
+                serde_json::from_str::<SessionStatus>(&json).unwrap(),
+                status
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&SessionStatus::LoggedOut).unwrap(),
+            "\"logged_out\""
+        );
+    }
+
+    #[test]
+    fn no_status_reports_a_move_to_itself() {
+        for status in SessionStatus::ALL {
+            assert!(!status.can_report(status), "{status}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! What can be asked of a day counter.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::types::active_hours::ActiveHours;
+use crate::types::{CampaignId, DailyLimit, MessageId, SessionId};
+
+/// What the rest of the system knows when a slot is asked for, gathered by
+/// the caller from the other aggregates (the day counter does no I/O).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendFacts {
+    /// The session's status is `ready`.
+    pub session_status_ready: bool,
+    /// The session's daily limit.
+    pub daily_limit: DailyLimit,
+    /// The tenant's active hours, override included (its time zone also
+    /// decides the local day).
+    pub active_hours: ActiveHours,
+    /// When the tenant's plan expires; `None` = no plan.
+    pub plan_expires_at: Option<DateTime<Utc>>,
+    /// The message's campaign is `running`.
+    pub campaign_running: bool,
+}
+
+/// A command to a day counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SessionDayCommand {
+    /// May `session_id` send `message_id` now? Asking again for a message
+    /// already granted this day is answered with success and no event.
+    RequestSlot {
+        /// The sending session.
+        session_id: SessionId,
+        /// The message to send.
+        message_id: MessageId,
+        /// The message's campaign.
+        campaign_id: CampaignId,
+        /// The instant of the send.
+        at: DateTime<Utc>,
+        /// The facts from other aggregates.
+        facts: SendFacts,
+    },
+}

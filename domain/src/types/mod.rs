@@ -1,0 +1,16 @@
+//! Value types: each parses its input once, at the edge, and is valid from
+//! then on.
+
+pub mod active_hours;
+pub mod ids;
+pub mod limits;
+pub mod phone;
+pub mod points;
+pub mod template;
+pub mod throttle;
+
+pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
+pub use ids::{CampaignId, ContactListId, MediaId, MessageId, PlanId, SessionId, TenantId, UserId};
+pub use limits::{DailyLimit, LimitError, TrustLevel};
+pub use points::Points;
+pub use throttle::{Throttle, ThrottleError};

@@ -1,0 +1,696 @@
+//! Proof that the rules held: a replay of the whole log that checks the
+//! invariants with its own bookkeeping, not with the aggregates' code.
+//!
+//! The aggregates refuse what breaks a rule; this module assumes nothing
+//! about them. It reads the events as they were recorded and recomputes:
+//!
+//! - [`Rule::WalletNeverNegative`]: each wallet's balance, reservations and
+//!   available points, summed from the movements, never go below zero;
+//! - [`Rule::WalletFiguresAddUp`]: the figures each wallet event recorded
+//!   (`balance_after`, ...) equal that sum;
+//! - [`Rule::CapturedTwicePerSent`]: for each settled campaign, the points
+//!   captured are 2 × the `MessageSent` events of its messages, and each
+//!   message cost 2 points;
+//! - [`Rule::DailyLimit`]: no session was granted more sends in one local
+//!   day (in the tenant's time zone in force) than the daily limit in force;
+//! - [`Rule::ActiveHours`]: every grant fell inside the active hours in
+//!   force (override `activate` included, `pause` excluded);
+//! - [`Rule::SentWithASlot`]: every message sent had a slot granted;
+//! - [`Rule::StatusNeverRegresses`]: no message status went backwards, and
+//!   no message was sent twice;
+//! - [`Rule::Readable`]: every event decodes as its aggregate's event.
+//!
+//! Feed it events stream by stream in log order ([`Verifier::observe`]),
+//! then [`Verifier::finish`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::message::MessageEvent;
+use crate::schedule::ScheduleEvent;
+use crate::session::SessionEvent;
+use crate::session_day::SessionDayEvent;
+use crate::types::active_hours::{ActiveHours, Override, TimeZone, Window};
+use crate::types::{CampaignId, DailyLimit, MessageId, Points, SessionId};
+use crate::wallet::WalletEvent;
+
+/// One event as recorded in the log, with where it is.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    /// The stream holding it.
+    pub stream: String,
+    /// Its commit's position in that stream.
+    pub stream_sequence: u64,
+    /// Its aggregate's type.
+    pub aggregate_type: String,
+    /// Its aggregate's tenant.
+    pub tenant: String,
+    /// Its aggregate's id.
+    pub aggregate_id: String,
+    /// Its position in its aggregate's history.
+    pub sequence: u64,
+    /// Its type.
+    pub event_type: String,
+    /// When it was committed.
+    pub occurred_at: DateTime<Utc>,
+    /// The event.
+    pub payload: serde_json::Value,
+}
+
+/// The rules checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// Balance, reservations and available points never negative.
+    WalletNeverNegative,
+    /// Recorded wallet figures equal the sum of the movements.
+    WalletFiguresAddUp,
+    /// Captured points = 2 × messages sent, per settled campaign.
+    CapturedTwicePerSent,
+    /// No session over its daily limit on any local day.
+    DailyLimit,
+    /// No send outside active hours.
+    ActiveHours,
+    /// No message sent without a granted slot.
+    SentWithASlot,
+    /// No message status regression, no message sent twice.
+    StatusNeverRegresses,
+    /// Every event decodes.
+    Readable,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::WalletNeverNegative => "wallet never negative",
+            Self::WalletFiguresAddUp => "wallet figures add up",
+            Self::CapturedTwicePerSent => "points captured = 2 x messages sent",
+            Self::DailyLimit => "no session over its daily limit",
+            Self::ActiveHours => "no send outside active hours",
+            Self::SentWithASlot => "no send without a slot",
+            Self::StatusNeverRegresses => "no message status regression",
+            Self::Readable => "every event readable",
+        })
+    }
+}
+
+/// A rule broken, and the event that broke it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule.
+    pub rule: Rule,
+    /// `<stream>#<stream sequence>`: where the event is.
+    pub position: String,
+    /// `<type> <tenant>.<id> @<sequence>`: whose event it is.
+    pub aggregate: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] {} {}: {}",
+            self.rule, self.position, self.aggregate, self.detail
+        )
+    }
+}
+
+/// What the replay found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Events read.
+    pub events: u64,
+    /// Distinct aggregates seen.
+    pub aggregates: u64,
+    /// How many times each rule was checked.
+    pub checked: BTreeMap<Rule, u64>,
+    /// The rules broken.
+    pub violations: Vec<Violation>,
+}
+
+impl Report {
+    /// Whether every rule held.
+    pub fn holds(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct WalletBook {
+    balance: i128,
+    reserved: HashMap<CampaignId, i128>,
+}
+
+impl WalletBook {
+    fn reserved_total(&self) -> i128 {
+        self.reserved.values().sum()
+    }
+}
+
+/// Where a campaign's settlement was recorded, and what it claimed.
+struct Settlement {
+    captured: u64,
+    claimed_sent: u64,
+    at: DateTime<Utc>,
+    position: String,
+    aggregate: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    Failed { retryable: bool },
+    Cancelled,
+    Unknown,
+}
+
+impl Status {
+    /// Position along queued → sending → sent → delivered → read.
+    fn rank(self) -> Option<u8> {
+        match self {
+            Self::Queued => Some(0),
+            Self::Sending => Some(1),
+            Self::Sent => Some(2),
+            Self::Delivered => Some(3),
+            Self::Read => Some(4),
+            _ => None,
+        }
+    }
+}
+
+struct MessageBook {
+    status: Status,
+    campaign: CampaignId,
+    sends: u32,
+}
+
+struct Schedule {
+    timezone: TimeZone,
+    windows: Vec<Window>,
+    override_mode: Override,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            timezone: TimeZone::default(),
+            windows: Vec::new(),
+            override_mode: Override::None,
+        }
+    }
+}
+
+/// The replay's bookkeeping. See the module docs.
+#[derive(Default)]
+pub struct Verifier {
+    report: Report,
+    aggregates: HashSet<(String, String, String)>,
+    wallets: HashMap<String, WalletBook>,
+    settlements: HashMap<CampaignId, Settlement>,
+    messages: HashMap<String, MessageBook>,
+    sent_per_campaign: HashMap<CampaignId, u64>,
+    sent_messages: Vec<(MessageId, String, String)>,
+    /// When the oldest message event still in the log was recorded, if the
+    /// messages stream has lost older ones to its retention.
+    messages_expired_before: Option<DateTime<Utc>>,
+    messages_seen: bool,
+    daily_limits: HashMap<SessionId, DailyLimit>,
+    schedules: HashMap<String, Schedule>,
+    grants: HashMap<(SessionId, NaiveDate), u32>,
+    granted: HashSet<MessageId>,
+}
+
+impl Verifier {
+    /// Checks one event against everything seen before it.
+    pub fn observe(&mut self, event: &LoggedEvent) {
+        self.report.events += 1;
+        self.aggregates.insert((
+            event.aggregate_type.clone(),
+            event.tenant.clone(),
+            event.aggregate_id.clone(),
+        ));
+        match event.aggregate_type.as_str() {
+            "wallet" => {
+                if let Some(e) = self.decode::<WalletEvent>(event) {
+                    self.wallet(event, e);
+                }
+            }
+            "message" => {
+                if let Some(e) = self.decode::<MessageEvent>(event) {
+                    self.message(event, e);
+                }
+            }
+            "session" => {
+                if let Some(e) = self.decode::<SessionEvent>(event) {
+                    self.session(event, e);
+                }
+            }
+            "schedule" => {
+                if let Some(e) = self.decode::<ScheduleEvent>(event) {
+                    self.schedule(event, e);
+                }
+            }
+            "session_day" => {
+                if let Some(SessionDayEvent::SlotGranted {
+                    session_id,
+                    message_id,
+                    at,
+                    local_date,
+                    count_after,
+                    ..
+                }) = self.decode::<SessionDayEvent>(event)
+                {
+                    self.grant(event, session_id, message_id, at, local_date, count_after);
+                }
+            }
+            // Aggregates with no invariant checked here (plans, campaigns)
+            // still have to be readable.
+            "plan" => {
+                self.decode::<crate::plan::PlanEvent>(event);
+            }
+            "campaign" => {
+                self.decode::<crate::campaign::CampaignEvent>(event);
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks what can only be checked once everything was read, and
+    /// returns the report.
+    pub fn finish(mut self) -> Report {
+        for (message_id, position, aggregate) in std::mem::take(&mut self.sent_messages) {
+            self.count(Rule::SentWithASlot);
+            if !self.granted.contains(&message_id) {
+                self.violations(Violation {
+                    rule: Rule::SentWithASlot,
+                    position,
+                    aggregate,
+                    detail: format!(
+                        "message {message_id} was sent but no slot was ever granted for it"
+                    ),
+                });
+            }
+        }
+        let mut settlements: Vec<_> = std::mem::take(&mut self.settlements).into_iter().collect();
+        settlements.sort_by(|a, b| a.1.position.cmp(&b.1.position));
+        for (campaign, settlement) in settlements {
+            if self
+                .messages_expired_before
+                .is_some_and(|t| settlement.at < t)
+            {
+                // Its messages may have left the log with the retention.
+                continue;
+            }
+            self.count(Rule::CapturedTwicePerSent);
+            let sent = self.sent_per_campaign.get(&campaign).copied().unwrap_or(0);
+            let expected = Points::for_messages(sent).map_or(u64::MAX, Points::value);
+            if settlement.captured != expected || settlement.claimed_sent != sent {
+                self.violations(Violation {
+                    rule: Rule::CapturedTwicePerSent,
+                    position: settlement.position,
+                    aggregate: settlement.aggregate,
+                    detail: format!(
+                        "campaign {campaign}: captured {} points for {} messages claimed, but the log holds {sent} MessageSent ({expected} points)",
+                        settlement.captured, settlement.claimed_sent
+                    ),
+                });
+            }
+        }
+        self.report.aggregates = self.aggregates.len() as u64;
+        self.report
+    }
+
+    fn decode<E: DeserializeOwned>(&mut self, event: &LoggedEvent) -> Option<E> {
+        self.count(Rule::Readable);
+        match serde_json::from_value(event.payload.clone()) {
+            Ok(decoded) => Some(decoded),
+            Err(err) => {
+                self.violation(
+                    Rule::Readable,
+                    event,
+                    format!("{} does not decode: {err}", event.event_type),
+                );
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, rule: Rule) {
+        *self.report.checked.entry(rule).or_default() += 1;
+    }
+
+    fn violations(&mut self, violation: Violation) {
+        self.report.violations.push(violation);
+    }
+
+    fn violation(&mut self, rule: Rule, event: &LoggedEvent, detail: String) {
+        self.violations(Violation {
+            rule,
+            position: position(event),
+            aggregate: aggregate(event),
+            detail,
+        });
+    }
+
+    fn wallet(&mut self, event: &LoggedEvent, e: WalletEvent) {
+        let book = self
+            .wallets
+            .entry(format!("{}.{}", event.tenant, event.aggregate_id))
+            .or_default();
+        let points = |p: Points| i128::from(p.value());
+        let recorded = match &e {
+            WalletEvent::PlanSubscribed {
+                points: p,
+                balance_after,
+                reserved_after,
+                available_after,
+                ..
+            }
+            | WalletEvent::PointsToppedUp {
+                points: p,
+                balance_after,
+                reserved_after,
+                available_after,
+                ..
+            }
+            | WalletEvent::PointsGranted {
+                points: p,
+                balance_after,
+                reserved_after,
+                available_after,
+                ..
+            } => {
+                book.balance += points(*p);
+                Some((*balance_after, *reserved_after, *available_after))
+            }
+            WalletEvent::PointsReserved {
+                campaign_id,
+                points: p,
+                balance_after,
+                reserved_after,
+                available_after,
+                ..
+            } => {
+                *book.reserved.entry(*campaign_id).or_default() += points(*p);
+                Some((*balance_after, *reserved_after, *available_after))
+            }
+            WalletEvent::PointsCaptured {
+                campaign_id,
+                points: p,
+                messages_sent,
+                balance_after,
+                reserved_after,
+                available_after,
+                at,
+                ..
+            } => {
+                book.balance -= points(*p);
+                *book.reserved.entry(*campaign_id).or_default() -= points(*p);
+                self.settlements.insert(
+                    *campaign_id,
+                    Settlement {
+                        captured: p.value(),
+                        claimed_sent: *messages_sent,
+                        at: *at,
+                        position: position(event),
+                        aggregate: aggregate(event),
+                    },
+                );
+                Some((*balance_after, *reserved_after, *available_after))
+            }
+            WalletEvent::ReservationReleased {
+                campaign_id,
+                points: p,
+                balance_after,
+                reserved_after,
+                available_after,
+                ..
+            } => {
+                *book.reserved.entry(*campaign_id).or_default() -= points(*p);
+                Some((*balance_after, *reserved_after, *available_after))
+            }
+            WalletEvent::PlanExpired { .. } => None,
+        };
+        let (balance, reserved) = (book.balance, book.reserved_total());
+        let negative_reservation = book
+            .reserved
+            .iter()
+            .find(|(_, r)| **r < 0)
+            .map(|(c, r)| (*c, *r));
+        self.count(Rule::WalletNeverNegative);
+        if balance < 0 || balance - reserved < 0 {
+            self.violation(
+                Rule::WalletNeverNegative,
+                event,
+                format!(
+                    "balance {balance}, reserved {reserved}, available {}",
+                    balance - reserved
+                ),
+            );
+        }
+        if let Some((campaign, r)) = negative_reservation {
+            self.violation(
+                Rule::WalletNeverNegative,
+                event,
+                format!("reservation of campaign {campaign} at {r}"),
+            );
+        }
+        if let Some((b, r, a)) = recorded {
+            self.count(Rule::WalletFiguresAddUp);
+            if (points(b), points(r), points(a)) != (balance, reserved, balance - reserved) {
+                self.violation(
+                    Rule::WalletFiguresAddUp,
+                    event,
+                    format!(
+                        "recorded balance/reserved/available {}/{}/{}, movements sum to {balance}/{reserved}/{}",
+                        b.value(),
+                        r.value(),
+                        a.value(),
+                        balance - reserved
+                    ),
+                );
+            }
+        }
+    }
+
+    fn message(&mut self, event: &LoggedEvent, e: MessageEvent) {
+        if !self.messages_seen {
+            self.messages_seen = true;
+            if event.stream_sequence > 1 {
+                self.messages_expired_before = Some(event.occurred_at);
+            }
+        }
+        let key = format!("{}.{}", event.tenant, event.aggregate_id);
+        self.count(Rule::StatusNeverRegresses);
+        let current = self.messages.get(&key).map(|m| m.status);
+        let (next, problem) = match (&e, current) {
+            (MessageEvent::MessageQueued { campaign_id, .. }, None) => {
+                self.messages.insert(
+                    key.clone(),
+                    MessageBook {
+                        status: Status::Queued,
+                        campaign: *campaign_id,
+                        sends: 0,
+                    },
+                );
+                return;
+            }
+            (MessageEvent::MessageQueued { .. }, Some(s)) => {
+                (s, Some(format!("queued again while {s:?}")))
+            }
+            (_, None) if self.messages_expired_before.is_some() => return, // its start expired
+            (_, None) => {
+                self.violation(
+                    Rule::StatusNeverRegresses,
+                    event,
+                    format!("{} before MessageQueued", event.event_type),
+                );
+                return;
+            }
+            (MessageEvent::MessageSendingStarted { .. }, Some(s)) => (
+                Status::Sending,
+                (!matches!(s, Status::Queued | Status::Failed { retryable: true }))
+                    .then(|| format!("sending again while {s:?}")),
+            ),
+            (MessageEvent::MessageSent { cost, .. }, Some(s)) => {
+                self.count(Rule::CapturedTwicePerSent);
+                if *cost != Points::PER_MESSAGE {
+                    self.violation(
+                        Rule::CapturedTwicePerSent,
+                        event,
+                        format!("a message cost {cost}, not 2 points"),
+                    );
+                }
+                (
+                    Status::Sent,
+                    (s != Status::Sending).then(|| format!("sent while {s:?}")),
+                )
+            }
+            (MessageEvent::MessageFailed { retryable, .. }, Some(s)) => (
+                Status::Failed {
+                    retryable: *retryable,
+                },
+                (s != Status::Sending).then(|| format!("failed while {s:?}")),
+            ),
+            (MessageEvent::MessageDelivered { .. }, Some(s)) => {
+                (Status::Delivered, receipt_problem(s, Status::Delivered))
+            }
+            (MessageEvent::MessageRead { .. }, Some(s)) => {
+                (Status::Read, receipt_problem(s, Status::Read))
+            }
+            (MessageEvent::MessageCancelled { .. }, Some(s)) => (
+                Status::Cancelled,
+                (!matches!(s, Status::Queued | Status::Failed { retryable: true }))
+                    .then(|| format!("cancelled while {s:?}")),
+            ),
+            (MessageEvent::MessageMarkedUnknown { .. }, Some(s)) => (
+                Status::Unknown,
+                (s != Status::Sending).then(|| format!("marked unknown while {s:?}")),
+            ),
+        };
+        if let Some(problem) = problem {
+            self.violation(Rule::StatusNeverRegresses, event, problem);
+        }
+        let book = self.messages.get_mut(&key).expect("known message");
+        book.status = next;
+        if matches!(e, MessageEvent::MessageSent { .. }) {
+            book.sends += 1;
+            let (campaign, sends) = (book.campaign, book.sends);
+            *self.sent_per_campaign.entry(campaign).or_default() += 1;
+            if sends > 1 {
+                self.violation(
+                    Rule::StatusNeverRegresses,
+                    event,
+                    format!("sent {sends} times"),
+                );
+            }
+            if let Ok(message_id) = event.aggregate_id.parse() {
+                self.sent_messages
+                    .push((message_id, position(event), aggregate(event)));
+            }
+        }
+    }
+
+    fn session(&mut self, event: &LoggedEvent, e: SessionEvent) {
+        let Ok(session_id) = event.aggregate_id.parse::<SessionId>() else {
+            return;
+        };
+        match e {
+            SessionEvent::SessionCreated { daily_limit, .. }
+            | SessionEvent::SessionSettingsUpdated { daily_limit, .. }
+            | SessionEvent::TrustLevelChanged { daily_limit, .. } => {
+                self.daily_limits.insert(session_id, daily_limit);
+            }
+            _ => {}
+        }
+    }
+
+    fn schedule(&mut self, event: &LoggedEvent, e: ScheduleEvent) {
+        let schedule = self.schedules.entry(event.tenant.clone()).or_default();
+        match e {
+            ScheduleEvent::ActiveHoursSet {
+                timezone, windows, ..
+            } => {
+                schedule.timezone = timezone;
+                schedule.windows = windows;
+            }
+            ScheduleEvent::OverrideSet { mode, .. } => schedule.override_mode = mode,
+        }
+    }
+
+    fn grant(
+        &mut self,
+        event: &LoggedEvent,
+        session_id: SessionId,
+        message_id: MessageId,
+        at: DateTime<Utc>,
+        recorded_date: NaiveDate,
+        recorded_count: u32,
+    ) {
+        self.granted.insert(message_id);
+        let (timezone, open) = {
+            let default = Schedule::default();
+            let schedule = self.schedules.get(&event.tenant).unwrap_or(&default);
+            let hours = ActiveHours::new(
+                schedule.timezone,
+                schedule.windows.clone(),
+                schedule.override_mode,
+            );
+            (schedule.timezone, hours.map(|hours| hours.is_open(at)))
+        };
+        let local_date = timezone.local_date(at);
+        self.count(Rule::ActiveHours);
+        if open != Ok(true) {
+            self.violation(
+                Rule::ActiveHours,
+                event,
+                format!(
+                    "slot for message {message_id} granted at {at} ({} local), outside the active hours in force",
+                    timezone.local_datetime(at)
+                ),
+            );
+        }
+        let count = self.grants.entry((session_id, local_date)).or_default();
+        *count += 1;
+        let count = *count;
+        self.count(Rule::DailyLimit);
+        match self.daily_limits.get(&session_id) {
+            Some(limit) if count > limit.value() => self.violation(
+                Rule::DailyLimit,
+                event,
+                format!(
+                    "session {session_id} granted {count} sends on {local_date}, daily limit {}",
+                    limit.value()
+                ),
+            ),
+            None => self.violation(
+                Rule::DailyLimit,
+                event,
+                format!(
+                    "slot granted to session {session_id}, which has no daily limit in the log"
+                ),
+            ),
+            _ => {}
+        }
+        if (recorded_date, recorded_count) != (local_date, count) {
+            self.violation(
+                Rule::DailyLimit,
+                event,
+                format!("recorded as send {recorded_count} of {recorded_date}; the log makes it send {count} of {local_date}"),
+            );
+        }
+    }
+}
+
+/// A receipt follows a send and moves forward: delivered after sent, read
+/// after sent or delivered; never for a message that was not sent.
+fn receipt_problem(current: Status, receipt: Status) -> Option<String> {
+    match (current.rank(), receipt.rank()) {
+        (Some(now), Some(new)) if now >= 2 && new > now => None,
+        (Some(now), Some(new)) if now >= 2 && new <= now => {
+            Some(format!("{receipt:?} after {current:?}"))
+        }
+        _ => Some(format!(
+            "{receipt:?} for a message that is {current:?}, not sent"
+        )),
+    }
+}
+
+fn position(event: &LoggedEvent) -> String {
+    format!("{}#{}", event.stream, event.stream_sequence)
+}
+
+fn aggregate(event: &LoggedEvent) -> String {
+    format!(
+        "{} {}.{} @{}",
+        event.aggregate_type, event.tenant, event.aggregate_id, event.sequence
+    )
+}

@@ -1,0 +1,72 @@
+//! What may be asked of a wallet.
+
+use chrono::{DateTime, Utc};
+
+use crate::plan::PlanTerms;
+use crate::types::{CampaignId, Points, UserId};
+
+/// A command to the wallet aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalletCommand {
+    /// Subscribe to (or renew) a plan: allocates its points and runs it for
+    /// its period, from its current expiry when it is still running.
+    Subscribe {
+        /// The terms of an active plan, from
+        /// [`Plan::subscription_terms`](crate::plan::Plan::subscription_terms).
+        terms: PlanTerms,
+        /// The payment (or admin grant) this subscription comes from:
+        /// 1 to [`MAX_REFERENCE_CHARS`](super::MAX_REFERENCE_CHARS)
+        /// characters once trimmed, credited once.
+        reference: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Add bought points.
+    TopUp {
+        /// How many (at least 1).
+        points: Points,
+        /// The payment: 1 to [`MAX_REFERENCE_CHARS`](super::MAX_REFERENCE_CHARS)
+        /// characters once trimmed, credited once.
+        reference: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Add points given by a platform admin, without a payment.
+    Grant {
+        /// How many (at least 1).
+        points: Points,
+        /// The admin.
+        by: UserId,
+        /// Why: 1 to [`MAX_REASON_CHARS`](super::MAX_REASON_CHARS)
+        /// characters once trimmed.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Reserve what a campaign about to start costs:
+    /// `recipients ×` [`Points::PER_MESSAGE`].
+    Reserve {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// How many recipients it has (at least 1).
+        recipients: u64,
+        /// When (the plan must be running then).
+        at: DateTime<Utc>,
+    },
+    /// Settle a campaign that completed or was cancelled: capture what was
+    /// sent, release the rest of its reservation.
+    Settle {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// How many messages it sent (each costs [`Points::PER_MESSAGE`]).
+        messages_sent: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that the plan ran out (sent by a timer at or after the
+    /// expiry instant).
+    ExpirePlan {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}

@@ -1,0 +1,224 @@
+//! What happened to a wallet.
+//!
+//! Every event that moves points carries the wallet's totals after it
+//! (`balance_after`, `reserved_after`, `available_after`), so a read model
+//! of the wallet is one assignment per event, and each event is one row of
+//! the transaction history ([`WalletEvent::transaction_kind`]):
+//!
+//! | event                 | kind         | balance  | reserved |
+//! |-----------------------|--------------|----------|----------|
+//! | `PlanSubscribed`      | `allocation` | + points |          |
+//! | `PointsToppedUp`      | `topup`      | + points |          |
+//! | `PointsGranted`       | `topup`      | + points |          |
+//! | `PointsReserved`      | `reserve`    |          | + points |
+//! | `PointsCaptured`      | `capture`    | − points | − points |
+//! | `ReservationReleased` | `release`    |          | − points |
+//! | `PlanExpired`         | `expire`     |          |          |
+//!
+//! A settlement is a `PointsCaptured` (when something was sent) followed by
+//! a `ReservationReleased` (when something was left), in one commit.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::PlanTerms;
+use crate::types::{CampaignId, PlanId, Points, UserId};
+
+/// An event of the wallet aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalletEvent {
+    /// A plan was subscribed to or renewed, and its points allocated.
+    PlanSubscribed {
+        /// The plan's terms, kept for the whole period.
+        terms: PlanTerms,
+        /// The points allocated (the plan's points).
+        points: Points,
+        /// When the plan now runs out.
+        expires_at: DateTime<Utc>,
+        /// The payment (or grant) it comes from.
+        reference: String,
+        /// The balance after.
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Bought points were added.
+    PointsToppedUp {
+        /// How many.
+        points: Points,
+        /// The payment.
+        reference: String,
+        /// The balance after.
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An admin gave points.
+    PointsGranted {
+        /// How many.
+        points: Points,
+        /// The admin.
+        by: UserId,
+        /// Why.
+        reason: String,
+        /// The balance after.
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A starting campaign reserved what it may cost.
+    PointsReserved {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// How many points it reserved.
+        points: Points,
+        /// The balance after (unchanged).
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A settled campaign paid for the messages it sent, out of its
+    /// reservation.
+    PointsCaptured {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// How many points were spent: `messages_sent ×`
+        /// [`Points::PER_MESSAGE`].
+        points: Points,
+        /// How many messages the campaign sent.
+        messages_sent: u64,
+        /// What is left of the campaign's reservation (released by the
+        /// `ReservationReleased` that follows; zero ends the reservation).
+        campaign_reserved_after: Points,
+        /// The balance after.
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after (unchanged).
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A settled campaign gave back what it reserved and did not send; its
+    /// reservation ends.
+    ReservationReleased {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// How many points were released.
+        points: Points,
+        /// The balance after (unchanged).
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The plan ran out: no sending and no auto-replies until renewed. The
+    /// points stay.
+    PlanExpired {
+        /// The plan that ran out.
+        plan_id: PlanId,
+        /// When it ran out.
+        expires_at: DateTime<Utc>,
+        /// When the expiry was recorded.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The kind of a row of the wallet's transaction history (API.md:
+/// `allocation|topup|reserve|capture|release|expire`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransactionKind {
+    /// A plan's points allocated on subscription.
+    Allocation,
+    /// Points bought or granted.
+    Topup,
+    /// Points reserved by a campaign.
+    Reserve,
+    /// Points spent by a campaign.
+    Capture,
+    /// Reserved points given back by a campaign.
+    Release,
+    /// A plan that ran out.
+    Expire,
+}
+
+impl TransactionKind {
+    /// The kind as the API names it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allocation => "allocation",
+            Self::Topup => "topup",
+            Self::Reserve => "reserve",
+            Self::Capture => "capture",
+            Self::Release => "release",
+            Self::Expire => "expire",
+        }
+    }
+}
+
+impl WalletEvent {
+    /// The kind of transaction-history row this event is.
+    pub fn transaction_kind(&self) -> TransactionKind {
+        match self {
+            Self::PlanSubscribed { .. } => TransactionKind::Allocation,
+            Self::PointsToppedUp { .. } | Self::PointsGranted { .. } => TransactionKind::Topup,
+            Self::PointsReserved { .. } => TransactionKind::Reserve,
+            Self::PointsCaptured { .. } => TransactionKind::Capture,
+            Self::ReservationReleased { .. } => TransactionKind::Release,
+            Self::PlanExpired { .. } => TransactionKind::Expire,
+        }
+    }
+
+    /// The points this event moves (zero for an expiry).
+    pub fn points(&self) -> Points {
+        match self {
+            Self::PlanSubscribed { points, .. }
+            | Self::PointsToppedUp { points, .. }
+            | Self::PointsGranted { points, .. }
+            | Self::PointsReserved { points, .. }
+            | Self::PointsCaptured { points, .. }
+            | Self::ReservationReleased { points, .. } => *points,
+            Self::PlanExpired { .. } => Points::ZERO,
+        }
+    }
+}
+
+impl DomainEvent for WalletEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::PlanSubscribed { .. } => "PlanSubscribed",
+            Self::PointsToppedUp { .. } => "PointsToppedUp",
+            Self::PointsGranted { .. } => "PointsGranted",
+            Self::PointsReserved { .. } => "PointsReserved",
+            Self::PointsCaptured { .. } => "PointsCaptured",
+            Self::ReservationReleased { .. } => "ReservationReleased",
+            Self::PlanExpired { .. } => "PlanExpired",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
