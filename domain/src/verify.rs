@@ -694,3 +694,356 @@ fn aggregate(event: &LoggedEvent) -> String {
         event.aggregate_type, event.tenant, event.aggregate_id, event.sequence
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const TENANT: &str = "0193a000-0000-7000-8000-000000000001";
+    const SESSION: &str = "0193a000-0000-7000-8000-00000000000a";
+    const CAMPAIGN: &str = "0193a000-0000-7000-8000-00000000000c";
+    const WALLET: &str = TENANT;
+
+    fn message_id(n: u8) -> String {
+        format!("0193a000-0000-7000-8000-0000000001{n:02}")
+    }
+
+    /// A history under construction: events get consecutive stream and
+    /// aggregate sequences.
+    #[derive(Default)]
+    struct History {
+        events: Vec<LoggedEvent>,
+        sequences: HashMap<String, u64>,
+    }
+
+    impl History {
+        fn push(&mut self, aggregate_type: &str, id: &str, payload: Value) -> &mut Self {
+            let stream = if aggregate_type == "message" {
+                "t_MESSAGES"
+            } else {
+                "t_EVENTS"
+            };
+            let stream_sequence =
+                self.events.iter().filter(|e| e.stream == stream).count() as u64 + 1;
+            let sequence = self
+                .sequences
+                .entry(format!("{aggregate_type}.{id}"))
+                .or_default();
+            *sequence += 1;
+            let event_type = payload.as_object().unwrap().keys().next().unwrap().clone();
+            self.events.push(LoggedEvent {
+                stream: stream.into(),
+                stream_sequence,
+                aggregate_type: aggregate_type.into(),
+                tenant: TENANT.into(),
+                aggregate_id: id.into(),
+                sequence: *sequence,
+                event_type,
+                occurred_at: "2026-11-23T03:00:00Z".parse().unwrap(),
+                payload,
+            });
+            self
+        }
+
+        fn verify(&self) -> Report {
+            let mut verifier = Verifier::default();
+            // Stream by stream, as `wablast verify` reads them.
+            for stream in ["t_EVENTS", "t_MESSAGES"] {
+                for event in self.events.iter().filter(|e| e.stream == stream) {
+                    verifier.observe(event);
+                }
+            }
+            verifier.finish()
+        }
+    }
+
+    fn wallet(kind: &str, fields: Value) -> Value {
+        json!({ kind: fields })
+    }
+
+    fn figures(balance: u64, reserved: u64) -> Value {
+        json!({"balance_after": balance, "reserved_after": reserved, "available_after": balance - reserved,
+               "at": "2026-11-23T00:00:00Z"})
+    }
+
+    fn merge(mut a: Value, b: Value) -> Value {
+        a.as_object_mut()
+            .unwrap()
+            .extend(b.as_object().unwrap().clone());
+        a
+    }
+
+    /// Monday 2026-11-23 in Jakarta (UTC+7), 08:00–20:00 every day; a
+    /// session with a daily limit of 2; 100 points; a campaign of two
+    /// messages, both granted at 10:00 local, sent, delivered, settled.
+    fn valid_history() -> History {
+        let mut h = History::default();
+        h.push("schedule", TENANT, json!({"ActiveHoursSet": {"timezone": "Asia/Jakarta",
+            "windows": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "08:00", "end": "20:00"}],
+            "at": "2026-11-22T00:00:00Z"}}));
+        h.push(
+            "session",
+            SESSION,
+            json!({"SessionCreated": {"session_id": SESSION, "name": "CS 1",
+            "driver": "simulator", "login": "qr", "phone_number": null, "daily_limit": 2,
+            "daily_limit_follows_trust_level": false, "trust_level": 1, "auto_start": false,
+            "at": "2026-11-22T00:00:00Z"}}),
+        );
+        h.push("wallet", WALLET, wallet("PlanSubscribed", merge(json!({"terms": {
+            "plan_id": "0193a000-0000-7000-8000-0000000000ff", "name": "Basic", "period_days": 30,
+            "points": 100, "max_sessions": 1, "max_recipients_per_campaign": 200, "max_daily_limit": 500},
+            "points": 100, "expires_at": "2026-12-22T00:00:00Z", "reference": "r1"}), figures(100, 0))));
+        h.push(
+            "wallet",
+            WALLET,
+            wallet(
+                "PointsReserved",
+                merge(
+                    json!({"campaign_id": CAMPAIGN, "points": 4}),
+                    figures(100, 4),
+                ),
+            ),
+        );
+        for n in 1..=2u8 {
+            let day = format!("{SESSION}-20261123");
+            h.push("session_day", &day, json!({"SlotGranted": {"session_id": SESSION, "message_id": message_id(n),
+                "campaign_id": CAMPAIGN, "at": "2026-11-23T03:00:00Z", "local_date": "2026-11-23", "count_after": n}}));
+        }
+        h.push(
+            "wallet",
+            WALLET,
+            wallet(
+                "PointsCaptured",
+                merge(
+                    json!({"campaign_id": CAMPAIGN, "points": 4,
+            "messages_sent": 2, "campaign_reserved_after": 0}),
+                    figures(96, 0),
+                ),
+            ),
+        );
+        for n in 1..=2u8 {
+            let id = message_id(n);
+            h.push("message", &id, json!({"MessageQueued": {"message_id": id, "campaign_id": CAMPAIGN,
+                "session_id": SESSION, "phone": "+6281234567890", "name": null, "variables": {}, "at": "2026-11-23T02:00:00Z"}}));
+            h.push(
+                "message",
+                &id,
+                json!({"MessageSendingStarted": {"campaign_id": CAMPAIGN, "session_id": SESSION,
+                "attempt": 1, "at": "2026-11-23T03:00:00Z"}}),
+            );
+            h.push("message", &id, sent());
+            h.push("message", &id, json!({"MessageDelivered": {"campaign_id": CAMPAIGN, "at": "2026-11-23T03:00:05Z"}}));
+        }
+        h
+    }
+
+    fn sent() -> Value {
+        json!({"MessageSent": {"campaign_id": CAMPAIGN, "session_id": SESSION, "attempt": 1,
+            "provider_message_id": null, "cost": 2, "at": "2026-11-23T03:00:01Z"}})
+    }
+
+    fn rules(report: &Report) -> Vec<Rule> {
+        report.violations.iter().map(|v| v.rule).collect()
+    }
+
+    #[test]
+    fn a_history_that_kept_every_rule_verifies_clean() {
+        let report = valid_history().verify();
+
+        assert!(report.holds(), "{:#?}", report.violations);
+        assert_eq!(report.events, 15);
+        for rule in [
+            Rule::WalletNeverNegative,
+            Rule::CapturedTwicePerSent,
+            Rule::DailyLimit,
+            Rule::ActiveHours,
+            Rule::SentWithASlot,
+            Rule::StatusNeverRegresses,
+        ] {
+            assert!(
+                report.checked.get(&rule).copied().unwrap_or(0) > 0,
+                "{rule} was not checked"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wallet_going_negative_is_found_and_named() {
+        let mut h = valid_history();
+        h.push(
+            "wallet",
+            WALLET,
+            wallet(
+                "PointsCaptured",
+                merge(
+                    json!({"campaign_id": "0193a000-0000-7000-8000-0000000000cd",
+            "points": 500, "messages_sent": 250, "campaign_reserved_after": 0}),
+                    figures(0, 0),
+                ),
+            ),
+        );
+
+        let report = h.verify();
+
+        assert!(
+            rules(&report).contains(&Rule::WalletNeverNegative),
+            "{:#?}",
+            report.violations
+        );
+        let violation = report
+            .violations
+            .iter()
+            .find(|v| v.rule == Rule::WalletNeverNegative)
+            .unwrap();
+        assert_eq!(violation.position, "t_EVENTS#8");
+        assert!(violation.aggregate.starts_with("wallet "));
+    }
+
+    #[test]
+    fn recorded_wallet_figures_that_do_not_add_up_are_found() {
+        let mut h = valid_history();
+        h.push(
+            "wallet",
+            WALLET,
+            wallet(
+                "PointsToppedUp",
+                merge(json!({"points": 10, "reference": "r2"}), figures(200, 0)),
+            ),
+        );
+
+        assert_eq!(rules(&h.verify()), vec![Rule::WalletFiguresAddUp]);
+    }
+
+    #[test]
+    fn a_third_send_on_a_day_limited_to_two_is_found() {
+        let mut h = valid_history();
+        h.push(
+            "session_day",
+            &format!("{SESSION}-20261123"),
+            json!({"SlotGranted": {"session_id": SESSION,
+            "message_id": message_id(3), "campaign_id": CAMPAIGN, "at": "2026-11-23T04:00:00Z",
+            "local_date": "2026-11-23", "count_after": 3}}),
+        );
+
+        assert_eq!(rules(&h.verify()), vec![Rule::DailyLimit]);
+    }
+
+    #[test]
+    fn a_send_the_next_local_day_counts_afresh() {
+        let mut h = valid_history();
+        // 17:30 UTC on the 23rd is 00:30 on the 24th in Jakarta: a new day,
+        // but outside 08:00–20:00.
+        h.push(
+            "session_day",
+            &format!("{SESSION}-20261124"),
+            json!({"SlotGranted": {"session_id": SESSION,
+            "message_id": message_id(3), "campaign_id": CAMPAIGN, "at": "2026-11-24T01:30:00Z",
+            "local_date": "2026-11-24", "count_after": 1}}),
+        );
+
+        assert!(h.verify().holds());
+    }
+
+    #[test]
+    fn a_send_outside_active_hours_is_found_and_an_activate_override_allows_it() {
+        let late = json!({"SlotGranted": {"session_id": SESSION, "message_id": message_id(3),
+            "campaign_id": CAMPAIGN, "at": "2026-11-23T14:00:00Z", "local_date": "2026-11-23", "count_after": 3}});
+        let mut h = valid_history();
+        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
+            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        h.push("session_day", &format!("{SESSION}-20261123"), late.clone());
+        assert_eq!(rules(&h.verify()), vec![Rule::ActiveHours]);
+
+        let mut h = valid_history();
+        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
+            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        h.push(
+            "schedule",
+            TENANT,
+            json!({"OverrideSet": {"mode": "activate", "at": "2026-11-23T13:00:00Z"}}),
+        );
+        h.push("session_day", &format!("{SESSION}-20261123"), late);
+        assert!(h.verify().holds());
+    }
+
+    #[test]
+    fn a_status_going_backwards_is_found() {
+        let mut h = valid_history();
+        let id = message_id(1);
+        h.push(
+            "message",
+            &id,
+            json!({"MessageRead": {"campaign_id": CAMPAIGN, "at": "2026-11-23T03:01:00Z"}}),
+        );
+        h.push(
+            "message",
+            &id,
+            json!({"MessageDelivered": {"campaign_id": CAMPAIGN, "at": "2026-11-23T03:02:00Z"}}),
+        );
+
+        let report = h.verify();
+
+        assert_eq!(rules(&report), vec![Rule::StatusNeverRegresses]);
+        assert!(report.violations[0].detail.contains("Delivered after Read"));
+    }
+
+    #[test]
+    fn a_message_sent_twice_or_without_a_slot_is_found() {
+        let mut h = valid_history();
+        let id = message_id(9);
+        h.push("message", &id, json!({"MessageQueued": {"message_id": id, "campaign_id": "0193a000-0000-7000-8000-0000000000cd",
+            "session_id": SESSION, "phone": "+6281234567890", "name": null, "variables": {}, "at": "2026-11-23T02:00:00Z"}}));
+        h.push(
+            "message",
+            &id,
+            json!({"MessageSendingStarted": {"campaign_id": CAMPAIGN, "session_id": SESSION,
+            "attempt": 1, "at": "2026-11-23T03:00:00Z"}}),
+        );
+        h.push("message", &id, sent());
+        h.push("message", &id, sent());
+
+        let found = rules(&h.verify());
+
+        assert!(found.contains(&Rule::SentWithASlot), "{found:?}");
+        assert!(found.contains(&Rule::StatusNeverRegresses), "{found:?}");
+    }
+
+    #[test]
+    fn captured_points_that_are_not_twice_the_sends_are_found() {
+        let mut h = valid_history();
+        // A third message of the campaign was sent after the settlement.
+        let id = message_id(3);
+        h.push("session_day", &format!("{SESSION}-20261123"), json!({"SlotGranted": {"session_id": SESSION,
+            "message_id": id, "campaign_id": CAMPAIGN, "at": "2026-11-23T03:00:00Z", "local_date": "2026-11-23", "count_after": 3}}));
+        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
+            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        h.push("message", &id, json!({"MessageQueued": {"message_id": id, "campaign_id": CAMPAIGN,
+            "session_id": SESSION, "phone": "+6281234567890", "name": null, "variables": {}, "at": "2026-11-23T02:00:00Z"}}));
+        h.push(
+            "message",
+            &id,
+            json!({"MessageSendingStarted": {"campaign_id": CAMPAIGN, "session_id": SESSION,
+            "attempt": 1, "at": "2026-11-23T03:00:00Z"}}),
+        );
+        h.push("message", &id, sent());
+
+        let report = h.verify();
+
+        // (The limit raised after the third grant does not excuse it.)
+        assert!(
+            rules(&report).contains(&Rule::CapturedTwicePerSent),
+            "{:#?}",
+            report.violations
+        );
+    }
+
+    #[test]
+    fn an_unreadable_event_is_reported_not_skipped() {
+        let mut h = valid_history();
+        h.push("wallet", WALLET, json!({"PointsVanished": {"points": 3}}));
+
+        assert_eq!(rules(&h.verify()), vec![Rule::Readable]);
+    }
+}
