@@ -42,12 +42,20 @@ enum Command {
     },
     /// Replays the whole log through the aggregates and checks the rules held.
     Verify,
-    /// An aggregate's full history with metadata.
+    /// An aggregate's full history with metadata, and its state.
     Audit {
-        /// Aggregate type (`session`, `campaign`, `wallet`, ...).
+        /// Aggregate type (`session`, `session_day`, `schedule`, `plan`,
+        /// `wallet`, `campaign`, `message`).
         aggregate_type: String,
-        /// Aggregate id.
+        /// Aggregate id, or `TENANT.ID` when the id exists under several
+        /// tenants.
         id: String,
+        /// The state as of this aggregate sequence.
+        #[arg(long)]
+        at_sequence: Option<u64>,
+        /// The state as of this instant (RFC 3339).
+        #[arg(long)]
+        at_time: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Platform administration.
     Admin {
@@ -86,7 +94,41 @@ impl Cli {
             Command::Migrate => migrate(&settings).await,
             Command::Projector | Command::Replay { .. } => not_yet("the projector and replay", 4),
             Command::Engine => not_yet("the session engine", 6),
-            Command::Verify | Command::Audit { .. } => not_yet("verify and audit", 3),
+            Command::Verify => {
+                async {
+                    let log = crate::open_event_log(&settings).await?;
+                    let report = crate::verify::run(&log).await?;
+                    print!("{}", crate::verify::render(&report));
+                    anyhow::ensure!(
+                        report.holds(),
+                        "{} rule violation(s) in the log",
+                        report.violations.len()
+                    );
+                    Ok(())
+                }
+                .await
+            }
+            Command::Audit {
+                aggregate_type,
+                id,
+                at_sequence,
+                at_time,
+            } => {
+                async {
+                    let log = crate::open_event_log(&settings).await?;
+                    let key = crate::audit::resolve(&log, &aggregate_type, &id).await?;
+                    let as_of = crate::audit::AsOf {
+                        sequence: at_sequence,
+                        time: at_time,
+                    };
+                    print!(
+                        "{}",
+                        crate::audit::report(&log, &aggregate_type, &key, as_of).await?
+                    );
+                    Ok(())
+                }
+                .await
+            }
             Command::Admin {
                 command: AdminCommand::Create,
             } => not_yet("admin create", 5),

@@ -50,23 +50,27 @@ pub struct Settings {
     pub message_retention_days: u32,
 }
 
-/// Aggregate types kept forever: one stream. Names are frozen once written
-/// (they are subject tokens); a type added here is added to the stream's
-/// subjects at the next start.
-pub const LONG_LIVED_AGGREGATES: &[&str] = &[
-    "tenant",
-    "session",
-    "session_day",
-    "campaign",
-    "wallet",
-    "plan",
-    "schedule",
-    "auto_reply",
-];
+/// Aggregate types kept forever: one stream. A type added here is added to
+/// the stream's subjects at the next start.
+pub fn long_lived_aggregates() -> [&'static str; 6] {
+    use cqrs_es::Aggregate;
+    use wablast_domain::{campaign, plan, schedule, session, session_day, wallet};
+    [
+        session::Session::TYPE,
+        session_day::SessionDay::TYPE,
+        schedule::Schedule::TYPE,
+        plan::Plan::TYPE,
+        wallet::Wallet::TYPE,
+        campaign::Campaign::TYPE,
+    ]
+}
 
 /// Per-recipient message aggregates: a stream of their own with a retention
 /// (privacy, and ~180 bytes of server memory per subject).
-pub const MESSAGE_AGGREGATES: &[&str] = &["message"];
+pub fn message_aggregates() -> [&'static str; 1] {
+    use cqrs_es::Aggregate;
+    [wablast_domain::message::Message::TYPE]
+}
 
 impl Settings {
     /// How the event log is laid out on the NATS server.
@@ -75,8 +79,8 @@ impl Settings {
         Ok(EventLogConfig::new(
             Prefix::parse(&self.nats_prefix)?,
             vec![
-                StreamSpec::kept_forever("events", LONG_LIVED_AGGREGATES),
-                StreamSpec::with_retention("messages", MESSAGE_AGGREGATES, retention),
+                StreamSpec::kept_forever("events", &long_lived_aggregates()),
+                StreamSpec::with_retention("messages", &message_aggregates(), retention),
             ],
         ))
     }

@@ -8,11 +8,14 @@
 //! - [`config`]: [`config::Settings`] from environment variables.
 //! - [`telemetry`]: tracing set-up.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
+//! - [`audit`], [`verify`]: the operators' tools over the log.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod shutdown;
 pub mod telemetry;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -59,9 +59,7 @@ fn subcommands_not_built_yet_fail_and_say_so() {
     for args in [
         &["projector"][..],
         &["engine"],
-        &["verify"],
         &["replay", "--all"],
-        &["audit", "session", "x"],
         &["admin", "create"],
     ] {
         let output = run(args, &[]);
