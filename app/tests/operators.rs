@@ -314,6 +314,16 @@ async fn audit_prints_the_history_with_its_metadata_and_the_state_as_of_a_sequen
 
     let now = wablast(&prefix, &["audit", "wallet", &wallet]);
     let then = wablast(&prefix, &["audit", "wallet", &wallet, "--at-sequence", "1"]);
+    let before = wablast(
+        &prefix,
+        &[
+            "audit",
+            "wallet",
+            &wallet,
+            "--at-time",
+            "2000-01-01T00:00:00Z",
+        ],
+    );
     let missing = wablast(&prefix, &["audit", "wallet", &TenantId::new().to_string()]);
 
     let now = String::from_utf8_lossy(&now.stdout).to_string();
@@ -330,6 +340,18 @@ async fn audit_prints_the_history_with_its_metadata_and_the_state_as_of_a_sequen
     let then = String::from_utf8_lossy(&then.stdout).to_string();
     assert!(then.contains("state as of sequence 1"), "{then}");
     assert!(then.contains("\"balance\": 100"), "{then}");
+    let before = String::from_utf8_lossy(&before.stdout).to_string();
+    assert!(
+        before.contains("state as of before its first event"),
+        "{before}"
+    );
+    assert!(before.contains("\"balance\": 0"), "{before}");
+    // When each commit happened is printed with it.
+    assert!(
+        now.lines()
+            .any(|l| l.starts_with('#') && l.contains("T") && l.contains("by system")),
+        "{now}"
+    );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no wallet"));
     delete_streams(&nats_url(), &prefix);

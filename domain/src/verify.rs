@@ -969,6 +969,28 @@ mod tests {
     }
 
     #[test]
+    fn a_send_while_the_tenant_paused_everything_is_found() {
+        let mut h = valid_history();
+        h.push(
+            "schedule",
+            TENANT,
+            json!({"OverrideSet": {"mode": "pause", "at": "2026-11-23T03:30:00Z"}}),
+        );
+        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
+            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        // 11:00 in Jakarta: inside the windows, but everything is paused.
+        h.push(
+            "session_day",
+            &format!("{SESSION}-20261123"),
+            json!({"SlotGranted": {"session_id": SESSION,
+            "message_id": message_id(3), "campaign_id": CAMPAIGN, "at": "2026-11-23T04:00:00Z",
+            "local_date": "2026-11-23", "count_after": 3}}),
+        );
+
+        assert_eq!(rules(&h.verify()), vec![Rule::ActiveHours]);
+    }
+
+    #[test]
     fn a_status_going_backwards_is_found() {
         let mut h = valid_history();
         let id = message_id(1);

@@ -861,6 +861,23 @@ mod tests {
     }
 
     #[test]
+    fn two_separate_windows_on_one_day_leave_the_gap_between_them_closed() {
+        // Morning and afternoon shifts with a lunch break, in Jakarta (UTC+7).
+        let h = hours(
+            "Asia/Jakarta",
+            vec![every_day("08:00", "12:00"), every_day("13:00", "17:00")],
+        );
+        assert!(h.is_open(utc("2026-03-30T04:59:00Z"))); // 11:59
+        assert!(!h.is_open(utc("2026-03-30T05:30:00Z"))); // 12:30, lunch
+        assert_eq!(
+            h.next_opening(utc("2026-03-30T05:30:00Z")),
+            Some(utc("2026-03-30T06:00:00Z")) // 13:00
+        );
+        assert!(h.is_open(utc("2026-03-30T06:00:00Z")));
+        assert!(!h.is_open(utc("2026-03-30T10:00:00Z"))); // 17:00
+    }
+
+    #[test]
     fn overlapping_windows_join() {
         let h = hours(
             "Asia/Jakarta",
