@@ -215,6 +215,7 @@ pub struct Verifier {
     aggregates: HashSet<(String, String, String)>,
     wallets: HashMap<String, WalletBook>,
     settlements: HashMap<CampaignId, Settlement>,
+    reserved_at: HashMap<CampaignId, DateTime<Utc>>,
     messages: HashMap<String, MessageBook>,
     sent_per_campaign: HashMap<CampaignId, u64>,
     sent_messages: Vec<(MessageId, String, String)>,
@@ -302,11 +303,14 @@ impl Verifier {
         let mut settlements: Vec<_> = std::mem::take(&mut self.settlements).into_iter().collect();
         settlements.sort_by(|a, b| a.1.position.cmp(&b.1.position));
         for (campaign, settlement) in settlements {
-            if self
-                .messages_expired_before
-                .is_some_and(|t| settlement.at < t)
-            {
-                // Its messages may have left the log with the retention.
+            let started = self
+                .reserved_at
+                .get(&campaign)
+                .copied()
+                .unwrap_or(settlement.at);
+            if self.messages_expired_before.is_some_and(|t| started < t) {
+                // Some of its messages may have left the log with the
+                // retention: their sends can no longer be counted.
                 continue;
             }
             self.count(Rule::CapturedTwicePerSent);
@@ -397,9 +401,11 @@ impl Verifier {
                 balance_after,
                 reserved_after,
                 available_after,
+                at,
                 ..
             } => {
                 *book.reserved.entry(*campaign_id).or_default() += points(*p);
+                self.reserved_at.entry(*campaign_id).or_insert(*at);
                 Some((*balance_after, *reserved_after, *available_after))
             }
             WalletEvent::PointsCaptured {
@@ -427,6 +433,32 @@ impl Verifier {
                 Some((*balance_after, *reserved_after, *available_after))
             }
             WalletEvent::ReservationReleased {
+                campaign_id,
+                points: p,
+                balance_after,
+                reserved_after,
+                available_after,
+                at,
+                ..
+            } => {
+                *book.reserved.entry(*campaign_id).or_default() -= points(*p);
+                // Settled with nothing captured: still a settlement to check
+                // against the messages sent.
+                if !self.settlements.contains_key(campaign_id) {
+                    self.settlements.insert(
+                        *campaign_id,
+                        Settlement {
+                            captured: 0,
+                            claimed_sent: 0,
+                            at: *at,
+                            position: position(event),
+                            aggregate: aggregate(event),
+                        },
+                    );
+                }
+                Some((*balance_after, *reserved_after, *available_after))
+            }
+            WalletEvent::ReservationCancelled {
                 campaign_id,
                 points: p,
                 balance_after,
@@ -1059,6 +1091,29 @@ mod tests {
             "{:#?}",
             report.violations
         );
+    }
+
+    #[test]
+    fn a_campaign_settled_by_releasing_everything_although_it_sent_is_found() {
+        let mut h = valid_history();
+        // Drop the capture: the reservation is released whole instead.
+        h.events.retain(|e| e.event_type != "PointsCaptured");
+        let released = json!({"campaign_id": CAMPAIGN, "points": 4});
+        h.push(
+            "wallet",
+            WALLET,
+            wallet("ReservationReleased", merge(released, figures(100, 0))),
+        );
+
+        let report = h.verify();
+
+        assert_eq!(
+            rules(&report),
+            vec![Rule::CapturedTwicePerSent],
+            "{:#?}",
+            report.violations
+        );
+        assert!(report.violations[0].detail.contains("captured 0 points"));
     }
 
     #[test]

@@ -271,6 +271,16 @@ impl Campaign {
                 at,
             } => {
                 let status = self.current()?;
+                // A retried start (a double click, a lost response) of a
+                // campaign that started with these very figures is answered
+                // as the first one was: the caller must not take it as a
+                // refusal and give the reservation back.
+                if matches!(status, S::Running | S::Paused)
+                    && recipients == self.recipients
+                    && points_reserved == self.points_reserved
+                {
+                    return Ok(Vec::new());
+                }
                 if !matches!(status, S::Draft | S::Scheduled) {
                     return Err(CampaignError::InvalidState {
                         action: "start",
@@ -1057,10 +1067,26 @@ mod tests {
     }
 
     #[test]
-    fn refuses_to_start_a_campaign_twice() {
+    fn a_retried_start_with_the_same_figures_records_nothing_and_is_not_refused() {
+        let CampaignEvent::CampaignStarted {
+            recipients,
+            points_reserved,
+            ..
+        } = started()
+        else {
+            unreachable!()
+        };
         Given::with(())
             .given(vec![created(), started()])
-            .when(start(150, 300))
+            .when(start(recipients, points_reserved.value()))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn refuses_to_start_a_campaign_again_with_other_figures() {
+        Given::with(())
+            .given(vec![created(), started()])
+            .when(start(100, 200))
             .then_expect_error(CampaignError::InvalidState {
                 action: "start",
                 status: CampaignStatus::Running,

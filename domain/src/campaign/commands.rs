@@ -53,7 +53,9 @@ pub enum CampaignCommand {
     },
     /// Starts a draft or scheduled campaign (a scheduled one may start
     /// before its time by hand). The caller reserved `points_reserved` in
-    /// the wallet first; if the start is refused it must release them.
+    /// the wallet first; if the start is refused it gives them back with
+    /// `WalletCommand::CancelReservation`. A start repeated with the figures
+    /// the campaign started with succeeds and records nothing.
     StartCampaign {
         /// How many recipients the campaign has (frozen from here).
         recipients: u64,

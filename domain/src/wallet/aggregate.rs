@@ -317,6 +317,21 @@ impl Aggregate for Wallet {
                 messages_sent,
                 at,
             } => self.settle(campaign_id, messages_sent, at, sink).await?,
+            WalletCommand::CancelReservation { campaign_id, at } => {
+                let Some(points) = self.reservation(campaign_id) else {
+                    return Ok(());
+                };
+                let reserved_after = self.reserved().saturating_sub(points);
+                let event = WalletEvent::ReservationCancelled {
+                    campaign_id,
+                    points,
+                    balance_after: self.balance,
+                    reserved_after,
+                    available_after: self.balance.saturating_sub(reserved_after),
+                    at,
+                };
+                sink.write(event, self).await;
+            }
             WalletCommand::ExpirePlan { at } => {
                 let (Some(plan), Some(expires_at)) = (&self.plan, self.plan_expires_at) else {
                     return Err(WalletError::NoPlan);
@@ -392,6 +407,9 @@ impl Aggregate for Wallet {
             WalletEvent::ReservationReleased { campaign_id, .. } => {
                 self.reserved.remove(&campaign_id);
                 self.settled.insert(campaign_id);
+            }
+            WalletEvent::ReservationCancelled { campaign_id, .. } => {
+                self.reserved.remove(&campaign_id);
             }
             WalletEvent::PlanExpired { .. } => {
                 self.plan_expiry_recorded = true;
@@ -832,6 +850,63 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_reservation_gives_the_points_back_and_the_campaign_may_reserve_again() {
+        let mut wallet = Wallet::default();
+        let run = |wallet: &mut Wallet, command| {
+            let sink = EventSink::default();
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(wallet.handle(command, &(), &sink))
+        };
+        let subscribe = WalletCommand::Subscribe {
+            terms: terms(100, PlanPeriod::Days30),
+            reference: "s1".into(),
+            at: day(1),
+        };
+        run(&mut wallet, subscribe).unwrap();
+        run(
+            &mut wallet,
+            WalletCommand::Reserve {
+                campaign_id: campaign(1),
+                recipients: 3,
+                at: day(1),
+            },
+        )
+        .unwrap();
+        run(
+            &mut wallet,
+            WalletCommand::CancelReservation {
+                campaign_id: campaign(1),
+                at: day(1),
+            },
+        )
+        .unwrap();
+        // Again: nothing reserved, nothing to do.
+        run(
+            &mut wallet,
+            WalletCommand::CancelReservation {
+                campaign_id: campaign(1),
+                at: day(1),
+            },
+        )
+        .unwrap();
+        assert!(!wallet.is_settled(campaign(1)));
+        assert_eq!(wallet.reserved(), Points::ZERO);
+        run(
+            &mut wallet,
+            WalletCommand::Reserve {
+                campaign_id: campaign(1),
+                recipients: 4,
+                at: day(1),
+            },
+        )
+        .unwrap();
+        assert_eq!(wallet.reservation(campaign(1)), Some(Points::new(8)));
+        assert_eq!(wallet.balance(), Points::new(100));
+    }
+
+    #[test]
     fn refuses_to_reserve_for_a_campaign_already_settled() {
         let mut given = vec![subscribed(), reserved()];
         given.extend(settled_150());
@@ -1247,6 +1322,12 @@ mod tests {
                     ..
                 }
                 | WalletEvent::PointsToppedUp {
+                    balance_after,
+                    reserved_after,
+                    available_after,
+                    ..
+                }
+                | WalletEvent::ReservationCancelled {
                     balance_after,
                     reserved_after,
                     available_after,

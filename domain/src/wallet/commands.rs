@@ -63,6 +63,16 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Give back a reservation whose campaign did not start after all (its
+    /// start was refused after the points were reserved). Unlike a
+    /// settlement, the campaign may reserve again later. Nothing reserved:
+    /// nothing to do.
+    CancelReservation {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record that the plan ran out (sent by a timer at or after the
     /// expiry instant).
     ExpirePlan {

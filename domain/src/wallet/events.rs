@@ -132,6 +132,22 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A reservation was given back because its campaign did not start; the
+    /// campaign may reserve again.
+    ReservationCancelled {
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// How many points were given back.
+        points: Points,
+        /// The balance after (unchanged).
+        balance_after: Points,
+        /// The total reserved after.
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The plan ran out: no sending and no auto-replies until renewed. The
     /// points stay.
     PlanExpired {
@@ -185,7 +201,9 @@ impl WalletEvent {
             Self::PointsToppedUp { .. } | Self::PointsGranted { .. } => TransactionKind::Topup,
             Self::PointsReserved { .. } => TransactionKind::Reserve,
             Self::PointsCaptured { .. } => TransactionKind::Capture,
-            Self::ReservationReleased { .. } => TransactionKind::Release,
+            Self::ReservationReleased { .. } | Self::ReservationCancelled { .. } => {
+                TransactionKind::Release
+            }
             Self::PlanExpired { .. } => TransactionKind::Expire,
         }
     }
@@ -198,7 +216,8 @@ impl WalletEvent {
             | Self::PointsGranted { points, .. }
             | Self::PointsReserved { points, .. }
             | Self::PointsCaptured { points, .. }
-            | Self::ReservationReleased { points, .. } => *points,
+            | Self::ReservationReleased { points, .. }
+            | Self::ReservationCancelled { points, .. } => *points,
             Self::PlanExpired { .. } => Points::ZERO,
         }
     }
@@ -213,6 +232,7 @@ impl DomainEvent for WalletEvent {
             Self::PointsReserved { .. } => "PointsReserved",
             Self::PointsCaptured { .. } => "PointsCaptured",
             Self::ReservationReleased { .. } => "ReservationReleased",
+            Self::ReservationCancelled { .. } => "ReservationCancelled",
             Self::PlanExpired { .. } => "PlanExpired",
         }
         .to_string()
