@@ -287,6 +287,7 @@ impl Aggregate for Wallet {
                 points,
                 by,
                 reason,
+                reference,
                 at,
             } => {
                 if points == Points::ZERO {
@@ -294,12 +295,18 @@ impl Aggregate for Wallet {
                 }
                 let reason =
                     parse_text(&reason, MAX_REASON_CHARS).ok_or(WalletError::InvalidReason)?;
+                let reference = parse_text(&reference, MAX_REFERENCE_CHARS)
+                    .ok_or(WalletError::InvalidReference)?;
+                if self.already_credited(&reference, points)? {
+                    return Ok(());
+                }
                 let balance_after = self.credit(points)?;
                 let reserved_after = self.reserved();
                 let event = WalletEvent::PointsGranted {
                     points,
                     by,
                     reason,
+                    reference,
                     balance_after,
                     reserved_after,
                     available_after: balance_after.saturating_sub(reserved_after),
@@ -380,8 +387,14 @@ impl Aggregate for Wallet {
                 self.balance = balance_after;
                 self.credited.insert(reference, points);
             }
-            WalletEvent::PointsGranted { balance_after, .. } => {
+            WalletEvent::PointsGranted {
+                points,
+                reference,
+                balance_after,
+                ..
+            } => {
                 self.balance = balance_after;
+                self.credited.insert(reference, points);
             }
             WalletEvent::PointsReserved {
                 campaign_id,
@@ -537,6 +550,7 @@ mod tests {
             points: Points::new(points),
             by: admin(),
             reason: reason.to_string(),
+            reference: "grant-1".to_string(),
             at: day(5),
         }
     }
@@ -734,6 +748,7 @@ mod tests {
                 points: Points::new(100),
                 by: admin(),
                 reason: "goodwill".to_string(),
+                reference: "grant-1".to_string(),
                 balance_after: Points::new(1_100),
                 reserved_after: Points::ZERO,
                 available_after: Points::new(1_100),
@@ -847,6 +862,26 @@ mod tests {
                 campaign_id: campaign(1),
                 reserved: Points::new(400),
             });
+    }
+
+    #[test]
+    fn a_grant_repeated_with_the_same_reference_credits_once() {
+        WalletTest::with(())
+            .given(vec![
+                subscribed(),
+                WalletEvent::PointsGranted {
+                    points: Points::new(100),
+                    by: admin(),
+                    reason: "goodwill".to_string(),
+                    reference: "grant-1".to_string(),
+                    balance_after: Points::new(1_100),
+                    reserved_after: Points::ZERO,
+                    available_after: Points::new(1_100),
+                    at: day(5),
+                },
+            ])
+            .when(grant(100, "goodwill"))
+            .then_expect_events(vec![]);
     }
 
     #[test]
@@ -1270,6 +1305,11 @@ mod tests {
                     points: Points::new(points),
                     by: admin(),
                     reason: "test".to_string(),
+                    reference: format!(
+                        "grant-{}-{}",
+                        at.timestamp_micros(),
+                        wallet.balance().value()
+                    ),
                     at,
                 },
                 Step::Reserve {

@@ -40,6 +40,9 @@ pub enum WalletCommand {
         /// Why: 1 to [`MAX_REASON_CHARS`](super::MAX_REASON_CHARS)
         /// characters once trimmed.
         reason: String,
+        /// Identifies this grant (the request's idempotency key, say): a
+        /// grant repeated with the same reference and points credits once.
+        reference: String,
         /// When.
         at: DateTime<Utc>,
     },

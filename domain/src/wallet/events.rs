@@ -70,6 +70,8 @@ pub enum WalletEvent {
         by: UserId,
         /// Why.
         reason: String,
+        /// Identifies the grant.
+        reference: String,
         /// The balance after.
         balance_after: Points,
         /// The total reserved after.
