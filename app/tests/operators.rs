@@ -192,6 +192,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
             &day,
             SessionDayCommand::RequestSlot {
                 session_id,
+                day: TimeZone::default().local_date(now),
                 message_id,
                 campaign_id,
                 at: now,

@@ -292,6 +292,7 @@ impl World {
                     day,
                     SessionDayCommand::RequestSlot {
                         session_id: self.session_id,
+                        day: hours.local_date(at),
                         message_id,
                         campaign_id,
                         at,

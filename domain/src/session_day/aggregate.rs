@@ -80,6 +80,7 @@ impl Aggregate for SessionDay {
     ) -> Result<(), Self::Error> {
         let SessionDayCommand::RequestSlot {
             session_id,
+            day,
             message_id,
             campaign_id,
             at,
@@ -87,6 +88,14 @@ impl Aggregate for SessionDay {
         } = command;
         let hours = &facts.active_hours;
         let local_date = hours.local_date(at);
+        // The counter of one day never counts another day's sends, even on
+        // its first grant (an id computed before a pause across midnight).
+        if local_date != day {
+            return Err(SessionDayError::WrongDay {
+                expected: day,
+                got: local_date,
+            });
+        }
         if let Some(expected) = self.local_date
             && expected != local_date
         {
@@ -222,6 +231,7 @@ mod tests {
     fn request(n: u128, at: DateTime<Utc>, facts: SendFacts) -> SessionDayCommand {
         SessionDayCommand::RequestSlot {
             session_id: session(),
+            day: facts.active_hours.local_date(at),
             message_id: message(n),
             campaign_id: campaign(),
             at,
@@ -446,12 +456,33 @@ mod tests {
     }
 
     #[test]
+    fn refuses_even_a_first_request_whose_instant_is_not_on_the_addressed_day() {
+        let at = monday_morning();
+        let addressed = facts().active_hours.local_date(at) - chrono::Days::new(1);
+        TestFramework::<SessionDay>::with(())
+            .given_no_previous_events()
+            .when(SessionDayCommand::RequestSlot {
+                session_id: session(),
+                day: addressed,
+                message_id: message(1),
+                campaign_id: campaign(),
+                at,
+                facts: facts(),
+            })
+            .then_expect_error(SessionDayError::WrongDay {
+                expected: addressed,
+                got: addressed + chrono::Days::new(1),
+            });
+    }
+
+    #[test]
     fn refuses_another_session() {
         let other = SessionId::from_uuid(Uuid::from_u128(9));
         TestFramework::<SessionDay>::with(())
             .given(two_granted())
             .when(SessionDayCommand::RequestSlot {
                 session_id: other,
+                day: facts().active_hours.local_date(monday_morning()),
                 message_id: message(3),
                 campaign_id: campaign(),
                 at: monday_morning(),
@@ -672,6 +703,7 @@ mod tests {
                     && hours.is_open(r.at);
                 let command = SessionDayCommand::RequestSlot {
                     session_id,
+                    day: facts.active_hours.local_date(r.at),
                     message_id,
                     campaign_id: campaign(),
                     at: r.at,

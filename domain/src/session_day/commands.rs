@@ -1,6 +1,6 @@
 //! What can be asked of a day counter.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::types::active_hours::ActiveHours;
@@ -31,6 +31,9 @@ pub enum SessionDayCommand {
     RequestSlot {
         /// The sending session.
         session_id: SessionId,
+        /// The local day the caller addressed (the day in the aggregate's
+        /// id): the instant must fall on it, first request included.
+        day: NaiveDate,
         /// The message to send.
         message_id: MessageId,
         /// The message's campaign.
