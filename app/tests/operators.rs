@@ -218,6 +218,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
             .execute(
                 &message,
                 MessageCommand::RecordSent {
+                    attempt: 1,
                     provider_message_id: None,
                     cost: Points::PER_MESSAGE,
                     at: now,

@@ -307,12 +307,14 @@ impl World {
                 let session_id = self.session_id;
                 let outcome = if fails {
                     MessageCommand::RecordFailed {
+                        attempt: 1,
                         reason: "boom".into(),
                         retryable: false,
                         at,
                     }
                 } else {
                     MessageCommand::RecordSent {
+                        attempt: 1,
                         provider_message_id: None,
                         cost: Points::PER_MESSAGE,
                         at,

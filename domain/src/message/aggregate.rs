@@ -251,10 +251,20 @@ impl Message {
             },
 
             MessageCommand::RecordSent {
+                attempt,
                 provider_message_id,
                 cost,
                 at,
             } => {
+                if attempt < self.attempt {
+                    return Ok(vec![]); // an earlier attempt's late outcome
+                }
+                if attempt > self.attempt && status == S::Sending {
+                    return Err(MessageError::InvalidState {
+                        action: "record the outcome of an attempt not started",
+                        status,
+                    });
+                }
                 if cost != Points::PER_MESSAGE {
                     return Err(MessageError::WrongCost {
                         expected: Points::PER_MESSAGE,
@@ -279,10 +289,26 @@ impl Message {
                 }
             }
 
+            MessageCommand::RecordFailed { attempt, .. }
+            | MessageCommand::MarkUnknown { attempt, .. }
+                if attempt < self.attempt =>
+            {
+                Ok(vec![]) // an earlier attempt's late outcome
+            }
+            MessageCommand::RecordFailed { attempt, .. }
+            | MessageCommand::MarkUnknown { attempt, .. }
+                if attempt > self.attempt && status == S::Sending =>
+            {
+                Err(MessageError::InvalidState {
+                    action: "record the outcome of an attempt not started",
+                    status,
+                })
+            }
             MessageCommand::RecordFailed {
                 reason,
                 retryable,
                 at,
+                ..
             } => match status {
                 S::Sending => Ok(vec![MessageEvent::MessageFailed {
                     campaign_id,
@@ -331,7 +357,7 @@ impl Message {
                 _ => Ok(vec![]),
             },
 
-            MessageCommand::MarkUnknown { at } => match status {
+            MessageCommand::MarkUnknown { at, .. } => match status {
                 S::Sending => Ok(vec![MessageEvent::MessageMarkedUnknown {
                     campaign_id,
                     session_id: self.session_id,
@@ -511,6 +537,7 @@ mod tests {
 
     fn record_sent() -> MessageCommand {
         MessageCommand::RecordSent {
+            attempt: 1,
             provider_message_id: Some("wamid.1".to_owned()),
             cost: Points::PER_MESSAGE,
             at: t(2),
@@ -618,7 +645,10 @@ mod tests {
             record_sent(),
             receipt(Receipt::Delivered, 3),
             MessageCommand::CancelMessage { at: t(1) },
-            MessageCommand::MarkUnknown { at: t(1) },
+            MessageCommand::MarkUnknown {
+                attempt: 1,
+                at: t(1),
+            },
         ] {
             Given::with(())
                 .given_no_previous_events()
@@ -746,6 +776,7 @@ mod tests {
         Given::with(())
             .given(vec![queued(), sending(1, 1)])
             .when(MessageCommand::RecordSent {
+                attempt: 1,
                 provider_message_id: None,
                 cost: Points::new(3),
                 at: t(2),
@@ -806,6 +837,7 @@ mod tests {
                 sending(2, 40),
             ])
             .when(MessageCommand::RecordFailed {
+                attempt: 2,
                 reason: "timeout".to_owned(),
                 retryable: false,
                 at: t(2),
@@ -822,6 +854,52 @@ mod tests {
     }
 
     #[test]
+    fn a_late_outcome_of_an_earlier_attempt_changes_nothing() {
+        // Attempt 1 failed, attempt 2 is under way; attempt 1's failure is
+        // delivered again.
+        let history = vec![queued(), sending(1, 1), failed(1, true), sending(2, 40)];
+        for late in [
+            MessageCommand::RecordFailed {
+                attempt: 1,
+                reason: "timeout".to_owned(),
+                retryable: true,
+                at: t(3),
+            },
+            MessageCommand::MarkUnknown {
+                attempt: 1,
+                at: t(3),
+            },
+            MessageCommand::RecordSent {
+                attempt: 1,
+                provider_message_id: None,
+                cost: Points::PER_MESSAGE,
+                at: t(3),
+            },
+        ] {
+            Given::with(())
+                .given(history.clone())
+                .when(late)
+                .then_expect_events(vec![]);
+        }
+    }
+
+    #[test]
+    fn refuses_an_outcome_of_an_attempt_not_started() {
+        Given::with(())
+            .given(vec![queued(), sending(1, 1)])
+            .when(MessageCommand::RecordFailed {
+                attempt: 2,
+                reason: "timeout".to_owned(),
+                retryable: true,
+                at: t(3),
+            })
+            .then_expect_error(MessageError::InvalidState {
+                action: "record the outcome of an attempt not started",
+                status: MessageStatus::Sending,
+            });
+    }
+
+    #[test]
     fn refuses_a_failure_of_a_message_that_is_not_sending() {
         for (history, status) in [
             (vec![queued()], MessageStatus::Queued),
@@ -834,6 +912,7 @@ mod tests {
             Given::with(())
                 .given(history)
                 .when(MessageCommand::RecordFailed {
+                    attempt: 1,
                     reason: "timeout".to_owned(),
                     retryable: true,
                     at: t(5),
@@ -1003,7 +1082,10 @@ mod tests {
     fn marks_a_message_unknown_when_the_engine_died_mid_send() {
         Given::with(())
             .given(vec![queued(), sending(1, 1)])
-            .when(MessageCommand::MarkUnknown { at: t(3) })
+            .when(MessageCommand::MarkUnknown {
+                attempt: 1,
+                at: t(3),
+            })
             .then_expect_events(vec![unknown()]);
         let message = fold(vec![queued(), sending(1, 1), unknown()]);
         assert_eq!(message.status(), Some(MessageStatus::Unknown));
@@ -1022,7 +1104,10 @@ mod tests {
         ] {
             Given::with(())
                 .given(history)
-                .when(MessageCommand::MarkUnknown { at: t(9) })
+                .when(MessageCommand::MarkUnknown {
+                    attempt: 1,
+                    at: t(9),
+                })
                 .then_expect_events(vec![]);
         }
     }
@@ -1145,15 +1230,15 @@ mod tests {
                     at: t(a),
                 }
             }),
-            3 => (prop::bool::weighted(0.9), at.clone()).prop_map(|(right_cost, a)| {
-                MessageCommand::RecordSent {
+            3 => (prop::bool::weighted(0.9), 1u32..4, at.clone()).prop_map(|(right_cost, attempt, a)| {
+                MessageCommand::RecordSent { attempt,
                     provider_message_id: Some("wamid".to_owned()),
                     cost: if right_cost { Points::PER_MESSAGE } else { Points::new(1) },
                     at: t(a),
                 }
             }),
-            3 => (any::<bool>(), at.clone()).prop_map(|(retryable, a)| {
-                MessageCommand::RecordFailed {
+            3 => (any::<bool>(), 1u32..4, at.clone()).prop_map(|(retryable, attempt, a)| {
+                MessageCommand::RecordFailed { attempt,
                     reason: "boom".to_owned(),
                     retryable,
                     at: t(a),
@@ -1162,7 +1247,7 @@ mod tests {
             4 => (prop_oneof![Just(Receipt::Delivered), Just(Receipt::Read)], at.clone())
                 .prop_map(|(kind, a)| MessageCommand::RecordReceipt { receipt: kind, at: t(a) }),
             1 => at.clone().prop_map(|a| MessageCommand::CancelMessage { at: t(a) }),
-            1 => at.prop_map(|a| MessageCommand::MarkUnknown { at: t(a) }),
+            1 => (1u32..4, at).prop_map(|(attempt, a)| MessageCommand::MarkUnknown { attempt, at: t(a) }),
         ]
     }
 

@@ -55,6 +55,9 @@ pub enum MessageCommand {
     /// The driver says the message was sent: sending → sent. Reported again
     /// (or after a receipt got there first): nothing is recorded.
     RecordSent {
+        /// The attempt this outcome belongs to (as given to `StartSending`):
+        /// an outcome of an earlier attempt, redelivered late, is ignored.
+        attempt: u32,
         /// WhatsApp's id of the message, when the driver has one.
         provider_message_id: Option<String>,
         /// What it costs: must be [`Points::PER_MESSAGE`].
@@ -64,6 +67,9 @@ pub enum MessageCommand {
     },
     /// The driver says the attempt failed: sending → failed.
     RecordFailed {
+        /// The attempt this outcome belongs to (as given to `StartSending`):
+        /// an outcome of an earlier attempt, redelivered late, is ignored.
+        attempt: u32,
         /// Why, in the driver's words.
         reason: String,
         /// Whether the engine will try again (false on its last attempt).
@@ -88,6 +94,9 @@ pub enum MessageCommand {
     /// The engine that was sending the message died mid-send: sending →
     /// unknown. On any other status nothing is recorded.
     MarkUnknown {
+        /// The attempt this outcome belongs to (as given to `StartSending`):
+        /// an outcome of an earlier attempt, redelivered late, is ignored.
+        attempt: u32,
         /// When.
         at: DateTime<Utc>,
     },
