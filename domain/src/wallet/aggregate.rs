@@ -98,6 +98,28 @@ impl Wallet {
         }
     }
 
+    /// What every credit by reference (a payment, a grant) must pass: some
+    /// points, a valid reference, not credited yet with other points.
+    ///
+    /// # Returns
+    /// The trimmed reference and the balance after, or `None` when this
+    /// very credit was made already (a retry: nothing to record).
+    fn credit_once(
+        &self,
+        points: Points,
+        reference: &str,
+    ) -> Result<Option<(String, Points)>, WalletError> {
+        if points == Points::ZERO {
+            return Err(WalletError::NoPoints);
+        }
+        let reference =
+            parse_text(reference, MAX_REFERENCE_CHARS).ok_or(WalletError::InvalidReference)?;
+        if self.already_credited(&reference, points)? {
+            return Ok(None);
+        }
+        Ok(Some((reference, self.credit(points)?)))
+    }
+
     /// The balance after crediting `points`.
     fn credit(&self, points: Points) -> Result<Points, WalletError> {
         self.balance
@@ -263,15 +285,9 @@ impl Aggregate for Wallet {
                 reference,
                 at,
             } => {
-                if points == Points::ZERO {
-                    return Err(WalletError::NoPoints);
-                }
-                let reference = parse_text(&reference, MAX_REFERENCE_CHARS)
-                    .ok_or(WalletError::InvalidReference)?;
-                if self.already_credited(&reference, points)? {
+                let Some((reference, balance_after)) = self.credit_once(points, &reference)? else {
                     return Ok(());
-                }
-                let balance_after = self.credit(points)?;
+                };
                 let reserved_after = self.reserved();
                 let event = WalletEvent::PointsToppedUp {
                     points,
@@ -290,17 +306,11 @@ impl Aggregate for Wallet {
                 reference,
                 at,
             } => {
-                if points == Points::ZERO {
-                    return Err(WalletError::NoPoints);
-                }
+                let Some((reference, balance_after)) = self.credit_once(points, &reference)? else {
+                    return Ok(());
+                };
                 let reason =
                     parse_text(&reason, MAX_REASON_CHARS).ok_or(WalletError::InvalidReason)?;
-                let reference = parse_text(&reference, MAX_REFERENCE_CHARS)
-                    .ok_or(WalletError::InvalidReference)?;
-                if self.already_credited(&reference, points)? {
-                    return Ok(());
-                }
-                let balance_after = self.credit(points)?;
                 let reserved_after = self.reserved();
                 let event = WalletEvent::PointsGranted {
                     points,
