@@ -871,6 +871,18 @@ mod tests {
         h
     }
 
+    /// The session's daily limit goes up to 10 (so a third send is not
+    /// over the limit).
+    fn raise_daily_limit_to_ten(h: &mut History) {
+        h.push(
+            "session",
+            SESSION,
+            json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
+                "daily_limit_follows_trust_level": false, "auto_start": false,
+                "at": "2026-11-23T00:00:00Z"}}),
+        );
+    }
+
     fn sent() -> Value {
         json!({"MessageSent": {"campaign_id": CAMPAIGN, "session_id": SESSION, "attempt": 1,
             "provider_message_id": null, "cost": 2, "at": "2026-11-23T03:00:01Z"}})
@@ -983,14 +995,12 @@ mod tests {
         let late = json!({"SlotGranted": {"session_id": SESSION, "message_id": message_id(3),
             "campaign_id": CAMPAIGN, "at": "2026-11-23T14:00:00Z", "local_date": "2026-11-23", "count_after": 3}});
         let mut h = valid_history();
-        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
-            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        raise_daily_limit_to_ten(&mut h);
         h.push("session_day", &format!("{SESSION}-20261123"), late.clone());
         assert_eq!(rules(&h.verify()), vec![Rule::ActiveHours]);
 
         let mut h = valid_history();
-        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
-            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        raise_daily_limit_to_ten(&mut h);
         h.push(
             "schedule",
             TENANT,
@@ -1008,8 +1018,7 @@ mod tests {
             TENANT,
             json!({"OverrideSet": {"mode": "pause", "at": "2026-11-23T03:30:00Z"}}),
         );
-        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
-            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        raise_daily_limit_to_ten(&mut h);
         // 11:00 in Jakarta: inside the windows, but everything is paused.
         h.push(
             "session_day",
@@ -1071,8 +1080,7 @@ mod tests {
         let id = message_id(3);
         h.push("session_day", &format!("{SESSION}-20261123"), json!({"SlotGranted": {"session_id": SESSION,
             "message_id": id, "campaign_id": CAMPAIGN, "at": "2026-11-23T03:00:00Z", "local_date": "2026-11-23", "count_after": 3}}));
-        h.push("session", SESSION, json!({"SessionSettingsUpdated": {"name": "CS 1", "daily_limit": 10,
-            "daily_limit_follows_trust_level": false, "auto_start": false, "at": "2026-11-23T00:00:00Z"}}));
+        raise_daily_limit_to_ten(&mut h);
         h.push("message", &id, json!({"MessageQueued": {"message_id": id, "campaign_id": CAMPAIGN,
             "session_id": SESSION, "phone": "+6281234567890", "name": null, "variables": {}, "at": "2026-11-23T02:00:00Z"}}));
         h.push(
