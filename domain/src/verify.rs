@@ -840,8 +840,11 @@ mod tests {
         );
         for n in 1..=2u8 {
             let day = format!("{SESSION}-20261123");
-            h.push("session_day", &day, json!({"SlotGranted": {"session_id": SESSION, "message_id": message_id(n),
-                "campaign_id": CAMPAIGN, "at": "2026-11-23T03:00:00Z", "local_date": "2026-11-23", "count_after": n}}));
+            h.push(
+                "session_day",
+                &day,
+                slot(message_id(n), "2026-11-23T03:00:00Z", "2026-11-23", n),
+            );
         }
         h.push(
             "wallet",
@@ -881,6 +884,18 @@ mod tests {
                 "daily_limit_follows_trust_level": false, "auto_start": false,
                 "at": "2026-11-23T00:00:00Z"}}),
         );
+    }
+
+    /// A `SlotGranted` for message `message_id` of the campaign.
+    fn slot(
+        message_id: String,
+        at: &str,
+        local_date: &str,
+        count_after: impl Into<Value>,
+    ) -> Value {
+        json!({"SlotGranted": {"session_id": SESSION, "message_id": message_id,
+            "campaign_id": CAMPAIGN, "at": at, "local_date": local_date,
+            "count_after": count_after.into()}})
     }
 
     fn sent() -> Value {
@@ -966,9 +981,7 @@ mod tests {
         h.push(
             "session_day",
             &format!("{SESSION}-20261123"),
-            json!({"SlotGranted": {"session_id": SESSION,
-            "message_id": message_id(3), "campaign_id": CAMPAIGN, "at": "2026-11-23T04:00:00Z",
-            "local_date": "2026-11-23", "count_after": 3}}),
+            slot(message_id(3), "2026-11-23T04:00:00Z", "2026-11-23", 3),
         );
 
         assert_eq!(rules(&h.verify()), vec![Rule::DailyLimit]);
@@ -982,9 +995,7 @@ mod tests {
         h.push(
             "session_day",
             &format!("{SESSION}-20261124"),
-            json!({"SlotGranted": {"session_id": SESSION,
-            "message_id": message_id(3), "campaign_id": CAMPAIGN, "at": "2026-11-24T01:30:00Z",
-            "local_date": "2026-11-24", "count_after": 1}}),
+            slot(message_id(3), "2026-11-24T01:30:00Z", "2026-11-24", 1),
         );
 
         assert!(h.verify().holds());
@@ -992,8 +1003,7 @@ mod tests {
 
     #[test]
     fn a_send_outside_active_hours_is_found_and_an_activate_override_allows_it() {
-        let late = json!({"SlotGranted": {"session_id": SESSION, "message_id": message_id(3),
-            "campaign_id": CAMPAIGN, "at": "2026-11-23T14:00:00Z", "local_date": "2026-11-23", "count_after": 3}});
+        let late = slot(message_id(3), "2026-11-23T14:00:00Z", "2026-11-23", 3);
         let mut h = valid_history();
         raise_daily_limit_to_ten(&mut h);
         h.push("session_day", &format!("{SESSION}-20261123"), late.clone());
@@ -1023,9 +1033,7 @@ mod tests {
         h.push(
             "session_day",
             &format!("{SESSION}-20261123"),
-            json!({"SlotGranted": {"session_id": SESSION,
-            "message_id": message_id(3), "campaign_id": CAMPAIGN, "at": "2026-11-23T04:00:00Z",
-            "local_date": "2026-11-23", "count_after": 3}}),
+            slot(message_id(3), "2026-11-23T04:00:00Z", "2026-11-23", 3),
         );
 
         assert_eq!(rules(&h.verify()), vec![Rule::ActiveHours]);
@@ -1078,8 +1086,11 @@ mod tests {
         let mut h = valid_history();
         // A third message of the campaign was sent after the settlement.
         let id = message_id(3);
-        h.push("session_day", &format!("{SESSION}-20261123"), json!({"SlotGranted": {"session_id": SESSION,
-            "message_id": id, "campaign_id": CAMPAIGN, "at": "2026-11-23T03:00:00Z", "local_date": "2026-11-23", "count_after": 3}}));
+        h.push(
+            "session_day",
+            &format!("{SESSION}-20261123"),
+            slot(id.clone(), "2026-11-23T03:00:00Z", "2026-11-23", 3),
+        );
         raise_daily_limit_to_ten(&mut h);
         h.push("message", &id, json!({"MessageQueued": {"message_id": id, "campaign_id": CAMPAIGN,
             "session_id": SESSION, "phone": "+6281234567890", "name": null, "variables": {}, "at": "2026-11-23T02:00:00Z"}}));

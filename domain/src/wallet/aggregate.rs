@@ -393,11 +393,8 @@ impl Aggregate for Wallet {
                 reference,
                 balance_after,
                 ..
-            } => {
-                self.balance = balance_after;
-                self.credited.insert(reference, points);
             }
-            WalletEvent::PointsGranted {
+            | WalletEvent::PointsGranted {
                 points,
                 reference,
                 balance_after,
