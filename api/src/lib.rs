@@ -28,6 +28,26 @@ pub struct AppState {
     pub db: PgPool,
     /// The event log.
     pub log: EventLog,
+    /// When a projection counts as too far behind to serve.
+    pub readiness: Readiness,
+}
+
+/// When `/readyz` says the projections are too far behind to serve.
+#[derive(Clone, Copy, Debug)]
+pub struct Readiness {
+    /// Most commits a projection may be behind the log.
+    pub max_lag: u64,
+    /// Oldest a commit not yet projected may be.
+    pub max_lag_age: std::time::Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            max_lag: 10_000,
+            max_lag_age: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(OpenApi)]

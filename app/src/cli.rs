@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing::error;
 
@@ -80,7 +81,7 @@ impl Cli {
                 async {
                     migrate(&settings).await?;
                     let app = Application::build(&settings).await?;
-                    app.run_until_stopped(shutdown::on_signal()).await
+                    app.run_with_projector(shutdown::on_signal()).await
                 }
                 .await
             }
@@ -92,7 +93,32 @@ impl Cli {
                 .await
             }
             Command::Migrate => migrate(&settings).await,
-            Command::Projector | Command::Replay { .. } => not_yet("the projector and replay", 4),
+            Command::Projector => {
+                async {
+                    migrate(&settings).await?;
+                    let log = crate::open_event_log(&settings).await?;
+                    let db = crate::database_pool(&settings)?;
+                    wablast_projections::Projector::new(db, log)
+                        .run(shutdown::on_signal())
+                        .await
+                        .context("projector stopped")
+                }
+                .await
+            }
+            Command::Replay { all, projection } => {
+                async {
+                    let names: Vec<String> = match (all, projection) {
+                        (true, _) => wablast_projections::NAMES.iter().map(|n| (*n).to_owned()).collect(),
+                        (false, Some(name)) => vec![name],
+                        (false, None) => anyhow::bail!("say which: --all or --projection NAME (one of {})", wablast_projections::NAMES.join(", ")),
+                    };
+                    migrate(&settings).await?;
+                    let log = crate::open_event_log(&settings).await?;
+                    let db = crate::database_pool(&settings)?;
+                    crate::replay::run(&db, &log, &names).await
+                }
+                .await
+            }
             Command::Engine => not_yet("the session engine", 6),
             Command::Verify => {
                 async {

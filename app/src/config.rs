@@ -48,6 +48,16 @@ pub struct Settings {
     #[arg(long, env = "WABLAST_MESSAGE_RETENTION_DAYS", default_value_t = 14,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub message_retention_days: u32,
+
+    /// `/readyz` says not ready while a projection is more than this many
+    /// commits behind the log.
+    #[arg(long, env = "WABLAST_READY_MAX_LAG", default_value_t = 10_000)]
+    pub ready_max_lag: u64,
+
+    /// `/readyz` says not ready while the oldest commit a projection has not
+    /// applied is older than this many seconds.
+    #[arg(long, env = "WABLAST_READY_MAX_LAG_SECONDS", default_value_t = 30)]
+    pub ready_max_lag_seconds: u64,
 }
 
 /// Aggregate types kept forever: one stream. A type added here is added to

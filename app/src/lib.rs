@@ -9,10 +9,12 @@
 //! - [`telemetry`]: tracing set-up.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! - [`audit`], [`verify`]: the operators' tools over the log.
+//! - [`replay`]: `wablast replay`, projections rebuilt with a progress bar.
 
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod replay;
 pub mod shutdown;
 pub mod telemetry;
 pub mod verify;
@@ -26,7 +28,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use wablast_api::AppState;
+use wablast_api::{AppState, Readiness};
 use wablast_eventstore::EventLog;
 
 use crate::config::Settings;
@@ -97,7 +99,14 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         Ok(Self {
             listener,
-            state: AppState { db, log },
+            state: AppState {
+                db,
+                log,
+                readiness: Readiness {
+                    max_lag: settings.ready_max_lag,
+                    max_lag_age: Duration::from_secs(settings.ready_max_lag_seconds),
+                },
+            },
         })
     }
 
@@ -106,6 +115,36 @@ impl Application {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The query tables' pool.
+    pub fn database(&self) -> &PgPool {
+        &self.state.db
+    }
+
+    /// The event log.
+    pub fn event_log(&self) -> &EventLog {
+        &self.state.log
+    }
+
+    /// Serves the API and runs every projection until `shutdown` is
+    /// cancelled. A projection that cannot go on stops the whole process
+    /// (loudly, with the event it stopped at) rather than serve reads that
+    /// silently stopped moving.
+    pub async fn run_with_projector(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let projector = wablast_projections::Projector::new(self.state.db.clone(), self.state.log.clone());
+        let stop = shutdown.clone();
+        let projecting = tokio::spawn(async move {
+            let result = projector.run(stop.clone()).await;
+            if result.is_err() {
+                stop.cancel();
+            }
+            result
+        });
+        let serving = self.run_until_stopped(shutdown).await;
+        let projected = projecting.await.context("projector task failed")?;
+        projected.context("projector stopped")?;
+        serving
     }
 
     /// Serves until `shutdown` is cancelled, then finishes the requests in

@@ -50,7 +50,8 @@ pub enum EventStoreError {
 }
 
 impl EventStoreError {
-    pub(crate) fn nats(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+    /// A NATS failure of any kind.
+    pub fn nats(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Nats(Box::new(err))
     }
 

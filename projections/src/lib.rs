@@ -1,4 +1,249 @@
-//! Folds of the event log into PostgreSQL query tables, each committing its
-//! rows and its checkpoint (`projection_checkpoint`) in one transaction.
+//! Folds of the event log into PostgreSQL query tables.
 //!
-//! Empty until the read-side issue (#4) lands.
+//! Each [`Projection`] owns some tables (`migrations/sql`) and folds the
+//! events of some aggregate types into them. A [`Projector`] runs every
+//! projection as a durable JetStream consumer per stream it reads, in
+//! batches: a batch's rows and the projection's checkpoint (the stream
+//! sequence of the last commit applied, `projection_checkpoint`) are written
+//! in one Postgres transaction, and only then acknowledged. A crash between
+//! the two, or a redelivery, brings back commits at or below the
+//! checkpoint, which are skipped: nothing is skipped, nothing applied twice.
+//!
+//! # Layout
+//!
+//! - [`Projection`], [`all`], [`by_name`], [`NAMES`]: the projections.
+//! - [`runner`]: one projection on one stream: leadership, consumer, batches.
+//! - [`Projector`]: every projection, live ([`Projector::run`]) or up to now
+//!   ([`Projector::catch_up`]).
+//! - [`rebuild`]: a projection rebuilt from sequence 0 into fresh tables
+//!   while the live ones serve, then swapped in one transaction.
+//! - [`lag`]: how far behind each projection is.
+//! - [`wait`]: read-your-writes: wait (bounded) until projections reach a
+//!   position of the log.
+//! - [`queries`]: the reads the API makes, every one scoped to a tenant.
+//! - `folds`: the projections themselves.
+
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod error;
+mod folds;
+pub mod lag;
+pub mod queries;
+pub mod rebuild;
+mod rows;
+pub mod runner;
+pub mod wait;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use wablast_eventstore::{EventLog, Prefix, RecordedEvent};
+
+pub use error::ProjectionError;
+pub use runner::RunnerOptions;
+
+/// A stream of the event log, by the logical name the checkpoints keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    /// Long-lived aggregates (sessions, campaigns, wallets, ...), kept
+    /// forever.
+    Events,
+    /// Per-recipient message aggregates, kept for the retention.
+    Messages,
+}
+
+impl LogStream {
+    /// Both streams.
+    pub const ALL: [Self; 2] = [Self::Events, Self::Messages];
+
+    /// The logical name (`events`, `messages`): the one in the event log's
+    /// configuration and in `projection_checkpoint.stream`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Events => "events",
+            Self::Messages => "messages",
+        }
+    }
+
+    /// The JetStream stream's full name under a prefix.
+    pub fn full_name(self, prefix: &Prefix) -> String {
+        prefix.stream_name(self.name())
+    }
+
+    /// The stream of a logical name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// A fold of events into query tables.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Its name: the checkpoint's key and `wablast replay --projection`.
+    fn name(&self) -> &'static str;
+
+    /// The streams it reads.
+    fn streams(&self) -> &'static [LogStream];
+
+    /// The aggregate types it folds; others are skipped without decoding.
+    /// `None`: every type.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]>;
+
+    /// The tables it owns (rebuilt and swapped together).
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Folds a batch of events, in log order, into its tables inside the
+    /// caller's transaction. Every event is one of its aggregate types and
+    /// above its checkpoint on `stream`, and a batch never splits a commit. The result must not depend on where batches
+    /// begin and end.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        stream: LogStream,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError>;
+
+    /// Whether it folds events of this aggregate type.
+    fn folds(&self, aggregate_type: &str) -> bool {
+        self.aggregate_types()
+            .is_none_or(|types| types.contains(&aggregate_type))
+    }
+}
+
+/// Every projection's name, in the order they are run and rebuilt.
+pub const NAMES: &[&str] = &[
+    "sessions",
+    "campaigns",
+    "messages",
+    "wallets",
+    "schedules",
+    "plans",
+    "event_index",
+];
+
+/// Every projection.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    NAMES.iter().filter_map(|name| by_name(name)).collect()
+}
+
+/// A projection by its name.
+pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
+    Some(match name {
+        "sessions" => Arc::new(folds::sessions::Sessions),
+        "campaigns" => Arc::new(folds::campaigns::Campaigns),
+        "messages" => Arc::new(folds::messages::Messages),
+        "wallets" => Arc::new(folds::wallets::Wallets),
+        "schedules" => Arc::new(folds::schedules::Schedules),
+        "plans" => Arc::new(folds::plans::Plans),
+        "event_index" => Arc::new(folds::event_index::EventIndex),
+        _ => return None,
+    })
+}
+
+/// Runs projections against one event log and one database.
+#[derive(Clone)]
+pub struct Projector {
+    pool: PgPool,
+    log: EventLog,
+    projections: Vec<Arc<dyn Projection>>,
+    options: RunnerOptions,
+}
+
+impl Projector {
+    /// Every projection, with default options.
+    pub fn new(pool: PgPool, log: EventLog) -> Self {
+        Self {
+            pool,
+            log,
+            projections: all(),
+            options: RunnerOptions::default(),
+        }
+    }
+
+    /// Only these projections.
+    pub fn with_projections(mut self, projections: Vec<Arc<dyn Projection>>) -> Self {
+        self.projections = projections;
+        self
+    }
+
+    /// Other batch sizes, consumer names or back-off.
+    pub fn with_options(mut self, options: RunnerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The projections it runs.
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    /// Runs every projection on every stream it reads until `shutdown` is
+    /// cancelled (`Ok`) or one of them cannot go on (`Err`, after stopping
+    /// the others): an event it cannot read is never skipped.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ProjectionError> {
+        self.run_until(shutdown, false).await.map(|_| ())
+    }
+
+    /// Runs every projection until it has applied everything up to the
+    /// streams' last sequences as of the call.
+    ///
+    /// # Returns
+    /// How many events were applied.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        self.run_until(CancellationToken::new(), true).await
+    }
+
+    async fn run_until(
+        &self,
+        shutdown: CancellationToken,
+        stop_when_caught_up: bool,
+    ) -> Result<u64, ProjectionError> {
+        let stop_all = shutdown.child_token();
+        let mut tasks = tokio::task::JoinSet::new();
+        for projection in &self.projections {
+            for &stream in projection.streams() {
+                let runner = runner::Runner::new(
+                    self.pool.clone(),
+                    self.log.clone(),
+                    projection.clone(),
+                    stream,
+                    self.options.clone(),
+                );
+                let stop = stop_all.clone();
+                tasks.spawn(async move {
+                    let result = if stop_when_caught_up {
+                        runner.catch_up(stop.clone()).await
+                    } else {
+                        runner.run(stop.clone()).await
+                    };
+                    if result.is_err() {
+                        stop.cancel();
+                    }
+                    result
+                });
+            }
+        }
+        let mut applied = 0;
+        let mut failure = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(n)) => applied += n,
+                Ok(Err(err)) => {
+                    stop_all.cancel();
+                    failure.get_or_insert(err);
+                }
+                Err(panic) => {
+                    stop_all.cancel();
+                    failure.get_or_insert(ProjectionError::Stopped(panic.to_string()));
+                }
+            }
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(applied),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! `campaigns`: every campaign's definition and where it is in its life.
+//! Its messages' counts are the `messages` projection's
+//! (`campaign_message_counts`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use wablast_domain::campaign::{Campaign, CampaignEvent, PauseReason};
+use wablast_eventstore::RecordedEvent;
+
+use super::{decode, id_of, missing_row, tenant_of};
+use crate::rows::{Row, RowSet};
+use crate::{LogStream, Projection, ProjectionError};
+
+const NAME: &str = "campaigns";
+
+/// The `campaigns` projection.
+pub(crate) struct Campaigns;
+
+/// A row of `campaigns`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CampaignRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    contact_list_id: Uuid,
+    template: String,
+    media_id: Option<Uuid>,
+    sender_session_ids: Vec<Uuid>,
+    throttle_min_ms: i32,
+    throttle_max_ms: i32,
+    status: String,
+    pause_reason: Option<PauseReason>,
+    resume_at: Option<DateTime<Utc>>,
+    scheduled_at: Option<DateTime<Utc>>,
+    recipients: i64,
+    points_reserved: i64,
+    points_spent: Option<i64>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Row for CampaignRow {
+    const TABLE: &'static str = "campaigns";
+    const KEY: &'static str = "id";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "tenant_id",
+        "name",
+        "contact_list_id",
+        "template",
+        "media_id",
+        "sender_session_ids",
+        "throttle_min_ms",
+        "throttle_max_ms",
+        "status",
+        "pause_reason",
+        "resume_at",
+        "scheduled_at",
+        "recipients",
+        "points_reserved",
+        "points_spent",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "updated_at",
+    ];
+
+    fn key(&self) -> Uuid {
+        self.id
+    }
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Projection for Campaigns {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn streams(&self) -> &'static [LogStream] {
+        &[LogStream::Events]
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Campaign::TYPE])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["campaigns"]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        _stream: LogStream,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut campaigns = RowSet::<CampaignRow>::default();
+        let ids = events
+            .iter()
+            .map(|e| id_of(NAME, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        campaigns.load(conn, ids).await?;
+
+        for event in events {
+            let id = id_of(NAME, event)?;
+            let decoded: CampaignEvent = decode(NAME, event)?;
+            if let CampaignEvent::CampaignCreated {
+                name,
+                contact_list_id,
+                template,
+                media_id,
+                sender_session_ids,
+                throttle,
+                scheduled_at,
+                at,
+                ..
+            } = decoded
+            {
+                campaigns.put(CampaignRow {
+                    id,
+                    tenant_id: tenant_of(NAME, event)?,
+                    name,
+                    contact_list_id: *contact_list_id.as_uuid(),
+                    template: template.as_str().to_owned(),
+                    media_id: media_id.map(|m| *m.as_uuid()),
+                    sender_session_ids: sender_session_ids.iter().map(|s| *s.as_uuid()).collect(),
+                    throttle_min_ms: throttle.min_delay_ms() as i32,
+                    throttle_max_ms: throttle.max_delay_ms() as i32,
+                    status: "draft".to_owned(),
+                    pause_reason: None,
+                    resume_at: None,
+                    scheduled_at,
+                    recipients: 0,
+                    points_reserved: 0,
+                    points_spent: None,
+                    created_at: at,
+                    started_at: None,
+                    finished_at: None,
+                    updated_at: at,
+                });
+                continue;
+            }
+            let row = campaigns
+                .get_mut(id)
+                .ok_or_else(|| missing_row(NAME, event))?;
+            match decoded {
+                CampaignEvent::CampaignCreated { .. } => {}
+                CampaignEvent::CampaignScheduled { at_time, at } => {
+                    row.status = "scheduled".to_owned();
+                    row.scheduled_at = Some(at_time);
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignStarted {
+                    recipients,
+                    points_reserved,
+                    at,
+                } => {
+                    row.status = "running".to_owned();
+                    row.recipients = count(recipients);
+                    row.points_reserved = count(points_reserved.value());
+                    row.started_at = Some(at);
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignPaused { reason, at } => {
+                    row.status = "paused".to_owned();
+                    row.pause_reason = Some(reason);
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignAutoPaused {
+                    failures,
+                    resume_at,
+                    at,
+                    ..
+                } => {
+                    row.status = "paused".to_owned();
+                    row.pause_reason = Some(PauseReason::AutoConsecutiveFailures { failures });
+                    row.resume_at = Some(resume_at);
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignResumed { at } => {
+                    row.status = "running".to_owned();
+                    row.pause_reason = None;
+                    row.resume_at = None;
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignSenderRemoved {
+                    remaining_senders,
+                    at,
+                    ..
+                } => {
+                    row.sender_session_ids =
+                        remaining_senders.iter().map(|s| *s.as_uuid()).collect();
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignCancelled { at, .. } => {
+                    row.status = "cancelled".to_owned();
+                    row.pause_reason = None;
+                    row.resume_at = None;
+                    row.finished_at = Some(at);
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignCompleted {
+                    points_spent, at, ..
+                } => {
+                    row.status = "completed".to_owned();
+                    row.pause_reason = None;
+                    row.resume_at = None;
+                    row.points_spent = Some(count(points_spent.value()));
+                    row.finished_at = Some(at);
+                    row.updated_at = at;
+                }
+            }
+        }
+        campaigns.flush(conn).await?;
+        Ok(())
+    }
+}

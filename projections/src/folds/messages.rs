@@ -1,0 +1,289 @@
+//! `messages`: one row per recipient (`messages`), and each campaign's
+//! messages counted by their current status (`campaign_message_counts`).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+use wablast_domain::message::{Message, MessageEvent, MessageStatus};
+use wablast_eventstore::RecordedEvent;
+
+use super::{decode, id_of, missing_row, tenant_of};
+use crate::rows::{Row, RowSet};
+use crate::{LogStream, Projection, ProjectionError};
+
+const NAME: &str = "messages";
+
+/// The `messages` projection.
+pub(crate) struct Messages;
+
+/// A row of `messages`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MessageRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    campaign_id: Uuid,
+    session_id: Uuid,
+    phone: String,
+    name: Option<String>,
+    status: String,
+    error: Option<String>,
+    attempts: i32,
+    provider_message_id: Option<String>,
+    cost: i64,
+    queued_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Row for MessageRow {
+    const TABLE: &'static str = "messages";
+    const KEY: &'static str = "id";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "tenant_id",
+        "campaign_id",
+        "session_id",
+        "phone",
+        "name",
+        "status",
+        "error",
+        "attempts",
+        "provider_message_id",
+        "cost",
+        "queued_at",
+        "sent_at",
+        "delivered_at",
+        "read_at",
+        "updated_at",
+    ];
+
+    fn key(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// Changes to one campaign's counts in a batch (added to the stored ones).
+#[derive(Debug, Default, Serialize)]
+struct CountChange {
+    campaign_id: Uuid,
+    tenant_id: Uuid,
+    queued: i64,
+    sending: i64,
+    sent: i64,
+    delivered: i64,
+    read: i64,
+    failed: i64,
+    cancelled: i64,
+    unknown: i64,
+    points_spent: i64,
+}
+
+impl CountChange {
+    fn slot(&mut self, status: &str) -> Option<&mut i64> {
+        Some(match status {
+            "queued" => &mut self.queued,
+            "sending" => &mut self.sending,
+            "sent" => &mut self.sent,
+            "delivered" => &mut self.delivered,
+            "read" => &mut self.read,
+            "failed" => &mut self.failed,
+            "cancelled" => &mut self.cancelled,
+            "unknown" => &mut self.unknown,
+            _ => return None,
+        })
+    }
+
+    /// One message moved from `from` (none: it is new) to `to`.
+    fn moved(&mut self, from: Option<&str>, to: &str) {
+        if from == Some(to) {
+            return;
+        }
+        if let Some(slot) = from.and_then(|from| self.slot(from)) {
+            *slot -= 1;
+        }
+        if let Some(slot) = self.slot(to) {
+            *slot += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for Messages {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn streams(&self) -> &'static [LogStream] {
+        &[LogStream::Messages]
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Message::TYPE])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["messages", "campaign_message_counts"]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        _stream: LogStream,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut messages = RowSet::<MessageRow>::default();
+        // A message's first event creates it: only later ones need its row.
+        let existing = events
+            .iter()
+            .filter(|e| e.sequence > 1)
+            .map(|e| id_of(NAME, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.load(conn, existing).await?;
+        let mut counts: BTreeMap<Uuid, CountChange> = BTreeMap::new();
+
+        for event in events {
+            let id = id_of(NAME, event)?;
+            let decoded: MessageEvent = decode(NAME, event)?;
+            if let MessageEvent::MessageQueued {
+                campaign_id,
+                session_id,
+                phone,
+                name,
+                at,
+                ..
+            } = decoded
+            {
+                let row = MessageRow {
+                    id,
+                    tenant_id: tenant_of(NAME, event)?,
+                    campaign_id: *campaign_id.as_uuid(),
+                    session_id: *session_id.as_uuid(),
+                    phone: phone.as_str().to_owned(),
+                    name,
+                    status: MessageStatus::Queued.as_str().to_owned(),
+                    error: None,
+                    attempts: 0,
+                    provider_message_id: None,
+                    cost: 0,
+                    queued_at: at,
+                    sent_at: None,
+                    delivered_at: None,
+                    read_at: None,
+                    updated_at: at,
+                };
+                change_of(&mut counts, &row).moved(None, &row.status);
+                messages.put(row);
+                continue;
+            }
+            let row = messages
+                .get_mut(id)
+                .ok_or_else(|| missing_row(NAME, event))?;
+            let before = std::mem::take(&mut row.status);
+            let mut spent = 0;
+            let status = match decoded {
+                MessageEvent::MessageQueued { .. } => unreachable!("handled above"),
+                MessageEvent::MessageSendingStarted {
+                    session_id,
+                    attempt,
+                    at,
+                    ..
+                } => {
+                    row.session_id = *session_id.as_uuid();
+                    row.attempts = attempt as i32;
+                    row.updated_at = at;
+                    MessageStatus::Sending
+                }
+                MessageEvent::MessageSent {
+                    session_id,
+                    attempt,
+                    provider_message_id,
+                    cost,
+                    at,
+                    ..
+                } => {
+                    row.session_id = *session_id.as_uuid();
+                    row.attempts = row.attempts.max(attempt as i32);
+                    row.provider_message_id = provider_message_id;
+                    row.cost = cost.value() as i64;
+                    row.error = None;
+                    row.sent_at = Some(at);
+                    row.updated_at = at;
+                    spent = row.cost;
+                    MessageStatus::Sent
+                }
+                MessageEvent::MessageFailed {
+                    attempt, reason, at, ..
+                } => {
+                    row.attempts = row.attempts.max(attempt as i32);
+                    row.error = Some(reason);
+                    row.updated_at = at;
+                    MessageStatus::Failed
+                }
+                MessageEvent::MessageDelivered { at, .. } => {
+                    row.delivered_at = Some(at);
+                    row.updated_at = at;
+                    MessageStatus::Delivered
+                }
+                MessageEvent::MessageRead { at, .. } => {
+                    row.read_at = Some(at);
+                    row.updated_at = at;
+                    MessageStatus::Read
+                }
+                MessageEvent::MessageCancelled { at, .. } => {
+                    row.updated_at = at;
+                    MessageStatus::Cancelled
+                }
+                MessageEvent::MessageMarkedUnknown { attempt, at, .. } => {
+                    row.attempts = row.attempts.max(attempt as i32);
+                    row.updated_at = at;
+                    MessageStatus::Unknown
+                }
+            };
+            row.status = status.as_str().to_owned();
+            let change = change_of(&mut counts, row);
+            change.moved(Some(&before), status.as_str());
+            change.points_spent += spent;
+        }
+
+        messages.flush(conn).await?;
+        if !counts.is_empty() {
+            let counts: Vec<&CountChange> = counts.values().collect();
+            sqlx::query(
+                "insert into campaign_message_counts as c \
+                     (campaign_id, tenant_id, queued, sending, sent, delivered, read, failed, cancelled, unknown, points_spent) \
+                 select campaign_id, tenant_id, queued, sending, sent, delivered, read, failed, cancelled, unknown, points_spent \
+                 from jsonb_populate_recordset(null::campaign_message_counts, $1) \
+                 on conflict (campaign_id) do update set \
+                     queued = c.queued + excluded.queued, \
+                     sending = c.sending + excluded.sending, \
+                     sent = c.sent + excluded.sent, \
+                     delivered = c.delivered + excluded.delivered, \
+                     read = c.read + excluded.read, \
+                     failed = c.failed + excluded.failed, \
+                     cancelled = c.cancelled + excluded.cancelled, \
+                     unknown = c.unknown + excluded.unknown, \
+                     points_spent = c.points_spent + excluded.points_spent",
+            )
+            .bind(Json(&counts))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn change_of<'a>(counts: &'a mut BTreeMap<Uuid, CountChange>, row: &MessageRow) -> &'a mut CountChange {
+    counts.entry(row.campaign_id).or_insert_with(|| CountChange {
+        campaign_id: row.campaign_id,
+        tenant_id: row.tenant_id,
+        ..CountChange::default()
+    })
+}

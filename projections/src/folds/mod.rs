@@ -1,0 +1,64 @@
+//! The projections: each folds some aggregate types into its own tables.
+
+pub(crate) mod campaigns;
+pub(crate) mod event_index;
+pub(crate) mod messages;
+pub(crate) mod plans;
+pub(crate) mod schedules;
+pub(crate) mod sessions;
+pub(crate) mod wallets;
+
+use cqrs_es::DomainEvent;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+use wablast_eventstore::RecordedEvent;
+
+use crate::ProjectionError;
+
+/// The event as its domain type, in the version this build knows.
+///
+/// An event of another version (one written by a newer build, or an old one
+/// no upcaster brought up to date) stops the projection: folding it by
+/// guesswork could write wrong rows that nothing would ever correct.
+pub(crate) fn decode<E: DomainEvent + DeserializeOwned>(
+    projection: &'static str,
+    event: &RecordedEvent,
+) -> Result<E, ProjectionError> {
+    let decoded = E::deserialize(&event.payload)
+        .map_err(|err| ProjectionError::event(projection, event, err))?;
+    let known = decoded.event_version();
+    if event.event_version != known {
+        return Err(ProjectionError::event(
+            projection,
+            event,
+            format!("this build knows version {known}"),
+        ));
+    }
+    Ok(decoded)
+}
+
+/// The aggregate's tenant as a UUID (every tenant-owned aggregate has one).
+pub(crate) fn tenant_of(projection: &'static str, event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
+    event
+        .tenant
+        .parse()
+        .map_err(|err| ProjectionError::event(projection, event, format!("tenant is not a UUID: {err}")))
+}
+
+/// The aggregate's id as a UUID.
+pub(crate) fn id_of(projection: &'static str, event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
+    event
+        .aggregate_id
+        .parse()
+        .map_err(|err| ProjectionError::event(projection, event, format!("aggregate id is not a UUID: {err}")))
+}
+
+/// A fact the rows contradict (an update to a row that was never created):
+/// the log and the tables disagree, so the projection stops.
+pub(crate) fn missing_row(projection: &'static str, event: &RecordedEvent) -> ProjectionError {
+    ProjectionError::event(
+        projection,
+        event,
+        "no row for this aggregate: its creation was never projected",
+    )
+}

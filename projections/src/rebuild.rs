@@ -1,0 +1,362 @@
+//! Rebuilding a projection from stream sequence 0.
+//!
+//! The projection is folded into fresh tables in a schema of its own
+//! (`rebuild_<name>`, same columns, constraints and indexes as the live
+//! tables) while the live tables keep serving and the live runner keeps
+//! folding. Once the rebuild has caught up, one transaction locks the live
+//! checkpoints (the live runner waits), folds the last few commits, drops
+//! the live tables, moves the rebuilt ones in under the same names, and sets
+//! the checkpoints to where the rebuild got. Readers see the old tables or
+//! the new ones, never a mix; the live runner carries on from the new
+//! checkpoint.
+//!
+//! A changed projection is shipped this way: deploy, then
+//! `wablast replay --projection <name>`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tracing::info;
+use wablast_eventstore::{EventLog, EventStoreError, RecordedEvent};
+
+use crate::runner::{apply_batch, apply_in};
+use crate::{LogStream, Projection, ProjectionError, by_name, checkpoint};
+
+/// Commits folded per transaction during a rebuild.
+const BATCH_EVENTS: usize = 5_000;
+
+/// Where a rebuild is, for a progress bar.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The projection.
+    pub projection: &'static str,
+    /// The stream being read.
+    pub stream: LogStream,
+    /// Events folded so far on this stream.
+    pub events: u64,
+    /// Stream sequence reached.
+    pub position: u64,
+    /// The stream's last sequence when this pass started.
+    pub target: u64,
+    /// Time since this projection's rebuild started.
+    pub elapsed: Duration,
+}
+
+/// One projection rebuilt.
+#[derive(Clone, Debug)]
+pub struct Rebuilt {
+    /// The projection.
+    pub projection: &'static str,
+    /// Events folded.
+    pub events: u64,
+    /// How long it took, swap included.
+    pub elapsed: Duration,
+}
+
+/// What a rebuild did.
+#[derive(Clone, Debug, Default)]
+pub struct RebuildReport {
+    /// Each projection, in order.
+    pub projections: Vec<Rebuilt>,
+}
+
+impl RebuildReport {
+    /// Events folded in all.
+    pub fn events(&self) -> u64 {
+        self.projections.iter().map(|p| p.events).sum()
+    }
+}
+
+/// A callback told of progress now and then.
+pub type OnProgress<'a> = Option<&'a (dyn Fn(&Progress) + Send + Sync)>;
+
+/// Rebuilds these projections one after the other (see the module docs).
+pub async fn rebuild(
+    pool: &PgPool,
+    log: &EventLog,
+    names: &[&str],
+    progress: OnProgress<'_>,
+) -> Result<RebuildReport, ProjectionError> {
+    let projections = names
+        .iter()
+        .map(|name| by_name(name).ok_or_else(|| ProjectionError::UnknownProjection((*name).to_owned())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = RebuildReport::default();
+    for projection in projections {
+        report
+            .projections
+            .push(rebuild_one(pool, log, projection, progress).await?);
+    }
+    Ok(report)
+}
+
+async fn rebuild_one(
+    pool: &PgPool,
+    log: &EventLog,
+    projection: Arc<dyn Projection>,
+    progress: OnProgress<'_>,
+) -> Result<Rebuilt, ProjectionError> {
+    let started = Instant::now();
+    let name = projection.name();
+    let schema = format!("rebuild_{name}");
+    info!(projection = name, "rebuilding from sequence 0");
+    prepare(pool, &schema, projection.tables()).await?;
+    let mut events = 0;
+    for &stream in projection.streams() {
+        // Passes until what is left fits in the swap's transaction.
+        loop {
+            let (folded, left) = fold_pass(pool, log, &schema, projection.clone(), stream, started, progress).await?;
+            events += folded;
+            if left < BATCH_EVENTS as u64 {
+                break;
+            }
+        }
+    }
+    create_secondary_indexes(pool, &schema, projection.tables()).await?;
+    events += swap(pool, log, &schema, projection.as_ref()).await?;
+    let elapsed = started.elapsed();
+    info!(projection = name, events, ?elapsed, "rebuilt and swapped in");
+    Ok(Rebuilt {
+        projection: name,
+        events,
+        elapsed,
+    })
+}
+
+/// Fresh tables shaped like the live ones (constraints and primary keys
+/// now, other indexes after the bulk of the fold), and a checkpoint table.
+async fn prepare(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), ProjectionError> {
+    let mut conn = pool.acquire().await?;
+    let mut ddl = vec![
+        format!("drop schema if exists {schema} cascade"),
+        format!("create schema {schema}"),
+        format!("create table {schema}.projection_checkpoint (like public.projection_checkpoint including all)"),
+    ];
+    for table in tables {
+        ddl.push(format!(
+            "create table {schema}.{table} (like public.{table} including all excluding indexes)"
+        ));
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "select c.conname::text, pg_get_constraintdef(c.oid) from pg_constraint c \
+             where c.conrelid = ('public.' || $1)::regclass and c.contype in ('p', 'u') order by c.conname",
+        )
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (constraint, definition) in keys {
+            ddl.push(format!(
+                "alter table {schema}.{table} add constraint {constraint} {definition}"
+            ));
+        }
+    }
+    for statement in ddl {
+        sqlx::query(AssertSqlSafe(statement)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The live tables' other indexes, same names, on the rebuilt tables.
+async fn create_secondary_indexes(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), ProjectionError> {
+    let mut conn = pool.acquire().await?;
+    for table in tables {
+        let definitions: Vec<String> = sqlx::query_scalar(
+            "select i.indexdef from pg_indexes i \
+             where i.schemaname = 'public' and i.tablename = $1 \
+               and not exists (select 1 from pg_constraint c \
+                   where c.conindid = (quote_ident(i.schemaname) || '.' || quote_ident(i.indexname))::regclass) \
+             order by i.indexname",
+        )
+        .bind(table)
+        .fetch_all(&mut *conn)
+        .await?;
+        for definition in definitions {
+            let statement = definition.replacen(" ON public.", &format!(" ON {schema}."), 1);
+            sqlx::query(AssertSqlSafe(statement)).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One pass over a stream from the rebuild's checkpoint to the stream's
+/// end as of now, read and folded concurrently.
+///
+/// # Returns
+/// Events folded, and commits written meanwhile (what the next pass has).
+async fn fold_pass(
+    pool: &PgPool,
+    log: &EventLog,
+    schema: &str,
+    projection: Arc<dyn Projection>,
+    stream: LogStream,
+    started: Instant,
+    progress: OnProgress<'_>,
+) -> Result<(u64, u64), ProjectionError> {
+    let from = {
+        let mut tx = pool.begin().await?;
+        in_schema(&mut tx, schema).await?;
+        checkpoint::read(&mut *tx, projection.name(), stream).await?
+    };
+    let target = last_sequence(log, stream).await?;
+    if target <= from {
+        return Ok((0, 0));
+    }
+    let (sender, mut batches) = mpsc::channel::<Result<(Vec<RecordedEvent>, u64), ProjectionError>>(4);
+    let reader = tokio::spawn(read_batches(log.clone(), projection.clone(), stream, from + 1, target, sender));
+    let mut events = 0;
+    let mut last_report = Instant::now();
+    while let Some(batch) = batches.recv().await {
+        let (batch, last) = batch?;
+        events += apply_batch(pool, Some(schema), projection.as_ref(), stream, &batch, last)
+            .await?
+            .applied;
+        if let Some(progress) = progress
+            && (last_report.elapsed() >= Duration::from_millis(200) || last >= target)
+        {
+            last_report = Instant::now();
+            progress(&Progress {
+                projection: projection.name(),
+                stream,
+                events,
+                position: last,
+                target,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+    reader
+        .await
+        .map_err(|err| ProjectionError::Stopped(err.to_string()))?;
+    let now = last_sequence(log, stream).await?;
+    Ok((events, now.saturating_sub(target)))
+}
+
+/// Reads commits `from..=until` of the stream in batches of whole commits;
+/// the last batch ends at `until` even when the last commits are not the
+/// projection's.
+async fn read_batches(
+    log: EventLog,
+    projection: Arc<dyn Projection>,
+    stream: LogStream,
+    from: u64,
+    until: u64,
+    sender: mpsc::Sender<Result<(Vec<RecordedEvent>, u64), ProjectionError>>,
+) {
+    let result = async {
+        let filter = match projection.aggregate_types() {
+            Some([only]) => Some(log.prefix().aggregate_type_subjects(only)),
+            _ => None,
+        };
+        let mut events = log
+            .replay(&stream.full_name(log.prefix()), filter, from)
+            .await?;
+        let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
+        while let Some(event) = events.next().await {
+            let event = event?;
+            if event.stream_sequence > until {
+                break;
+            }
+            // Cut only between commits.
+            if batch.len() >= BATCH_EVENTS
+                && batch.last().is_some_and(|last| last.stream_sequence != event.stream_sequence)
+            {
+                let last = batch.last().map_or(0, |e| e.stream_sequence);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
+                if sender.send(Ok((full, last))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if projection.folds(&event.aggregate_type) {
+                batch.push(event);
+            }
+        }
+        let _ = sender.send(Ok((batch, until))).await;
+        Ok::<(), ProjectionError>(())
+    }
+    .await;
+    if let Err(err) = result {
+        let _ = sender.send(Err(err)).await;
+    }
+}
+
+/// Locks the live checkpoints, folds what the rebuild has not seen yet,
+/// and swaps the tables, all in one transaction.
+///
+/// # Returns
+/// Events folded in the swap.
+async fn swap(pool: &PgPool, log: &EventLog, schema: &str, projection: &dyn Projection) -> Result<u64, ProjectionError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    for &stream in projection.streams() {
+        // The live runner blocks here until we are done.
+        checkpoint::lock(&mut tx, name, stream).await?;
+    }
+    let mut events = 0;
+    let mut rebuilt = Vec::new();
+    in_schema(&mut tx, schema).await?;
+    for &stream in projection.streams() {
+        let from = checkpoint::read(&mut *tx, name, stream).await?;
+        let target = last_sequence(log, stream).await?;
+        let mut rest = Vec::new();
+        if target > from {
+            let mut replay = log
+                .replay(&stream.full_name(log.prefix()), None, from + 1)
+                .await?;
+            while let Some(event) = replay.next().await {
+                let event = event?;
+                if event.stream_sequence > target {
+                    break;
+                }
+                if projection.folds(&event.aggregate_type) {
+                    rest.push(event);
+                }
+            }
+        }
+        let applied = apply_in(&mut tx, projection, stream, &rest, target.max(from)).await?;
+        events += applied.applied;
+        rebuilt.push((stream, applied.checkpoint));
+    }
+    reset_path(&mut tx).await?;
+    for table in projection.tables() {
+        sqlx::query(AssertSqlSafe(format!("drop table public.{table}")))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!("alter table {schema}.{table} set schema public")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (stream, sequence) in rebuilt {
+        checkpoint::advance(&mut tx, name, stream, sequence).await?;
+    }
+    sqlx::query(AssertSqlSafe(format!("drop schema {schema} cascade")))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(events)
+}
+
+/// Points the rest of the transaction at the rebuild's tables.
+async fn in_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(AssertSqlSafe(format!("set local search_path to {schema}, public")))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn reset_path(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("set local search_path to default")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn last_sequence(log: &EventLog, stream: LogStream) -> Result<u64, ProjectionError> {
+    let info = log
+        .stream(&stream.full_name(log.prefix()))?
+        .get_info()
+        .await
+        .map_err(EventStoreError::nats)?;
+    Ok(info.state.last_sequence)
+}

@@ -1,0 +1,359 @@
+//! One projection on one stream.
+//!
+//! A runner first becomes the projection's only writer on that stream (a
+//! PostgreSQL advisory lock held on a connection of its own; another process
+//! running the same projection waits as a standby). It reads the stream
+//! through a durable pull consumer with `AckPolicy::All`, in batches of
+//! whole commits. For each batch, in one transaction: lock the checkpoint,
+//! drop commits at or below it, fold the rest, move the checkpoint to the
+//! batch's last commit, commit. Then it acknowledges the batch's last
+//! message (which acknowledges all before it).
+//!
+//! - A crash after the commit and before the ack: the batch comes back and
+//!   every commit in it is at or below the checkpoint, so none is applied
+//!   again.
+//! - A database that is down or a lost race: the same batch is tried again
+//!   with back-off; nothing is acknowledged meanwhile.
+//! - An event the projection cannot fold: the runner stops with an error
+//!   naming it (never skips it).
+//! - A durable consumer ahead of the checkpoint (the tables were recreated,
+//!   or restored from a backup): it is recreated at the checkpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use futures::{FutureExt, StreamExt};
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use wablast_eventstore::{Commit, EventLog, EventStoreError, RecordedEvent};
+
+use crate::{LogStream, Projection, ProjectionError, checkpoint};
+
+/// How runners read and retry.
+#[derive(Clone, Debug)]
+pub struct RunnerOptions {
+    /// Most commits folded in one transaction.
+    pub batch_size: usize,
+    /// Durable consumers are named `<consumer_prefix>_<projection>`.
+    pub consumer_prefix: String,
+    /// First pause before trying a failed batch again (doubles each time).
+    pub retry_delay: Duration,
+    /// Longest pause between two tries.
+    pub max_retry_delay: Duration,
+    /// How often a standby checks whether the writer went away.
+    pub standby_poll: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 2_000,
+            consumer_prefix: "projection".to_owned(),
+            retry_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(10),
+            standby_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs one projection on one stream.
+pub(crate) struct Runner {
+    pool: PgPool,
+    log: EventLog,
+    projection: Arc<dyn Projection>,
+    stream: LogStream,
+    options: RunnerOptions,
+}
+
+/// Whether the runner stops at a position or goes on forever.
+#[derive(Clone, Copy)]
+enum Until {
+    Stopped,
+    Reached(u64),
+}
+
+impl Runner {
+    pub(crate) fn new(
+        pool: PgPool,
+        log: EventLog,
+        projection: Arc<dyn Projection>,
+        stream: LogStream,
+        options: RunnerOptions,
+    ) -> Self {
+        Self {
+            pool,
+            log,
+            projection,
+            stream,
+            options,
+        }
+    }
+
+    /// Folds new commits until `shutdown`. Connection losses restart it;
+    /// only an event it cannot fold ends it with an error.
+    pub(crate) async fn run(&self, shutdown: CancellationToken) -> Result<u64, ProjectionError> {
+        self.run_until(shutdown, Until::Stopped).await
+    }
+
+    /// Folds until the checkpoint reaches the stream's last sequence as of
+    /// the call (by this runner or by another process's).
+    pub(crate) async fn catch_up(&self, shutdown: CancellationToken) -> Result<u64, ProjectionError> {
+        let target = self.last_sequence().await?;
+        self.run_until(shutdown, Until::Reached(target)).await
+    }
+
+    async fn run_until(&self, shutdown: CancellationToken, until: Until) -> Result<u64, ProjectionError> {
+        let mut applied = 0;
+        let mut delay = self.options.retry_delay;
+        loop {
+            match self.lead(&shutdown, until, &mut applied).await {
+                Ok(()) => return Ok(applied),
+                Err(err) if err.is_retryable() => {
+                    warn!(projection = self.projection.name(), stream = self.stream.name(), error = %err,
+                        "projection interrupted; starting again");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(applied),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(self.options.max_retry_delay);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn last_sequence(&self) -> Result<u64, ProjectionError> {
+        let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
+        let info = stream.get_info().await.map_err(EventStoreError::nats)?;
+        Ok(info.state.last_sequence)
+    }
+
+    fn reached(until: Until, checkpoint: u64) -> bool {
+        matches!(until, Until::Reached(target) if checkpoint >= target)
+    }
+
+    /// Becomes the writer, then folds until done or interrupted.
+    async fn lead(&self, shutdown: &CancellationToken, until: Until, applied: &mut u64) -> Result<(), ProjectionError> {
+        let name = self.projection.name();
+        let lock_key = format!("wablast projection {name} {}", self.stream.name());
+        let mut leadership = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        loop {
+            let mut checkpoint = checkpoint::read(&self.pool, name, self.stream).await?;
+            if Self::reached(until, checkpoint) {
+                return Ok(());
+            }
+            let got: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtext($1))")
+                .bind(&lock_key)
+                .fetch_one(&mut leadership)
+                .await?;
+            if got {
+                checkpoint = checkpoint::read(&self.pool, name, self.stream).await?;
+                info!(projection = name, stream = self.stream.name(), checkpoint, "projecting");
+                let result = self.fold(&mut leadership, checkpoint, shutdown, until, applied).await;
+                // Closing the connection releases the lock whatever happened.
+                let _ = leadership.close().await;
+                return result;
+            }
+            debug!(projection = name, "another process writes this projection; standing by");
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(self.options.standby_poll) => {}
+            }
+        }
+    }
+
+    async fn consumer(&self, checkpoint: u64) -> Result<pull::Stream, ProjectionError> {
+        let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
+        let durable = format!("{}_{}", self.options.consumer_prefix, self.projection.name());
+        if let Ok(info) = stream.consumer_info(&durable).await {
+            if info.ack_floor.stream_sequence > checkpoint {
+                warn!(projection = self.projection.name(), consumer = %durable,
+                    acked = info.ack_floor.stream_sequence, checkpoint,
+                    "consumer is ahead of the tables; recreating it at the checkpoint");
+                stream
+                    .delete_consumer(&durable)
+                    .await
+                    .map_err(EventStoreError::nats)?;
+            }
+        }
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &durable,
+                pull::Config {
+                    durable_name: Some(durable.clone()),
+                    deliver_policy: if checkpoint == 0 {
+                        DeliverPolicy::All
+                    } else {
+                        DeliverPolicy::ByStartSequence {
+                            start_sequence: checkpoint + 1,
+                        }
+                    },
+                    ack_policy: AckPolicy::All,
+                    ack_wait: Duration::from_secs(60),
+                    max_deliver: -1,
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(EventStoreError::nats)?;
+        Ok(consumer
+            .stream()
+            .max_messages_per_batch(self.options.batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(EventStoreError::nats)?)
+    }
+
+    async fn fold(
+        &self,
+        leadership: &mut PgConnection,
+        mut checkpoint: u64,
+        shutdown: &CancellationToken,
+        until: Until,
+        applied: &mut u64,
+    ) -> Result<(), ProjectionError> {
+        let mut messages = self.consumer(checkpoint).await?;
+        loop {
+            if Self::reached(until, checkpoint) {
+                return Ok(());
+            }
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            let first = match first {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => {
+                    debug!(projection = self.projection.name(), error = %err, "consumer hiccup");
+                    continue;
+                }
+                None => return Err(EventStoreError::Nats("projection consumer closed".into()).into()),
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.options.batch_size {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    _ => break,
+                }
+            }
+
+            // Whoever lost the lock's connection is no longer the writer.
+            sqlx::query("select 1").execute(&mut *leadership).await?;
+
+            let mut last = 0;
+            let mut events = Vec::new();
+            for message in &batch {
+                let sequence = message
+                    .info()
+                    .map_err(EventStoreError::Nats)?
+                    .stream_sequence;
+                last = last.max(sequence);
+                if sequence <= checkpoint || !self.folds_subject(&message.subject) {
+                    continue;
+                }
+                let commit: Commit = serde_json::from_slice(&message.payload)
+                    .map_err(|source| EventStoreError::Malformed { sequence, source })?;
+                events.extend(commit.into_recorded(sequence));
+            }
+            if last > checkpoint {
+                let mut delay = self.options.retry_delay;
+                loop {
+                    match apply_batch(&self.pool, None, self.projection.as_ref(), self.stream, &events, last).await {
+                        Ok(outcome) => {
+                            checkpoint = outcome.checkpoint;
+                            *applied += outcome.applied;
+                            break;
+                        }
+                        Err(err) if err.is_retryable() => {
+                            warn!(projection = self.projection.name(), error = %err, "batch not applied; trying again");
+                            tokio::select! {
+                                () = shutdown.cancelled() => return Ok(()),
+                                () = tokio::time::sleep(delay) => {}
+                            }
+                            delay = (delay * 2).min(self.options.max_retry_delay);
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            let last_message = batch.last().expect("a batch has a message");
+            if let Err(err) = last_message.double_ack().await {
+                // Committed already: the batch may come back and is skipped.
+                warn!(projection = self.projection.name(), error = %err, "batch applied but not acknowledged");
+            }
+        }
+    }
+
+    fn folds_subject(&self, subject: &str) -> bool {
+        // `<prefix>.ev.<tenant>.<aggregate_type>.<id>`
+        subject
+            .split('.')
+            .nth(3)
+            .is_some_and(|aggregate_type| self.projection.folds(aggregate_type))
+    }
+}
+
+/// What one batch did.
+pub(crate) struct Applied {
+    /// The checkpoint after it.
+    pub(crate) checkpoint: u64,
+    /// Events folded (those above the checkpoint).
+    pub(crate) applied: u64,
+}
+
+/// Folds `events` (whole commits, log order, up to stream sequence `last`)
+/// and moves the checkpoint to `last`, in one transaction. Events at or
+/// below the checkpoint found under the lock are left out. `schema` points
+/// the fold at a rebuild's tables and checkpoints instead of the live ones.
+pub(crate) async fn apply_batch(
+    pool: &PgPool,
+    schema: Option<&str>,
+    projection: &dyn Projection,
+    stream: LogStream,
+    events: &[RecordedEvent],
+    last: u64,
+) -> Result<Applied, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    if let Some(schema) = schema {
+        sqlx::query(AssertSqlSafe(format!("set local search_path to {schema}, public")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let applied = apply_in(&mut tx, projection, stream, events, last).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// [`apply_batch`] inside the caller's transaction, on the tables
+/// `search_path` finds.
+pub(crate) async fn apply_in(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    stream: LogStream,
+    events: &[RecordedEvent],
+    last: u64,
+) -> Result<Applied, ProjectionError> {
+    let checkpoint = checkpoint::lock(conn, projection.name(), stream).await?;
+    if last <= checkpoint {
+        return Ok(Applied {
+            checkpoint,
+            applied: 0,
+        });
+    }
+    let fresh = events.partition_point(|e| e.stream_sequence <= checkpoint);
+    let fresh = &events[fresh..];
+    if !fresh.is_empty() {
+        projection.apply(conn, stream, fresh).await?;
+    }
+    checkpoint::advance(conn, projection.name(), stream, last).await?;
+    Ok(Applied {
+        checkpoint: last,
+        applied: fresh.len() as u64,
+    })
+}
