@@ -278,7 +278,10 @@ impl Runner {
                             }
                             delay = (delay * 2).min(self.options.max_retry_delay);
                         }
-                        Err(err) => return Err(err),
+                        Err(err) => {
+                            self.apply_before(&err, &events, checkpoint).await;
+                            return Err(err);
+                        }
                     }
                 }
             }
@@ -287,6 +290,25 @@ impl Runner {
                 // Committed already: the batch may come back and is skipped.
                 warn!(projection = self.projection.name(), error = %err, "batch applied but not acknowledged");
             }
+        }
+    }
+
+    /// A batch failed on an event the projection cannot fold: applies the
+    /// commits before it, so the checkpoint stops right in front of it (and
+    /// the lag points at it). Best effort: the error is reported anyway.
+    async fn apply_before(&self, err: &ProjectionError, events: &[RecordedEvent], checkpoint: u64) {
+        let ProjectionError::Event { stream_sequence, .. } = err else {
+            return;
+        };
+        let before = stream_sequence.saturating_sub(1);
+        if before <= checkpoint {
+            return;
+        }
+        let good = &events[..events.partition_point(|e| e.stream_sequence <= before)];
+        if let Err(again) =
+            apply_batch(&self.pool, None, self.projection.as_ref(), self.stream, good, before).await
+        {
+            warn!(projection = self.projection.name(), error = %again, "commits before the failing one not applied");
         }
     }
 

@@ -5,6 +5,8 @@
 //!
 //! The end-to-end tests themselves are in `tests/e2e/`.
 
+pub mod history;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,128 @@
+//! Sessions (linked WhatsApp numbers): `GET /api/v1/sessions[/{id}]`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+use wablast_domain::types::{SessionId, TenantId, TimeZone};
+
+use super::{Page, Paged};
+
+/// A session as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SessionView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// `simulator | native | waha | cloud`.
+    pub driver: String,
+    /// `idle | starting | qr | pairing | authenticated | ready |
+    /// disconnected | failed | logged_out`.
+    pub status: String,
+    /// E.164, once known.
+    pub phone_number: Option<String>,
+    /// Sends allowed per local day.
+    pub daily_limit: i32,
+    /// Whether the daily limit follows the trust level (not set by hand).
+    pub daily_limit_follows_trust_level: bool,
+    /// Sends granted on the tenant's current local date.
+    pub sent_today: i32,
+    /// Trust level (sets the daily limit unless set by hand).
+    pub trust_level: i16,
+    /// Whether the engine starts it on its own.
+    pub auto_start: bool,
+    /// The last error the engine reported; cleared once ready again.
+    pub last_error: Option<String>,
+    /// Time of the last event applied.
+    pub updated_at: DateTime<Utc>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// `qr | pairing`.
+    pub login: String,
+}
+
+/// The tenant's local date at `now`, in its time zone (`schedules.timezone`,
+/// Asia/Jakarta without a row): the `session_days` row that is today's.
+///
+/// The date is computed with the domain's time zones, as the engine does
+/// when it grants a send, not with PostgreSQL's tz database.
+pub async fn local_date(
+    pool: &PgPool,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<NaiveDate, sqlx::Error> {
+    let name: Option<String> =
+        sqlx::query_scalar("select timezone from schedules where tenant_id = $1")
+            .bind(*tenant.as_uuid())
+            .fetch_optional(pool)
+            .await?;
+    let zone = match name {
+        None => TimeZone::JAKARTA,
+        Some(name) => TimeZone::parse(&name).unwrap_or_else(|_| {
+            tracing::warn!(%tenant, timezone = %name, "unknown time zone in schedules, counting days in Asia/Jakarta");
+            TimeZone::JAKARTA
+        }),
+    };
+    Ok(zone.local_date(now))
+}
+
+/// The rows of `sessions` with `sent_today`: the `session_days` row of
+/// `today`. Ends before the `where`.
+fn select(today: NaiveDate) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::new(
+        "select s.id, s.name, s.driver, s.status, s.phone_number, s.daily_limit, \
+                s.daily_limit_follows_trust_level, coalesce(d.sent, 0) as sent_today, \
+                s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login \
+         from sessions s \
+         left join session_days d on d.session_id = s.id and d.tenant_id = s.tenant_id \
+              and d.local_date = ",
+    );
+    q.push_bind(today).push(" ");
+    q
+}
+
+/// The tenant's sessions, by id (creation order).
+///
+/// `now` is the time `sent_today` is counted at (the current time, but for
+/// tests).
+pub async fn list(
+    pool: &PgPool,
+    tenant: TenantId,
+    page: &Page,
+    now: DateTime<Utc>,
+) -> Result<Paged<SessionView>, sqlx::Error> {
+    let mut q = select(local_date(pool, tenant, now).await?);
+    q.push("where s.tenant_id = ").push_bind(*tenant.as_uuid());
+    if let Some(after) = page.cursor() {
+        q.push(" and s.id > ").push_bind(*after);
+    }
+    q.push(" order by s.id limit ").push_bind(page.fetch());
+    let rows = q.build_query_as::<SessionView>().fetch_all(pool).await?;
+    Ok(Paged::from_rows(rows, page, |row| row.id))
+}
+
+/// One of the tenant's sessions; `None` if there is none with this id, or
+/// it belongs to another tenant.
+pub async fn get(
+    pool: &PgPool,
+    tenant: TenantId,
+    id: SessionId,
+    now: DateTime<Utc>,
+) -> Result<Option<SessionView>, sqlx::Error> {
+    let mut q = select(local_date(pool, tenant, now).await?);
+    q.push("where s.tenant_id = ")
+        .push_bind(*tenant.as_uuid())
+        .push(" and s.id = ")
+        .push_bind(*id.as_uuid());
+    q.build_query_as::<SessionView>().fetch_optional(pool).await
+}
+
+/// How many sessions the tenant has (deleted ones are gone): what the
+/// plan's `max_sessions` holds.
+pub async fn count_active(pool: &PgPool, tenant: TenantId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from sessions where tenant_id = $1")
+        .bind(*tenant.as_uuid())
+        .fetch_one(pool)
+        .await
+}
