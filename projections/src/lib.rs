@@ -38,6 +38,7 @@ pub mod wait;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cqrs_es::persist::EventUpcaster;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use wablast_eventstore::{EventLog, Prefix, RecordedEvent};
@@ -150,7 +151,11 @@ pub struct Projector {
     log: EventLog,
     projections: Vec<Arc<dyn Projection>>,
     options: RunnerOptions,
+    upcasters: Upcasters,
 }
+
+/// Upcasters applied to every event before it is folded.
+pub(crate) type Upcasters = Arc<Vec<Box<dyn EventUpcaster>>>;
 
 impl Projector {
     /// Every projection, with default options.
@@ -160,7 +165,14 @@ impl Projector {
             log,
             projections: all(),
             options: RunnerOptions::default(),
+            upcasters: Arc::new(wablast_domain::upcasters()),
         }
+    }
+
+    /// Other upcasters than the domain's ([`wablast_domain::upcasters`]).
+    pub fn with_upcasters(mut self, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        self.upcasters = Arc::new(upcasters);
+        self
     }
 
     /// Only these projections.
@@ -211,6 +223,7 @@ impl Projector {
                     projection.clone(),
                     stream,
                     self.options.clone(),
+                    self.upcasters.clone(),
                 );
                 let stop = stop_all.clone();
                 tasks.spawn(async move {

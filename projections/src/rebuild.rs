@@ -252,9 +252,10 @@ async fn read_batches(
         let mut events = log
             .replay(&stream.full_name(log.prefix()), filter, from)
             .await?;
+        let upcasters = wablast_domain::upcasters();
         let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
         while let Some(event) = events.next().await {
-            let event = event?;
+            let event = event?.upcast(&upcasters);
             if event.stream_sequence > until {
                 break;
             }
@@ -300,6 +301,7 @@ async fn swap(pool: &PgPool, log: &EventLog, schema: &str, projection: &dyn Proj
         let from = checkpoint::read(&mut *tx, name, stream).await?;
         let target = last_sequence(log, stream).await?;
         let mut rest = Vec::new();
+        let upcasters = wablast_domain::upcasters();
         if target > from {
             let mut replay = log
                 .replay(&stream.full_name(log.prefix()), None, from + 1)
@@ -310,7 +312,7 @@ async fn swap(pool: &PgPool, log: &EventLog, schema: &str, projection: &dyn Proj
                     break;
                 }
                 if projection.folds(&event.aggregate_type) {
-                    rest.push(event);
+                    rest.push(event.upcast(&upcasters));
                 }
             }
         }

@@ -16,8 +16,9 @@
 //!   with back-off; nothing is acknowledged meanwhile.
 //! - An event the projection cannot fold: the runner stops with an error
 //!   naming it (never skips it).
-//! - A durable consumer ahead of the checkpoint (the tables were recreated,
-//!   or restored from a backup): it is recreated at the checkpoint.
+//! - A durable consumer that does not stand at the checkpoint (the tables
+//!   were recreated or restored from a backup, or the previous writer died
+//!   with messages out): it is recreated at the checkpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wablast_eventstore::{Commit, EventLog, EventStoreError, RecordedEvent};
 
-use crate::{LogStream, Projection, ProjectionError, checkpoint};
+use crate::{LogStream, Projection, ProjectionError, Upcasters, checkpoint};
 
 /// How runners read and retry.
 #[derive(Clone, Debug)]
@@ -66,6 +67,7 @@ pub(crate) struct Runner {
     projection: Arc<dyn Projection>,
     stream: LogStream,
     options: RunnerOptions,
+    upcasters: Upcasters,
 }
 
 /// Whether the runner stops at a position or goes on forever.
@@ -82,6 +84,7 @@ impl Runner {
         projection: Arc<dyn Projection>,
         stream: LogStream,
         options: RunnerOptions,
+        upcasters: Upcasters,
     ) -> Self {
         Self {
             pool,
@@ -89,6 +92,7 @@ impl Runner {
             projection,
             stream,
             options,
+            upcasters,
         }
     }
 
@@ -168,16 +172,20 @@ impl Runner {
     async fn consumer(&self, checkpoint: u64) -> Result<pull::Stream, ProjectionError> {
         let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
         let durable = format!("{}_{}", self.options.consumer_prefix, self.projection.name());
-        if let Ok(info) = stream.consumer_info(&durable).await {
-            if info.ack_floor.stream_sequence > checkpoint {
-                warn!(projection = self.projection.name(), consumer = %durable,
-                    acked = info.ack_floor.stream_sequence, checkpoint,
-                    "consumer is ahead of the tables; recreating it at the checkpoint");
-                stream
-                    .delete_consumer(&durable)
-                    .await
-                    .map_err(EventStoreError::nats)?;
-            }
+        // The checkpoint is the truth. A consumer that does not stand at it
+        // (ahead: the tables were recreated or restored; messages out
+        // unanswered: the previous writer died, and they would only come
+        // back after the ack wait) is recreated there.
+        if let Ok(info) = stream.consumer_info(&durable).await
+            && (info.ack_floor.stream_sequence != checkpoint || info.num_ack_pending > 0)
+        {
+            debug!(projection = self.projection.name(), consumer = %durable,
+                acked = info.ack_floor.stream_sequence, pending = info.num_ack_pending, checkpoint,
+                "consumer not at the checkpoint; recreating it there");
+            stream
+                .delete_consumer(&durable)
+                .await
+                .map_err(EventStoreError::nats)?;
         }
         let consumer: async_nats::jetstream::consumer::PullConsumer = stream
             .get_or_create_consumer(
@@ -259,7 +267,11 @@ impl Runner {
                 }
                 let commit: Commit = serde_json::from_slice(&message.payload)
                     .map_err(|source| EventStoreError::Malformed { sequence, source })?;
-                events.extend(commit.into_recorded(sequence));
+                events.extend(
+                    commit
+                        .into_recorded(sequence)
+                        .map(|event| event.upcast(&self.upcasters)),
+                );
             }
             if last > checkpoint {
                 let mut delay = self.options.retry_delay;

@@ -545,3 +545,51 @@ async fn lag_is_measured_per_projection_and_stream() {
     let lags = wablast_projections::lag::measure(&world.pool, &world.log, &projections).await.unwrap();
     assert!(lags.iter().all(|l| l.behind() == 0 && l.oldest_unprojected_at.is_none()), "{lags:?}");
 }
+
+#[tokio::test]
+async fn an_event_of_an_older_version_is_upcast_then_folded() {
+    use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
+
+    let world = world().await;
+    let tenant = uuid::Uuid::now_v7().to_string();
+    let id = uuid::Uuid::now_v7();
+    // Version 0.9 called the session's name `label`.
+    let mut commit = session_commit(&tenant, id, "0.9");
+    let payload = &mut commit.events[0].payload["SessionCreated"];
+    let name = payload["name"].take();
+    payload.as_object_mut().unwrap().remove("name");
+    payload["label"] = name;
+    world.log.append(0, &commit).await.unwrap();
+
+    // Without an upcaster the projection refuses to guess.
+    let err = Projector::new(world.pool.clone(), world.log.clone())
+        .with_projections(vec![wablast_projections::by_name("sessions").unwrap()])
+        .catch_up()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProjectionError::Event { .. }), "{err}");
+
+    fn rename(mut payload: serde_json::Value) -> serde_json::Value {
+        let created = payload["SessionCreated"].as_object_mut().unwrap();
+        let label = created.remove("label").unwrap();
+        created.insert("name".into(), label);
+        payload
+    }
+    let upcasters: Vec<Box<dyn EventUpcaster>> = vec![Box::new(SemanticVersionEventUpcaster::new(
+        "SessionCreated",
+        "1.0",
+        Box::new(rename),
+    ))];
+    Projector::new(world.pool.clone(), world.log.clone())
+        .with_projections(vec![wablast_projections::by_name("sessions").unwrap()])
+        .with_upcasters(upcasters)
+        .catch_up()
+        .await
+        .unwrap();
+    let name: String = sqlx::query_scalar("select name from sessions where id = $1")
+        .bind(id)
+        .fetch_one(&world.pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "CS");
+}

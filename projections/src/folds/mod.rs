@@ -27,7 +27,7 @@ pub(crate) fn decode<E: DomainEvent + DeserializeOwned>(
     let decoded = E::deserialize(&event.payload)
         .map_err(|err| ProjectionError::event(projection, event, err))?;
     let known = decoded.event_version();
-    if event.event_version != known {
+    if !same_version(&event.event_version, &known) {
         return Err(ProjectionError::event(
             projection,
             event,
@@ -61,4 +61,38 @@ pub(crate) fn missing_row(projection: &'static str, event: &RecordedEvent) -> Pr
         event,
         "no row for this aggregate: its creation was never projected",
     )
+}
+
+/// Whether two versions are the same, however many parts are written
+/// (`1.0` = `1.0.0`, what cqrs-es upcasters write).
+fn same_version(a: &str, b: &str) -> bool {
+    fn parts(v: &str) -> Option<Vec<u64>> {
+        let mut parts = v
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        while parts.len() > 1 && parts.last() == Some(&0) {
+            parts.pop();
+        }
+        Some(parts)
+    }
+    match (parts(a), parts(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_version;
+
+    #[test]
+    fn versions_compare_by_their_numbers() {
+        assert!(same_version("1.0", "1.0"));
+        assert!(same_version("1.0.0", "1.0"));
+        assert!(same_version("1", "1.0"));
+        assert!(!same_version("2.0", "1.0"));
+        assert!(!same_version("1.1", "1.0"));
+        assert!(!same_version("one", "1.0"));
+    }
 }

@@ -60,7 +60,11 @@ pub async fn local_date(
     let zone = match name {
         None => TimeZone::JAKARTA,
         Some(name) => TimeZone::parse(&name).unwrap_or_else(|_| {
-            tracing::warn!(%tenant, timezone = %name, "unknown time zone in schedules, counting days in Asia/Jakarta");
+            tracing::warn!(
+                %tenant,
+                timezone = %name,
+                "unknown time zone in schedules: days counted in Asia/Jakarta"
+            );
             TimeZone::JAKARTA
         }),
     };
