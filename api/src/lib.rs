@@ -63,7 +63,9 @@ impl Default for Readiness {
 struct ApiDoc;
 
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(routes::health::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::health::router())
+        .merge(routes::metrics::router())
 }
 
 /// The OpenAPI document of every route.
@@ -73,6 +75,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    // Before the first request, so that none goes unrecorded.
+    routes::metrics::install();
     let (routes, openapi) = api_router().split_for_parts();
     let header = axum::http::HeaderName::from_static("x-request-id");
     routes
@@ -82,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(error::no_such_route)
         .with_state(state)
+        // Per route (and fallback), so it sees the matched route template.
+        .layer(axum::middleware::from_fn(routes::metrics::track))
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))

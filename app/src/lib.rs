@@ -132,7 +132,8 @@ impl Application {
     /// (loudly, with the event it stopped at) rather than serve reads that
     /// silently stopped moving.
     pub async fn run_with_projector(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let projector = wablast_projections::Projector::new(self.state.db.clone(), self.state.log.clone());
+        let db = self.state.db.clone();
+        let projector = wablast_projections::Projector::new(db.clone(), self.state.log.clone());
         let stop = shutdown.clone();
         let projecting = tokio::spawn(async move {
             let result = projector.run(stop.clone()).await;
@@ -141,23 +142,30 @@ impl Application {
             }
             result
         });
-        let serving = self.run_until_stopped(shutdown).await;
+        let serving = self.serve(shutdown).await;
         let projected = projecting.await.context("projector task failed")?;
+        db.close().await;
         projected.context("projector stopped")?;
-        serving
+        serving?;
+        info!("stopped");
+        Ok(())
     }
 
     /// Serves until `shutdown` is cancelled, then finishes the requests in
     /// flight.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        info!(address = %self.address(), "API listening");
         let db = self.state.db.clone();
-        axum::serve(self.listener, wablast_api::router(self.state))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("HTTP server failed")?;
+        self.serve(shutdown).await?;
         db.close().await;
         info!("stopped");
         Ok(())
+    }
+
+    async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        info!(address = %self.address(), "API listening");
+        axum::serve(self.listener, wablast_api::router(self.state))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("HTTP server failed")
     }
 }

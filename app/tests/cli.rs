@@ -56,12 +56,7 @@ async fn migrate_creates_the_database_and_is_idempotent() {
 
 #[test]
 fn subcommands_not_built_yet_fail_and_say_so() {
-    for args in [
-        &["projector"][..],
-        &["engine"],
-        &["replay", "--all"],
-        &["admin", "create"],
-    ] {
+    for args in [&["engine"][..], &["admin", "create"]] {
         let output = run(args, &[]);
 
         assert!(
@@ -146,4 +141,101 @@ async fn all_migrates_serves_and_stops_gracefully_on_sigterm() {
 
     assert!(status.success(), "graceful stop exits 0, got {status}");
     delete_streams(&nats_url(), &prefix);
+}
+
+#[test]
+fn replay_needs_to_be_told_which_projections() {
+    let neither = run(&["replay"], &[]);
+    let unknown = run(&["replay", "--projection", "nope"], &[]);
+
+    assert!(!neither.status.success());
+    assert!(
+        String::from_utf8_lossy(&neither.stderr).contains("--all or --projection"),
+        "{}",
+        String::from_utf8_lossy(&neither.stderr)
+    );
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("\"nope\"") && stderr.contains("sessions"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn replay_all_rebuilds_every_projection_and_says_what_it_did() {
+    let db = TestDatabase::planned();
+    let prefix = unique_prefix();
+
+    let output = run(
+        &["replay", "--all"],
+        &[("DATABASE_URL", &db.url), ("WABLAST_NATS_PREFIX", &prefix)],
+    );
+    delete_streams(&nats_url(), &prefix);
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for name in wablast_projections::NAMES {
+        assert!(
+            stdout.contains(&format!("{name}: 0 events")),
+            "{name} in {stdout}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn projector_runs_until_sigterm_and_exits_cleanly() {
+    let db = TestDatabase::planned();
+    let prefix = unique_prefix();
+    let mut child = wablast(
+        &["projector"],
+        &[("DATABASE_URL", &db.url), ("WABLAST_NATS_PREFIX", &prefix)],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+
+    // Up once it has migrated and taken its checkpoints.
+    let started = Instant::now();
+    loop {
+        let pool = sqlx::PgPool::connect(&db.url).await;
+        if let Ok(pool) = pool {
+            let checkpoints: Result<i64, _> =
+                sqlx::query_scalar("select count(*) from projection_checkpoint")
+                    .fetch_one(&pool)
+                    .await;
+            pool.close().await;
+            if checkpoints.is_ok_and(|n| n > 0) {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "wablast projector did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("wablast projector did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    delete_streams(&nats_url(), &prefix);
+    assert!(status.success(), "graceful stop exits 0, got {status}");
 }

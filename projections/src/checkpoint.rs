@@ -24,6 +24,23 @@ pub struct Checkpoint {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Creates a projection's checkpoint on a stream at 0 if it has none.
+pub async fn ensure(
+    db: impl PgExecutor<'_>,
+    projection: &str,
+    stream: LogStream,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into projection_checkpoint (projection, stream) values ($1, $2) \
+         on conflict do nothing",
+    )
+    .bind(projection)
+    .bind(stream.name())
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 /// Locks a projection's checkpoint on a stream for the rest of the
 /// transaction (creating it at 0 the first time) and reads it. Whoever
 /// writes the projection's rows takes this lock first, so two writers (a
@@ -33,14 +50,7 @@ pub async fn lock(
     projection: &str,
     stream: LogStream,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query(
-        "insert into projection_checkpoint (projection, stream) values ($1, $2) \
-         on conflict do nothing",
-    )
-    .bind(projection)
-    .bind(stream.name())
-    .execute(&mut *conn)
-    .await?;
+    ensure(&mut *conn, projection, stream).await?;
     let sequence: i64 = sqlx::query_scalar(
         "select stream_sequence from projection_checkpoint \
          where projection = $1 and stream = $2 for update",

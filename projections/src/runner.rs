@@ -154,6 +154,7 @@ impl Runner {
                 .fetch_one(&mut leadership)
                 .await?;
             if got {
+                checkpoint::ensure(&self.pool, name, self.stream).await?;
                 checkpoint = checkpoint::read(&self.pool, name, self.stream).await?;
                 info!(projection = name, stream = self.stream.name(), checkpoint, "projecting");
                 let result = self.fold(&mut leadership, checkpoint, shutdown, until, applied).await;
