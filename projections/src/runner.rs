@@ -46,16 +46,20 @@ pub struct RunnerOptions {
     pub max_retry_delay: Duration,
     /// How often a standby checks whether the writer went away.
     pub standby_poll: Duration,
+    /// While a backlog is being read, how long a batch waits for its next
+    /// commit before it is folded as it is.
+    pub batch_wait: Duration,
 }
 
 impl Default for RunnerOptions {
     fn default() -> Self {
         Self {
-            batch_size: 2_000,
+            batch_size: 5_000,
             consumer_prefix: "projection".to_owned(),
             retry_delay: Duration::from_millis(100),
             max_retry_delay: Duration::from_secs(10),
             standby_poll: Duration::from_secs(2),
+            batch_wait: Duration::from_millis(50),
         }
     }
 }
@@ -244,10 +248,28 @@ impl Runner {
                 }
                 None => return Err(EventStoreError::Nats("projection consumer closed".into()).into()),
             };
+            // A batch takes what has arrived and, while the consumer says
+            // more is waiting (a backlog: start-up, a burst), what arrives
+            // next, up to the batch size: a few large transactions instead
+            // of many small ones. Live traffic is not held back.
             let mut batch = vec![first];
             while batch.len() < self.options.batch_size {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
+                let backlog = batch
+                    .last()
+                    .and_then(|m| m.info().ok())
+                    .is_some_and(|info| info.pending > 0);
+                let next = match messages.next().now_or_never() {
+                    Some(next) => next,
+                    None if backlog => {
+                        match tokio::time::timeout(self.options.batch_wait, messages.next()).await {
+                            Ok(next) => next,
+                            Err(_) => break,
+                        }
+                    }
+                    None => break,
+                };
+                match next {
+                    Some(Ok(message)) => batch.push(message),
                     _ => break,
                 }
             }
@@ -274,6 +296,7 @@ impl Runner {
                         .map(|event| event.upcast(&self.upcasters)),
                 );
             }
+            let started = std::time::Instant::now();
             if last > checkpoint {
                 let mut delay = self.options.retry_delay;
                 loop {
@@ -303,6 +326,8 @@ impl Runner {
                 // Committed already: the batch may come back and is skipped.
                 warn!(projection = self.projection.name(), error = %err, "batch applied but not acknowledged");
             }
+            debug!(projection = self.projection.name(), stream = self.stream.name(), commits = batch.len(),
+                events = events.len(), elapsed = ?started.elapsed(), "batch projected");
         }
     }
 
