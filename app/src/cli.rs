@@ -108,9 +108,15 @@ impl Cli {
             Command::Replay { all, projection } => {
                 async {
                     let names: Vec<String> = match (all, projection) {
-                        (true, _) => wablast_projections::NAMES.iter().map(|n| (*n).to_owned()).collect(),
+                        (true, _) => wablast_projections::NAMES
+                            .iter()
+                            .map(|n| (*n).to_owned())
+                            .collect(),
                         (false, Some(name)) => vec![name],
-                        (false, None) => anyhow::bail!("say which: --all or --projection NAME (one of {})", wablast_projections::NAMES.join(", ")),
+                        (false, None) => anyhow::bail!(
+                            "say which: --all or --projection NAME (one of {})",
+                            wablast_projections::NAMES.join(", ")
+                        ),
                     };
                     migrate(&settings).await?;
                     let log = crate::open_event_log(&settings).await?;

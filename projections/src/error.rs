@@ -16,7 +16,9 @@ pub enum ProjectionError {
     /// An event the projection cannot fold (undecodable, a version it does
     /// not know, facts that contradict the rows): the projection stops at
     /// it, loudly, and skips nothing.
-    #[error("{projection} cannot fold {event_type} v{event_version} of {aggregate} (stream sequence {stream_sequence}): {reason}")]
+    #[error(
+        "{projection} cannot fold {event_type} v{event_version} of {aggregate} (stream sequence {stream_sequence}): {reason}"
+    )]
     Event {
         /// The projection.
         projection: &'static str,

@@ -73,7 +73,7 @@ impl RebuildReport {
 /// A callback told of progress now and then.
 pub type OnProgress<'a> = Option<&'a (dyn Fn(&Progress) + Send + Sync)>;
 
-/// Rebuilds these projections one after the other (see the module docs).
+/// Rebuilds these projections, side by side (see the module docs).
 pub async fn rebuild(
     pool: &PgPool,
     log: &EventLog,
@@ -82,15 +82,21 @@ pub async fn rebuild(
 ) -> Result<RebuildReport, ProjectionError> {
     let projections = names
         .iter()
-        .map(|name| by_name(name).ok_or_else(|| ProjectionError::UnknownProjection((*name).to_owned())))
+        .map(|name| {
+            by_name(name).ok_or_else(|| ProjectionError::UnknownProjection((*name).to_owned()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut report = RebuildReport::default();
-    for projection in projections {
-        report
-            .projections
-            .push(rebuild_one(pool, log, projection, progress).await?);
-    }
-    Ok(report)
+    // Side by side: each has its own tables, and one waiting on PostgreSQL
+    // leaves the CPU to another.
+    let rebuilt = futures::future::try_join_all(
+        projections
+            .into_iter()
+            .map(|projection| rebuild_one(pool, log, projection, progress)),
+    )
+    .await?;
+    Ok(RebuildReport {
+        projections: rebuilt,
+    })
 }
 
 async fn rebuild_one(
@@ -108,7 +114,16 @@ async fn rebuild_one(
     for &stream in projection.streams() {
         // Passes until what is left fits in the swap's transaction.
         loop {
-            let (folded, left) = fold_pass(pool, log, &schema, projection.clone(), stream, started, progress).await?;
+            let (folded, left) = fold_pass(
+                pool,
+                log,
+                &schema,
+                projection.clone(),
+                stream,
+                started,
+                progress,
+            )
+            .await?;
             events += folded;
             if left < BATCH_EVENTS as u64 {
                 break;
@@ -118,7 +133,12 @@ async fn rebuild_one(
     create_secondary_indexes(pool, &schema, projection.tables()).await?;
     events += swap(pool, log, &schema, projection.as_ref()).await?;
     let elapsed = started.elapsed();
-    info!(projection = name, events, ?elapsed, "rebuilt and swapped in");
+    info!(
+        projection = name,
+        events,
+        ?elapsed,
+        "rebuilt and swapped in"
+    );
     Ok(Rebuilt {
         projection: name,
         events,
@@ -133,7 +153,9 @@ async fn prepare(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), Pro
     let mut ddl = vec![
         format!("drop schema if exists {schema} cascade"),
         format!("create schema {schema}"),
-        format!("create table {schema}.projection_checkpoint (like public.projection_checkpoint including all)"),
+        format!(
+            "create table {schema}.projection_checkpoint (like public.projection_checkpoint including all)"
+        ),
     ];
     for table in tables {
         ddl.push(format!(
@@ -153,13 +175,19 @@ async fn prepare(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), Pro
         }
     }
     for statement in ddl {
-        sqlx::query(AssertSqlSafe(statement)).execute(&mut *conn).await?;
+        sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
 /// The live tables' other indexes, same names, on the rebuilt tables.
-async fn create_secondary_indexes(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), ProjectionError> {
+async fn create_secondary_indexes(
+    pool: &PgPool,
+    schema: &str,
+    tables: &[&str],
+) -> Result<(), ProjectionError> {
     let mut conn = pool.acquire().await?;
     for table in tables {
         let definitions: Vec<String> = sqlx::query_scalar(
@@ -174,7 +202,9 @@ async fn create_secondary_indexes(pool: &PgPool, schema: &str, tables: &[&str]) 
         .await?;
         for definition in definitions {
             let statement = definition.replacen(" ON public.", &format!(" ON {schema}."), 1);
-            sqlx::query(AssertSqlSafe(statement)).execute(&mut *conn).await?;
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())
@@ -203,15 +233,30 @@ async fn fold_pass(
     if target <= from {
         return Ok((0, 0));
     }
-    let (sender, mut batches) = mpsc::channel::<Result<(Vec<RecordedEvent>, u64), ProjectionError>>(4);
-    let reader = tokio::spawn(read_batches(log.clone(), projection.clone(), stream, from + 1, target, sender));
+    let (sender, mut batches) =
+        mpsc::channel::<Result<(Vec<RecordedEvent>, u64), ProjectionError>>(4);
+    let reader = tokio::spawn(read_batches(
+        log.clone(),
+        projection.clone(),
+        stream,
+        from + 1,
+        target,
+        sender,
+    ));
     let mut events = 0;
     let mut last_report = Instant::now();
     while let Some(batch) = batches.recv().await {
         let (batch, last) = batch?;
-        events += apply_batch(pool, Some(schema), projection.as_ref(), stream, &batch, last)
-            .await?
-            .applied;
+        events += apply_batch(
+            pool,
+            Some(schema),
+            projection.as_ref(),
+            stream,
+            &batch,
+            last,
+        )
+        .await?
+        .applied;
         if let Some(progress) = progress
             && (last_report.elapsed() >= Duration::from_millis(200) || last >= target)
         {
@@ -261,7 +306,9 @@ async fn read_batches(
             }
             // Cut only between commits.
             if batch.len() >= BATCH_EVENTS
-                && batch.last().is_some_and(|last| last.stream_sequence != event.stream_sequence)
+                && batch
+                    .last()
+                    .is_some_and(|last| last.stream_sequence != event.stream_sequence)
             {
                 let last = batch.last().map_or(0, |e| e.stream_sequence);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
@@ -287,7 +334,12 @@ async fn read_batches(
 ///
 /// # Returns
 /// Events folded in the swap.
-async fn swap(pool: &PgPool, log: &EventLog, schema: &str, projection: &dyn Projection) -> Result<u64, ProjectionError> {
+async fn swap(
+    pool: &PgPool,
+    log: &EventLog,
+    schema: &str,
+    projection: &dyn Projection,
+) -> Result<u64, ProjectionError> {
     let name = projection.name();
     let mut tx = pool.begin().await?;
     for &stream in projection.streams() {
@@ -325,9 +377,11 @@ async fn swap(pool: &PgPool, log: &EventLog, schema: &str, projection: &dyn Proj
         sqlx::query(AssertSqlSafe(format!("drop table public.{table}")))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(AssertSqlSafe(format!("alter table {schema}.{table} set schema public")))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "alter table {schema}.{table} set schema public"
+        )))
+        .execute(&mut *tx)
+        .await?;
     }
     for (stream, sequence) in rebuilt {
         checkpoint::advance(&mut tx, name, stream, sequence).await?;
@@ -341,10 +395,12 @@ async fn swap(pool: &PgPool, log: &EventLog, schema: &str, projection: &dyn Proj
 
 /// Points the rest of the transaction at the rebuild's tables.
 async fn in_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(AssertSqlSafe(format!("set local search_path to {schema}, public")))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    sqlx::query(AssertSqlSafe(format!(
+        "set local search_path to {schema}, public"
+    )))
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 async fn reset_path(conn: &mut PgConnection) -> Result<(), sqlx::Error> {

@@ -108,12 +108,19 @@ impl Runner {
 
     /// Folds until the checkpoint reaches the stream's last sequence as of
     /// the call (by this runner or by another process's).
-    pub(crate) async fn catch_up(&self, shutdown: CancellationToken) -> Result<u64, ProjectionError> {
+    pub(crate) async fn catch_up(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Result<u64, ProjectionError> {
         let target = self.last_sequence().await?;
         self.run_until(shutdown, Until::Reached(target)).await
     }
 
-    async fn run_until(&self, shutdown: CancellationToken, until: Until) -> Result<u64, ProjectionError> {
+    async fn run_until(
+        &self,
+        shutdown: CancellationToken,
+        until: Until,
+    ) -> Result<u64, ProjectionError> {
         let mut applied = 0;
         let mut delay = self.options.retry_delay;
         loop {
@@ -144,7 +151,12 @@ impl Runner {
     }
 
     /// Becomes the writer, then folds until done or interrupted.
-    async fn lead(&self, shutdown: &CancellationToken, until: Until, applied: &mut u64) -> Result<(), ProjectionError> {
+    async fn lead(
+        &self,
+        shutdown: &CancellationToken,
+        until: Until,
+        applied: &mut u64,
+    ) -> Result<(), ProjectionError> {
         let name = self.projection.name();
         let lock_key = format!("wablast projection {name} {}", self.stream.name());
         let mut leadership = PgConnection::connect_with(&self.pool.connect_options()).await?;
@@ -160,13 +172,23 @@ impl Runner {
             if got {
                 checkpoint::ensure(&self.pool, name, self.stream).await?;
                 checkpoint = checkpoint::read(&self.pool, name, self.stream).await?;
-                info!(projection = name, stream = self.stream.name(), checkpoint, "projecting");
-                let result = self.fold(&mut leadership, checkpoint, shutdown, until, applied).await;
+                info!(
+                    projection = name,
+                    stream = self.stream.name(),
+                    checkpoint,
+                    "projecting"
+                );
+                let result = self
+                    .fold(&mut leadership, checkpoint, shutdown, until, applied)
+                    .await;
                 // Closing the connection releases the lock whatever happened.
                 let _ = leadership.close().await;
                 return result;
             }
-            debug!(projection = name, "another process writes this projection; standing by");
+            debug!(
+                projection = name,
+                "another process writes this projection; standing by"
+            );
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = tokio::time::sleep(self.options.standby_poll) => {}
@@ -176,7 +198,11 @@ impl Runner {
 
     async fn consumer(&self, checkpoint: u64) -> Result<pull::Stream, ProjectionError> {
         let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
-        let durable = format!("{}_{}", self.options.consumer_prefix, self.projection.name());
+        let durable = format!(
+            "{}_{}",
+            self.options.consumer_prefix,
+            self.projection.name()
+        );
         // The checkpoint is the truth. A consumer that does not stand at it
         // (ahead: the tables were recreated or restored; messages out
         // unanswered: the previous writer died, and they would only come
@@ -246,7 +272,9 @@ impl Runner {
                     debug!(projection = self.projection.name(), error = %err, "consumer hiccup");
                     continue;
                 }
-                None => return Err(EventStoreError::Nats("projection consumer closed".into()).into()),
+                None => {
+                    return Err(EventStoreError::Nats("projection consumer closed".into()).into());
+                }
             };
             // A batch takes what has arrived and, while the consumer says
             // more is waiting (a backlog: start-up, a burst), what arrives
@@ -300,7 +328,16 @@ impl Runner {
             if last > checkpoint {
                 let mut delay = self.options.retry_delay;
                 loop {
-                    match apply_batch(&self.pool, None, self.projection.as_ref(), self.stream, &events, last).await {
+                    match apply_batch(
+                        &self.pool,
+                        None,
+                        self.projection.as_ref(),
+                        self.stream,
+                        &events,
+                        last,
+                    )
+                    .await
+                    {
                         Ok(outcome) => {
                             checkpoint = outcome.checkpoint;
                             *applied += outcome.applied;
@@ -335,7 +372,10 @@ impl Runner {
     /// commits before it, so the checkpoint stops right in front of it (and
     /// the lag points at it). Best effort: the error is reported anyway.
     async fn apply_before(&self, err: &ProjectionError, events: &[RecordedEvent], checkpoint: u64) {
-        let ProjectionError::Event { stream_sequence, .. } = err else {
+        let ProjectionError::Event {
+            stream_sequence, ..
+        } = err
+        else {
             return;
         };
         let before = stream_sequence.saturating_sub(1);
@@ -343,8 +383,15 @@ impl Runner {
             return;
         }
         let good = &events[..events.partition_point(|e| e.stream_sequence <= before)];
-        if let Err(again) =
-            apply_batch(&self.pool, None, self.projection.as_ref(), self.stream, good, before).await
+        if let Err(again) = apply_batch(
+            &self.pool,
+            None,
+            self.projection.as_ref(),
+            self.stream,
+            good,
+            before,
+        )
+        .await
         {
             warn!(projection = self.projection.name(), error = %again, "commits before the failing one not applied");
         }
@@ -381,9 +428,11 @@ pub(crate) async fn apply_batch(
 ) -> Result<Applied, ProjectionError> {
     let mut tx = pool.begin().await?;
     if let Some(schema) = schema {
-        sqlx::query(AssertSqlSafe(format!("set local search_path to {schema}, public")))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "set local search_path to {schema}, public"
+        )))
+        .execute(&mut *tx)
+        .await?;
     }
     let applied = apply_in(&mut tx, projection, stream, events, last).await?;
     tx.commit().await?;

@@ -102,8 +102,19 @@ mod tests {
             }
         );
         assert_eq!(p.to_string(), "events:42");
-        assert_eq!("messages:7".parse::<Position>().unwrap().stream, LogStream::Messages);
-        for bad in ["", "events", "events:", "events:x", "wallets:1", "events:-1", ":1"] {
+        assert_eq!(
+            "messages:7".parse::<Position>().unwrap().stream,
+            LogStream::Messages
+        );
+        for bad in [
+            "",
+            "events",
+            "events:",
+            "events:x",
+            "wallets:1",
+            "events:-1",
+            ":1",
+        ] {
             assert!(bad.parse::<Position>().is_err(), "{bad:?}");
         }
     }

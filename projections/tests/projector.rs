@@ -137,7 +137,10 @@ async fn a_generated_history_is_projected_and_its_figures_add_up() {
         .catch_up()
         .await
         .unwrap();
-    assert!(applied > history.events() as u64, "every projection applied its share");
+    assert!(
+        applied > history.events() as u64,
+        "every projection applied its share"
+    );
 
     // Every event is indexed once.
     assert_eq!(
@@ -171,7 +174,11 @@ async fn a_generated_history_is_projected_and_its_figures_add_up() {
     );
     // Points spent are twice the messages that went out.
     assert_eq!(
-        count(&world.pool, "select count(*) from messages where sent_at is not null and cost <> 2").await,
+        count(
+            &world.pool,
+            "select count(*) from messages where sent_at is not null and cost <> 2"
+        )
+        .await,
         0
     );
     // Completed campaigns spent what their messages cost.
@@ -270,7 +277,10 @@ async fn a_crash_between_applying_and_acknowledging_leaves_the_rows_exactly_righ
         }
     }
     let applied = projector.catch_up().await.unwrap();
-    assert_eq!(applied, 0, "every redelivered commit was at or below its checkpoint");
+    assert_eq!(
+        applied, 0,
+        "every redelivered commit was at or below its checkpoint"
+    );
     assert_same(&clean, &dump(&world.pool).await);
 }
 
@@ -287,7 +297,8 @@ async fn a_projector_killed_at_random_moments_ends_with_the_same_rows_as_a_clean
     // commit and the ack, while acknowledging.
     let mut delay = 3u64;
     for _ in 0..12 {
-        let projector = Projector::new(world.pool.clone(), world.log.clone()).with_options(small_batches.clone());
+        let projector = Projector::new(world.pool.clone(), world.log.clone())
+            .with_options(small_batches.clone());
         let running = tokio::spawn(async move { projector.run(CancellationToken::new()).await });
         tokio::time::sleep(Duration::from_millis(delay)).await;
         running.abort();
@@ -461,9 +472,21 @@ async fn an_event_of_an_unknown_version_stops_the_projection_at_it_and_skips_not
     let known = uuid::Uuid::now_v7();
     let newer = uuid::Uuid::now_v7();
     let after = uuid::Uuid::now_v7();
-    world.log.append(0, &session_commit(&tenant, known, "1.0")).await.unwrap();
-    let stuck_at = world.log.append(0, &session_commit(&tenant, newer, "2.0")).await.unwrap();
-    world.log.append(0, &session_commit(&tenant, after, "1.0")).await.unwrap();
+    world
+        .log
+        .append(0, &session_commit(&tenant, known, "1.0"))
+        .await
+        .unwrap();
+    let stuck_at = world
+        .log
+        .append(0, &session_commit(&tenant, newer, "2.0"))
+        .await
+        .unwrap();
+    world
+        .log
+        .append(0, &session_commit(&tenant, after, "1.0"))
+        .await
+        .unwrap();
 
     let err = Projector::new(world.pool.clone(), world.log.clone())
         .with_projections(vec![wablast_projections::by_name("sessions").unwrap()])
@@ -490,7 +513,12 @@ async fn an_event_of_an_unknown_version_stops_the_projection_at_it_and_skips_not
         .await
         .unwrap();
     assert_eq!(ids, vec![known]);
-    assert!(checkpoint::read(&world.pool, "sessions", LogStream::Events).await.unwrap() < stuck_at);
+    assert!(
+        checkpoint::read(&world.pool, "sessions", LogStream::Events)
+            .await
+            .unwrap()
+            < stuck_at
+    );
 }
 
 #[tokio::test]
@@ -498,7 +526,11 @@ async fn a_read_can_wait_until_the_projections_reach_a_write() {
     let world = world().await;
     let tenant = uuid::Uuid::now_v7().to_string();
     let id = uuid::Uuid::now_v7();
-    let written = world.log.append(0, &session_commit(&tenant, id, "1.0")).await.unwrap();
+    let written = world
+        .log
+        .append(0, &session_commit(&tenant, id, "1.0"))
+        .await
+        .unwrap();
     let position = Position {
         stream: LogStream::Events,
         sequence: written,
@@ -506,7 +538,16 @@ async fn a_read_can_wait_until_the_projections_reach_a_write() {
 
     // Nobody projects: the wait gives up, bounded.
     let started = std::time::Instant::now();
-    assert!(!until_projected(&world.pool, &["sessions"], position, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        !until_projected(
+            &world.pool,
+            &["sessions"],
+            position,
+            Duration::from_millis(300)
+        )
+        .await
+        .unwrap()
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
 
     let shutdown = CancellationToken::new();
@@ -515,7 +556,16 @@ async fn a_read_can_wait_until_the_projections_reach_a_write() {
         let shutdown = shutdown.clone();
         tokio::spawn(async move { projector.run(shutdown).await })
     };
-    assert!(until_projected(&world.pool, &["sessions"], position, Duration::from_secs(10)).await.unwrap());
+    assert!(
+        until_projected(
+            &world.pool,
+            &["sessions"],
+            position,
+            Duration::from_secs(10)
+        )
+        .await
+        .unwrap()
+    );
     let found: i64 = sqlx::query_scalar("select count(*) from sessions where id = $1")
         .bind(id)
         .fetch_one(&world.pool)
@@ -530,20 +580,40 @@ async fn a_read_can_wait_until_the_projections_reach_a_write() {
 async fn lag_is_measured_per_projection_and_stream() {
     let world = world().await;
     let tenant = uuid::Uuid::now_v7().to_string();
-    world.log.append(0, &session_commit(&tenant, uuid::Uuid::now_v7(), "1.0")).await.unwrap();
+    world
+        .log
+        .append(0, &session_commit(&tenant, uuid::Uuid::now_v7(), "1.0"))
+        .await
+        .unwrap();
     let projections = wablast_projections::all();
-    let lags = wablast_projections::lag::measure(&world.pool, &world.log, &projections).await.unwrap();
+    let lags = wablast_projections::lag::measure(&world.pool, &world.log, &projections)
+        .await
+        .unwrap();
     let sessions = lags
         .iter()
         .find(|l| l.projection == "sessions" && l.stream == LogStream::Events)
         .unwrap();
     assert_eq!(sessions.behind(), 1);
     assert!(sessions.oldest_unprojected_at.is_some());
-    assert_eq!(lags.iter().filter(|l| l.projection == "event_index").count(), 2);
+    assert_eq!(
+        lags.iter()
+            .filter(|l| l.projection == "event_index")
+            .count(),
+        2
+    );
 
-    Projector::new(world.pool.clone(), world.log.clone()).catch_up().await.unwrap();
-    let lags = wablast_projections::lag::measure(&world.pool, &world.log, &projections).await.unwrap();
-    assert!(lags.iter().all(|l| l.behind() == 0 && l.oldest_unprojected_at.is_none()), "{lags:?}");
+    Projector::new(world.pool.clone(), world.log.clone())
+        .catch_up()
+        .await
+        .unwrap();
+    let lags = wablast_projections::lag::measure(&world.pool, &world.log, &projections)
+        .await
+        .unwrap();
+    assert!(
+        lags.iter()
+            .all(|l| l.behind() == 0 && l.oldest_unprojected_at.is_none()),
+        "{lags:?}"
+    );
 }
 
 #[tokio::test]

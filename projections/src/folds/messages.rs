@@ -220,7 +220,10 @@ impl Projection for Messages {
                     MessageStatus::Sent
                 }
                 MessageEvent::MessageFailed {
-                    attempt, reason, at, ..
+                    attempt,
+                    reason,
+                    at,
+                    ..
                 } => {
                     row.attempts = row.attempts.max(attempt as i32);
                     row.error = Some(reason);
@@ -280,10 +283,15 @@ impl Projection for Messages {
     }
 }
 
-fn change_of<'a>(counts: &'a mut BTreeMap<Uuid, CountChange>, row: &MessageRow) -> &'a mut CountChange {
-    counts.entry(row.campaign_id).or_insert_with(|| CountChange {
-        campaign_id: row.campaign_id,
-        tenant_id: row.tenant_id,
-        ..CountChange::default()
-    })
+fn change_of<'a>(
+    counts: &'a mut BTreeMap<Uuid, CountChange>,
+    row: &MessageRow,
+) -> &'a mut CountChange {
+    counts
+        .entry(row.campaign_id)
+        .or_insert_with(|| CountChange {
+            campaign_id: row.campaign_id,
+            tenant_id: row.tenant_id,
+            ..CountChange::default()
+        })
 }

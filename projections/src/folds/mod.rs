@@ -38,19 +38,27 @@ pub(crate) fn decode<E: DomainEvent + DeserializeOwned>(
 }
 
 /// The aggregate's tenant as a UUID (every tenant-owned aggregate has one).
-pub(crate) fn tenant_of(projection: &'static str, event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
-    event
-        .tenant
-        .parse()
-        .map_err(|err| ProjectionError::event(projection, event, format!("tenant is not a UUID: {err}")))
+pub(crate) fn tenant_of(
+    projection: &'static str,
+    event: &RecordedEvent,
+) -> Result<Uuid, ProjectionError> {
+    event.tenant.parse().map_err(|err| {
+        ProjectionError::event(projection, event, format!("tenant is not a UUID: {err}"))
+    })
 }
 
 /// The aggregate's id as a UUID.
-pub(crate) fn id_of(projection: &'static str, event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
-    event
-        .aggregate_id
-        .parse()
-        .map_err(|err| ProjectionError::event(projection, event, format!("aggregate id is not a UUID: {err}")))
+pub(crate) fn id_of(
+    projection: &'static str,
+    event: &RecordedEvent,
+) -> Result<Uuid, ProjectionError> {
+    event.aggregate_id.parse().map_err(|err| {
+        ProjectionError::event(
+            projection,
+            event,
+            format!("aggregate id is not a UUID: {err}"),
+        )
+    })
 }
 
 /// A fact the rows contradict (an update to a row that was never created):

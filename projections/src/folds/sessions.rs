@@ -164,7 +164,9 @@ impl Projection for Sessions {
                 sessions.remove(id);
                 continue;
             }
-            let row = sessions.get_mut(id).ok_or_else(|| missing_row(NAME, event))?;
+            let row = sessions
+                .get_mut(id)
+                .ok_or_else(|| missing_row(NAME, event))?;
             match decoded {
                 SessionEvent::SessionCreated { .. } | SessionEvent::SessionDeleted { .. } => {}
                 SessionEvent::SessionStartRequested { at, .. } => {

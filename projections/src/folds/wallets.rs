@@ -159,11 +159,17 @@ impl Projection for Wallets {
                     row.plan_name = Some(terms.name);
                     row.plan_period_days = Some(terms.period_days.days() as i32);
                     row.max_sessions = Some(terms.max_sessions as i32);
-                    row.max_recipients_per_campaign = Some(terms.max_recipients_per_campaign as i32);
+                    row.max_recipients_per_campaign =
+                        Some(terms.max_recipients_per_campaign as i32);
                     row.max_daily_limit = Some(terms.max_daily_limit.value() as i32);
                     row.plan_expires_at = Some(expires_at);
                     row.plan_expired = false;
-                    (Some(reference), None, Some((balance_after, reserved_after, available_after)), at)
+                    (
+                        Some(reference),
+                        None,
+                        Some((balance_after, reserved_after, available_after)),
+                        at,
+                    )
                 }
                 WalletEvent::PointsToppedUp {
                     reference,
@@ -180,7 +186,12 @@ impl Projection for Wallets {
                     available_after,
                     at,
                     ..
-                } => (Some(reference), None, Some((balance_after, reserved_after, available_after)), at),
+                } => (
+                    Some(reference),
+                    None,
+                    Some((balance_after, reserved_after, available_after)),
+                    at,
+                ),
                 WalletEvent::PointsReserved {
                     campaign_id,
                     balance_after,
