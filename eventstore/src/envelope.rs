@@ -314,6 +314,64 @@ impl Commit {
     }
 }
 
+/// A [`Commit`] read without its events' payloads, for readers that need
+/// only the envelope (an index of events): the payloads are skipped by the
+/// parser, never built.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CommitHeader {
+    tenant: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    command_id: Uuid,
+    correlation_id: Uuid,
+    #[serde(default)]
+    causation_id: Option<Uuid>,
+    actor: Actor,
+    occurred_at: DateTime<Utc>,
+    events: Vec<EventHeader>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct EventHeader {
+    event_id: Uuid,
+    sequence: u64,
+    event_type: String,
+    event_version: String,
+}
+
+impl CommitHeader {
+    /// The commit's events with their envelopes and a `null` payload.
+    pub fn into_recorded(self, stream_sequence: u64) -> impl Iterator<Item = RecordedEvent> {
+        let Self {
+            tenant,
+            aggregate_type,
+            aggregate_id,
+            command_id,
+            correlation_id,
+            causation_id,
+            actor,
+            occurred_at,
+            events,
+        } = self;
+        events.into_iter().map(move |e| RecordedEvent {
+            stream_sequence,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            aggregate_type: aggregate_type.clone(),
+            tenant: tenant.clone(),
+            aggregate_id: aggregate_id.clone(),
+            sequence: e.sequence,
+            occurred_at,
+            command_id,
+            correlation_id,
+            causation_id,
+            actor: actor.clone(),
+            payload: Value::Null,
+        })
+    }
+}
+
 /// One event as read back, with its whole envelope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
@@ -421,6 +479,26 @@ mod tests {
         commit.push(1, "Added".into(), "1.0".into(), json!({"n": 1}));
         commit.push(2, "Added".into(), "1.0".into(), json!({"n": 2}));
         commit
+    }
+
+    #[test]
+    fn a_header_reads_the_envelope_and_leaves_the_payloads() {
+        let commit = commit();
+        let json = serde_json::to_vec(&commit).unwrap();
+        let header: CommitHeader = serde_json::from_slice(&json).unwrap();
+        let full: Vec<_> = commit.into_recorded(7).collect();
+        let light: Vec<_> = header.into_recorded(7).collect();
+        assert_eq!(full.len(), light.len());
+        for (f, l) in full.into_iter().zip(light) {
+            assert_eq!(l.payload, Value::Null);
+            assert_eq!(
+                RecordedEvent {
+                    payload: Value::Null,
+                    ..f
+                },
+                l
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub mod repository;
 
 pub use command::{CommandHandler, Committed, Loaded};
 pub use consumer::{ConsumerSpec, Delivery, WorkError, Worker, run_consumer};
-pub use envelope::{Actor, CommandMetadata, Commit, CommittedEvent, RecordedEvent};
+pub use envelope::{Actor, CommandMetadata, Commit, CommitHeader, CommittedEvent, RecordedEvent};
 pub use error::EventStoreError;
 pub use log::{EventLog, EventLogConfig, History, StreamSpec, ensure_key_value};
 pub use naming::{AggregateKey, PLATFORM_TENANT, Prefix};

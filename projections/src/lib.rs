@@ -107,6 +107,12 @@ pub trait Projection: Send + Sync {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError>;
 
+    /// Whether it reads the events' payloads (`false`: they are not even
+    /// parsed, and arrive as `null`).
+    fn needs_payloads(&self) -> bool {
+        true
+    }
+
     /// Whether it folds events of this aggregate type.
     fn folds(&self, aggregate_type: &str) -> bool {
         self.aggregate_types()

@@ -300,7 +300,7 @@ async fn read_batches(
         let upcasters = wablast_domain::upcasters();
         let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
         while let Some(event) = events.next().await {
-            let event = event?.upcast(&upcasters);
+            let event = upcast(projection.as_ref(), event?, &upcasters);
             if event.stream_sequence > until {
                 break;
             }
@@ -364,7 +364,7 @@ async fn swap(
                     break;
                 }
                 if projection.folds(&event.aggregate_type) {
-                    rest.push(event.upcast(&upcasters));
+                    rest.push(upcast(projection, event, &upcasters));
                 }
             }
         }
@@ -417,4 +417,19 @@ async fn last_sequence(log: &EventLog, stream: LogStream) -> Result<u64, Project
         .await
         .map_err(EventStoreError::nats)?;
     Ok(info.state.last_sequence)
+}
+
+/// The event as the live runner gives it to the projection: upcast for
+/// projections that read payloads, as written for the others (an index of
+/// what is stored).
+fn upcast(
+    projection: &dyn Projection,
+    event: RecordedEvent,
+    upcasters: &[Box<dyn cqrs_es::persist::EventUpcaster>],
+) -> RecordedEvent {
+    if projection.needs_payloads() {
+        event.upcast(upcasters)
+    } else {
+        event
+    }
 }

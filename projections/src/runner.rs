@@ -29,7 +29,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use wablast_eventstore::{Commit, EventLog, EventStoreError, RecordedEvent};
+use wablast_eventstore::{Commit, CommitHeader, EventLog, EventStoreError, RecordedEvent};
 
 use crate::{LogStream, Projection, ProjectionError, Upcasters, checkpoint};
 
@@ -316,13 +316,20 @@ impl Runner {
                 if sequence <= checkpoint || !self.folds_subject(&message.subject) {
                     continue;
                 }
-                let commit: Commit = serde_json::from_slice(&message.payload)
-                    .map_err(|source| EventStoreError::Malformed { sequence, source })?;
-                events.extend(
-                    commit
-                        .into_recorded(sequence)
-                        .map(|event| event.upcast(&self.upcasters)),
-                );
+                let malformed = |source| EventStoreError::Malformed { sequence, source };
+                if self.projection.needs_payloads() {
+                    let commit: Commit =
+                        serde_json::from_slice(&message.payload).map_err(malformed)?;
+                    events.extend(
+                        commit
+                            .into_recorded(sequence)
+                            .map(|event| event.upcast(&self.upcasters)),
+                    );
+                } else {
+                    let commit: CommitHeader =
+                        serde_json::from_slice(&message.payload).map_err(malformed)?;
+                    events.extend(commit.into_recorded(sequence));
+                }
             }
             let started = std::time::Instant::now();
             if last > checkpoint {

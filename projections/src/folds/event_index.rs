@@ -30,6 +30,10 @@ impl Projection for EventIndex {
         &["event_index"]
     }
 
+    fn needs_payloads(&self) -> bool {
+        false
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
