@@ -66,6 +66,36 @@ impl ApiError {
         )
     }
 
+    /// 400 `validation_failed`: a bad field or body.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
+    }
+
+    /// 400 `validation_failed` naming the field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(message).with_details(serde_json::json!({ "field": field }))
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 409 with a code (`conflict`, `invalid_state`, `session_busy`).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    /// 503 with a code: a dependency is away; try again later.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
     /// 500: our fault. The cause is logged, not answered.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error.message = %cause, "internal error");
@@ -97,6 +127,12 @@ impl IntoResponse for ApiError {
             },
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err)
     }
 }
 

@@ -5,10 +5,23 @@
 //! - [`routes`]: one module per resource, each exposing `router()`, merged
 //!   in [`router`].
 //! - [`error`]: [`ApiError`], the `{"error": {code, message, details}}` shape.
+//! - [`auth`]: who is calling ([`auth::Caller`]), tokens, passwords, API keys.
+//! - [`commands`]: one command handler per aggregate, refusals mapped to
+//!   errors.
+//! - [`extract`]: `Json`, `Path`, `Query` answering bad input in the error
+//!   shape; [`list`]: pagination; [`consistency`]: read-your-writes.
 //! - [`openapi()`]: the OpenAPI document, built from the same routes.
 
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod consistency;
 pub mod error;
+pub mod extract;
+pub mod list;
 pub mod routes;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
@@ -19,6 +32,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use wablast_eventstore::EventLog;
 
+pub use auth::Caller;
+pub use auth::token::Tokens;
+pub use commands::Commands;
+pub use config::ApiConfig;
 pub use error::ApiError;
 
 /// What every handler can reach.
@@ -30,6 +47,26 @@ pub struct AppState {
     pub log: EventLog,
     /// When a projection counts as too far behind to serve.
     pub readiness: Readiness,
+    /// One command handler per aggregate type.
+    pub commands: Commands,
+    /// Issues and checks access tokens.
+    pub tokens: Arc<Tokens>,
+    /// The API's settings.
+    pub config: Arc<ApiConfig>,
+}
+
+impl AppState {
+    /// The state of an API over `db` and `log`.
+    pub fn new(db: PgPool, log: EventLog, config: ApiConfig, jwt_secret: &[u8]) -> Self {
+        Self {
+            commands: Commands::new(&log),
+            tokens: Arc::new(Tokens::new(jwt_secret, config.token_ttl)),
+            db,
+            log,
+            readiness: Readiness::default(),
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// When `/readyz` says the projections are too far behind to serve.
@@ -57,15 +94,67 @@ impl Default for Readiness {
         description = "Multi-tenant WhatsApp broadcast backend: sessions, contacts, campaigns, wallet, events.",
         license(name = "Proprietary"),
     ),
-    tags((name = "operations", description = "Health, readiness, metrics")),
+    tags(
+        (name = "auth", description = "Accounts, logins and API keys"),
+        (name = "sessions", description = "Linked WhatsApp numbers"),
+        (name = "contacts", description = "Contact lists imported from CSV or XLSX"),
+        (name = "media", description = "Uploaded attachments"),
+        (name = "campaigns", description = "Broadcasts and their messages"),
+        (name = "wallet", description = "Points, plans and transactions"),
+        (name = "schedule", description = "Active hours"),
+        (name = "auto-replies", description = "Automatic answers to inbound messages"),
+        (name = "events", description = "The tenant's events as Server-Sent Events; webhooks"),
+        (name = "admin", description = "Platform operator: plans and grants"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    ),
+    modifiers(&SecuritySchemes),
     components(schemas(error::ErrorBody)),
 )]
 struct ApiDoc;
+
+/// The two ways to authenticate: `bearer` (a user's JWT) and `api_key`.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A user's access token from POST /api/v1/auth/login"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "A tenant's API key from POST /api/v1/api-keys",
+            ))),
+        );
+    }
+}
 
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::metrics::router())
+        .merge(routes::auth::router())
+        .merge(routes::sessions::router())
+        .merge(routes::contacts::router())
+        .merge(routes::media::router())
+        .merge(routes::campaigns::router())
+        .merge(routes::wallet::router())
+        .merge(routes::schedule::router())
+        .merge(routes::auto_replies::router())
+        .merge(routes::events::router())
+        .merge(routes::webhooks::router())
 }
 
 /// The OpenAPI document of every route.

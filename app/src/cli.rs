@@ -80,6 +80,7 @@ impl Cli {
             Command::All => {
                 async {
                     migrate(&settings).await?;
+                    crate::bootstrap_admin(&settings, false).await?;
                     let app = Application::build(&settings).await?;
                     app.run_with_projector(shutdown::on_signal()).await
                 }
@@ -87,6 +88,7 @@ impl Cli {
             }
             Command::Api => {
                 async {
+                    crate::bootstrap_admin(&settings, false).await?;
                     let app = Application::build(&settings).await?;
                     app.run_until_stopped(shutdown::on_signal()).await
                 }
@@ -163,7 +165,13 @@ impl Cli {
             }
             Command::Admin {
                 command: AdminCommand::Create,
-            } => not_yet("admin create", 5),
+            } => {
+                async {
+                    migrate(&settings).await?;
+                    crate::bootstrap_admin(&settings, true).await
+                }
+                .await
+            }
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

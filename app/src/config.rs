@@ -58,6 +58,51 @@ pub struct Settings {
     /// applied is older than this many seconds.
     #[arg(long, env = "WABLAST_READY_MAX_LAG_SECONDS", default_value_t = 30)]
     pub ready_max_lag_seconds: u64,
+
+    /// Secret signing access tokens (HS256). Unset: a random one per
+    /// process, so tokens do not survive a restart and several API
+    /// processes do not accept each other's tokens.
+    #[arg(long, env = "WABLAST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long an access token is valid, in seconds.
+    #[arg(long, env = "WABLAST_JWT_TTL_SECONDS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub jwt_ttl_seconds: u64,
+
+    /// The platform admin's email: created (or its password reset) at
+    /// start-up together with WABLAST_ADMIN_PASSWORD.
+    #[arg(long, env = "WABLAST_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// The platform admin's password.
+    #[arg(long, env = "WABLAST_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Where uploaded media and other local state live.
+    #[arg(long, env = "WABLAST_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// Key encrypting stored driver credentials (AES-256-GCM): 64 hex
+    /// digits. Unset: one is generated and kept in the data directory
+    /// (`secret.key`).
+    #[arg(long, env = "WABLAST_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Origins allowed to call the API from a browser, comma-separated
+    /// (`*` for any). Unset: no CORS headers.
+    #[arg(long, env = "WABLAST_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Requests per minute one API key or user may make.
+    #[arg(long, env = "WABLAST_RATE_LIMIT_PER_KEY", default_value_t = 1200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_key: u32,
+
+    /// Requests per minute one client address may make.
+    #[arg(long, env = "WABLAST_RATE_LIMIT_PER_IP", default_value_t = 3000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_ip: u32,
 }
 
 /// Aggregate types kept forever: one stream. A type added here is added to
@@ -83,6 +128,44 @@ pub fn message_aggregates() -> [&'static str; 1] {
 }
 
 impl Settings {
+    /// The API's settings. Reads (or creates) the data directory's key when
+    /// `WABLAST_SECRET_KEY` is unset.
+    pub fn api(&self) -> anyhow::Result<wablast_api::ApiConfig> {
+        use anyhow::Context;
+        let secret_key = match &self.secret_key {
+            Some(text) => parse_key(text).context("WABLAST_SECRET_KEY must be 64 hex digits")?,
+            None => data_dir_key(&self.data_dir)?,
+        };
+        let mut config = wablast_api::ApiConfig::for_data_dir(&self.data_dir);
+        config.secret_key = secret_key;
+        config.token_ttl = Duration::from_secs(self.jwt_ttl_seconds);
+        config.cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        config.rate_limit_per_key = self.rate_limit_per_key;
+        config.rate_limit_per_ip = self.rate_limit_per_ip;
+        Ok(config)
+    }
+
+    /// The token signing secret: configured, or random for this process.
+    pub fn jwt_secret(&self) -> Vec<u8> {
+        match &self.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                tracing::warn!(
+                    "WABLAST_JWT_SECRET is not set: tokens are signed with a random secret and do not survive a restart"
+                );
+                let mut secret = vec![0u8; 32];
+                rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut secret)
+                    .expect("the OS random source works");
+                secret
+            }
+        }
+    }
+
     /// How the event log is laid out on the NATS server.
     pub fn event_log(&self) -> Result<EventLogConfig, EventStoreError> {
         let retention = Duration::from_secs(u64::from(self.message_retention_days) * 24 * 3600);
@@ -93,5 +176,48 @@ impl Settings {
                 StreamSpec::with_retention("messages", &message_aggregates(), retention),
             ],
         ))
+    }
+}
+
+fn parse_key(text: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(text.trim())?;
+    bytes
+        .try_into()
+        .map_err(|bytes: Vec<u8>| anyhow::anyhow!("{} bytes, not 32", bytes.len()))
+}
+
+/// The key kept in `<data_dir>/secret.key`, created on first use (readable
+/// by the owner only).
+fn data_dir_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use anyhow::Context;
+    let path = data_dir.join("secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            parse_key(&text).with_context(|| format!("{} is not 64 hex digits", path.display()))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
+            let mut key = [0u8; 32];
+            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut key)
+                .expect("the OS random source works");
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&path) {
+                Ok(mut file) => {
+                    std::io::Write::write_all(&mut file, hex::encode(key).as_bytes())?;
+                    tracing::info!(path = %path.display(), "generated the key for stored credentials");
+                    Ok(key)
+                }
+                // Another process wrote it first: use theirs.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    data_dir_key(data_dir)
+                }
+                Err(err) => Err(err).with_context(|| format!("cannot write {}", path.display())),
+            }
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
     }
 }

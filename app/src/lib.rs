@@ -82,6 +82,35 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates the platform admin from `WABLAST_ADMIN_EMAIL` /
+/// `WABLAST_ADMIN_PASSWORD` when both are set (its password is reset to the
+/// configured one when it exists).
+pub async fn bootstrap_admin(settings: &Settings, required: bool) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+        anyhow::ensure!(
+            !required,
+            "set WABLAST_ADMIN_EMAIL and WABLAST_ADMIN_PASSWORD (or --admin-email and --admin-password)"
+        );
+        return Ok(());
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&settings.database_url)
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    let done = wablast_api::auth::accounts::ensure_admin(&pool, email, password).await;
+    pool.close().await;
+    match done? {
+        wablast_api::auth::accounts::AdminBootstrap::Created => {
+            info!(%email, "platform admin created")
+        }
+        wablast_api::auth::accounts::AdminBootstrap::PasswordUpdated => {
+            info!(%email, "platform admin exists; password set from configuration")
+        }
+    }
+    Ok(())
+}
+
 /// A running wablast: the HTTP API bound to its listener.
 pub struct Application {
     listener: TcpListener,
@@ -97,17 +126,12 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        Ok(Self {
-            listener,
-            state: AppState {
-                db,
-                log,
-                readiness: Readiness {
-                    max_lag: settings.ready_max_lag,
-                    max_lag_age: Duration::from_secs(settings.ready_max_lag_seconds),
-                },
-            },
-        })
+        let mut state = AppState::new(db, log, settings.api()?, &settings.jwt_secret());
+        state.readiness = Readiness {
+            max_lag: settings.ready_max_lag,
+            max_lag_age: Duration::from_secs(settings.ready_max_lag_seconds),
+        };
+        Ok(Self { listener, state })
     }
 
     /// Where the API listens.

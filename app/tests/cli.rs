@@ -11,6 +11,10 @@ fn wablast(args: &[&str], env: &[(&str, &str)]) -> Command {
         .args(args)
         .env("NATS_URL", nats_url())
         .env("WABLAST_LOG_FORMAT", "json")
+        .env(
+            "WABLAST_DATA_DIR",
+            std::env::temp_dir().join("wablast-cli-tests"),
+        )
         .env_remove("RUST_BACKTRACE");
     for (key, value) in env {
         command.env(key, value);
@@ -54,18 +58,76 @@ async fn migrate_creates_the_database_and_is_idempotent() {
     pool.close().await;
 }
 
-#[test]
-fn subcommands_not_built_yet_fail_and_say_so() {
-    for args in [&["engine"][..], &["admin", "create"]] {
-        let output = run(args, &[]);
+#[tokio::test]
+async fn admin_create_makes_the_platform_admin_and_resets_its_password() {
+    let db = TestDatabase::planned();
+    let create = |password: &str| {
+        run(
+            &["admin", "create"],
+            &[
+                ("DATABASE_URL", &db.url),
+                ("WABLAST_ADMIN_EMAIL", " Ops@Wablast.Example "),
+                ("WABLAST_ADMIN_PASSWORD", password),
+            ],
+        )
+    };
 
-        assert!(
-            !output.status.success(),
-            "{args:?} must not pretend to succeed"
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("not built yet"), "{args:?}: {stderr}");
-    }
+    let created = create("first-password");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let again = create("second-password");
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let admins: Vec<(String, String, String)> =
+        sqlx::query_as("select email, role, password_hash from users")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(admins.len(), 1, "one admin, not two");
+    assert_eq!(
+        (admins[0].0.as_str(), admins[0].1.as_str()),
+        ("ops@wablast.example", "admin")
+    );
+    assert!(
+        admins[0].2.starts_with("$argon2id$"),
+        "stored as Argon2id, never in clear"
+    );
+
+    let missing = run(&["admin", "create"], &[("DATABASE_URL", &db.url)]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("WABLAST_ADMIN_EMAIL"));
+    let short = run(
+        &["admin", "create"],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("WABLAST_ADMIN_EMAIL", "x@y.id"),
+            ("WABLAST_ADMIN_PASSWORD", "short"),
+        ],
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"));
+}
+
+#[test]
+fn the_engine_is_not_built_yet_and_says_so() {
+    let args = ["engine"];
+    let output = run(&args, &[]);
+
+    assert!(
+        !output.status.success(),
+        "engine must not pretend to succeed"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not built yet"), "{stderr}");
 }
 
 #[test]

@@ -3,4 +3,5 @@
 //! PostgreSQL, each test with its own database and NATS prefix.
 
 mod app;
+mod auth;
 mod operations;

@@ -1,4 +1,14 @@
 //! One module per resource, each with its `router()`.
 
+pub mod auth;
+pub mod auto_replies;
+pub mod campaigns;
+pub mod contacts;
+pub mod events;
 pub mod health;
+pub mod media;
 pub mod metrics;
+pub mod schedule;
+pub mod sessions;
+pub mod wallet;
+pub mod webhooks;

@@ -163,7 +163,7 @@ impl<C> Page<C> {
 
     /// How many rows to fetch: one more than the page, to know whether a
     /// next page exists.
-    pub(crate) fn fetch(&self) -> i64 {
+    pub fn fetch(&self) -> i64 {
         i64::from(self.limit) + 1
     }
 }
@@ -198,11 +198,7 @@ pub struct Paged<T> {
 impl<T> Paged<T> {
     /// A page from rows fetched with [`Page::fetch`] (one more than the
     /// page when a next page exists): `key` is the sort key of a row.
-    pub(crate) fn from_rows<C: Cursor>(
-        mut rows: Vec<T>,
-        page: &Page<C>,
-        key: impl Fn(&T) -> C,
-    ) -> Self {
+    pub fn from_rows<C: Cursor>(mut rows: Vec<T>, page: &Page<C>, key: impl Fn(&T) -> C) -> Self {
         let limit = page.limit as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);

@@ -1,0 +1,194 @@
+//! Who is calling: a user with a JWT (`Authorization: Bearer <jwt>`) or an
+//! integration with an API key (`X-Api-Key: <key>`), and what they may do.
+//!
+//! [`Caller`] is an extractor: a handler that takes one answers 401
+//! `unauthenticated` before it runs when the credentials are missing or
+//! bad. Every query and command a handler issues is scoped to
+//! [`Caller::tenant_id`].
+//!
+//! Roles: `admin` (the platform operator), `owner` (a tenant's owner: also
+//! manages API keys) and `member`. An API key acts as a member of its
+//! tenant.
+
+pub mod accounts;
+pub mod api_key;
+pub mod password;
+pub mod token;
+
+use std::fmt;
+use std::str::FromStr;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use wablast_domain::types::TenantId;
+use wablast_eventstore::{Actor, CommandMetadata};
+
+use crate::{ApiError, AppState};
+
+/// Header carrying an API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// What a caller may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A tenant's member: uses everything the tenant owns.
+    Member,
+    /// A tenant's owner: a member who also manages API keys.
+    Owner,
+    /// The platform operator: plans, grants, trust levels.
+    Admin,
+}
+
+impl Role {
+    /// As stored and written in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "member" => Ok(Self::Member),
+            "owner" => Ok(Self::Owner),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// How a caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A user's JWT.
+    User(Uuid),
+    /// A tenant's API key, by its id.
+    ApiKey(Uuid),
+}
+
+/// An authenticated caller.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    /// The tenant everything it does is scoped to.
+    pub tenant_id: TenantId,
+    /// The user or API key.
+    pub credential: Credential,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// The actor recorded on the events its commands cause.
+    pub fn actor(&self) -> Actor {
+        match self.credential {
+            Credential::User(id) => Actor::User(id),
+            Credential::ApiKey(id) => Actor::ApiKey(id),
+        }
+    }
+
+    /// Metadata for a new command of this caller.
+    pub fn command(&self) -> CommandMetadata {
+        CommandMetadata::new(self.actor())
+    }
+
+    /// The user, when the caller is one (not an API key).
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.credential {
+            Credential::User(id) => Some(id),
+            Credential::ApiKey(_) => None,
+        }
+    }
+
+    /// Whether the caller is the platform admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// 403 unless the caller has at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this needs the {role} role"),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(*caller);
+        }
+        let caller = authenticate(parts, state).await?;
+        parts.extensions.insert(caller);
+        Ok(caller)
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| unauthenticated("Authorization must be `Bearer <token>`"))?;
+        let claims = state
+            .tokens
+            .verify(token)
+            .map_err(|reason| unauthenticated(&reason))?;
+        return Ok(Caller {
+            tenant_id: TenantId::from_uuid(claims.tenant),
+            credential: Credential::User(claims.sub),
+            role: claims.role,
+        });
+    }
+    if let Some(value) = parts.headers.get(API_KEY_HEADER) {
+        let key = value
+            .to_str()
+            .map_err(|_| unauthenticated("the API key is not valid"))?;
+        let found = api_key::authenticate(&state.db, key.trim())
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| unauthenticated("the API key is not valid or was revoked"))?;
+        return Ok(Caller {
+            tenant_id: found.tenant_id,
+            credential: Credential::ApiKey(found.id),
+            role: Role::Member,
+        });
+    }
+    Err(unauthenticated(
+        "send `Authorization: Bearer <token>` or `X-Api-Key: <key>`",
+    ))
+}
+
+/// 401 with the reason.
+pub fn unauthenticated(reason: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", reason)
+}

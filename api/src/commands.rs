@@ -1,0 +1,184 @@
+//! The command side as handlers see it: one [`CommandHandler`] per
+//! aggregate type, and the mapping of an aggregate's refusal to the API's
+//! error shape.
+//!
+//! Handlers never decide a business rule: they gather the facts a command
+//! needs (the tenant's plan, a list's size), send it, and answer what the
+//! aggregate decided. A refusal's stable code (`insufficient_points`,
+//! `invalid_state`, ...) becomes the error code; its status follows from the
+//! code ([`status_of`]).
+
+use axum::http::StatusCode;
+use cqrs_es::{Aggregate, AggregateError};
+use wablast_domain::campaign::{Campaign, CampaignError};
+use wablast_domain::message::{Message, MessageError};
+use wablast_domain::plan::{Plan, PlanError};
+use wablast_domain::schedule::{Schedule, ScheduleError};
+use wablast_domain::session::{Session, SessionError};
+use wablast_domain::session_day::{SessionDay, SessionDayError};
+use wablast_domain::wallet::{Wallet, WalletError};
+use wablast_eventstore::{
+    AggregateKey, CommandHandler, CommandMetadata, Committed, EventLog, PLATFORM_TENANT,
+};
+use wablast_projections::LogStream;
+use wablast_projections::wait::Position;
+
+use crate::ApiError;
+
+/// A handler per aggregate type, sharing one event log.
+#[derive(Clone)]
+pub struct Commands {
+    /// Linked WhatsApp numbers.
+    pub sessions: CommandHandler<Session>,
+    /// Per-session daily send allowances.
+    pub session_days: CommandHandler<SessionDay>,
+    /// Tenants' active hours.
+    pub schedules: CommandHandler<Schedule>,
+    /// Subscription plans (platform-wide).
+    pub plans: CommandHandler<Plan>,
+    /// Tenants' points.
+    pub wallets: CommandHandler<Wallet>,
+    /// Broadcasts.
+    pub campaigns: CommandHandler<Campaign>,
+    /// Per-recipient messages.
+    pub messages: CommandHandler<Message>,
+}
+
+impl Commands {
+    /// Handlers writing to `log`, reading older events through the domain's
+    /// upcasters.
+    pub fn new(log: &EventLog) -> Self {
+        fn handler<A: Aggregate<Services = ()>>(log: &EventLog) -> CommandHandler<A> {
+            CommandHandler::new(log.clone(), ()).with_upcasters(wablast_domain::upcasters())
+        }
+        Self {
+            sessions: handler(log),
+            session_days: handler(log),
+            schedules: handler(log),
+            plans: handler(log),
+            wallets: handler(log),
+            campaigns: handler(log),
+            messages: handler(log),
+        }
+    }
+}
+
+/// The key of a tenant's aggregate.
+pub fn tenant_key(tenant: impl std::fmt::Display, id: impl std::fmt::Display) -> AggregateKey {
+    AggregateKey::new(tenant, id).expect("UUIDs are valid subject tokens")
+}
+
+/// The key of a platform aggregate (plans).
+pub fn platform_key(id: impl std::fmt::Display) -> AggregateKey {
+    tenant_key(PLATFORM_TENANT, id)
+}
+
+/// Runs `command` and maps a refusal to the API's error.
+pub async fn execute<A>(
+    handler: &CommandHandler<A>,
+    key: &AggregateKey,
+    command: A::Command,
+    metadata: &CommandMetadata,
+) -> Result<Committed<A>, ApiError>
+where
+    A: Aggregate,
+    A::Command: Clone,
+    A::Error: Refusal,
+{
+    handler
+        .execute(key, command, metadata)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Where a command of aggregate `A` was written: what a read passes back
+/// (`X-Wablast-Position`) to see it.
+pub fn position<A: Aggregate>(committed: &Committed<A>) -> Position {
+    let stream = if A::TYPE == <Message as Aggregate>::TYPE {
+        LogStream::Messages
+    } else {
+        LogStream::Events
+    };
+    Position {
+        stream,
+        sequence: committed.stream_sequence,
+    }
+}
+
+/// An aggregate's refusal: a business reason with a stable code.
+pub trait Refusal: std::error::Error {
+    /// The stable code (API.md).
+    fn code(&self) -> &'static str;
+}
+
+macro_rules! refusal {
+    ($($error:ty),* $(,)?) => {
+        $(impl Refusal for $error {
+            fn code(&self) -> &'static str {
+                <$error>::code(self)
+            }
+        })*
+    };
+}
+
+refusal!(
+    CampaignError,
+    MessageError,
+    PlanError,
+    ScheduleError,
+    SessionError,
+    SessionDayError,
+    WalletError,
+);
+
+/// The status a refusal's code is answered with.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "not_found" => StatusCode::NOT_FOUND,
+        "validation_failed" | "invalid_phone" => StatusCode::BAD_REQUEST,
+        "forbidden" => StatusCode::FORBIDDEN,
+        "conflict" | "invalid_state" | "session_busy" => StatusCode::CONFLICT,
+        // insufficient_points, plan_expired, recipient_cap_exceeded,
+        // daily_limit_reached, plan_limit_exceeded, ...: a rule said no.
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl<E: Refusal> From<AggregateError<E>> for ApiError {
+    fn from(err: AggregateError<E>) -> Self {
+        match err {
+            AggregateError::UserError(refusal) => {
+                let code = refusal.code();
+                ApiError::new(status_of(code), code, refusal.to_string())
+            }
+            AggregateError::AggregateConflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "another change to the same resource won the race, twice; try again",
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_codes_map_to_the_documented_statuses() {
+        assert_eq!(status_of("not_found"), StatusCode::NOT_FOUND);
+        assert_eq!(status_of("validation_failed"), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of("invalid_state"), StatusCode::CONFLICT);
+        assert_eq!(status_of("forbidden"), StatusCode::FORBIDDEN);
+        for code in [
+            "insufficient_points",
+            "plan_expired",
+            "recipient_cap_exceeded",
+            "daily_limit_reached",
+            "plan_limit_exceeded",
+        ] {
+            assert_eq!(status_of(code), StatusCode::UNPROCESSABLE_ENTITY, "{code}");
+        }
+    }
+}
