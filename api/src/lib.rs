@@ -146,6 +146,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::health::router())
         .merge(routes::metrics::router())
         .merge(routes::auth::router())
+        .merge(routes::admin::router())
         .merge(routes::sessions::router())
         .merge(routes::contacts::router())
         .merge(routes::media::router())

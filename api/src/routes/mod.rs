@@ -1,5 +1,6 @@
 //! One module per resource, each with its `router()`.
 
+pub mod admin;
 pub mod auth;
 pub mod auto_replies;
 pub mod campaigns;
