@@ -18,6 +18,7 @@ pub mod config;
 pub mod consistency;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod list;
 pub mod routes;
 
