@@ -1,0 +1,222 @@
+//! What the engine asks of WhatsApp, whatever connects it: one [`Driver`]
+//! per session, and the stream of [`DriverEvent`]s it reports (status
+//! changes, QR codes, receipts, inbound messages).
+//!
+//! A driver only talks to WhatsApp. It never decides whether a send is
+//! allowed (the aggregates do) and keeps no business state: the engine turns
+//! its events into commands.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use wablast_domain::session::SessionStatus;
+use wablast_domain::types::phone::Phone;
+
+/// A QR code to scan with the phone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrCode {
+    /// What the QR encodes.
+    pub payload: String,
+    /// When it stops being accepted (a new one follows).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the driver saw the session do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The status now (never `idle` or `starting`: those are the user's).
+    pub status: SessionStatus,
+    /// The linked number, once known.
+    pub phone_number: Option<Phone>,
+    /// Why, for failed / logged_out / disconnected.
+    pub error: Option<String>,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// How far a sent message got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// On the recipient's phone.
+    Delivered,
+    /// Opened.
+    Read,
+    /// WhatsApp gave up on it after accepting it.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A delivery receipt for a message this session sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The id the driver gave the message when it was sent.
+    pub provider_message_id: String,
+    /// How far it got.
+    pub kind: ReceiptKind,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A message someone sent to this session's number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inbound {
+    /// The sender's number, when the driver could resolve it (a `@lid` id
+    /// may not be).
+    pub from: Option<Phone>,
+    /// The sender as the driver named it (`628…@c.us`, `…@lid`).
+    pub from_raw: String,
+    /// The text, if any.
+    pub text: Option<String>,
+    /// The driver's id of the message.
+    pub provider_message_id: String,
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+}
+
+/// Everything a driver reports, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriverEvent {
+    /// The session's status changed.
+    Status(StatusChange),
+    /// A new QR code is waiting to be scanned.
+    Qr(QrCode),
+    /// A receipt for a sent message.
+    Receipt(Receipt),
+    /// An incoming message.
+    Inbound(Inbound),
+}
+
+/// An attachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingMedia {
+    /// `image/png`, `application/pdf`, ...
+    pub mime_type: String,
+    /// Its file name as the recipient sees it.
+    pub filename: String,
+    /// Its bytes.
+    pub bytes: Bytes,
+}
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Our id of the message (drivers that accept a client id use it, so a
+    /// retried send is not sent twice).
+    pub message_id: uuid::Uuid,
+    /// The recipient.
+    pub to: Phone,
+    /// The rendered text (the caption, with media).
+    pub text: String,
+    /// An attachment.
+    pub media: Option<OutgoingMedia>,
+}
+
+/// A message WhatsApp accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The driver's id of it: receipts name it.
+    pub provider_message_id: String,
+    /// When it was accepted.
+    pub at: DateTime<Utc>,
+}
+
+/// Why a send did not go out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again later (network, rate limit, not connected).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never work (not on WhatsApp, rejected, blocked).
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// The outcome is not known (the connection dropped mid-send): it may
+    /// have been sent. Never retried silently.
+    #[error("unknown outcome: {0}")]
+    Unknown(String),
+}
+
+/// Why a request other than a send failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// The session is not in a state that allows it (e.g. a QR while
+    /// linked).
+    #[error("{0}")]
+    InvalidState(String),
+    /// The driver cannot do this at all.
+    #[error("{0} is not supported by this driver")]
+    Unsupported(&'static str),
+    /// WhatsApp or the driver's server failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A group the session's number is in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The driver's id (`…@g.us`).
+    pub id: String,
+    /// Its subject.
+    pub name: String,
+    /// How many participants.
+    pub participants: usize,
+}
+
+/// A participant of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// As the driver names it.
+    pub id: String,
+    /// The number, when it could be resolved.
+    pub phone: Option<Phone>,
+    /// Whether it administers the group.
+    pub admin: bool,
+}
+
+/// One session's connection to WhatsApp.
+#[async_trait]
+pub trait Driver: Send + Sync + fmt::Debug {
+    /// Brings the session up: restores a stored link (reporting
+    /// `authenticated`/`ready`) or asks for a QR (reporting `qr` and a
+    /// [`DriverEvent::Qr`]).
+    async fn start(&self) -> Result<(), DriverError>;
+
+    /// Takes the session down, keeping the link.
+    async fn stop(&self) -> Result<(), DriverError>;
+
+    /// Unlinks the number (reports `logged_out`).
+    async fn logout(&self) -> Result<(), DriverError>;
+
+    /// The QR code waiting to be scanned, if the session waits for one.
+    async fn qr(&self) -> Result<Option<QrCode>, DriverError>;
+
+    /// Asks for a pairing code to type on the phone of `phone` instead of
+    /// scanning (reports `pairing`).
+    async fn request_pairing_code(&self, phone: &Phone) -> Result<String, DriverError>;
+
+    /// Sends one message.
+    async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError>;
+
+    /// Whether `phone` has WhatsApp.
+    async fn check_number(&self, phone: &Phone) -> Result<bool, DriverError>;
+
+    /// The groups the number is in.
+    async fn groups(&self) -> Result<Vec<Group>, DriverError>;
+
+    /// A group's participants.
+    async fn group_members(&self, group_id: &str) -> Result<Vec<GroupMember>, DriverError>;
+}
+
+/// A connected driver and the stream of what it reports.
+pub struct Connection {
+    /// The driver.
+    pub driver: Box<dyn Driver>,
+    /// Its events, in order; closed when the driver is dropped.
+    pub events: mpsc::UnboundedReceiver<DriverEvent>,
+}

@@ -1,0 +1,884 @@
+//! The simulator: an in-process WhatsApp network, so the whole product can
+//! be used, demonstrated and load-tested with no phone. It is the default
+//! driver, not a test double: it behaves like WhatsApp does from the
+//! engine's side, with the bad days included.
+//!
+//! - **Linking**: a started session that was never linked waits for a scan
+//!   with a QR code that rotates every [`SimulatorConfig::qr_ttl`]; it links
+//!   when [`SimulatorNetwork::scan`] is called (the API's simulator scan
+//!   endpoint) or by itself after [`SimulatorConfig::auto_scan_after`]. A
+//!   pairing code can be asked instead of the QR; it links the same ways.
+//!   A linked session that starts again restores without a QR.
+//! - **Sending**: a send succeeds, fails for a while (transient) or for good
+//!   (permanent) at configurable rates; numbers can be "not on WhatsApp" at
+//!   a configurable rate. Delivered and read receipts follow after
+//!   configurable delays; a recipient may reply.
+//! - **Bans**: after [`SimulatorConfig::ban_after_sends`] sends the number is
+//!   banned: it reports `logged_out` ("banned") and sends fail.
+//! - **Inbound**: [`SimulatorNetwork::inbound`] delivers a message to a
+//!   session (the API's simulator inbound endpoint).
+//!
+//! Every decision is a function of the seed and what it is about (the
+//! message id, the number, the session), never of timing or order, so a
+//! seeded run is reproducible.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use wablast_domain::session::SessionStatus;
+use wablast_domain::types::SessionId;
+use wablast_domain::types::phone::Phone;
+
+use crate::driver::{
+    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, OutgoingMessage,
+    QrCode, Receipt, ReceiptKind, SendError, SentMessage, StatusChange,
+};
+
+/// How the simulated network behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulatorConfig {
+    /// Seeds every decision.
+    pub seed: u64,
+    /// How long a QR code is valid before the next one replaces it.
+    pub qr_ttl: Duration,
+    /// A session waiting for a scan links by itself after this long
+    /// (`None`: only a scan links it).
+    pub auto_scan_after: Option<Duration>,
+    /// The number a session links as when it links by itself.
+    pub auto_scan_phone: Option<Phone>,
+    /// Share of sends that fail for a while.
+    pub transient_failure_rate: f64,
+    /// Share of sends that fail for good.
+    pub permanent_failure_rate: f64,
+    /// Share of numbers that are not on WhatsApp.
+    pub unregistered_rate: f64,
+    /// Delay from sent to delivered (`None`: never delivered).
+    pub delivered_after: Option<Duration>,
+    /// Delay from delivered to read (`None`: never read).
+    pub read_after: Option<Duration>,
+    /// Share of read messages the recipient answers.
+    pub reply_rate: f64,
+    /// Delay from read to the reply.
+    pub reply_after: Duration,
+    /// The number is banned after this many sends (`None`: never).
+    pub ban_after_sends: Option<u64>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            qr_ttl: Duration::from_secs(20),
+            auto_scan_after: None,
+            auto_scan_phone: None,
+            transient_failure_rate: 0.0,
+            permanent_failure_rate: 0.0,
+            unregistered_rate: 0.0,
+            delivered_after: Some(Duration::from_secs(2)),
+            read_after: Some(Duration::from_secs(10)),
+            reply_rate: 0.0,
+            reply_after: Duration::from_secs(30),
+            ban_after_sends: None,
+        }
+    }
+}
+
+/// A request to the network that could not be carried out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SimulatorError {
+    /// No running simulated session has this id.
+    #[error("the session is not running on this engine")]
+    NotRunning,
+    /// The session is not waiting for a scan.
+    #[error("the session is not waiting for a QR scan or pairing code (it is {0})")]
+    NotWaitingForScan(SessionStatus),
+    /// The session is not linked and connected.
+    #[error("the session is not ready (it is {0})")]
+    NotReady(SessionStatus),
+}
+
+/// The simulated WhatsApp network: the sessions connected to it and how it
+/// behaves. Cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct SimulatorNetwork {
+    inner: Arc<NetworkInner>,
+}
+
+#[derive(Debug)]
+struct NetworkInner {
+    config: SimulatorConfig,
+    sessions: Mutex<HashMap<SessionId, Weak<Mutex<SimSession>>>>,
+}
+
+impl SimulatorNetwork {
+    /// A network behaving as `config` says.
+    pub fn new(config: SimulatorConfig) -> Self {
+        Self {
+            inner: Arc::new(NetworkInner {
+                config,
+                sessions: Mutex::default(),
+            }),
+        }
+    }
+
+    /// How it behaves.
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.inner.config
+    }
+
+    /// Connects a session; `linked` is the number it was linked as before
+    /// (its stored credentials), if any.
+    pub fn connect(&self, session_id: SessionId, linked: Option<Phone>) -> Connection {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let session = Arc::new(Mutex::new(SimSession {
+            id: session_id,
+            status: SessionStatus::Idle,
+            linked,
+            qr: None,
+            pairing_code: None,
+            generation: 0,
+            sends: 0,
+            banned: false,
+            events,
+        }));
+        self.inner
+            .sessions
+            .lock()
+            .expect("simulator lock")
+            .insert(session_id, Arc::downgrade(&session));
+        Connection {
+            driver: Box::new(SimulatorDriver {
+                network: self.clone(),
+                session,
+            }),
+            events: receiver,
+        }
+    }
+
+    fn session(&self, session_id: SessionId) -> Result<Arc<Mutex<SimSession>>, SimulatorError> {
+        let mut sessions = self.inner.sessions.lock().expect("simulator lock");
+        match sessions.get(&session_id).and_then(Weak::upgrade) {
+            Some(session) => Ok(session),
+            None => {
+                sessions.remove(&session_id);
+                Err(SimulatorError::NotRunning)
+            }
+        }
+    }
+
+    /// The phone `phone` scans the session's QR (or types its pairing
+    /// code): the session links as that number.
+    pub fn scan(&self, session_id: SessionId, phone: Phone) -> Result<(), SimulatorError> {
+        let session = self.session(session_id)?;
+        let mut s = session.lock().expect("session lock");
+        if !matches!(s.status, SessionStatus::Qr | SessionStatus::Pairing) {
+            return Err(SimulatorError::NotWaitingForScan(s.status));
+        }
+        s.link(phone);
+        Ok(())
+    }
+
+    /// `from` sends `text` to the session's number.
+    pub fn inbound(
+        &self,
+        session_id: SessionId,
+        from: Phone,
+        text: String,
+    ) -> Result<(), SimulatorError> {
+        let session = self.session(session_id)?;
+        let s = session.lock().expect("session lock");
+        if s.status != SessionStatus::Ready {
+            return Err(SimulatorError::NotReady(s.status));
+        }
+        s.emit_inbound(from, text, Uuid::now_v7().to_string());
+        Ok(())
+    }
+
+    /// A number in [0, 1) decided by the seed and `what`.
+    fn roll(&self, what: &[&[u8]]) -> f64 {
+        let mut hasher = Sha256::new();
+        hasher.update(self.inner.config.seed.to_be_bytes());
+        for part in what {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Whether `phone` is on the simulated WhatsApp.
+    pub fn is_registered(&self, phone: &Phone) -> bool {
+        self.roll(&[b"registered", phone.as_str().as_bytes()])
+            >= self.inner.config.unregistered_rate
+    }
+}
+
+/// One simulated session's state.
+#[derive(Debug)]
+struct SimSession {
+    id: SessionId,
+    status: SessionStatus,
+    linked: Option<Phone>,
+    qr: Option<QrCode>,
+    pairing_code: Option<String>,
+    /// Bumped at every start, stop and logout: timers of an earlier run
+    /// see a different generation and do nothing.
+    generation: u64,
+    sends: u64,
+    banned: bool,
+    events: mpsc::UnboundedSender<DriverEvent>,
+}
+
+impl SimSession {
+    fn report(&mut self, status: SessionStatus, error: Option<String>) {
+        self.status = status;
+        // A receiver gone means the engine let go of the session: nothing
+        // to tell.
+        let _ = self.events.send(DriverEvent::Status(StatusChange {
+            status,
+            phone_number: self.linked.clone(),
+            error,
+            at: Utc::now(),
+        }));
+    }
+
+    fn link(&mut self, phone: Phone) {
+        self.linked = Some(phone);
+        self.qr = None;
+        self.pairing_code = None;
+        self.report(SessionStatus::Authenticated, None);
+        self.report(SessionStatus::Ready, None);
+    }
+
+    fn new_qr(&mut self, ttl: Duration, rotation: u64) {
+        let qr = QrCode {
+            payload: format!(
+                "2@wablast-simulator,{},{},{rotation}",
+                self.id,
+                Uuid::now_v7().simple()
+            ),
+            expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
+        };
+        self.qr = Some(qr.clone());
+        let _ = self.events.send(DriverEvent::Qr(qr));
+    }
+
+    fn emit_inbound(&self, from: Phone, text: String, id: String) {
+        let _ = self.events.send(DriverEvent::Inbound(Inbound {
+            from_raw: from.whatsapp_chat_id(),
+            from: Some(from),
+            text: Some(text),
+            provider_message_id: format!("sim-in-{id}"),
+            at: Utc::now(),
+        }));
+    }
+}
+
+/// The [`Driver`] of one simulated session.
+#[derive(Debug)]
+pub struct SimulatorDriver {
+    network: SimulatorNetwork,
+    session: Arc<Mutex<SimSession>>,
+}
+
+impl SimulatorDriver {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SimSession> {
+        self.session.lock().expect("session lock")
+    }
+
+    /// Runs `then` on the session after `delay`, unless it was stopped,
+    /// restarted or dropped meanwhile.
+    fn after(
+        &self,
+        delay: Duration,
+        generation: u64,
+        then: impl FnOnce(&mut SimSession) + Send + 'static,
+    ) {
+        let session = Arc::downgrade(&self.session);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(session) = session.upgrade() {
+                let mut s = session.lock().expect("session lock");
+                if s.generation == generation {
+                    then(&mut s);
+                }
+            }
+        });
+    }
+
+    /// Rotates the QR while the session waits for a scan.
+    fn rotate_qr(&self, generation: u64) {
+        let ttl = self.network.config().qr_ttl.max(Duration::from_millis(10));
+        let session = Arc::downgrade(&self.session);
+        tokio::spawn(async move {
+            let mut rotation = 1;
+            loop {
+                tokio::time::sleep(ttl).await;
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
+                let mut s = session.lock().expect("session lock");
+                if s.generation != generation || s.status != SessionStatus::Qr {
+                    return;
+                }
+                s.new_qr(ttl, rotation);
+                rotation += 1;
+            }
+        });
+    }
+
+    fn wait_for_scan(&self, s: &mut SimSession) {
+        let config = self.network.config().clone();
+        s.report(SessionStatus::Qr, None);
+        s.new_qr(config.qr_ttl, 0);
+        let generation = s.generation;
+        self.rotate_qr(generation);
+        if let Some(delay) = config.auto_scan_after {
+            let phone = config.auto_scan_phone.clone().unwrap_or_else(|| {
+                // A plausible Indonesian mobile number of this session.
+                let n = (self
+                    .network
+                    .roll(&[b"auto-phone", s.id.as_uuid().as_bytes()])
+                    * 1e8) as u64;
+                Phone::parse(&format!("+62812{n:08}"), Default::default()).expect("a valid number")
+            });
+            self.after(delay, generation, move |s| {
+                if matches!(s.status, SessionStatus::Qr | SessionStatus::Pairing) {
+                    s.link(phone);
+                }
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for SimulatorDriver {
+    async fn start(&self) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        if !matches!(
+            s.status,
+            SessionStatus::Idle
+                | SessionStatus::LoggedOut
+                | SessionStatus::Failed
+                | SessionStatus::Disconnected
+        ) {
+            return Ok(());
+        }
+        s.generation += 1;
+        if s.banned {
+            s.report(SessionStatus::LoggedOut, Some("banned".to_owned()));
+            return Ok(());
+        }
+        match s.linked.clone() {
+            Some(_) => {
+                s.report(SessionStatus::Authenticated, None);
+                s.report(SessionStatus::Ready, None);
+            }
+            None => self.wait_for_scan(&mut s),
+        }
+        Ok(())
+    }
+
+    async fn stop(&self) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        s.generation += 1;
+        s.status = SessionStatus::Idle;
+        s.qr = None;
+        s.pairing_code = None;
+        Ok(())
+    }
+
+    async fn logout(&self) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        s.generation += 1;
+        s.linked = None;
+        s.qr = None;
+        s.pairing_code = None;
+        s.report(SessionStatus::LoggedOut, None);
+        Ok(())
+    }
+
+    async fn qr(&self) -> Result<Option<QrCode>, DriverError> {
+        let s = self.lock();
+        Ok(match s.status {
+            SessionStatus::Qr => s.qr.clone(),
+            _ => None,
+        })
+    }
+
+    async fn request_pairing_code(&self, phone: &Phone) -> Result<String, DriverError> {
+        let mut s = self.lock();
+        if !matches!(s.status, SessionStatus::Qr | SessionStatus::Pairing) {
+            return Err(DriverError::InvalidState(format!(
+                "a pairing code is only given while waiting for a scan (the session is {})",
+                s.status
+            )));
+        }
+        // Eight characters as WhatsApp shows them: ABCD-EFGH, no 0/O/1/I.
+        const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let code: String = (0..8)
+            .map(|i: u8| {
+                let r = self.network.roll(&[
+                    b"pairing",
+                    s.id.as_uuid().as_bytes(),
+                    phone.as_str().as_bytes(),
+                    &[i],
+                ]);
+                ALPHABET[(r * ALPHABET.len() as f64) as usize] as char
+            })
+            .collect();
+        let code = format!("{}-{}", &code[..4], &code[4..]);
+        s.pairing_code = Some(code.clone());
+        s.qr = None;
+        s.report(SessionStatus::Pairing, None);
+        Ok(code)
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError> {
+        let config = self.network.config().clone();
+        let mut s = self.lock();
+        if s.banned {
+            return Err(SendError::Permanent("the number is banned".to_owned()));
+        }
+        if s.status != SessionStatus::Ready {
+            return Err(SendError::Transient(format!(
+                "not connected (the session is {})",
+                s.status
+            )));
+        }
+        let id = message.message_id.as_bytes();
+        // Decided per message, and per attempt for transient failures, so a
+        // retry can succeed.
+        s.sends += 1;
+        let attempt = s.sends.to_be_bytes();
+        if !self.network.is_registered(&message.to) {
+            return Err(SendError::Permanent(format!(
+                "{} is not on WhatsApp",
+                message.to
+            )));
+        }
+        if self.network.roll(&[b"permanent", id]) < config.permanent_failure_rate {
+            return Err(SendError::Permanent(
+                "rejected by WhatsApp (simulated)".to_owned(),
+            ));
+        }
+        if self.network.roll(&[b"transient", id, &attempt]) < config.transient_failure_rate {
+            return Err(SendError::Transient("network error (simulated)".to_owned()));
+        }
+        let provider_message_id = format!("sim-{}", message.message_id.simple());
+        let sent = SentMessage {
+            provider_message_id: provider_message_id.clone(),
+            at: Utc::now(),
+        };
+        let generation = s.generation;
+        if config.ban_after_sends.is_some_and(|limit| s.sends >= limit) {
+            s.banned = true;
+            s.generation += 1;
+            s.report(SessionStatus::LoggedOut, Some("banned".to_owned()));
+        }
+        drop(s);
+
+        if let Some(delivered_after) = config.delivered_after {
+            let receipt = |kind| {
+                let provider_message_id = provider_message_id.clone();
+                move |s: &mut SimSession| {
+                    let _ = s.events.send(DriverEvent::Receipt(Receipt {
+                        provider_message_id,
+                        kind,
+                        at: Utc::now(),
+                    }));
+                }
+            };
+            self.after(delivered_after, generation, receipt(ReceiptKind::Delivered));
+            if let Some(read_after) = config.read_after {
+                let read_at = delivered_after + read_after;
+                self.after(read_at, generation, receipt(ReceiptKind::Read));
+                if self.network.roll(&[b"reply", id]) < config.reply_rate {
+                    let from = message.to.clone();
+                    let reply_id = message.message_id.simple().to_string();
+                    self.after(read_at + config.reply_after, generation, move |s| {
+                        if s.status == SessionStatus::Ready {
+                            s.emit_inbound(
+                                from,
+                                "Terima kasih, info lebih lanjut?".to_owned(),
+                                reply_id,
+                            );
+                        }
+                    });
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    async fn check_number(&self, phone: &Phone) -> Result<bool, DriverError> {
+        let s = self.lock();
+        if s.status != SessionStatus::Ready {
+            return Err(DriverError::InvalidState(format!(
+                "the session is {}",
+                s.status
+            )));
+        }
+        Ok(self.network.is_registered(phone))
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, DriverError> {
+        let s = self.lock();
+        if s.status != SessionStatus::Ready {
+            return Err(DriverError::InvalidState(format!(
+                "the session is {}",
+                s.status
+            )));
+        }
+        let id = s.id.as_uuid().simple().to_string();
+        Ok((0..3)
+            .map(|i| Group {
+                id: format!("{}{i}@g.us", &id[..12]),
+                name: ["Pelanggan Setia", "Reseller", "Tim CS"][i].to_owned(),
+                participants: 5 + i * 5,
+            })
+            .collect())
+    }
+
+    async fn group_members(&self, group_id: &str) -> Result<Vec<GroupMember>, DriverError> {
+        let groups = self.groups().await?;
+        let group = groups
+            .iter()
+            .find(|g| g.id == group_id)
+            .ok_or_else(|| DriverError::Failed(format!("no group {group_id}")))?;
+        Ok((0..group.participants)
+            .map(|i| {
+                let phone =
+                    Phone::parse(&format!("+62813{:08}", 10_000_000 + i), Default::default())
+                        .expect("a valid number");
+                GroupMember {
+                    id: phone.whatsapp_chat_id(),
+                    phone: Some(phone),
+                    admin: i == 0,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(text: &str) -> Phone {
+        text.parse().expect("a valid number")
+    }
+
+    fn message(to: &str) -> OutgoingMessage {
+        OutgoingMessage {
+            message_id: Uuid::now_v7(),
+            to: phone(to),
+            text: "Halo Kak".to_owned(),
+            media: None,
+        }
+    }
+
+    async fn next(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> DriverEvent {
+        tokio::time::timeout(Duration::from_secs(3600), events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the driver is alive")
+    }
+
+    fn status_of(event: &DriverEvent) -> SessionStatus {
+        match event {
+            DriverEvent::Status(change) => change.status,
+            other => panic!("expected a status change, got {other:?}"),
+        }
+    }
+
+    async fn ready(network: &SimulatorNetwork) -> Connection {
+        let session_id = SessionId::new();
+        let mut connection = network.connect(session_id, Some(phone("+6281100000001")));
+        connection.driver.start().await.unwrap();
+        assert_eq!(
+            status_of(&next(&mut connection.events).await),
+            SessionStatus::Authenticated
+        );
+        assert_eq!(
+            status_of(&next(&mut connection.events).await),
+            SessionStatus::Ready
+        );
+        connection
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_session_waits_with_a_rotating_qr_and_links_on_scan() {
+        let network = SimulatorNetwork::new(SimulatorConfig::default());
+        let session_id = SessionId::new();
+        let Connection { driver, mut events } = network.connect(session_id, None);
+
+        driver.start().await.unwrap();
+        assert_eq!(status_of(&next(&mut events).await), SessionStatus::Qr);
+        let DriverEvent::Qr(first) = next(&mut events).await else {
+            panic!("a QR")
+        };
+        assert_eq!(driver.qr().await.unwrap(), Some(first.clone()));
+        // 20 s later a new one replaces it.
+        let DriverEvent::Qr(second) = next(&mut events).await else {
+            panic!("a new QR")
+        };
+        assert_ne!(first.payload, second.payload);
+        assert_eq!(driver.qr().await.unwrap(), Some(second));
+
+        network.scan(session_id, phone("+6281234567890")).unwrap();
+        assert_eq!(
+            status_of(&next(&mut events).await),
+            SessionStatus::Authenticated
+        );
+        let DriverEvent::Status(ready) = next(&mut events).await else {
+            panic!("ready")
+        };
+        assert_eq!(ready.status, SessionStatus::Ready);
+        assert_eq!(ready.phone_number, Some(phone("+6281234567890")));
+        assert_eq!(driver.qr().await.unwrap(), None);
+        assert_eq!(
+            network.scan(session_id, phone("+6281234567890")),
+            Err(SimulatorError::NotWaitingForScan(SessionStatus::Ready))
+        );
+
+        // Stopped and started again: the link is kept, no QR.
+        driver.stop().await.unwrap();
+        driver.start().await.unwrap();
+        assert_eq!(
+            status_of(&next(&mut events).await),
+            SessionStatus::Authenticated
+        );
+        assert_eq!(status_of(&next(&mut events).await), SessionStatus::Ready);
+
+        // Logged out: the next start needs a QR again.
+        driver.logout().await.unwrap();
+        assert_eq!(
+            status_of(&next(&mut events).await),
+            SessionStatus::LoggedOut
+        );
+        driver.start().await.unwrap();
+        assert_eq!(status_of(&next(&mut events).await), SessionStatus::Qr);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_can_link_by_itself_or_with_a_pairing_code() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            auto_scan_after: Some(Duration::from_secs(5)),
+            ..SimulatorConfig::default()
+        });
+        let session_id = SessionId::new();
+        let Connection { driver, mut events } = network.connect(session_id, None);
+        driver.start().await.unwrap();
+        assert_eq!(status_of(&next(&mut events).await), SessionStatus::Qr);
+        let code = driver
+            .request_pairing_code(&phone("+6281234567890"))
+            .await
+            .unwrap();
+        assert_eq!(code.len(), 9);
+        assert_eq!(&code[4..5], "-");
+        assert_eq!(
+            code,
+            driver
+                .request_pairing_code(&phone("+6281234567890"))
+                .await
+                .unwrap(),
+            "the same seed, session and number give the same code"
+        );
+        let mut statuses = Vec::new();
+        while statuses.last() != Some(&SessionStatus::Ready) {
+            if let DriverEvent::Status(change) = next(&mut events).await {
+                statuses.push(change.status);
+            }
+        }
+        assert_eq!(
+            statuses,
+            [
+                SessionStatus::Pairing,
+                SessionStatus::Pairing,
+                SessionStatus::Authenticated,
+                SessionStatus::Ready
+            ]
+        );
+        assert!(
+            driver
+                .request_pairing_code(&phone("+6281234567890"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_are_receipted_delivered_then_read_and_answered() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            reply_rate: 1.0,
+            ..SimulatorConfig::default()
+        });
+        let Connection { driver, mut events } = ready(&network).await;
+        let sent = driver.send(&message("+6281234567890")).await.unwrap();
+
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(next(&mut events).await);
+        }
+        let DriverEvent::Receipt(delivered) = &seen[0] else {
+            panic!("{seen:?}")
+        };
+        let DriverEvent::Receipt(read) = &seen[1] else {
+            panic!("{seen:?}")
+        };
+        let DriverEvent::Inbound(reply) = &seen[2] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(delivered.kind, ReceiptKind::Delivered);
+        assert_eq!(read.kind, ReceiptKind::Read);
+        assert_eq!(delivered.provider_message_id, sent.provider_message_id);
+        assert_eq!(reply.from, Some(phone("+6281234567890")));
+        assert_eq!(reply.from_raw, "6281234567890@c.us");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_follow_the_rates_and_the_seed() {
+        let config = SimulatorConfig {
+            seed: 42,
+            transient_failure_rate: 0.2,
+            permanent_failure_rate: 0.1,
+            delivered_after: None,
+            ..SimulatorConfig::default()
+        };
+        let messages: Vec<OutgoingMessage> = (0..2000)
+            .map(|i| OutgoingMessage {
+                message_id: Uuid::from_u128(i),
+                ..message("+6281234567890")
+            })
+            .collect();
+        let outcomes = |config: SimulatorConfig| {
+            let messages = messages.clone();
+            async move {
+                let network = SimulatorNetwork::new(config);
+                let connection = ready(&network).await;
+                let mut outcomes = Vec::new();
+                for m in &messages {
+                    outcomes.push(match connection.driver.send(m).await {
+                        Ok(_) => 'o',
+                        Err(SendError::Transient(_)) => 't',
+                        Err(SendError::Permanent(_)) => 'p',
+                        Err(SendError::Unknown(_)) => 'u',
+                    });
+                }
+                outcomes
+            }
+        };
+        let first = outcomes(config.clone()).await;
+        let again = outcomes(config.clone()).await;
+        let other_seed = outcomes(SimulatorConfig { seed: 7, ..config }).await;
+
+        assert_eq!(first, again, "the same seed decides the same");
+        assert_ne!(first, other_seed);
+        let share = |c| first.iter().filter(|o| **o == c).count() as f64 / first.len() as f64;
+        assert!((share('p') - 0.1).abs() < 0.03, "permanent {}", share('p'));
+        assert!((share('t') - 0.18).abs() < 0.04, "transient {}", share('t'));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_number_is_banned_after_enough_sends() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            ban_after_sends: Some(3),
+            delivered_after: None,
+            ..SimulatorConfig::default()
+        });
+        let Connection { driver, mut events } = ready(&network).await;
+        for _ in 0..3 {
+            driver.send(&message("+6281234567890")).await.unwrap();
+        }
+        let DriverEvent::Status(banned) = next(&mut events).await else {
+            panic!("banned")
+        };
+        assert_eq!(
+            (banned.status, banned.error.as_deref()),
+            (SessionStatus::LoggedOut, Some("banned"))
+        );
+        assert!(matches!(
+            driver.send(&message("+6281234567890")).await,
+            Err(SendError::Permanent(_))
+        ));
+        driver.start().await.unwrap();
+        assert_eq!(
+            status_of(&next(&mut events).await),
+            SessionStatus::LoggedOut,
+            "still banned"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inbound_messages_reach_a_ready_session_only() {
+        let network = SimulatorNetwork::new(SimulatorConfig::default());
+        let session_id = SessionId::new();
+        let Connection { driver, mut events } =
+            network.connect(session_id, Some(phone("+6281100000001")));
+        assert_eq!(
+            network.inbound(session_id, phone("+6281234567890"), "halo".into()),
+            Err(SimulatorError::NotReady(SessionStatus::Idle))
+        );
+        driver.start().await.unwrap();
+        next(&mut events).await;
+        next(&mut events).await;
+        network
+            .inbound(
+                session_id,
+                phone("+6281234567890"),
+                "halo, stok ada?".into(),
+            )
+            .unwrap();
+        let DriverEvent::Inbound(inbound) = next(&mut events).await else {
+            panic!("inbound")
+        };
+        assert_eq!(inbound.text.as_deref(), Some("halo, stok ada?"));
+
+        drop(driver);
+        assert_eq!(
+            network.inbound(session_id, phone("+6281234567890"), "halo".into()),
+            Err(SimulatorError::NotRunning)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_before_ready_is_transient_and_unregistered_numbers_are_permanent() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            unregistered_rate: 1.0,
+            ..SimulatorConfig::default()
+        });
+        let idle = network.connect(SessionId::new(), None);
+        assert!(matches!(
+            idle.driver.send(&message("+6281234567890")).await,
+            Err(SendError::Transient(_))
+        ));
+        let connection = ready(&network).await;
+        assert!(
+            !connection
+                .driver
+                .check_number(&phone("+6281234567890"))
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            connection.driver.send(&message("+6281234567890")).await,
+            Err(SendError::Permanent(reason)) if reason.contains("not on WhatsApp")
+        ));
+        let groups = connection.driver.groups().await.unwrap();
+        let members = connection
+            .driver
+            .group_members(&groups[0].id)
+            .await
+            .unwrap();
+        assert_eq!(members.len(), groups[0].participants);
+    }
+}
