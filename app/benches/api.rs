@@ -117,7 +117,12 @@ struct Tenant {
 }
 
 impl Tenant {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -164,11 +169,17 @@ async fn prepare(system: &System) -> (Tenant, Value) {
         .json()
         .await
         .expect("register answer");
-    let tenant_id = registered["tenant"]["id"].as_str().expect("tenant").to_owned();
+    let tenant_id = registered["tenant"]["id"]
+        .as_str()
+        .expect("tenant")
+        .to_owned();
     let tenant = Tenant {
         http: http.clone(),
         base: system.base.clone(),
-        token: registered["access_token"].as_str().expect("token").to_owned(),
+        token: registered["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
     };
     let admin = Tenant {
         http: http.clone(),
@@ -270,7 +281,11 @@ impl Figures {
         println!(
             "  target p99 < {:.0} ms: {}",
             ms(target_p99),
-            if p99 < target_p99 && self.errors == 0 { "PASS" } else { "MISS" }
+            if p99 < target_p99 && self.errors == 0 {
+                "PASS"
+            } else {
+                "MISS"
+            }
         );
     }
 }
@@ -317,15 +332,25 @@ where
 async fn main() {
     let rate = env_number("BENCH_RATE", 200).max(1);
     let seconds = env_number("BENCH_SECONDS", 20).max(1);
-    println!("-- API latency: `wablast all` on loopback, open loop at {rate} requests/s for {seconds} s per endpoint --");
+    println!(
+        "-- API latency: `wablast all` on loopback, open loop at {rate} requests/s for {seconds} s per endpoint --"
+    );
     let system = start_system().await;
     let (tenant, campaign) = prepare(&system).await;
     let tenant = std::sync::Arc::new(tenant);
 
     // Warm-up (connections, caches), not counted.
     for _ in 0..50 {
-        tenant.call(reqwest::Method::POST, "/api/v1/campaigns", Some(campaign.clone())).await;
-        tenant.call(reqwest::Method::GET, "/api/v1/campaigns?limit=50", None).await;
+        tenant
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/campaigns",
+                Some(campaign.clone()),
+            )
+            .await;
+        tenant
+            .call(reqwest::Method::GET, "/api/v1/campaigns?limit=50", None)
+            .await;
     }
 
     let commands = {
@@ -334,7 +359,9 @@ async fn main() {
             let tenant = tenant.clone();
             let campaign = campaign.clone();
             async move {
-                let (status, _) = tenant.call(reqwest::Method::POST, "/api/v1/campaigns", Some(campaign)).await;
+                let (status, _) = tenant
+                    .call(reqwest::Method::POST, "/api/v1/campaigns", Some(campaign))
+                    .await;
                 status == StatusCode::CREATED
             }
         })
@@ -345,15 +372,25 @@ async fn main() {
         drive(rate, seconds, move |_| {
             let tenant = tenant.clone();
             async move {
-                let (status, body) = tenant.call(reqwest::Method::GET, "/api/v1/campaigns?limit=50", None).await;
-                status == StatusCode::OK && body["items"].as_array().is_some_and(|items| items.len() == 50)
+                let (status, body) = tenant
+                    .call(reqwest::Method::GET, "/api/v1/campaigns?limit=50", None)
+                    .await;
+                status == StatusCode::OK
+                    && body["items"]
+                        .as_array()
+                        .is_some_and(|items| items.len() == 50)
             }
         })
         .await
     };
 
-    reads.print("read    GET  /api/v1/campaigns?limit=50", Duration::from_millis(10));
+    reads.print(
+        "read    GET  /api/v1/campaigns?limit=50",
+        Duration::from_millis(10),
+    );
     commands.print("command POST /api/v1/campaigns", Duration::from_millis(25));
-    println!("  (the projector runs in the same process; the session engine is not built yet: issue #6)");
+    println!(
+        "  (the projector runs in the same process; the session engine is not built yet: issue #6)"
+    );
     drop(system);
 }

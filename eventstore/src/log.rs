@@ -701,23 +701,47 @@ pub async fn ensure_key_value(
     bucket: &str,
     description: &str,
 ) -> Result<kv::Store, EventStoreError> {
-    ensure_stream(
-        js,
-        StreamConfig {
-            name: format!("KV_{bucket}"),
-            description: Some(description.to_owned()),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            storage: StorageType::File,
-            num_replicas: 1,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: DiscardPolicy::New,
-            ..Default::default()
-        },
-    )
-    .await?;
+    ensure_bucket(js, bucket, description, None).await
+}
+
+/// Like [`ensure_key_value`], for a bucket whose entries disappear once
+/// they were not written for `max_age` (leases, heartbeats: an entry lives
+/// as long as its owner keeps rewriting it). nats-server 2.9 has no
+/// per-message TTL: the age limit is the bucket's.
+pub async fn ensure_expiring_key_value(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+) -> Result<kv::Store, EventStoreError> {
+    ensure_bucket(js, bucket, description, Some(max_age)).await
+}
+
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    max_age: Option<Duration>,
+) -> Result<kv::Store, EventStoreError> {
+    let mut config = StreamConfig {
+        name: format!("KV_{bucket}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: StorageType::File,
+        num_replicas: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    };
+    if let Some(max_age) = max_age {
+        config.max_age = max_age;
+        // The server refuses a duplicate window longer than the age limit.
+        config.duplicate_window = max_age.min(Duration::from_secs(120));
+    }
+    ensure_stream(js, config).await?;
     js.get_key_value(bucket)
         .await
         .map_err(EventStoreError::nats)
