@@ -283,3 +283,26 @@ async fn bad_plans_and_grants_are_refused_with_the_field() {
     let (_, wallet) = budi.get("/api/v1/wallet").await;
     assert_eq!(wallet["balance"], 0);
 }
+
+#[tokio::test]
+async fn a_read_after_a_position_of_another_stream_does_not_wait() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+
+    // The wallet is not projected from the messages stream: nothing to
+    // wait for there, however far the position.
+    let started = std::time::Instant::now();
+    let (status, wallet) = budi.get_after("/api/v1/wallet", "messages:999999999").await;
+
+    assert_eq!(status, StatusCode::OK, "{wallet}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, body) = budi.get_after("/api/v1/wallet", "wallets:1").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "validation_failed")
+    );
+}
