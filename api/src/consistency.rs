@@ -28,9 +28,23 @@ impl After {
     /// Waits until `projections` reached the position (bounded). A read
     /// that timed out answers anyway: what is projected is still correct,
     /// only not yet this recent.
+    ///
+    /// Only the projections that read the position's stream wait: a read
+    /// of `campaigns` after `messages:7` has nothing to wait for there.
     pub async fn wait(&self, pool: &PgPool, projections: &[&str]) -> Result<(), ApiError> {
         if let Some(position) = self.0 {
-            let reached = wait::until_projected(pool, projections, position, MAX_WAIT)
+            let projections: Vec<&str> = projections
+                .iter()
+                .copied()
+                .filter(|name| {
+                    wablast_projections::by_name(name)
+                        .is_none_or(|p| p.streams().contains(&position.stream))
+                })
+                .collect();
+            if projections.is_empty() {
+                return Ok(());
+            }
+            let reached = wait::until_projected(pool, &projections, position, MAX_WAIT)
                 .await
                 .map_err(ApiError::internal)?;
             if !reached {

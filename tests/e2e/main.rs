@@ -4,4 +4,7 @@
 
 mod app;
 mod auth;
+mod campaigns;
 mod operations;
+mod schedule;
+mod wallet;
