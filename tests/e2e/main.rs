@@ -4,4 +4,6 @@
 
 mod app;
 mod auth;
+mod hardening;
+mod media;
 mod operations;

@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -48,6 +48,12 @@ pub struct MediaUpload {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
 }
+
+/// A file's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the answer; the handler streams it
+pub struct FileBytes(Vec<u8>);
 
 /// An uploaded medium.
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,7 +170,8 @@ async fn upload_media(
         size,
         sha256,
         storage_key,
-        created_at: Utc::now(),
+        // As PostgreSQL keeps it (microseconds): the answer and later reads agree.
+        created_at: Utc::now().trunc_subsecs(6),
     };
     if let Err(err) = media::insert(&state.db, &row).await {
         // Nothing refers to the bytes: do not keep them.
@@ -204,7 +211,7 @@ async fn get_media(
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The medium's id")),
     responses(
-        (status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = FileBytes),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such medium in this tenant", body = ErrorBody),
     ))]
