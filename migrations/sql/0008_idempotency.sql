@@ -26,7 +26,10 @@ create table idempotency_keys
     -- The attempt holding the key: only it may complete or release it (a
     -- pending row taken over after its process died stays the new one's).
     claim        uuid        not null,
-    -- The stored answer, once completed.
+    -- The stored answer, once completed: status, a few headers
+    -- (content-type, location, x-wablast-position) and the body, encrypted
+    -- (AES-256-GCM with the installation's secret key: it can hold a new API
+    -- key or an access token).
     status       smallint,
     headers      jsonb,
     body         bytea,

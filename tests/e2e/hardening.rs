@@ -293,6 +293,17 @@ async fn the_same_idempotency_key_and_body_answers_once_made_answer_again() {
     let (status, listed) = budi.get("/api/v1/api-keys").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    // The stored answer holds the key, encrypted.
+    let db = sqlx::PgPool::connect(&app.settings.database_url)
+        .await
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = sqlx::query_scalar("select body from idempotency_keys")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let secret = first["key"].as_str().unwrap();
+    assert_eq!(bodies.len(), 1);
+    assert!(!String::from_utf8_lossy(&bodies[0]).contains(secret));
 
     // Another body under the key is refused, and creates nothing.
     let (status, _, body) = create_key(&budi, "order-42", "another").await;

@@ -17,10 +17,16 @@
 //! - The request body is read (up to the largest upload) to compare it; a
 //!   multipart body is compared without its boundary, which clients choose
 //!   anew on every attempt.
+//! - Answers can hold secrets (a new API key, an access token): their
+//!   bodies are stored encrypted (AES-256-GCM with `WABLAST_SECRET_KEY`,
+//!   bound to their scope and key), and only the same credential can have
+//!   them replayed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 use axum::body::{Body, HttpBody, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -151,6 +157,7 @@ enum Prepared {
 /// A key claimed by this attempt.
 struct Claim {
     db: PgPool,
+    secret: [u8; 32],
     scope: String,
     key: String,
     id: Uuid,
@@ -177,7 +184,11 @@ impl Claim {
         .bind(self.id)
         .bind(i16::try_from(status.as_u16()).unwrap_or(i16::MAX))
         .bind(Value::Object(kept))
-        .bind(body)
+        .bind(seal(
+            &self.secret,
+            &sealing_context(&self.scope, &self.key),
+            body,
+        ))
         .bind(Utc::now())
         .execute(&self.db)
         .await;
@@ -281,6 +292,7 @@ async fn prepare(idempotency: &Idempotency, request: Request) -> Result<Prepared
                 request,
                 Claim {
                     db: state.db.clone(),
+                    secret: state.config.secret_key,
                     scope: scope.name,
                     key,
                     id: claim,
@@ -289,7 +301,13 @@ async fn prepare(idempotency: &Idempotency, request: Request) -> Result<Prepared
             ));
         }
         if let Some(stored) = stored(&state.db, &scope, &key).await? {
-            return Ok(Prepared::Answer(answer(stored, &target)?));
+            let context = sealing_context(&scope.name, &key);
+            return Ok(Prepared::Answer(answer(
+                stored,
+                &target,
+                &state.config.secret_key,
+                &context,
+            )?));
         }
     }
     Err(ApiError::conflict(
@@ -433,7 +451,12 @@ async fn stored(db: &PgPool, scope: &Scope, key: &str) -> Result<Option<Stored>,
 }
 
 /// The answer to a request whose key another attempt holds.
-fn answer(stored: Stored, target: &Target) -> Result<Response, ApiError> {
+fn answer(
+    stored: Stored,
+    target: &Target,
+    secret: &[u8; 32],
+    context: &[u8],
+) -> Result<Response, ApiError> {
     if stored.method != target.method
         || stored.path != target.path
         || stored.request_hash != target.fingerprint
@@ -455,7 +478,9 @@ fn answer(stored: Stored, target: &Target) -> Result<Response, ApiError> {
         .and_then(|status| u16::try_from(status).ok())
         .and_then(|status| StatusCode::from_u16(status).ok())
         .ok_or_else(|| ApiError::internal("a stored idempotent answer has no status"))?;
-    let mut response = Response::new(Body::from(stored.body.unwrap_or_default()));
+    let body = open(secret, context, &stored.body.unwrap_or_default())
+        .map_err(|_| ApiError::internal("a stored idempotent answer does not decrypt"))?;
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if let Some(Value::Object(kept)) = stored.headers {
@@ -474,6 +499,46 @@ fn answer(stored: Stored, target: &Target) -> Result<Response, ApiError> {
     );
     Ok(response)
 }
+
+/// What a stored body is bound to: its row.
+fn sealing_context(scope: &str, key: &str) -> Vec<u8> {
+    [scope.as_bytes(), b"\n", key.as_bytes()].concat()
+}
+
+/// Encrypts `plain` (AES-256-GCM): a random nonce, then the ciphertext.
+fn seal(secret: &[u8; 32], context: &[u8], plain: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(&(*secret).into());
+    let nonce = Nonce::generate();
+    let sealed = cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plain,
+                aad: context,
+            },
+        )
+        .expect("AES-GCM encrypts any message under 64 GiB");
+    [nonce.as_slice(), &sealed].concat()
+}
+
+/// Decrypts what [`seal`] made.
+fn open(secret: &[u8; 32], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, aes_gcm::Error> {
+    if sealed.len() < NONCE_LENGTH {
+        return Err(aes_gcm::Error);
+    }
+    let (nonce, sealed) = sealed.split_at(NONCE_LENGTH);
+    let nonce = Nonce::try_from(nonce).map_err(|_| aes_gcm::Error)?;
+    Aes256Gcm::new(&(*secret).into()).decrypt(
+        &nonce,
+        Payload {
+            msg: sealed,
+            aad: context,
+        },
+    )
+}
+
+/// Bytes of an AES-GCM nonce.
+const NONCE_LENGTH: usize = 12;
 
 /// Whether an answer with this status is kept for replays.
 fn kept(status: StatusCode) -> bool {
@@ -569,6 +634,21 @@ mod tests {
         assert!(parse_key(&HeaderValue::from_static("")).is_err());
         assert!(parse_key(&HeaderValue::from_str(&"k".repeat(256)).unwrap()).is_err());
         assert!(parse_key(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()).is_err());
+    }
+
+    #[test]
+    fn stored_bodies_are_sealed_to_their_row() {
+        let secret = [9; 32];
+        let sealed = seal(&secret, b"user:1\nk", b"{\"key\":\"wbk_secret\"}");
+
+        assert!(!String::from_utf8_lossy(&sealed).contains("wbk_secret"));
+        assert_eq!(
+            open(&secret, b"user:1\nk", &sealed).unwrap(),
+            b"{\"key\":\"wbk_secret\"}"
+        );
+        assert!(open(&secret, b"user:2\nk", &sealed).is_err());
+        assert!(open(&[8; 32], b"user:1\nk", &sealed).is_err());
+        assert!(open(&secret, b"user:1\nk", &sealed[..10]).is_err());
     }
 
     #[test]
