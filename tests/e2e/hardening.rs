@@ -37,10 +37,17 @@ async fn a_client_address_over_its_budget_gets_429_with_retry_after() {
     assert!(response.headers().contains_key("x-request-id"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(code(&body), "rate_limited");
-    // Probes and scrapes are never limited.
+    // Probes and scrapes are never limited, nor drivers' webhooks.
     for path in ["/healthz", "/metrics", "/healthz"] {
         assert_eq!(app.get(path).await.status(), StatusCode::OK, "{path}");
     }
+    let hook = app
+        .http
+        .post(app.url(&format!("/hooks/waha/{}", uuid::Uuid::now_v7())))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(hook.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         app.get("/openapi.json").await.status(),
         StatusCode::TOO_MANY_REQUESTS

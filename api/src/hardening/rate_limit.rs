@@ -2,7 +2,10 @@
 //! credential, each `n` requests a minute (GCRA: a burst of `n`, then one
 //! every `60/n` seconds). Over budget: 429 `rate_limited` with
 //! `Retry-After`. Health, readiness and metrics are never limited (probes
-//! and scrapers must get through).
+//! and scrapers must get through), nor are the drivers' webhooks under
+//! `/hooks/`: they prove themselves with a signature, and a gateway
+//! delivering a campaign's receipts sends bursts from one address that
+//! must not be dropped.
 //!
 //! The client address is the connection's peer (`ConnectInfo`):
 //! `X-Forwarded-For` is not trusted. IPv6 clients are limited per /64, the
@@ -158,7 +161,8 @@ pub async fn enforce(
     request: Request,
     next: Next,
 ) -> Response {
-    if EXEMPT.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if EXEMPT.contains(&path) || path.starts_with("/hooks/") {
         return next.run(request).await;
     }
     let address = request
