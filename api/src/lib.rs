@@ -18,8 +18,10 @@ pub mod config;
 pub mod consistency;
 pub mod error;
 pub mod extract;
+pub mod hardening;
 pub mod limits;
 pub mod list;
+pub mod media;
 pub mod routes;
 
 use std::sync::Arc;
@@ -165,21 +167,46 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP application.
+///
+/// Layers, from the outside in: request id (set, traced, propagated),
+/// security headers, CORS (when configured), metrics, the error shape,
+/// rate limits, the body limit, `Idempotency-Key`; then the route.
 pub fn router(state: AppState) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    use axum::middleware::{from_fn, from_fn_with_state};
+
     // Before the first request, so that none goes unrecorded.
     routes::metrics::install();
     let (routes, openapi) = api_router().split_for_parts();
-    let header = axum::http::HeaderName::from_static("x-request-id");
-    routes
+    let header = axum::http::HeaderName::from_static(hardening::REQUEST_ID);
+    let config = state.config.clone();
+    let limits =
+        hardening::rate_limit::RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_key);
+    let idempotency = hardening::idempotency::Idempotency::new(state.clone());
+    // Every `layer` below wraps each route (and the fallback) on its own,
+    // so each sees the matched route template.
+    let mut app = routes
         .route(
             "/openapi.json",
             get(move || async move { axum::Json(openapi) }),
         )
+        .merge(hardening::docs())
         .fallback(error::no_such_route)
         .with_state(state)
-        // Per route (and fallback), so it sees the matched route template.
-        .layer(axum::middleware::from_fn(routes::metrics::track))
+        .layer(from_fn_with_state(
+            idempotency,
+            hardening::idempotency::guard,
+        ))
+        // Upload routes set a larger limit of their own, closer to them.
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(from_fn_with_state(limits, hardening::rate_limit::enforce))
+        .layer(from_fn(hardening::error_shape::error_shape))
+        .layer(from_fn(routes::metrics::track));
+    if let Some(cors) = hardening::headers::cors(&config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(from_fn(hardening::headers::security_headers))
         .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(hardening::request_span))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
 }

@@ -187,7 +187,10 @@ impl Application {
 
     async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         info!(address = %self.address(), "API listening");
-        axum::serve(self.listener, wablast_api::router(self.state))
+        // The peer address reaches the handlers: rate limits per client.
+        let app =
+            wablast_api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("HTTP server failed")

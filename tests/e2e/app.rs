@@ -66,9 +66,15 @@ impl TestApp {
     /// bootstrapped) on a migrated database, the shared NATS server and a
     /// unique prefix.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed by `configure` first.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDatabase::create().await;
         let prefix = unique_prefix();
-        let settings = settings(&db.url, &nats_url(), &prefix);
+        let mut settings = settings(&db.url, &nats_url(), &prefix);
+        configure(&mut settings);
         wablast::migrate(&settings).await.expect("migrations apply");
         wablast::bootstrap_admin(&settings, true)
             .await

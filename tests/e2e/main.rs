@@ -5,6 +5,8 @@
 mod app;
 mod auth;
 mod campaigns;
+mod hardening;
+mod media;
 mod operations;
 mod schedule;
 mod wallet;
