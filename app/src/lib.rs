@@ -187,7 +187,9 @@ impl Application {
 
     async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         info!(address = %self.address(), "API listening");
-        axum::serve(self.listener, wablast_api::router(self.state))
+        let mut state = self.state;
+        state.shutdown = shutdown.clone();
+        axum::serve(self.listener, wablast_api::router(state))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("HTTP server failed")
