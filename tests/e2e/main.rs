@@ -4,4 +4,7 @@
 
 mod app;
 mod auth;
+mod auto_replies;
+mod events;
 mod operations;
+mod webhooks;

@@ -52,6 +52,19 @@ const DEFAULT_COOLDOWN_SECONDS: i64 = 3600;
 /// are refused here rather than when a message arrives.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
+/// What an inbound message is matched with (the schema of the `trigger`
+/// fields).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The whole message is the pattern (trimmed, ignoring case).
+    Keyword,
+    /// The message contains the pattern (ignoring case).
+    Contains,
+    /// The pattern, a regex (Rust `regex` syntax), matches in the message.
+    Regex,
+}
+
 /// A new rule.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,7 +73,7 @@ pub struct NewAutoReply {
     #[schema(example = "Jam buka")]
     pub name: String,
     /// `keyword`, `contains` or `regex`.
-    #[schema(example = "keyword")]
+    #[schema(value_type = Trigger)]
     pub trigger: String,
     /// What an inbound message is matched against (at most 500
     /// characters; a valid regex for `regex`).
@@ -89,6 +102,7 @@ pub struct AutoReplyChanges {
     /// New name.
     pub name: Option<String>,
     /// New trigger: `keyword`, `contains` or `regex`.
+    #[schema(value_type = Option<Trigger>)]
     pub trigger: Option<String>,
     /// New pattern.
     pub pattern: Option<String>,
@@ -126,6 +140,7 @@ pub struct AutoReply {
     /// Its name.
     pub name: String,
     /// `keyword`, `contains` or `regex`.
+    #[schema(value_type = Trigger)]
     pub trigger: String,
     /// What inbound messages are matched against.
     pub pattern: String,

@@ -139,7 +139,7 @@ pub struct EventData {
 /// One SSE event per domain event, only the caller's tenant's:
 ///
 /// - `event`: the event type (`SessionCreated`, `MessageSent`, ...);
-/// - `data`: the event as JSON ([`EventData`]);
+/// - `data`: the event as JSON (`EventData`);
 /// - `id`: the position in the log after this event, for both streams of
 ///   the log: `events:<seq>[.<k>],messages:<seq>[.<k>]`. `<seq>` is the
 ///   stream sequence of the last commit read in that stream; `.<k>` (k ≥ 1)
