@@ -456,10 +456,16 @@ async fn types_narrow_the_stream_to_the_named_event_types() {
 }
 
 #[tokio::test]
-async fn the_stream_refuses_missing_credentials_and_malformed_positions() {
+async fn the_stream_takes_either_credential_and_refuses_none_or_malformed_positions() {
     let app = TestApp::spawn().await;
     let a = app.tenant("Toko A").await;
 
+    let (status, key) = a
+        .post("/api/v1/api-keys", serde_json::json!({"name": "sse"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let with_key = a.with_auth(Auth::ApiKey(key["key"].as_str().unwrap().to_owned()));
+    open(&with_key, "", None).await;
     let anonymous = subscribe(&a.with_auth(Auth::None), "", None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let body: Value = anonymous.json().await.unwrap();

@@ -558,6 +558,13 @@ impl Reader {
                     .boxed(),
             );
         }
+        let doorbells = if doorbells.is_empty() {
+            // No aggregate type to watch: nothing new will come, but the
+            // stream stays open like any other.
+            futures::stream::pending().boxed()
+        } else {
+            futures::stream::select_all(doorbells).boxed()
+        };
         let (next, skip) = start.resume();
         Ok(Ok(Self {
             stream,
@@ -568,7 +575,7 @@ impl Reader {
             next,
             skip,
             stored: last,
-            doorbells: futures::stream::select_all(doorbells).boxed(),
+            doorbells,
             pending: VecDeque::new(),
             _consumers: consumers,
         }))
