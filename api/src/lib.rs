@@ -29,6 +29,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -56,6 +57,9 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// The API's settings.
     pub config: Arc<ApiConfig>,
+    /// Cancelled when the server shuts down: ends responses that would
+    /// otherwise never finish (event streams).
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             log,
             readiness: Readiness::default(),
             config: Arc::new(config),
+            shutdown: CancellationToken::new(),
         }
     }
 }

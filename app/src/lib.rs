@@ -187,9 +187,10 @@ impl Application {
 
     async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         info!(address = %self.address(), "API listening");
+        let mut state = self.state;
+        state.shutdown = shutdown.clone();
         // The peer address reaches the handlers: rate limits per client.
-        let app =
-            wablast_api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = wablast_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -4,9 +4,12 @@
 
 mod app;
 mod auth;
+mod auto_replies;
 mod campaigns;
+mod events;
 mod hardening;
 mod media;
 mod operations;
 mod schedule;
 mod wallet;
+mod webhooks;

@@ -1,10 +1,661 @@
-//! `auto_replies`: not built yet (issue #5).
+//! Auto-replies: a tenant's rules for answering inbound messages. This
+//! module keeps the rules; the responder (issue #6) matches inbound
+//! messages against the enabled ones and answers, within active hours and
+//! the rule's cooldown.
+//!
+//! Triggers: `keyword`, the whole message is the pattern (trimmed, ignoring
+//! case); `contains`, the message contains the pattern (ignoring case);
+//! `regex`, the pattern (Rust `regex` syntax; `(?i)` to ignore case)
+//! matches somewhere in the message.
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use wablast_projections::queries::Paged;
 
-use crate::AppState;
+use crate::consistency::After;
+use crate::error::ErrorBody;
+use crate::extract::{Json, Path, Query};
+use crate::list::{List, ListParams};
+use crate::{ApiError, AppState, Caller};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create_auto_reply, list_auto_replies))
+        .routes(routes!(
+            get_auto_reply,
+            update_auto_reply,
+            delete_auto_reply
+        ))
+}
+
+/// The longest name.
+const MAX_NAME: usize = 100;
+/// The longest pattern.
+const MAX_PATTERN: usize = 500;
+/// The longest answer (WhatsApp's limit for a text message).
+const MAX_RESPONSE: usize = 4096;
+/// The most sessions a rule names.
+const MAX_SESSIONS: usize = 100;
+/// The longest cooldown: 7 days.
+const MAX_COOLDOWN_SECONDS: i64 = 7 * 24 * 3600;
+/// The cooldown when none is given: an hour.
+const DEFAULT_COOLDOWN_SECONDS: i64 = 3600;
+/// The most memory a compiled regex may take: patterns that would blow up
+/// are refused here rather than when a message arrives.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// What an inbound message is matched with (the schema of the `trigger`
+/// fields).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The whole message is the pattern (trimmed, ignoring case).
+    Keyword,
+    /// The message contains the pattern (ignoring case).
+    Contains,
+    /// The pattern, a regex (Rust `regex` syntax), matches in the message.
+    Regex,
+}
+
+/// A new rule.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAutoReply {
+    /// What it is for ("opening hours").
+    #[schema(example = "Jam buka")]
+    pub name: String,
+    /// `keyword`, `contains` or `regex`.
+    #[schema(value_type = Trigger)]
+    pub trigger: String,
+    /// What an inbound message is matched against (at most 500
+    /// characters; a valid regex for `regex`).
+    #[schema(example = "jam buka")]
+    pub pattern: String,
+    /// The answer (at most 4096 characters).
+    #[schema(example = "Kami buka setiap hari pukul 09.00–18.00 WIB.")]
+    pub response: String,
+    /// An uploaded medium sent with the answer.
+    pub media_id: Option<Uuid>,
+    /// The sessions it answers on (the tenant's); every session when left
+    /// out or `null`.
+    pub session_ids: Option<Vec<Uuid>>,
+    /// A contact gets this answer at most once per this many seconds (0 to
+    /// 604800; default 3600).
+    pub cooldown_seconds: Option<i64>,
+    /// Whether it answers (default true).
+    pub enabled: Option<bool>,
+}
+
+/// Changes to a rule: any subset of its fields. `media_id: null` removes
+/// the medium, `session_ids: null` makes it answer on every session.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoReplyChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New trigger: `keyword`, `contains` or `regex`.
+    #[schema(value_type = Option<Trigger>)]
+    pub trigger: Option<String>,
+    /// New pattern.
+    pub pattern: Option<String>,
+    /// New answer.
+    pub response: Option<String>,
+    /// New medium; `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>, nullable)]
+    pub media_id: Option<Option<Uuid>>,
+    /// New sessions; `null` for every session.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Uuid>>, nullable)]
+    pub session_ids: Option<Option<Vec<Uuid>>>,
+    /// New cooldown (0 to 604800 seconds).
+    pub cooldown_seconds: Option<i64>,
+    /// Whether it answers.
+    pub enabled: Option<bool>,
+}
+
+/// A field that is present, maybe `null`: `Some(None)`; absent is `None`
+/// (through `#[serde(default)]`).
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A rule.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AutoReply {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// `keyword`, `contains` or `regex`.
+    #[schema(value_type = Trigger)]
+    pub trigger: String,
+    /// What inbound messages are matched against.
+    pub pattern: String,
+    /// The answer.
+    pub response: String,
+    /// The medium sent with the answer, if any.
+    pub media_id: Option<Uuid>,
+    /// The sessions it answers on; `null`: every session.
+    pub session_ids: Option<Vec<Uuid>>,
+    /// Seconds before a contact gets this answer again.
+    pub cooldown_seconds: i32,
+    /// Whether it answers.
+    pub enabled: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of an [`AutoReply`], as a literal for `concat!`.
+macro_rules! columns {
+    () => {
+        "id, name, trigger, pattern, response, media_id, session_ids, \
+         cooldown_seconds, enabled, created_at, updated_at"
+    };
+}
+
+/// What a rule holds once checked.
+struct Rule {
+    name: String,
+    trigger: String,
+    pattern: String,
+    response: String,
+    media_id: Option<Uuid>,
+    session_ids: Option<Vec<Uuid>>,
+    cooldown_seconds: i32,
+    enabled: bool,
+}
+
+/// A rule as asked for, before it is checked.
+struct Draft {
+    name: String,
+    trigger: String,
+    pattern: String,
+    response: String,
+    media_id: Option<Uuid>,
+    session_ids: Option<Vec<Uuid>>,
+    cooldown_seconds: i64,
+    enabled: bool,
+}
+
+impl Draft {
+    /// Checks every field; trims the name and the pattern of a keyword or
+    /// contains rule, and deduplicates the sessions.
+    fn check(self) -> Result<Rule, ApiError> {
+        let Self {
+            name,
+            trigger,
+            pattern,
+            response,
+            media_id,
+            session_ids,
+            cooldown_seconds,
+            enabled,
+        } = self;
+        let name = text("name", &name, MAX_NAME)?.to_owned();
+        let trigger = trigger.trim().to_owned();
+        let pattern = match trigger.as_str() {
+            "keyword" | "contains" => text("pattern", &pattern, MAX_PATTERN)?.to_owned(),
+            "regex" => {
+                text("pattern", &pattern, MAX_PATTERN)?;
+                regex::RegexBuilder::new(&pattern)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|err| {
+                        ApiError::invalid_field(
+                            "pattern",
+                            format!("pattern is not a valid regex: {err}"),
+                        )
+                    })?;
+                pattern
+            }
+            other => {
+                return Err(ApiError::invalid_field(
+                    "trigger",
+                    format!("trigger is keyword, contains or regex, not {other:?}"),
+                ));
+            }
+        };
+        if response.trim().is_empty() {
+            return Err(ApiError::invalid_field(
+                "response",
+                "response must not be empty",
+            ));
+        }
+        if response.chars().count() > MAX_RESPONSE {
+            return Err(ApiError::invalid_field(
+                "response",
+                format!("response may have at most {MAX_RESPONSE} characters"),
+            ));
+        }
+        let cooldown_seconds = i32::try_from(cooldown_seconds)
+            .ok()
+            .filter(|s| (0..=MAX_COOLDOWN_SECONDS).contains(&i64::from(*s)))
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "cooldown_seconds",
+                    format!("cooldown_seconds is between 0 and {MAX_COOLDOWN_SECONDS} (7 days)"),
+                )
+            })?;
+        let session_ids = match session_ids {
+            None => None,
+            Some(ids) if ids.is_empty() => {
+                return Err(ApiError::invalid_field(
+                    "session_ids",
+                    "session_ids names at least one session; leave it out (or null) for every session",
+                ));
+            }
+            Some(ids) if ids.len() > MAX_SESSIONS => {
+                return Err(ApiError::invalid_field(
+                    "session_ids",
+                    format!("session_ids names at most {MAX_SESSIONS} sessions"),
+                ));
+            }
+            Some(ids) => {
+                let mut unique: Vec<Uuid> = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if !unique.contains(&id) {
+                        unique.push(id);
+                    }
+                }
+                Some(unique)
+            }
+        };
+        // TODO(#5): check media_id against the tenant's media once the
+        // media table is there (built alongside).
+        Ok(Rule {
+            name,
+            trigger,
+            pattern,
+            response,
+            media_id,
+            session_ids,
+            cooldown_seconds,
+            enabled,
+        })
+    }
+}
+
+impl Rule {
+    /// 400 naming the sessions that are not the tenant's.
+    async fn check_sessions(&self, state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+        let Some(ids) = &self.session_ids else {
+            return Ok(());
+        };
+        let found: Vec<Uuid> =
+            sqlx::query_scalar("select id from sessions where tenant_id = $1 and id = any($2)")
+                .bind(caller.tenant_id.as_uuid())
+                .bind(ids)
+                .fetch_all(&state.db)
+                .await?;
+        let missing: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| !found.contains(id))
+            .copied()
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(
+                ApiError::validation(format!("no session {first} in this tenant"))
+                    .with_details(json!({"field": "session_ids", "missing": missing})),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A trimmed, non-empty text of at most `max` characters.
+fn text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} may have at most {max} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Creates a rule.
+#[utoipa::path(post, path = "/api/v1/auto-replies", tag = "auto-replies",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = NewAutoReply,
+    params(("X-Wablast-Position" = Option<String>, Header,
+        description = "A position an earlier write answered: the sessions named are checked once projected up to it")),
+    responses(
+        (status = 201, description = "Created", body = AutoReply),
+        (status = 400, description = "A bad field (`details.field` says which; `details.missing` lists sessions that are not the tenant's)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn create_auto_reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Json(body): Json<NewAutoReply>,
+) -> Result<(StatusCode, axum::Json<AutoReply>), ApiError> {
+    let rule = Draft {
+        name: body.name,
+        trigger: body.trigger,
+        pattern: body.pattern,
+        response: body.response,
+        media_id: body.media_id,
+        session_ids: body.session_ids,
+        cooldown_seconds: body.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
+        enabled: body.enabled.unwrap_or(true),
+    }
+    .check()?;
+    after.wait(&state.db, &["sessions"]).await?;
+    rule.check_sessions(&state, &caller).await?;
+    let now = Utc::now();
+    let created: AutoReply = sqlx::query_as(concat!(
+        "insert into auto_replies (id, tenant_id, name, trigger, pattern, response, media_id,
+                                   session_ids, cooldown_seconds, enabled, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+         returning ",
+        columns!(),
+        ""
+    ))
+    .bind(Uuid::now_v7())
+    .bind(caller.tenant_id.as_uuid())
+    .bind(&rule.name)
+    .bind(&rule.trigger)
+    .bind(&rule.pattern)
+    .bind(&rule.response)
+    .bind(rule.media_id)
+    .bind(&rule.session_ids)
+    .bind(rule.cooldown_seconds)
+    .bind(rule.enabled)
+    .bind(now)
+    .fetch_one(&state.db)
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// The tenant's rules, oldest first.
+#[utoipa::path(get, path = "/api/v1/auto-replies", tag = "auto-replies",
+    security(("bearer" = []), ("api_key" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of rules", body = List<AutoReply>),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn list_auto_replies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<List<AutoReply>>, ApiError> {
+    let page = params.page::<Uuid>()?;
+    let rows: Vec<AutoReply> = sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from auto_replies
+         where tenant_id = $1 and ($2::uuid is null or id > $2)
+         order by id limit $3"
+    ))
+    .bind(caller.tenant_id.as_uuid())
+    .bind(page.cursor().copied())
+    .bind(page.fetch())
+    .fetch_all(&state.db)
+    .await?;
+    let paged = Paged::from_rows(rows, &page, |row| row.id);
+    Ok(axum::Json(List::from_paged(paged, |row| row)))
+}
+
+async fn find(state: &AppState, caller: &Caller, id: Uuid) -> Result<AutoReply, ApiError> {
+    sqlx::query_as(concat!(
+        "select ",
+        columns!(),
+        " from auto_replies where tenant_id = $1 and id = $2"
+    ))
+    .bind(caller.tenant_id.as_uuid())
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("auto-reply"))
+}
+
+/// One rule.
+#[utoipa::path(get, path = "/api/v1/auto-replies/{id}", tag = "auto-replies",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "The rule", body = AutoReply),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule in this tenant", body = ErrorBody),
+    ))]
+async fn get_auto_reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<AutoReply>, ApiError> {
+    find(&state, &caller, id).await.map(axum::Json)
+}
+
+/// Changes some of a rule's fields; the rule as a whole is checked again.
+#[utoipa::path(patch, path = "/api/v1/auto-replies/{id}", tag = "auto-replies",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = AutoReplyChanges,
+    params(
+        ("id" = Uuid, Path, description = "The rule's id"),
+        ("X-Wablast-Position" = Option<String>, Header,
+            description = "A position an earlier write answered: the sessions named are checked once projected up to it"),
+    ),
+    responses(
+        (status = 200, description = "The rule as changed", body = AutoReply),
+        (status = 400, description = "A bad field (`details.field` says which)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule in this tenant", body = ErrorBody),
+    ))]
+async fn update_auto_reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+    Json(changes): Json<AutoReplyChanges>,
+) -> Result<axum::Json<AutoReply>, ApiError> {
+    let current = find(&state, &caller, id).await?;
+    let rule = Draft {
+        name: changes.name.unwrap_or(current.name),
+        trigger: changes.trigger.unwrap_or(current.trigger),
+        pattern: changes.pattern.unwrap_or(current.pattern),
+        response: changes.response.unwrap_or(current.response),
+        media_id: changes.media_id.unwrap_or(current.media_id),
+        session_ids: changes.session_ids.unwrap_or(current.session_ids),
+        cooldown_seconds: changes
+            .cooldown_seconds
+            .unwrap_or(i64::from(current.cooldown_seconds)),
+        enabled: changes.enabled.unwrap_or(current.enabled),
+    }
+    .check()?;
+    after.wait(&state.db, &["sessions"]).await?;
+    rule.check_sessions(&state, &caller).await?;
+    // Last writer wins, field by field as the whole rule: a rule is small
+    // and edited by hand.
+    sqlx::query_as(concat!(
+        "update auto_replies
+         set name = $3, trigger = $4, pattern = $5, response = $6, media_id = $7,
+             session_ids = $8, cooldown_seconds = $9, enabled = $10, updated_at = $11
+         where tenant_id = $1 and id = $2
+         returning ",
+        columns!(),
+        ""
+    ))
+    .bind(caller.tenant_id.as_uuid())
+    .bind(id)
+    .bind(&rule.name)
+    .bind(&rule.trigger)
+    .bind(&rule.pattern)
+    .bind(&rule.response)
+    .bind(rule.media_id)
+    .bind(&rule.session_ids)
+    .bind(rule.cooldown_seconds)
+    .bind(rule.enabled)
+    .bind(Utc::now())
+    .fetch_optional(&state.db)
+    .await?
+    .map(axum::Json)
+    .ok_or_else(|| ApiError::not_found("auto-reply"))
+}
+
+/// Deletes a rule.
+#[utoipa::path(delete, path = "/api/v1/auto-replies/{id}", tag = "auto-replies",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The rule's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule in this tenant", body = ErrorBody),
+    ))]
+async fn delete_auto_reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let deleted = sqlx::query("delete from auto_replies where tenant_id = $1 and id = $2")
+        .bind(caller.tenant_id.as_uuid())
+        .bind(id)
+        .execute(&state.db)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::not_found("auto-reply"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(trigger: &str, pattern: &str) -> Draft {
+        Draft {
+            name: "r".into(),
+            trigger: trigger.into(),
+            pattern: pattern.into(),
+            response: "hi".into(),
+            media_id: None,
+            session_ids: None,
+            cooldown_seconds: 60,
+            enabled: true,
+        }
+    }
+
+    /// The field a refused draft's error names.
+    async fn refused_field(draft: Draft) -> String {
+        let err = draft.check().err().expect("refused");
+        assert_eq!(err.code(), "validation_failed");
+        let body = axum::response::IntoResponse::into_response(err).into_body();
+        let body: serde_json::Value =
+            serde_json::from_slice(&axum::body::to_bytes(body, usize::MAX).await.unwrap()).unwrap();
+        body["error"]["details"]["field"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn keyword_and_contains_patterns_are_trimmed_text() {
+        assert_eq!(draft("keyword", "  halo ").check().unwrap().pattern, "halo");
+        assert_eq!(draft("contains", "harga").check().unwrap().pattern, "harga");
+        assert_eq!(refused_field(draft("keyword", "   ")).await, "pattern");
+        assert_eq!(
+            refused_field(draft("contains", &"x".repeat(MAX_PATTERN + 1))).await,
+            "pattern"
+        );
+    }
+
+    #[tokio::test]
+    async fn regex_patterns_must_compile_within_bounds() {
+        assert!(draft("regex", r"(?i)^harga\s+\w+$").check().is_ok());
+        assert_eq!(refused_field(draft("regex", "(unclosed")).await, "pattern");
+        // Valid syntax, but far too big a program to keep in memory.
+        assert_eq!(
+            refused_field(draft("regex", r"\w{1000}\w{1000}")).await,
+            "pattern"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_triggers_and_cooldowns_out_of_range_are_refused() {
+        assert_eq!(refused_field(draft("exact", "x")).await, "trigger");
+        for cooldown_seconds in [-1, MAX_COOLDOWN_SECONDS + 1, i64::MAX] {
+            let field = refused_field(Draft {
+                cooldown_seconds,
+                ..draft("keyword", "x")
+            })
+            .await;
+            assert_eq!(field, "cooldown_seconds", "{cooldown_seconds}");
+        }
+        assert!(
+            Draft {
+                cooldown_seconds: MAX_COOLDOWN_SECONDS,
+                ..draft("keyword", "x")
+            }
+            .check()
+            .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_are_deduplicated_and_an_empty_list_is_refused() {
+        let id = Uuid::now_v7();
+        let checked = Draft {
+            session_ids: Some(vec![id, id]),
+            ..draft("keyword", "x")
+        }
+        .check()
+        .unwrap();
+        assert_eq!(checked.session_ids, Some(vec![id]));
+        let empty = Draft {
+            session_ids: Some(vec![]),
+            ..draft("keyword", "x")
+        };
+        assert_eq!(refused_field(empty).await, "session_ids");
+    }
+
+    #[tokio::test]
+    async fn responses_are_not_blank_nor_too_long() {
+        let blank = Draft {
+            response: "  ".into(),
+            ..draft("keyword", "x")
+        };
+        assert_eq!(refused_field(blank).await, "response");
+        let long = Draft {
+            response: "x".repeat(MAX_RESPONSE + 1),
+            ..draft("keyword", "x")
+        };
+        assert_eq!(refused_field(long).await, "response");
+    }
+
+    #[test]
+    fn changes_tell_null_from_absent() {
+        let absent: AutoReplyChanges = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.media_id, None);
+        let null: AutoReplyChanges = serde_json::from_str(r#"{"media_id": null}"#).unwrap();
+        assert_eq!(null.media_id, Some(None));
+        let id = Uuid::now_v7();
+        let set: AutoReplyChanges =
+            serde_json::from_str(&format!(r#"{{"session_ids": ["{id}"]}}"#)).unwrap();
+        assert_eq!(set.session_ids, Some(Some(vec![id])));
+    }
 }
