@@ -5,3 +5,4 @@
 mod app;
 mod auth;
 mod operations;
+mod sessions;
