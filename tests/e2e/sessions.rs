@@ -607,6 +607,12 @@ async fn only_the_platform_admin_sets_the_trust_level_of_any_tenants_session() {
     assert_eq!(changed["id"], id.as_str());
     let (status, body) = admin.patch(&path(&id), json!({"name": "CS Admin"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = admin.patch(&path(&id), json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing to show the admin: {body}"
+    );
     let (status, body) = admin
         .patch(
             &path(&uuid::Uuid::now_v7().to_string()),

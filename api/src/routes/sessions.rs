@@ -632,7 +632,7 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     security(("bearer" = []), ("api_key" = [])),
     request_body = NewSession,
     responses(
-        (status = 201, description = "Created; `X-Wablast-Position` names the commit", body = SessionBody),
+        (status = 201, description = "Created", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"), ("Location" = String, description = "The session's URL"))),
         (status = 400, description = "A bad field (`validation_failed` naming it) or phone number (`invalid_phone`)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 422, description = "`plan_limit_exceeded`: the plan's sessions are used up, or the daily limit is above the plan's", body = ErrorBody),
@@ -795,7 +795,7 @@ async fn get_session(
     params(("id" = Uuid, Path, description = "The session's id")),
     request_body = SessionPatch,
     responses(
-        (status = 200, description = "The session as changed", body = SessionBody),
+        (status = 200, description = "The session as changed", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 400, description = "A bad field", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 403, description = "`trust_level` by a caller who is not the platform admin, or an admin changing another tenant's settings", body = ErrorBody),
@@ -841,10 +841,17 @@ async fn update_session(
     } else {
         caller.tenant_id
     };
-    if tenant != caller.tenant_id && settings {
-        return Err(ApiError::forbidden(
-            "an admin changes only the trust level of another tenant's session",
-        ));
+    if tenant != caller.tenant_id {
+        if settings {
+            return Err(ApiError::forbidden(
+                "an admin changes only the trust level of another tenant's session",
+            ));
+        }
+        if trust_level.is_none() {
+            // Nothing the admin may do there: the session is not theirs to
+            // read either.
+            return Err(ApiError::not_found("session"));
+        }
     }
 
     let limits = TenantLimits::of(&state.db, tenant).await?;
@@ -901,7 +908,7 @@ async fn update_session(
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The session's id")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted", headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
     ))]
@@ -919,7 +926,12 @@ async fn delete_session(
     .await;
     // Also when the session is gone already: credentials left behind by an
     // interrupted delete (or create) go with the retry.
-    credentials::delete(&state.db, caller.tenant_id, SessionId::from_uuid(id)).await?;
+    if result
+        .as_ref()
+        .map_or_else(|e| e.code() == "not_found", |_| true)
+    {
+        credentials::delete(&state.db, caller.tenant_id, SessionId::from_uuid(id)).await?;
+    }
     let committed = result?;
     Ok((
         StatusCode::NO_CONTENT,
@@ -933,7 +945,7 @@ async fn delete_session(
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The session's id")),
     responses(
-        (status = 202, description = "Starting; the engine takes it from here", body = SessionBody),
+        (status = 202, description = "Starting; the engine takes it from here", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is running already", body = ErrorBody),
@@ -958,7 +970,7 @@ async fn start_session(
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The session's id")),
     responses(
-        (status = 202, description = "Stopped", body = SessionBody),
+        (status = 202, description = "Stopped", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is not running", body = ErrorBody),
@@ -983,7 +995,7 @@ async fn stop_session(
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The session's id")),
     responses(
-        (status = 202, description = "Logged out", body = SessionBody),
+        (status = 202, description = "Logged out", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is logged out already", body = ErrorBody),
@@ -1007,7 +1019,7 @@ async fn logout_session(
     security(("bearer" = []), ("api_key" = [])),
     request_body = SessionIds,
     responses(
-        (status = 202, description = "What became of each id", body = BatchResults),
+        (status = 202, description = "What became of each id", body = BatchResults, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 400, description = "Malformed body or too many ids", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     ))]
@@ -1027,7 +1039,7 @@ async fn start_sessions(
     security(("bearer" = []), ("api_key" = [])),
     request_body = SessionIds,
     responses(
-        (status = 202, description = "What became of each id", body = BatchResults),
+        (status = 202, description = "What became of each id", body = BatchResults, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 400, description = "Malformed body or too many ids", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     ))]
@@ -1047,7 +1059,7 @@ async fn stop_sessions(
 #[utoipa::path(post, path = "/api/v1/sessions/stop-all", tag = "sessions",
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 202, description = "What became of each running session", body = BatchResults),
+        (status = 202, description = "What became of each running session", body = BatchResults, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     ))]
 async fn stop_all_sessions(
