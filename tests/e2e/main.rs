@@ -11,5 +11,6 @@ mod hardening;
 mod media;
 mod operations;
 mod schedule;
+mod sessions;
 mod wallet;
 mod webhooks;

@@ -1,10 +1,1371 @@
-//! `sessions`: not built yet (issue #5).
+//! Sessions: linked WhatsApp numbers. Create, list, read, change settings
+//! and trust level, delete; start, stop and log out one or many; the QR code
+//! and pairing code of a session waiting to be linked; simulator controls.
+//!
+//! Every command goes to the `Session` aggregate, which decides (plan
+//! limits, status flow, who may set the trust level); handlers gather the
+//! facts and answer what it decided. What only the engine running a session
+//! knows (its QR code) or can do (pairing codes, simulator controls) goes
+//! through the contract in `wablast_session_engine::control`.
+//!
+//! Answers never carry driver secrets: `driver_config` shows only the
+//! fields that are not secret (WAHA `{base_url, session_name}`, Cloud
+//! `{phone_number_id, api_base}`), `null` for simulator and native sessions.
 
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SubsecRound, Utc};
+use cqrs_es::AggregateError;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use wablast_domain::session::{
+    Driver, LoginMethod, Session, SessionCommand, SessionEvent, SessionName, SessionStatus,
+};
+use wablast_domain::types::phone::Phone;
+use wablast_domain::types::{DailyLimit, SessionId, TenantId, TrustLevel};
+use wablast_eventstore::Committed;
+use wablast_projections::LogStream;
+use wablast_projections::queries::sessions::{self, SessionView};
+use wablast_projections::wait::{self, Position};
+use wablast_session_engine::control::{self, ControlErrorCode, Reply, Verb};
+use wablast_session_engine::credentials::{self, DriverCredentials, SecretKey};
 
-use crate::AppState;
+use crate::auth::Caller;
+use crate::commands::{self, Refusal, tenant_key};
+use crate::consistency::{self, After, MAX_WAIT};
+use crate::error::ErrorBody;
+use crate::extract::{Json, Path, Query};
+use crate::limits::TenantLimits;
+use crate::list::{List, ListParams};
+use crate::{ApiError, AppState};
 
-/// Routes of this module.
+/// Most ids one batch request may name.
+pub const MAX_BATCH: usize = 500;
+
+/// The projection these handlers read.
+const PROJECTION: &[&str] = &["sessions"];
+
+/// Routes of this module. The batch routes (`/sessions/start`, `/stop`,
+/// `/stop-all`) are literal paths, which the router prefers to
+/// `/sessions/{id}`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create_session, list_sessions))
+        .routes(routes!(start_sessions))
+        .routes(routes!(stop_sessions))
+        .routes(routes!(stop_all_sessions))
+        .routes(routes!(get_session, update_session, delete_session))
+        .routes(routes!(start_session))
+        .routes(routes!(stop_session))
+        .routes(routes!(logout_session))
+        .routes(routes!(session_qr))
+        .routes(routes!(pairing_code))
+        .routes(routes!(simulator_scan))
+        .routes(routes!(simulator_inbound))
+}
+
+// ------------------------------------------------------------------ shapes
+
+/// A new session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    /// What to call it: 1 to 64 characters.
+    #[schema(example = "CS Jakarta 1")]
+    pub name: String,
+    /// `simulator` (default), `native`, `waha` or `cloud`.
+    #[schema(example = "simulator")]
+    pub driver: Option<String>,
+    /// `qr` (default) or `pairing` (needs `phone_number`).
+    #[schema(example = "qr")]
+    pub login: Option<String>,
+    /// The number to link, E.164.
+    #[schema(example = "+6281234567890")]
+    pub phone_number: Option<String>,
+    /// Sends per local day; default: the trust level's (50 for a new
+    /// number), capped by the plan.
+    #[schema(minimum = 1)]
+    pub daily_limit: Option<i64>,
+    /// Start the session whenever the engine boots (default false).
+    pub auto_start: Option<bool>,
+    /// Required for `waha` (`{base_url, api_key, session_name?}`) and
+    /// `cloud` (`{phone_number_id, access_token, app_secret, verify_token,
+    /// api_base?}`); refused for `simulator` and `native`. Secrets are
+    /// stored encrypted and never returned.
+    #[schema(value_type = Option<Object>, example = json!({"base_url": "https://waha.example.com", "api_key": "secret"}))]
+    pub driver_config: Option<Value>,
+}
+
+/// A session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionBody {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// `simulator | native | waha | cloud`.
+    pub driver: String,
+    /// `qr | pairing`.
+    pub login: String,
+    /// `idle | starting | qr | pairing | authenticated | ready |
+    /// disconnected | failed | logged_out`.
+    pub status: String,
+    /// The linked number (E.164), once known.
+    pub phone_number: Option<String>,
+    /// Sends allowed per local day.
+    pub daily_limit: i32,
+    /// Whether the daily limit follows the trust level (not set by hand).
+    pub daily_limit_follows_trust_level: bool,
+    /// Sends granted today (the tenant's local date).
+    pub sent_today: i32,
+    /// 1 (new number) to 5; set by the platform admin.
+    pub trust_level: i16,
+    /// Whether the engine starts it on boot.
+    pub auto_start: bool,
+    /// Why it last stopped working; cleared once ready again.
+    pub last_error: Option<String>,
+    /// The driver's settings without secrets (WAHA `{base_url,
+    /// session_name}`, Cloud `{phone_number_id, api_base}`); `null` for
+    /// simulator and native sessions.
+    #[schema(value_type = Option<Object>)]
+    pub driver_config: Option<Value>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SessionBody {
+    fn from_view(view: SessionView, driver_config: Option<Value>) -> Self {
+        Self {
+            id: view.id,
+            name: view.name,
+            driver: view.driver,
+            login: view.login,
+            status: view.status,
+            phone_number: view.phone_number,
+            daily_limit: view.daily_limit,
+            daily_limit_follows_trust_level: view.daily_limit_follows_trust_level,
+            sent_today: view.sent_today,
+            trust_level: view.trust_level,
+            auto_start: view.auto_start,
+            last_error: view.last_error,
+            driver_config,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+/// Changes to a session; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionPatch {
+    /// A new name.
+    pub name: Option<String>,
+    /// A daily limit fixed by hand (no longer following the trust level).
+    #[schema(minimum = 1)]
+    pub daily_limit: Option<i64>,
+    /// Start on engine boot or not.
+    pub auto_start: Option<bool>,
+    /// 1 to 5. Platform admin only (403 otherwise); the admin may set it on
+    /// any tenant's session.
+    #[schema(minimum = 1, maximum = 5)]
+    pub trust_level: Option<i64>,
+}
+
+/// Sessions to act on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionIds {
+    /// Session ids; an unknown one (or another tenant's) is that item's
+    /// `not_found`, the others go on.
+    pub ids: Vec<String>,
+}
+
+/// What became of each session of a batch, in the order asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResults {
+    /// One per id.
+    pub results: Vec<BatchResult>,
+}
+
+/// What became of one session of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// The id as given.
+    pub id: String,
+    /// `accepted` or `error`.
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+    /// Why not, for `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchError>,
+}
+
+/// Why one session of a batch was refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchError {
+    /// The error code a single request would have answered
+    /// (`not_found`, `invalid_state`, ...).
+    pub code: &'static str,
+    /// In words.
+    pub message: String,
+}
+
+/// The QR code to scan, as JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QrBody {
+    /// What the QR code encodes: render it, or hand it to a QR library.
+    pub qr: String,
+    /// When WhatsApp stops accepting it (a new one replaces it).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The QR code as a PNG image.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct QrPng(Vec<u8>);
+
+impl IntoResponse for QrPng {
+    fn into_response(self) -> Response {
+        (
+            [
+                (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (CONTENT_TYPE, HeaderValue::from_static("image/png")),
+            ],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+/// A phone number to link with a pairing code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PairingCodeRequest {
+    /// The number of the phone that will type the code, E.164.
+    #[schema(example = "+6281234567890")]
+    pub phone_number: String,
+}
+
+/// A pairing code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairingCode {
+    /// Type it on the phone: WhatsApp → Linked devices → Link with phone
+    /// number instead.
+    #[schema(example = "ABCD-EFGH")]
+    pub code: String,
+    /// When it stops working, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Simulator: a phone scans the session's QR code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorScan {
+    /// The simulated phone's number, E.164.
+    #[schema(example = "+6281234567890")]
+    pub phone_number: String,
+}
+
+/// Simulator: a message to the session's number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorInbound {
+    /// The sender, E.164.
+    #[schema(example = "+6281298765432")]
+    pub from: String,
+    /// The text (1 to 4096 characters).
+    #[schema(example = "Halo, masih ada stok?")]
+    pub text: String,
+}
+
+/// The engine accepted a simulator control; what follows shows as events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimulatorAccepted {
+    /// Always `accepted`.
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+    /// The simulated message's id (inbound only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+// ------------------------------------------------------------- validation
+
+fn parse_name(field: &str, name: &str) -> Result<SessionName, ApiError> {
+    SessionName::parse(name).map_err(|e| ApiError::invalid_field(field, e.to_string()))
+}
+
+fn parse_daily_limit(limit: i64) -> Result<DailyLimit, ApiError> {
+    u64::try_from(limit)
+        .map_err(|_| ())
+        .and_then(|l| DailyLimit::parse(l).map_err(|_| ()))
+        .map_err(|()| {
+            ApiError::invalid_field(
+                "daily_limit",
+                format!("daily_limit must be between 1 and {}", DailyLimit::MAX),
+            )
+        })
+}
+
+fn parse_driver(driver: Option<&str>) -> Result<Driver, ApiError> {
+    match driver.map(str::trim) {
+        None => Ok(Driver::default()),
+        Some("simulator") => Ok(Driver::Simulator),
+        Some("native") => Ok(Driver::Native),
+        Some("waha") => Ok(Driver::Waha),
+        Some("cloud") => Ok(Driver::Cloud),
+        Some(other) => Err(ApiError::invalid_field(
+            "driver",
+            format!("driver is simulator, native, waha or cloud, not {other:?}"),
+        )),
+    }
+}
+
+fn parse_login(login: Option<&str>) -> Result<LoginMethod, ApiError> {
+    match login.map(str::trim) {
+        None => Ok(LoginMethod::default()),
+        Some("qr") => Ok(LoginMethod::Qr),
+        Some("pairing") => Ok(LoginMethod::Pairing),
+        Some(other) => Err(ApiError::invalid_field(
+            "login",
+            format!("login is qr or pairing, not {other:?}"),
+        )),
+    }
+}
+
+/// A phone number in E.164; anything else is 400 `invalid_phone`.
+fn parse_phone(field: &str, phone: &str) -> Result<Phone, ApiError> {
+    phone.trim().parse::<Phone>().map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_phone", e.to_string())
+            .with_details(json!({ "field": field }))
+    })
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn secret_key(state: &AppState) -> SecretKey {
+    SecretKey::new(state.config.secret_key)
+}
+
+fn position_header(committed_at: Position) -> [(axum::http::HeaderName, HeaderValue); 1] {
+    [consistency::header_value(committed_at)]
+}
+
+/// Sessions the tenant has, for the plan's `max_sessions`. The count comes
+/// from the projection, so it first waits (bounded) until the projection
+/// has caught up with the log as it is now: a session created a moment ago,
+/// by this client or another, is counted. Two creates racing each other can
+/// still both see the same count; the plan limit is a soft guard against
+/// that one race, not a lock.
+async fn sessions_in_use(state: &AppState, tenant: TenantId) -> Result<u32, ApiError> {
+    let stream = state
+        .log
+        .stream(&LogStream::Events.full_name(state.log.prefix()))
+        .map_err(ApiError::internal)?;
+    let last = stream
+        .get_info()
+        .await
+        .map_err(|e| ApiError::unavailable("unavailable", format!("event log unreachable: {e}")))?
+        .state
+        .last_sequence;
+    let position = Position {
+        stream: LogStream::Events,
+        sequence: last,
+    };
+    if !wait::until_projected(&state.db, PROJECTION, position, MAX_WAIT)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        tracing::warn!(%tenant, %position, "sessions counted before the projection caught up");
+    }
+    let count = sessions::count_active(&state.db, tenant).await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// The session as projected, with its public driver config; `None` if the
+/// tenant has no such session.
+async fn read_session(
+    state: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<SessionBody>, ApiError> {
+    let Some(view) = sessions::get(&state.db, tenant, SessionId::from_uuid(id), Utc::now()).await?
+    else {
+        return Ok(None);
+    };
+    let mut configs = credentials::public_configs(&state.db, tenant, &[id]).await?;
+    Ok(Some(SessionBody::from_view(view, configs.remove(&id))))
+}
+
+/// The session after a command: read once the projection reached the
+/// command's position (bounded by [`MAX_WAIT`]; past it, what is projected).
+async fn session_after(
+    state: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+    position: Position,
+) -> Result<SessionBody, ApiError> {
+    After(Some(position)).wait(&state.db, PROJECTION).await?;
+    read_session(state, tenant, id).await?.ok_or_else(|| {
+        ApiError::unavailable(
+            "projection_lag",
+            "the command was applied, but the session's view is not ready yet; read it again shortly",
+        )
+    })
+}
+
+/// The projected session, or 404.
+async fn projected_or_404(
+    state: &AppState,
+    after: &After,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<SessionBody, ApiError> {
+    after.wait(&state.db, PROJECTION).await?;
+    read_session(state, tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))
+}
+
+/// A refusal's code and message, for one item of a batch.
+fn batch_error(err: AggregateError<wablast_domain::session::SessionError>) -> BatchError {
+    match err {
+        AggregateError::UserError(refusal) => BatchError {
+            code: Refusal::code(&refusal),
+            message: refusal.to_string(),
+        },
+        AggregateError::AggregateConflict => BatchError {
+            code: "conflict",
+            message: "another change to the same session won the race, twice; try again".into(),
+        },
+        other => {
+            tracing::error!(error.message = %other, "batch session command failed");
+            BatchError {
+                code: "internal",
+                message: "internal error; it has been logged".into(),
+            }
+        }
+    }
+}
+
+/// Runs one user command (start / stop) on each id, a few at a time, in the
+/// order given; answers 202 with the results and the position of the last
+/// commit.
+async fn run_batch(
+    state: &AppState,
+    caller: &Caller,
+    ids: Vec<String>,
+    command: fn(DateTime<Utc>) -> SessionCommand,
+) -> Result<Response, ApiError> {
+    if ids.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "ids",
+            format!("at most {MAX_BATCH} ids per request"),
+        ));
+    }
+    let handler = &state.commands.sessions;
+    let metadata = caller.command();
+    let outcomes: Vec<(String, Result<u64, BatchError>)> = futures::stream::iter(ids)
+        .map(|id| {
+            let metadata = &metadata;
+            async move {
+                let Ok(uuid) = Uuid::parse_str(id.trim()) else {
+                    return (
+                        id,
+                        Err(BatchError {
+                            code: "not_found",
+                            message: "session not found".into(),
+                        }),
+                    );
+                };
+                let key = tenant_key(caller.tenant_id, uuid);
+                let result = handler
+                    .execute(&key, command(Utc::now()), metadata)
+                    .await
+                    .map(|committed| committed.stream_sequence)
+                    .map_err(batch_error);
+                (id, result)
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let last = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().copied())
+        .max();
+    let results = outcomes
+        .into_iter()
+        .map(|(id, result)| match result {
+            Ok(_) => BatchResult {
+                id,
+                status: "accepted",
+                error: None,
+            },
+            Err(error) => BatchResult {
+                id,
+                status: "error",
+                error: Some(error),
+            },
+        })
+        .collect();
+    let mut response = (StatusCode::ACCEPTED, axum::Json(BatchResults { results })).into_response();
+    if let Some(sequence) = last {
+        let (name, value) = consistency::header_value(Position {
+            stream: LogStream::Events,
+            sequence,
+        });
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+/// Runs a user command on one session and answers 202 with the session.
+async fn run_one(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    command: SessionCommand,
+) -> Result<Response, ApiError> {
+    let committed: Committed<Session> = commands::execute(
+        &state.commands.sessions,
+        &tenant_key(caller.tenant_id, id),
+        command,
+        &caller.command(),
+    )
+    .await?;
+    let position = commands::position(&committed);
+    let body = session_after(state, caller.tenant_id, id, position).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        position_header(position),
+        axum::Json(body),
+    )
+        .into_response())
+}
+
+/// Asks the engine running a session (`control` contract) and relays its
+/// answer: 503 `engine_unavailable` when none answers in time.
+async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
+    state: &AppState,
+    caller: &Caller,
+    session: Uuid,
+    verb: Verb,
+    request: &Req,
+) -> Result<Resp, ApiError> {
+    let subject = control::subject(
+        state.log.prefix(),
+        caller.tenant_id,
+        SessionId::from_uuid(session),
+        verb,
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(control::ACTOR_HEADER, caller.actor().to_string().as_str());
+    let payload = serde_json::to_vec(request).map_err(ApiError::internal)?;
+    let request = async_nats::Request::new()
+        .payload(payload.into())
+        .headers(headers)
+        .timeout(Some(control::REQUEST_TIMEOUT));
+    let reply = state
+        .log
+        .jetstream()
+        .client()
+        .send_request(subject, request)
+        .await
+        .map_err(|err| {
+            use async_nats::client::RequestErrorKind;
+            let message = match err.kind() {
+                RequestErrorKind::NoResponders => {
+                    "no session engine runs this session: start it, and check that an engine is up"
+                        .to_owned()
+                }
+                RequestErrorKind::TimedOut => format!(
+                    "the session engine did not answer within {} s; try again",
+                    control::REQUEST_TIMEOUT.as_secs()
+                ),
+                _ => format!("the session engine cannot be reached: {err}"),
+            };
+            ApiError::unavailable("engine_unavailable", message)
+        })?;
+    let reply: Reply<Resp> = serde_json::from_slice(&reply.payload).map_err(|e| {
+        tracing::error!(error.message = %e, "unreadable reply from the session engine");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "engine_error",
+            "the session engine answered something unreadable",
+        )
+    })?;
+    match reply {
+        Reply::Ok(response) => Ok(response),
+        Reply::Error(refusal) => {
+            let (status, code) = match refusal.code {
+                ControlErrorCode::InvalidState => (StatusCode::CONFLICT, "invalid_state"),
+                ControlErrorCode::SessionBusy => (StatusCode::CONFLICT, "session_busy"),
+                ControlErrorCode::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                ControlErrorCode::InvalidPhone => (StatusCode::BAD_REQUEST, "invalid_phone"),
+                ControlErrorCode::ValidationFailed => {
+                    (StatusCode::BAD_REQUEST, "validation_failed")
+                }
+                ControlErrorCode::DriverFailed => (StatusCode::BAD_GATEWAY, "driver_failed"),
+            };
+            Err(ApiError::new(status, code, refusal.message))
+        }
+    }
+}
+
+// --------------------------------------------------------------- handlers
+
+/// Links a new WhatsApp number: creates a session, `idle` until started.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = NewSession,
+    responses(
+        (status = 201, description = "Created", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"), ("Location" = String, description = "The session's URL"))),
+        (status = 400, description = "A bad field (`validation_failed` naming it) or phone number (`invalid_phone`)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 422, description = "`plan_limit_exceeded`: the plan's sessions are used up, or the daily limit is above the plan's", body = ErrorBody),
+    ))]
+async fn create_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewSession>,
+) -> Result<Response, ApiError> {
+    let name = parse_name("name", &body.name)?;
+    let driver = parse_driver(body.driver.as_deref())?;
+    let login = parse_login(body.login.as_deref())?;
+    let phone_number = body
+        .phone_number
+        .as_deref()
+        .map(|p| parse_phone("phone_number", p))
+        .transpose()?;
+    let daily_limit = body.daily_limit.map(parse_daily_limit).transpose()?;
+    let driver_credentials = DriverCredentials::from_request(driver, body.driver_config)
+        .map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
+
+    let limits = TenantLimits::of(&state.db, caller.tenant_id).await?;
+    let sessions_in_use = sessions_in_use(&state, caller.tenant_id).await?;
+    let id = SessionId::new();
+    // Credentials first, under the new id nobody else knows yet: a session
+    // never exists without the credentials its driver needs. A refused
+    // create removes them again.
+    if let Some(creds) = &driver_credentials {
+        credentials::store(&state.db, &secret_key(&state), caller.tenant_id, id, creds)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let command = SessionCommand::CreateSession {
+        session_id: id,
+        name,
+        driver,
+        login,
+        phone_number,
+        daily_limit,
+        auto_start: body.auto_start.unwrap_or(false),
+        sessions_in_use,
+        plan_max_sessions: limits.max_sessions,
+        plan_max_daily_limit: limits.max_daily_limit,
+        at: Utc::now(),
+    };
+    let committed = match commands::execute(
+        &state.commands.sessions,
+        &tenant_key(caller.tenant_id, id),
+        command,
+        &caller.command(),
+    )
+    .await
+    {
+        Ok(committed) => committed,
+        Err(err) => {
+            if driver_credentials.is_some() {
+                credentials::delete(&state.db, caller.tenant_id, id).await?;
+            }
+            return Err(err);
+        }
+    };
+    let created = committed
+        .events
+        .iter()
+        .find_map(|e| match &e.payload {
+            SessionEvent::SessionCreated {
+                session_id,
+                name,
+                driver,
+                login,
+                phone_number,
+                daily_limit,
+                daily_limit_follows_trust_level,
+                trust_level,
+                auto_start,
+                at,
+            } => Some(SessionBody {
+                id: *session_id.as_uuid(),
+                name: name.to_string(),
+                driver: driver.as_str().to_owned(),
+                login: login.as_str().to_owned(),
+                status: SessionStatus::Idle.as_str().to_owned(),
+                phone_number: phone_number.as_ref().map(ToString::to_string),
+                daily_limit: daily_limit.value() as i32,
+                daily_limit_follows_trust_level: *daily_limit_follows_trust_level,
+                sent_today: 0,
+                trust_level: i16::from(trust_level.value()),
+                auto_start: *auto_start,
+                last_error: None,
+                driver_config: driver_credentials.as_ref().map(|c| c.public_config()),
+                // As stored (PostgreSQL keeps microseconds), so that this
+                // answer and later reads agree.
+                created_at: at.round_subsecs(6),
+                updated_at: at.round_subsecs(6),
+            }),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::internal("CreateSession committed without SessionCreated"))?;
+    let location = HeaderValue::from_str(&format!("/api/v1/sessions/{id}"))
+        .expect("a path of a UUID is a header value");
+    Ok((
+        StatusCode::CREATED,
+        position_header(commands::position(&committed)),
+        [(LOCATION, location)],
+        axum::Json(created),
+    )
+        .into_response())
+}
+
+/// The tenant's sessions, oldest first.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of sessions", body = List<SessionBody>),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<List<SessionBody>>, ApiError> {
+    let page = params.page::<Uuid>()?;
+    after.wait(&state.db, PROJECTION).await?;
+    let paged = sessions::list(&state.db, caller.tenant_id, &page, Utc::now()).await?;
+    let ids: Vec<Uuid> = paged.items.iter().map(|s| s.id).collect();
+    let mut configs = credentials::public_configs(&state.db, caller.tenant_id, &ids).await?;
+    Ok(axum::Json(List::from_paged(paged, |view| {
+        let config = configs.remove(&view.id);
+        SessionBody::from_view(view, config)
+    })))
+}
+
+/// One session.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The session", body = SessionBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+    ))]
+async fn get_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<SessionBody>, ApiError> {
+    projected_or_404(&state, &after, caller.tenant_id, id)
+        .await
+        .map(axum::Json)
+}
+
+/// Changes a session's name, daily limit, auto-start, and (platform admin
+/// only, on any tenant's session) its trust level.
+#[utoipa::path(patch, path = "/api/v1/sessions/{id}", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    request_body = SessionPatch,
+    responses(
+        (status = 200, description = "The session as changed", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 400, description = "A bad field", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "`trust_level` by a caller who is not the platform admin, or an admin changing another tenant's settings", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 422, description = "`plan_limit_exceeded`: a daily limit above the plan's", body = ErrorBody),
+    ))]
+async fn update_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SessionPatch>,
+) -> Result<Response, ApiError> {
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| parse_name("name", n))
+        .transpose()?;
+    let daily_limit = body.daily_limit.map(parse_daily_limit).transpose()?;
+    let trust_level = body
+        .trust_level
+        .map(|level| {
+            u64::try_from(level)
+                .ok()
+                .and_then(|l| TrustLevel::parse(l).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_field("trust_level", "trust_level must be between 1 and 5")
+                })
+        })
+        .transpose()?;
+    let settings = name.is_some() || daily_limit.is_some() || body.auto_start.is_some();
+
+    // The platform admin sets the trust level of any tenant's session: the
+    // session's tenant is looked up. Everyone else acts in their tenant.
+    let tenant = if caller.is_admin() {
+        after.wait(&state.db, PROJECTION).await?;
+        let tenant: Option<Uuid> =
+            sqlx::query_scalar("select tenant_id from sessions where id = $1")
+                .bind(id)
+                .fetch_optional(&state.db)
+                .await?;
+        TenantId::from_uuid(tenant.ok_or_else(|| ApiError::not_found("session"))?)
+    } else {
+        caller.tenant_id
+    };
+    if tenant != caller.tenant_id {
+        if settings {
+            return Err(ApiError::forbidden(
+                "an admin changes only the trust level of another tenant's session",
+            ));
+        }
+        if trust_level.is_none() {
+            // Nothing the admin may do there: the session is not theirs to
+            // read either.
+            return Err(ApiError::not_found("session"));
+        }
+    }
+
+    let limits = TenantLimits::of(&state.db, tenant).await?;
+    let key = tenant_key(tenant, id);
+    let metadata = caller.command();
+    let mut last = None;
+    // The trust level first: a caller who may not set it changes nothing.
+    if let Some(level) = trust_level {
+        let committed = commands::execute(
+            &state.commands.sessions,
+            &key,
+            SessionCommand::SetTrustLevel {
+                level,
+                by_admin: caller.is_admin(),
+                plan_max_daily_limit: limits.max_daily_limit,
+                at: Utc::now(),
+            },
+            &metadata,
+        )
+        .await?;
+        last = Some(commands::position(&committed));
+    }
+    // Settings, also when nothing was asked: then it changes nothing, and
+    // only proves the session exists.
+    if settings || trust_level.is_none() {
+        let committed = commands::execute(
+            &state.commands.sessions,
+            &key,
+            SessionCommand::UpdateSettings {
+                name,
+                daily_limit,
+                auto_start: body.auto_start,
+                plan_max_daily_limit: limits.max_daily_limit,
+                at: Utc::now(),
+            },
+            &metadata,
+        )
+        .await?;
+        last = Some(commands::position(&committed));
+    }
+    let position = last.expect("one command ran");
+    let session = session_after(&state, tenant, id, position).await?;
+    Ok((
+        StatusCode::OK,
+        position_header(position),
+        axum::Json(session),
+    )
+        .into_response())
+}
+
+/// Deletes a session for good (an engine running it stops it) and its
+/// stored credentials.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Deleted", headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+    ))]
+async fn delete_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let result = commands::execute(
+        &state.commands.sessions,
+        &tenant_key(caller.tenant_id, id),
+        SessionCommand::DeleteSession { at: Utc::now() },
+        &caller.command(),
+    )
+    .await;
+    // Also when the session is gone already: credentials left behind by an
+    // interrupted delete (or create) go with the retry.
+    if result
+        .as_ref()
+        .map_or_else(|e| e.code() == "not_found", |_| true)
+    {
+        credentials::delete(&state.db, caller.tenant_id, SessionId::from_uuid(id)).await?;
+    }
+    let committed = result?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        position_header(commands::position(&committed)),
+    )
+        .into_response())
+}
+
+/// Starts a session (idle, disconnected, failed or logged_out → starting).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/start", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    responses(
+        (status = 202, description = "Starting; the engine takes it from here", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: it is running already", body = ErrorBody),
+    ))]
+async fn start_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    run_one(
+        &state,
+        &caller,
+        id,
+        SessionCommand::StartSession { at: Utc::now() },
+    )
+    .await
+}
+
+/// Stops a session without logging out (→ idle; the next start needs no
+/// QR code).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/stop", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    responses(
+        (status = 202, description = "Stopped", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: it is not running", body = ErrorBody),
+    ))]
+async fn stop_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    run_one(
+        &state,
+        &caller,
+        id,
+        SessionCommand::StopSession { at: Utc::now() },
+    )
+    .await
+}
+
+/// Logs a session out: unlinks the number (→ logged_out; the next start
+/// needs a new QR or pairing code).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/logout", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    responses(
+        (status = 202, description = "Logged out", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: it is logged out already", body = ErrorBody),
+    ))]
+async fn logout_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    run_one(
+        &state,
+        &caller,
+        id,
+        SessionCommand::LogoutSession { at: Utc::now() },
+    )
+    .await
+}
+
+/// Starts several sessions; each id gets its own result.
+#[utoipa::path(post, path = "/api/v1/sessions/start", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = SessionIds,
+    responses(
+        (status = 202, description = "What became of each id", body = BatchResults, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 400, description = "Malformed body or too many ids", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn start_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<SessionIds>,
+) -> Result<Response, ApiError> {
+    run_batch(&state, &caller, body.ids, |at| {
+        SessionCommand::StartSession { at }
+    })
+    .await
+}
+
+/// Stops several sessions; each id gets its own result.
+#[utoipa::path(post, path = "/api/v1/sessions/stop", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = SessionIds,
+    responses(
+        (status = 202, description = "What became of each id", body = BatchResults, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 400, description = "Malformed body or too many ids", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn stop_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<SessionIds>,
+) -> Result<Response, ApiError> {
+    run_batch(&state, &caller, body.ids, |at| {
+        SessionCommand::StopSession { at }
+    })
+    .await
+}
+
+/// Stops every running session of the tenant (those the projection shows
+/// running; send `X-Wablast-Position` to include a start just made).
+#[utoipa::path(post, path = "/api/v1/sessions/stop-all", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 202, description = "What became of each running session", body = BatchResults, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"))),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn stop_all_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+) -> Result<Response, ApiError> {
+    after.wait(&state.db, PROJECTION).await?;
+    let running: Vec<Uuid> = sqlx::query_scalar(
+        "select id from sessions where tenant_id = $1 and status = any($2) order by id",
+    )
+    .bind(caller.tenant_id.as_uuid())
+    .bind(
+        SessionStatus::ALL
+            .iter()
+            .filter(|s| s.can_stop())
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let ids = running.into_iter().map(|id| id.to_string()).collect();
+    run_batch(&state, &caller, ids, |at| SessionCommand::StopSession {
+        at,
+    })
+    .await
+}
+
+/// The QR code to scan with WhatsApp (Linked devices → Link a device), while
+/// the session waits for one: a PNG image, or `{qr, expires_at}` with
+/// `Accept: application/json`.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/qr", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The session's id"),
+        ("Accept" = Option<String>, Header, description = "`application/json` for the payload as JSON; otherwise a PNG"),
+    ),
+    responses(
+        (status = 200, description = "The current QR code", content(
+            (QrPng = "image/png"),
+            (QrBody = "application/json"),
+        )),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not waiting for a scan (or no current QR code yet)", body = ErrorBody),
+    ))]
+async fn session_qr(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let session = projected_or_404(&state, &after, caller.tenant_id, id).await?;
+    if session.status != SessionStatus::Qr.as_str() {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!(
+                "the session is {}, not waiting for a QR scan",
+                session.status
+            ),
+        ));
+    }
+    let bucket = control::qr_bucket(state.log.jetstream(), state.log.prefix())
+        .await
+        .map_err(|e| ApiError::unavailable("unavailable", format!("QR codes unreachable: {e}")))?;
+    let entry = bucket
+        .get(id.to_string())
+        .await
+        .map_err(|e| ApiError::unavailable("unavailable", format!("QR codes unreachable: {e}")))?
+        .map(|bytes| serde_json::from_slice::<control::QrEntry>(&bytes))
+        .transpose()
+        .map_err(ApiError::internal)?
+        .filter(|entry| entry.is_current(Utc::now()))
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "invalid_state",
+                "the session has no current QR code yet; try again in a moment",
+            )
+        })?;
+    let no_store = (CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let wants_json = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    if wants_json {
+        return Ok((
+            [no_store],
+            axum::Json(QrBody {
+                qr: entry.qr,
+                expires_at: entry.expires_at,
+            }),
+        )
+            .into_response());
+    }
+    render_png(&entry.qr).map(IntoResponse::into_response)
+}
+
+/// A QR code of `payload` as a PNG, at least 256 pixels wide with its quiet
+/// zone.
+fn render_png(payload: &str) -> Result<QrPng, ApiError> {
+    let code = qrcode::QrCode::new(payload.as_bytes()).map_err(ApiError::internal)?;
+    let image = code
+        .render::<image::Luma<u8>>()
+        .min_dimensions(256, 256)
+        .build();
+    let mut png = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(ApiError::internal)?;
+    Ok(QrPng(png.into_inner()))
+}
+
+/// Asks for a pairing code to type on the phone instead of scanning a QR
+/// code. The engine running the session answers.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/pairing-code", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    request_body = PairingCodeRequest,
+    responses(
+        (status = 200, description = "The code", body = PairingCode),
+        (status = 400, description = "`invalid_phone`", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the session is not waiting to be linked", body = ErrorBody),
+        (status = 502, description = "The driver or WhatsApp failed", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+    ))]
+async fn pairing_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PairingCodeRequest>,
+) -> Result<axum::Json<PairingCode>, ApiError> {
+    let phone_number = parse_phone("phone_number", &body.phone_number)?;
+    projected_or_404(&state, &after, caller.tenant_id, id).await?;
+    let answer: control::PairingCodeResponse = ask_engine(
+        &state,
+        &caller,
+        id,
+        Verb::PairingCode,
+        &control::PairingCodeRequest { phone_number },
+    )
+    .await?;
+    Ok(axum::Json(PairingCode {
+        code: answer.code,
+        expires_at: answer.expires_at,
+    }))
+}
+
+/// The projected session, 409 unless its driver is the simulator.
+async fn simulator_session(
+    state: &AppState,
+    after: &After,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<SessionBody, ApiError> {
+    let session = projected_or_404(state, after, caller.tenant_id, id).await?;
+    if session.driver != Driver::Simulator.as_str() {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!(
+                "simulator controls are for simulator sessions; this one's driver is {}",
+                session.driver
+            ),
+        ));
+    }
+    Ok(session)
+}
+
+/// Simulator only: a phone with this number scans the session's QR code,
+/// linking it. Its status then moves as events (authenticated, ready).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/simulator/scan", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    request_body = SimulatorScan,
+    responses(
+        (status = 202, description = "Scanned", body = SimulatorAccepted),
+        (status = 400, description = "`invalid_phone`", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a simulator session, or not waiting for a scan", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+    ))]
+async fn simulator_scan(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SimulatorScan>,
+) -> Result<(StatusCode, axum::Json<SimulatorAccepted>), ApiError> {
+    let phone_number = parse_phone("phone_number", &body.phone_number)?;
+    simulator_session(&state, &after, &caller, id).await?;
+    let _: control::SimulatorScanResponse = ask_engine(
+        &state,
+        &caller,
+        id,
+        Verb::SimulatorScan,
+        &control::SimulatorScanRequest { phone_number },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(SimulatorAccepted {
+            status: "accepted",
+            message_id: None,
+        }),
+    ))
+}
+
+/// The longest simulated inbound text.
+const MAX_INBOUND_CHARS: usize = 4096;
+
+/// Simulator only: someone sends the session's number a message (auto-replies
+/// and events follow as for a real one).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/simulator/inbound", tag = "sessions",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The session's id")),
+    request_body = SimulatorInbound,
+    responses(
+        (status = 202, description = "Delivered to the session", body = SimulatorAccepted),
+        (status = 400, description = "`invalid_phone` or a bad text", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a simulator session, or not linked", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+    ))]
+async fn simulator_inbound(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SimulatorInbound>,
+) -> Result<(StatusCode, axum::Json<SimulatorAccepted>), ApiError> {
+    let from = parse_phone("from", &body.from)?;
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_INBOUND_CHARS {
+        return Err(ApiError::invalid_field(
+            "text",
+            format!("text must have 1 to {MAX_INBOUND_CHARS} characters"),
+        ));
+    }
+    simulator_session(&state, &after, &caller, id).await?;
+    let answer: control::SimulatorInboundResponse = ask_engine(
+        &state,
+        &caller,
+        id,
+        Verb::SimulatorInbound,
+        &control::SimulatorInboundRequest {
+            from,
+            text: text.to_owned(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(SimulatorAccepted {
+            status: "accepted",
+            message_id: answer.message_id,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendered_qr_code_is_a_png() {
+        let QrPng(png) = render_png("2@abc,def,ghi").unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let image = image::load_from_memory(&png).unwrap();
+        assert!(image.width() >= 256);
+    }
+
+    #[test]
+    fn fields_are_validated_naming_the_field() {
+        assert_eq!(
+            parse_driver(Some("telegram")).unwrap_err().code(),
+            "validation_failed"
+        );
+        assert_eq!(parse_driver(None).unwrap(), Driver::Simulator);
+        assert_eq!(
+            parse_login(Some("sms")).unwrap_err().code(),
+            "validation_failed"
+        );
+        assert_eq!(
+            parse_daily_limit(0).unwrap_err().code(),
+            "validation_failed"
+        );
+        assert_eq!(
+            parse_daily_limit(-5).unwrap_err().code(),
+            "validation_failed"
+        );
+        assert_eq!(parse_daily_limit(500).unwrap().value(), 500);
+        assert_eq!(
+            parse_phone("phone_number", "0812").unwrap_err().code(),
+            "invalid_phone"
+        );
+        assert_eq!(
+            parse_phone("phone_number", "+6281234567890")
+                .unwrap()
+                .as_str(),
+            "+6281234567890"
+        );
+    }
 }

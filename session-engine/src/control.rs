@@ -1,0 +1,253 @@
+//! The contract between the API and the engine for what only the engine
+//! running a session knows or can do: its current QR code, a pairing code,
+//! and the simulator's controls.
+//!
+//! # QR codes: a JetStream KV bucket
+//!
+//! The engine running a session that waits for a scan publishes the QR it
+//! shows into the bucket [`qr_bucket_name`] (`<prefix>_session_qr`, opened
+//! with [`qr_bucket`]), key = the session id, value = [`QrEntry`] as JSON
+//! (`{"qr": "<payload>", "expires_at": "<RFC 3339>"}`), replacing it as
+//! WhatsApp rotates the code and deleting it when the session leaves `qr`.
+//! The API answers `GET /sessions/{id}/qr` from it while the projected
+//! status is `qr` and the entry has not expired.
+//!
+//! # Requests: NATS request/reply
+//!
+//! Pairing codes and simulator controls are requests to the engine that
+//! runs the session, on [`subject`]:
+//! `<prefix>.engine.session.<tenant>.<session_id>.<verb>` ([`Verb`]). The
+//! engine holding a session's lease subscribes to that session's subjects
+//! ([`session_subjects`]) and only while it holds the lease, so exactly one
+//! engine answers, and nobody answers for a session no engine runs (the API
+//! then answers 503 `engine_unavailable`). The request body is the verb's
+//! request type as JSON; the header [`ACTOR_HEADER`] names who asked (the
+//! `Actor` of the event envelope, e.g. `user:<uuid>`), for the commands the
+//! engine issues in turn. The reply is a [`Reply`] as JSON:
+//! `{"ok": <response>}` or `{"error": {"code": ..., "message": ...}}`.
+
+use async_nats::jetstream;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use wablast_domain::types::phone::Phone;
+use wablast_domain::types::{SessionId, TenantId};
+use wablast_eventstore::{EventStoreError, Prefix, ensure_key_value};
+
+/// How long the API waits for an engine's reply.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Header of a request naming who asked (`user:<uuid>`, `api_key:<uuid>`).
+pub const ACTOR_HEADER: &str = "Wablast-Actor";
+
+/// The name of the QR bucket of an installation: `<prefix>_session_qr`.
+pub fn qr_bucket_name(prefix: &Prefix) -> String {
+    format!("{prefix}_session_qr")
+}
+
+/// Opens the QR bucket, creating it if it does not exist yet.
+pub async fn qr_bucket(
+    js: &jetstream::Context,
+    prefix: &Prefix,
+) -> Result<jetstream::kv::Store, EventStoreError> {
+    ensure_key_value(
+        js,
+        &qr_bucket_name(prefix),
+        "The QR code each session waiting for a scan shows (key: session id)",
+    )
+    .await
+}
+
+/// The QR code a session shows, as stored in the QR bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrEntry {
+    /// What the QR code encodes (WhatsApp's `ref,publicKey,...` string).
+    pub qr: String,
+    /// When WhatsApp stops accepting it.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl QrEntry {
+    /// Whether it can still be scanned at `now`.
+    pub fn is_current(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// What a request asks the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// [`PairingCodeRequest`] → [`PairingCodeResponse`].
+    PairingCode,
+    /// [`SimulatorScanRequest`] → [`SimulatorScanResponse`].
+    SimulatorScan,
+    /// [`SimulatorInboundRequest`] → [`SimulatorInboundResponse`].
+    SimulatorInbound,
+}
+
+impl Verb {
+    /// The subject token: `pairing_code`, `simulator_scan`,
+    /// `simulator_inbound`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PairingCode => "pairing_code",
+            Self::SimulatorScan => "simulator_scan",
+            Self::SimulatorInbound => "simulator_inbound",
+        }
+    }
+}
+
+/// The subject of a request about one session.
+pub fn subject(prefix: &Prefix, tenant: TenantId, session: SessionId, verb: Verb) -> String {
+    format!(
+        "{prefix}.engine.session.{tenant}.{session}.{}",
+        verb.as_str()
+    )
+}
+
+/// Every request subject of one session: what the engine running it
+/// subscribes to.
+pub fn session_subjects(prefix: &Prefix, tenant: TenantId, session: SessionId) -> String {
+    format!("{prefix}.engine.session.{tenant}.{session}.*")
+}
+
+/// Asks for a pairing code: the user types it on the phone whose number
+/// this is ("link with phone number instead").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingCodeRequest {
+    /// The number to link, E.164.
+    pub phone_number: Phone,
+}
+
+/// A pairing code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingCodeResponse {
+    /// What to type on the phone (`ABCD-EFGH`).
+    pub code: String,
+    /// When it stops working, if the driver knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Simulator: the phone with this number scans the session's QR code (or
+/// enters its pairing code), linking it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulatorScanRequest {
+    /// The simulated phone's number, E.164.
+    pub phone_number: Phone,
+}
+
+/// The scan was accepted; the session's status follows as events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulatorScanResponse {}
+
+/// Simulator: someone sends the session's number a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulatorInboundRequest {
+    /// The sender, E.164.
+    pub from: Phone,
+    /// The text.
+    pub text: String,
+}
+
+/// The message was delivered to the session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulatorInboundResponse {
+    /// The message's id at the (simulated) WhatsApp, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// Why the engine refused a request. The API answers the code's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlErrorCode {
+    /// The session is not in a state that allows it (409).
+    InvalidState,
+    /// The session is busy with something else (409).
+    SessionBusy,
+    /// The engine does not run this session (404 / stale routing).
+    NotFound,
+    /// A phone number the driver refused (400).
+    InvalidPhone,
+    /// A request the engine could not read (400).
+    ValidationFailed,
+    /// The driver or WhatsApp failed (502).
+    DriverFailed,
+}
+
+/// A refusal, with a human message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlError {
+    /// Why.
+    pub code: ControlErrorCode,
+    /// In words.
+    pub message: String,
+}
+
+/// The engine's reply to a request: `{"ok": T}` or `{"error": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    /// Done.
+    Ok(T),
+    /// Refused.
+    Error(ControlError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_the_tenant_session_and_verb() {
+        let prefix = Prefix::parse("wablast").unwrap();
+        let tenant = TenantId::new();
+        let session = SessionId::new();
+        assert_eq!(
+            subject(&prefix, tenant, session, Verb::SimulatorScan),
+            format!("wablast.engine.session.{tenant}.{session}.simulator_scan")
+        );
+        assert_eq!(
+            session_subjects(&prefix, tenant, session),
+            format!("wablast.engine.session.{tenant}.{session}.*")
+        );
+        assert_eq!(qr_bucket_name(&prefix), "wablast_session_qr");
+    }
+
+    #[test]
+    fn replies_read_as_ok_or_error() {
+        let ok: Reply<PairingCodeResponse> =
+            serde_json::from_str(r#"{"ok": {"code": "ABCD-EFGH"}}"#).unwrap();
+        assert_eq!(
+            ok,
+            Reply::Ok(PairingCodeResponse {
+                code: "ABCD-EFGH".into(),
+                expires_at: None
+            })
+        );
+        let err: Reply<SimulatorScanResponse> = serde_json::from_str(
+            r#"{"error": {"code": "invalid_state", "message": "not waiting for a scan"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            err,
+            Reply::Error(ControlError {
+                code: ControlErrorCode::InvalidState,
+                message: "not waiting for a scan".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_qr_entry_is_current_until_it_expires() {
+        let now = Utc::now();
+        let entry = QrEntry {
+            qr: "2@abc".into(),
+            expires_at: now,
+        };
+        assert!(!entry.is_current(now));
+        assert!(entry.is_current(now - chrono::Duration::seconds(1)));
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["qr"], "2@abc");
+    }
+}
