@@ -662,8 +662,10 @@ impl Inner {
         })
     }
 
-    /// Reports a status as a webhook would, and the QR with `qr`.
-    async fn handle(&self, webhook: WahaWebhook) -> usize {
+    /// Reports what a webhook means (and the QR with `qr`). `from_waha`:
+    /// it came from WAHA, not from the answer to our own start (only WAHA's
+    /// own reports tell that a config update's restart is over).
+    async fn handle(&self, webhook: WahaWebhook, from_waha: bool) -> usize {
         match &webhook.event {
             WahaEvent::Status { status, .. } => {
                 let status = *status;
@@ -681,7 +683,8 @@ impl Inner {
                         }
                         _ => {}
                     }
-                    if state.expect == Expect::Restart
+                    if from_waha
+                        && state.expect == Expect::Restart
                         && matches!(
                             status,
                             WahaStatus::Stopped | WahaStatus::Working | WahaStatus::ScanQrCode
@@ -844,7 +847,7 @@ impl WahaWebhookSink {
             return Err(WebhookError::OtherSession(webhook.session));
         }
         let inner = self.inner.upgrade().ok_or(WebhookError::Gone)?;
-        Ok(inner.handle(webhook).await)
+        Ok(inner.handle(webhook, true).await)
     }
 }
 
@@ -902,14 +905,17 @@ impl Driver for WahaDriver {
                 _ => None,
             };
             inner
-                .handle(WahaWebhook {
-                    session: inner.session.clone(),
-                    event: WahaEvent::Status {
-                        status,
-                        me,
-                        at: Utc::now(),
+                .handle(
+                    WahaWebhook {
+                        session: inner.session.clone(),
+                        event: WahaEvent::Status {
+                            status,
+                            me,
+                            at: Utc::now(),
+                        },
                     },
-                })
+                    false,
+                )
                 .await;
         }
         Ok(())
