@@ -504,7 +504,8 @@ impl CloudWebhookSink {
 
 impl CloudDriver {
     /// Connects a number. Nothing is requested until [`Driver::start`].
-    /// The sink takes its webhooks.
+    /// The sink takes its webhooks. Give `client` a connect timeout shorter
+    /// than the request timeout (see [`crate::waha::WahaDriver::connect`]).
     pub fn connect(
         config: CloudConfig,
         options: CloudOptions,

@@ -11,6 +11,9 @@ use crate::driver::{DriverError, SendError};
 /// How long a request may take when the configuration does not say.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most of an answer that is read (answers here are small JSON).
+const MAX_ANSWER: usize = 4 << 20;
+
 /// A request that did not get a successful answer.
 #[derive(Debug)]
 pub(crate) enum CallError {
@@ -77,9 +80,16 @@ pub(crate) async fn call(
     request: reqwest::RequestBuilder,
     message_of: fn(&serde_json::Value) -> Option<String>,
 ) -> Result<serde_json::Value, CallError> {
-    let response = request.send().await.map_err(CallError::Transport)?;
+    let mut response = request.send().await.map_err(CallError::Transport)?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(CallError::Transport)?;
+    // Read at most MAX_ANSWER: a peer is not trusted with our memory.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(CallError::Transport)? {
+        if bytes.len() + chunk.len() > MAX_ANSWER {
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     let body = if bytes.is_empty() {
         serde_json::Value::Null
     } else {

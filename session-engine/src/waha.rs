@@ -27,7 +27,7 @@
 //! | no connection | `Transient` |
 //! | no answer in time, connection lost mid-request, 504 | `Unknown` (it may have been sent) |
 //! | 5xx, 429 | `Transient` |
-//! | 401, 403 (the API key) | `Transient`: the message is not at fault |
+//! | 401, 403 (the API key), 404 (no such session on the server) | `Transient`: the message is not at fault |
 //! | 422 naming the session (`{error, session, …}`: the session is not `WORKING`) | `Transient` |
 //! | any other 4xx | `Permanent`, with WAHA's message |
 //!
@@ -63,7 +63,8 @@
 //! alternative the engine's raw message carries when it has one
 //! (`_data.key.remoteJidAlt` / `senderPn` on NOWEB, `_data.Info.SenderAlt`
 //! on GOWS), else by the sink through `GET /api/{session}/lids/{lid}`; the
-//! raw id is always kept.
+//! raw id is always kept. Inbound messages keep WAHA's whole id (what WAHA
+//! needs to reply to or mark them).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
@@ -515,6 +516,9 @@ fn send_error(status: StatusCode, message: String, body: &Value) -> SendError {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             SendError::Transient(format!("{PEER} refused the API key ({status}): {message}"))
         }
+        StatusCode::NOT_FOUND => {
+            SendError::Transient(format!("the session is not on {PEER} (404): {message}"))
+        }
         StatusCode::UNPROCESSABLE_ENTITY if names_session => {
             SendError::Transient(format!("the WAHA session cannot send now: {message}"))
         }
@@ -854,6 +858,12 @@ impl WahaWebhookSink {
 impl WahaDriver {
     /// Connects a wablast session to a WAHA server. Nothing is requested
     /// until [`Driver::start`]. The sink takes the session's webhooks.
+    ///
+    /// Give `client` a connect timeout shorter than the request timeout:
+    /// reqwest cannot tell a request timeout spent connecting from one
+    /// spent waiting for the answer, so a send that times out is
+    /// `Unknown`, while one whose connection could not be made in time is
+    /// `Transient`.
     pub fn connect(
         session_id: SessionId,
         config: WahaConfig,

@@ -466,6 +466,13 @@ async fn failed_sends_are_transient_permanent_or_unknown_as_waha_answers() {
             Reply::json(504, json!({"message": "Gateway Timeout"})),
             |e| matches!(e, SendError::Unknown(_)),
         ),
+        (
+            Reply::json(
+                404,
+                json!({"statusCode": 404, "message": "We didn't find a session with name 'toko-andi'"}),
+            ),
+            |e| matches!(e, SendError::Transient(_)),
+        ),
         (Reply::hang(), |e| matches!(e, SendError::Unknown(_))),
     ];
     for (reply, expected) in cases {
@@ -509,6 +516,30 @@ async fn a_wrong_api_key_or_no_server_is_transient() {
         nowhere.driver.send(&text_message("+6281234567890")).await,
         Err(SendError::Transient(_))
     ));
+
+    // A host that does not answer the connection: with a connect timeout
+    // on the client, nothing was sent.
+    let config: WahaConfig = serde_json::from_value(json!({
+        "base_url": "http://10.255.255.1:3000", "api_key": API_KEY, "session_name": SESSION,
+    }))
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let options = WahaOptions {
+        request_timeout: Duration::from_secs(5),
+        ..WahaOptions::new(WEBHOOK_URL, HMAC_KEY)
+    };
+    let (unreachable, _sink) = WahaDriver::connect(SessionId::new(), config, options, client);
+    let outcome = unreachable
+        .driver
+        .send(&text_message("+6281234567890"))
+        .await;
+    assert!(
+        matches!(outcome, Err(SendError::Transient(_))),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
