@@ -492,10 +492,16 @@ impl CloudWebhookSink {
     pub async fn deliver(&self, headers: &HeaderMap, body: &[u8]) -> Result<usize, WebhookError> {
         let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         verify_signature(&self.app_secret, body, signature)?;
-        let events = parse_webhook(body, &self.phone_number_id)?;
+        self.push(parse_webhook(body, &self.phone_number_id)?)
+    }
+
+    /// Reports events of a webhook that was already verified and read
+    /// elsewhere ([`verify_signature`], [`parse_webhook`] for this number).
+    pub fn push(&self, events: Vec<DriverEvent>) -> Result<usize, WebhookError> {
         let inner = self.inner.upgrade().ok_or(WebhookError::Gone)?;
         let count = events.len();
         for event in events {
+            // A receiver gone means the engine let go of the session.
             let _ = inner.events.send(event);
         }
         Ok(count)

@@ -846,7 +846,12 @@ impl WahaWebhookSink {
     /// API answers 401 when [`WebhookError::is_unauthorized`].
     pub async fn deliver(&self, headers: &HeaderMap, body: &[u8]) -> Result<usize, WebhookError> {
         verify_headers(&self.hmac_key, headers, body)?;
-        let webhook = parse_webhook(body)?;
+        self.push(parse_webhook(body)?).await
+    }
+
+    /// Reports a webhook that was already verified and read elsewhere
+    /// ([`verify_headers`], [`parse_webhook`]).
+    pub async fn push(&self, webhook: WahaWebhook) -> Result<usize, WebhookError> {
         if webhook.session != *self.session {
             return Err(WebhookError::OtherSession(webhook.session));
         }
