@@ -5,6 +5,9 @@
 //!
 //! - [`driver`]: the [`driver::Driver`] trait and what drivers report.
 //! - [`simulator`]: the in-process WhatsApp network, the default driver.
+//! - [`waha`]: a session on a WAHA server, over its HTTP API and webhooks.
+//! - [`cloud`]: a number on the official WhatsApp Business Cloud API.
+//! - [`webhook`]: why a webhook from WAHA or the Cloud API was refused.
 //! - [`lease`]: engines' heartbeats and session leases in JetStream KV.
 //! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
 //!   session's `driver_config`, stored sealed with AES-256-GCM, read back by
@@ -13,11 +16,15 @@
 //!   request/reply subjects and types of pairing codes and simulator
 //!   controls.
 //!
-//! The send loop and the campaign fan-out come with the session-engine
-//! issue (#6).
+//! The send loop, the campaign fan-out and the native driver come with the
+//! session-engine issue (#6).
 
+pub mod cloud;
 pub mod control;
 pub mod credentials;
 pub mod driver;
+mod http;
 pub mod lease;
 pub mod simulator;
+pub mod waha;
+pub mod webhook;
