@@ -235,8 +235,11 @@ async fn metrics_expose_the_lag_of_every_projection_and_requests_by_route_templa
     let log = wablast::open_event_log(&settings).await.unwrap();
     append_a_commit(&log).await;
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
-    let unknown = format!("/api/v1/sessions/{}", uuid::Uuid::new_v4());
+    let id = uuid::Uuid::new_v4();
+    let unknown = format!("/no/such/path/{id}");
     assert_eq!(app.get(&unknown).await.status(), StatusCode::NOT_FOUND);
+    let session = format!("/api/v1/sessions/{id}");
+    assert_eq!(app.get(&session).await.status(), StatusCode::UNAUTHORIZED);
 
     let text = metrics_text(&app).await;
 
@@ -282,7 +285,8 @@ async fn metrics_expose_the_lag_of_every_projection_and_requests_by_route_templa
     };
     assert!(requests("/healthz", "200"), "{text}");
     assert!(requests("unmatched", "404"), "{text}");
-    assert!(!text.contains(&unknown), "{text}");
+    assert!(requests("/api/v1/sessions/{id}", "401"), "{text}");
+    assert!(!text.contains(&id.to_string()), "{text}");
     assert!(
         text.lines().any(
             |line| line.starts_with("wablast_http_request_duration_seconds_bucket{")

@@ -112,7 +112,21 @@ async fn the_admin_defines_a_plan_and_grants_it_and_the_wallet_shows_it() {
     assert_eq!(first["reference"], "bonus-ramadan");
     assert_eq!(first["credited"], true);
     assert_eq!(first["plan"], Value::Null);
-    let (status, again) = admin.send(request()).await;
+    // The same request again is answered from the idempotency store, as
+    // it was the first time, and credits nothing more.
+    let replayed = request().send().await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::CREATED);
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    let again: Value = replayed.json().await.unwrap();
+    assert_eq!(again, first);
+    // Without the header, the same reference is a retry the wallet
+    // recognises: nothing more is credited.
+    let (status, again) = grant(
+        &admin,
+        &budi.tenant_id,
+        json!({"points": 150, "reference": "bonus-ramadan"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_eq!(again["credited"], false);
     assert_eq!(again["balance"], 2150);
