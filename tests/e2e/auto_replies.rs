@@ -67,7 +67,14 @@ async fn a_rule_is_created_with_defaults_read_listed_changed_and_deleted() {
     assert_eq!(read, created);
 
     // Act: a subset of the fields.
-    let media = Uuid::now_v7();
+    let (_, uploaded) = crate::media::upload(&a, "promo.png", &crate::media::png()).await;
+    let media: Uuid = uploaded["id"].as_str().unwrap().parse().unwrap();
+    let (status, body) = a.patch(&path, json!({"media_id": Uuid::now_v7()})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "an unknown medium"
+    );
     let (status, changed) = a
         .patch(
             &path,

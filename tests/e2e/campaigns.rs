@@ -736,12 +736,27 @@ async fn a_campaign_with_a_start_time_is_scheduled_and_may_start_early() {
         .unwrap()
         .to_rfc3339();
 
+    let (status, body) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{name}}",
+        json!({"media_id": Uuid::now_v7()}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["details"]["field"].as_str()),
+        (StatusCode::NOT_FOUND, Some("media_id")),
+        "an unknown medium: {body}"
+    );
+    let (_, uploaded) = crate::media::upload(&budi, "promo.png", &crate::media::png()).await;
+
     let (status, created) = create(
         &budi,
         list,
         &[session],
         "Halo {{name}}",
-        json!({"scheduled_at": at, "media_id": Uuid::now_v7()}),
+        json!({"scheduled_at": at, "media_id": uploaded["id"]}),
     )
     .await;
 

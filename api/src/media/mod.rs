@@ -311,6 +311,23 @@ pub async fn find(
     .await
 }
 
+/// 404 (naming the field `media_id`) unless the tenant has this medium:
+/// what a campaign or an auto-reply that attaches one checks first.
+pub async fn require(
+    db: &sqlx::PgPool,
+    tenant_id: Uuid,
+    id: Option<Uuid>,
+) -> Result<(), crate::ApiError> {
+    let Some(id) = id else {
+        return Ok(());
+    };
+    match find(db, tenant_id, id).await? {
+        Some(_) => Ok(()),
+        None => Err(crate::ApiError::not_found("medium")
+            .with_details(serde_json::json!({"field": "media_id", "id": id}))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

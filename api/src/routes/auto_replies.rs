@@ -275,8 +275,6 @@ impl Draft {
                 Some(unique)
             }
         };
-        // TODO(#5): check media_id against the tenant's media once the
-        // media table is there (built alongside).
         Ok(Rule {
             name,
             trigger,
@@ -293,6 +291,7 @@ impl Draft {
 impl Rule {
     /// 400 naming the sessions that are not the tenant's.
     async fn check_sessions(&self, state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+        crate::media::require(&state.db, *caller.tenant_id.as_uuid(), self.media_id).await?;
         let Some(ids) = &self.session_ids else {
             return Ok(());
         };

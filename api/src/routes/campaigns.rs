@@ -493,8 +493,7 @@ async fn create_campaign(
     let key = tenant_key(caller.tenant_id, campaign_id);
     let at = Utc::now();
     let metadata = caller.command();
-    // NOTE: media ids are passed through as given; whether the upload
-    // exists is checked by the media routes' owner once they land (#5).
+    crate::media::require(&state.db, *caller.tenant_id.as_uuid(), body.media_id).await?;
     let committed = run(
         &state,
         &key,
