@@ -1,0 +1,493 @@
+//! Reading a contact file row by row: what it is (from its content, not
+//! only its name), its header, then its rows, without holding the whole
+//! file as strings.
+//!
+//! - CSV: UTF-8 (with or without a BOM); the delimiter (`,`, `;` or tab,
+//!   as Excel writes it in locales with a decimal comma) is sniffed from
+//!   the header line; streamed record by record with the `csv` crate.
+//! - XLSX: the first sheet, streamed cell by cell with calamine's cell
+//!   reader (the shared strings table is in memory: bounded by the upload
+//!   limit). Formula cells are flagged so that the row can be refused.
+//!
+//! The header is the first row with a non-empty cell. Data rows are
+//! numbered from the header: row 1 is the line (sheet row) right after it,
+//! so a row number is where the user finds it in the file. Rows whose
+//! cells are all empty are skipped.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use calamine::{DataRef, Reader, Xlsx, XlsxCellReader};
+use csv::StringRecord;
+
+use super::normalize::number_text;
+use crate::ApiError;
+
+/// The longest cell a file may hold at all (Excel's own limit): a longer
+/// one means the file is not a contact list, and it is refused whole.
+pub const MAX_FILE_CELL_BYTES: usize = 32_767 * 4;
+
+/// The most columns a header may have.
+pub const MAX_COLUMNS: usize = 1_000;
+
+/// How much of the file is looked at to tell what it is.
+const SNIFF_BYTES: usize = 8 * 1024;
+
+/// What a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-, semicolon- or tab-separated text.
+    Csv,
+    /// An Office Open XML workbook.
+    Xlsx,
+}
+
+impl Format {
+    /// `csv` or `xlsx`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+        }
+    }
+}
+
+/// 400 `unsupported_file`.
+pub fn unsupported(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "unsupported_file",
+        message,
+    )
+}
+
+/// Tells what a file is from its first bytes and its name. The content
+/// decides; a name, when it has an extension, must be `.csv` or `.xlsx` and
+/// agree with it.
+pub fn sniff(head: &[u8], filename: Option<&str>) -> Result<Format, ApiError> {
+    let extension = filename
+        .and_then(|name| Path::new(name).extension())
+        .map(|ext| ext.to_string_lossy().to_lowercase());
+    match extension.as_deref() {
+        None | Some("csv" | "xlsx" | "txt") => {}
+        Some("xls") => {
+            return Err(unsupported(
+                "old Excel .xls files are not supported: save the sheet as .xlsx or CSV UTF-8",
+            ));
+        }
+        Some(other) => {
+            return Err(unsupported(format!(
+                "a .{other} file cannot be imported: send a .csv or .xlsx file"
+            )));
+        }
+    }
+    if head.is_empty() {
+        return Err(unsupported("the file is empty"));
+    }
+    let format = if infer::archive::is_zip(head) || infer::doc::is_xlsx(head) {
+        Format::Xlsx
+    } else if infer::doc::is_xls(head) {
+        return Err(unsupported(
+            "old Excel .xls files are not supported: save the sheet as .xlsx or CSV UTF-8",
+        ));
+    } else if let Some(kind) = infer::get(head) {
+        return Err(unsupported(format!(
+            "the file is {} ({}), not a CSV or XLSX file",
+            kind.mime_type(),
+            kind.extension()
+        )));
+    } else if looks_like_text(head) {
+        Format::Csv
+    } else {
+        return Err(unsupported(
+            "the file is neither UTF-8 text nor an XLSX workbook: save it as CSV UTF-8 or .xlsx",
+        ));
+    };
+    match (extension.as_deref(), format) {
+        (Some("xlsx"), Format::Csv) => Err(unsupported(
+            "the file is named .xlsx but is text, not a workbook",
+        )),
+        (Some("csv" | "txt"), Format::Xlsx) => Err(unsupported(
+            "the file is named .csv but is a zip archive (an XLSX workbook?): name it .xlsx",
+        )),
+        _ => Ok(format),
+    }
+}
+
+/// UTF-8 (a character cut at the end of the sample is fine) without NUL
+/// bytes.
+fn looks_like_text(head: &[u8]) -> bool {
+    if head.contains(&0) {
+        return false;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(err) => err.error_len().is_none() && head.len() - err.valid_up_to() < 4,
+    }
+}
+
+/// Reads the first bytes of a file, then rewinds it.
+pub fn head(file: &mut File) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    file.by_ref()
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(head)
+}
+
+/// One cell of a row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// Its text, trimmed (numbers as typed: `6281234567890`).
+    pub text: String,
+    /// Whether it is an XLSX formula cell (`text` is then its cached value).
+    pub formula: bool,
+}
+
+/// One data row: its number (1 = right after the header) and a cell per
+/// header column.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    /// Where it is, counted from the header.
+    pub number: u32,
+    /// One per header column, in header order.
+    pub cells: Vec<Cell>,
+}
+
+impl Row {
+    fn reset(&mut self, width: usize) {
+        self.cells.resize_with(width, Cell::default);
+        for cell in &mut self.cells {
+            cell.text.clear();
+            cell.formula = false;
+        }
+    }
+
+    /// Whether every cell is empty.
+    pub fn is_blank(&self) -> bool {
+        self.cells.iter().all(|cell| cell.text.is_empty())
+    }
+}
+
+/// A file's rows, read one at a time.
+pub trait Rows {
+    /// The header (the first non-empty row), trimmed; `None` for a file
+    /// with no non-empty row at all.
+    fn header(&mut self) -> Result<Option<Vec<String>>, ApiError>;
+
+    /// Reads the next data row into `row`; `false` at the end.
+    fn next_row(&mut self, row: &mut Row) -> Result<bool, ApiError>;
+}
+
+fn check_header(header: &[String]) -> Result<(), ApiError> {
+    if header.len() > MAX_COLUMNS {
+        return Err(unsupported(format!(
+            "the header has {} columns; at most {MAX_COLUMNS}",
+            header.len()
+        )));
+    }
+    Ok(())
+}
+
+fn huge_cell(row: u32) -> ApiError {
+    unsupported(format!(
+        "row {row} has a cell longer than any spreadsheet cell can be: this is not a contact list"
+    ))
+}
+
+/// A CSV file's rows.
+pub struct CsvRows {
+    reader: csv::Reader<BufReader<File>>,
+    record: StringRecord,
+    header_line: u64,
+    width: usize,
+}
+
+impl CsvRows {
+    /// Opens a CSV file whose first bytes are `head`: skips a BOM, sniffs
+    /// the delimiter.
+    pub fn open(mut file: File, head: &[u8]) -> Result<Self, ApiError> {
+        let bom = head.starts_with(b"\xEF\xBB\xBF");
+        if bom {
+            file.seek(SeekFrom::Start(3)).map_err(ApiError::internal)?;
+        }
+        let head = if bom { &head[3..] } else { head };
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter(head))
+            .from_reader(BufReader::with_capacity(64 * 1024, file));
+        Ok(Self {
+            reader,
+            record: StringRecord::new(),
+            header_line: 0,
+            width: 0,
+        })
+    }
+
+    fn read(&mut self) -> Result<bool, ApiError> {
+        self.reader
+            .read_record(&mut self.record)
+            .map_err(|err| csv_error(&err))
+    }
+}
+
+/// The delimiter of the first line: whichever of `,`, `;` and tab occurs
+/// most outside quotes (`,` when none does).
+pub fn delimiter(head: &[u8]) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &byte in head {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let candidates = [b',', b';', b'\t'];
+    let best = (0..3).max_by_key(|&i| (counts[i], 3 - i)).unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        candidates[best]
+    }
+}
+
+fn csv_error(err: &csv::Error) -> ApiError {
+    let line = err.position().map(|p| p.line()).unwrap_or(0);
+    match err.kind() {
+        csv::ErrorKind::Utf8 { .. } => unsupported(format!(
+            "line {line} is not UTF-8 text: save the file as CSV UTF-8"
+        )),
+        csv::ErrorKind::Io(io) => ApiError::internal(io),
+        _ => unsupported(format!("the CSV file cannot be read: {err}")),
+    }
+}
+
+impl Rows for CsvRows {
+    fn header(&mut self) -> Result<Option<Vec<String>>, ApiError> {
+        while self.read()? {
+            if self.record.iter().any(|field| !field.trim().is_empty()) {
+                if self.record.iter().any(|f| f.len() > MAX_FILE_CELL_BYTES) {
+                    return Err(huge_cell(0));
+                }
+                let header: Vec<String> = self.record.iter().map(|f| f.trim().to_owned()).collect();
+                check_header(&header)?;
+                self.header_line = self.record.position().map_or(1, |p| p.line());
+                self.width = header.len();
+                return Ok(Some(header));
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_row(&mut self, row: &mut Row) -> Result<bool, ApiError> {
+        if !self.read()? {
+            return Ok(false);
+        }
+        let line = self.record.position().map_or(0, |p| p.line());
+        row.number = u32::try_from(line.saturating_sub(self.header_line)).unwrap_or(u32::MAX);
+        if self.record.iter().any(|f| f.len() > MAX_FILE_CELL_BYTES) {
+            return Err(huge_cell(row.number));
+        }
+        row.reset(self.width);
+        for (cell, field) in row.cells.iter_mut().zip(self.record.iter()) {
+            cell.text.push_str(field.trim());
+        }
+        Ok(true)
+    }
+}
+
+/// Opens an XLSX workbook (refusing what calamine cannot read).
+pub fn open_xlsx(file: File) -> Result<Xlsx<BufReader<File>>, ApiError> {
+    Xlsx::new(BufReader::with_capacity(64 * 1024, file))
+        .map_err(|err| unsupported(format!("not a readable XLSX workbook: {err}")))
+}
+
+/// A cell and its `(row, column)` in the sheet.
+type Positioned = ((u32, u32), Cell);
+
+/// A sheet row's index and its `(column, cell)` pairs.
+type SheetRow = (u32, Vec<(u32, Cell)>);
+
+/// The first sheet's rows of a workbook.
+pub struct XlsxRows<'a> {
+    cells: XlsxCellReader<'a, BufReader<File>>,
+    pending: Option<Positioned>,
+    header_row: u32,
+    width: usize,
+}
+
+impl<'a> XlsxRows<'a> {
+    /// The rows of the first sheet.
+    pub fn first_sheet(workbook: &'a mut Xlsx<BufReader<File>>) -> Result<Self, ApiError> {
+        let Some(sheet) = workbook.sheet_names().first().cloned() else {
+            return Err(unsupported("the workbook has no sheet"));
+        };
+        let cells = workbook
+            .worksheet_cells_reader(&sheet)
+            .map_err(|err| unsupported(format!("the sheet {sheet:?} cannot be read: {err}")))?;
+        Ok(Self {
+            cells,
+            pending: None,
+            header_row: 0,
+            width: 0,
+        })
+    }
+
+    fn next_cell(&mut self) -> Result<Option<Positioned>, ApiError> {
+        if let Some(pending) = self.pending.take() {
+            return Ok(Some(pending));
+        }
+        let Some(record) = self
+            .cells
+            .next_cell_with_formula_metadata()
+            .map_err(|err| unsupported(format!("the sheet cannot be read: {err}")))?
+        else {
+            return Ok(None);
+        };
+        let text = match record.value {
+            DataRef::Empty => String::new(),
+            DataRef::String(s) => s.trim().to_owned(),
+            DataRef::SharedString(s) => s.trim().to_owned(),
+            DataRef::Int(i) => i.to_string(),
+            DataRef::Float(f) => number_text(f),
+            DataRef::Bool(b) => b.to_string(),
+            DataRef::DateTime(dt) => {
+                let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+                if (h, mi, s) == (0, 0, 0) {
+                    format!("{y:04}-{mo:02}-{d:02}")
+                } else {
+                    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+                }
+            }
+            DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s,
+            DataRef::Error(err) => err.to_string(),
+        };
+        if text.len() > MAX_FILE_CELL_BYTES {
+            return Err(huge_cell(record.pos.0.saturating_sub(self.header_row)));
+        }
+        Ok(Some((
+            record.pos,
+            Cell {
+                text,
+                formula: record.formula.is_some(),
+            },
+        )))
+    }
+
+    /// The cells of the next sheet row that has any: its row index and
+    /// `(column, cell)` pairs.
+    fn next_sheet_row(&mut self) -> Result<Option<SheetRow>, ApiError> {
+        let Some(((row, col), cell)) = self.next_cell()? else {
+            return Ok(None);
+        };
+        let mut cells = vec![(col, cell)];
+        while let Some(((r, c), cell)) = self.next_cell()? {
+            if r != row {
+                self.pending = Some(((r, c), cell));
+                break;
+            }
+            cells.push((c, cell));
+        }
+        Ok(Some((row, cells)))
+    }
+}
+
+impl Rows for XlsxRows<'_> {
+    fn header(&mut self) -> Result<Option<Vec<String>>, ApiError> {
+        while let Some((row, cells)) = self.next_sheet_row()? {
+            if cells.iter().all(|(_, cell)| cell.text.is_empty()) {
+                continue;
+            }
+            let width = cells
+                .iter()
+                .filter(|(_, cell)| !cell.text.is_empty())
+                .map(|&(col, _)| col as usize + 1)
+                .max()
+                .unwrap_or(0);
+            if width > MAX_COLUMNS {
+                return Err(unsupported(format!(
+                    "the header has {width} columns; at most {MAX_COLUMNS}"
+                )));
+            }
+            let mut header = vec![String::new(); width];
+            for (col, cell) in cells {
+                if let Some(slot) = header.get_mut(col as usize) {
+                    *slot = cell.text;
+                }
+            }
+            check_header(&header)?;
+            self.header_row = row;
+            self.width = width;
+            return Ok(Some(header));
+        }
+        Ok(None)
+    }
+
+    fn next_row(&mut self, row: &mut Row) -> Result<bool, ApiError> {
+        let Some((index, cells)) = self.next_sheet_row()? else {
+            return Ok(false);
+        };
+        row.number = index.saturating_sub(self.header_row);
+        row.reset(self.width);
+        for (col, cell) in cells {
+            if let Some(slot) = row.cells.get_mut(col as usize) {
+                *slot = cell;
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_decides_and_the_name_must_agree() {
+        let csv = b"phone,name\n0812,Budi\n";
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+        let zip = b"PK\x03\x04\x14\0\0\0\x08\0";
+        assert_eq!(sniff(csv, Some("kontak.csv")).unwrap(), Format::Csv);
+        assert_eq!(sniff(csv, Some("KONTAK.CSV")).unwrap(), Format::Csv);
+        assert_eq!(sniff(csv, None).unwrap(), Format::Csv);
+        assert_eq!(sniff(zip, Some("kontak.xlsx")).unwrap(), Format::Xlsx);
+        assert_eq!(sniff(zip, None).unwrap(), Format::Xlsx);
+        for (head, name) in [
+            (&png[..], Some("kontak.csv")),
+            (&png[..], None),
+            (&zip[..], Some("kontak.csv")),
+            (&csv[..], Some("kontak.xlsx")),
+            (&csv[..], Some("kontak.png")),
+            (&csv[..], Some("kontak.xls")),
+            (&b""[..], Some("kontak.csv")),
+            (&b"\xff\xfe\x00p\x00h"[..], Some("kontak.csv")),
+            (&b"nama,telp\nJos\xe9,0812\n"[..], Some("kontak.csv")),
+        ] {
+            let err = sniff(head, name).unwrap_err();
+            assert_eq!(err.code(), "unsupported_file", "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_utf8_character_cut_by_the_sample_is_still_text() {
+        let text = "nama\nBudi é".as_bytes();
+        assert!(looks_like_text(&text[..text.len() - 1]));
+        assert!(!looks_like_text(b"a\0b"));
+    }
+
+    #[test]
+    fn the_delimiter_is_sniffed_from_the_header_line() {
+        assert_eq!(delimiter(b"phone,name,consent\n"), b',');
+        assert_eq!(delimiter(b"phone;name;consent\r\n0812,5;x"), b';');
+        assert_eq!(delimiter(b"phone\tname\n"), b'\t');
+        assert_eq!(delimiter(b"\"a;b\",c\n"), b',');
+        assert_eq!(delimiter(b"phone\n0812;x;y;z"), b',');
+    }
+}
