@@ -4,4 +4,5 @@
 
 mod app;
 mod auth;
+mod contacts;
 mod operations;

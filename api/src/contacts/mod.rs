@@ -40,7 +40,9 @@
 //!   it is reported with a [`Reason`], checked in this order: a formula or
 //!   oversized cell in a used column, then the phone, then consent, then
 //!   duplicates (naming the first row). Blank rows are skipped and not
-//!   counted.
+//!   counted: row 1 is the first non-blank row after the header, row 2 the
+//!   next, in CSV and XLSX alike (in a sheet without blank rows, row `n` is
+//!   the spreadsheet's row `n + 1`).
 //! - **The report** lists the first [`MAX_REPORTED`] rejected rows;
 //!   `rejected_count` is the total.
 //! - **Whole-file refusals** (400, nothing created): not CSV/XLSX by
@@ -118,7 +120,8 @@ pub struct Upload {
 /// A row that was not imported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Rejection {
-    /// The data row (1 = the row after the header).
+    /// The data row (1 = the first non-blank row after the header; blank
+    /// rows are not counted).
     pub row: u32,
     /// The offending cell as written (the phone cell, unless `column` names
     /// another); at most 100 characters.
@@ -521,6 +524,7 @@ fn check_rows(
             continue;
         }
         checker.summary.total_rows += 1;
+        row.number = checker.summary.total_rows;
         if let Some(contact) = checker.check(&row) {
             checker.summary.accepted += 1;
             batch.push(contact);

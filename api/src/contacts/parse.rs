@@ -9,10 +9,10 @@
 //!   reader (the shared strings table is in memory: bounded by the upload
 //!   limit). Formula cells are flagged so that the row can be refused.
 //!
-//! The header is the first row with a non-empty cell. Data rows are
-//! numbered from the header: row 1 is the line (sheet row) right after it,
-//! so a row number is where the user finds it in the file. Rows whose
-//! cells are all empty are skipped.
+//! The header is the first row with a non-empty cell. The sources give
+//! every row after it, blank ones included; the importer skips the blank
+//! ones and numbers the others ([`Row::number`]: 1 = the first non-blank
+//! row after the header, in both formats).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -146,11 +146,10 @@ pub struct Cell {
     pub formula: bool,
 }
 
-/// One data row: its number (1 = right after the header) and a cell per
-/// header column.
+/// One data row: its number and a cell per header column.
 #[derive(Clone, Debug, Default)]
 pub struct Row {
-    /// Where it is, counted from the header.
+    /// Which data row it is (1 = the first non-blank row after the header).
     pub number: u32,
     /// One per header column, in header order.
     pub cells: Vec<Cell>,
@@ -191,9 +190,10 @@ fn check_header(header: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn huge_cell(row: u32) -> ApiError {
+/// `place` is where, as the user finds it: `line 12`, `sheet row 12`.
+fn huge_cell(place: &str) -> ApiError {
     unsupported(format!(
-        "row {row} has a cell longer than any spreadsheet cell can be: this is not a contact list"
+        "{place} has a cell longer than any spreadsheet cell can be: this is not a contact list"
     ))
 }
 
@@ -201,7 +201,6 @@ fn huge_cell(row: u32) -> ApiError {
 pub struct CsvRows {
     reader: csv::Reader<BufReader<File>>,
     record: StringRecord,
-    header_line: u64,
     width: usize,
 }
 
@@ -222,7 +221,6 @@ impl CsvRows {
         Ok(Self {
             reader,
             record: StringRecord::new(),
-            header_line: 0,
             width: 0,
         })
     }
@@ -274,11 +272,10 @@ impl Rows for CsvRows {
         while self.read()? {
             if self.record.iter().any(|field| !field.trim().is_empty()) {
                 if self.record.iter().any(|f| f.len() > MAX_FILE_CELL_BYTES) {
-                    return Err(huge_cell(0));
+                    return Err(huge_cell("the header"));
                 }
                 let header: Vec<String> = self.record.iter().map(|f| f.trim().to_owned()).collect();
                 check_header(&header)?;
-                self.header_line = self.record.position().map_or(1, |p| p.line());
                 self.width = header.len();
                 return Ok(Some(header));
             }
@@ -290,10 +287,9 @@ impl Rows for CsvRows {
         if !self.read()? {
             return Ok(false);
         }
-        let line = self.record.position().map_or(0, |p| p.line());
-        row.number = u32::try_from(line.saturating_sub(self.header_line)).unwrap_or(u32::MAX);
         if self.record.iter().any(|f| f.len() > MAX_FILE_CELL_BYTES) {
-            return Err(huge_cell(row.number));
+            let line = self.record.position().map_or(0, |p| p.line());
+            return Err(huge_cell(&format!("line {line}")));
         }
         row.reset(self.width);
         for (cell, field) in row.cells.iter_mut().zip(self.record.iter()) {
@@ -319,7 +315,7 @@ type SheetRow = (u32, Vec<(u32, Cell)>);
 pub struct XlsxRows<'a> {
     cells: XlsxCellReader<'a, BufReader<File>>,
     pending: Option<Positioned>,
-    header_row: u32,
+    done: bool,
     width: usize,
 }
 
@@ -335,7 +331,7 @@ impl<'a> XlsxRows<'a> {
         Ok(Self {
             cells,
             pending: None,
-            header_row: 0,
+            done: false,
             width: 0,
         })
     }
@@ -344,11 +340,16 @@ impl<'a> XlsxRows<'a> {
         if let Some(pending) = self.pending.take() {
             return Ok(Some(pending));
         }
+        if self.done {
+            return Ok(None);
+        }
         let Some(record) = self
             .cells
             .next_cell_with_formula_metadata()
             .map_err(|err| unsupported(format!("the sheet cannot be read: {err}")))?
         else {
+            // The reader must not be asked again past the end of the sheet.
+            self.done = true;
             return Ok(None);
         };
         let text = match record.value {
@@ -370,7 +371,7 @@ impl<'a> XlsxRows<'a> {
             DataRef::Error(err) => err.to_string(),
         };
         if text.len() > MAX_FILE_CELL_BYTES {
-            return Err(huge_cell(record.pos.0.saturating_sub(self.header_row)));
+            return Err(huge_cell(&format!("sheet row {}", record.pos.0 + 1)));
         }
         Ok(Some((
             record.pos,
@@ -401,7 +402,7 @@ impl<'a> XlsxRows<'a> {
 
 impl Rows for XlsxRows<'_> {
     fn header(&mut self) -> Result<Option<Vec<String>>, ApiError> {
-        while let Some((row, cells)) = self.next_sheet_row()? {
+        while let Some((_, cells)) = self.next_sheet_row()? {
             if cells.iter().all(|(_, cell)| cell.text.is_empty()) {
                 continue;
             }
@@ -423,7 +424,6 @@ impl Rows for XlsxRows<'_> {
                 }
             }
             check_header(&header)?;
-            self.header_row = row;
             self.width = width;
             return Ok(Some(header));
         }
@@ -431,10 +431,9 @@ impl Rows for XlsxRows<'_> {
     }
 
     fn next_row(&mut self, row: &mut Row) -> Result<bool, ApiError> {
-        let Some((index, cells)) = self.next_sheet_row()? else {
+        let Some((_, cells)) = self.next_sheet_row()? else {
             return Ok(false);
         };
-        row.number = index.saturating_sub(self.header_row);
         row.reset(self.width);
         for (col, cell) in cells {
             if let Some(slot) = row.cells.get_mut(col as usize) {
