@@ -63,14 +63,15 @@ pub fn unsupported(message: impl Into<String>) -> ApiError {
 }
 
 /// Tells what a file is from its first bytes and its name. The content
-/// decides; a name, when it has an extension, must be `.csv` or `.xlsx` and
-/// agree with it.
+/// decides; a name, when it has an extension, must be `.csv` or `.xlsx`
+/// (`.txt` and `.tsv` pass for CSV, as Excel names tab-separated exports)
+/// and agree with it.
 pub fn sniff(head: &[u8], filename: Option<&str>) -> Result<Format, ApiError> {
     let extension = filename
         .and_then(|name| Path::new(name).extension())
         .map(|ext| ext.to_string_lossy().to_lowercase());
     match extension.as_deref() {
-        None | Some("csv" | "xlsx" | "txt") => {}
+        None | Some("csv" | "xlsx" | "txt" | "tsv") => {}
         Some("xls") => {
             return Err(unsupported(
                 "old Excel .xls files are not supported: save the sheet as .xlsx or CSV UTF-8",
@@ -108,7 +109,7 @@ pub fn sniff(head: &[u8], filename: Option<&str>) -> Result<Format, ApiError> {
         (Some("xlsx"), Format::Csv) => Err(unsupported(
             "the file is named .xlsx but is text, not a workbook",
         )),
-        (Some("csv" | "txt"), Format::Xlsx) => Err(unsupported(
+        (Some("csv" | "txt" | "tsv"), Format::Xlsx) => Err(unsupported(
             "the file is named .csv but is a zip archive (an XLSX workbook?): name it .xlsx",
         )),
         _ => Ok(format),

@@ -39,6 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The longest text field (`name`, `mapping`, `default_region`) accepted.
 const MAX_TEXT_FIELD: usize = 64 * 1024;
 
+/// The longest file name kept, in characters.
+const MAX_FILENAME_CHARS: usize = 255;
+
 /// The longest list name, in characters.
 const MAX_NAME_CHARS: usize = 200;
 
@@ -179,7 +182,9 @@ async fn import_list(
                 if file.is_some() {
                     return Err(ApiError::invalid_field("file", "send one file"));
                 }
-                let filename = field.file_name().map(str::to_owned);
+                let filename = field
+                    .file_name()
+                    .map(|name| name.chars().take(MAX_FILENAME_CHARS).collect::<String>());
                 let path = std::env::temp_dir()
                     .join(format!("wablast-import-{}", Uuid::now_v7().simple()));
                 let temp = TempFile(path);
