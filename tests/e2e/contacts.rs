@@ -337,6 +337,26 @@ async fn semicolon_csv_with_a_bom_indonesian_headers_and_another_region() {
     assert_eq!(report["columns"], json!([]));
 }
 
+/// A zip whose directory announces one entry of 3 GB (a zip bomb's
+/// shape; nothing behind it).
+fn zip_bomb() -> Vec<u8> {
+    let name = b"xl/sharedStrings.xml";
+    let mut directory = b"PK\x01\x02".to_vec();
+    directory.extend_from_slice(&[0; 20]);
+    directory.extend_from_slice(&3_000_000_000u32.to_le_bytes());
+    directory.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    directory.extend_from_slice(&[0; 16]);
+    directory.extend_from_slice(name);
+    let mut zip = b"PK\x03\x04 compressed data".to_vec();
+    let offset = zip.len() as u32;
+    zip.extend_from_slice(&directory);
+    zip.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+    zip.extend_from_slice(&(directory.len() as u32).to_le_bytes());
+    zip.extend_from_slice(&offset.to_le_bytes());
+    zip.extend_from_slice(&[0, 0]);
+    zip
+}
+
 /// What, file name, content, form fields, expected error code.
 type Case<'a> = (&'a str, &'a str, Vec<u8>, Vec<(&'a str, &'a str)>, &'a str);
 
@@ -394,6 +414,13 @@ async fn malformed_files_are_refused_and_create_nothing() {
             "a zip that is no workbook",
             "kontak.xlsx",
             not_a_workbook.to_vec(),
+            vec![],
+            "unsupported_file",
+        ),
+        (
+            "zip bomb",
+            "kontak.xlsx",
+            zip_bomb(),
             vec![],
             "unsupported_file",
         ),
@@ -530,6 +557,15 @@ async fn malformed_files_are_refused_and_create_nothing() {
             "{what}"
         );
     }
+
+    let (_, body) = import(&budi, "bom.xlsx", &zip_bomb(), &[]).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expands to more than"),
+        "refused before decompressing: {body}"
+    );
 
     // Not UTF-8 far into the file: thousands of rows were already stored in
     // the import's transaction when the bad line is met.

@@ -89,6 +89,7 @@ const CONSENT_NAMES: &[&str] = &["consent", "persetujuan"];
 /// (see the module docs).
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ContactMapping)]
 pub struct Mapping {
     /// The column holding the phone number (default: `phone`).
     pub phone: Option<String>,
@@ -119,6 +120,7 @@ pub struct Upload {
 
 /// A row that was not imported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = RejectedRow)]
 pub struct Rejection {
     /// The data row (1 = the first non-blank row after the header; blank
     /// rows are not counted).
@@ -140,6 +142,7 @@ pub struct Rejection {
 
 /// The answer to an import.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = ContactListImport)]
 pub struct Imported {
     /// The new list.
     pub id: Uuid,

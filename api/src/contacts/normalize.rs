@@ -18,6 +18,7 @@ pub const MAX_CELL_CHARS: usize = 1_000;
 /// Why a row was not imported: a stable snake_case code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RejectionReason)]
 pub enum Reason {
     /// The phone cell is empty.
     EmptyPhone,

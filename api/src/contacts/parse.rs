@@ -300,10 +300,88 @@ impl Rows for CsvRows {
     }
 }
 
-/// Opens an XLSX workbook (refusing what calamine cannot read).
-pub fn open_xlsx(file: File) -> Result<Xlsx<BufReader<File>>, ApiError> {
+/// Opens an XLSX workbook (refusing what calamine cannot read, and zip
+/// bombs: see [`check_expansion`]).
+pub fn open_xlsx(mut file: File) -> Result<Xlsx<BufReader<File>>, ApiError> {
+    check_expansion(&mut file)?;
+    file.seek(SeekFrom::Start(0)).map_err(ApiError::internal)?;
     Xlsx::new(BufReader::with_capacity(64 * 1024, file))
         .map_err(|err| unsupported(format!("not a readable XLSX workbook: {err}")))
+}
+
+/// The most a workbook may expand to, all parts together.
+pub const MAX_XLSX_EXPANDED: u64 = 1024 * 1024 * 1024;
+
+/// The most its shared strings may expand to (calamine holds them in
+/// memory; the sheets themselves are streamed).
+pub const MAX_XLSX_SHARED_STRINGS: u64 = 256 * 1024 * 1024;
+
+/// Refuses a workbook whose zip directory announces more than
+/// [`MAX_XLSX_EXPANDED`] bytes, or shared strings above
+/// [`MAX_XLSX_SHARED_STRINGS`], before anything is decompressed: a few MB
+/// of zip can expand to gigabytes. Zip64 (only needed above 4 GB) is
+/// refused too.
+pub fn check_expansion(file: &mut (impl Read + Seek)) -> Result<(), ApiError> {
+    let not_a_zip = || unsupported("not a readable XLSX workbook: no zip directory");
+    let too_big = || {
+        unsupported(format!(
+            "the workbook expands to more than {} MB: split it, or save it as CSV",
+            MAX_XLSX_EXPANDED / 1024 / 1024
+        ))
+    };
+    let len = file.seek(SeekFrom::End(0)).map_err(ApiError::internal)?;
+    let tail_len = len.min(22 + 65_535);
+    file.seek(SeekFrom::Start(len - tail_len))
+        .map_err(ApiError::internal)?;
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact(&mut tail).map_err(ApiError::internal)?;
+    let eocd = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..].starts_with(b"PK\x05\x06"))
+        .ok_or_else(not_a_zip)?;
+    let u16_at = |b: &[u8], i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
+    let u32_at =
+        |b: &[u8], i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+    let entries = u16_at(&tail, eocd + 10);
+    let size = u32_at(&tail, eocd + 12);
+    let offset = u32_at(&tail, eocd + 16);
+    if entries == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+        return Err(too_big());
+    }
+    if offset + size > len {
+        return Err(not_a_zip());
+    }
+    let mut directory = vec![0; size as usize];
+    file.seek(SeekFrom::Start(offset))
+        .map_err(ApiError::internal)?;
+    file.read_exact(&mut directory)
+        .map_err(ApiError::internal)?;
+    let (mut at, mut total) = (0usize, 0u64);
+    for _ in 0..entries {
+        if directory.len() < at + 46 || !directory[at..].starts_with(b"PK\x01\x02") {
+            return Err(not_a_zip());
+        }
+        let expanded = u32_at(&directory, at + 24);
+        let name_len = u16_at(&directory, at + 28) as usize;
+        let extra_len = u16_at(&directory, at + 30) as usize;
+        let comment_len = u16_at(&directory, at + 32) as usize;
+        let name = directory
+            .get(at + 46..at + 46 + name_len)
+            .ok_or_else(not_a_zip)?;
+        if expanded == 0xFFFF_FFFF {
+            return Err(too_big());
+        }
+        if name.eq_ignore_ascii_case(b"xl/sharedStrings.xml") && expanded > MAX_XLSX_SHARED_STRINGS
+        {
+            return Err(too_big());
+        }
+        total += expanded;
+        if total > MAX_XLSX_EXPANDED {
+            return Err(too_big());
+        }
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Ok(())
 }
 
 /// A cell and its `(row, column)` in the sheet.
@@ -480,6 +558,45 @@ mod tests {
         let text = "nama\nBudi é".as_bytes();
         assert!(looks_like_text(&text[..text.len() - 1]));
         assert!(!looks_like_text(b"a\0b"));
+    }
+
+    /// A zip holding only a central directory that announces one entry of
+    /// `expanded` bytes named `name`.
+    fn zip_directory(name: &str, expanded: u32) -> Vec<u8> {
+        let mut directory = b"PK\x01\x02".to_vec();
+        directory.extend_from_slice(&[0; 20]);
+        directory.extend_from_slice(&expanded.to_le_bytes());
+        directory.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        directory.extend_from_slice(&[0; 16]);
+        directory.extend_from_slice(name.as_bytes());
+        let mut zip = b"PK\x03\x04 local data".to_vec();
+        let offset = zip.len() as u32;
+        zip.extend_from_slice(&directory);
+        zip.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+        zip.extend_from_slice(&(directory.len() as u32).to_le_bytes());
+        zip.extend_from_slice(&offset.to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip
+    }
+
+    #[test]
+    fn zip_bombs_are_refused_before_decompressing() {
+        let check = |zip: Vec<u8>| check_expansion(&mut std::io::Cursor::new(zip));
+        assert!(check(zip_directory("xl/worksheets/sheet1.xml", 10_000_000)).is_ok());
+        for zip in [
+            zip_directory("xl/sharedStrings.xml", 300 * 1024 * 1024),
+            zip_directory("xl/worksheets/sheet1.xml", 0xFFFF_FFFE),
+            zip_directory("xl/worksheets/sheet1.xml", 0xFFFF_FFFF),
+        ] {
+            assert_eq!(check(zip).unwrap_err().code(), "unsupported_file");
+        }
+        assert!(check(b"PK\x03\x04 no directory".to_vec()).is_err());
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        workbook
+            .add_worksheet()
+            .write_string(0, 0, "phone")
+            .unwrap();
+        assert!(check(workbook.save_to_buffer().unwrap()).is_ok());
     }
 
     #[test]

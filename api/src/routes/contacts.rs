@@ -52,6 +52,7 @@ const DRAIN_FACTOR: usize = 4;
 
 /// The import form (`multipart/form-data`).
 #[derive(ToSchema)]
+#[schema(as = ContactListImportForm)]
 #[allow(dead_code)] // documents the form; the handler reads it field by field
 struct ImportForm {
     /// The file: `.csv` (UTF-8; `,` `;` or tab separated) or `.xlsx` (first
