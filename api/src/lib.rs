@@ -10,12 +10,14 @@
 //!   errors.
 //! - [`extract`]: `Json`, `Path`, `Query` answering bad input in the error
 //!   shape; [`list`]: pagination; [`consistency`]: read-your-writes.
+//! - [`contacts`]: contact lists imported from CSV or XLSX.
 //! - [`openapi()`]: the OpenAPI document, built from the same routes.
 
 pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod consistency;
+pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod hardening;

@@ -6,6 +6,7 @@ mod app;
 mod auth;
 mod auto_replies;
 mod campaigns;
+mod contacts;
 mod events;
 mod hardening;
 mod media;

@@ -1,0 +1,292 @@
+//! The SQL of contact lists (`migrations/sql/0004_contacts.sql`). Every
+//! read is scoped to a tenant and ignores deleted lists: another tenant's
+//! list, or a deleted one, is `None` (a 404).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+use wablast_domain::types::{ContactListId, TenantId};
+use wablast_projections::queries::{Cursor, Page, Paged};
+
+use super::Contact;
+
+/// A list about to be created.
+#[derive(Debug)]
+pub struct NewList<'a> {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its name.
+    pub name: &'a str,
+    /// Its template variables.
+    pub columns: &'a [String],
+    /// The uploaded file's name.
+    pub filename: Option<&'a str>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts a list with zero counts ([`finish_list`] sets them once the file
+/// is read), inside the import's transaction.
+pub async fn insert_list(db: &mut PgConnection, list: &NewList<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into contact_lists
+             (id, tenant_id, name, columns, total_rows, accepted, rejected,
+              source_filename, source_format, created_at)
+         values ($1, $2, $3, $4, 0, 0, 0, $5, 'csv', $6)",
+    )
+    .bind(list.id)
+    .bind(list.tenant.as_uuid())
+    .bind(list.name)
+    .bind(list.columns)
+    .bind(list.filename)
+    .bind(list.created_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a batch of contacts in one statement.
+pub async fn insert_contacts(
+    db: &mut PgConnection,
+    list_id: Uuid,
+    tenant: TenantId,
+    contacts: &[Contact],
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<i32> = contacts.iter().map(|c| c.row).collect();
+    let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+    let names: Vec<Option<&str>> = contacts.iter().map(|c| c.name.as_deref()).collect();
+    let variables: Vec<&str> = contacts.iter().map(|c| c.variables.as_str()).collect();
+    sqlx::query(
+        "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
+         select $1, r, $2, p, n, v::jsonb
+         from unnest($3::int4[], $4::text[], $5::text[], $6::text[]) as t(r, p, n, v)",
+    )
+    .bind(list_id)
+    .bind(tenant.as_uuid())
+    .bind(&rows)
+    .bind(&phones)
+    .bind(&names)
+    .bind(&variables)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Records what the import found.
+pub async fn finish_list(
+    db: &mut PgConnection,
+    id: Uuid,
+    format: &str,
+    total_rows: u32,
+    accepted: u32,
+    rejected: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update contact_lists
+         set source_format = $2, total_rows = $3, accepted = $4, rejected = $5
+         where id = $1",
+    )
+    .bind(id)
+    .bind(format)
+    .bind(count(total_rows))
+    .bind(count(accepted))
+    .bind(count(rejected))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A list as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ListRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its template variables.
+    pub columns: Vec<String>,
+    /// Data rows in the file.
+    pub total_rows: i32,
+    /// Contacts stored.
+    pub accepted: i32,
+    /// Rows refused.
+    pub rejected: i32,
+    /// The uploaded file's name.
+    pub source_filename: Option<String>,
+    /// `csv` or `xlsx`.
+    pub source_format: String,
+    /// When it was imported.
+    pub created_at: DateTime<Utc>,
+}
+
+const LIST_COLUMNS: &str =
+    "id, name, columns, total_rows, accepted, rejected, source_filename, source_format, created_at";
+
+/// The tenant's lists, oldest first.
+pub async fn lists(
+    pool: &PgPool,
+    tenant: TenantId,
+    page: &Page<Uuid>,
+) -> Result<Paged<ListRow>, sqlx::Error> {
+    let rows: Vec<ListRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {LIST_COLUMNS} from contact_lists
+         where tenant_id = $1 and deleted_at is null and ($2::uuid is null or id > $2)
+         order by id limit $3"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(page.cursor().copied())
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(Paged::from_rows(rows, page, |row| row.id))
+}
+
+/// One of the tenant's lists.
+pub async fn list(
+    pool: &PgPool,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<ListRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {LIST_COLUMNS} from contact_lists
+         where tenant_id = $1 and id = $2 and deleted_at is null"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The sort key of a list's contacts: the data row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowCursor(pub i32);
+
+impl Cursor for RowCursor {
+    const TAG: char = 'r';
+
+    fn payload(&self) -> String {
+        format!("{:08x}", self.0)
+    }
+
+    fn from_payload(payload: &str) -> Option<Self> {
+        if payload.len() != 8 || !payload.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(payload, 16)
+            .ok()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(Self)
+    }
+}
+
+/// A contact as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ContactRow {
+    /// Its data row in the file.
+    pub row_number: i32,
+    /// E.164.
+    pub phone: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its variables.
+    pub variables: serde_json::Value,
+}
+
+/// A page of a list's contacts, by row. The list must be the tenant's
+/// (checked by the caller with [`list`]); the tenant filter is repeated
+/// here anyway.
+pub async fn contacts(
+    pool: &PgPool,
+    tenant: TenantId,
+    list_id: Uuid,
+    page: &Page<RowCursor>,
+) -> Result<Paged<ContactRow>, sqlx::Error> {
+    let rows: Vec<ContactRow> = sqlx::query_as(
+        "select row_number, phone, name, variables from contacts
+         where list_id = $1 and tenant_id = $2 and row_number > $3
+         order by row_number limit $4",
+    )
+    .bind(list_id)
+    .bind(tenant.as_uuid())
+    .bind(page.cursor().map_or(0, |c| c.0))
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(Paged::from_rows(rows, page, |row| {
+        RowCursor(row.row_number)
+    }))
+}
+
+/// Deletes a list (soft: campaigns sent to it keep their recipients).
+/// `false` when the tenant has no such list.
+pub async fn delete(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update contact_lists set deleted_at = now()
+         where tenant_id = $1 and id = $2 and deleted_at is null",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What campaign creation needs to know about a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListSummary {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The template variables its contacts have (besides `name` and
+    /// `phone`).
+    pub columns: Vec<String>,
+    /// How many contacts it has (all consented and deduplicated).
+    pub accepted: i64,
+}
+
+/// The tenant's list `list_id` for a campaign; `None` when it is not the
+/// tenant's or was deleted.
+pub async fn list_for_campaign(
+    pool: &PgPool,
+    tenant: TenantId,
+    list_id: ContactListId,
+) -> Result<Option<ListSummary>, sqlx::Error> {
+    let row: Option<(Uuid, String, Vec<String>, i32)> = sqlx::query_as(
+        "select id, name, columns, accepted from contact_lists
+         where tenant_id = $1 and id = $2 and deleted_at is null",
+    )
+    .bind(tenant.as_uuid())
+    .bind(list_id.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, name, columns, accepted)| ListSummary {
+        id,
+        name,
+        columns,
+        accepted: i64::from(accepted),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_cursors_round_trip_and_refuse_junk() {
+        for n in [0, 1, 4_999, i32::MAX] {
+            let text = RowCursor(n).encode();
+            assert_eq!(RowCursor::decode(&text), Ok(RowCursor(n)));
+        }
+        for junk in ["r", "r123", "rzzzzzzzz", "r80000000", "x00000001"] {
+            assert!(RowCursor::decode(junk).is_err(), "{junk:?}");
+        }
+        assert!(RowCursor::decode(&Uuid::now_v7().encode()).is_err());
+    }
+}
