@@ -103,6 +103,26 @@ pub struct Settings {
     #[arg(long, env = "WABLAST_RATE_LIMIT_PER_IP", default_value_t = 3000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_per_ip: u32,
+
+    /// This session engine's id among the installation's engines (default:
+    /// a new one per process).
+    #[arg(long, env = "WABLAST_ENGINE_ID")]
+    pub engine_id: Option<String>,
+
+    /// Seconds a session lease lives without renewal: the longest a dead
+    /// engine's sessions wait for another engine to take them over.
+    #[arg(long, env = "WABLAST_LEASE_TTL_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease_ttl_seconds: u64,
+
+    /// Simulator: a session waiting for a scan links by itself after this
+    /// many seconds (unset: only the simulator scan endpoint links it).
+    #[arg(long, env = "WABLAST_SIMULATOR_AUTO_SCAN_SECONDS")]
+    pub simulator_auto_scan_seconds: Option<u64>,
+
+    /// Simulator: the seed of every simulated outcome.
+    #[arg(long, env = "WABLAST_SIMULATOR_SEED", default_value_t = 0)]
+    pub simulator_seed: u64,
 }
 
 /// Aggregate types kept forever: one stream. A type added here is added to
@@ -148,6 +168,22 @@ impl Settings {
         config.rate_limit_per_key = self.rate_limit_per_key;
         config.rate_limit_per_ip = self.rate_limit_per_ip;
         Ok(config)
+    }
+
+    /// The session engine's settings.
+    pub fn engine(&self) -> wablast_session_engine::engine::EngineConfig {
+        let id = self
+            .engine_id
+            .clone()
+            .unwrap_or_else(|| format!("engine-{}", uuid::Uuid::now_v7().simple()));
+        let mut config = wablast_session_engine::engine::EngineConfig::new(id);
+        config.lease_ttl = Duration::from_secs(self.lease_ttl_seconds);
+        // A session whose engine died is looked for at least twice per TTL.
+        config.reconcile_every = config.reconcile_every.min(config.lease_ttl / 2);
+        config.simulator.seed = self.simulator_seed;
+        config.simulator.auto_scan_after =
+            self.simulator_auto_scan_seconds.map(Duration::from_secs);
+        config
     }
 
     /// The token signing secret: configured, or random for this process.

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use wablast_api::{AppState, Readiness};
 use wablast_eventstore::EventLog;
+use wablast_session_engine::engine::{Engine, EngineConfig};
 
 use crate::config::Settings;
 
@@ -80,6 +81,27 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     pool.close().await;
     info!("migrations applied");
     Ok(())
+}
+
+/// Runs a session engine until `shutdown` (`wablast engine`).
+pub async fn run_engine(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_engine_with(settings, settings.engine(), shutdown).await
+}
+
+/// Runs a session engine configured as `config` until `shutdown`.
+pub async fn run_engine_with(
+    settings: &Settings,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let log = open_event_log(settings).await?;
+    let db = database_pool(settings)?;
+    let engine = Engine::new(config, log.jetstream().client(), log, db.clone())
+        .await
+        .context("the session engine cannot start")?;
+    let result = engine.run(shutdown).await;
+    db.close().await;
+    result.context("session engine stopped")
 }
 
 /// Creates the platform admin from `WABLAST_ADMIN_EMAIL` /
@@ -156,6 +178,18 @@ impl Application {
     /// (loudly, with the event it stopped at) rather than serve reads that
     /// silently stopped moving.
     pub async fn run_with_projector(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.run_all(None, shutdown).await
+    }
+
+    /// Serves the API and runs every projection and, given its
+    /// configuration, a session engine, until `shutdown` is cancelled
+    /// (`wablast all`). A projection or an engine that cannot go on stops
+    /// the whole process.
+    pub async fn run_all(
+        self,
+        engine: Option<EngineConfig>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let db = self.state.db.clone();
         let projector = wablast_projections::Projector::new(db.clone(), self.state.log.clone());
         let stop = shutdown.clone();
@@ -166,10 +200,36 @@ impl Application {
             }
             result
         });
+        let engine = match engine {
+            Some(config) => {
+                let log = self.state.log.clone();
+                let client = log.jetstream().client();
+                let engine = Engine::new(config, client, log, db.clone())
+                    .await
+                    .context("the session engine cannot start")?;
+                let stop = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    let result = engine.run(stop.clone()).await;
+                    if result.is_err() {
+                        stop.cancel();
+                    }
+                    result
+                }))
+            }
+            None => None,
+        };
         let serving = self.serve(shutdown).await;
         let projected = projecting.await.context("projector task failed")?;
+        let engined = match engine {
+            Some(task) => task
+                .await
+                .context("engine task failed")?
+                .map_err(anyhow::Error::from),
+            None => Ok(()),
+        };
         db.close().await;
         projected.context("projector stopped")?;
+        engined.context("session engine stopped")?;
         serving?;
         info!("stopped");
         Ok(())

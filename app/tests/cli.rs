@@ -117,17 +117,63 @@ async fn admin_create_makes_the_platform_admin_and_resets_its_password() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"));
 }
 
-#[test]
-fn the_engine_is_not_built_yet_and_says_so() {
-    let args = ["engine"];
-    let output = run(&args, &[]);
+#[tokio::test]
+async fn engine_announces_itself_runs_until_sigterm_and_leaves() {
+    let db = TestDatabase::planned();
+    let prefix = unique_prefix();
+    let mut child = wablast(
+        &["engine"],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("WABLAST_NATS_PREFIX", &prefix),
+            ("WABLAST_ENGINE_ID", "engine-cli-test"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let bucket = format!("{prefix}_ENGINES");
+    let heartbeat = || async {
+        match js.get_key_value(&bucket).await {
+            Ok(store) => store.get("engine-cli-test").await.ok().flatten(),
+            Err(_) => None,
+        }
+    };
 
+    // Up once its heartbeat is in the registry.
+    let started = Instant::now();
+    while heartbeat().await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "wablast engine did not announce itself"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("wablast engine did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
     assert!(
-        !output.status.success(),
-        "engine must not pretend to succeed"
+        heartbeat().await.is_none(),
+        "a clean stop leaves the registry"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not built yet"), "{stderr}");
+    delete_streams(&nats_url(), &prefix);
 }
 
 #[test]

@@ -12,6 +12,9 @@
 //! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
 //!   session's `driver_config`, stored sealed with AES-256-GCM, read back by
 //!   the engine ([`credentials::load`]).
+//! - [`engine`]: the session lifecycle: which engine runs which session,
+//!   driver statuses reported as events, QR codes published, requests
+//!   answered.
 //! - [`control`]: the API ⇄ engine contract: the QR bucket, and the
 //!   request/reply subjects and types of pairing codes and simulator
 //!   controls.
@@ -23,6 +26,7 @@ pub mod cloud;
 pub mod control;
 pub mod credentials;
 pub mod driver;
+pub mod engine;
 mod http;
 pub mod lease;
 pub mod simulator;

@@ -71,6 +71,16 @@ impl TestApp {
 
     /// [`TestApp::spawn`] with settings changed by `configure` first.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::launch(configure, false).await
+    }
+
+    /// Everything `wablast all` runs, the session engine included (with the
+    /// simulator as its driver and short leases).
+    pub async fn spawn_with_engine() -> Self {
+        Self::launch(|settings| settings.lease_ttl_seconds = 5, true).await
+    }
+
+    async fn launch(configure: impl FnOnce(&mut Settings), engine: bool) -> Self {
         let db = TestDatabase::create().await;
         let prefix = unique_prefix();
         let mut settings = settings(&db.url, &nats_url(), &prefix);
@@ -83,8 +93,9 @@ impl TestApp {
             .await
             .expect("application builds");
         let shutdown = CancellationToken::new();
+        let engine = engine.then(|| settings.engine());
         Self::running(app, settings, Some(db), shutdown.clone(), |app| {
-            tokio::spawn(app.run_with_projector(shutdown))
+            tokio::spawn(app.run_all(engine, shutdown))
         })
     }
 

@@ -11,7 +11,7 @@ use crate::app::{Client, TestApp, code};
 const IMPORT: &str = "/api/v1/contact-lists/import";
 
 /// A `multipart/form-data` body: `(field, file name, content)`.
-fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+pub fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     let boundary = format!("wablast-{}", uuid::Uuid::new_v4().simple());
     let mut body = Vec::new();
     for (name, filename, content) in parts {

@@ -1,0 +1,131 @@
+//! Session engines sharing sessions: one dies, another takes its sessions
+//! over within the lease's TTL and carries on where the log says they were.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::TestApp;
+
+/// Who holds the session's lease now.
+async fn lease_holder(app: &TestApp, session: &str) -> Option<String> {
+    let client = async_nats::connect(&app.settings.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let store = js
+        .get_key_value(format!("{}_SESSION_LEASES", app.prefix))
+        .await
+        .ok()?;
+    let entry = store.get(session).await.ok()??;
+    let holder: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+    holder["engine"].as_str().map(str::to_owned)
+}
+
+async fn until<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what} did not happen within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_engines_session_is_taken_over_within_the_ttl() {
+    let app = TestApp::spawn_with(|settings| settings.lease_ttl_seconds = 3).await;
+    let engine = |id: &str| {
+        let mut config = app.settings.engine();
+        config.engine_id = id.to_owned();
+        config
+    };
+
+    // Engine A on a runtime of its own: dropping the runtime is the
+    // engine's process dying (nothing released, nothing said).
+    let runtime_a = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (settings, config_a) = (app.settings.clone(), engine("engine-a"));
+    runtime_a.spawn(async move {
+        wablast::run_engine_with(&settings, config_a, CancellationToken::new()).await
+    });
+
+    let budi = app.tenant("Toko Budi").await;
+    let (status, session) = budi
+        .post(
+            "/api/v1/sessions",
+            json!({"name": "CS", "driver": "simulator"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let (status, _) = budi
+        .post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let scan = format!("/api/v1/sessions/{id}/simulator/scan");
+    until("the scan", Duration::from_secs(20), async || {
+        let (status, _) = budi
+            .post(&scan, json!({"phone_number": "+6281299990000"}))
+            .await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+    until("ready", Duration::from_secs(20), async || {
+        let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+        (s["status"] == "ready").then_some(())
+    })
+    .await;
+    assert_eq!(lease_holder(&app, &id).await.as_deref(), Some("engine-a"));
+
+    // Engine B joins; A holds the session, so B leaves it alone.
+    let stop_b = CancellationToken::new();
+    let (settings, config_b, stop) = (app.settings.clone(), engine("engine-b"), stop_b.clone());
+    let engine_b =
+        tokio::spawn(async move { wablast::run_engine_with(&settings, config_b, stop).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lease_holder(&app, &id).await.as_deref(), Some("engine-a"));
+
+    // A dies.
+    let died = Instant::now();
+    runtime_a.shutdown_background();
+    until("the takeover", Duration::from_secs(15), async || {
+        (lease_holder(&app, &id).await.as_deref() == Some("engine-b")).then_some(())
+    })
+    .await;
+    let took = died.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 2 + 2),
+        "taken over after {took:?}"
+    );
+
+    // B runs it: still ready on the same number, and B answers for it.
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(
+        (s["status"].as_str(), s["phone_number"].as_str()),
+        (Some("ready"), Some("+6281299990000"))
+    );
+    let inbound = format!("/api/v1/sessions/{id}/simulator/inbound");
+    let (status, body) = budi
+        .post(
+            &inbound,
+            json!({"from": "+6281311112222", "text": "stok ada?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    stop_b.cancel();
+    engine_b.await.unwrap().unwrap();
+    assert_eq!(
+        lease_holder(&app, &id).await,
+        None,
+        "a clean stop gives the lease up"
+    );
+}
