@@ -1,5 +1,5 @@
 //! API latency under a steady load: the real `wablast all` binary (API,
-//! projector) on loopback against the local PostgreSQL and NATS, driven
+//! projector, session engine) on loopback against the local PostgreSQL and NATS, driven
 //! open-loop at a fixed rate by a Rust client.
 //!
 //! `cargo bench -p wablast --bench api` prints, for a read endpoint
