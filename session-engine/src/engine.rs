@@ -89,6 +89,9 @@ pub enum EngineError {
     /// NATS refused a subscription.
     #[error("nats: {0}")]
     Nats(String),
+    /// PostgreSQL (the projected sessions) failed.
+    #[error("postgres: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// A session this engine runs.
@@ -236,8 +239,7 @@ impl Engine {
                and status in ('starting', 'qr', 'pairing', 'authenticated', 'ready', 'disconnected')",
         )
         .fetch_all(&self.db)
-        .await
-        .map_err(|err| EngineError::Nats(format!("postgres: {err}")))?;
+        .await?;
         for (session, tenant) in candidates {
             let session = SessionId::from_uuid(session);
             if self
