@@ -55,6 +55,48 @@ impl SecretKey {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&Key::<Aes256Gcm>::from(self.0))
     }
+
+    /// Seals `plaintext` bound to `aad` (what it belongs to: a copy moved
+    /// to another row does not open): `nonce || ciphertext || tag`, with a
+    /// fresh random nonce each time. Everything wablast keeps encrypted
+    /// (credentials, webhook secrets, stored idempotent answers) goes
+    /// through here.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce = Nonce::generate();
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .expect("AES-GCM seals any plaintext under 64 GiB");
+        let mut sealed = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    /// Opens what [`SecretKey::seal`] sealed with `aad`; `None` under
+    /// another key, another `aad`, or altered bytes.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_BYTES {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+        let nonce = Nonce::try_from(nonce).ok()?;
+        self.cipher()
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .ok()
+    }
 }
 
 impl fmt::Debug for SecretKey {
@@ -391,22 +433,7 @@ fn associated_data(session: SessionId) -> Vec<u8> {
 
 /// Seals `plaintext` for `session`: `nonce || ciphertext || tag`.
 pub fn seal(key: &SecretKey, session: SessionId, plaintext: &[u8]) -> Vec<u8> {
-    let nonce = Nonce::generate();
-    let aad = associated_data(session);
-    let ciphertext = key
-        .cipher()
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .expect("AES-GCM seals any plaintext under 64 GiB");
-    let mut sealed = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
-    sealed.extend_from_slice(&nonce);
-    sealed.extend_from_slice(&ciphertext);
-    sealed
+    key.seal(&associated_data(session), plaintext)
 }
 
 /// Opens what [`seal`] sealed for `session` under `key`.
@@ -415,21 +442,8 @@ pub fn open(
     session: SessionId,
     sealed: &[u8],
 ) -> Result<Vec<u8>, CredentialsError> {
-    if sealed.len() < NONCE_BYTES {
-        return Err(CredentialsError::Undecryptable);
-    }
-    let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-    let nonce = Nonce::try_from(nonce).map_err(|_| CredentialsError::Undecryptable)?;
-    let aad = associated_data(session);
-    key.cipher()
-        .decrypt(
-            &nonce,
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| CredentialsError::Undecryptable)
+    key.open(&associated_data(session), sealed)
+        .ok_or(CredentialsError::Undecryptable)
 }
 
 /// Stores (or replaces) a session's credentials, the secret part sealed.

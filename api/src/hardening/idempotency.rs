@@ -24,9 +24,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use wablast_session_engine::credentials::SecretKey;
 
-use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use axum::body::{Body, HttpBody, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -507,38 +506,15 @@ fn sealing_context(scope: &str, key: &str) -> Vec<u8> {
 
 /// Encrypts `plain` (AES-256-GCM): a random nonce, then the ciphertext.
 fn seal(secret: &[u8; 32], context: &[u8], plain: &[u8]) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(&(*secret).into());
-    let nonce = Nonce::generate();
-    let sealed = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plain,
-                aad: context,
-            },
-        )
-        .expect("AES-GCM encrypts any message under 64 GiB");
-    [nonce.as_slice(), &sealed].concat()
+    SecretKey::new(*secret).seal(context, plain)
 }
 
 /// Decrypts what [`seal`] made.
 fn open(secret: &[u8; 32], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, aes_gcm::Error> {
-    if sealed.len() < NONCE_LENGTH {
-        return Err(aes_gcm::Error);
-    }
-    let (nonce, sealed) = sealed.split_at(NONCE_LENGTH);
-    let nonce = Nonce::try_from(nonce).map_err(|_| aes_gcm::Error)?;
-    Aes256Gcm::new(&(*secret).into()).decrypt(
-        &nonce,
-        Payload {
-            msg: sealed,
-            aad: context,
-        },
-    )
+    SecretKey::new(*secret)
+        .open(context, sealed)
+        .ok_or(aes_gcm::Error)
 }
-
-/// Bytes of an AES-GCM nonce.
-const NONCE_LENGTH: usize = 12;
 
 /// Whether an answer with this status is kept for replays.
 fn kept(status: StatusCode) -> bool {

@@ -10,8 +10,6 @@
 //! those (against server-side request forgery) would be a configured rule
 //! of the deliverer.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -23,6 +21,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_projections::LogStream;
 use wablast_projections::queries::Paged;
+use wablast_session_engine::credentials::SecretKey;
 
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
@@ -337,20 +336,14 @@ fn generate_secret() -> String {
 /// # Returns
 /// The nonce and the ciphertext (GCM's tag at its end).
 pub fn encrypt_secret(key: &[u8; 32], webhook_id: Uuid, secret: &str) -> ([u8; 12], Vec<u8>) {
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut nonce)
-        .expect("the OS random source works");
-    let ciphertext = cipher(key)
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: secret.as_bytes(),
-                aad: webhook_id.as_bytes(),
-            },
-        )
-        .expect("AES-GCM encrypts any secret this short");
-    (nonce, ciphertext)
+    let sealed = SecretKey::new(*key).seal(webhook_id.as_bytes(), secret.as_bytes());
+    let (nonce, ciphertext) = sealed.split_at(12);
+    (
+        nonce
+            .try_into()
+            .expect("a sealed value starts with its nonce"),
+        ciphertext.to_vec(),
+    )
 }
 
 /// A webhook's secret back from [`encrypt_secret`]'s output; `None` when it
@@ -361,21 +354,11 @@ pub fn decrypt_secret(
     nonce: &[u8],
     ciphertext: &[u8],
 ) -> Option<String> {
-    let nonce: [u8; 12] = nonce.try_into().ok()?;
-    let plain = cipher(key)
-        .decrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: webhook_id.as_bytes(),
-            },
-        )
-        .ok()?;
+    if nonce.len() != 12 {
+        return None;
+    }
+    let plain = SecretKey::new(*key).open(webhook_id.as_bytes(), &[nonce, ciphertext].concat())?;
     String::from_utf8(plain).ok()
-}
-
-fn cipher(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
 }
 
 #[cfg(test)]
