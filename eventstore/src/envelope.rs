@@ -342,33 +342,29 @@ struct EventHeader {
 impl CommitHeader {
     /// The commit's events with their envelopes and a `null` payload.
     pub fn into_recorded(self, stream_sequence: u64) -> impl Iterator<Item = RecordedEvent> {
-        let Self {
-            tenant,
-            aggregate_type,
-            aggregate_id,
-            command_id,
-            correlation_id,
-            causation_id,
-            actor,
-            occurred_at,
+        let events = self
+            .events
+            .into_iter()
+            .map(|e| CommittedEvent {
+                event_id: e.event_id,
+                sequence: e.sequence,
+                event_type: e.event_type,
+                event_version: e.event_version,
+                payload: Value::Null,
+            })
+            .collect();
+        Commit {
+            tenant: self.tenant,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            command_id: self.command_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            actor: self.actor,
+            occurred_at: self.occurred_at,
             events,
-        } = self;
-        events.into_iter().map(move |e| RecordedEvent {
-            stream_sequence,
-            event_id: e.event_id,
-            event_type: e.event_type,
-            event_version: e.event_version,
-            aggregate_type: aggregate_type.clone(),
-            tenant: tenant.clone(),
-            aggregate_id: aggregate_id.clone(),
-            sequence: e.sequence,
-            occurred_at,
-            command_id,
-            correlation_id,
-            causation_id,
-            actor: actor.clone(),
-            payload: Value::Null,
-        })
+        }
+        .into_recorded(stream_sequence)
     }
 }
 
