@@ -26,6 +26,26 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     wablast(args, env).output().expect("wablast runs")
 }
 
+/// Sends SIGTERM and waits (at most 10 s) for the process to exit.
+async fn terminate(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("{what} did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn migrate_creates_the_database_and_is_idempotent() {
     let db = TestDatabase::planned();
@@ -152,22 +172,7 @@ async fn engine_announces_itself_runs_until_sigterm_and_leaves() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("wablast engine did not stop within 10 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = terminate(&mut child, "wablast engine").await;
     assert!(status.success(), "{status:?}");
     assert!(
         heartbeat().await.is_none(),
@@ -230,22 +235,7 @@ async fn all_migrates_serves_and_stops_gracefully_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(ready.status(), 200, "ready on a fresh database and prefix");
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("wablast all did not stop within 10 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = terminate(&mut child, "wablast all").await;
 
     assert!(status.success(), "graceful stop exits 0, got {status}");
     delete_streams(&nats_url(), &prefix);
@@ -328,22 +318,7 @@ async fn projector_runs_until_sigterm_and_exits_cleanly() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("wablast projector did not stop within 10 s of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = terminate(&mut child, "wablast projector").await;
     delete_streams(&nats_url(), &prefix);
     assert!(status.success(), "graceful stop exits 0, got {status}");
 }
