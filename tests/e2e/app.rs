@@ -241,7 +241,6 @@ pub struct Client {
     pub position: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
-#[allow(dead_code)] // each resource's tests use a part
 impl Client {
     /// The same caller authenticating another way.
     pub fn with_auth(&self, auth: Auth) -> Self {
