@@ -183,6 +183,9 @@ impl Settings {
         config.simulator.seed = self.simulator_seed;
         config.simulator.auto_scan_after =
             self.simulator_auto_scan_seconds.map(Duration::from_secs);
+        // Where the API keeps uploads (its `LocalStorage`): campaigns'
+        // attachments are read from there.
+        config.send.media_dir = Some(self.data_dir.join("media"));
         config
     }
 

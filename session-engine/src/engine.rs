@@ -33,9 +33,11 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use wablast_domain::campaign::{CampaignCommand, SenderUnavailableReason};
 use wablast_domain::session::{
     Driver as DriverKind, Session, SessionCommand, SessionEvent, SessionStatus,
 };
@@ -44,13 +46,20 @@ use wablast_eventstore::{
     Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
 };
 
+use crate::aggregates::Aggregates;
+use crate::clock::{Clock, SystemClock};
 use crate::control::{
     self, ControlError, ControlErrorCode, PairingCodeRequest, PairingCodeResponse, QrEntry, Reply,
     SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest, SimulatorScanResponse,
     Verb,
 };
 use crate::driver::{Driver, DriverEvent};
+use crate::fanout::FanOut;
 use crate::lease::{EngineInfo, EngineRegistry, Lease, SessionLeases};
+use crate::receipts::{self, ProviderIds};
+use crate::sender::{SendConfig, SendContext, SendLoop};
+use crate::sends::SendQueue;
+use crate::settlement::Settlement;
 use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
 
 /// How an engine runs.
@@ -65,6 +74,12 @@ pub struct EngineConfig {
     pub reconcile_every: Duration,
     /// How the simulated WhatsApp network behaves.
     pub simulator: SimulatorConfig,
+    /// How sending behaves.
+    pub send: SendConfig,
+    /// How often campaigns are looked at for completion and settlement.
+    pub settle_every: Duration,
+    /// The clock sending decides by.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl EngineConfig {
@@ -76,6 +91,9 @@ impl EngineConfig {
             lease_ttl: Duration::from_secs(30),
             reconcile_every: Duration::from_secs(5),
             simulator: SimulatorConfig::default(),
+            send: SendConfig::default(),
+            settle_every: Duration::from_secs(2),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -110,6 +128,9 @@ pub struct Engine {
     log: EventLog,
     db: PgPool,
     sessions: CommandHandler<Session>,
+    aggregates: Aggregates,
+    queue: SendQueue,
+    provider_ids: ProviderIds,
     leases: SessionLeases,
     registry: EngineRegistry,
     qr: kv::Store,
@@ -131,15 +152,19 @@ impl Engine {
         let leases = SessionLeases::open(&js, &prefix, &config.engine_id, config.lease_ttl).await?;
         let registry = EngineRegistry::open(&js, &prefix, config.lease_ttl).await?;
         let qr = control::qr_bucket(&js, &prefix).await?;
-        let sessions =
-            CommandHandler::new(log.clone(), ()).with_upcasters(wablast_domain::upcasters());
+        let aggregates = Aggregates::new(&log);
+        let queue = SendQueue::open(&js, &prefix).await?;
+        let provider_ids = ProviderIds::open(&js, &prefix).await?;
         Ok(Arc::new(Self {
             network: SimulatorNetwork::new(config.simulator.clone()),
             config,
             client,
             log,
             db,
-            sessions,
+            sessions: aggregates.sessions.clone(),
+            aggregates,
+            queue,
+            provider_ids,
             leases,
             registry,
             qr,
@@ -176,6 +201,8 @@ impl Engine {
             .await
             .map_err(|err| EngineError::Nats(err.to_string()))?;
         info!(engine = %self.config.engine_id, "engine running");
+        let processes = self.clone().start_processes(shutdown.clone())?;
+        self.auto_start().await;
         let mut reconcile = tokio::time::interval(self.config.reconcile_every);
         let mut renew = tokio::time::interval(self.leases.renew_every());
         loop {
@@ -197,7 +224,148 @@ impl Engine {
             }
         }
         self.shut_down().await;
+        for process in processes {
+            let _ = process.await;
+        }
         Ok(())
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::Engine(self.config.engine_id.clone())
+    }
+
+    /// The campaign processes every engine runs beside its sessions: the
+    /// fan-out (a durable consumer: each start handled by one engine) and
+    /// completion and settlement (decided by the aggregates, so engines
+    /// running it side by side record each once).
+    fn start_processes(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> Result<Vec<JoinHandle<()>>, EngineError> {
+        let spec = FanOut::consumer(&self.log)?;
+        let fanout = FanOut::new(
+            self.db.clone(),
+            self.aggregates.clone(),
+            self.queue.clone(),
+            self.config.clock.clone(),
+            self.actor(),
+        );
+        let settlement = Settlement::new(
+            self.log.clone(),
+            self.db.clone(),
+            self.aggregates.clone(),
+            self.config.clock.clone(),
+            self.actor(),
+            spec.name.clone(),
+        );
+        let log = self.log.clone();
+        let fanout_shutdown = shutdown.clone();
+        let fanout = tokio::spawn(async move {
+            loop {
+                match wablast_eventstore::run_consumer(
+                    &log,
+                    &spec,
+                    &fanout,
+                    fanout_shutdown.clone(),
+                )
+                .await
+                {
+                    Ok(()) => return,
+                    Err(err) => {
+                        warn!(error = %err, "campaign fan-out stopped; starting it again");
+                        tokio::select! {
+                            () = fanout_shutdown.cancelled() => return,
+                            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        }
+                    }
+                }
+            }
+        });
+        let settle_every = self.config.settle_every;
+        let settlement = tokio::spawn(settlement.run(settle_every, shutdown));
+        Ok(vec![fanout, settlement])
+    }
+
+    /// Starts the sessions flagged to start with the engine that are not
+    /// running (a stopped session stays stopped only without the flag).
+    async fn auto_start(&self) {
+        let flagged: Vec<(uuid::Uuid, uuid::Uuid)> = match sqlx::query_as(
+            "select id, tenant_id from sessions
+             where auto_start and status in ('idle', 'disconnected', 'failed')",
+        )
+        .fetch_all(&self.db)
+        .await
+        {
+            Ok(rows) => rows,
+            Err(err) => {
+                warn!(error = %err, "sessions to auto-start not read");
+                return;
+            }
+        };
+        for (session, tenant) in flagged {
+            let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
+            let started = self
+                .sessions
+                .execute(
+                    &key,
+                    SessionCommand::StartSession { at: Utc::now() },
+                    &CommandMetadata::new(self.actor()),
+                )
+                .await;
+            match started {
+                Ok(_) => info!(%session, "session auto-started"),
+                Err(err) => debug!(error = %err, %session, "session not auto-started"),
+            }
+        }
+    }
+
+    /// A session that can no longer send (banned, logged out, deleted)
+    /// leaves its campaigns' rotations; their waiting sends move to the
+    /// remaining senders (see [`crate::fanout`]).
+    async fn sender_gone(
+        &self,
+        tenant: TenantId,
+        session: SessionId,
+        reason: SenderUnavailableReason,
+    ) {
+        let campaigns: Vec<uuid::Uuid> = match sqlx::query_scalar(
+            "select id from campaigns
+             where tenant_id = $1 and $2 = any(sender_session_ids) and status in ('running', 'paused')",
+        )
+        .bind(tenant.as_uuid())
+        .bind(session.as_uuid())
+        .fetch_all(&self.db)
+        .await
+        {
+            Ok(rows) => rows,
+            Err(err) => {
+                warn!(error = %err, %session, "campaigns of a gone sender not read");
+                return;
+            }
+        };
+        for campaign in campaigns {
+            let key = AggregateKey::new(tenant, campaign).expect("UUIDs are subject tokens");
+            let reported = self
+                .aggregates
+                .campaigns
+                .execute(
+                    &key,
+                    CampaignCommand::ReportSenderUnavailable {
+                        session_id: session,
+                        reason,
+                        at: Utc::now(),
+                    },
+                    &CommandMetadata::new(self.actor()),
+                )
+                .await;
+            match reported {
+                Ok(committed) if !committed.events.is_empty() => {
+                    info!(%campaign, %session, ?reason, "sender left the campaign");
+                }
+                Ok(_) => {}
+                Err(err) => debug!(error = %err, %campaign, "sender removal not recorded"),
+            }
+        }
     }
 
     async fn on_commit(self: Arc<Self>, commit: Commit) {
@@ -223,9 +391,27 @@ impl Engine {
                     self.release(session, Ending::Stop).await
                 }
                 SessionEvent::SessionLoggedOut { .. } => {
-                    self.release(session, Ending::Logout).await
+                    self.release(session, Ending::Logout).await;
+                    self.sender_gone(tenant, session, SenderUnavailableReason::LoggedOut)
+                        .await;
                 }
-                SessionEvent::SessionDeleted { .. } => self.release(session, Ending::Stop).await,
+                SessionEvent::SessionDeleted { .. } => {
+                    self.release(session, Ending::Stop).await;
+                    self.sender_gone(tenant, session, SenderUnavailableReason::Deleted)
+                        .await;
+                }
+                SessionEvent::SessionStatusChanged {
+                    to: SessionStatus::LoggedOut,
+                    error,
+                    ..
+                } => {
+                    let reason = if error.as_deref().is_some_and(|e| e.contains("ban")) {
+                        SenderUnavailableReason::Banned
+                    } else {
+                        SenderUnavailableReason::LoggedOut
+                    };
+                    self.sender_gone(tenant, session, reason).await;
+                }
                 _ => {}
             }
         }
@@ -311,12 +497,33 @@ impl Engine {
         let connection = self.network.connect(session, linked);
         let driver: Arc<dyn Driver> = Arc::from(connection.driver);
         let stop = CancellationToken::new();
-        let mut tasks = vec![tokio::spawn(self.clone().report(
+        let (status, status_seen) = watch::channel(state.status());
+        let sending = SendLoop::new(
+            SendContext {
+                aggregates: self.aggregates.clone(),
+                queue: self.queue.clone(),
+                provider_ids: self.provider_ids.clone(),
+                clock: self.config.clock.clone(),
+                db: self.db.clone(),
+                config: self.config.send.clone(),
+                actor: self.actor(),
+            },
             tenant,
             session,
-            connection.events,
+            driver.clone(),
+            status_seen,
             stop.clone(),
-        ))];
+        );
+        let mut tasks = vec![
+            tokio::spawn(self.clone().report(
+                tenant,
+                session,
+                connection.events,
+                status,
+                stop.clone(),
+            )),
+            tokio::spawn(sending.run()),
+        ];
         match self
             .clone()
             .serve_requests(tenant, session, driver.clone(), stop.clone())
@@ -348,6 +555,7 @@ impl Engine {
         tenant: TenantId,
         session: SessionId,
         mut events: tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
+        status: watch::Sender<SessionStatus>,
         stop: CancellationToken,
     ) {
         let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
@@ -367,16 +575,21 @@ impl Engine {
                     {
                         debug!(error = %err, %session, "QR entry not removed");
                     }
+                    let reported = change.status;
                     let command = SessionCommand::ReportStatus {
                         status: change.status,
                         phone_number: change.phone_number,
                         error: change.error,
                         at: change.at,
                     };
-                    if let Err(err) = self.sessions.execute(&key, command, &metadata()).await {
+                    match self.sessions.execute(&key, command, &metadata()).await {
+                        // The send loop sends while the log says ready.
+                        Ok(_) => {
+                            status.send_replace(reported);
+                        }
                         // A late report after a stop, say: the aggregate
                         // decides, and said no.
-                        debug!(error = %err, %session, "status report refused");
+                        Err(err) => debug!(error = %err, %session, "status report refused"),
                     }
                 }
                 DriverEvent::Qr(qr) => {
@@ -390,7 +603,23 @@ impl Engine {
                     }
                 }
                 DriverEvent::Receipt(receipt) => {
-                    debug!(%session, id = %receipt.provider_message_id, "receipt (sending is not wired yet)");
+                    // Apart, so a receipt waiting for its message's id does
+                    // not hold up the session's other events.
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = receipts::record(
+                            &engine.aggregates,
+                            &engine.provider_ids,
+                            tenant,
+                            session,
+                            receipt,
+                            engine.actor(),
+                        )
+                        .await
+                        {
+                            warn!(error = %err, %session, "receipt not recorded");
+                        }
+                    });
                 }
                 DriverEvent::Inbound(inbound) => {
                     info!(%session, from = %inbound.from_raw, "inbound message (inbox and auto-replies are not wired yet)");

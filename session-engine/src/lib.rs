@@ -19,16 +19,30 @@
 //!   request/reply subjects and types of pairing codes and simulator
 //!   controls.
 //!
-//! The send loop, the campaign fan-out and the native driver come with the
-//! session-engine issue (#6).
+//! - [`fanout`]: a started campaign's recipients queued as messages and
+//!   send commands, spread over its senders.
+//! - [`sends`]: the send queue (a JetStream work queue, a subject per
+//!   session).
+//! - [`sender`]: the per-session send loop.
+//! - [`receipts`]: delivery and read receipts onto their messages.
+//! - [`settlement`]: campaign completion and settlement.
+//! - [`clock`]: the time sending decides by (a manual one for tests).
+//! - [`aggregates`]: the command handlers all of these use.
 
+pub mod aggregates;
+pub mod clock;
 pub mod cloud;
 pub mod control;
 pub mod credentials;
 pub mod driver;
 pub mod engine;
+pub mod fanout;
 mod http;
 pub mod lease;
+pub mod receipts;
+pub mod sender;
+pub mod sends;
+pub mod settlement;
 pub mod simulator;
 pub mod waha;
 pub mod webhook;

@@ -22,7 +22,13 @@ async fn lease_holder(app: &TestApp, session: &str) -> Option<String> {
     holder["engine"].as_str().map(str::to_owned)
 }
 
-async fn until<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+/// Polls `check` every 100 ms until it finds something; fails the test
+/// after `timeout`.
+pub async fn until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let started = Instant::now();
     loop {
         if let Some(found) = check().await {

@@ -14,6 +14,7 @@ mod journey;
 mod media;
 mod operations;
 mod schedule;
+mod sending;
 mod sessions;
 mod wallet;
 mod webhooks;

@@ -1,0 +1,57 @@
+//! The command handlers the engine and its processes use, one per
+//! aggregate type, sharing one event log.
+
+use cqrs_es::Aggregate;
+use wablast_domain::campaign::Campaign;
+use wablast_domain::message::Message;
+use wablast_domain::schedule::Schedule;
+use wablast_domain::session::Session;
+use wablast_domain::session_day::SessionDay;
+use wablast_domain::types::TenantId;
+use wablast_domain::wallet::Wallet;
+use wablast_eventstore::{AggregateKey, CommandHandler, EventLog};
+
+/// A handler per aggregate type.
+#[derive(Clone)]
+pub struct Aggregates {
+    /// Linked numbers.
+    pub sessions: CommandHandler<Session>,
+    /// Send allowances per session and local day.
+    pub session_days: CommandHandler<SessionDay>,
+    /// Tenants' active hours.
+    pub schedules: CommandHandler<Schedule>,
+    /// Tenants' points and plans.
+    pub wallets: CommandHandler<Wallet>,
+    /// Broadcasts.
+    pub campaigns: CommandHandler<Campaign>,
+    /// Per-recipient messages.
+    pub messages: CommandHandler<Message>,
+}
+
+impl Aggregates {
+    /// Handlers on `log`, reading older events through the domain's
+    /// upcasters.
+    pub fn new(log: &EventLog) -> Self {
+        fn handler<A: Aggregate<Services = ()>>(log: &EventLog) -> CommandHandler<A> {
+            CommandHandler::new(log.clone(), ()).with_upcasters(wablast_domain::upcasters())
+        }
+        Self {
+            sessions: handler(log),
+            session_days: handler(log),
+            schedules: handler(log),
+            wallets: handler(log),
+            campaigns: handler(log),
+            messages: handler(log),
+        }
+    }
+}
+
+/// The key of a tenant's aggregate.
+pub fn key(tenant: TenantId, id: impl std::fmt::Display) -> AggregateKey {
+    AggregateKey::new(tenant, id).expect("UUIDs and day ids are subject tokens")
+}
+
+/// The key of a tenant's own aggregates (wallet, schedule).
+pub fn tenant_key(tenant: TenantId) -> AggregateKey {
+    key(tenant, tenant)
+}

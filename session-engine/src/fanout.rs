@@ -1,0 +1,479 @@
+//! Campaign fan-out: when a campaign starts, its recipients (the contact
+//! list's contacts, frozen by the start) each get a queued message and a
+//! send command on the queue of one of the campaign's senders, spread by
+//! what each sender can still send today.
+//!
+//! A durable consumer of campaign events drives it, so a fan-out cut off by
+//! a crash runs again from the redelivered `CampaignStarted`: a message id
+//! is derived from the campaign and the contact's row, its creation is
+//! committed only if the message does not exist yet
+//! ([`CommandHandler::create`]), and a message that exists and is still
+//! queued gets its send command again (deduplicated by the queue, or
+//! dropped by the send loop once the message moved on). Nothing is lost,
+//! nothing doubled.
+//!
+//! When a sender leaves a campaign for good (`CampaignSenderRemoved`), the
+//! commands waiting on its queue move to the campaign's remaining senders.
+//!
+//! [`CommandHandler::create`]: wablast_eventstore::CommandHandler::create
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use cqrs_es::Aggregate;
+use futures::{StreamExt, TryStreamExt};
+use sqlx::PgPool;
+use sqlx::types::Json;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+use wablast_domain::campaign::{Campaign, CampaignEvent, CampaignStatus};
+use wablast_domain::message::{MessageCommand, MessageStatus};
+use wablast_domain::session_day;
+use wablast_domain::types::phone::Phone;
+use wablast_domain::types::{CampaignId, MessageId, SessionId, TenantId};
+use wablast_eventstore::{
+    Actor, CommandMetadata, ConsumerSpec, Delivery, EventLog, RecordedEvent, WorkError, Worker,
+};
+
+use crate::aggregates::{Aggregates, key, tenant_key};
+use crate::clock::Clock;
+use crate::sends::{SendCommand, SendQueue};
+
+/// How many recipients are queued at once.
+const CONCURRENCY: usize = 256;
+
+/// The id of the message to the contact in `row` of a campaign's list:
+/// the same every time the fan-out runs.
+pub fn message_id(campaign: CampaignId, row: i32) -> MessageId {
+    MessageId::from_uuid(Uuid::new_v5(campaign.as_uuid(), &row.to_be_bytes()))
+}
+
+/// The campaign process: fan-out on start, moving a removed sender's work.
+#[derive(Clone)]
+pub struct FanOut {
+    db: PgPool,
+    aggregates: Aggregates,
+    queue: SendQueue,
+    clock: Arc<dyn Clock>,
+    actor: Actor,
+}
+
+/// One recipient as the contact list holds it.
+#[derive(sqlx::FromRow)]
+struct Contact {
+    row_number: i32,
+    phone: String,
+    name: Option<String>,
+    variables: Json<BTreeMap<String, String>>,
+}
+
+impl FanOut {
+    /// The process, acting as `actor` (the engine running it).
+    pub fn new(
+        db: PgPool,
+        aggregates: Aggregates,
+        queue: SendQueue,
+        clock: Arc<dyn Clock>,
+        actor: Actor,
+    ) -> Self {
+        Self {
+            db,
+            aggregates,
+            queue,
+            clock,
+            actor,
+        }
+    }
+
+    /// Its durable consumer: every campaign commit, in order.
+    pub fn consumer(log: &EventLog) -> Result<ConsumerSpec, wablast_eventstore::EventStoreError> {
+        let mut spec = ConsumerSpec::new("campaign-fanout", log.stream_name_of(Campaign::TYPE)?);
+        spec.filter_subject = log.prefix().aggregate_type_subjects(Campaign::TYPE);
+        spec.max_ack_pending = 1;
+        spec.batch = 10;
+        // A fan-out of a large list takes a while; an engine that dies
+        // mid-way hands it over after this.
+        spec.ack_wait = Duration::from_secs(300);
+        spec.max_deliveries = 20;
+        Ok(spec)
+    }
+
+    /// Queues every recipient of the campaign that started at `started`.
+    async fn fan_out(&self, started: &RecordedEvent) -> Result<(), WorkError> {
+        let (tenant, campaign_id) = ids(started)?;
+        let campaign = self
+            .aggregates
+            .campaigns
+            .load(&key(tenant, campaign_id))
+            .await
+            .map_err(WorkError::retryable)?
+            .aggregate;
+        match campaign.status() {
+            Some(CampaignStatus::Running | CampaignStatus::Paused) => {}
+            // Cancelled before its messages were queued: nothing will be
+            // sent, and the cancellation settled it.
+            other => {
+                debug!(campaign = %campaign_id, status = ?other, "not fanned out: no longer sending");
+                return Ok(());
+            }
+        }
+        let Some(list) = campaign.contact_list_id() else {
+            return Err(WorkError::fatal("a started campaign has no contact list"));
+        };
+        let senders = campaign.senders().to_vec();
+        let rotation =
+            std::sync::Mutex::new(Rotation::new(self.capacities(tenant, &senders).await?));
+        let at = self.clock.now();
+        let recipients = i64::try_from(campaign.recipients()).unwrap_or(i64::MAX);
+        let started_at = std::time::Instant::now();
+        let queued = sqlx::query_as::<_, Contact>(
+            "select row_number, phone, name, variables from contacts
+             where list_id = $1 and tenant_id = $2
+             order by row_number
+             limit $3",
+        )
+        .bind(list.as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(recipients)
+        .fetch(&self.db)
+        .map_err(WorkError::retryable)
+        .map_ok(|contact| {
+            let sender = rotation
+                .lock()
+                .expect("rotation lock")
+                .next()
+                .map(|i| senders[i]);
+            self.queue_one(started, tenant, campaign_id, sender, contact, at)
+        })
+        .try_buffer_unordered(CONCURRENCY)
+        .try_fold(0u64, |n, ()| async move { Ok(n + 1) })
+        .await?;
+        if queued != campaign.recipients() {
+            warn!(campaign = %campaign_id, queued, recipients = campaign.recipients(), "the list holds another number of contacts than the campaign froze");
+        }
+        info!(campaign = %campaign_id, %tenant, queued, elapsed_ms = started_at.elapsed().as_millis() as u64, "campaign fanned out");
+        Ok(())
+    }
+
+    /// Queues one recipient's message and its send command.
+    async fn queue_one(
+        &self,
+        started: &RecordedEvent,
+        tenant: TenantId,
+        campaign_id: CampaignId,
+        sender: Option<SessionId>,
+        contact: Contact,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), WorkError> {
+        let message_id = message_id(campaign_id, contact.row_number);
+        let message_key = key(tenant, message_id);
+        let phone: Phone = serde_json::from_value(serde_json::Value::String(contact.phone))
+            .map_err(|err| WorkError::fatal(format!("a stored contact's number: {err}")))?;
+        let Some(sender) = sender else {
+            return Err(WorkError::fatal("the campaign has no sender"));
+        };
+        let metadata =
+            CommandMetadata::caused_by(started, &format!("queue {message_id}"), self.actor.clone());
+        let created = self
+            .aggregates
+            .messages
+            .create(
+                &message_key,
+                MessageCommand::QueueMessage {
+                    message_id,
+                    campaign_id,
+                    session_id: sender,
+                    phone,
+                    name: contact.name,
+                    variables: contact.variables.0,
+                    at,
+                },
+                &metadata,
+            )
+            .await
+            .map_err(WorkError::retryable)?;
+        let sender = if created.is_some() {
+            sender
+        } else {
+            // Queued by an earlier run: its command goes where it went then,
+            // if the message still waits.
+            let message = self
+                .aggregates
+                .messages
+                .load(&message_key)
+                .await
+                .map_err(WorkError::retryable)?
+                .aggregate;
+            if message.status() != Some(MessageStatus::Queued) {
+                return Ok(());
+            }
+            message.session_id()
+        };
+        let command = SendCommand {
+            tenant_id: tenant,
+            campaign_id,
+            message_id,
+        };
+        self.queue
+            .publish(sender, &command)
+            .await
+            .map_err(WorkError::retryable)?
+            .await
+            .map_err(WorkError::retryable)?;
+        Ok(())
+    }
+
+    /// What each sender can still send today: its daily limit less the
+    /// slots its counter for the tenant's local day granted.
+    async fn capacities(
+        &self,
+        tenant: TenantId,
+        senders: &[SessionId],
+    ) -> Result<Vec<u64>, WorkError> {
+        let schedule = self
+            .aggregates
+            .schedules
+            .load(&tenant_key(tenant))
+            .await
+            .map_err(WorkError::retryable)?
+            .aggregate;
+        let zone = schedule.active_hours().timezone();
+        let now = self.clock.now();
+        let mut capacities = Vec::with_capacity(senders.len());
+        for &sender in senders {
+            let session = self
+                .aggregates
+                .sessions
+                .load(&key(tenant, sender))
+                .await
+                .map_err(WorkError::retryable)?
+                .aggregate;
+            let day = self
+                .aggregates
+                .session_days
+                .load(&key(
+                    tenant,
+                    session_day::aggregate_id_at(sender, now, zone),
+                ))
+                .await
+                .map_err(WorkError::retryable)?
+                .aggregate;
+            let limit = u64::from(session.daily_limit().value());
+            capacities.push(limit.saturating_sub(u64::from(day.count())));
+        }
+        Ok(capacities)
+    }
+
+    /// Moves the commands waiting on a removed sender's queue to the
+    /// remaining senders of their campaigns. Commands of a campaign with no
+    /// sender left stay where they are (the campaign is paused, saying
+    /// why; cancelling it cancels them).
+    async fn move_sends(&self, tenant: TenantId, removed: SessionId) -> Result<(), WorkError> {
+        self.queue
+            .remove_consumer(removed)
+            .await
+            .map_err(WorkError::retryable)?;
+        let drain = self
+            .queue
+            .drain_consumer(tenant, removed)
+            .await
+            .map_err(WorkError::retryable)?;
+        let mut rotations: HashMap<CampaignId, (Vec<SessionId>, usize)> = HashMap::new();
+        let mut moved = 0u64;
+        loop {
+            let mut batch = drain
+                .fetch()
+                .max_messages(500)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+                .map_err(WorkError::retryable)?;
+            let mut seen = 0;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(WorkError::retryable)?;
+                seen += 1;
+                let Ok(command) = serde_json::from_slice::<SendCommand>(&message.payload) else {
+                    warn!(subject = %message.subject, "undecodable send command dropped");
+                    let _ = message.ack().await;
+                    continue;
+                };
+                if !rotations.contains_key(&command.campaign_id) {
+                    let campaign = self
+                        .aggregates
+                        .campaigns
+                        .load(&key(tenant, command.campaign_id))
+                        .await
+                        .map_err(WorkError::retryable)?
+                        .aggregate;
+                    let senders: Vec<SessionId> = campaign
+                        .senders()
+                        .iter()
+                        .copied()
+                        .filter(|s| *s != removed)
+                        .collect();
+                    rotations.insert(command.campaign_id, (senders, 0));
+                }
+                let (senders, next) = rotations
+                    .get_mut(&command.campaign_id)
+                    .expect("inserted above");
+                if senders.is_empty() {
+                    // Left in place: it comes back when this consumer goes.
+                    continue;
+                }
+                let to = senders[*next % senders.len()];
+                *next += 1;
+                self.queue
+                    .publish(to, &command)
+                    .await
+                    .map_err(WorkError::retryable)?
+                    .await
+                    .map_err(WorkError::retryable)?;
+                message
+                    .double_ack_with(AckKind::Ack)
+                    .await
+                    .map_err(WorkError::retryable)?;
+                moved += 1;
+            }
+            if seen == 0 {
+                break;
+            }
+        }
+        let _ = self
+            .queue
+            .remove_drain(drain)
+            .await
+            .inspect_err(|err| debug!(error = %err, "drain consumer not removed; it expires"));
+        info!(session = %removed, %tenant, moved, "a removed sender's sends moved on");
+        Ok(())
+    }
+}
+
+impl Worker for FanOut {
+    async fn handle(&self, delivery: &Delivery) -> Result<(), WorkError> {
+        for recorded in delivery.events().map_err(WorkError::fatal)? {
+            let event = self
+                .aggregates
+                .campaigns
+                .decode(recorded.clone())
+                .map_err(WorkError::fatal)?;
+            match event {
+                CampaignEvent::CampaignStarted { .. } => self.fan_out(&recorded).await?,
+                CampaignEvent::CampaignSenderRemoved { session_id, .. } => {
+                    let (tenant, _) = ids(&recorded)?;
+                    self.move_sends(tenant, session_id).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tenant and campaign of a campaign event.
+fn ids(recorded: &RecordedEvent) -> Result<(TenantId, CampaignId), WorkError> {
+    let key = recorded.key().map_err(WorkError::fatal)?;
+    let tenant = key
+        .tenant()
+        .parse()
+        .map_err(|_| WorkError::fatal("a campaign's tenant is a UUID"))?;
+    let campaign = key
+        .id()
+        .parse()
+        .map_err(|_| WorkError::fatal("a campaign's id is a UUID"))?;
+    Ok((tenant, campaign))
+}
+
+/// Smooth weighted round robin: over any run of picks each sender gets its
+/// share of the weights, interleaved (not in blocks), the same every time
+/// for the same weights.
+#[derive(Debug)]
+struct Rotation {
+    weights: Vec<i64>,
+    current: Vec<i64>,
+    total: i64,
+}
+
+impl Rotation {
+    /// Weights from remaining capacities; when no sender has any left,
+    /// equal shares (the messages wait for the next day either way).
+    fn new(capacities: Vec<u64>) -> Self {
+        let mut weights: Vec<i64> = capacities
+            .iter()
+            .map(|c| {
+                i64::try_from(*c)
+                    .unwrap_or(i64::MAX / 1024)
+                    .min(i64::MAX / 1024)
+            })
+            .collect();
+        if weights.iter().all(|w| *w == 0) {
+            weights.iter_mut().for_each(|w| *w = 1);
+        }
+        let total = weights.iter().sum();
+        Self {
+            current: vec![0; weights.len()],
+            weights,
+            total,
+        }
+    }
+
+    /// The index of the next sender; `None` without senders.
+    fn next(&mut self) -> Option<usize> {
+        if self.weights.is_empty() {
+            return None;
+        }
+        for (current, weight) in self.current.iter_mut().zip(&self.weights) {
+            *current += weight;
+        }
+        let (best, _) = self
+            .current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))?;
+        self.current[best] -= self.total;
+        Some(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picks(capacities: Vec<u64>, n: usize) -> Vec<usize> {
+        let mut rotation = Rotation::new(capacities);
+        (0..n).map(|_| rotation.next().unwrap()).collect()
+    }
+
+    #[test]
+    fn senders_get_shares_by_remaining_capacity_interleaved() {
+        let picked = picks(vec![300, 100], 8);
+        assert_eq!(picked, vec![0, 0, 1, 0, 0, 0, 1, 0]);
+        let counts = picks(vec![50, 150, 0], 200)
+            .into_iter()
+            .fold([0; 3], |mut c, i| {
+                c[i] += 1;
+                c
+            });
+        assert_eq!(
+            counts,
+            [50, 150, 0],
+            "a sender with nothing left gets nothing"
+        );
+    }
+
+    #[test]
+    fn without_capacity_anywhere_the_shares_are_equal() {
+        assert_eq!(picks(vec![0, 0], 4), vec![0, 1, 0, 1]);
+        assert_eq!(Rotation::new(vec![]).next(), None);
+    }
+
+    #[test]
+    fn message_ids_are_the_same_for_the_same_recipient() {
+        let campaign = CampaignId::from_uuid(Uuid::from_u128(7));
+        assert_eq!(message_id(campaign, 1), message_id(campaign, 1));
+        assert_ne!(message_id(campaign, 1), message_id(campaign, 2));
+        let other = CampaignId::from_uuid(Uuid::from_u128(8));
+        assert_ne!(message_id(campaign, 1), message_id(other, 1));
+    }
+}

@@ -1,0 +1,786 @@
+//! The per-session send loop: takes the session's send commands in order
+//! and, for each, asks for a slot, waits its turn, sends, and records what
+//! happened.
+//!
+//! The loop never decides whether a send is allowed. It asks the session's
+//! day counter for a slot and obeys: a daily limit reached means waiting for
+//! the next local day, a closed window waiting for the next opening (the
+//! campaign says so: it pauses as `outside_active_hours` and resumes when
+//! the window opens). The aggregates hold every other rule too: a message
+//! is taken (`queued → sending`) before it leaves and its outcome recorded
+//! after; a message found `sending` when its command comes back was cut off
+//! by a crash, and is marked `unknown`, never sent again.
+//!
+//! Per message:
+//! 1. the message must still wait (`queued`, or a failure that may be
+//!    retried), its campaign must be running (paused: the command waits; an
+//!    auto-pause or a closed window is resumed by the loop when its time
+//!    comes; finished: the message is cancelled);
+//! 2. the throttle: a random pause between the campaign's `min_delay_ms`
+//!    and `max_delay_ms` after the session's previous send;
+//! 3. a slot from the day counter, with the facts it needs (session ready,
+//!    daily limit, active hours, plan expiry, campaign running);
+//! 4. `StartSending`, the template rendered (spintax seeded by the message
+//!    id, so a retry reads the same), the driver's send;
+//! 5. `RecordSent` with its cost, or `RecordFailed`: a transient error is
+//!    tried again with exponential back-off up to
+//!    [`SendConfig::max_attempts`], a permanent one fails with its reason,
+//!    an unknown outcome is marked `unknown`. Failures in a row are
+//!    reported to the campaign, which auto-pauses from three on.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use chrono::{DateTime, TimeDelta, Utc};
+use cqrs_es::AggregateError;
+use futures::StreamExt;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use wablast_domain::campaign::{
+    Campaign, CampaignCommand, CampaignEvent, CampaignStatus, PauseReason,
+};
+use wablast_domain::message::{Message, MessageCommand, MessageStatus};
+use wablast_domain::session::SessionStatus;
+use wablast_domain::session_day::{self, SendFacts, SessionDayCommand, SessionDayError};
+use wablast_domain::types::{MediaId, Points, SessionId, TenantId};
+use wablast_eventstore::{Actor, CommandMetadata, EventStoreError};
+
+use crate::aggregates::{Aggregates, key, tenant_key};
+use crate::clock::Clock;
+use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
+use crate::receipts::ProviderIds;
+use crate::sends::{SendCommand, SendQueue};
+
+/// How sending behaves.
+#[derive(Clone, Debug)]
+pub struct SendConfig {
+    /// Attempts of one message on transient errors (the first included).
+    pub max_attempts: u32,
+    /// Back-off before the second attempt; doubled for each further one.
+    pub retry_delay: Duration,
+    /// Where media files are (`<data_dir>/media`); `None`: campaigns with
+    /// media fail their messages with a reason.
+    pub media_dir: Option<PathBuf>,
+}
+
+impl Default for SendConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_delay: Duration::from_secs(2),
+            media_dir: None,
+        }
+    }
+}
+
+/// What the engine hands a session's send loop.
+#[derive(Clone)]
+pub struct SendContext {
+    /// The command handlers.
+    pub aggregates: Aggregates,
+    /// The send queue.
+    pub queue: SendQueue,
+    /// Provider ids of sent messages, for receipts.
+    pub provider_ids: ProviderIds,
+    /// The engine's clock.
+    pub clock: Arc<dyn Clock>,
+    /// The query database (media metadata).
+    pub db: PgPool,
+    /// How sending behaves.
+    pub config: SendConfig,
+    /// Who the loop acts as.
+    pub actor: Actor,
+}
+
+/// Why the loop could not go on with a command (it comes back later).
+#[derive(Debug, thiserror::Error)]
+enum LoopError {
+    #[error(transparent)]
+    Log(#[from] EventStoreError),
+    #[error("{0}")]
+    Command(String),
+}
+
+impl<E: std::error::Error> From<AggregateError<E>> for LoopError {
+    fn from(err: AggregateError<E>) -> Self {
+        Self::Command(err.to_string())
+    }
+}
+
+/// What became of a command.
+enum Step {
+    /// Done with (sent, failed, dropped): acknowledge it.
+    Done,
+    /// Not now: give it back to the queue for `Duration`.
+    Later(Duration),
+    /// The loop was stopped: give it back at once.
+    Stopped,
+}
+
+/// One session's send loop.
+pub struct SendLoop {
+    context: SendContext,
+    tenant: TenantId,
+    session: SessionId,
+    driver: Arc<dyn Driver>,
+    status: watch::Receiver<SessionStatus>,
+    stop: CancellationToken,
+    rng: StdRng,
+    next_send_at: Option<DateTime<Utc>>,
+    failures_in_a_row: u32,
+}
+
+impl SendLoop {
+    /// The loop of `session`, sending through `driver` while `status` says
+    /// the session is ready, until `stop`.
+    pub fn new(
+        context: SendContext,
+        tenant: TenantId,
+        session: SessionId,
+        driver: Arc<dyn Driver>,
+        status: watch::Receiver<SessionStatus>,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            context,
+            tenant,
+            session,
+            driver,
+            status,
+            stop,
+            rng: StdRng::from_os_rng(),
+            next_send_at: None,
+            failures_in_a_row: 0,
+        }
+    }
+
+    /// Runs until stopped. A command in hand when it stops goes back to the
+    /// queue at once (unless it is being sent: that finishes first).
+    pub async fn run(mut self) {
+        loop {
+            if !self.until_ready().await {
+                return;
+            }
+            match self.consume().await {
+                Ok(()) => return,
+                Err(err) => {
+                    warn!(error = %err, session = %self.session, "send loop interrupted; starting again");
+                    tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the session is ready; `false` when stopped first.
+    async fn until_ready(&mut self) -> bool {
+        loop {
+            if *self.status.borrow_and_update() == SessionStatus::Ready {
+                return true;
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => return false,
+                changed = self.status.changed() => if changed.is_err() { return false },
+            }
+        }
+    }
+
+    async fn consume(&mut self) -> Result<(), LoopError> {
+        let consumer = self
+            .context
+            .queue
+            .consumer(self.tenant, self.session)
+            .await?;
+        let mut commands = consumer
+            .stream()
+            .max_messages_per_batch(1)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(EventStoreError::nats)?;
+        info!(session = %self.session, "sending");
+        loop {
+            let message = tokio::select! {
+                () = self.stop.cancelled() => return Ok(()),
+                message = commands.next() => match message {
+                    Some(Ok(message)) => message,
+                    Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
+                    None => return Err(LoopError::Command("the queue closed".into())),
+                },
+            };
+            let Ok(command) = serde_json::from_slice::<SendCommand>(&message.payload) else {
+                warn!(session = %self.session, "undecodable send command dropped");
+                let _ = message.double_ack_with(AckKind::Ack).await;
+                continue;
+            };
+            let step = match self.send(&message, command).await {
+                Ok(step) => step,
+                Err(err) => {
+                    warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
+                    Step::Later(Duration::from_secs(1))
+                }
+            };
+            let answer = match step {
+                Step::Done => message.double_ack_with(AckKind::Ack).await,
+                Step::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+                Step::Stopped => {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                    return Ok(());
+                }
+            };
+            if let Err(err) = answer {
+                warn!(error = %err, message = %command.message_id, "command not answered; it comes back after the ack wait");
+            }
+        }
+    }
+
+    /// Waits until the clock reaches `at`, telling the queue the command is
+    /// still being worked on; `false` when stopped first.
+    async fn wait_until(&self, at: DateTime<Utc>, held: &async_nats::jetstream::Message) -> bool {
+        let clock = self.context.clock.clone();
+        let reached = clock.sleep_until(at);
+        tokio::pin!(reached);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return false,
+                () = &mut reached => return true,
+                () = tokio::time::sleep(SendQueue::ACK_WAIT / 3) => {
+                    let _ = held.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
+    }
+
+    fn metadata(&self) -> CommandMetadata {
+        CommandMetadata::new(self.context.actor.clone())
+    }
+
+    /// Works on one command until it is done with, or must come back later.
+    async fn send(
+        &mut self,
+        held: &async_nats::jetstream::Message,
+        command: SendCommand,
+    ) -> Result<Step, LoopError> {
+        let aggregates = self.context.aggregates.clone();
+        let message_key = key(self.tenant, command.message_id);
+        let campaign_key = key(self.tenant, command.campaign_id);
+        loop {
+            if self.stop.is_cancelled() {
+                return Ok(Step::Stopped);
+            }
+            // 1. Does the message still wait, and may its campaign send?
+            let message = aggregates.messages.load(&message_key).await?.aggregate;
+            match message.status() {
+                Some(MessageStatus::Queued) => {}
+                Some(MessageStatus::Failed) if message.is_retryable() => {}
+                Some(MessageStatus::Sending) => {
+                    // Taken by a sender that never said how it went.
+                    warn!(message = %command.message_id, attempt = message.attempt(), "outcome unknown after an interruption: marked unknown, not sent again");
+                    aggregates
+                        .messages
+                        .execute(
+                            &message_key,
+                            MessageCommand::MarkUnknown {
+                                attempt: message.attempt(),
+                                at: self.context.clock.now(),
+                            },
+                            &self.metadata(),
+                        )
+                        .await?;
+                    self.failed(&campaign_key).await;
+                    return Ok(Step::Done);
+                }
+                None => {
+                    warn!(message = %command.message_id, "send command of an unknown message dropped");
+                    return Ok(Step::Done);
+                }
+                Some(_) => return Ok(Step::Done),
+            }
+            let campaign = aggregates.campaigns.load(&campaign_key).await?.aggregate;
+            match campaign.status() {
+                Some(CampaignStatus::Running) => {}
+                Some(CampaignStatus::Paused) => match self.paused(&campaign, held).await? {
+                    Some(step) => return Ok(step),
+                    None => continue,
+                },
+                Some(CampaignStatus::Cancelled | CampaignStatus::Completed) => {
+                    aggregates
+                        .messages
+                        .execute(
+                            &message_key,
+                            MessageCommand::CancelMessage {
+                                at: self.context.clock.now(),
+                            },
+                            &self.metadata(),
+                        )
+                        .await?;
+                    return Ok(Step::Done);
+                }
+                _ => return Ok(Step::Later(Duration::from_secs(5))),
+            }
+            if !campaign.senders().contains(&self.session) {
+                return self.hand_over(&campaign, command).await;
+            }
+
+            // 2. The throttle.
+            if let Some(at) = self.next_send_at
+                && !self.wait_until(at, held).await
+            {
+                return Ok(Step::Stopped);
+            }
+            if *self.status.borrow() != SessionStatus::Ready {
+                return Ok(Step::Stopped);
+            }
+
+            // 3. A slot.
+            let now = self.context.clock.now();
+            match self.request_slot(&command, &campaign, now).await? {
+                Ok(()) => {}
+                Err(refusal) => match self.refused(refusal, &campaign_key, now, held).await? {
+                    Some(step) => return Ok(step),
+                    None => continue,
+                },
+            }
+
+            // 4. Send.
+            let attempt = message.attempt() + 1;
+            let taken = aggregates
+                .messages
+                .execute(
+                    &message_key,
+                    MessageCommand::StartSending {
+                        session_id: self.session,
+                        attempt,
+                        at: now,
+                    },
+                    &self.metadata(),
+                )
+                .await;
+            if let Err(err) = taken {
+                debug!(error = %err, message = %command.message_id, "not taken; looking again");
+                continue;
+            }
+            let throttle = campaign.throttle();
+            self.next_send_at =
+                Some(now + TimeDelta::from_std(throttle.delay(&mut self.rng)).unwrap_or_default());
+            let outcome = match self.outgoing(&message, &campaign, command).await {
+                Ok(outgoing) => self.sending(&outgoing, held).await,
+                Err(reason) => Err(SendError::Permanent(reason)),
+            };
+
+            // 5. Record what happened.
+            let at = self.context.clock.now();
+            match outcome {
+                Ok(sent) => {
+                    if let Err(err) = self
+                        .context
+                        .provider_ids
+                        .remember(self.session, &sent.provider_message_id, command.message_id)
+                        .await
+                    {
+                        warn!(error = %err, message = %command.message_id, "provider id not kept: its receipts will be missed");
+                    }
+                    self.record(
+                        &message_key,
+                        MessageCommand::RecordSent {
+                            attempt,
+                            provider_message_id: Some(sent.provider_message_id),
+                            cost: Points::PER_MESSAGE,
+                            at,
+                        },
+                    )
+                    .await?;
+                    self.failures_in_a_row = 0;
+                    return Ok(Step::Done);
+                }
+                Err(SendError::Transient(reason)) if attempt < self.context.config.max_attempts => {
+                    debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
+                    self.record(
+                        &message_key,
+                        MessageCommand::RecordFailed {
+                            attempt,
+                            reason,
+                            retryable: true,
+                            at,
+                        },
+                    )
+                    .await?;
+                    let backoff = self.context.config.retry_delay * 2u32.pow(attempt - 1);
+                    let again = at + TimeDelta::from_std(backoff).unwrap_or_default();
+                    if !self.wait_until(again, held).await {
+                        return Ok(Step::Stopped);
+                    }
+                }
+                Err(SendError::Transient(reason) | SendError::Permanent(reason)) => {
+                    info!(message = %command.message_id, attempt, %reason, "send failed");
+                    self.record(
+                        &message_key,
+                        MessageCommand::RecordFailed {
+                            attempt,
+                            reason,
+                            retryable: false,
+                            at,
+                        },
+                    )
+                    .await?;
+                    self.failed(&campaign_key).await;
+                    return Ok(Step::Done);
+                }
+                Err(SendError::Unknown(reason)) => {
+                    warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
+                    self.record(&message_key, MessageCommand::MarkUnknown { attempt, at })
+                        .await?;
+                    self.failed(&campaign_key).await;
+                    return Ok(Step::Done);
+                }
+            }
+        }
+    }
+
+    /// The driver's send, telling the queue the command is being worked on
+    /// while it takes. Never cut short: once a message may have left, its
+    /// outcome is waited for and recorded.
+    async fn sending(
+        &self,
+        outgoing: &OutgoingMessage,
+        held: &async_nats::jetstream::Message,
+    ) -> Result<crate::driver::SentMessage, SendError> {
+        let send = self.driver.send(outgoing);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                outcome = &mut send => return outcome,
+                () = tokio::time::sleep(SendQueue::ACK_WAIT / 3) => {
+                    let _ = held.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
+    }
+
+    /// Records an outcome, insisting a little: the message left, so losing
+    /// its record would leave it `sending` (then `unknown`).
+    async fn record(
+        &self,
+        message_key: &wablast_eventstore::AggregateKey,
+        command: MessageCommand,
+    ) -> Result<(), LoopError> {
+        let metadata = self.metadata();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            match self
+                .context
+                .aggregates
+                .messages
+                .execute(message_key, command.clone(), &metadata)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(AggregateError::UserError(refusal)) => {
+                    debug!(error = %refusal, key = %message_key, "outcome not recorded: refused");
+                    return Ok(());
+                }
+                Err(err) if attempt < 5 => {
+                    warn!(error = %err, key = %message_key, attempt, "outcome not recorded yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// A paused campaign: resumes it when its pause was the engine's and
+    /// its time has come (`None`: look again), or gives the command back.
+    async fn paused(
+        &self,
+        campaign: &Campaign,
+        held: &async_nats::jetstream::Message,
+    ) -> Result<Option<Step>, LoopError> {
+        let resume_at = match campaign.pause_reason() {
+            Some(PauseReason::AutoConsecutiveFailures { .. }) => campaign
+                .resume_at()
+                .unwrap_or_else(|| self.context.clock.now()),
+            Some(PauseReason::OutsideActiveHours) => {
+                let schedule = self
+                    .context
+                    .aggregates
+                    .schedules
+                    .load(&tenant_key(self.tenant))
+                    .await?
+                    .aggregate;
+                let now = self.context.clock.now();
+                let hours = schedule.active_hours();
+                if hours.is_open(now) {
+                    now
+                } else {
+                    hours
+                        .next_opening(now)
+                        .unwrap_or(now + TimeDelta::minutes(1))
+                }
+            }
+            // Paused by a person, or no sender left: the command waits.
+            _ => return Ok(Some(Step::Later(Duration::from_secs(5)))),
+        };
+        if !self.wait_until(resume_at, held).await {
+            return Ok(Some(Step::Stopped));
+        }
+        let campaign_id = campaign.id().expect("a paused campaign exists");
+        let resumed = self
+            .context
+            .aggregates
+            .campaigns
+            .execute(
+                &key(self.tenant, campaign_id),
+                CampaignCommand::ResumeCampaign {
+                    at: self.context.clock.now(),
+                },
+                &self.metadata(),
+            )
+            .await;
+        match resumed {
+            Ok(committed) if !committed.events.is_empty() => {
+                info!(campaign = %campaign_id, "campaign resumed by the engine");
+            }
+            Ok(_) => {}
+            Err(err) => debug!(error = %err, campaign = %campaign_id, "not resumed"),
+        }
+        Ok(None)
+    }
+
+    /// Asks the session's day counter for a slot.
+    async fn request_slot(
+        &self,
+        command: &SendCommand,
+        campaign: &Campaign,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), SessionDayError>, LoopError> {
+        let aggregates = &self.context.aggregates;
+        let session = aggregates
+            .sessions
+            .load(&key(self.tenant, self.session))
+            .await?
+            .aggregate;
+        let schedule = aggregates
+            .schedules
+            .load(&tenant_key(self.tenant))
+            .await?
+            .aggregate;
+        let wallet = aggregates
+            .wallets
+            .load(&tenant_key(self.tenant))
+            .await?
+            .aggregate;
+        let hours = schedule.active_hours().clone();
+        let zone = hours.timezone();
+        let day = zone.local_date(now);
+        let facts = SendFacts {
+            session_status_ready: session.is_ready(),
+            daily_limit: session.daily_limit(),
+            active_hours: hours,
+            plan_expires_at: wallet.plan_expires_at(),
+            campaign_running: campaign.is_running(),
+        };
+        let granted = aggregates
+            .session_days
+            .execute(
+                &key(self.tenant, session_day::aggregate_id(self.session, day)),
+                SessionDayCommand::RequestSlot {
+                    session_id: self.session,
+                    day,
+                    message_id: command.message_id,
+                    campaign_id: command.campaign_id,
+                    at: now,
+                    facts,
+                },
+                &self.metadata(),
+            )
+            .await;
+        match granted {
+            Ok(_) => Ok(Ok(())),
+            Err(AggregateError::UserError(refusal)) => Ok(Err(refusal)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A refused slot: waits as the refusal says (`None`: look again), or
+    /// gives the command back.
+    async fn refused(
+        &self,
+        refusal: SessionDayError,
+        campaign_key: &wablast_eventstore::AggregateKey,
+        now: DateTime<Utc>,
+        held: &async_nats::jetstream::Message,
+    ) -> Result<Option<Step>, LoopError> {
+        let wait_until = match &refusal {
+            SessionDayError::DailyLimitReached { retry_at } => {
+                info!(session = %self.session, %retry_at, "daily limit reached: waiting for the next local day");
+                *retry_at
+            }
+            SessionDayError::OutsideActiveHours { retry_at } => {
+                // The campaign says why it does not send.
+                let paused = self
+                    .context
+                    .aggregates
+                    .campaigns
+                    .execute(
+                        campaign_key,
+                        CampaignCommand::PauseCampaign {
+                            reason: PauseReason::OutsideActiveHours,
+                            at: now,
+                        },
+                        &self.metadata(),
+                    )
+                    .await;
+                if let Err(err) = paused {
+                    debug!(error = %err, "campaign not paused for the closed window");
+                }
+                retry_at.unwrap_or(now + TimeDelta::minutes(1))
+            }
+            SessionDayError::Paused => now + TimeDelta::minutes(1),
+            SessionDayError::SessionNotReady => return Ok(Some(Step::Stopped)),
+            SessionDayError::PlanExpired => {
+                warn!(session = %self.session, tenant = %self.tenant, "the plan expired: sending waits for a renewal");
+                now + TimeDelta::minutes(1)
+            }
+            SessionDayError::CampaignNotRunning => return Ok(None),
+            SessionDayError::WrongDay { .. } | SessionDayError::WrongSession { .. } => {
+                warn!(error = %refusal, "slot refused as asked wrongly");
+                return Ok(Some(Step::Later(Duration::from_secs(1))));
+            }
+        };
+        if self.wait_until(wait_until, held).await {
+            Ok(None)
+        } else {
+            Ok(Some(Step::Stopped))
+        }
+    }
+
+    /// The session is no longer one of the campaign's senders: the command
+    /// goes to one that is.
+    async fn hand_over(
+        &self,
+        campaign: &Campaign,
+        command: SendCommand,
+    ) -> Result<Step, LoopError> {
+        let senders = campaign.senders();
+        if senders.is_empty() {
+            return Ok(Step::Later(Duration::from_secs(30)));
+        }
+        let pick = (command.message_id.as_uuid().as_u128() % senders.len() as u128) as usize;
+        self.context
+            .queue
+            .publish(senders[pick], &command)
+            .await?
+            .await
+            .map_err(EventStoreError::nats)?;
+        Ok(Step::Done)
+    }
+
+    /// Counts a failed send and tells the campaign, which auto-pauses from
+    /// its threshold on.
+    async fn failed(&mut self, campaign_key: &wablast_eventstore::AggregateKey) {
+        self.failures_in_a_row += 1;
+        let reported = self
+            .context
+            .aggregates
+            .campaigns
+            .execute(
+                campaign_key,
+                CampaignCommand::ReportConsecutiveFailures {
+                    session_id: self.session,
+                    failures: self.failures_in_a_row,
+                    at: self.context.clock.now(),
+                },
+                &self.metadata(),
+            )
+            .await;
+        match reported {
+            Ok(committed) => {
+                if committed
+                    .events
+                    .iter()
+                    .any(|e| matches!(e.payload, CampaignEvent::CampaignAutoPaused { .. }))
+                {
+                    warn!(session = %self.session, failures = self.failures_in_a_row, "campaign auto-paused after failures in a row");
+                    self.failures_in_a_row = 0;
+                }
+            }
+            Err(err) => debug!(error = %err, "failures not reported"),
+        }
+    }
+
+    /// The message as the driver sends it.
+    async fn outgoing(
+        &self,
+        message: &Message,
+        campaign: &Campaign,
+        command: SendCommand,
+    ) -> Result<OutgoingMessage, String> {
+        let phone = message
+            .phone()
+            .cloned()
+            .ok_or_else(|| "the message has no recipient".to_owned())?;
+        let template = campaign
+            .template()
+            .ok_or_else(|| "the campaign has no template".to_owned())?;
+        let mut variables: BTreeMap<String, String> = message.variables().clone();
+        if let Some(name) = message.name() {
+            variables.insert("name".to_owned(), name.to_owned());
+        }
+        variables.insert("phone".to_owned(), phone.as_str().to_owned());
+        let seed = command.message_id.as_uuid().as_u64_pair().1;
+        let text = template
+            .render(&variables, seed)
+            .map_err(|err| format!("template: {err}"))?;
+        let media = match campaign.media_id() {
+            Some(media) => Some(self.media(media).await?),
+            None => None,
+        };
+        Ok(OutgoingMessage {
+            message_id: *command.message_id.as_uuid(),
+            to: phone,
+            text,
+            media,
+        })
+    }
+
+    /// A campaign's attachment, from the media store.
+    async fn media(&self, media: MediaId) -> Result<OutgoingMedia, String> {
+        let Some(dir) = &self.context.config.media_dir else {
+            return Err("this engine has no media store".to_owned());
+        };
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "select filename, mime_type, storage_key from media where tenant_id = $1 and id = $2",
+        )
+        .bind(self.tenant.as_uuid())
+        .bind(media.as_uuid())
+        .fetch_optional(&self.context.db)
+        .await
+        .map_err(|err| format!("media: {err}"))?;
+        let Some((filename, mime_type, storage_key)) = row else {
+            return Err("the campaign's media was deleted".to_owned());
+        };
+        // Keys are ids: nothing outside the store is ever read.
+        if storage_key.parse::<uuid::Uuid>().is_err() {
+            return Err("the media's storage key is not an id".to_owned());
+        }
+        let bytes = tokio::fs::read(dir.join(&storage_key))
+            .await
+            .map_err(|err| format!("media file: {err}"))?;
+        Ok(OutgoingMedia {
+            mime_type,
+            filename,
+            bytes: bytes.into(),
+        })
+    }
+}

@@ -1,0 +1,368 @@
+//! Sending: a started campaign fans out over its senders, the engines send
+//! every message once, receipts come back, the campaign completes and the
+//! wallet settles; an engine that dies mid-campaign hands over without a
+//! recipient getting two messages; daily limits and active hours hold on a
+//! clock the test drives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, FixedOffset, NaiveTime, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wablast_session_engine::clock::ManualClock;
+use wablast_session_engine::engine::EngineConfig;
+
+use crate::app::{Client, TestApp};
+use crate::campaigns::{Backdoor, define_plan, grant_plan};
+use crate::engine::until;
+
+/// An engine of the application's installation, configured by `configure`
+/// (on top of quick receipts and settlement), on its own task.
+fn engine(
+    app: &TestApp,
+    id: &str,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> (CancellationToken, JoinHandle<anyhow::Result<()>>) {
+    let mut config = app.settings.engine();
+    config.engine_id = id.to_owned();
+    config.simulator.delivered_after = Some(Duration::from_millis(50));
+    config.simulator.read_after = Some(Duration::from_millis(50));
+    config.settle_every = Duration::from_millis(300);
+    config.send.retry_delay = Duration::from_millis(100);
+    configure(&mut config);
+    let stop = CancellationToken::new();
+    let settings = app.settings.clone();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { wablast::run_engine_with(&settings, config, stop).await }
+    });
+    (stop, task)
+}
+
+/// A tenant with a plan of `points` (recipient cap 500).
+async fn funded(app: &TestApp, points: u64) -> Client {
+    let admin = app.admin().await;
+    let tenant = app.tenant("Toko Budi").await;
+    let plan = define_plan(&admin, points, 500).await;
+    grant_plan(&admin, &tenant, &plan).await;
+    tenant
+}
+
+/// A simulator session linked to `phone` and ready, sending up to
+/// `daily_limit` a day.
+async fn linked(client: &Client, phone: &str, daily_limit: u32) -> String {
+    let (status, session) = client
+        .post(
+            "/api/v1/sessions",
+            json!({"name": format!("CS {phone}"), "driver": "simulator", "daily_limit": daily_limit}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let (status, body) = client
+        .post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let scan = format!("/api/v1/sessions/{id}/simulator/scan");
+    until("the scan", Duration::from_secs(20), async || {
+        let (status, _) = client.post(&scan, json!({"phone_number": phone})).await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+    until("ready", Duration::from_secs(20), async || {
+        let (_, s) = client.get(&format!("/api/v1/sessions/{id}")).await;
+        (s["status"] == "ready").then_some(())
+    })
+    .await;
+    id
+}
+
+/// Creates and starts a campaign to `list` from `senders`.
+async fn started(client: &Client, list: Uuid, senders: &[&str], throttle_ms: (u64, u64)) -> String {
+    let (status, campaign) = client
+        .post(
+            "/api/v1/campaigns",
+            json!({
+                "name": "Promo",
+                "contact_list_id": list,
+                "template": "{Halo|Hai} {{name}}, promo {{kota|kota kamu}}!",
+                "sender_session_ids": senders,
+                "throttle": {"min_delay_ms": throttle_ms.0, "max_delay_ms": throttle_ms.1},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let (status, body) = client
+        .post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    id
+}
+
+async fn campaign(client: &Client, id: &str) -> Value {
+    let (status, campaign) = client.get(&format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{campaign}");
+    campaign
+}
+
+/// The campaign once `done` says so.
+async fn campaign_until(
+    client: &Client,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    until(what, timeout, async || {
+        let c = campaign(client, id).await;
+        done(&c).then_some(c)
+    })
+    .await
+}
+
+/// How many of the campaign's messages the `messages` table has per
+/// status.
+async fn statuses(db: &sqlx::PgPool, campaign: &str) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select status, count(*) from messages where campaign_id = $1 group by status order by status",
+    )
+    .bind(Uuid::parse_str(campaign).unwrap())
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+async fn sent_count(db: &sqlx::PgPool, campaign: &str) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from messages where campaign_id = $1 and status in ('sent', 'delivered', 'read')",
+    )
+    .bind(Uuid::parse_str(campaign).unwrap())
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+async fn verified(backdoor: &Backdoor) {
+    let report = wablast::verify::run(&backdoor.log).await.unwrap();
+    assert!(
+        report.holds(),
+        "the log breaks a rule:\n{}",
+        wablast::verify::render(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_over_two_sessions_reaches_every_recipient_once_and_settles() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let backdoor = Backdoor::of(&app).await;
+    let budi = funded(&app, 1000).await;
+    let first = linked(&budi, "+6281299990001", 200).await;
+    let second = linked(&budi, "+6281299990002", 200).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 200, &["kota"]).await;
+
+    let id = started(&budi, list, &[&first, &second], (0, 0)).await;
+    let done = campaign_until(&budi, &id, "completion", Duration::from_secs(120), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+
+    // Every recipient once, from one of the two senders, read in the end.
+    let (recipients, phones, senders): (i64, i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct phone), count(distinct session_id)
+         from messages where campaign_id = $1",
+    )
+    .bind(Uuid::parse_str(&id).unwrap())
+    .fetch_one(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!((recipients, phones, senders), (200, 200, 2));
+    let per_sender: Vec<i64> = sqlx::query_scalar(
+        "select count(*) from messages where campaign_id = $1 group by session_id",
+    )
+    .bind(Uuid::parse_str(&id).unwrap())
+    .fetch_all(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!(per_sender, vec![100, 100], "spread by equal capacity");
+    assert_eq!(sent_count(&backdoor.db, &id).await, 200);
+    assert_eq!(done["points_spent"], 400, "{done}");
+
+    // The wallet captured 2 points per message and holds nothing back.
+    let wallet = until("the settlement", Duration::from_secs(20), async || {
+        let (_, wallet) = budi.get("/api/v1/wallet").await;
+        (wallet["reserved"] == 0).then_some(wallet)
+    })
+    .await;
+    assert_eq!(
+        (wallet["balance"].as_i64(), wallet["available"].as_i64()),
+        (Some(600), Some(600)),
+        "{wallet}"
+    );
+
+    // Receipts: every message read, eventually.
+    until("every receipt", Duration::from_secs(20), async || {
+        let s = statuses(&backdoor.db, &id).await;
+        (s == vec![("read".to_owned(), 200)]).then_some(())
+    })
+    .await;
+    verified(&backdoor).await;
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_dying_mid_campaign_hands_over_and_nobody_gets_two_messages() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 3).await;
+    let backdoor = Backdoor::of(&app).await;
+    // Engine A on a runtime of its own: dropping it is the process dying.
+    let runtime_a = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = app.settings.engine();
+    config.engine_id = "engine-a".to_owned();
+    config.settle_every = Duration::from_millis(300);
+    let settings = app.settings.clone();
+    runtime_a.spawn(async move {
+        wablast::run_engine_with(&settings, config, CancellationToken::new()).await
+    });
+
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299990003", 200).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 40, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (100, 200)).await;
+    until("ten sent", Duration::from_secs(30), async || {
+        (sent_count(&backdoor.db, &id).await >= 10).then_some(())
+    })
+    .await;
+
+    runtime_a.shutdown_background();
+    let (stop, engine_b) = engine(&app, "engine-b", |_| {});
+    let done = campaign_until(
+        &budi,
+        &id,
+        "completion by B",
+        Duration::from_secs(90),
+        |c| c["status"] == "completed",
+    )
+    .await;
+
+    // Each recipient's message was sent at most once: sent, or unknown if
+    // A died with it in flight; none failed, none sent twice (verify).
+    let counts = &done["counts"];
+    let sent = counts["sent"].as_i64().unwrap()
+        + counts["delivered"].as_i64().unwrap()
+        + counts["read"].as_i64().unwrap();
+    let unknown = counts["unknown"].as_i64().unwrap();
+    assert_eq!(sent + unknown, 40, "{done}");
+    assert!(unknown <= 1, "at most the message in flight: {done}");
+    verified(&backdoor).await;
+    stop.cancel();
+    engine_b.await.unwrap().unwrap();
+}
+
+/// The next `hh:mm` in Jakarta (UTC+7, no daylight saving) after `after`.
+fn next_jakarta(after: DateTime<Utc>, hour: u32, minute: u32) -> DateTime<Utc> {
+    let jakarta = FixedOffset::east_opt(7 * 3600).unwrap();
+    let local = after.with_timezone(&jakarta).date_naive();
+    let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap();
+    [local, local + Days::new(1)]
+        .into_iter()
+        .map(|day| {
+            day.and_time(time)
+                .and_local_timezone(jakarta)
+                .single()
+                .unwrap()
+                .to_utc()
+        })
+        .find(|at| *at > after)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_limit_stops_sending_until_the_next_local_day() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    // Mid-morning in Jakarta, later than the wall clock.
+    let clock = ManualClock::new(next_jakarta(Utc::now(), 10, 0));
+    let (stop, engine) = engine(&app, "engine-a", |c| c.clock = Arc::new(clock.clone()));
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299990004", 5).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 8, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+
+    until("five sent", Duration::from_secs(30), async || {
+        (sent_count(&backdoor.db, &id).await == 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sent_count(&backdoor.db, &id).await, 5, "the limit holds");
+    assert_eq!(campaign(&budi, &id).await["status"], "running");
+
+    // The next local day: the other three go.
+    clock.set(next_jakarta(clock_now(&clock), 0, 1));
+    campaign_until(&budi, &id, "completion", Duration::from_secs(30), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+    assert_eq!(sent_count(&backdoor.db, &id).await, 8);
+    verified(&backdoor).await;
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
+    wablast_session_engine::clock::Clock::now(clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_active_hours_nothing_is_sent_until_the_window_opens() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    // Evening in Jakarta, after the window closed.
+    let evening = next_jakarta(Utc::now(), 20, 0);
+    let clock = ManualClock::new(evening);
+    let (stop, engine) = engine(&app, "engine-a", |c| c.clock = Arc::new(clock.clone()));
+    let budi = funded(&app, 1000).await;
+    let (status, body) = budi
+        .put(
+            "/api/v1/schedule",
+            json!({"timezone": "Asia/Jakarta", "windows": [{
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                "start": "09:00", "end": "17:00"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = linked(&budi, "+6281299990005", 100).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 3, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+
+    let paused = campaign_until(&budi, &id, "the wait", Duration::from_secs(30), |c| {
+        c["status"] == "paused"
+    })
+    .await;
+    assert_eq!(
+        paused["pause_reason"]["kind"], "outside_active_hours",
+        "{paused}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sent_count(&backdoor.db, &id).await, 0);
+
+    // Morning: the window opens, the campaign resumes and finishes.
+    clock.set(next_jakarta(evening, 9, 1));
+    campaign_until(&budi, &id, "completion", Duration::from_secs(30), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+    assert_eq!(sent_count(&backdoor.db, &id).await, 3);
+    verified(&backdoor).await;
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
