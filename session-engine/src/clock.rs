@@ -78,7 +78,10 @@ impl ManualClock {
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: TimeDelta) {
-        self.set(*self.now.borrow() + by);
+        // Read first: the watch's read guard must be gone before `set`
+        // takes its write lock.
+        let now = *self.now.borrow();
+        self.set(now + by);
     }
 }
 

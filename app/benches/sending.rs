@@ -1,0 +1,458 @@
+//! Sending throughput, fan-out time and the engine's memory: issue #6's
+//! benchmark.
+//!
+//! `cargo bench -p wablast --bench sending` prints, on the local PostgreSQL
+//! and NATS:
+//!
+//! 1. **End to end**: `wablast all` in this process (API, projector, one
+//!    engine; simulator driver with no delays and immediate receipts), one
+//!    tenant with 10 linked sessions, one campaign of 10 × 10,000
+//!    recipients at zero throttle. Timed from the start request: the
+//!    fan-out (every send command queued), every message sent, and every
+//!    message read *as the projected counts show it* (projections caught
+//!    up), in messages/s. Target: ≥ 2,000 messages/s; fan-out of 100,000
+//!    recipients under 5 s.
+//! 2. **Raw JetStream publish rate** of the same run's NATS: as many
+//!    messages of a commit's size, published pipelined to a stream of their
+//!    own.
+//! 3. **Engine memory**: the real `wablast engine` binary running 1,000
+//!    idle, linked simulator sessions; its peak RSS (`VmHWM`). Target:
+//!    under 200 MB.
+//!
+//! Knobs: `BENCH_SESSIONS` (10), `BENCH_RECIPIENTS` (per session, 10,000),
+//! `BENCH_IDLE_SESSIONS` (1,000). Under `cargo test --all-targets` (no
+//! `--bench` argument) it runs a quick smoke pass (2 × 200, 50 idle) unless
+//! `BENCH_QUICK=0`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use chrono::Utc;
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wablast::Application;
+use wablast::config::Settings;
+use wablast_domain::plan::{PlanPeriod, PlanTerms};
+use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
+use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId};
+use wablast_domain::wallet::{Wallet, WalletCommand};
+use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
+use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Sizes {
+    sessions: u64,
+    recipients: u64,
+    idle_sessions: u64,
+}
+
+impl Sizes {
+    fn from_env() -> Self {
+        let quick = match std::env::var("BENCH_QUICK") {
+            Ok(v) => v != "0",
+            Err(_) => !std::env::args().any(|arg| arg == "--bench"),
+        };
+        let (sessions, recipients, idle) = if quick { (2, 200, 50) } else { (10, 10_000, 1_000) };
+        Self {
+            sessions: env_number("BENCH_SESSIONS", sessions),
+            recipients: env_number("BENCH_RECIPIENTS", recipients),
+            idle_sessions: env_number("BENCH_IDLE_SESSIONS", idle),
+        }
+    }
+}
+
+fn settings(db: &TestDatabase, prefix: &str, data_dir: &std::path::Path) -> Settings {
+    Args::parse_from([
+        "wablast",
+        "--database-url",
+        &db.url,
+        "--nats-url",
+        &nats_url(),
+        "--nats-prefix",
+        prefix,
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        "bench secret",
+        "--data-dir",
+        data_dir.to_str().expect("UTF-8 temp dir"),
+        "--secret-key",
+        "0707070707070707070707070707070707070707070707070707070707070707",
+    ])
+    .settings
+}
+
+/// A tenant (registered through the API, so its row exists) on a plan
+/// large enough for the run.
+async fn tenant(base: &str, log: &EventLog, recipients: u64) -> (TenantId, String) {
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "bench@example.test", "password": "bench-password", "organization": "Bench"}))
+        .send()
+        .await
+        .expect("register sent")
+        .json()
+        .await
+        .expect("register answer");
+    let tenant: TenantId = registered["tenant"]["id"]
+        .as_str()
+        .expect("tenant")
+        .parse()
+        .expect("tenant id");
+    let token = registered["access_token"].as_str().expect("token").to_owned();
+    CommandHandler::<Wallet>::new(log.clone(), ())
+        .execute(
+            &AggregateKey::new(tenant, tenant).unwrap(),
+            WalletCommand::Subscribe {
+                terms: PlanTerms {
+                    plan_id: PlanId::new(),
+                    name: "Bench".to_owned(),
+                    period_days: PlanPeriod::Days30,
+                    points: Points::for_messages(recipients * 2).unwrap(),
+                    max_sessions: 2_000,
+                    max_recipients_per_campaign: recipients.max(1),
+                    max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),
+                },
+                reference: "bench".to_owned(),
+                at: Utc::now(),
+            },
+            &CommandMetadata::new(Actor::System),
+        )
+        .await
+        .expect("subscribed");
+    (tenant, token)
+}
+
+/// Creates and starts `n` simulator sessions (the engine links them by
+/// itself: auto-scan).
+async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) -> Vec<SessionId> {
+    let handler = CommandHandler::<Session>::new(log.clone(), ());
+    let ids: Vec<SessionId> = (0..n).map(|_| SessionId::new()).collect();
+    futures::stream::iter(ids.iter().enumerate())
+        .for_each_concurrent(64, |(i, &id)| {
+            let handler = handler.clone();
+            async move {
+                let key = AggregateKey::new(tenant, id).unwrap();
+                let metadata = CommandMetadata::new(Actor::System);
+                handler
+                    .execute(
+                        &key,
+                        SessionCommand::CreateSession {
+                            session_id: id,
+                            name: SessionName::parse(&format!("Bench {i}")).unwrap(),
+                            driver: Driver::Simulator,
+                            login: LoginMethod::Qr,
+                            phone_number: None,
+                            daily_limit: Some(DailyLimit::parse(daily_limit).unwrap()),
+                            auto_start: false,
+                            sessions_in_use: 0,
+                            plan_max_sessions: 2_000,
+                            plan_max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into())
+                                .unwrap(),
+                            at: Utc::now(),
+                        },
+                        &metadata,
+                    )
+                    .await
+                    .expect("session created");
+                handler
+                    .execute(&key, SessionCommand::StartSession { at: Utc::now() }, &metadata)
+                    .await
+                    .expect("session started");
+            }
+        })
+        .await;
+    ids
+}
+
+async fn until<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(started.elapsed() < timeout, "{what} did not happen within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A contact list of `n` consented contacts, stored as an import stores it.
+async fn contact_list(db: &PgPool, tenant: TenantId, n: u64) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into contact_lists
+             (id, tenant_id, name, columns, total_rows, accepted, rejected, source_format, created_at)
+         values ($1, $2, 'Bench', '{kota}', $3, $3, 0, 'csv', now())",
+    )
+    .bind(id)
+    .bind(tenant.as_uuid())
+    .bind(n as i32)
+    .execute(db)
+    .await
+    .expect("list");
+    sqlx::query(
+        "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
+         select $1, r, $2, '+62812' || lpad(r::text, 8, '0'), 'Pelanggan ' || r,
+                jsonb_build_object('kota', 'Kota ' || (r % 50))
+         from generate_series(1, $3) r",
+    )
+    .bind(id)
+    .bind(tenant.as_uuid())
+    .bind(n as i32)
+    .execute(db)
+    .await
+    .expect("contacts");
+    id
+}
+
+/// Messages ever put on the send queue.
+async fn queued_sends(js: &jetstream::Context, prefix: &str) -> u64 {
+    match js.get_stream(format!("{prefix}_SENDS")).await {
+        Ok(mut stream) => stream.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+async fn projected_counts(db: &PgPool, campaign: Uuid) -> (i64, i64) {
+    sqlx::query_as(
+        "select sent + delivered + read, read from campaign_message_counts where campaign_id = $1",
+    )
+    .bind(campaign)
+    .fetch_optional(db)
+    .await
+    .expect("counts")
+    .unwrap_or((0, 0))
+}
+
+fn rate(n: u64, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+async fn end_to_end(sizes: &Sizes) {
+    let db = TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
+    let settings = settings(&db, &prefix, &data_dir);
+    wablast::migrate(&settings).await.expect("migrations");
+    let app = Application::build(&settings).await.expect("application");
+    let base = format!("http://{}", app.address());
+    let mut engine = settings.engine();
+    engine.simulator.auto_scan_after = Some(Duration::from_millis(100));
+    engine.simulator.delivered_after = Some(Duration::ZERO);
+    engine.simulator.read_after = Some(Duration::ZERO);
+    engine.settle_every = Duration::from_millis(500);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(app.run_all(Some(engine), shutdown.clone()));
+
+    let log = wablast::open_event_log(&settings).await.expect("log");
+    let pool = wablast::database_pool(&settings).expect("pool");
+    let total = sizes.sessions * sizes.recipients;
+    let (tenant, token) = tenant(&base, &log, total).await;
+    let senders = sessions(&log, tenant, sizes.sessions, sizes.recipients.max(1)).await;
+    until("every session ready", Duration::from_secs(60), async || {
+        let ready: i64 = sqlx::query_scalar(
+            "select count(*) from sessions where tenant_id = $1 and status = 'ready'",
+        )
+        .bind(tenant.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (ready as u64 == sizes.sessions).then_some(())
+    })
+    .await;
+    let list = contact_list(&pool, tenant, total).await;
+
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "name": "Bench", "contact_list_id": list,
+            "template": "{Halo|Hai} {{name}} di {{kota}}, promo hari ini!",
+            "sender_session_ids": senders,
+            "throttle": {"min_delay_ms": 0, "max_delay_ms": 0},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let campaign: Uuid = created["id"].as_str().expect("campaign").parse().unwrap();
+    let js = log.jetstream().clone();
+
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/api/v1/campaigns/{campaign}/start"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    let limit = Duration::from_secs(600);
+    let fanned_out = until("the fan-out", limit, async || {
+        (queued_sends(&js, &prefix).await >= total).then(|| started.elapsed())
+    })
+    .await;
+    let mut sent_at = None;
+    let read_at = until("every message read", limit, async || {
+        let (sent, read) = projected_counts(&pool, campaign).await;
+        if sent as u64 >= total && sent_at.is_none() {
+            sent_at = Some(started.elapsed());
+        }
+        (read as u64 >= total).then(|| started.elapsed())
+    })
+    .await;
+    let sent_at = sent_at.unwrap_or(read_at);
+
+    // The raw publish rate of the same NATS, commit-sized messages,
+    // pipelined like the engine's appends are not (each waits for its ack).
+    let raw = raw_publish_rate(&js, &prefix, total.max(10_000)).await;
+
+    println!("end to end: {} sessions x {} recipients = {total} messages", sizes.sessions, sizes.recipients);
+    println!(
+        "  fan-out (start request -> every send command queued): {:.2} s ({:.0} recipients/s)  target < 5 s for 100,000",
+        fanned_out.as_secs_f64(),
+        rate(total, fanned_out)
+    );
+    println!(
+        "  every message sent (projected): {:.2} s  = {:.0} messages/s",
+        sent_at.as_secs_f64(),
+        rate(total, sent_at)
+    );
+    println!(
+        "  every message read, projections caught up: {:.2} s = {:.0} messages/s  target >= 2,000",
+        read_at.as_secs_f64(),
+        rate(total, read_at)
+    );
+    println!("  raw JetStream publish (pipelined, {} B each): {:.0} messages/s", RAW_SIZE, raw);
+
+    shutdown.cancel();
+    let _ = running.await;
+    pool.close().await;
+    delete_streams(&nats_url(), &prefix);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// About the size of a message commit on the log.
+const RAW_SIZE: usize = 700;
+
+async fn raw_publish_rate(js: &jetstream::Context, prefix: &str, n: u64) -> f64 {
+    let name = format!("{prefix}_RAW");
+    js.create_stream(jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{prefix}.raw.>")],
+        ..Default::default()
+    })
+    .await
+    .expect("raw stream");
+    let payload = bytes::Bytes::from(vec![b'x'; RAW_SIZE]);
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let js = js.clone();
+            let payload = payload.clone();
+            let subject = format!("{prefix}.raw.{}", i % 1000);
+            async move {
+                js.publish(subject, payload)
+                    .await
+                    .expect("published")
+                    .await
+                    .expect("stored");
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<()>>()
+        .await;
+    let elapsed = started.elapsed();
+    let _ = js.delete_stream(&name).await;
+    rate(n, elapsed)
+}
+
+/// Peak RSS of the `wablast engine` binary with `n` idle linked sessions.
+async fn engine_memory(n: u64) {
+    let db = TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
+    let settings = settings(&db, &prefix, &data_dir);
+    wablast::migrate(&settings).await.expect("migrations");
+    let log = wablast::open_event_log(&settings).await.expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wablast"))
+        .arg("engine")
+        .env("DATABASE_URL", &db.url)
+        .env("NATS_URL", nats_url())
+        .env("WABLAST_NATS_PREFIX", &prefix)
+        .env("WABLAST_DATA_DIR", &data_dir)
+        .env("WABLAST_SIMULATOR_AUTO_SCAN_SECONDS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("wablast engine starts");
+    // The engine takes sessions as they start: let it subscribe first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tenant = TenantId::new();
+    let started = Instant::now();
+    let ids = sessions(&log, tenant, n, 100).await;
+    let handler = CommandHandler::<Session>::new(log.clone(), ());
+    until("every session linked", Duration::from_secs(300), async || {
+        let mut ready = 0;
+        for id in &ids {
+            let session = handler
+                .load(&AggregateKey::new(tenant, id).unwrap())
+                .await
+                .unwrap()
+                .aggregate;
+            ready += u64::from(session.is_ready());
+        }
+        (ready == n).then_some(())
+    })
+    .await;
+    let linked = started.elapsed();
+    // Idle for a while: heartbeats, lease renewals, the send loops waiting.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("proc status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (peak, now) = (field("VmHWM:"), field("VmRSS:"));
+    println!("engine memory: {n} idle simulator sessions (linked in {:.1} s)", linked.as_secs_f64());
+    println!(
+        "  peak RSS {:.1} MB, RSS now {:.1} MB  target < 200 MB",
+        peak as f64 / 1024.0,
+        now as f64 / 1024.0
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    delete_streams(&nats_url(), &prefix);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes = Sizes::from_env();
+    end_to_end(&sizes).await;
+    engine_memory(sizes.idle_sessions).await;
+}
