@@ -11,6 +11,7 @@
 use axum::http::StatusCode;
 use cqrs_es::{Aggregate, AggregateError};
 use wablast_domain::campaign::{Campaign, CampaignError};
+use wablast_domain::inbound::{Inbound, InboundError};
 use wablast_domain::message::{Message, MessageError};
 use wablast_domain::plan::{Plan, PlanError};
 use wablast_domain::schedule::{Schedule, ScheduleError};
@@ -42,6 +43,8 @@ pub struct Commands {
     pub campaigns: CommandHandler<Campaign>,
     /// Per-recipient messages.
     pub messages: CommandHandler<Message>,
+    /// Messages received by sessions.
+    pub inbound: CommandHandler<Inbound>,
 }
 
 impl Commands {
@@ -59,6 +62,7 @@ impl Commands {
             wallets: handler(log),
             campaigns: handler(log),
             messages: handler(log),
+            inbound: handler(log),
         }
     }
 }
@@ -94,14 +98,22 @@ where
 /// Where a command of aggregate `A` was written: what a read passes back
 /// (`X-Wablast-Position`) to see it.
 pub fn position<A: Aggregate>(committed: &Committed<A>) -> Position {
-    let stream = if A::TYPE == <Message as Aggregate>::TYPE {
+    Position {
+        stream: stream_of(A::TYPE),
+        sequence: committed.stream_sequence,
+    }
+}
+
+/// The stream an aggregate type's events are in: per-message aggregates
+/// (sent and received) in `messages`, the rest in `events` (the layout
+/// `wablast::config` gives the log).
+pub fn stream_of(aggregate_type: &str) -> LogStream {
+    if aggregate_type == <Message as Aggregate>::TYPE
+        || aggregate_type == <Inbound as Aggregate>::TYPE
+    {
         LogStream::Messages
     } else {
         LogStream::Events
-    };
-    Position {
-        stream,
-        sequence: committed.stream_sequence,
     }
 }
 
@@ -123,6 +135,7 @@ macro_rules! refusal {
 
 refusal!(
     CampaignError,
+    InboundError,
     MessageError,
     PlanError,
     ScheduleError,
@@ -164,6 +177,15 @@ impl<E: Refusal> From<AggregateError<E>> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_message_aggregates_are_in_the_messages_stream() {
+        assert_eq!(stream_of(Message::TYPE), LogStream::Messages);
+        assert_eq!(stream_of(Inbound::TYPE), LogStream::Messages);
+        for other in [Session::TYPE, Campaign::TYPE, Wallet::TYPE, Plan::TYPE] {
+            assert_eq!(stream_of(other), LogStream::Events, "{other}");
+        }
+    }
 
     #[test]
     fn refusal_codes_map_to_the_documented_statuses() {

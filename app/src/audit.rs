@@ -113,7 +113,9 @@ pub fn state_of(
     aggregate_type: &str,
     events: &[RecordedEvent],
 ) -> anyhow::Result<serde_json::Value> {
-    use wablast_domain::{campaign, message, plan, schedule, session, session_day, wallet};
+    use wablast_domain::{
+        campaign, inbound, message, plan, schedule, session, session_day, wallet,
+    };
     let state = match aggregate_type {
         session::Session::TYPE => serde_json::to_value(fold::<session::Session>(events)?),
         session_day::SessionDay::TYPE => {
@@ -124,6 +126,7 @@ pub fn state_of(
         wallet::Wallet::TYPE => serde_json::to_value(fold::<wallet::Wallet>(events)?),
         campaign::Campaign::TYPE => serde_json::to_value(fold::<campaign::Campaign>(events)?),
         message::Message::TYPE => serde_json::to_value(fold::<message::Message>(events)?),
+        inbound::Inbound::TYPE => serde_json::to_value(fold::<inbound::Inbound>(events)?),
         other => bail!("unknown aggregate type {other:?}"),
     };
     Ok(state?)

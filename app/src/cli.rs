@@ -46,7 +46,7 @@ enum Command {
     /// An aggregate's full history with metadata, and its state.
     Audit {
         /// Aggregate type (`session`, `session_day`, `schedule`, `plan`,
-        /// `wallet`, `campaign`, `message`).
+        /// `wallet`, `campaign`, `message`, `inbound`).
         aggregate_type: String,
         /// Aggregate id, or `TENANT.ID` when the id exists under several
         /// tenants.

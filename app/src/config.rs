@@ -140,11 +140,14 @@ pub fn long_lived_aggregates() -> [&'static str; 6] {
     ]
 }
 
-/// Per-recipient message aggregates: a stream of their own with a retention
-/// (privacy, and ~180 bytes of server memory per subject).
-pub fn message_aggregates() -> [&'static str; 1] {
+/// Per-message aggregates, sent (one per recipient) and received (one per
+/// inbound message): a stream of their own with a retention (privacy: they
+/// hold message content; and ~180 bytes of server memory per subject). A
+/// type added here is added to the stream's subjects at the next start.
+pub fn message_aggregates() -> [&'static str; 2] {
     use cqrs_es::Aggregate;
-    [wablast_domain::message::Message::TYPE]
+    use wablast_domain::{inbound, message};
+    [message::Message::TYPE, inbound::Inbound::TYPE]
 }
 
 impl Settings {

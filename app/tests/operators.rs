@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde_json::json;
 use wablast::config::{long_lived_aggregates, message_aggregates};
+use wablast_domain::inbound::{self, Inbound, InboundCommand};
 use wablast_domain::message::{Message, MessageCommand, Receipt};
 use wablast_domain::plan::{PlanPeriod, PlanTerms};
 use wablast_domain::session::{
@@ -17,7 +18,8 @@ use wablast_domain::session::{
 use wablast_domain::session_day::{self, SendFacts, SessionDay, SessionDayCommand};
 use wablast_domain::types::phone::{Phone, Region};
 use wablast_domain::types::{
-    ActiveHours, CampaignId, DailyLimit, MessageId, PlanId, Points, SessionId, TenantId, TimeZone,
+    ActiveHours, CampaignId, DailyLimit, InboundId, MessageId, PlanId, Points, SessionId, TenantId,
+    TimeZone,
 };
 use wablast_domain::wallet::{Wallet, WalletCommand};
 use wablast_eventstore::{
@@ -61,11 +63,13 @@ async fn open(prefix: &str) -> EventLog {
     .unwrap()
 }
 
-/// One tenant, one ready session, 100 points, a campaign of two messages
-/// granted, sent, read and settled.
+/// One tenant, one ready session, 100 points, a message received (the
+/// messages stream's first commit), a campaign of two messages granted,
+/// sent, read and settled.
 struct World {
     tenant: TenantId,
     messages: Vec<MessageId>,
+    inbound: InboundId,
 }
 
 async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
@@ -77,6 +81,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
     let wallets = CommandHandler::<Wallet>::new(log.clone(), ());
     let days = CommandHandler::<SessionDay>::new(log.clone(), ());
     let messages = CommandHandler::<Message>::new(log.clone(), ());
+    let inbounds = CommandHandler::<Inbound>::new(log.clone(), ());
     let phone = Phone::parse("0812-3456-7890", Region::ID).unwrap();
 
     sessions
@@ -93,6 +98,25 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
                 sessions_in_use: 0,
                 plan_max_sessions: 3,
                 plan_max_daily_limit: DailyLimit::parse(500).unwrap(),
+                at: now,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    // A customer writes first (before the session was even started: the
+    // driver delivered it late).
+    let inbound_id = inbound::inbound_id(session_id, "false_6281234567890@c.us_3EB0AA");
+    inbounds
+        .execute(
+            &key(&inbound_id),
+            InboundCommand::ReceiveInbound {
+                inbound_id,
+                session_id,
+                from: Some(phone.clone()),
+                from_raw: "6281234567890@c.us".to_owned(),
+                text: Some("Kak, masih ada stok?".to_owned()),
+                provider_message_id: "false_6281234567890@c.us_3EB0AA".to_owned(),
                 at: now,
             },
             &meta(),
@@ -254,6 +278,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
     World {
         tenant,
         messages: ids,
+        inbound: inbound_id,
     }
 }
 
@@ -356,5 +381,17 @@ async fn audit_prints_the_history_with_its_metadata_and_the_state_as_of_a_sequen
     );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no wallet"));
+
+    // A received message is audited like any aggregate.
+    let inbound = wablast(&prefix, &["audit", "inbound", &world.inbound.to_string()]);
+    let inbound = String::from_utf8_lossy(&inbound.stdout).to_string();
+    for expected in [
+        "InboundMessageReceived",
+        "\"from\": \"+6281234567890\"",
+        "\"from_raw\": \"6281234567890@c.us\"",
+        "\"text\": \"Kak, masih ada stok?\"",
+    ] {
+        assert!(inbound.contains(expected), "{expected} in {inbound}");
+    }
     delete_streams(&nats_url(), &prefix);
 }

@@ -16,6 +16,8 @@
 //! - [`wallet`]: a tenant's points, plan and reservations.
 //! - [`campaign`]: a broadcast and its lifecycle.
 //! - [`message`]: one message to one recipient, and its receipts.
+//! - [`inbound`]: one message received by a session (for the inbox and
+//!   the auto-responder).
 //! - [`verify`]: the replay that proves the rules held.
 //!
 //! # Conventions
@@ -35,6 +37,7 @@
 //!   `apply` only assigns.
 
 pub mod campaign;
+pub mod inbound;
 pub mod message;
 pub mod plan;
 pub mod schedule;

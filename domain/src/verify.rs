@@ -18,7 +18,9 @@
 //! - [`Rule::SentWithASlot`]: every message sent had a slot granted;
 //! - [`Rule::StatusNeverRegresses`]: no message status went backwards, and
 //!   no message was sent twice;
-//! - [`Rule::Readable`]: every event decodes as its aggregate's event.
+//! - [`Rule::Readable`]: every event decodes as its aggregate's event
+//!   (the only rule for aggregates with no invariant checked here: plans,
+//!   campaigns, inbound messages).
 //!
 //! Feed it events stream by stream in log order ([`Verifier::observe`]),
 //! then [`Verifier::finish`].
@@ -223,6 +225,9 @@ pub struct Verifier {
     /// messages stream has lost older ones to its retention.
     messages_expired_before: Option<DateTime<Utc>>,
     messages_seen: bool,
+    /// Each stream's first event read: its stream sequence and time. A
+    /// first sequence above 1 means the retention took what came before.
+    stream_starts: HashMap<String, (u64, DateTime<Utc>)>,
     daily_limits: HashMap<SessionId, DailyLimit>,
     schedules: HashMap<String, Schedule>,
     grants: HashMap<(SessionId, NaiveDate), u32>,
@@ -238,6 +243,12 @@ impl Verifier {
             event.tenant.clone(),
             event.aggregate_id.clone(),
         ));
+        if !self.stream_starts.contains_key(&event.stream) {
+            self.stream_starts.insert(
+                event.stream.clone(),
+                (event.stream_sequence, event.occurred_at),
+            );
+        }
         match event.aggregate_type.as_str() {
             "wallet" => {
                 if let Some(e) = self.decode::<WalletEvent>(event) {
@@ -272,13 +283,16 @@ impl Verifier {
                     self.grant(event, session_id, message_id, at, local_date, count_after);
                 }
             }
-            // Aggregates with no invariant checked here (plans, campaigns)
-            // still have to be readable.
+            // Aggregates with no invariant checked here (plans, campaigns,
+            // inbound messages) still have to be readable.
             "plan" => {
                 self.decode::<crate::plan::PlanEvent>(event);
             }
             "campaign" => {
                 self.decode::<crate::campaign::CampaignEvent>(event);
+            }
+            "inbound" => {
+                self.decode::<crate::inbound::InboundEvent>(event);
             }
             _ => {}
         }
@@ -516,8 +530,12 @@ impl Verifier {
     fn message(&mut self, event: &LoggedEvent, e: MessageEvent) {
         if !self.messages_seen {
             self.messages_seen = true;
-            if event.stream_sequence > 1 {
-                self.messages_expired_before = Some(event.occurred_at);
+            // The stream's first event, not this one: inbound messages
+            // share the stream, and one may come before the first message.
+            if let Some(&(first, at)) = self.stream_starts.get(&event.stream)
+                && first > 1
+            {
+                self.messages_expired_before = Some(at);
             }
         }
         let key = format!("{}.{}", event.tenant, event.aggregate_id);
@@ -752,7 +770,7 @@ mod tests {
 
     impl History {
         fn push(&mut self, aggregate_type: &str, id: &str, payload: Value) -> &mut Self {
-            let stream = if aggregate_type == "message" {
+            let stream = if matches!(aggregate_type, "message" | "inbound") {
                 "t_MESSAGES"
             } else {
                 "t_EVENTS"
@@ -1141,5 +1159,61 @@ mod tests {
         h.push("wallet", WALLET, json!({"PointsVanished": {"points": 3}}));
 
         assert_eq!(rules(&h.verify()), vec![Rule::Readable]);
+    }
+
+    fn inbound(id: &str, text: &str) -> Value {
+        json!({"InboundMessageReceived": {"inbound_id": id, "session_id": SESSION,
+            "from": "+6281234567890", "from_raw": "6281234567890@c.us", "text": text,
+            "provider_message_id": "wamid.1", "at": "2026-11-23T01:00:00Z"}})
+    }
+
+    #[test]
+    fn inbound_messages_are_read_and_an_unreadable_one_is_reported() {
+        let mut h = valid_history();
+        let id = "0193a000-0000-7000-8000-0000000002aa";
+        h.push("inbound", id, inbound(id, "INFO"));
+
+        let report = h.verify();
+
+        assert!(report.holds(), "{:#?}", report.violations);
+        assert_eq!(report.events, 16);
+
+        h.push(
+            "inbound",
+            "0193a000-0000-7000-8000-0000000002ab",
+            json!({"InboundMessageReceived": {"text": "no sender"}}),
+        );
+        let report = h.verify();
+        assert_eq!(rules(&report), vec![Rule::Readable]);
+        assert!(report.violations[0].aggregate.starts_with("inbound "));
+    }
+
+    #[test]
+    fn an_inbound_message_first_in_the_stream_is_not_mistaken_for_expired_messages() {
+        let mut h = History::default();
+        let id = "0193a000-0000-7000-8000-0000000002aa";
+        h.push("inbound", id, inbound(id, "halo"));
+        // A message whose queueing is not in the log, though nothing
+        // expired: the inbound message holds the stream's sequence 1.
+        h.push("message", &message_id(1), sent());
+
+        let report = h.verify();
+
+        assert_eq!(rules(&report), vec![Rule::StatusNeverRegresses]);
+        assert!(report.violations[0].detail.contains("before MessageQueued"));
+    }
+
+    #[test]
+    fn messages_whose_start_left_with_the_retention_are_not_blamed() {
+        let mut h = History::default();
+        let id = "0193a000-0000-7000-8000-0000000002aa";
+        h.push("inbound", id, inbound(id, "halo"));
+        h.push("message", &message_id(1), sent());
+        // The stream has lost its first 40 commits to the retention.
+        for event in &mut h.events {
+            event.stream_sequence += 40;
+        }
+
+        assert!(h.verify().holds());
     }
 }

@@ -52,7 +52,8 @@ pub enum LogStream {
     /// Long-lived aggregates (sessions, campaigns, wallets, ...), kept
     /// forever.
     Events,
-    /// Per-recipient message aggregates, kept for the retention.
+    /// Per-message aggregates (sent to one recipient, received by a
+    /// session), kept for the retention.
     Messages,
 }
 
@@ -128,6 +129,7 @@ pub const NAMES: &[&str] = &[
     "wallets",
     "schedules",
     "plans",
+    "inbound",
     "event_index",
 ];
 
@@ -145,6 +147,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "wallets" => Arc::new(folds::wallets::Wallets),
         "schedules" => Arc::new(folds::schedules::Schedules),
         "plans" => Arc::new(folds::plans::Plans),
+        "inbound" => Arc::new(folds::inbound::Inbounds),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         _ => return None,
     })

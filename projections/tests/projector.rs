@@ -9,9 +9,10 @@ use cqrs_es::Aggregate;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
-use wablast_domain::{campaign, message, plan, schedule, session, session_day, wallet};
+use wablast_domain::{campaign, inbound, message, plan, schedule, session, session_day, wallet};
 use wablast_eventstore::{
-    Actor, AggregateKey, CommandMetadata, Commit, EventLog, EventLogConfig, Prefix, StreamSpec,
+    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventLogConfig, Prefix,
+    StreamSpec,
 };
 use wablast_projections::wait::{Position, until_projected};
 use wablast_projections::{LogStream, ProjectionError, Projector, RunnerOptions, checkpoint};
@@ -53,7 +54,7 @@ async fn open_log(prefix: &str) -> EventLog {
                 ),
                 StreamSpec::with_retention(
                     "messages",
-                    &[message::Message::TYPE],
+                    &[message::Message::TYPE, inbound::Inbound::TYPE],
                     Duration::from_secs(24 * 3600),
                 ),
             ],
@@ -146,6 +147,26 @@ async fn a_generated_history_is_projected_and_its_figures_add_up() {
     assert_eq!(
         count(&world.pool, "select count(*) from event_index").await,
         history.events() as i64
+    );
+    // Every reply is an inbound row, beside the messages in their stream
+    // and not among them.
+    let inbound = count(
+        &world.pool,
+        "select count(*) from event_index where aggregate_type = 'inbound'",
+    )
+    .await;
+    assert!(inbound > 0);
+    assert_eq!(
+        count(&world.pool, "select count(*) from inbound_messages").await,
+        inbound
+    );
+    assert_eq!(
+        count(
+            &world.pool,
+            "select count(*) from messages m join inbound_messages i using (id)"
+        )
+        .await,
+        0
     );
     // A message per queued recipient, counted once in its campaign by
     // its current status.
@@ -662,4 +683,110 @@ async fn an_event_of_an_older_version_is_upcast_then_folded() {
         .await
         .unwrap();
     assert_eq!(name, "CS");
+}
+
+#[tokio::test]
+async fn inbound_messages_are_projected_once_however_often_delivered_and_rebuilt_the_same() {
+    use inbound::{InboundCommand, inbound_id};
+    use wablast_domain::types::SessionId;
+    use wablast_domain::types::phone::{Phone, Region};
+
+    // Arrange: a customer writes twice to one session; the driver delivers
+    // the first webhook twice and cannot resolve the second sender.
+    let world = world().await;
+    let tenant = uuid::Uuid::now_v7();
+    let session_id = SessionId::new();
+    let handler = CommandHandler::<inbound::Inbound>::new(world.log.clone(), ());
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-02T03:04:05Z")
+        .unwrap()
+        .to_utc();
+    let receive = |provider: &str, from: Option<Phone>, from_raw: &str, text: Option<&str>| {
+        InboundCommand::ReceiveInbound {
+            inbound_id: inbound_id(session_id, provider),
+            session_id,
+            from,
+            from_raw: from_raw.to_owned(),
+            text: text.map(str::to_owned),
+            provider_message_id: provider.to_owned(),
+            at,
+        }
+    };
+    let phone = Phone::parse("0812-3456-7890", Region::ID).unwrap();
+    let first = receive(
+        "false_6281234567890@c.us_3EB0A1",
+        Some(phone),
+        "6281234567890@c.us",
+        Some("Kak, masih ada stok?"),
+    );
+    let second = receive("false_99887766@lid_3EB0B2", None, "99887766@lid", None);
+    let meta = CommandMetadata::new(Actor::Engine("engine-1".into()));
+    for command in [first.clone(), first, second] {
+        let InboundCommand::ReceiveInbound { inbound_id, .. } = &command;
+        let key = AggregateKey::new(tenant, inbound_id).unwrap();
+        handler.execute(&key, command, &meta).await.unwrap();
+    }
+
+    // Act
+    Projector::new(world.pool.clone(), world.log.clone())
+        .catch_up()
+        .await
+        .unwrap();
+
+    // Assert
+    let rows: Vec<serde_json::Value> =
+        sqlx::query_scalar("select to_jsonb(t) from inbound_messages t order by from_raw")
+            .fetch_all(&world.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "a redelivered webhook is one row: {rows:?}");
+    assert_eq!(
+        rows[0],
+        serde_json::json!({
+            "id": inbound_id(session_id, "false_6281234567890@c.us_3EB0A1"),
+            "tenant_id": tenant,
+            "session_id": session_id,
+            "from_phone": "+6281234567890",
+            "from_raw": "6281234567890@c.us",
+            "text": "Kak, masih ada stok?",
+            "provider_message_id": "false_6281234567890@c.us_3EB0A1",
+            "received_at": "2026-03-02T03:04:05+00:00",
+        })
+    );
+    assert_eq!(
+        rows[1]["from_phone"],
+        serde_json::Value::Null,
+        "an unresolved sender has no number"
+    );
+    assert_eq!(rows[1]["from_raw"], "99887766@lid", "but keeps its raw id");
+    assert_eq!(rows[1]["text"], serde_json::Value::Null);
+    assert_eq!(
+        count(
+            &world.pool,
+            "select count(*) from event_index where aggregate_type = 'inbound'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(count(&world.pool, "select count(*) from messages").await, 0);
+
+    // Rebuilt from zero: the very same rows, its indexes in place.
+    let live = dump(&world.pool).await;
+    wablast_projections::rebuild::rebuild(&world.pool, &world.log, &["inbound"], None)
+        .await
+        .unwrap();
+    assert_same(&live, &dump(&world.pool).await);
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "select indexname::text from pg_indexes where tablename = 'inbound_messages' order by 1",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "inbound_messages_by_session",
+            "inbound_messages_by_tenant",
+            "inbound_messages_pkey"
+        ]
+    );
 }

@@ -46,7 +46,10 @@
 //!   `ReservationReleased` in one commit), some with `CampaignCancelled`
 //!   (the remaining messages `MessageCancelled`, then the settlement), and
 //!   exactly one (the first tenant's last) is left running; a few drafts
-//!   are never started, or scheduled and cancelled.
+//!   are never started, or scheduled and cancelled. Some recipients write
+//!   back after a receipt: one inbound aggregate per reply
+//!   (`InboundMessageReceived`, in the messages stream), from the number, or
+//!   from a `@lid` id the driver could not resolve.
 //!
 //! # Waves
 //!
@@ -68,6 +71,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 use wablast_domain::campaign::{Campaign, CampaignEvent, PauseReason, SenderUnavailableReason};
+use wablast_domain::inbound::{self, Inbound, InboundEvent};
 use wablast_domain::message::{Message, MessageEvent};
 use wablast_domain::plan::{Plan, PlanEvent, PlanPeriod, PlanTerms};
 use wablast_domain::schedule::{Schedule, ScheduleEvent};
@@ -308,7 +312,7 @@ impl History {
 }
 
 /// The log layout wablast uses: long-lived aggregates in `events`, message
-/// aggregates in `messages` (kept 14 days).
+/// and inbound aggregates in `messages` (kept 14 days).
 pub fn log_config(prefix: &str) -> Result<EventLogConfig, EventStoreError> {
     Ok(EventLogConfig::new(
         Prefix::parse(prefix)?,
@@ -326,7 +330,7 @@ pub fn log_config(prefix: &str) -> Result<EventLogConfig, EventStoreError> {
             ),
             StreamSpec::with_retention(
                 "messages",
-                &[Message::TYPE],
+                &[Message::TYPE, Inbound::TYPE],
                 Duration::from_secs(14 * 24 * 3600),
             ),
         ],
@@ -351,6 +355,7 @@ const SALT_EVENT: u64 = 0x6576_656e_7400_0001;
 const SALT_COMMAND: u64 = 0x636f_6d6d_616e_6402;
 const SALT_USER: u64 = 0x7573_6572_0000_0003;
 const SALT_API_KEY: u64 = 0x6170_696b_6579_0004;
+const SALT_REPLY: u64 = 0x7265_706c_7900_0005;
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 1, 0, 0)
@@ -367,6 +372,7 @@ enum Kind {
     SessionDay,
     Campaign,
     Message,
+    Inbound,
 }
 
 impl Kind {
@@ -379,6 +385,7 @@ impl Kind {
             Self::SessionDay => SessionDay::TYPE,
             Self::Campaign => Campaign::TYPE,
             Self::Message => Message::TYPE,
+            Self::Inbound => Inbound::TYPE,
         }
     }
 }
@@ -414,6 +421,7 @@ enum Event {
     Campaign(Box<CampaignEvent>),
     Day(SessionDayEvent),
     Message(Mev),
+    Inbound(Box<InboundEvent>),
 }
 
 /// A message event, compact: the recipient is an index into its tenant's
@@ -549,6 +557,7 @@ impl Event {
             Self::Campaign(e) => parts(e.as_ref()),
             Self::Day(e) => parts(e),
             Self::Message(e) => parts(&e.event(contacts)),
+            Self::Inbound(e) => parts(e.as_ref()),
         }
     }
 }
@@ -913,6 +922,15 @@ const RETRYABLE: [&str; 3] = [
     "rate limited by WhatsApp, retry later",
     "connection reset while sending",
 ];
+/// What recipients write back (`None`: a sticker or a photo, no text).
+const REPLIES: [Option<&str>; 6] = [
+    Some("Kak, masih ada stok?"),
+    Some("INFO harga"),
+    Some("STOP"),
+    Some("Bisa COD ke Bekasi?"),
+    Some("Terima kasih 🙏"),
+    None,
+];
 const FOR_GOOD: [&str; 3] = [
     "number is not on WhatsApp",
     "recipient blocked this number",
@@ -973,6 +991,8 @@ enum Fate {
 struct Msg {
     id: MessageId,
     agg: u32,
+    /// Its recipient (an index into the tenant's contacts).
+    contact: u32,
     /// The sender it was queued for (an index into the tenant's sessions).
     sender: usize,
     attempt: u32,
@@ -1859,6 +1879,7 @@ impl<'a> TenantSim<'a> {
                 Msg {
                     id: message_id,
                     agg,
+                    contact,
                     sender,
                     attempt: 0,
                     granted: Vec::new(),
@@ -2203,6 +2224,7 @@ impl<'a> TenantSim<'a> {
                 if !receipt_first {
                     self.receipts(msg, campaign_id, at);
                 }
+                self.reply(msg, session_id, done, at);
                 self.finalize(run, msg, done, at);
                 false
             }
@@ -2308,6 +2330,62 @@ impl<'a> TenantSim<'a> {
                 vec![Event::message(campaign_id, read_at, What::Read)],
             );
         }
+    }
+
+    /// Some recipients write back (about one in twelve): an inbound
+    /// message to the session that sent, after its send. Decided from the
+    /// message's id, not the generator, so the rest of the history is the
+    /// same with or without replies.
+    fn reply(&mut self, msg: &Msg, session_id: SessionId, sent: Done, sent_at: DateTime<Utc>) {
+        let roll = mix(msg.id.as_uuid().as_u64_pair().1 ^ SALT_REPLY);
+        if !roll.is_multiple_of(12) {
+            return;
+        }
+        let contact = &self.contacts[msg.contact as usize];
+        let provider_message_id = format!(
+            "false_{}_3EB0{:016X}",
+            contact.phone.whatsapp_chat_id(),
+            mix(roll)
+        );
+        // A quarter come from a `@lid` id the driver could not resolve.
+        let (from, from_raw) = if (roll >> 8).is_multiple_of(4) {
+            (
+                None,
+                format!(
+                    "{}@lid",
+                    100_000_000_000_000 + (roll >> 16) % 900_000_000_000_000
+                ),
+            )
+        } else {
+            (
+                Some(contact.phone.clone()),
+                contact.phone.whatsapp_chat_id(),
+            )
+        };
+        let text = REPLIES[((roll >> 32) % REPLIES.len() as u64) as usize].map(str::to_owned);
+        let at = sent_at + TimeDelta::seconds(30 + ((roll >> 40) % 3_600) as i64);
+        let inbound_id = inbound::inbound_id(session_id, &provider_message_id);
+        let agg = self
+            .b
+            .aggregate(self.idx, Kind::Inbound, AggId::Uuid(*inbound_id.as_uuid()));
+        self.commit(
+            agg,
+            sent.wave,
+            at,
+            Who::Engine(self.engine),
+            None,
+            vec![Event::Inbound(Box::new(
+                InboundEvent::InboundMessageReceived {
+                    inbound_id,
+                    session_id,
+                    from,
+                    from_raw,
+                    text,
+                    provider_message_id,
+                    at,
+                },
+            ))],
+        );
     }
 
     fn auto_pause(&mut self, run: &mut Run, s: usize, failure: Done, at: DateTime<Utc>) {
@@ -2679,7 +2757,8 @@ mod tests {
         let mut positions: HashMap<&'static str, u64> = HashMap::new();
         let mut events = Vec::new();
         for commit in commits {
-            let stream = if commit.aggregate_type == Message::TYPE {
+            let stream = if [Message::TYPE, Inbound::TYPE].contains(&commit.aggregate_type.as_str())
+            {
                 "h_MESSAGES"
             } else {
                 "h_EVENTS"
@@ -2856,6 +2935,7 @@ mod tests {
             "MessageRead",
             "MessageCancelled",
             "MessageMarkedUnknown",
+            "InboundMessageReceived",
         ] {
             assert!(types.contains_key(expected), "no {expected} in {types:#?}");
         }
@@ -3029,6 +3109,7 @@ mod tests {
         days: HashMap<(String, String), SessionDay>,
         campaigns: HashMap<String, Campaign>,
         messages: HashMap<(String, String), Message>,
+        inbound: HashMap<(String, String), Inbound>,
         /// Message keys by campaign.
         fan_out: HashMap<CampaignId, Vec<(String, String)>>,
         /// `MessageSent` seen per campaign.
@@ -3089,6 +3170,7 @@ mod tests {
                 "session_day" => self.day(commit, key, &at),
                 "campaign" => self.campaign(commit, &at),
                 "message" => self.message(commit, key, &at),
+                "inbound" => self.inbound(commit, key, &at),
                 other => panic!("unknown aggregate type {other}"),
             }
         }
@@ -3554,6 +3636,34 @@ mod tests {
             }
             let message = self.messages.entry(key).or_default();
             decide(message, command, events, at);
+        }
+    }
+
+    impl World {
+        fn inbound(&mut self, commit: &Commit, key: (String, String), at: &str) {
+            use wablast_domain::inbound::InboundCommand;
+            let events: Vec<InboundEvent> = decode(commit);
+            let InboundEvent::InboundMessageReceived {
+                inbound_id,
+                session_id,
+                from,
+                from_raw,
+                text,
+                provider_message_id,
+                at: received_at,
+            } = events[0].clone();
+            assert_eq!(key.1, inbound_id.to_string(), "{at}: the aggregate's id");
+            let command = InboundCommand::ReceiveInbound {
+                inbound_id,
+                session_id,
+                from,
+                from_raw,
+                text,
+                provider_message_id,
+                at: received_at,
+            };
+            let inbound = self.inbound.entry(key).or_default();
+            decide(inbound, command, events, at);
         }
     }
 

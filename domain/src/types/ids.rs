@@ -75,6 +75,12 @@ id_type!(
     MessageId
 );
 id_type!(
+    /// One message received by a session (see
+    /// [`inbound_id`](crate::inbound::inbound_id): derived from the session
+    /// and WhatsApp's id of the message, not random).
+    InboundId
+);
+id_type!(
     /// A subscription plan.
     PlanId
 );

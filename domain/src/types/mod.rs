@@ -10,7 +10,9 @@ pub mod template;
 pub mod throttle;
 
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
-pub use ids::{CampaignId, ContactListId, MediaId, MessageId, PlanId, SessionId, TenantId, UserId};
+pub use ids::{
+    CampaignId, ContactListId, InboundId, MediaId, MessageId, PlanId, SessionId, TenantId, UserId,
+};
 pub use limits::{DailyLimit, LimitError, TrustLevel};
 pub use points::Points;
 pub use throttle::{Throttle, ThrottleError};

@@ -2,6 +2,7 @@
 
 pub(crate) mod campaigns;
 pub(crate) mod event_index;
+pub(crate) mod inbound;
 pub(crate) mod messages;
 pub(crate) mod plans;
 pub(crate) mod schedules;
