@@ -69,7 +69,11 @@ impl Sizes {
             Ok(v) => v != "0",
             Err(_) => !std::env::args().any(|arg| arg == "--bench"),
         };
-        let (sessions, recipients, idle) = if quick { (2, 200, 50) } else { (10, 10_000, 1_000) };
+        let (sessions, recipients, idle) = if quick {
+            (2, 200, 50)
+        } else {
+            (10, 10_000, 1_000)
+        };
         Self {
             sessions: env_number("BENCH_SESSIONS", sessions),
             recipients: env_number("BENCH_RECIPIENTS", recipients),
@@ -117,7 +121,10 @@ async fn tenant(base: &str, log: &EventLog, recipients: u64) -> (TenantId, Strin
         .expect("tenant")
         .parse()
         .expect("tenant id");
-    let token = registered["access_token"].as_str().expect("token").to_owned();
+    let token = registered["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     CommandHandler::<Wallet>::new(log.clone(), ())
         .execute(
             &AggregateKey::new(tenant, tenant).unwrap(),
@@ -174,7 +181,11 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) ->
                     .await
                     .expect("session created");
                 handler
-                    .execute(&key, SessionCommand::StartSession { at: Utc::now() }, &metadata)
+                    .execute(
+                        &key,
+                        SessionCommand::StartSession { at: Utc::now() },
+                        &metadata,
+                    )
                     .await
                     .expect("session started");
             }
@@ -189,7 +200,10 @@ async fn until<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() ->
         if let Some(found) = check().await {
             return found;
         }
-        assert!(started.elapsed() < timeout, "{what} did not happen within {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "{what} did not happen within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -226,7 +240,11 @@ async fn contact_list(db: &PgPool, tenant: TenantId, n: u64) -> Uuid {
 /// Messages ever put on the send queue.
 async fn queued_sends(js: &jetstream::Context, prefix: &str) -> u64 {
     match js.get_stream(format!("{prefix}_SENDS")).await {
-        Ok(mut stream) => stream.info().await.map(|i| i.state.last_sequence).unwrap_or(0),
+        Ok(mut stream) => stream
+            .info()
+            .await
+            .map(|i| i.state.last_sequence)
+            .unwrap_or(0),
         Err(_) => 0,
     }
 }
@@ -327,7 +345,10 @@ async fn end_to_end(sizes: &Sizes) {
     // pipelined like the engine's appends are not (each waits for its ack).
     let raw = raw_publish_rate(&js, &prefix, total.max(10_000)).await;
 
-    println!("end to end: {} sessions x {} recipients = {total} messages", sizes.sessions, sizes.recipients);
+    println!(
+        "end to end: {} sessions x {} recipients = {total} messages",
+        sizes.sessions, sizes.recipients
+    );
     println!(
         "  fan-out (start request -> every send command queued): {:.2} s ({:.0} recipients/s)  target < 5 s for 100,000",
         fanned_out.as_secs_f64(),
@@ -343,7 +364,10 @@ async fn end_to_end(sizes: &Sizes) {
         read_at.as_secs_f64(),
         rate(total, read_at)
     );
-    println!("  raw JetStream publish (pipelined, {} B each): {:.0} messages/s", RAW_SIZE, raw);
+    println!(
+        "  raw JetStream publish (pipelined, {} B each): {:.0} messages/s",
+        RAW_SIZE, raw
+    );
 
     shutdown.cancel();
     let _ = running.await;
@@ -413,23 +437,28 @@ async fn engine_memory(n: u64) {
     let started = Instant::now();
     let ids = sessions(&log, tenant, n, 100).await;
     let handler = CommandHandler::<Session>::new(log.clone(), ());
-    until("every session linked", Duration::from_secs(300), async || {
-        let mut ready = 0;
-        for id in &ids {
-            let session = handler
-                .load(&AggregateKey::new(tenant, id).unwrap())
-                .await
-                .unwrap()
-                .aggregate;
-            ready += u64::from(session.is_ready());
-        }
-        (ready == n).then_some(())
-    })
+    until(
+        "every session linked",
+        Duration::from_secs(300),
+        async || {
+            let mut ready = 0;
+            for id in &ids {
+                let session = handler
+                    .load(&AggregateKey::new(tenant, id).unwrap())
+                    .await
+                    .unwrap()
+                    .aggregate;
+                ready += u64::from(session.is_ready());
+            }
+            (ready == n).then_some(())
+        },
+    )
     .await;
     let linked = started.elapsed();
     // Idle for a while: heartbeats, lease renewals, the send loops waiting.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("proc status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("proc status");
     let field = |name: &str| -> u64 {
         status
             .lines()
@@ -438,7 +467,10 @@ async fn engine_memory(n: u64) {
             .unwrap_or(0)
     };
     let (peak, now) = (field("VmHWM:"), field("VmRSS:"));
-    println!("engine memory: {n} idle simulator sessions (linked in {:.1} s)", linked.as_secs_f64());
+    println!(
+        "engine memory: {n} idle simulator sessions (linked in {:.1} s)",
+        linked.as_secs_f64()
+    );
     println!(
         "  peak RSS {:.1} MB, RSS now {:.1} MB  target < 200 MB",
         peak as f64 / 1024.0,

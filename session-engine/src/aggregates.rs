@@ -3,6 +3,7 @@
 
 use cqrs_es::Aggregate;
 use wablast_domain::campaign::Campaign;
+use wablast_domain::inbound::Inbound;
 use wablast_domain::message::Message;
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
@@ -26,6 +27,8 @@ pub struct Aggregates {
     pub campaigns: CommandHandler<Campaign>,
     /// Per-recipient messages.
     pub messages: CommandHandler<Message>,
+    /// Messages received.
+    pub inbound: CommandHandler<Inbound>,
 }
 
 impl Aggregates {
@@ -42,6 +45,7 @@ impl Aggregates {
             wallets: handler(log),
             campaigns: handler(log),
             messages: handler(log),
+            inbound: handler(log),
         }
     }
 }

@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wablast_domain::campaign::{CampaignCommand, SenderUnavailableReason};
+use wablast_domain::inbound::{self, InboundCommand};
 use wablast_domain::session::{
     Driver as DriverKind, Session, SessionCommand, SessionEvent, SessionStatus,
 };
@@ -622,7 +623,27 @@ impl Engine {
                     });
                 }
                 DriverEvent::Inbound(inbound) => {
-                    info!(%session, from = %inbound.from_raw, "inbound message (inbox and auto-replies are not wired yet)");
+                    // The same message reported twice lands on one aggregate.
+                    let inbound_id = inbound::inbound_id(session, &inbound.provider_message_id);
+                    let command = InboundCommand::ReceiveInbound {
+                        inbound_id,
+                        session_id: session,
+                        from: inbound.from,
+                        from_raw: inbound.from_raw,
+                        text: inbound.text,
+                        provider_message_id: inbound.provider_message_id,
+                        at: inbound.at,
+                    };
+                    let inbound_key =
+                        AggregateKey::new(tenant, inbound_id).expect("UUIDs are subject tokens");
+                    if let Err(err) = self
+                        .aggregates
+                        .inbound
+                        .execute(&inbound_key, command, &metadata())
+                        .await
+                    {
+                        warn!(error = %err, %session, "inbound message not recorded");
+                    }
                 }
             }
         }

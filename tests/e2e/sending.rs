@@ -211,6 +211,31 @@ async fn a_campaign_over_two_sessions_reaches_every_recipient_once_and_settles()
         (s == vec![("read".to_owned(), 200)]).then_some(())
     })
     .await;
+
+    // A customer answers: the message becomes an inbound event with the
+    // sender's number, projected for the inbox.
+    let (status, body) = budi
+        .post(
+            &format!("/api/v1/sessions/{first}/simulator/inbound"),
+            json!({"from": "+6281311112222", "text": "stok ada?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let received: (String, String, String) =
+        until("the inbound message", Duration::from_secs(10), async || {
+            sqlx::query_as(
+                "select from_phone, from_raw, text from inbound_messages where session_id = $1",
+            )
+            .bind(Uuid::parse_str(&first).unwrap())
+            .fetch_optional(&backdoor.db)
+            .await
+            .unwrap()
+        })
+        .await;
+    assert_eq!(received.0, "+6281311112222");
+    assert_eq!(received.2, "stok ada?");
+    assert!(received.1.starts_with("6281311112222"), "{received:?}");
+
     verified(&backdoor).await;
     stop.cancel();
     engine.await.unwrap().unwrap();
