@@ -120,7 +120,8 @@ enum Step {
     Done,
     /// Not now: give it back to the queue for `Duration`.
     Later(Duration),
-    /// The loop was stopped: give it back at once.
+    /// The loop stops (shut down, or the session is no longer ready): give
+    /// it back at once.
     Stopped,
 }
 
@@ -168,15 +169,17 @@ impl SendLoop {
             if !self.until_ready().await {
                 return;
             }
-            match self.consume().await {
-                Ok(()) => return,
-                Err(err) => {
-                    warn!(error = %err, session = %self.session, "send loop interrupted; starting again");
-                    tokio::select! {
-                        () = self.stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
+            // Back from `consume`: stopped, or the session left `ready`
+            // (it sends again once it is back), or the queue failed.
+            if let Err(err) = self.consume().await {
+                warn!(error = %err, session = %self.session, "send loop interrupted; starting again");
+                tokio::select! {
+                    () = self.stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
+            }
+            if self.stop.is_cancelled() {
+                return;
             }
         }
     }
@@ -339,6 +342,7 @@ impl SendLoop {
                 return Ok(Step::Stopped);
             }
             if *self.status.borrow() != SessionStatus::Ready {
+                // Not ready any more: the command goes back, the loop waits.
                 return Ok(Step::Stopped);
             }
 
@@ -647,7 +651,12 @@ impl SendLoop {
                 retry_at.unwrap_or(now + TimeDelta::minutes(1))
             }
             SessionDayError::Paused => now + TimeDelta::minutes(1),
-            SessionDayError::SessionNotReady => return Ok(Some(Step::Stopped)),
+            SessionDayError::SessionNotReady => {
+                // The driver said ready before the log did, or the other
+                // way round: look again shortly.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Ok(None);
+            }
             SessionDayError::PlanExpired => {
                 warn!(session = %self.session, tenant = %self.tenant, "the plan expired: sending waits for a renewal");
                 now + TimeDelta::minutes(1)
