@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+mod copy;
 pub mod error;
 mod folds;
 pub mod lag;
