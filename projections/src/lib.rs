@@ -114,6 +114,12 @@ pub trait Projection: Send + Sync {
         true
     }
 
+    /// Whether it only ever inserts rows (never reads, updates or deletes
+    /// them): a rebuild then adds the tables' keys after loading them.
+    fn insert_only(&self) -> bool {
+        false
+    }
+
     /// Whether it folds events of this aggregate type.
     fn folds(&self, aggregate_type: &str) -> bool {
         self.aggregate_types()

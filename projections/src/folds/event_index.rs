@@ -33,6 +33,10 @@ impl Projection for EventIndex {
         false
     }
 
+    fn insert_only(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
