@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+mod copy;
 pub mod error;
 mod folds;
 pub mod lag;
@@ -112,6 +113,12 @@ pub trait Projection: Send + Sync {
     /// parsed, and arrive as `null`).
     fn needs_payloads(&self) -> bool {
         true
+    }
+
+    /// Whether it only ever inserts rows (never reads, updates or deletes
+    /// them): a rebuild then adds the tables' keys after loading them.
+    fn insert_only(&self) -> bool {
+        false
     }
 
     /// Whether it folds events of this aggregate type.

@@ -16,17 +16,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tracing::info;
 use wablast_eventstore::{EventLog, EventStoreError, RecordedEvent};
 
-use crate::runner::{apply_batch, apply_in};
+use crate::runner::{apply_batch, apply_in, decode_commit};
 use crate::{LogStream, Projection, ProjectionError, by_name, checkpoint};
 
-/// Commits folded per transaction during a rebuild.
+/// Events folded per transaction during a rebuild (whole commits: a batch
+/// may go a commit beyond).
 const BATCH_EVENTS: usize = 5_000;
+
+/// Messages asked of the server at a time while reading a stream: small,
+/// since every reader shares one NATS connection and the server drops
+/// messages to a connection that falls 64 MiB behind.
+const READ_BATCH: usize = 1_000;
 
 /// Where a rebuild is, for a progress bar.
 #[derive(Clone, Debug)]
@@ -109,26 +116,42 @@ async fn rebuild_one(
     let name = projection.name();
     let schema = format!("rebuild_{name}");
     info!(projection = name, "rebuilding from sequence 0");
-    prepare(pool, &schema, projection.tables()).await?;
-    let mut events = 0;
-    for &stream in projection.streams() {
-        // Passes until what is left fits in the swap's transaction.
-        loop {
-            let (folded, left) = fold_pass(
-                pool,
-                log,
-                &schema,
-                projection.clone(),
-                stream,
-                started,
-                progress,
-            )
-            .await?;
-            events += folded;
-            if left < BATCH_EVENTS as u64 {
-                break;
+    // An insert-only projection never looks its rows up, so even its keys
+    // can wait: an index built once over the loaded rows is cheaper than
+    // one kept up to date row by row. A duplicate still fails, when the key
+    // is added, before the swap.
+    let keys_later = projection.insert_only();
+    prepare(pool, &schema, projection.tables(), !keys_later).await?;
+    // The streams side by side: each has its own checkpoint.
+    let passes = projection.streams().iter().map(|&stream| {
+        let (schema, projection) = (&schema, projection.clone());
+        async move {
+            let mut events = 0;
+            // Passes until what is left fits in the swap's transaction.
+            loop {
+                let (folded, left) = fold_pass(
+                    pool,
+                    log,
+                    schema,
+                    projection.clone(),
+                    stream,
+                    started,
+                    progress,
+                )
+                .await?;
+                events += folded;
+                if left < BATCH_EVENTS as u64 {
+                    return Ok::<u64, ProjectionError>(events);
+                }
             }
         }
+    });
+    let mut events: u64 = futures::future::try_join_all(passes)
+        .await?
+        .into_iter()
+        .sum();
+    if keys_later {
+        add_keys(pool, &schema, projection.tables()).await?;
     }
     create_secondary_indexes(pool, &schema, projection.tables()).await?;
     events += swap(pool, log, &schema, projection.as_ref()).await?;
@@ -146,21 +169,47 @@ async fn rebuild_one(
     })
 }
 
-/// Fresh tables shaped like the live ones (constraints and primary keys
-/// now, other indexes after the bulk of the fold), and a checkpoint table.
-async fn prepare(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), ProjectionError> {
+/// Fresh tables shaped like the live ones (with their primary keys and
+/// unique constraints if `keys`, other indexes after the bulk of the fold),
+/// and a checkpoint table.
+async fn prepare(
+    pool: &PgPool,
+    schema: &str,
+    tables: &[&str],
+    keys: bool,
+) -> Result<(), ProjectionError> {
     let mut conn = pool.acquire().await?;
-    let mut ddl = vec![
+    let ddl = [
         format!("drop schema if exists {schema} cascade"),
         format!("create schema {schema}"),
         format!(
             "create table {schema}.projection_checkpoint (like public.projection_checkpoint including all)"
         ),
     ];
+    for statement in ddl {
+        sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await?;
+    }
     for table in tables {
-        ddl.push(format!(
+        sqlx::query(AssertSqlSafe(format!(
             "create table {schema}.{table} (like public.{table} including all excluding indexes)"
-        ));
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    drop(conn);
+    if keys {
+        add_keys(pool, schema, tables).await?;
+    }
+    Ok(())
+}
+
+/// The live tables' primary keys and unique constraints, same names, on
+/// the rebuilt tables.
+async fn add_keys(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), ProjectionError> {
+    let mut conn = pool.acquire().await?;
+    for table in tables {
         let keys: Vec<(String, String)> = sqlx::query_as(
             "select c.conname::text, pg_get_constraintdef(c.oid) from pg_constraint c \
              where c.conrelid = ('public.' || $1)::regclass and c.contype in ('p', 'u') order by c.conname",
@@ -169,15 +218,12 @@ async fn prepare(pool: &PgPool, schema: &str, tables: &[&str]) -> Result<(), Pro
         .fetch_all(&mut *conn)
         .await?;
         for (constraint, definition) in keys {
-            ddl.push(format!(
+            sqlx::query(AssertSqlSafe(format!(
                 "alter table {schema}.{table} add constraint {constraint} {definition}"
-            ));
-        }
-    }
-    for statement in ddl {
-        sqlx::query(AssertSqlSafe(statement))
+            )))
             .execute(&mut *conn)
             .await?;
+        }
     }
     Ok(())
 }
@@ -281,6 +327,12 @@ async fn fold_pass(
 /// Reads commits `from..=until` of the stream in batches of whole commits;
 /// the last batch ends at `until` even when the last commits are not the
 /// projection's.
+///
+/// It reads the stream's messages itself (an ephemeral consumer, no acks,
+/// large pulls) rather than through [`EventLog::replay`], so as to decode
+/// them exactly as the live runner does: the aggregate type told by the
+/// subject, only the envelopes parsed for a projection that reads no
+/// payloads.
 async fn read_batches(
     log: EventLog,
     projection: Arc<dyn Projection>,
@@ -291,37 +343,80 @@ async fn read_batches(
 ) {
     let result = async {
         let filter = match projection.aggregate_types() {
-            Some([only]) => Some(log.prefix().aggregate_type_subjects(only)),
-            _ => None,
+            Some([only]) => log.prefix().aggregate_type_subjects(only),
+            _ => String::new(),
         };
-        let mut events = log
-            .replay(&stream.full_name(log.prefix()), filter, from)
-            .await?;
-        let upcasters = wablast_domain::upcasters();
-        let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
-        while let Some(event) = events.next().await {
-            let event = upcast(projection.as_ref(), event?, &upcasters);
-            if event.stream_sequence > until {
-                break;
-            }
-            // Cut only between commits.
-            if batch.len() >= BATCH_EVENTS
-                && batch
-                    .last()
-                    .is_some_and(|last| last.stream_sequence != event.stream_sequence)
-            {
-                let last = batch.last().map_or(0, |e| e.stream_sequence);
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
-                if sender.send(Ok((full, last))).await.is_err() {
-                    return Ok(());
+        let js_stream = log.stream(&stream.full_name(log.prefix()))?;
+        let consumer = js_stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ack_policy: AckPolicy::None,
+                filter_subject: filter,
+                memory_storage: true,
+                inactive_threshold: Duration::from_secs(10),
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(EventStoreError::nats)?;
+        let mut left = consumer.cached_info().num_pending;
+        let name = consumer.cached_info().name.clone();
+        let read = async {
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(READ_BATCH)
+                .messages()
+                .await
+                .map_err(EventStoreError::nats)?;
+            let upcasters = wablast_domain::upcasters();
+            let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
+            while left > 0 {
+                let message = match messages.next().await {
+                    Some(Ok(message)) => message,
+                    Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
+                    None => {
+                        return Err(EventStoreError::Nats(
+                            "event log consumer closed before the end".into(),
+                        )
+                        .into());
+                    }
+                };
+                left -= 1;
+                let sequence = message
+                    .info()
+                    .map_err(EventStoreError::Nats)?
+                    .stream_sequence;
+                if sequence > until {
+                    break;
+                }
+                // Cut only between commits.
+                if batch.len() >= BATCH_EVENTS {
+                    let last = batch.last().map_or(0, |e| e.stream_sequence);
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
+                    if sender.send(Ok((full, last))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                decode_commit(
+                    projection.as_ref(),
+                    &upcasters,
+                    sequence,
+                    &message,
+                    &mut batch,
+                )?;
+                if sequence == until {
+                    break;
                 }
             }
-            if projection.folds(&event.aggregate_type) {
-                batch.push(event);
-            }
+            let _ = sender.send(Ok((batch, until))).await;
+            Ok::<(), ProjectionError>(())
         }
-        let _ = sender.send(Ok((batch, until))).await;
-        Ok::<(), ProjectionError>(())
+        .await;
+        // Gone now rather than after its inactivity threshold.
+        let _ = js_stream.delete_consumer(&name).await;
+        read
     }
     .await;
     if let Err(err) = result {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use cqrs_es::persist::EventUpcaster;
 use futures::{FutureExt, StreamExt};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, PgPool};
@@ -54,6 +55,10 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         Self {
+            // Also the size of each pull: every runner of a process shares
+            // one NATS connection, and the server drops messages to a
+            // connection that falls 64 MiB behind (a "slow consumer"; seen
+            // with 20,000).
             batch_size: 5_000,
             consumer_prefix: "projection".to_owned(),
             retry_delay: Duration::from_millis(100),
@@ -313,23 +318,16 @@ impl Runner {
                     .map_err(EventStoreError::Nats)?
                     .stream_sequence;
                 last = last.max(sequence);
-                if sequence <= checkpoint || !self.folds_subject(&message.subject) {
+                if sequence <= checkpoint {
                     continue;
                 }
-                let malformed = |source| EventStoreError::Malformed { sequence, source };
-                if self.projection.needs_payloads() {
-                    let commit: Commit =
-                        serde_json::from_slice(&message.payload).map_err(malformed)?;
-                    events.extend(
-                        commit
-                            .into_recorded(sequence)
-                            .map(|event| event.upcast(&self.upcasters)),
-                    );
-                } else {
-                    let commit: CommitHeader =
-                        serde_json::from_slice(&message.payload).map_err(malformed)?;
-                    events.extend(commit.into_recorded(sequence));
-                }
+                decode_commit(
+                    self.projection.as_ref(),
+                    &self.upcasters,
+                    sequence,
+                    message,
+                    &mut events,
+                )?;
             }
             let started = std::time::Instant::now();
             if last > checkpoint {
@@ -403,14 +401,41 @@ impl Runner {
             warn!(projection = self.projection.name(), error = %again, "commits before the failing one not applied");
         }
     }
+}
 
-    fn folds_subject(&self, subject: &str) -> bool {
-        // `<prefix>.ev.<tenant>.<aggregate_type>.<id>`
-        subject
-            .split('.')
-            .nth(3)
-            .is_some_and(|aggregate_type| self.projection.folds(aggregate_type))
+/// Adds a commit's events to `events` if the projection folds its aggregate
+/// type (told by the subject, without parsing the payload): upcast for
+/// projections that read payloads, with a `null` payload (never parsed) for
+/// the others.
+pub(crate) fn decode_commit(
+    projection: &dyn Projection,
+    upcasters: &[Box<dyn EventUpcaster>],
+    sequence: u64,
+    message: &async_nats::Message,
+    events: &mut Vec<RecordedEvent>,
+) -> Result<(), EventStoreError> {
+    // `<prefix>.ev.<tenant>.<aggregate_type>.<id>`
+    let folded = message
+        .subject
+        .split('.')
+        .nth(3)
+        .is_some_and(|aggregate_type| projection.folds(aggregate_type));
+    if !folded {
+        return Ok(());
     }
+    let malformed = |source| EventStoreError::Malformed { sequence, source };
+    if projection.needs_payloads() {
+        let commit: Commit = serde_json::from_slice(&message.payload).map_err(malformed)?;
+        events.extend(
+            commit
+                .into_recorded(sequence)
+                .map(|event| event.upcast(upcasters)),
+        );
+    } else {
+        let commit: CommitHeader = serde_json::from_slice(&message.payload).map_err(malformed)?;
+        events.extend(commit.into_recorded(sequence));
+    }
+    Ok(())
 }
 
 /// What one batch did.

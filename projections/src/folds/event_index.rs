@@ -2,11 +2,10 @@
 //! and an aggregate's history. Insert-only.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use uuid::Uuid;
 use wablast_eventstore::RecordedEvent;
 
+use crate::copy::BinaryRows;
 use crate::{LogStream, Projection, ProjectionError};
 
 /// The `event_index` projection.
@@ -34,6 +33,10 @@ impl Projection for EventIndex {
         false
     }
 
+    fn insert_only(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -43,48 +46,27 @@ impl Projection for EventIndex {
         if events.is_empty() {
             return Ok(());
         }
-        let n = events.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut sequences = Vec::with_capacity(n);
-        let mut tenants = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut aggregate_ids = Vec::with_capacity(n);
-        let mut aggregate_sequences = Vec::with_capacity(n);
-        let mut event_types = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut times: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+        // Insert-only, so the fastest way in: one binary `COPY` per batch.
+        let mut rows = BinaryRows::new(10, events.len() * 200);
         for e in events {
-            ids.push(e.event_id);
-            sequences.push(e.stream_sequence as i64);
-            tenants.push(e.tenant.as_str());
-            types.push(e.aggregate_type.as_str());
-            aggregate_ids.push(e.aggregate_id.as_str());
-            aggregate_sequences.push(e.sequence as i64);
-            event_types.push(e.event_type.as_str());
-            versions.push(e.event_version.as_str());
-            times.push(e.occurred_at);
+            rows.row();
+            rows.uuid(e.event_id);
+            rows.text(stream.name());
+            rows.int8(e.stream_sequence as i64);
+            rows.text(&e.tenant);
+            rows.text(&e.aggregate_type);
+            rows.text(&e.aggregate_id);
+            rows.int8(e.sequence as i64);
+            rows.text(&e.event_type);
+            rows.text(&e.event_version);
+            rows.timestamptz(e.occurred_at);
         }
-        sqlx::query(
-            "insert into event_index (event_id, stream, stream_sequence, tenant, aggregate_type, \
+        rows.send(
+            conn,
+            "copy event_index (event_id, stream, stream_sequence, tenant, aggregate_type, \
                  aggregate_id, aggregate_sequence, event_type, event_version, occurred_at) \
-             select event_id, $2, stream_sequence, tenant, aggregate_type, aggregate_id, \
-                 aggregate_sequence, event_type, event_version, occurred_at \
-             from unnest($1::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::int8[], \
-                 $8::text[], $9::text[], $10::timestamptz[]) \
-                 as e(event_id, stream_sequence, tenant, aggregate_type, aggregate_id, \
-                      aggregate_sequence, event_type, event_version, occurred_at)",
+             from stdin (format binary)",
         )
-        .bind(&ids as &[Uuid])
-        .bind(stream.name())
-        .bind(&sequences)
-        .bind(&tenants)
-        .bind(&types)
-        .bind(&aggregate_ids)
-        .bind(&aggregate_sequences)
-        .bind(&event_types)
-        .bind(&versions)
-        .bind(&times)
-        .execute(&mut *conn)
         .await?;
         Ok(())
     }

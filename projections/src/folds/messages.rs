@@ -2,19 +2,21 @@
 //! messages counted by their current status (`campaign_message_counts`).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 use wablast_domain::message::{Message, MessageEvent, MessageStatus};
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, id_of, missing_row, tenant_of};
-use crate::rows::{Row, RowSet};
+use crate::copy::BinaryRows;
+use crate::rows::{Row, RowSet, as_stored_from_json, upsert_sql};
 use crate::{LogStream, Projection, ProjectionError};
 
 const NAME: &str = "messages";
@@ -23,7 +25,7 @@ const NAME: &str = "messages";
 pub(crate) struct Messages;
 
 /// A row of `messages`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
 pub(crate) struct MessageRow {
     id: Uuid,
     tenant_id: Uuid,
@@ -67,6 +69,158 @@ impl Row for MessageRow {
 
     fn key(&self) -> Uuid {
         self.id
+    }
+
+    async fn fetch(conn: &mut PgConnection, keys: &[Uuid]) -> Result<Vec<Self>, sqlx::Error> {
+        sqlx::query_as(
+            "select id, tenant_id, campaign_id, session_id, phone, name, status, error, attempts, \
+                 provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at \
+             from messages where id = any($1)",
+        )
+        .bind(keys)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    async fn insert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
+        // New rows only: a binary `COPY`, PostgreSQL's fastest way in.
+        let mut copy = BinaryRows::new(16, rows.len() * 300);
+        let at = as_stored_from_json;
+        for row in rows {
+            copy.row();
+            copy.uuid(row.id);
+            copy.uuid(row.tenant_id);
+            copy.uuid(row.campaign_id);
+            copy.uuid(row.session_id);
+            copy.text(&row.phone);
+            copy.opt_text(row.name.as_deref());
+            copy.text(&row.status);
+            copy.opt_text(row.error.as_deref());
+            copy.int4(row.attempts);
+            copy.opt_text(row.provider_message_id.as_deref());
+            copy.int8(row.cost);
+            copy.timestamptz(at(row.queued_at));
+            copy.opt_timestamptz(row.sent_at.map(at));
+            copy.opt_timestamptz(row.delivered_at.map(at));
+            copy.opt_timestamptz(row.read_at.map(at));
+            copy.timestamptz(at(row.updated_at));
+        }
+        copy.send(
+            conn,
+            "copy messages (id, tenant_id, campaign_id, session_id, phone, name, status, error, \
+                 attempts, provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, \
+                 updated_at) \
+             from stdin (format binary)",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
+        // Column by column: typed arrays, no JSON built or parsed.
+        let n = rows.len();
+        let mut c = MessageColumns::with_capacity(n);
+        for row in rows {
+            c.push(row);
+        }
+        sqlx::query(upsert_messages_sql())
+            .bind(&c.id)
+            .bind(&c.tenant_id)
+            .bind(&c.campaign_id)
+            .bind(&c.session_id)
+            .bind(&c.phone)
+            .bind(&c.name)
+            .bind(&c.status)
+            .bind(&c.error)
+            .bind(&c.attempts)
+            .bind(&c.provider_message_id)
+            .bind(&c.cost)
+            .bind(&c.queued_at)
+            .bind(&c.sent_at)
+            .bind(&c.delivered_at)
+            .bind(&c.read_at)
+            .bind(&c.updated_at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+fn upsert_messages_sql() -> AssertSqlSafe<&'static str> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        upsert_sql::<MessageRow>(
+            "unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
+                 $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::timestamptz[], \
+                 $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[]) \
+             as t(id, tenant_id, campaign_id, session_id, phone, name, status, error, attempts, \
+                 provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at)",
+        )
+    });
+    AssertSqlSafe(SQL.as_str())
+}
+
+/// Rows of `messages`, column by column, for one `unnest`. Instants are
+/// stored as the JSON path stored them ([`as_stored_from_json`]).
+struct MessageColumns<'a> {
+    id: Vec<Uuid>,
+    tenant_id: Vec<Uuid>,
+    campaign_id: Vec<Uuid>,
+    session_id: Vec<Uuid>,
+    phone: Vec<&'a str>,
+    name: Vec<Option<&'a str>>,
+    status: Vec<&'a str>,
+    error: Vec<Option<&'a str>>,
+    attempts: Vec<i32>,
+    provider_message_id: Vec<Option<&'a str>>,
+    cost: Vec<i64>,
+    queued_at: Vec<DateTime<Utc>>,
+    sent_at: Vec<Option<DateTime<Utc>>>,
+    delivered_at: Vec<Option<DateTime<Utc>>>,
+    read_at: Vec<Option<DateTime<Utc>>>,
+    updated_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> MessageColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            id: Vec::with_capacity(n),
+            tenant_id: Vec::with_capacity(n),
+            campaign_id: Vec::with_capacity(n),
+            session_id: Vec::with_capacity(n),
+            phone: Vec::with_capacity(n),
+            name: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            error: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            provider_message_id: Vec::with_capacity(n),
+            cost: Vec::with_capacity(n),
+            queued_at: Vec::with_capacity(n),
+            sent_at: Vec::with_capacity(n),
+            delivered_at: Vec::with_capacity(n),
+            read_at: Vec::with_capacity(n),
+            updated_at: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, row: &'a MessageRow) {
+        let at = as_stored_from_json;
+        self.id.push(row.id);
+        self.tenant_id.push(row.tenant_id);
+        self.campaign_id.push(row.campaign_id);
+        self.session_id.push(row.session_id);
+        self.phone.push(&row.phone);
+        self.name.push(row.name.as_deref());
+        self.status.push(&row.status);
+        self.error.push(row.error.as_deref());
+        self.attempts.push(row.attempts);
+        self.provider_message_id
+            .push(row.provider_message_id.as_deref());
+        self.cost.push(row.cost);
+        self.queued_at.push(at(row.queued_at));
+        self.sent_at.push(row.sent_at.map(at));
+        self.delivered_at.push(row.delivered_at.map(at));
+        self.read_at.push(row.read_at.map(at));
+        self.updated_at.push(at(row.updated_at));
     }
 }
 
