@@ -135,7 +135,9 @@ async fn tenant(base: &str, log: &EventLog, recipients: u64) -> (TenantId, Strin
                     period_days: PlanPeriod::Days30,
                     points: Points::for_messages(recipients * 2).unwrap(),
                     max_sessions: 2_000,
-                    max_recipients_per_campaign: recipients.max(1),
+                    max_recipients_per_campaign: u32::try_from(recipients)
+                        .unwrap_or(u32::MAX)
+                        .max(1),
                     max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),
                 },
                 reference: "bench".to_owned(),
@@ -158,7 +160,6 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) ->
             let handler = handler.clone();
             async move {
                 let key = AggregateKey::new(tenant, id).unwrap();
-                let metadata = CommandMetadata::new(Actor::System);
                 handler
                     .execute(
                         &key,
@@ -176,7 +177,7 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) ->
                                 .unwrap(),
                             at: Utc::now(),
                         },
-                        &metadata,
+                        &CommandMetadata::new(Actor::System),
                     )
                     .await
                     .expect("session created");
@@ -184,7 +185,7 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) ->
                     .execute(
                         &key,
                         SessionCommand::StartSession { at: Utc::now() },
-                        &metadata,
+                        &CommandMetadata::new(Actor::System),
                     )
                     .await
                     .expect("session started");

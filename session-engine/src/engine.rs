@@ -520,6 +520,7 @@ impl Engine {
                 tenant,
                 session,
                 connection.events,
+                driver.clone(),
                 status,
                 stop.clone(),
             )),
@@ -556,6 +557,7 @@ impl Engine {
         tenant: TenantId,
         session: SessionId,
         mut events: tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
+        driver: Arc<dyn Driver>,
         status: watch::Sender<SessionStatus>,
         stop: CancellationToken,
     ) {
@@ -586,7 +588,17 @@ impl Engine {
                     match self.sessions.execute(&key, command, &metadata()).await {
                         // The send loop sends while the log says ready.
                         Ok(_) => {
-                            status.send_replace(reported);
+                            let before = status.send_replace(reported);
+                            if reported == SessionStatus::Disconnected
+                                && before != SessionStatus::Disconnected
+                            {
+                                tokio::spawn(reconnect(
+                                    session,
+                                    driver.clone(),
+                                    status.subscribe(),
+                                    stop.clone(),
+                                ));
+                            }
                         }
                         // A late report after a stop, say: the aggregate
                         // decides, and said no.
@@ -809,6 +821,37 @@ enum Ending {
     Stop,
     /// Logged out (the link is dropped).
     Logout,
+}
+
+/// The first pause before reconnecting a disconnected session; doubled
+/// after each attempt, up to [`RECONNECT_MAX_DELAY`].
+const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(1);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// Starts a disconnected session's driver again, with back-off, until the
+/// session is no longer disconnected (reconnected, stopped, logged out) or
+/// stops running here.
+async fn reconnect(
+    session: SessionId,
+    driver: Arc<dyn Driver>,
+    mut status: watch::Receiver<SessionStatus>,
+    stop: CancellationToken,
+) {
+    let mut delay = RECONNECT_FIRST_DELAY;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if *status.borrow_and_update() != SessionStatus::Disconnected {
+            return;
+        }
+        info!(%session, after = ?delay, "reconnecting");
+        if let Err(err) = driver.start().await {
+            warn!(error = %err, %session, "reconnect failed; trying again");
+        }
+        delay = (delay * 2).min(RECONNECT_MAX_DELAY);
+    }
 }
 
 fn refusal(code: ControlErrorCode, message: impl std::fmt::Display) -> ControlError {

@@ -184,6 +184,23 @@ impl SimulatorNetwork {
         Ok(())
     }
 
+    /// The session's connection drops (a phone off the network, a
+    /// WhatsApp hiccup): it reports `disconnected` and stays so until it is
+    /// started again.
+    pub fn disconnect(&self, session_id: SessionId) -> Result<(), SimulatorError> {
+        let session = self.session(session_id)?;
+        let mut s = session.lock().expect("session lock");
+        if s.status != SessionStatus::Ready {
+            return Err(SimulatorError::NotReady(s.status));
+        }
+        s.generation += 1;
+        s.report(
+            SessionStatus::Disconnected,
+            Some("connection lost".to_owned()),
+        );
+        Ok(())
+    }
+
     /// `from` sends `text` to the session's number.
     pub fn inbound(
         &self,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use wablast_session_engine::engine::Engine;
 
 use crate::app::TestApp;
 
@@ -134,4 +135,74 @@ async fn a_dead_engines_session_is_taken_over_within_the_ttl() {
         None,
         "a clean stop gives the lease up"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_connection_drops_reconnects_by_itself() {
+    let app = TestApp::spawn_with(|settings| settings.lease_ttl_seconds = 5).await;
+    let log = wablast::open_event_log(&app.settings).await.unwrap();
+    let db = wablast::database_pool(&app.settings).unwrap();
+    let engine = Engine::new(
+        app.settings.engine(),
+        log.jetstream().client(),
+        log,
+        db.clone(),
+    )
+    .await
+    .unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(engine.clone().run(stop.clone()));
+
+    let budi = app.tenant("Toko Budi").await;
+    let (status, session) = budi
+        .post(
+            "/api/v1/sessions",
+            json!({"name": "CS", "driver": "simulator"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    budi.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await;
+    let scan = format!("/api/v1/sessions/{id}/simulator/scan");
+    until("the scan", Duration::from_secs(20), async || {
+        let (status, _) = budi
+            .post(&scan, json!({"phone_number": "+6281299990000"}))
+            .await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+    let status_changes = async || -> i64 {
+        sqlx::query_scalar(
+            "select count(*) from event_index
+             where aggregate_id = $1 and event_type = 'SessionStatusChanged'",
+        )
+        .bind(&id)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    until("ready", Duration::from_secs(20), async || {
+        let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+        (s["status"] == "ready").then_some(())
+    })
+    .await;
+    let before = status_changes().await;
+
+    // The connection drops: disconnected, then the engine starts the
+    // driver again and the session is ready on the same number.
+    engine
+        .network()
+        .disconnect(id.parse().unwrap())
+        .expect("a ready session can drop");
+    until("the reconnection", Duration::from_secs(20), async || {
+        let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+        (s["status"] == "ready" && status_changes().await >= before + 3).then_some(s)
+    })
+    .await;
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(s["phone_number"], "+6281299990000");
+
+    stop.cancel();
+    running.await.unwrap().unwrap();
 }
