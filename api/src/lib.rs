@@ -114,6 +114,7 @@ impl Default for Readiness {
         (name = "schedule", description = "Active hours"),
         (name = "auto-replies", description = "Automatic answers to inbound messages"),
         (name = "events", description = "The tenant's events as Server-Sent Events; webhooks"),
+        (name = "hooks", description = "Webhooks from the drivers' servers (WAHA, the WhatsApp Cloud API), signed by them"),
         (name = "admin", description = "Platform operator: plans and grants"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
@@ -166,6 +167,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::auto_replies::router())
         .merge(routes::events::router())
         .merge(routes::webhooks::router())
+        .merge(routes::hooks::router())
 }
 
 /// The OpenAPI document of every route.

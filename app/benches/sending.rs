@@ -273,7 +273,7 @@ async fn end_to_end(sizes: &Sizes) {
     wablast::migrate(&settings).await.expect("migrations");
     let app = Application::build(&settings).await.expect("application");
     let base = format!("http://{}", app.address());
-    let mut engine = settings.engine();
+    let mut engine = settings.engine().expect("engine settings");
     engine.simulator.auto_scan_after = Some(Duration::from_millis(100));
     engine.simulator.delivered_after = Some(Duration::ZERO);
     engine.simulator.read_after = Some(Duration::ZERO);

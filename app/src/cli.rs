@@ -82,7 +82,7 @@ impl Cli {
                     migrate(&settings).await?;
                     crate::bootstrap_admin(&settings, false).await?;
                     let app = Application::build(&settings).await?;
-                    app.run_all(Some(settings.engine()), shutdown::on_signal())
+                    app.run_all(Some(settings.engine()?), shutdown::on_signal())
                         .await
                 }
                 .await

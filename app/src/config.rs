@@ -40,6 +40,13 @@ pub struct Settings {
     #[arg(long, env = "WABLAST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Where WhatsApp drivers' servers (WAHA, the Cloud API) reach this
+    /// installation's HTTP API, for their webhooks
+    /// (`<public url>/hooks/waha/<session id>`). Unset:
+    /// `http://<WABLAST_LISTEN>`.
+    #[arg(long, env = "WABLAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Log format.
     #[arg(long, env = "WABLAST_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -154,13 +161,8 @@ impl Settings {
     /// The API's settings. Reads (or creates) the data directory's key when
     /// `WABLAST_SECRET_KEY` is unset.
     pub fn api(&self) -> anyhow::Result<wablast_api::ApiConfig> {
-        use anyhow::Context;
-        let secret_key = match &self.secret_key {
-            Some(text) => parse_key(text).context("WABLAST_SECRET_KEY must be 64 hex digits")?,
-            None => data_dir_key(&self.data_dir)?,
-        };
         let mut config = wablast_api::ApiConfig::for_data_dir(&self.data_dir);
-        config.secret_key = secret_key;
+        config.secret_key = self.credentials_key()?;
         config.token_ttl = Duration::from_secs(self.jwt_ttl_seconds);
         config.cors_origins = self
             .cors_origins
@@ -173,8 +175,38 @@ impl Settings {
         Ok(config)
     }
 
-    /// The session engine's settings.
-    pub fn engine(&self) -> wablast_session_engine::engine::EngineConfig {
+    /// The key sealing stored driver credentials: `WABLAST_SECRET_KEY`, or
+    /// the data directory's (created when missing). The API seals with it,
+    /// the engine opens with it.
+    pub fn credentials_key(&self) -> anyhow::Result<[u8; 32]> {
+        use anyhow::Context;
+        match &self.secret_key {
+            Some(text) => parse_key(text).context("WABLAST_SECRET_KEY must be 64 hex digits"),
+            None => data_dir_key(&self.data_dir),
+        }
+    }
+
+    /// Where the drivers' servers reach the HTTP API: `WABLAST_PUBLIC_URL`,
+    /// else `http://<WABLAST_LISTEN>`.
+    pub fn public_url(&self) -> anyhow::Result<String> {
+        match &self.public_url {
+            Some(url) => {
+                let parsed = url::Url::parse(url.trim()).map_err(|e| {
+                    anyhow::anyhow!("WABLAST_PUBLIC_URL is not a URL ({e}): {url:?}")
+                })?;
+                anyhow::ensure!(
+                    matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some(),
+                    "WABLAST_PUBLIC_URL must be an http or https URL with a host: {url:?}"
+                );
+                Ok(parsed.as_str().trim_end_matches('/').to_owned())
+            }
+            None => Ok(format!("http://{}", self.listen)),
+        }
+    }
+
+    /// The session engine's settings (the credentials key read or created
+    /// as for the API).
+    pub fn engine(&self) -> anyhow::Result<wablast_session_engine::engine::EngineConfig> {
         let id = self
             .engine_id
             .clone()
@@ -189,7 +221,11 @@ impl Settings {
         // Where the API keeps uploads (its `LocalStorage`): campaigns'
         // attachments are read from there.
         config.send.media_dir = Some(self.data_dir.join("media"));
-        config
+        config.secret_key = Some(wablast_session_engine::credentials::SecretKey::new(
+            self.credentials_key()?,
+        ));
+        config.public_url = self.public_url()?;
+        Ok(config)
     }
 
     /// The token signing secret: configured, or random for this process.

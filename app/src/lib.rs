@@ -85,7 +85,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// Runs a session engine until `shutdown` (`wablast engine`).
 pub async fn run_engine(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_engine_with(settings, settings.engine(), shutdown).await
+    run_engine_with(settings, settings.engine()?, shutdown).await
 }
 
 /// Runs a session engine configured as `config` until `shutdown`.

@@ -1,6 +1,7 @@
 //! The contract between the API and the engine for what only the engine
 //! running a session knows or can do: its current QR code, a pairing code,
-//! and the simulator's controls.
+//! the simulator's controls, and the webhooks its driver's peer (WAHA, the
+//! Cloud API) sends.
 //!
 //! # QR codes: a JetStream KV bucket
 //!
@@ -25,6 +26,19 @@
 //! `Actor` of the event envelope, e.g. `user:<uuid>`), for the commands the
 //! engine issues in turn. The reply is a [`Reply`] as JSON:
 //! `{"ok": <response>}` or `{"error": {"code": ..., "message": ...}}`.
+//!
+//! # Webhooks: the raw body, not JSON
+//!
+//! A driver webhook the API received (`POST /hooks/waha/{id}`,
+//! `POST /hooks/cloud/{id}`) goes to the engine running the session as
+//! [`Verb::Webhook`], and is the one request whose body is not JSON: the
+//! payload is the HTTP body exactly as received (its signature covers those
+//! bytes), and the HTTP headers the drivers check travel as NATS headers of
+//! the same names ([`WEBHOOK_HEADERS`]). The engine's webhook sink verifies
+//! and reads it; the reply is a [`Reply`] of [`WebhookResponse`], refused
+//! with [`ControlErrorCode::Unauthorized`] (a missing or wrong signature:
+//! nothing changed) or [`ControlErrorCode::ValidationFailed`] (signed, but
+//! not a webhook of this session).
 
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
@@ -38,6 +52,15 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Header of a request naming who asked (`user:<uuid>`, `api_key:<uuid>`).
 pub const ACTOR_HEADER: &str = "Wablast-Actor";
+
+/// The HTTP headers of a webhook forwarded to the engine (as NATS headers
+/// of the same, lower-case, names): WAHA's signature and its algorithm,
+/// and the Cloud API's signature.
+pub const WEBHOOK_HEADERS: [&str; 3] = [
+    crate::waha::SIGNATURE_HEADER,
+    crate::waha::ALGORITHM_HEADER,
+    crate::cloud::SIGNATURE_HEADER,
+];
 
 /// The name of the QR bucket of an installation: `<prefix>_session_qr`.
 pub fn qr_bucket_name(prefix: &Prefix) -> String {
@@ -82,16 +105,20 @@ pub enum Verb {
     SimulatorScan,
     /// [`SimulatorInboundRequest`] → [`SimulatorInboundResponse`].
     SimulatorInbound,
+    /// A driver webhook (raw body, [`WEBHOOK_HEADERS`]) →
+    /// [`WebhookResponse`].
+    Webhook,
 }
 
 impl Verb {
     /// The subject token: `pairing_code`, `simulator_scan`,
-    /// `simulator_inbound`.
+    /// `simulator_inbound`, `webhook`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::PairingCode => "pairing_code",
             Self::SimulatorScan => "simulator_scan",
             Self::SimulatorInbound => "simulator_inbound",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -157,6 +184,14 @@ pub struct SimulatorInboundResponse {
     pub message_id: Option<String>,
 }
 
+/// A webhook the session's driver verified and read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookResponse {
+    /// How many events it reported for the session (status changes,
+    /// receipts, inbound messages); 0 for one that is not news.
+    pub events: usize,
+}
+
 /// Why the engine refused a request. The API answers the code's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -173,6 +208,8 @@ pub enum ControlErrorCode {
     ValidationFailed,
     /// The driver or WhatsApp failed (502).
     DriverFailed,
+    /// A webhook whose signature is missing or wrong (401).
+    Unauthorized,
 }
 
 /// A refusal, with a human message.
@@ -210,6 +247,10 @@ mod tests {
         assert_eq!(
             session_subjects(&prefix, tenant, session),
             format!("wablast.engine.session.{tenant}.{session}.*")
+        );
+        assert_eq!(
+            subject(&prefix, tenant, session, Verb::Webhook),
+            format!("wablast.engine.session.{tenant}.{session}.webhook")
         );
         assert_eq!(qr_bucket_name(&prefix), "wablast_session_qr");
     }

@@ -79,6 +79,19 @@ impl SecretKey {
         sealed
     }
 
+    /// A key of its own for one `purpose`, derived from this one
+    /// (HMAC-SHA256 of `purpose` under this key): where wablast needs a
+    /// secret it must hand out (the key WAHA signs a session's webhooks
+    /// with), so that handing it out reveals nothing of this key and every
+    /// engine derives the same one.
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes any key");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Opens what [`SecretKey::seal`] sealed with `aad`; `None` under
     /// another key, another `aad`, or altered bytes.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
@@ -559,6 +572,14 @@ mod tests {
             !sealed.windows(7).any(|w| w == b"rahasia"),
             "the plaintext is not in the sealed bytes"
         );
+    }
+
+    #[test]
+    fn derived_keys_depend_on_the_key_and_the_purpose() {
+        assert_eq!(key(1).derive(b"a"), key(1).derive(b"a"));
+        assert_ne!(key(1).derive(b"a"), key(1).derive(b"b"));
+        assert_ne!(key(1).derive(b"a"), key(2).derive(b"a"));
+        assert_ne!(key(1).derive(b"a"), [1; 32]);
     }
 
     #[test]

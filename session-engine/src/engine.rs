@@ -19,8 +19,23 @@
 //! - **Leases** ([`crate::lease`]) are renewed three times per TTL; an engine
 //!   that finds it lost a lease stops running the session at once.
 //!
-//! Drivers run here: `simulator`. Sessions of other drivers are left alone
-//! until their drivers are wired in (issue #6), as is sending.
+//! # Drivers
+//!
+//! - `simulator`: the engine's simulated network.
+//! - `waha` and `cloud`: connected with the session's stored credentials
+//!   ([`crate::credentials::load`], opened with
+//!   [`EngineConfig::secret_key`]). A session whose credentials are missing
+//!   or do not open is reported `failed` with the reason, as is one whose
+//!   driver does not start (its server unreachable, its credentials
+//!   refused); a new start tries again. WAHA is told to post the session's
+//!   events to `<public_url>/hooks/waha/<session id>`
+//!   ([`EngineConfig::public_url`]), signed with a key derived per session
+//!   from the secret key; the Cloud API's webhook is the Meta app's, set up
+//!   by its owner as `<public_url>/hooks/cloud/<session id>`. The API
+//!   forwards those webhooks here ([`control::Verb::Webhook`]), where the
+//!   session's webhook sink verifies and reads them into the same stream of
+//!   driver events as everything else.
+//! - `native`: not run yet (sessions left alone).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,12 +64,14 @@ use wablast_eventstore::{
 
 use crate::aggregates::Aggregates;
 use crate::clock::{Clock, SystemClock};
+use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::control::{
     self, ControlError, ControlErrorCode, PairingCodeRequest, PairingCodeResponse, QrEntry, Reply,
     SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest, SimulatorScanResponse,
-    Verb,
+    Verb, WebhookResponse,
 };
-use crate::driver::{Driver, DriverEvent};
+use crate::credentials::{self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey};
+use crate::driver::{Connection, Driver, DriverEvent};
 use crate::fanout::FanOut;
 use crate::lease::{EngineInfo, EngineRegistry, Lease, SessionLeases};
 use crate::receipts::{self, ProviderIds};
@@ -62,6 +79,8 @@ use crate::sender::{SendConfig, SendContext, SendLoop};
 use crate::sends::SendQueue;
 use crate::settlement::Settlement;
 use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
+use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
+use crate::webhook::WebhookError;
 
 /// How an engine runs.
 #[derive(Clone, Debug)]
@@ -81,6 +100,14 @@ pub struct EngineConfig {
     pub settle_every: Duration,
     /// The clock sending decides by.
     pub clock: Arc<dyn Clock>,
+    /// The key the API seals driver credentials with (`WABLAST_SECRET_KEY`
+    /// or the data directory's `secret.key`). `None`: WAHA and Cloud API
+    /// sessions cannot run here (they are reported failed, saying so).
+    pub secret_key: Option<SecretKey>,
+    /// Where the drivers' peers reach wablast's HTTP API
+    /// (`WABLAST_PUBLIC_URL`, e.g. `https://wablast.example.com`): webhooks
+    /// go to `<public_url>/hooks/<driver>/<session id>`.
+    pub public_url: String,
 }
 
 impl EngineConfig {
@@ -95,6 +122,8 @@ impl EngineConfig {
             send: SendConfig::default(),
             settle_every: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
+            secret_key: None,
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -111,6 +140,9 @@ pub enum EngineError {
     /// PostgreSQL (the projected sessions) failed.
     #[error("postgres: {0}")]
     Database(#[from] sqlx::Error),
+    /// The drivers' HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(String),
 }
 
 /// A session this engine runs.
@@ -136,6 +168,8 @@ pub struct Engine {
     registry: EngineRegistry,
     qr: kv::Store,
     network: SimulatorNetwork,
+    /// The HTTP drivers' client (WAHA, Cloud API).
+    http: reqwest::Client,
     running: Mutex<HashMap<SessionId, Running>>,
     started_at: chrono::DateTime<Utc>,
 }
@@ -156,8 +190,16 @@ impl Engine {
         let aggregates = Aggregates::new(&log);
         let queue = SendQueue::open(&js, &prefix).await?;
         let provider_ids = ProviderIds::open(&js, &prefix).await?;
+        // A connect timeout well under the drivers' request timeout: a send
+        // whose connection was never made is retried, one that timed out
+        // waiting for its answer is not (see `WahaDriver::connect`).
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|err| EngineError::Http(err.to_string()))?;
         Ok(Arc::new(Self {
             network: SimulatorNetwork::new(config.simulator.clone()),
+            http,
             config,
             client,
             log,
@@ -422,7 +464,7 @@ impl Engine {
     async fn reconcile(self: Arc<Self>) -> Result<(), EngineError> {
         let candidates: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
             "select id, tenant_id from sessions
-             where driver = 'simulator'
+             where driver in ('simulator', 'waha', 'cloud')
                and status in ('starting', 'qr', 'pairing', 'authenticated', 'ready', 'disconnected')",
         )
         .fetch_all(&self.db)
@@ -475,7 +517,7 @@ impl Engine {
         if !state.exists() || state.is_deleted() || !state.status().is_running() {
             return;
         }
-        if state.driver() != DriverKind::Simulator {
+        if state.driver() == DriverKind::Native {
             debug!(%session, driver = %state.driver().as_str(), "driver not run by this engine yet");
             return;
         }
@@ -487,15 +529,24 @@ impl Engine {
                 return;
             }
         };
-        // A session that was linked restores its link (the simulator's
-        // "stored credentials" are the number it linked as).
-        let linked = match state.status() {
-            SessionStatus::Authenticated | SessionStatus::Ready | SessionStatus::Disconnected => {
-                state.phone_number().cloned()
+        let (connection, webhooks) = match self.connect(tenant, session, &state).await {
+            Ok(connected) => connected,
+            Err(failure) => {
+                match failure {
+                    NotConnected::Refused(reason) => {
+                        warn!(%session, reason = %reason, "the session cannot run: reported failed");
+                        self.report_failure(tenant, session, reason).await;
+                    }
+                    NotConnected::Later(err) => {
+                        warn!(error = %err, %session, "cannot connect the session now; trying again later");
+                    }
+                }
+                if let Err(err) = self.leases.release(lease).await {
+                    debug!(error = %err, %session, "lease not released; it expires by itself");
+                }
+                return;
             }
-            _ => None,
         };
-        let connection = self.network.connect(session, linked);
         let driver: Arc<dyn Driver> = Arc::from(connection.driver);
         let stop = CancellationToken::new();
         let (status, status_seen) = watch::channel(state.status());
@@ -528,7 +579,7 @@ impl Engine {
         ];
         match self
             .clone()
-            .serve_requests(tenant, session, driver.clone(), stop.clone())
+            .serve_requests(tenant, session, driver.clone(), webhooks, stop.clone())
             .await
         {
             Ok(task) => tasks.push(task),
@@ -546,7 +597,111 @@ impl Engine {
         );
         info!(%session, %tenant, "running the session");
         if let Err(err) = driver.start().await {
+            // Its server unreachable, its credentials refused: failed, with
+            // why, and let go, so that a new start takes it again.
             warn!(error = %err, %session, "the driver did not start");
+            self.report_failure(tenant, session, format!("the driver did not start: {err}"))
+                .await;
+            self.release(session, Ending::Stop).await;
+        }
+    }
+
+    /// Connects the session's driver: the simulated network's, or a WAHA or
+    /// Cloud API driver from the session's stored credentials, with the
+    /// sink its webhooks go to.
+    async fn connect(
+        &self,
+        tenant: TenantId,
+        session: SessionId,
+        state: &Session,
+    ) -> Result<(Connection, Option<Webhooks>), NotConnected> {
+        if state.driver() == DriverKind::Simulator {
+            // A session that was linked restores its link (the simulator's
+            // "stored credentials" are the number it linked as).
+            let linked = match state.status() {
+                SessionStatus::Authenticated
+                | SessionStatus::Ready
+                | SessionStatus::Disconnected => state.phone_number().cloned(),
+                _ => None,
+            };
+            return Ok((self.network.connect(session, linked), None));
+        }
+        let key = self.config.secret_key.as_ref().ok_or_else(|| {
+            NotConnected::Refused(
+                "this engine has no WABLAST_SECRET_KEY to open the session's driver credentials with"
+                    .to_owned(),
+            )
+        })?;
+        let stored = match credentials::load(&self.db, key, tenant, session).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                return Err(NotConnected::Refused(format!(
+                    "the session has no stored driver_config for its {} driver",
+                    state.driver().as_str()
+                )));
+            }
+            Err(CredentialsError::Database(err)) => {
+                return Err(NotConnected::Later(err.to_string()));
+            }
+            Err(err) => return Err(NotConnected::Refused(err.to_string())),
+        };
+        match stored {
+            DriverCredentials::Waha(waha) if state.driver() == DriverKind::Waha => {
+                let config = WahaConfig {
+                    base_url: waha.base_url.to_string(),
+                    api_key: waha.api_key,
+                    session_name: waha.session_name,
+                };
+                let options = WahaOptions::new(
+                    self.webhook_url(DriverKind::Waha, session),
+                    waha_webhook_key(key, session),
+                );
+                let (connection, sink) =
+                    WahaDriver::connect(session, config, options, self.http.clone());
+                Ok((connection, Some(Webhooks::Waha(sink))))
+            }
+            DriverCredentials::Cloud(cloud) if state.driver() == DriverKind::Cloud => {
+                info!(%session, webhook = %self.webhook_url(DriverKind::Cloud, session),
+                    "Cloud API number: its Meta app's webhook must point here");
+                let (connection, sink) = CloudDriver::connect(
+                    cloud_config(&cloud),
+                    CloudOptions::default(),
+                    self.http.clone(),
+                );
+                Ok((connection, Some(Webhooks::Cloud(sink))))
+            }
+            other => Err(NotConnected::Refused(format!(
+                "the session's stored driver_config is for the {} driver, not {}",
+                other.driver().as_str(),
+                state.driver().as_str()
+            ))),
+        }
+    }
+
+    /// `<public_url>/hooks/<driver>/<session id>`.
+    fn webhook_url(&self, driver: DriverKind, session: SessionId) -> String {
+        format!(
+            "{}/hooks/{}/{session}",
+            self.config.public_url.trim_end_matches('/'),
+            driver.as_str()
+        )
+    }
+
+    /// Reports the session `failed`, saying why.
+    async fn report_failure(&self, tenant: TenantId, session: SessionId, reason: String) {
+        let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
+        let command = SessionCommand::ReportStatus {
+            status: SessionStatus::Failed,
+            phone_number: None,
+            error: Some(reason),
+            at: Utc::now(),
+        };
+        if let Err(err) = self
+            .sessions
+            .execute(&key, command, &CommandMetadata::new(self.actor()))
+            .await
+        {
+            debug!(error = %err, %session, "failure report refused");
         }
     }
 
@@ -667,6 +822,7 @@ impl Engine {
         tenant: TenantId,
         session: SessionId,
         driver: Arc<dyn Driver>,
+        webhooks: Option<Webhooks>,
         stop: CancellationToken,
     ) -> Result<JoinHandle<()>, EngineError> {
         let subject = control::session_subjects(self.log.prefix(), tenant, session);
@@ -730,6 +886,25 @@ impl Engine {
                             },
                         )
                         .await
+                    }
+                    v if v == Verb::Webhook.as_str() => {
+                        let reply = match &webhooks {
+                            Some(sink) => {
+                                let headers = webhook_headers(request.headers.as_ref());
+                                match sink.deliver(&headers, &request.payload).await {
+                                    Ok(events) => Reply::Ok(WebhookResponse { events }),
+                                    Err(err) => {
+                                        debug!(error = %err, %session, "webhook refused");
+                                        Reply::Error(webhook_refusal(err))
+                                    }
+                                }
+                            }
+                            None => Reply::Error(refusal(
+                                ControlErrorCode::InvalidState,
+                                "this session's driver takes no webhooks",
+                            )),
+                        };
+                        serde_json::to_vec(&reply).expect("a reply serializes")
                     }
                     other => serde_json::to_vec(&Reply::<()>::Error(refusal(
                         ControlErrorCode::ValidationFailed,
@@ -814,6 +989,101 @@ impl Engine {
     }
 }
 
+/// Why a session's driver could not be connected.
+enum NotConnected {
+    /// It cannot run as it is (no or unreadable credentials): reported
+    /// failed with this reason.
+    Refused(String),
+    /// Not now (the database is away): the next reconciliation tries again.
+    Later(String),
+}
+
+/// The sink a running session's driver takes its peer's webhooks with.
+enum Webhooks {
+    Waha(WahaWebhookSink),
+    Cloud(CloudWebhookSink),
+}
+
+impl Webhooks {
+    async fn deliver(
+        &self,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Result<usize, WebhookError> {
+        match self {
+            Self::Waha(sink) => sink.deliver(headers, body).await,
+            Self::Cloud(sink) => sink.deliver(headers, body).await,
+        }
+    }
+}
+
+/// The key WAHA signs one session's webhooks with: derived from the secret
+/// key, so every engine (and none but ours) knows it, and one WAHA server's
+/// key says nothing of another session's.
+fn waha_webhook_key(key: &SecretKey, session: SessionId) -> String {
+    hex::encode(key.derive(format!("wablast waha webhook v1 {session}").as_bytes()))
+}
+
+/// The Cloud API driver's config from stored credentials. The stored
+/// `api_base` carries the Graph API version (`https://graph.facebook.com/v21.0`),
+/// the driver takes the two apart; a base without a version gets the
+/// driver's default one.
+fn cloud_config(credentials: &CloudCredentials) -> CloudConfig {
+    let mut base = credentials.api_base.clone();
+    let last = base
+        .path_segments()
+        .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
+        .map(str::to_owned);
+    let version = last.filter(|segment| {
+        segment.len() > 1
+            && segment.starts_with('v')
+            && segment[1..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.')
+    });
+    if version.is_some()
+        && let Ok(mut segments) = base.path_segments_mut()
+    {
+        segments.pop_if_empty().pop();
+    }
+    CloudConfig {
+        phone_number_id: credentials.phone_number_id.clone(),
+        access_token: credentials.access_token.clone(),
+        app_secret: credentials.app_secret.clone(),
+        verify_token: credentials.verify_token.clone(),
+        api_base: Some(base.as_str().trim_end_matches('/').to_owned()),
+        version,
+    }
+}
+
+/// The forwarded webhook headers ([`control::WEBHOOK_HEADERS`]) of a
+/// request, as HTTP headers for the driver's sink.
+fn webhook_headers(headers: Option<&async_nats::HeaderMap>) -> reqwest::header::HeaderMap {
+    let mut map = reqwest::header::HeaderMap::new();
+    let Some(headers) = headers else {
+        return map;
+    };
+    for name in control::WEBHOOK_HEADERS {
+        if let Some(value) = headers.get(name)
+            && let Ok(value) = reqwest::header::HeaderValue::from_str(value.as_str())
+        {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
+fn webhook_refusal(err: WebhookError) -> ControlError {
+    let code = if err.is_unauthorized() {
+        ControlErrorCode::Unauthorized
+    } else if err == WebhookError::Gone {
+        ControlErrorCode::NotFound
+    } else {
+        ControlErrorCode::ValidationFailed
+    };
+    refusal(code, err)
+}
+
 /// How a session stops running here.
 #[derive(Clone, Copy)]
 enum Ending {
@@ -887,4 +1157,93 @@ where
         Err(err) => Reply::Error(refusal(ControlErrorCode::ValidationFailed, err)),
     };
     serde_json::to_vec(&reply).expect("a reply serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud(api_base: &str) -> CloudCredentials {
+        CloudCredentials {
+            phone_number_id: "106540352242922".into(),
+            access_token: "t".into(),
+            app_secret: "s".into(),
+            verify_token: "v".into(),
+            api_base: api_base.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_stored_cloud_api_base_is_split_into_base_and_version() {
+        let split = |base: &str| {
+            let config = cloud_config(&cloud(base));
+            (config.api_base.unwrap(), config.version)
+        };
+        assert_eq!(
+            split(credentials::DEFAULT_CLOUD_API_BASE),
+            (
+                "https://graph.facebook.com".to_owned(),
+                Some("v21.0".to_owned())
+            )
+        );
+        assert_eq!(
+            split("http://127.0.0.1:9000/graph/v19.0/"),
+            (
+                "http://127.0.0.1:9000/graph".to_owned(),
+                Some("v19.0".to_owned())
+            )
+        );
+        assert_eq!(
+            split("http://127.0.0.1:9000"),
+            ("http://127.0.0.1:9000".to_owned(), None)
+        );
+        assert_eq!(
+            split("http://127.0.0.1:9000/video"),
+            ("http://127.0.0.1:9000/video".to_owned(), None)
+        );
+    }
+
+    #[test]
+    fn waha_webhook_keys_differ_per_session_and_key() {
+        let (a, b) = (SessionId::new(), SessionId::new());
+        let key = SecretKey::new([1; 32]);
+        assert_eq!(waha_webhook_key(&key, a), waha_webhook_key(&key, a));
+        assert_ne!(waha_webhook_key(&key, a), waha_webhook_key(&key, b));
+        assert_ne!(
+            waha_webhook_key(&key, a),
+            waha_webhook_key(&SecretKey::new([2; 32]), a)
+        );
+        assert_eq!(waha_webhook_key(&key, a).len(), 64);
+    }
+
+    #[test]
+    fn only_the_webhook_headers_are_forwarded_to_the_sink() {
+        let mut nats = async_nats::HeaderMap::new();
+        nats.insert("x-webhook-hmac", "abcd");
+        nats.insert("x-hub-signature-256", "sha256=00");
+        nats.insert(control::ACTOR_HEADER, "user:1");
+        let headers = webhook_headers(Some(&nats));
+        assert_eq!(headers.len(), 2);
+        assert_eq!(headers["x-webhook-hmac"], "abcd");
+        assert_eq!(headers["x-hub-signature-256"], "sha256=00");
+        assert!(webhook_headers(None).is_empty());
+    }
+
+    #[test]
+    fn webhook_refusals_say_unauthorized_for_signatures() {
+        let code = |err| webhook_refusal(err).code;
+        assert_eq!(
+            code(WebhookError::BadSignature),
+            ControlErrorCode::Unauthorized
+        );
+        assert_eq!(
+            code(WebhookError::MissingSignature),
+            ControlErrorCode::Unauthorized
+        );
+        assert_eq!(
+            code(WebhookError::Malformed("x".into())),
+            ControlErrorCode::ValidationFailed
+        );
+        assert_eq!(code(WebhookError::Gone), ControlErrorCode::NotFound);
+    }
 }

@@ -17,6 +17,7 @@
 //!
 //! [`CommandHandler::create`]: wablast_eventstore::CommandHandler::create
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -299,25 +300,25 @@ impl FanOut {
                     let _ = message.ack().await;
                     continue;
                 };
-                if !rotations.contains_key(&command.campaign_id) {
-                    let campaign = self
-                        .aggregates
-                        .campaigns
-                        .load(&key(tenant, command.campaign_id))
-                        .await
-                        .map_err(WorkError::retryable)?
-                        .aggregate;
-                    let senders: Vec<SessionId> = campaign
-                        .senders()
-                        .iter()
-                        .copied()
-                        .filter(|s| *s != removed)
-                        .collect();
-                    rotations.insert(command.campaign_id, (senders, 0));
-                }
-                let (senders, next) = rotations
-                    .get_mut(&command.campaign_id)
-                    .expect("inserted above");
+                let (senders, next) = match rotations.entry(command.campaign_id) {
+                    Entry::Occupied(rotation) => rotation.into_mut(),
+                    Entry::Vacant(rotation) => {
+                        let campaign = self
+                            .aggregates
+                            .campaigns
+                            .load(&key(tenant, command.campaign_id))
+                            .await
+                            .map_err(WorkError::retryable)?
+                            .aggregate;
+                        let senders: Vec<SessionId> = campaign
+                            .senders()
+                            .iter()
+                            .copied()
+                            .filter(|s| *s != removed)
+                            .collect();
+                        rotation.insert((senders, 0))
+                    }
+                };
                 if senders.is_empty() {
                     // Left in place: it comes back when this consumer goes.
                     continue;

@@ -13,11 +13,12 @@
 //!   session's `driver_config`, stored sealed with AES-256-GCM, read back by
 //!   the engine ([`credentials::load`]).
 //! - [`engine`]: the session lifecycle: which engine runs which session,
-//!   driver statuses reported as events, QR codes published, requests
+//!   its driver connected (simulator, WAHA, Cloud API), driver statuses
+//!   reported as events, QR codes published, requests and webhooks
 //!   answered.
 //! - [`control`]: the API ⇄ engine contract: the QR bucket, and the
-//!   request/reply subjects and types of pairing codes and simulator
-//!   controls.
+//!   request/reply subjects and types of pairing codes, simulator controls
+//!   and forwarded driver webhooks.
 //!
 //! - [`fanout`]: a started campaign's recipients queued as messages and
 //!   send commands, spread over its senders.

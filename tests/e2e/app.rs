@@ -93,7 +93,7 @@ impl TestApp {
             .await
             .expect("application builds");
         let shutdown = CancellationToken::new();
-        let engine = engine.then(|| settings.engine());
+        let engine = engine.then(|| settings.engine().expect("engine settings"));
         Self::running(app, settings, Some(db), shutdown.clone(), |app| {
             tokio::spawn(app.run_all(engine, shutdown))
         })

@@ -47,7 +47,7 @@ pub async fn until<T>(
 async fn a_dead_engines_session_is_taken_over_within_the_ttl() {
     let app = TestApp::spawn_with(|settings| settings.lease_ttl_seconds = 3).await;
     let engine = |id: &str| {
-        let mut config = app.settings.engine();
+        let mut config = app.settings.engine().expect("engine settings");
         config.engine_id = id.to_owned();
         config
     };

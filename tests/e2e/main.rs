@@ -10,6 +10,7 @@ mod contacts;
 mod engine;
 mod events;
 mod hardening;
+mod hooks;
 mod journey;
 mod media;
 mod operations;

@@ -27,7 +27,7 @@ fn engine(
     id: &str,
     configure: impl FnOnce(&mut EngineConfig),
 ) -> (CancellationToken, JoinHandle<anyhow::Result<()>>) {
-    let mut config = app.settings.engine();
+    let mut config = app.settings.engine().expect("engine settings");
     config.engine_id = id.to_owned();
     config.simulator.delivered_after = Some(Duration::from_millis(50));
     config.simulator.read_after = Some(Duration::from_millis(50));
@@ -251,7 +251,7 @@ async fn an_engine_dying_mid_campaign_hands_over_and_nobody_gets_two_messages() 
         .enable_all()
         .build()
         .unwrap();
-    let mut config = app.settings.engine();
+    let mut config = app.settings.engine().expect("engine settings");
     config.engine_id = "engine-a".to_owned();
     config.settle_every = Duration::from_millis(300);
     let settings = app.settings.clone();

@@ -1,11 +1,13 @@
 //! Helpers shared by the tests that run against the real services: a fresh
 //! PostgreSQL database per test, a unique NATS prefix per test (and clean-up
-//! of its streams), a private nats-server for tests that stop it, and
-//! polling for eventually consistent answers.
+//! of its streams), a private nats-server for tests that stop it,
+//! polling for eventually consistent answers, and a local HTTP server
+//! standing in for a driver's peer ([`peer`]: WAHA, the Cloud API).
 //!
 //! The end-to-end tests themselves are in `tests/e2e/`.
 
 pub mod history;
+pub mod peer;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod media;
 pub mod metrics;
 pub mod schedule;

@@ -584,30 +584,8 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
         .client()
         .send_request(subject, request)
         .await
-        .map_err(|err| {
-            use async_nats::client::RequestErrorKind;
-            let message = match err.kind() {
-                RequestErrorKind::NoResponders => {
-                    "no session engine runs this session: start it, and check that an engine is up"
-                        .to_owned()
-                }
-                RequestErrorKind::TimedOut => format!(
-                    "the session engine did not answer within {} s; try again",
-                    control::REQUEST_TIMEOUT.as_secs()
-                ),
-                _ => format!("the session engine cannot be reached: {err}"),
-            };
-            ApiError::unavailable("engine_unavailable", message)
-        })?;
-    let reply: Reply<Resp> = serde_json::from_slice(&reply.payload).map_err(|e| {
-        tracing::error!(error.message = %e, "unreadable reply from the session engine");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "engine_error",
-            "the session engine answered something unreadable",
-        )
-    })?;
-    match reply {
+        .map_err(engine_unreachable)?;
+    match engine_reply::<Resp>(&reply.payload)? {
         Reply::Ok(response) => Ok(response),
         Reply::Error(refusal) => {
             let (status, code) = match refusal.code {
@@ -619,10 +597,42 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
                     (StatusCode::BAD_REQUEST, "validation_failed")
                 }
                 ControlErrorCode::DriverFailed => (StatusCode::BAD_GATEWAY, "driver_failed"),
+                ControlErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             };
             Err(ApiError::new(status, code, refusal.message))
         }
     }
+}
+
+/// 503 `engine_unavailable`: no engine answered a request about a session.
+pub(crate) fn engine_unreachable(err: async_nats::RequestError) -> ApiError {
+    use async_nats::client::RequestErrorKind;
+    let message = match err.kind() {
+        RequestErrorKind::NoResponders => {
+            "no session engine runs this session: start it, and check that an engine is up"
+                .to_owned()
+        }
+        RequestErrorKind::TimedOut => format!(
+            "the session engine did not answer within {} s; try again",
+            control::REQUEST_TIMEOUT.as_secs()
+        ),
+        _ => format!("the session engine cannot be reached: {err}"),
+    };
+    ApiError::unavailable("engine_unavailable", message)
+}
+
+/// An engine's reply, read; 502 `engine_error` when it cannot be.
+pub(crate) fn engine_reply<Resp: DeserializeOwned>(
+    payload: &[u8],
+) -> Result<Reply<Resp>, ApiError> {
+    serde_json::from_slice(payload).map_err(|e| {
+        tracing::error!(error.message = %e, "unreadable reply from the session engine");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "engine_error",
+            "the session engine answered something unreadable",
+        )
+    })
 }
 
 // --------------------------------------------------------------- handlers
