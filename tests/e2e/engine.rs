@@ -143,7 +143,7 @@ async fn a_session_whose_connection_drops_reconnects_by_itself() {
     let log = wablast::open_event_log(&app.settings).await.unwrap();
     let db = wablast::database_pool(&app.settings).unwrap();
     let engine = Engine::new(
-        app.settings.engine(),
+        app.settings.engine().expect("engine settings"),
         log.jetstream().client(),
         log,
         db.clone(),
