@@ -28,14 +28,14 @@
 //!    an unknown outcome is marked `unknown`. Failures in a row are
 //!    reported to the campaign, which auto-pauses from three on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use chrono::{DateTime, TimeDelta, Utc};
-use cqrs_es::AggregateError;
+use cqrs_es::{Aggregate, AggregateError};
 use futures::StreamExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -47,10 +47,17 @@ use wablast_domain::campaign::{
     Campaign, CampaignCommand, CampaignEvent, CampaignStatus, PauseReason,
 };
 use wablast_domain::message::{Message, MessageCommand, MessageStatus};
+use wablast_domain::schedule::Schedule;
+use wablast_domain::session::Session;
 use wablast_domain::session::SessionStatus;
-use wablast_domain::session_day::{self, SendFacts, SessionDayCommand, SessionDayError};
-use wablast_domain::types::{MediaId, Points, SessionId, TenantId};
-use wablast_eventstore::{Actor, CommandMetadata, EventStoreError};
+use wablast_domain::session_day::{
+    self, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
+};
+use wablast_domain::types::{CampaignId, MediaId, Points, SessionId, TenantId};
+use wablast_domain::wallet::Wallet;
+use wablast_eventstore::{
+    Actor, AggregateKey, CommandHandler, CommandMetadata, EventStoreError, Loaded,
+};
 
 use crate::aggregates::{Aggregates, key, tenant_key};
 use crate::clock::Clock;
@@ -125,6 +132,37 @@ enum Step {
     Stopped,
 }
 
+/// The aggregates the loop reads for every message, kept while they do not
+/// change (one direct get of the last commit tells), so an unchanged one
+/// costs no copy out of the snapshot cache and no decoding.
+#[derive(Default)]
+struct Known {
+    campaigns: HashMap<CampaignId, Loaded<Campaign>>,
+    session: Option<Loaded<Session>>,
+    schedule: Option<Loaded<Schedule>>,
+    wallet: Option<Loaded<Wallet>>,
+    /// The session's day counter of the day last asked, which only this
+    /// loop writes.
+    day: Option<(AggregateKey, Loaded<SessionDay>)>,
+}
+
+impl Known {
+    /// Campaigns kept at most (a session sends for a few at a time).
+    const CAMPAIGNS: usize = 64;
+}
+
+/// The aggregate at `key` as it is now, through `slot`.
+async fn current<A: Aggregate + Clone>(
+    handler: &CommandHandler<A>,
+    key: &AggregateKey,
+    slot: &mut Option<Loaded<A>>,
+) -> Result<A, AggregateError<A::Error>> {
+    let loaded = handler.reload(key, slot.take()).await?;
+    let aggregate = loaded.aggregate.clone();
+    *slot = Some(loaded);
+    Ok(aggregate)
+}
+
 /// One session's send loop.
 pub struct SendLoop {
     context: SendContext,
@@ -136,6 +174,7 @@ pub struct SendLoop {
     rng: StdRng,
     next_send_at: Option<DateTime<Utc>>,
     failures_in_a_row: u32,
+    known: Known,
 }
 
 impl SendLoop {
@@ -159,6 +198,7 @@ impl SendLoop {
             rng: StdRng::from_os_rng(),
             next_send_at: None,
             failures_in_a_row: 0,
+            known: Known::default(),
         }
     }
 
@@ -309,7 +349,7 @@ impl SendLoop {
                 }
                 Some(_) => return Ok(Step::Done),
             }
-            let campaign = aggregates.campaigns.load(&campaign_key).await?.aggregate;
+            let campaign = self.campaign(command.campaign_id).await?;
             match campaign.status() {
                 Some(CampaignStatus::Running) => {}
                 Some(CampaignStatus::Paused) => match self.paused(&campaign, held).await? {
@@ -503,10 +543,28 @@ impl SendLoop {
         }
     }
 
+    /// The campaign as it is now.
+    async fn campaign(&mut self, id: CampaignId) -> Result<Campaign, LoopError> {
+        let mut slot = self.known.campaigns.remove(&id);
+        let campaign = current(
+            &self.context.aggregates.campaigns,
+            &key(self.tenant, id),
+            &mut slot,
+        )
+        .await?;
+        if self.known.campaigns.len() >= Known::CAMPAIGNS {
+            self.known.campaigns.clear();
+        }
+        if let Some(loaded) = slot {
+            self.known.campaigns.insert(id, loaded);
+        }
+        Ok(campaign)
+    }
+
     /// A paused campaign: resumes it when its pause was the engine's and
     /// its time has come (`None`: look again), or gives the command back.
     async fn paused(
-        &self,
+        &mut self,
         campaign: &Campaign,
         held: &async_nats::jetstream::Message,
     ) -> Result<Option<Step>, LoopError> {
@@ -515,13 +573,12 @@ impl SendLoop {
                 .resume_at()
                 .unwrap_or_else(|| self.context.clock.now()),
             Some(PauseReason::OutsideActiveHours) => {
-                let schedule = self
-                    .context
-                    .aggregates
-                    .schedules
-                    .load(&tenant_key(self.tenant))
-                    .await?
-                    .aggregate;
+                let schedule = current(
+                    &self.context.aggregates.schedules,
+                    &tenant_key(self.tenant),
+                    &mut self.known.schedule,
+                )
+                .await?;
                 let now = self.context.clock.now();
                 let hours = schedule.active_hours();
                 if hours.is_open(now) {
@@ -563,27 +620,21 @@ impl SendLoop {
 
     /// Asks the session's day counter for a slot.
     async fn request_slot(
-        &self,
+        &mut self,
         command: &SendCommand,
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<Result<(), SessionDayError>, LoopError> {
         let aggregates = &self.context.aggregates;
-        let session = aggregates
-            .sessions
-            .load(&key(self.tenant, self.session))
-            .await?
-            .aggregate;
-        let schedule = aggregates
-            .schedules
-            .load(&tenant_key(self.tenant))
-            .await?
-            .aggregate;
-        let wallet = aggregates
-            .wallets
-            .load(&tenant_key(self.tenant))
-            .await?
-            .aggregate;
+        let tenant = tenant_key(self.tenant);
+        let session = current(
+            &aggregates.sessions,
+            &key(self.tenant, self.session),
+            &mut self.known.session,
+        )
+        .await?;
+        let schedule = current(&aggregates.schedules, &tenant, &mut self.known.schedule).await?;
+        let wallet = current(&aggregates.wallets, &tenant, &mut self.known.wallet).await?;
         let hours = schedule.active_hours().clone();
         let zone = hours.timezone();
         let day = zone.local_date(now);
@@ -594,10 +645,18 @@ impl SendLoop {
             plan_expires_at: wallet.plan_expires_at(),
             campaign_running: campaign.is_running(),
         };
+        let day_key = key(self.tenant, session_day::aggregate_id(self.session, day));
+        let mut counter = self
+            .known
+            .day
+            .take()
+            .filter(|(known, _)| *known == day_key)
+            .map(|(_, loaded)| loaded);
         let granted = aggregates
             .session_days
-            .execute(
-                &key(self.tenant, session_day::aggregate_id(self.session, day)),
+            .execute_on(
+                &day_key,
+                &mut counter,
                 SessionDayCommand::RequestSlot {
                     session_id: self.session,
                     day,
@@ -609,6 +668,9 @@ impl SendLoop {
                 &self.metadata(),
             )
             .await;
+        if let Some(counter) = counter {
+            self.known.day = Some((day_key, counter));
+        }
         match granted {
             Ok(_) => Ok(Ok(())),
             Err(AggregateError::UserError(refusal)) => Ok(Err(refusal)),

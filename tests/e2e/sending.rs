@@ -391,3 +391,66 @@ async fn outside_active_hours_nothing_is_sent_until_the_window_opens() {
     stop.cancel();
     engine.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banned_senders_stop_their_campaign_and_a_cancel_settles_what_was_sent() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    // Every number is banned after its fifth send.
+    let (stop, engine) = engine(&app, "engine-a", |c| c.simulator.ban_after_sends = Some(5));
+    let budi = funded(&app, 1000).await;
+    let first = linked(&budi, "+6281299990006", 100).await;
+    let second = linked(&budi, "+6281299990007", 100).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 30, &["kota"]).await;
+    let id = started(&budi, list, &[&first, &second], (0, 0)).await;
+
+    // The first banned sender's work moves to the second, which is banned
+    // in turn: the campaign pauses, saying why, with 10 sent.
+    let paused = campaign_until(&budi, &id, "the pause", Duration::from_secs(60), |c| {
+        c["status"] == "paused"
+            && c["sender_session_ids"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert_eq!(
+        paused["pause_reason"]["kind"], "sender_unavailable",
+        "{paused}"
+    );
+    assert_eq!(paused["pause_reason"]["why"], "banned", "{paused}");
+    for session in [&first, &second] {
+        let (_, s) = budi.get(&format!("/api/v1/sessions/{session}")).await;
+        assert_eq!(
+            (s["status"].as_str(), s["last_error"].as_str()),
+            (Some("logged_out"), Some("banned"))
+        );
+    }
+    until("the sends recorded", Duration::from_secs(10), async || {
+        (sent_count(&backdoor.db, &id).await == 10).then_some(())
+    })
+    .await;
+
+    // Cancelled: the 20 waiting messages are cancelled, the wallet captures
+    // the 10 sent (20 points) and releases the rest.
+    let (status, body) = budi
+        .post(&format!("/api/v1/campaigns/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // (A send taken in the moment between the ban and the engine hearing
+    // of it fails, with the reason.)
+    until("the clean-up", Duration::from_secs(30), async || {
+        let s = statuses(&backdoor.db, &id).await;
+        let count = |status: &str| s.iter().find(|(st, _)| st == status).map_or(0, |(_, n)| *n);
+        (count("cancelled") + count("failed") == 20 && count("failed") <= 2).then_some(())
+    })
+    .await;
+    let wallet = until("the settlement", Duration::from_secs(30), async || {
+        let (_, wallet) = budi.get("/api/v1/wallet").await;
+        (wallet["reserved"] == 0).then_some(wallet)
+    })
+    .await;
+    assert_eq!(wallet["balance"], 980, "{wallet}");
+    verified(&backdoor).await;
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

@@ -726,3 +726,97 @@ async fn an_aggregate_can_be_found_by_id_without_knowing_its_tenant() {
     assert!(missing.is_empty());
     assert!(t.log.find_aggregate("counter", "a.b").await.is_err());
 }
+
+#[tokio::test]
+async fn a_writer_keeping_its_state_commits_on_it_and_catches_up_with_other_writers() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let other = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+
+    // The kept state moves on with each command, without loading.
+    let mut known = None;
+    for _ in 0..3 {
+        handler
+            .execute_on(&key, &mut known, CounterCommand::Add(2), &meta())
+            .await
+            .unwrap();
+    }
+    let kept = known.as_ref().expect("state kept");
+    assert_eq!((kept.aggregate.total, kept.sequence), (6, 3));
+    assert_eq!(
+        kept.stream_sequence,
+        handler.load(&key).await.unwrap().stream_sequence
+    );
+
+    // Another writer got in between: the command is decided again on what
+    // the log holds, nothing lost.
+    other
+        .execute(&key, CounterCommand::Add(10), &meta())
+        .await
+        .unwrap();
+    handler
+        .execute_on(&key, &mut known, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+    assert_eq!(known.as_ref().unwrap().aggregate.total, 17);
+    assert_eq!(known.as_ref().unwrap().aggregate.adds, 5);
+
+    // A refusal writes nothing and leaves nothing kept: the next command
+    // loads.
+    let refused = handler
+        .execute_on(&key, &mut known, CounterCommand::Add(-100), &meta())
+        .await;
+    assert!(matches!(
+        refused,
+        Err(AggregateError::UserError(CounterError::Negative))
+    ));
+    assert!(known.is_none());
+    handler
+        .execute_on(&key, &mut known, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+    assert_eq!(known.unwrap().aggregate.total, 18);
+    assert_gap_free(&t, &key, 6).await;
+}
+
+#[tokio::test]
+async fn reload_keeps_a_current_state_and_loads_a_changed_one() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    handler
+        .execute(&key, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+    let first = handler.reload(&key, None).await.unwrap();
+    let same = handler.reload(&key, Some(first)).await.unwrap();
+    assert_eq!(same.aggregate.total, 1);
+
+    handler
+        .execute(&key, CounterCommand::Add(4), &meta())
+        .await
+        .unwrap();
+    let changed = handler.reload(&key, Some(same)).await.unwrap();
+    assert_eq!((changed.aggregate.total, changed.sequence), (5, 2));
+}
+
+#[tokio::test]
+async fn create_commits_a_new_aggregate_once_and_leaves_an_existing_one_alone() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    let created = handler
+        .create(&key, CounterCommand::Add(3), &meta())
+        .await
+        .unwrap();
+    assert!(created.is_some_and(|c| c.events.len() == 1));
+    // Again, as a resumed bulk creation would: nothing written.
+    let again = handler
+        .create(&key, CounterCommand::Add(7), &meta())
+        .await
+        .unwrap();
+    assert!(again.is_none());
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 3);
+    assert_gap_free(&t, &key, 1).await;
+}
