@@ -274,7 +274,9 @@ impl SendLoop {
                 }
             };
             let answer = match step {
-                Step::Done => message.double_ack_with(AckKind::Ack).await,
+                // A plain ack: one lost comes back as a redelivery, which
+                // finds the message past `queued` and drops it.
+                Step::Done => message.ack().await,
                 Step::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
                 Step::Stopped => {
                     let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -322,7 +324,13 @@ impl SendLoop {
                 return Ok(Step::Stopped);
             }
             // 1. Does the message still wait, and may its campaign send?
-            let message = aggregates.messages.load(&message_key).await?.aggregate;
+            // Kept through the send: this loop is the message's only
+            // writer while it holds the command.
+            let mut known_message = Some(aggregates.messages.load(&message_key).await?);
+            let message = known_message
+                .as_ref()
+                .map(|loaded| loaded.aggregate.clone())
+                .expect("just loaded");
             match message.status() {
                 Some(MessageStatus::Queued) => {}
                 Some(MessageStatus::Failed) if message.is_retryable() => {}
@@ -400,8 +408,9 @@ impl SendLoop {
             let attempt = message.attempt() + 1;
             let taken = aggregates
                 .messages
-                .execute(
+                .execute_on(
                     &message_key,
+                    &mut known_message,
                     MessageCommand::StartSending {
                         session_id: self.session,
                         attempt,
@@ -436,6 +445,7 @@ impl SendLoop {
                     }
                     self.record(
                         &message_key,
+                        &mut known_message,
                         MessageCommand::RecordSent {
                             attempt,
                             provider_message_id: Some(sent.provider_message_id),
@@ -451,6 +461,7 @@ impl SendLoop {
                     debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
                     self.record(
                         &message_key,
+                        &mut known_message,
                         MessageCommand::RecordFailed {
                             attempt,
                             reason,
@@ -469,6 +480,7 @@ impl SendLoop {
                     info!(message = %command.message_id, attempt, %reason, "send failed");
                     self.record(
                         &message_key,
+                        &mut known_message,
                         MessageCommand::RecordFailed {
                             attempt,
                             reason,
@@ -482,8 +494,12 @@ impl SendLoop {
                 }
                 Err(SendError::Unknown(reason)) => {
                     warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
-                    self.record(&message_key, MessageCommand::MarkUnknown { attempt, at })
-                        .await?;
+                    self.record(
+                        &message_key,
+                        &mut known_message,
+                        MessageCommand::MarkUnknown { attempt, at },
+                    )
+                    .await?;
                     self.failed(&campaign_key).await;
                     return Ok(Step::Done);
                 }
@@ -516,6 +532,7 @@ impl SendLoop {
     async fn record(
         &self,
         message_key: &wablast_eventstore::AggregateKey,
+        known: &mut Option<Loaded<Message>>,
         command: MessageCommand,
     ) -> Result<(), LoopError> {
         let metadata = self.metadata();
@@ -526,7 +543,7 @@ impl SendLoop {
                 .context
                 .aggregates
                 .messages
-                .execute(message_key, command.clone(), &metadata)
+                .execute_on(message_key, known, command.clone(), &metadata)
                 .await
             {
                 Ok(_) => return Ok(()),

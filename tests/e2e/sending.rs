@@ -13,8 +13,13 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use wablast_domain::message::{Message, MessageCommand};
+use wablast_domain::types::{CampaignId, SessionId, TenantId};
+use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata};
 use wablast_session_engine::clock::ManualClock;
 use wablast_session_engine::engine::EngineConfig;
+use wablast_session_engine::fanout;
+use wablast_session_engine::sends::{SendCommand, SendQueue};
 
 use crate::app::{Client, TestApp};
 use crate::campaigns::{Backdoor, define_plan, grant_plan};
@@ -453,4 +458,81 @@ async fn banned_senders_stop_their_campaign_and_a_cancel_settles_what_was_sent()
     verified(&backdoor).await;
     stop.cancel();
     engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipient() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    let budi = funded(&app, 1000).await;
+    // An engine links the session, then stops: the campaign starts with no
+    // engine running.
+    let (stop_a, engine_a) = engine(&app, "engine-a", |_| {});
+    let session = linked(&budi, "+6281299990008", 100).await;
+    stop_a.cancel();
+    engine_a.await.unwrap().unwrap();
+    let list = backdoor.contact_list(&budi.tenant_id, 30, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+
+    // What a fan-out that died halfway left: the first 12 recipients
+    // queued, and the send commands of only 6 of them on the queue.
+    let tenant: TenantId = budi.tenant_id.parse().unwrap();
+    let campaign: CampaignId = id.parse().unwrap();
+    let sender = SessionId::from_uuid(session.parse().unwrap());
+    let messages = CommandHandler::<Message>::new(backdoor.log.clone(), ());
+    let queue = SendQueue::open(backdoor.log.jetstream(), backdoor.log.prefix())
+        .await
+        .unwrap();
+    for row in 1..=12 {
+        let message_id = fanout::message_id(campaign, row);
+        messages
+            .create(
+                &AggregateKey::new(tenant, message_id).unwrap(),
+                MessageCommand::QueueMessage {
+                    message_id,
+                    campaign_id: campaign,
+                    session_id: sender,
+                    phone: format!("+628120000{row:04}").parse().unwrap(),
+                    name: Some(format!("Pelanggan {row}")),
+                    variables: [("kota".to_owned(), format!("kota {row}"))].into(),
+                    at: Utc::now(),
+                },
+                &CommandMetadata::new(Actor::Engine("engine-a".to_owned())),
+            )
+            .await
+            .unwrap()
+            .expect("queued");
+        if row <= 6 {
+            let command = SendCommand {
+                tenant_id: tenant,
+                campaign_id: campaign,
+                message_id,
+            };
+            queue
+                .publish(sender, &command)
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    }
+
+    // Another engine picks the start up again.
+    let (stop, engine_b) = engine(&app, "engine-b", |_| {});
+    let done = campaign_until(&budi, &id, "completion", Duration::from_secs(60), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+    let (messages, phones): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct phone) from messages where campaign_id = $1",
+    )
+    .bind(Uuid::parse_str(&id).unwrap())
+    .fetch_one(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!((messages, phones), (30, 30), "every recipient once");
+    assert_eq!(sent_count(&backdoor.db, &id).await, 30, "{done}");
+    verified(&backdoor).await;
+    stop.cancel();
+    engine_b.await.unwrap().unwrap();
 }
