@@ -508,16 +508,23 @@ async fn the_stream_takes_either_credential_and_refuses_none_or_malformed_positi
 }
 
 /// Consumers of the log's two streams.
+/// The ephemeral consumers on the log's streams: the ones event streams
+/// open (the projector's durable ones come and stay on their own time).
 async fn consumer_count(app: &TestApp) -> usize {
+    use futures::TryStreamExt;
     let client = async_nats::connect(&app.settings.nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut total = 0;
     for name in ["EVENTS", "MESSAGES"] {
-        let mut stream = js
+        let stream = js
             .get_stream(format!("{}_{name}", app.prefix))
             .await
             .unwrap();
-        total += stream.info().await.unwrap().state.consumer_count;
+        let consumers: Vec<_> = stream.consumers().try_collect().await.unwrap();
+        total += consumers
+            .iter()
+            .filter(|c| c.config.durable_name.is_none())
+            .count();
     }
     total
 }
