@@ -10,62 +10,25 @@
 
 use axum::http::StatusCode;
 use cqrs_es::{Aggregate, AggregateError};
-use wablast_domain::campaign::{Campaign, CampaignError};
+use wablast_domain::campaign::CampaignError;
 use wablast_domain::inbound::{Inbound, InboundError};
 use wablast_domain::message::{Message, MessageError};
-use wablast_domain::plan::{Plan, PlanError};
-use wablast_domain::schedule::{Schedule, ScheduleError};
-use wablast_domain::session::{Session, SessionError};
-use wablast_domain::session_day::{SessionDay, SessionDayError};
-use wablast_domain::wallet::{Wallet, WalletError};
+use wablast_domain::plan::PlanError;
+use wablast_domain::schedule::ScheduleError;
+use wablast_domain::session::SessionError;
+use wablast_domain::session_day::SessionDayError;
+use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{
-    AggregateKey, CommandHandler, CommandMetadata, Committed, EventLog, PLATFORM_TENANT,
+    AggregateKey, CommandHandler, CommandMetadata, Committed, PLATFORM_TENANT,
 };
 use wablast_projections::LogStream;
 use wablast_projections::wait::Position;
 
 use crate::ApiError;
 
-/// A handler per aggregate type, sharing one event log.
-#[derive(Clone)]
-pub struct Commands {
-    /// Linked WhatsApp numbers.
-    pub sessions: CommandHandler<Session>,
-    /// Per-session daily send allowances.
-    pub session_days: CommandHandler<SessionDay>,
-    /// Tenants' active hours.
-    pub schedules: CommandHandler<Schedule>,
-    /// Subscription plans (platform-wide).
-    pub plans: CommandHandler<Plan>,
-    /// Tenants' points.
-    pub wallets: CommandHandler<Wallet>,
-    /// Broadcasts.
-    pub campaigns: CommandHandler<Campaign>,
-    /// Per-recipient messages.
-    pub messages: CommandHandler<Message>,
-    /// Messages received by sessions.
-    pub inbound: CommandHandler<Inbound>,
-}
-
-impl Commands {
-    /// Handlers writing to `log`, reading older events through the domain's
-    /// upcasters.
-    pub fn new(log: &EventLog) -> Self {
-        fn handler<A: Aggregate<Services = ()>>(log: &EventLog) -> CommandHandler<A> {
-            CommandHandler::new(log.clone(), ()).with_upcasters(wablast_domain::upcasters())
-        }
-        Self {
-            sessions: handler(log),
-            session_days: handler(log),
-            schedules: handler(log),
-            plans: handler(log),
-            wallets: handler(log),
-            campaigns: handler(log),
-            messages: handler(log),
-            inbound: handler(log),
-        }
-    }
-}
+/// A handler per aggregate type, sharing one event log: the same set the
+/// session engine uses.
+pub use wablast_session_engine::aggregates::Aggregates as Commands;
 
 /// The key of a tenant's aggregate.
 pub fn tenant_key(tenant: impl std::fmt::Display, id: impl std::fmt::Display) -> AggregateKey {
@@ -176,6 +139,11 @@ impl<E: Refusal> From<AggregateError<E>> for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use wablast_domain::campaign::Campaign;
+    use wablast_domain::plan::Plan;
+    use wablast_domain::session::Session;
+    use wablast_domain::wallet::Wallet;
+
     use super::*;
 
     #[test]

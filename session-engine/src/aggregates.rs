@@ -1,10 +1,11 @@
-//! The command handlers the engine and its processes use, one per
-//! aggregate type, sharing one event log.
+//! The command handlers, one per aggregate type, sharing one event log: the
+//! engine and its processes use them, and the API (as its `Commands`).
 
 use cqrs_es::Aggregate;
 use wablast_domain::campaign::Campaign;
 use wablast_domain::inbound::Inbound;
 use wablast_domain::message::Message;
+use wablast_domain::plan::Plan;
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
 use wablast_domain::session_day::SessionDay;
@@ -21,6 +22,8 @@ pub struct Aggregates {
     pub session_days: CommandHandler<SessionDay>,
     /// Tenants' active hours.
     pub schedules: CommandHandler<Schedule>,
+    /// Subscription plans (platform-wide).
+    pub plans: CommandHandler<Plan>,
     /// Tenants' points and plans.
     pub wallets: CommandHandler<Wallet>,
     /// Broadcasts.
@@ -42,6 +45,7 @@ impl Aggregates {
             sessions: handler(log),
             session_days: handler(log),
             schedules: handler(log),
+            plans: handler(log),
             wallets: handler(log),
             campaigns: handler(log),
             messages: handler(log),
