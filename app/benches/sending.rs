@@ -42,7 +42,7 @@ use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, Sess
 use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId};
 use wablast_domain::wallet::{Wallet, WalletCommand};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
-use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
+use wablast_tests::{TestDatabase, delete_streams, nats_url, poll_until, unique_prefix};
 
 #[derive(Parser)]
 struct Args {
@@ -195,18 +195,9 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) ->
     ids
 }
 
-async fn until<T>(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "{what} did not happen within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Polls often: what is waited for is timed.
+async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> T {
+    poll_until(what, timeout, Duration::from_millis(20), check).await
 }
 
 /// A contact list of `n` consented contacts, stored as an import stores it.

@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use wablast_session_engine::engine::Engine;
+use wablast_tests::wait_for as until;
 
 use crate::app::TestApp;
 
@@ -21,26 +22,6 @@ async fn lease_holder(app: &TestApp, session: &str) -> Option<String> {
     let entry = store.get(session).await.ok()??;
     let holder: serde_json::Value = serde_json::from_slice(&entry).unwrap();
     holder["engine"].as_str().map(str::to_owned)
-}
-
-/// Polls `check` every 100 ms until it finds something; fails the test
-/// after `timeout`.
-pub async fn until<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "{what} did not happen within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

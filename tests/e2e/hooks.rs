@@ -13,7 +13,7 @@ use sqlx::Connection;
 use wablast_tests::peer::{Peer, Recorded, Reply};
 
 use crate::app::{Client, TestApp, code};
-use crate::engine::until;
+use wablast_tests::wait_for as until;
 
 const WAHA_API_KEY: &str = "waha-api-key";
 const WAHA_SESSION: &str = "toko-andi";

@@ -23,7 +23,7 @@ use wablast_session_engine::sends::{SendCommand, SendQueue};
 
 use crate::app::{Client, TestApp};
 use crate::campaigns::{Backdoor, define_plan, grant_plan};
-use crate::engine::until;
+use wablast_tests::wait_for as until;
 
 /// An engine of the application's installation, configured by `configure`
 /// (on top of quick receipts and settlement), on its own task.
