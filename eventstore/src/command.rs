@@ -18,7 +18,10 @@
 //! commit on the aggregate's subject (one direct get): when the snapshot is
 //! at that commit it is used as is; when the last commit directly follows
 //! the snapshot, that commit is applied; otherwise the commits after the
-//! snapshot are read. So a stale or missing snapshot costs time, never
+//! snapshot are read (backwards, a direct get each, following the link
+//! every commit keeps to the one before it; see [`EventLog::tip`]). KV is
+//! only asked when the aggregate is long enough to have a stored
+//! snapshot. So a stale or missing snapshot costs time, never
 //! correctness, and the append still names the subject's real last sequence.
 //! Snapshots carry [`SnapshotPolicy::version`]: bump it when the aggregate's
 //! state changes shape, and older snapshots are ignored.
@@ -197,14 +200,17 @@ impl<A: Aggregate> CommandHandler<A> {
     /// Folds an aggregate from its history, starting from a snapshot where
     /// one is at hand.
     pub async fn load(&self, key: &AggregateKey) -> Result<Loaded<A>, AggregateError<A::Error>> {
-        let Some((last_stream_sequence, last)) = self.log.last_commit(A::TYPE, key).await? else {
+        let Some(tip) = self.log.tip(A::TYPE, key).await? else {
             return Ok(Loaded {
                 aggregate: A::default(),
                 sequence: 0,
                 stream_sequence: 0,
             });
         };
-        let mut loaded = match self.snapshot(key, last_stream_sequence).await {
+        let last_stream_sequence = tip.stream_sequence;
+        // A stored snapshot exists only past the first multiple of `every`.
+        let stored = tip.commit.last_sequence() >= self.snapshots.every;
+        let mut loaded = match self.snapshot(key, last_stream_sequence, stored).await {
             Some(loaded) => loaded,
             None => Loaded {
                 aggregate: A::default(),
@@ -215,11 +221,11 @@ impl<A: Aggregate> CommandHandler<A> {
         if loaded.stream_sequence == last_stream_sequence {
             return Ok(loaded);
         }
-        let commits = if last.first_sequence() == loaded.sequence + 1 {
-            vec![(last_stream_sequence, last)]
+        let commits = if tip.commit.first_sequence() == loaded.sequence + 1 {
+            vec![(last_stream_sequence, tip.commit)]
         } else {
             self.log
-                .commits_after(A::TYPE, key, loaded.stream_sequence, last_stream_sequence)
+                .commits_until(A::TYPE, key, loaded.stream_sequence, tip)
                 .await?
         };
         if commits
@@ -266,14 +272,14 @@ impl<A: Aggregate> CommandHandler<A> {
     }
 
     /// The newest usable snapshot at or before `until`: from memory, else
-    /// from KV.
-    async fn snapshot(&self, key: &AggregateKey, until: u64) -> Option<Loaded<A>> {
+    /// from KV when one may be `stored`.
+    async fn snapshot(&self, key: &AggregateKey, until: u64, stored: bool) -> Option<Loaded<A>> {
         let usable =
             |s: &Snapshot| s.version == self.snapshots.version && s.stream_sequence <= until;
         let cached = self.cache.lock().expect("snapshot cache").get(key);
         let snapshot = match cached.filter(usable) {
             Some(snapshot) => snapshot,
-            None if self.snapshots.every > 0 => {
+            None if stored && self.snapshots.every > 0 => {
                 let stored = match self.log.snapshot(A::TYPE, key).await {
                     Ok(stored) => stored?,
                     Err(err) => {

@@ -25,6 +25,16 @@ use crate::naming::{AggregateKey, Prefix};
 /// subscribers can filter without decoding the payload.
 pub const EVENT_TYPES_HEADER: &str = "Wablast-Event-Types";
 
+/// Header naming the stream sequence of the aggregate's commit before this
+/// one (`0`: the first), which the append expected to follow. It links an
+/// aggregate's commits backwards, so a short history is read with a direct
+/// get per commit instead of a consumer.
+pub const PREVIOUS_HEADER: &str = "Wablast-Previous";
+
+/// Commits read back one direct get at a time at most; a longer history is
+/// read through a consumer.
+const LINKED_READ_MAX: usize = 16;
+
 /// How many times an append whose acknowledgement was lost is re-sent. The
 /// re-send carries the same `Nats-Msg-Id`, so it cannot be committed twice.
 const PUBLISH_ATTEMPTS: usize = 3;
@@ -289,7 +299,8 @@ impl EventLog {
             .payload(payload.into())
             .message_id(format!("{}@{subject}", commit.command_id))
             .expected_last_subject_sequence(expected_last)
-            .header(EVENT_TYPES_HEADER, event_types.as_str());
+            .header(EVENT_TYPES_HEADER, event_types.as_str())
+            .header(PREVIOUS_HEADER, expected_last.to_string().as_str());
 
         let mut attempt = 0;
         let ack = loop {
@@ -358,16 +369,72 @@ impl EventLog {
         aggregate_type: &str,
         key: &AggregateKey,
     ) -> Result<Option<(u64, Commit)>, EventStoreError> {
+        Ok(self
+            .tip(aggregate_type, key)
+            .await?
+            .map(|tip| (tip.stream_sequence, tip.commit)))
+    }
+
+    /// The last commit on an aggregate's subject, if any, with the link to
+    /// the commit before it.
+    pub async fn tip(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+    ) -> Result<Option<Tip>, EventStoreError> {
         let stream = self.stream_of(aggregate_type)?;
         let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
         match stream.direct_get_last_for_subject(subject).await {
-            Ok(message) => Ok(Some((
-                message.sequence,
-                decode(message.sequence, &message.payload)?,
-            ))),
+            Ok(message) => Ok(Some(Tip {
+                stream_sequence: message.sequence,
+                commit: decode(message.sequence, &message.payload)?,
+                previous: previous_of(&message.headers),
+            })),
             Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(err) => Err(EventStoreError::nats(err)),
         }
+    }
+
+    /// The commits of an aggregate after stream sequence `after` up to and
+    /// including `tip`, oldest first: read backwards from the tip, one
+    /// direct get per commit, while the commits name the one before them
+    /// (and the history is short); else through a consumer, as
+    /// [`EventLog::commits_after`] reads.
+    pub async fn commits_until(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+        after: u64,
+        tip: Tip,
+    ) -> Result<Vec<(u64, Commit)>, EventStoreError> {
+        let until = tip.stream_sequence;
+        if until <= after {
+            return Ok(Vec::new());
+        }
+        let stream = self.stream_of(aggregate_type)?;
+        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
+        let mut previous = tip.previous;
+        let mut commits = vec![(until, tip.commit)];
+        while let Some(before) = previous {
+            if before == after {
+                commits.reverse();
+                return Ok(commits);
+            }
+            if before < after || commits.len() >= LINKED_READ_MAX {
+                break;
+            }
+            let message = stream
+                .direct_get(before)
+                .await
+                .map_err(EventStoreError::nats)?;
+            if message.subject.as_str() != subject {
+                warn!(%subject, sequence = before, "a commit's link points elsewhere; reading the history through a consumer");
+                break;
+            }
+            previous = previous_of(&message.headers);
+            commits.push((before, decode(before, &message.payload)?));
+        }
+        self.commits_after(aggregate_type, key, after, until).await
     }
 
     /// Loads an aggregate's whole history.
@@ -382,21 +449,17 @@ impl EventLog {
         aggregate_type: &str,
         key: &AggregateKey,
     ) -> Result<History, EventStoreError> {
-        let Some((last_seq, last)) = self.last_commit(aggregate_type, key).await? else {
+        let Some(tip) = self.tip(aggregate_type, key).await? else {
             return Ok(History::default());
         };
-        if last.first_sequence() == 1 {
+        let last_seq = tip.stream_sequence;
+        if tip.commit.first_sequence() == 1 {
             return Ok(History {
-                commits: vec![(last_seq, last)],
+                commits: vec![(last_seq, tip.commit)],
                 last_stream_sequence: last_seq,
             });
         }
-        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
-        let commits = self
-            .read_commits(aggregate_type, Some(subject), 1, last_seq)
-            .await?
-            .try_collect()
-            .await?;
+        let commits = self.commits_until(aggregate_type, key, 0, tip).await?;
         Ok(History {
             commits,
             last_stream_sequence: last_seq,
@@ -656,6 +719,23 @@ fn flatten(
 
 fn snapshot_key(aggregate_type: &str, key: &AggregateKey) -> String {
     format!("{aggregate_type}.{}.{}", key.tenant(), key.id())
+}
+
+/// An aggregate's last commit, as [`EventLog::tip`] reads it.
+#[derive(Debug)]
+pub struct Tip {
+    /// The commit's stream sequence.
+    pub stream_sequence: u64,
+    /// The commit.
+    pub commit: Commit,
+    /// The stream sequence of the aggregate's commit before it (`0`: none),
+    /// when the commit says (see [`PREVIOUS_HEADER`]).
+    pub previous: Option<u64>,
+}
+
+/// The link a commit's headers hold to the commit before it.
+fn previous_of(headers: &async_nats::HeaderMap) -> Option<u64> {
+    headers.get(PREVIOUS_HEADER)?.as_str().parse().ok()
 }
 
 fn decode(sequence: u64, payload: &[u8]) -> Result<Commit, EventStoreError> {

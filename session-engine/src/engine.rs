@@ -52,17 +52,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use wablast_domain::campaign::{CampaignCommand, SenderUnavailableReason};
+use wablast_domain::campaign::{Campaign, CampaignCommand, SenderUnavailableReason};
 use wablast_domain::inbound::{self, InboundCommand};
+use wablast_domain::schedule::Schedule;
 use wablast_domain::session::{
     Driver as DriverKind, Session, SessionCommand, SessionEvent, SessionStatus,
 };
 use wablast_domain::types::{SessionId, TenantId};
+use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{
     Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
 };
 
 use crate::aggregates::Aggregates;
+use crate::changes::Changes;
 use crate::clock::{Clock, SystemClock};
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::control::{
@@ -164,6 +167,8 @@ pub struct Engine {
     aggregates: Aggregates,
     queue: SendQueue,
     provider_ids: ProviderIds,
+    /// Commits seen on what the send loops read for every message.
+    changes: Changes,
     leases: SessionLeases,
     registry: EngineRegistry,
     qr: kv::Store,
@@ -208,6 +213,7 @@ impl Engine {
             aggregates,
             queue,
             provider_ids,
+            changes: Changes::default(),
             leases,
             registry,
             qr,
@@ -244,7 +250,18 @@ impl Engine {
             .await
             .map_err(|err| EngineError::Nats(err.to_string()))?;
         info!(engine = %self.config.engine_id, "engine running");
-        let processes = self.clone().start_processes(shutdown.clone())?;
+        let mut processes = self.clone().start_processes(shutdown.clone())?;
+        processes.push(
+            self.changes
+                .watch(
+                    &self.client,
+                    self.log.prefix(),
+                    &[Campaign::TYPE, Session::TYPE, Schedule::TYPE, Wallet::TYPE],
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(|err| EngineError::Nats(err.to_string()))?,
+        );
         self.auto_start().await;
         let mut reconcile = tokio::time::interval(self.config.reconcile_every);
         let mut renew = tokio::time::interval(self.leases.renew_every());
@@ -559,6 +576,7 @@ impl Engine {
                 db: self.db.clone(),
                 config: self.config.send.clone(),
                 actor: self.actor(),
+                changes: self.changes.clone(),
             },
             tenant,
             session,
@@ -718,6 +736,20 @@ impl Engine {
     ) {
         let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
         let metadata = || CommandMetadata::new(Actor::Engine(self.config.engine_id.clone()));
+        // Receipts are recorded until this report ends (its sender dropped).
+        let (receipts, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            receipts::record_all(
+                &engine.aggregates,
+                &engine.provider_ids,
+                tenant,
+                session,
+                futures::stream::poll_fn(move |cx| arrived.poll_recv(cx)),
+                engine.actor(),
+            )
+            .await;
+        });
         loop {
             let event = tokio::select! {
                 () = stop.cancelled() => return,
@@ -773,21 +805,7 @@ impl Engine {
                 DriverEvent::Receipt(receipt) => {
                     // Apart, so a receipt waiting for its message's id does
                     // not hold up the session's other events.
-                    let engine = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(err) = receipts::record(
-                            &engine.aggregates,
-                            &engine.provider_ids,
-                            tenant,
-                            session,
-                            receipt,
-                            engine.actor(),
-                        )
-                        .await
-                        {
-                            warn!(error = %err, %session, "receipt not recorded");
-                        }
-                    });
+                    let _ = receipts.send(receipt);
                 }
                 DriverEvent::Inbound(inbound) => {
                     // The same message reported twice lands on one aggregate.

@@ -25,12 +25,15 @@
 //! - [`sends`]: the send queue (a JetStream work queue, a subject per
 //!   session).
 //! - [`sender`]: the per-session send loop.
+//! - [`changes`]: which aggregates changed lately, so the send loops keep
+//!   what they read until it does.
 //! - [`receipts`]: delivery and read receipts onto their messages.
 //! - [`settlement`]: campaign completion and settlement.
 //! - [`clock`]: the time sending decides by (a manual one for tests).
 //! - [`aggregates`]: the command handlers all of these use.
 
 pub mod aggregates;
+pub mod changes;
 pub mod clock;
 pub mod cloud;
 pub mod control;

@@ -5,13 +5,21 @@
 //! The map lives in a JetStream KV bucket (`<prefix>_provider_ids`) whose
 //! entries expire with the message retention, so a receipt that reaches
 //! another engine (after a takeover, or a webhook routed elsewhere) still
-//! finds its message.
+//! finds its message. The engine also remembers the ids of its own latest
+//! sends, so the receipts that follow a send at once need no lookup.
+//!
+//! A session's receipts are recorded as they come ([`record_all`]): those
+//! that arrived together are folded per message first (a read receipt says
+//! delivered too), and several messages are recorded side by side.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self as js, kv};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::{Stream, StreamExt};
 use tracing::{debug, warn};
 use wablast_domain::message::{MessageCommand, Receipt as MessageReceipt};
 use wablast_domain::types::{MessageId, SessionId, TenantId};
@@ -24,6 +32,30 @@ use crate::driver::{Receipt, ReceiptKind};
 #[derive(Clone, Debug)]
 pub struct ProviderIds {
     bucket: kv::Store,
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// The latest ids remembered by this engine, oldest forgotten first.
+#[derive(Debug, Default)]
+struct Recent {
+    ids: HashMap<String, MessageId>,
+    order: VecDeque<String>,
+}
+
+impl Recent {
+    /// Ids kept in memory at most.
+    const CAPACITY: usize = 50_000;
+
+    fn insert(&mut self, entry: String, message: MessageId) {
+        if self.ids.insert(entry.clone(), message).is_none() {
+            self.order.push_back(entry);
+            while self.order.len() > Self::CAPACITY {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.ids.remove(&oldest);
+                }
+            }
+        }
+    }
 }
 
 impl ProviderIds {
@@ -40,7 +72,10 @@ impl ProviderIds {
             Self::KEEP,
         )
         .await?;
-        Ok(Self { bucket })
+        Ok(Self {
+            bucket,
+            recent: Arc::default(),
+        })
     }
 
     fn entry(session: SessionId, provider_message_id: &str) -> String {
@@ -57,11 +92,13 @@ impl ProviderIds {
         provider_message_id: &str,
         message: MessageId,
     ) -> Result<(), EventStoreError> {
+        let entry = Self::entry(session, provider_message_id);
+        self.recent
+            .lock()
+            .expect("provider ids lock")
+            .insert(entry.clone(), message);
         self.bucket
-            .put(
-                Self::entry(session, provider_message_id),
-                message.to_string().into(),
-            )
+            .put(entry, message.to_string().into())
             .await
             .map(|_| ())
             .map_err(EventStoreError::nats)
@@ -73,9 +110,19 @@ impl ProviderIds {
         session: SessionId,
         provider_message_id: &str,
     ) -> Result<Option<MessageId>, EventStoreError> {
+        let entry = Self::entry(session, provider_message_id);
+        if let Some(message) = self
+            .recent
+            .lock()
+            .expect("provider ids lock")
+            .ids
+            .get(&entry)
+        {
+            return Ok(Some(*message));
+        }
         let value = self
             .bucket
-            .get(Self::entry(session, provider_message_id))
+            .get(entry)
             .await
             .map_err(EventStoreError::nats)?;
         Ok(value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
@@ -86,6 +133,62 @@ impl ProviderIds {
 /// can overtake the send's own bookkeeping).
 const FIND_ATTEMPTS: u32 = 20;
 const FIND_PAUSE: Duration = Duration::from_millis(100);
+
+/// Messages whose receipts are recorded side by side, per session.
+const RECORDING_AT_ONCE: usize = 32;
+
+/// Records `session`'s receipts as they come, until the stream ends: those
+/// that arrived together are folded per message (the furthest kept: a read
+/// receipt records delivered too), and up to [`RECORDING_AT_ONCE`] messages
+/// are recorded side by side.
+pub async fn record_all(
+    aggregates: &Aggregates,
+    ids: &ProviderIds,
+    tenant: TenantId,
+    session: SessionId,
+    receipts: impl Stream<Item = Receipt>,
+    actor: Actor,
+) {
+    receipts
+        .ready_chunks(256)
+        .flat_map(|arrived| futures::stream::iter(fold(arrived)))
+        .for_each_concurrent(RECORDING_AT_ONCE, |receipt| {
+            let actor = actor.clone();
+            async move {
+                if let Err(err) = record(aggregates, ids, tenant, session, receipt, actor).await {
+                    warn!(error = %err, %session, "receipt not recorded");
+                }
+            }
+        })
+        .await;
+}
+
+/// Receipts that arrived together, one per provider message id: the
+/// furthest of each (read over delivered; a failure report kept apart).
+fn fold(arrived: Vec<Receipt>) -> Vec<Receipt> {
+    let rank = |kind: &ReceiptKind| match kind {
+        ReceiptKind::Failed { .. } => 0,
+        ReceiptKind::Delivered => 1,
+        ReceiptKind::Read => 2,
+    };
+    let mut folded: Vec<Receipt> = Vec::with_capacity(arrived.len());
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(arrived.len());
+    for receipt in arrived {
+        if matches!(receipt.kind, ReceiptKind::Failed { .. }) {
+            folded.push(receipt);
+            continue;
+        }
+        match at.get(&receipt.provider_message_id) {
+            Some(&i) if rank(&folded[i].kind) >= rank(&receipt.kind) => {}
+            Some(&i) => folded[i] = receipt,
+            None => {
+                at.insert(receipt.provider_message_id.clone(), folded.len());
+                folded.push(receipt);
+            }
+        }
+    }
+    folded
+}
 
 /// Records a receipt of `session`'s driver on its message: delivered and
 /// read move the message on (never backwards: the aggregate sees to that).
@@ -131,4 +234,52 @@ pub async fn record(
         debug!(error = %err, %message, "receipt not recorded");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(id: &str, kind: ReceiptKind) -> Receipt {
+        Receipt {
+            provider_message_id: id.to_owned(),
+            kind,
+            at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn receipts_that_arrived_together_are_folded_per_message() {
+        let folded = fold(vec![
+            receipt("a", ReceiptKind::Delivered),
+            receipt("b", ReceiptKind::Delivered),
+            receipt("a", ReceiptKind::Read),
+            receipt("c", ReceiptKind::Read),
+            receipt("c", ReceiptKind::Delivered),
+            receipt(
+                "b",
+                ReceiptKind::Failed {
+                    reason: "gone".to_owned(),
+                },
+            ),
+        ]);
+        let seen: Vec<(&str, &ReceiptKind)> = folded
+            .iter()
+            .map(|r| (r.provider_message_id.as_str(), &r.kind))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("a", &ReceiptKind::Read),
+                ("b", &ReceiptKind::Delivered),
+                ("c", &ReceiptKind::Read),
+                (
+                    "b",
+                    &ReceiptKind::Failed {
+                        reason: "gone".to_owned()
+                    }
+                ),
+            ]
+        );
+    }
 }

@@ -11,7 +11,7 @@
 //! after; a message found `sending` when its command comes back was cut off
 //! by a crash, and is marked `unknown`, never sent again.
 //!
-//! Per message:
+//! Per message, in the order of the session's queue:
 //! 1. the message must still wait (`queued`, or a failure that may be
 //!    retried), its campaign must be running (paused: the command waits; an
 //!    auto-pause or a closed window is resumed by the loop when its time
@@ -27,20 +27,30 @@
 //!    [`SendConfig::max_attempts`], a permanent one fails with its reason,
 //!    an unknown outcome is marked `unknown`. Failures in a row are
 //!    reported to the campaign, which auto-pauses from three on.
+//!
+//! Steps 1 to 3 (admission) take one command at a time, so slots are asked
+//! for and sends started in queue order. Steps 4 and 5 (delivery) of
+//! admitted messages run side by side, up to [`SendConfig::in_flight`]: at
+//! a zero throttle the session sends while earlier messages are still being
+//! recorded, instead of waiting for each round trip to the log. The
+//! campaign, session, schedule and wallet read for every message are kept
+//! while [`Changes`] sees no commit on them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use chrono::{DateTime, TimeDelta, Utc};
-use cqrs_es::{Aggregate, AggregateError};
+use cqrs_es::AggregateError;
 use futures::StreamExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wablast_domain::campaign::{
@@ -55,11 +65,10 @@ use wablast_domain::session_day::{
 };
 use wablast_domain::types::{CampaignId, MediaId, Points, SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
-use wablast_eventstore::{
-    Actor, AggregateKey, CommandHandler, CommandMetadata, EventStoreError, Loaded,
-};
+use wablast_eventstore::{Actor, AggregateKey, CommandMetadata, EventStoreError, Loaded};
 
 use crate::aggregates::{Aggregates, key, tenant_key};
+use crate::changes::{Changes, Kept};
 use crate::clock::Clock;
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::receipts::ProviderIds;
@@ -75,6 +84,9 @@ pub struct SendConfig {
     /// Where media files are (`<data_dir>/media`); `None`: campaigns with
     /// media fail their messages with a reason.
     pub media_dir: Option<PathBuf>,
+    /// Sends of one session under way at once (started, outcome not yet
+    /// recorded), at most [`SendQueue::MAX_TAKEN`] less one.
+    pub in_flight: usize,
 }
 
 impl Default for SendConfig {
@@ -83,6 +95,7 @@ impl Default for SendConfig {
             max_attempts: 3,
             retry_delay: Duration::from_secs(2),
             media_dir: None,
+            in_flight: 32,
         }
     }
 }
@@ -104,6 +117,8 @@ pub struct SendContext {
     pub config: SendConfig,
     /// Who the loop acts as.
     pub actor: Actor,
+    /// Which aggregates changed lately.
+    pub changes: Changes,
 }
 
 /// Why the loop could not go on with a command (it comes back later).
@@ -133,14 +148,13 @@ enum Step {
 }
 
 /// The aggregates the loop reads for every message, kept while they do not
-/// change (one direct get of the last commit tells), so an unchanged one
-/// costs no copy out of the snapshot cache and no decoding.
+/// change (see [`Changes`]).
 #[derive(Default)]
 struct Known {
-    campaigns: HashMap<CampaignId, Loaded<Campaign>>,
-    session: Option<Loaded<Session>>,
-    schedule: Option<Loaded<Schedule>>,
-    wallet: Option<Loaded<Wallet>>,
+    campaigns: HashMap<CampaignId, Kept<Campaign>>,
+    session: Option<Kept<Session>>,
+    schedule: Option<Kept<Schedule>>,
+    wallet: Option<Kept<Wallet>>,
     /// The session's day counter of the day last asked, which only this
     /// loop writes.
     day: Option<(AggregateKey, Loaded<SessionDay>)>,
@@ -151,30 +165,48 @@ impl Known {
     const CAMPAIGNS: usize = 64;
 }
 
-/// The aggregate at `key` as it is now, through `slot`.
-async fn current<A: Aggregate + Clone>(
-    handler: &CommandHandler<A>,
-    key: &AggregateKey,
-    slot: &mut Option<Loaded<A>>,
-) -> Result<A, AggregateError<A::Error>> {
-    let loaded = handler.reload(key, slot.take()).await?;
-    let aggregate = loaded.aggregate.clone();
-    *slot = Some(loaded);
-    Ok(aggregate)
-}
-
-/// One session's send loop.
-pub struct SendLoop {
+/// What a session's loop and its sends under way share.
+struct Sender {
     context: SendContext,
     tenant: TenantId,
     session: SessionId,
     driver: Arc<dyn Driver>,
-    status: watch::Receiver<SessionStatus>,
     stop: CancellationToken,
+    /// Failed sends in a row, as reported to the campaign.
+    failures_in_a_row: AtomicU32,
+}
+
+/// A message given a slot: its delivery may start.
+struct Admitted {
+    command: SendCommand,
+    message_key: AggregateKey,
+    campaign_key: AggregateKey,
+    /// The message as loaded: while the loop holds its command, it is the
+    /// message's only writer.
+    known_message: Option<Loaded<Message>>,
+    message: Message,
+    campaign: Campaign,
+    /// When the slot was granted.
+    now: DateTime<Utc>,
+}
+
+/// What admission made of a command.
+enum Admission {
+    /// Send it.
+    Send(Box<Admitted>),
+    /// Done with it, or not now.
+    Step(Step),
+}
+
+/// One session's send loop.
+pub struct SendLoop {
+    sender: Arc<Sender>,
+    status: watch::Receiver<SessionStatus>,
     rng: StdRng,
     next_send_at: Option<DateTime<Utc>>,
-    failures_in_a_row: u32,
     known: Known,
+    /// Deliveries under way.
+    under_way: JoinSet<()>,
 }
 
 impl SendLoop {
@@ -189,22 +221,26 @@ impl SendLoop {
         stop: CancellationToken,
     ) -> Self {
         Self {
-            context,
-            tenant,
-            session,
-            driver,
+            sender: Arc::new(Sender {
+                context,
+                tenant,
+                session,
+                driver,
+                stop,
+                failures_in_a_row: AtomicU32::new(0),
+            }),
             status,
-            stop,
             rng: StdRng::from_os_rng(),
             next_send_at: None,
-            failures_in_a_row: 0,
             known: Known::default(),
+            under_way: JoinSet::new(),
         }
     }
 
     /// Runs until stopped. A command in hand when it stops goes back to the
     /// queue at once (unless it is being sent: that finishes first).
     pub async fn run(mut self) {
+        let stop = self.sender.stop.clone();
         loop {
             if !self.until_ready().await {
                 return;
@@ -212,13 +248,13 @@ impl SendLoop {
             // Back from `consume`: stopped, or the session left `ready`
             // (it sends again once it is back), or the queue failed.
             if let Err(err) = self.consume().await {
-                warn!(error = %err, session = %self.session, "send loop interrupted; starting again");
+                warn!(error = %err, session = %self.sender.session, "send loop interrupted; starting again");
                 tokio::select! {
-                    () = self.stop.cancelled() => return,
+                    () = stop.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
-            if self.stop.is_cancelled() {
+            if stop.is_cancelled() {
                 return;
             }
         }
@@ -231,17 +267,26 @@ impl SendLoop {
                 return true;
             }
             tokio::select! {
-                () = self.stop.cancelled() => return false,
+                () = self.sender.stop.cancelled() => return false,
                 changed = self.status.changed() => if changed.is_err() { return false },
             }
         }
     }
 
+    /// Takes commands until stopped or interrupted, then lets the sends
+    /// under way finish: a message that may have left is recorded.
     async fn consume(&mut self) -> Result<(), LoopError> {
-        let consumer = self
+        let taken = self.take_commands().await;
+        while self.under_way.join_next().await.is_some() {}
+        taken
+    }
+
+    async fn take_commands(&mut self) -> Result<(), LoopError> {
+        let sender = self.sender.clone();
+        let consumer = sender
             .context
             .queue
-            .consumer(self.tenant, self.session)
+            .consumer(sender.tenant, sender.session)
             .await?;
         let mut commands = consumer
             .stream()
@@ -251,10 +296,22 @@ impl SendLoop {
             .messages()
             .await
             .map_err(EventStoreError::nats)?;
-        info!(session = %self.session, "sending");
+        let in_flight = sender
+            .context
+            .config
+            .in_flight
+            .clamp(1, SendQueue::MAX_TAKEN - 1);
+        info!(session = %sender.session, "sending");
         loop {
+            while self.under_way.try_join_next().is_some() {}
+            if self.under_way.len() >= in_flight {
+                tokio::select! {
+                    () = sender.stop.cancelled() => return Ok(()),
+                    _ = self.under_way.join_next() => continue,
+                }
+            }
             let message = tokio::select! {
-                () = self.stop.cancelled() => return Ok(()),
+                () = sender.stop.cancelled() => return Ok(()),
                 message = commands.next() => match message {
                     Some(Ok(message)) => message,
                     Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
@@ -262,31 +319,390 @@ impl SendLoop {
                 },
             };
             let Ok(command) = serde_json::from_slice::<SendCommand>(&message.payload) else {
-                warn!(session = %self.session, "undecodable send command dropped");
+                warn!(session = %sender.session, "undecodable send command dropped");
                 let _ = message.double_ack_with(AckKind::Ack).await;
                 continue;
             };
-            let step = match self.send(&message, command).await {
-                Ok(step) => step,
+            match self.admit(&message, command).await {
+                Ok(Admission::Send(admitted)) => {
+                    let sender = sender.clone();
+                    self.under_way.spawn(async move {
+                        let step = match sender.deliver(&message, *admitted).await {
+                            Ok(step) => step,
+                            Err(err) => {
+                                warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
+                                Step::Later(Duration::from_secs(1))
+                            }
+                        };
+                        answer(&message, step, &command).await;
+                    });
+                }
+                Ok(Admission::Step(step)) => {
+                    let stopped = matches!(step, Step::Stopped);
+                    answer(&message, step, &command).await;
+                    if stopped {
+                        return Ok(());
+                    }
+                }
                 Err(err) => {
-                    warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
-                    Step::Later(Duration::from_secs(1))
+                    warn!(error = %err, message = %command.message_id, "send not admitted; the command comes back");
+                    answer(&message, Step::Later(Duration::from_secs(1)), &command).await;
                 }
-            };
-            let answer = match step {
-                // A plain ack: one lost comes back as a redelivery, which
-                // finds the message past `queued` and drops it.
-                Step::Done => message.ack().await,
-                Step::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
-                Step::Stopped => {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                    return Ok(());
-                }
-            };
-            if let Err(err) = answer {
-                warn!(error = %err, message = %command.message_id, "command not answered; it comes back after the ack wait");
             }
         }
+    }
+
+    /// Decides whether the command's message may be sent now, and if so,
+    /// gets it a slot. Gives the command back, or waits, as the aggregates
+    /// say.
+    async fn admit(
+        &mut self,
+        held: &async_nats::jetstream::Message,
+        command: SendCommand,
+    ) -> Result<Admission, LoopError> {
+        let sender = self.sender.clone();
+        let aggregates = &sender.context.aggregates;
+        let message_key = key(sender.tenant, command.message_id);
+        let campaign_key = key(sender.tenant, command.campaign_id);
+        loop {
+            if sender.stop.is_cancelled() {
+                return Ok(Admission::Step(Step::Stopped));
+            }
+            // 1. Does the message still wait, and may its campaign send?
+            let known_message = aggregates.messages.load(&message_key).await?;
+            let message = known_message.aggregate.clone();
+            match message.status() {
+                Some(MessageStatus::Queued) => {}
+                Some(MessageStatus::Failed) if message.is_retryable() => {}
+                Some(MessageStatus::Sending) => {
+                    // Taken by a sender that never said how it went.
+                    warn!(message = %command.message_id, attempt = message.attempt(), "outcome unknown after an interruption: marked unknown, not sent again");
+                    aggregates
+                        .messages
+                        .execute(
+                            &message_key,
+                            MessageCommand::MarkUnknown {
+                                attempt: message.attempt(),
+                                at: sender.context.clock.now(),
+                            },
+                            &sender.metadata(),
+                        )
+                        .await?;
+                    sender.failed(&campaign_key).await;
+                    return Ok(Admission::Step(Step::Done));
+                }
+                None => {
+                    warn!(message = %command.message_id, "send command of an unknown message dropped");
+                    return Ok(Admission::Step(Step::Done));
+                }
+                Some(_) => return Ok(Admission::Step(Step::Done)),
+            }
+            let campaign = self.campaign(command.campaign_id).await?;
+            match campaign.status() {
+                Some(CampaignStatus::Running) => {}
+                Some(CampaignStatus::Paused) => match self.paused(&campaign, held).await? {
+                    Some(step) => return Ok(Admission::Step(step)),
+                    None => continue,
+                },
+                Some(CampaignStatus::Cancelled | CampaignStatus::Completed) => {
+                    aggregates
+                        .messages
+                        .execute(
+                            &message_key,
+                            MessageCommand::CancelMessage {
+                                at: sender.context.clock.now(),
+                            },
+                            &sender.metadata(),
+                        )
+                        .await?;
+                    return Ok(Admission::Step(Step::Done));
+                }
+                _ => return Ok(Admission::Step(Step::Later(Duration::from_secs(5)))),
+            }
+            if !campaign.senders().contains(&sender.session) {
+                return sender
+                    .hand_over(&campaign, command)
+                    .await
+                    .map(Admission::Step);
+            }
+
+            // 2. The throttle.
+            if let Some(at) = self.next_send_at
+                && !sender.wait_until(at, held).await
+            {
+                return Ok(Admission::Step(Step::Stopped));
+            }
+            if *self.status.borrow() != SessionStatus::Ready {
+                // Not ready any more: the command goes back, the loop waits.
+                return Ok(Admission::Step(Step::Stopped));
+            }
+
+            // 3. A slot.
+            let now = sender.context.clock.now();
+            match self.request_slot(&command, &campaign, now).await? {
+                Ok(()) => {}
+                Err(refusal) => match self.refused(refusal, &campaign_key, now, held).await? {
+                    Some(step) => return Ok(Admission::Step(step)),
+                    None => continue,
+                },
+            }
+            let throttle = campaign.throttle();
+            self.next_send_at =
+                Some(now + TimeDelta::from_std(throttle.delay(&mut self.rng)).unwrap_or_default());
+            return Ok(Admission::Send(Box::new(Admitted {
+                command,
+                message_key,
+                campaign_key,
+                known_message: Some(known_message),
+                message,
+                campaign,
+                now,
+            })));
+        }
+    }
+
+    /// The campaign as it is now.
+    async fn campaign(&mut self, id: CampaignId) -> Result<Campaign, LoopError> {
+        let sender = &self.sender;
+        let mut slot = self.known.campaigns.remove(&id);
+        let campaign = sender
+            .context
+            .changes
+            .current(
+                &sender.context.aggregates.campaigns,
+                sender.tenant,
+                &key(sender.tenant, id),
+                &mut slot,
+            )
+            .await?;
+        if self.known.campaigns.len() >= Known::CAMPAIGNS {
+            self.known.campaigns.clear();
+        }
+        if let Some(kept) = slot {
+            self.known.campaigns.insert(id, kept);
+        }
+        Ok(campaign)
+    }
+
+    /// A paused campaign: resumes it when its pause was the engine's and
+    /// its time has come (`None`: look again), or gives the command back.
+    async fn paused(
+        &mut self,
+        campaign: &Campaign,
+        held: &async_nats::jetstream::Message,
+    ) -> Result<Option<Step>, LoopError> {
+        let sender = self.sender.clone();
+        let resume_at = match campaign.pause_reason() {
+            Some(PauseReason::AutoConsecutiveFailures { .. }) => campaign
+                .resume_at()
+                .unwrap_or_else(|| sender.context.clock.now()),
+            Some(PauseReason::OutsideActiveHours) => {
+                let schedule = sender
+                    .context
+                    .changes
+                    .current(
+                        &sender.context.aggregates.schedules,
+                        sender.tenant,
+                        &tenant_key(sender.tenant),
+                        &mut self.known.schedule,
+                    )
+                    .await?;
+                let now = sender.context.clock.now();
+                let hours = schedule.active_hours();
+                if hours.is_open(now) {
+                    now
+                } else {
+                    hours
+                        .next_opening(now)
+                        .unwrap_or(now + TimeDelta::minutes(1))
+                }
+            }
+            // Paused by a person, or no sender left: the command waits.
+            _ => return Ok(Some(Step::Later(Duration::from_secs(5)))),
+        };
+        if !sender.wait_until(resume_at, held).await {
+            return Ok(Some(Step::Stopped));
+        }
+        let campaign_id = campaign.id().expect("a paused campaign exists");
+        let resumed = sender
+            .context
+            .aggregates
+            .campaigns
+            .execute(
+                &key(sender.tenant, campaign_id),
+                CampaignCommand::ResumeCampaign {
+                    at: sender.context.clock.now(),
+                },
+                &sender.metadata(),
+            )
+            .await;
+        match resumed {
+            Ok(committed) if !committed.events.is_empty() => {
+                info!(campaign = %campaign_id, "campaign resumed by the engine");
+            }
+            Ok(_) => {}
+            Err(err) => debug!(error = %err, campaign = %campaign_id, "not resumed"),
+        }
+        Ok(None)
+    }
+
+    /// Asks the session's day counter for a slot.
+    async fn request_slot(
+        &mut self,
+        command: &SendCommand,
+        campaign: &Campaign,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), SessionDayError>, LoopError> {
+        let sender = self.sender.clone();
+        let (aggregates, changes) = (&sender.context.aggregates, &sender.context.changes);
+        let tenant = tenant_key(sender.tenant);
+        let session = changes
+            .current(
+                &aggregates.sessions,
+                sender.tenant,
+                &key(sender.tenant, sender.session),
+                &mut self.known.session,
+            )
+            .await?;
+        let schedule = changes
+            .current(
+                &aggregates.schedules,
+                sender.tenant,
+                &tenant,
+                &mut self.known.schedule,
+            )
+            .await?;
+        let wallet = changes
+            .current(
+                &aggregates.wallets,
+                sender.tenant,
+                &tenant,
+                &mut self.known.wallet,
+            )
+            .await?;
+        let hours = schedule.active_hours().clone();
+        let zone = hours.timezone();
+        let day = zone.local_date(now);
+        let facts = SendFacts {
+            session_status_ready: session.is_ready(),
+            daily_limit: session.daily_limit(),
+            active_hours: hours,
+            plan_expires_at: wallet.plan_expires_at(),
+            campaign_running: campaign.is_running(),
+        };
+        let day_key = key(
+            sender.tenant,
+            session_day::aggregate_id(sender.session, day),
+        );
+        let mut counter = self
+            .known
+            .day
+            .take()
+            .filter(|(known, _)| *known == day_key)
+            .map(|(_, loaded)| loaded);
+        let granted = aggregates
+            .session_days
+            .execute_on(
+                &day_key,
+                &mut counter,
+                SessionDayCommand::RequestSlot {
+                    session_id: sender.session,
+                    day,
+                    message_id: command.message_id,
+                    campaign_id: command.campaign_id,
+                    at: now,
+                    facts,
+                },
+                &sender.metadata(),
+            )
+            .await;
+        if let Some(counter) = counter {
+            self.known.day = Some((day_key, counter));
+        }
+        match granted {
+            Ok(_) => Ok(Ok(())),
+            Err(AggregateError::UserError(refusal)) => Ok(Err(refusal)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A refused slot: waits as the refusal says (`None`: look again), or
+    /// gives the command back.
+    async fn refused(
+        &self,
+        refusal: SessionDayError,
+        campaign_key: &AggregateKey,
+        now: DateTime<Utc>,
+        held: &async_nats::jetstream::Message,
+    ) -> Result<Option<Step>, LoopError> {
+        let sender = &self.sender;
+        let wait_until = match &refusal {
+            SessionDayError::DailyLimitReached { retry_at } => {
+                info!(session = %sender.session, %retry_at, "daily limit reached: waiting for the next local day");
+                *retry_at
+            }
+            SessionDayError::OutsideActiveHours { retry_at } => {
+                // The campaign says why it does not send.
+                let paused = sender
+                    .context
+                    .aggregates
+                    .campaigns
+                    .execute(
+                        campaign_key,
+                        CampaignCommand::PauseCampaign {
+                            reason: PauseReason::OutsideActiveHours,
+                            at: now,
+                        },
+                        &sender.metadata(),
+                    )
+                    .await;
+                if let Err(err) = paused {
+                    debug!(error = %err, "campaign not paused for the closed window");
+                }
+                retry_at.unwrap_or(now + TimeDelta::minutes(1))
+            }
+            SessionDayError::Paused => now + TimeDelta::minutes(1),
+            SessionDayError::SessionNotReady => {
+                // The driver said ready before the log did, or the other
+                // way round: look again shortly.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Ok(None);
+            }
+            SessionDayError::PlanExpired => {
+                warn!(session = %sender.session, tenant = %sender.tenant, "the plan expired: sending waits for a renewal");
+                now + TimeDelta::minutes(1)
+            }
+            SessionDayError::CampaignNotRunning => return Ok(None),
+            SessionDayError::WrongDay { .. } | SessionDayError::WrongSession { .. } => {
+                warn!(error = %refusal, "slot refused as asked wrongly");
+                return Ok(Some(Step::Later(Duration::from_secs(1))));
+            }
+        };
+        if sender.wait_until(wait_until, held).await {
+            Ok(None)
+        } else {
+            Ok(Some(Step::Stopped))
+        }
+    }
+}
+
+/// Answers the queue for a command: done, again later, or back at once.
+async fn answer(message: &async_nats::jetstream::Message, step: Step, command: &SendCommand) {
+    let answered = match step {
+        // A plain ack: one lost comes back as a redelivery, which finds
+        // the message past `queued` and drops it.
+        Step::Done => message.ack().await,
+        Step::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+        Step::Stopped => message.ack_with(AckKind::Nak(None)).await,
+    };
+    if let Err(err) = answered {
+        warn!(error = %err, message = %command.message_id, "command not answered; it comes back after the ack wait");
+    }
+}
+
+impl Sender {
+    fn metadata(&self) -> CommandMetadata {
+        CommandMetadata::new(self.context.actor.clone())
     }
 
     /// Waits until the clock reaches `at`, telling the queue the command is
@@ -306,207 +722,126 @@ impl SendLoop {
         }
     }
 
-    fn metadata(&self) -> CommandMetadata {
-        CommandMetadata::new(self.context.actor.clone())
-    }
-
-    /// Works on one command until it is done with, or must come back later.
-    async fn send(
-        &mut self,
+    /// Sends an admitted message and records what happened.
+    async fn deliver(
+        &self,
         held: &async_nats::jetstream::Message,
-        command: SendCommand,
+        admitted: Admitted,
     ) -> Result<Step, LoopError> {
-        let aggregates = self.context.aggregates.clone();
-        let message_key = key(self.tenant, command.message_id);
-        let campaign_key = key(self.tenant, command.campaign_id);
-        loop {
-            if self.stop.is_cancelled() {
-                return Ok(Step::Stopped);
-            }
-            // 1. Does the message still wait, and may its campaign send?
-            // Kept through the send: this loop is the message's only
-            // writer while it holds the command.
-            let mut known_message = Some(aggregates.messages.load(&message_key).await?);
-            let message = known_message
-                .as_ref()
-                .map(|loaded| loaded.aggregate.clone())
-                .expect("just loaded");
-            match message.status() {
-                Some(MessageStatus::Queued) => {}
-                Some(MessageStatus::Failed) if message.is_retryable() => {}
-                Some(MessageStatus::Sending) => {
-                    // Taken by a sender that never said how it went.
-                    warn!(message = %command.message_id, attempt = message.attempt(), "outcome unknown after an interruption: marked unknown, not sent again");
-                    aggregates
-                        .messages
-                        .execute(
-                            &message_key,
-                            MessageCommand::MarkUnknown {
-                                attempt: message.attempt(),
-                                at: self.context.clock.now(),
-                            },
-                            &self.metadata(),
-                        )
-                        .await?;
-                    self.failed(&campaign_key).await;
-                    return Ok(Step::Done);
-                }
-                None => {
-                    warn!(message = %command.message_id, "send command of an unknown message dropped");
-                    return Ok(Step::Done);
-                }
-                Some(_) => return Ok(Step::Done),
-            }
-            let campaign = self.campaign(command.campaign_id).await?;
-            match campaign.status() {
-                Some(CampaignStatus::Running) => {}
-                Some(CampaignStatus::Paused) => match self.paused(&campaign, held).await? {
-                    Some(step) => return Ok(step),
-                    None => continue,
+        let Admitted {
+            command,
+            message_key,
+            campaign_key,
+            mut known_message,
+            message,
+            campaign,
+            now,
+        } = admitted;
+        // 4. Send.
+        let attempt = message.attempt() + 1;
+        let taken = self
+            .context
+            .aggregates
+            .messages
+            .execute_on(
+                &message_key,
+                &mut known_message,
+                MessageCommand::StartSending {
+                    session_id: self.session,
+                    attempt,
+                    at: now,
                 },
-                Some(CampaignStatus::Cancelled | CampaignStatus::Completed) => {
-                    aggregates
-                        .messages
-                        .execute(
-                            &message_key,
-                            MessageCommand::CancelMessage {
-                                at: self.context.clock.now(),
-                            },
-                            &self.metadata(),
-                        )
-                        .await?;
-                    return Ok(Step::Done);
-                }
-                _ => return Ok(Step::Later(Duration::from_secs(5))),
-            }
-            if !campaign.senders().contains(&self.session) {
-                return self.hand_over(&campaign, command).await;
-            }
+                &self.metadata(),
+            )
+            .await;
+        if let Err(err) = taken {
+            // Changed meanwhile (cancelled, say): admission looks again.
+            debug!(error = %err, message = %command.message_id, "not taken; looking again");
+            return Ok(Step::Later(Duration::ZERO));
+        }
+        let outcome = match self.outgoing(&message, &campaign, command).await {
+            Ok(outgoing) => self.sending(&outgoing, held).await,
+            Err(reason) => Err(SendError::Permanent(reason)),
+        };
 
-            // 2. The throttle.
-            if let Some(at) = self.next_send_at
-                && !self.wait_until(at, held).await
-            {
-                return Ok(Step::Stopped);
-            }
-            if *self.status.borrow() != SessionStatus::Ready {
-                // Not ready any more: the command goes back, the loop waits.
-                return Ok(Step::Stopped);
-            }
-
-            // 3. A slot.
-            let now = self.context.clock.now();
-            match self.request_slot(&command, &campaign, now).await? {
-                Ok(()) => {}
-                Err(refusal) => match self.refused(refusal, &campaign_key, now, held).await? {
-                    Some(step) => return Ok(step),
-                    None => continue,
-                },
-            }
-
-            // 4. Send.
-            let attempt = message.attempt() + 1;
-            let taken = aggregates
-                .messages
-                .execute_on(
+        // 5. Record what happened.
+        let at = self.context.clock.now();
+        match outcome {
+            Ok(sent) => {
+                self.record(
                     &message_key,
                     &mut known_message,
-                    MessageCommand::StartSending {
-                        session_id: self.session,
+                    MessageCommand::RecordSent {
                         attempt,
-                        at: now,
+                        provider_message_id: Some(sent.provider_message_id.clone()),
+                        cost: Points::PER_MESSAGE,
+                        at,
                     },
-                    &self.metadata(),
                 )
-                .await;
-            if let Err(err) = taken {
-                debug!(error = %err, message = %command.message_id, "not taken; looking again");
-                continue;
+                .await?;
+                // Once the send is recorded, so that its receipts find it
+                // sent.
+                if let Err(err) = self
+                    .context
+                    .provider_ids
+                    .remember(self.session, &sent.provider_message_id, command.message_id)
+                    .await
+                {
+                    warn!(error = %err, message = %command.message_id, "provider id not kept: its receipts will be missed");
+                }
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                Ok(Step::Done)
             }
-            let throttle = campaign.throttle();
-            self.next_send_at =
-                Some(now + TimeDelta::from_std(throttle.delay(&mut self.rng)).unwrap_or_default());
-            let outcome = match self.outgoing(&message, &campaign, command).await {
-                Ok(outgoing) => self.sending(&outgoing, held).await,
-                Err(reason) => Err(SendError::Permanent(reason)),
-            };
-
-            // 5. Record what happened.
-            let at = self.context.clock.now();
-            match outcome {
-                Ok(sent) => {
-                    if let Err(err) = self
-                        .context
-                        .provider_ids
-                        .remember(self.session, &sent.provider_message_id, command.message_id)
-                        .await
-                    {
-                        warn!(error = %err, message = %command.message_id, "provider id not kept: its receipts will be missed");
-                    }
-                    self.record(
-                        &message_key,
-                        &mut known_message,
-                        MessageCommand::RecordSent {
-                            attempt,
-                            provider_message_id: Some(sent.provider_message_id),
-                            cost: Points::PER_MESSAGE,
-                            at,
-                        },
-                    )
-                    .await?;
-                    self.failures_in_a_row = 0;
-                    return Ok(Step::Done);
+            Err(SendError::Transient(reason)) if attempt < self.context.config.max_attempts => {
+                debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
+                self.record(
+                    &message_key,
+                    &mut known_message,
+                    MessageCommand::RecordFailed {
+                        attempt,
+                        reason,
+                        retryable: true,
+                        at,
+                    },
+                )
+                .await?;
+                let backoff = self.context.config.retry_delay * 2u32.pow(attempt - 1);
+                let again = at + TimeDelta::from_std(backoff).unwrap_or_default();
+                if !self.wait_until(again, held).await {
+                    return Ok(Step::Stopped);
                 }
-                Err(SendError::Transient(reason)) if attempt < self.context.config.max_attempts => {
-                    debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
-                    self.record(
-                        &message_key,
-                        &mut known_message,
-                        MessageCommand::RecordFailed {
-                            attempt,
-                            reason,
-                            retryable: true,
-                            at,
-                        },
-                    )
-                    .await?;
-                    let backoff = self.context.config.retry_delay * 2u32.pow(attempt - 1);
-                    let again = at + TimeDelta::from_std(backoff).unwrap_or_default();
-                    if !self.wait_until(again, held).await {
-                        return Ok(Step::Stopped);
-                    }
-                }
-                Err(SendError::Transient(reason) | SendError::Permanent(reason)) => {
-                    info!(message = %command.message_id, attempt, %reason, "send failed");
-                    self.record(
-                        &message_key,
-                        &mut known_message,
-                        MessageCommand::RecordFailed {
-                            attempt,
-                            reason,
-                            retryable: false,
-                            at,
-                        },
-                    )
-                    .await?;
-                    self.failed(&campaign_key).await;
-                    return Ok(Step::Done);
-                }
-                Err(SendError::Unknown(reason)) => {
-                    warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
-                    self.record(
-                        &message_key,
-                        &mut known_message,
-                        MessageCommand::MarkUnknown { attempt, at },
-                    )
-                    .await?;
-                    self.failed(&campaign_key).await;
-                    return Ok(Step::Done);
-                }
+                // Admitted again: a new slot, in the queue's order.
+                Ok(Step::Later(Duration::ZERO))
+            }
+            Err(SendError::Transient(reason) | SendError::Permanent(reason)) => {
+                info!(message = %command.message_id, attempt, %reason, "send failed");
+                self.record(
+                    &message_key,
+                    &mut known_message,
+                    MessageCommand::RecordFailed {
+                        attempt,
+                        reason,
+                        retryable: false,
+                        at,
+                    },
+                )
+                .await?;
+                self.failed(&campaign_key).await;
+                Ok(Step::Done)
+            }
+            Err(SendError::Unknown(reason)) => {
+                warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
+                self.record(
+                    &message_key,
+                    &mut known_message,
+                    MessageCommand::MarkUnknown { attempt, at },
+                )
+                .await?;
+                self.failed(&campaign_key).await;
+                Ok(Step::Done)
             }
         }
     }
-
     /// The driver's send, telling the queue the command is being worked on
     /// while it takes. Never cut short: once a message may have left, its
     /// outcome is waited for and recorded.
@@ -531,7 +866,7 @@ impl SendLoop {
     /// its record would leave it `sending` (then `unknown`).
     async fn record(
         &self,
-        message_key: &wablast_eventstore::AggregateKey,
+        message_key: &AggregateKey,
         known: &mut Option<Loaded<Message>>,
         command: MessageCommand,
     ) -> Result<(), LoopError> {
@@ -560,199 +895,6 @@ impl SendLoop {
         }
     }
 
-    /// The campaign as it is now.
-    async fn campaign(&mut self, id: CampaignId) -> Result<Campaign, LoopError> {
-        let mut slot = self.known.campaigns.remove(&id);
-        let campaign = current(
-            &self.context.aggregates.campaigns,
-            &key(self.tenant, id),
-            &mut slot,
-        )
-        .await?;
-        if self.known.campaigns.len() >= Known::CAMPAIGNS {
-            self.known.campaigns.clear();
-        }
-        if let Some(loaded) = slot {
-            self.known.campaigns.insert(id, loaded);
-        }
-        Ok(campaign)
-    }
-
-    /// A paused campaign: resumes it when its pause was the engine's and
-    /// its time has come (`None`: look again), or gives the command back.
-    async fn paused(
-        &mut self,
-        campaign: &Campaign,
-        held: &async_nats::jetstream::Message,
-    ) -> Result<Option<Step>, LoopError> {
-        let resume_at = match campaign.pause_reason() {
-            Some(PauseReason::AutoConsecutiveFailures { .. }) => campaign
-                .resume_at()
-                .unwrap_or_else(|| self.context.clock.now()),
-            Some(PauseReason::OutsideActiveHours) => {
-                let schedule = current(
-                    &self.context.aggregates.schedules,
-                    &tenant_key(self.tenant),
-                    &mut self.known.schedule,
-                )
-                .await?;
-                let now = self.context.clock.now();
-                let hours = schedule.active_hours();
-                if hours.is_open(now) {
-                    now
-                } else {
-                    hours
-                        .next_opening(now)
-                        .unwrap_or(now + TimeDelta::minutes(1))
-                }
-            }
-            // Paused by a person, or no sender left: the command waits.
-            _ => return Ok(Some(Step::Later(Duration::from_secs(5)))),
-        };
-        if !self.wait_until(resume_at, held).await {
-            return Ok(Some(Step::Stopped));
-        }
-        let campaign_id = campaign.id().expect("a paused campaign exists");
-        let resumed = self
-            .context
-            .aggregates
-            .campaigns
-            .execute(
-                &key(self.tenant, campaign_id),
-                CampaignCommand::ResumeCampaign {
-                    at: self.context.clock.now(),
-                },
-                &self.metadata(),
-            )
-            .await;
-        match resumed {
-            Ok(committed) if !committed.events.is_empty() => {
-                info!(campaign = %campaign_id, "campaign resumed by the engine");
-            }
-            Ok(_) => {}
-            Err(err) => debug!(error = %err, campaign = %campaign_id, "not resumed"),
-        }
-        Ok(None)
-    }
-
-    /// Asks the session's day counter for a slot.
-    async fn request_slot(
-        &mut self,
-        command: &SendCommand,
-        campaign: &Campaign,
-        now: DateTime<Utc>,
-    ) -> Result<Result<(), SessionDayError>, LoopError> {
-        let aggregates = &self.context.aggregates;
-        let tenant = tenant_key(self.tenant);
-        let session = current(
-            &aggregates.sessions,
-            &key(self.tenant, self.session),
-            &mut self.known.session,
-        )
-        .await?;
-        let schedule = current(&aggregates.schedules, &tenant, &mut self.known.schedule).await?;
-        let wallet = current(&aggregates.wallets, &tenant, &mut self.known.wallet).await?;
-        let hours = schedule.active_hours().clone();
-        let zone = hours.timezone();
-        let day = zone.local_date(now);
-        let facts = SendFacts {
-            session_status_ready: session.is_ready(),
-            daily_limit: session.daily_limit(),
-            active_hours: hours,
-            plan_expires_at: wallet.plan_expires_at(),
-            campaign_running: campaign.is_running(),
-        };
-        let day_key = key(self.tenant, session_day::aggregate_id(self.session, day));
-        let mut counter = self
-            .known
-            .day
-            .take()
-            .filter(|(known, _)| *known == day_key)
-            .map(|(_, loaded)| loaded);
-        let granted = aggregates
-            .session_days
-            .execute_on(
-                &day_key,
-                &mut counter,
-                SessionDayCommand::RequestSlot {
-                    session_id: self.session,
-                    day,
-                    message_id: command.message_id,
-                    campaign_id: command.campaign_id,
-                    at: now,
-                    facts,
-                },
-                &self.metadata(),
-            )
-            .await;
-        if let Some(counter) = counter {
-            self.known.day = Some((day_key, counter));
-        }
-        match granted {
-            Ok(_) => Ok(Ok(())),
-            Err(AggregateError::UserError(refusal)) => Ok(Err(refusal)),
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    /// A refused slot: waits as the refusal says (`None`: look again), or
-    /// gives the command back.
-    async fn refused(
-        &self,
-        refusal: SessionDayError,
-        campaign_key: &wablast_eventstore::AggregateKey,
-        now: DateTime<Utc>,
-        held: &async_nats::jetstream::Message,
-    ) -> Result<Option<Step>, LoopError> {
-        let wait_until = match &refusal {
-            SessionDayError::DailyLimitReached { retry_at } => {
-                info!(session = %self.session, %retry_at, "daily limit reached: waiting for the next local day");
-                *retry_at
-            }
-            SessionDayError::OutsideActiveHours { retry_at } => {
-                // The campaign says why it does not send.
-                let paused = self
-                    .context
-                    .aggregates
-                    .campaigns
-                    .execute(
-                        campaign_key,
-                        CampaignCommand::PauseCampaign {
-                            reason: PauseReason::OutsideActiveHours,
-                            at: now,
-                        },
-                        &self.metadata(),
-                    )
-                    .await;
-                if let Err(err) = paused {
-                    debug!(error = %err, "campaign not paused for the closed window");
-                }
-                retry_at.unwrap_or(now + TimeDelta::minutes(1))
-            }
-            SessionDayError::Paused => now + TimeDelta::minutes(1),
-            SessionDayError::SessionNotReady => {
-                // The driver said ready before the log did, or the other
-                // way round: look again shortly.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                return Ok(None);
-            }
-            SessionDayError::PlanExpired => {
-                warn!(session = %self.session, tenant = %self.tenant, "the plan expired: sending waits for a renewal");
-                now + TimeDelta::minutes(1)
-            }
-            SessionDayError::CampaignNotRunning => return Ok(None),
-            SessionDayError::WrongDay { .. } | SessionDayError::WrongSession { .. } => {
-                warn!(error = %refusal, "slot refused as asked wrongly");
-                return Ok(Some(Step::Later(Duration::from_secs(1))));
-            }
-        };
-        if self.wait_until(wait_until, held).await {
-            Ok(None)
-        } else {
-            Ok(Some(Step::Stopped))
-        }
-    }
-
     /// The session is no longer one of the campaign's senders: the command
     /// goes to one that is.
     async fn hand_over(
@@ -776,8 +918,8 @@ impl SendLoop {
 
     /// Counts a failed send and tells the campaign, which auto-pauses from
     /// its threshold on.
-    async fn failed(&mut self, campaign_key: &wablast_eventstore::AggregateKey) {
-        self.failures_in_a_row += 1;
+    async fn failed(&self, campaign_key: &AggregateKey) {
+        let failures = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
         let reported = self
             .context
             .aggregates
@@ -786,7 +928,7 @@ impl SendLoop {
                 campaign_key,
                 CampaignCommand::ReportConsecutiveFailures {
                     session_id: self.session,
-                    failures: self.failures_in_a_row,
+                    failures,
                     at: self.context.clock.now(),
                 },
                 &self.metadata(),
@@ -799,8 +941,8 @@ impl SendLoop {
                     .iter()
                     .any(|e| matches!(e.payload, CampaignEvent::CampaignAutoPaused { .. }))
                 {
-                    warn!(session = %self.session, failures = self.failures_in_a_row, "campaign auto-paused after failures in a row");
-                    self.failures_in_a_row = 0;
+                    warn!(session = %self.session, failures, "campaign auto-paused after failures in a row");
+                    self.failures_in_a_row.store(0, Ordering::Relaxed);
                 }
             }
             Err(err) => debug!(error = %err, "failures not reported"),

@@ -4,8 +4,7 @@
 //! The campaign fan-out puts one [`SendCommand`] per queued message on the
 //! subject of the session meant to send it; the engine running that session
 //! takes them in order through one durable consumer per session
-//! (`send-<session>`, one message out at a time) and acknowledges each once
-//! its outcome is recorded. The queue says *what to try next*; the message
+//! (`send-<session>`) and acknowledges each once its outcome is recorded. The queue says *what to try next*; the message
 //! aggregate says *what happened*, so a command delivered twice (a
 //! redelivery, a fan-out that resumed after a crash) finds its message past
 //! `queued` and is dropped: nothing is sent twice.
@@ -45,6 +44,10 @@ impl SendQueue {
     /// the session's next consumer (the loop reports progress while it
     /// waits, so this only covers an engine that died).
     pub const ACK_WAIT: Duration = Duration::from_secs(15);
+
+    /// Commands a session's consumer hands out before the first is
+    /// answered: the one being admitted and the sends under way.
+    pub const MAX_TAKEN: usize = 64;
 
     /// Opens the queue, creating its stream (`<prefix>_SENDS`) if needed.
     pub async fn open(jetstream: &js::Context, prefix: &Prefix) -> Result<Self, EventStoreError> {
@@ -109,7 +112,8 @@ impl SendQueue {
         format!("send-{session}")
     }
 
-    /// The session's consumer: its commands in order, one out at a time.
+    /// The session's consumer: its commands in order, at most
+    /// [`SendQueue::MAX_TAKEN`] out at a time.
     pub async fn consumer(
         &self,
         tenant: TenantId,
@@ -126,7 +130,7 @@ impl SendQueue {
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: Self::ACK_WAIT,
                     max_deliver: -1,
-                    max_ack_pending: 1,
+                    max_ack_pending: Self::MAX_TAKEN as i64,
                     ..Default::default()
                 },
             )

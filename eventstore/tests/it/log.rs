@@ -290,6 +290,72 @@ async fn a_long_history_loads_completely_and_in_order() {
     assert_eq!(handler.load(&neighbour).await.unwrap().aggregate.total, 100);
 }
 
+/// Consumers on the stream of `aggregate_type` now.
+async fn consumers(t: &TestLog, aggregate_type: &str) -> usize {
+    let name = t.log.stream_name_of(aggregate_type).unwrap().to_owned();
+    let mut stream = t.log.stream(&name).unwrap().clone();
+    stream.info().await.unwrap().state.consumer_count
+}
+
+#[tokio::test]
+async fn a_short_history_is_read_back_by_its_links_and_an_unlinked_one_through_a_consumer() {
+    use wablast_eventstore::command::SnapshotPolicy;
+    let t = TestLog::new().await;
+    // No snapshots anywhere: every load reads the history.
+    let bare = SnapshotPolicy {
+        version: 1,
+        every: 0,
+        cache_capacity: 0,
+    };
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ()).with_snapshots(bare);
+    let linked = key("t1");
+    let neighbour = key("t1");
+    for i in 1..=5 {
+        handler
+            .execute(&linked, CounterCommand::Add(i), &meta())
+            .await
+            .unwrap();
+        handler
+            .execute(&neighbour, CounterCommand::Add(1), &meta())
+            .await
+            .unwrap();
+    }
+    let loaded = handler.load(&linked).await.unwrap();
+    assert_eq!((loaded.aggregate.total, loaded.sequence), (15, 5));
+    assert_gap_free(&t, &linked, 5).await;
+    assert_eq!(
+        consumers(&t, "counter").await,
+        0,
+        "read with direct gets, no consumer"
+    );
+
+    // Commits written without links (as before they had them): the same
+    // state, read through a consumer.
+    let unlinked = key("t1");
+    let subject = t.log.prefix().aggregate_subject("counter", &unlinked);
+    let mut last = 0;
+    for i in 1..=3u64 {
+        let payload = serde_json::to_vec(&added(&unlinked, i, 2, 2 * i as i64)).unwrap();
+        let ack = t
+            .log
+            .jetstream()
+            .send_publish(
+                subject.clone(),
+                async_nats::jetstream::message::PublishMessage::build()
+                    .payload(payload.into())
+                    .expected_last_subject_sequence(last),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        last = ack.sequence;
+    }
+    let loaded = handler.load(&unlinked).await.unwrap();
+    assert_eq!((loaded.aggregate.total, loaded.sequence), (6, 3));
+    assert_eq!(loaded.stream_sequence, last);
+}
+
 #[tokio::test]
 async fn replay_from_zero_returns_every_event_of_every_aggregate_in_log_order() {
     let t = TestLog::new().await;

@@ -1,0 +1,160 @@
+//! What changed lately on the log, as its subjects tell: lets a send loop
+//! keep the campaign, session, schedule and wallet it reads for every
+//! message until one of them changes, instead of asking the log each time.
+//!
+//! The engine listens (plain NATS, no consumer) to the commits of a few
+//! aggregate types and counts them per tenant and type. A reader notes the
+//! count before it loads, and its copy is current while the count stays
+//! the same. A notice can be lost (a reconnect) or arrive a moment after
+//! its commit, so a copy is also only trusted for [`Changes::MAX_AGE`]: a
+//! loop may act on a state at most that old, as it may act on one a moment
+//! old when it reads first and writes after.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cqrs_es::{Aggregate, AggregateError};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use wablast_domain::types::TenantId;
+use wablast_eventstore::{AggregateKey, CommandHandler, Loaded, Prefix};
+
+/// Commits seen per tenant and aggregate type.
+#[derive(Clone, Default)]
+pub struct Changes {
+    seen: Arc<Mutex<HashMap<(TenantId, &'static str), u64>>>,
+}
+
+impl Changes {
+    /// How long a copy is trusted without a notice of change.
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// Listens to the commits of `types` until `stop`. The subscription is
+    /// made before this returns, so a reader that notes a count after it
+    /// sees every later change.
+    pub async fn watch(
+        &self,
+        client: &async_nats::Client,
+        prefix: &Prefix,
+        types: &[&'static str],
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, async_nats::SubscribeError> {
+        let mut subscriptions = Vec::with_capacity(types.len());
+        for &aggregate_type in types {
+            let subject = prefix.aggregate_type_subjects(aggregate_type);
+            let subscription = client.subscribe(subject).await?;
+            subscriptions.push(subscription.map(move |message| (aggregate_type, message)));
+        }
+        let mut notices = futures::stream::select_all(subscriptions);
+        let changes = self.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    notice = notices.next() => match notice {
+                        Some((aggregate_type, message)) => changes.noticed(aggregate_type, &message.subject),
+                        None => {
+                            warn!("commit notices ended; send loops read the log for every message");
+                            return;
+                        }
+                    },
+                }
+            }
+        }))
+    }
+
+    /// Counts a commit on `subject` (`<prefix>.ev.<tenant>.<type>.<id>`).
+    fn noticed(&self, aggregate_type: &'static str, subject: &str) {
+        let Some(tenant) = subject
+            .rsplit('.')
+            .nth(2)
+            .and_then(|t| t.parse::<TenantId>().ok())
+        else {
+            return;
+        };
+        *self
+            .seen
+            .lock()
+            .expect("changes lock")
+            .entry((tenant, aggregate_type))
+            .or_default() += 1;
+    }
+
+    /// The count of commits seen on `tenant`'s aggregates of `A`.
+    fn count<A: Aggregate>(&self, tenant: TenantId) -> u64 {
+        self.seen
+            .lock()
+            .expect("changes lock")
+            .get(&(tenant, A::TYPE))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A copy of an aggregate kept by a reader, with what tells whether it is
+/// still current.
+pub struct Kept<A> {
+    loaded: Loaded<A>,
+    count: u64,
+    at: Instant,
+}
+
+impl Changes {
+    /// The aggregate at `key` of `tenant`, from `kept` while no commit on
+    /// the tenant's aggregates of its type was seen since (and the copy is
+    /// young), else read again (one direct get when it did not change
+    /// after all).
+    pub async fn current<A: Aggregate + Clone>(
+        &self,
+        handler: &CommandHandler<A>,
+        tenant: TenantId,
+        key: &AggregateKey,
+        kept: &mut Option<Kept<A>>,
+    ) -> Result<A, AggregateError<A::Error>> {
+        let count = self.count::<A>(tenant);
+        if let Some(copy) = kept.as_ref()
+            && copy.count == count
+            && copy.at.elapsed() < Self::MAX_AGE
+        {
+            return Ok(copy.loaded.aggregate.clone());
+        }
+        let loaded = handler
+            .reload(key, kept.take().map(|copy| copy.loaded))
+            .await?;
+        let aggregate = loaded.aggregate.clone();
+        *kept = Some(Kept {
+            loaded,
+            count,
+            at: Instant::now(),
+        });
+        Ok(aggregate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_counted_per_tenant_and_type() {
+        let changes = Changes::default();
+        let (a, b) = (TenantId::new(), TenantId::new());
+        changes.noticed(
+            "campaign",
+            &format!("wb.ev.{a}.campaign.{}", uuid::Uuid::nil()),
+        );
+        changes.noticed(
+            "campaign",
+            &format!("wb.ev.{a}.campaign.{}", uuid::Uuid::nil()),
+        );
+        changes.noticed("wallet", &format!("wb.ev.{b}.wallet.{b}"));
+        changes.noticed("wallet", "wb.ev.not-a-tenant.wallet.x");
+        let seen = changes.seen.lock().unwrap();
+        assert_eq!(seen.get(&(a, "campaign")), Some(&2));
+        assert_eq!(seen.get(&(b, "wallet")), Some(&1));
+        assert_eq!(seen.get(&(a, "wallet")), None);
+        assert_eq!(seen.len(), 2);
+    }
+}
