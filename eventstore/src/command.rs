@@ -256,6 +256,32 @@ impl<A: Aggregate> CommandHandler<A> {
         Ok(loaded)
     }
 
+    /// The aggregate as its first commit, at `stream_sequence`, left it,
+    /// for a caller told where that commit is and that it is likely still
+    /// the last (a send command carries where its message was queued). The
+    /// read is by sequence, not a search for the aggregate's last commit; a
+    /// state that turns out stale costs a conflict on the next append, which
+    /// [`CommandHandler::execute_on`] decides again on a fresh load. When
+    /// the commit is not the aggregate's first, it is loaded as usual.
+    pub async fn load_created_at(
+        &self,
+        key: &AggregateKey,
+        stream_sequence: u64,
+    ) -> Result<Loaded<A>, AggregateError<A::Error>> {
+        match self.log.commit_at(A::TYPE, key, stream_sequence).await? {
+            Some(commit) if commit.first_sequence() == 1 => {
+                let mut loaded = Loaded {
+                    aggregate: A::default(),
+                    sequence: 0,
+                    stream_sequence: 0,
+                };
+                self.fold(&mut loaded, vec![(stream_sequence, commit)])?;
+                Ok(loaded)
+            }
+            _ => self.load(key).await,
+        }
+    }
+
     fn fold(
         &self,
         loaded: &mut Loaded<A>,
@@ -450,7 +476,8 @@ impl<A: Aggregate> CommandHandler<A> {
     /// Runs a command that creates an aggregate, without reading the log:
     /// it is decided on the aggregate's default state and committed only if
     /// the aggregate has no commit yet. For creations in bulk (a campaign's
-    /// messages), where reading first would double the round trips.
+    /// messages), where reading first would double the round trips; the
+    /// state is not kept in memory either (one commit loads in one get).
     ///
     /// # Returns
     /// `None` when the aggregate exists already (a creation repeated by a
@@ -466,7 +493,7 @@ impl<A: Aggregate> CommandHandler<A> {
             sequence: 0,
             stream_sequence: 0,
         };
-        match self.decide(key, new, command, metadata, true).await {
+        match self.decide(key, new, command, metadata, false).await {
             Err(AggregateError::AggregateConflict) => Ok(None),
             result => result.map(|(committed, _)| Some(committed)),
         }

@@ -395,6 +395,27 @@ impl EventLog {
         }
     }
 
+    /// The commit at `stream_sequence`, if it is one of the aggregate's (one
+    /// direct get by sequence, which does not search the stream by
+    /// subject).
+    pub async fn commit_at(
+        &self,
+        aggregate_type: &str,
+        key: &AggregateKey,
+        stream_sequence: u64,
+    ) -> Result<Option<Commit>, EventStoreError> {
+        let stream = self.stream_of(aggregate_type)?;
+        let subject = self.inner.prefix.aggregate_subject(aggregate_type, key);
+        match stream.direct_get(stream_sequence).await {
+            Ok(message) if message.subject.as_str() == subject => {
+                Ok(Some(decode(stream_sequence, &message.payload)?))
+            }
+            Ok(_) => Ok(None),
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(err) => Err(EventStoreError::nats(err)),
+        }
+    }
+
     /// The commits of an aggregate after stream sequence `after` up to and
     /// including `tip`, oldest first: read backwards from the tip, one
     /// direct get per commit, while the commits name the one before them

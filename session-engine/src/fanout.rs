@@ -195,6 +195,7 @@ impl FanOut {
             )
             .await
             .map_err(WorkError::retryable)?;
+        let queued_at = created.as_ref().map(|committed| committed.stream_sequence);
         let sender = if created.is_some() {
             sender
         } else {
@@ -216,6 +217,7 @@ impl FanOut {
             tenant_id: tenant,
             campaign_id,
             message_id,
+            queued_at,
         };
         self.queue
             .publish(sender, &command)
@@ -326,7 +328,7 @@ impl FanOut {
                 let to = senders[*next % senders.len()];
                 *next += 1;
                 self.queue
-                    .publish(to, &command)
+                    .publish(to, &command.moved())
                     .await
                     .map_err(WorkError::retryable)?
                     .await

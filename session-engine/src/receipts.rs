@@ -21,9 +21,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt};
 use tracing::{debug, warn};
-use wablast_domain::message::{MessageCommand, Receipt as MessageReceipt};
+use wablast_domain::message::{Message, MessageCommand, Receipt as MessageReceipt};
 use wablast_domain::types::{MessageId, SessionId, TenantId};
-use wablast_eventstore::{Actor, CommandMetadata, EventStoreError, Prefix};
+use wablast_eventstore::{Actor, CommandMetadata, EventStoreError, Loaded, Prefix};
 
 use crate::aggregates::{Aggregates, key};
 use crate::driver::{Receipt, ReceiptKind};
@@ -35,19 +35,20 @@ pub struct ProviderIds {
     recent: Arc<Mutex<Recent>>,
 }
 
-/// The latest ids remembered by this engine, oldest forgotten first.
+/// The latest ids remembered by this engine, oldest forgotten first, with
+/// the state of their messages as the send left them.
 #[derive(Debug, Default)]
 struct Recent {
-    ids: HashMap<String, MessageId>,
+    ids: HashMap<String, (MessageId, Option<Loaded<Message>>)>,
     order: VecDeque<String>,
 }
 
 impl Recent {
     /// Ids kept in memory at most.
-    const CAPACITY: usize = 50_000;
+    const CAPACITY: usize = 20_000;
 
-    fn insert(&mut self, entry: String, message: MessageId) {
-        if self.ids.insert(entry.clone(), message).is_none() {
+    fn insert(&mut self, entry: String, message: MessageId, state: Option<Loaded<Message>>) {
+        if self.ids.insert(entry.clone(), (message, state)).is_none() {
             self.order.push_back(entry);
             while self.order.len() > Self::CAPACITY {
                 if let Some(oldest) = self.order.pop_front() {
@@ -85,23 +86,51 @@ impl ProviderIds {
         )
     }
 
-    /// Remembers that `session` sent `message` as `provider_message_id`.
+    /// Remembers that `session` sent `message` as `provider_message_id`;
+    /// `state`: the message as the send left it, so that its first receipt
+    /// decides on it without reading the log.
     pub async fn remember(
         &self,
         session: SessionId,
         provider_message_id: &str,
         message: MessageId,
+        state: Option<Loaded<Message>>,
     ) -> Result<(), EventStoreError> {
         let entry = Self::entry(session, provider_message_id);
         self.recent
             .lock()
             .expect("provider ids lock")
-            .insert(entry.clone(), message);
+            .insert(entry.clone(), message, state);
         self.bucket
             .put(entry, message.to_string().into())
             .await
             .map(|_| ())
             .map_err(EventStoreError::nats)
+    }
+
+    /// The message `session` sent as `provider_message_id`, as this engine
+    /// remembers it (with the state it kept, taken out), if it does.
+    fn recalled(
+        &self,
+        session: SessionId,
+        provider_message_id: &str,
+    ) -> Option<(MessageId, Option<Loaded<Message>>)> {
+        let mut recent = self.recent.lock().expect("provider ids lock");
+        let (message, state) = recent
+            .ids
+            .get_mut(&Self::entry(session, provider_message_id))?;
+        Some((*message, state.take()))
+    }
+
+    /// Keeps a message's state after a receipt, for the next one.
+    fn keep(&self, session: SessionId, provider_message_id: &str, state: Loaded<Message>) {
+        let mut recent = self.recent.lock().expect("provider ids lock");
+        if let Some((_, kept)) = recent
+            .ids
+            .get_mut(&Self::entry(session, provider_message_id))
+        {
+            *kept = Some(state);
+        }
     }
 
     /// The message `session` sent as `provider_message_id`, if known.
@@ -110,19 +139,12 @@ impl ProviderIds {
         session: SessionId,
         provider_message_id: &str,
     ) -> Result<Option<MessageId>, EventStoreError> {
-        let entry = Self::entry(session, provider_message_id);
-        if let Some(message) = self
-            .recent
-            .lock()
-            .expect("provider ids lock")
-            .ids
-            .get(&entry)
-        {
-            return Ok(Some(*message));
+        if let Some((message, _)) = self.recalled(session, provider_message_id) {
+            return Ok(Some(message));
         }
         let value = self
             .bucket
-            .get(entry)
+            .get(Self::entry(session, provider_message_id))
             .await
             .map_err(EventStoreError::nats)?;
         Ok(value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
@@ -131,8 +153,11 @@ impl ProviderIds {
 
 /// How long a receipt waits for its message's id to be known (a receipt
 /// can overtake the send's own bookkeeping).
-const FIND_ATTEMPTS: u32 = 20;
-const FIND_PAUSE: Duration = Duration::from_millis(100);
+const FIND_ATTEMPTS: u32 = 40;
+const FIND_PAUSE: Duration = Duration::from_millis(50);
+/// Attempts that only look in this engine's memory: a receipt that follows
+/// a send at once is found there as soon as the send is recorded.
+const FIND_LOCAL: u32 = 5;
 
 /// Messages whose receipts are recorded side by side, per session.
 const RECORDING_AT_ONCE: usize = 32;
@@ -211,10 +236,18 @@ pub async fn record(
         }
     };
     let mut attempt = 0;
-    let message = loop {
+    let (message, mut known) = loop {
         attempt += 1;
-        match ids.find(session, &receipt.provider_message_id).await? {
-            Some(message) => break message,
+        let found = match ids.recalled(session, &receipt.provider_message_id) {
+            Some(found) => Some(found),
+            None if attempt > FIND_LOCAL => ids
+                .find(session, &receipt.provider_message_id)
+                .await?
+                .map(|message| (message, None)),
+            None => None,
+        };
+        match found {
+            Some(found) => break found,
             None if attempt < FIND_ATTEMPTS => tokio::time::sleep(FIND_PAUSE).await,
             None => {
                 debug!(%session, id = %receipt.provider_message_id, "receipt of a message not sent by wablast");
@@ -226,12 +259,24 @@ pub async fn record(
         receipt: kind,
         at: receipt.at,
     };
-    if let Err(err) = aggregates
+    // On the state the send left when this engine sent it (the log is read
+    // only if the message changed since), else as the log has it.
+    match aggregates
         .messages
-        .execute(&key(tenant, message), command, &CommandMetadata::new(actor))
+        .execute_on(
+            &key(tenant, message),
+            &mut known,
+            command,
+            &CommandMetadata::new(actor),
+        )
         .await
     {
-        debug!(error = %err, %message, "receipt not recorded");
+        Ok(_) => {
+            if let Some(state) = known {
+                ids.keep(session, &receipt.provider_message_id, state);
+            }
+        }
+        Err(err) => debug!(error = %err, %message, "receipt not recorded"),
     }
     Ok(())
 }

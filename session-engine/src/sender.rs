@@ -369,7 +369,18 @@ impl SendLoop {
                 return Ok(Admission::Step(Step::Stopped));
             }
             // 1. Does the message still wait, and may its campaign send?
-            let known_message = aggregates.messages.load(&message_key).await?;
+            // A command delivered for the first time finds its message where
+            // the fan-out queued it; one that came back reads the log.
+            let first_delivery = held.info().is_ok_and(|info| info.delivered == 1);
+            let known_message = match command.queued_at {
+                Some(at) if first_delivery => {
+                    aggregates
+                        .messages
+                        .load_created_at(&message_key, at)
+                        .await?
+                }
+                _ => aggregates.messages.load(&message_key).await?,
+            };
             let message = known_message.aggregate.clone();
             match message.status() {
                 Some(MessageStatus::Queued) => {}
@@ -784,7 +795,12 @@ impl Sender {
                 if let Err(err) = self
                     .context
                     .provider_ids
-                    .remember(self.session, &sent.provider_message_id, command.message_id)
+                    .remember(
+                        self.session,
+                        &sent.provider_message_id,
+                        command.message_id,
+                        known_message.take(),
+                    )
                     .await
                 {
                     warn!(error = %err, message = %command.message_id, "provider id not kept: its receipts will be missed");
@@ -909,7 +925,7 @@ impl Sender {
         let pick = (command.message_id.as_uuid().as_u128() % senders.len() as u128) as usize;
         self.context
             .queue
-            .publish(senders[pick], &command)
+            .publish(senders[pick], &command.moved())
             .await?
             .await
             .map_err(EventStoreError::nats)?;

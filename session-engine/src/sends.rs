@@ -29,6 +29,22 @@ pub struct SendCommand {
     pub campaign_id: CampaignId,
     /// The message (its aggregate holds the recipient and the status).
     pub message_id: MessageId,
+    /// Where the fan-out queued the message on the log (its first commit's
+    /// stream sequence), so that the first delivery of the command reads
+    /// the message there instead of searching for its last commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<u64>,
+}
+
+impl SendCommand {
+    /// The command as given to another sender: the message may have moved
+    /// on since it was queued, so it is read from the log there.
+    pub fn moved(self) -> Self {
+        Self {
+            queued_at: None,
+            ..self
+        }
+    }
 }
 
 /// The send queue of an installation.

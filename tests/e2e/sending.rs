@@ -485,7 +485,7 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
         .unwrap();
     for row in 1..=12 {
         let message_id = fanout::message_id(campaign, row);
-        messages
+        let queued = messages
             .create(
                 &AggregateKey::new(tenant, message_id).unwrap(),
                 MessageCommand::QueueMessage {
@@ -507,6 +507,8 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
                 tenant_id: tenant,
                 campaign_id: campaign,
                 message_id,
+                // Half told where the message is, half to look it up.
+                queued_at: (row % 2 == 0).then_some(queued.stream_sequence),
             };
             queue
                 .publish(sender, &command)

@@ -794,6 +794,51 @@ async fn an_aggregate_can_be_found_by_id_without_knowing_its_tenant() {
 }
 
 #[tokio::test]
+async fn an_aggregate_read_where_it_was_created_decides_again_once_it_turns_out_stale() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    let created = handler
+        .create(&key, CounterCommand::Add(5), &meta())
+        .await
+        .unwrap()
+        .expect("created");
+
+    let at_creation = handler
+        .load_created_at(&key, created.stream_sequence)
+        .await
+        .unwrap();
+    assert_eq!((at_creation.aggregate.total, at_creation.sequence), (5, 1));
+    assert_eq!(at_creation.stream_sequence, created.stream_sequence);
+
+    // It moved on: the state read where it was created is stale, and the
+    // command decided on it is decided again on what the log holds.
+    handler
+        .execute(&key, CounterCommand::Add(10), &meta())
+        .await
+        .unwrap();
+    let mut known = Some(
+        handler
+            .load_created_at(&key, created.stream_sequence)
+            .await
+            .unwrap(),
+    );
+    handler
+        .execute_on(&key, &mut known, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 16);
+    assert_gap_free(&t, &key, 3).await;
+
+    // A sequence that is not the aggregate's first commit: loaded as usual.
+    let elsewhere = handler
+        .load_created_at(&key, created.stream_sequence + 1)
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.aggregate.total, 16);
+}
+
+#[tokio::test]
 async fn a_writer_keeping_its_state_commits_on_it_and_catches_up_with_other_writers() {
     let t = TestLog::new().await;
     let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
