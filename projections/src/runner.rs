@@ -560,6 +560,13 @@ pub(crate) enum Gap {
         /// The one received.
         got: u64,
     },
+    /// Nothing more came though the consumer had more to deliver: the
+    /// last messages may have been lost on the way.
+    #[error("consumer sequence {expected} never came")]
+    Silent {
+        /// The consumer sequence due.
+        expected: u64,
+    },
     /// A message delivered again (its acknowledgement was late or lost):
     /// what the consumer delivered since is no longer in order.
     #[error("consumer sequence {got} delivered {delivered} times")]
@@ -577,6 +584,13 @@ impl Deliveries {
     pub(crate) fn after(delivered: u64) -> Self {
         Self {
             next: delivered + 1,
+        }
+    }
+
+    /// The gap if nothing more comes.
+    pub(crate) fn silent(&self) -> Gap {
+        Gap::Silent {
+            expected: self.next,
         }
     }
 
