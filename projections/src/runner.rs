@@ -14,6 +14,15 @@
 //! are still folded one at a time, in order, and each is acknowledged only
 //! once its transaction has committed.
 //!
+//! A projection of one aggregate type catches up through a consumer that
+//! delivers only that type (most of a stream is other types, and every
+//! delivery costs the server and the runner). Its stream sequences skip the
+//! others, so the end of the backlog is asked of the server: once the
+//! consumer has delivered everything and the runner has read all of it, the
+//! checkpoint moves to the stream's last sequence as of before the
+//! question. From there it reads everything again, so that its checkpoint
+//! keeps following the stream's end (read-your-writes, lag).
+//!
 //! - A crash after the commit and before the ack: the batch comes back and
 //!   every commit in it is at or below the checkpoint, so none is applied
 //!   again.
@@ -30,7 +39,7 @@
 //!   with messages out): it is recreated at the checkpoint.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use cqrs_es::persist::EventUpcaster;
@@ -195,9 +204,32 @@ impl Runner {
                     checkpoint,
                     "projecting"
                 );
-                let result = self
-                    .fold(&mut leadership, checkpoint, shutdown, until, applied)
-                    .await;
+                // A projection of one aggregate type catches up through a
+                // consumer that delivers only its type (the others are most
+                // of the log, and every delivery costs both sides), then
+                // goes on with one that delivers everything, so that its
+                // checkpoint follows the stream's end commit by commit.
+                let mut filter = self.filter();
+                let result = loop {
+                    match self
+                        .fold(
+                            &mut leadership,
+                            checkpoint,
+                            filter.as_deref(),
+                            shutdown,
+                            until,
+                            applied,
+                        )
+                        .await
+                    {
+                        Ok(Some(reached)) if filter.is_some() && !Self::reached(until, reached) => {
+                            checkpoint = reached;
+                            filter = None;
+                        }
+                        Ok(_) => break Ok(()),
+                        Err(err) => break Err(err),
+                    }
+                };
                 // Closing the connection releases the lock whatever happened.
                 let _ = leadership.close().await;
                 return result;
@@ -213,21 +245,42 @@ impl Runner {
         }
     }
 
-    /// The durable consumer at the checkpoint, and the consumer sequence it
-    /// delivered last.
-    async fn consumer(&self, checkpoint: u64) -> Result<(pull::Stream, u64), ProjectionError> {
-        let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
-        let durable = format!(
+    /// The subjects of the projection's one aggregate type, if it folds
+    /// only one.
+    fn filter(&self) -> Option<String> {
+        match self.projection.aggregate_types() {
+            Some([only]) => Some(self.log.prefix().aggregate_type_subjects(only)),
+            _ => None,
+        }
+    }
+
+    fn durable(&self) -> String {
+        format!(
             "{}_{}",
             self.options.consumer_prefix,
             self.projection.name()
-        );
+        )
+    }
+
+    /// The durable consumer at the checkpoint, delivering the subjects of
+    /// `filter` (none: all), and the consumer sequence it delivered last.
+    async fn consumer(
+        &self,
+        checkpoint: u64,
+        filter: Option<&str>,
+    ) -> Result<(pull::Stream, u64), ProjectionError> {
+        let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
+        let durable = self.durable();
+        let filter = filter.unwrap_or_default();
         // The checkpoint is the truth. A consumer that does not stand at it
         // (ahead: the tables were recreated or restored; messages out
         // unanswered: the previous writer died, and they would only come
-        // back after the ack wait) is recreated there.
+        // back after the ack wait; a filter moved it past its last
+        // message) is recreated there, as is one with another filter.
         if let Ok(info) = stream.consumer_info(&durable).await
-            && (info.ack_floor.stream_sequence != checkpoint || info.num_ack_pending > 0)
+            && (info.ack_floor.stream_sequence != checkpoint
+                || info.num_ack_pending > 0
+                || info.config.filter_subject != filter)
         {
             debug!(projection = self.projection.name(), consumer = %durable,
                 acked = info.ack_floor.stream_sequence, pending = info.num_ack_pending, checkpoint,
@@ -253,6 +306,7 @@ impl Runner {
                     ack_wait: Duration::from_secs(60),
                     max_deliver: -1,
                     max_ack_pending: 100_000,
+                    filter_subject: filter.to_owned(),
                     ..Default::default()
                 },
             )
@@ -277,15 +331,33 @@ impl Runner {
         Ok((messages, delivered))
     }
 
+    /// Folds batches from the checkpoint on, until done or interrupted.
+    ///
+    /// # Returns
+    /// With a `filter`, the checkpoint at the stream's end once everything
+    /// it delivers is folded (`None` otherwise).
     async fn fold(
         &self,
         leadership: &mut PgConnection,
         mut checkpoint: u64,
+        filter: Option<&str>,
         shutdown: &CancellationToken,
         until: Until,
         applied: &mut u64,
-    ) -> Result<(), ProjectionError> {
-        let (messages, delivered) = self.consumer(checkpoint).await?;
+    ) -> Result<Option<u64>, ProjectionError> {
+        let (messages, delivered) = self.consumer(checkpoint, filter).await?;
+        let filtered = match filter {
+            Some(_) => Some(Filtered {
+                stream: self
+                    .log
+                    .stream(&self.stream.full_name(self.log.prefix()))?
+                    .clone(),
+                durable: self.durable(),
+                check_now: false,
+                in_flight: None,
+            }),
+            None => None,
+        };
         // Reading and decoding the next batches goes on while this one is
         // folded: the reader keeps one CPU busy while PostgreSQL works.
         let (sender, mut batches) = mpsc::channel(READ_AHEAD);
@@ -298,6 +370,7 @@ impl Runner {
                 batch_wait: self.options.batch_wait,
                 checkpoint,
                 deliveries: Deliveries::after(delivered),
+                filtered,
             },
             messages,
             sender,
@@ -326,7 +399,7 @@ impl Runner {
             // Whoever lost the lock's connection is no longer the writer.
             sqlx::query("select 1").execute(&mut *leadership).await?;
 
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             if batch.last > checkpoint {
                 let mut delay = self.options.retry_delay;
                 loop {
@@ -348,7 +421,7 @@ impl Runner {
                         Err(err) if err.is_retryable() => {
                             warn!(projection = self.projection.name(), error = %err, "batch not applied; trying again");
                             tokio::select! {
-                                () = shutdown.cancelled() => return Ok(()),
+                                () = shutdown.cancelled() => return Ok(None),
                                 () = tokio::time::sleep(delay) => {}
                             }
                             delay = (delay * 2).min(self.options.max_retry_delay);
@@ -361,20 +434,25 @@ impl Runner {
                 }
             }
             let name = self.projection.name();
-            let last_message = batch.last_message;
-            acks.spawn(async move {
-                if let Err(err) = last_message.double_ack().await {
-                    // Committed already: the batch may come back and is skipped.
-                    warn!(projection = name, error = %err, "batch applied but not acknowledged");
-                }
-            });
+            if let Some(last_message) = batch.last_message {
+                acks.spawn(async move {
+                    if let Err(err) = last_message.double_ack().await {
+                        // Committed already: the batch may come back and is skipped.
+                        warn!(projection = name, error = %err, "batch applied but not acknowledged");
+                    }
+                });
+            }
             debug!(projection = name, stream = self.stream.name(), commits = batch.commits,
                 events = batch.events.len(), elapsed = ?started.elapsed(), "batch projected");
+            if batch.caught_up {
+                while acks.join_next().await.is_some() {}
+                return Ok(Some(checkpoint));
+            }
         }
         // The last acknowledgements confirmed (or failed) before leaving, so
         // that the consumer stands at the checkpoint for whoever comes next.
         while acks.join_next().await.is_some() {}
-        Ok(())
+        Ok(None)
     }
 
     /// A batch failed on an event the projection cannot fold: applies the
@@ -407,6 +485,10 @@ impl Runner {
     }
 }
 
+/// How long messages a consumer delivered may take to arrive before they
+/// are taken as lost.
+const LOST_AFTER: Duration = Duration::from_secs(2);
+
 /// Batches read ahead of the one being folded.
 const READ_AHEAD: usize = 2;
 
@@ -421,8 +503,11 @@ struct Batch {
     /// Commits (messages) in it.
     commits: usize,
     /// Its last message: acknowledging it acknowledges the batch
-    /// (`AckPolicy::All`).
-    last_message: async_nats::jetstream::Message,
+    /// (`AckPolicy::All`). None: no message, only the checkpoint moves.
+    last_message: Option<async_nats::jetstream::Message>,
+    /// A filtered consumer delivered everything up to `last`, the stream's
+    /// end: the reader stops after it.
+    caught_up: bool,
 }
 
 /// What the reader of a runner needs.
@@ -433,6 +518,19 @@ struct Reader {
     batch_wait: Duration,
     checkpoint: u64,
     deliveries: Deliveries,
+    filtered: Option<Filtered>,
+}
+
+/// A consumer with a filter: the stream sequences it delivers skip the
+/// other subjects, so reaching the stream's end is asked of the server.
+struct Filtered {
+    stream: async_nats::jetstream::stream::Stream,
+    durable: String,
+    /// The last message read had nothing behind it: ask before waiting.
+    check_now: bool,
+    /// What the reader had read when the consumer last said it had
+    /// delivered more, and since when.
+    in_flight: Option<(u64, Instant)>,
 }
 
 /// Reads the consumer's messages into batches of whole commits, decodes
@@ -450,8 +548,8 @@ async fn read_batches(
             Ok(None) => continue,
             Err(err) => Err(err),
         };
-        let failed = batch.is_err();
-        if batches.send(batch).await.is_err() || failed {
+        let done = batch.as_ref().map_or(true, |b| b.caught_up);
+        if batches.send(batch).await.is_err() || done {
             return;
         }
     }
@@ -463,7 +561,22 @@ impl Reader {
         &mut self,
         messages: &mut pull::Stream,
     ) -> Result<Option<Batch>, ProjectionError> {
-        let first = match messages.next().await {
+        let next = match &mut self.filtered {
+            None => messages.next().await,
+            Some(filtered) => {
+                if std::mem::take(&mut filtered.check_now)
+                    && let Some(end) = self.caught_up().await?
+                {
+                    return Ok(Some(end));
+                }
+                match tokio::time::timeout(self.batch_wait, messages.next()).await {
+                    Ok(next) => next,
+                    // Nothing came: maybe nothing more is there.
+                    Err(_) => return self.caught_up().await,
+                }
+            }
+        };
+        let first = match next {
             Some(Ok(message)) => message,
             Some(Err(err)) => {
                 debug!(projection = self.projection.name(), error = %err, "consumer hiccup");
@@ -500,6 +613,9 @@ impl Reader {
             };
             commits += 1;
             last = last.max(sequence);
+            if let Some(filtered) = &mut self.filtered {
+                filtered.check_now = !backlog;
+            }
             if sequence > self.checkpoint {
                 decode_commit(
                     self.projection.as_ref(),
@@ -531,7 +647,63 @@ impl Reader {
             events,
             last,
             commits,
-            last_message,
+            last_message: Some(last_message),
+            caught_up: false,
+        }))
+    }
+
+    /// With a filter: if the consumer has delivered everything it has and
+    /// the reader has read all of it, a batch that moves the checkpoint to
+    /// the stream's end as it was before the consumer said so (every
+    /// matching commit up to there is in the batches handed on before).
+    async fn caught_up(&mut self) -> Result<Option<Batch>, ProjectionError> {
+        let Some(filtered) = &mut self.filtered else {
+            return Ok(None);
+        };
+        let end = filtered
+            .stream
+            .get_info()
+            .await
+            .map_err(EventStoreError::nats)?
+            .state
+            .last_sequence;
+        let info = filtered
+            .stream
+            .consumer_info(&filtered.durable)
+            .await
+            .map_err(EventStoreError::nats)?;
+        let delivered = info.delivered.consumer_sequence;
+        let read = self.deliveries.next - 1;
+        if delivered > read {
+            // Still on the way; still so a while later, with nothing read
+            // meanwhile: lost on the way.
+            let since = match filtered.in_flight {
+                Some((before, since)) if before == read => since,
+                _ => Instant::now(),
+            };
+            if since.elapsed() >= LOST_AFTER {
+                return Err(EventStoreError::Nats(
+                    format!(
+                        "{}: read again from the checkpoint",
+                        self.deliveries.silent()
+                    )
+                    .into(),
+                )
+                .into());
+            }
+            filtered.in_flight = Some((read, since));
+            return Ok(None);
+        }
+        filtered.in_flight = None;
+        if info.num_pending > 0 {
+            return Ok(None);
+        }
+        Ok(Some(Batch {
+            events: Vec::new(),
+            last: end,
+            commits: 0,
+            last_message: None,
+            caught_up: true,
         }))
     }
 }
