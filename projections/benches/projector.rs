@@ -14,6 +14,10 @@
 //!   `NAMES`): wall time and log events/s, against the target (< 30 s for
 //!   1,000,000 events).
 //!
+//! (2) and (3) also print the CPU seconds the bench process (the
+//! projector), nats-server and PostgreSQL used, and the whole machine's: on
+//! a machine shared with other work, the wall times alone say little.
+//!
 //! ```text
 //! cargo bench -p wablast-projections --bench projector
 //! BENCH_QUICK=1 cargo bench -p wablast-projections --bench projector
@@ -28,7 +32,8 @@
 //! (events of (2) and (3)), `BENCH_RAW_ROWS` (rows per batch size in (1)),
 //! `BENCH_SEED` (the history's seed), `BENCH_IN_FLIGHT` (appends
 //! outstanding in (2)), `BENCH_POOL` (PostgreSQL connections of the
-//! projector).
+//! projector), `RUST_LOG` (tracing output, e.g. `wablast_projections=debug`
+//! for every batch).
 //!
 //! Everything is created fresh (a database `wablast_test_<hex>`, streams
 //! under a prefix `bench<hex>`) and dropped at the end, also when a phase
