@@ -14,6 +14,10 @@
 //!   `NAMES`): wall time and log events/s, against the target (< 30 s for
 //!   1,000,000 events).
 //!
+//! (2) and (3) also print the CPU seconds the bench process (the
+//! projector), nats-server and PostgreSQL used, and the whole machine's: on
+//! a machine shared with other work, the wall times alone say little.
+//!
 //! ```text
 //! cargo bench -p wablast-projections --bench projector
 //! BENCH_QUICK=1 cargo bench -p wablast-projections --bench projector
@@ -28,7 +32,8 @@
 //! (events of (2) and (3)), `BENCH_RAW_ROWS` (rows per batch size in (1)),
 //! `BENCH_SEED` (the history's seed), `BENCH_IN_FLIGHT` (appends
 //! outstanding in (2)), `BENCH_POOL` (PostgreSQL connections of the
-//! projector).
+//! projector), `RUST_LOG` (tracing output, e.g. `wablast_projections=debug`
+//! for every batch).
 //!
 //! Everything is created fresh (a database `wablast_test_<hex>`, streams
 //! under a prefix `bench<hex>`) and dropped at the end, also when a phase
@@ -140,6 +145,11 @@ impl Drop for Streams {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let settings = Settings::from_env()?;
     let nats_url = nats_url();
     let prefix = format!("bench{}", &Uuid::new_v4().simple().to_string()[..8]);
@@ -235,9 +245,11 @@ async fn run(
 
     wablast_migrations::run(&pool).await?;
     let projector = Projector::new(pool.clone(), log.clone());
+    let cpu = Cpu::now();
     let started = Instant::now();
     let applied: u64 = projector.catch_up().await?;
     let caught_up = started.elapsed();
+    let cpu = Cpu::now().since(&cpu);
     let rate = per_sec(events as f64, caught_up);
     let share = rate / raw_best.max(1.0);
     println!(
@@ -259,15 +271,18 @@ async fn run(
         share * 100.0,
         verdict(share >= TARGET_SHARE_OF_RAW)
     );
+    println!("  {}", cpu.describe(caught_up));
 
     // (3)
     println!(
         "\n-- (3) full rebuild of every projection ({}) --",
         NAMES.join(", ")
     );
+    let cpu = Cpu::now();
     let started = Instant::now();
     let report = rebuild::rebuild(&pool, &log, NAMES, None).await?;
     let rebuilt = started.elapsed();
+    let cpu = Cpu::now().since(&cpu);
     let target = TARGET_REBUILD_1M.mul_f64(events as f64 / 1_000_000.0);
     println!(
         "rebuild: {:.2} s for {} log events ({} applications summed over the projections): {} events/s",
@@ -291,10 +306,101 @@ async fn run(
         grouped(events as f64),
         verdict(rebuilt < target)
     );
+    println!("  {}", cpu.describe(rebuilt));
 
     pool.close().await;
     println!("\ndropping database {}", database.url);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// CPU time.
+// ---------------------------------------------------------------------------
+
+/// CPU seconds used so far (Linux `/proc`; zeros elsewhere): this process,
+/// nats-server, the PostgreSQL processes alive now (a backend that exited
+/// meanwhile is not counted), and the whole machine (other work included).
+#[derive(Default)]
+struct Cpu {
+    bench: f64,
+    nats: f64,
+    postgres: f64,
+    machine: f64,
+}
+
+impl Cpu {
+    fn now() -> Self {
+        let mut cpu = Self {
+            bench: Self::process("self").map_or(0.0, |(_, t)| t),
+            ..Self::default()
+        };
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name
+                    .to_str()
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                else {
+                    continue;
+                };
+                match Self::process(pid) {
+                    Some((comm, t)) if comm == "nats-server" => cpu.nats += t,
+                    Some((comm, t)) if comm == "postgres" => cpu.postgres += t,
+                    _ => {}
+                }
+            }
+        }
+        // `cpu  user nice system idle iowait irq softirq steal ...`
+        if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+            && let Some(line) = stat.lines().next()
+        {
+            let ticks: Vec<f64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let busy: f64 = ticks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+                .map(|(_, t)| t)
+                .sum();
+            cpu.machine = busy / 100.0;
+        }
+        cpu
+    }
+
+    /// A process's command name and CPU seconds (user + system).
+    fn process(pid: &str) -> Option<(String, f64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of the line, in clock ticks
+        // (100 per second on Linux).
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some((comm.to_owned(), ticks / 100.0))
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            bench: self.bench - before.bench,
+            nats: self.nats - before.nats,
+            postgres: self.postgres - before.postgres,
+            machine: self.machine - before.machine,
+        }
+    }
+
+    fn describe(&self, wall: Duration) -> String {
+        format!(
+            "CPU: projector {:.1} s, nats-server {:.1} s, PostgreSQL {:.1} s (live processes), machine {:.1} s in {:.1} s wall",
+            self.bench,
+            self.nats,
+            self.postgres,
+            self.machine,
+            wall.as_secs_f64()
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------

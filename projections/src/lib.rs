@@ -91,8 +91,9 @@ pub trait Projection: Send + Sync {
     /// The streams it reads.
     fn streams(&self) -> &'static [LogStream];
 
-    /// The aggregate types it folds; others are skipped without decoding.
-    /// `None`: every type.
+    /// The aggregate types it folds; others are skipped without decoding
+    /// (and, for a projection of one type catching up, not even
+    /// delivered). `None`: every type.
     fn aggregate_types(&self) -> Option<&'static [&'static str]>;
 
     /// The tables it owns (rebuilt and swapped together).

@@ -20,10 +20,10 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 use wablast_eventstore::{EventLog, EventStoreError, RecordedEvent};
 
-use crate::runner::{apply_batch, apply_in, decode_commit};
+use crate::runner::{Deliveries, Gap, apply_batch, apply_in, decode_commit};
 use crate::{LogStream, Projection, ProjectionError, by_name, checkpoint};
 
 /// Events folded per transaction during a rebuild (whole commits: a batch
@@ -34,6 +34,10 @@ const BATCH_EVENTS: usize = 5_000;
 /// since every reader shares one NATS connection and the server drops
 /// messages to a connection that falls 64 MiB behind.
 const READ_BATCH: usize = 1_000;
+
+/// How long a reader waits for a message its consumer still has to
+/// deliver before it takes it as lost and reads again.
+const SILENCE: Duration = Duration::from_secs(10);
 
 /// Where a rebuild is, for a progress bar.
 #[derive(Clone, Debug)]
@@ -333,6 +337,11 @@ async fn fold_pass(
 /// them exactly as the live runner does: the aggregate type told by the
 /// subject, only the envelopes parsed for a projection that reads no
 /// payloads.
+///
+/// Without acks, a message lost on the way would never come back: the
+/// consumer sequences are checked ([`Deliveries`]), and at a gap the batch
+/// being gathered is dropped and read again from its start by a new
+/// consumer.
 async fn read_batches(
     log: EventLog,
     projection: Arc<dyn Projection>,
@@ -341,87 +350,122 @@ async fn read_batches(
     until: u64,
     sender: mpsc::Sender<Result<(Vec<RecordedEvent>, u64), ProjectionError>>,
 ) {
-    let result = async {
-        let filter = match projection.aggregate_types() {
-            Some([only]) => log.prefix().aggregate_type_subjects(only),
-            _ => String::new(),
-        };
-        let js_stream = log.stream(&stream.full_name(log.prefix()))?;
-        let consumer = js_stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: from,
-                },
-                ack_policy: AckPolicy::None,
-                filter_subject: filter,
-                memory_storage: true,
-                inactive_threshold: Duration::from_secs(10),
-                num_replicas: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(EventStoreError::nats)?;
-        let mut left = consumer.cached_info().num_pending;
-        let name = consumer.cached_info().name.clone();
-        let read = async {
-            let mut messages = consumer
-                .stream()
-                .max_messages_per_batch(READ_BATCH)
-                .messages()
-                .await
-                .map_err(EventStoreError::nats)?;
-            let upcasters = wablast_domain::upcasters();
-            let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
-            while left > 0 {
-                let message = match messages.next().await {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
-                    None => {
-                        return Err(EventStoreError::Nats(
-                            "event log consumer closed before the end".into(),
-                        )
-                        .into());
-                    }
-                };
-                left -= 1;
-                let sequence = message
-                    .info()
-                    .map_err(EventStoreError::Nats)?
-                    .stream_sequence;
-                if sequence > until {
-                    break;
-                }
-                // Cut only between commits.
-                if batch.len() >= BATCH_EVENTS {
-                    let last = batch.last().map_or(0, |e| e.stream_sequence);
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
-                    if sender.send(Ok((full, last))).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                decode_commit(
-                    projection.as_ref(),
-                    &upcasters,
-                    sequence,
-                    &message,
-                    &mut batch,
-                )?;
-                if sequence == until {
-                    break;
-                }
+    let mut from = from;
+    let result = loop {
+        match read_from(&log, &projection, stream, &mut from, until, &sender).await {
+            Ok(Read::Done) => break Ok(()),
+            Ok(Read::Gap(gap)) => {
+                warn!(projection = projection.name(), stream = stream.name(), %gap, from,
+                    "rebuild lost a message on the way; reading again");
             }
-            let _ = sender.send(Ok((batch, until))).await;
-            Ok::<(), ProjectionError>(())
+            Err(err) => break Err(err),
         }
-        .await;
-        // Gone now rather than after its inactivity threshold.
-        let _ = js_stream.delete_consumer(&name).await;
-        read
-    }
-    .await;
+    };
     if let Err(err) = result {
         let _ = sender.send(Err(err)).await;
     }
+}
+
+/// How one consumer's reading ended.
+enum Read {
+    /// Up to `until`, or the receiver went away.
+    Done,
+    /// A message lost on the way: read again from `from`.
+    Gap(Gap),
+}
+
+/// [`read_batches`] with one consumer, from `from`, which moves past every
+/// batch handed on.
+async fn read_from(
+    log: &EventLog,
+    projection: &Arc<dyn Projection>,
+    stream: LogStream,
+    from: &mut u64,
+    until: u64,
+    sender: &mpsc::Sender<Result<(Vec<RecordedEvent>, u64), ProjectionError>>,
+) -> Result<Read, ProjectionError> {
+    let filter = match projection.aggregate_types() {
+        Some([only]) => log.prefix().aggregate_type_subjects(only),
+        _ => String::new(),
+    };
+    let js_stream = log.stream(&stream.full_name(log.prefix()))?;
+    let consumer = js_stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: *from,
+            },
+            ack_policy: AckPolicy::None,
+            filter_subject: filter,
+            memory_storage: true,
+            inactive_threshold: Duration::from_secs(10),
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(EventStoreError::nats)?;
+    let mut left = consumer.cached_info().num_pending;
+    let name = consumer.cached_info().name.clone();
+    let read = async {
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(READ_BATCH)
+            .messages()
+            .await
+            .map_err(EventStoreError::nats)?;
+        let upcasters = wablast_domain::upcasters();
+        let mut deliveries = Deliveries::after(0);
+        let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
+        while left > 0 {
+            let next = tokio::time::timeout(SILENCE, messages.next()).await;
+            let Ok(next) = next else {
+                return Ok(Read::Gap(deliveries.silent()));
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
+                None => {
+                    return Err(EventStoreError::Nats(
+                        "event log consumer closed before the end".into(),
+                    )
+                    .into());
+                }
+            };
+            left -= 1;
+            let info = message.info().map_err(EventStoreError::Nats)?;
+            if let Err(gap) = deliveries.check(info.consumer_sequence, info.delivered) {
+                return Ok(Read::Gap(gap));
+            }
+            let sequence = info.stream_sequence;
+            if sequence > until {
+                break;
+            }
+            // Cut only between commits.
+            if batch.len() >= BATCH_EVENTS {
+                let last = batch.last().map_or(0, |e| e.stream_sequence);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
+                if sender.send(Ok((full, last))).await.is_err() {
+                    return Ok(Read::Done);
+                }
+                *from = last + 1;
+            }
+            decode_commit(
+                projection.as_ref(),
+                &upcasters,
+                sequence,
+                &message,
+                &mut batch,
+            )?;
+            if sequence == until {
+                break;
+            }
+        }
+        let _ = sender.send(Ok((batch, until))).await;
+        Ok::<Read, ProjectionError>(Read::Done)
+    }
+    .await;
+    // Gone now rather than after its inactivity threshold.
+    let _ = js_stream.delete_consumer(&name).await;
+    read
 }
 
 /// Locks the live checkpoints, folds what the rebuild has not seen yet,

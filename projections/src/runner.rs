@@ -9,11 +9,29 @@
 //! batch's last commit, commit. Then it acknowledges the batch's last
 //! message (which acknowledges all before it).
 //!
+//! Reading is a task of its own, a couple of batches ahead: the next
+//! batches are fetched and decoded while PostgreSQL folds this one. Batches
+//! are still folded one at a time, in order, and each is acknowledged only
+//! once its transaction has committed.
+//!
+//! A projection of one aggregate type catches up through a consumer that
+//! delivers only that type (most of a stream is other types, and every
+//! delivery costs the server and the runner). Its stream sequences skip the
+//! others, so the end of the backlog is asked of the server: once the
+//! consumer has delivered everything and the runner has read all of it, the
+//! checkpoint moves to the stream's last sequence as of before the
+//! question. From there it reads everything again, so that its checkpoint
+//! keeps following the stream's end (read-your-writes, lag).
+//!
 //! - A crash after the commit and before the ack: the batch comes back and
 //!   every commit in it is at or below the checkpoint, so none is applied
 //!   again.
 //! - A database that is down or a lost race: the same batch is tried again
 //!   with back-off; nothing is acknowledged meanwhile.
+//! - A message lost between the server and the runner (a connection the
+//!   server dropped messages to): a gap in the consumer sequences
+//!   (`Deliveries`). The batch is neither folded nor acknowledged; the
+//!   runner starts again from the checkpoint.
 //! - An event the projection cannot fold: the runner stops with an error
 //!   naming it (never skips it).
 //! - A durable consumer that does not stand at the checkpoint (the tables
@@ -21,13 +39,15 @@
 //!   with messages out): it is recreated at the checkpoint.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use cqrs_es::persist::EventUpcaster;
 use futures::{FutureExt, StreamExt};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wablast_eventstore::{Commit, CommitHeader, EventLog, EventStoreError, RecordedEvent};
@@ -58,7 +78,8 @@ impl Default for RunnerOptions {
             // Also the size of each pull: every runner of a process shares
             // one NATS connection, and the server drops messages to a
             // connection that falls 64 MiB behind (a "slow consumer"; seen
-            // with 20,000).
+            // with 20,000). A message lost that way is caught (a gap in the
+            // consumer sequences) and read again, but costs a restart.
             batch_size: 5_000,
             consumer_prefix: "projection".to_owned(),
             retry_delay: Duration::from_millis(100),
@@ -183,9 +204,32 @@ impl Runner {
                     checkpoint,
                     "projecting"
                 );
-                let result = self
-                    .fold(&mut leadership, checkpoint, shutdown, until, applied)
-                    .await;
+                // A projection of one aggregate type catches up through a
+                // consumer that delivers only its type (the others are most
+                // of the log, and every delivery costs both sides), then
+                // goes on with one that delivers everything, so that its
+                // checkpoint follows the stream's end commit by commit.
+                let mut filter = self.filter();
+                let result = loop {
+                    match self
+                        .fold(
+                            &mut leadership,
+                            checkpoint,
+                            filter.as_deref(),
+                            shutdown,
+                            until,
+                            applied,
+                        )
+                        .await
+                    {
+                        Ok(Some(reached)) if filter.is_some() && !Self::reached(until, reached) => {
+                            checkpoint = reached;
+                            filter = None;
+                        }
+                        Ok(_) => break Ok(()),
+                        Err(err) => break Err(err),
+                    }
+                };
                 // Closing the connection releases the lock whatever happened.
                 let _ = leadership.close().await;
                 return result;
@@ -201,19 +245,42 @@ impl Runner {
         }
     }
 
-    async fn consumer(&self, checkpoint: u64) -> Result<pull::Stream, ProjectionError> {
-        let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
-        let durable = format!(
+    /// The subjects of the projection's one aggregate type, if it folds
+    /// only one.
+    fn filter(&self) -> Option<String> {
+        match self.projection.aggregate_types() {
+            Some([only]) => Some(self.log.prefix().aggregate_type_subjects(only)),
+            _ => None,
+        }
+    }
+
+    fn durable(&self) -> String {
+        format!(
             "{}_{}",
             self.options.consumer_prefix,
             self.projection.name()
-        );
+        )
+    }
+
+    /// The durable consumer at the checkpoint, delivering the subjects of
+    /// `filter` (none: all), and the consumer sequence it delivered last.
+    async fn consumer(
+        &self,
+        checkpoint: u64,
+        filter: Option<&str>,
+    ) -> Result<(pull::Stream, u64), ProjectionError> {
+        let stream = self.log.stream(&self.stream.full_name(self.log.prefix()))?;
+        let durable = self.durable();
+        let filter = filter.unwrap_or_default();
         // The checkpoint is the truth. A consumer that does not stand at it
         // (ahead: the tables were recreated or restored; messages out
         // unanswered: the previous writer died, and they would only come
-        // back after the ack wait) is recreated there.
+        // back after the ack wait; a filter moved it past its last
+        // message) is recreated there, as is one with another filter.
         if let Ok(info) = stream.consumer_info(&durable).await
-            && (info.ack_floor.stream_sequence != checkpoint || info.num_ack_pending > 0)
+            && (info.ack_floor.stream_sequence != checkpoint
+                || info.num_ack_pending > 0
+                || info.config.filter_subject != filter)
         {
             debug!(projection = self.projection.name(), consumer = %durable,
                 acked = info.ack_floor.stream_sequence, pending = info.num_ack_pending, checkpoint,
@@ -223,7 +290,7 @@ impl Runner {
                 .await
                 .map_err(EventStoreError::nats)?;
         }
-        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
             .get_or_create_consumer(
                 &durable,
                 pull::Config {
@@ -239,98 +306,101 @@ impl Runner {
                     ack_wait: Duration::from_secs(60),
                     max_deliver: -1,
                     max_ack_pending: 100_000,
+                    filter_subject: filter.to_owned(),
                     ..Default::default()
                 },
             )
             .await
             .map_err(EventStoreError::nats)?;
-        Ok(consumer
+        // Fresh from the server: what it delivered up to now, so that the
+        // first message read must come right after it.
+        let delivered = consumer
+            .info()
+            .await
+            .map_err(EventStoreError::nats)?
+            .delivered
+            .consumer_sequence;
+        let messages = consumer
             .stream()
             .max_messages_per_batch(self.options.batch_size)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(EventStoreError::nats)?)
+            .map_err(EventStoreError::nats)?;
+        Ok((messages, delivered))
     }
 
+    /// Folds batches from the checkpoint on, until done or interrupted.
+    ///
+    /// # Returns
+    /// With a `filter`, the checkpoint at the stream's end once everything
+    /// it delivers is folded (`None` otherwise).
     async fn fold(
         &self,
         leadership: &mut PgConnection,
         mut checkpoint: u64,
+        filter: Option<&str>,
         shutdown: &CancellationToken,
         until: Until,
         applied: &mut u64,
-    ) -> Result<(), ProjectionError> {
-        let mut messages = self.consumer(checkpoint).await?;
+    ) -> Result<Option<u64>, ProjectionError> {
+        let (messages, delivered) = self.consumer(checkpoint, filter).await?;
+        let filtered = match filter {
+            Some(_) => Some(Filtered {
+                stream: self
+                    .log
+                    .stream(&self.stream.full_name(self.log.prefix()))?
+                    .clone(),
+                durable: self.durable(),
+                check_now: false,
+                in_flight: None,
+            }),
+            None => None,
+        };
+        // Reading and decoding the next batches goes on while this one is
+        // folded: the reader keeps one CPU busy while PostgreSQL works.
+        let (sender, mut batches) = mpsc::channel(READ_AHEAD);
+        let mut reader = JoinSet::new();
+        reader.spawn(read_batches(
+            Reader {
+                projection: self.projection.clone(),
+                upcasters: self.upcasters.clone(),
+                batch_size: self.options.batch_size,
+                batch_wait: self.options.batch_wait,
+                checkpoint,
+                deliveries: Deliveries::after(delivered),
+                filtered,
+            },
+            messages,
+            sender,
+        ));
+        // Acknowledgements are confirmed by the server on the connection
+        // every runner shares, behind the messages it delivers: waiting for
+        // one would hold the next batch back, so they are sent on their own.
+        let mut acks = JoinSet::new();
         loop {
+            while acks.try_join_next().is_some() {}
             if Self::reached(until, checkpoint) {
-                return Ok(());
+                break;
             }
-            let first = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => next,
+            let batch = tokio::select! {
+                () = shutdown.cancelled() => break,
+                batch = batches.recv() => batch,
             };
-            let first = match first {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    debug!(projection = self.projection.name(), error = %err, "consumer hiccup");
-                    continue;
-                }
+            let batch = match batch {
+                Some(Ok(batch)) => batch,
+                Some(Err(err)) => return Err(err),
                 None => {
-                    return Err(EventStoreError::Nats("projection consumer closed".into()).into());
+                    return Err(EventStoreError::Nats("projection reader stopped".into()).into());
                 }
             };
-            // A batch takes what has arrived and, while the consumer says
-            // more is waiting (a backlog: start-up, a burst), what arrives
-            // next, up to the batch size: a few large transactions instead
-            // of many small ones. Live traffic is not held back.
-            let mut batch = vec![first];
-            while batch.len() < self.options.batch_size {
-                let backlog = batch
-                    .last()
-                    .and_then(|m| m.info().ok())
-                    .is_some_and(|info| info.pending > 0);
-                let next = match messages.next().now_or_never() {
-                    Some(next) => next,
-                    None if backlog => {
-                        match tokio::time::timeout(self.options.batch_wait, messages.next()).await {
-                            Ok(next) => next,
-                            Err(_) => break,
-                        }
-                    }
-                    None => break,
-                };
-                match next {
-                    Some(Ok(message)) => batch.push(message),
-                    _ => break,
-                }
-            }
 
             // Whoever lost the lock's connection is no longer the writer.
             sqlx::query("select 1").execute(&mut *leadership).await?;
 
-            let mut last = 0;
-            let mut events = Vec::new();
-            for message in &batch {
-                let sequence = message
-                    .info()
-                    .map_err(EventStoreError::Nats)?
-                    .stream_sequence;
-                last = last.max(sequence);
-                if sequence <= checkpoint {
-                    continue;
-                }
-                decode_commit(
-                    self.projection.as_ref(),
-                    &self.upcasters,
-                    sequence,
-                    message,
-                    &mut events,
-                )?;
-            }
-            let started = std::time::Instant::now();
-            if last > checkpoint {
+            let started = Instant::now();
+            if batch.last > checkpoint {
                 let mut delay = self.options.retry_delay;
                 loop {
                     match apply_batch(
@@ -338,8 +408,8 @@ impl Runner {
                         None,
                         self.projection.as_ref(),
                         self.stream,
-                        &events,
-                        last,
+                        &batch.events,
+                        batch.last,
                     )
                     .await
                     {
@@ -351,26 +421,38 @@ impl Runner {
                         Err(err) if err.is_retryable() => {
                             warn!(projection = self.projection.name(), error = %err, "batch not applied; trying again");
                             tokio::select! {
-                                () = shutdown.cancelled() => return Ok(()),
+                                () = shutdown.cancelled() => return Ok(None),
                                 () = tokio::time::sleep(delay) => {}
                             }
                             delay = (delay * 2).min(self.options.max_retry_delay);
                         }
                         Err(err) => {
-                            self.apply_before(&err, &events, checkpoint).await;
+                            self.apply_before(&err, &batch.events, checkpoint).await;
                             return Err(err);
                         }
                     }
                 }
             }
-            let last_message = batch.last().expect("a batch has a message");
-            if let Err(err) = last_message.double_ack().await {
-                // Committed already: the batch may come back and is skipped.
-                warn!(projection = self.projection.name(), error = %err, "batch applied but not acknowledged");
+            let name = self.projection.name();
+            if let Some(last_message) = batch.last_message {
+                acks.spawn(async move {
+                    if let Err(err) = last_message.double_ack().await {
+                        // Committed already: the batch may come back and is skipped.
+                        warn!(projection = name, error = %err, "batch applied but not acknowledged");
+                    }
+                });
             }
-            debug!(projection = self.projection.name(), stream = self.stream.name(), commits = batch.len(),
-                events = events.len(), elapsed = ?started.elapsed(), "batch projected");
+            debug!(projection = name, stream = self.stream.name(), commits = batch.commits,
+                events = batch.events.len(), elapsed = ?started.elapsed(), "batch projected");
+            if batch.caught_up {
+                while acks.join_next().await.is_some() {}
+                return Ok(Some(checkpoint));
+            }
         }
+        // The last acknowledgements confirmed (or failed) before leaving, so
+        // that the consumer stands at the checkpoint for whoever comes next.
+        while acks.join_next().await.is_some() {}
+        Ok(None)
     }
 
     /// A batch failed on an event the projection cannot fold: applies the
@@ -400,6 +482,306 @@ impl Runner {
         {
             warn!(projection = self.projection.name(), error = %again, "commits before the failing one not applied");
         }
+    }
+}
+
+/// How long messages a consumer delivered may take to arrive before they
+/// are taken as lost.
+const LOST_AFTER: Duration = Duration::from_secs(2);
+
+/// Batches read ahead of the one being folded.
+const READ_AHEAD: usize = 2;
+
+/// A batch of whole commits read and decoded, to be folded in one
+/// transaction.
+struct Batch {
+    /// The projection's events in it, above the checkpoint the reader
+    /// started from.
+    events: Vec<RecordedEvent>,
+    /// Stream sequence of its last commit.
+    last: u64,
+    /// Commits (messages) in it.
+    commits: usize,
+    /// Its last message: acknowledging it acknowledges the batch
+    /// (`AckPolicy::All`). None: no message, only the checkpoint moves.
+    last_message: Option<async_nats::jetstream::Message>,
+    /// A filtered consumer delivered everything up to `last`, the stream's
+    /// end: the reader stops after it.
+    caught_up: bool,
+}
+
+/// What the reader of a runner needs.
+struct Reader {
+    projection: Arc<dyn Projection>,
+    upcasters: Upcasters,
+    batch_size: usize,
+    batch_wait: Duration,
+    checkpoint: u64,
+    deliveries: Deliveries,
+    filtered: Option<Filtered>,
+}
+
+/// A consumer with a filter: the stream sequences it delivers skip the
+/// other subjects, so reaching the stream's end is asked of the server.
+struct Filtered {
+    stream: async_nats::jetstream::stream::Stream,
+    durable: String,
+    /// The last message read had nothing behind it: ask before waiting.
+    check_now: bool,
+    /// What the reader had read when the consumer last said it had
+    /// delivered more, and since when.
+    in_flight: Option<(u64, Instant)>,
+}
+
+/// Reads the consumer's messages into batches of whole commits, decodes
+/// them and hands them on, in order, until the receiver goes away. A
+/// message that was lost on the way (a gap in the consumer sequences) ends
+/// it with an error before the batch that would have skipped it.
+async fn read_batches(
+    mut reader: Reader,
+    mut messages: pull::Stream,
+    batches: mpsc::Sender<Result<Batch, ProjectionError>>,
+) {
+    loop {
+        let batch = match reader.next_batch(&mut messages).await {
+            Ok(Some(batch)) => Ok(batch),
+            Ok(None) => continue,
+            Err(err) => Err(err),
+        };
+        let done = batch.as_ref().map_or(true, |b| b.caught_up);
+        if batches.send(batch).await.is_err() || done {
+            return;
+        }
+    }
+}
+
+impl Reader {
+    /// The next batch; `None` after a hiccup of the consumer.
+    async fn next_batch(
+        &mut self,
+        messages: &mut pull::Stream,
+    ) -> Result<Option<Batch>, ProjectionError> {
+        let next = match &mut self.filtered {
+            None => messages.next().await,
+            Some(filtered) => {
+                if std::mem::take(&mut filtered.check_now)
+                    && let Some(end) = self.caught_up().await?
+                {
+                    return Ok(Some(end));
+                }
+                match tokio::time::timeout(self.batch_wait, messages.next()).await {
+                    Ok(next) => next,
+                    // Nothing came: maybe nothing more is there.
+                    Err(_) => return self.caught_up().await,
+                }
+            }
+        };
+        let first = match next {
+            Some(Ok(message)) => message,
+            Some(Err(err)) => {
+                debug!(projection = self.projection.name(), error = %err, "consumer hiccup");
+                return Ok(None);
+            }
+            None => {
+                return Err(EventStoreError::Nats("projection consumer closed".into()).into());
+            }
+        };
+        // A batch takes what has arrived and, while the consumer says more
+        // is waiting (a backlog: start-up, a burst), what arrives next, up
+        // to the batch size: a few large transactions instead of many small
+        // ones. Live traffic is not held back.
+        let mut last = 0;
+        let mut events = Vec::new();
+        let mut commits = 0;
+        let mut message = first;
+        let last_message = loop {
+            // The reply subject parsed once per message.
+            let (sequence, backlog) = {
+                let info = message.info().map_err(EventStoreError::Nats)?;
+                self.deliveries
+                    .check(info.consumer_sequence, info.delivered)
+                    .map_err(|gap| {
+                        EventStoreError::Nats(
+                            format!(
+                                "{gap} (stream sequence {}): batch dropped, read again from the checkpoint",
+                                info.stream_sequence
+                            )
+                            .into(),
+                        )
+                    })?;
+                (info.stream_sequence, info.pending > 0)
+            };
+            commits += 1;
+            last = last.max(sequence);
+            if let Some(filtered) = &mut self.filtered {
+                filtered.check_now = !backlog;
+            }
+            if sequence > self.checkpoint {
+                decode_commit(
+                    self.projection.as_ref(),
+                    &self.upcasters,
+                    sequence,
+                    &message,
+                    &mut events,
+                )?;
+            }
+            if commits >= self.batch_size {
+                break message;
+            }
+            let more = match messages.next().now_or_never() {
+                Some(more) => more,
+                None if backlog => {
+                    match tokio::time::timeout(self.batch_wait, messages.next()).await {
+                        Ok(more) => more,
+                        Err(_) => break message,
+                    }
+                }
+                None => break message,
+            };
+            match more {
+                Some(Ok(more)) => message = more,
+                _ => break message,
+            }
+        };
+        Ok(Some(Batch {
+            events,
+            last,
+            commits,
+            last_message: Some(last_message),
+            caught_up: false,
+        }))
+    }
+
+    /// With a filter: if the consumer has delivered everything it has and
+    /// the reader has read all of it, a batch that moves the checkpoint to
+    /// the stream's end as it was before the consumer said so (every
+    /// matching commit up to there is in the batches handed on before).
+    async fn caught_up(&mut self) -> Result<Option<Batch>, ProjectionError> {
+        let Some(filtered) = &mut self.filtered else {
+            return Ok(None);
+        };
+        let end = filtered
+            .stream
+            .get_info()
+            .await
+            .map_err(EventStoreError::nats)?
+            .state
+            .last_sequence;
+        let info = filtered
+            .stream
+            .consumer_info(&filtered.durable)
+            .await
+            .map_err(EventStoreError::nats)?;
+        let delivered = info.delivered.consumer_sequence;
+        let read = self.deliveries.next - 1;
+        if delivered > read {
+            // Still on the way; still so a while later, with nothing read
+            // meanwhile: lost on the way.
+            let since = match filtered.in_flight {
+                Some((before, since)) if before == read => since,
+                _ => Instant::now(),
+            };
+            if since.elapsed() >= LOST_AFTER {
+                return Err(EventStoreError::Nats(
+                    format!(
+                        "{}: read again from the checkpoint",
+                        self.deliveries.silent()
+                    )
+                    .into(),
+                )
+                .into());
+            }
+            filtered.in_flight = Some((read, since));
+            return Ok(None);
+        }
+        filtered.in_flight = None;
+        if info.num_pending > 0 {
+            return Ok(None);
+        }
+        Ok(Some(Batch {
+            events: Vec::new(),
+            last: end,
+            commits: 0,
+            last_message: None,
+            caught_up: true,
+        }))
+    }
+}
+
+/// The consumer sequences of a durable consumer's deliveries, checked one
+/// by one: each message must be delivered for the first time, right after
+/// the one before. A message the connection lost (the server drops
+/// messages to a slow consumer) shows as a gap; acknowledging a later one
+/// (`AckPolicy::All`) would acknowledge the lost one too, and it would
+/// never be folded. Stream sequences cannot tell: they skip what the
+/// stream deleted (retention) and, for a consumer with a filter, what it
+/// does not match.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deliveries {
+    next: u64,
+}
+
+/// A delivery out of line (see [`Deliveries`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Gap {
+    /// Consumer sequences skipped: messages lost on the way.
+    #[error("consumer sequence {got} where {expected} was due: messages lost on the way")]
+    Missing {
+        /// The consumer sequence due.
+        expected: u64,
+        /// The one received.
+        got: u64,
+    },
+    /// Nothing more came though the consumer had more to deliver: the
+    /// last messages may have been lost on the way.
+    #[error("consumer sequence {expected} never came")]
+    Silent {
+        /// The consumer sequence due.
+        expected: u64,
+    },
+    /// A message delivered again (its acknowledgement was late or lost):
+    /// what the consumer delivered since is no longer in order.
+    #[error("consumer sequence {got} delivered {delivered} times")]
+    Redelivered {
+        /// Its consumer sequence.
+        got: u64,
+        /// How many times it was delivered.
+        delivered: i64,
+    },
+}
+
+impl Deliveries {
+    /// Deliveries after the consumer sequence `delivered` (0: a new
+    /// consumer).
+    pub(crate) fn after(delivered: u64) -> Self {
+        Self {
+            next: delivered + 1,
+        }
+    }
+
+    /// The gap if nothing more comes.
+    pub(crate) fn silent(&self) -> Gap {
+        Gap::Silent {
+            expected: self.next,
+        }
+    }
+
+    /// Checks the next delivery.
+    pub(crate) fn check(&mut self, consumer_sequence: u64, delivered: i64) -> Result<(), Gap> {
+        if delivered != 1 {
+            return Err(Gap::Redelivered {
+                got: consumer_sequence,
+                delivered,
+            });
+        }
+        if consumer_sequence != self.next {
+            return Err(Gap::Missing {
+                expected: self.next,
+                got: consumer_sequence,
+            });
+        }
+        self.next += 1;
+        Ok(())
     }
 }
 
@@ -497,4 +879,61 @@ pub(crate) async fn apply_in(
         checkpoint: last,
         applied: fresh.len() as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Deliveries, Gap};
+
+    #[test]
+    fn deliveries_in_line_pass_from_where_the_consumer_stood() {
+        let mut deliveries = Deliveries::after(0);
+        for sequence in 1..=3 {
+            assert_eq!(deliveries.check(sequence, 1), Ok(()));
+        }
+        let mut deliveries = Deliveries::after(41);
+        assert_eq!(deliveries.check(42, 1), Ok(()));
+        assert_eq!(deliveries.check(43, 1), Ok(()));
+    }
+
+    #[test]
+    fn a_message_lost_on_the_way_is_a_gap() {
+        let mut deliveries = Deliveries::after(10);
+        assert_eq!(deliveries.check(11, 1), Ok(()));
+        assert_eq!(
+            deliveries.check(13, 1),
+            Err(Gap::Missing {
+                expected: 12,
+                got: 13
+            })
+        );
+        // The first message read is already past a lost one.
+        assert_eq!(
+            Deliveries::after(10).check(12, 1),
+            Err(Gap::Missing {
+                expected: 11,
+                got: 12
+            })
+        );
+    }
+
+    #[test]
+    fn a_redelivery_or_a_step_back_is_out_of_line() {
+        let mut deliveries = Deliveries::after(0);
+        assert_eq!(deliveries.check(1, 1), Ok(()));
+        assert_eq!(
+            deliveries.check(2, 2),
+            Err(Gap::Redelivered {
+                got: 2,
+                delivered: 2
+            })
+        );
+        assert_eq!(
+            deliveries.check(1, 1),
+            Err(Gap::Missing {
+                expected: 2,
+                got: 1
+            })
+        );
+    }
 }
