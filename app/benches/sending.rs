@@ -229,6 +229,34 @@ async fn contact_list(db: &PgPool, tenant: TenantId, n: u64) -> Uuid {
     id
 }
 
+/// Send commands waiting or under way (the queue forgets answered ones).
+async fn unanswered_sends(js: &jetstream::Context, prefix: &str) -> Option<u64> {
+    let mut stream = js.get_stream(format!("{prefix}_SENDS")).await.ok()?;
+    stream.info().await.ok().map(|i| i.state.messages)
+}
+
+/// CPU seconds (user + system) used so far by process `pid`.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The local nats-server's pid, if one runs here.
+fn nats_server_pid() -> Option<String> {
+    let out = Command::new("pgrep")
+        .args(["-x", "nats-server"])
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+}
+
 /// Messages ever put on the send queue.
 async fn queued_sends(js: &jetstream::Context, prefix: &str) -> u64 {
     match js.get_stream(format!("{prefix}_SENDS")).await {
@@ -309,6 +337,11 @@ async fn end_to_end(sizes: &Sizes) {
     let campaign: Uuid = created["id"].as_str().expect("campaign").parse().unwrap();
     let js = log.jetstream().clone();
 
+    let nats_pid = nats_server_pid();
+    let cpu_before = (
+        cpu_seconds("self"),
+        nats_pid.as_deref().and_then(cpu_seconds),
+    );
     let started = Instant::now();
     let response = http
         .post(format!("{base}/api/v1/campaigns/{campaign}/start"))
@@ -323,7 +356,11 @@ async fn end_to_end(sizes: &Sizes) {
     })
     .await;
     let mut sent_at = None;
+    let mut answered_at = None;
     let read_at = until("every message read", limit, async || {
+        if answered_at.is_none() && unanswered_sends(&js, &prefix).await == Some(0) {
+            answered_at = Some(started.elapsed());
+        }
         let (sent, read) = projected_counts(&pool, campaign).await;
         if sent as u64 >= total && sent_at.is_none() {
             sent_at = Some(started.elapsed());
@@ -332,6 +369,11 @@ async fn end_to_end(sizes: &Sizes) {
     })
     .await;
     let sent_at = sent_at.unwrap_or(read_at);
+    let answered_at = answered_at.unwrap_or(read_at);
+    let cpu_after = (
+        cpu_seconds("self"),
+        nats_pid.as_deref().and_then(cpu_seconds),
+    );
 
     // The raw publish rate of the same NATS, commit-sized messages,
     // pipelined like the engine's appends are not (each waits for its ack).
@@ -347,6 +389,11 @@ async fn end_to_end(sizes: &Sizes) {
         rate(total, fanned_out)
     );
     println!(
+        "  every send command answered (engine done sending): {:.2} s = {:.0} messages/s",
+        answered_at.as_secs_f64(),
+        rate(total, answered_at)
+    );
+    println!(
         "  every message sent (projected): {:.2} s  = {:.0} messages/s",
         sent_at.as_secs_f64(),
         rate(total, sent_at)
@@ -355,6 +402,15 @@ async fn end_to_end(sizes: &Sizes) {
         "  every message read, projections caught up: {:.2} s = {:.0} messages/s  target >= 2,000",
         read_at.as_secs_f64(),
         rate(total, read_at)
+    );
+    let spent = |(before, after): (Option<f64>, Option<f64>)| match (before, after) {
+        (Some(before), Some(after)) => format!("{:.1} CPU-s", after - before),
+        _ => "not measured".to_owned(),
+    };
+    println!(
+        "  CPU from start to all read: this process (API, projector, engine) {}, nats-server {}",
+        spent((cpu_before.0, cpu_after.0)),
+        spent((cpu_before.1, cpu_after.1))
     );
     println!(
         "  raw JetStream publish (pipelined, {} B each): {:.0} messages/s",
