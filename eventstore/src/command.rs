@@ -56,6 +56,17 @@ pub struct Loaded<A> {
     pub stream_sequence: u64,
 }
 
+impl<A: Default> Loaded<A> {
+    /// An aggregate with no history: its default state, before any commit.
+    fn new() -> Self {
+        Self {
+            aggregate: A::default(),
+            sequence: 0,
+            stream_sequence: 0,
+        }
+    }
+}
+
 /// How the handler keeps snapshots.
 #[derive(Clone, Copy, Debug)]
 pub struct SnapshotPolicy {
@@ -201,23 +212,15 @@ impl<A: Aggregate> CommandHandler<A> {
     /// one is at hand.
     pub async fn load(&self, key: &AggregateKey) -> Result<Loaded<A>, AggregateError<A::Error>> {
         let Some(tip) = self.log.tip(A::TYPE, key).await? else {
-            return Ok(Loaded {
-                aggregate: A::default(),
-                sequence: 0,
-                stream_sequence: 0,
-            });
+            return Ok(Loaded::new());
         };
         let last_stream_sequence = tip.stream_sequence;
         // A stored snapshot exists only past the first multiple of `every`.
         let stored = tip.commit.last_sequence() >= self.snapshots.every;
-        let mut loaded = match self.snapshot(key, last_stream_sequence, stored).await {
-            Some(loaded) => loaded,
-            None => Loaded {
-                aggregate: A::default(),
-                sequence: 0,
-                stream_sequence: 0,
-            },
-        };
+        let mut loaded = self
+            .snapshot(key, last_stream_sequence, stored)
+            .await
+            .unwrap_or_else(Loaded::new);
         if loaded.stream_sequence == last_stream_sequence {
             return Ok(loaded);
         }
@@ -243,11 +246,7 @@ impl<A: Aggregate> CommandHandler<A> {
                 .log
                 .commits_after(A::TYPE, key, 0, last_stream_sequence)
                 .await?;
-            loaded = Loaded {
-                aggregate: A::default(),
-                sequence: 0,
-                stream_sequence: 0,
-            };
+            loaded = Loaded::new();
             self.fold(&mut loaded, commits)?;
         } else {
             self.fold(&mut loaded, commits)?;
@@ -270,11 +269,7 @@ impl<A: Aggregate> CommandHandler<A> {
     ) -> Result<Loaded<A>, AggregateError<A::Error>> {
         match self.log.commit_at(A::TYPE, key, stream_sequence).await? {
             Some(commit) if commit.first_sequence() == 1 => {
-                let mut loaded = Loaded {
-                    aggregate: A::default(),
-                    sequence: 0,
-                    stream_sequence: 0,
-                };
+                let mut loaded = Loaded::new();
                 self.fold(&mut loaded, vec![(stream_sequence, commit)])?;
                 Ok(loaded)
             }
@@ -488,12 +483,10 @@ impl<A: Aggregate> CommandHandler<A> {
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<Option<Committed<A>>, AggregateError<A::Error>> {
-        let new = Loaded {
-            aggregate: A::default(),
-            sequence: 0,
-            stream_sequence: 0,
-        };
-        match self.decide(key, new, command, metadata, false).await {
+        match self
+            .decide(key, Loaded::new(), command, metadata, false)
+            .await
+        {
             Err(AggregateError::AggregateConflict) => Ok(None),
             result => result.map(|(committed, _)| Some(committed)),
         }
