@@ -139,12 +139,19 @@ impl ProviderIds {
         session: SessionId,
         provider_message_id: &str,
     ) -> Result<Option<MessageId>, EventStoreError> {
-        if let Some((message, _)) = self.recalled(session, provider_message_id) {
-            return Ok(Some(message));
+        let entry = Self::entry(session, provider_message_id);
+        if let Some((message, _)) = self
+            .recent
+            .lock()
+            .expect("provider ids lock")
+            .ids
+            .get(&entry)
+        {
+            return Ok(Some(*message));
         }
         let value = self
             .bucket
-            .get(Self::entry(session, provider_message_id))
+            .get(entry)
             .await
             .map_err(EventStoreError::nats)?;
         Ok(value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
