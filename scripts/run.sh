@@ -10,7 +10,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wablast}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wablast?sslmode=disable}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 export WABLAST_LISTEN="${WABLAST_LISTEN:-127.0.0.1:8080}"
 export WABLAST_DATA_DIR="${WABLAST_DATA_DIR:-.data}"

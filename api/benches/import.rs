@@ -17,8 +17,8 @@
 //! `generate <dir> <rows>`), so that the memory measured is the import's
 //! only. `BENCH_QUICK=1` (2,000 rows) is the default when the binary is not
 //! started by `cargo bench` (e.g. by `cargo test --all-targets`).
-//! Environment: `DATABASE_URL` (its server is used; default
-//! `postgres://postgres@127.0.0.1:5432`).
+//! Environment: `DATABASE_URL` (its server and query are used; default
+//! `postgres://postgres@127.0.0.1:5432/wablast?sslmode=disable`).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -3,9 +3,11 @@
 //! The aggregates decide with these; handlers only look them up.
 
 use wablast_domain::types::{DailyLimit, TenantId};
-use wablast_projections::queries::wallet;
+use wablast_domain::wallet::Wallet;
+use wablast_eventstore::CommandHandler;
 
 use crate::ApiError;
+use crate::commands::tenant_key;
 
 /// A tenant's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,25 +38,15 @@ impl TenantLimits {
         }
     }
 
-    /// The limits of `tenant`: its plan's terms as subscribed (read from the
-    /// projected wallet), each missing term at its default.
-    pub async fn of(db: &sqlx::PgPool, tenant: TenantId) -> Result<Self, ApiError> {
-        let defaults = Self::without_plan();
-        let Some(plan) = wallet::get(db, tenant).await?.plan else {
-            return Ok(defaults);
-        };
-        let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
-        Ok(Self {
-            max_sessions: plan.max_sessions.map_or(defaults.max_sessions, to_u32),
-            max_recipients_per_campaign: plan
-                .max_recipients_per_campaign
-                .map_or(defaults.max_recipients_per_campaign, |v| {
-                    u64::from(to_u32(v))
-                }),
-            max_daily_limit: plan
-                .max_daily_limit
-                .and_then(|v| DailyLimit::parse(u64::from(to_u32(v))).ok())
-                .unwrap_or(defaults.max_daily_limit),
-        })
+    /// The limits of `tenant`: its plan's terms as subscribed, as the log
+    /// has them (the wallet aggregate, not its projection: a plan granted a
+    /// moment ago counts at once, whoever granted it).
+    pub async fn of(wallets: &CommandHandler<Wallet>, tenant: TenantId) -> Result<Self, ApiError> {
+        let wallet = wallets.load(&tenant_key(tenant, tenant)).await?.aggregate;
+        Ok(wallet.plan().map_or_else(Self::without_plan, |terms| Self {
+            max_sessions: terms.max_sessions,
+            max_recipients_per_campaign: u64::from(terms.max_recipients_per_campaign),
+            max_daily_limit: terms.max_daily_limit,
+        }))
     }
 }

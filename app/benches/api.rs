@@ -328,6 +328,10 @@ where
     }
 }
 
+// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let rate = env_number("BENCH_RATE", 200).max(1);

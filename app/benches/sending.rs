@@ -530,6 +530,10 @@ async fn engine_memory(n: u64) {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
+// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let sizes = Sizes::from_env();

@@ -23,7 +23,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/wablast"
+        default_value = "postgres://postgres@127.0.0.1:5432/wablast?sslmode=disable"
     )]
     pub database_url: String,
 

@@ -403,6 +403,27 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// A copy of the envelope, with a `null` payload: for readers that
+    /// need only the envelope, without copying the payload.
+    pub fn without_payload(&self) -> Self {
+        Self {
+            stream_sequence: self.stream_sequence,
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            event_version: self.event_version.clone(),
+            aggregate_type: self.aggregate_type.clone(),
+            tenant: self.tenant.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            sequence: self.sequence,
+            occurred_at: self.occurred_at,
+            command_id: self.command_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            actor: self.actor.clone(),
+            payload: Value::Null,
+        }
+    }
+
     /// The aggregate this event belongs to.
     pub fn key(&self) -> Result<AggregateKey, EventStoreError> {
         AggregateKey::new(&self.tenant, &self.aggregate_id)

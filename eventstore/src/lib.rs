@@ -38,7 +38,8 @@ pub use consumer::{ConsumerSpec, Delivery, WorkError, Worker, run_consumer};
 pub use envelope::{Actor, CommandMetadata, Commit, CommitHeader, CommittedEvent, RecordedEvent};
 pub use error::EventStoreError;
 pub use log::{
-    EventLog, EventLogConfig, History, StreamSpec, Tip, ensure_expiring_key_value, ensure_key_value,
+    EventLog, EventLogConfig, History, StreamSpec, Tip, ensure_expiring_key_value,
+    ensure_key_value, range_reader,
 };
 pub use naming::{AggregateKey, PLATFORM_TENANT, Prefix};
 pub use repository::JetStreamEventRepository;

@@ -631,17 +631,7 @@ impl EventLog {
         // creation how many messages it will deliver, so the read knows when
         // it is done even when `until` does not match the filter.
         let consumer = stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: from,
-                },
-                ack_policy: AckPolicy::None,
-                filter_subject: filter.unwrap_or_default(),
-                memory_storage: true,
-                inactive_threshold: Duration::from_secs(10),
-                num_replicas: 1,
-                ..Default::default()
-            })
+            .create_consumer(range_reader(from, filter.unwrap_or_default()))
             .await
             .map_err(EventStoreError::nats)?;
         let pending = consumer.cached_info().num_pending;
@@ -713,6 +703,24 @@ impl ReadState {
 impl Drop for ReadState {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// An ephemeral consumer that reads a stream once from `from`, delivering
+/// the subjects of `filter` (empty: all): no acknowledgements, kept in
+/// memory, removed by the server after 10 s without a reader (sooner, by
+/// whoever is done with it).
+pub fn range_reader(from: u64, filter: String) -> pull::Config {
+    pull::Config {
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: from,
+        },
+        ack_policy: AckPolicy::None,
+        filter_subject: filter,
+        memory_storage: true,
+        inactive_threshold: Duration::from_secs(10),
+        num_replicas: 1,
+        ..Default::default()
     }
 }
 

@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Environment: `NATS_URL` (default `nats://127.0.0.1:4222`), `DATABASE_URL`
-//! (its server is used; default `postgres://postgres@127.0.0.1:5432`),
+//! (its server and query are used; default
+//! `postgres://postgres@127.0.0.1:5432/wablast?sslmode=disable`),
 //! `BENCH_QUICK=1` (20,000 events and 20,000 raw rows, for smoke runs; the
 //! default when the binary is not started by `cargo bench`, e.g. by `cargo
 //! test --all-targets`; `BENCH_QUICK=0` forces full sizes), `BENCH_EVENTS`
@@ -142,6 +143,10 @@ impl Drop for Streams {
 // ---------------------------------------------------------------------------
 // The run.
 // ---------------------------------------------------------------------------
+
+// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {

@@ -69,20 +69,61 @@ pub async fn advance(
     stream: LogStream,
     sequence: u64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update projection_checkpoint set stream_sequence = $3 \
-         where projection = $1 and stream = $2",
+    advance_all(conn, &[projection], stream, sequence).await
+}
+
+/// Locks the checkpoints of several projections on a stream, in one
+/// statement (in the order of their names, as every writer of several
+/// does), and reads them, in the order asked. Every one must exist
+/// ([`ensure`]): a missing one is `RowNotFound`.
+pub async fn lock_all(
+    conn: &mut PgConnection,
+    projections: &[&str],
+    stream: LogStream,
+) -> Result<Vec<u64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select projection, stream_sequence from projection_checkpoint \
+         where stream = $1 and projection = any($2) order by projection for update",
     )
-    .bind(projection)
+    .bind(stream.name())
+    .bind(projections)
+    .fetch_all(&mut *conn)
+    .await?;
+    projections
+        .iter()
+        .map(|name| {
+            rows.iter()
+                .find(|(projection, _)| projection == name)
+                .map(|&(_, sequence)| sequence as u64)
+                .ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect()
+}
+
+/// Moves the locked checkpoints of several projections on a stream to
+/// `sequence` and tells listeners, in one statement.
+pub async fn advance_all(
+    conn: &mut PgConnection,
+    projections: &[&str],
+    stream: LogStream,
+    sequence: u64,
+) -> Result<(), sqlx::Error> {
+    if projections.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "with moved as ( \
+             update projection_checkpoint set stream_sequence = $3 \
+             where stream = $2 and projection = any($1) \
+             returning projection) \
+         select pg_notify($4, projection || ':' || $2 || ':' || $3::text) from moved",
+    )
+    .bind(projections)
     .bind(stream.name())
     .bind(sequence as i64)
+    .bind(NOTIFY_CHANNEL)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("select pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(format!("{projection}:{}:{sequence}", stream.name()))
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! Folds of the event log into PostgreSQL query tables.
 //!
 //! Each [`Projection`] owns some tables (`migrations/sql`) and folds the
-//! events of some aggregate types into them. A [`Projector`] runs every
-//! projection as a durable JetStream consumer per stream it reads, in
-//! batches: a batch's rows and the projection's checkpoint (the stream
+//! events of some aggregate types into them. A [`Projector`] reads each
+//! stream through one durable JetStream consumer for all the projections of
+//! it, in batches: a batch's rows and a projection's checkpoint (the stream
 //! sequence of the last commit applied, `projection_checkpoint`) are written
 //! in one Postgres transaction, and only then acknowledged. A crash between
 //! the two, or a redelivery, brings back commits at or below the
@@ -12,7 +12,7 @@
 //! # Layout
 //!
 //! - [`Projection`], [`all`], [`by_name`], [`NAMES`]: the projections.
-//! - [`runner`]: one projection on one stream: leadership, consumer, batches.
+//! - [`runner`]: the projections of one stream: leadership, consumer, batches.
 //! - [`Projector`]: every projection, live ([`Projector::run`]) or up to now
 //!   ([`Projector::catch_up`]).
 //! - [`rebuild`]: a projection rebuilt from sequence 0 into fresh tables
@@ -232,29 +232,38 @@ impl Projector {
     ) -> Result<u64, ProjectionError> {
         let stop_all = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
-        for projection in &self.projections {
-            for &stream in projection.streams() {
-                let runner = runner::Runner::new(
-                    self.pool.clone(),
-                    self.log.clone(),
-                    projection.clone(),
-                    stream,
-                    self.options.clone(),
-                    self.upcasters.clone(),
-                );
-                let stop = stop_all.clone();
-                tasks.spawn(async move {
-                    let result = if stop_when_caught_up {
-                        runner.catch_up(stop.clone()).await
-                    } else {
-                        runner.run(stop.clone()).await
-                    };
-                    if result.is_err() {
-                        stop.cancel();
-                    }
-                    result
-                });
+        // One runner per stream, for every projection that reads it: each
+        // commit is delivered and decoded once.
+        for stream in LogStream::ALL {
+            let readers: Vec<_> = self
+                .projections
+                .iter()
+                .filter(|p| p.streams().contains(&stream))
+                .cloned()
+                .collect();
+            if readers.is_empty() {
+                continue;
             }
+            let runner = runner::Runner::new(
+                self.pool.clone(),
+                self.log.clone(),
+                readers,
+                stream,
+                self.options.clone(),
+                self.upcasters.clone(),
+            );
+            let stop = stop_all.clone();
+            tasks.spawn(async move {
+                let result = if stop_when_caught_up {
+                    runner.catch_up(stop.clone()).await
+                } else {
+                    runner.run(stop.clone()).await
+                };
+                if result.is_err() {
+                    stop.cancel();
+                }
+                result
+            });
         }
         let mut applied = 0;
         let mut failure = None;

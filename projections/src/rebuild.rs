@@ -16,14 +16,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use wablast_eventstore::{EventLog, EventStoreError, RecordedEvent};
+use wablast_eventstore::{EventLog, EventStoreError, RecordedEvent, range_reader};
 
-use crate::runner::{Deliveries, Gap, apply_batch, apply_in, decode_commit};
+use crate::runner::{
+    Deliveries, Gap, apply_batch, apply_in, decode_commit, each_to_the_end, one_type_filter,
+};
 use crate::{LogStream, Projection, ProjectionError, by_name, checkpoint};
 
 /// Events folded per transaction during a rebuild (whole commits: a batch
@@ -85,6 +86,12 @@ impl RebuildReport {
 pub type OnProgress<'a> = Option<&'a (dyn Fn(&Progress) + Send + Sync)>;
 
 /// Rebuilds these projections, side by side (see the module docs).
+///
+/// Each stream is read once for all of them: one reader decodes every
+/// commit once and hands each projection the events it folds, and each
+/// projection folds into its own tables on its own connection, with its own
+/// checkpoint. Once every stream is read, each projection gets its
+/// remaining indexes and is swapped in.
 pub async fn rebuild(
     pool: &PgPool,
     log: &EventLog,
@@ -97,12 +104,47 @@ pub async fn rebuild(
             by_name(name).ok_or_else(|| ProjectionError::UnknownProjection((*name).to_owned()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // Side by side: each has its own tables, and one waiting on PostgreSQL
-    // leaves the CPU to another.
-    let rebuilt = futures::future::try_join_all(
+    let started = Instant::now();
+    each_to_the_end(projections.iter().map(|projection| {
+        info!(projection = projection.name(), "rebuilding from sequence 0");
+        // An insert-only projection never looks its rows up, so even its
+        // keys can wait: an index built once over the loaded rows is
+        // cheaper than one kept up to date row by row. A duplicate still
+        // fails, when the key is added, before the swap.
+        let keys_now = !projection.insert_only();
+        async move {
+            prepare(
+                pool,
+                &schema_of(projection.as_ref()),
+                projection.tables(),
+                keys_now,
+            )
+            .await
+        }
+    }))
+    .await?;
+    // The streams side by side, each read once for every projection of it.
+    let passes = LogStream::ALL.into_iter().filter_map(|stream| {
+        let readers: Vec<_> = projections
+            .iter()
+            .filter(|projection| projection.streams().contains(&stream))
+            .cloned()
+            .collect();
+        (!readers.is_empty()).then(|| fold_stream(pool, log, stream, readers, started, progress))
+    });
+    let mut folded = vec![0_u64; projections.len()];
+    for stream in each_to_the_end(passes).await? {
+        for (name, events) in stream {
+            if let Some(i) = projections.iter().position(|p| p.name() == name) {
+                folded[i] += events;
+            }
+        }
+    }
+    let rebuilt = each_to_the_end(
         projections
-            .into_iter()
-            .map(|projection| rebuild_one(pool, log, projection, progress)),
+            .iter()
+            .zip(folded)
+            .map(|(projection, events)| finish(pool, log, projection.as_ref(), events, started)),
     )
     .await?;
     Ok(RebuildReport {
@@ -110,55 +152,52 @@ pub async fn rebuild(
     })
 }
 
-async fn rebuild_one(
+/// The schema a projection is rebuilt in.
+fn schema_of(projection: &dyn Projection) -> String {
+    format!("rebuild_{}", projection.name())
+}
+
+/// Reads a stream for these projections in passes, until what is left
+/// fits in the swap's transaction.
+///
+/// # Returns
+/// Events folded, per projection.
+async fn fold_stream(
     pool: &PgPool,
     log: &EventLog,
-    projection: Arc<dyn Projection>,
+    stream: LogStream,
+    projections: Vec<Arc<dyn Projection>>,
+    started: Instant,
     progress: OnProgress<'_>,
-) -> Result<Rebuilt, ProjectionError> {
-    let started = Instant::now();
-    let name = projection.name();
-    let schema = format!("rebuild_{name}");
-    info!(projection = name, "rebuilding from sequence 0");
-    // An insert-only projection never looks its rows up, so even its keys
-    // can wait: an index built once over the loaded rows is cheaper than
-    // one kept up to date row by row. A duplicate still fails, when the key
-    // is added, before the swap.
-    let keys_later = projection.insert_only();
-    prepare(pool, &schema, projection.tables(), !keys_later).await?;
-    // The streams side by side: each has its own checkpoint.
-    let passes = projection.streams().iter().map(|&stream| {
-        let (schema, projection) = (&schema, projection.clone());
-        async move {
-            let mut events = 0;
-            // Passes until what is left fits in the swap's transaction.
-            loop {
-                let (folded, left) = fold_pass(
-                    pool,
-                    log,
-                    schema,
-                    projection.clone(),
-                    stream,
-                    started,
-                    progress,
-                )
-                .await?;
-                events += folded;
-                if left < BATCH_EVENTS as u64 {
-                    return Ok::<u64, ProjectionError>(events);
-                }
-            }
+) -> Result<Vec<(&'static str, u64)>, ProjectionError> {
+    let mut events = vec![0; projections.len()];
+    loop {
+        let (folded, left) = fold_pass(pool, log, stream, &projections, started, progress).await?;
+        for (total, n) in events.iter_mut().zip(folded) {
+            *total += n;
         }
-    });
-    let mut events: u64 = futures::future::try_join_all(passes)
-        .await?
-        .into_iter()
-        .sum();
-    if keys_later {
+        if left < BATCH_EVENTS as u64 {
+            return Ok(projections.iter().map(|p| p.name()).zip(events).collect());
+        }
+    }
+}
+
+/// The rest of a projection's rebuild once its streams are read: the keys
+/// it waited for, its other indexes, the swap.
+async fn finish(
+    pool: &PgPool,
+    log: &EventLog,
+    projection: &dyn Projection,
+    mut events: u64,
+    started: Instant,
+) -> Result<Rebuilt, ProjectionError> {
+    let name = projection.name();
+    let schema = schema_of(projection);
+    if projection.insert_only() {
         add_keys(pool, &schema, projection.tables()).await?;
     }
     create_secondary_indexes(pool, &schema, projection.tables()).await?;
-    events += swap(pool, log, &schema, projection.as_ref()).await?;
+    events += swap(pool, log, &schema, projection).await?;
     let elapsed = started.elapsed();
     info!(
         projection = name,
@@ -260,53 +299,94 @@ async fn create_secondary_indexes(
     Ok(())
 }
 
-/// One pass over a stream from the rebuild's checkpoint to the stream's
-/// end as of now, read and folded concurrently.
+/// A batch for one projection: whole commits, and the stream sequence its
+/// checkpoint moves to.
+type Batch = (Vec<RecordedEvent>, u64);
+
+/// One pass over a stream, from where the projections' rebuilds stand to
+/// the stream's end as of now: one reader, and a folder per projection,
+/// side by side.
 ///
 /// # Returns
-/// Events folded, and commits written meanwhile (what the next pass has).
+/// Events folded per projection (in order), and commits written meanwhile
+/// (what the next pass has).
 async fn fold_pass(
     pool: &PgPool,
     log: &EventLog,
-    schema: &str,
-    projection: Arc<dyn Projection>,
     stream: LogStream,
+    projections: &[Arc<dyn Projection>],
     started: Instant,
     progress: OnProgress<'_>,
-) -> Result<(u64, u64), ProjectionError> {
-    let from = {
+) -> Result<(Vec<u64>, u64), ProjectionError> {
+    let mut from = u64::MAX;
+    for projection in projections {
         let mut tx = pool.begin().await?;
-        in_schema(&mut tx, schema).await?;
-        checkpoint::read(&mut *tx, projection.name(), stream).await?
-    };
+        in_schema(&mut tx, &schema_of(projection.as_ref())).await?;
+        from = from.min(checkpoint::read(&mut *tx, projection.name(), stream).await?);
+    }
     let target = last_sequence(log, stream).await?;
     if target <= from {
-        return Ok((0, 0));
+        return Ok((vec![0; projections.len()], 0));
     }
-    let (sender, mut batches) =
-        mpsc::channel::<Result<(Vec<RecordedEvent>, u64), ProjectionError>>(4);
+    let (senders, receivers): (Vec<_>, Vec<_>) = projections
+        .iter()
+        .map(|_| mpsc::channel::<Batch>(4))
+        .unzip();
     let reader = tokio::spawn(read_batches(
         log.clone(),
-        projection.clone(),
+        projections.to_vec(),
         stream,
         from + 1,
         target,
-        sender,
+        senders,
     ));
+    let folders = projections
+        .iter()
+        .zip(receivers)
+        .map(|(projection, batches)| {
+            fold_batches(
+                pool,
+                projection.as_ref(),
+                stream,
+                batches,
+                target,
+                started,
+                progress,
+            )
+        });
+    // A folder that fails stops taking batches, and the reader stops when
+    // batches have nowhere to go, which ends the other folders; a reader
+    // that fails ends the folders.
+    let folded = each_to_the_end(folders).await;
+    reader
+        .await
+        .map_err(|err| ProjectionError::Stopped(err.to_string()))??;
+    let folded = folded?;
+    let now = last_sequence(log, stream).await?;
+    Ok((folded, now.saturating_sub(target)))
+}
+
+/// Folds one projection's batches as they come, each in a transaction of
+/// its own that also moves its checkpoint.
+///
+/// # Returns
+/// Events folded.
+async fn fold_batches(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    stream: LogStream,
+    mut batches: mpsc::Receiver<Batch>,
+    target: u64,
+    started: Instant,
+    progress: OnProgress<'_>,
+) -> Result<u64, ProjectionError> {
+    let schema = schema_of(projection);
     let mut events = 0;
     let mut last_report = Instant::now();
-    while let Some(batch) = batches.recv().await {
-        let (batch, last) = batch?;
-        events += apply_batch(
-            pool,
-            Some(schema),
-            projection.as_ref(),
-            stream,
-            &batch,
-            last,
-        )
-        .await?
-        .applied;
+    while let Some((batch, last)) = batches.recv().await {
+        events += apply_batch(pool, Some(&schema), projection, stream, &batch, last)
+            .await?
+            .applied;
         if let Some(progress) = progress
             && (last_report.elapsed() >= Duration::from_millis(200) || last >= target)
         {
@@ -321,86 +401,63 @@ async fn fold_pass(
             });
         }
     }
-    reader
-        .await
-        .map_err(|err| ProjectionError::Stopped(err.to_string()))?;
-    let now = last_sequence(log, stream).await?;
-    Ok((events, now.saturating_sub(target)))
+    Ok(events)
 }
 
-/// Reads commits `from..=until` of the stream in batches of whole commits;
-/// the last batch ends at `until` even when the last commits are not the
-/// projection's.
+/// Reads commits `from..=until` of the stream once for every projection,
+/// handing each its events in batches of whole commits; every projection's
+/// last batch ends at `until`, even when the last commits are not its own.
 ///
 /// It reads the stream's messages itself (an ephemeral consumer, no acks,
 /// large pulls) rather than through [`EventLog::replay`], so as to decode
-/// them exactly as the live runner does: the aggregate type told by the
-/// subject, only the envelopes parsed for a projection that reads no
-/// payloads.
+/// them exactly as the live runner does ([`decode_commit`]).
 ///
 /// Without acks, a message lost on the way would never come back: the
-/// consumer sequences are checked ([`Deliveries`]), and at a gap the batch
-/// being gathered is dropped and read again from its start by a new
-/// consumer.
+/// consumer sequences are checked ([`Deliveries`]), and at a gap the
+/// batches being gathered are dropped and read again from their start by
+/// a new consumer.
 async fn read_batches(
     log: EventLog,
-    projection: Arc<dyn Projection>,
+    projections: Vec<Arc<dyn Projection>>,
     stream: LogStream,
     from: u64,
     until: u64,
-    sender: mpsc::Sender<Result<(Vec<RecordedEvent>, u64), ProjectionError>>,
-) {
+    senders: Vec<mpsc::Sender<Batch>>,
+) -> Result<(), ProjectionError> {
     let mut from = from;
-    let result = loop {
-        match read_from(&log, &projection, stream, &mut from, until, &sender).await {
-            Ok(Read::Done) => break Ok(()),
-            Ok(Read::Gap(gap)) => {
-                warn!(projection = projection.name(), stream = stream.name(), %gap, from,
+    loop {
+        match read_from(&log, &projections, stream, &mut from, until, &senders).await? {
+            Read::Done => return Ok(()),
+            Read::Gap(gap) => {
+                warn!(stream = stream.name(), %gap, from,
                     "rebuild lost a message on the way; reading again");
             }
-            Err(err) => break Err(err),
         }
-    };
-    if let Err(err) = result {
-        let _ = sender.send(Err(err)).await;
     }
 }
 
 /// How one consumer's reading ended.
 enum Read {
-    /// Up to `until`, or the receiver went away.
+    /// Up to `until`, or a folder went away.
     Done,
     /// A message lost on the way: read again from `from`.
     Gap(Gap),
 }
 
 /// [`read_batches`] with one consumer, from `from`, which moves past every
-/// batch handed on.
+/// set of batches handed on.
 async fn read_from(
     log: &EventLog,
-    projection: &Arc<dyn Projection>,
+    projections: &[Arc<dyn Projection>],
     stream: LogStream,
     from: &mut u64,
     until: u64,
-    sender: &mpsc::Sender<Result<(Vec<RecordedEvent>, u64), ProjectionError>>,
+    senders: &[mpsc::Sender<Batch>],
 ) -> Result<Read, ProjectionError> {
-    let filter = match projection.aggregate_types() {
-        Some([only]) => log.prefix().aggregate_type_subjects(only),
-        _ => String::new(),
-    };
+    let filter = one_type_filter(log, projections).unwrap_or_default();
     let js_stream = log.stream(&stream.full_name(log.prefix()))?;
     let consumer = js_stream
-        .create_consumer(pull::Config {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: *from,
-            },
-            ack_policy: AckPolicy::None,
-            filter_subject: filter,
-            memory_storage: true,
-            inactive_threshold: Duration::from_secs(10),
-            num_replicas: 1,
-            ..Default::default()
-        })
+        .create_consumer(range_reader(*from, filter))
         .await
         .map_err(EventStoreError::nats)?;
     let mut left = consumer.cached_info().num_pending;
@@ -413,8 +470,12 @@ async fn read_from(
             .await
             .map_err(EventStoreError::nats)?;
         let upcasters = wablast_domain::upcasters();
+        let folders: Vec<&dyn Projection> = projections.iter().map(AsRef::as_ref).collect();
         let mut deliveries = Deliveries::after(0);
-        let mut batch: Vec<RecordedEvent> = Vec::with_capacity(BATCH_EVENTS);
+        let mut batches: Vec<Vec<RecordedEvent>> = vec![Vec::new(); projections.len()];
+        // Events gathered since the last batches went, and the sequence of
+        // the last commit read.
+        let (mut gathered, mut read_up_to) = (0, 0);
         while left > 0 {
             let next = tokio::time::timeout(SILENCE, messages.next()).await;
             let Ok(next) = next else {
@@ -440,26 +501,28 @@ async fn read_from(
                 break;
             }
             // Cut only between commits.
-            if batch.len() >= BATCH_EVENTS {
-                let last = batch.last().map_or(0, |e| e.stream_sequence);
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
-                if sender.send(Ok((full, last))).await.is_err() {
-                    return Ok(Read::Done);
+            if gathered >= BATCH_EVENTS {
+                for (batch, sender) in batches.iter_mut().zip(senders) {
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    let full = std::mem::take(batch);
+                    if sender.send((full, read_up_to)).await.is_err() {
+                        return Ok(Read::Done);
+                    }
                 }
-                *from = last + 1;
+                gathered = 0;
+                *from = read_up_to + 1;
             }
-            decode_commit(
-                projection.as_ref(),
-                &upcasters,
-                sequence,
-                &message,
-                &mut batch,
-            )?;
+            gathered += decode_commit(&folders, &upcasters, sequence, &message, &mut batches)?;
+            read_up_to = sequence;
             if sequence == until {
                 break;
             }
         }
-        let _ = sender.send(Ok((batch, until))).await;
+        for (batch, sender) in batches.into_iter().zip(senders) {
+            let _ = sender.send((batch, until)).await;
+        }
         Ok::<Read, ProjectionError>(Read::Done)
     }
     .await;

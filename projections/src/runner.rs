@@ -1,27 +1,35 @@
-//! One projection on one stream.
+//! The projections of one stream.
 //!
-//! A runner first becomes the projection's only writer on that stream (a
-//! PostgreSQL advisory lock held on a connection of its own; another process
-//! running the same projection waits as a standby). It reads the stream
-//! through a durable pull consumer with `AckPolicy::All`, in batches of
-//! whole commits. For each batch, in one transaction: lock the checkpoint,
-//! drop commits at or below it, fold the rest, move the checkpoint to the
-//! batch's last commit, commit. Then it acknowledges the batch's last
-//! message (which acknowledges all before it).
+//! A runner first becomes the only writer of its projections on that
+//! stream (a PostgreSQL advisory lock per projection, held on a connection
+//! of its own; another process running the same projections waits as a
+//! standby). It reads the stream once for all of them, through a durable
+//! pull consumer with `AckPolicy::All`, in batches of whole commits: every
+//! commit is delivered and decoded once, and each projection is handed the
+//! events it folds. For each batch, and each projection: lock the
+//! checkpoint, drop commits at or below it, fold the rest, move the
+//! checkpoint to the batch's last commit. A small batch (live traffic) is
+//! folded by all of them in one transaction; a large one (a backlog) by
+//! each in its own, side by side. Once all have committed, it acknowledges
+//! the batch's last message (which acknowledges all before it). The
+//! consumer stands at the lowest of the checkpoints; a projection further
+//! on skips what it has.
 //!
 //! Reading is a task of its own, a couple of batches ahead: the next
 //! batches are fetched and decoded while PostgreSQL folds this one. Batches
 //! are still folded one at a time, in order, and each is acknowledged only
-//! once its transaction has committed.
+//! once its transactions have committed.
 //!
-//! A projection of one aggregate type catches up through a consumer that
-//! delivers only that type (most of a stream is other types, and every
-//! delivery costs the server and the runner). Its stream sequences skip the
-//! others, so the end of the backlog is asked of the server: once the
-//! consumer has delivered everything and the runner has read all of it, the
-//! checkpoint moves to the stream's last sequence as of before the
-//! question. From there it reads everything again, so that its checkpoint
-//! keeps following the stream's end (read-your-writes, lag).
+//! A runner of a single projection of one aggregate type (`wablast
+//! projector` runs them all; a test or a tool may run one) catches up
+//! through a consumer that delivers only that type (most of a stream is
+//! other types, and every delivery costs the server and the runner). Its
+//! stream sequences skip the others, so the end of the backlog is asked of
+//! the server: once the consumer has delivered everything and the runner
+//! has read all of it, the checkpoint moves to the stream's last sequence
+//! as of before the question. From there it reads everything again, so
+//! that its checkpoint keeps following the stream's end (read-your-writes,
+//! lag).
 //!
 //! - A crash after the commit and before the ack: the batch comes back and
 //!   every commit in it is at or below the checkpoint, so none is applied
@@ -59,7 +67,8 @@ use crate::{LogStream, Projection, ProjectionError, Upcasters, checkpoint};
 pub struct RunnerOptions {
     /// Most commits folded in one transaction.
     pub batch_size: usize,
-    /// Durable consumers are named `<consumer_prefix>_<projection>`.
+    /// Durable consumers, one per stream, are named
+    /// `<consumer_prefix>_<projection>[-<projection>...]`.
     pub consumer_prefix: String,
     /// First pause before trying a failed batch again (doubles each time).
     pub retry_delay: Duration,
@@ -75,12 +84,10 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         Self {
-            // Also the size of each pull: every runner of a process shares
-            // one NATS connection, and the server drops messages to a
-            // connection that falls 64 MiB behind (a "slow consumer"; seen
-            // with 20,000). A message lost that way is caught (a gap in the
-            // consumer sequences) and read again, but costs a restart.
-            batch_size: 5_000,
+            // Large, for a backlog: the later commits of an aggregate in the
+            // same batch cost no extra row write (a message's statuses).
+            // Live traffic makes small batches anyway.
+            batch_size: 20_000,
             consumer_prefix: "projection".to_owned(),
             retry_delay: Duration::from_millis(100),
             max_retry_delay: Duration::from_secs(10),
@@ -90,11 +97,12 @@ impl Default for RunnerOptions {
     }
 }
 
-/// Runs one projection on one stream.
+/// Runs the projections of one stream.
 pub(crate) struct Runner {
     pool: PgPool,
     log: EventLog,
-    projection: Arc<dyn Projection>,
+    /// Every one reads `stream`.
+    projections: Vec<Arc<dyn Projection>>,
     stream: LogStream,
     options: RunnerOptions,
     upcasters: Upcasters,
@@ -111,15 +119,16 @@ impl Runner {
     pub(crate) fn new(
         pool: PgPool,
         log: EventLog,
-        projection: Arc<dyn Projection>,
+        projections: Vec<Arc<dyn Projection>>,
         stream: LogStream,
         options: RunnerOptions,
         upcasters: Upcasters,
     ) -> Self {
+        debug_assert!(projections.iter().all(|p| p.streams().contains(&stream)));
         Self {
             pool,
             log,
-            projection,
+            projections,
             stream,
             options,
             upcasters,
@@ -132,8 +141,8 @@ impl Runner {
         self.run_until(shutdown, Until::Stopped).await
     }
 
-    /// Folds until the checkpoint reaches the stream's last sequence as of
-    /// the call (by this runner or by another process's).
+    /// Folds until every checkpoint reaches the stream's last sequence as
+    /// of the call (by this runner or by another process's).
     pub(crate) async fn catch_up(
         &self,
         shutdown: CancellationToken,
@@ -153,7 +162,7 @@ impl Runner {
             match self.lead(&shutdown, until, &mut applied).await {
                 Ok(()) => return Ok(applied),
                 Err(err) if err.is_retryable() => {
-                    warn!(projection = self.projection.name(), stream = self.stream.name(), error = %err,
+                    warn!(projections = ?self.names(), stream = self.stream.name(), error = %err,
                         "projection interrupted; starting again");
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(applied),
@@ -176,6 +185,21 @@ impl Runner {
         matches!(until, Until::Reached(target) if checkpoint >= target)
     }
 
+    /// The projections' names, in the runner's order.
+    fn names(&self) -> Vec<&'static str> {
+        self.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// The lowest of the projections' checkpoints: where reading starts.
+    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        let mut lowest = u64::MAX;
+        for projection in &self.projections {
+            lowest =
+                lowest.min(checkpoint::read(&self.pool, projection.name(), self.stream).await?);
+        }
+        Ok(lowest)
+    }
+
     /// Becomes the writer, then folds until done or interrupted.
     async fn lead(
         &self,
@@ -183,23 +207,33 @@ impl Runner {
         until: Until,
         applied: &mut u64,
     ) -> Result<(), ProjectionError> {
-        let name = self.projection.name();
-        let lock_key = format!("wablast projection {name} {}", self.stream.name());
+        let lock_keys: Vec<String> = self
+            .projections
+            .iter()
+            .map(|p| format!("wablast projection {} {}", p.name(), self.stream.name()))
+            .collect();
         let mut leadership = PgConnection::connect_with(&self.pool.connect_options()).await?;
         loop {
-            let mut checkpoint = checkpoint::read(&self.pool, name, self.stream).await?;
+            let mut checkpoint = self.checkpoint().await?;
             if Self::reached(until, checkpoint) {
                 return Ok(());
             }
-            let got: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtext($1))")
-                .bind(&lock_key)
-                .fetch_one(&mut leadership)
-                .await?;
+            // Every projection's lock, or none: another process writing
+            // one of them is the writer of the others too, for now.
+            let got: bool = sqlx::query_scalar(
+                "select bool_and(pg_try_advisory_lock(hashtext(key))) from unnest($1::text[]) key",
+            )
+            .bind(&lock_keys)
+            .fetch_one(&mut leadership)
+            .await?;
             if got {
-                checkpoint::ensure(&self.pool, name, self.stream).await?;
-                checkpoint = checkpoint::read(&self.pool, name, self.stream).await?;
+                for projection in &self.projections {
+                    checkpoint::ensure(&self.pool, projection.name(), self.stream).await?;
+                }
+                self.remove_former_consumers().await;
+                checkpoint = self.checkpoint().await?;
                 info!(
-                    projection = name,
+                    projections = ?self.names(),
                     stream = self.stream.name(),
                     checkpoint,
                     "projecting"
@@ -234,9 +268,13 @@ impl Runner {
                 let _ = leadership.close().await;
                 return result;
             }
+            // Not all: none.
+            sqlx::query("select pg_advisory_unlock_all()")
+                .execute(&mut leadership)
+                .await?;
             debug!(
-                projection = name,
-                "another process writes this projection; standing by"
+                projections = ?self.names(),
+                "another process writes these projections; standing by"
             );
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -245,21 +283,37 @@ impl Runner {
         }
     }
 
-    /// The subjects of the projection's one aggregate type, if it folds
-    /// only one.
     fn filter(&self) -> Option<String> {
-        match self.projection.aggregate_types() {
-            Some([only]) => Some(self.log.prefix().aggregate_type_subjects(only)),
-            _ => None,
-        }
+        one_type_filter(&self.log, &self.projections)
     }
 
+    /// `<consumer_prefix>_<projection>[-<projection>...]`.
     fn durable(&self) -> String {
         format!(
             "{}_{}",
             self.options.consumer_prefix,
-            self.projection.name()
+            self.names().join("-")
         )
+    }
+
+    /// Removes the consumers these projections had on this stream when
+    /// each read it through its own (`<consumer_prefix>_<projection>`),
+    /// which nothing reads any more. The writer's job: it holds their
+    /// locks. Best effort; most starts find none.
+    async fn remove_former_consumers(&self) {
+        if self.projections.len() < 2 {
+            return;
+        }
+        let Ok(stream) = self.log.stream(&self.stream.full_name(self.log.prefix())) else {
+            return;
+        };
+        for projection in &self.projections {
+            let former = format!("{}_{}", self.options.consumer_prefix, projection.name());
+            if stream.delete_consumer(&former).await.is_ok() {
+                info!(consumer = %former, stream = self.stream.name(),
+                    "removed a consumer of the one-per-projection layout");
+            }
+        }
     }
 
     /// The durable consumer at the checkpoint, delivering the subjects of
@@ -282,7 +336,7 @@ impl Runner {
                 || info.num_ack_pending > 0
                 || info.config.filter_subject != filter)
         {
-            debug!(projection = self.projection.name(), consumer = %durable,
+            debug!(projections = ?self.names(), consumer = %durable,
                 acked = info.ack_floor.stream_sequence, pending = info.num_ack_pending, checkpoint,
                 "consumer not at the checkpoint; recreating it there");
             stream
@@ -322,7 +376,7 @@ impl Runner {
             .consumer_sequence;
         let messages = consumer
             .stream()
-            .max_messages_per_batch(self.options.batch_size)
+            .max_messages_per_batch(self.options.batch_size.min(MAX_PULL))
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
@@ -364,7 +418,7 @@ impl Runner {
         let mut reader = JoinSet::new();
         reader.spawn(read_batches(
             Reader {
-                projection: self.projection.clone(),
+                projections: self.projections.clone(),
                 upcasters: self.upcasters.clone(),
                 batch_size: self.options.batch_size,
                 batch_wait: self.options.batch_wait,
@@ -401,49 +455,47 @@ impl Runner {
 
             let started = Instant::now();
             if batch.last > checkpoint {
-                let mut delay = self.options.retry_delay;
-                loop {
-                    match apply_batch(
-                        &self.pool,
-                        None,
-                        self.projection.as_ref(),
-                        self.stream,
-                        &batch.events,
-                        batch.last,
-                    )
-                    .await
-                    {
-                        Ok(outcome) => {
-                            checkpoint = outcome.checkpoint;
-                            *applied += outcome.applied;
-                            break;
-                        }
-                        Err(err) if err.is_retryable() => {
-                            warn!(projection = self.projection.name(), error = %err, "batch not applied; trying again");
-                            tokio::select! {
-                                () = shutdown.cancelled() => return Ok(None),
-                                () = tokio::time::sleep(delay) => {}
-                            }
-                            delay = (delay * 2).min(self.options.max_retry_delay);
-                        }
-                        Err(err) => {
-                            self.apply_before(&err, &batch.events, checkpoint).await;
-                            return Err(err);
-                        }
+                let outcomes = match self.apply_together(&batch).await {
+                    Some(outcomes) => outcomes,
+                    // Each projection in its own transaction, side by side.
+                    None => {
+                        each_to_the_end(self.projections.iter().zip(&batch.events).map(
+                            |(projection, events)| {
+                                self.apply(
+                                    projection.as_ref(),
+                                    events,
+                                    batch.last,
+                                    checkpoint,
+                                    shutdown,
+                                )
+                            },
+                        ))
+                        .await?
                     }
+                };
+                let mut reached = u64::MAX;
+                for outcome in outcomes {
+                    // Stopped while waiting to try again.
+                    let Some(outcome) = outcome else {
+                        return Ok(None);
+                    };
+                    reached = reached.min(outcome.checkpoint);
+                    *applied += outcome.applied;
                 }
+                checkpoint = reached;
             }
-            let name = self.projection.name();
             if let Some(last_message) = batch.last_message {
+                let stream = self.stream.name();
                 acks.spawn(async move {
                     if let Err(err) = last_message.double_ack().await {
                         // Committed already: the batch may come back and is skipped.
-                        warn!(projection = name, error = %err, "batch applied but not acknowledged");
+                        warn!(stream, error = %err, "batch applied but not acknowledged");
                     }
                 });
             }
-            debug!(projection = name, stream = self.stream.name(), commits = batch.commits,
-                events = batch.events.len(), elapsed = ?started.elapsed(), "batch projected");
+            debug!(projections = ?self.names(), stream = self.stream.name(), commits = batch.commits,
+                events = batch.events.iter().map(Vec::len).sum::<usize>(),
+                elapsed = ?started.elapsed(), "batch projected");
             if batch.caught_up {
                 while acks.join_next().await.is_some() {}
                 return Ok(Some(checkpoint));
@@ -455,10 +507,95 @@ impl Runner {
         Ok(None)
     }
 
+    /// A small batch (live traffic) folded by every projection in one
+    /// transaction: one commit, where a transaction each would cost a
+    /// commit (a WAL flush) each, most of them only to move a checkpoint.
+    /// `None`: the batch is large (each projection folds in its own
+    /// transaction, side by side, on its own connection), or the
+    /// transaction failed, and each projection tries on its own (with
+    /// back-off, or stopping at an event it cannot fold).
+    async fn apply_together(&self, batch: &Batch) -> Option<Vec<Option<Applied>>> {
+        let events: usize = batch.events.iter().map(Vec::len).sum();
+        if self.projections.len() < 2 || events > TOGETHER_AT_MOST {
+            return None;
+        }
+        let together = async {
+            let mut tx = self.pool.begin().await?;
+            let checkpoints = checkpoint::lock_all(&mut tx, &self.names(), self.stream).await?;
+            let mut outcomes = Vec::with_capacity(self.projections.len());
+            let mut moved = Vec::with_capacity(self.projections.len());
+            for ((projection, events), checkpoint) in
+                self.projections.iter().zip(&batch.events).zip(checkpoints)
+            {
+                let outcome = fold_above(
+                    &mut tx,
+                    projection.as_ref(),
+                    self.stream,
+                    events,
+                    batch.last,
+                    checkpoint,
+                )
+                .await?;
+                if outcome.checkpoint > checkpoint {
+                    moved.push(projection.name());
+                }
+                outcomes.push(Some(outcome));
+            }
+            checkpoint::advance_all(&mut tx, &moved, self.stream, batch.last).await?;
+            tx.commit().await?;
+            Ok::<_, ProjectionError>(outcomes)
+        };
+        match together.await {
+            Ok(outcomes) => Some(outcomes),
+            Err(err) => {
+                debug!(projections = ?self.names(), error = %err,
+                    "batch not applied together; each projection on its own");
+                None
+            }
+        }
+    }
+
+    /// Folds one projection's part of a batch, trying again with back-off
+    /// while the database cannot; `None`: stopped meanwhile.
+    async fn apply(
+        &self,
+        projection: &dyn Projection,
+        events: &[RecordedEvent],
+        last: u64,
+        checkpoint: u64,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Applied>, ProjectionError> {
+        let mut delay = self.options.retry_delay;
+        loop {
+            match apply_batch(&self.pool, None, projection, self.stream, events, last).await {
+                Ok(outcome) => return Ok(Some(outcome)),
+                Err(err) if err.is_retryable() => {
+                    warn!(projection = projection.name(), error = %err, "batch not applied; trying again");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(None),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(self.options.max_retry_delay);
+                }
+                Err(err) => {
+                    self.apply_before(projection, &err, events, checkpoint)
+                        .await;
+                    return Err(err);
+                }
+            }
+        }
+    }
+
     /// A batch failed on an event the projection cannot fold: applies the
     /// commits before it, so the checkpoint stops right in front of it (and
     /// the lag points at it). Best effort: the error is reported anyway.
-    async fn apply_before(&self, err: &ProjectionError, events: &[RecordedEvent], checkpoint: u64) {
+    async fn apply_before(
+        &self,
+        projection: &dyn Projection,
+        err: &ProjectionError,
+        events: &[RecordedEvent],
+        checkpoint: u64,
+    ) {
         let ProjectionError::Event {
             stream_sequence, ..
         } = err
@@ -470,18 +607,26 @@ impl Runner {
             return;
         }
         let good = &events[..events.partition_point(|e| e.stream_sequence <= before)];
-        if let Err(again) = apply_batch(
-            &self.pool,
-            None,
-            self.projection.as_ref(),
-            self.stream,
-            good,
-            before,
-        )
-        .await
+        if let Err(again) =
+            apply_batch(&self.pool, None, projection, self.stream, good, before).await
         {
-            warn!(projection = self.projection.name(), error = %again, "commits before the failing one not applied");
+            warn!(projection = projection.name(), error = %again, "commits before the failing one not applied");
         }
+    }
+}
+
+/// The subjects of the one aggregate type of the one projection, if that
+/// is what `projections` is: a reader for it needs only those delivered.
+pub(crate) fn one_type_filter(
+    log: &EventLog,
+    projections: &[Arc<dyn Projection>],
+) -> Option<String> {
+    match projections {
+        [only] => match only.aggregate_types() {
+            Some([only]) => Some(log.prefix().aggregate_type_subjects(only)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -489,15 +634,26 @@ impl Runner {
 /// are taken as lost.
 const LOST_AFTER: Duration = Duration::from_secs(2);
 
+/// Most messages asked of the server at a time: every runner of a process
+/// shares one NATS connection, and the server drops messages to a
+/// connection that falls 64 MiB behind (a "slow consumer"; seen with pulls
+/// of 20,000). A message lost that way is caught (a gap in the consumer
+/// sequences) and read again, but costs a restart.
+const MAX_PULL: usize = 5_000;
+
+/// Most events in a batch that every projection folds in one transaction
+/// ([`Runner::apply_together`]).
+const TOGETHER_AT_MOST: usize = 2_000;
+
 /// Batches read ahead of the one being folded.
 const READ_AHEAD: usize = 2;
 
 /// A batch of whole commits read and decoded, to be folded in one
 /// transaction.
 struct Batch {
-    /// The projection's events in it, above the checkpoint the reader
-    /// started from.
-    events: Vec<RecordedEvent>,
+    /// Each projection's events in it (in the runner's order), above the
+    /// checkpoint the reader started from.
+    events: Vec<Vec<RecordedEvent>>,
     /// Stream sequence of its last commit.
     last: u64,
     /// Commits (messages) in it.
@@ -512,7 +668,7 @@ struct Batch {
 
 /// What the reader of a runner needs.
 struct Reader {
-    projection: Arc<dyn Projection>,
+    projections: Vec<Arc<dyn Projection>>,
     upcasters: Upcasters,
     batch_size: usize,
     batch_wait: Duration,
@@ -579,7 +735,7 @@ impl Reader {
         let first = match next {
             Some(Ok(message)) => message,
             Some(Err(err)) => {
-                debug!(projection = self.projection.name(), error = %err, "consumer hiccup");
+                debug!(error = %err, "consumer hiccup");
                 return Ok(None);
             }
             None => {
@@ -591,7 +747,8 @@ impl Reader {
         // to the batch size: a few large transactions instead of many small
         // ones. Live traffic is not held back.
         let mut last = 0;
-        let mut events = Vec::new();
+        let mut events = vec![Vec::new(); self.projections.len()];
+        let folders: Vec<&dyn Projection> = self.projections.iter().map(AsRef::as_ref).collect();
         let mut commits = 0;
         let mut message = first;
         let last_message = loop {
@@ -617,13 +774,7 @@ impl Reader {
                 filtered.check_now = !backlog;
             }
             if sequence > self.checkpoint {
-                decode_commit(
-                    self.projection.as_ref(),
-                    &self.upcasters,
-                    sequence,
-                    &message,
-                    &mut events,
-                )?;
+                decode_commit(&folders, &self.upcasters, sequence, &message, &mut events)?;
             }
             if commits >= self.batch_size {
                 break message;
@@ -699,7 +850,7 @@ impl Reader {
             return Ok(None);
         }
         Ok(Some(Batch {
-            events: Vec::new(),
+            events: vec![Vec::new(); self.projections.len()],
             last: end,
             commits: 0,
             last_message: None,
@@ -785,39 +936,70 @@ impl Deliveries {
     }
 }
 
-/// Adds a commit's events to `events` if the projection folds its aggregate
-/// type (told by the subject, without parsing the payload): upcast for
-/// projections that read payloads, with a `null` payload (never parsed) for
-/// the others.
+/// Adds a commit's events to the batch of each projection that folds its
+/// aggregate type (told by the subject, without parsing the payload; each
+/// commit is parsed once for all of them): upcast for projections that read
+/// payloads, as written and with a `null` payload for the others (whose
+/// payloads are not even parsed when no projection reads them).
+///
+/// # Returns
+/// The commit's events, or 0 if no projection folds them.
 pub(crate) fn decode_commit(
-    projection: &dyn Projection,
+    projections: &[&dyn Projection],
     upcasters: &[Box<dyn EventUpcaster>],
     sequence: u64,
     message: &async_nats::Message,
-    events: &mut Vec<RecordedEvent>,
-) -> Result<(), EventStoreError> {
+    batches: &mut [Vec<RecordedEvent>],
+) -> Result<usize, EventStoreError> {
     // `<prefix>.ev.<tenant>.<aggregate_type>.<id>`
-    let folded = message
-        .subject
-        .split('.')
-        .nth(3)
-        .is_some_and(|aggregate_type| projection.folds(aggregate_type));
-    if !folded {
-        return Ok(());
+    let Some(aggregate_type) = message.subject.split('.').nth(3) else {
+        return Ok(0);
+    };
+    let folding = |payloads: bool| {
+        projections
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| p.needs_payloads() == payloads && p.folds(aggregate_type))
+            .map(|(i, _)| i)
+    };
+    let with_payloads: Vec<usize> = folding(true).collect();
+    let mut envelopes = folding(false).peekable();
+    if with_payloads.is_empty() && envelopes.peek().is_none() {
+        return Ok(0);
     }
     let malformed = |source| EventStoreError::Malformed { sequence, source };
-    if projection.needs_payloads() {
-        let commit: Commit = serde_json::from_slice(&message.payload).map_err(malformed)?;
-        events.extend(
-            commit
-                .into_recorded(sequence)
-                .map(|event| event.upcast(upcasters)),
-        );
-    } else {
+    let events: Vec<RecordedEvent> = if with_payloads.is_empty() {
         let commit: CommitHeader = serde_json::from_slice(&message.payload).map_err(malformed)?;
-        events.extend(commit.into_recorded(sequence));
+        commit.into_recorded(sequence).collect()
+    } else {
+        let commit: Commit = serde_json::from_slice(&message.payload).map_err(malformed)?;
+        commit.into_recorded(sequence).collect()
+    };
+    let n = events.len();
+    for i in envelopes {
+        batches[i].extend(events.iter().map(RecordedEvent::without_payload));
     }
-    Ok(())
+    if let Some((&last, others)) = with_payloads.split_last() {
+        let events: Vec<RecordedEvent> = events.into_iter().map(|e| e.upcast(upcasters)).collect();
+        for &i in others {
+            batches[i].extend_from_slice(&events);
+        }
+        batches[last].extend(events);
+    }
+    Ok(n)
+}
+
+/// Runs every future to its end, then gives the first error if any. A
+/// fold dropped half-way (as `try_join_all` drops the others at an error)
+/// could leave its connection in the middle of a `COPY`, which sqlx would
+/// return to the pool out of step with the server.
+pub(crate) async fn each_to_the_end<T, E>(
+    futures: impl IntoIterator<Item = impl Future<Output = Result<T, E>>>,
+) -> Result<Vec<T>, E> {
+    futures::future::join_all(futures)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// What one batch did.
@@ -863,18 +1045,33 @@ pub(crate) async fn apply_in(
     last: u64,
 ) -> Result<Applied, ProjectionError> {
     let checkpoint = checkpoint::lock(conn, projection.name(), stream).await?;
+    let applied = fold_above(conn, projection, stream, events, last, checkpoint).await?;
+    if applied.checkpoint > checkpoint {
+        checkpoint::advance(conn, projection.name(), stream, last).await?;
+    }
+    Ok(applied)
+}
+
+/// Folds the events above `checkpoint` (locked by the caller) of a batch
+/// that goes up to `last`; the caller moves the checkpoint.
+async fn fold_above(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    stream: LogStream,
+    events: &[RecordedEvent],
+    last: u64,
+    checkpoint: u64,
+) -> Result<Applied, ProjectionError> {
     if last <= checkpoint {
         return Ok(Applied {
             checkpoint,
             applied: 0,
         });
     }
-    let fresh = events.partition_point(|e| e.stream_sequence <= checkpoint);
-    let fresh = &events[fresh..];
+    let fresh = &events[events.partition_point(|e| e.stream_sequence <= checkpoint)..];
     if !fresh.is_empty() {
         projection.apply(conn, stream, fresh).await?;
     }
-    checkpoint::advance(conn, projection.name(), stream, last).await?;
     Ok(Applied {
         checkpoint: last,
         applied: fresh.len() as u64,

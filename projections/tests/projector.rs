@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
+use futures::TryStreamExt;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,7 @@ struct World {
     prefix: String,
     log: EventLog,
     pool: PgPool,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 impl Drop for World {
@@ -83,7 +84,7 @@ async fn world() -> World {
         prefix,
         log,
         pool,
-        _db: db,
+        db,
     }
 }
 
@@ -282,19 +283,19 @@ async fn a_crash_between_applying_and_acknowledging_leaves_the_rows_exactly_righ
             .log
             .stream(&stream.full_name(world.log.prefix()))
             .unwrap();
-        for projection in wablast_projections::NAMES {
-            let durable = format!("projection_{projection}");
-            if js.consumer_info(&durable).await.is_ok() {
-                js.delete_consumer(&durable).await.unwrap();
-                let _: async_nats::jetstream::consumer::PullConsumer = js
-                    .create_consumer(async_nats::jetstream::consumer::pull::Config {
-                        durable_name: Some(durable.clone()),
-                        ack_policy: async_nats::jetstream::consumer::AckPolicy::All,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
-            }
+        // The projector's durable consumers: one per stream.
+        let durables: Vec<String> = js.consumer_names().try_collect().await.unwrap();
+        assert_eq!(durables.len(), 1, "{durables:?}");
+        for durable in durables {
+            js.delete_consumer(&durable).await.unwrap();
+            let _: async_nats::jetstream::consumer::PullConsumer = js
+                .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some(durable.clone()),
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::All,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
         }
     }
     let applied = projector.catch_up().await.unwrap();
@@ -303,6 +304,37 @@ async fn a_crash_between_applying_and_acknowledging_leaves_the_rows_exactly_righ
         "every redelivered commit was at or below its checkpoint"
     );
     assert_same(&clean, &dump(&world.pool).await);
+}
+
+#[tokio::test]
+async fn the_consumers_of_the_one_per_projection_layout_are_removed() {
+    let world = world().await;
+    generated(&world, 7).await;
+    let events = world
+        .log
+        .stream(&LogStream::Events.full_name(world.log.prefix()))
+        .unwrap();
+    // What a projector that read each projection through its own consumer
+    // left behind.
+    for former in ["projection_sessions", "projection_event_index"] {
+        let _: async_nats::jetstream::consumer::PullConsumer = events
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(former.to_owned()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    Projector::new(world.pool.clone(), world.log.clone())
+        .catch_up()
+        .await
+        .unwrap();
+    let consumers: Vec<String> = events.consumer_names().try_collect().await.unwrap();
+    assert_eq!(
+        consumers,
+        ["projection_sessions-campaigns-wallets-schedules-plans-event_index"]
+    );
 }
 
 #[tokio::test]
@@ -315,15 +347,23 @@ async fn a_projector_killed_at_random_moments_ends_with_the_same_rows_as_a_clean
     };
 
     // Killed again and again, wherever it is: mid-transaction, between the
-    // commit and the ack, while acknowledging.
+    // commit and the ack, while acknowledging. Its connections die with it,
+    // as a killed process's do (one dropped in the middle of a `COPY` is
+    // out of step with the server and of no use to anyone after).
     let mut delay = 3u64;
     for _ in 0..12 {
-        let projector = Projector::new(world.pool.clone(), world.log.clone())
-            .with_options(small_batches.clone());
+        let pool = PgPoolOptions::new()
+            .max_connections(12)
+            .connect(&world.db.url)
+            .await
+            .unwrap();
+        let projector =
+            Projector::new(pool.clone(), world.log.clone()).with_options(small_batches.clone());
         let running = tokio::spawn(async move { projector.run(CancellationToken::new()).await });
         tokio::time::sleep(Duration::from_millis(delay)).await;
         running.abort();
         let _ = running.await;
+        pool.close().await;
         delay = delay * 7 % 61 + 5;
     }
     Projector::new(world.pool.clone(), world.log.clone())
@@ -540,6 +580,28 @@ async fn an_event_of_an_unknown_version_stops_the_projection_at_it_and_skips_not
             .unwrap()
             < stuck_at
     );
+
+    // Every projection at once (one batch for all, first tried in one
+    // transaction): the same stop, and the others fold the batch.
+    let err = Projector::new(world.pool.clone(), world.log.clone())
+        .catch_up()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProjectionError::Event { projection: "sessions", stream_sequence, .. }
+            if *stream_sequence == stuck_at),
+        "{err}"
+    );
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("select id from sessions")
+        .fetch_all(&world.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![known]);
+    let indexed: i64 = sqlx::query_scalar("select count(*) from event_index")
+        .fetch_one(&world.pool)
+        .await
+        .unwrap();
+    assert_eq!(indexed, 3);
 }
 
 #[tokio::test]

@@ -17,17 +17,23 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
-/// The PostgreSQL server the tests use: `DATABASE_URL` without its database
-/// name (default the local one).
-pub fn postgres_server_url() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/wablast".to_owned());
-    // Strip the database name (and any query) from the URL.
-    let without_query = url.split('?').next().unwrap_or(&url);
-    match without_query.rfind('/') {
-        Some(slash) if slash > "postgres://".len() => without_query[..slash].to_owned(),
-        _ => without_query.to_owned(),
-    }
+/// The URL of `database` on the PostgreSQL server the tests use: that of
+/// `DATABASE_URL` (default the local one, without TLS), its query
+/// (`sslmode` and such) kept.
+pub fn postgres_url(database: &str) -> String {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/wablast?sslmode=disable".to_owned()
+    });
+    let (without_query, query) = match url.split_once('?') {
+        Some((url, query)) => (url, format!("?{query}")),
+        None => (url.as_str(), String::new()),
+    };
+    // The server: the URL without its database name.
+    let server = match without_query.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => &without_query[..slash],
+        _ => without_query,
+    };
+    format!("{server}/{database}{query}")
 }
 
 /// The NATS server the tests use (`NATS_URL`, default the local one).
@@ -53,7 +59,7 @@ impl TestDatabase {
     pub fn planned() -> Self {
         let name = format!("wablast_test_{}", uuid::Uuid::new_v4().simple());
         Self {
-            url: format!("{}/{name}", postgres_server_url()),
+            url: postgres_url(&name),
             name,
         }
     }
@@ -72,7 +78,7 @@ impl TestDatabase {
 }
 
 async fn admin_connection() -> PgConnection {
-    PgConnection::connect(&format!("{}/postgres", postgres_server_url()))
+    PgConnection::connect(&postgres_url("postgres"))
         .await
         .expect("PostgreSQL reachable (run scripts/services.sh)")
 }

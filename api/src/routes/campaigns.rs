@@ -635,7 +635,6 @@ async fn get_campaign(
 async fn start_campaign(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let campaign_id = CampaignId::from_uuid(id);
@@ -647,9 +646,7 @@ async fn start_campaign(
         .ok_or_else(|| ApiError::not_found("campaign"))?;
     let metadata = caller.command();
     let at = Utc::now();
-    // The plan as the client last saw it (a grant it just made included).
-    after.wait(&state.db, &["wallets"]).await?;
-    let plan_max_recipients = TenantLimits::of(&state.db, tenant)
+    let plan_max_recipients = TenantLimits::of(&state.commands.wallets, tenant)
         .await?
         .max_recipients_per_campaign;
 

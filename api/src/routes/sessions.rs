@@ -664,7 +664,7 @@ async fn create_session(
     let driver_credentials = DriverCredentials::from_request(driver, body.driver_config)
         .map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
 
-    let limits = TenantLimits::of(&state.db, caller.tenant_id).await?;
+    let limits = TenantLimits::of(&state.commands.wallets, caller.tenant_id).await?;
     let sessions_in_use = sessions_in_use(&state, caller.tenant_id).await?;
     let id = SessionId::new();
     // Credentials first, under the new id nobody else knows yet: a session
@@ -864,7 +864,7 @@ async fn update_session(
         }
     }
 
-    let limits = TenantLimits::of(&state.db, tenant).await?;
+    let limits = TenantLimits::of(&state.commands.wallets, tenant).await?;
     let key = tenant_key(tenant, id);
     let metadata = caller.command();
     let mut last = None;
