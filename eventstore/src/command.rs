@@ -140,6 +140,18 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<EventEnvelope<A>>,
 }
 
+/// What [`CommandHandler::execute_each_on`] decided and committed.
+#[derive(Debug)]
+pub struct Decided<A: Aggregate> {
+    /// The one commit of the accepted commands' events.
+    pub committed: Committed<A>,
+    /// How many of the commands, from the first, were accepted.
+    pub accepted: usize,
+    /// Why the command after them was refused (the ones after it were not
+    /// decided); `None`: all were accepted.
+    pub refusal: Option<A::Error>,
+}
+
 /// Runs commands against aggregates of type `A` stored in the event log.
 ///
 /// Each command is one commit: one JetStream message holding its ordered
@@ -468,6 +480,50 @@ impl<A: Aggregate> CommandHandler<A> {
         }
     }
 
+    /// Runs `commands` on one aggregate, as [`CommandHandler::execute_on`]
+    /// runs one: each decided on the state the ones before it left, up to
+    /// the first one refused, and what the accepted ones decided committed
+    /// as **one** commit (one append, one ack) under `metadata`. For a
+    /// writer with several requests ready at once (a send loop's slots for
+    /// the messages it holds). A refusal of the first command is an
+    /// `Err(UserError)` as from `execute_on`; a later one is reported in
+    /// [`Decided::refusal`] next to what was committed. An aggregate must
+    /// refuse before it writes an event: one that refuses after is an
+    /// error, and nothing is committed.
+    pub async fn execute_each_on(
+        &self,
+        key: &AggregateKey,
+        known: &mut Option<Loaded<A>>,
+        commands: Vec<A::Command>,
+        metadata: &CommandMetadata,
+    ) -> Result<Decided<A>, AggregateError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let loaded = match known.take() {
+                Some(state) => state,
+                None => self.load(key).await?,
+            };
+            match self
+                .decide_each(key, loaded, commands.clone(), metadata, false)
+                .await
+            {
+                Ok((decided, after)) => {
+                    *known = Some(after);
+                    return Ok(decided);
+                }
+                Err(AggregateError::AggregateConflict) if attempt < self.attempts => {
+                    debug!(attempt, "conflict, deciding again on fresh state");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// Runs a command that creates an aggregate, without reading the log:
     /// it is decided on the aggregate's default state and committed only if
     /// the aggregate has no commit yet. For creations in bulk (a campaign's
@@ -519,17 +575,89 @@ impl<A: Aggregate> CommandHandler<A> {
         metadata: &CommandMetadata,
         cache: bool,
     ) -> Result<(Committed<A>, Loaded<A>), AggregateError<A::Error>> {
+        let (decided, after) = self
+            .decide_each(key, loaded, vec![command], metadata, cache)
+            .await?;
+        // One command: a refusal is an `Err` already.
+        Ok((decided.committed, after))
+    }
+
+    /// Lets the loaded aggregate decide `commands` one after the other,
+    /// each on the state the ones before it left, up to the first it
+    /// refuses; commits what the accepted ones decided as one commit.
+    async fn decide_each(
+        &self,
+        key: &AggregateKey,
+        loaded: Loaded<A>,
+        commands: Vec<A::Command>,
+        metadata: &CommandMetadata,
+        cache: bool,
+    ) -> Result<(Decided<A>, Loaded<A>), AggregateError<A::Error>> {
         let Loaded {
             mut aggregate,
             sequence,
             stream_sequence,
         } = loaded;
-        let sink = EventSink::default();
-        aggregate
-            .handle(command, &self.services, &sink)
-            .await
-            .map_err(AggregateError::UserError)?;
-        let events = sink.collect().await;
+        let mut events = Vec::new();
+        let mut accepted = 0;
+        let mut refusal = None;
+        for command in commands {
+            let sink = EventSink::default();
+            let handled = aggregate.handle(command, &self.services, &sink).await;
+            let written = sink.collect().await;
+            match handled {
+                Ok(()) => {
+                    events.extend(written);
+                    accepted += 1;
+                }
+                // The state already holds what it wrote: it cannot be
+                // committed without them, nor kept with them.
+                Err(_) if !written.is_empty() => {
+                    return Err(AggregateError::UnexpectedError(
+                        format!("a {} refused a command after deciding events", A::TYPE).into(),
+                    ));
+                }
+                Err(err) if accepted == 0 => return Err(AggregateError::UserError(err)),
+                Err(err) => {
+                    refusal = Some(err);
+                    break;
+                }
+            }
+        }
+        let (committed, after) = self
+            .commit(
+                key,
+                aggregate,
+                sequence,
+                stream_sequence,
+                events,
+                metadata,
+                cache,
+            )
+            .await?;
+        Ok((
+            Decided {
+                committed,
+                accepted,
+                refusal,
+            },
+            after,
+        ))
+    }
+
+    /// Appends `events`, decided on the state at `sequence` (written at
+    /// `stream_sequence`), right after it; `aggregate` already holds them.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        key: &AggregateKey,
+        aggregate: A,
+        sequence: u64,
+        stream_sequence: u64,
+        events: Vec<A::Event>,
+        metadata: &CommandMetadata,
+        cache: bool,
+    ) -> Result<(Committed<A>, Loaded<A>), AggregateError<A::Error>> {
         if events.is_empty() {
             let unchanged = Loaded {
                 aggregate,

@@ -33,7 +33,7 @@ pub mod log;
 pub mod naming;
 pub mod repository;
 
-pub use command::{CommandHandler, Committed, Loaded};
+pub use command::{CommandHandler, Committed, Decided, Loaded};
 pub use consumer::{ConsumerSpec, Delivery, WorkError, Worker, run_consumer};
 pub use envelope::{Actor, CommandMetadata, Commit, CommitHeader, CommittedEvent, RecordedEvent};
 pub use error::EventStoreError;

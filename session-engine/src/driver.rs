@@ -140,6 +140,10 @@ pub enum SendError {
     /// have been sent. Never retried silently.
     #[error("unknown outcome: {0}")]
     Unknown(String),
+    /// The session cannot send at all any more (the number was banned):
+    /// not the message's fault, which waits for a sender that can.
+    #[error("the session cannot send: {0}")]
+    SessionUnavailable(String),
 }
 
 /// Why a request other than a send failed.

@@ -25,18 +25,25 @@
 //! 5. `RecordSent` with its cost, or `RecordFailed`: a transient error is
 //!    tried again with exponential back-off up to
 //!    [`SendConfig::max_attempts`], a permanent one fails with its reason,
-//!    an unknown outcome is marked `unknown`. Failures in a row are
-//!    reported to the campaign, which auto-pauses from three on.
+//!    an unknown outcome is marked `unknown`, and a session that cannot
+//!    send any more (banned) leaves the message waiting for a sender.
+//!    Failures in a row are reported to the campaign, which auto-pauses
+//!    from three on.
 //!
-//! Steps 1 to 3 (admission) take one command at a time, so slots are asked
-//! for and sends started in queue order. Steps 4 and 5 (delivery) of
+//! Steps 1 to 3 (admission) go in the order of the queue, so slots are
+//! asked for and sends started in queue order. Commands that need not wait
+//! (the campaign running at a zero throttle, the message queued) are
+//! admitted together: the loop takes up to [`TAKEN_TOGETHER`] from the
+//! queue at once and asks the day counter for all their slots in one
+//! commit, which grants them in order up to the first it refuses; that one
+//! and those after it are admitted one by one. Steps 4 and 5 (delivery) of
 //! admitted messages run side by side, up to [`SendConfig::in_flight`]: at
 //! a zero throttle the session sends while earlier messages are still being
 //! recorded, instead of waiting for each round trip to the log. The
 //! campaign, session, schedule and wallet read for every message are kept
 //! while [`Changes`] sees no commit on them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -45,7 +52,7 @@ use std::time::Duration;
 use async_nats::jetstream::AckKind;
 use chrono::{DateTime, TimeDelta, Utc};
 use cqrs_es::AggregateError;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sqlx::PgPool;
@@ -63,7 +70,7 @@ use wablast_domain::session::SessionStatus;
 use wablast_domain::session_day::{
     self, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
 };
-use wablast_domain::types::{CampaignId, MediaId, Points, SessionId, TenantId};
+use wablast_domain::types::{CampaignId, MediaId, MessageId, Points, SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{Actor, AggregateKey, CommandMetadata, EventStoreError, Loaded};
 
@@ -73,6 +80,13 @@ use crate::clock::Clock;
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::receipts::ProviderIds;
 use crate::sends::{SendCommand, SendQueue};
+
+/// A queued message as the queue hands it over.
+type JsMessage = async_nats::jetstream::Message;
+
+/// Commands taken from the queue at once: those that need not wait are
+/// admitted together (one commit of the day counter for all their slots).
+const TAKEN_TOGETHER: usize = 16;
 
 /// How sending behaves.
 #[derive(Clone, Debug)]
@@ -205,8 +219,10 @@ pub struct SendLoop {
     rng: StdRng,
     next_send_at: Option<DateTime<Utc>>,
     known: Known,
-    /// Deliveries under way.
-    under_way: JoinSet<()>,
+    /// Deliveries under way, each giving back its message's id.
+    under_way: JoinSet<MessageId>,
+    /// The messages of the deliveries under way.
+    delivering: HashSet<MessageId>,
 }
 
 impl SendLoop {
@@ -234,6 +250,7 @@ impl SendLoop {
             next_send_at: None,
             known: Known::default(),
             under_way: JoinSet::new(),
+            delivering: HashSet::new(),
         }
     }
 
@@ -277,8 +294,17 @@ impl SendLoop {
     /// under way finish: a message that may have left is recorded.
     async fn consume(&mut self) -> Result<(), LoopError> {
         let taken = self.take_commands().await;
-        while self.under_way.join_next().await.is_some() {}
+        while let Some(done) = self.under_way.join_next().await {
+            self.delivered(done);
+        }
         taken
+    }
+
+    /// A delivery finished.
+    fn delivered(&mut self, done: Result<MessageId, tokio::task::JoinError>) {
+        if let Ok(message_id) = done {
+            self.delivering.remove(&message_id);
+        }
     }
 
     async fn take_commands(&mut self) -> Result<(), LoopError> {
@@ -290,7 +316,7 @@ impl SendLoop {
             .await?;
         let mut commands = consumer
             .stream()
-            .max_messages_per_batch(1)
+            .max_messages_per_batch(TAKEN_TOGETHER)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
@@ -300,56 +326,187 @@ impl SendLoop {
             .context
             .config
             .in_flight
-            .clamp(1, SendQueue::MAX_TAKEN - 1);
+            .clamp(1, SendQueue::MAX_TAKEN - TAKEN_TOGETHER);
         info!(session = %sender.session, "sending");
         loop {
-            while self.under_way.try_join_next().is_some() {}
+            while let Some(done) = self.under_way.try_join_next() {
+                self.delivered(done);
+            }
             if self.under_way.len() >= in_flight {
                 tokio::select! {
                     () = sender.stop.cancelled() => return Ok(()),
-                    _ = self.under_way.join_next() => continue,
-                }
-            }
-            let message = tokio::select! {
-                () = sender.stop.cancelled() => return Ok(()),
-                message = commands.next() => match message {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
-                    None => return Err(LoopError::Command("the queue closed".into())),
-                },
-            };
-            let Ok(command) = serde_json::from_slice::<SendCommand>(&message.payload) else {
-                warn!(session = %sender.session, "undecodable send command dropped");
-                let _ = message.double_ack_with(AckKind::Ack).await;
-                continue;
-            };
-            match self.admit(&message, command).await {
-                Ok(Admission::Send(admitted)) => {
-                    let sender = sender.clone();
-                    self.under_way.spawn(async move {
-                        let step = match sender.deliver(&message, *admitted).await {
-                            Ok(step) => step,
-                            Err(err) => {
-                                warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
-                                Step::Later(Duration::from_secs(1))
-                            }
-                        };
-                        answer(&message, step, &command).await;
-                    });
-                }
-                Ok(Admission::Step(step)) => {
-                    let stopped = matches!(step, Step::Stopped);
-                    answer(&message, step, &command).await;
-                    if stopped {
-                        return Ok(());
+                    Some(done) = self.under_way.join_next() => {
+                        self.delivered(done);
+                        continue;
                     }
                 }
-                Err(err) => {
-                    warn!(error = %err, message = %command.message_id, "send not admitted; the command comes back");
-                    answer(&message, Step::Later(Duration::from_secs(1)), &command).await;
+            }
+            let first = tokio::select! {
+                () = sender.stop.cancelled() => return Ok(()),
+                message = commands.next() => message,
+            };
+            // And the commands that came with it, up to the room left.
+            let room = (in_flight - self.under_way.len()).min(TAKEN_TOGETHER);
+            let mut held = Vec::with_capacity(room);
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    Some(Err(err)) => {
+                        give_back(held).await;
+                        return Err(EventStoreError::nats(err).into());
+                    }
+                    None => {
+                        give_back(held).await;
+                        return Err(LoopError::Command("the queue closed".into()));
+                    }
+                };
+                match serde_json::from_slice::<SendCommand>(&message.payload) {
+                    // A redelivery of a command in hand here, or whose send
+                    // is under way (it waited too long in the queue's
+                    // buffer): the one in hand answers for both.
+                    Ok(command)
+                        if self.delivering.contains(&command.message_id)
+                            || held.iter().any(|(_, c)| c.message_id == command.message_id) =>
+                    {
+                        debug!(message = %command.message_id, "command redelivered while its send is under way; left to it");
+                    }
+                    Ok(command) => held.push((message, command)),
+                    Err(_) => {
+                        warn!(session = %sender.session, "undecodable send command dropped");
+                        let _ = message.double_ack_with(AckKind::Ack).await;
+                    }
+                }
+                if held.len() < room {
+                    next = commands.next().now_or_never();
                 }
             }
+            self.take_together(&mut held).await;
+            if self.take_each(held).await {
+                return Ok(());
+            }
         }
+    }
+
+    /// Admits the first commands in hand together when none of them has
+    /// to wait: the session ready, each message queued, its campaign
+    /// running at a zero throttle with this session among its senders.
+    /// Their slots are asked for in one commit of the day counter, and
+    /// their deliveries started. The commands it does not admit stay in
+    /// `held`, in order, for [`SendLoop::take_each`] (which reads them
+    /// again and says why they wait).
+    async fn take_together(&mut self, held: &mut Vec<(JsMessage, SendCommand)>) {
+        if held.len() < 2 || *self.status.borrow() != SessionStatus::Ready {
+            return;
+        }
+        let sender = self.sender.clone();
+        let now = sender.context.clock.now();
+        if self.next_send_at.is_some_and(|at| at > now) {
+            return;
+        }
+        let loads = held
+            .iter()
+            .map(|(message, command)| sender.queued_message(message, command));
+        let loaded = futures::future::join_all(loads).await;
+        let mut ready = Vec::with_capacity(held.len());
+        for ((_, command), loaded) in held.iter().zip(loaded) {
+            let Ok(known_message) = loaded else { break };
+            if known_message.aggregate.status() != Some(MessageStatus::Queued) {
+                break;
+            }
+            let Ok(campaign) = self.campaign(command.campaign_id).await else {
+                break;
+            };
+            if !campaign.is_running()
+                || campaign.throttle().max_delay_ms() > 0
+                || !campaign.senders().contains(&sender.session)
+            {
+                break;
+            }
+            ready.push((known_message, campaign));
+        }
+        if ready.len() < 2 {
+            return;
+        }
+        let requests: Vec<_> = held[..ready.len()]
+            .iter()
+            .zip(&ready)
+            .map(|((_, command), (_, campaign))| (*command, campaign.is_running()))
+            .collect();
+        // Refused or failed: one by one, each learns why.
+        let accepted = match self.request_slots(&requests, now).await {
+            Ok(Ok((accepted, _))) => accepted,
+            Ok(Err(refusal)) => {
+                debug!(%refusal, session = %sender.session, "slots not granted together");
+                0
+            }
+            Err(err) => {
+                debug!(error = %err, session = %sender.session, "slots not granted together");
+                0
+            }
+        };
+        if accepted > 0 {
+            self.next_send_at = Some(now);
+        }
+        let admitted: Vec<_> = held.drain(..accepted).zip(ready).collect();
+        for ((message, command), (known_message, campaign)) in admitted {
+            let admitted = Admitted {
+                command,
+                message_key: key(sender.tenant, command.message_id),
+                campaign_key: key(sender.tenant, command.campaign_id),
+                message: known_message.aggregate.clone(),
+                known_message: Some(known_message),
+                campaign,
+                now,
+            };
+            self.start_delivery(message, admitted);
+        }
+    }
+
+    /// Admits the commands in hand one by one, in order, and starts the
+    /// deliveries of those admitted. `true`: the loop stops (the commands
+    /// left were given back).
+    async fn take_each(&mut self, held: Vec<(JsMessage, SendCommand)>) -> bool {
+        let mut held = held.into_iter();
+        while let Some((message, command)) = held.next() {
+            let step = match self.admit(&message, command).await {
+                Ok(Admission::Send(admitted)) => {
+                    self.start_delivery(message, *admitted);
+                    continue;
+                }
+                Ok(Admission::Step(step)) => step,
+                Err(err) => {
+                    warn!(error = %err, message = %command.message_id, "send not admitted; the command comes back");
+                    Step::Later(Duration::from_secs(1))
+                }
+            };
+            let stopped = matches!(step, Step::Stopped);
+            answer(&message, step, &command).await;
+            if stopped {
+                give_back(held).await;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The delivery of an admitted message, side by side with the others;
+    /// it answers the queue when done.
+    fn start_delivery(&mut self, message: JsMessage, admitted: Admitted) {
+        let sender = self.sender.clone();
+        let command = admitted.command;
+        self.delivering.insert(command.message_id);
+        self.under_way.spawn(async move {
+            let step = match sender.deliver(&message, admitted).await {
+                Ok(step) => step,
+                Err(err) => {
+                    warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
+                    Step::Later(Duration::from_secs(1))
+                }
+            };
+            answer(&message, step, &command).await;
+            command.message_id
+        });
     }
 
     /// Decides whether the command's message may be sent now, and if so,
@@ -369,18 +526,7 @@ impl SendLoop {
                 return Ok(Admission::Step(Step::Stopped));
             }
             // 1. Does the message still wait, and may its campaign send?
-            // A command delivered for the first time finds its message where
-            // the fan-out queued it; one that came back reads the log.
-            let first_delivery = held.info().is_ok_and(|info| info.delivered == 1);
-            let known_message = match command.queued_at {
-                Some(at) if first_delivery => {
-                    aggregates
-                        .messages
-                        .load_created_at(&message_key, at)
-                        .await?
-                }
-                _ => aggregates.messages.load(&message_key).await?,
-            };
+            let known_message = sender.queued_message(held, &command).await?;
             let message = known_message.aggregate.clone();
             match message.status() {
                 Some(MessageStatus::Queued) => {}
@@ -564,6 +710,22 @@ impl SendLoop {
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<Result<(), SessionDayError>, LoopError> {
+        let granted = self
+            .request_slots(&[(*command, campaign.is_running())], now)
+            .await?;
+        Ok(granted.map(|_| ()))
+    }
+
+    /// Asks the session's day counter for a slot for each of `requests`
+    /// (a command, and whether its campaign runs), in order and in one
+    /// commit. How many were granted (from the first), and why the next
+    /// was refused; the inner `Err` when the first was refused.
+    #[allow(clippy::type_complexity)]
+    async fn request_slots(
+        &mut self,
+        requests: &[(SendCommand, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<Result<(usize, Option<SessionDayError>), SessionDayError>, LoopError> {
         let sender = self.sender.clone();
         let (aggregates, changes) = (&sender.context.aggregates, &sender.context.changes);
         let tenant = tenant_key(sender.tenant);
@@ -592,15 +754,26 @@ impl SendLoop {
             )
             .await?;
         let hours = schedule.active_hours().clone();
-        let zone = hours.timezone();
-        let day = zone.local_date(now);
-        let facts = SendFacts {
-            session_status_ready: session.is_ready(),
-            daily_limit: session.daily_limit(),
-            active_hours: hours,
-            plan_expires_at: wallet.plan_expires_at(),
-            campaign_running: campaign.is_running(),
-        };
+        let day = hours.timezone().local_date(now);
+        let commands = requests
+            .iter()
+            .map(
+                |(command, campaign_running)| SessionDayCommand::RequestSlot {
+                    session_id: sender.session,
+                    day,
+                    message_id: command.message_id,
+                    campaign_id: command.campaign_id,
+                    at: now,
+                    facts: SendFacts {
+                        session_status_ready: session.is_ready(),
+                        daily_limit: session.daily_limit(),
+                        active_hours: hours.clone(),
+                        plan_expires_at: wallet.plan_expires_at(),
+                        campaign_running: *campaign_running,
+                    },
+                },
+            )
+            .collect();
         let day_key = key(
             sender.tenant,
             session_day::aggregate_id(sender.session, day),
@@ -613,25 +786,13 @@ impl SendLoop {
             .map(|(_, loaded)| loaded);
         let granted = aggregates
             .session_days
-            .execute_on(
-                &day_key,
-                &mut counter,
-                SessionDayCommand::RequestSlot {
-                    session_id: sender.session,
-                    day,
-                    message_id: command.message_id,
-                    campaign_id: command.campaign_id,
-                    at: now,
-                    facts,
-                },
-                &sender.metadata(),
-            )
+            .execute_each_on(&day_key, &mut counter, commands, &sender.metadata())
             .await;
         if let Some(counter) = counter {
             self.known.day = Some((day_key, counter));
         }
         match granted {
-            Ok(_) => Ok(Ok(())),
+            Ok(decided) => Ok(Ok((decided.accepted, decided.refusal))),
             Err(AggregateError::UserError(refusal)) => Ok(Err(refusal)),
             Err(err) => Err(err.into()),
         }
@@ -697,6 +858,13 @@ impl SendLoop {
     }
 }
 
+/// Gives commands in hand back to the queue at once, in order.
+async fn give_back(held: impl IntoIterator<Item = (JsMessage, SendCommand)>) {
+    for (message, command) in held {
+        answer(&message, Step::Stopped, &command).await;
+    }
+}
+
 /// Answers the queue for a command: done, again later, or back at once.
 async fn answer(message: &async_nats::jetstream::Message, step: Step, command: &SendCommand) {
     let answered = match step {
@@ -714,6 +882,22 @@ async fn answer(message: &async_nats::jetstream::Message, step: Step, command: &
 impl Sender {
     fn metadata(&self) -> CommandMetadata {
         CommandMetadata::new(self.context.actor.clone())
+    }
+
+    /// The message of a command: one delivered for the first time finds it
+    /// where the fan-out queued it; one that came back reads the log.
+    async fn queued_message(
+        &self,
+        held: &JsMessage,
+        command: &SendCommand,
+    ) -> Result<Loaded<Message>, LoopError> {
+        let messages = &self.context.aggregates.messages;
+        let message_key = key(self.tenant, command.message_id);
+        let first_delivery = held.info().is_ok_and(|info| info.delivered == 1);
+        Ok(match command.queued_at {
+            Some(at) if first_delivery => messages.load_created_at(&message_key, at).await?,
+            _ => messages.load(&message_key).await?,
+        })
     }
 
     /// Waits until the clock reaches `at`, telling the queue the command is
@@ -844,6 +1028,25 @@ impl Sender {
                 .await?;
                 self.failed(&campaign_key).await;
                 Ok(Step::Done)
+            }
+            Err(SendError::SessionUnavailable(reason)) => {
+                // Not the message's fault: it waits for a sender that can
+                // (this one once it is back, or another the campaign
+                // moves it to), and the failure is not counted as the
+                // campaign's.
+                info!(message = %command.message_id, attempt, %reason, "the session cannot send; the message waits");
+                self.record(
+                    &message_key,
+                    &mut known_message,
+                    MessageCommand::RecordFailed {
+                        attempt,
+                        reason,
+                        retryable: true,
+                        at,
+                    },
+                )
+                .await?;
+                Ok(Step::Later(Duration::from_secs(1)))
             }
             Err(SendError::Unknown(reason)) => {
                 warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");

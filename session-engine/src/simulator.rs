@@ -463,7 +463,9 @@ impl Driver for SimulatorDriver {
         let config = self.network.config().clone();
         let mut s = self.lock();
         if s.banned {
-            return Err(SendError::Permanent("the number is banned".to_owned()));
+            return Err(SendError::SessionUnavailable(
+                "the number is banned".to_owned(),
+            ));
         }
         if s.status != SessionStatus::Ready {
             return Err(SendError::Transient(format!(
@@ -789,6 +791,7 @@ mod tests {
                         Err(SendError::Transient(_)) => 't',
                         Err(SendError::Permanent(_)) => 'p',
                         Err(SendError::Unknown(_)) => 'u',
+                        Err(SendError::SessionUnavailable(_)) => 's',
                     });
                 }
                 outcomes
@@ -825,7 +828,7 @@ mod tests {
         );
         assert!(matches!(
             driver.send(&message("+6281234567890")).await,
-            Err(SendError::Permanent(_))
+            Err(SendError::SessionUnavailable(_))
         ));
         driver.start().await.unwrap();
         assert_eq!(

@@ -892,6 +892,89 @@ async fn a_writer_keeping_its_state_commits_on_it_and_catches_up_with_other_writ
 }
 
 #[tokio::test]
+async fn several_commands_are_decided_in_turn_and_committed_as_one_up_to_the_first_refused() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let other = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    let mut known = None;
+
+    // Each decided on what the ones before it left; one commit for all.
+    let decided = handler
+        .execute_each_on(
+            &key,
+            &mut known,
+            vec![
+                CounterCommand::Add(3),
+                CounterCommand::Add(-2),
+                CounterCommand::Add(-1),
+                CounterCommand::Add(-1),
+                CounterCommand::Add(5),
+            ],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided.accepted, 3);
+    assert_eq!(decided.refusal, Some(CounterError::Negative));
+    assert_eq!(decided.committed.events.len(), 3);
+    let kept = known.as_ref().expect("state kept");
+    assert_eq!((kept.aggregate.total, kept.sequence), (0, 3));
+    assert_eq!(kept.stream_sequence, decided.committed.stream_sequence);
+    let history = t.log.load("counter", &key).await.unwrap();
+    assert_eq!(history.commits.len(), 1, "one commit");
+    assert_eq!(history.commits[0].0, decided.committed.stream_sequence);
+    assert_eq!(history.commits[0].1.events.len(), 3);
+
+    // Another writer got in between: all are decided again on the log.
+    other
+        .execute(&key, CounterCommand::Add(1), &meta())
+        .await
+        .unwrap();
+    let decided = handler
+        .execute_each_on(
+            &key,
+            &mut known,
+            vec![CounterCommand::Add(1), CounterCommand::Add(2)],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((decided.accepted, decided.refusal), (2, None));
+    assert_eq!(known.as_ref().unwrap().aggregate.total, 4);
+
+    // The first refused: an error, as from `execute_on`, nothing written.
+    let refused = handler
+        .execute_each_on(
+            &key,
+            &mut known,
+            vec![CounterCommand::Add(-5), CounterCommand::Add(1)],
+            &meta(),
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(AggregateError::UserError(CounterError::Negative))
+    ));
+    assert!(known.is_none());
+
+    // Refused after deciding an event of its own (5, then 5 - 3 - 3 < 0
+    // on the second of two adds): nothing of the batch is committed.
+    let broken = handler
+        .execute_each_on(
+            &key,
+            &mut known,
+            vec![CounterCommand::Add(1), CounterCommand::AddTwice(-3)],
+            &meta(),
+        )
+        .await;
+    assert!(matches!(broken, Err(AggregateError::UnexpectedError(_))));
+    assert!(known.is_none());
+    assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 4);
+    assert_gap_free(&t, &key, 6).await;
+}
+
+#[tokio::test]
 async fn reload_keeps_a_current_state_and_loads_a_changed_one() {
     let t = TestLog::new().await;
     let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
