@@ -456,28 +456,10 @@ impl<A: Aggregate> CommandHandler<A> {
     where
         A::Command: Clone,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let loaded = match known.take() {
-                Some(state) => state,
-                None => self.load(key).await?,
-            };
-            match self
-                .decide(key, loaded, command.clone(), metadata, false)
-                .await
-            {
-                Ok((committed, after)) => {
-                    *known = Some(after);
-                    return Ok(committed);
-                }
-                Err(AggregateError::AggregateConflict) if attempt < self.attempts => {
-                    debug!(attempt, "conflict, deciding again on fresh state");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        // One command: its refusal is an `Err` already.
+        self.execute_each_on(key, known, vec![command], metadata)
+            .await
+            .map(|decided| decided.committed)
     }
 
     /// Runs `commands` on one aggregate, as [`CommandHandler::execute_on`]

@@ -994,17 +994,8 @@ impl Sender {
             }
             Err(SendError::Transient(reason)) if attempt < self.context.config.max_attempts => {
                 debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
-                self.record(
-                    &message_key,
-                    &mut known_message,
-                    MessageCommand::RecordFailed {
-                        attempt,
-                        reason,
-                        retryable: true,
-                        at,
-                    },
-                )
-                .await?;
+                self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
+                    .await?;
                 let backoff = self.context.config.retry_delay * 2u32.pow(attempt - 1);
                 let again = at + TimeDelta::from_std(backoff).unwrap_or_default();
                 if !self.wait_until(again, held).await {
@@ -1015,17 +1006,8 @@ impl Sender {
             }
             Err(SendError::Transient(reason) | SendError::Permanent(reason)) => {
                 info!(message = %command.message_id, attempt, %reason, "send failed");
-                self.record(
-                    &message_key,
-                    &mut known_message,
-                    MessageCommand::RecordFailed {
-                        attempt,
-                        reason,
-                        retryable: false,
-                        at,
-                    },
-                )
-                .await?;
+                self.record_failure(&message_key, &mut known_message, attempt, reason, false, at)
+                    .await?;
                 self.failed(&campaign_key).await;
                 Ok(Step::Done)
             }
@@ -1035,17 +1017,8 @@ impl Sender {
                 // moves it to), and the failure is not counted as the
                 // campaign's.
                 info!(message = %command.message_id, attempt, %reason, "the session cannot send; the message waits");
-                self.record(
-                    &message_key,
-                    &mut known_message,
-                    MessageCommand::RecordFailed {
-                        attempt,
-                        reason,
-                        retryable: true,
-                        at,
-                    },
-                )
-                .await?;
+                self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
+                    .await?;
                 Ok(Step::Later(Duration::from_secs(1)))
             }
             Err(SendError::Unknown(reason)) => {
@@ -1079,6 +1052,25 @@ impl Sender {
                 }
             }
         }
+    }
+
+    /// Records a failed attempt; `retryable`: the message may be sent again.
+    async fn record_failure(
+        &self,
+        message_key: &AggregateKey,
+        known: &mut Option<Loaded<Message>>,
+        attempt: u32,
+        reason: String,
+        retryable: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), LoopError> {
+        let command = MessageCommand::RecordFailed {
+            attempt,
+            reason,
+            retryable,
+            at,
+        };
+        self.record(message_key, known, command).await
     }
 
     /// Records an outcome, insisting a little: the message left, so losing
