@@ -379,6 +379,42 @@ impl Engine {
         }
     }
 
+    /// Waits, bounded, until the `campaigns` projection has applied the
+    /// campaigns' stream as it is now (so every campaign started before
+    /// this moment is in it).
+    async fn campaigns_projected(&self) {
+        const WAIT: Duration = Duration::from_secs(10);
+        let Ok(name) = self.log.stream_name_of(Campaign::TYPE) else {
+            return;
+        };
+        let last = match self.log.stream(name) {
+            Ok(stream) => stream.clone().info().await.map(|i| i.state.last_sequence),
+            Err(_) => return,
+        };
+        let Ok(last) = last else { return };
+        // Checkpoints name the stream without the prefix (`events`).
+        let stream_column = name
+            .strip_prefix(&format!("{}_", self.log.prefix()))
+            .unwrap_or(name)
+            .to_lowercase();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let checkpoint: Option<i64> = sqlx::query_scalar(
+                "select stream_sequence from projection_checkpoint
+                 where projection = 'campaigns' and stream = $1",
+            )
+            .bind(&stream_column)
+            .fetch_optional(&self.db)
+            .await
+            .unwrap_or(None);
+            if checkpoint.is_some_and(|c| u64::try_from(c).unwrap_or(0) >= last) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        warn!("the campaigns projection is behind; a gone sender's campaigns may be missed");
+    }
+
     /// A session that can no longer send (banned, logged out, deleted)
     /// leaves its campaigns' rotations; their waiting sends move to the
     /// remaining senders (see [`crate::fanout`]).
@@ -388,6 +424,9 @@ impl Engine {
         session: SessionId,
         reason: SenderUnavailableReason,
     ) {
+        // Its campaigns are read from the projection, which may not have
+        // them yet: a number banned within moments of a start.
+        self.campaigns_projected().await;
         let campaigns: Vec<uuid::Uuid> = match sqlx::query_scalar(
             "select id from campaigns
              where tenant_id = $1 and $2 = any(sender_session_ids) and status in ('running', 'paused')",

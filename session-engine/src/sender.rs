@@ -43,7 +43,7 @@
 //! campaign, session, schedule and wallet read for every message are kept
 //! while [`Changes`] sees no commit on them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -219,10 +219,11 @@ pub struct SendLoop {
     rng: StdRng,
     next_send_at: Option<DateTime<Utc>>,
     known: Known,
-    /// Deliveries under way, each giving back its message's id.
-    under_way: JoinSet<MessageId>,
-    /// The messages of the deliveries under way.
-    delivering: HashSet<MessageId>,
+    /// Deliveries under way.
+    under_way: JoinSet<()>,
+    /// The message of each delivery under way (a delivery that panicked is
+    /// known by its task only).
+    delivering: HashMap<tokio::task::Id, MessageId>,
 }
 
 impl SendLoop {
@@ -250,7 +251,7 @@ impl SendLoop {
             next_send_at: None,
             known: Known::default(),
             under_way: JoinSet::new(),
-            delivering: HashSet::new(),
+            delivering: HashMap::new(),
         }
     }
 
@@ -294,17 +295,19 @@ impl SendLoop {
     /// under way finish: a message that may have left is recorded.
     async fn consume(&mut self) -> Result<(), LoopError> {
         let taken = self.take_commands().await;
-        while let Some(done) = self.under_way.join_next().await {
+        while let Some(done) = self.under_way.join_next_with_id().await {
             self.delivered(done);
         }
         taken
     }
 
     /// A delivery finished.
-    fn delivered(&mut self, done: Result<MessageId, tokio::task::JoinError>) {
-        if let Ok(message_id) = done {
-            self.delivering.remove(&message_id);
-        }
+    fn delivered(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(err) => err.id(),
+        };
+        self.delivering.remove(&task);
     }
 
     async fn take_commands(&mut self) -> Result<(), LoopError> {
@@ -329,13 +332,13 @@ impl SendLoop {
             .clamp(1, SendQueue::MAX_TAKEN - TAKEN_TOGETHER);
         info!(session = %sender.session, "sending");
         loop {
-            while let Some(done) = self.under_way.try_join_next() {
+            while let Some(done) = self.under_way.try_join_next_with_id() {
                 self.delivered(done);
             }
             if self.under_way.len() >= in_flight {
                 tokio::select! {
                     () = sender.stop.cancelled() => return Ok(()),
-                    Some(done) = self.under_way.join_next() => {
+                    Some(done) = self.under_way.join_next_with_id() => {
                         self.delivered(done);
                         continue;
                     }
@@ -366,7 +369,7 @@ impl SendLoop {
                     // is under way (it waited too long in the queue's
                     // buffer): the one in hand answers for both.
                     Ok(command)
-                        if self.delivering.contains(&command.message_id)
+                        if self.delivering.values().any(|m| *m == command.message_id)
                             || held.iter().any(|(_, c)| c.message_id == command.message_id) =>
                     {
                         debug!(message = %command.message_id, "command redelivered while its send is under way; left to it");
@@ -396,10 +399,13 @@ impl SendLoop {
     /// `held`, in order, for [`SendLoop::take_each`] (which reads them
     /// again and says why they wait).
     async fn take_together(&mut self, held: &mut Vec<(JsMessage, SendCommand)>) {
-        if held.len() < 2 || *self.status.borrow() != SessionStatus::Ready {
+        let sender = self.sender.clone();
+        if held.len() < 2
+            || sender.stop.is_cancelled()
+            || *self.status.borrow() != SessionStatus::Ready
+        {
             return;
         }
-        let sender = self.sender.clone();
         let now = sender.context.clock.now();
         if self.next_send_at.is_some_and(|at| at > now) {
             return;
@@ -495,8 +501,7 @@ impl SendLoop {
     fn start_delivery(&mut self, message: JsMessage, admitted: Admitted) {
         let sender = self.sender.clone();
         let command = admitted.command;
-        self.delivering.insert(command.message_id);
-        self.under_way.spawn(async move {
+        let task = self.under_way.spawn(async move {
             let step = match sender.deliver(&message, admitted).await {
                 Ok(step) => step,
                 Err(err) => {
@@ -505,8 +510,8 @@ impl SendLoop {
                 }
             };
             answer(&message, step, &command).await;
-            command.message_id
         });
+        self.delivering.insert(task.id(), command.message_id);
     }
 
     /// Decides whether the command's message may be sent now, and if so,
