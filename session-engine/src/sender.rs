@@ -1009,22 +1009,29 @@ impl Sender {
                 // Admitted again: a new slot, in the queue's order.
                 Ok(Step::Later(Duration::ZERO))
             }
-            Err(SendError::Transient(reason) | SendError::Permanent(reason)) => {
+            Err(SendError::SessionUnavailable(reason))
+                if attempt < self.context.config.max_attempts =>
+            {
+                // Not the message's fault: it waits for a sender that can
+                // (this one once it is back, or another the campaign
+                // moves it to), and the failure is not counted as the
+                // campaign's. Bounded like transient errors, should the
+                // session keep saying it is ready.
+                info!(message = %command.message_id, attempt, %reason, "the session cannot send; the message waits");
+                self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
+                    .await?;
+                Ok(Step::Later(Duration::from_secs(1)))
+            }
+            Err(
+                SendError::Transient(reason)
+                | SendError::Permanent(reason)
+                | SendError::SessionUnavailable(reason),
+            ) => {
                 info!(message = %command.message_id, attempt, %reason, "send failed");
                 self.record_failure(&message_key, &mut known_message, attempt, reason, false, at)
                     .await?;
                 self.failed(&campaign_key).await;
                 Ok(Step::Done)
-            }
-            Err(SendError::SessionUnavailable(reason)) => {
-                // Not the message's fault: it waits for a sender that can
-                // (this one once it is back, or another the campaign
-                // moves it to), and the failure is not counted as the
-                // campaign's.
-                info!(message = %command.message_id, attempt, %reason, "the session cannot send; the message waits");
-                self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
-                    .await?;
-                Ok(Step::Later(Duration::from_secs(1)))
             }
             Err(SendError::Unknown(reason)) => {
                 warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
