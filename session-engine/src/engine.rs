@@ -63,6 +63,7 @@ use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{
     Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
 };
+use wablast_projections::wait;
 
 use crate::aggregates::Aggregates;
 use crate::changes::Changes;
@@ -384,35 +385,21 @@ impl Engine {
     /// this moment is in it).
     async fn campaigns_projected(&self) {
         const WAIT: Duration = Duration::from_secs(10);
-        let Ok(name) = self.log.stream_name_of(Campaign::TYPE) else {
-            return;
+        let reached = match crate::end_of_stream(&self.log, Campaign::TYPE).await {
+            Ok(end) => wait::until_projected(&self.db, &["campaigns"], end, WAIT)
+                .await
+                .map_err(|err| err.to_string()),
+            Err(err) => Err(err.to_string()),
         };
-        let last = match self.log.stream(name) {
-            Ok(stream) => stream.clone().info().await.map(|i| i.state.last_sequence),
-            Err(_) => return,
-        };
-        let Ok(last) = last else { return };
-        // Checkpoints name the stream without the prefix (`events`).
-        let stream_column = name
-            .strip_prefix(&format!("{}_", self.log.prefix()))
-            .unwrap_or(name)
-            .to_lowercase();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::time::Instant::now() < deadline {
-            let checkpoint: Option<i64> = sqlx::query_scalar(
-                "select stream_sequence from projection_checkpoint
-                 where projection = 'campaigns' and stream = $1",
-            )
-            .bind(&stream_column)
-            .fetch_optional(&self.db)
-            .await
-            .unwrap_or(None);
-            if checkpoint.is_some_and(|c| u64::try_from(c).unwrap_or(0) >= last) {
-                return;
+        match reached {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!("the campaigns projection is behind; a gone sender's campaigns may be missed")
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(err) => {
+                warn!(error = %err, "the campaigns projection's progress not read; a gone sender's campaigns may be missed")
+            }
         }
-        warn!("the campaigns projection is behind; a gone sender's campaigns may be missed");
     }
 
     /// A session that can no longer send (banned, logged out, deleted)

@@ -50,3 +50,26 @@ pub mod settlement;
 pub mod simulator;
 pub mod waha;
 pub mod webhook;
+
+use wablast_eventstore::{EventLog, EventStoreError};
+use wablast_projections::LogStream;
+use wablast_projections::wait::Position;
+
+/// Where the stream holding `aggregate_type` ends now: a projection at
+/// this position has applied every commit of that type made so far.
+pub(crate) async fn end_of_stream(
+    log: &EventLog,
+    aggregate_type: &str,
+) -> Result<Position, EventStoreError> {
+    let name = log.stream_name_of(aggregate_type)?;
+    let stream = LogStream::ALL
+        .into_iter()
+        .find(|s| s.full_name(log.prefix()) == name)
+        .ok_or_else(|| EventStoreError::UnknownStream(name.to_owned()))?;
+    let mut handle = log.stream(name)?.clone();
+    let info = handle.info().await.map_err(EventStoreError::nats)?;
+    Ok(Position {
+        stream,
+        sequence: info.state.last_sequence,
+    })
+}

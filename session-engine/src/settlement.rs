@@ -34,6 +34,7 @@ use wablast_domain::message::{Message, MessageCommand, MessageStatus};
 use wablast_domain::types::{CampaignId, MessageId, TenantId};
 use wablast_domain::wallet::WalletCommand;
 use wablast_eventstore::{Actor, CommandMetadata, EventLog, EventStoreError};
+use wablast_projections::checkpoint;
 
 use crate::aggregates::{Aggregates, key, tenant_key};
 use crate::clock::Clock;
@@ -356,22 +357,9 @@ impl Settlement {
     /// Whether the `messages` projection has applied the whole messages
     /// stream as it is now.
     async fn messages_caught_up(&self) -> Result<bool, SettlementError> {
-        let name = self.log.stream_name_of(Message::TYPE)?;
-        let last = self
-            .log
-            .stream(name)?
-            .clone()
-            .info()
-            .await
-            .map_err(EventStoreError::nats)?
-            .state
-            .last_sequence;
-        let checkpoint: Option<i64> = sqlx::query_scalar(
-            "select stream_sequence from projection_checkpoint where projection = 'messages'",
-        )
-        .fetch_optional(&self.db)
-        .await?;
-        Ok(checkpoint.is_some_and(|c| u64::try_from(c).unwrap_or(0) >= last) || last == 0)
+        let end = crate::end_of_stream(&self.log, Message::TYPE).await?;
+        let checkpoint = checkpoint::read(&self.db, "messages", end.stream).await?;
+        Ok(checkpoint >= end.sequence)
     }
 
     /// The stream sequence up to which the fan-out has handled campaign
