@@ -3,6 +3,12 @@
 //! send command on the queue of one of the campaign's senders, spread by
 //! what each sender can still send today.
 //!
+//! Every recipient's message is queued first, then the send commands go
+//! out, [`SendQueue::COMMANDS_PER_MESSAGE`] to a queue message: the
+//! campaign is whole (every recipient counted, cancellable, settled
+//! against) before its first send, and the sends do not compete with the
+//! queueing of a large list for the machine.
+//!
 //! A durable consumer of campaign events drives it, so a fan-out cut off by
 //! a crash runs again from the redelivered `CampaignStarted`: a message id
 //! is derived from the campaign and the contact's row, its creation is
@@ -129,7 +135,7 @@ impl FanOut {
         let at = self.clock.now();
         let recipients = i64::try_from(campaign.recipients()).unwrap_or(i64::MAX);
         let started_at = std::time::Instant::now();
-        let queued = sqlx::query_as::<_, Contact>(
+        let mut queued: Vec<(i32, SessionId, SendCommand)> = sqlx::query_as::<_, Contact>(
             "select row_number, phone, name, variables from contacts
              where list_id = $1 and tenant_id = $2
              order by row_number
@@ -149,8 +155,34 @@ impl FanOut {
             self.queue_one(started, tenant, campaign_id, sender, contact, at)
         })
         .try_buffer_unordered(CONCURRENCY)
-        .try_fold(0u64, |n, ()| async move { Ok(n + 1) })
+        .try_filter_map(|queued| async move { Ok(queued) })
+        .try_collect()
         .await?;
+        // The commands in the list's order, each sender's in groups.
+        queued.sort_unstable_by_key(|(row, _, _)| *row);
+        let mut groups: HashMap<SessionId, Vec<SendCommand>> = HashMap::new();
+        let mut full = Vec::new();
+        for (_, sender, command) in &queued {
+            let group = groups.entry(*sender).or_default();
+            group.push(*command);
+            if group.len() == SendQueue::COMMANDS_PER_MESSAGE {
+                full.push((*sender, std::mem::take(group)));
+            }
+        }
+        full.extend(groups.into_iter().filter(|(_, group)| !group.is_empty()));
+        futures::stream::iter(full)
+            .map(|(sender, group)| async move {
+                self.queue
+                    .publish(sender, &group)
+                    .await
+                    .map_err(WorkError::retryable)?
+                    .await
+                    .map_err(WorkError::retryable)
+            })
+            .buffered(CONCURRENCY)
+            .try_for_each(|_| async { Ok(()) })
+            .await?;
+        let queued = queued.len() as u64;
         if queued != campaign.recipients() {
             warn!(campaign = %campaign_id, queued, recipients = campaign.recipients(), "the list holds another number of contacts than the campaign froze");
         }
@@ -158,7 +190,9 @@ impl FanOut {
         Ok(())
     }
 
-    /// Queues one recipient's message and its send command.
+    /// Queues one recipient's message; its send command, for the sender
+    /// it is queued for, unless it no longer waits (queued by an earlier
+    /// run and sent since).
     async fn queue_one(
         &self,
         started: &RecordedEvent,
@@ -167,8 +201,9 @@ impl FanOut {
         sender: Option<SessionId>,
         contact: Contact,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), WorkError> {
-        let message_id = message_id(campaign_id, contact.row_number);
+    ) -> Result<Option<(i32, SessionId, SendCommand)>, WorkError> {
+        let row = contact.row_number;
+        let message_id = message_id(campaign_id, row);
         let message_key = key(tenant, message_id);
         let phone: Phone = serde_json::from_value(serde_json::Value::String(contact.phone))
             .map_err(|err| WorkError::fatal(format!("a stored contact's number: {err}")))?;
@@ -209,7 +244,7 @@ impl FanOut {
                 .map_err(WorkError::retryable)?
                 .aggregate;
             if message.status() != Some(MessageStatus::Queued) {
-                return Ok(());
+                return Ok(None);
             }
             message.session_id()
         };
@@ -219,13 +254,7 @@ impl FanOut {
             message_id,
             queued_at,
         };
-        self.queue
-            .publish(sender, &command)
-            .await
-            .map_err(WorkError::retryable)?
-            .await
-            .map_err(WorkError::retryable)?;
-        Ok(())
+        Ok(Some((row, sender, command)))
     }
 
     /// What each sender can still send today: its daily limit less the
@@ -297,47 +326,59 @@ impl FanOut {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(WorkError::retryable)?;
                 seen += 1;
-                let Ok(command) = serde_json::from_slice::<SendCommand>(&message.payload) else {
+                let Ok(commands) = SendQueue::decode(&message.payload) else {
                     warn!(subject = %message.subject, "undecodable send command dropped");
                     let _ = message.ack().await;
                     continue;
                 };
-                let (senders, next) = match rotations.entry(command.campaign_id) {
-                    Entry::Occupied(rotation) => rotation.into_mut(),
-                    Entry::Vacant(rotation) => {
-                        let campaign = self
-                            .aggregates
-                            .campaigns
-                            .load(&key(tenant, command.campaign_id))
-                            .await
-                            .map_err(WorkError::retryable)?
-                            .aggregate;
-                        let senders: Vec<SessionId> = campaign
-                            .senders()
-                            .iter()
-                            .copied()
-                            .filter(|s| *s != removed)
-                            .collect();
-                        rotation.insert((senders, 0))
+                let mut to: HashMap<SessionId, Vec<SendCommand>> = HashMap::new();
+                for command in commands {
+                    let (senders, next) = match rotations.entry(command.campaign_id) {
+                        Entry::Occupied(rotation) => rotation.into_mut(),
+                        Entry::Vacant(rotation) => {
+                            let campaign = self
+                                .aggregates
+                                .campaigns
+                                .load(&key(tenant, command.campaign_id))
+                                .await
+                                .map_err(WorkError::retryable)?
+                                .aggregate;
+                            let senders: Vec<SessionId> = campaign
+                                .senders()
+                                .iter()
+                                .copied()
+                                .filter(|s| *s != removed)
+                                .collect();
+                            rotation.insert((senders, 0))
+                        }
+                    };
+                    if senders.is_empty() {
+                        // Left in place: it comes back when this consumer
+                        // goes (its campaign has no sender: it pauses).
+                        to.clear();
+                        break;
                     }
-                };
-                if senders.is_empty() {
-                    // Left in place: it comes back when this consumer goes.
+                    to.entry(senders[*next % senders.len()])
+                        .or_default()
+                        .push(command.moved());
+                    *next += 1;
+                }
+                if to.is_empty() {
                     continue;
                 }
-                let to = senders[*next % senders.len()];
-                *next += 1;
-                self.queue
-                    .publish(to, &command.moved())
-                    .await
-                    .map_err(WorkError::retryable)?
-                    .await
-                    .map_err(WorkError::retryable)?;
+                for (to, commands) in &to {
+                    self.queue
+                        .publish(*to, commands)
+                        .await
+                        .map_err(WorkError::retryable)?
+                        .await
+                        .map_err(WorkError::retryable)?;
+                    moved += commands.len() as u64;
+                }
                 message
                     .double_ack_with(AckKind::Ack)
                     .await
                     .map_err(WorkError::retryable)?;
-                moved += 1;
             }
             if seen == 0 {
                 break;

@@ -42,14 +42,18 @@
 //! recorded, instead of waiting for each round trip to the log. The
 //! campaign, session, schedule and wallet read for every message are kept
 //! while [`Changes`] sees no commit on them.
+//!
+//! Commands come several to a queue message ([`Taken`]): the message is
+//! acknowledged once all of its commands are done, and given back (after
+//! the shortest wait any of them asked for) when one of them must wait;
+//! those of its commands that were done then come back and are dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
 use chrono::{DateTime, TimeDelta, Utc};
 use cqrs_es::AggregateError;
 use futures::{FutureExt, StreamExt};
@@ -79,10 +83,7 @@ use crate::changes::{Changes, Kept};
 use crate::clock::Clock;
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::receipts::ProviderIds;
-use crate::sends::{SendCommand, SendQueue};
-
-/// A queued message as the queue hands it over.
-type JsMessage = async_nats::jetstream::Message;
+use crate::sends::{Answer, SendCommand, SendQueue, Taken};
 
 /// Commands taken from the queue at once: those that need not wait are
 /// admitted together (one commit of the day counter for all their slots).
@@ -319,7 +320,9 @@ impl SendLoop {
             .await?;
         let mut commands = consumer
             .stream()
-            .max_messages_per_batch(TAKEN_TOGETHER)
+            // A queue message carries up to 16 commands: two at a time keep
+            // the loop fed.
+            .max_messages_per_batch(2)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
@@ -330,6 +333,8 @@ impl SendLoop {
             .config
             .in_flight
             .clamp(1, SendQueue::MAX_TAKEN - TAKEN_TOGETHER);
+        // Commands of the queue messages taken, not yet in hand.
+        let mut taken: VecDeque<(Taken, SendCommand)> = VecDeque::new();
         info!(session = %sender.session, "sending");
         loop {
             while let Some(done) = self.under_way.try_join_next_with_id() {
@@ -337,55 +342,56 @@ impl SendLoop {
             }
             if self.under_way.len() >= in_flight {
                 tokio::select! {
-                    () = sender.stop.cancelled() => return Ok(()),
+                    () = sender.stop.cancelled() => {
+                        give_back(taken).await;
+                        return Ok(());
+                    }
                     Some(done) = self.under_way.join_next_with_id() => {
                         self.delivered(done);
                         continue;
                     }
                 }
             }
-            let first = tokio::select! {
-                () = sender.stop.cancelled() => return Ok(()),
-                message = commands.next() => message,
-            };
-            // And the commands that came with it, up to the room left.
+            if taken.is_empty() {
+                let message = tokio::select! {
+                    () = sender.stop.cancelled() => return Ok(()),
+                    message = commands.next() => message,
+                };
+                match message {
+                    Some(Ok(message)) => taken.extend(Taken::split(message).await),
+                    Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
+                    None => return Err(LoopError::Command("the queue closed".into())),
+                }
+            }
+            // In hand: what was taken, and what came with it, up to the
+            // room left.
             let room = (in_flight - self.under_way.len()).min(TAKEN_TOGETHER);
-            let mut held = Vec::with_capacity(room);
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => {
-                        give_back(held).await;
-                        return Err(EventStoreError::nats(err).into());
-                    }
-                    None => {
-                        give_back(held).await;
-                        return Err(LoopError::Command("the queue closed".into()));
+            let mut held: Vec<(Taken, SendCommand)> = Vec::with_capacity(room);
+            while held.len() < room {
+                let Some((share, command)) = taken.pop_front() else {
+                    match commands.next().now_or_never() {
+                        Some(Some(Ok(message))) => {
+                            taken.extend(Taken::split(message).await);
+                            continue;
+                        }
+                        // Nothing more now; a failed queue shows next time.
+                        _ => break,
                     }
                 };
-                match serde_json::from_slice::<SendCommand>(&message.payload) {
-                    // A redelivery of a command in hand here, or whose send
-                    // is under way (it waited too long in the queue's
-                    // buffer): the one in hand answers for both.
-                    Ok(command)
-                        if self.delivering.values().any(|m| *m == command.message_id)
-                            || held.iter().any(|(_, c)| c.message_id == command.message_id) =>
-                    {
-                        debug!(message = %command.message_id, "command redelivered while its send is under way; left to it");
-                    }
-                    Ok(command) => held.push((message, command)),
-                    Err(_) => {
-                        warn!(session = %sender.session, "undecodable send command dropped");
-                        let _ = message.double_ack_with(AckKind::Ack).await;
-                    }
+                // A redelivery of a command in hand here, or whose send is
+                // under way (it waited too long in the queue's buffer): the
+                // one in hand answers for both.
+                if self.delivering.values().any(|m| *m == command.message_id)
+                    || held.iter().any(|(_, c)| c.message_id == command.message_id)
+                {
+                    debug!(message = %command.message_id, "command redelivered while its send is under way; left to it");
+                    continue;
                 }
-                if held.len() < room {
-                    next = commands.next().now_or_never();
-                }
+                held.push((share, command));
             }
             self.take_together(&mut held).await;
             if self.take_each(held).await {
+                give_back(taken).await;
                 return Ok(());
             }
         }
@@ -398,7 +404,7 @@ impl SendLoop {
     /// their deliveries started. The commands it does not admit stay in
     /// `held`, in order, for [`SendLoop::take_each`] (which reads them
     /// again and says why they wait).
-    async fn take_together(&mut self, held: &mut Vec<(JsMessage, SendCommand)>) {
+    async fn take_together(&mut self, held: &mut Vec<(Taken, SendCommand)>) {
         let sender = self.sender.clone();
         if held.len() < 2
             || sender.stop.is_cancelled()
@@ -412,7 +418,7 @@ impl SendLoop {
         }
         let loads = held
             .iter()
-            .map(|(message, command)| sender.queued_message(message, command));
+            .map(|(share, command)| sender.queued_message(share, command));
         let loaded = futures::future::join_all(loads).await;
         let mut ready = Vec::with_capacity(held.len());
         for ((_, command), loaded) in held.iter().zip(loaded) {
@@ -455,7 +461,7 @@ impl SendLoop {
             self.next_send_at = Some(now);
         }
         let admitted: Vec<_> = held.drain(..accepted).zip(ready).collect();
-        for ((message, command), (known_message, campaign)) in admitted {
+        for ((share, command), (known_message, campaign)) in admitted {
             let admitted = Admitted {
                 command,
                 message_key: key(sender.tenant, command.message_id),
@@ -465,19 +471,19 @@ impl SendLoop {
                 campaign,
                 now,
             };
-            self.start_delivery(message, admitted);
+            self.start_delivery(share, admitted);
         }
     }
 
     /// Admits the commands in hand one by one, in order, and starts the
     /// deliveries of those admitted. `true`: the loop stops (the commands
     /// left were given back).
-    async fn take_each(&mut self, held: Vec<(JsMessage, SendCommand)>) -> bool {
+    async fn take_each(&mut self, held: Vec<(Taken, SendCommand)>) -> bool {
         let mut held = held.into_iter();
-        while let Some((message, command)) = held.next() {
-            let step = match self.admit(&message, command).await {
+        while let Some((share, command)) = held.next() {
+            let step = match self.admit(&share, command).await {
                 Ok(Admission::Send(admitted)) => {
-                    self.start_delivery(message, *admitted);
+                    self.start_delivery(share, *admitted);
                     continue;
                 }
                 Ok(Admission::Step(step)) => step,
@@ -487,7 +493,7 @@ impl SendLoop {
                 }
             };
             let stopped = matches!(step, Step::Stopped);
-            answer(&message, step, &command).await;
+            answer(share, step).await;
             if stopped {
                 give_back(held).await;
                 return true;
@@ -498,18 +504,18 @@ impl SendLoop {
 
     /// The delivery of an admitted message, side by side with the others;
     /// it answers the queue when done.
-    fn start_delivery(&mut self, message: JsMessage, admitted: Admitted) {
+    fn start_delivery(&mut self, share: Taken, admitted: Admitted) {
         let sender = self.sender.clone();
         let command = admitted.command;
         let task = self.under_way.spawn(async move {
-            let step = match sender.deliver(&message, admitted).await {
+            let step = match sender.deliver(&share, admitted).await {
                 Ok(step) => step,
                 Err(err) => {
                     warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
                     Step::Later(Duration::from_secs(1))
                 }
             };
-            answer(&message, step, &command).await;
+            answer(share, step).await;
         });
         self.delivering.insert(task.id(), command.message_id);
     }
@@ -517,11 +523,7 @@ impl SendLoop {
     /// Decides whether the command's message may be sent now, and if so,
     /// gets it a slot. Gives the command back, or waits, as the aggregates
     /// say.
-    async fn admit(
-        &mut self,
-        held: &async_nats::jetstream::Message,
-        command: SendCommand,
-    ) -> Result<Admission, LoopError> {
+    async fn admit(&mut self, held: &Taken, command: SendCommand) -> Result<Admission, LoopError> {
         let sender = self.sender.clone();
         let aggregates = &sender.context.aggregates;
         let message_key = key(sender.tenant, command.message_id);
@@ -651,7 +653,7 @@ impl SendLoop {
     async fn paused(
         &mut self,
         campaign: &Campaign,
-        held: &async_nats::jetstream::Message,
+        held: &Taken,
     ) -> Result<Option<Step>, LoopError> {
         let sender = self.sender.clone();
         let resume_at = match campaign.pause_reason() {
@@ -810,7 +812,7 @@ impl SendLoop {
         refusal: SessionDayError,
         campaign_key: &AggregateKey,
         now: DateTime<Utc>,
-        held: &async_nats::jetstream::Message,
+        held: &Taken,
     ) -> Result<Option<Step>, LoopError> {
         let sender = &self.sender;
         let wait_until = match &refusal {
@@ -864,24 +866,21 @@ impl SendLoop {
 }
 
 /// Gives commands in hand back to the queue at once, in order.
-async fn give_back(held: impl IntoIterator<Item = (JsMessage, SendCommand)>) {
-    for (message, command) in held {
-        answer(&message, Step::Stopped, &command).await;
+async fn give_back(held: impl IntoIterator<Item = (Taken, SendCommand)>) {
+    for (share, _) in held {
+        answer(share, Step::Stopped).await;
     }
 }
 
 /// Answers the queue for a command: done, again later, or back at once.
-async fn answer(message: &async_nats::jetstream::Message, step: Step, command: &SendCommand) {
-    let answered = match step {
-        // A plain ack: one lost comes back as a redelivery, which finds
-        // the message past `queued` and drops it.
-        Step::Done => message.ack().await,
-        Step::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
-        Step::Stopped => message.ack_with(AckKind::Nak(None)).await,
-    };
-    if let Err(err) = answered {
-        warn!(error = %err, message = %command.message_id, "command not answered; it comes back after the ack wait");
-    }
+async fn answer(share: Taken, step: Step) {
+    share
+        .answer(match step {
+            Step::Done => Answer::Done,
+            Step::Later(delay) => Answer::Later(delay),
+            Step::Stopped => Answer::Back,
+        })
+        .await;
 }
 
 impl Sender {
@@ -893,21 +892,20 @@ impl Sender {
     /// where the fan-out queued it; one that came back reads the log.
     async fn queued_message(
         &self,
-        held: &JsMessage,
+        held: &Taken,
         command: &SendCommand,
     ) -> Result<Loaded<Message>, LoopError> {
         let messages = &self.context.aggregates.messages;
         let message_key = key(self.tenant, command.message_id);
-        let first_delivery = held.info().is_ok_and(|info| info.delivered == 1);
         Ok(match command.queued_at {
-            Some(at) if first_delivery => messages.load_created_at(&message_key, at).await?,
+            Some(at) if held.first_delivery() => messages.load_created_at(&message_key, at).await?,
             _ => messages.load(&message_key).await?,
         })
     }
 
     /// Waits until the clock reaches `at`, telling the queue the command is
     /// still being worked on; `false` when stopped first.
-    async fn wait_until(&self, at: DateTime<Utc>, held: &async_nats::jetstream::Message) -> bool {
+    async fn wait_until(&self, at: DateTime<Utc>, held: &Taken) -> bool {
         let clock = self.context.clock.clone();
         let reached = clock.sleep_until(at);
         tokio::pin!(reached);
@@ -916,18 +914,14 @@ impl Sender {
                 () = self.stop.cancelled() => return false,
                 () = &mut reached => return true,
                 () = tokio::time::sleep(SendQueue::ACK_WAIT / 3) => {
-                    let _ = held.ack_with(AckKind::Progress).await;
+                    held.progress().await;
                 }
             }
         }
     }
 
     /// Sends an admitted message and records what happened.
-    async fn deliver(
-        &self,
-        held: &async_nats::jetstream::Message,
-        admitted: Admitted,
-    ) -> Result<Step, LoopError> {
+    async fn deliver(&self, held: &Taken, admitted: Admitted) -> Result<Step, LoopError> {
         let Admitted {
             command,
             message_key,
@@ -1052,7 +1046,7 @@ impl Sender {
     async fn sending(
         &self,
         outgoing: &OutgoingMessage,
-        held: &async_nats::jetstream::Message,
+        held: &Taken,
     ) -> Result<crate::driver::SentMessage, SendError> {
         let send = self.driver.send(outgoing);
         tokio::pin!(send);
@@ -1060,7 +1054,7 @@ impl Sender {
             tokio::select! {
                 outcome = &mut send => return outcome,
                 () = tokio::time::sleep(SendQueue::ACK_WAIT / 3) => {
-                    let _ = held.ack_with(AckKind::Progress).await;
+                    held.progress().await;
                 }
             }
         }
@@ -1132,7 +1126,7 @@ impl Sender {
         let pick = (command.message_id.as_uuid().as_u128() % senders.len() as u128) as usize;
         self.context
             .queue
-            .publish(senders[pick], &command.moved())
+            .publish(senders[pick], &[command.moved()])
             .await?
             .await
             .map_err(EventStoreError::nats)?;

@@ -1,22 +1,31 @@
 //! The send queue: one JetStream work-queue stream of send commands, one
 //! subject per sending session (`<prefix>.send.<tenant>.<session>`).
 //!
-//! The campaign fan-out puts one [`SendCommand`] per queued message on the
-//! subject of the session meant to send it; the engine running that session
-//! takes them in order through one durable consumer per session
-//! (`send-<session>`) and acknowledges each once its outcome is recorded. The queue says *what to try next*; the message
-//! aggregate says *what happened*, so a command delivered twice (a
-//! redelivery, a fan-out that resumed after a crash) finds its message past
-//! `queued` and is dropped: nothing is sent twice.
+//! The campaign fan-out puts a [`SendCommand`] per queued message on the
+//! subject of the session meant to send it, up to
+//! [`SendQueue::COMMANDS_PER_MESSAGE`] of them in one queue message (a
+//! large campaign costs the queue a sixteenth of the publishes, pulls and
+//! acks). The engine running that session takes them in order through one
+//! durable consumer per session (`send-<session>`) and answers a queue
+//! message once the outcome of every command in it is recorded
+//! ([`Taken`]). The queue says *what to try next*; the message aggregate
+//! says *what happened*, so a command delivered twice (a redelivery, a
+//! queue message given back for one of its commands, a fan-out that
+//! resumed after a crash) finds its message past `queued` and is dropped:
+//! nothing is sent twice.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self as js};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
+use uuid::Uuid;
 use wablast_domain::types::{CampaignId, MessageId, SessionId, TenantId};
 use wablast_eventstore::{EventStoreError, Prefix};
 
@@ -61,9 +70,17 @@ impl SendQueue {
     /// waits, so this only covers an engine that died).
     pub const ACK_WAIT: Duration = Duration::from_secs(15);
 
-    /// Commands a session's consumer hands out before the first is
-    /// answered: the one being admitted and the sends under way.
+    /// Commands a session's loop has in hand at most: those being
+    /// admitted and the sends under way.
     pub const MAX_TAKEN: usize = 64;
+
+    /// Commands one queue message carries at most.
+    pub const COMMANDS_PER_MESSAGE: usize = 16;
+
+    /// Queue messages a session's consumer hands out before the first is
+    /// answered: room for [`SendQueue::MAX_TAKEN`] commands, and a message
+    /// whose last command is still being sent.
+    pub const MESSAGES_TAKEN: usize = Self::MAX_TAKEN / Self::COMMANDS_PER_MESSAGE * 2;
 
     /// Opens the queue, creating its stream (`<prefix>_SENDS`) if needed.
     pub async fn open(jetstream: &js::Context, prefix: &Prefix) -> Result<Self, EventStoreError> {
@@ -102,25 +119,54 @@ impl SendQueue {
         format!("{}.send.{tenant}.{session}", self.prefix)
     }
 
-    /// Queues `command` for `session`. The returned future resolves once
-    /// the server stored it; queue many before awaiting them.
+    /// Queues `commands` (one tenant's, at most
+    /// [`SendQueue::COMMANDS_PER_MESSAGE`]) for `session` as one queue
+    /// message. The returned future resolves once the server stored it;
+    /// queue many before awaiting them.
     pub async fn publish(
         &self,
         session: SessionId,
-        command: &SendCommand,
+        commands: &[SendCommand],
     ) -> Result<PublishAckFuture, EventStoreError> {
-        let payload = serde_json::to_vec(command).expect("a send command serializes");
+        let Some(first) = commands.first() else {
+            return Err(EventStoreError::Nats("no send command to queue".into()));
+        };
+        debug_assert!(commands.len() <= Self::COMMANDS_PER_MESSAGE);
+        debug_assert!(commands.iter().all(|c| c.tenant_id == first.tenant_id));
+        let payload = serde_json::to_vec(commands).expect("send commands serialize");
+        // The same commands for the same session are the same message (a
+        // fan-out that resumed within the duplicate window); moved to
+        // another sender, they are a new one there.
+        let mut name = Vec::with_capacity(16 * (commands.len() + 1));
+        name.extend_from_slice(session.as_uuid().as_bytes());
+        for command in commands {
+            name.extend_from_slice(command.message_id.as_uuid().as_bytes());
+        }
+        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, &name);
         self.jetstream
             .send_publish(
-                self.subject(command.tenant_id, session),
+                self.subject(first.tenant_id, session),
                 PublishMessage::build()
                     .payload(payload.into())
-                    // Per session: a message moved to another sender is a
-                    // new command there.
-                    .message_id(format!("{}@{session}", command.message_id)),
+                    .message_id(id.to_string()),
             )
             .await
             .map_err(EventStoreError::nats)
+    }
+
+    /// The commands of a queue message: a list, or one command alone (as
+    /// queued before commands travelled together).
+    pub fn decode(payload: &[u8]) -> Result<Vec<SendCommand>, serde_json::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Payload {
+            Many(Vec<SendCommand>),
+            One(SendCommand),
+        }
+        Ok(match serde_json::from_slice(payload)? {
+            Payload::Many(commands) => commands,
+            Payload::One(command) => vec![command],
+        })
     }
 
     /// The durable name of a session's consumer.
@@ -129,7 +175,7 @@ impl SendQueue {
     }
 
     /// The session's consumer: its commands in order, at most
-    /// [`SendQueue::MAX_TAKEN`] out at a time.
+    /// [`SendQueue::MESSAGES_TAKEN`] queue messages out at a time.
     pub async fn consumer(
         &self,
         tenant: TenantId,
@@ -146,7 +192,7 @@ impl SendQueue {
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: Self::ACK_WAIT,
                     max_deliver: -1,
-                    max_ack_pending: Self::MAX_TAKEN as i64,
+                    max_ack_pending: Self::MESSAGES_TAKEN as i64,
                     ..Default::default()
                 },
             )
@@ -203,5 +249,156 @@ impl SendQueue {
             .await
             .map(|_| ())
             .map_err(EventStoreError::nats)
+    }
+}
+
+/// What became of a command, as the queue is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Done with (sent, failed, dropped).
+    Done,
+    /// Not now: again after this long.
+    Later(Duration),
+    /// Given back at once (the loop stops).
+    Back,
+}
+
+impl Answer {
+    /// What a queue message says for two of its commands: back at once
+    /// before later, the sooner of two laters, done only when both are.
+    fn and(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Back, _) | (_, Self::Back) => Self::Back,
+            (Self::Later(a), Self::Later(b)) => Self::Later(a.min(b)),
+            (Self::Later(a), Self::Done) | (Self::Done, Self::Later(a)) => Self::Later(a),
+            (Self::Done, Self::Done) => Self::Done,
+        }
+    }
+}
+
+/// One command's share of the queue message that carried it.
+///
+/// The message is answered once every command it carries is: acknowledged
+/// when all are done; otherwise given back, at once or after the shortest
+/// wait one of them asked for. Its commands that were done then come back
+/// with the others and are dropped (their messages moved on). A share
+/// dropped unanswered (a delivery that panicked) leaves the message to come
+/// back after the ack wait.
+#[derive(Clone, Debug)]
+pub struct Taken {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    message: js::Message,
+    first_delivery: bool,
+    /// Shares not answered yet, and what the answered ones said.
+    answers: Mutex<(usize, Answer)>,
+}
+
+impl Taken {
+    /// The commands of `message`, each with its share; an undecodable
+    /// message is acknowledged (it would never decode) and yields none.
+    pub async fn split(message: js::Message) -> Vec<(Taken, SendCommand)> {
+        let commands = match SendQueue::decode(&message.payload) {
+            Ok(commands) if !commands.is_empty() => commands,
+            _ => {
+                warn!(subject = %message.subject, "undecodable send command dropped");
+                let _ = message.double_ack_with(AckKind::Ack).await;
+                return Vec::new();
+            }
+        };
+        let first_delivery = message.info().is_ok_and(|info| info.delivered == 1);
+        let shared = Arc::new(Shared {
+            message,
+            first_delivery,
+            answers: Mutex::new((commands.len(), Answer::Done)),
+        });
+        commands
+            .into_iter()
+            .map(|command| {
+                (
+                    Taken {
+                        shared: shared.clone(),
+                    },
+                    command,
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the queue message comes for the first time (not given back,
+    /// not redelivered).
+    pub fn first_delivery(&self) -> bool {
+        self.shared.first_delivery
+    }
+
+    /// Tells the queue the message is still being worked on.
+    pub async fn progress(&self) {
+        let _ = self.shared.message.ack_with(AckKind::Progress).await;
+    }
+
+    /// Answers for this command; the last of a message's commands to
+    /// answer answers the queue for all of them.
+    pub async fn answer(self, answer: Answer) {
+        let all = {
+            let mut answers = self.shared.answers.lock().expect("answers lock");
+            answers.0 -= 1;
+            answers.1 = answers.1.and(answer);
+            (answers.0 == 0).then_some(answers.1)
+        };
+        let Some(all) = all else { return };
+        let message = &self.shared.message;
+        let answered = match all {
+            // A plain ack: one lost comes back as a redelivery, whose
+            // commands find their messages past `queued` and are dropped.
+            Answer::Done => message.ack().await,
+            Answer::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+            Answer::Back => message.ack_with(AckKind::Nak(None)).await,
+        };
+        if let Err(err) = answered {
+            warn!(error = %err, subject = %message.subject, "send commands not answered; they come back after the ack wait");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(n: u128) -> SendCommand {
+        SendCommand {
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(1)),
+            campaign_id: CampaignId::from_uuid(Uuid::from_u128(2)),
+            message_id: MessageId::from_uuid(Uuid::from_u128(n)),
+            queued_at: n.is_multiple_of(2).then_some(n as u64),
+        }
+    }
+
+    #[test]
+    fn a_queue_message_carries_a_list_of_commands_or_one_alone() {
+        let many = vec![command(3), command(4)];
+        let payload = serde_json::to_vec(&many).unwrap();
+        assert_eq!(SendQueue::decode(&payload).unwrap(), many);
+        let one = serde_json::to_vec(&command(5)).unwrap();
+        assert_eq!(SendQueue::decode(&one).unwrap(), vec![command(5)]);
+        assert!(SendQueue::decode(b"{\"tenant_id\": 1}").is_err());
+        assert!(SendQueue::decode(b"[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_queue_message_is_done_only_when_every_command_is() {
+        use Answer::*;
+        let s = Duration::from_secs;
+        assert_eq!(Done.and(Done), Done);
+        assert_eq!(Done.and(Later(s(5))), Later(s(5)));
+        assert_eq!(Later(s(5)).and(Later(s(1))), Later(s(1)), "the sooner wait");
+        assert_eq!(Later(s(5)).and(Back), Back);
+        assert_eq!(Back.and(Done), Back);
+        let all = [Done, Later(s(60)), Done, Later(s(2))]
+            .into_iter()
+            .fold(Done, Answer::and);
+        assert_eq!(all, Later(s(2)));
     }
 }

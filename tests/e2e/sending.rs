@@ -511,7 +511,7 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
                 queued_at: (row % 2 == 0).then_some(queued.stream_sequence),
             };
             queue
-                .publish(sender, &command)
+                .publish(sender, &[command])
                 .await
                 .unwrap()
                 .await
