@@ -380,74 +380,69 @@ async fn end_to_end(sizes: &Sizes) {
             fanned_out.as_secs_f64(),
             rate(total, fanned_out)
         );
-        shutdown.cancel();
-        let _ = running.await;
-        pool.close().await;
-        delete_streams(&nats_url(), &prefix);
-        let _ = std::fs::remove_dir_all(&data_dir);
-        return;
+    } else {
+        let mut sent_at = None;
+        let mut answered_at = None;
+        let read_at = until("every message read", limit, async || {
+            if answered_at.is_none() && unanswered_sends(&js, &prefix).await == Some(0) {
+                answered_at = Some(started.elapsed());
+            }
+            let (sent, read) = projected_counts(&pool, campaign).await;
+            if sent as u64 >= total && sent_at.is_none() {
+                sent_at = Some(started.elapsed());
+            }
+            (read as u64 >= total).then(|| started.elapsed())
+        })
+        .await;
+        let sent_at = sent_at.unwrap_or(read_at);
+        let answered_at = answered_at.unwrap_or(read_at);
+        let cpu_after = (
+            cpu_seconds("self"),
+            nats_pid.as_deref().and_then(cpu_seconds),
+        );
+
+        // The raw publish rate of the same NATS, commit-sized messages,
+        // pipelined like the engine's appends are not (each waits for its ack).
+        let raw = raw_publish_rate(&js, &prefix, total.max(10_000)).await;
+
+        println!(
+            "end to end: {} sessions x {} recipients = {total} messages",
+            sizes.sessions, sizes.recipients
+        );
+        println!(
+            "  fan-out (start request -> every send command queued): {:.2} s ({:.0} recipients/s)  target < 5 s for 100,000",
+            fanned_out.as_secs_f64(),
+            rate(total, fanned_out)
+        );
+        println!(
+            "  every send command answered (engine done sending): {:.2} s = {:.0} messages/s",
+            answered_at.as_secs_f64(),
+            rate(total, answered_at)
+        );
+        println!(
+            "  every message sent (projected): {:.2} s  = {:.0} messages/s",
+            sent_at.as_secs_f64(),
+            rate(total, sent_at)
+        );
+        println!(
+            "  every message read, projections caught up: {:.2} s = {:.0} messages/s  target >= 2,000",
+            read_at.as_secs_f64(),
+            rate(total, read_at)
+        );
+        let spent = |(before, after): (Option<f64>, Option<f64>)| match (before, after) {
+            (Some(before), Some(after)) => format!("{:.1} CPU-s", after - before),
+            _ => "not measured".to_owned(),
+        };
+        println!(
+            "  CPU from start to all read: this process (API, projector, engine) {}, nats-server {}",
+            spent((cpu_before.0, cpu_after.0)),
+            spent((cpu_before.1, cpu_after.1))
+        );
+        println!(
+            "  raw JetStream publish (pipelined, {} B each): {:.0} messages/s",
+            RAW_SIZE, raw
+        );
     }
-    let mut sent_at = None;
-    let mut answered_at = None;
-    let read_at = until("every message read", limit, async || {
-        if answered_at.is_none() && unanswered_sends(&js, &prefix).await == Some(0) {
-            answered_at = Some(started.elapsed());
-        }
-        let (sent, read) = projected_counts(&pool, campaign).await;
-        if sent as u64 >= total && sent_at.is_none() {
-            sent_at = Some(started.elapsed());
-        }
-        (read as u64 >= total).then(|| started.elapsed())
-    })
-    .await;
-    let sent_at = sent_at.unwrap_or(read_at);
-    let answered_at = answered_at.unwrap_or(read_at);
-    let cpu_after = (
-        cpu_seconds("self"),
-        nats_pid.as_deref().and_then(cpu_seconds),
-    );
-
-    // The raw publish rate of the same NATS, commit-sized messages,
-    // pipelined like the engine's appends are not (each waits for its ack).
-    let raw = raw_publish_rate(&js, &prefix, total.max(10_000)).await;
-
-    println!(
-        "end to end: {} sessions x {} recipients = {total} messages",
-        sizes.sessions, sizes.recipients
-    );
-    println!(
-        "  fan-out (start request -> every send command queued): {:.2} s ({:.0} recipients/s)  target < 5 s for 100,000",
-        fanned_out.as_secs_f64(),
-        rate(total, fanned_out)
-    );
-    println!(
-        "  every send command answered (engine done sending): {:.2} s = {:.0} messages/s",
-        answered_at.as_secs_f64(),
-        rate(total, answered_at)
-    );
-    println!(
-        "  every message sent (projected): {:.2} s  = {:.0} messages/s",
-        sent_at.as_secs_f64(),
-        rate(total, sent_at)
-    );
-    println!(
-        "  every message read, projections caught up: {:.2} s = {:.0} messages/s  target >= 2,000",
-        read_at.as_secs_f64(),
-        rate(total, read_at)
-    );
-    let spent = |(before, after): (Option<f64>, Option<f64>)| match (before, after) {
-        (Some(before), Some(after)) => format!("{:.1} CPU-s", after - before),
-        _ => "not measured".to_owned(),
-    };
-    println!(
-        "  CPU from start to all read: this process (API, projector, engine) {}, nats-server {}",
-        spent((cpu_before.0, cpu_after.0)),
-        spent((cpu_before.1, cpu_after.1))
-    );
-    println!(
-        "  raw JetStream publish (pipelined, {} B each): {:.0} messages/s",
-        RAW_SIZE, raw
-    );
 
     shutdown.cancel();
     let _ = running.await;

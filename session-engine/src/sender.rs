@@ -151,17 +151,6 @@ impl<E: std::error::Error> From<AggregateError<E>> for LoopError {
     }
 }
 
-/// What became of a command.
-enum Step {
-    /// Done with (sent, failed, dropped): acknowledge it.
-    Done,
-    /// Not now: give it back to the queue for `Duration`.
-    Later(Duration),
-    /// The loop stops (shut down, or the session is no longer ready): give
-    /// it back at once.
-    Stopped,
-}
-
 /// The aggregates the loop reads for every message, kept while they do not
 /// change (see [`Changes`]).
 #[derive(Default)]
@@ -210,7 +199,7 @@ enum Admission {
     /// Send it.
     Send(Box<Admitted>),
     /// Done with it, or not now.
-    Step(Step),
+    Answer(Answer),
 }
 
 /// One session's send loop.
@@ -486,14 +475,14 @@ impl SendLoop {
                     self.start_delivery(share, *admitted);
                     continue;
                 }
-                Ok(Admission::Step(step)) => step,
+                Ok(Admission::Answer(step)) => step,
                 Err(err) => {
                     warn!(error = %err, message = %command.message_id, "send not admitted; the command comes back");
-                    Step::Later(Duration::from_secs(1))
+                    Answer::Later(Duration::from_secs(1))
                 }
             };
-            let stopped = matches!(step, Step::Stopped);
-            answer(share, step).await;
+            let stopped = matches!(step, Answer::Stopped);
+            share.answer(step).await;
             if stopped {
                 give_back(held).await;
                 return true;
@@ -512,10 +501,10 @@ impl SendLoop {
                 Ok(step) => step,
                 Err(err) => {
                     warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
-                    Step::Later(Duration::from_secs(1))
+                    Answer::Later(Duration::from_secs(1))
                 }
             };
-            answer(share, step).await;
+            share.answer(step).await;
         });
         self.delivering.insert(task.id(), command.message_id);
     }
@@ -530,7 +519,7 @@ impl SendLoop {
         let campaign_key = key(sender.tenant, command.campaign_id);
         loop {
             if sender.stop.is_cancelled() {
-                return Ok(Admission::Step(Step::Stopped));
+                return Ok(Admission::Answer(Answer::Stopped));
             }
             // 1. Does the message still wait, and may its campaign send?
             let known_message = sender.queued_message(held, &command).await?;
@@ -553,19 +542,19 @@ impl SendLoop {
                         )
                         .await?;
                     sender.failed(&campaign_key).await;
-                    return Ok(Admission::Step(Step::Done));
+                    return Ok(Admission::Answer(Answer::Done));
                 }
                 None => {
                     warn!(message = %command.message_id, "send command of an unknown message dropped");
-                    return Ok(Admission::Step(Step::Done));
+                    return Ok(Admission::Answer(Answer::Done));
                 }
-                Some(_) => return Ok(Admission::Step(Step::Done)),
+                Some(_) => return Ok(Admission::Answer(Answer::Done)),
             }
             let campaign = self.campaign(command.campaign_id).await?;
             match campaign.status() {
                 Some(CampaignStatus::Running) => {}
                 Some(CampaignStatus::Paused) => match self.paused(&campaign, held).await? {
-                    Some(step) => return Ok(Admission::Step(step)),
+                    Some(step) => return Ok(Admission::Answer(step)),
                     None => continue,
                 },
                 Some(CampaignStatus::Cancelled | CampaignStatus::Completed) => {
@@ -579,26 +568,26 @@ impl SendLoop {
                             &sender.metadata(),
                         )
                         .await?;
-                    return Ok(Admission::Step(Step::Done));
+                    return Ok(Admission::Answer(Answer::Done));
                 }
-                _ => return Ok(Admission::Step(Step::Later(Duration::from_secs(5)))),
+                _ => return Ok(Admission::Answer(Answer::Later(Duration::from_secs(5)))),
             }
             if !campaign.senders().contains(&sender.session) {
                 return sender
                     .hand_over(&campaign, command)
                     .await
-                    .map(Admission::Step);
+                    .map(Admission::Answer);
             }
 
             // 2. The throttle.
             if let Some(at) = self.next_send_at
                 && !sender.wait_until(at, held).await
             {
-                return Ok(Admission::Step(Step::Stopped));
+                return Ok(Admission::Answer(Answer::Stopped));
             }
             if *self.status.borrow() != SessionStatus::Ready {
                 // Not ready any more: the command goes back, the loop waits.
-                return Ok(Admission::Step(Step::Stopped));
+                return Ok(Admission::Answer(Answer::Stopped));
             }
 
             // 3. A slot.
@@ -606,7 +595,7 @@ impl SendLoop {
             match self.request_slot(&command, &campaign, now).await? {
                 Ok(()) => {}
                 Err(refusal) => match self.refused(refusal, &campaign_key, now, held).await? {
-                    Some(step) => return Ok(Admission::Step(step)),
+                    Some(step) => return Ok(Admission::Answer(step)),
                     None => continue,
                 },
             }
@@ -654,7 +643,7 @@ impl SendLoop {
         &mut self,
         campaign: &Campaign,
         held: &Taken,
-    ) -> Result<Option<Step>, LoopError> {
+    ) -> Result<Option<Answer>, LoopError> {
         let sender = self.sender.clone();
         let resume_at = match campaign.pause_reason() {
             Some(PauseReason::AutoConsecutiveFailures { .. }) => campaign
@@ -682,10 +671,10 @@ impl SendLoop {
                 }
             }
             // Paused by a person, or no sender left: the command waits.
-            _ => return Ok(Some(Step::Later(Duration::from_secs(5)))),
+            _ => return Ok(Some(Answer::Later(Duration::from_secs(5)))),
         };
         if !sender.wait_until(resume_at, held).await {
-            return Ok(Some(Step::Stopped));
+            return Ok(Some(Answer::Stopped));
         }
         let campaign_id = campaign.id().expect("a paused campaign exists");
         let resumed = sender
@@ -813,7 +802,7 @@ impl SendLoop {
         campaign_key: &AggregateKey,
         now: DateTime<Utc>,
         held: &Taken,
-    ) -> Result<Option<Step>, LoopError> {
+    ) -> Result<Option<Answer>, LoopError> {
         let sender = &self.sender;
         let wait_until = match &refusal {
             SessionDayError::DailyLimitReached { retry_at } => {
@@ -854,13 +843,13 @@ impl SendLoop {
             SessionDayError::CampaignNotRunning => return Ok(None),
             SessionDayError::WrongDay { .. } | SessionDayError::WrongSession { .. } => {
                 warn!(error = %refusal, "slot refused as asked wrongly");
-                return Ok(Some(Step::Later(Duration::from_secs(1))));
+                return Ok(Some(Answer::Later(Duration::from_secs(1))));
             }
         };
         if sender.wait_until(wait_until, held).await {
             Ok(None)
         } else {
-            Ok(Some(Step::Stopped))
+            Ok(Some(Answer::Stopped))
         }
     }
 }
@@ -868,19 +857,8 @@ impl SendLoop {
 /// Gives commands in hand back to the queue at once, in order.
 async fn give_back(held: impl IntoIterator<Item = (Taken, SendCommand)>) {
     for (share, _) in held {
-        answer(share, Step::Stopped).await;
+        share.answer(Answer::Stopped).await;
     }
-}
-
-/// Answers the queue for a command: done, again later, or back at once.
-async fn answer(share: Taken, step: Step) {
-    share
-        .answer(match step {
-            Step::Done => Answer::Done,
-            Step::Later(delay) => Answer::Later(delay),
-            Step::Stopped => Answer::Back,
-        })
-        .await;
 }
 
 impl Sender {
@@ -921,7 +899,7 @@ impl Sender {
     }
 
     /// Sends an admitted message and records what happened.
-    async fn deliver(&self, held: &Taken, admitted: Admitted) -> Result<Step, LoopError> {
+    async fn deliver(&self, held: &Taken, admitted: Admitted) -> Result<Answer, LoopError> {
         let Admitted {
             command,
             message_key,
@@ -951,7 +929,7 @@ impl Sender {
         if let Err(err) = taken {
             // Changed meanwhile (cancelled, say): admission looks again.
             debug!(error = %err, message = %command.message_id, "not taken; looking again");
-            return Ok(Step::Later(Duration::ZERO));
+            return Ok(Answer::Later(Duration::ZERO));
         }
         let outcome = match self.outgoing(&message, &campaign, command).await {
             Ok(outgoing) => self.sending(&outgoing, held).await,
@@ -989,7 +967,7 @@ impl Sender {
                     warn!(error = %err, message = %command.message_id, "provider id not kept: its receipts will be missed");
                 }
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
-                Ok(Step::Done)
+                Ok(Answer::Done)
             }
             Err(SendError::Transient(reason)) if attempt < self.context.config.max_attempts => {
                 debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
@@ -998,10 +976,10 @@ impl Sender {
                 let backoff = self.context.config.retry_delay * 2u32.pow(attempt - 1);
                 let again = at + TimeDelta::from_std(backoff).unwrap_or_default();
                 if !self.wait_until(again, held).await {
-                    return Ok(Step::Stopped);
+                    return Ok(Answer::Stopped);
                 }
                 // Admitted again: a new slot, in the queue's order.
-                Ok(Step::Later(Duration::ZERO))
+                Ok(Answer::Later(Duration::ZERO))
             }
             Err(SendError::SessionUnavailable(reason))
                 if attempt < self.context.config.max_attempts =>
@@ -1014,7 +992,7 @@ impl Sender {
                 info!(message = %command.message_id, attempt, %reason, "the session cannot send; the message waits");
                 self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
                     .await?;
-                Ok(Step::Later(Duration::from_secs(1)))
+                Ok(Answer::Later(Duration::from_secs(1)))
             }
             Err(
                 SendError::Transient(reason)
@@ -1025,7 +1003,7 @@ impl Sender {
                 self.record_failure(&message_key, &mut known_message, attempt, reason, false, at)
                     .await?;
                 self.failed(&campaign_key).await;
-                Ok(Step::Done)
+                Ok(Answer::Done)
             }
             Err(SendError::Unknown(reason)) => {
                 warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
@@ -1036,7 +1014,7 @@ impl Sender {
                 )
                 .await?;
                 self.failed(&campaign_key).await;
-                Ok(Step::Done)
+                Ok(Answer::Done)
             }
         }
     }
@@ -1118,10 +1096,10 @@ impl Sender {
         &self,
         campaign: &Campaign,
         command: SendCommand,
-    ) -> Result<Step, LoopError> {
+    ) -> Result<Answer, LoopError> {
         let senders = campaign.senders();
         if senders.is_empty() {
-            return Ok(Step::Later(Duration::from_secs(30)));
+            return Ok(Answer::Later(Duration::from_secs(30)));
         }
         let pick = (command.message_id.as_uuid().as_u128() % senders.len() as u128) as usize;
         self.context
@@ -1130,7 +1108,7 @@ impl Sender {
             .await?
             .await
             .map_err(EventStoreError::nats)?;
-        Ok(Step::Done)
+        Ok(Answer::Done)
     }
 
     /// Counts a failed send and tells the campaign, which auto-pauses from

@@ -259,8 +259,9 @@ pub enum Answer {
     Done,
     /// Not now: again after this long.
     Later(Duration),
-    /// Given back at once (the loop stops).
-    Back,
+    /// The loop stops (shut down, or the session is no longer ready):
+    /// given back at once.
+    Stopped,
 }
 
 impl Answer {
@@ -268,7 +269,7 @@ impl Answer {
     /// before later, the sooner of two laters, done only when both are.
     fn and(self, other: Self) -> Self {
         match (self, other) {
-            (Self::Back, _) | (_, Self::Back) => Self::Back,
+            (Self::Stopped, _) | (_, Self::Stopped) => Self::Stopped,
             (Self::Later(a), Self::Later(b)) => Self::Later(a.min(b)),
             (Self::Later(a), Self::Done) | (Self::Done, Self::Later(a)) => Self::Later(a),
             (Self::Done, Self::Done) => Self::Done,
@@ -355,7 +356,7 @@ impl Taken {
             // commands find their messages past `queued` and are dropped.
             Answer::Done => message.ack().await,
             Answer::Later(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
-            Answer::Back => message.ack_with(AckKind::Nak(None)).await,
+            Answer::Stopped => message.ack_with(AckKind::Nak(None)).await,
         };
         if let Err(err) = answered {
             warn!(error = %err, subject = %message.subject, "send commands not answered; they come back after the ack wait");
@@ -394,8 +395,8 @@ mod tests {
         assert_eq!(Done.and(Done), Done);
         assert_eq!(Done.and(Later(s(5))), Later(s(5)));
         assert_eq!(Later(s(5)).and(Later(s(1))), Later(s(1)), "the sooner wait");
-        assert_eq!(Later(s(5)).and(Back), Back);
-        assert_eq!(Back.and(Done), Back);
+        assert_eq!(Later(s(5)).and(Stopped), Stopped);
+        assert_eq!(Stopped.and(Done), Stopped);
         let all = [Done, Later(s(60)), Done, Later(s(2))]
             .into_iter()
             .fold(Done, Answer::and);
