@@ -490,7 +490,13 @@ impl<A: Aggregate> CommandHandler<A> {
                 None => self.load(key).await?,
             };
             match self
-                .decide_each(key, loaded, commands.clone(), metadata, false)
+                .decide_each(
+                    key,
+                    loaded,
+                    commands.clone(),
+                    metadata,
+                    Writing::KEPT_BY_CALLER,
+                )
                 .await
             {
                 Ok((decided, after)) => {
@@ -513,20 +519,25 @@ impl<A: Aggregate> CommandHandler<A> {
     /// state is not kept in memory either (one commit loads in one get).
     ///
     /// # Returns
-    /// `None` when the aggregate exists already (a creation repeated by a
-    /// process that resumed, say): nothing was written.
+    /// The stream sequence the aggregate's first commit was written at
+    /// (0 if the command decided nothing), or `None` when the aggregate
+    /// exists already (a creation repeated by a process that resumed, say,
+    /// or this one, re-sent after its acknowledgement was lost): nothing
+    /// was written. The bulk of a creation is spared: no event envelopes
+    /// are built, and the log keeps no deduplication entry
+    /// ([`EventLog::append_first`]).
     pub async fn create(
         &self,
         key: &AggregateKey,
         command: A::Command,
         metadata: &CommandMetadata,
-    ) -> Result<Option<Committed<A>>, AggregateError<A::Error>> {
+    ) -> Result<Option<u64>, AggregateError<A::Error>> {
         match self
-            .decide(key, Loaded::new(), command, metadata, false)
+            .decide(key, Loaded::new(), command, metadata, Writing::CREATION)
             .await
         {
             Err(AggregateError::AggregateConflict) => Ok(None),
-            result => result.map(|(committed, _)| Some(committed)),
+            result => result.map(|(committed, _)| Some(committed.stream_sequence)),
         }
     }
 
@@ -537,7 +548,7 @@ impl<A: Aggregate> CommandHandler<A> {
         metadata: &CommandMetadata,
     ) -> Result<Committed<A>, AggregateError<A::Error>> {
         let loaded = self.load(key).await?;
-        self.decide(key, loaded, command, metadata, true)
+        self.decide(key, loaded, command, metadata, Writing::CACHED)
             .await
             .map(|(committed, _)| committed)
     }
@@ -546,19 +557,17 @@ impl<A: Aggregate> CommandHandler<A> {
     /// after the state it was loaded at.
     ///
     /// # Returns
-    /// What was committed, and the state after it. `cache`: whether the
-    /// state goes into the in-memory snapshots (a caller that keeps it
-    /// itself spares the copy).
+    /// What was committed, and the state after it.
     async fn decide(
         &self,
         key: &AggregateKey,
         loaded: Loaded<A>,
         command: A::Command,
         metadata: &CommandMetadata,
-        cache: bool,
+        writing: Writing,
     ) -> Result<(Committed<A>, Loaded<A>), AggregateError<A::Error>> {
         let (decided, after) = self
-            .decide_each(key, loaded, vec![command], metadata, cache)
+            .decide_each(key, loaded, vec![command], metadata, writing)
             .await?;
         // One command: a refusal is an `Err` already.
         Ok((decided.committed, after))
@@ -573,7 +582,7 @@ impl<A: Aggregate> CommandHandler<A> {
         loaded: Loaded<A>,
         commands: Vec<A::Command>,
         metadata: &CommandMetadata,
-        cache: bool,
+        writing: Writing,
     ) -> Result<(Decided<A>, Loaded<A>), AggregateError<A::Error>> {
         let Loaded {
             mut aggregate,
@@ -614,7 +623,7 @@ impl<A: Aggregate> CommandHandler<A> {
                 stream_sequence,
                 events,
                 metadata,
-                cache,
+                writing,
             )
             .await?;
         Ok((
@@ -638,7 +647,7 @@ impl<A: Aggregate> CommandHandler<A> {
         stream_sequence: u64,
         events: Vec<A::Event>,
         metadata: &CommandMetadata,
-        cache: bool,
+        writing: Writing,
     ) -> Result<(Committed<A>, Loaded<A>), AggregateError<A::Error>> {
         if events.is_empty() {
             let unchanged = Loaded {
@@ -663,7 +672,11 @@ impl<A: Aggregate> CommandHandler<A> {
                 serde_json::to_value(event)?,
             );
         }
-        let written_at = self.log.append(stream_sequence, &commit).await?;
+        let written_at = if writing.creation {
+            self.log.append_first(&commit).await?
+        } else {
+            self.log.append(stream_sequence, &commit).await?
+        };
         let after = Loaded {
             aggregate,
             sequence: commit.last_sequence(),
@@ -674,8 +687,17 @@ impl<A: Aggregate> CommandHandler<A> {
             key,
             &after,
             sequence / every != after.sequence / every,
-            cache,
+            writing.cache,
         );
+        if writing.creation {
+            return Ok((
+                Committed {
+                    stream_sequence: written_at,
+                    events: Vec::new(),
+                },
+                after,
+            ));
+        }
         let framework_id = key.to_framework_id();
         let envelopes = commit
             .into_recorded(written_at)
@@ -695,6 +717,36 @@ impl<A: Aggregate> CommandHandler<A> {
             after,
         ))
     }
+}
+
+/// How a decision is committed.
+#[derive(Clone, Copy, Debug)]
+struct Writing {
+    /// The state after it goes into the in-memory snapshots (a caller that
+    /// keeps it itself spares the copy).
+    cache: bool,
+    /// An aggregate's first commit, whose caller wants only where it was
+    /// written: appended with [`EventLog::append_first`], and no event
+    /// envelopes built.
+    creation: bool,
+}
+
+impl Writing {
+    /// A command run by `execute`.
+    const CACHED: Self = Self {
+        cache: true,
+        creation: false,
+    };
+    /// Commands whose caller keeps the state it is handed back.
+    const KEPT_BY_CALLER: Self = Self {
+        cache: false,
+        creation: false,
+    };
+    /// A creation in bulk ([`CommandHandler::create`]).
+    const CREATION: Self = Self {
+        cache: false,
+        creation: true,
+    };
 }
 
 /// A short pause before deciding again, growing with the attempt and

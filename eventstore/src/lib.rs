@@ -6,7 +6,9 @@
 //! `<prefix>.ev.<tenant>.<aggregate_type>.<aggregate_id>`, published with
 //! `Nats-Expected-Last-Subject-Sequence` (a lost race is a conflict, never a
 //! lost write) and a `Nats-Msg-Id` derived from the command id (a retried
-//! publish is committed once).
+//! publish is committed once). Creations in bulk
+//! ([`CommandHandler::create`]) go without the id: for a first commit the
+//! expected sequence 0 already refuses a second one.
 //!
 //! # Layout
 //!

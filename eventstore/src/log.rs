@@ -277,6 +277,33 @@ impl EventLog {
         expected_last: u64,
         commit: &Commit,
     ) -> Result<u64, EventStoreError> {
+        self.publish_commit(expected_last, commit, true).await
+    }
+
+    /// Appends an aggregate's first commit, for bulk creation: like
+    /// [`append`](Self::append) at 0, without a `Nats-Msg-Id`. The expected
+    /// last subject sequence of 0 already refuses a second first commit, so
+    /// a re-sent publish (after a lost acknowledgement) is a
+    /// [`EventStoreError::Conflict`] instead of a deduplicated success: the
+    /// caller takes the aggregate as existing, which it does. The server
+    /// then keeps no deduplication entry for it (per publish: a header
+    /// built, parsed and stored, and an entry in the window's map).
+    ///
+    /// # Returns
+    /// The stream sequence the commit was written at.
+    #[instrument(skip_all, fields(subject = tracing::field::Empty), err(level = "debug"))]
+    pub async fn append_first(&self, commit: &Commit) -> Result<u64, EventStoreError> {
+        self.publish_commit(0, commit, false).await
+    }
+
+    /// Publishes `commit` after `expected_last`, with a `Nats-Msg-Id` if
+    /// `deduplicated`.
+    async fn publish_commit(
+        &self,
+        expected_last: u64,
+        commit: &Commit,
+        deduplicated: bool,
+    ) -> Result<u64, EventStoreError> {
         let key = AggregateKey::new(&commit.tenant, &commit.aggregate_id)?;
         let subject = self
             .inner
@@ -295,9 +322,11 @@ impl EventLog {
             .map(|e| e.event_type.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let message = PublishMessage::build()
-            .payload(payload.into())
-            .message_id(format!("{}@{subject}", commit.command_id))
+        let mut message = PublishMessage::build().payload(payload.into());
+        if deduplicated {
+            message = message.message_id(format!("{}@{subject}", commit.command_id));
+        }
+        let message = message
             .expected_last_subject_sequence(expected_last)
             .header(EVENT_TYPES_HEADER, event_types.as_str())
             .header(PREVIOUS_HEADER, expected_last.to_string().as_str());

@@ -212,7 +212,7 @@ impl FanOut {
         };
         let metadata =
             CommandMetadata::caused_by(started, &format!("queue {message_id}"), self.actor.clone());
-        let created = self
+        let queued_at = self
             .aggregates
             .messages
             .create(
@@ -230,8 +230,7 @@ impl FanOut {
             )
             .await
             .map_err(WorkError::retryable)?;
-        let queued_at = created.as_ref().map(|committed| committed.stream_sequence);
-        let sender = if created.is_some() {
+        let sender = if queued_at.is_some() {
             sender
         } else {
             // Queued by an earlier run: its command goes where it went then,

@@ -508,7 +508,7 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
                 campaign_id: campaign,
                 message_id,
                 // Half told where the message is, half to look it up.
-                queued_at: (row % 2 == 0).then_some(queued.stream_sequence),
+                queued_at: (row % 2 == 0).then_some(queued),
             };
             queue
                 .publish(sender, &[command])

@@ -130,6 +130,35 @@ async fn a_stale_append_is_a_conflict_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_first_commit_appended_again_is_a_conflict_not_a_second_commit() {
+    let t = TestLog::new().await;
+    let key = key("t1");
+    let commit = added(&key, 1, 1, 1);
+    let written_at = t.log.append_first(&commit).await.unwrap();
+
+    // The very same commit re-sent, as after a lost acknowledgement: no
+    // deduplication entry answers it, the expected sequence 0 refuses it.
+    let again = t.log.append_first(&commit).await;
+    assert!(
+        matches!(again, Err(EventStoreError::Conflict { .. })),
+        "{again:?}"
+    );
+    // Nor does an ordinary append at 0 take it for a retry of its own.
+    let recreate = t.log.append(0, &commit).await;
+    assert!(
+        matches!(recreate, Err(EventStoreError::Conflict { .. })),
+        "{recreate:?}"
+    );
+    assert_gap_free(&t, &key, 1).await;
+    // The aggregate goes on from there as any other.
+    t.log
+        .append(written_at, &added(&key, 2, 1, 2))
+        .await
+        .unwrap();
+    assert_gap_free(&t, &key, 2).await;
+}
+
+#[tokio::test]
 async fn the_same_commit_published_twice_is_committed_once() {
     let t = TestLog::new().await;
     let key = key("t1");
@@ -804,12 +833,9 @@ async fn an_aggregate_read_where_it_was_created_decides_again_once_it_turns_out_
         .unwrap()
         .expect("created");
 
-    let at_creation = handler
-        .load_created_at(&key, created.stream_sequence)
-        .await
-        .unwrap();
+    let at_creation = handler.load_created_at(&key, created).await.unwrap();
     assert_eq!((at_creation.aggregate.total, at_creation.sequence), (5, 1));
-    assert_eq!(at_creation.stream_sequence, created.stream_sequence);
+    assert_eq!(at_creation.stream_sequence, created);
 
     // It moved on: the state read where it was created is stale, and the
     // command decided on it is decided again on what the log holds.
@@ -817,12 +843,7 @@ async fn an_aggregate_read_where_it_was_created_decides_again_once_it_turns_out_
         .execute(&key, CounterCommand::Add(10), &meta())
         .await
         .unwrap();
-    let mut known = Some(
-        handler
-            .load_created_at(&key, created.stream_sequence)
-            .await
-            .unwrap(),
-    );
+    let mut known = Some(handler.load_created_at(&key, created).await.unwrap());
     handler
         .execute_on(&key, &mut known, CounterCommand::Add(1), &meta())
         .await
@@ -831,10 +852,7 @@ async fn an_aggregate_read_where_it_was_created_decides_again_once_it_turns_out_
     assert_gap_free(&t, &key, 3).await;
 
     // A sequence that is not the aggregate's first commit: loaded as usual.
-    let elsewhere = handler
-        .load_created_at(&key, created.stream_sequence + 1)
-        .await
-        .unwrap();
+    let elsewhere = handler.load_created_at(&key, created + 1).await.unwrap();
     assert_eq!(elsewhere.aggregate.total, 16);
 }
 
@@ -1004,7 +1022,14 @@ async fn create_commits_a_new_aggregate_once_and_leaves_an_existing_one_alone() 
         .create(&key, CounterCommand::Add(3), &meta())
         .await
         .unwrap();
-    assert!(created.is_some_and(|c| c.events.len() == 1));
+    let written_at = created.expect("created");
+    let commit = t
+        .log
+        .commit_at(<Counter as cqrs_es::Aggregate>::TYPE, &key, written_at)
+        .await
+        .unwrap()
+        .expect("the commit is where create said");
+    assert_eq!(commit.events.len(), 1);
     // Again, as a resumed bulk creation would: nothing written.
     let again = handler
         .create(&key, CounterCommand::Add(7), &meta())
