@@ -325,9 +325,7 @@ impl FanOut {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(WorkError::retryable)?;
                 seen += 1;
-                let Ok(commands) = SendQueue::decode(&message.payload) else {
-                    warn!(subject = %message.subject, "undecodable send command dropped");
-                    let _ = message.ack().await;
+                let Some(commands) = SendQueue::commands_in(&message).await else {
                     continue;
                 };
                 let mut to: HashMap<SessionId, Vec<SendCommand>> = HashMap::new();

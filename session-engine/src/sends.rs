@@ -169,6 +169,20 @@ impl SendQueue {
         })
     }
 
+    /// The commands `message` carries; `None` for one that carries none or
+    /// does not decode, which is acknowledged (it would never decode) and
+    /// dropped with a warning.
+    pub async fn commands_in(message: &js::Message) -> Option<Vec<SendCommand>> {
+        match Self::decode(&message.payload) {
+            Ok(commands) if !commands.is_empty() => Some(commands),
+            _ => {
+                warn!(subject = %message.subject, "undecodable send command dropped");
+                let _ = message.double_ack_with(AckKind::Ack).await;
+                None
+            }
+        }
+    }
+
     /// The durable name of a session's consumer.
     pub fn consumer_name(session: SessionId) -> String {
         format!("send-{session}")
@@ -300,15 +314,10 @@ struct Shared {
 
 impl Taken {
     /// The commands of `message`, each with its share; an undecodable
-    /// message is acknowledged (it would never decode) and yields none.
+    /// message yields none ([`SendQueue::commands_in`]).
     pub async fn split(message: js::Message) -> Vec<(Taken, SendCommand)> {
-        let commands = match SendQueue::decode(&message.payload) {
-            Ok(commands) if !commands.is_empty() => commands,
-            _ => {
-                warn!(subject = %message.subject, "undecodable send command dropped");
-                let _ = message.double_ack_with(AckKind::Ack).await;
-                return Vec::new();
-            }
+        let Some(commands) = SendQueue::commands_in(&message).await else {
+            return Vec::new();
         };
         let first_delivery = message.info().is_ok_and(|info| info.delivered == 1);
         let shared = Arc::new(Shared {
