@@ -40,6 +40,7 @@ pub mod campaign;
 pub mod inbound;
 pub mod message;
 pub mod plan;
+pub mod recipient_batch;
 pub mod schedule;
 pub mod session;
 pub mod session_day;

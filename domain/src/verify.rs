@@ -284,7 +284,7 @@ impl Verifier {
                 }
             }
             // Aggregates with no invariant checked here (plans, campaigns,
-            // inbound messages) still have to be readable.
+            // inbound messages, recipient batches) still have to be readable.
             "plan" => {
                 self.decode::<crate::plan::PlanEvent>(event);
             }
@@ -293,6 +293,9 @@ impl Verifier {
             }
             "inbound" => {
                 self.decode::<crate::inbound::InboundEvent>(event);
+            }
+            "recipient_batch" => {
+                self.decode::<crate::recipient_batch::RecipientBatchEvent>(event);
             }
             _ => {}
         }

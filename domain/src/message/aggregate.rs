@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-use super::commands::{MessageCommand, Receipt};
+use super::commands::{MessageCommand, QueuedMessage, Receipt};
 use super::error::MessageError;
 use super::events::MessageEvent;
 use crate::types::phone::Phone;
@@ -84,6 +84,14 @@ impl Message {
     /// The message's id; `None` until queued.
     pub fn id(&self) -> Option<MessageId> {
         self.id
+    }
+
+    /// The message as its recipient batch queued it, before it has a
+    /// history of its own: the state its first commit starts from.
+    pub fn queued_in_batch(queued: &QueuedMessage) -> Self {
+        let mut message = Self::default();
+        message.apply(queued.clone().into_event());
+        message
     }
 
     /// Its status; `None` until queued.
@@ -195,6 +203,17 @@ impl Message {
     /// record (possibly none), or a refusal.
     fn decide(&self, command: MessageCommand) -> Result<Vec<MessageEvent>, MessageError> {
         use MessageStatus as S;
+        if let MessageCommand::FromBatch { queued, command } = command {
+            if self.status.is_some() {
+                return self.decide(*command);
+            }
+            let first = queued.into_event();
+            let mut queued = self.clone();
+            queued.apply(first.clone());
+            let mut events = vec![first];
+            events.extend(queued.decide(*command)?);
+            return Ok(events);
+        }
         if let MessageCommand::QueueMessage {
             message_id,
             campaign_id,
@@ -222,6 +241,7 @@ impl Message {
         let campaign_id = self.campaign_id;
         match command {
             MessageCommand::QueueMessage { .. } => Err(MessageError::AlreadyQueued),
+            MessageCommand::FromBatch { .. } => unreachable!("decided above"),
 
             MessageCommand::StartSending {
                 session_id,
@@ -636,6 +656,74 @@ mod tests {
             .given(vec![queued()])
             .when(queue())
             .then_expect_error(MessageError::AlreadyQueued);
+    }
+
+    fn in_batch() -> QueuedMessage {
+        QueuedMessage {
+            message_id: message_id(),
+            campaign_id: campaign(),
+            session_id: session(1),
+            phone: phone(),
+            name: Some("Budi".to_owned()),
+            variables: variables(),
+            at: t(0),
+        }
+    }
+
+    fn from_batch(command: MessageCommand) -> MessageCommand {
+        MessageCommand::FromBatch {
+            queued: Box::new(in_batch()),
+            command: Box::new(command),
+        }
+    }
+
+    #[test]
+    fn a_message_queued_in_a_batch_starts_its_history_at_its_first_command() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(from_batch(start_sending(1, 1)))
+            .then_expect_events(vec![queued(), sending(1, 1)]);
+        Given::with(())
+            .given_no_previous_events()
+            .when(from_batch(MessageCommand::CancelMessage { at: t(1) }))
+            .then_expect_events(vec![queued(), cancelled(1)]);
+        assert_eq!(
+            Message::queued_in_batch(&in_batch()),
+            fold(vec![queued()]),
+            "the state a sender reads before the first commit is the one after it"
+        );
+    }
+
+    #[test]
+    fn a_batch_command_to_a_message_with_a_history_is_its_command_alone() {
+        Given::with(())
+            .given(vec![queued()])
+            .when(from_batch(start_sending(1, 1)))
+            .then_expect_events(vec![sending(1, 1)]);
+        // Cancelled first (its first commit): a sender coming second is
+        // refused as on any cancelled message.
+        Given::with(())
+            .given(vec![queued(), cancelled(1)])
+            .when(from_batch(start_sending(1, 2)))
+            .then_expect_error(MessageError::InvalidState {
+                action: "start sending",
+                status: MessageStatus::Cancelled,
+            });
+        Given::with(())
+            .given(vec![queued(), sending(1, 1)])
+            .when(from_batch(MessageCommand::CancelMessage { at: t(2) }))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_batch_command_refused_on_the_queued_message_records_nothing() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(from_batch(record_sent()))
+            .then_expect_error(MessageError::InvalidState {
+                action: "record as sent",
+                status: MessageStatus::Queued,
+            });
     }
 
     #[test]

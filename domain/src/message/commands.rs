@@ -5,8 +5,47 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::events::MessageEvent;
 use crate::types::phone::Phone;
 use crate::types::{CampaignId, MessageId, Points, SessionId};
+
+/// A message as the fan-out queued it in a recipient batch
+/// ([`crate::recipient_batch`]), before the message has a history of its
+/// own: what its `MessageQueued` says once recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    /// The message's id.
+    pub message_id: MessageId,
+    /// Its campaign.
+    pub campaign_id: CampaignId,
+    /// The sender it is meant for.
+    pub session_id: SessionId,
+    /// The recipient.
+    pub phone: Phone,
+    /// The recipient's name, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The recipient's values for the template's variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// When its batch was queued.
+    pub at: DateTime<Utc>,
+}
+
+impl QueuedMessage {
+    /// The message's first event.
+    pub fn into_event(self) -> MessageEvent {
+        MessageEvent::MessageQueued {
+            message_id: self.message_id,
+            campaign_id: self.campaign_id,
+            session_id: self.session_id,
+            phone: self.phone,
+            name: self.name,
+            variables: self.variables,
+            at: self.at,
+        }
+    }
+}
 
 /// A delivery receipt reported by WhatsApp through the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,6 +78,16 @@ pub enum MessageCommand {
         variables: BTreeMap<String, String>,
         /// When.
         at: DateTime<Utc>,
+    },
+    /// `command` to a message queued in a recipient batch: when the
+    /// message has no history yet, its `MessageQueued` (from `queued`) is
+    /// recorded first, in the same commit as what `command` decides on the
+    /// queued message; otherwise `command` alone, as if sent directly.
+    FromBatch {
+        /// The message as its batch queued it.
+        queued: Box<QueuedMessage>,
+        /// What is asked of it (`StartSending`, `CancelMessage`).
+        command: Box<MessageCommand>,
     },
     /// A sender takes the message: queued → sending, or a retryable failure
     /// → sending again. `attempt` must be greater than every earlier one

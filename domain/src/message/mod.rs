@@ -35,6 +35,12 @@
 //!   it is not retried); on a message already handed to a sender or final
 //!   it records nothing (a campaign's cancellation fans out to all of its
 //!   messages and must not fail on those that went out);
+//! - a message queued in a recipient batch ([`crate::recipient_batch`])
+//!   has no history until first asked something: `FromBatch` records its
+//!   `MessageQueued` (as the batch queued it) and the command's events in
+//!   one commit, so every message's history still starts with
+//!   `MessageQueued`, and a sender and a cancellation racing for a new
+//!   message meet on its first commit like on any other;
 //! - `MarkUnknown` only changes a `sending` message; on any other status
 //!   the outcome is known (or the message was never handed out) and nothing
 //!   is recorded. An `unknown` message refuses `StartSending`.
@@ -45,6 +51,6 @@ mod error;
 mod events;
 
 pub use aggregate::{Message, MessageStatus};
-pub use commands::{MessageCommand, Receipt};
+pub use commands::{MessageCommand, QueuedMessage, Receipt};
 pub use error::MessageError;
 pub use events::MessageEvent;

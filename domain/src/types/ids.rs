@@ -81,6 +81,12 @@ id_type!(
     InboundId
 );
 id_type!(
+    /// One batch of a campaign's recipients, queued together (see
+    /// [`batch_id`](crate::recipient_batch::batch_id): derived from the
+    /// campaign and the batch's place in it, not random).
+    RecipientBatchId
+);
+id_type!(
     /// A subscription plan.
     PlanId
 );

@@ -11,7 +11,8 @@ pub mod throttle;
 
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
 pub use ids::{
-    CampaignId, ContactListId, InboundId, MediaId, MessageId, PlanId, SessionId, TenantId, UserId,
+    CampaignId, ContactListId, InboundId, MediaId, MessageId, PlanId, RecipientBatchId, SessionId,
+    TenantId, UserId,
 };
 pub use limits::{DailyLimit, LimitError, TrustLevel};
 pub use points::Points;

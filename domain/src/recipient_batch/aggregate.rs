@@ -1,0 +1,236 @@
+//! The recipient batch aggregate: decisions in `handle`, assignments in
+//! `apply`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+use super::BATCH_SIZE;
+use super::commands::RecipientBatchCommand;
+use super::error::RecipientBatchError;
+use super::events::{BatchRecipient, RecipientBatchEvent};
+use crate::message::QueuedMessage;
+use crate::types::CampaignId;
+
+/// Up to [`BATCH_SIZE`] recipients of a campaign, queued together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecipientBatch {
+    campaign_id: Option<CampaignId>,
+    index: u32,
+    recipients: Vec<BatchRecipient>,
+    queued_at: Option<DateTime<Utc>>,
+}
+
+impl RecipientBatch {
+    /// Its campaign; `None` until queued.
+    pub fn campaign_id(&self) -> Option<CampaignId> {
+        self.campaign_id
+    }
+
+    /// Its place in the campaign, from 0.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Its recipients, in the contact list's order.
+    pub fn recipients(&self) -> &[BatchRecipient] {
+        &self.recipients
+    }
+
+    /// Each recipient's message as the batch queued it (empty until
+    /// queued).
+    pub fn messages(&self) -> impl Iterator<Item = QueuedMessage> + '_ {
+        self.campaign_id
+            .zip(self.queued_at)
+            .into_iter()
+            .flat_map(|(campaign_id, at)| {
+                self.recipients.iter().map(move |r| QueuedMessage {
+                    message_id: r.message_id,
+                    campaign_id,
+                    session_id: r.session_id,
+                    phone: r.phone.clone(),
+                    name: r.name.clone(),
+                    variables: r.variables.clone(),
+                    at,
+                })
+            })
+    }
+
+    fn decide(
+        &self,
+        command: RecipientBatchCommand,
+    ) -> Result<Vec<RecipientBatchEvent>, RecipientBatchError> {
+        match command {
+            RecipientBatchCommand::QueueRecipients {
+                campaign_id,
+                index,
+                recipients,
+                at,
+            } => {
+                if self.campaign_id.is_some() {
+                    return Err(RecipientBatchError::AlreadyQueued);
+                }
+                if recipients.is_empty() || recipients.len() > BATCH_SIZE {
+                    return Err(RecipientBatchError::Size {
+                        max: BATCH_SIZE,
+                        got: recipients.len(),
+                    });
+                }
+                let mut seen = HashSet::with_capacity(recipients.len());
+                if let Some(repeated) = recipients.iter().find(|r| !seen.insert(r.message_id)) {
+                    return Err(RecipientBatchError::Repeated(
+                        repeated.message_id.to_string(),
+                    ));
+                }
+                Ok(vec![RecipientBatchEvent::RecipientsQueued {
+                    campaign_id,
+                    index,
+                    recipients,
+                    at,
+                }])
+            }
+        }
+    }
+}
+
+impl Aggregate for RecipientBatch {
+    const TYPE: &'static str = "recipient_batch";
+    type Command = RecipientBatchCommand;
+    type Event = RecipientBatchEvent;
+    type Error = RecipientBatchError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            RecipientBatchEvent::RecipientsQueued {
+                campaign_id,
+                index,
+                recipients,
+                at,
+            } => {
+                self.campaign_id = Some(campaign_id);
+                self.index = index;
+                self.recipients = recipients;
+                self.queued_at = Some(at);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use cqrs_es::test::TestFramework;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::types::phone::{Phone, Region};
+    use crate::types::{MessageId, SessionId};
+
+    type Given = TestFramework<RecipientBatch>;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 2, 0, 0).unwrap()
+    }
+
+    fn campaign() -> CampaignId {
+        CampaignId::from_uuid(Uuid::from_u128(2))
+    }
+
+    fn recipient(n: u128) -> BatchRecipient {
+        BatchRecipient {
+            message_id: MessageId::from_uuid(Uuid::from_u128(100 + n)),
+            session_id: SessionId::from_uuid(Uuid::from_u128(10)),
+            phone: Phone::parse(&format!("0812 3456 {:04}", n), Region::ID).unwrap(),
+            name: Some(format!("Budi {n}")),
+            variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
+        }
+    }
+
+    fn queue(recipients: Vec<BatchRecipient>) -> RecipientBatchCommand {
+        RecipientBatchCommand::QueueRecipients {
+            campaign_id: campaign(),
+            index: 3,
+            recipients,
+            at: at(),
+        }
+    }
+
+    fn queued(recipients: Vec<BatchRecipient>) -> RecipientBatchEvent {
+        RecipientBatchEvent::RecipientsQueued {
+            campaign_id: campaign(),
+            index: 3,
+            recipients,
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_queued_once() {
+        let recipients = vec![recipient(1), recipient(2)];
+        Given::with(())
+            .given_no_previous_events()
+            .when(queue(recipients.clone()))
+            .then_expect_events(vec![queued(recipients.clone())]);
+        Given::with(())
+            .given(vec![queued(recipients.clone())])
+            .when(queue(recipients))
+            .then_expect_error(RecipientBatchError::AlreadyQueued);
+    }
+
+    #[test]
+    fn an_empty_an_oversized_or_a_repeating_batch_is_refused() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(queue(vec![]))
+            .then_expect_error(RecipientBatchError::Size {
+                max: BATCH_SIZE,
+                got: 0,
+            });
+        let too_many = (0..=BATCH_SIZE as u128).map(recipient).collect();
+        Given::with(())
+            .given_no_previous_events()
+            .when(queue(too_many))
+            .then_expect_error(RecipientBatchError::Size {
+                max: BATCH_SIZE,
+                got: BATCH_SIZE + 1,
+            });
+        Given::with(())
+            .given_no_previous_events()
+            .when(queue(vec![recipient(1), recipient(2), recipient(1)]))
+            .then_expect_error(RecipientBatchError::Repeated(
+                recipient(1).message_id.to_string(),
+            ));
+    }
+
+    #[test]
+    fn each_recipient_becomes_the_message_its_batch_queued() {
+        let mut batch = RecipientBatch::default();
+        assert_eq!(batch.messages().count(), 0, "nothing before it is queued");
+        batch.apply(queued(vec![recipient(1), recipient(2)]));
+        let messages: Vec<QueuedMessage> = batch.messages().collect();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].message_id, recipient(2).message_id);
+        assert_eq!(messages[1].campaign_id, campaign());
+        assert_eq!(messages[1].phone, recipient(2).phone);
+        assert_eq!(messages[1].name.as_deref(), Some("Budi 2"));
+        assert_eq!(messages[1].variables["kota"], "Bandung");
+        assert_eq!(messages[1].at, at());
+        assert_eq!(batch.index(), 3);
+    }
+}

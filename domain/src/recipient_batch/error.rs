@@ -1,0 +1,31 @@
+//! Why a recipient batch refused a command.
+
+/// A recipient batch's refusal. [`RecipientBatchError::code`] gives the
+/// stable API code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecipientBatchError {
+    /// The batch was queued already.
+    #[error("recipient batch already queued")]
+    AlreadyQueued,
+    /// A batch of no recipients, or of more than [`BATCH_SIZE`](super::BATCH_SIZE).
+    #[error("a recipient batch holds 1 to {max} recipients, not {got}")]
+    Size {
+        /// The most allowed.
+        max: usize,
+        /// How many were given.
+        got: usize,
+    },
+    /// Two recipients of the batch share a message id.
+    #[error("message {0} is in the batch twice")]
+    Repeated(String),
+}
+
+impl RecipientBatchError {
+    /// The stable API code of this refusal (../shared/API.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyQueued => "conflict",
+            Self::Size { .. } | Self::Repeated(_) => "validation_failed",
+        }
+    }
+}

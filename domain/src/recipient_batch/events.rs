@@ -1,0 +1,57 @@
+//! What happened to a recipient batch.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::types::phone::Phone;
+use crate::types::{CampaignId, MessageId, SessionId};
+
+/// One recipient of a batch: the message it gets, as its `MessageQueued`
+/// will say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRecipient {
+    /// The message's id.
+    pub message_id: MessageId,
+    /// The sender it is meant for.
+    pub session_id: SessionId,
+    /// The recipient.
+    pub phone: Phone,
+    /// The recipient's name, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The recipient's values for the template's variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// An event of the recipient batch aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RecipientBatchEvent {
+    /// The batch's recipients were queued, one message each.
+    RecipientsQueued {
+        /// Their campaign.
+        campaign_id: CampaignId,
+        /// The batch's place in the campaign, from 0.
+        index: u32,
+        /// The recipients, in the contact list's order.
+        recipients: Vec<BatchRecipient>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for RecipientBatchEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::RecipientsQueued { .. } => "RecipientsQueued",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
