@@ -14,6 +14,7 @@ use wablast_domain::campaign::CampaignError;
 use wablast_domain::inbound::{Inbound, InboundError};
 use wablast_domain::message::{Message, MessageError};
 use wablast_domain::plan::PlanError;
+use wablast_domain::recipient_batch::RecipientBatch;
 use wablast_domain::schedule::ScheduleError;
 use wablast_domain::session::SessionError;
 use wablast_domain::session_day::SessionDayError;
@@ -73,6 +74,7 @@ pub fn position<A: Aggregate>(committed: &Committed<A>) -> Position {
 pub fn stream_of(aggregate_type: &str) -> LogStream {
     if aggregate_type == <Message as Aggregate>::TYPE
         || aggregate_type == <Inbound as Aggregate>::TYPE
+        || aggregate_type == <RecipientBatch as Aggregate>::TYPE
     {
         LogStream::Messages
     } else {
@@ -150,6 +152,7 @@ mod tests {
     fn per_message_aggregates_are_in_the_messages_stream() {
         assert_eq!(stream_of(Message::TYPE), LogStream::Messages);
         assert_eq!(stream_of(Inbound::TYPE), LogStream::Messages);
+        assert_eq!(stream_of(RecipientBatch::TYPE), LogStream::Messages);
         for other in [Session::TYPE, Campaign::TYPE, Wallet::TYPE, Plan::TYPE] {
             assert_eq!(stream_of(other), LogStream::Events, "{other}");
         }

@@ -114,7 +114,7 @@ pub fn state_of(
     events: &[RecordedEvent],
 ) -> anyhow::Result<serde_json::Value> {
     use wablast_domain::{
-        campaign, inbound, message, plan, schedule, session, session_day, wallet,
+        campaign, inbound, message, plan, recipient_batch, schedule, session, session_day, wallet,
     };
     let state = match aggregate_type {
         session::Session::TYPE => serde_json::to_value(fold::<session::Session>(events)?),
@@ -127,6 +127,9 @@ pub fn state_of(
         campaign::Campaign::TYPE => serde_json::to_value(fold::<campaign::Campaign>(events)?),
         message::Message::TYPE => serde_json::to_value(fold::<message::Message>(events)?),
         inbound::Inbound::TYPE => serde_json::to_value(fold::<inbound::Inbound>(events)?),
+        recipient_batch::RecipientBatch::TYPE => {
+            serde_json::to_value(fold::<recipient_batch::RecipientBatch>(events)?)
+        }
         other => bail!("unknown aggregate type {other:?}"),
     };
     Ok(state?)

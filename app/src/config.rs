@@ -147,14 +147,18 @@ pub fn long_lived_aggregates() -> [&'static str; 6] {
     ]
 }
 
-/// Per-message aggregates, sent (one per recipient) and received (one per
-/// inbound message): a stream of their own with a retention (privacy: they
+/// Per-message aggregates, sent (one per recipient, queued in batches) and
+/// received (one per inbound message): a stream of their own with a retention (privacy: they
 /// hold message content; and ~180 bytes of server memory per subject). A
 /// type added here is added to the stream's subjects at the next start.
-pub fn message_aggregates() -> [&'static str; 2] {
+pub fn message_aggregates() -> [&'static str; 3] {
     use cqrs_es::Aggregate;
-    use wablast_domain::{inbound, message};
-    [message::Message::TYPE, inbound::Inbound::TYPE]
+    use wablast_domain::{inbound, message, recipient_batch};
+    [
+        message::Message::TYPE,
+        inbound::Inbound::TYPE,
+        recipient_batch::RecipientBatch::TYPE,
+    ]
 }
 
 impl Settings {

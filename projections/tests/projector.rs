@@ -55,7 +55,11 @@ async fn open_log(prefix: &str) -> EventLog {
                 ),
                 StreamSpec::with_retention(
                     "messages",
-                    &[message::Message::TYPE, inbound::Inbound::TYPE],
+                    &[
+                        message::Message::TYPE,
+                        inbound::Inbound::TYPE,
+                        wablast_domain::recipient_batch::RecipientBatch::TYPE,
+                    ],
                     Duration::from_secs(24 * 3600),
                 ),
             ],

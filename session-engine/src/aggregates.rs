@@ -6,6 +6,7 @@ use wablast_domain::campaign::Campaign;
 use wablast_domain::inbound::Inbound;
 use wablast_domain::message::Message;
 use wablast_domain::plan::Plan;
+use wablast_domain::recipient_batch::RecipientBatch;
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
 use wablast_domain::session_day::SessionDay;
@@ -31,6 +32,8 @@ pub struct Aggregates {
     pub campaigns: CommandHandler<Campaign>,
     /// Per-recipient messages.
     pub messages: CommandHandler<Message>,
+    /// Campaigns' recipients, queued in batches.
+    pub recipient_batches: CommandHandler<RecipientBatch>,
     /// Messages received.
     pub inbound: CommandHandler<Inbound>,
 }
@@ -58,6 +61,7 @@ impl Aggregates {
             wallets: handler(log),
             campaigns: handler(log),
             messages: handler(log),
+            recipient_batches: handler(log),
             inbound: handler(log),
         }
     }

@@ -3,20 +3,24 @@
 //! send command on the queue of one of the campaign's senders, spread by
 //! what each sender can still send today.
 //!
-//! Every recipient's message is queued first, then the send commands go
-//! out, [`SendQueue::COMMANDS_PER_MESSAGE`] to a queue message: the
-//! campaign is whole (every recipient counted, cancellable, settled
-//! against) before its first send, and the sends do not compete with the
-//! queueing of a large list for the machine.
+//! Recipients are queued in batches ([`BATCH_SIZE`] to a
+//! [`RecipientBatch`](wablast_domain::recipient_batch::RecipientBatch)
+//! commit), and each send command carries its message as the batch queued
+//! it: the message's own history starts at its first send (or its
+//! cancellation), in one commit with it. Every batch is queued first,
+//! then the send commands go out, [`SendQueue::COMMANDS_PER_MESSAGE`] to
+//! a queue message: the campaign is whole (every recipient counted,
+//! cancellable, settled against) before its first send.
 //!
 //! A durable consumer of campaign events drives it, so a fan-out cut off by
-//! a crash runs again from the redelivered `CampaignStarted`: a message id
-//! is derived from the campaign and the contact's row, its creation is
-//! committed only if the message does not exist yet
-//! ([`CommandHandler::create`]), and a message that exists and is still
-//! queued gets its send command again (deduplicated by the queue, or
-//! dropped by the send loop once the message moved on). Nothing is lost,
-//! nothing doubled.
+//! a crash runs again from the redelivered `CampaignStarted`: a batch's id
+//! is derived from the campaign and its place, and a message's from the
+//! campaign and the contact's row; a batch is committed only if it does
+//! not exist yet ([`CommandHandler::create`]). One that does is taken as
+//! the earlier run queued it, and each of its messages that still waits
+//! (no history yet, or queued) gets its send command again (deduplicated
+//! by the queue, or dropped by the send loop once the message moved on).
+//! Nothing is lost, nothing doubled.
 //!
 //! When a sender leaves a campaign for good (`CampaignSenderRemoved`), the
 //! commands waiting on its queue move to the campaign's remaining senders.
@@ -29,14 +33,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, AggregateError};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 use sqlx::types::Json;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use wablast_domain::campaign::{Campaign, CampaignEvent, CampaignStatus};
-use wablast_domain::message::{MessageCommand, MessageStatus};
+use wablast_domain::message::{MessageStatus, QueuedMessage};
+use wablast_domain::recipient_batch::{
+    BATCH_SIZE, BatchRecipient, RecipientBatchCommand, batch_id,
+};
 use wablast_domain::session_day;
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::{CampaignId, MessageId, SessionId, TenantId};
@@ -48,8 +55,12 @@ use crate::aggregates::{Aggregates, key, tenant_key};
 use crate::clock::Clock;
 use crate::sends::{SendCommand, SendQueue};
 
-/// How many recipients are queued at once.
+/// How many send commands are published (or, in a fan-out run again,
+/// messages read) at once.
 const CONCURRENCY: usize = 256;
+
+/// How many recipient batches are queued at once.
+const BATCHES_AT_ONCE: usize = 8;
 
 /// The id of the message to the contact in `row` of a campaign's list:
 /// the same every time the fan-out runs.
@@ -130,12 +141,17 @@ impl FanOut {
             return Err(WorkError::fatal("a started campaign has no contact list"));
         };
         let senders = campaign.senders().to_vec();
-        let rotation =
-            std::sync::Mutex::new(Rotation::new(self.capacities(tenant, &senders).await?));
+        if senders.is_empty() {
+            return Err(WorkError::fatal("the campaign has no sender"));
+        }
+        let mut rotation = Rotation::new(self.capacities(tenant, &senders).await?);
         let at = self.clock.now();
         let recipients = i64::try_from(campaign.recipients()).unwrap_or(i64::MAX);
         let started_at = std::time::Instant::now();
-        let mut queued: Vec<(i32, SessionId, SendCommand)> = sqlx::query_as::<_, Contact>(
+        // Batches of the list's contacts in its order, each recipient's
+        // sender picked as the contacts come; queued a few at a time, and
+        // their commands kept in that order.
+        let queued: Vec<(usize, Vec<(SessionId, SendCommand)>)> = sqlx::query_as::<_, Contact>(
             "select row_number, phone, name, variables from contacts
              where list_id = $1 and tenant_id = $2
              order by row_number
@@ -146,27 +162,40 @@ impl FanOut {
         .bind(recipients)
         .fetch(&self.db)
         .map_err(WorkError::retryable)
-        .map_ok(|contact| {
-            let sender = rotation
-                .lock()
-                .expect("rotation lock")
-                .next()
-                .map(|i| senders[i]);
-            self.queue_one(started, tenant, campaign_id, sender, contact, at)
+        .and_then(|contact| {
+            let sender = rotation.next().map(|i| senders[i]);
+            std::future::ready(recipient(campaign_id, contact, sender))
         })
-        .try_buffer_unordered(CONCURRENCY)
-        .try_filter_map(|queued| async move { Ok(queued) })
+        .try_chunks(BATCH_SIZE)
+        .map_err(|err| err.1)
+        .enumerate()
+        .map(|(index, batch)| async move {
+            let index = u32::try_from(index)
+                .map_err(|_| WorkError::fatal("a campaign of more than 2^32 batches"))?;
+            let batch = batch?;
+            let contacts = batch.len();
+            let commands = self
+                .queue_batch(started, tenant, campaign_id, index, batch, at)
+                .await?;
+            Ok::<_, WorkError>((contacts, commands))
+        })
+        .buffered(BATCHES_AT_ONCE)
         .try_collect()
         .await?;
-        // The commands in the list's order, each sender's in groups.
-        queued.sort_unstable_by_key(|(row, _, _)| *row);
+        // Each sender's commands in groups, in the list's order.
         let mut groups: HashMap<SessionId, Vec<SendCommand>> = HashMap::new();
         let mut full = Vec::new();
-        for (_, sender, command) in &queued {
-            let group = groups.entry(*sender).or_default();
-            group.push(*command);
+        let contacts: usize = queued.iter().map(|(contacts, _)| contacts).sum();
+        if contacts as u64 != campaign.recipients() {
+            warn!(campaign = %campaign_id, contacts, recipients = campaign.recipients(), "the list holds another number of contacts than the campaign froze");
+        }
+        let mut commands = 0u64;
+        for (sender, command) in queued.into_iter().flat_map(|(_, commands)| commands) {
+            commands += 1;
+            let group = groups.entry(sender).or_default();
+            group.push(command);
             if group.len() == SendQueue::COMMANDS_PER_MESSAGE {
-                full.push((*sender, std::mem::take(group)));
+                full.push((sender, std::mem::take(group)));
             }
         }
         full.extend(groups.into_iter().filter(|(_, group)| !group.is_empty()));
@@ -182,78 +211,90 @@ impl FanOut {
             .buffered(CONCURRENCY)
             .try_for_each(|_| async { Ok(()) })
             .await?;
-        let queued = queued.len() as u64;
-        if queued != campaign.recipients() {
-            warn!(campaign = %campaign_id, queued, recipients = campaign.recipients(), "the list holds another number of contacts than the campaign froze");
-        }
-        info!(campaign = %campaign_id, %tenant, queued, elapsed_ms = started_at.elapsed().as_millis() as u64, "campaign fanned out");
+        info!(campaign = %campaign_id, %tenant, commands, elapsed_ms = started_at.elapsed().as_millis() as u64, "campaign fanned out");
         Ok(())
     }
 
-    /// Queues one recipient's message; its send command, for the sender
-    /// it is queued for, unless it no longer waits (queued by an earlier
-    /// run and sent since).
-    async fn queue_one(
+    /// Queues a campaign's `index`-th batch of recipients; the send
+    /// command of each, for the sender it is queued for, unless it no
+    /// longer waits. A batch an earlier run queued is taken as it queued
+    /// it (its senders, its instant), whatever `recipients` say now.
+    async fn queue_batch(
         &self,
         started: &RecordedEvent,
         tenant: TenantId,
         campaign_id: CampaignId,
-        sender: Option<SessionId>,
-        contact: Contact,
+        index: u32,
+        recipients: Vec<BatchRecipient>,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<(i32, SessionId, SendCommand)>, WorkError> {
-        let row = contact.row_number;
-        let message_id = message_id(campaign_id, row);
-        let message_key = key(tenant, message_id);
-        let phone: Phone = serde_json::from_value(serde_json::Value::String(contact.phone))
-            .map_err(|err| WorkError::fatal(format!("a stored contact's number: {err}")))?;
-        let Some(sender) = sender else {
-            return Err(WorkError::fatal("the campaign has no sender"));
-        };
-        let metadata =
-            CommandMetadata::caused_by(started, &format!("queue {message_id}"), self.actor.clone());
-        let queued_at = self
+    ) -> Result<Vec<(SessionId, SendCommand)>, WorkError> {
+        let batch_key = key(tenant, batch_id(campaign_id, index));
+        let metadata = CommandMetadata::caused_by(
+            started,
+            &format!("queue batch {index} of {campaign_id}"),
+            self.actor.clone(),
+        );
+        let created = self
             .aggregates
-            .messages
+            .recipient_batches
             .create(
-                &message_key,
-                MessageCommand::QueueMessage {
-                    message_id,
+                &batch_key,
+                RecipientBatchCommand::QueueRecipients {
                     campaign_id,
-                    session_id: sender,
-                    phone,
-                    name: contact.name,
-                    variables: contact.variables.0,
+                    index,
+                    recipients,
                     at,
                 },
                 &metadata,
             )
             .await
-            .map_err(WorkError::retryable)?;
-        let sender = if queued_at.is_some() {
-            sender
-        } else {
-            // Queued by an earlier run: its command goes where it went then,
-            // if the message still waits.
-            let message = self
-                .aggregates
-                .messages
-                .load(&message_key)
-                .await
-                .map_err(WorkError::retryable)?
-                .aggregate;
-            if message.status() != Some(MessageStatus::Queued) {
-                return Ok(None);
-            }
-            message.session_id()
+            .map_err(|err| match err {
+                AggregateError::UserError(refusal) => WorkError::fatal(refusal),
+                err => WorkError::retryable(err),
+            })?;
+        let batch = self
+            .aggregates
+            .recipient_batches
+            .load(&batch_key)
+            .await
+            .map_err(WorkError::retryable)?
+            .aggregate;
+        let command = |queued: QueuedMessage| {
+            (
+                queued.session_id,
+                SendCommand {
+                    tenant_id: tenant,
+                    campaign_id,
+                    message_id: queued.message_id,
+                    queued_at: None,
+                    queued: Some(Box::new(queued)),
+                },
+            )
         };
-        let command = SendCommand {
-            tenant_id: tenant,
-            campaign_id,
-            message_id,
-            queued_at,
-        };
-        Ok(Some((row, sender, command)))
+        if created.is_some() {
+            return Ok(batch.messages().map(command).collect());
+        }
+        // Queued by an earlier run: a recipient's command goes again if
+        // its message still waits (no history yet, or queued).
+        let waiting = futures::stream::iter(batch.messages())
+            .map(|queued| async move {
+                let message = self
+                    .aggregates
+                    .messages
+                    .load(&key(tenant, queued.message_id))
+                    .await
+                    .map_err(WorkError::retryable)?
+                    .aggregate;
+                Ok::<_, WorkError>(
+                    matches!(message.status(), None | Some(MessageStatus::Queued))
+                        .then(|| command(queued)),
+                )
+            })
+            .buffered(CONCURRENCY)
+            .try_filter_map(|waiting| async move { Ok(waiting) })
+            .try_collect()
+            .await?;
+        Ok(waiting)
     }
 
     /// What each sender can still send today: its daily limit less the
@@ -424,6 +465,23 @@ fn ids(recorded: &RecordedEvent) -> Result<(TenantId, CampaignId), WorkError> {
         .parse()
         .map_err(|_| WorkError::fatal("a campaign's id is a UUID"))?;
     Ok((tenant, campaign))
+}
+
+/// A contact as its batch queues it, for `sender`.
+fn recipient(
+    campaign_id: CampaignId,
+    contact: Contact,
+    sender: Option<SessionId>,
+) -> Result<BatchRecipient, WorkError> {
+    let phone: Phone = serde_json::from_value(serde_json::Value::String(contact.phone))
+        .map_err(|err| WorkError::fatal(format!("a stored contact's number: {err}")))?;
+    Ok(BatchRecipient {
+        message_id: message_id(campaign_id, contact.row_number),
+        session_id: sender.ok_or_else(|| WorkError::fatal("the campaign has no sender"))?,
+        phone,
+        name: contact.name,
+        variables: contact.variables.0,
+    })
 }
 
 /// Smooth weighted round robin: over any run of picks each sender gets its

@@ -432,7 +432,7 @@ impl SendLoop {
         let requests: Vec<_> = held[..ready.len()]
             .iter()
             .zip(&ready)
-            .map(|((_, command), (_, campaign))| (*command, campaign.is_running()))
+            .map(|((_, command), (_, campaign))| (command, campaign.is_running()))
             .collect();
         // Refused or failed: one by one, each learns why.
         let accepted = match self.request_slots(&requests, now).await {
@@ -452,9 +452,9 @@ impl SendLoop {
         let admitted: Vec<_> = held.drain(..accepted).zip(ready).collect();
         for ((share, command), (known_message, campaign)) in admitted {
             let admitted = Admitted {
-                command,
                 message_key: key(sender.tenant, command.message_id),
                 campaign_key: key(sender.tenant, command.campaign_id),
+                command,
                 message: known_message.aggregate.clone(),
                 known_message: Some(known_message),
                 campaign,
@@ -470,6 +470,7 @@ impl SendLoop {
     async fn take_each(&mut self, held: Vec<(Taken, SendCommand)>) -> bool {
         let mut held = held.into_iter();
         while let Some((share, command)) = held.next() {
+            let message_id = command.message_id;
             let step = match self.admit(&share, command).await {
                 Ok(Admission::Send(admitted)) => {
                     self.start_delivery(share, *admitted);
@@ -477,7 +478,7 @@ impl SendLoop {
                 }
                 Ok(Admission::Answer(step)) => step,
                 Err(err) => {
-                    warn!(error = %err, message = %command.message_id, "send not admitted; the command comes back");
+                    warn!(error = %err, message = %message_id, "send not admitted; the command comes back");
                     Answer::Later(Duration::from_secs(1))
                 }
             };
@@ -495,18 +496,18 @@ impl SendLoop {
     /// it answers the queue when done.
     fn start_delivery(&mut self, share: Taken, admitted: Admitted) {
         let sender = self.sender.clone();
-        let command = admitted.command;
+        let message_id = admitted.command.message_id;
         let task = self.under_way.spawn(async move {
             let step = match sender.deliver(&share, admitted).await {
                 Ok(step) => step,
                 Err(err) => {
-                    warn!(error = %err, message = %command.message_id, "send not finished; the command comes back");
+                    warn!(error = %err, message = %message_id, "send not finished; the command comes back");
                     Answer::Later(Duration::from_secs(1))
                 }
             };
             share.answer(step).await;
         });
-        self.delivering.insert(task.id(), command.message_id);
+        self.delivering.insert(task.id(), message_id);
     }
 
     /// Decides whether the command's message may be sent now, and if so,
@@ -558,13 +559,14 @@ impl SendLoop {
                     None => continue,
                 },
                 Some(CampaignStatus::Cancelled | CampaignStatus::Completed) => {
+                    let cancel = MessageCommand::CancelMessage {
+                        at: sender.context.clock.now(),
+                    };
                     aggregates
                         .messages
                         .execute(
                             &message_key,
-                            MessageCommand::CancelMessage {
-                                at: sender.context.clock.now(),
-                            },
+                            for_message(&command, &mut None, cancel),
                             &sender.metadata(),
                         )
                         .await?;
@@ -707,7 +709,7 @@ impl SendLoop {
         now: DateTime<Utc>,
     ) -> Result<Result<(), SessionDayError>, LoopError> {
         let granted = self
-            .request_slots(&[(*command, campaign.is_running())], now)
+            .request_slots(&[(command, campaign.is_running())], now)
             .await?;
         Ok(granted.map(|_| ()))
     }
@@ -719,7 +721,7 @@ impl SendLoop {
     #[allow(clippy::type_complexity)]
     async fn request_slots(
         &mut self,
-        requests: &[(SendCommand, bool)],
+        requests: &[(&SendCommand, bool)],
         now: DateTime<Utc>,
     ) -> Result<Result<(usize, Option<SessionDayError>), SessionDayError>, LoopError> {
         let sender = self.sender.clone();
@@ -855,6 +857,32 @@ impl SendLoop {
 }
 
 /// Gives commands in hand back to the queue at once, in order.
+/// `command` to the message of `send`, as it goes to the aggregate. A
+/// message queued in a batch may have no history yet: the command goes
+/// with the message as its batch queued it, for its first commit
+/// ([`MessageCommand::FromBatch`]). A `known` state at sequence 0 is the
+/// queued message as the batch says ([`SendLoop`] reads it so), which the
+/// aggregate only becomes with that first commit: it is decided on no
+/// history.
+fn for_message(
+    send: &SendCommand,
+    known: &mut Option<Loaded<Message>>,
+    command: MessageCommand,
+) -> MessageCommand {
+    let Some(queued) = &send.queued else {
+        return command;
+    };
+    if let Some(known) = known
+        && known.sequence == 0
+    {
+        known.aggregate = Message::default();
+    }
+    MessageCommand::FromBatch {
+        queued: queued.clone(),
+        command: Box::new(command),
+    }
+}
+
 async fn give_back(held: impl IntoIterator<Item = (Taken, SendCommand)>) {
     for (share, _) in held {
         share.answer(Answer::Stopped).await;
@@ -866,8 +894,14 @@ impl Sender {
         CommandMetadata::new(self.context.actor.clone())
     }
 
-    /// The message of a command: one delivered for the first time finds it
-    /// where the fan-out queued it; one that came back reads the log.
+    /// The message of a command. One queued in a batch and delivered for
+    /// the first time has no history yet: it is as its batch queued it,
+    /// and nothing is read. One queued alone and delivered for the first
+    /// time is read where the fan-out queued it; one that came back reads
+    /// the log. A batch-queued message without a history reads as queued,
+    /// at sequence 0 (see [`for_message`], which its commands go through).
+    /// A state that turns out stale costs a conflict on the first append,
+    /// decided again on a fresh load.
     async fn queued_message(
         &self,
         held: &Taken,
@@ -875,10 +909,23 @@ impl Sender {
     ) -> Result<Loaded<Message>, LoopError> {
         let messages = &self.context.aggregates.messages;
         let message_key = key(self.tenant, command.message_id);
-        Ok(match command.queued_at {
-            Some(at) if held.first_delivery() => messages.load_created_at(&message_key, at).await?,
+        let mut loaded = match (&command.queued, command.queued_at) {
+            (Some(_), _) if held.first_delivery() => Loaded {
+                aggregate: Message::default(),
+                sequence: 0,
+                stream_sequence: 0,
+            },
+            (None, Some(at)) if held.first_delivery() => {
+                messages.load_created_at(&message_key, at).await?
+            }
             _ => messages.load(&message_key).await?,
-        })
+        };
+        if let Some(queued) = &command.queued
+            && loaded.sequence == 0
+        {
+            loaded.aggregate = Message::queued_in_batch(queued);
+        }
+        Ok(loaded)
     }
 
     /// Waits until the clock reaches `at`, telling the queue the command is
@@ -911,27 +958,24 @@ impl Sender {
         } = admitted;
         // 4. Send.
         let attempt = message.attempt() + 1;
+        let start = MessageCommand::StartSending {
+            session_id: self.session,
+            attempt,
+            at: now,
+        };
+        let start = for_message(&command, &mut known_message, start);
         let taken = self
             .context
             .aggregates
             .messages
-            .execute_on(
-                &message_key,
-                &mut known_message,
-                MessageCommand::StartSending {
-                    session_id: self.session,
-                    attempt,
-                    at: now,
-                },
-                &self.metadata(),
-            )
+            .execute_on(&message_key, &mut known_message, start, &self.metadata())
             .await;
         if let Err(err) = taken {
             // Changed meanwhile (cancelled, say): admission looks again.
             debug!(error = %err, message = %command.message_id, "not taken; looking again");
             return Ok(Answer::Later(Duration::ZERO));
         }
-        let outcome = match self.outgoing(&message, &campaign, command).await {
+        let outcome = match self.outgoing(&message, &campaign, &command).await {
             Ok(outgoing) => self.sending(&outgoing, held).await,
             Err(reason) => Err(SendError::Permanent(reason)),
         };
@@ -1149,7 +1193,7 @@ impl Sender {
         &self,
         message: &Message,
         campaign: &Campaign,
-        command: SendCommand,
+        command: &SendCommand,
     ) -> Result<OutgoingMessage, String> {
         let phone = message
             .phone()

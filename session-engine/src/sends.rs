@@ -26,11 +26,12 @@ use async_nats::jetstream::{self as js};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 use uuid::Uuid;
+use wablast_domain::message::QueuedMessage;
 use wablast_domain::types::{CampaignId, MessageId, SessionId, TenantId};
 use wablast_eventstore::{EventStoreError, Prefix};
 
 /// One message to send, as queued for a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendCommand {
     /// The tenant.
     pub tenant_id: TenantId,
@@ -43,6 +44,10 @@ pub struct SendCommand {
     /// the message there instead of searching for its last commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_at: Option<u64>,
+    /// The message as its recipient batch queued it, for its first commit
+    /// (`None`: the message was queued alone, and has a history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<Box<QueuedMessage>>,
 }
 
 impl SendCommand {
@@ -383,12 +388,24 @@ mod tests {
             campaign_id: CampaignId::from_uuid(Uuid::from_u128(2)),
             message_id: MessageId::from_uuid(Uuid::from_u128(n)),
             queued_at: n.is_multiple_of(2).then_some(n as u64),
+            // Every third: as a recipient batch queued it.
+            queued: n.is_multiple_of(3).then(|| {
+                Box::new(QueuedMessage {
+                    message_id: MessageId::from_uuid(Uuid::from_u128(n)),
+                    campaign_id: CampaignId::from_uuid(Uuid::from_u128(2)),
+                    session_id: SessionId::from_uuid(Uuid::from_u128(9)),
+                    phone: "+6281234567890".parse().unwrap(),
+                    name: Some("Budi".to_owned()),
+                    variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
+                    at: chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+                })
+            }),
         }
     }
 
     #[test]
     fn a_queue_message_carries_a_list_of_commands_or_one_alone() {
-        let many = vec![command(3), command(4)];
+        let many = vec![command(3), command(4), command(6)];
         let payload = serde_json::to_vec(&many).unwrap();
         assert_eq!(SendQueue::decode(&payload).unwrap(), many);
         let one = serde_json::to_vec(&command(5)).unwrap();

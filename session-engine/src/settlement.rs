@@ -20,6 +20,7 @@
 //! by the aggregates, so two engines running this at once record each
 //! completion and settlement once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use wablast_domain::campaign::{CampaignCommand, CampaignStatus};
-use wablast_domain::message::{Message, MessageCommand, MessageStatus};
+use wablast_domain::message::{Message, MessageCommand, MessageStatus, QueuedMessage};
+use wablast_domain::recipient_batch;
 use wablast_domain::types::{CampaignId, MessageId, TenantId};
 use wablast_domain::wallet::WalletCommand;
 use wablast_eventstore::{Actor, CommandMetadata, EventLog, EventStoreError};
@@ -223,7 +225,7 @@ impl Settlement {
             }
             (_, Some(CampaignStatus::Cancelled)) => {
                 if counts.queued > 0 || counts.failed > 0 {
-                    self.cancel_waiting(tenant, campaign_id).await?;
+                    self.cancel_waiting(tenant, campaign_id, recipients).await?;
                 }
                 if counts.queued > 0 || counts.sending > 0 {
                     // Settled once those are cancelled or their outcome
@@ -276,12 +278,35 @@ impl Settlement {
     }
 
     /// Cancels a cancelled campaign's messages that still wait (a failure
-    /// that would have been retried included).
+    /// that would have been retried included). A message queued in a
+    /// recipient batch and never sent has no history yet: its cancellation
+    /// is its first commit, with the `MessageQueued` its batch says.
     async fn cancel_waiting(
         &self,
         tenant: TenantId,
         campaign_id: CampaignId,
+        recipients: i64,
     ) -> Result<(), SettlementError> {
+        let batches = u32::try_from(
+            usize::try_from(recipients)
+                .unwrap_or(0)
+                .div_ceil(recipient_batch::BATCH_SIZE),
+        )
+        .unwrap_or(u32::MAX);
+        let mut in_batches: HashMap<MessageId, QueuedMessage> = HashMap::new();
+        for index in 0..batches {
+            let batch = self
+                .aggregates
+                .recipient_batches
+                .load(&key(tenant, recipient_batch::batch_id(campaign_id, index)))
+                .await?
+                .aggregate;
+            if batch.campaign_id().is_none() {
+                // Queued alone (before batches), or not queued at all.
+                break;
+            }
+            in_batches.extend(batch.messages().map(|m| (m.message_id, m)));
+        }
         let waiting: Vec<Uuid> = sqlx::query_scalar(
             "select id from messages
              where tenant_id = $1 and campaign_id = $2 and status in ('queued', 'failed')",
@@ -292,16 +317,20 @@ impl Settlement {
         .await?;
         for id in waiting {
             let message = MessageId::from_uuid(id);
+            let cancel = MessageCommand::CancelMessage {
+                at: self.clock.now(),
+            };
+            let cancel = match in_batches.remove(&message) {
+                Some(queued) => MessageCommand::FromBatch {
+                    queued: Box::new(queued),
+                    command: Box::new(cancel),
+                },
+                None => cancel,
+            };
             if let Err(err) = self
                 .aggregates
                 .messages
-                .execute(
-                    &key(tenant, message),
-                    MessageCommand::CancelMessage {
-                        at: self.clock.now(),
-                    },
-                    &self.metadata(),
-                )
+                .execute(&key(tenant, message), cancel, &self.metadata())
                 .await
             {
                 debug!(error = %err, %message, "message not cancelled");

@@ -509,6 +509,7 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
                 message_id,
                 // Half told where the message is, half to look it up.
                 queued_at: (row % 2 == 0).then_some(queued),
+                queued: None,
             };
             queue
                 .publish(sender, &[command])

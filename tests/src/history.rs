@@ -74,6 +74,7 @@ use wablast_domain::campaign::{Campaign, CampaignEvent, PauseReason, SenderUnava
 use wablast_domain::inbound::{self, Inbound, InboundEvent};
 use wablast_domain::message::{Message, MessageEvent};
 use wablast_domain::plan::{Plan, PlanEvent, PlanPeriod, PlanTerms};
+use wablast_domain::recipient_batch::RecipientBatch;
 use wablast_domain::schedule::{Schedule, ScheduleEvent};
 use wablast_domain::session::{
     Driver, LoginMethod, Session, SessionEvent, SessionName, SessionStatus,
@@ -330,7 +331,7 @@ pub fn log_config(prefix: &str) -> Result<EventLogConfig, EventStoreError> {
             ),
             StreamSpec::with_retention(
                 "messages",
-                &[Message::TYPE, Inbound::TYPE],
+                &[Message::TYPE, Inbound::TYPE, RecipientBatch::TYPE],
                 Duration::from_secs(14 * 24 * 3600),
             ),
         ],
@@ -2757,7 +2758,8 @@ mod tests {
         let mut positions: HashMap<&'static str, u64> = HashMap::new();
         let mut events = Vec::new();
         for commit in commits {
-            let stream = if [Message::TYPE, Inbound::TYPE].contains(&commit.aggregate_type.as_str())
+            let stream = if [Message::TYPE, Inbound::TYPE, RecipientBatch::TYPE]
+                .contains(&commit.aggregate_type.as_str())
             {
                 "h_MESSAGES"
             } else {

@@ -12,7 +12,7 @@ use crate::types::{CampaignId, MessageId, Points, SessionId};
 /// A message as the fan-out queued it in a recipient batch
 /// ([`crate::recipient_batch`]), before the message has a history of its
 /// own: what its `MessageQueued` says once recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedMessage {
     /// The message's id.
     pub message_id: MessageId,

@@ -1,5 +1,13 @@
 //! `messages`: one row per recipient (`messages`), and each campaign's
 //! messages counted by their current status (`campaign_message_counts`).
+//!
+//! A recipient's row is made by the first of: its recipient batch's
+//! `RecipientsQueued`, or its message's own `MessageQueued` (a message
+//! queued alone, as before batches). A batch-queued message's
+//! `MessageQueued` comes later, in its first commit with the events of its
+//! first command, and finds the row there: it changes nothing. A batch
+//! holding a message queued alone before (a fan-out cut off before
+//! batches, resumed with them) leaves that message's row as it is.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -12,6 +20,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 use wablast_domain::message::{Message, MessageEvent, MessageStatus};
+use wablast_domain::recipient_batch::{RecipientBatch, RecipientBatchEvent};
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, id_of, missing_row, tenant_of};
@@ -280,7 +289,7 @@ impl Projection for Messages {
     }
 
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        Some(&[Message::TYPE])
+        Some(&[Message::TYPE, RecipientBatch::TYPE])
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -294,18 +303,59 @@ impl Projection for Messages {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         let mut messages = RowSet::<MessageRow>::default();
-        // A message's first event creates it: only later ones need its row.
-        let existing = events
+        // A message's first event creates it: only later ones need its row
+        // (a batch-queued message's first commit holds a later one too).
+        let mut existing = events
             .iter()
-            .filter(|e| e.sequence > 1)
+            .filter(|e| e.sequence > 1 && e.aggregate_type == Message::TYPE)
             .map(|e| id_of(NAME, e))
             .collect::<Result<Vec<_>, _>>()?;
+        // A batch's recipients may have been queued alone already, by a
+        // fan-out cut off before batches.
+        for event in events {
+            if event.aggregate_type == RecipientBatch::TYPE {
+                let RecipientBatchEvent::RecipientsQueued { recipients, .. } = decode(NAME, event)?;
+                existing.extend(recipients.iter().map(|r| *r.message_id.as_uuid()));
+            }
+        }
         messages.load(conn, existing).await?;
         let mut counts: BTreeMap<Uuid, CountChange> = BTreeMap::new();
 
         for event in events {
+            if event.aggregate_type == RecipientBatch::TYPE {
+                let RecipientBatchEvent::RecipientsQueued {
+                    campaign_id,
+                    recipients,
+                    at,
+                    ..
+                } = decode(NAME, event)?;
+                let tenant_id = tenant_of(NAME, event)?;
+                for recipient in recipients {
+                    if messages.contains(*recipient.message_id.as_uuid()) {
+                        continue;
+                    }
+                    let row = queued_row(
+                        *recipient.message_id.as_uuid(),
+                        tenant_id,
+                        *campaign_id.as_uuid(),
+                        *recipient.session_id.as_uuid(),
+                        recipient.phone.as_str().to_owned(),
+                        recipient.name,
+                        at,
+                    );
+                    change_of(&mut counts, &row).moved(None, &row.status);
+                    messages.put(row);
+                }
+                continue;
+            }
             let id = id_of(NAME, event)?;
             let decoded: MessageEvent = decode(NAME, event)?;
+            if let MessageEvent::MessageQueued { .. } = decoded
+                && messages.contains(id)
+            {
+                // Queued by its batch: the row is the batch's.
+                continue;
+            }
             if let MessageEvent::MessageQueued {
                 campaign_id,
                 session_id,
@@ -315,24 +365,15 @@ impl Projection for Messages {
                 ..
             } = decoded
             {
-                let row = MessageRow {
+                let row = queued_row(
                     id,
-                    tenant_id: tenant_of(NAME, event)?,
-                    campaign_id: *campaign_id.as_uuid(),
-                    session_id: *session_id.as_uuid(),
-                    phone: phone.as_str().to_owned(),
+                    tenant_of(NAME, event)?,
+                    *campaign_id.as_uuid(),
+                    *session_id.as_uuid(),
+                    phone.as_str().to_owned(),
                     name,
-                    status: MessageStatus::Queued.as_str().to_owned(),
-                    error: None,
-                    attempts: 0,
-                    provider_message_id: None,
-                    cost: 0,
-                    queued_at: at,
-                    sent_at: None,
-                    delivered_at: None,
-                    read_at: None,
-                    updated_at: at,
-                };
+                    at,
+                );
                 change_of(&mut counts, &row).moved(None, &row.status);
                 messages.put(row);
                 continue;
@@ -434,6 +475,36 @@ impl Projection for Messages {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The row of a message just queued.
+fn queued_row(
+    id: Uuid,
+    tenant_id: Uuid,
+    campaign_id: Uuid,
+    session_id: Uuid,
+    phone: String,
+    name: Option<String>,
+    at: DateTime<Utc>,
+) -> MessageRow {
+    MessageRow {
+        id,
+        tenant_id,
+        campaign_id,
+        session_id,
+        phone,
+        name,
+        status: MessageStatus::Queued.as_str().to_owned(),
+        error: None,
+        attempts: 0,
+        provider_message_id: None,
+        cost: 0,
+        queued_at: at,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        updated_at: at,
     }
 }
 
