@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use cqrs_es::Aggregate;
 use wablast_domain::message::{Message, MessageCommand};
+use wablast_domain::recipient_batch::{
+    BatchRecipient, RecipientBatch, RecipientBatchCommand, batch_id,
+};
 use wablast_domain::types::{CampaignId, SessionId, TenantId};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata};
 use wablast_session_engine::clock::ManualClock;
@@ -460,6 +464,102 @@ async fn banned_senders_stop_their_campaign_and_a_cancel_settles_what_was_sent()
     engine.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_cut_off_after_queueing_its_batch_resumes_without_losing_or_doubling_a_recipient()
+{
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    let budi = funded(&app, 1000).await;
+    let (stop_a, engine_a) = engine(&app, "engine-a", |_| {});
+    let session = linked(&budi, "+6281299990009", 100).await;
+    stop_a.cancel();
+    engine_a.await.unwrap().unwrap();
+    let list = backdoor.contact_list(&budi.tenant_id, 30, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+
+    // What a fan-out that died halfway left: its batch of the 30
+    // recipients queued, and the send commands of only 6 on the queue.
+    let tenant: TenantId = budi.tenant_id.parse().unwrap();
+    let campaign: CampaignId = id.parse().unwrap();
+    let sender = SessionId::from_uuid(session.parse().unwrap());
+    let recipients: Vec<BatchRecipient> = (1..=30)
+        .map(|row| BatchRecipient {
+            message_id: fanout::message_id(campaign, row),
+            session_id: sender,
+            phone: format!("+628120000{row:04}").parse().unwrap(),
+            name: Some(format!("Pelanggan {row}")),
+            variables: [("kota".to_owned(), format!("kota {row}"))].into(),
+        })
+        .collect();
+    let batches = CommandHandler::<RecipientBatch>::new(backdoor.log.clone(), ());
+    let batch_key = AggregateKey::new(tenant, batch_id(campaign, 0)).unwrap();
+    batches
+        .create(
+            &batch_key,
+            RecipientBatchCommand::QueueRecipients {
+                campaign_id: campaign,
+                index: 0,
+                recipients,
+                at: Utc::now(),
+            },
+            &CommandMetadata::new(Actor::Engine("engine-a".to_owned())),
+        )
+        .await
+        .unwrap()
+        .expect("queued");
+    let batch = batches.load(&batch_key).await.unwrap().aggregate;
+    let queue = SendQueue::open(backdoor.log.jetstream(), backdoor.log.prefix())
+        .await
+        .unwrap();
+    let commands: Vec<SendCommand> = batch
+        .messages()
+        .take(6)
+        .map(|queued| SendCommand {
+            tenant_id: tenant,
+            campaign_id: campaign,
+            message_id: queued.message_id,
+            queued_at: None,
+            queued: Some(Box::new(queued)),
+        })
+        .collect();
+    queue
+        .publish(sender, &commands)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // Another engine picks the start up again: the batch is not queued
+    // twice, and each recipient gets one message.
+    let (stop, engine_b) = engine(&app, "engine-b", |_| {});
+    let done = campaign_until(&budi, &id, "completion", Duration::from_secs(60), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+    let (messages, phones): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct phone) from messages where campaign_id = $1",
+    )
+    .bind(Uuid::parse_str(&id).unwrap())
+    .fetch_one(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!((messages, phones), (30, 30), "every recipient once");
+    assert_eq!(sent_count(&backdoor.db, &id).await, 30, "{done}");
+    assert_eq!(done["counts"]["total"], 30, "{done}");
+    let history = backdoor
+        .log
+        .load(RecipientBatch::TYPE, &batch_key)
+        .await
+        .unwrap();
+    assert_eq!(history.commits.len(), 1, "the batch was queued once");
+    verified(&backdoor).await;
+    stop.cancel();
+    engine_b.await.unwrap().unwrap();
+}
+
+/// A fan-out cut off before batches (by an upgrade, say): some messages
+/// queued alone, some of their commands out. The run that resumes it
+/// queues the list in batches over them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipient() {
     let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
