@@ -856,3 +856,189 @@ async fn inbound_messages_are_projected_once_however_often_delivered_and_rebuilt
         ]
     );
 }
+
+#[tokio::test]
+async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_history() {
+    use message::{Message, MessageCommand, QueuedMessage};
+    use wablast_domain::recipient_batch::{
+        BatchRecipient, RecipientBatch, RecipientBatchCommand, batch_id,
+    };
+    use wablast_domain::types::{CampaignId, MessageId, Points, SessionId};
+
+    // Arrange: a campaign's recipient 4 was queued alone (a fan-out cut off
+    // before batches); then its two batches: 1-3, and 4-5.
+    let world = world().await;
+    let tenant = uuid::Uuid::now_v7();
+    let campaign = CampaignId::new();
+    let session = SessionId::new();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-02T03:04:05Z")
+        .unwrap()
+        .to_utc();
+    // Each command its own id (the log commits a command id once).
+    let meta = || CommandMetadata::new(Actor::Engine("engine-1".into()));
+    let batches = CommandHandler::<RecipientBatch>::new(world.log.clone(), ());
+    let messages = CommandHandler::<Message>::new(world.log.clone(), ());
+    let ids: Vec<MessageId> = (0..5).map(|_| MessageId::new()).collect();
+    let recipient = |n: usize| BatchRecipient {
+        message_id: ids[n],
+        session_id: session,
+        phone: format!("+62812000000{n}").parse().unwrap(),
+        name: Some(format!("Pelanggan {n}")),
+        variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
+    };
+    let message_key = |n: usize| AggregateKey::new(tenant, ids[n]).unwrap();
+    messages
+        .create(
+            &message_key(3),
+            MessageCommand::QueueMessage {
+                message_id: ids[3],
+                campaign_id: campaign,
+                session_id: session,
+                phone: recipient(3).phone,
+                name: Some("Queued alone".to_owned()),
+                variables: Default::default(),
+                at,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap()
+        .expect("queued");
+    for (index, recipients) in [(0, vec![0, 1, 2]), (1, vec![3, 4])] {
+        batches
+            .create(
+                &AggregateKey::new(tenant, batch_id(campaign, index)).unwrap(),
+                RecipientBatchCommand::QueueRecipients {
+                    campaign_id: campaign,
+                    index,
+                    recipients: recipients.into_iter().map(recipient).collect(),
+                    at,
+                },
+                &meta(),
+            )
+            .await
+            .unwrap()
+            .expect("queued");
+    }
+    let projector = Projector::new(world.pool.clone(), world.log.clone());
+    projector.catch_up().await.unwrap();
+    let statuses = async || -> Vec<(String, String, String)> {
+        sqlx::query_as(
+            "select phone, coalesce(name, ''), status from messages where campaign_id = $1 order by phone",
+        )
+        .bind(campaign.as_uuid())
+        .fetch_all(&world.pool)
+        .await
+        .unwrap()
+    };
+    let counts = async || -> (i64, i64, i64, i64) {
+        sqlx::query_as(
+            "select queued, sent, cancelled, points_spent from campaign_message_counts where campaign_id = $1",
+        )
+        .bind(campaign.as_uuid())
+        .fetch_one(&world.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        statuses()
+            .await
+            .iter()
+            .map(|(_, _, s)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["queued"; 5],
+        "a row per recipient before any message has a history of its own"
+    );
+    assert_eq!(
+        statuses().await[3].1,
+        "Queued alone",
+        "a message queued alone keeps its row"
+    );
+    assert_eq!(counts().await, (5, 0, 0, 0), "each recipient counted once");
+
+    // Act: recipient 0 sent (its first commit with its start), recipient 1
+    // cancelled (its first commit), recipient 4 started.
+    let batch = batches
+        .load(&AggregateKey::new(tenant, batch_id(campaign, 0)).unwrap())
+        .await
+        .unwrap()
+        .aggregate;
+    let queued: Vec<QueuedMessage> = batch.messages().collect();
+    let from_batch = |n: usize, command| MessageCommand::FromBatch {
+        queued: Box::new(queued[n].clone()),
+        command: Box::new(command),
+    };
+    let start = MessageCommand::StartSending {
+        session_id: session,
+        attempt: 1,
+        at,
+    };
+    messages
+        .execute(&message_key(0), from_batch(0, start.clone()), &meta())
+        .await
+        .unwrap();
+    messages
+        .execute(
+            &message_key(0),
+            MessageCommand::RecordSent {
+                attempt: 1,
+                provider_message_id: Some("wamid.1".to_owned()),
+                cost: Points::PER_MESSAGE,
+                at,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    messages
+        .execute(
+            &message_key(1),
+            from_batch(1, MessageCommand::CancelMessage { at }),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let second = batches
+        .load(&AggregateKey::new(tenant, batch_id(campaign, 1)).unwrap())
+        .await
+        .unwrap()
+        .aggregate;
+    let last = second.messages().nth(1).unwrap();
+    messages
+        .execute(
+            &message_key(4),
+            MessageCommand::FromBatch {
+                queued: Box::new(last),
+                command: Box::new(start),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    projector.catch_up().await.unwrap();
+
+    // Assert
+    let rows = statuses().await;
+    let status: Vec<&str> = rows.iter().map(|(_, _, s)| s.as_str()).collect();
+    assert_eq!(status, ["sent", "cancelled", "queued", "queued", "sending"]);
+    assert_eq!(counts().await, (2, 1, 1, 2));
+    assert_eq!(
+        messages
+            .load(&message_key(0))
+            .await
+            .unwrap()
+            .aggregate
+            .phone()
+            .map(|p| p.as_str().to_owned()),
+        Some(recipient(0).phone.as_str().to_owned()),
+        "the message's history starts with what its batch queued"
+    );
+
+    // Rebuilt from zero (each batch and the first commits of its messages
+    // in one pass): the very same rows.
+    let live = dump(&world.pool).await;
+    wablast_projections::rebuild::rebuild(&world.pool, &world.log, &["messages"], None)
+        .await
+        .unwrap();
+    assert_same(&live, &dump(&world.pool).await);
+}

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, FixedOffset, NaiveTime, Utc};
+use cqrs_es::Aggregate;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use cqrs_es::Aggregate;
 use wablast_domain::message::{Message, MessageCommand};
 use wablast_domain::recipient_batch::{
     BatchRecipient, RecipientBatch, RecipientBatchCommand, batch_id,
