@@ -141,9 +141,6 @@ impl FanOut {
             return Err(WorkError::fatal("a started campaign has no contact list"));
         };
         let senders = campaign.senders().to_vec();
-        if senders.is_empty() {
-            return Err(WorkError::fatal("the campaign has no sender"));
-        }
         let mut rotation = Rotation::new(self.capacities(tenant, &senders).await?);
         let at = self.clock.now();
         let recipients = i64::try_from(campaign.recipients()).unwrap_or(i64::MAX);

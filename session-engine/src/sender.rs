@@ -856,7 +856,6 @@ impl SendLoop {
     }
 }
 
-/// Gives commands in hand back to the queue at once, in order.
 /// `command` to the message of `send`, as it goes to the aggregate. A
 /// message queued in a batch may have no history yet: the command goes
 /// with the message as its batch queued it, for its first commit
@@ -883,6 +882,7 @@ fn for_message(
     }
 }
 
+/// Gives commands in hand back to the queue at once, in order.
 async fn give_back(held: impl IntoIterator<Item = (Taken, SendCommand)>) {
     for (share, _) in held {
         share.answer(Answer::Stopped).await;
