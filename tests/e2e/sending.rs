@@ -156,6 +156,34 @@ async fn sent_count(db: &sqlx::PgPool, campaign: &str) -> i64 {
     .unwrap()
 }
 
+/// Waits for the campaign to complete, each of its `recipients` sent one
+/// message; the campaign as it completed.
+async fn completed_once_each(
+    client: &Client,
+    backdoor: &Backdoor,
+    id: &str,
+    recipients: i64,
+) -> Value {
+    let done = campaign_until(client, id, "completion", Duration::from_secs(60), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+    let (messages, phones): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct phone) from messages where campaign_id = $1",
+    )
+    .bind(Uuid::parse_str(id).unwrap())
+    .fetch_one(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (messages, phones),
+        (recipients, recipients),
+        "every recipient once"
+    );
+    assert_eq!(sent_count(&backdoor.db, id).await, recipients, "{done}");
+    done
+}
+
 async fn verified(backdoor: &Backdoor) {
     let report = wablast::verify::run(&backdoor.log).await.unwrap();
     assert!(
@@ -532,19 +560,7 @@ async fn a_fan_out_cut_off_after_queueing_its_batch_resumes_without_losing_or_do
     // Another engine picks the start up again: the batch is not queued
     // twice, and each recipient gets one message.
     let (stop, engine_b) = engine(&app, "engine-b", |_| {});
-    let done = campaign_until(&budi, &id, "completion", Duration::from_secs(60), |c| {
-        c["status"] == "completed"
-    })
-    .await;
-    let (messages, phones): (i64, i64) = sqlx::query_as(
-        "select count(*), count(distinct phone) from messages where campaign_id = $1",
-    )
-    .bind(Uuid::parse_str(&id).unwrap())
-    .fetch_one(&backdoor.db)
-    .await
-    .unwrap();
-    assert_eq!((messages, phones), (30, 30), "every recipient once");
-    assert_eq!(sent_count(&backdoor.db, &id).await, 30, "{done}");
+    let done = completed_once_each(&budi, &backdoor, &id, 30).await;
     assert_eq!(done["counts"]["total"], 30, "{done}");
     let history = backdoor
         .log
@@ -622,19 +638,7 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
 
     // Another engine picks the start up again.
     let (stop, engine_b) = engine(&app, "engine-b", |_| {});
-    let done = campaign_until(&budi, &id, "completion", Duration::from_secs(60), |c| {
-        c["status"] == "completed"
-    })
-    .await;
-    let (messages, phones): (i64, i64) = sqlx::query_as(
-        "select count(*), count(distinct phone) from messages where campaign_id = $1",
-    )
-    .bind(Uuid::parse_str(&id).unwrap())
-    .fetch_one(&backdoor.db)
-    .await
-    .unwrap();
-    assert_eq!((messages, phones), (30, 30), "every recipient once");
-    assert_eq!(sent_count(&backdoor.db, &id).await, 30, "{done}");
+    completed_once_each(&budi, &backdoor, &id, 30).await;
     verified(&backdoor).await;
     stop.cancel();
     engine_b.await.unwrap().unwrap();
