@@ -239,7 +239,7 @@ impl FanOut {
                 RecipientBatchCommand::QueueRecipients {
                     campaign_id,
                     index,
-                    recipients,
+                    recipients: recipients.clone(),
                     at,
                 },
                 &metadata,
@@ -249,13 +249,6 @@ impl FanOut {
                 AggregateError::UserError(refusal) => WorkError::fatal(refusal),
                 err => WorkError::retryable(err),
             })?;
-        let batch = self
-            .aggregates
-            .recipient_batches
-            .load(&batch_key)
-            .await
-            .map_err(WorkError::retryable)?
-            .aggregate;
         let command = |queued: QueuedMessage| {
             (
                 queued.session_id,
@@ -269,10 +262,21 @@ impl FanOut {
             )
         };
         if created.is_some() {
-            return Ok(batch.messages().map(command).collect());
+            return Ok(recipients
+                .into_iter()
+                .map(|r| command(r.into_queued(campaign_id, at)))
+                .collect());
         }
-        // Queued by an earlier run: a recipient's command goes again if
-        // its message still waits (no history yet, or queued).
+        // Queued by an earlier run: as it queued it, and a recipient's
+        // command goes again if its message still waits (no history yet,
+        // or queued).
+        let batch = self
+            .aggregates
+            .recipient_batches
+            .load(&batch_key)
+            .await
+            .map_err(WorkError::retryable)?
+            .aggregate;
         let waiting = futures::stream::iter(batch.messages())
             .map(|queued| async move {
                 let message = self

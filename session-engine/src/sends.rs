@@ -37,11 +37,13 @@ pub struct SendCommand {
     pub tenant_id: TenantId,
     /// The campaign.
     pub campaign_id: CampaignId,
-    /// The message (its aggregate holds the recipient and the status).
+    /// The message (its aggregate holds the recipient and the status, once
+    /// it has a history).
     pub message_id: MessageId,
-    /// Where the fan-out queued the message on the log (its first commit's
-    /// stream sequence), so that the first delivery of the command reads
-    /// the message there instead of searching for its last commit.
+    /// For a message queued alone (before recipient batches): where the
+    /// fan-out queued it on the log (its first commit's stream sequence),
+    /// so that the first delivery of the command reads the message there
+    /// instead of searching for its last commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_at: Option<u64>,
     /// The message as its recipient batch queued it, for its first commit

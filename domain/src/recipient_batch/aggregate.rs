@@ -47,15 +47,9 @@ impl RecipientBatch {
             .zip(self.queued_at)
             .into_iter()
             .flat_map(|(campaign_id, at)| {
-                self.recipients.iter().map(move |r| QueuedMessage {
-                    message_id: r.message_id,
-                    campaign_id,
-                    session_id: r.session_id,
-                    phone: r.phone.clone(),
-                    name: r.name.clone(),
-                    variables: r.variables.clone(),
-                    at,
-                })
+                self.recipients
+                    .iter()
+                    .map(move |r| r.clone().into_queued(campaign_id, at))
             })
     }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::message::QueuedMessage;
 use crate::types::phone::Phone;
 use crate::types::{CampaignId, MessageId, SessionId};
 
@@ -25,6 +26,22 @@ pub struct BatchRecipient {
     /// The recipient's values for the template's variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+}
+
+impl BatchRecipient {
+    /// The recipient's message as a batch of `campaign_id` queued at `at`
+    /// holds it.
+    pub fn into_queued(self, campaign_id: CampaignId, at: DateTime<Utc>) -> QueuedMessage {
+        QueuedMessage {
+            message_id: self.message_id,
+            campaign_id,
+            session_id: self.session_id,
+            phone: self.phone,
+            name: self.name,
+            variables: self.variables,
+            at,
+        }
+    }
 }
 
 /// An event of the recipient batch aggregate.
