@@ -37,7 +37,9 @@
 //!   the other: `CampaignCreated` (sometimes `CampaignScheduled`),
 //!   `PointsReserved` (rarely cancelled and reserved again) and
 //!   `CampaignStarted`, one message aggregate per recipient
-//!   (`MessageQueued`; per attempt a `SlotGranted` on the sender's day
+//!   (`MessageQueued`, alone or, for about half the campaigns, after a
+//!   `RecipientsQueued` batch and in one commit with the message's first
+//!   command; per attempt a `SlotGranted` on the sender's day
 //!   counter, `MessageSendingStarted`, then `MessageSent` and receipts,
 //!   `MessageFailed` retryable then a second attempt, failed for good, or
 //!   `MessageMarkedUnknown`), manual pauses, pauses outside active hours,
@@ -74,7 +76,7 @@ use wablast_domain::campaign::{Campaign, CampaignEvent, PauseReason, SenderUnava
 use wablast_domain::inbound::{self, Inbound, InboundEvent};
 use wablast_domain::message::{Message, MessageEvent};
 use wablast_domain::plan::{Plan, PlanEvent, PlanPeriod, PlanTerms};
-use wablast_domain::recipient_batch::RecipientBatch;
+use wablast_domain::recipient_batch::{self, BatchRecipient, RecipientBatch, RecipientBatchEvent};
 use wablast_domain::schedule::{Schedule, ScheduleEvent};
 use wablast_domain::session::{
     Driver, LoginMethod, Session, SessionEvent, SessionName, SessionStatus,
@@ -157,6 +159,9 @@ pub struct History {
     /// Each tenant's contacts (what its messages are sent to).
     contacts: Vec<Vec<Contact>>,
     aggregates: Vec<AggMeta>,
+    /// How many of them have a history (a message queued in a batch and
+    /// never sent has none).
+    with_history: usize,
     waves: Vec<Vec<Pending>>,
     events: usize,
     commits: usize,
@@ -199,6 +204,7 @@ impl History {
             key: b.key,
             tenants,
             contacts,
+            with_history: b.states.iter().filter(|s| s.seq > 0).count(),
             aggregates: b.aggregates,
             waves: b.waves,
             events: b.events,
@@ -216,9 +222,10 @@ impl History {
         self.commits
     }
 
-    /// How many aggregates.
+    /// How many aggregates have a history (a message queued in a batch
+    /// and never sent has none: only its batch's row).
     pub fn aggregates(&self) -> usize {
-        self.aggregates.len()
+        self.with_history
     }
 
     /// How many waves.
@@ -373,6 +380,7 @@ enum Kind {
     SessionDay,
     Campaign,
     Message,
+    RecipientBatch,
     Inbound,
 }
 
@@ -386,6 +394,7 @@ impl Kind {
             Self::SessionDay => SessionDay::TYPE,
             Self::Campaign => Campaign::TYPE,
             Self::Message => Message::TYPE,
+            Self::RecipientBatch => RecipientBatch::TYPE,
             Self::Inbound => Inbound::TYPE,
         }
     }
@@ -422,7 +431,41 @@ enum Event {
     Campaign(Box<CampaignEvent>),
     Day(SessionDayEvent),
     Message(Mev),
+    Batch(Box<Batch>),
     Inbound(Box<InboundEvent>),
+}
+
+/// A recipient batch, compact: each recipient's message id, sender and
+/// contact (an index into its tenant's contacts).
+struct Batch {
+    campaign_id: CampaignId,
+    index: u32,
+    at: DateTime<Utc>,
+    recipients: Vec<(MessageId, SessionId, u32)>,
+}
+
+impl Batch {
+    fn event(&self, contacts: &[Contact]) -> RecipientBatchEvent {
+        RecipientBatchEvent::RecipientsQueued {
+            campaign_id: self.campaign_id,
+            index: self.index,
+            recipients: self
+                .recipients
+                .iter()
+                .map(|&(message_id, session_id, contact)| {
+                    let contact = &contacts[contact as usize];
+                    BatchRecipient {
+                        message_id,
+                        session_id,
+                        phone: contact.phone.clone(),
+                        name: contact.name.clone(),
+                        variables: contact.variables.clone(),
+                    }
+                })
+                .collect(),
+            at: self.at,
+        }
+    }
 }
 
 /// A message event, compact: the recipient is an index into its tenant's
@@ -558,6 +601,7 @@ impl Event {
             Self::Campaign(e) => parts(e.as_ref()),
             Self::Day(e) => parts(e),
             Self::Message(e) => parts(&e.event(contacts)),
+            Self::Batch(e) => parts(&e.event(contacts)),
             Self::Inbound(e) => parts(e.as_ref()),
         }
     }
@@ -653,6 +697,9 @@ fn new_id(rng: &mut StdRng, at: DateTime<Utc>) -> Uuid {
 struct AggState {
     seq: u32,
     wave: u32,
+    /// The event its next commit starts with: a batch-queued message's
+    /// `MessageQueued`, recorded with its first command's events.
+    first: Option<Event>,
 }
 
 struct Builder {
@@ -680,8 +727,22 @@ impl Builder {
 
     fn aggregate(&mut self, tenant: u32, kind: Kind, id: AggId) -> u32 {
         self.aggregates.push(AggMeta { tenant, kind, id });
-        self.states.push(AggState { seq: 0, wave: 0 });
+        self.states.push(AggState {
+            seq: 0,
+            wave: 0,
+            first: None,
+        });
         (self.aggregates.len() - 1) as u32
+    }
+
+    /// Queues a message in a batch committed in `wave`: its
+    /// `MessageQueued` starts its first commit, which comes after the
+    /// batch.
+    fn queue_in_batch(&mut self, agg: u32, wave: u32, queued: Event) {
+        let state = &mut self.states[agg as usize];
+        debug_assert!(state.seq == 0 && state.first.is_none());
+        state.wave = state.wave.max(wave);
+        state.first = Some(queued);
     }
 
     /// The wave of an aggregate's last commit (0: none yet).
@@ -698,10 +759,13 @@ impl Builder {
         at: DateTime<Utc>,
         who: Who,
         cause: Option<Done>,
-        events: Vec<Event>,
+        mut events: Vec<Event>,
     ) -> Done {
         debug_assert!(!events.is_empty());
         let state = &mut self.states[agg as usize];
+        if let Some(first) = state.first.take() {
+            events.insert(0, first);
+        }
         let wave = state.wave.max(after) + 1;
         let first_seq = state.seq + 1;
         state.seq += events.len() as u32;
@@ -1849,7 +1913,11 @@ impl<'a> TenantSim<'a> {
             }))],
         );
 
-        // One message aggregate per recipient, queued at once.
+        // One message aggregate per recipient, queued at once: each alone
+        // (as before recipient batches), or, for about half the campaigns,
+        // in batches whose messages get their history at their first
+        // command.
+        let batched = id.as_uuid().as_u128() & 1 == 1;
         let first = self.rng.random_range(0..self.contacts.len());
         let mut messages: Vec<Msg> = (0..n)
             .map(|i| {
@@ -1860,23 +1928,25 @@ impl<'a> TenantSim<'a> {
                     self.b
                         .aggregate(self.idx, Kind::Message, AggId::Uuid(*message_id.as_uuid()));
                 let sender = senders[i % senders.len()];
-                let event = Event::message(
-                    id,
-                    at,
-                    What::Queued {
-                        message_id,
-                        session_id: self.sessions[sender].id,
-                        contact,
-                    },
-                );
-                self.commit(
-                    agg,
-                    started.wave,
-                    at,
-                    Who::System,
-                    Some(started),
-                    vec![event],
-                );
+                if !batched {
+                    let event = Event::message(
+                        id,
+                        at,
+                        What::Queued {
+                            message_id,
+                            session_id: self.sessions[sender].id,
+                            contact,
+                        },
+                    );
+                    self.commit(
+                        agg,
+                        started.wave,
+                        at,
+                        Who::System,
+                        Some(started),
+                        vec![event],
+                    );
+                }
                 Msg {
                     id: message_id,
                     agg,
@@ -1888,6 +1958,46 @@ impl<'a> TenantSim<'a> {
                 }
             })
             .collect();
+        if batched {
+            let at = started.last_at();
+            for (index, chunk) in messages.chunks(recipient_batch::BATCH_SIZE).enumerate() {
+                let index = index as u32;
+                let batch = self.b.aggregate(
+                    self.idx,
+                    Kind::RecipientBatch,
+                    AggId::Uuid(*recipient_batch::batch_id(id, index).as_uuid()),
+                );
+                let recipients: Vec<(MessageId, SessionId, u32)> = chunk
+                    .iter()
+                    .map(|m| (m.id, self.sessions[m.sender].id, m.contact))
+                    .collect();
+                let done = self.commit(
+                    batch,
+                    started.wave,
+                    at,
+                    Who::System,
+                    Some(started),
+                    vec![Event::Batch(Box::new(Batch {
+                        campaign_id: id,
+                        index,
+                        at,
+                        recipients,
+                    }))],
+                );
+                for m in chunk {
+                    let queued = Event::message(
+                        id,
+                        at,
+                        What::Queued {
+                            message_id: m.id,
+                            session_id: self.sessions[m.sender].id,
+                            contact: m.contact,
+                        },
+                    );
+                    self.b.queue_in_batch(m.agg, done.wave, queued);
+                }
+            }
+        }
         self.clock += TimeDelta::milliseconds(n as i64) + TimeDelta::seconds(1);
 
         let mut run = Run {
@@ -2937,6 +3047,7 @@ mod tests {
             "MessageRead",
             "MessageCancelled",
             "MessageMarkedUnknown",
+            "RecipientsQueued",
             "InboundMessageReceived",
         ] {
             assert!(types.contains_key(expected), "no {expected} in {types:#?}");
@@ -2992,6 +3103,18 @@ mod tests {
                             }
                         };
                         finals.insert(commit.aggregate_id.clone(), (campaign, status));
+                    }
+                    "recipient_batch" => {
+                        let RecipientBatchEvent::RecipientsQueued {
+                            campaign_id,
+                            recipients,
+                            ..
+                        } = serde_json::from_value(payload).unwrap();
+                        for recipient in recipients {
+                            finals
+                                .entry(recipient.message_id.to_string())
+                                .or_insert((campaign_id, "open"));
+                        }
                     }
                     "campaign" => {
                         let e: CampaignEvent = serde_json::from_value(payload).unwrap();
@@ -3111,6 +3234,9 @@ mod tests {
         days: HashMap<(String, String), SessionDay>,
         campaigns: HashMap<String, Campaign>,
         messages: HashMap<(String, String), Message>,
+        batches: HashMap<(String, String), RecipientBatch>,
+        /// Messages queued in a batch, until their first commit.
+        in_batches: HashMap<(String, String), wablast_domain::message::QueuedMessage>,
         inbound: HashMap<(String, String), Inbound>,
         /// Message keys by campaign.
         fan_out: HashMap<CampaignId, Vec<(String, String)>>,
@@ -3172,6 +3298,7 @@ mod tests {
                 "session_day" => self.day(commit, key, &at),
                 "campaign" => self.campaign(commit, &at),
                 "message" => self.message(commit, key, &at),
+                "recipient_batch" => self.batch(commit, key, &at),
                 "inbound" => self.inbound(commit, key, &at),
                 other => panic!("unknown aggregate type {other}"),
             }
@@ -3314,7 +3441,7 @@ mod tests {
                 // Settled once every message is final, for what was sent.
                 let final_all = self.fan_out[campaign_id]
                     .iter()
-                    .all(|m| self.messages[m].is_final());
+                    .all(|m| self.messages.get(m).is_some_and(Message::is_final));
                 assert!(final_all, "{at}: settled before its messages are final");
                 assert_eq!(
                     self.sent.get(campaign_id).copied().unwrap_or(0),
@@ -3526,7 +3653,9 @@ mod tests {
                     let id: CampaignId = commit.aggregate_id.parse().unwrap();
                     let messages = &self.fan_out[&id];
                     assert!(
-                        messages.iter().all(|m| self.messages[m].is_final()),
+                        messages
+                            .iter()
+                            .all(|m| self.messages.get(m).is_some_and(Message::is_final)),
                         "{at}: completed before its messages are final"
                     );
                     assert_eq!(self.sent.get(&id).copied().unwrap_or(0), sent, "{at}");
@@ -3556,7 +3685,20 @@ mod tests {
             } else {
                 Receipt::Delivered
             };
-            let command = match events[0].clone() {
+            // A batch-queued message's first commit: its `MessageQueued`
+            // as the batch said, then its first command's events.
+            let queued = match events.first() {
+                Some(MessageEvent::MessageQueued { .. }) if events.len() > 1 => {
+                    self.in_batches.remove(&key)
+                }
+                _ => None,
+            };
+            let events_of_command = if queued.is_some() {
+                &events[1..]
+            } else {
+                &events[..]
+            };
+            let command = match events_of_command[0].clone() {
                 MessageEvent::MessageQueued {
                     message_id,
                     campaign_id,
@@ -3597,7 +3739,7 @@ mod tests {
                     attempt,
                     at,
                 },
-                MessageEvent::MessageSent { at, .. } if events.len() > 1 => {
+                MessageEvent::MessageSent { at, .. } if events_of_command.len() > 1 => {
                     MessageCommand::RecordReceipt { receipt, at }
                 }
                 MessageEvent::MessageSent {
@@ -3633,11 +3775,59 @@ mod tests {
                     MessageCommand::MarkUnknown { attempt, at }
                 }
             };
-            if let Some(MessageEvent::MessageSent { campaign_id, .. }) = events.first() {
+            if let Some(MessageEvent::MessageSent { campaign_id, .. }) = events_of_command.first() {
                 *self.sent.entry(*campaign_id).or_default() += 1;
             }
+            let command = match queued {
+                Some(queued) => MessageCommand::FromBatch {
+                    queued: Box::new(queued),
+                    command: Box::new(command),
+                },
+                None => command,
+            };
             let message = self.messages.entry(key).or_default();
             decide(message, command, events, at);
+        }
+
+        fn batch(&mut self, commit: &Commit, key: (String, String), at: &str) {
+            use wablast_domain::recipient_batch::RecipientBatchCommand;
+            let events: Vec<RecipientBatchEvent> = decode(commit);
+            let RecipientBatchEvent::RecipientsQueued {
+                campaign_id,
+                index,
+                recipients,
+                at: queued_at,
+            } = events[0].clone();
+            let campaign = &self.campaigns[&campaign_id.to_string()];
+            assert!(
+                campaign.is_running()
+                    || campaign.status() == Some(wablast_domain::campaign::CampaignStatus::Paused),
+                "{at}: a batch queued for a campaign that is not under way"
+            );
+            assert_eq!(
+                key.1,
+                recipient_batch::batch_id(campaign_id, index).to_string(),
+                "{at}: the batch's id"
+            );
+            for recipient in &recipients {
+                let message = (key.0.clone(), recipient.message_id.to_string());
+                self.fan_out
+                    .entry(campaign_id)
+                    .or_default()
+                    .push(message.clone());
+                self.in_batches.insert(
+                    message,
+                    recipient.clone().into_queued(campaign_id, queued_at),
+                );
+            }
+            let command = RecipientBatchCommand::QueueRecipients {
+                campaign_id,
+                index,
+                recipients,
+                at: queued_at,
+            };
+            let batch = self.batches.entry(key).or_default();
+            decide(batch, command, events, at);
         }
     }
 
