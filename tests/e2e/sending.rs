@@ -156,6 +156,24 @@ async fn sent_count(db: &sqlx::PgPool, campaign: &str) -> i64 {
     .unwrap()
 }
 
+/// A tenant whose campaign to 30 contacts starts over a session linked to
+/// `phone` while no engine runs (one linked the session, then stopped):
+/// the tenant, the session and the campaign.
+async fn started_without_an_engine(
+    app: &TestApp,
+    backdoor: &Backdoor,
+    phone: &str,
+) -> (Client, String, String) {
+    let budi = funded(app, 1000).await;
+    let (stop, engine) = engine(app, "engine-a", |_| {});
+    let session = linked(&budi, phone, 100).await;
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+    let list = backdoor.contact_list(&budi.tenant_id, 30, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+    (budi, session, id)
+}
+
 /// Waits for the campaign to complete, each of its `recipients` sent one
 /// message; the campaign as it completed.
 async fn completed_once_each(
@@ -497,13 +515,7 @@ async fn a_fan_out_cut_off_after_queueing_its_batch_resumes_without_losing_or_do
 {
     let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
     let backdoor = Backdoor::of(&app).await;
-    let budi = funded(&app, 1000).await;
-    let (stop_a, engine_a) = engine(&app, "engine-a", |_| {});
-    let session = linked(&budi, "+6281299990009", 100).await;
-    stop_a.cancel();
-    engine_a.await.unwrap().unwrap();
-    let list = backdoor.contact_list(&budi.tenant_id, 30, &["kota"]).await;
-    let id = started(&budi, list, &[&session], (0, 0)).await;
+    let (budi, session, id) = started_without_an_engine(&app, &backdoor, "+6281299990009").await;
 
     // What a fan-out that died halfway left: its batch of the 30
     // recipients queued, and the send commands of only 6 on the queue.
@@ -580,15 +592,7 @@ async fn a_fan_out_cut_off_after_queueing_its_batch_resumes_without_losing_or_do
 async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipient() {
     let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
     let backdoor = Backdoor::of(&app).await;
-    let budi = funded(&app, 1000).await;
-    // An engine links the session, then stops: the campaign starts with no
-    // engine running.
-    let (stop_a, engine_a) = engine(&app, "engine-a", |_| {});
-    let session = linked(&budi, "+6281299990008", 100).await;
-    stop_a.cancel();
-    engine_a.await.unwrap().unwrap();
-    let list = backdoor.contact_list(&budi.tenant_id, 30, &["kota"]).await;
-    let id = started(&budi, list, &[&session], (0, 0)).await;
+    let (budi, session, id) = started_without_an_engine(&app, &backdoor, "+6281299990008").await;
 
     // What a fan-out that died halfway left: the first 12 recipients
     // queued, and the send commands of only 6 of them on the queue.
