@@ -513,33 +513,39 @@ async fn the_stream_takes_either_credential_and_refuses_none_or_malformed_positi
 /// A listing taken while a consumer is being deleted can come back in a
 /// shape the client does not read: it is taken again.
 async fn consumer_count(app: &TestApp) -> usize {
-    use futures::TryStreamExt;
     let client = async_nats::connect(&app.settings.nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
+    let mut total = 0;
+    for name in ["EVENTS", "MESSAGES"] {
+        let stream = js
+            .get_stream(format!("{}_{name}", app.prefix))
+            .await
+            .unwrap();
+        total += ephemeral_consumers(&stream).await;
+    }
+    total
+}
+
+/// How many of `stream`'s consumers have no durable name, listing again
+/// (up to 10 times) when a listing does not decode.
+async fn ephemeral_consumers(stream: &async_nats::jetstream::stream::Stream) -> usize {
+    use futures::TryStreamExt;
     let mut attempt = 0;
-    'listing: loop {
+    loop {
         attempt += 1;
-        let mut total = 0;
-        for name in ["EVENTS", "MESSAGES"] {
-            let stream = js
-                .get_stream(format!("{}_{name}", app.prefix))
-                .await
-                .unwrap();
-            let consumers: Vec<_> = match stream.consumers().try_collect().await {
-                Ok(consumers) => consumers,
-                Err(err) if attempt < 10 => {
-                    eprintln!("listing consumers again: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue 'listing;
-                }
-                Err(err) => panic!("consumers not listed: {err}"),
-            };
-            total += consumers
-                .iter()
-                .filter(|c| c.config.durable_name.is_none())
-                .count();
+        match stream.consumers().try_collect::<Vec<_>>().await {
+            Ok(consumers) => {
+                return consumers
+                    .iter()
+                    .filter(|c| c.config.durable_name.is_none())
+                    .count();
+            }
+            Err(err) if attempt < 10 => {
+                eprintln!("listing consumers again: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("consumers not listed: {err}"),
         }
-        return total;
     }
 }
 

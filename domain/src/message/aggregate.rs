@@ -527,15 +527,7 @@ mod tests {
     }
 
     fn queued() -> MessageEvent {
-        MessageEvent::MessageQueued {
-            message_id: message_id(),
-            campaign_id: campaign(),
-            session_id: session(1),
-            phone: phone(),
-            name: Some("Budi".to_owned()),
-            variables: variables(),
-            at: t(0),
-        }
+        in_batch().into_event()
     }
 
     fn start_sending(attempt: u32, at: i64) -> MessageCommand {

@@ -311,24 +311,31 @@ impl Projection for Messages {
             .map(|e| id_of(NAME, e))
             .collect::<Result<Vec<_>, _>>()?;
         // A batch's recipients may have been queued alone already, by a
-        // fan-out cut off before batches.
+        // fan-out cut off before batches. Each batch is decoded once, here.
+        let mut batches = Vec::new();
         for event in events {
             if event.aggregate_type == RecipientBatch::TYPE {
-                let RecipientBatchEvent::RecipientsQueued { recipients, .. } = decode(NAME, event)?;
+                let batch: RecipientBatchEvent = decode(NAME, event)?;
+                let RecipientBatchEvent::RecipientsQueued { recipients, .. } = &batch;
                 existing.extend(recipients.iter().map(|r| *r.message_id.as_uuid()));
+                batches.push(batch);
             }
         }
+        let mut batches = batches.into_iter();
         messages.load(conn, existing).await?;
         let mut counts: BTreeMap<Uuid, CountChange> = BTreeMap::new();
 
         for event in events {
             if event.aggregate_type == RecipientBatch::TYPE {
-                let RecipientBatchEvent::RecipientsQueued {
+                let Some(RecipientBatchEvent::RecipientsQueued {
                     campaign_id,
                     recipients,
                     at,
                     ..
-                } = decode(NAME, event)?;
+                }) = batches.next()
+                else {
+                    unreachable!("every batch event was decoded above, in order");
+                };
                 let tenant_id = tenant_of(NAME, event)?;
                 for recipient in recipients {
                     if messages.contains(*recipient.message_id.as_uuid()) {
