@@ -11,10 +11,9 @@
 use axum::http::StatusCode;
 use cqrs_es::{Aggregate, AggregateError};
 use wablast_domain::campaign::CampaignError;
-use wablast_domain::inbound::{Inbound, InboundError};
-use wablast_domain::message::{Message, MessageError};
+use wablast_domain::inbound::InboundError;
+use wablast_domain::message::MessageError;
 use wablast_domain::plan::PlanError;
-use wablast_domain::recipient_batch::RecipientBatch;
 use wablast_domain::schedule::ScheduleError;
 use wablast_domain::session::SessionError;
 use wablast_domain::session_day::SessionDayError;
@@ -29,7 +28,7 @@ use crate::ApiError;
 
 /// A handler per aggregate type, sharing one event log: the same set the
 /// session engine uses.
-pub use wablast_session_engine::aggregates::Aggregates as Commands;
+pub use wablast_workflows::commands::Commands;
 
 /// The key of a tenant's aggregate.
 pub fn tenant_key(tenant: impl std::fmt::Display, id: impl std::fmt::Display) -> AggregateKey {
@@ -68,18 +67,10 @@ pub fn position<A: Aggregate>(committed: &Committed<A>) -> Position {
     }
 }
 
-/// The stream an aggregate type's events are in: per-message aggregates
-/// (sent and received) in `messages`, the rest in `events` (the layout
-/// `wablast::config` gives the log).
+/// The stream an aggregate type's events are in (the domain's layout);
+/// a type it does not name is in `events`.
 pub fn stream_of(aggregate_type: &str) -> LogStream {
-    if aggregate_type == <Message as Aggregate>::TYPE
-        || aggregate_type == <Inbound as Aggregate>::TYPE
-        || aggregate_type == <RecipientBatch as Aggregate>::TYPE
-    {
-        LogStream::Messages
-    } else {
-        LogStream::Events
-    }
+    LogStream::of(aggregate_type).unwrap_or(LogStream::Events)
 }
 
 /// An aggregate's refusal: a business reason with a stable code.
@@ -141,22 +132,8 @@ impl<E: Refusal> From<AggregateError<E>> for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use wablast_domain::campaign::Campaign;
-    use wablast_domain::plan::Plan;
-    use wablast_domain::session::Session;
-    use wablast_domain::wallet::Wallet;
 
     use super::*;
-
-    #[test]
-    fn per_message_aggregates_are_in_the_messages_stream() {
-        assert_eq!(stream_of(Message::TYPE), LogStream::Messages);
-        assert_eq!(stream_of(Inbound::TYPE), LogStream::Messages);
-        assert_eq!(stream_of(RecipientBatch::TYPE), LogStream::Messages);
-        for other in [Session::TYPE, Campaign::TYPE, Wallet::TYPE, Plan::TYPE] {
-            assert_eq!(stream_of(other), LogStream::Events, "{other}");
-        }
-    }
 
     #[test]
     fn refusal_codes_map_to_the_documented_statuses() {

@@ -44,8 +44,8 @@ use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, Sess
 use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId};
 use wablast_domain::wallet::{Wallet, WalletCommand};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
-use wablast_session_engine::sends::SendQueue;
 use wablast_tests::{TestDatabase, delete_streams, nats_url, poll_until, unique_prefix};
+use wablast_workflows::sends::SendQueue;
 
 #[derive(Parser)]
 struct Args {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use wablast_eventstore::{EventLogConfig, EventStoreError, Prefix, StreamSpec};
+use wablast_eventstore::{EventLogConfig, EventStoreError, Prefix};
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -132,35 +132,6 @@ pub struct Settings {
     pub simulator_seed: u64,
 }
 
-/// Aggregate types kept forever: one stream. A type added here is added to
-/// the stream's subjects at the next start.
-pub fn long_lived_aggregates() -> [&'static str; 6] {
-    use cqrs_es::Aggregate;
-    use wablast_domain::{campaign, plan, schedule, session, session_day, wallet};
-    [
-        session::Session::TYPE,
-        session_day::SessionDay::TYPE,
-        schedule::Schedule::TYPE,
-        plan::Plan::TYPE,
-        wallet::Wallet::TYPE,
-        campaign::Campaign::TYPE,
-    ]
-}
-
-/// Per-message aggregates, sent (one per recipient, queued in batches) and
-/// received (one per inbound message): a stream of their own with a retention (privacy: they
-/// hold message content; and ~180 bytes of server memory per subject). A
-/// type added here is added to the stream's subjects at the next start.
-pub fn message_aggregates() -> [&'static str; 3] {
-    use cqrs_es::Aggregate;
-    use wablast_domain::{inbound, message, recipient_batch};
-    [
-        message::Message::TYPE,
-        inbound::Inbound::TYPE,
-        recipient_batch::RecipientBatch::TYPE,
-    ]
-}
-
 impl Settings {
     /// The API's settings. Reads (or creates) the data directory's key when
     /// `WABLAST_SECRET_KEY` is unset.
@@ -225,7 +196,7 @@ impl Settings {
         // Where the API keeps uploads (its `LocalStorage`): campaigns'
         // attachments are read from there.
         config.send.media_dir = Some(self.data_dir.join("media"));
-        config.secret_key = Some(wablast_session_engine::credentials::SecretKey::new(
+        config.secret_key = Some(wablast_workflows::credentials::SecretKey::new(
             self.credentials_key()?,
         ));
         config.public_url = self.public_url()?;
@@ -251,12 +222,9 @@ impl Settings {
     /// How the event log is laid out on the NATS server.
     pub fn event_log(&self) -> Result<EventLogConfig, EventStoreError> {
         let retention = Duration::from_secs(u64::from(self.message_retention_days) * 24 * 3600);
-        Ok(EventLogConfig::new(
+        Ok(wablast_workflows::layout::log_config(
             Prefix::parse(&self.nats_prefix)?,
-            vec![
-                StreamSpec::kept_forever("events", &long_lived_aggregates()),
-                StreamSpec::with_retention("messages", &message_aggregates(), retention),
-            ],
+            retention,
         ))
     }
 }

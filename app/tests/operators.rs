@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde_json::json;
-use wablast::config::{long_lived_aggregates, message_aggregates};
 use wablast_domain::inbound::{self, Inbound, InboundCommand};
 use wablast_domain::message::{Message, MessageCommand, Receipt};
 use wablast_domain::plan::{PlanPeriod, PlanTerms};
@@ -23,8 +22,7 @@ use wablast_domain::types::{
 };
 use wablast_domain::wallet::{Wallet, WalletCommand};
 use wablast_eventstore::{
-    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventLogConfig, Prefix,
-    StreamSpec,
+    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, Prefix,
 };
 use wablast_tests::{delete_streams, nats_url, unique_prefix};
 
@@ -47,16 +45,9 @@ async fn open(prefix: &str) -> EventLog {
     let client = async_nats::connect(nats_url()).await.unwrap();
     EventLog::open(
         client,
-        EventLogConfig::new(
+        wablast_workflows::layout::log_config(
             Prefix::parse(prefix).unwrap(),
-            vec![
-                StreamSpec::kept_forever("events", &long_lived_aggregates()),
-                StreamSpec::with_retention(
-                    "messages",
-                    &message_aggregates(),
-                    Duration::from_secs(3600),
-                ),
-            ],
+            Duration::from_secs(3600),
         ),
     )
     .await

@@ -38,6 +38,7 @@
 
 pub mod campaign;
 pub mod inbound;
+pub mod layout;
 pub mod message;
 pub mod plan;
 pub mod recipient_batch;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use wablast_eventstore::{EventLog, EventStoreError};
 
-use crate::{LogStream, Projection, ProjectionError, checkpoint};
+use crate::{LogStream, Projection, ProjectionError, StreamName, checkpoint};
 
 /// One projection's lag on one stream.
 #[derive(Clone, Debug, PartialEq)]

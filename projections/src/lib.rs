@@ -47,38 +47,17 @@ use wablast_eventstore::{EventLog, Prefix, RecordedEvent};
 pub use error::ProjectionError;
 pub use runner::RunnerOptions;
 
-/// A stream of the event log, by the logical name the checkpoints keep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LogStream {
-    /// Long-lived aggregates (sessions, campaigns, wallets, ...), kept
-    /// forever.
-    Events,
-    /// Per-message aggregates (sent to one recipient, received by a
-    /// session), kept for the retention.
-    Messages,
+pub use wablast_domain::layout::LogStream;
+
+/// A stream's JetStream name under the log's prefix.
+pub trait StreamName {
+    /// The JetStream stream's full name under a prefix.
+    fn full_name(self, prefix: &Prefix) -> String;
 }
 
-impl LogStream {
-    /// Both streams.
-    pub const ALL: [Self; 2] = [Self::Events, Self::Messages];
-
-    /// The logical name (`events`, `messages`): the one in the event log's
-    /// configuration and in `projection_checkpoint.stream`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Events => "events",
-            Self::Messages => "messages",
-        }
-    }
-
-    /// The JetStream stream's full name under a prefix.
-    pub fn full_name(self, prefix: &Prefix) -> String {
+impl StreamName for LogStream {
+    fn full_name(self, prefix: &Prefix) -> String {
         prefix.stream_name(self.name())
-    }
-
-    /// The stream of a logical name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 

@@ -25,7 +25,7 @@ use wablast_eventstore::{EventLog, EventStoreError, RecordedEvent, range_reader}
 use crate::runner::{
     Deliveries, Gap, apply_batch, apply_in, decode_commit, each_to_the_end, one_type_filter,
 };
-use crate::{LogStream, Projection, ProjectionError, by_name, checkpoint};
+use crate::{LogStream, Projection, ProjectionError, StreamName, by_name, checkpoint};
 
 /// Events folded per transaction during a rebuild (whole commits: a batch
 /// may go a commit beyond).

@@ -60,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wablast_eventstore::{Commit, CommitHeader, EventLog, EventStoreError, RecordedEvent};
 
-use crate::{LogStream, Projection, ProjectionError, Upcasters, checkpoint};
+use crate::{LogStream, Projection, ProjectionError, StreamName, Upcasters, checkpoint};
 
 /// How runners read and retry.
 #[derive(Clone, Debug)]

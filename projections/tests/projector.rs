@@ -16,7 +16,9 @@ use wablast_eventstore::{
     StreamSpec,
 };
 use wablast_projections::wait::{Position, until_projected};
-use wablast_projections::{LogStream, ProjectionError, Projector, RunnerOptions, checkpoint};
+use wablast_projections::{
+    LogStream, ProjectionError, Projector, RunnerOptions, StreamName, checkpoint,
+};
 use wablast_tests::history::{History, HistorySpec};
 use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
 

@@ -79,8 +79,12 @@ pub const DEFAULT_VERSION: &str = "v21.0";
 /// The Graph API when none is configured.
 pub const DEFAULT_API_BASE: &str = "https://graph.facebook.com";
 
-/// The header carrying the webhook's signature.
-pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// The header carrying the webhook's signature, and Meta's verification
+/// of the webhook URL: the API answers both, so they are part of the
+/// API ⇄ engine contract.
+pub use wablast_workflows::control::{
+    CLOUD_SIGNATURE_HEADER as SIGNATURE_HEADER, verify_cloud_subscription as verify_subscription,
+};
 
 const PEER: &str = "the WhatsApp Cloud API";
 
@@ -155,26 +159,6 @@ pub fn verify_signature(
     mac.update(body);
     mac.verify_slice(&expected)
         .map_err(|_| WebhookError::BadSignature)
-}
-
-/// Answers Meta's verification of the webhook URL: with `hub.mode` =
-/// `subscribe` and `hub.verify_token` equal to ours, the answer is
-/// `hub.challenge`; anything else is refused (HTTP 403).
-pub fn verify_subscription(
-    verify_token: &str,
-    mode: Option<&str>,
-    token: Option<&str>,
-    challenge: Option<&str>,
-) -> Option<String> {
-    let token_matches = !verify_token.is_empty()
-        && token.is_some_and(|token| constant_time_eq(token.as_bytes(), verify_token.as_bytes()));
-    (mode == Some("subscribe") && token_matches)
-        .then(|| challenge.map(str::to_owned))
-        .flatten()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Deserialize)]

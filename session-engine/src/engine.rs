@@ -23,7 +23,7 @@
 //!
 //! - `simulator`: the engine's simulated network.
 //! - `waha` and `cloud`: connected with the session's stored credentials
-//!   ([`crate::credentials::load`], opened with
+//!   ([`wablast_workflows::credentials::load`], opened with
 //!   [`EngineConfig::secret_key`]). A session whose credentials are missing
 //!   or do not open is reported `failed` with the reason, as is one whose
 //!   driver does not start (its server unreachable, its credentials
@@ -65,26 +65,28 @@ use wablast_eventstore::{
 };
 use wablast_projections::wait;
 
-use crate::aggregates::Aggregates;
-use crate::changes::Changes;
-use crate::clock::{Clock, SystemClock};
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
-use crate::control::{
+use crate::driver::{Connection, Driver, DriverEvent};
+use crate::lease::{EngineInfo, EngineRegistry, Lease, SessionLeases};
+use crate::receipts::{self, ProviderIds};
+use crate::sender::{SendConfig, SendContext, SendLoop};
+use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
+use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
+use crate::webhook::WebhookError;
+use wablast_workflows::changes::Changes;
+use wablast_workflows::clock::{Clock, SystemClock};
+use wablast_workflows::commands::Commands;
+use wablast_workflows::control::{
     self, ControlError, ControlErrorCode, PairingCodeRequest, PairingCodeResponse, QrEntry, Reply,
     SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest, SimulatorScanResponse,
     Verb, WebhookResponse,
 };
-use crate::credentials::{self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey};
-use crate::driver::{Connection, Driver, DriverEvent};
-use crate::fanout::FanOut;
-use crate::lease::{EngineInfo, EngineRegistry, Lease, SessionLeases};
-use crate::receipts::{self, ProviderIds};
-use crate::sender::{SendConfig, SendContext, SendLoop};
-use crate::sends::SendQueue;
-use crate::settlement::Settlement;
-use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
-use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
-use crate::webhook::WebhookError;
+use wablast_workflows::credentials::{
+    self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey,
+};
+use wablast_workflows::fanout::FanOut;
+use wablast_workflows::sends::SendQueue;
+use wablast_workflows::settlement::Settlement;
 
 /// How an engine runs.
 #[derive(Clone, Debug)]
@@ -165,7 +167,7 @@ pub struct Engine {
     log: EventLog,
     db: PgPool,
     sessions: CommandHandler<Session>,
-    aggregates: Aggregates,
+    aggregates: Commands,
     queue: SendQueue,
     provider_ids: ProviderIds,
     /// Commits seen on what the send loops read for every message.
@@ -193,7 +195,7 @@ impl Engine {
         let leases = SessionLeases::open(&js, &prefix, &config.engine_id, config.lease_ttl).await?;
         let registry = EngineRegistry::open(&js, &prefix, config.lease_ttl).await?;
         let qr = control::qr_bucket(&js, &prefix).await?;
-        let aggregates = Aggregates::new(&log);
+        let aggregates = Commands::new(&log);
         let queue = SendQueue::open(&js, &prefix).await?;
         let provider_ids = ProviderIds::open(&js, &prefix).await?;
         // A connect timeout well under the drivers' request timeout: a send
@@ -385,12 +387,13 @@ impl Engine {
     /// this moment is in it).
     async fn campaigns_projected(&self) {
         const WAIT: Duration = Duration::from_secs(10);
-        let reached = match crate::end_of_stream(&self.log, Campaign::TYPE).await {
-            Ok(end) => wait::until_projected(&self.db, &["campaigns"], end, WAIT)
-                .await
-                .map_err(|err| err.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
+        let reached =
+            match wablast_workflows::layout::end_of_stream(&self.log, Campaign::TYPE).await {
+                Ok(end) => wait::until_projected(&self.db, &["campaigns"], end, WAIT)
+                    .await
+                    .map_err(|err| err.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
         match reached {
             Ok(true) => {}
             Ok(false) => {
@@ -404,7 +407,7 @@ impl Engine {
 
     /// A session that can no longer send (banned, logged out, deleted)
     /// leaves its campaigns' rotations; their waiting sends move to the
-    /// remaining senders (see [`crate::fanout`]).
+    /// remaining senders (see [`wablast_workflows::fanout`]).
     async fn sender_gone(
         &self,
         tenant: TenantId,

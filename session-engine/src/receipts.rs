@@ -25,8 +25,8 @@ use wablast_domain::message::{Message, MessageCommand, Receipt as MessageReceipt
 use wablast_domain::types::{MessageId, SessionId, TenantId};
 use wablast_eventstore::{Actor, CommandMetadata, EventStoreError, Loaded, Prefix};
 
-use crate::aggregates::{Aggregates, key};
 use crate::driver::{Receipt, ReceiptKind};
+use wablast_workflows::commands::{Commands, key};
 
 /// Which message each provider message id belongs to.
 #[derive(Clone, Debug)]
@@ -174,7 +174,7 @@ const RECORDING_AT_ONCE: usize = 32;
 /// receipt records delivered too), and up to [`RECORDING_AT_ONCE`] messages
 /// are recorded side by side.
 pub async fn record_all(
-    aggregates: &Aggregates,
+    aggregates: &Commands,
     ids: &ProviderIds,
     tenant: TenantId,
     session: SessionId,
@@ -225,7 +225,7 @@ fn fold(arrived: Vec<Receipt>) -> Vec<Receipt> {
 /// Records a receipt of `session`'s driver on its message: delivered and
 /// read move the message on (never backwards: the aggregate sees to that).
 pub async fn record(
-    aggregates: &Aggregates,
+    aggregates: &Commands,
     ids: &ProviderIds,
     tenant: TenantId,
     session: SessionId,

@@ -78,12 +78,12 @@ use wablast_domain::types::{CampaignId, MediaId, MessageId, Points, SessionId, T
 use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{Actor, AggregateKey, CommandMetadata, EventStoreError, Loaded};
 
-use crate::aggregates::{Aggregates, key, tenant_key};
-use crate::changes::{Changes, Kept};
-use crate::clock::Clock;
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::receipts::ProviderIds;
-use crate::sends::{Answer, SendCommand, SendQueue, Taken};
+use wablast_workflows::changes::{Changes, Kept};
+use wablast_workflows::clock::Clock;
+use wablast_workflows::commands::{Commands, key, tenant_key};
+use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
 
 /// Commands taken from the queue at once: those that need not wait are
 /// admitted together (one commit of the day counter for all their slots).
@@ -119,7 +119,7 @@ impl Default for SendConfig {
 #[derive(Clone)]
 pub struct SendContext {
     /// The command handlers.
-    pub aggregates: Aggregates,
+    pub aggregates: Commands,
     /// The send queue.
     pub queue: SendQueue,
     /// Provider ids of sent messages, for receipts.

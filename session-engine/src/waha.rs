@@ -95,10 +95,10 @@ use crate::webhook::WebhookError;
 pub const WEBHOOK_EVENTS: [&str; 3] = ["session.status", "message", "message.ack"];
 
 /// The header carrying the webhook's signature.
-pub const SIGNATURE_HEADER: &str = "x-webhook-hmac";
+pub use wablast_workflows::control::WAHA_SIGNATURE_HEADER as SIGNATURE_HEADER;
 
 /// The header naming the signature's algorithm (`sha512`).
-pub const ALGORITHM_HEADER: &str = "x-webhook-hmac-algorithm";
+pub use wablast_workflows::control::WAHA_ALGORITHM_HEADER as ALGORITHM_HEADER;
 
 /// How long a QR code is shown before WhatsApp replaces it (WAHA does not
 /// say; WhatsApp rotates them about every 20 s).

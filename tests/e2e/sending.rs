@@ -20,10 +20,10 @@ use wablast_domain::recipient_batch::{
 };
 use wablast_domain::types::{CampaignId, SessionId, TenantId};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata};
-use wablast_session_engine::clock::ManualClock;
 use wablast_session_engine::engine::EngineConfig;
-use wablast_session_engine::fanout;
-use wablast_session_engine::sends::{SendCommand, SendQueue};
+use wablast_workflows::clock::ManualClock;
+use wablast_workflows::fanout;
+use wablast_workflows::sends::{SendCommand, SendQueue};
 
 use crate::app::{Client, TestApp};
 use crate::campaigns::{Backdoor, define_plan, grant_plan};
@@ -399,7 +399,7 @@ async fn the_daily_limit_stops_sending_until_the_next_local_day() {
 }
 
 fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
-    wablast_session_engine::clock::Clock::now(clock)
+    wablast_workflows::clock::Clock::now(clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

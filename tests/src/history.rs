@@ -74,6 +74,7 @@ use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 use wablast_domain::campaign::{Campaign, CampaignEvent, PauseReason, SenderUnavailableReason};
 use wablast_domain::inbound::{self, Inbound, InboundEvent};
+use wablast_domain::layout::LogStream;
 use wablast_domain::message::{Message, MessageEvent};
 use wablast_domain::plan::{Plan, PlanEvent, PlanPeriod, PlanTerms};
 use wablast_domain::recipient_batch::{self, BatchRecipient, RecipientBatch, RecipientBatchEvent};
@@ -319,30 +320,25 @@ impl History {
     }
 }
 
-/// The log layout wablast uses: long-lived aggregates in `events`, message
-/// and inbound aggregates in `messages` (kept 14 days).
+/// The log layout wablast uses (the domain's [`LogStream`]s): long-lived
+/// aggregates in `events`, message, inbound and batch aggregates in
+/// `messages` (kept 14 days).
 pub fn log_config(prefix: &str) -> Result<EventLogConfig, EventStoreError> {
-    Ok(EventLogConfig::new(
-        Prefix::parse(prefix)?,
-        vec![
-            StreamSpec::kept_forever(
-                "events",
-                &[
-                    Session::TYPE,
-                    SessionDay::TYPE,
-                    Schedule::TYPE,
-                    Plan::TYPE,
-                    Wallet::TYPE,
-                    Campaign::TYPE,
-                ],
-            ),
-            StreamSpec::with_retention(
-                "messages",
-                &[Message::TYPE, Inbound::TYPE, RecipientBatch::TYPE],
-                Duration::from_secs(14 * 24 * 3600),
-            ),
-        ],
-    ))
+    let streams = LogStream::ALL
+        .into_iter()
+        .map(|stream| {
+            if stream.kept_forever() {
+                StreamSpec::kept_forever(stream.name(), stream.aggregate_types())
+            } else {
+                StreamSpec::with_retention(
+                    stream.name(),
+                    stream.aggregate_types(),
+                    Duration::from_secs(14 * 24 * 3600),
+                )
+            }
+        })
+        .collect();
+    Ok(EventLogConfig::new(Prefix::parse(prefix)?, streams))
 }
 
 /// Opens (creating its streams) the log of [`log_config`] on a server.

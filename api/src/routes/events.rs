@@ -50,8 +50,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_eventstore::{Commit, EventLog, RecordedEvent};
-use wablast_projections::LogStream;
 use wablast_projections::queries::events::tenant_token;
+use wablast_projections::{LogStream, StreamName};
 
 use crate::error::ErrorBody;
 use crate::extract::Query;

@@ -28,11 +28,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_domain::session::Driver;
 use wablast_domain::types::{SessionId, TenantId};
-use wablast_session_engine::control::{
+use wablast_workflows::control::{
     self, ControlErrorCode, Reply, Verb, WEBHOOK_HEADERS, WebhookResponse,
 };
-use wablast_session_engine::credentials::{self, DriverCredentials, SecretKey};
-use wablast_session_engine::{cloud, waha};
+use wablast_workflows::credentials::{self, DriverCredentials, SecretKey};
 
 use crate::error::ErrorBody;
 use crate::extract::{Path, Query};
@@ -186,7 +185,7 @@ async fn waha_webhook(
 ) -> Result<axum::Json<WebhookAccepted>, ApiError> {
     let tenant = session_tenant(&state, session_id, Driver::Waha).await?;
     // Refused before it travels: unsigned is never accepted.
-    if !headers.contains_key(waha::SIGNATURE_HEADER) {
+    if !headers.contains_key(control::WAHA_SIGNATURE_HEADER) {
         return Err(unsigned());
     }
     forward(&state, tenant, session_id, &headers, body).await
@@ -215,7 +214,7 @@ async fn cloud_verification(
     let Some(DriverCredentials::Cloud(stored)) = stored else {
         return Err(ApiError::not_found("session"));
     };
-    match cloud::verify_subscription(
+    match control::verify_cloud_subscription(
         &stored.verify_token,
         query.mode.as_deref(),
         query.verify_token.as_deref(),
@@ -257,7 +256,7 @@ async fn cloud_webhook(
     body: Bytes,
 ) -> Result<axum::Json<WebhookAccepted>, ApiError> {
     let tenant = session_tenant(&state, session_id, Driver::Cloud).await?;
-    if !headers.contains_key(cloud::SIGNATURE_HEADER) {
+    if !headers.contains_key(control::CLOUD_SIGNATURE_HEADER) {
         return Err(unsigned());
     }
     forward(&state, tenant, session_id, &headers, body).await

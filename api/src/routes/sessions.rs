@@ -6,7 +6,7 @@
 //! limits, status flow, who may set the trust level); handlers gather the
 //! facts and answer what it decided. What only the engine running a session
 //! knows (its QR code) or can do (pairing codes, simulator controls) goes
-//! through the contract in `wablast_session_engine::control`.
+//! through the contract in `wablast_workflows::control`.
 //!
 //! Answers never carry driver secrets: `driver_config` shows only the
 //! fields that are not secret (WAHA `{base_url, session_name}`, Cloud
@@ -32,11 +32,11 @@ use wablast_domain::session::{
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::{DailyLimit, SessionId, TenantId, TrustLevel};
 use wablast_eventstore::Committed;
-use wablast_projections::LogStream;
 use wablast_projections::queries::sessions::{self, SessionView};
 use wablast_projections::wait::{self, Position};
-use wablast_session_engine::control::{self, ControlErrorCode, Reply, Verb};
-use wablast_session_engine::credentials::{self, DriverCredentials, SecretKey};
+use wablast_projections::{LogStream, StreamName};
+use wablast_workflows::control::{self, ControlErrorCode, Reply, Verb};
+use wablast_workflows::credentials::{self, DriverCredentials, SecretKey};
 
 use crate::auth::Caller;
 use crate::commands::{self, Refusal, tenant_key};

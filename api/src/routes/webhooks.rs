@@ -19,9 +19,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use wablast_projections::LogStream;
 use wablast_projections::queries::Paged;
-use wablast_session_engine::credentials::SecretKey;
+use wablast_projections::{LogStream, StreamName};
+use wablast_workflows::credentials::SecretKey;
 
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};

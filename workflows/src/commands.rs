@@ -17,7 +17,7 @@ use wablast_eventstore::{AggregateKey, CommandHandler, EventLog};
 
 /// A handler per aggregate type.
 #[derive(Clone)]
-pub struct Aggregates {
+pub struct Commands {
     /// Linked numbers.
     pub sessions: CommandHandler<Session>,
     /// Send allowances per session and local day.
@@ -38,7 +38,7 @@ pub struct Aggregates {
     pub inbound: CommandHandler<Inbound>,
 }
 
-impl Aggregates {
+impl Commands {
     /// Handlers on `log`, reading older events through the domain's
     /// upcasters.
     pub fn new(log: &EventLog) -> Self {

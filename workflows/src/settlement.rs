@@ -38,8 +38,8 @@ use wablast_domain::wallet::WalletCommand;
 use wablast_eventstore::{Actor, CommandMetadata, EventLog, EventStoreError};
 use wablast_projections::checkpoint;
 
-use crate::aggregates::{Aggregates, key, tenant_key};
 use crate::clock::Clock;
+use crate::commands::{Commands, key, tenant_key};
 
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,7 @@ impl<E: std::error::Error> From<cqrs_es::AggregateError<E>> for SettlementError 
 pub struct Settlement {
     log: EventLog,
     db: PgPool,
-    aggregates: Aggregates,
+    aggregates: Commands,
     clock: Arc<dyn Clock>,
     actor: Actor,
     fanout_consumer: String,
@@ -107,7 +107,7 @@ impl Settlement {
     pub fn new(
         log: EventLog,
         db: PgPool,
-        aggregates: Aggregates,
+        aggregates: Commands,
         clock: Arc<dyn Clock>,
         actor: Actor,
         fanout_consumer: String,
@@ -386,7 +386,7 @@ impl Settlement {
     /// Whether the `messages` projection has applied the whole messages
     /// stream as it is now.
     async fn messages_caught_up(&self) -> Result<bool, SettlementError> {
-        let end = crate::end_of_stream(&self.log, Message::TYPE).await?;
+        let end = crate::layout::end_of_stream(&self.log, Message::TYPE).await?;
         let checkpoint = checkpoint::read(&self.db, "messages", end.stream).await?;
         Ok(checkpoint >= end.sequence)
     }

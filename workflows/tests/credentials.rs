@@ -5,8 +5,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use wablast_domain::session::Driver;
 use wablast_domain::types::{SessionId, TenantId};
-use wablast_session_engine::credentials::{self, CredentialsError, DriverCredentials, SecretKey};
 use wablast_tests::TestDatabase;
+use wablast_workflows::credentials::{self, CredentialsError, DriverCredentials, SecretKey};
 
 async fn migrated() -> (TestDatabase, PgPool) {
     let db = TestDatabase::create().await;

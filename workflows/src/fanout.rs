@@ -51,8 +51,8 @@ use wablast_eventstore::{
     Actor, CommandMetadata, ConsumerSpec, Delivery, EventLog, RecordedEvent, WorkError, Worker,
 };
 
-use crate::aggregates::{Aggregates, key, tenant_key};
 use crate::clock::Clock;
+use crate::commands::{Commands, key, tenant_key};
 use crate::sends::{SendCommand, SendQueue};
 
 /// How many send commands are published (or, in a fan-out run again,
@@ -72,7 +72,7 @@ pub fn message_id(campaign: CampaignId, row: i32) -> MessageId {
 #[derive(Clone)]
 pub struct FanOut {
     db: PgPool,
-    aggregates: Aggregates,
+    aggregates: Commands,
     queue: SendQueue,
     clock: Arc<dyn Clock>,
     actor: Actor,
@@ -91,7 +91,7 @@ impl FanOut {
     /// The process, acting as `actor` (the engine running it).
     pub fn new(
         db: PgPool,
-        aggregates: Aggregates,
+        aggregates: Commands,
         queue: SendQueue,
         clock: Arc<dyn Clock>,
         actor: Actor,

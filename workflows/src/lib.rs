@@ -1,0 +1,39 @@
+//! The application layer: every process that spans aggregates or time,
+//! between the read side and the edges (`domain ← eventstore ← projections
+//! ← workflows ← {api, session-engine}`). An HTTP handler or the send loop
+//! calls one workflow or one command; what happens between aggregates is
+//! answered here.
+//!
+//! # Layout
+//!
+//! - [`commands`]: the command handlers, one per aggregate type.
+//! - [`layout`]: the event log's streams, as the domain lays them out.
+//! - [`campaign_start`]: a campaign started on a reservation of its points,
+//!   the reservation given back when the start is refused.
+//! - [`cancellation`]: a campaign cancelled, settled at once when nothing
+//!   was ever sent.
+//! - [`fanout`]: a started campaign's recipients queued in batches, with
+//!   their send commands spread over its senders.
+//! - [`settlement`]: campaign completion and settlement.
+//! - [`sends`]: the send queue (a JetStream work queue, a subject per
+//!   session) between the fan-out and the send loops.
+//! - [`changes`]: which aggregates changed lately, so the send loops keep
+//!   what they read until it does.
+//! - [`clock`]: the time sending decides by (a manual one for tests).
+//! - [`control`]: the API ⇄ engine contract: the QR bucket, and the
+//!   request/reply subjects and types of pairing codes, simulator controls
+//!   and forwarded driver webhooks.
+//! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
+//!   session's `driver_config`, stored sealed with AES-256-GCM.
+
+// pub mod campaign_start;
+// pub mod cancellation;
+pub mod changes;
+pub mod clock;
+pub mod commands;
+pub mod control;
+pub mod credentials;
+pub mod fanout;
+pub mod layout;
+pub mod sends;
+pub mod settlement;
