@@ -4,8 +4,9 @@
 # Makes sure PostgreSQL and NATS (JetStream) are running locally (see
 # scripts/services.sh), then runs `cargo test --workspace --locked`. Tests
 # create their own fresh databases and NATS prefixes; some start a private
-# nats-server, so the nats-server binary is installed even when another NATS
-# already listens on the default port.
+# nats-server, so a current nats-server binary (2.10.0 or newer) is installed
+# even when another NATS already listens on the default port, and its path is
+# passed to them in WABLAST_NATS_SERVER.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,12 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/wablast?
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 
 bash scripts/services.sh --nats-binary
+# The binary services.sh chose, for the tests' private nats-servers.
+if [[ -s .data/nats-server-path ]]; then
+    WABLAST_NATS_SERVER="$(cat .data/nats-server-path)"
+    export WABLAST_NATS_SERVER
+    echo "test: WABLAST_NATS_SERVER=$WABLAST_NATS_SERVER"
+fi
 
 echo "test: cargo test --workspace --locked --no-fail-fast $*"
 # cargo prints one result line per test binary, the last often an empty

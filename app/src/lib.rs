@@ -34,14 +34,27 @@ use wablast_session_engine::engine::{Engine, EngineConfig};
 
 use crate::config::Settings;
 
+/// The oldest nats-server wablast is tested with (2.9's KV compare-and-set
+/// is not safe after a crash and restart).
+const OLDEST_NATS_SERVER: (u64, u64, u64) = (2, 10, 0);
+
 /// Connects to NATS and opens the event log, creating or updating its
-/// streams.
+/// streams. Refuses a nats-server older than [`OLDEST_NATS_SERVER`].
 pub async fn open_event_log(settings: &Settings) -> anyhow::Result<EventLog> {
     let client = async_nats::ConnectOptions::new()
         .name("wablast")
         .connect(&settings.nats_url)
         .await
         .with_context(|| format!("cannot connect to NATS at {}", settings.nats_url))?;
+    let version = client.server_info().version;
+    if !nats_server_supported(&version) {
+        let (major, minor, patch) = OLDEST_NATS_SERVER;
+        anyhow::bail!(
+            "nats-server {version} (at {}) is older than {major}.{minor}.{patch}, the oldest \
+             wablast is tested with; see README",
+            settings.nats_url
+        );
+    }
     EventLog::open(client, settings.event_log()?)
         .await
         .with_context(|| {
@@ -50,6 +63,31 @@ pub async fn open_event_log(settings: &Settings) -> anyhow::Result<EventLog> {
                 settings.nats_url
             )
         })
+}
+
+/// Whether a nats-server of `version` (as its INFO says) is one wablast
+/// runs on: [`OLDEST_NATS_SERVER`] or newer.
+fn nats_server_supported(version: &str) -> bool {
+    parse_version(version).is_some_and(|v| v >= OLDEST_NATS_SERVER)
+}
+
+/// `(major, minor, patch)` of `2.10.3`, `v2.11.0-beta.2` (suffixes ignored;
+/// a missing minor or patch is 0).
+fn parse_version(version: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .map(|part| {
+            let end = part
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(part.len());
+            part[..end].parse::<u64>().ok()
+        });
+    let major = parts.next()??;
+    let minor = parts.next().unwrap_or(Some(0))?;
+    let patch = parts.next().unwrap_or(Some(0))?;
+    Some((major, minor, patch))
 }
 
 /// A pool for the query tables. Connections are made on demand, so the API
@@ -255,5 +293,35 @@ impl Application {
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("HTTP server failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{nats_server_supported, parse_version};
+
+    #[test]
+    fn versions_parse_to_major_minor_patch() {
+        assert_eq!(parse_version("2.9.10"), Some((2, 9, 10)));
+        assert_eq!(parse_version("2.15.1"), Some((2, 15, 1)));
+        assert_eq!(parse_version("v2.10.0"), Some((2, 10, 0)));
+        assert_eq!(parse_version("2.11.0-beta.2"), Some((2, 11, 0)));
+        assert_eq!(parse_version("2.12-RC"), Some((2, 12, 0)));
+        assert_eq!(parse_version("3"), Some((3, 0, 0)));
+        assert_eq!(parse_version(""), None);
+        assert_eq!(parse_version("dev"), None);
+        assert_eq!(parse_version("2.x.1"), None);
+    }
+
+    #[test]
+    fn nats_server_older_than_2_10_is_refused() {
+        assert!(!nats_server_supported("2.9.10"));
+        assert!(!nats_server_supported("2.9.25"));
+        assert!(!nats_server_supported("1.4.1"));
+        assert!(!nats_server_supported(""));
+        assert!(nats_server_supported("2.10.0"));
+        assert!(nats_server_supported("2.10.0-beta.1"));
+        assert!(nats_server_supported("2.15.1"));
+        assert!(nats_server_supported("3.0.0"));
     }
 }
