@@ -22,7 +22,6 @@ use wablast_eventstore::{
     AggregateKey, CommandHandler, CommandMetadata, Committed, PLATFORM_TENANT,
 };
 use wablast_projections::LogStream;
-use wablast_projections::wait::Position;
 
 use crate::ApiError;
 
@@ -58,14 +57,7 @@ where
         .map_err(ApiError::from)
 }
 
-/// Where a command of aggregate `A` was written: what a read passes back
-/// (`X-Wablast-Position`) to see it.
-pub fn position<A: Aggregate>(committed: &Committed<A>) -> Position {
-    Position {
-        stream: stream_of(A::TYPE),
-        sequence: committed.stream_sequence,
-    }
-}
+pub use wablast_workflows::commands::position;
 
 /// The stream an aggregate type's events are in (the domain's layout);
 /// a type it does not name is in `events`.

@@ -21,7 +21,7 @@ pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod hardening;
-pub mod limits;
+
 pub mod list;
 pub mod media;
 pub mod routes;

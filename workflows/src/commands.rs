@@ -4,6 +4,7 @@
 use cqrs_es::Aggregate;
 use wablast_domain::campaign::Campaign;
 use wablast_domain::inbound::Inbound;
+use wablast_domain::layout::LogStream;
 use wablast_domain::message::Message;
 use wablast_domain::plan::Plan;
 use wablast_domain::recipient_batch::RecipientBatch;
@@ -13,7 +14,8 @@ use wablast_domain::session_day::SessionDay;
 use wablast_domain::types::TenantId;
 use wablast_domain::wallet::Wallet;
 use wablast_eventstore::command::SnapshotPolicy;
-use wablast_eventstore::{AggregateKey, CommandHandler, EventLog};
+use wablast_eventstore::{AggregateKey, CommandHandler, CommandMetadata, Committed, EventLog};
+use wablast_projections::wait::Position;
 
 /// A handler per aggregate type.
 #[derive(Clone)]
@@ -75,4 +77,22 @@ pub fn key(tenant: TenantId, id: impl std::fmt::Display) -> AggregateKey {
 /// The key of a tenant's own aggregates (wallet, schedule).
 pub fn tenant_key(tenant: TenantId) -> AggregateKey {
     key(tenant, tenant)
+}
+
+/// Where a command of aggregate `A` was written: the position a reader
+/// waits for to see it (`X-Wablast-Position`).
+pub fn position<A: Aggregate>(committed: &Committed<A>) -> Position {
+    Position {
+        stream: LogStream::of(A::TYPE).unwrap_or(LogStream::Events),
+        sequence: committed.stream_sequence,
+    }
+}
+
+/// Metadata for a command that follows another in the same workflow: its
+/// own id, the same correlation (and so the same request).
+pub fn follow_up(metadata: &CommandMetadata) -> CommandMetadata {
+    CommandMetadata {
+        command_id: uuid::Uuid::now_v7(),
+        ..metadata.clone()
+    }
 }

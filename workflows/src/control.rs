@@ -231,6 +231,35 @@ pub enum Reply<T> {
     Error(ControlError),
 }
 
+/// The header WAHA signs a session's webhooks in.
+pub const WAHA_SIGNATURE_HEADER: &str = "x-webhook-hmac";
+
+/// The header naming WAHA's signature algorithm (`sha512`).
+pub const WAHA_ALGORITHM_HEADER: &str = "x-webhook-hmac-algorithm";
+
+/// The header the Cloud API signs a number's webhooks in.
+pub const CLOUD_SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// Answers Meta's verification of the webhook URL: with `hub.mode` =
+/// `subscribe` and `hub.verify_token` equal to ours, the answer is
+/// `hub.challenge`; anything else is refused (HTTP 403).
+pub fn verify_cloud_subscription(
+    verify_token: &str,
+    mode: Option<&str>,
+    token: Option<&str>,
+    challenge: Option<&str>,
+) -> Option<String> {
+    let token_matches = !verify_token.is_empty()
+        && token.is_some_and(|token| constant_time_eq(token.as_bytes(), verify_token.as_bytes()));
+    (mode == Some("subscribe") && token_matches)
+        .then(|| challenge.map(str::to_owned))
+        .flatten()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,31 +322,3 @@ mod tests {
     }
 }
 
-/// The header WAHA signs a session's webhooks in.
-pub const WAHA_SIGNATURE_HEADER: &str = "x-webhook-hmac";
-
-/// The header naming WAHA's signature algorithm (`sha512`).
-pub const WAHA_ALGORITHM_HEADER: &str = "x-webhook-hmac-algorithm";
-
-/// The header the Cloud API signs a number's webhooks in.
-pub const CLOUD_SIGNATURE_HEADER: &str = "x-hub-signature-256";
-
-/// Answers Meta's verification of the webhook URL: with `hub.mode` =
-/// `subscribe` and `hub.verify_token` equal to ours, the answer is
-/// `hub.challenge`; anything else is refused (HTTP 403).
-pub fn verify_cloud_subscription(
-    verify_token: &str,
-    mode: Option<&str>,
-    token: Option<&str>,
-    challenge: Option<&str>,
-) -> Option<String> {
-    let token_matches = !verify_token.is_empty()
-        && token.is_some_and(|token| constant_time_eq(token.as_bytes(), verify_token.as_bytes()));
-    (mode == Some("subscribe") && token_matches)
-        .then(|| challenge.map(str::to_owned))
-        .flatten()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}

@@ -26,8 +26,8 @@
 //! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
 //!   session's `driver_config`, stored sealed with AES-256-GCM.
 
-// pub mod campaign_start;
-// pub mod cancellation;
+pub mod campaign_start;
+pub mod cancellation;
 pub mod changes;
 pub mod clock;
 pub mod commands;
@@ -35,5 +35,6 @@ pub mod control;
 pub mod credentials;
 pub mod fanout;
 pub mod layout;
+pub mod limits;
 pub mod sends;
 pub mod settlement;

@@ -2,11 +2,11 @@
 //! (sessions it may have, recipients per campaign, highest daily limit).
 //! The aggregates decide with these; handlers only look them up.
 
+use cqrs_es::AggregateError;
 use wablast_domain::types::{DailyLimit, TenantId};
-use wablast_domain::wallet::Wallet;
+use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::CommandHandler;
 
-use crate::ApiError;
 use crate::commands::tenant_key;
 
 /// A tenant's limits.
@@ -41,8 +41,11 @@ impl TenantLimits {
     /// The limits of `tenant`: its plan's terms as subscribed, as the log
     /// has them (the wallet aggregate, not its projection: a plan granted a
     /// moment ago counts at once, whoever granted it).
-    pub async fn of(wallets: &CommandHandler<Wallet>, tenant: TenantId) -> Result<Self, ApiError> {
-        let wallet = wallets.load(&tenant_key(tenant, tenant)).await?.aggregate;
+    pub async fn of(
+        wallets: &CommandHandler<Wallet>,
+        tenant: TenantId,
+    ) -> Result<Self, AggregateError<WalletError>> {
+        let wallet = wallets.load(&tenant_key(tenant)).await?.aggregate;
         Ok(wallet.plan().map_or_else(Self::without_plan, |terms| Self {
             max_sessions: terms.max_sessions,
             max_recipients_per_campaign: u64::from(terms.max_recipients_per_campaign),

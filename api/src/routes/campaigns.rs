@@ -26,21 +26,20 @@ use wablast_domain::campaign::{
     Campaign, CampaignCommand, CampaignError, CampaignEvent, CampaignStatus, PauseReason,
 };
 use wablast_domain::types::template::Template;
-use wablast_domain::types::{
-    CampaignId, ContactListId, MediaId, Points, SessionId, TenantId, Throttle,
-};
-use wablast_domain::wallet::{Wallet, WalletCommand, WalletError};
+use wablast_domain::types::{CampaignId, ContactListId, MediaId, SessionId, Throttle};
+use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{AggregateKey, CommandMetadata, Committed};
-use wablast_projections::LogStream;
-use wablast_projections::queries::{campaigns, messages};
-use wablast_projections::wait::{self, Position};
+use wablast_projections::queries::{campaigns, contact_lists, messages, sessions};
+use wablast_projections::wait::Position;
+use wablast_workflows::campaign_start::{self, StartError};
+use wablast_workflows::cancellation::{self, CancelError};
+use wablast_workflows::commands::follow_up;
 
 use crate::auth::Caller;
 use crate::commands::{position, tenant_key};
 use crate::consistency::{After, MAX_WAIT, header_value};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
-use crate::limits::TenantLimits;
 use crate::list::{List, ListParams};
 use crate::{ApiError, AppState};
 
@@ -307,38 +306,6 @@ impl From<messages::MessageView> for MessageView {
     }
 }
 
-/// The facts of a contact list a campaign needs.
-#[derive(sqlx::FromRow)]
-struct ListFacts {
-    columns: Vec<String>,
-    accepted: i32,
-}
-
-/// One of the tenant's live contact lists.
-async fn contact_list(
-    state: &AppState,
-    tenant: TenantId,
-    id: Uuid,
-) -> Result<Option<ListFacts>, ApiError> {
-    Ok(sqlx::query_as(
-        "select columns, accepted from contact_lists
-         where tenant_id = $1 and id = $2 and deleted_at is null",
-    )
-    .bind(tenant.as_uuid())
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?)
-}
-
-/// Metadata for a command that follows another in the same request: its
-/// own id, the same correlation.
-fn follow_up(metadata: &CommandMetadata) -> CommandMetadata {
-    CommandMetadata {
-        command_id: Uuid::now_v7(),
-        ..metadata.clone()
-    }
-}
-
 /// Structured details of a campaign's refusal.
 fn campaign_details(refusal: &CampaignError) -> Option<serde_json::Value> {
     Some(match refusal {
@@ -410,30 +377,6 @@ async fn run(
         .map_err(campaign_error)
 }
 
-async fn run_wallet(
-    state: &AppState,
-    tenant: TenantId,
-    command: WalletCommand,
-    metadata: &CommandMetadata,
-) -> Result<Committed<Wallet>, ApiError> {
-    state
-        .commands
-        .wallets
-        .execute(&tenant_key(tenant, tenant), command, metadata)
-        .await
-        .map_err(wallet_error)
-}
-
-async fn load(state: &AppState, key: &AggregateKey) -> Result<Campaign, ApiError> {
-    Ok(state
-        .commands
-        .campaigns
-        .load(key)
-        .await
-        .map_err(campaign_error)?
-        .aggregate)
-}
-
 /// A command's answer: the status, the log position header, the body.
 fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response {
     (status, [header_value(at)], axum::Json(body)).into_response()
@@ -466,20 +409,20 @@ async fn create_campaign(
             .map_err(|err| ApiError::invalid_field("throttle", err.to_string()))?,
         None => Throttle::DEFAULT,
     };
-    let list = contact_list(&state, caller.tenant_id, body.contact_list_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("contact list")
-                .with_details(json!({"field": "contact_list_id", "id": body.contact_list_id}))
-        })?;
+    let list = contact_lists::facts(
+        &state.db,
+        caller.tenant_id,
+        ContactListId::from_uuid(body.contact_list_id),
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found("contact list")
+            .with_details(json!({"field": "contact_list_id", "id": body.contact_list_id}))
+    })?;
     // Sessions the client just created are seen when it passes the position.
     after.wait(&state.db, &["sessions"]).await?;
-    let known: Vec<Uuid> =
-        sqlx::query_scalar("select id from sessions where tenant_id = $1 and id = any($2)")
-            .bind(caller.tenant_id.as_uuid())
-            .bind(&body.sender_session_ids)
-            .fetch_all(&state.db)
-            .await?;
+    let known =
+        sessions::existing_ids(&state.db, caller.tenant_id, &body.sender_session_ids).await?;
     if let Some(unknown) = body
         .sender_session_ids
         .iter()
@@ -637,155 +580,48 @@ async fn start_campaign(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let campaign_id = CampaignId::from_uuid(id);
-    let tenant = caller.tenant_id;
-    let key = tenant_key(tenant, campaign_id);
-    let campaign = load(&state, &key).await?;
-    let status = campaign
-        .status()
-        .ok_or_else(|| ApiError::not_found("campaign"))?;
-    let metadata = caller.command();
-    let at = Utc::now();
-    let plan_max_recipients = TenantLimits::of(&state.commands.wallets, tenant)
-        .await?
-        .max_recipients_per_campaign;
-
-    if !matches!(status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
-        // Started or finished: there is nothing to reserve. With the figures
-        // it started with, a running or paused campaign takes this as the
-        // retry it is; any other is refused.
-        let committed = run(
-            &state,
-            &key,
-            CampaignCommand::StartCampaign {
-                recipients: campaign.recipients(),
-                plan_max_recipients,
-                points_reserved: campaign.points_reserved(),
-                at,
-            },
-            &metadata,
-        )
-        .await?;
-        return Ok(accepted(
+    let started = campaign_start::start(
+        &state.commands,
+        &state.db,
+        caller.tenant_id,
+        CampaignId::from_uuid(id),
+        &caller.command(),
+        Utc::now(),
+    )
+    .await;
+    match started {
+        Ok(started) => Ok(accepted(
             StatusCode::ACCEPTED,
-            position(&committed),
+            started.written,
             CampaignChanged {
                 id,
-                status: status.as_str().to_owned(),
-                recipients: Some(campaign.recipients()),
-                points_reserved: Some(campaign.points_reserved().value()),
+                status: started.status.as_str().to_owned(),
+                recipients: Some(started.recipients),
+                points_reserved: Some(started.points_reserved.value()),
                 points_released: None,
             },
-        ));
-    }
-
-    let list_id = campaign
-        .contact_list_id()
-        .ok_or_else(|| ApiError::internal("a created campaign has a contact list"))?;
-    let list = contact_list(&state, tenant, *list_id.as_uuid())
-        .await?
-        .ok_or_else(|| {
-            ApiError::conflict(
-                "conflict",
-                "the campaign's contact list was deleted; create the campaign again with another list",
-            )
-            .with_details(json!({"contact_list_id": list_id}))
-        })?;
-    // Every stored contact is consented (the import keeps no other).
-    let recipients = u64::try_from(list.accepted).unwrap_or(0);
-    let points_reserved = Points::for_messages(recipients)
-        .ok_or_else(|| ApiError::validation("too many recipients"))?;
-
-    // The wallet first: a start never runs on points it does not hold.
-    run_wallet(
-        &state,
-        tenant,
-        WalletCommand::Reserve {
-            campaign_id,
-            recipients,
-            at,
-        },
-        &metadata,
-    )
-    .await?;
-    let started = state
-        .commands
-        .campaigns
-        .execute(
-            &key,
-            CampaignCommand::StartCampaign {
-                recipients,
-                plan_max_recipients,
-                points_reserved,
-                at,
-            },
-            &follow_up(&metadata),
+        )),
+        Err(StartError::NotFound) => Err(ApiError::not_found("campaign")),
+        Err(StartError::ListDeleted { list_id }) => Err(ApiError::conflict(
+            "conflict",
+            "the campaign's contact list was deleted; create the campaign again with another list",
         )
-        .await;
-    match started {
-        Ok(committed) => {
-            let status = if committed.events.is_empty() {
-                // Started meanwhile by a retry of this request.
-                load(&state, &key).await?.status().unwrap_or(status)
-            } else {
-                CampaignStatus::Running
-            };
-            tracing::info!(campaign = %campaign_id, %tenant, recipients, "campaign started");
-            Ok(accepted(
-                StatusCode::ACCEPTED,
-                position(&committed),
-                CampaignChanged {
-                    id,
-                    status: status.as_str().to_owned(),
-                    recipients: Some(recipients),
-                    points_reserved: Some(points_reserved.value()),
-                    points_released: None,
-                },
-            ))
-        }
-        Err(AggregateError::UserError(refusal)) => {
-            let given_back = give_back(&state, tenant, &key, campaign_id, &metadata).await?;
-            let mut response = campaign_error(AggregateError::UserError(refusal)).into_response();
+        .with_details(json!({"contact_list_id": list_id}))),
+        Err(StartError::TooManyRecipients) => Err(ApiError::validation("too many recipients")),
+        Err(StartError::Wallet(err)) => Err(wallet_error(err)),
+        Err(StartError::Database(err)) => Err(err.into()),
+        Err(StartError::Campaign {
+            refusal,
+            given_back,
+        }) => {
+            let mut response = campaign_error(refusal).into_response();
             if let Some(at) = given_back {
                 let (name, value) = header_value(at);
                 response.headers_mut().insert(name, value);
             }
             Ok(response)
         }
-        // Whether the start was written is unknown: the reservation stays,
-        // and a retry of the request either finds the campaign started or
-        // starts it on the same reservation.
-        Err(other) => Err(campaign_error(other)),
     }
-}
-
-/// Gives back the reservation of a campaign whose start was refused, if
-/// the campaign never started (a campaign that did start owns its
-/// reservation until it is settled, whatever this request did).
-///
-/// # Returns
-/// Where the release was written, if there was one.
-async fn give_back(
-    state: &AppState,
-    tenant: TenantId,
-    key: &AggregateKey,
-    campaign_id: CampaignId,
-    metadata: &CommandMetadata,
-) -> Result<Option<Position>, ApiError> {
-    if load(state, key).await?.points_reserved() != Points::ZERO {
-        return Ok(None);
-    }
-    let committed = run_wallet(
-        state,
-        tenant,
-        WalletCommand::CancelReservation {
-            campaign_id,
-            at: Utc::now(),
-        },
-        &follow_up(metadata),
-    )
-    .await?;
-    Ok((!committed.events.is_empty()).then(|| position(&committed)))
 }
 
 /// Pauses a running campaign (a paused one stays paused).
@@ -878,130 +714,33 @@ async fn cancel_campaign(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let campaign_id = CampaignId::from_uuid(id);
-    let tenant = caller.tenant_id;
-    let key = tenant_key(tenant, campaign_id);
-    let metadata = caller.command();
-    let committed = run(
-        &state,
-        &key,
-        CampaignCommand::CancelCampaign { at: Utc::now() },
-        &metadata,
+    let cancelled = cancellation::cancel(
+        &state.commands,
+        &state.log,
+        &state.db,
+        caller.tenant_id,
+        CampaignId::from_uuid(id),
+        &caller.command(),
+        MAX_WAIT,
     )
-    .await?;
-    let mut written = position(&committed);
-    let mut points_released = None;
-    // Also when the cancel was a retry (nothing recorded): the first try
-    // may have failed before it settled.
-    if load(&state, &key).await?.points_reserved() != Points::ZERO
-        && let Some((at, released)) =
-            settle_if_nothing_sent(&state, tenant, campaign_id, &metadata).await?
-    {
-        written = at;
-        points_released = Some(released);
-    }
+    .await
+    .map_err(|err| match err {
+        CancelError::Campaign(err) => campaign_error(err),
+        CancelError::Wallet(err) => wallet_error(err),
+        CancelError::Database(err) => err.into(),
+        other => ApiError::internal(other),
+    })?;
     Ok(accepted(
         StatusCode::ACCEPTED,
-        written,
+        cancelled.written,
         CampaignChanged {
             id,
             status: CampaignStatus::Cancelled.as_str().to_owned(),
             recipients: None,
             points_reserved: None,
-            points_released,
+            points_released: cancelled.points_released,
         },
     ))
-}
-
-/// Settles a cancelled campaign with nothing sent, if it has no message at
-/// all: releases its whole reservation.
-///
-/// Settling is the settlement process's job (it counts the messages sent);
-/// this only takes a case off its hands that needs no counting, so a
-/// tenant's points are not held by a campaign that never sent. No message
-/// in the log after the cancellation was committed means none can be sent
-/// any more (a message is queued before it is sent, and nothing is queued
-/// for a cancelled campaign), so both settlements agree and whichever comes
-/// second records nothing. When that cannot be established in time (the
-/// messages projection is behind), the settlement process settles.
-///
-/// # Returns
-/// Where the settlement was written and the points released.
-async fn settle_if_nothing_sent(
-    state: &AppState,
-    tenant: TenantId,
-    campaign_id: CampaignId,
-    metadata: &CommandMetadata,
-) -> Result<Option<(Position, u64)>, ApiError> {
-    let wallet = state
-        .commands
-        .wallets
-        .load(&tenant_key(tenant, tenant))
-        .await
-        .map_err(wallet_error)?
-        .aggregate;
-    if wallet.reservation(campaign_id).is_none() {
-        return Ok(None);
-    }
-    let stream = state
-        .log
-        .stream_name_of(<wablast_domain::message::Message as cqrs_es::Aggregate>::TYPE)
-        .and_then(|name| state.log.stream(name))
-        .map_err(ApiError::internal)?;
-    let last = stream
-        .get_info()
-        .await
-        .map_err(ApiError::internal)?
-        .state
-        .last_sequence;
-    let caught_up = last == 0
-        || wait::until_projected(
-            &state.db,
-            &["messages"],
-            Position {
-                stream: LogStream::Messages,
-                sequence: last,
-            },
-            MAX_WAIT,
-        )
-        .await
-        .map_err(ApiError::internal)?;
-    if !caught_up {
-        return Ok(None);
-    }
-    let any_message: bool = sqlx::query_scalar(
-        "select exists (select 1 from messages where tenant_id = $1 and campaign_id = $2)",
-    )
-    .bind(tenant.as_uuid())
-    .bind(campaign_id.as_uuid())
-    .fetch_one(&state.db)
-    .await?;
-    if any_message {
-        return Ok(None);
-    }
-    let committed = run_wallet(
-        state,
-        tenant,
-        WalletCommand::Settle {
-            campaign_id,
-            messages_sent: 0,
-            at: Utc::now(),
-        },
-        &follow_up(metadata),
-    )
-    .await?;
-    let released = committed
-        .events
-        .iter()
-        .map(|e| match &e.payload {
-            wablast_domain::wallet::WalletEvent::ReservationReleased { points, .. } => {
-                points.value()
-            }
-            _ => 0,
-        })
-        .sum();
-    tracing::info!(campaign = %campaign_id, %tenant, released, "cancelled campaign settled, nothing sent");
-    Ok(Some((position(&committed), released)))
 }
 
 /// A campaign's messages, by id, optionally only those in one status.

@@ -43,9 +43,9 @@ use crate::commands::{self, Refusal, tenant_key};
 use crate::consistency::{self, After, MAX_WAIT};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
-use crate::limits::TenantLimits;
 use crate::list::{List, ListParams};
 use crate::{ApiError, AppState};
+use wablast_workflows::limits::TenantLimits;
 
 /// Most ids one batch request may name.
 pub const MAX_BATCH: usize = 500;

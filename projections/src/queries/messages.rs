@@ -183,6 +183,22 @@ fn push_field(line: &mut String, field: &str) {
     }
 }
 
+/// Whether one of the tenant's campaigns has any message at all (queued
+/// alone or in a batch), as far as the `messages` projection has applied.
+pub async fn any_for_campaign(
+    db: &PgPool,
+    tenant: TenantId,
+    campaign: CampaignId,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from messages where tenant_id = $1 and campaign_id = $2)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(campaign.as_uuid())
+    .fetch_one(db)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -267,3 +283,4 @@ mod tests {
         assert!(csv_line(&row("=cmd", None, None)).starts_with("'=cmd,"));
     }
 }
+

@@ -15,6 +15,7 @@
 //! - [`sessions`]: linked numbers, with `sent_today` in the tenant's time
 //!   zone.
 //! - [`campaigns`]: campaigns with their message counts.
+//! - [`contact_lists`]: a contact list's facts for the commands that use it.
 //! - [`messages`]: a campaign's messages, and their CSV export.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
@@ -27,6 +28,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub mod campaigns;
+pub mod contact_lists;
 pub mod events;
 pub mod messages;
 pub mod plans;

@@ -130,3 +130,17 @@ pub async fn count_active(pool: &PgPool, tenant: TenantId) -> Result<i64, sqlx::
         .fetch_one(pool)
         .await
 }
+
+/// Which of `ids` are the tenant's sessions (deleted ones included: their
+/// rows stay).
+pub async fn existing_ids(
+    pool: &PgPool,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from sessions where tenant_id = $1 and id = any($2)")
+        .bind(tenant.as_uuid())
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
