@@ -346,6 +346,20 @@ impl EventLog {
             match result {
                 Ok(ack) => break ack,
                 Err(err) if is_wrong_last_sequence(&err) => {
+                    // nats-server 2.10+ checks the expected sequence before
+                    // the deduplication window: a re-sent commit that did
+                    // land (a lost acknowledgement, or a second process
+                    // running the same command on the same state) comes back
+                    // as a lost race. It is the same decision when the
+                    // commit right after `expected_last` is this one.
+                    if deduplicated
+                        && let Some(sequence) = self
+                            .landed_after(stream, &subject, expected_last, commit)
+                            .await?
+                    {
+                        debug!(%subject, sequence, "append already committed by a retry");
+                        return Ok(sequence);
+                    }
                     debug!(%subject, expected_last, "append lost the race");
                     return Err(EventStoreError::Conflict { subject });
                 }
@@ -381,6 +395,34 @@ impl EventLog {
             debug!(%subject, sequence = ack.sequence, "append deduplicated");
         }
         Ok(ack.sequence)
+    }
+
+    /// Where `commit` stands on `subject` if it is the commit right after
+    /// `expected_last` (the same decision: same command id, same events).
+    async fn landed_after(
+        &self,
+        stream: &jetstream::stream::Stream,
+        subject: &str,
+        expected_last: u64,
+        commit: &Commit,
+    ) -> Result<Option<u64>, EventStoreError> {
+        let next = match stream
+            .direct_get_next_for_subject(subject, Some(expected_last + 1))
+            .await
+        {
+            Ok(message) => message,
+            Err(err) if err.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(EventStoreError::nats(err)),
+        };
+        let stored = decode(next.sequence, &next.payload)?;
+        if stored.command_id != commit.command_id {
+            return Ok(None);
+        }
+        if !stored.same_decision(commit) {
+            warn!(%subject, command_id = %commit.command_id, "command id reused for a different commit");
+            return Ok(None);
+        }
+        Ok(Some(next.sequence))
     }
 
     /// Asks JetStream for the state of every stream of the log: proves the

@@ -143,11 +143,16 @@ async fn a_first_commit_appended_again_is_a_conflict_not_a_second_commit() {
         matches!(again, Err(EventStoreError::Conflict { .. })),
         "{again:?}"
     );
-    // Nor does an ordinary append at 0 take it for a retry of its own.
+    // An ordinary append at 0 of the very same decision finds it in the
+    // log (not in a deduplication window) and answers where it stands;
+    // nothing is written twice.
     let recreate = t.log.append(0, &commit).await;
+    assert_eq!(recreate.unwrap(), written_at);
+    // A different decision at 0 is a conflict.
+    let other = t.log.append(0, &added(&key, 1, 2, 2)).await;
     assert!(
-        matches!(recreate, Err(EventStoreError::Conflict { .. })),
-        "{recreate:?}"
+        matches!(other, Err(EventStoreError::Conflict { .. })),
+        "{other:?}"
     );
     assert_gap_free(&t, &key, 1).await;
     // The aggregate goes on from there as any other.
