@@ -321,4 +321,3 @@ mod tests {
         assert_eq!(json["qr"], "2@abc");
     }
 }
-

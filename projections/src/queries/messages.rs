@@ -283,4 +283,3 @@ mod tests {
         assert!(csv_line(&row("=cmd", None, None)).starts_with("'=cmd,"));
     }
 }
-
