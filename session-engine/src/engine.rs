@@ -664,13 +664,12 @@ impl Engine {
     ) -> Result<(Connection, Option<Webhooks>), NotConnected> {
         if state.driver() == DriverKind::Simulator {
             // A session that was linked restores its link (the simulator's
-            // "stored credentials" are the number it linked as).
-            let linked = match state.status() {
-                SessionStatus::Authenticated
-                | SessionStatus::Ready
-                | SessionStatus::Disconnected => state.phone_number().cloned(),
-                _ => None,
-            };
+            // "stored credentials" are the number it linked as): a stop
+            // keeps it, only a logout forgets it.
+            let linked = state
+                .is_linked()
+                .then(|| state.phone_number().cloned())
+                .flatten();
             return Ok((self.network.connect(session, linked), None));
         }
         let key = self.config.secret_key.as_ref().ok_or_else(|| {

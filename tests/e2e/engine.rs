@@ -187,3 +187,60 @@ async fn a_session_whose_connection_drops_reconnects_by_itself() {
     stop.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// Stop keeps a linked number linked (no new QR at the next start); only a
+/// logout forgets the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_session_starts_again_without_a_new_scan_and_a_logout_forgets_the_link() {
+    let app = TestApp::spawn_with_engine().await;
+    let budi = app.tenant("Toko Budi").await;
+    let (status, session) = budi
+        .post(
+            "/api/v1/sessions",
+            json!({"name": "CS", "driver": "simulator"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let session_path = format!("/api/v1/sessions/{id}");
+    let status_is = |want: &'static str| {
+        let (budi, path) = (&budi, &session_path);
+        async move {
+            until(want, Duration::from_secs(20), async || {
+                let (_, s) = budi.get(path).await;
+                (s["status"] == want).then_some(())
+            })
+            .await;
+        }
+    };
+
+    let (status, _) = budi.post(&format!("{session_path}/start"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    status_is("qr").await;
+    let (status, body) = budi
+        .post(
+            &format!("{session_path}/simulator/scan"),
+            json!({"phone_number": "+6281299990000"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    status_is("ready").await;
+
+    let (status, _) = budi.post(&format!("{session_path}/stop"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    status_is("idle").await;
+    let (status, _) = budi.post(&format!("{session_path}/start"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    status_is("ready").await;
+    let (_, s) = budi.get(&session_path).await;
+    assert_eq!(s["phone_number"], "+6281299990000", "{s}");
+
+    let (status, _) = budi
+        .post(&format!("{session_path}/logout"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    status_is("logged_out").await;
+    let (status, _) = budi.post(&format!("{session_path}/start"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    status_is("qr").await;
+}

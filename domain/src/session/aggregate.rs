@@ -62,6 +62,11 @@ pub struct Session {
     last_error: Option<String>,
     deleted: bool,
     updated_at: Option<DateTime<Utc>>,
+    /// Whether the number is linked: authenticated once and not logged out
+    /// since. A stop keeps the link; only a logout (ours, or WhatsApp's)
+    /// forgets it.
+    #[serde(default)]
+    linked: bool,
 }
 
 impl Session {
@@ -119,6 +124,17 @@ impl Session {
     /// How far the number is trusted.
     pub fn trust_level(&self) -> TrustLevel {
         self.trust_level
+    }
+
+    /// Whether its number is linked: authenticated and not logged out
+    /// since (stopped or disconnected ones included), so a start restores
+    /// the link instead of asking for a new QR or pairing code.
+    pub fn is_linked(&self) -> bool {
+        self.linked
+            || matches!(
+                self.status,
+                SessionStatus::Authenticated | SessionStatus::Ready | SessionStatus::Disconnected
+            )
     }
 
     /// The linked number (always known when ready).
@@ -384,6 +400,7 @@ impl Aggregate for Session {
             }
             SessionEvent::SessionLoggedOut { at, .. } => {
                 self.status = SessionStatus::LoggedOut;
+                self.linked = false;
                 self.updated_at = Some(at);
             }
             SessionEvent::SessionDeleted { at, .. } => {
@@ -397,6 +414,11 @@ impl Aggregate for Session {
                 at,
                 ..
             } => {
+                match to {
+                    SessionStatus::Authenticated | SessionStatus::Ready => self.linked = true,
+                    SessionStatus::LoggedOut => self.linked = false,
+                    _ => {}
+                }
                 self.status = to;
                 self.phone_number = phone_number;
                 self.last_error = error;
@@ -574,6 +596,43 @@ mod tests {
             plan_max_daily_limit: limit(plan_max),
             at: at(4),
         }
+    }
+
+    // --- the link ---
+
+    fn folded(events: Vec<SessionEvent>) -> Session {
+        let mut session = Session::default();
+        for event in events {
+            session.apply(event);
+        }
+        session
+    }
+
+    #[test]
+    fn a_stop_keeps_the_link_and_only_a_logout_forgets_it() {
+        let mut events = in_status(Ready);
+        events.push(SessionEvent::SessionStopRequested {
+            from: Ready,
+            at: at(2),
+        });
+        assert!(folded(events.clone()).is_linked(), "stopped: still linked");
+        events.push(SessionEvent::SessionStartRequested {
+            from: Idle,
+            at: at(3),
+        });
+        assert!(folded(events.clone()).is_linked(), "starting again: linked");
+        events.push(SessionEvent::SessionLoggedOut {
+            from: Starting,
+            at: at(4),
+        });
+        assert!(!folded(events).is_linked(), "logged out: the link is gone");
+        assert!(!folded(in_status(Qr)).is_linked(), "never scanned");
+        let mut by_whatsapp = in_status(Ready);
+        by_whatsapp.push(changed(Ready, LoggedOut, Some("logged out")));
+        assert!(
+            !folded(by_whatsapp).is_linked(),
+            "logged out from the phone"
+        );
     }
 
     // --- creation ---
