@@ -85,6 +85,7 @@ use wablast_workflows::credentials::{
     self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey,
 };
 use wablast_workflows::fanout::FanOut;
+use wablast_workflows::scheduled_starts::ScheduledStarts;
 use wablast_workflows::sends::SendQueue;
 use wablast_workflows::settlement::Settlement;
 
@@ -104,6 +105,8 @@ pub struct EngineConfig {
     pub send: SendConfig,
     /// How often campaigns are looked at for completion and settlement.
     pub settle_every: Duration,
+    /// How often due scheduled campaigns are looked for.
+    pub scheduled_starts_every: Duration,
     /// The clock sending decides by.
     pub clock: Arc<dyn Clock>,
     /// The key the API seals driver credentials with (`WABLAST_SECRET_KEY`
@@ -127,6 +130,7 @@ impl EngineConfig {
             simulator: SimulatorConfig::default(),
             send: SendConfig::default(),
             settle_every: Duration::from_secs(2),
+            scheduled_starts_every: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             secret_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
@@ -298,9 +302,9 @@ impl Engine {
     }
 
     /// The campaign processes every engine runs beside its sessions: the
-    /// fan-out (a durable consumer: each start handled by one engine) and
-    /// completion and settlement (decided by the aggregates, so engines
-    /// running it side by side record each once).
+    /// fan-out (a durable consumer: each start handled by one engine),
+    /// completion and settlement, and scheduled starts (decided by the
+    /// aggregates, so engines running them side by side record each once).
     fn start_processes(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -344,9 +348,16 @@ impl Engine {
                 }
             }
         });
+        let scheduled = ScheduledStarts::new(
+            self.aggregates.clone(),
+            self.db.clone(),
+            self.config.clock.clone(),
+            self.config.scheduled_starts_every,
+        );
+        let scheduled = tokio::spawn(scheduled.run(shutdown.clone()));
         let settle_every = self.config.settle_every;
         let settlement = tokio::spawn(settlement.run(settle_every, shutdown));
-        Ok(vec![fanout, settlement])
+        Ok(vec![fanout, settlement, scheduled])
     }
 
     /// Starts the sessions flagged to start with the engine that are not

@@ -969,3 +969,131 @@ async fn campaigns_are_listed_in_pages_and_by_status() {
         );
     }
 }
+
+/// Whole seconds from now (the query tables keep microseconds).
+fn seconds_from_now(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp((Utc::now() + TimeDelta::seconds(seconds)).timestamp(), 0)
+        .unwrap()
+        .to_rfc3339()
+}
+
+/// The campaign as the API shows it once `done` says so.
+async fn campaign_when(client: &Client, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/api/v1/campaigns/{id}");
+    wait_for("the campaign", Duration::from_secs(20), async || {
+        let (_, shown) = client.get(&path).await;
+        done(&shown).then_some(shown)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_campaign_starts_by_itself_at_its_time_and_a_moved_one_waits() {
+    let app = TestApp::spawn_with_engine().await;
+    let back = Backdoor::of(&app).await;
+    let admin = app.admin().await;
+    let budi = funded_tenant(&app, &admin, 100, 200).await;
+    let list = back.contact_list(&budi.tenant_id, 2, &[]).await;
+    let session = back.session(&budi.tenant_id).await;
+
+    let (status, soon) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{name|Kak}}",
+        json!({"scheduled_at": seconds_from_now(2)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{soon}");
+    let soon = soon["id"].as_str().unwrap().to_owned();
+    let (status, moved) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{name|Kak}}",
+        json!({"scheduled_at": seconds_from_now(2)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{moved}");
+    let moved = moved["id"].as_str().unwrap().to_owned();
+    // Moved a day later, and a past time is refused.
+    let (status, body) = budi
+        .post(
+            &format!("/api/v1/campaigns/{moved}/schedule"),
+            json!({"scheduled_at": seconds_from_now(86_400)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = budi
+        .post(
+            &format!("/api/v1/campaigns/{moved}/schedule"),
+            json!({"scheduled_at": seconds_from_now(-60)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let started = campaign_when(&budi, &soon, |c| c["status"] != "scheduled").await;
+    assert_eq!(started["status"], "running", "{started}");
+    assert_eq!(started["points_reserved"], 4, "{started}");
+    let (_, still) = budi.get(&format!("/api/v1/campaigns/{moved}")).await;
+    assert_eq!(still["status"], "scheduled", "{still}");
+    // A started campaign cannot be scheduled again.
+    let (status, body) = budi
+        .post(
+            &format!("/api/v1/campaigns/{soon}/schedule"),
+            json!({"scheduled_at": seconds_from_now(3600)}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "invalid_state")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_start_refused_at_its_time_is_a_draft_saying_why() {
+    let app = TestApp::spawn_with_engine().await;
+    let back = Backdoor::of(&app).await;
+    let admin = app.admin().await;
+    // 4 points: enough for two recipients, not for three.
+    let budi = funded_tenant(&app, &admin, 4, 200).await;
+    let list = back.contact_list(&budi.tenant_id, 3, &[]).await;
+    let session = back.session(&budi.tenant_id).await;
+    let (status, created) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{name|Kak}}",
+        json!({"scheduled_at": seconds_from_now(2)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, cancelled) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{name|Kak}}",
+        json!({"scheduled_at": seconds_from_now(2)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{cancelled}");
+    let cancelled = cancelled["id"].as_str().unwrap().to_owned();
+    let (status, _) = post_action(&budi, &cancelled, "cancel").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let refused = campaign_when(&budi, &id, |c| c["status"] != "scheduled").await;
+    assert_eq!(refused["status"], "draft", "{refused}");
+    assert_eq!(
+        refused["start_refusal"]["code"], "insufficient_points",
+        "{refused}"
+    );
+    assert_eq!(refused["scheduled_at"], Value::Null, "{refused}");
+    assert_eq!(refused["points_reserved"], 0, "{refused}");
+    // Nothing stays reserved, and the cancelled one never started.
+    let (_, wallet) = budi.get("/api/v1/wallet").await;
+    assert_eq!(wallet["reserved"], 0, "{wallet}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, shown) = budi.get(&format!("/api/v1/campaigns/{cancelled}")).await;
+    assert_eq!(shown["status"], "cancelled", "{shown}");
+}

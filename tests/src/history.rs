@@ -3595,6 +3595,9 @@ mod tests {
                 CampaignEvent::CampaignScheduled { at_time, at } => {
                     CampaignCommand::ScheduleCampaign { at_time, at }
                 }
+                CampaignEvent::ScheduledStartRefused { refusal, at } => {
+                    CampaignCommand::RefuseScheduledStart { refusal, at }
+                }
                 CampaignEvent::CampaignStarted {
                     recipients,
                     points_reserved,

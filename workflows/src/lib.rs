@@ -36,5 +36,6 @@ pub mod credentials;
 pub mod fanout;
 pub mod layout;
 pub mod limits;
+pub mod scheduled_starts;
 pub mod sends;
 pub mod settlement;

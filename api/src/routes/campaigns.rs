@@ -49,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_campaign, list_campaigns))
         .routes(routes!(get_campaign))
         .routes(routes!(start_campaign))
+        .routes(routes!(schedule_campaign))
         .routes(routes!(pause_campaign))
         .routes(routes!(resume_campaign))
         .routes(routes!(cancel_campaign))
@@ -156,6 +157,29 @@ pub struct CampaignView {
     pub finished_at: Option<DateTime<Utc>>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Why its scheduled start was refused at its time (no points, an
+    /// expired plan, ...): it is a draft again until started or scheduled
+    /// anew. Null otherwise.
+    pub start_refusal: Option<StartRefusalView>,
+}
+
+/// Why a campaign's scheduled start was refused.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct StartRefusalView {
+    /// The refusal's code, as a start by hand would have answered it.
+    #[schema(example = "insufficient_points")]
+    pub code: String,
+    /// What it says.
+    pub message: String,
+    /// When the start was tried.
+    pub at: DateTime<Utc>,
+}
+
+/// A new start time for a draft or scheduled campaign.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSchedule {
+    /// When it starts by itself (in the future).
+    pub scheduled_at: DateTime<Utc>,
 }
 
 /// A campaign's messages by their status.
@@ -216,6 +240,9 @@ impl From<campaigns::CampaignView> for CampaignView {
             started_at: v.started_at,
             finished_at: v.finished_at,
             updated_at: v.updated_at,
+            start_refusal: v
+                .start_refusal
+                .and_then(|refusal| serde_json::from_value(refusal).ok()),
         }
     }
 }
@@ -508,6 +535,7 @@ async fn create_campaign(
             started_at: None,
             finished_at: None,
             updated_at: at,
+            start_refusal: None,
         },
     ))
 }
@@ -622,6 +650,42 @@ async fn start_campaign(
             Ok(response)
         }
     }
+}
+
+/// Schedules a draft campaign, or moves a scheduled one to another time:
+/// it starts by itself at `scheduled_at` (on the same reservation of points
+/// a start by hand makes). A scheduled start that is refused at its time
+/// (no points, an expired plan, ...) makes it a draft again, saying why in
+/// `start_refusal`.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The campaign")),
+    request_body = NewSchedule,
+    responses(
+        (status = 202, description = "Scheduled", body = CampaignChanged),
+        (status = 400, description = "`scheduled_at` is missing, malformed or not in the future", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such campaign in the caller's tenant", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a draft or scheduled campaign", body = ErrorBody),
+    ))]
+async fn schedule_campaign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NewSchedule>,
+) -> Result<Response, ApiError> {
+    let key = tenant_key(caller.tenant_id, id);
+    let committed = run(
+        &state,
+        &key,
+        CampaignCommand::ScheduleCampaign {
+            at_time: body.scheduled_at,
+            at: Utc::now(),
+        },
+        &caller.command(),
+    )
+    .await?;
+    Ok(changed(id, CampaignStatus::Scheduled, position(&committed)))
 }
 
 /// Pauses a running campaign (a paused one stays paused).

@@ -414,6 +414,14 @@ impl Campaign {
                 Ok(events)
             }
 
+            CampaignCommand::RefuseScheduledStart { refusal, at } => match self.current()? {
+                S::Scheduled => Ok(vec![CampaignEvent::ScheduledStartRefused { refusal, at }]),
+                status => Err(CampaignError::InvalidState {
+                    action: "refuse the scheduled start of",
+                    status,
+                }),
+            },
+
             CampaignCommand::CancelCampaign { at } => match self.current()? {
                 S::Draft | S::Scheduled | S::Running | S::Paused => {
                     Ok(vec![CampaignEvent::CampaignCancelled {
@@ -512,6 +520,10 @@ impl Aggregate for Campaign {
             CampaignEvent::CampaignScheduled { at_time, at: _ } => {
                 self.status = Some(CampaignStatus::Scheduled);
                 self.scheduled_at = Some(at_time);
+            }
+            CampaignEvent::ScheduledStartRefused { refusal: _, at: _ } => {
+                self.status = Some(CampaignStatus::Draft);
+                self.scheduled_at = None;
             }
             CampaignEvent::CampaignStarted {
                 recipients,

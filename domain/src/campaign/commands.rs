@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::events::{PauseReason, SenderUnavailableReason};
+use super::events::{PauseReason, SenderUnavailableReason, StartRefusal};
 use crate::types::template::Template;
 use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
 
@@ -107,6 +107,16 @@ pub enum CampaignCommand {
         /// Why it is gone.
         reason: SenderUnavailableReason,
         /// When it was reported.
+        at: DateTime<Utc>,
+    },
+    /// Records that a scheduled campaign could not start at its time (the
+    /// wallet or the campaign refused): it goes back to draft, saying why,
+    /// to be fixed and started or scheduled again. Issued by the scheduled
+    /// starts; refused unless the campaign is scheduled.
+    RefuseScheduledStart {
+        /// Why it could not start.
+        refusal: StartRefusal,
+        /// When.
         at: DateTime<Utc>,
     },
     /// Cancels a campaign that is not finished (cancelling a cancelled one

@@ -43,6 +43,17 @@ pub enum PauseReason {
     OutsideActiveHours,
 }
 
+/// Why a scheduled campaign could not start at its time: the refusal's
+/// stable code (`insufficient_points`, `plan_expired`,
+/// `recipient_cap_exceeded`, `session_not_ready`, ...) and its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRefusal {
+    /// The refusal's stable code, as the API answers it.
+    pub code: String,
+    /// What it says.
+    pub message: String,
+}
+
 /// An event of the campaign aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CampaignEvent {
@@ -71,6 +82,14 @@ pub enum CampaignEvent {
     CampaignScheduled {
         /// When it should start.
         at_time: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A scheduled campaign could not start at its time: it is a draft
+    /// again.
+    ScheduledStartRefused {
+        /// Why.
+        refusal: StartRefusal,
         /// When.
         at: DateTime<Utc>,
     },
@@ -152,6 +171,7 @@ impl DomainEvent for CampaignEvent {
         match self {
             Self::CampaignCreated { .. } => "CampaignCreated",
             Self::CampaignScheduled { .. } => "CampaignScheduled",
+            Self::ScheduledStartRefused { .. } => "ScheduledStartRefused",
             Self::CampaignStarted { .. } => "CampaignStarted",
             Self::CampaignPaused { .. } => "CampaignPaused",
             Self::CampaignAutoPaused { .. } => "CampaignAutoPaused",

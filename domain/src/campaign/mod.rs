@@ -35,4 +35,4 @@ mod events;
 pub use aggregate::{Campaign, CampaignStatus, RemovedSender};
 pub use commands::CampaignCommand;
 pub use error::CampaignError;
-pub use events::{CampaignEvent, PauseReason, SenderUnavailableReason};
+pub use events::{CampaignEvent, PauseReason, SenderUnavailableReason, StartRefusal};

@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
-use wablast_domain::campaign::{Campaign, CampaignEvent, PauseReason};
+use wablast_domain::campaign::{Campaign, CampaignEvent, CampaignStatus, PauseReason};
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, id_of, missing_row, tenant_of};
@@ -43,6 +43,17 @@ pub(crate) struct CampaignRow {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    #[serde(default)]
+    start_refusal: Option<RefusedStart>,
+}
+
+/// Why a campaign's scheduled start was refused, and when (the
+/// `start_refusal` column).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RefusedStart {
+    code: String,
+    message: String,
+    at: DateTime<Utc>,
 }
 
 impl Row for CampaignRow {
@@ -69,6 +80,7 @@ impl Row for CampaignRow {
         "started_at",
         "finished_at",
         "updated_at",
+        "start_refusal",
     ];
 
     fn key(&self) -> Uuid {
@@ -147,6 +159,7 @@ impl Projection for Campaigns {
                     started_at: None,
                     finished_at: None,
                     updated_at: at,
+                    start_refusal: None,
                 });
                 continue;
             }
@@ -156,8 +169,19 @@ impl Projection for Campaigns {
             match decoded {
                 CampaignEvent::CampaignCreated { .. } => {}
                 CampaignEvent::CampaignScheduled { at_time, at } => {
-                    row.status = "scheduled".to_owned();
+                    row.status = CampaignStatus::Scheduled.as_str().to_owned();
                     row.scheduled_at = Some(at_time);
+                    row.start_refusal = None;
+                    row.updated_at = at;
+                }
+                CampaignEvent::ScheduledStartRefused { refusal, at } => {
+                    row.status = CampaignStatus::Draft.as_str().to_owned();
+                    row.scheduled_at = None;
+                    row.start_refusal = Some(RefusedStart {
+                        code: refusal.code,
+                        message: refusal.message,
+                        at,
+                    });
                     row.updated_at = at;
                 }
                 CampaignEvent::CampaignStarted {
@@ -165,14 +189,15 @@ impl Projection for Campaigns {
                     points_reserved,
                     at,
                 } => {
-                    row.status = "running".to_owned();
+                    row.start_refusal = None;
+                    row.status = CampaignStatus::Running.as_str().to_owned();
                     row.recipients = count(recipients);
                     row.points_reserved = count(points_reserved.value());
                     row.started_at = Some(at);
                     row.updated_at = at;
                 }
                 CampaignEvent::CampaignPaused { reason, at } => {
-                    row.status = "paused".to_owned();
+                    row.status = CampaignStatus::Paused.as_str().to_owned();
                     row.pause_reason = Some(reason);
                     row.updated_at = at;
                 }
@@ -182,13 +207,13 @@ impl Projection for Campaigns {
                     at,
                     ..
                 } => {
-                    row.status = "paused".to_owned();
+                    row.status = CampaignStatus::Paused.as_str().to_owned();
                     row.pause_reason = Some(PauseReason::AutoConsecutiveFailures { failures });
                     row.resume_at = Some(resume_at);
                     row.updated_at = at;
                 }
                 CampaignEvent::CampaignResumed { at } => {
-                    row.status = "running".to_owned();
+                    row.status = CampaignStatus::Running.as_str().to_owned();
                     row.pause_reason = None;
                     row.resume_at = None;
                     row.updated_at = at;
@@ -203,7 +228,7 @@ impl Projection for Campaigns {
                     row.updated_at = at;
                 }
                 CampaignEvent::CampaignCancelled { at, .. } => {
-                    row.status = "cancelled".to_owned();
+                    row.status = CampaignStatus::Cancelled.as_str().to_owned();
                     row.pause_reason = None;
                     row.resume_at = None;
                     row.finished_at = Some(at);
@@ -212,7 +237,7 @@ impl Projection for Campaigns {
                 CampaignEvent::CampaignCompleted {
                     points_spent, at, ..
                 } => {
-                    row.status = "completed".to_owned();
+                    row.status = CampaignStatus::Completed.as_str().to_owned();
                     row.pause_reason = None;
                     row.resume_at = None;
                     row.points_spent = Some(count(points_spent.value()));

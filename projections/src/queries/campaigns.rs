@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
+use wablast_domain::campaign::CampaignStatus;
 use wablast_domain::types::{CampaignId, TenantId};
 
 use super::{Page, Paged};
@@ -47,6 +48,9 @@ pub struct CampaignView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Time of the last event applied.
     pub updated_at: DateTime<Utc>,
+    /// Why its scheduled start was refused (`{code, message, at}`): it is a
+    /// draft again until started or scheduled anew.
+    pub start_refusal: Option<serde_json::Value>,
 }
 
 /// `{min_delay_ms, max_delay_ms}`.
@@ -110,6 +114,7 @@ struct Row {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    start_refusal: Option<serde_json::Value>,
 }
 
 impl From<Row> for CampaignView {
@@ -146,6 +151,7 @@ impl From<Row> for CampaignView {
             started_at: r.started_at,
             finished_at: r.finished_at,
             updated_at: r.updated_at,
+            start_refusal: r.start_refusal,
         }
     }
 }
@@ -164,7 +170,8 @@ const SELECT: &str = "\
            coalesce(m.read, 0) as read, coalesce(m.failed, 0) as failed, \
            coalesce(m.cancelled, 0) as cancelled, coalesce(m.unknown, 0) as unknown, \
            c.points_reserved, coalesce(c.points_spent, m.points_spent, 0) as points_spent, \
-           c.pause_reason, c.resume_at, c.created_at, c.started_at, c.finished_at, c.updated_at \
+           c.pause_reason, c.resume_at, c.created_at, c.started_at, c.finished_at, c.updated_at, \
+           c.start_refusal \
     from campaigns c \
     left join campaign_message_counts m on m.campaign_id = c.id and m.tenant_id = c.tenant_id ";
 
@@ -212,4 +219,27 @@ pub async fn exists(pool: &PgPool, tenant: TenantId, id: CampaignId) -> Result<b
         .bind(*id.as_uuid())
         .fetch_one(pool)
         .await
+}
+
+/// Scheduled campaigns whose time has come (`scheduled_at` at or before
+/// `now`), the earliest first, at most `limit`, of every tenant.
+pub async fn due_scheduled(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(TenantId, CampaignId)>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "select tenant_id, id from campaigns
+         where status = $1 and scheduled_at <= $2
+         order by scheduled_at limit $3",
+    )
+    .bind(CampaignStatus::Scheduled.as_str())
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, id)| (TenantId::from_uuid(tenant), CampaignId::from_uuid(id)))
+        .collect())
 }
