@@ -80,7 +80,7 @@ use wablast_eventstore::{Actor, AggregateKey, CommandMetadata, EventStoreError, 
 
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::receipts::ProviderIds;
-use wablast_workflows::changes::{Changes, Kept};
+use wablast_workflows::changes::{Changes, Kept, Woken};
 use wablast_workflows::clock::Clock;
 use wablast_workflows::commands::{Commands, key, tenant_key};
 use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
@@ -192,6 +192,16 @@ struct Admitted {
     campaign: Campaign,
     /// When the slot was granted.
     now: DateTime<Utc>,
+}
+
+/// How a wait of the send loop ended.
+enum Waited {
+    /// Its time came.
+    Reached,
+    /// What it depends on may have changed: decide again.
+    Changed,
+    /// The loop was stopped.
+    Stopped,
 }
 
 /// What admission made of a command.
@@ -522,6 +532,9 @@ impl SendLoop {
             if sender.stop.is_cancelled() {
                 return Ok(Admission::Answer(Answer::Stopped));
             }
+            // Noted before anything is read: a wait below ends as soon as
+            // the tenant's campaigns, sessions, schedule or wallet change.
+            let seen = sender.context.changes.seen(sender.tenant);
             // 1. Does the message still wait, and may its campaign send?
             let known_message = sender.queued_message(held, &command).await?;
             let message = known_message.aggregate.clone();
@@ -554,7 +567,7 @@ impl SendLoop {
             let campaign = self.campaign(command.campaign_id).await?;
             match campaign.status() {
                 Some(CampaignStatus::Running) => {}
-                Some(CampaignStatus::Paused) => match self.paused(&campaign, held).await? {
+                Some(CampaignStatus::Paused) => match self.paused(&campaign, held, seen).await? {
                     Some(step) => return Ok(Admission::Answer(step)),
                     None => continue,
                 },
@@ -596,7 +609,10 @@ impl SendLoop {
             let now = sender.context.clock.now();
             match self.request_slot(&command, &campaign, now).await? {
                 Ok(()) => {}
-                Err(refusal) => match self.refused(refusal, &campaign_key, now, held).await? {
+                Err(refusal) => match self
+                    .refused(refusal, &campaign_key, now, held, seen)
+                    .await?
+                {
                     Some(step) => return Ok(Admission::Answer(step)),
                     None => continue,
                 },
@@ -645,6 +661,7 @@ impl SendLoop {
         &mut self,
         campaign: &Campaign,
         held: &Taken,
+        seen: u64,
     ) -> Result<Option<Answer>, LoopError> {
         let sender = self.sender.clone();
         let resume_at = match campaign.pause_reason() {
@@ -675,8 +692,12 @@ impl SendLoop {
             // Paused by a person, or no sender left: the command waits.
             _ => return Ok(Some(Answer::Later(Duration::from_secs(5)))),
         };
-        if !sender.wait_until(resume_at, held).await {
-            return Ok(Some(Answer::Stopped));
+        match sender.wait_or_change(resume_at, held, seen).await {
+            Waited::Reached => {}
+            // Resumed, cancelled, the schedule or the override changed:
+            // decide again.
+            Waited::Changed => return Ok(None),
+            Waited::Stopped => return Ok(Some(Answer::Stopped)),
         }
         let campaign_id = campaign.id().expect("a paused campaign exists");
         let resumed = sender
@@ -804,6 +825,7 @@ impl SendLoop {
         campaign_key: &AggregateKey,
         now: DateTime<Utc>,
         held: &Taken,
+        seen: u64,
     ) -> Result<Option<Answer>, LoopError> {
         let sender = &self.sender;
         let wait_until = match &refusal {
@@ -848,10 +870,11 @@ impl SendLoop {
                 return Ok(Some(Answer::Later(Duration::from_secs(1))));
             }
         };
-        if sender.wait_until(wait_until, held).await {
-            Ok(None)
-        } else {
-            Ok(Some(Answer::Stopped))
+        // A schedule or override change, a raised daily limit, a renewed
+        // plan or a resumed campaign ends the wait at once.
+        match sender.wait_or_change(wait_until, held, seen).await {
+            Waited::Reached | Waited::Changed => Ok(None),
+            Waited::Stopped => Ok(Some(Answer::Stopped)),
         }
     }
 }
@@ -942,6 +965,24 @@ impl Sender {
                     held.progress().await;
                 }
             }
+        }
+    }
+
+    /// Waits like [`Sender::wait_until`], ending early when one of the
+    /// tenant's campaigns, sessions, schedule or wallet changed after
+    /// `seen` ([`Changes::seen`]).
+    async fn wait_or_change(&self, at: DateTime<Utc>, held: &Taken, seen: u64) -> Waited {
+        let changes = self.context.changes.clone();
+        let tenant = self.tenant;
+        let reached = async {
+            // `false` (stopped) is told apart below.
+            let _ = self.wait_until(at, held).await;
+        };
+        let woken = changes.wait_until(tenant, seen, reached);
+        match woken.await {
+            Woken::Changed => Waited::Changed,
+            Woken::Reached if self.stop.is_cancelled() => Waited::Stopped,
+            Woken::Reached => Waited::Reached,
         }
     }
 

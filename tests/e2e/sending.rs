@@ -447,6 +447,71 @@ async fn outside_active_hours_nothing_is_sent_until_the_window_opens() {
     engine.await.unwrap().unwrap();
 }
 
+/// A send loop waiting for the next window wakes at once when the override
+/// activates sending, when the override pauses it again it waits, and when
+/// the schedule opens the window it sends: each within a few seconds, not
+/// at the original opening time (hours away on the engine's clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_or_a_schedule_change_wakes_a_wait_for_the_window_at_once() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    // Evening in Jakarta, after the window closed; the clock stands still.
+    let clock = ManualClock::new(next_jakarta(Utc::now(), 20, 0));
+    let (stop, engine) = engine(&app, "engine-a", |c| c.clock = Arc::new(clock.clone()));
+    let budi = funded(&app, 1000).await;
+    let nine_to_five = json!({"timezone": "Asia/Jakarta", "windows": [{
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": "09:00", "end": "17:00"}]});
+    let (status, body) = budi.put("/api/v1/schedule", nine_to_five.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = linked(&budi, "+6281299990006", 100).await;
+
+    // 1. Activate now: the waiting campaign sends.
+    let list = backdoor.contact_list(&budi.tenant_id, 2, &["kota"]).await;
+    let first = started(&budi, list, &[&session], (0, 0)).await;
+    campaign_until(&budi, &first, "the wait", Duration::from_secs(30), |c| {
+        c["pause_reason"]["kind"] == "outside_active_hours"
+    })
+    .await;
+    let (status, body) = budi
+        .post("/api/v1/schedule/override", json!({"mode": "activate"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    campaign_until(&budi, &first, "completion", Duration::from_secs(5), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+
+    // 2. Back to the windows: a new campaign waits again.
+    let (status, body) = budi
+        .post("/api/v1/schedule/override", json!({"mode": "none"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = backdoor.contact_list(&budi.tenant_id, 2, &["kota"]).await;
+    let second = started(&budi, list, &[&session], (0, 0)).await;
+    campaign_until(&budi, &second, "the wait", Duration::from_secs(30), |c| {
+        c["pause_reason"]["kind"] == "outside_active_hours"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sent_count(&backdoor.db, &second).await, 0);
+
+    // 3. The schedule opens the evening: it sends.
+    let mut all_day = nine_to_five;
+    all_day["windows"][0]["start"] = json!("00:00");
+    all_day["windows"][0]["end"] = json!("23:59");
+    let (status, body) = budi.put("/api/v1/schedule", all_day).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    campaign_until(&budi, &second, "completion", Duration::from_secs(5), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+    assert_eq!(sent_count(&backdoor.db, &second).await, 2);
+    verified(&backdoor).await;
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn banned_senders_stop_their_campaign_and_a_cancel_settles_what_was_sent() {
     let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use cqrs_es::{Aggregate, AggregateError};
 use futures::StreamExt;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use wablast_domain::types::TenantId;
@@ -25,6 +26,9 @@ use wablast_eventstore::{AggregateKey, CommandHandler, Loaded, Prefix};
 #[derive(Clone, Default)]
 pub struct Changes {
     seen: Arc<Mutex<HashMap<(TenantId, &'static str), u64>>>,
+    /// Per tenant, told of each commit seen on its aggregates: what a send
+    /// loop waiting for a window, a new day or a resume wakes on.
+    wakers: Arc<Mutex<HashMap<TenantId, Arc<Notify>>>>,
 }
 
 impl Changes {
@@ -80,6 +84,57 @@ impl Changes {
             .expect("changes lock")
             .entry((tenant, aggregate_type))
             .or_default() += 1;
+        if let Some(waker) = self.wakers.lock().expect("wakers lock").get(&tenant) {
+            waker.notify_waiters();
+        }
+    }
+
+    /// The commits seen on `tenant`'s watched aggregates, of every type:
+    /// noted before reading what a wait depends on, and handed to
+    /// [`Changes::wait_until`].
+    pub fn seen(&self, tenant: TenantId) -> u64 {
+        self.seen
+            .lock()
+            .expect("changes lock")
+            .iter()
+            .filter(|((t, _), _)| *t == tenant)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// Waits until `reached` completes or a commit on one of `tenant`'s
+    /// watched aggregates is seen after `seen` (a schedule changed, an
+    /// override set, a campaign resumed, a daily limit raised, a plan
+    /// renewed): a wait for a window, a new day or a resume ends as soon
+    /// as what it waits for may have changed.
+    ///
+    /// # Returns
+    /// [`Woken::Reached`], or [`Woken::Changed`] (look again).
+    pub async fn wait_until(
+        &self,
+        tenant: TenantId,
+        seen: u64,
+        reached: impl std::future::Future<Output = ()>,
+    ) -> Woken {
+        let waker = Arc::clone(
+            self.wakers
+                .lock()
+                .expect("wakers lock")
+                .entry(tenant)
+                .or_default(),
+        );
+        let notified = waker.notified();
+        tokio::pin!(notified, reached);
+        // Registered before looking: a commit between the look and the
+        // wait still wakes it.
+        notified.as_mut().enable();
+        if self.seen(tenant) != seen {
+            return Woken::Changed;
+        }
+        tokio::select! {
+            () = &mut reached => Woken::Reached,
+            () = &mut notified => Woken::Changed,
+        }
     }
 
     /// The count of commits seen on `tenant`'s aggregates of `A`.
@@ -91,6 +146,15 @@ impl Changes {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// How a [`Changes::wait_until`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// What it waited for came.
+    Reached,
+    /// Something it may depend on changed first.
+    Changed,
 }
 
 /// A copy of an aggregate kept by a reader, with what tells whether it is
@@ -156,5 +220,48 @@ mod tests {
         assert_eq!(seen.get(&(b, "wallet")), Some(&1));
         assert_eq!(seen.get(&(a, "wallet")), None);
         assert_eq!(seen.len(), 2);
+        drop(seen);
+        assert_eq!(changes.seen(a), 2);
+        assert_eq!(changes.seen(b), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_at_its_time_or_at_a_change_of_its_tenant() {
+        let changes = Changes::default();
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let never = std::future::pending::<()>();
+
+        // A change seen before the wait began ends it at once.
+        let seen = changes.seen(a);
+        changes.noticed("schedule", &format!("wb.ev.{a}.schedule.{a}"));
+        assert_eq!(changes.wait_until(a, seen, never).await, Woken::Changed);
+
+        // Another tenant's change does not; the time does.
+        let seen = changes.seen(a);
+        let waiting = {
+            let changes = changes.clone();
+            tokio::spawn(async move {
+                changes
+                    .wait_until(a, seen, tokio::time::sleep(Duration::from_millis(200)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        changes.noticed("schedule", &format!("wb.ev.{b}.schedule.{b}"));
+        assert_eq!(waiting.await.unwrap(), Woken::Reached);
+
+        // Its own tenant's change while it waits ends it.
+        let seen = changes.seen(a);
+        let waiting = {
+            let changes = changes.clone();
+            tokio::spawn(async move { changes.wait_until(a, seen, std::future::pending()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        changes.noticed(
+            "campaign",
+            &format!("wb.ev.{a}.campaign.{}", uuid::Uuid::nil()),
+        );
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+        assert_eq!(woken.unwrap().unwrap(), Woken::Changed);
     }
 }
