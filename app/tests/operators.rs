@@ -129,6 +129,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
                 status: SessionStatus::Ready,
                 phone_number: Some(phone.clone()),
                 error: None,
+                reason: None,
                 at: now,
             },
             &meta(),

@@ -208,6 +208,7 @@ impl World {
                 status: SessionStatus::Ready,
                 phone_number: Some(Phone::parse("0812-3456-7890", Region::ID).unwrap()),
                 error: None,
+                reason: None,
                 at,
             })
         );

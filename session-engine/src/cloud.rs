@@ -63,7 +63,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::mpsc;
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::{Phone, Region};
 
 use crate::driver::{
@@ -381,10 +381,12 @@ impl Inner {
 
     fn report(&self, status: SessionStatus, phone_number: Option<Phone>, error: Option<String>) {
         // A receiver gone means the engine let go of the session.
+        let reason = (status == SessionStatus::LoggedOut).then_some(StatusReason::LoggedOut);
         let _ = self.events.send(DriverEvent::Status(StatusChange {
             status,
             phone_number,
             error,
+            reason,
             at: Utc::now(),
         }));
     }

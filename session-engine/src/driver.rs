@@ -13,7 +13,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::Phone;
 
 /// A QR code to scan with the phone.
@@ -32,8 +32,11 @@ pub struct StatusChange {
     pub status: SessionStatus,
     /// The linked number, once known.
     pub phone_number: Option<Phone>,
-    /// Why, for failed / logged_out / disconnected.
+    /// Why, for failed / logged_out / disconnected, in words.
     pub error: Option<String>,
+    /// Why, as the engine and the campaigns act on it (banned, logged out,
+    /// ...), when the driver knows.
+    pub reason: Option<StatusReason>,
     /// When it happened.
     pub at: DateTime<Utc>,
 }

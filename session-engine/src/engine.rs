@@ -56,7 +56,7 @@ use wablast_domain::campaign::{Campaign, CampaignCommand, SenderUnavailableReaso
 use wablast_domain::inbound::{self, InboundCommand};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::{
-    Driver as DriverKind, Session, SessionCommand, SessionEvent, SessionStatus,
+    Driver as DriverKind, Session, SessionCommand, SessionEvent, SessionStatus, StatusReason,
 };
 use wablast_domain::types::{SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
@@ -502,13 +502,12 @@ impl Engine {
                 }
                 SessionEvent::SessionStatusChanged {
                     to: SessionStatus::LoggedOut,
-                    error,
+                    reason,
                     ..
                 } => {
-                    let reason = if error.as_deref().is_some_and(|e| e.contains("ban")) {
-                        SenderUnavailableReason::Banned
-                    } else {
-                        SenderUnavailableReason::LoggedOut
+                    let reason = match reason {
+                        Some(StatusReason::Banned) => SenderUnavailableReason::Banned,
+                        _ => SenderUnavailableReason::LoggedOut,
                     };
                     self.sender_gone(tenant, session, reason).await;
                 }
@@ -751,6 +750,7 @@ impl Engine {
             status: SessionStatus::Failed,
             phone_number: None,
             error: Some(reason),
+            reason: None,
             at: Utc::now(),
         };
         if let Err(err) = self
@@ -809,6 +809,7 @@ impl Engine {
                         status: change.status,
                         phone_number: change.phone_number,
                         error: change.error,
+                        reason: change.reason,
                         at: change.at,
                     };
                     match self.sessions.execute(&key, command, &metadata()).await {

@@ -31,7 +31,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use uuid::Uuid;
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
 
@@ -256,6 +256,15 @@ struct SimSession {
 
 impl SimSession {
     fn report(&mut self, status: SessionStatus, error: Option<String>) {
+        self.report_why(status, error, None);
+    }
+
+    fn report_why(
+        &mut self,
+        status: SessionStatus,
+        error: Option<String>,
+        reason: Option<StatusReason>,
+    ) {
         self.status = status;
         // A receiver gone means the engine let go of the session: nothing
         // to tell.
@@ -263,6 +272,7 @@ impl SimSession {
             status,
             phone_number: self.linked.clone(),
             error,
+            reason,
             at: Utc::now(),
         }));
     }
@@ -391,7 +401,11 @@ impl Driver for SimulatorDriver {
         }
         s.generation += 1;
         if s.banned {
-            s.report(SessionStatus::LoggedOut, Some("banned".to_owned()));
+            s.report_why(
+                SessionStatus::LoggedOut,
+                Some("banned".to_owned()),
+                Some(StatusReason::Banned),
+            );
             return Ok(());
         }
         match s.linked.clone() {
@@ -501,7 +515,11 @@ impl Driver for SimulatorDriver {
         if config.ban_after_sends.is_some_and(|limit| s.sends >= limit) {
             s.banned = true;
             s.generation += 1;
-            s.report(SessionStatus::LoggedOut, Some("banned".to_owned()));
+            s.report_why(
+                SessionStatus::LoggedOut,
+                Some("banned".to_owned()),
+                Some(StatusReason::Banned),
+            );
         }
         drop(s);
 

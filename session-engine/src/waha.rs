@@ -80,7 +80,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha512;
 use tokio::sync::mpsc;
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
 
@@ -396,20 +396,23 @@ fn receipt_of(payload: &Value, at: DateTime<Utc>) -> Result<WahaEvent, WebhookEr
 pub fn events_of(webhook: &WahaWebhook, context: StatusContext) -> Vec<DriverEvent> {
     match &webhook.event {
         WahaEvent::Status { status, me, at } => {
-            let report = |status, error: Option<&str>| {
+            let report_why = |status, error: Option<&str>, reason| {
                 vec![DriverEvent::Status(StatusChange {
                     status,
                     phone_number: me.clone(),
                     error: error.map(str::to_owned),
+                    reason,
                     at: *at,
                 })]
             };
+            let report = |status, error| report_why(status, error, None);
             match status {
                 WahaStatus::Starting | WahaStatus::Unknown => Vec::new(),
                 WahaStatus::Stopped if context.stop_expected => Vec::new(),
-                WahaStatus::Stopped if context.linked => report(
+                WahaStatus::Stopped if context.linked => report_why(
                     SessionStatus::Disconnected,
                     Some("the session stopped on the WAHA server"),
+                    Some(StatusReason::ConnectionLost),
                 ),
                 WahaStatus::Stopped => report(
                     SessionStatus::Failed,
@@ -959,6 +962,7 @@ impl Driver for WahaDriver {
             status: SessionStatus::LoggedOut,
             phone_number: None,
             error: None,
+            reason: Some(StatusReason::LoggedOut),
             at: Utc::now(),
         })]);
         Ok(())
@@ -990,6 +994,7 @@ impl Driver for WahaDriver {
             status: SessionStatus::Pairing,
             phone_number: None,
             error: None,
+            reason: None,
             at: Utc::now(),
         })]);
         Ok(code)

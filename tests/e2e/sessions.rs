@@ -52,6 +52,7 @@ async fn report(app: &TestApp, tenant: &str, session: &str, status: SessionStatu
                 status,
                 phone_number: None,
                 error: None,
+                reason: None,
                 at: Utc::now(),
             },
             &CommandMetadata::new(Actor::Engine("test-engine".into())),

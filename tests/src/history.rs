@@ -1609,6 +1609,7 @@ impl<'a> TenantSim<'a> {
                     to,
                     phone_number,
                     error,
+                    reason: None,
                     at,
                 },
             ))],
@@ -3499,12 +3500,14 @@ mod tests {
                     to,
                     phone_number,
                     error,
+                    reason,
                     at,
                     ..
                 } => SessionCommand::ReportStatus {
                     status: to,
                     phone_number,
                     error,
+                    reason,
                     at,
                 },
                 SessionEvent::SessionSettingsUpdated {

@@ -234,6 +234,7 @@ impl Session {
                 status: to,
                 phone_number,
                 error,
+                reason: why,
                 at,
             } => {
                 if to == from {
@@ -262,6 +263,8 @@ impl Session {
                     to,
                     phone_number,
                     error,
+                    // Ready again: nothing is wrong any more.
+                    reason: why.filter(|_| to != SessionStatus::Ready),
                     at,
                 }
             }
@@ -542,6 +545,7 @@ mod tests {
                 to,
                 phone_number: Some(phone()),
                 error: None,
+                reason: None,
                 at: at(1),
             }),
         }
@@ -553,6 +557,7 @@ mod tests {
             status,
             phone_number: None,
             error: None,
+            reason: None,
             at: at(2),
         }
     }
@@ -563,6 +568,7 @@ mod tests {
             to,
             phone_number: Some(phone()),
             error: error.map(str::to_owned),
+            reason: None,
             at: at(2),
         }
     }
@@ -997,6 +1003,7 @@ mod tests {
                         status: to,
                         phone_number: Some(phone()),
                         error: Some("why".to_owned()),
+                        reason: None,
                         at: at(2),
                     })
                     .inspect_result();
@@ -1021,6 +1028,7 @@ mod tests {
                 status: Ready,
                 phone_number: Some(phone()),
                 error: None,
+                reason: None,
                 at: at(2),
             })
             .then_expect_events(vec![changed(Qr, Ready, None)]);
@@ -1040,6 +1048,7 @@ mod tests {
                 status: Ready,
                 phone_number: Some(other_phone()),
                 error: None,
+                reason: None,
                 at: at(2),
             })
             .then_expect_events(vec![SessionEvent::SessionStatusChanged {
@@ -1047,6 +1056,7 @@ mod tests {
                 to: Ready,
                 phone_number: Some(other_phone()),
                 error: None,
+                reason: None,
                 at: at(2),
             }]);
     }
@@ -1081,6 +1091,7 @@ mod tests {
                 status: Ready,
                 phone_number: Some(other_phone()),
                 error: Some("ignored".to_owned()),
+                reason: None,
                 at: at(2),
             })
             .then_expect_events(vec![]);
@@ -1094,6 +1105,7 @@ mod tests {
                 status: LoggedOut,
                 phone_number: None,
                 error: Some("  banned by WhatsApp ".to_owned()),
+                reason: None,
                 at: at(2),
             })
             .then_expect_events(vec![changed(Ready, LoggedOut, Some("banned by WhatsApp"))]);
@@ -1107,6 +1119,7 @@ mod tests {
                 status: Failed,
                 phone_number: None,
                 error: Some("   ".to_owned()),
+                reason: None,
                 at: at(2),
             })
             .then_expect_events(vec![changed(Qr, Failed, Some(DEFAULT_FAILURE_REASON))]);
@@ -1500,6 +1513,7 @@ mod tests {
                         status,
                         phone_number,
                         error,
+                        reason: None,
                         at: at(1),
                     }
                 }),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Driver, LoginMethod, SessionName, SessionStatus};
+use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
 
@@ -69,6 +69,8 @@ pub enum SessionCommand {
         phone_number: Option<Phone>,
         /// Why, for failed / logged_out / disconnected ("banned", "QR expired").
         error: Option<String>,
+        /// Why, as the driver knows it (banned, logged out, ...).
+        reason: Option<StatusReason>,
         /// When the engine saw it.
         at: DateTime<Utc>,
     },

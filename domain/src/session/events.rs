@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{Driver, LoginMethod, SessionName, SessionStatus};
+use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
 
@@ -79,6 +79,10 @@ pub enum SessionEvent {
         /// The session's last error after the change: the reason given now,
         /// or the one before; `None` once ready again.
         error: Option<String>,
+        /// Why, when the driver knows (banned, logged out, ...). Absent in
+        /// events recorded before it was known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<StatusReason>,
         /// When the engine saw it.
         at: DateTime<Utc>,
     },

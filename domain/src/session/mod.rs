@@ -24,5 +24,5 @@ pub use aggregate::Session;
 pub use commands::SessionCommand;
 pub use error::SessionError;
 pub use events::SessionEvent;
-pub use status::SessionStatus;
+pub use status::{SessionStatus, StatusReason};
 pub use values::{Driver, LoginMethod, SessionName, SessionNameError};

@@ -194,3 +194,36 @@ mod tests {
         }
     }
 }
+
+/// Why a session left `ready`, as its driver knows it: what the engine
+/// and the campaigns act on (a banned number leaves its campaigns for
+/// good; a connection lost is waited out), never read from the error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReason {
+    /// WhatsApp banned the number.
+    Banned,
+    /// The number was unlinked (from the phone's linked devices, or by
+    /// WhatsApp).
+    LoggedOut,
+    /// WhatsApp restricts the number for a while (a temporary ban, a
+    /// reach-out timelock).
+    Restricted,
+    /// Another connection of the same linked device took over.
+    Replaced,
+    /// The connection to WhatsApp, or to the driver's server, dropped.
+    ConnectionLost,
+}
+
+impl StatusReason {
+    /// Its stable name (`banned`, `logged_out`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Banned => "banned",
+            Self::LoggedOut => "logged_out",
+            Self::Restricted => "restricted",
+            Self::Replaced => "replaced",
+            Self::ConnectionLost => "connection_lost",
+        }
+    }
+}
