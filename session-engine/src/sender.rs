@@ -28,7 +28,9 @@
 //!    an unknown outcome is marked `unknown`, and a session that cannot
 //!    send any more (banned) leaves the message waiting for a sender.
 //!    Failures in a row are reported to the campaign, which auto-pauses
-//!    from three on.
+//!    from three on. Only the recipients' failures count: an outcome made
+//!    unknown by our own infrastructure (an engine that died mid-send, a
+//!    connection that dropped) does not.
 //!
 //! Steps 1 to 3 (admission) go in the order of the queue, so slots are
 //! asked for and sends started in queue order. Commands that need not wait
@@ -555,7 +557,9 @@ impl SendLoop {
                             &sender.metadata(),
                         )
                         .await?;
-                    sender.failed(&campaign_key).await;
+                    // Cut off by our own infrastructure (an engine died, a
+                    // lease moved): not the recipient's failure, so it does
+                    // not count toward the campaign's auto-pause.
                     return Ok(Admission::Answer(Answer::Done));
                 }
                 None => {
@@ -1098,7 +1102,9 @@ impl Sender {
                     MessageCommand::MarkUnknown { attempt, at },
                 )
                 .await?;
-                self.failed(&campaign_key).await;
+                // The connection dropped mid-send: the connection's
+                // failure, not the recipient's; it does not count toward
+                // the campaign's auto-pause.
                 Ok(Answer::Done)
             }
         }

@@ -68,6 +68,8 @@ pub struct SimulatorConfig {
     pub reply_after: Duration,
     /// The number is banned after this many sends (`None`: never).
     pub ban_after_sends: Option<u64>,
+    /// How long a send takes to be acknowledged (WhatsApp's round trip).
+    pub send_latency: Duration,
 }
 
 impl Default for SimulatorConfig {
@@ -85,6 +87,7 @@ impl Default for SimulatorConfig {
             reply_rate: 0.0,
             reply_after: Duration::from_secs(30),
             ban_after_sends: None,
+            send_latency: Duration::ZERO,
         }
     }
 }
@@ -475,6 +478,9 @@ impl Driver for SimulatorDriver {
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError> {
         let config = self.network.config().clone();
+        if !config.send_latency.is_zero() {
+            tokio::time::sleep(config.send_latency).await;
+        }
         let mut s = self.lock();
         if s.banned {
             return Err(SendError::SessionUnavailable(

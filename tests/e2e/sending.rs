@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use wablast_domain::campaign::Campaign;
 use wablast_domain::message::{Message, MessageCommand};
 use wablast_domain::recipient_batch::{
     BatchRecipient, RecipientBatch, RecipientBatchCommand, batch_id,
@@ -343,6 +344,63 @@ async fn an_engine_dying_mid_campaign_hands_over_and_nobody_gets_two_messages() 
     let unknown = counts["unknown"].as_i64().unwrap();
     assert_eq!(sent + unknown, 40, "{done}");
     assert!(unknown <= 1, "at most the message in flight: {done}");
+    verified(&backdoor).await;
+    stop.cancel();
+    engine_b.await.unwrap().unwrap();
+}
+
+/// An engine killed with several sends in flight: the new holder marks
+/// them unknown (never sent again), and those are our infrastructure's
+/// failures, not the recipients': the campaign does not auto-pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_cut_off_by_a_dead_engine_do_not_auto_pause_the_campaign() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 3).await;
+    let backdoor = Backdoor::of(&app).await;
+    let runtime_a = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = app.settings.engine().expect("engine settings");
+    config.engine_id = "engine-a".to_owned();
+    // Slow acknowledgements: many sends are in flight at any moment.
+    config.simulator.send_latency = Duration::from_secs(30);
+    let settings = app.settings.clone();
+    runtime_a.spawn(async move {
+        wablast::run_engine_with(&settings, config, CancellationToken::new()).await
+    });
+
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299990007", 200).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 12, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+    until("sends in flight", Duration::from_secs(30), async || {
+        let sending = statuses(&backdoor.db, &id)
+            .await
+            .into_iter()
+            .find(|(status, _)| status == "sending")
+            .map_or(0, |(_, n)| n);
+        (sending >= 4).then_some(())
+    })
+    .await;
+
+    runtime_a.shutdown_background();
+    let (stop, engine_b) = engine(&app, "engine-b", |_| {});
+    let done = campaign_until(
+        &budi,
+        &id,
+        "completion by B",
+        Duration::from_secs(60),
+        |c| c["status"] == "completed",
+    )
+    .await;
+    assert!(done["counts"]["unknown"].as_i64().unwrap() >= 4, "{done}");
+    let campaign = CommandHandler::<Campaign>::new(backdoor.log.clone(), ())
+        .load(&AggregateKey::new(&budi.tenant_id, &id).unwrap())
+        .await
+        .unwrap()
+        .aggregate;
+    assert_eq!(campaign.auto_pauses(), 0, "{done}");
     verified(&backdoor).await;
     stop.cancel();
     engine_b.await.unwrap().unwrap();
