@@ -52,7 +52,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use wablast_domain::campaign::{Campaign, CampaignCommand, SenderUnavailableReason};
+use wablast_domain::campaign::{Campaign, SenderUnavailableReason};
 use wablast_domain::inbound::{self, InboundCommand};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::{
@@ -63,7 +63,7 @@ use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{
     Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
 };
-use wablast_projections::wait;
+use wablast_projections::queries::sessions;
 
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::driver::{Connection, Driver, DriverEvent};
@@ -75,7 +75,7 @@ use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
 use crate::webhook::WebhookError;
 use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
-use wablast_workflows::commands::Commands;
+use wablast_workflows::commands::{Commands, key};
 use wablast_workflows::control::{
     self, ControlError, ControlErrorCode, PairingCodeRequest, PairingCodeResponse, QrEntry, Reply,
     SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest, SimulatorScanResponse,
@@ -86,8 +86,14 @@ use wablast_workflows::credentials::{
 };
 use wablast_workflows::fanout::FanOut;
 use wablast_workflows::scheduled_starts::ScheduledStarts;
+use wablast_workflows::sender_removal;
 use wablast_workflows::sends::SendQueue;
 use wablast_workflows::settlement::Settlement;
+
+/// The drivers this engine runs (`native` is not built yet: the API
+/// refuses such sessions).
+pub const RUNNABLE_DRIVERS: [DriverKind; 3] =
+    [DriverKind::Simulator, DriverKind::Waha, DriverKind::Cloud];
 
 /// How an engine runs.
 #[derive(Clone, Debug)]
@@ -363,11 +369,16 @@ impl Engine {
     /// Starts the sessions flagged to start with the engine that are not
     /// running (a stopped session stays stopped only without the flag).
     async fn auto_start(&self) {
-        let flagged: Vec<(uuid::Uuid, uuid::Uuid)> = match sqlx::query_as(
-            "select id, tenant_id from sessions
-             where auto_start and status in ('idle', 'disconnected', 'failed')",
+        let flagged = match sessions::in_statuses(
+            &self.db,
+            &[
+                SessionStatus::Idle,
+                SessionStatus::Disconnected,
+                SessionStatus::Failed,
+            ],
+            None,
+            true,
         )
-        .fetch_all(&self.db)
         .await
         {
             Ok(rows) => rows,
@@ -376,8 +387,8 @@ impl Engine {
                 return;
             }
         };
-        for (session, tenant) in flagged {
-            let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
+        for (tenant, session) in flagged {
+            let key = key(tenant, session);
             let started = self
                 .sessions
                 .execute(
@@ -393,79 +404,25 @@ impl Engine {
         }
     }
 
-    /// Waits, bounded, until the `campaigns` projection has applied the
-    /// campaigns' stream as it is now (so every campaign started before
-    /// this moment is in it).
-    async fn campaigns_projected(&self) {
-        const WAIT: Duration = Duration::from_secs(10);
-        let reached =
-            match wablast_workflows::layout::end_of_stream(&self.log, Campaign::TYPE).await {
-                Ok(end) => wait::until_projected(&self.db, &["campaigns"], end, WAIT)
-                    .await
-                    .map_err(|err| err.to_string()),
-                Err(err) => Err(err.to_string()),
-            };
-        match reached {
-            Ok(true) => {}
-            Ok(false) => {
-                warn!("the campaigns projection is behind; a gone sender's campaigns may be missed")
-            }
-            Err(err) => {
-                warn!(error = %err, "the campaigns projection's progress not read; a gone sender's campaigns may be missed")
-            }
-        }
-    }
-
     /// A session that can no longer send (banned, logged out, deleted)
-    /// leaves its campaigns' rotations; their waiting sends move to the
-    /// remaining senders (see [`wablast_workflows::fanout`]).
+    /// leaves its campaigns' rotations
+    /// ([`wablast_workflows::sender_removal`]).
     async fn sender_gone(
         &self,
         tenant: TenantId,
         session: SessionId,
         reason: SenderUnavailableReason,
     ) {
-        // Its campaigns are read from the projection, which may not have
-        // them yet: a number banned within moments of a start.
-        self.campaigns_projected().await;
-        let campaigns: Vec<uuid::Uuid> = match sqlx::query_scalar(
-            "select id from campaigns
-             where tenant_id = $1 and $2 = any(sender_session_ids) and status in ('running', 'paused')",
+        sender_removal::remove_sender(
+            &self.aggregates,
+            &self.log,
+            &self.db,
+            tenant,
+            session,
+            reason,
+            self.actor(),
         )
-        .bind(tenant.as_uuid())
-        .bind(session.as_uuid())
-        .fetch_all(&self.db)
-        .await
-        {
-            Ok(rows) => rows,
-            Err(err) => {
-                warn!(error = %err, %session, "campaigns of a gone sender not read");
-                return;
-            }
-        };
-        for campaign in campaigns {
-            let key = AggregateKey::new(tenant, campaign).expect("UUIDs are subject tokens");
-            let reported = self
-                .aggregates
-                .campaigns
-                .execute(
-                    &key,
-                    CampaignCommand::ReportSenderUnavailable {
-                        session_id: session,
-                        reason,
-                        at: Utc::now(),
-                    },
-                    &CommandMetadata::new(self.actor()),
-                )
-                .await;
-            match reported {
-                Ok(committed) if !committed.events.is_empty() => {
-                    info!(%campaign, %session, ?reason, "sender left the campaign");
-                }
-                Ok(_) => {}
-                Err(err) => debug!(error = %err, %campaign, "sender removal not recorded"),
-            }
-        }
+        .await;
     }
 
     async fn on_commit(self: Arc<Self>, commit: Commit) {
@@ -518,15 +475,21 @@ impl Engine {
 
     /// Takes every session that should run and no engine runs.
     async fn reconcile(self: Arc<Self>) -> Result<(), EngineError> {
-        let candidates: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-            "select id, tenant_id from sessions
-             where driver in ('simulator', 'waha', 'cloud')
-               and status in ('starting', 'qr', 'pairing', 'authenticated', 'ready', 'disconnected')",
+        let candidates = sessions::in_statuses(
+            &self.db,
+            &[
+                SessionStatus::Starting,
+                SessionStatus::Qr,
+                SessionStatus::Pairing,
+                SessionStatus::Authenticated,
+                SessionStatus::Ready,
+                SessionStatus::Disconnected,
+            ],
+            Some(&RUNNABLE_DRIVERS),
+            false,
         )
-        .fetch_all(&self.db)
         .await?;
-        for (session, tenant) in candidates {
-            let session = SessionId::from_uuid(session);
+        for (tenant, session) in candidates {
             if self
                 .running
                 .lock()
@@ -535,9 +498,7 @@ impl Engine {
             {
                 continue;
             }
-            self.clone()
-                .take(TenantId::from_uuid(tenant), session)
-                .await;
+            self.clone().take(tenant, session).await;
         }
         let sessions = self.running.lock().expect("engine lock").len();
         self.registry
@@ -573,8 +534,19 @@ impl Engine {
         if !state.exists() || state.is_deleted() || !state.status().is_running() {
             return;
         }
-        if state.driver() == DriverKind::Native {
-            debug!(%session, driver = %state.driver().as_str(), "driver not run by this engine yet");
+        if !RUNNABLE_DRIVERS.contains(&state.driver()) {
+            // Never left starting with no word: it says why it cannot run.
+            if state.status() != SessionStatus::Failed {
+                self.report_failure(
+                    tenant,
+                    session,
+                    format!(
+                        "the {} driver is not built yet: use simulator, waha or cloud",
+                        state.driver().as_str()
+                    ),
+                )
+                .await;
+            }
             return;
         }
         let lease = match self.leases.acquire(&session.to_string()).await {

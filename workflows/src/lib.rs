@@ -37,5 +37,6 @@ pub mod fanout;
 pub mod layout;
 pub mod limits;
 pub mod scheduled_starts;
+pub mod sender_removal;
 pub mod sends;
 pub mod settlement;

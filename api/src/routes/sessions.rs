@@ -81,7 +81,8 @@ pub struct NewSession {
     /// What to call it: 1 to 64 characters.
     #[schema(example = "CS Jakarta 1")]
     pub name: String,
-    /// `simulator` (default), `native`, `waha` or `cloud`.
+    /// `simulator` (default), `waha` or `cloud` (`native` is refused until
+    /// it is built).
     #[schema(example = "simulator")]
     pub driver: Option<String>,
     /// `qr` (default) or `pairing` (needs `phone_number`).
@@ -323,7 +324,11 @@ fn parse_driver(driver: Option<&str>) -> Result<Driver, ApiError> {
     match driver.map(str::trim) {
         None => Ok(Driver::default()),
         Some("simulator") => Ok(Driver::Simulator),
-        Some("native") => Ok(Driver::Native),
+        // Refused until it is built, rather than accepted and never run.
+        Some("native") => Err(ApiError::invalid_field(
+            "driver",
+            "the native driver is not built yet: use simulator, waha or cloud",
+        )),
         Some("waha") => Ok(Driver::Waha),
         Some("cloud") => Ok(Driver::Cloud),
         Some(other) => Err(ApiError::invalid_field(
@@ -842,12 +847,9 @@ async fn update_session(
     // session's tenant is looked up. Everyone else acts in their tenant.
     let tenant = if caller.is_admin() {
         after.wait(&state.db, PROJECTION).await?;
-        let tenant: Option<Uuid> =
-            sqlx::query_scalar("select tenant_id from sessions where id = $1")
-                .bind(id)
-                .fetch_optional(&state.db)
-                .await?;
-        TenantId::from_uuid(tenant.ok_or_else(|| ApiError::not_found("session"))?)
+        sessions::tenant_of(&state.db, SessionId::from_uuid(id))
+            .await?
+            .ok_or_else(|| ApiError::not_found("session"))?
     } else {
         caller.tenant_id
     };
@@ -1078,19 +1080,11 @@ async fn stop_all_sessions(
     after: After,
 ) -> Result<Response, ApiError> {
     after.wait(&state.db, PROJECTION).await?;
-    let running: Vec<Uuid> = sqlx::query_scalar(
-        "select id from sessions where tenant_id = $1 and status = any($2) order by id",
-    )
-    .bind(caller.tenant_id.as_uuid())
-    .bind(
-        SessionStatus::ALL
-            .iter()
-            .filter(|s| s.can_stop())
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let stoppable: Vec<SessionStatus> = SessionStatus::ALL
+        .into_iter()
+        .filter(|s| s.can_stop())
+        .collect();
+    let running = sessions::ids_in_statuses(&state.db, caller.tenant_id, &stoppable).await?;
     let ids = running.into_iter().map(|id| id.to_string()).collect();
     run_batch(&state, &caller, ids, |at| SessionCommand::StopSession {
         at,

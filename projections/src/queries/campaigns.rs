@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 use wablast_domain::campaign::CampaignStatus;
-use wablast_domain::types::{CampaignId, TenantId};
+use wablast_domain::types::{CampaignId, SessionId, TenantId};
 
 use super::{Page, Paged};
 
@@ -242,4 +242,24 @@ pub async fn due_scheduled(
         .into_iter()
         .map(|(tenant, id)| (TenantId::from_uuid(tenant), CampaignId::from_uuid(id)))
         .collect())
+}
+
+/// The tenant's campaigns in one of `statuses` that send from `session`.
+pub async fn sending_from(
+    pool: &PgPool,
+    tenant: TenantId,
+    session: SessionId,
+    statuses: &[CampaignStatus],
+) -> Result<Vec<CampaignId>, sqlx::Error> {
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "select id from campaigns
+         where tenant_id = $1 and $2 = any(sender_session_ids) and status = any($3)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(session.as_uuid())
+    .bind(statuses)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(CampaignId::from_uuid).collect())
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
+use wablast_domain::session::{Driver, SessionStatus};
 use wablast_domain::types::{SessionId, TenantId, TimeZone};
 
 use super::{Page, Paged};
@@ -143,4 +144,59 @@ pub async fn existing_ids(
         .bind(ids)
         .fetch_all(pool)
         .await
+}
+
+/// The sessions (of every tenant) in one of `statuses`, as `(tenant, id)`;
+/// only those flagged to start with the engine when `auto_start_only`,
+/// only those of `drivers` when given.
+pub async fn in_statuses(
+    pool: &PgPool,
+    statuses: &[SessionStatus],
+    drivers: Option<&[Driver]>,
+    auto_start_only: bool,
+) -> Result<Vec<(TenantId, SessionId)>, sqlx::Error> {
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let drivers: Option<Vec<&str>> = drivers.map(|d| d.iter().map(|d| d.as_str()).collect());
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "select tenant_id, id from sessions
+         where status = any($1)
+           and ($2::text[] is null or driver = any($2))
+           and (not $3 or auto_start)
+         order by id",
+    )
+    .bind(statuses)
+    .bind(drivers)
+    .bind(auto_start_only)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, id)| (TenantId::from_uuid(tenant), SessionId::from_uuid(id)))
+        .collect())
+}
+
+/// The tenant's sessions in one of `statuses`, by id.
+pub async fn ids_in_statuses(
+    pool: &PgPool,
+    tenant: TenantId,
+    statuses: &[SessionStatus],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    sqlx::query_scalar(
+        "select id from sessions where tenant_id = $1 and status = any($2) order by id",
+    )
+    .bind(tenant.as_uuid())
+    .bind(statuses)
+    .fetch_all(pool)
+    .await
+}
+
+/// The tenant a session belongs to (for the platform admin, who acts on
+/// any tenant's sessions).
+pub async fn tenant_of(pool: &PgPool, id: SessionId) -> Result<Option<TenantId>, sqlx::Error> {
+    let tenant: Option<Uuid> = sqlx::query_scalar("select tenant_id from sessions where id = $1")
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await?;
+    Ok(tenant.map(TenantId::from_uuid))
 }
