@@ -26,6 +26,8 @@ use wablast_eventstore::{AggregateKey, CommandHandler, Loaded, Prefix};
 #[derive(Clone, Default)]
 pub struct Changes {
     seen: Arc<Mutex<HashMap<(TenantId, &'static str), u64>>>,
+    /// Commits seen per tenant, of every watched type.
+    totals: Arc<Mutex<HashMap<TenantId, u64>>>,
     /// Per tenant, told of each commit seen on its aggregates: what a send
     /// loop waiting for a window, a new day or a resume wakes on.
     wakers: Arc<Mutex<HashMap<TenantId, Arc<Notify>>>>,
@@ -84,6 +86,12 @@ impl Changes {
             .expect("changes lock")
             .entry((tenant, aggregate_type))
             .or_default() += 1;
+        *self
+            .totals
+            .lock()
+            .expect("totals lock")
+            .entry(tenant)
+            .or_default() += 1;
         if let Some(waker) = self.wakers.lock().expect("wakers lock").get(&tenant) {
             waker.notify_waiters();
         }
@@ -93,13 +101,12 @@ impl Changes {
     /// noted before reading what a wait depends on, and handed to
     /// [`Changes::wait_until`].
     pub fn seen(&self, tenant: TenantId) -> u64 {
-        self.seen
+        self.totals
             .lock()
-            .expect("changes lock")
-            .iter()
-            .filter(|((t, _), _)| *t == tenant)
-            .map(|(_, count)| count)
-            .sum()
+            .expect("totals lock")
+            .get(&tenant)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Waits until `reached` completes or a commit on one of `tenant`'s
