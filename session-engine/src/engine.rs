@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use futures::StreamExt;
 use serde::Serialize;
@@ -66,7 +66,7 @@ use wablast_eventstore::{
 use wablast_projections::queries::sessions;
 
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
-use crate::driver::{Connection, Driver, DriverEvent};
+use crate::driver::{Connection, Driver, DriverError, DriverEvent};
 use crate::lease::{EngineInfo, EngineRegistry, Lease, SessionLeases};
 use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
@@ -578,6 +578,8 @@ impl Engine {
         let driver: Arc<dyn Driver> = Arc::from(connection.driver);
         let stop = CancellationToken::new();
         let (status, status_seen) = watch::channel(state.status());
+        let status_watch = status.subscribe();
+        let status_told = status.clone();
         let sending = SendLoop::new(
             SendContext {
                 aggregates: self.aggregates.clone(),
@@ -614,6 +616,7 @@ impl Engine {
             Ok(task) => tasks.push(task),
             Err(err) => warn!(error = %err, %session, "cannot answer requests for the session"),
         }
+        let stop_connecting = stop.clone();
         self.running.lock().expect("engine lock").insert(
             session,
             Running {
@@ -625,13 +628,103 @@ impl Engine {
             },
         );
         info!(%session, %tenant, "running the session");
-        if let Err(err) = driver.start().await {
-            // Its server unreachable, its credentials refused: failed, with
-            // why, and let go, so that a new start takes it again.
-            warn!(error = %err, %session, "the driver did not start");
-            self.report_failure(tenant, session, format!("the driver did not start: {err}"))
+        match driver.start().await {
+            Ok(()) => {}
+            Err(err @ DriverError::Failed(_)) => {
+                // Its server unreachable or restarting, WhatsApp away: the
+                // session is disconnected and tried again with back-off,
+                // each try visible on it.
+                let error = format!("the driver did not start: {err}");
+                warn!(%session, %error, "the driver did not start; trying again");
+                let command = SessionCommand::ReportStatus {
+                    status: SessionStatus::Disconnected,
+                    phone_number: None,
+                    error: Some(error.clone()),
+                    reason: Some(StatusReason::ConnectionLost),
+                    at: Utc::now(),
+                };
+                match self
+                    .sessions
+                    .execute(&key, command, &CommandMetadata::new(self.actor()))
+                    .await
+                {
+                    Ok(_) => {
+                        status_told.send_replace(SessionStatus::Disconnected);
+                    }
+                    Err(err) => debug!(error = %err, %session, "disconnection not recorded"),
+                }
+                tokio::spawn(self.clone().keep_connecting(
+                    tenant,
+                    session,
+                    driver,
+                    status_watch,
+                    stop_connecting,
+                    error,
+                ));
+            }
+            Err(err) => {
+                // It cannot run as it is: failed, with why, and let go, so
+                // that a new start takes it again.
+                warn!(error = %err, %session, "the driver did not start");
+                self.report_failure(tenant, session, format!("the driver did not start: {err}"))
+                    .await;
+                self.release(session, Ending::Stop).await;
+            }
+        }
+    }
+
+    /// Starts a disconnected session's driver again with back-off (from
+    /// [`RECONNECT_FIRST_DELAY`], doubling, up to [`RECONNECT_MAX_DELAY`])
+    /// until it connects, the session moves on or it is stopped; records
+    /// each try on the session (`SessionReconnectScheduled`: the attempt,
+    /// the next try, why the last failed).
+    async fn keep_connecting(
+        self: Arc<Self>,
+        tenant: TenantId,
+        session: SessionId,
+        driver: Arc<dyn Driver>,
+        mut status: watch::Receiver<SessionStatus>,
+        stop: CancellationToken,
+        mut error: String,
+    ) {
+        let key = key(tenant, session);
+        let mut delay = RECONNECT_FIRST_DELAY;
+        for attempt in 1u32.. {
+            let next_try_at = Utc::now() + TimeDelta::from_std(delay).unwrap_or_default();
+            let scheduled = self
+                .sessions
+                .execute(
+                    &key,
+                    SessionCommand::ReportReconnect {
+                        attempt,
+                        next_try_at,
+                        error: error.clone(),
+                        at: Utc::now(),
+                    },
+                    &CommandMetadata::new(self.actor()),
+                )
                 .await;
-            self.release(session, Ending::Stop).await;
+            if let Err(err) = scheduled {
+                // Moved on meanwhile (stopped, back, logged out).
+                debug!(error = %err, %session, "reconnection not recorded; not trying again");
+                return;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            if *status.borrow_and_update() != SessionStatus::Disconnected {
+                return;
+            }
+            info!(%session, attempt, "reconnecting");
+            match driver.start().await {
+                Ok(()) => return,
+                Err(err) => {
+                    warn!(error = %err, %session, attempt, "reconnect failed; trying again");
+                    error = format!("the driver did not start: {err}");
+                }
+            }
+            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
         }
     }
 
@@ -777,6 +870,7 @@ impl Engine {
                         debug!(error = %err, %session, "QR entry not removed");
                     }
                     let reported = change.status;
+                    let disconnected_because = change.error.clone();
                     let command = SessionCommand::ReportStatus {
                         status: change.status,
                         phone_number: change.phone_number,
@@ -791,12 +885,17 @@ impl Engine {
                             if reported == SessionStatus::Disconnected
                                 && before != SessionStatus::Disconnected
                             {
-                                tokio::spawn(reconnect(
-                                    session,
-                                    driver.clone(),
-                                    status.subscribe(),
-                                    stop.clone(),
-                                ));
+                                tokio::spawn(
+                                    self.clone().keep_connecting(
+                                        tenant,
+                                        session,
+                                        driver.clone(),
+                                        status.subscribe(),
+                                        stop.clone(),
+                                        disconnected_because
+                                            .unwrap_or_else(|| "the connection dropped".to_owned()),
+                                    ),
+                                );
                             }
                         }
                         // A late report after a stop, say: the aggregate
@@ -1127,32 +1226,6 @@ enum Ending {
 /// after each attempt, up to [`RECONNECT_MAX_DELAY`].
 const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(1);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
-
-/// Starts a disconnected session's driver again, with back-off, until the
-/// session is no longer disconnected (reconnected, stopped, logged out) or
-/// stops running here.
-async fn reconnect(
-    session: SessionId,
-    driver: Arc<dyn Driver>,
-    mut status: watch::Receiver<SessionStatus>,
-    stop: CancellationToken,
-) {
-    let mut delay = RECONNECT_FIRST_DELAY;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-        if *status.borrow_and_update() != SessionStatus::Disconnected {
-            return;
-        }
-        info!(%session, after = ?delay, "reconnecting");
-        if let Err(err) = driver.start().await {
-            warn!(error = %err, %session, "reconnect failed; trying again");
-        }
-        delay = (delay * 2).min(RECONNECT_MAX_DELAY);
-    }
-}
 
 fn refusal(code: ControlErrorCode, message: impl std::fmt::Display) -> ControlError {
     ControlError {

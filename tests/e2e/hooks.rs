@@ -31,7 +31,12 @@ fn hmac_hex<M: Mac + KeyInit>(key: &str, body: &[u8]) -> String {
 
 /// A WAHA server: refuses requests without our API key, creates sessions.
 async fn waha_server() -> Peer {
-    Peer::start(|request: &Recorded| {
+    waha_server_at("127.0.0.1:0").await
+}
+
+/// [`waha_server`] on `address`.
+async fn waha_server_at(address: &str) -> Peer {
+    Peer::start_at(address, |request: &Recorded| {
         if request.header("x-api-key") != Some(WAHA_API_KEY) {
             return Reply::json(401, json!({"message": "Unauthorized", "statusCode": 401}));
         }
@@ -332,7 +337,7 @@ async fn a_cloud_session_answers_meta_s_verification_and_takes_signed_notificati
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_whose_driver_cannot_connect_fail_saying_why() {
+async fn sessions_whose_driver_cannot_connect_fail_or_try_again_saying_why() {
     // Arrange: one session's sealed credentials altered, another's WAHA
     // server gone.
     let app = TestApp::spawn_with_engine().await;
@@ -341,7 +346,7 @@ async fn sessions_whose_driver_cannot_connect_fail_saying_why() {
             .post(
                 "/api/v1/sessions",
                 json!({"name": "CS", "driver": "waha", "driver_config": {
-                    "base_url": base_url, "api_key": WAHA_API_KEY,
+                    "base_url": base_url, "api_key": WAHA_API_KEY, "session_name": WAHA_SESSION,
                 }}),
             )
             .await;
@@ -351,7 +356,8 @@ async fn sessions_whose_driver_cannot_connect_fail_saying_why() {
     let andi = app.tenant("Toko Andi").await;
     let altered = create(&andi, "http://waha.invalid").await;
     let budi = app.tenant("Toko Budi").await;
-    let gone = create(&budi, &wablast_tests::peer::closed_port_url().await).await;
+    let gone_url = wablast_tests::peer::closed_port_url().await;
+    let gone = create(&budi, &gone_url).await;
     let mut db = sqlx::PgConnection::connect(&app.settings.database_url)
         .await
         .unwrap();
@@ -388,10 +394,47 @@ async fn sessions_whose_driver_cannot_connect_fail_saying_why() {
             .contains("do not decrypt"),
         "{session}"
     );
-    let session = failed(&budi, &gone).await;
-    let error = session["last_error"].as_str().unwrap();
+    // The unreachable server is tried again with back-off, each try on
+    // the session; once the server is back, the session goes on.
+    let retrying = until("tries again", Duration::from_secs(20), async || {
+        let session = status_of(&budi, &gone).await;
+        (session["reconnect"]["attempt"].as_i64() >= Some(2)).then_some(session)
+    })
+    .await;
+    assert_eq!(retrying["status"], "disconnected", "{retrying}");
+    let error = retrying["last_error"].as_str().unwrap();
     assert!(
         error.contains("did not start") && error.contains("WAHA server unreachable"),
-        "{session}"
+        "{retrying}"
     );
+    assert!(
+        retrying["reconnect"]["next_try_at"].is_string(),
+        "{retrying}"
+    );
+    let address = gone_url.trim_start_matches("http://").to_owned();
+    let back = waha_server_at(&address).await;
+    let created = until(
+        "the session created again",
+        Duration::from_secs(30),
+        async || {
+            back.requests()
+                .into_iter()
+                .find(|r| r.route() == "POST /api/sessions")
+        },
+    )
+    .await;
+    let key = created.json()["config"]["webhooks"][0]["hmac"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scan = waha_status("SCAN_QR_CODE");
+    let signature = hmac_hex::<Hmac<Sha512>>(&key, &scan);
+    let (status, body) = post_waha(&app, &gone, scan, &signature).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = until("waiting for a scan", Duration::from_secs(20), async || {
+        let session = status_of(&budi, &gone).await;
+        (session["status"] == "qr").then_some(session)
+    })
+    .await;
+    assert!(session["reconnect"].is_null(), "{session}");
 }

@@ -3494,6 +3494,17 @@ mod tests {
                     SessionCommand::StartSession { at }
                 }
                 SessionEvent::SessionStopRequested { at, .. } => SessionCommand::StopSession { at },
+                SessionEvent::SessionReconnectScheduled {
+                    attempt,
+                    next_try_at,
+                    error,
+                    at,
+                } => SessionCommand::ReportReconnect {
+                    attempt,
+                    next_try_at,
+                    error,
+                    at,
+                },
                 SessionEvent::SessionLoggedOut { at, .. } => SessionCommand::LogoutSession { at },
                 SessionEvent::SessionDeleted { at, .. } => SessionCommand::DeleteSession { at },
                 SessionEvent::SessionStatusChanged {

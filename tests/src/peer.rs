@@ -100,13 +100,22 @@ pub struct Peer {
 impl Peer {
     /// Listens on a free port, answering every request with `responder`.
     pub async fn start(responder: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_at("127.0.0.1:0", responder).await
+    }
+
+    /// Listens on `address` (`127.0.0.1:<port>`: a server coming back on
+    /// the port it had), answering every request with `responder`.
+    pub async fn start_at(
+        address: &str,
+        responder: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let state = PeerState {
             recorded: Arc::default(),
             responder: Arc::new(responder),
         };
         let recorded = state.recorded.clone();
         let app = Router::new().fallback(answer).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(address)
             .await
             .expect("a port");
         let base_url = format!("http://{}", listener.local_addr().expect("an address"));

@@ -142,6 +142,19 @@ pub struct SessionBody {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// While the engine cannot connect its driver (its server restarting)
+    /// and tries again with back-off: which try failed last and when the
+    /// next is (`last_error` says why). Null otherwise.
+    pub reconnect: Option<ReconnectBody>,
+}
+
+/// The engine's tries to connect a session's driver.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReconnectBody {
+    /// Which try failed last (1, 2, ...).
+    pub attempt: i32,
+    /// When the next try is.
+    pub next_try_at: DateTime<Utc>,
 }
 
 impl SessionBody {
@@ -162,6 +175,12 @@ impl SessionBody {
             driver_config,
             created_at: view.created_at,
             updated_at: view.updated_at,
+            reconnect: view.reconnect_attempt.zip(view.reconnect_at).map(
+                |(attempt, next_try_at)| ReconnectBody {
+                    attempt,
+                    next_try_at,
+                },
+            ),
         }
     }
 }
@@ -742,6 +761,7 @@ async fn create_session(
                 // answer and later reads agree.
                 created_at: at.round_subsecs(6),
                 updated_at: at.round_subsecs(6),
+                reconnect: None,
             }),
             _ => None,
         })

@@ -67,6 +67,19 @@ pub struct Session {
     /// forgets it.
     #[serde(default)]
     linked: bool,
+    /// The engine's tries to connect it: which one failed last, and when
+    /// the next is. `None` once its status moves.
+    #[serde(default)]
+    reconnect: Option<Reconnect>,
+}
+
+/// The engine's tries to connect a session's driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconnect {
+    /// Which try failed last (1, 2, ...).
+    pub attempt: u32,
+    /// When the next try is.
+    pub next_try_at: DateTime<Utc>,
 }
 
 impl Session {
@@ -135,6 +148,11 @@ impl Session {
                 self.status,
                 SessionStatus::Authenticated | SessionStatus::Ready | SessionStatus::Disconnected
             )
+    }
+
+    /// The engine's tries to connect it, while it is trying again.
+    pub fn reconnect(&self) -> Option<Reconnect> {
+        self.reconnect
     }
 
     /// The linked number (always known when ready).
@@ -230,6 +248,22 @@ impl Session {
                 SessionEvent::SessionLoggedOut { from, at }
             }
             SessionCommand::DeleteSession { at } => SessionEvent::SessionDeleted { from, at },
+            SessionCommand::ReportReconnect {
+                attempt,
+                next_try_at,
+                error,
+                at,
+            } => {
+                if !matches!(from, SessionStatus::Starting | SessionStatus::Disconnected) {
+                    return Err(SessionError::NotReconnecting { status: from });
+                }
+                SessionEvent::SessionReconnectScheduled {
+                    attempt,
+                    next_try_at,
+                    error,
+                    at,
+                }
+            }
             SessionCommand::ReportStatus {
                 status: to,
                 phone_number,
@@ -368,6 +402,17 @@ impl Aggregate for Session {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        if matches!(
+            event,
+            SessionEvent::SessionStartRequested { .. }
+                | SessionEvent::SessionStopRequested { .. }
+                | SessionEvent::SessionLoggedOut { .. }
+                | SessionEvent::SessionDeleted { .. }
+                | SessionEvent::SessionStatusChanged { .. }
+        ) {
+            // A new status ends the tries it was about.
+            self.reconnect = None;
+        }
         match event {
             SessionEvent::SessionCreated {
                 session_id,
@@ -425,6 +470,19 @@ impl Aggregate for Session {
                 self.status = to;
                 self.phone_number = phone_number;
                 self.last_error = error;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionReconnectScheduled {
+                attempt,
+                next_try_at,
+                error,
+                at,
+            } => {
+                self.reconnect = Some(Reconnect {
+                    attempt,
+                    next_try_at,
+                });
+                self.last_error = Some(error);
                 self.updated_at = Some(at);
             }
             SessionEvent::SessionSettingsUpdated {
@@ -638,6 +696,45 @@ mod tests {
         assert!(
             !folded(by_whatsapp).is_linked(),
             "logged out from the phone"
+        );
+    }
+
+    #[test]
+    fn the_engines_tries_to_connect_show_until_the_status_moves() {
+        let retry = |attempt| SessionCommand::ReportReconnect {
+            attempt,
+            next_try_at: at(10),
+            error: "the WAHA server unreachable".to_owned(),
+            at: at(3),
+        };
+        let scheduled = SessionEvent::SessionReconnectScheduled {
+            attempt: 2,
+            next_try_at: at(10),
+            error: "the WAHA server unreachable".to_owned(),
+            at: at(3),
+        };
+        for from in [Starting, Disconnected] {
+            SessionTest::with(())
+                .given(in_status(from))
+                .when(retry(2))
+                .then_expect_events(vec![scheduled.clone()]);
+        }
+        for from in [Idle, Qr, Ready, Failed, LoggedOut] {
+            SessionTest::with(())
+                .given(in_status(from))
+                .when(retry(1))
+                .then_expect_error(SessionError::NotReconnecting { status: from });
+        }
+        let mut events = in_status(Disconnected);
+        events.push(scheduled);
+        let retrying = folded(events.clone());
+        assert_eq!(retrying.reconnect().map(|r| r.attempt), Some(2));
+        assert_eq!(retrying.status(), Disconnected);
+        events.push(changed(Disconnected, Qr, None));
+        assert_eq!(
+            folded(events).reconnect(),
+            None,
+            "a new status ends the tries"
         );
     }
 
@@ -982,13 +1079,24 @@ mod tests {
         (Idle, &[]),
         (
             Starting,
-            &[Qr, Pairing, Authenticated, Ready, Failed, LoggedOut],
+            &[
+                Qr,
+                Pairing,
+                Authenticated,
+                Ready,
+                Disconnected,
+                Failed,
+                LoggedOut,
+            ],
         ),
         (Qr, &[Pairing, Authenticated, Ready, Failed, LoggedOut]),
         (Pairing, &[Qr, Authenticated, Ready, Failed, LoggedOut]),
         (Authenticated, &[Ready, Disconnected, Failed, LoggedOut]),
         (Ready, &[Disconnected, Failed, LoggedOut]),
-        (Disconnected, &[Authenticated, Ready, Failed, LoggedOut]),
+        (
+            Disconnected,
+            &[Qr, Pairing, Authenticated, Ready, Failed, LoggedOut],
+        ),
         (Failed, &[]),
         (LoggedOut, &[]),
     ];

@@ -74,6 +74,19 @@ pub enum SessionCommand {
         /// When the engine saw it.
         at: DateTime<Utc>,
     },
+    /// The engine could not connect the session's driver and tries again
+    /// at `next_try_at` (refused unless the session is starting or
+    /// disconnected).
+    ReportReconnect {
+        /// Which try failed (1, 2, ...).
+        attempt: u32,
+        /// When the next try is.
+        next_try_at: DateTime<Utc>,
+        /// Why it failed.
+        error: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Change the user's settings; `None` keeps a setting as it is.
     UpdateSettings {
         /// A new name.

@@ -60,6 +60,13 @@ pub enum SessionError {
         /// The status reported.
         to: SessionStatus,
     },
+    /// A reconnection reported for a session that is not trying to
+    /// connect (starting or disconnected).
+    #[error("a session that is {status} is not reconnecting")]
+    NotReconnecting {
+        /// The session's status.
+        status: SessionStatus,
+    },
     /// A trust level change by someone who is not an admin.
     #[error("only an admin can change a session's trust level")]
     Forbidden,
@@ -78,7 +85,8 @@ impl SessionError {
             Self::CannotStart { .. }
             | Self::CannotStop { .. }
             | Self::CannotLogOut { .. }
-            | Self::InvalidTransition { .. } => "invalid_state",
+            | Self::InvalidTransition { .. }
+            | Self::NotReconnecting { .. } => "invalid_state",
             Self::Forbidden => "forbidden",
         }
     }

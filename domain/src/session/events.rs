@@ -86,6 +86,18 @@ pub enum SessionEvent {
         /// When the engine saw it.
         at: DateTime<Utc>,
     },
+    /// The engine could not connect the session's driver (its server
+    /// unreachable, WhatsApp away) and tries again at `next_try_at`.
+    SessionReconnectScheduled {
+        /// Which try failed (1, 2, ...).
+        attempt: u32,
+        /// When the next try is.
+        next_try_at: DateTime<Utc>,
+        /// Why it failed.
+        error: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The user's settings changed; all of them as they are now.
     SessionSettingsUpdated {
         /// The name.
@@ -122,6 +134,7 @@ impl DomainEvent for SessionEvent {
             Self::SessionLoggedOut { .. } => "SessionLoggedOut",
             Self::SessionDeleted { .. } => "SessionDeleted",
             Self::SessionStatusChanged { .. } => "SessionStatusChanged",
+            Self::SessionReconnectScheduled { .. } => "SessionReconnectScheduled",
             Self::SessionSettingsUpdated { .. } => "SessionSettingsUpdated",
             Self::TrustLevelChanged { .. } => "TrustLevelChanged",
         }

@@ -20,12 +20,12 @@
 //!
 //! | from \ to     | qr | pairing | authenticated | ready | disconnected | failed | logged_out |
 //! |---------------|----|---------|---------------|-------|--------------|--------|------------|
-//! | starting      | ✓  | ✓       | ✓             | ✓     |              | ✓      | ✓          |
+//! | starting      | ✓  | ✓       | ✓             | ✓     | ✓            | ✓      | ✓          |
 //! | qr            | =  | ✓       | ✓             | ✓     |              | ✓      | ✓          |
 //! | pairing       | ✓  | =       | ✓             | ✓     |              | ✓      | ✓          |
 //! | authenticated |    |         | =             | ✓     | ✓            | ✓      | ✓          |
 //! | ready         |    |         |               | =     | ✓            | ✓      | ✓          |
-//! | disconnected  |    |         | ✓             | ✓     | =            | ✓      | ✓          |
+//! | disconnected  | ✓  | ✓       | ✓             | ✓     | =            | ✓      | ✓          |
 //!
 //! Why these and no others:
 //! - `starting → authenticated | ready`: a session with stored credentials
@@ -34,10 +34,13 @@
 //! - `qr ⇄ pairing`: a session waiting for a scan may be asked for a pairing
 //!   code instead (`POST /sessions/{id}/pairing-code`), and a pairing code
 //!   that expires may fall back to a QR.
-//! - `disconnected` means "linked, connection lost, reconnecting": only a
-//!   session that got past the login (authenticated or ready) can lose its
-//!   connection, and it comes back through `authenticated` or straight to
-//!   `ready`. A session that never got linked and cannot go on is `failed`.
+//! - `disconnected` means "connection lost, reconnecting": a session that
+//!   got past the login (authenticated or ready) lost its connection, or a
+//!   starting one whose driver could not connect yet (its server restarting)
+//!   while the engine tries again with back-off. It comes back through
+//!   `authenticated`, straight to `ready`, or, when the link was lost
+//!   meanwhile, to `qr` or `pairing`. A session that cannot go on at all
+//!   (no credentials, a driver not built) is `failed`.
 //! - `failed` and `logged_out` (unlinked or banned by WhatsApp) may come from
 //!   every running status.
 //! - Nothing is reported out of `idle`, `failed` or `logged_out`: they are at
@@ -153,9 +156,13 @@ impl SessionStatus {
             (Starting, Qr | Pairing | Authenticated | Ready) => true,
             (Qr, Pairing | Authenticated | Ready) => true,
             (Pairing, Qr | Authenticated | Ready) => true,
+            // A driver that could not connect yet is disconnected while
+            // the engine tries again.
+            (Starting, Disconnected) => true,
             (Authenticated, Ready | Disconnected) => true,
             (Ready, Disconnected) => true,
-            (Disconnected, Authenticated | Ready) => true,
+            // Back, linked or (the link lost meanwhile) asking to be.
+            (Disconnected, Authenticated | Ready | Qr | Pairing) => true,
             _ => false,
         }
     }

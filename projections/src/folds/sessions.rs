@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
-use wablast_domain::session::{Session, SessionEvent};
+use wablast_domain::session::{Session, SessionEvent, SessionStatus};
 use wablast_domain::session_day::{SessionDay, SessionDayEvent};
 use wablast_eventstore::RecordedEvent;
 
@@ -38,6 +38,10 @@ pub(crate) struct SessionRow {
     last_error: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    #[serde(default)]
+    reconnect_attempt: Option<i32>,
+    #[serde(default)]
+    reconnect_at: Option<DateTime<Utc>>,
 }
 
 impl Row for SessionRow {
@@ -58,6 +62,8 @@ impl Row for SessionRow {
         "last_error",
         "created_at",
         "updated_at",
+        "reconnect_attempt",
+        "reconnect_at",
     ];
 
     fn key(&self) -> Uuid {
@@ -148,7 +154,7 @@ impl Projection for Sessions {
                     name: name.as_str().to_owned(),
                     driver: driver.as_str().to_owned(),
                     login: login.as_str().to_owned(),
-                    status: "idle".to_owned(),
+                    status: SessionStatus::Idle.as_str().to_owned(),
                     phone_number: phone_number.as_ref().map(|p| p.as_str().to_owned()),
                     daily_limit: daily_limit.value() as i32,
                     daily_limit_follows_trust_level: *daily_limit_follows_trust_level,
@@ -157,6 +163,8 @@ impl Projection for Sessions {
                     last_error: None,
                     created_at: *at,
                     updated_at: *at,
+                    reconnect_attempt: None,
+                    reconnect_at: None,
                 });
                 continue;
             }
@@ -167,18 +175,39 @@ impl Projection for Sessions {
             let row = sessions
                 .get_mut(id)
                 .ok_or_else(|| missing_row(NAME, event))?;
+            if !matches!(
+                decoded,
+                SessionEvent::SessionReconnectScheduled { .. }
+                    | SessionEvent::SessionSettingsUpdated { .. }
+                    | SessionEvent::TrustLevelChanged { .. }
+            ) {
+                // A new status ends the engine's tries to connect.
+                row.reconnect_attempt = None;
+                row.reconnect_at = None;
+            }
             match decoded {
                 SessionEvent::SessionCreated { .. } | SessionEvent::SessionDeleted { .. } => {}
+                SessionEvent::SessionReconnectScheduled {
+                    attempt,
+                    next_try_at,
+                    error,
+                    at,
+                } => {
+                    row.reconnect_attempt = Some(i32::try_from(attempt).unwrap_or(i32::MAX));
+                    row.reconnect_at = Some(next_try_at);
+                    row.last_error = Some(error);
+                    row.updated_at = at;
+                }
                 SessionEvent::SessionStartRequested { at, .. } => {
-                    row.status = "starting".to_owned();
+                    row.status = SessionStatus::Starting.as_str().to_owned();
                     row.updated_at = at;
                 }
                 SessionEvent::SessionStopRequested { at, .. } => {
-                    row.status = "idle".to_owned();
+                    row.status = SessionStatus::Idle.as_str().to_owned();
                     row.updated_at = at;
                 }
                 SessionEvent::SessionLoggedOut { at, .. } => {
-                    row.status = "logged_out".to_owned();
+                    row.status = SessionStatus::LoggedOut.as_str().to_owned();
                     row.updated_at = at;
                 }
                 SessionEvent::SessionStatusChanged {

@@ -41,6 +41,10 @@ pub struct SessionView {
     pub created_at: DateTime<Utc>,
     /// `qr | pairing`.
     pub login: String,
+    /// While the engine tries again to connect it: which try failed last.
+    pub reconnect_attempt: Option<i32>,
+    /// ... and when the next try is.
+    pub reconnect_at: Option<DateTime<Utc>>,
 }
 
 /// The tenant's local date at `now`, in its time zone (`schedules.timezone`,
@@ -78,7 +82,8 @@ fn select(today: NaiveDate) -> QueryBuilder<Postgres> {
     let mut q = QueryBuilder::new(
         "select s.id, s.name, s.driver, s.status, s.phone_number, s.daily_limit, \
                 s.daily_limit_follows_trust_level, coalesce(d.sent, 0) as sent_today, \
-                s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login \
+                s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login, \
+                s.reconnect_attempt, s.reconnect_at \
          from sessions s \
          left join session_days d on d.session_id = s.id and d.tenant_id = s.tenant_id \
               and d.local_date = ",
