@@ -3593,6 +3593,7 @@ mod tests {
                     throttle,
                     scheduled_at,
                     list_columns: ["produk", "kota"].map(str::to_owned).into(),
+                    missing_values: Default::default(),
                     at,
                 },
                 CampaignEvent::CampaignScheduled { at_time, at } => {
@@ -3611,6 +3612,7 @@ mod tests {
                     assert_eq!(wallet.reservation(id), Some(points_reserved), "{at}");
                     CampaignCommand::StartCampaign {
                         recipients,
+                        missing_values: Default::default(),
                         plan_max_recipients: u64::from(
                             self.plan_terms(&commit.tenant).max_recipients_per_campaign,
                         ),
