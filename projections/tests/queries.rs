@@ -752,6 +752,7 @@ async fn messages_and_their_export_stay_with_their_tenant() {
         "delivered_at",
         "read_at",
         "session_id",
+        "text",
     ] {
         assert!(value.get(field).is_some(), "{field} in {value}");
     }
@@ -803,12 +804,12 @@ async fn messages_and_their_export_stay_with_their_tenant() {
     assert_eq!(
         csv,
         [
-            "phone,name,status,error,sent_at,delivered_at,read_at",
-            "+6281000000001,Budi,read,,2025-01-02T00:05:00Z,,",
-            "+6281000000002,'=cmd|' /C calc'!A0,failed,\"not on WhatsApp, sorry\",2025-01-02T00:05:00Z,,",
-            "+6281000000003,,queued,,,,",
-            "+6281000000004,\"Sari, S.E.\",failed,\"said \"\"blocked\"\"\",2025-01-02T00:05:00Z,,",
-            "+6281000000005,Ani,sent,,2025-01-02T00:05:00Z,,",
+            "phone,name,status,error,sent_at,delivered_at,read_at,text",
+            "+6281000000001,Budi,read,,2025-01-02T00:05:00Z,,,",
+            "+6281000000002,'=cmd|' /C calc'!A0,failed,\"not on WhatsApp, sorry\",2025-01-02T00:05:00Z,,,",
+            "+6281000000003,,queued,,,,,",
+            "+6281000000004,\"Sari, S.E.\",failed,\"said \"\"blocked\"\"\",2025-01-02T00:05:00Z,,,",
+            "+6281000000005,Ani,sent,,2025-01-02T00:05:00Z,,,",
         ]
         .join("\r\n")
     );

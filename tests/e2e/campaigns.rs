@@ -855,7 +855,7 @@ async fn messages_are_listed_by_status_and_exported_as_csv() {
     );
     assert_eq!(
         response.text().await.unwrap(),
-        "phone,name,status,error,sent_at,delivered_at,read_at\r\n"
+        "phone,name,status,error,sent_at,delivered_at,read_at,text\r\n"
     );
 
     let (status, _) = post_action(&budi, &id, "start").await;
@@ -914,9 +914,9 @@ async fn messages_are_listed_by_status_and_exported_as_csv() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.text().await.unwrap(),
-        "phone,name,status,error,sent_at,delivered_at,read_at\r\n\
-         +6281200000001,\"Budi, S.H.\",queued,,,,\r\n\
-         +6281200000002,'=Siti,queued,,,,\r\n"
+        "phone,name,status,error,sent_at,delivered_at,read_at,text\r\n\
+         +6281200000001,\"Budi, S.H.\",queued,,,,,\r\n\
+         +6281200000002,'=Siti,queued,,,,,\r\n"
     );
 
     // With messages in the log, a cancel leaves the settlement to the

@@ -529,6 +529,7 @@ impl Mev {
                 campaign_id,
                 session_id,
                 attempt,
+                text: None,
                 at,
             },
             What::Sent {
@@ -3736,11 +3737,13 @@ mod tests {
                 MessageEvent::MessageSendingStarted {
                     session_id,
                     attempt,
+                    text,
                     at,
                     ..
                 } => MessageCommand::StartSending {
                     session_id,
                     attempt,
+                    text,
                     at,
                 },
                 MessageEvent::MessageSent { at, .. } if events_of_command.len() > 1 => {

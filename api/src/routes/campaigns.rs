@@ -359,6 +359,10 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     /// The session meant to send it, then the one that sent it.
     pub session_id: Uuid,
+    /// The text it was sent with: the template rendered for the recipient
+    /// (spintax picked, variables filled). Null until a sender takes it.
+    #[schema(example = "Halo Budi, promo Lebaran diskon 20%!")]
+    pub text: Option<String>,
 }
 
 impl From<messages::MessageView> for MessageView {
@@ -374,6 +378,7 @@ impl From<messages::MessageView> for MessageView {
             delivered_at: m.delivered_at,
             read_at: m.read_at,
             session_id: m.session_id,
+            text: m.text,
         }
     }
 }
@@ -974,8 +979,8 @@ async fn list_messages(
 /// Rows written per chunk of the export's body.
 const EXPORT_CHUNK_ROWS: usize = 256;
 
-/// A campaign's messages as CSV: `phone,name,status,error,sent_at,delivered_at,read_at`,
-/// streamed as they are read.
+/// A campaign's messages as CSV: `phone,name,status,error,sent_at,delivered_at,read_at,text`
+/// (`text`: what each was sent with), streamed as they are read.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/export", tag = "campaigns",
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The campaign")),
