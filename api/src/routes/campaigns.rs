@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use cqrs_es::AggregateError;
+use cqrs_es::{Aggregate, AggregateError};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,7 +37,7 @@ use wablast_workflows::commands::follow_up;
 
 use crate::auth::Caller;
 use crate::commands::{position, tenant_key};
-use crate::consistency::{After, MAX_WAIT, header_value};
+use crate::consistency::{self, After, MAX_WAIT, header_value};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
@@ -57,6 +57,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_messages))
         .routes(routes!(export_campaign))
 }
+
+/// The projections the reads of campaigns and their messages use.
+const READS: &[&str] = &["campaigns", "messages"];
 
 /// The statuses of a campaign (API.md).
 const CAMPAIGN_STATUSES: [&str; 6] = [
@@ -694,7 +697,7 @@ async fn list_campaigns(
 ) -> Result<axum::Json<List<CampaignView>>, ApiError> {
     let page = params.page::<Uuid>()?;
     let status = filter.parse(&CAMPAIGN_STATUSES)?;
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
+    after.wait(&state.db, READS).await?;
     let paged = campaigns::list(&state.db, caller.tenant_id, &page, status).await?;
     Ok(axum::Json(List::from_paged(paged, CampaignView::from)))
 }
@@ -714,11 +717,14 @@ async fn get_campaign(
     after: After,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<CampaignView>, ApiError> {
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
-    campaigns::get(&state.db, caller.tenant_id, CampaignId::from_uuid(id))
-        .await?
-        .map(|view| axum::Json(view.into()))
-        .ok_or_else(|| ApiError::not_found("campaign"))
+    after.wait(&state.db, READS).await?;
+    let (db, tenant, id) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
+    consistency::found_or_caught_up(&state, Campaign::TYPE, READS, move || async move {
+        Ok(campaigns::get(db, tenant, id).await?)
+    })
+    .await?
+    .map(|view| axum::Json(view.into()))
+    .ok_or_else(|| ApiError::not_found("campaign"))
 }
 
 /// Starts a draft or scheduled campaign: reserves `recipients × 2` points
@@ -963,16 +969,15 @@ async fn list_messages(
 ) -> Result<axum::Json<List<MessageView>>, ApiError> {
     let page = params.page::<Uuid>()?;
     let status = filter.parse(&MESSAGE_STATUSES)?;
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
-    let paged = messages::list_for_campaign(
-        &state.db,
-        caller.tenant_id,
-        CampaignId::from_uuid(id),
-        status,
-        &page,
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("campaign"))?;
+    after.wait(&state.db, READS).await?;
+    let (db, tenant, id) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
+    let page = &page;
+    let paged =
+        consistency::found_or_caught_up(&state, Campaign::TYPE, READS, move || async move {
+            Ok(messages::list_for_campaign(db, tenant, id, status, page).await?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("campaign"))?;
     Ok(axum::Json(List::from_paged(paged, MessageView::from)))
 }
 
@@ -995,10 +1000,13 @@ async fn export_campaign(
     after: After,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
-    let rows = messages::export(&state.db, caller.tenant_id, CampaignId::from_uuid(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("campaign"))?;
+    after.wait(&state.db, READS).await?;
+    let (db, tenant, campaign) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
+    let rows = consistency::found_or_caught_up(&state, Campaign::TYPE, READS, move || async move {
+        Ok(messages::export(db, tenant, campaign).await?)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("campaign"))?;
     let header_line = format!("{}{}", messages::EXPORT_HEADER, messages::CSV_LINE_BREAK);
     let lines = rows.ready_chunks(EXPORT_CHUNK_ROWS).map(move |chunk| {
         let mut text = String::with_capacity(chunk.len() * 96);
