@@ -62,6 +62,8 @@ pub struct AppState {
     /// Cancelled when the server shuts down: ends responses that would
     /// otherwise never finish (event streams).
     pub shutdown: CancellationToken,
+    /// Each credential's last writes, which its reads wait for.
+    pub recent_writes: Arc<consistency::RecentWrites>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             readiness: Readiness::default(),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
+            recent_writes: Arc::default(),
         }
     }
 }
@@ -179,7 +182,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 ///
 /// Layers, from the outside in: request id (set, traced, propagated),
 /// security headers, CORS (when configured), metrics, the error shape,
-/// rate limits, the body limit, `Idempotency-Key`; then the route.
+/// rate limits, the body limit, `Idempotency-Key`, the caller's writes
+/// remembered for its reads; then the route.
 pub fn router(state: AppState) -> Router {
     use axum::extract::DefaultBodyLimit;
     use axum::middleware::{from_fn, from_fn_with_state};
@@ -192,6 +196,7 @@ pub fn router(state: AppState) -> Router {
     let limits =
         hardening::rate_limit::RateLimits::new(config.rate_limit_per_ip, config.rate_limit_per_key);
     let idempotency = hardening::idempotency::Idempotency::new(state.clone());
+    let recent_writes = state.recent_writes.clone();
     // Every `layer` below wraps each route (and the fallback) on its own,
     // so each sees the matched route template.
     let mut app = routes
@@ -202,6 +207,10 @@ pub fn router(state: AppState) -> Router {
         .merge(hardening::docs())
         .fallback(error::no_such_route)
         .with_state(state)
+        .layer(from_fn_with_state(
+            recent_writes,
+            consistency::remember_writes,
+        ))
         .layer(from_fn_with_state(
             idempotency,
             hardening::idempotency::guard,

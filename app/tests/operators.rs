@@ -224,6 +224,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
                 MessageCommand::StartSending {
                     session_id,
                     attempt: 1,
+                    text: None,
                     at: now,
                 },
                 &meta(),

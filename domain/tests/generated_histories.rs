@@ -325,6 +325,7 @@ impl World {
                     MessageCommand::StartSending {
                         session_id,
                         attempt,
+                        text: None,
                         at,
                     },
                     outcome,

@@ -87,6 +87,31 @@ pub async fn until_projected(
     }
 }
 
+/// Per stream, the position every projection reading it has reached (the
+/// lowest of their checkpoints; 0 for one without a checkpoint yet): a
+/// read of any of them sees every commit up to it.
+pub async fn projected_by_all(pool: &PgPool) -> Result<Vec<Position>, ProjectionError> {
+    let checkpoints = checkpoint::all(pool).await?;
+    let projections = crate::all();
+    Ok(LogStream::ALL
+        .into_iter()
+        .map(|stream| {
+            let sequence = projections
+                .iter()
+                .filter(|p| p.streams().contains(&stream))
+                .map(|p| {
+                    checkpoints
+                        .iter()
+                        .find(|c| c.projection == p.name() && c.stream == stream.name())
+                        .map_or(0, |c| u64::try_from(c.stream_sequence).unwrap_or(0))
+                })
+                .min()
+                .unwrap_or(0);
+            Position { stream, sequence }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -973,10 +973,17 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
     let start = MessageCommand::StartSending {
         session_id: session,
         attempt: 1,
+        text: None,
+        at,
+    };
+    let start_with_text = MessageCommand::StartSending {
+        session_id: session,
+        attempt: 1,
+        text: Some("Halo Budi, promo!".to_owned()),
         at,
     };
     messages
-        .execute(&message_key(0), from_batch(0, start.clone()), &meta())
+        .execute(&message_key(0), from_batch(0, start_with_text), &meta())
         .await
         .unwrap();
     messages
@@ -1024,6 +1031,17 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
     let status: Vec<&str> = rows.iter().map(|(_, _, s)| s.as_str()).collect();
     assert_eq!(status, ["sent", "cancelled", "queued", "queued", "sending"]);
     assert_eq!(counts().await, (2, 1, 1, 2));
+    let texts: Vec<Option<String>> =
+        sqlx::query_scalar("select text from messages where campaign_id = $1 order by phone")
+            .bind(campaign.as_uuid())
+            .fetch_all(&world.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        texts.iter().filter(|t| t.is_some()).collect::<Vec<_>>(),
+        [&Some("Halo Budi, promo!".to_owned())],
+        "the attempt's text is on its message, and only there"
+    );
     assert_eq!(
         messages
             .load(&message_key(0))

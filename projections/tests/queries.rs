@@ -9,11 +9,11 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
-use wablast_domain::types::{CampaignId, PlanId, SessionId, TenantId};
+use wablast_domain::types::{CampaignId, ContactListId, PlanId, SessionId, TenantId};
 use wablast_projections::queries::messages::{self, CSV_LINE_BREAK, EXPORT_HEADER, csv_line};
 use wablast_projections::queries::{
-    Cursor, CursorError, Page, Paged, TransactionCursor, campaigns, events, plans, schedule,
-    sessions, wallet,
+    Cursor, CursorError, Page, Paged, TransactionCursor, campaigns, contact_lists, events, plans,
+    schedule, sessions, wallet,
 };
 use wablast_projections::{LogStream, wait::Position};
 use wablast_tests::TestDatabase;
@@ -752,6 +752,7 @@ async fn messages_and_their_export_stay_with_their_tenant() {
         "delivered_at",
         "read_at",
         "session_id",
+        "text",
     ] {
         assert!(value.get(field).is_some(), "{field} in {value}");
     }
@@ -803,12 +804,12 @@ async fn messages_and_their_export_stay_with_their_tenant() {
     assert_eq!(
         csv,
         [
-            "phone,name,status,error,sent_at,delivered_at,read_at",
-            "+6281000000001,Budi,read,,2025-01-02T00:05:00Z,,",
-            "+6281000000002,'=cmd|' /C calc'!A0,failed,\"not on WhatsApp, sorry\",2025-01-02T00:05:00Z,,",
-            "+6281000000003,,queued,,,,",
-            "+6281000000004,\"Sari, S.E.\",failed,\"said \"\"blocked\"\"\",2025-01-02T00:05:00Z,,",
-            "+6281000000005,Ani,sent,,2025-01-02T00:05:00Z,,",
+            "phone,name,status,error,sent_at,delivered_at,read_at,text",
+            "+6281000000001,Budi,read,,2025-01-02T00:05:00Z,,,",
+            "+6281000000002,'=cmd|' /C calc'!A0,failed,\"not on WhatsApp, sorry\",2025-01-02T00:05:00Z,,,",
+            "+6281000000003,,queued,,,,,",
+            "+6281000000004,\"Sari, S.E.\",failed,\"said \"\"blocked\"\"\",2025-01-02T00:05:00Z,,,",
+            "+6281000000005,Ani,sent,,2025-01-02T00:05:00Z,,,",
         ]
         .join("\r\n")
     );
@@ -1069,5 +1070,121 @@ async fn event_history_stays_with_its_tenant() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Inserts a tenant and a list of contacts `(phone, name, variables)`.
+async fn contact_list(
+    pool: &PgPool,
+    tenant: Uuid,
+    contacts: &[(&str, Option<&str>, serde_json::Value)],
+) -> Uuid {
+    sqlx::query("insert into tenants (id, name, created_at) values ($1, 'Toko', now()) on conflict do nothing")
+        .bind(tenant)
+        .execute(pool)
+        .await
+        .unwrap();
+    let list = Uuid::now_v7();
+    sqlx::query(
+        "insert into contact_lists (id, tenant_id, name, columns, total_rows, accepted, rejected, source_format, created_at)
+         values ($1, $2, 'Pelanggan', '{kota,Diskon}', $3, $3, 0, 'csv', now())",
+    )
+    .bind(list)
+    .bind(tenant)
+    .bind(contacts.len() as i32)
+    .execute(pool)
+    .await
+    .unwrap();
+    for (row, (phone, name, variables)) in contacts.iter().enumerate() {
+        sqlx::query(
+            "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(list)
+        .bind(row as i32 + 1)
+        .bind(tenant)
+        .bind(phone)
+        .bind(name)
+        .bind(variables)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    list
+}
+
+#[tokio::test]
+async fn missing_values_count_absent_and_blank_values_as_the_domain_does() {
+    let db = db().await;
+    let pool = &db.pool;
+    let (ta, tb) = (Uuid::now_v7(), Uuid::now_v7());
+    let blanks = ["", " ", "\t\n", "\u{a0}", "\u{3000} "];
+    let mut contacts = vec![
+        (
+            "+628111",
+            Some("Budi"),
+            json!({"kota": "Bandung", "Diskon": "10"}),
+        ),
+        ("+628112", None, json!({"kota": "Solo"})),
+        ("+628113", Some(" "), json!({"Diskon": "5"})),
+    ];
+    for (i, blank) in blanks.iter().enumerate() {
+        assert!(!wablast_domain::types::template::has_value(blank));
+        contacts.push((
+            ["+628120", "+628121", "+628122", "+628123", "+628124"][i],
+            Some("Siti"),
+            json!({"kota": blank, "Diskon": " 1 "}),
+        ));
+    }
+    let list = contact_list(pool, ta, &contacts).await;
+    let other = contact_list(pool, tb, &contacts[..1]).await;
+    let variables = ["name", "phone", "kota", "Diskon", "alamat"]
+        .map(str::to_owned)
+        .into();
+    let tenant = TenantId::from_uuid(ta);
+    let list_id = ContactListId::from_uuid(list);
+
+    let missing = contact_lists::missing_values(pool, tenant, list_id, &variables)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        missing,
+        [
+            ("name", 2),
+            ("phone", 0),
+            ("kota", 6),
+            ("Diskon", 1),
+            ("alamat", 8)
+        ]
+        .map(|(k, n)| (k.to_owned(), n))
+        .into()
+    );
+    // Another tenant's list counts nothing.
+    let theirs =
+        contact_lists::missing_values(pool, tenant, ContactListId::from_uuid(other), &variables)
+            .await
+            .unwrap();
+    assert!(theirs.values().all(|n| *n == 0), "{theirs:?}");
+
+    let sample = contact_lists::sample(pool, tenant, list_id, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        sample
+            .iter()
+            .map(|c| (c.phone.as_str(), c.name.as_deref()))
+            .collect::<Vec<_>>(),
+        [("+628111", Some("Budi")), ("+628112", None)]
+    );
+    assert_eq!(
+        sample[1].variables.0,
+        [("kota".to_owned(), "Solo".to_owned())].into()
+    );
+    assert!(
+        contact_lists::sample(pool, tenant, ContactListId::from_uuid(other), 5)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -50,7 +50,7 @@
 //! the shortest wait any of them asked for) when one of them must wait;
 //! those of its commands that were done then come back and are dropped.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -909,6 +909,23 @@ fn for_message(
     }
 }
 
+/// The text of a message: its campaign's template rendered with the
+/// recipient's values, spintax seeded by the message id (so a retry reads
+/// the same); why not, when it cannot be.
+fn render(message: &Message, campaign: &Campaign, command: &SendCommand) -> Result<String, String> {
+    let phone = message
+        .phone()
+        .ok_or_else(|| "the message has no recipient".to_owned())?;
+    let template = campaign
+        .template()
+        .ok_or_else(|| "the campaign has no template".to_owned())?;
+    let values = Campaign::template_values(phone.as_str(), message.name(), message.variables());
+    let seed = command.message_id.as_uuid().as_u64_pair().1;
+    template
+        .render(&values, seed)
+        .map_err(|err| format!("template: {err}"))
+}
+
 /// Gives commands in hand back to the queue at once, in order.
 async fn give_back(held: impl IntoIterator<Item = (Taken, SendCommand)>) {
     for (share, _) in held {
@@ -1001,11 +1018,14 @@ impl Sender {
             campaign,
             now,
         } = admitted;
-        // 4. Send.
+        // 4. Send: the text is rendered first, so that the attempt records
+        // what it sends.
         let attempt = message.attempt() + 1;
+        let text = render(&message, &campaign, &command);
         let start = MessageCommand::StartSending {
             session_id: self.session,
             attempt,
+            text: text.as_ref().ok().cloned(),
             at: now,
         };
         let start = for_message(&command, &mut known_message, start);
@@ -1020,7 +1040,11 @@ impl Sender {
             debug!(error = %err, message = %command.message_id, "not taken; looking again");
             return Ok(Answer::Later(Duration::ZERO));
         }
-        let outcome = match self.outgoing(&message, &campaign, &command).await {
+        let outgoing = match text {
+            Ok(text) => self.outgoing(&message, &campaign, &command, text).await,
+            Err(reason) => Err(reason),
+        };
+        let outcome = match outgoing {
             Ok(outgoing) => self.sending(&outgoing, held).await,
             Err(reason) => Err(SendError::Permanent(reason)),
         };
@@ -1235,29 +1259,18 @@ impl Sender {
         }
     }
 
-    /// The message as the driver sends it.
+    /// The message as the driver sends it, with its rendered `text`.
     async fn outgoing(
         &self,
         message: &Message,
         campaign: &Campaign,
         command: &SendCommand,
+        text: String,
     ) -> Result<OutgoingMessage, String> {
         let phone = message
             .phone()
             .cloned()
             .ok_or_else(|| "the message has no recipient".to_owned())?;
-        let template = campaign
-            .template()
-            .ok_or_else(|| "the campaign has no template".to_owned())?;
-        let mut variables: BTreeMap<String, String> = message.variables().clone();
-        if let Some(name) = message.name() {
-            variables.insert("name".to_owned(), name.to_owned());
-        }
-        variables.insert("phone".to_owned(), phone.as_str().to_owned());
-        let seed = command.message_id.as_uuid().as_u64_pair().1;
-        let text = template
-            .render(&variables, seed)
-            .map_err(|err| format!("template: {err}"))?;
         let media = match campaign.media_id() {
             Some(media) => Some(self.media(media).await?),
             None => None,

@@ -855,7 +855,7 @@ async fn messages_are_listed_by_status_and_exported_as_csv() {
     );
     assert_eq!(
         response.text().await.unwrap(),
-        "phone,name,status,error,sent_at,delivered_at,read_at\r\n"
+        "phone,name,status,error,sent_at,delivered_at,read_at,text\r\n"
     );
 
     let (status, _) = post_action(&budi, &id, "start").await;
@@ -914,9 +914,9 @@ async fn messages_are_listed_by_status_and_exported_as_csv() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.text().await.unwrap(),
-        "phone,name,status,error,sent_at,delivered_at,read_at\r\n\
-         +6281200000001,\"Budi, S.H.\",queued,,,,\r\n\
-         +6281200000002,'=Siti,queued,,,,\r\n"
+        "phone,name,status,error,sent_at,delivered_at,read_at,text\r\n\
+         +6281200000001,\"Budi, S.H.\",queued,,,,,\r\n\
+         +6281200000002,'=Siti,queued,,,,,\r\n"
     );
 
     // With messages in the log, a cancel leaves the settlement to the
@@ -1096,4 +1096,228 @@ async fn a_scheduled_start_refused_at_its_time_is_a_draft_saying_why() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, shown) = budi.get(&format!("/api/v1/campaigns/{cancelled}")).await;
     assert_eq!(shown["status"], "cancelled", "{shown}");
+}
+
+/// A list imported over HTTP whose contacts lack some values: a header the
+/// import recognises (`phone_e164`, `nama`), two contacts without a name,
+/// two without a city (one of each only blank).
+async fn gappy_list(client: &Client) -> String {
+    let csv = "phone_e164,nama,kota,consent\n\
+               +6281234567801,Budi,Bandung,ya\n\
+               +6281234567802,,Solo,ya\n\
+               +6281234567803,Siti,,ya\n\
+               +6281234567804,  ,   ,ya\n";
+    let (status, report) =
+        crate::contacts::import(client, "pelanggan.csv", csv.as_bytes(), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{report}");
+    assert_eq!(report["accepted"], 4, "{report}");
+    assert_eq!(report["columns"], json!(["kota"]), "{report}");
+    report["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_template_needing_values_some_contacts_lack_is_refused_with_counts_unless_it_falls_back()
+{
+    let app = TestApp::spawn().await;
+    let back = Backdoor::of(&app).await;
+    let budi = app.tenant("Toko Budi").await;
+    let list = gappy_list(&budi).await;
+    let session = back.session(&budi.tenant_id).await;
+    let list = Uuid::parse_str(&list).unwrap();
+
+    // Variables match the list case-insensitively; without a fallback,
+    // every contact must have a value.
+    let (status, body) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{Name}} dari {{KOTA}}",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_variables_missing"
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"]["missing"],
+        json!({"name": 2, "kota": 2})
+    );
+    assert_eq!(body["error"]["details"]["field"], "template");
+    let (status, body) = create(
+        &budi,
+        list,
+        &[session],
+        "Halo {{name|Kak}} dari {{kota}}",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["details"]["missing"], json!({"kota": 2}));
+
+    // With fallbacks (or only what every contact has) it is created.
+    for template in [
+        "{Halo|Hai} {{Name|Kak}} dari {{kota|kota kamu}}",
+        "Halo {{phone}}",
+    ] {
+        let (status, body) = create(&budi, list, &[session], template, json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{template}: {body}");
+    }
+    // An unknown variable is still a bad field, not a missing value.
+    let (status, body) = create(&budi, list, &[session], "Halo {{nama}}", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "validation_failed")
+    );
+    assert_eq!(
+        body["error"]["details"]["unknown_variables"],
+        json!(["nama"])
+    );
+}
+
+#[tokio::test]
+async fn a_start_is_refused_when_contacts_lost_a_value_the_template_needs_and_reserves_nothing() {
+    let app = TestApp::spawn().await;
+    let back = Backdoor::of(&app).await;
+    let admin = app.admin().await;
+    let budi = funded_tenant(&app, &admin, 1000, 200).await;
+    let (id, _) = draft(&back, &budi, 3).await;
+    // The draft's template needs `kota` (no fallback); a contact loses it.
+    sqlx::query(
+        "update contacts set variables = '{\"kota\": \" \"}'
+         where tenant_id = $1 and row_number = 2",
+    )
+    .bind(Uuid::parse_str(&budi.tenant_id).unwrap())
+    .execute(&back.db)
+    .await
+    .unwrap();
+
+    let (status, body) = post_action(&budi, &id, "start").await;
+
+    assert_eq!(
+        (status, code(&body)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_variables_missing"
+        ),
+        "{body}"
+    );
+    assert_eq!(body["error"]["details"]["missing"], json!({"kota": 1}));
+    let (_, shown) = budi.get(&format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(shown["status"], "draft");
+    let (_, wallet) = budi.get("/api/v1/wallet").await;
+    assert_eq!(
+        (&wallet["reserved"], &wallet["available"]),
+        (&json!(0), &json!(1000))
+    );
+}
+
+#[tokio::test]
+async fn a_preview_renders_sample_contacts_as_the_send_would_and_counts_missing_values() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+    let list = gappy_list(&budi).await;
+    let preview = |body: Value| {
+        let budi = budi.clone();
+        async move { budi.post("/api/v1/campaigns/preview", body).await }
+    };
+
+    let (status, shown) = preview(json!({
+        "contact_list_id": list,
+        "template": "{Halo|Hai} {{Name|Kak}} dari {{kota}}, nomor {{phone}}",
+        "count": 3,
+    }))
+    .await;
+
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["missing"], json!({"name": 2, "kota": 2}));
+    let samples = shown["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3);
+    let phones: Vec<&str> = samples
+        .iter()
+        .map(|s| s["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+6281234567801", "+6281234567802", "+6281234567803"]
+    );
+    assert_eq!(samples[0]["name"], "Budi");
+    let first = samples[0]["text"].as_str().unwrap();
+    assert!(
+        ["Halo", "Hai"]
+            .map(|h| format!("{h} Budi dari Bandung, nomor +6281234567801"))
+            .contains(&first.to_owned()),
+        "{first}"
+    );
+    assert!(
+        samples[1]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with(" Kak dari Solo, nomor +6281234567802"),
+        "the fallback: {shown}"
+    );
+    assert_eq!(
+        samples[2]["text"],
+        Value::Null,
+        "no city, no fallback: {shown}"
+    );
+    // Spintax is picked per message, as the send picks it.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let (_, shown) = preview(
+            json!({"contact_list_id": list, "template": "{Halo|Hai} {{name}}", "count": 1}),
+        )
+        .await;
+        seen.insert(shown["samples"][0]["text"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen, ["Hai Budi", "Halo Budi"].map(str::to_owned).into());
+
+    // Five by default (the list has four); nothing missing: `{}`.
+    let (status, shown) =
+        preview(json!({"contact_list_id": list, "template": "Hai {{phone}}"})).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["samples"].as_array().unwrap().len(), 4);
+    assert_eq!(shown["missing"], json!({}));
+
+    // Refusals.
+    for (body, expected) in [
+        (
+            json!({"contact_list_id": list, "template": "Halo {{name"}),
+            (StatusCode::BAD_REQUEST, "validation_failed"),
+        ),
+        (
+            json!({"contact_list_id": list, "template": "Halo {{voucher}}"}),
+            (StatusCode::BAD_REQUEST, "validation_failed"),
+        ),
+        (
+            json!({"contact_list_id": list, "template": "Hi", "count": 0}),
+            (StatusCode::BAD_REQUEST, "validation_failed"),
+        ),
+        (
+            json!({"contact_list_id": list, "template": "Hi", "count": 21}),
+            (StatusCode::BAD_REQUEST, "validation_failed"),
+        ),
+        (
+            json!({"contact_list_id": Uuid::now_v7(), "template": "Hi"}),
+            (StatusCode::NOT_FOUND, "not_found"),
+        ),
+    ] {
+        let (status, answer) = preview(body.clone()).await;
+        assert_eq!((status, code(&answer)), expected, "{body}: {answer}");
+    }
+    let siti = app.tenant("Toko Siti").await;
+    let (status, answer) = siti
+        .post(
+            "/api/v1/campaigns/preview",
+            json!({"contact_list_id": list, "template": "Hi"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
 }

@@ -36,7 +36,7 @@ pub fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 }
 
 /// Uploads `content` as `filename` with extra text fields.
-async fn import(
+pub async fn import(
     client: &Client,
     filename: &str,
     content: &[u8],

@@ -223,6 +223,7 @@ async fn send_and_read(log: &EventLog, tenant: TenantId, session: SessionId, mes
             MessageCommand::StartSending {
                 session_id: session,
                 attempt: 1,
+                text: None,
                 at: Utc::now(),
             },
             &metadata(),

@@ -6,6 +6,7 @@ mod app;
 mod auth;
 mod auto_replies;
 mod campaigns;
+mod consistency;
 mod contacts;
 mod engine;
 mod events;

@@ -770,3 +770,74 @@ async fn a_fan_out_cut_off_halfway_resumes_without_losing_or_doubling_a_recipien
     stop.cancel();
     engine_b.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_messages_show_the_text_they_were_sent_with_in_the_list_and_the_export() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let backdoor = Backdoor::of(&app).await;
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299990001", 100).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 3, &["kota"]).await;
+    let (status, created) = budi
+        .post(
+            "/api/v1/campaigns",
+            json!({
+                "name": "Promo",
+                "contact_list_id": list,
+                "template": "{Halo|Hai} {{Name}}, promo di {{KOTA}}!",
+                "sender_session_ids": [session],
+                "throttle": {"min_delay_ms": 0, "max_delay_ms": 0},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = budi
+        .post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    completed_once_each(&budi, &backdoor, &id, 3).await;
+
+    // Each message shows what its recipient got: their own values, one of
+    // the greetings.
+    let (status, page) = budi.get(&format!("/api/v1/campaigns/{id}/messages")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let mut texts = Vec::new();
+    for item in items {
+        let row: u32 = item["phone"].as_str().unwrap()[10..].parse().unwrap();
+        let text = item["text"].as_str().unwrap_or_else(|| panic!("{item}"));
+        let expected = format!("Pelanggan {row}, promo di kota {row}!");
+        assert!(
+            text == format!("Halo {expected}") || text == format!("Hai {expected}"),
+            "{text}"
+        );
+        texts.push(text.to_owned());
+    }
+    // The export has them too, in its last column.
+    let export = budi
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/campaigns/{id}/export"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = export.lines().collect();
+    assert!(lines[0].ends_with(",read_at,text"), "{export}");
+    for text in &texts {
+        assert!(
+            lines.iter().any(|l| l.ends_with(&format!(",\"{text}\""))),
+            "{text} in {export}"
+        );
+    }
+
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

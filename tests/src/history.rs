@@ -529,6 +529,7 @@ impl Mev {
                 campaign_id,
                 session_id,
                 attempt,
+                text: None,
                 at,
             },
             What::Sent {
@@ -3604,6 +3605,7 @@ mod tests {
                     throttle,
                     scheduled_at,
                     list_columns: ["produk", "kota"].map(str::to_owned).into(),
+                    missing_values: Default::default(),
                     at,
                 },
                 CampaignEvent::CampaignScheduled { at_time, at } => {
@@ -3622,6 +3624,7 @@ mod tests {
                     assert_eq!(wallet.reservation(id), Some(points_reserved), "{at}");
                     CampaignCommand::StartCampaign {
                         recipients,
+                        missing_values: Default::default(),
                         plan_max_recipients: u64::from(
                             self.plan_terms(&commit.tenant).max_recipients_per_campaign,
                         ),
@@ -3745,11 +3748,13 @@ mod tests {
                 MessageEvent::MessageSendingStarted {
                     session_id,
                     attempt,
+                    text,
                     at,
                     ..
                 } => MessageCommand::StartSending {
                     session_id,
                     attempt,
+                    text,
                     at,
                 },
                 MessageEvent::MessageSent { at, .. } if events_of_command.len() > 1 => {

@@ -8,11 +8,13 @@
 //! did not answer), the reservation stays, and a retry either finds the
 //! campaign started or starts it on the same reservation.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use sqlx::PgPool;
 use tracing::{info, instrument};
-use wablast_domain::campaign::{CampaignCommand, CampaignError, CampaignStatus};
+use wablast_domain::campaign::{Campaign, CampaignCommand, CampaignError, CampaignStatus};
 use wablast_domain::types::{CampaignId, ContactListId, Points, TenantId};
 use wablast_domain::wallet::{WalletCommand, WalletError};
 use wablast_eventstore::CommandMetadata;
@@ -114,6 +116,7 @@ pub async fn start(
                 &key,
                 CampaignCommand::StartCampaign {
                     recipients: campaign.recipients(),
+                    missing_values: BTreeMap::new(),
                     plan_max_recipients,
                     points_reserved: campaign.points_reserved(),
                     at,
@@ -137,6 +140,15 @@ pub async fn start(
         .ok_or(StartError::ListDeleted { list_id })?;
     // Every stored contact is consented (the import keeps no other).
     let recipients = u64::try_from(list.accepted).unwrap_or(0);
+    // The list may have changed since the campaign was created: its
+    // contacts' values are counted again for the campaign to judge.
+    let missing_values = match campaign.template() {
+        Some(template) => {
+            let variables = Campaign::template_variables(template, list.columns);
+            contact_lists::missing_values(db, tenant, list_id, &variables).await?
+        }
+        None => BTreeMap::new(),
+    };
     let points_reserved = Points::for_messages(recipients).ok_or(StartError::TooManyRecipients)?;
 
     // The wallet first: a start never runs on points it does not hold.
@@ -158,6 +170,7 @@ pub async fn start(
             &key,
             CampaignCommand::StartCampaign {
                 recipients,
+                missing_values,
                 plan_max_recipients,
                 points_reserved,
                 at,

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use wablast_domain::types::TenantId;
 use wablast_eventstore::{Actor, CommandMetadata};
 
+use crate::consistency::CallerSlot;
 use crate::{ApiError, AppState};
 
 /// Header carrying an API key.
@@ -75,7 +76,7 @@ impl FromStr for Role {
 }
 
 /// How a caller proved who it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Credential {
     /// A user's JWT.
     User(Uuid),
@@ -139,11 +140,18 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            return Ok(*caller);
+        let caller = match parts.extensions.get::<Caller>() {
+            Some(caller) => *caller,
+            None => {
+                let caller = authenticate(parts, state).await?;
+                parts.extensions.insert(caller);
+                caller
+            }
+        };
+        // For the writes it is answered to be remembered as its own.
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.set(caller);
         }
-        let caller = authenticate(parts, state).await?;
-        parts.extensions.insert(caller);
         Ok(caller)
     }
 }

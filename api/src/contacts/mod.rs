@@ -22,8 +22,9 @@
 //! # Decisions
 //!
 //! - **Mapping.** `{phone?, name?, consent?, variables?}`; a key left out
-//!   takes its default: the column named `phone` (or `nomor`, `no_hp`,
-//!   `whatsapp`), `name` (or `nama`), `consent` (or `persetujuan`),
+//!   takes its default: the column named `phone` (or `phone_e164`,
+//!   `nomor`, `no_hp`, `whatsapp`), `name` (or `nama`), `consent` (or
+//!   `persetujuan`),
 //!   compared trimmed and case-insensitively. Left-out `variables` means
 //!   every other column whose header is a template variable name
 //!   (`[A-Za-z_][A-Za-z0-9_]*`, not `name` or `phone`); `variables: []`
@@ -81,7 +82,7 @@ pub const MAX_REPORTED: usize = 1_000;
 /// The longest a value shown in the report is, in characters.
 const MAX_SHOWN_CHARS: usize = 100;
 
-const PHONE_NAMES: &[&str] = &["phone", "nomor", "no_hp", "whatsapp"];
+const PHONE_NAMES: &[&str] = &["phone", "phone_e164", "nomor", "no_hp", "whatsapp"];
 const NAME_NAMES: &[&str] = &["name", "nama"];
 const CONSENT_NAMES: &[&str] = &["consent", "persetujuan"];
 
@@ -91,9 +92,12 @@ const CONSENT_NAMES: &[&str] = &["consent", "persetujuan"];
 #[serde(deny_unknown_fields)]
 #[schema(as = ContactMapping)]
 pub struct Mapping {
-    /// The column holding the phone number (default: `phone`).
+    /// The column holding the phone number (default: `phone`,
+    /// `phone_e164`, `nomor`, `no_hp` or `whatsapp`, the first the header
+    /// has).
     pub phone: Option<String>,
-    /// The column holding the contact's name (default: `name`, if any).
+    /// The column holding the contact's name (default: `name` or `nama`, if
+    /// any).
     pub name: Option<String>,
     /// The column saying whether the contact agreed to be messaged
     /// (default: `consent`; required).
@@ -652,6 +656,25 @@ mod tests {
         assert_eq!((plan.phone, plan.name, plan.consent), (1, Some(2), 3));
         // `No` is a valid name too; `Nama Toko` is not.
         assert_eq!(plan.columns(), ["No", "kota", "diskon"]);
+    }
+
+    #[test]
+    fn a_phone_e164_column_is_the_phone_by_default() {
+        let plan = Plan::new(
+            header(&["Phone_E164", "nama", "consent", "kota"]),
+            &Mapping::default(),
+        )
+        .unwrap();
+        assert_eq!((plan.phone, plan.name, plan.consent), (0, Some(1), 2));
+        assert_eq!(plan.columns(), ["kota"]);
+        // `phone` itself comes first; `phone_e164` is then a variable.
+        let plan = Plan::new(
+            header(&["phone_e164", "phone", "consent"]),
+            &Mapping::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.phone, 1);
+        assert_eq!(plan.columns(), ["phone_e164"]);
     }
 
     #[test]

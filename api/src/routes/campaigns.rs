@@ -7,14 +7,14 @@
 //! [`start_campaign`]): the wallet reserves first, then the campaign starts,
 //! and a refused start gives its reservation back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use cqrs_es::AggregateError;
+use cqrs_es::{Aggregate, AggregateError};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,7 +37,7 @@ use wablast_workflows::commands::follow_up;
 
 use crate::auth::Caller;
 use crate::commands::{position, tenant_key};
-use crate::consistency::{After, MAX_WAIT, header_value};
+use crate::consistency::{self, After, MAX_WAIT, header_value};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
@@ -47,6 +47,7 @@ use crate::{ApiError, AppState};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_campaign, list_campaigns))
+        .routes(routes!(preview_campaign))
         .routes(routes!(get_campaign))
         .routes(routes!(start_campaign))
         .routes(routes!(schedule_campaign))
@@ -56,6 +57,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_messages))
         .routes(routes!(export_campaign))
 }
+
+/// The projections the reads of campaigns and their messages use.
+const READS: &[&str] = &["campaigns", "messages"];
 
 /// The statuses of a campaign (API.md).
 const CAMPAIGN_STATUSES: [&str; 6] = [
@@ -101,6 +105,50 @@ pub struct NewCampaign {
     pub throttle: Option<ThrottleBody>,
     /// When it starts by itself; the campaign is then `scheduled`.
     pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// A template to try on a contact list before creating a campaign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// The contact list to render it for.
+    pub contact_list_id: Uuid,
+    /// The message, as a campaign's `template`.
+    #[schema(example = "{Halo|Hai} {{name|Kak}}, promo Lebaran diskon 20%!")]
+    pub template: String,
+    /// How many of the list's contacts to render, from its first (1 to 20,
+    /// default 5).
+    #[schema(minimum = 1, maximum = 20, example = 5)]
+    pub count: Option<u32>,
+}
+
+/// A template rendered for some contacts of a list, and how many of the
+/// list's contacts lack each variable it uses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// The first contacts of the list, each with the text a send would
+    /// give it (spintax picked at random, as each message's own pick).
+    pub samples: Vec<PreviewSample>,
+    /// Per variable the template uses (as the list spells it), how many of
+    /// the list's contacts have no value for it (none, or a blank one);
+    /// only those some contact lacks. A variable without fallback listed
+    /// here makes creating the campaign fail with 422
+    /// `template_variables_missing`.
+    #[schema(value_type = Object, example = json!({"kota": 3}))]
+    pub missing: BTreeMap<String, u64>,
+}
+
+/// One contact and its text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewSample {
+    /// The contact, E.164.
+    #[schema(example = "+6281234567890")]
+    pub phone: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// The text it would be sent; null when it lacks a variable the
+    /// template uses without fallback (see `missing`).
+    pub text: Option<String>,
 }
 
 /// The random pause between two sends of one session.
@@ -314,6 +362,10 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     /// The session meant to send it, then the one that sent it.
     pub session_id: Uuid,
+    /// The text it was sent with: the template rendered for the recipient
+    /// (spintax picked, variables filled). Null until a sender takes it.
+    #[schema(example = "Halo Budi, promo Lebaran diskon 20%!")]
+    pub text: Option<String>,
 }
 
 impl From<messages::MessageView> for MessageView {
@@ -329,6 +381,7 @@ impl From<messages::MessageView> for MessageView {
             delivered_at: m.delivered_at,
             read_at: m.read_at,
             session_id: m.session_id,
+            text: m.text,
         }
     }
 }
@@ -342,6 +395,9 @@ fn campaign_details(refusal: &CampaignError) -> Option<serde_json::Value> {
         }
         CampaignError::UnknownVariables { names } => {
             json!({"field": "template", "unknown_variables": names})
+        }
+        CampaignError::TemplateVariablesMissing { missing } => {
+            json!({"field": "template", "missing": missing})
         }
         CampaignError::ScheduleInPast { .. } => json!({"field": "scheduled_at"}),
         CampaignError::InvalidState { action, status } => {
@@ -413,7 +469,11 @@ fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response
 ///
 /// The contact list and every sender session must be the caller's (404
 /// otherwise, naming the field and the id). The template may use only
-/// `name`, `phone` and the list's mapped columns.
+/// `name`, `phone` and the list's mapped columns (matched
+/// case-insensitively: `{{Kota}}` is the column `kota`), and every contact
+/// must have a value (not blank) for each variable it uses without a
+/// fallback (`{{name|Kak}}`): otherwise 422 `template_variables_missing`
+/// with `details.missing` = `{variable: contacts lacking it}`.
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns",
     security(("bearer" = []), ("api_key" = [])),
     request_body = NewCampaign,
@@ -422,6 +482,7 @@ fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response
         (status = 400, description = "Bad field: name, template (syntax or unknown variable), throttle, senders, scheduled_at", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such contact list or sender session in the caller's tenant", body = ErrorBody),
+        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template uses without fallback; `details.missing` counts them per variable", body = ErrorBody),
     ))]
 async fn create_campaign(
     State(state): State<AppState>,
@@ -459,6 +520,11 @@ async fn create_campaign(
             .with_details(json!({"field": "sender_session_ids", "id": unknown})));
     }
 
+    let list_id = ContactListId::from_uuid(body.contact_list_id);
+    let variables = Campaign::template_variables(&template, list.columns.iter().cloned());
+    let missing_values =
+        contact_lists::missing_values(&state.db, caller.tenant_id, list_id, &variables).await?;
+
     let campaign_id = CampaignId::new();
     let key = tenant_key(caller.tenant_id, campaign_id);
     let at = Utc::now();
@@ -470,7 +536,7 @@ async fn create_campaign(
         CampaignCommand::CreateCampaign {
             campaign_id,
             name: body.name.clone(),
-            contact_list_id: ContactListId::from_uuid(body.contact_list_id),
+            contact_list_id: list_id,
             template: template.clone(),
             media_id: body.media_id.map(MediaId::from_uuid),
             sender_session_ids: body
@@ -482,6 +548,7 @@ async fn create_campaign(
             throttle,
             scheduled_at: body.scheduled_at,
             list_columns: list.columns.into_iter().collect::<BTreeSet<_>>(),
+            missing_values,
             at,
         },
         &metadata,
@@ -540,6 +607,78 @@ async fn create_campaign(
     ))
 }
 
+/// Sample recipients a preview renders when the request does not say.
+const DEFAULT_PREVIEW_COUNT: u32 = 5;
+/// The most sample recipients a preview renders.
+const MAX_PREVIEW_COUNT: u32 = 20;
+
+/// Renders a template for the first contacts of a list, as the send would
+/// (the same values, spintax picked per message), and counts the list's
+/// contacts that lack each variable it uses. Creates nothing.
+#[utoipa::path(post, path = "/api/v1/campaigns/preview", tag = "campaigns",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = PreviewRequest,
+    responses(
+        (status = 200, description = "The samples and the missing values", body = Preview),
+        (status = 400, description = "Bad field: template (syntax or unknown variable), count (1 to 20)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such contact list in the caller's tenant", body = ErrorBody),
+    ))]
+async fn preview_campaign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<PreviewRequest>,
+) -> Result<axum::Json<Preview>, ApiError> {
+    let template = Template::parse(&body.template)
+        .map_err(|err| ApiError::invalid_field("template", err.to_string()))?;
+    let count = body.count.unwrap_or(DEFAULT_PREVIEW_COUNT);
+    if !(1..=MAX_PREVIEW_COUNT).contains(&count) {
+        return Err(ApiError::invalid_field(
+            "count",
+            format!("count must be between 1 and {MAX_PREVIEW_COUNT}"),
+        ));
+    }
+    let list_id = ContactListId::from_uuid(body.contact_list_id);
+    let list = contact_lists::facts(&state.db, caller.tenant_id, list_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("contact list")
+                .with_details(json!({"field": "contact_list_id", "id": body.contact_list_id}))
+        })?;
+    let unknown = Campaign::unknown_template_variables(&template, list.columns.iter().cloned());
+    if !unknown.is_empty() {
+        return Err(campaign_error(AggregateError::UserError(
+            CampaignError::UnknownVariables {
+                names: unknown.into_iter().collect(),
+            },
+        )));
+    }
+    let variables = Campaign::template_variables(&template, list.columns);
+    let mut missing =
+        contact_lists::missing_values(&state.db, caller.tenant_id, list_id, &variables).await?;
+    missing.retain(|_, count| *count > 0);
+    let samples = contact_lists::sample(&state.db, caller.tenant_id, list_id, count)
+        .await?
+        .into_iter()
+        .map(|contact| {
+            let values = Campaign::template_values(
+                &contact.phone,
+                contact.name.as_deref(),
+                &contact.variables.0,
+            );
+            // A message's seed is the random half of its id (see the send
+            // loop): a new id's gives a pick like any message's.
+            let seed = Uuid::now_v7().as_u64_pair().1;
+            PreviewSample {
+                text: template.render(&values, seed).ok(),
+                phone: contact.phone,
+                name: contact.name,
+            }
+        })
+        .collect();
+    Ok(axum::Json(Preview { samples, missing }))
+}
+
 /// The caller's campaigns, oldest first.
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
     security(("bearer" = []), ("api_key" = [])),
@@ -558,7 +697,7 @@ async fn list_campaigns(
 ) -> Result<axum::Json<List<CampaignView>>, ApiError> {
     let page = params.page::<Uuid>()?;
     let status = filter.parse(&CAMPAIGN_STATUSES)?;
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
+    after.wait(&state.db, READS).await?;
     let paged = campaigns::list(&state.db, caller.tenant_id, &page, status).await?;
     Ok(axum::Json(List::from_paged(paged, CampaignView::from)))
 }
@@ -578,11 +717,14 @@ async fn get_campaign(
     after: After,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<CampaignView>, ApiError> {
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
-    campaigns::get(&state.db, caller.tenant_id, CampaignId::from_uuid(id))
-        .await?
-        .map(|view| axum::Json(view.into()))
-        .ok_or_else(|| ApiError::not_found("campaign"))
+    after.wait(&state.db, READS).await?;
+    let (db, tenant, id) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
+    consistency::found_or_caught_up(&state, Campaign::TYPE, READS, move || async move {
+        Ok(campaigns::get(db, tenant, id).await?)
+    })
+    .await?
+    .map(|view| axum::Json(view.into()))
+    .ok_or_else(|| ApiError::not_found("campaign"))
 }
 
 /// Starts a draft or scheduled campaign: reserves `recipients × 2` points
@@ -601,7 +743,7 @@ async fn get_campaign(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such campaign in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: not a draft or scheduled campaign; `conflict`: its contact list was deleted", body = ErrorBody),
-        (status = 422, description = "`insufficient_points`, `recipient_cap_exceeded`, `plan_expired` (also without any plan), `session_not_ready` (no sender left)", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `recipient_cap_exceeded`, `plan_expired` (also without any plan), `session_not_ready` (no sender left), `template_variables_missing` (contacts of the list lack a variable the template needs: `details.missing`)", body = ErrorBody),
     ))]
 async fn start_campaign(
     State(state): State<AppState>,
@@ -827,24 +969,23 @@ async fn list_messages(
 ) -> Result<axum::Json<List<MessageView>>, ApiError> {
     let page = params.page::<Uuid>()?;
     let status = filter.parse(&MESSAGE_STATUSES)?;
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
-    let paged = messages::list_for_campaign(
-        &state.db,
-        caller.tenant_id,
-        CampaignId::from_uuid(id),
-        status,
-        &page,
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("campaign"))?;
+    after.wait(&state.db, READS).await?;
+    let (db, tenant, id) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
+    let page = &page;
+    let paged =
+        consistency::found_or_caught_up(&state, Campaign::TYPE, READS, move || async move {
+            Ok(messages::list_for_campaign(db, tenant, id, status, page).await?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("campaign"))?;
     Ok(axum::Json(List::from_paged(paged, MessageView::from)))
 }
 
 /// Rows written per chunk of the export's body.
 const EXPORT_CHUNK_ROWS: usize = 256;
 
-/// A campaign's messages as CSV: `phone,name,status,error,sent_at,delivered_at,read_at`,
-/// streamed as they are read.
+/// A campaign's messages as CSV: `phone,name,status,error,sent_at,delivered_at,read_at,text`
+/// (`text`: what each was sent with), streamed as they are read.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/export", tag = "campaigns",
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The campaign")),
@@ -859,10 +1000,13 @@ async fn export_campaign(
     after: After,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    after.wait(&state.db, &["campaigns", "messages"]).await?;
-    let rows = messages::export(&state.db, caller.tenant_id, CampaignId::from_uuid(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("campaign"))?;
+    after.wait(&state.db, READS).await?;
+    let (db, tenant, campaign) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
+    let rows = consistency::found_or_caught_up(&state, Campaign::TYPE, READS, move || async move {
+        Ok(messages::export(db, tenant, campaign).await?)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("campaign"))?;
     let header_line = format!("{}{}", messages::EXPORT_HEADER, messages::CSV_LINE_BREAK);
     let lines = rows.ready_chunks(EXPORT_CHUNK_ROWS).map(move |chunk| {
         let mut text = String::with_capacity(chunk.len() * 96);

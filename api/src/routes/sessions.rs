@@ -17,7 +17,7 @@ use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SubsecRound, Utc};
-use cqrs_es::AggregateError;
+use cqrs_es::{Aggregate, AggregateError};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -441,7 +441,7 @@ async fn session_after(
     id: Uuid,
     position: Position,
 ) -> Result<SessionBody, ApiError> {
-    After(Some(position)).wait(&state.db, PROJECTION).await?;
+    After::at(position).wait(&state.db, PROJECTION).await?;
     read_session(state, tenant, id).await?.ok_or_else(|| {
         ApiError::unavailable(
             "projection_lag",
@@ -458,9 +458,11 @@ async fn projected_or_404(
     id: Uuid,
 ) -> Result<SessionBody, ApiError> {
     after.wait(&state.db, PROJECTION).await?;
-    read_session(state, tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("session"))
+    consistency::found_or_caught_up(state, Session::TYPE, PROJECTION, || {
+        read_session(state, tenant, id)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("session"))
 }
 
 /// A refusal's code and message, for one item of a batch.

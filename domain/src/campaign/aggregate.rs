@@ -1,6 +1,6 @@
 //! The campaign aggregate: decisions in `handle`, assignments in `apply`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -184,6 +184,61 @@ impl Campaign {
         self.resume_at
     }
 
+    /// The variables a recipient of a list with `list_columns` needs values
+    /// for to receive `template`: those it uses, as the list (or the
+    /// built-ins `name` and `phone`) spell them. The facts a create or a
+    /// start takes as `missing_values` are counted for these.
+    pub fn template_variables(
+        template: &Template,
+        list_columns: impl IntoIterator<Item = String>,
+    ) -> BTreeSet<String> {
+        let mut known: BTreeSet<String> = list_columns.into_iter().collect();
+        known.extend(Self::BUILT_IN_VARIABLES.map(str::to_owned));
+        template.known_variables(&known)
+    }
+
+    /// A recipient's values for the template, as the send renders it: its
+    /// list columns, with the built-ins over them (`name` when it has one,
+    /// `phone` always).
+    pub fn template_values(
+        phone: &str,
+        name: Option<&str>,
+        columns: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut values = columns.clone();
+        if let Some(name) = name {
+            values.insert("name".to_owned(), name.to_owned());
+        }
+        values.insert("phone".to_owned(), phone.to_owned());
+        values
+    }
+
+    /// The variables `template` uses that a list with `list_columns` does
+    /// not have (nor are they `name` or `phone`), compared
+    /// case-insensitively: a campaign with any is refused.
+    pub fn unknown_template_variables(
+        template: &Template,
+        list_columns: impl IntoIterator<Item = String>,
+    ) -> BTreeSet<String> {
+        let mut known: BTreeSet<String> = list_columns.into_iter().collect();
+        known.extend(Self::BUILT_IN_VARIABLES.map(str::to_owned));
+        template.unknown_variables(&known)
+    }
+
+    /// Refuses a template some recipients could not receive: a variable
+    /// used without fallback that some of them have no value for.
+    fn ensure_renderable(
+        template: &Template,
+        missing_values: &BTreeMap<String, u64>,
+    ) -> Result<(), CampaignError> {
+        let missing = template.unfilled(missing_values);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(CampaignError::TemplateVariablesMissing { missing })
+        }
+    }
+
     fn current(&self) -> Result<CampaignStatus, CampaignError> {
         self.status.ok_or(CampaignError::NotFound)
     }
@@ -210,7 +265,8 @@ impl Campaign {
                 sender_session_ids,
                 throttle,
                 scheduled_at,
-                mut list_columns,
+                list_columns,
+                missing_values,
                 at,
             } => {
                 if self.status.is_some() {
@@ -233,13 +289,13 @@ impl Campaign {
                 if let Some(at_time) = scheduled_at.filter(|t| *t <= at) {
                     return Err(CampaignError::ScheduleInPast { at_time });
                 }
-                list_columns.extend(Self::BUILT_IN_VARIABLES.map(str::to_owned));
-                let unknown = template.unknown_variables(&list_columns);
+                let unknown = Self::unknown_template_variables(&template, list_columns);
                 if !unknown.is_empty() {
                     return Err(CampaignError::UnknownVariables {
                         names: unknown.into_iter().collect(),
                     });
                 }
+                Self::ensure_renderable(&template, &missing_values)?;
                 Ok(vec![CampaignEvent::CampaignCreated {
                     campaign_id,
                     name: name.to_owned(),
@@ -266,6 +322,7 @@ impl Campaign {
 
             CampaignCommand::StartCampaign {
                 recipients,
+                missing_values,
                 plan_max_recipients,
                 points_reserved,
                 at,
@@ -292,6 +349,9 @@ impl Campaign {
                 }
                 if recipients == 0 {
                     return Err(CampaignError::NoRecipients);
+                }
+                if let Some(template) = &self.template {
+                    Self::ensure_renderable(template, &missing_values)?;
                 }
                 // Beyond u64::MAX / 2 recipients the price no longer fits in
                 // Points: no plan can allow that many.
@@ -581,7 +641,7 @@ impl Aggregate for Campaign {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use chrono::{DateTime, TimeDelta, TimeZone, Utc};
     use cqrs_es::test::TestFramework;
@@ -628,6 +688,7 @@ mod tests {
             throttle: Throttle::DEFAULT,
             scheduled_at: None,
             list_columns: columns(&["order", "city"]),
+            missing_values: BTreeMap::new(),
             at: t(0),
         }
     }
@@ -684,6 +745,7 @@ mod tests {
     fn start(recipients: u64, points: u64) -> CampaignCommand {
         CampaignCommand::StartCampaign {
             recipients,
+            missing_values: BTreeMap::new(),
             plan_max_recipients: 200,
             points_reserved: Points::new(points),
             at: t(10),
@@ -901,6 +963,105 @@ mod tests {
         );
     }
 
+    fn missing(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn matches_template_variables_to_list_columns_case_insensitively() {
+        let command = with_create(|c| {
+            if let CampaignCommand::CreateCampaign { template, .. } = c {
+                *template =
+                    Template::parse("Hi {{Name}}, {{ORDER}} ke {{City}} {{Phone}}").unwrap();
+            }
+        });
+        assert!(
+            Given::with(())
+                .given_no_previous_events()
+                .when(command)
+                .inspect_result()
+                .is_ok()
+        );
+        assert_eq!(
+            Campaign::template_variables(&template(), columns(&["Order", "city"])),
+            columns(&["Order", "name", "phone"])
+        );
+    }
+
+    #[test]
+    fn refuses_a_template_variable_some_contacts_have_no_value_for_counting_them() {
+        // `order` has no fallback; `name` has one, so its 4 are fine.
+        let command = with_create(|c| {
+            if let CampaignCommand::CreateCampaign { missing_values, .. } = c {
+                *missing_values = missing(&[("name", 4), ("order", 2), ("phone", 0)]);
+            }
+        });
+        let refusal = CampaignError::TemplateVariablesMissing {
+            missing: missing(&[("order", 2)]),
+        };
+        assert_eq!(refusal.code(), "template_variables_missing");
+        assert_eq!(
+            refusal.to_string(),
+            "some contacts have no value for order (2): give the variable a fallback \
+             (`{{name|Kak}}`) or fill the list"
+        );
+        Given::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(refusal);
+    }
+
+    #[test]
+    fn accepts_contacts_without_a_value_where_the_template_gives_a_fallback() {
+        let command = with_create(|c| {
+            if let CampaignCommand::CreateCampaign {
+                template,
+                missing_values,
+                ..
+            } = c
+            {
+                *template = Template::parse("Halo {{Name|Kak}}, {{order|pesanan}} siap").unwrap();
+                *missing_values = missing(&[("name", 4), ("order", 7)]);
+            }
+        });
+        Given::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_events(vec![CampaignEvent::CampaignCreated {
+                campaign_id: campaign_id(),
+                name: "Promo Ramadan".to_owned(),
+                contact_list_id: list_id(),
+                template: Template::parse("Halo {{Name|Kak}}, {{order|pesanan}} siap").unwrap(),
+                media_id: None,
+                sender_session_ids: vec![sender(1), sender(2)],
+                throttle: Throttle::DEFAULT,
+                scheduled_at: None,
+                at: t(0),
+            }]);
+    }
+
+    #[test]
+    fn refuses_a_start_when_contacts_lack_a_variable_the_template_requires() {
+        let start_with = |missing_values| CampaignCommand::StartCampaign {
+            recipients: 150,
+            missing_values,
+            plan_max_recipients: 200,
+            points_reserved: Points::new(300),
+            at: t(10),
+        };
+        // Matched to the template's `{{order}}` whatever the list's case.
+        Given::with(())
+            .given(vec![created()])
+            .when(start_with(missing(&[("ORDER", 150), ("name", 150)])))
+            .then_expect_error(CampaignError::TemplateVariablesMissing {
+                missing: missing(&[("ORDER", 150)]),
+            });
+        Given::with(())
+            .given(vec![created()])
+            .when(start_with(missing(&[("order", 0), ("name", 150)])))
+            .then_expect_events(vec![started()]);
+    }
+
     #[test]
     fn refuses_a_start_time_at_creation_that_is_not_in_the_future() {
         let command = with_create(|c| {
@@ -1042,6 +1203,7 @@ mod tests {
             .given(vec![created()])
             .when(CampaignCommand::StartCampaign {
                 recipients: u64::MAX,
+                missing_values: BTreeMap::new(),
                 plan_max_recipients: u64::MAX,
                 points_reserved: Points::new(u64::MAX),
                 at: t(10),
@@ -1866,6 +2028,7 @@ mod tests {
             (0u64..6, prop::bool::weighted(0.8), 0u64..14, at.clone()).prop_map(
                 |(recipients, matching, points, a)| CampaignCommand::StartCampaign {
                     recipients,
+                    missing_values: BTreeMap::new(),
                     plan_max_recipients: 4,
                     // Mostly the right reservation, so that histories start.
                     points_reserved: Points::new(if matching { recipients * 2 } else { points }),

@@ -1,6 +1,6 @@
 //! What can be asked of a campaign.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,8 @@ pub enum CampaignCommand {
     /// than 120 characters (after trimming), when there is no sender or a
     /// sender appears twice, when `scheduled_at` is not in the future, or
     /// when the template uses a variable that is neither a list column nor
-    /// `name`/`phone`.
+    /// `name`/`phone` (compared case-insensitively), or when some contact
+    /// has no value for a variable the template uses without fallback.
     CreateCampaign {
         /// The campaign's id.
         campaign_id: CampaignId,
@@ -40,6 +41,13 @@ pub enum CampaignCommand {
         /// The columns of the contact list: with `name` and `phone`, the
         /// only variables the template may use.
         list_columns: BTreeSet<String>,
+        /// How many of the list's contacts have no value (none, or a blank
+        /// one) for each variable the template uses, keyed as the list
+        /// spells it (see [`Campaign::template_variables`]).
+        ///
+        /// [`Campaign::template_variables`]: super::Campaign::template_variables
+        #[serde(default)]
+        missing_values: BTreeMap<String, u64>,
         /// When it was asked.
         at: DateTime<Utc>,
     },
@@ -55,10 +63,16 @@ pub enum CampaignCommand {
     /// before its time by hand). The caller reserved `points_reserved` in
     /// the wallet first; if the start is refused it gives them back with
     /// `WalletCommand::CancelReservation`. A start repeated with the figures
-    /// the campaign started with succeeds and records nothing.
+    /// the campaign started with succeeds and records nothing. Refused, as
+    /// at creation, when some recipient has no value for a variable the
+    /// template uses without fallback.
     StartCampaign {
         /// How many recipients the campaign has (frozen from here).
         recipients: u64,
+        /// How many recipients have no value for each variable the
+        /// template uses, as at creation (the list may have changed since).
+        #[serde(default)]
+        missing_values: BTreeMap<String, u64>,
         /// The tenant's plan cap on recipients per campaign.
         plan_max_recipients: u64,
         /// What the wallet reserved: must be `recipients × 2`.

@@ -1,5 +1,7 @@
 //! Why a campaign refused a command.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::aggregate::CampaignStatus;
@@ -31,6 +33,17 @@ pub enum CampaignError {
     UnknownVariables {
         /// The unknown variables, sorted.
         names: Vec<String>,
+    },
+    /// Some recipients have no value for a variable the template uses
+    /// without fallback: their messages could not be rendered.
+    #[error(
+        "some contacts have no value for {}: give the variable a fallback (`{{{{name|Kak}}}}`) or fill the list",
+        .missing.iter().map(|(name, count)| format!("{name} ({count})")).collect::<Vec<_>>().join(", ")
+    )]
+    TemplateVariablesMissing {
+        /// Per variable (as the list spells it), how many recipients lack
+        /// it.
+        missing: BTreeMap<String, u64>,
     },
     /// A start time that is not in the future.
     #[error("scheduled time {at_time} is not in the future")]
@@ -108,6 +121,7 @@ impl CampaignError {
             | Self::CountsMismatch { .. } => "validation_failed",
             Self::InvalidState { .. } | Self::BackingOff { .. } => "invalid_state",
             Self::RecipientCapExceeded { .. } => "recipient_cap_exceeded",
+            Self::TemplateVariablesMissing { .. } => "template_variables_missing",
             Self::NoActiveSenders => "session_not_ready",
         }
     }

@@ -246,6 +246,7 @@ impl Message {
             MessageCommand::StartSending {
                 session_id,
                 attempt,
+                text,
                 at,
             } => match status {
                 S::Failed if !self.retryable => Err(MessageError::FailedForGood),
@@ -260,6 +261,7 @@ impl Message {
                         campaign_id,
                         session_id,
                         attempt,
+                        text,
                         at,
                     }])
                 }
@@ -534,6 +536,7 @@ mod tests {
         MessageCommand::StartSending {
             session_id: session(1),
             attempt,
+            text: None,
             at: t(at),
         }
     }
@@ -543,6 +546,7 @@ mod tests {
             campaign_id: campaign(),
             session_id: session(1),
             attempt,
+            text: None,
             at: t(at),
         }
     }
@@ -746,17 +750,44 @@ mod tests {
             .when(MessageCommand::StartSending {
                 session_id: session(2),
                 attempt: 1,
+                text: Some("Halo Budi".to_owned()),
                 at: t(1),
             })
             .then_expect_events(vec![MessageEvent::MessageSendingStarted {
                 campaign_id: campaign(),
                 session_id: session(2),
                 attempt: 1,
+                text: Some("Halo Budi".to_owned()),
                 at: t(1),
             }]);
         let message = fold(vec![queued(), sending(1, 1)]);
         assert_eq!(message.status(), Some(MessageStatus::Sending));
         assert_eq!(message.attempt(), 1);
+    }
+
+    #[test]
+    fn an_attempt_recorded_before_texts_were_kept_still_reads_and_the_text_round_trips() {
+        let old = serde_json::json!({"MessageSendingStarted": {
+            "campaign_id": campaign(), "session_id": session(1), "attempt": 1, "at": t(1)}});
+        assert_eq!(
+            serde_json::from_value::<MessageEvent>(old.clone()).unwrap(),
+            sending(1, 1)
+        );
+        // Without a text, an attempt is written as before.
+        assert_eq!(serde_json::to_value(sending(1, 1)).unwrap(), old);
+        let with_text = MessageEvent::MessageSendingStarted {
+            campaign_id: campaign(),
+            session_id: session(1),
+            attempt: 1,
+            text: Some("Hai Budi".to_owned()),
+            at: t(1),
+        };
+        let json = serde_json::to_value(&with_text).unwrap();
+        assert_eq!(json["MessageSendingStarted"]["text"], "Hai Budi");
+        assert_eq!(
+            serde_json::from_value::<MessageEvent>(json).unwrap(),
+            with_text
+        );
     }
 
     #[test]
@@ -777,12 +808,14 @@ mod tests {
             .when(MessageCommand::StartSending {
                 session_id: session(2),
                 attempt: 2,
+                text: None,
                 at: t(40),
             })
             .then_expect_events(vec![MessageEvent::MessageSendingStarted {
                 campaign_id: campaign(),
                 session_id: session(2),
                 attempt: 2,
+                text: None,
                 at: t(40),
             }]);
     }
@@ -1307,6 +1340,7 @@ mod tests {
                 MessageCommand::StartSending {
                     session_id: session(n),
                     attempt,
+                    text: None,
                     at: t(a),
                 }
             }),

@@ -98,6 +98,11 @@ pub enum MessageCommand {
         session_id: SessionId,
         /// The attempt number, from 1.
         attempt: u32,
+        /// The text this attempt sends, as rendered from the campaign's
+        /// template (`None`: it could not be rendered, and the attempt
+        /// fails).
+        #[serde(default)]
+        text: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },

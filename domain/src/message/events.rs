@@ -39,6 +39,11 @@ pub enum MessageEvent {
         session_id: SessionId,
         /// The attempt number, from 1.
         attempt: u32,
+        /// The text the attempt sends, rendered from the template (absent
+        /// from events recorded before it was kept, and when the template
+        /// could not be rendered).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },

@@ -3,12 +3,18 @@
 //! # Syntax
 //!
 //! - **Variables**: `{{name}}` is replaced by the recipient's value for
-//!   `name`. Names match `[A-Za-z_][A-Za-z0-9_]*` and are case-sensitive;
-//!   whitespace inside the braces is ignored (`{{ name }}`).
+//!   `name`. Names match `[A-Za-z_][A-Za-z0-9_]*` and are matched to the
+//!   recipient's values (a contact list's columns) case-insensitively:
+//!   `{{Nama}}` is the column `nama`. Whitespace inside the braces is
+//!   ignored (`{{ name }}`).
+//! - **Missing values**: a recipient has no value for a variable when it
+//!   has none at all or an empty (or whitespace-only) one
+//!   ([`has_value`]).
 //! - **Fallbacks**: `{{name|Kak}}` gives `Kak` when the recipient has no
-//!   value for `name` or an empty (or whitespace-only) one. The fallback is
-//!   plain text, trimmed, possibly empty (`{{name|}}`), and may not contain
-//!   `{`, `}` or `|`.
+//!   value for `name`. The fallback is plain text, trimmed, possibly empty
+//!   (`{{name|}}`), and may not contain `{`, `}` or `|`. A variable used
+//!   without fallback is *required*: a recipient without a value for it
+//!   cannot be rendered ([`TemplateError::MissingVariable`]).
 //! - **Spintax**: `{Halo|Hai|Hello}` picks one option per message. Options
 //!   may contain variables and nested spintax (`{Halo {kak|bro}|Hai}`) and
 //!   may be empty (`{Halo |}`), but not all of them.
@@ -110,8 +116,8 @@ pub enum TemplateError {
         /// The deepest nesting allowed.
         max: usize,
     },
-    /// Rendering for a recipient who has no value for a variable used
-    /// without fallback.
+    /// Rendering for a recipient who has no value (or a blank one) for a
+    /// variable used without fallback.
     #[error("missing variable {0:?}")]
     MissingVariable(String),
 }
@@ -188,21 +194,63 @@ impl Template {
         names
     }
 
+    /// The variables used without fallback somewhere (in any spintax
+    /// option): a recipient without a value for one of them cannot be
+    /// rendered.
+    pub fn required_variables(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        visit_variables(&self.nodes, &mut |name, fallback| {
+            if fallback.is_none() {
+                names.insert(name.to_owned());
+            }
+        });
+        names
+    }
+
     /// The variables used that are not in `known` (e.g. a contact list's
-    /// columns): a campaign with any is refused.
+    /// columns), compared case-insensitively: a campaign with any is
+    /// refused.
     pub fn unknown_variables(&self, known: &BTreeSet<String>) -> BTreeSet<String> {
         self.variables()
             .into_iter()
-            .filter(|name| !known.contains(name))
+            .filter(|name| resolve(name, known.iter().map(String::as_str)).is_none())
+            .collect()
+    }
+
+    /// The names in `known` the template uses, as `known` spells them
+    /// (`{{Nama}}` uses `nama`): the values a recipient needs.
+    pub fn known_variables(&self, known: &BTreeSet<String>) -> BTreeSet<String> {
+        self.variables()
+            .iter()
+            .filter_map(|name| resolve(name, known.iter().map(String::as_str)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Of `missing` (how many recipients have no value for each variable,
+    /// named as the recipients' values spell them), the variables the
+    /// template requires (used without fallback, matched
+    /// case-insensitively) that some recipient lacks, with their counts.
+    /// Empty: every recipient can be rendered.
+    pub fn unfilled(&self, missing: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        let required = self.required_variables();
+        missing
+            .iter()
+            .filter(|(name, count)| {
+                **count > 0 && required.iter().any(|r| r.eq_ignore_ascii_case(name))
+            })
+            .map(|(name, count)| (name.clone(), *count))
             .collect()
     }
 
     /// Renders the text for one recipient. Spintax choices come from
     /// `StdRng::seed_from_u64(seed)`, so the same seed gives the same text
-    /// (for a given `rand` version). Every variable used without fallback
-    /// must be in `vars`, even one only in an option not picked this time,
-    /// so whether a recipient can be rendered does not depend on the seed;
-    /// otherwise [`TemplateError::MissingVariable`] names the first one.
+    /// (for a given `rand` version). Variables are looked up in `vars` by
+    /// name, case-insensitively (an exact match first). Every variable used
+    /// without fallback must have a value ([`has_value`]), even one only in
+    /// an option not picked this time, so whether a recipient can be
+    /// rendered does not depend on the seed; otherwise
+    /// [`TemplateError::MissingVariable`] names the first one.
     pub fn render(
         &self,
         vars: &BTreeMap<String, String>,
@@ -210,7 +258,7 @@ impl Template {
     ) -> Result<String, TemplateError> {
         let mut missing = None;
         visit_variables(&self.nodes, &mut |name, fallback| {
-            if missing.is_none() && fallback.is_none() && !vars.contains_key(name) {
+            if missing.is_none() && fallback.is_none() && value_of(vars, name).is_none() {
                 missing = Some(name.to_owned());
             }
         });
@@ -222,6 +270,38 @@ impl Template {
         render_nodes(&self.nodes, vars, &mut rng, &mut out);
         Ok(out)
     }
+}
+
+/// Whether a recipient's value counts as one: not empty, not only
+/// whitespace. The read side counts missing values by the same rule
+/// (`projections::queries::contact_lists::missing_values`).
+pub fn has_value(value: &str) -> bool {
+    !value.trim().is_empty()
+}
+
+/// The name in `known` that `name` stands for: itself, else the first
+/// spelled the same but for ASCII case.
+pub fn resolve<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut folded = None;
+    for candidate in known {
+        if candidate == name {
+            return Some(candidate);
+        }
+        if folded.is_none() && candidate.eq_ignore_ascii_case(name) {
+            folded = Some(candidate);
+        }
+    }
+    folded
+}
+
+/// A recipient's value for `name` (see [`resolve`]), if it has one
+/// ([`has_value`]).
+fn value_of<'a>(vars: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    let key = match vars.get_key_value(name) {
+        Some((key, _)) => key.as_str(),
+        None => resolve(name, vars.keys().map(String::as_str))?,
+    };
+    vars.get(key).map(String::as_str).filter(|v| has_value(v))
 }
 
 /// Calls `f(name, fallback)` for every variable, in source order.
@@ -249,11 +329,7 @@ fn render_nodes(
         match node {
             Node::Text(text) => out.push_str(text),
             Node::Variable { name, fallback } => {
-                let value = vars.get(name);
-                match (value, fallback) {
-                    (Some(value), Some(fallback)) if value.trim().is_empty() => {
-                        out.push_str(fallback)
-                    }
+                match (value_of(vars, name), fallback) {
                     (Some(value), _) => out.push_str(value),
                     (None, Some(fallback)) => out.push_str(fallback),
                     // `render` checked every variable without fallback.
@@ -477,7 +553,7 @@ mod tests {
             ("harga {promo} ya", "harga {promo} ya"),
             ("{ }", "{ }"),
             ("emoji 🎉 {{name}} 🙏", "emoji 🎉 Budi 🙏"),
-            ("Halo {{Name|x}}", "Halo x"),
+            ("Halo {{Name|x}}", "Halo Budi"),
             ("Halo {{_id2|x}}", "Halo x"),
         ] {
             assert_eq!(render(text, &budi), Ok(expected.to_owned()), "{text:?}");
@@ -496,8 +572,34 @@ mod tests {
         ] {
             assert_eq!(t.render(&vars(pairs), 1).unwrap(), expected, "{pairs:?}");
         }
-        // Without fallback an empty value is still a value.
-        assert_eq!(render("Halo {{name}}!", &[("name", "")]).unwrap(), "Halo !");
+        // Without fallback, an empty value is no value either.
+        for blank in ["", " ", "\t\n"] {
+            assert_eq!(
+                render("Halo {{name}}!", &[("name", blank)]),
+                Err(TemplateError::MissingVariable("name".into())),
+                "{blank:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn variables_match_values_case_insensitively_an_exact_match_first() {
+        assert_eq!(
+            render("Halo {{Nama}}", &[("nama", "Budi")]).unwrap(),
+            "Halo Budi"
+        );
+        assert_eq!(
+            render("Halo {{nama}}", &[("NAMA", "Budi")]).unwrap(),
+            "Halo Budi"
+        );
+        assert_eq!(
+            render("{{kota}} {{Kota}}", &[("Kota", "A"), ("kota", "b")]).unwrap(),
+            "b A"
+        );
+        assert_eq!(
+            render("Hai {{NAME|Kak}}", &[("name", " ")]).unwrap(),
+            "Hai Kak"
+        );
     }
 
     #[test]
@@ -505,11 +607,6 @@ mod tests {
         assert_eq!(
             render("Halo {{name}}", &[]),
             Err(TemplateError::MissingVariable("name".into()))
-        );
-        // Case-sensitive.
-        assert_eq!(
-            render("Halo {{Name}}", &[("name", "Budi")]),
-            Err(TemplateError::MissingVariable("Name".into()))
         );
         // The first in source order.
         assert_eq!(
@@ -714,6 +811,40 @@ mod tests {
         );
         assert!(t.unknown_variables(&t.variables()).is_empty());
         assert!(Template::parse("{a|b} {x}").unwrap().variables().is_empty());
+        // Without fallback somewhere: required.
+        assert_eq!(t.required_variables(), names(&["kota", "name"]));
+    }
+
+    #[test]
+    fn list_columns_are_matched_case_insensitively() {
+        let t = Template::parse("Halo {{Nama}} dari {{KOTA|sini}} {{phone}}").unwrap();
+        let columns = names(&["nama", "kota", "phone", "diskon"]);
+        assert!(t.unknown_variables(&columns).is_empty());
+        assert_eq!(
+            t.known_variables(&columns),
+            names(&["kota", "nama", "phone"])
+        );
+        assert_eq!(
+            t.unknown_variables(&names(&["nama_toko", "kotak"])),
+            names(&["KOTA", "Nama", "phone"])
+        );
+        assert_eq!(resolve("Nama", ["nama", "Nama"]), Some("Nama"));
+        assert_eq!(resolve("NAMA", ["x", "nama", "Nama"]), Some("nama"));
+        assert_eq!(resolve("nam", ["nama"]), None);
+    }
+
+    #[test]
+    fn unfilled_keeps_only_required_variables_some_recipient_lacks() {
+        let t = Template::parse("Halo {{Nama}}, {{kota|kak}} {{diskon}} {{phone}}").unwrap();
+        let missing: BTreeMap<String, u64> = [("nama", 3), ("kota", 5), ("diskon", 0)]
+            .map(|(k, n)| (k.to_owned(), n))
+            .into();
+        assert_eq!(t.unfilled(&missing), [("nama".to_owned(), 3)].into());
+        assert!(t.unfilled(&BTreeMap::new()).is_empty());
+        // A fallback in one place does not excuse a use without one.
+        let t = Template::parse("{{kota|kak}} {{kota}}").unwrap();
+        assert_eq!(t.unfilled(&missing), [("kota".to_owned(), 5)].into());
+        assert!(has_value("x") && has_value(" x ") && !has_value(" \t") && !has_value(""));
     }
 
     #[test]
@@ -833,7 +964,7 @@ mod tests {
                     prop_assert_eq!(template.render(&values, seed), Ok(text));
                 }
                 Err(TemplateError::MissingVariable(name)) => {
-                    prop_assert!(!give_values);
+                    prop_assert!(!give_values || !has_value(&value));
                     prop_assert!(template.variables().contains(&name));
                 }
                 Err(other) => prop_assert!(false, "{source:?}: {other:?}"),

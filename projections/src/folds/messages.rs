@@ -52,6 +52,7 @@ pub(crate) struct MessageRow {
     delivered_at: Option<DateTime<Utc>>,
     read_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    text: Option<String>,
 }
 
 impl Row for MessageRow {
@@ -74,6 +75,7 @@ impl Row for MessageRow {
         "delivered_at",
         "read_at",
         "updated_at",
+        "text",
     ];
 
     fn key(&self) -> Uuid {
@@ -83,7 +85,8 @@ impl Row for MessageRow {
     async fn fetch(conn: &mut PgConnection, keys: &[Uuid]) -> Result<Vec<Self>, sqlx::Error> {
         sqlx::query_as(
             "select id, tenant_id, campaign_id, session_id, phone, name, status, error, attempts, \
-                 provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at \
+                 provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at, \
+                 text \
              from messages where id = any($1)",
         )
         .bind(keys)
@@ -93,7 +96,7 @@ impl Row for MessageRow {
 
     async fn insert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
         // New rows only: a binary `COPY`, PostgreSQL's fastest way in.
-        let mut copy = BinaryRows::new(16, rows.len() * 300);
+        let mut copy = BinaryRows::new(17, rows.len() * 300);
         let at = as_stored_from_json;
         for row in rows {
             copy.row();
@@ -113,12 +116,13 @@ impl Row for MessageRow {
             copy.opt_timestamptz(row.delivered_at.map(at));
             copy.opt_timestamptz(row.read_at.map(at));
             copy.timestamptz(at(row.updated_at));
+            copy.opt_text(row.text.as_deref());
         }
         copy.send(
             conn,
             "copy messages (id, tenant_id, campaign_id, session_id, phone, name, status, error, \
                  attempts, provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, \
-                 updated_at) \
+                 updated_at, text) \
              from stdin (format binary)",
         )
         .await?;
@@ -149,6 +153,7 @@ impl Row for MessageRow {
             .bind(&c.delivered_at)
             .bind(&c.read_at)
             .bind(&c.updated_at)
+            .bind(&c.text)
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -160,9 +165,11 @@ fn upsert_messages_sql() -> AssertSqlSafe<&'static str> {
         upsert_sql::<MessageRow>(
             "unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
                  $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::timestamptz[], \
-                 $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[]) \
+                 $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], \
+                 $17::text[]) \
              as t(id, tenant_id, campaign_id, session_id, phone, name, status, error, attempts, \
-                 provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at)",
+                 provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at, \
+                 text)",
         )
     });
     AssertSqlSafe(SQL.as_str())
@@ -187,6 +194,7 @@ struct MessageColumns<'a> {
     delivered_at: Vec<Option<DateTime<Utc>>>,
     read_at: Vec<Option<DateTime<Utc>>>,
     updated_at: Vec<DateTime<Utc>>,
+    text: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageColumns<'a> {
@@ -208,6 +216,7 @@ impl<'a> MessageColumns<'a> {
             delivered_at: Vec::with_capacity(n),
             read_at: Vec::with_capacity(n),
             updated_at: Vec::with_capacity(n),
+            text: Vec::with_capacity(n),
         }
     }
 
@@ -230,6 +239,7 @@ impl<'a> MessageColumns<'a> {
         self.delivered_at.push(row.delivered_at.map(at));
         self.read_at.push(row.read_at.map(at));
         self.updated_at.push(at(row.updated_at));
+        self.text.push(row.text.as_deref());
     }
 }
 
@@ -395,11 +405,17 @@ impl Projection for Messages {
                 MessageEvent::MessageSendingStarted {
                     session_id,
                     attempt,
+                    text,
                     at,
                     ..
                 } => {
                     row.session_id = *session_id.as_uuid();
                     row.attempts = attempt as i32;
+                    // An attempt that could not render its text keeps what
+                    // an earlier one sent.
+                    if text.is_some() {
+                        row.text = text;
+                    }
                     row.updated_at = at;
                     MessageStatus::Sending
                 }
@@ -512,6 +528,7 @@ fn queued_row(
         delivered_at: None,
         read_at: None,
         updated_at: at,
+        text: None,
     }
 }
 

@@ -1,7 +1,11 @@
 //! Contact lists, as the commands that use one need them (their mapped
-//! columns and how many contacts were accepted).
+//! columns, how many contacts were accepted, how many lack a template's
+//! variables) and as a template preview renders them (a few contacts).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgPool;
+use sqlx::types::Json;
 use wablast_domain::types::{ContactListId, TenantId};
 
 /// The facts of a contact list a campaign needs.
@@ -26,5 +30,84 @@ pub async fn facts(
     .bind(tenant.as_uuid())
     .bind(id.as_uuid())
     .fetch_optional(db)
+    .await
+}
+
+/// A PostgreSQL regular expression matching a value that counts as none:
+/// empty or only whitespace, the characters Rust's `str::trim` removes
+/// (the domain's `has_value`), whatever the database's locale.
+const BLANK: &str = r"^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+
+/// How many of the tenant's list's contacts have no value (none, or a
+/// blank one) for each of `variables`: `name` is the contact's name,
+/// `phone` is never missing (every contact has one), any other is the
+/// mapped column of that name. Every variable asked for is answered, with
+/// 0 when no contact lacks it.
+pub async fn missing_values(
+    db: &PgPool,
+    tenant: TenantId,
+    id: ContactListId,
+    variables: &BTreeSet<String>,
+) -> Result<BTreeMap<String, u64>, sqlx::Error> {
+    let mut missing: BTreeMap<String, u64> =
+        variables.iter().map(|name| (name.clone(), 0)).collect();
+    let counted: Vec<&str> = variables
+        .iter()
+        .map(String::as_str)
+        .filter(|name| *name != "phone")
+        .collect();
+    if counted.is_empty() {
+        return Ok(missing);
+    }
+    // One pass over the list's contacts per variable (templates use few).
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select v.name, count(*)
+         from unnest($3::text[]) as v(name)
+         cross join contacts c
+         where c.list_id = $1 and c.tenant_id = $2
+           and coalesce(case when v.name = 'name' then c.name else c.variables ->> v.name end, '')
+               ~ $4
+         group by v.name",
+    )
+    .bind(id.as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(&counted)
+    .bind(BLANK)
+    .fetch_all(db)
+    .await?;
+    for (name, count) in rows {
+        missing.insert(name, u64::try_from(count).unwrap_or(0));
+    }
+    Ok(missing)
+}
+
+/// A contact of a list, as a template is rendered for it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ContactSample {
+    /// E.164.
+    pub phone: String,
+    /// Its name, if the list has one for it.
+    pub name: Option<String>,
+    /// Its values of the list's mapped columns.
+    pub variables: Json<BTreeMap<String, String>>,
+}
+
+/// The first `limit` contacts of the tenant's list, in its order.
+pub async fn sample(
+    db: &PgPool,
+    tenant: TenantId,
+    id: ContactListId,
+    limit: u32,
+) -> Result<Vec<ContactSample>, sqlx::Error> {
+    sqlx::query_as(
+        "select phone, name, variables from contacts
+         where list_id = $1 and tenant_id = $2
+         order by row_number
+         limit $3",
+    )
+    .bind(id.as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(i64::from(limit))
+    .fetch_all(db)
     .await
 }

@@ -34,6 +34,9 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     /// The sender meant for it, then the one that sent it.
     pub session_id: Uuid,
+    /// The text it was sent with (its template rendered for the
+    /// recipient), once a sender took it.
+    pub text: Option<String>,
 }
 
 /// The messages of one of the tenant's campaigns, by id, only those in
@@ -54,7 +57,7 @@ pub async fn list_for_campaign(
     }
     let mut q = QueryBuilder::<Postgres>::new(
         "select id, phone, name, status, error, attempts, sent_at, delivered_at, read_at, \
-                session_id \
+                session_id, text \
          from messages where tenant_id = ",
     );
     q.push_bind(*tenant.as_uuid())
@@ -71,8 +74,9 @@ pub async fn list_for_campaign(
     Ok(Some(Paged::from_rows(rows, page, |row| row.id)))
 }
 
-/// The first line of the CSV export (without its line break).
-pub const EXPORT_HEADER: &str = "phone,name,status,error,sent_at,delivered_at,read_at";
+/// The first line of the CSV export (without its line break): API.md's
+/// columns, then the text each message was sent with.
+pub const EXPORT_HEADER: &str = "phone,name,status,error,sent_at,delivered_at,read_at,text";
 
 /// The line break between CSV lines (RFC 4180).
 pub const CSV_LINE_BREAK: &str = "\r\n";
@@ -94,6 +98,8 @@ pub struct ExportRow {
     pub delivered_at: Option<DateTime<Utc>>,
     /// When it was read.
     pub read_at: Option<DateTime<Utc>>,
+    /// The text it was sent with.
+    pub text: Option<String>,
 }
 
 /// The rows of the export of one of the tenant's campaigns, by message id,
@@ -112,7 +118,7 @@ pub async fn export(
         return Ok(None);
     }
     let query = sqlx::query_as::<_, ExportRow>(
-        "select phone, name, status, error, sent_at, delivered_at, read_at \
+        "select phone, name, status, error, sent_at, delivered_at, read_at, text \
          from messages where tenant_id = $1 and campaign_id = $2 order by id",
     )
     .bind(*tenant.as_uuid())
@@ -152,6 +158,8 @@ pub fn csv_line(row: &ExportRow) -> String {
             line.push_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
         }
     }
+    line.push(',');
+    push_field(&mut line, &defuse(row.text.as_deref().unwrap_or("")));
     line
 }
 
@@ -214,6 +222,7 @@ mod tests {
             sent_at: None,
             delivered_at: None,
             read_at: None,
+            text: None,
         }
     }
 
@@ -228,7 +237,7 @@ mod tests {
         );
         assert_eq!(
             csv_line(&r),
-            "+6281234567890,Budi,read,,2025-01-02T03:04:05Z,,2025-01-02T03:04:06.250Z"
+            "+6281234567890,Budi,read,,2025-01-02T03:04:05Z,,2025-01-02T03:04:06.250Z,"
         );
         assert_eq!(
             EXPORT_HEADER.split(',').count(),
@@ -237,18 +246,31 @@ mod tests {
     }
 
     #[test]
+    fn the_text_sent_is_the_last_column_quoted_and_defused_like_the_rest() {
+        let mut r = row("+62811", Some("Budi"), None);
+        r.text = Some("Halo Budi, promo \"Lebaran\"!\nYuk".to_owned());
+        assert_eq!(
+            csv_line(&r),
+            "+62811,Budi,failed,,,,,\"Halo Budi, promo \"\"Lebaran\"\"!\nYuk\""
+        );
+        r.text = Some("=1+1".to_owned());
+        assert!(csv_line(&r).ends_with(",'=1+1"));
+        assert!(EXPORT_HEADER.ends_with(",read_at,text"));
+    }
+
+    #[test]
     fn fields_are_quoted_as_rfc_4180_says() {
         assert_eq!(
             csv_line(&row("+62811", Some("Budi, S.H."), Some("said \"no\""))),
-            "+62811,\"Budi, S.H.\",failed,\"said \"\"no\"\"\",,,"
+            "+62811,\"Budi, S.H.\",failed,\"said \"\"no\"\"\",,,,"
         );
         assert_eq!(
             csv_line(&row("+62811", Some("two\nlines"), Some("cr\rhere"))),
-            "+62811,\"two\nlines\",failed,\"cr\rhere\",,,"
+            "+62811,\"two\nlines\",failed,\"cr\rhere\",,,,"
         );
         assert_eq!(
             csv_line(&row("+62811", Some("\""), None)),
-            "+62811,\"\"\"\",failed,,,,"
+            "+62811,\"\"\"\",failed,,,,,"
         );
     }
 
@@ -264,18 +286,18 @@ mod tests {
         ] {
             assert_eq!(
                 csv_line(&row("+62811", Some(text), Some(text))),
-                format!("+62811,{expected},failed,{expected},,,")
+                format!("+62811,{expected},failed,{expected},,,,")
             );
         }
         // CR needs the quote as well as the guard.
         assert_eq!(
             csv_line(&row("+62811", Some("\r=cmd"), None)),
-            "+62811,\"'\r=cmd\",failed,,,,"
+            "+62811,\"'\r=cmd\",failed,,,,,"
         );
         // A formula with a comma: guarded, then quoted.
         assert_eq!(
             csv_line(&row("+62811", Some("=HYPERLINK(\"x\",\"y\")"), None)),
-            "+62811,\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",failed,,,,"
+            "+62811,\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\",failed,,,,,"
         );
         // Phones: E.164 is data, anything else is text like the rest.
         assert!(csv_line(&row("+6281234567890", None, None)).starts_with("+6281234567890,"));
