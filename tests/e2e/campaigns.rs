@@ -1321,3 +1321,61 @@ async fn a_preview_renders_sample_contacts_as_the_send_would_and_counts_missing_
         (StatusCode::NOT_FOUND, "not_found")
     );
 }
+
+/// The request id of an HTTP call is the correlation id of every event it
+/// caused: from a client's `X-Request-Id` (a UUID, or any text), or the one
+/// the API made, which it answers.
+#[tokio::test]
+async fn a_requests_id_is_the_correlation_id_of_every_event_it_caused() {
+    let app = TestApp::spawn().await;
+    let back = Backdoor::of(&app).await;
+    let admin = app.admin().await;
+    let budi = funded_tenant(&app, &admin, 100, 200).await;
+    let list = back.contact_list(&budi.tenant_id, 2, &[]).await;
+    let session = back.session(&budi.tenant_id).await;
+    let body = json!({
+        "name": "Promo", "contact_list_id": list, "template": "Halo {{name|Kak}}",
+        "sender_session_ids": [session], "scheduled_at": seconds_from_now(3600),
+    });
+    let history = async |id: &str| {
+        back.log
+            .load("campaign", &AggregateKey::new(&budi.tenant_id, id).unwrap())
+            .await
+            .unwrap()
+            .commits
+    };
+
+    // Created and scheduled by one request: two commits, one correlation.
+    let request_id = Uuid::new_v4();
+    let (status, created) = budi
+        .send(
+            budi.request(reqwest::Method::POST, "/api/v1/campaigns")
+                .header("x-request-id", request_id.to_string())
+                .json(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let commits = history(created["id"].as_str().unwrap()).await;
+    assert_eq!(commits.len(), 2);
+    for (_, commit) in &commits {
+        assert_eq!(commit.correlation_id, request_id);
+    }
+
+    // Without a request id of the client's, the one the API answers leads
+    // to the events.
+    let response = budi
+        .request(reqwest::Method::POST, "/api/v1/campaigns")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let answered: Uuid = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let created: Value = response.json().await.unwrap();
+    for (_, commit) in history(created["id"].as_str().unwrap()).await {
+        assert_eq!(commit.correlation_id, answered);
+    }
+}

@@ -93,6 +93,10 @@ pub struct Caller {
     pub credential: Credential,
     /// What it may do.
     pub role: Role,
+    /// The request's id (`X-Request-Id`) as the correlation id of every
+    /// command it causes: `wablast audit` and the logs lead from an HTTP
+    /// call to every event it caused.
+    pub correlation: Uuid,
 }
 
 impl Caller {
@@ -106,7 +110,10 @@ impl Caller {
 
     /// Metadata for a new command of this caller.
     pub fn command(&self) -> CommandMetadata {
-        CommandMetadata::new(self.actor())
+        CommandMetadata {
+            correlation_id: self.correlation,
+            ..CommandMetadata::new(self.actor())
+        }
     }
 
     /// The user, when the caller is one (not an API key).
@@ -175,6 +182,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             tenant_id: TenantId::from_uuid(claims.tenant),
             credential: Credential::User(claims.sub),
             role: claims.role,
+            correlation: correlation_of(parts),
         });
     }
     if let Some(value) = parts.headers.get(API_KEY_HEADER) {
@@ -189,11 +197,29 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             tenant_id: found.tenant_id,
             credential: Credential::ApiKey(found.id),
             role: Role::Member,
+            correlation: correlation_of(parts),
         });
     }
     Err(unauthenticated(
         "send `Authorization: Bearer <token>` or `X-Api-Key: <key>`",
     ))
+}
+
+/// The correlation id of a request's commands: its `X-Request-Id` (set by
+/// the API when the client sent none) when that is a UUID, else a UUID
+/// derived from it (v5), so the same id always leads to the same events.
+fn correlation_of(parts: &Parts) -> Uuid {
+    let id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match id {
+        Some(id) => Uuid::parse_str(id)
+            .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes())),
+        None => Uuid::now_v7(),
+    }
 }
 
 /// 401 with the reason.
