@@ -17,6 +17,7 @@ use wablast_domain::plan::PlanError;
 use wablast_domain::schedule::ScheduleError;
 use wablast_domain::session::SessionError;
 use wablast_domain::session_day::SessionDayError;
+use wablast_domain::types::TenantId;
 use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{
     AggregateKey, CommandHandler, CommandMetadata, Committed, PLATFORM_TENANT,
@@ -30,13 +31,14 @@ use crate::ApiError;
 pub use wablast_workflows::commands::Commands;
 
 /// The key of a tenant's aggregate.
-pub fn tenant_key(tenant: impl std::fmt::Display, id: impl std::fmt::Display) -> AggregateKey {
-    AggregateKey::new(tenant, id).expect("UUIDs are valid subject tokens")
+pub fn tenant_key(tenant: TenantId, id: impl Into<uuid::Uuid>) -> AggregateKey {
+    wablast_workflows::commands::key(tenant, id)
 }
 
 /// The key of a platform aggregate (plans).
 pub fn platform_key(id: impl std::fmt::Display) -> AggregateKey {
-    tenant_key(PLATFORM_TENANT, id)
+    AggregateKey::new(PLATFORM_TENANT, id)
+        .expect("the platform tenant and UUIDs are subject tokens")
 }
 
 /// Runs `command` and maps a refusal to the API's error.

@@ -105,6 +105,15 @@ impl AggregateKey {
         Ok(Self { tenant, id })
     }
 
+    /// The key of a tenant's aggregate whose id is a UUID (most are): never
+    /// refused, a hyphenated UUID being a valid subject token.
+    pub fn from_uuids(tenant: uuid::Uuid, id: uuid::Uuid) -> Self {
+        Self {
+            tenant: tenant.to_string(),
+            id: id.to_string(),
+        }
+    }
+
     /// Parses the framework's aggregate id, `<tenant>.<id>`.
     pub fn from_framework_id(framework_id: &str) -> Result<Self, EventStoreError> {
         let (tenant, id) =
@@ -158,6 +167,15 @@ pub(crate) fn check_token(what: &'static str, value: &str) -> Result<(), EventSt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_of_uuids_is_the_key_new_builds() {
+        let (tenant, id) = (uuid::Uuid::now_v7(), uuid::Uuid::new_v4());
+        assert_eq!(
+            AggregateKey::from_uuids(tenant, id),
+            AggregateKey::new(tenant, id).unwrap()
+        );
+    }
 
     #[test]
     fn subjects_carry_prefix_tenant_type_and_id() {

@@ -61,7 +61,7 @@ use wablast_domain::session::{
 use wablast_domain::types::{SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{
-    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
+    Actor, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
 };
 use wablast_projections::queries::sessions;
 
@@ -523,7 +523,7 @@ impl Engine {
         {
             return;
         }
-        let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
+        let key = key(tenant, session);
         let state = match self.sessions.load(&key).await {
             Ok(loaded) => loaded.aggregate,
             Err(err) => {
@@ -810,7 +810,7 @@ impl Engine {
 
     /// Reports the session `failed`, saying why.
     async fn report_failure(&self, tenant: TenantId, session: SessionId, reason: String) {
-        let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
+        let key = key(tenant, session);
         let command = SessionCommand::ReportStatus {
             status: SessionStatus::Failed,
             phone_number: None,
@@ -838,7 +838,7 @@ impl Engine {
         status: watch::Sender<SessionStatus>,
         stop: CancellationToken,
     ) {
-        let key = AggregateKey::new(tenant, session).expect("UUIDs are subject tokens");
+        let key = key(tenant, session);
         let metadata = || CommandMetadata::new(Actor::Engine(self.config.engine_id.clone()));
         // Receipts are recorded until this report ends (its sender dropped).
         let (receipts, mut arrived) = tokio::sync::mpsc::unbounded_channel();
@@ -930,8 +930,7 @@ impl Engine {
                         provider_message_id: inbound.provider_message_id,
                         at: inbound.at,
                     };
-                    let inbound_key =
-                        AggregateKey::new(tenant, inbound_id).expect("UUIDs are subject tokens");
+                    let inbound_key = wablast_workflows::commands::key(tenant, inbound_id);
                     if let Err(err) = self
                         .aggregates
                         .inbound

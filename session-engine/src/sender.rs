@@ -84,7 +84,7 @@ use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::receipts::ProviderIds;
 use wablast_workflows::changes::{Changes, Kept, Woken};
 use wablast_workflows::clock::Clock;
-use wablast_workflows::commands::{Commands, key, tenant_key};
+use wablast_workflows::commands::{self, Commands, key, tenant_key};
 use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
 
 /// Commands taken from the queue at once: those that need not wait are
@@ -797,9 +797,9 @@ impl SendLoop {
                 },
             )
             .collect();
-        let day_key = key(
+        let day_key = commands::day_key(
             sender.tenant,
-            session_day::aggregate_id(sender.session, day),
+            &session_day::aggregate_id(sender.session, day),
         );
         let mut counter = self
             .known

@@ -69,9 +69,16 @@ impl Commands {
     }
 }
 
-/// The key of a tenant's aggregate.
-pub fn key(tenant: TenantId, id: impl std::fmt::Display) -> AggregateKey {
-    AggregateKey::new(tenant, id).expect("UUIDs and day ids are subject tokens")
+/// The key of a tenant's aggregate whose id is a UUID (every one but the
+/// day counters: [`day_key`]).
+pub fn key(tenant: TenantId, id: impl Into<uuid::Uuid>) -> AggregateKey {
+    AggregateKey::from_uuids(tenant.into(), id.into())
+}
+
+/// The key of a session's day counter (its id is the session and the
+/// local date, `session_day::aggregate_id`).
+pub fn day_key(tenant: TenantId, day_id: &str) -> AggregateKey {
+    AggregateKey::new(tenant, day_id).expect("a session day id is a subject token")
 }
 
 /// The key of a tenant's own aggregates (wallet, schedule).

@@ -52,7 +52,7 @@ use wablast_eventstore::{
 };
 
 use crate::clock::Clock;
-use crate::commands::{Commands, key, tenant_key};
+use crate::commands::{Commands, day_key, key, tenant_key};
 use crate::sends::{SendCommand, SendQueue};
 
 /// How many send commands are published (or, in a fan-out run again,
@@ -326,9 +326,9 @@ impl FanOut {
             let day = self
                 .aggregates
                 .session_days
-                .load(&key(
+                .load(&day_key(
                     tenant,
-                    session_day::aggregate_id_at(sender, now, zone),
+                    &session_day::aggregate_id_at(sender, now, zone),
                 ))
                 .await
                 .map_err(WorkError::retryable)?

@@ -55,6 +55,12 @@ macro_rules! id_type {
                 Self(uuid)
             }
         }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
     };
 }
 
