@@ -393,8 +393,6 @@ async fn main() {
         Duration::from_millis(10),
     );
     commands.print("command POST /api/v1/campaigns", Duration::from_millis(25));
-    println!(
-        "  (the projector runs in the same process; the session engine is not built yet: issue #6)"
-    );
+    println!("  (the projector runs in the same process; no session engine runs)");
     drop(system);
 }

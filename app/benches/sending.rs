@@ -1,5 +1,4 @@
-//! Sending throughput, fan-out time and the engine's memory: issue #6's
-//! benchmark.
+//! Sending throughput, fan-out time and the engine's memory.
 //!
 //! `cargo bench -p wablast --bench sending` prints, on the local PostgreSQL
 //! and NATS:

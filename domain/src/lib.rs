@@ -31,7 +31,7 @@
 //!   (`{"SessionStarted": {...}}`); `event_type()` is the variant name and
 //!   `event_version()` is `"1.0"` until a shape changes.
 //! - Errors are enums of business reasons with a stable `code()` as
-//!   ../shared/API.md names them (`invalid_state`, `insufficient_points`,
+//!   the REST API answers them (`invalid_state`, `insufficient_points`,
 //!   `daily_limit_reached`, ...).
 //! - Events carry derived facts (a balance after the change, a count), so
 //!   `apply` only assigns.

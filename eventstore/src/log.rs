@@ -61,7 +61,7 @@ impl StreamSpec {
     }
 
     /// A stream whose commits expire after `max_age` (message content is
-    /// personal data: seed 003 keeps it 14 days by default).
+    /// personal data, kept 14 days by default).
     pub fn with_retention(name: &str, aggregate_types: &[&str], max_age: Duration) -> Self {
         Self {
             max_age: Some(max_age),

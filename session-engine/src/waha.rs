@@ -1,7 +1,7 @@
 //! The WAHA driver: a session on a WAHA server (WhatsApp HTTP API), driven
 //! over its HTTP API, with its events coming back as webhooks.
 //!
-//! Built against WAHA's OpenAPI 2026.7.1 (`../shared/peers/`); where the
+//! Built against WAHA's published OpenAPI description, 2026.7.1; where the
 //! spec leaves a shape open, the WAHA sources decide (noted where used).
 //!
 //! # Requests

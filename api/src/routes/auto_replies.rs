@@ -1,7 +1,7 @@
 //! Auto-replies: a tenant's rules for answering inbound messages. This
-//! module keeps the rules; the responder (issue #6) matches inbound
-//! messages against the enabled ones and answers, within active hours and
-//! the rule's cooldown.
+//! module keeps the rules. No responder acts on them yet: matching
+//! inbound messages and answering them (within active hours and each
+//! rule's cooldown) is still to be built.
 //!
 //! Triggers: `keyword`, the whole message is the pattern (trimmed, ignoring
 //! case); `contains`, the message contains the pattern (ignoring case);

@@ -105,7 +105,7 @@ pub enum CampaignError {
 }
 
 impl CampaignError {
-    /// The stable API code of this refusal (../shared/API.md).
+    /// The stable API code of this refusal (the REST contract's error codes).
     pub fn code(&self) -> &'static str {
         match self {
             Self::AlreadyCreated => "conflict",

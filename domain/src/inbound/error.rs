@@ -36,7 +36,7 @@ pub enum InboundError {
 }
 
 impl InboundError {
-    /// The stable API code of this refusal (../shared/API.md).
+    /// The stable API code of this refusal (the REST contract's error codes).
     pub fn code(&self) -> &'static str {
         match self {
             Self::AlreadyReceived => "conflict",

@@ -46,7 +46,7 @@ pub enum MessageError {
 }
 
 impl MessageError {
-    /// The stable API code of this refusal (../shared/API.md).
+    /// The stable API code of this refusal (the REST contract's error codes).
     pub fn code(&self) -> &'static str {
         match self {
             Self::AlreadyQueued | Self::StaleAttempt { .. } => "conflict",

@@ -21,7 +21,7 @@ pub enum RecipientBatchError {
 }
 
 impl RecipientBatchError {
-    /// The stable API code of this refusal (../shared/API.md).
+    /// The stable API code of this refusal (the REST contract's error codes).
     pub fn code(&self) -> &'static str {
         match self {
             Self::AlreadyQueued => "conflict",
