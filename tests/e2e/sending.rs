@@ -456,6 +456,62 @@ async fn the_daily_limit_stops_sending_until_the_next_local_day() {
     engine.await.unwrap().unwrap();
 }
 
+/// A campaign whose senders used up their daily limits today is refused
+/// at its start, saying so, and reserves nothing; once a sender can send
+/// again (here: its limit raised), it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_when_every_sender_used_up_its_daily_limit_is_refused_saying_so() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let backdoor = Backdoor::of(&app).await;
+    // The wall clock, as the API's: no active hours set, always open.
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299990008", 2).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 2, &["kota"]).await;
+    let first = started(&budi, list, &[&session], (0, 0)).await;
+    campaign_until(&budi, &first, "completion", Duration::from_secs(30), |c| {
+        c["status"] == "completed"
+    })
+    .await;
+
+    let (status, second) = budi
+        .post(
+            "/api/v1/campaigns",
+            json!({
+                "name": "Promo 2", "contact_list_id": list,
+                "template": "Halo {{name|Kak}}", "sender_session_ids": [session],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second = second["id"].as_str().unwrap().to_owned();
+    let start = format!("/api/v1/campaigns/{second}/start");
+    let (status, body) = budi.post(&start, json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("daily_limit_reached")
+        ),
+        "{body}"
+    );
+    let (_, wallet) = budi.get("/api/v1/wallet").await;
+    assert_eq!(wallet["reserved"], 0, "{wallet}");
+
+    // A raised daily limit: it starts.
+    let (status, body) = budi
+        .patch(
+            &format!("/api/v1/sessions/{session}"),
+            json!({"daily_limit": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = budi.post(&start, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
 fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
     wablast_workflows::clock::Clock::now(clock)
 }

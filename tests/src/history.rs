@@ -3629,6 +3629,7 @@ mod tests {
                             self.plan_terms(&commit.tenant).max_recipients_per_campaign,
                         ),
                         points_reserved,
+                        sendable_today: None,
                         at,
                     }
                 }

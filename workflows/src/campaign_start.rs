@@ -21,6 +21,7 @@ use wablast_eventstore::CommandMetadata;
 use wablast_projections::queries::contact_lists;
 use wablast_projections::wait::Position;
 
+use crate::capacity;
 use crate::commands::{Commands, follow_up, key, position, tenant_key};
 use crate::limits::TenantLimits;
 
@@ -70,6 +71,9 @@ pub enum StartError {
     /// The contact list could not be read.
     #[error("reading the contact list: {0}")]
     Database(#[from] sqlx::Error),
+    /// What the senders may still send today could not be read.
+    #[error("reading the senders' capacity: {0}")]
+    Capacity(#[from] capacity::CapacityError),
 }
 
 impl From<AggregateError<CampaignError>> for StartError {
@@ -119,6 +123,7 @@ pub async fn start(
                     missing_values: BTreeMap::new(),
                     plan_max_recipients,
                     points_reserved: campaign.points_reserved(),
+                    sendable_today: None,
                     at,
                 },
                 metadata,
@@ -150,6 +155,11 @@ pub async fn start(
         None => BTreeMap::new(),
     };
     let points_reserved = Points::for_messages(recipients).ok_or(StartError::TooManyRecipients)?;
+    // What its senders may still send today, together: none refuses.
+    let sendable_today = capacity::remaining_today(commands, tenant, campaign.senders(), at)
+        .await?
+        .into_iter()
+        .sum::<u64>();
 
     // The wallet first: a start never runs on points it does not hold.
     commands
@@ -173,6 +183,7 @@ pub async fn start(
                 missing_values,
                 plan_max_recipients,
                 points_reserved,
+                sendable_today: Some(sendable_today),
                 at,
             },
             &follow_up(metadata),

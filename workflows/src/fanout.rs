@@ -44,15 +44,15 @@ use wablast_domain::message::{MessageStatus, QueuedMessage};
 use wablast_domain::recipient_batch::{
     BATCH_SIZE, BatchRecipient, RecipientBatchCommand, batch_id,
 };
-use wablast_domain::session_day;
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::{CampaignId, MessageId, SessionId, TenantId};
 use wablast_eventstore::{
     Actor, CommandMetadata, ConsumerSpec, Delivery, EventLog, RecordedEvent, WorkError, Worker,
 };
 
+use crate::capacity;
 use crate::clock::Clock;
-use crate::commands::{Commands, day_key, key, tenant_key};
+use crate::commands::{Commands, key};
 use crate::sends::{SendCommand, SendQueue};
 
 /// How many send commands are published (or, in a fan-out run again,
@@ -141,7 +141,11 @@ impl FanOut {
             return Err(WorkError::fatal("a started campaign has no contact list"));
         };
         let senders = campaign.senders().to_vec();
-        let mut rotation = Rotation::new(self.capacities(tenant, &senders).await?);
+        let capacities =
+            capacity::remaining_today(&self.aggregates, tenant, &senders, self.clock.now())
+                .await
+                .map_err(WorkError::retryable)?;
+        let mut rotation = Rotation::new(capacities);
         let at = self.clock.now();
         let recipients = i64::try_from(campaign.recipients()).unwrap_or(i64::MAX);
         let started_at = std::time::Instant::now();
@@ -296,47 +300,6 @@ impl FanOut {
             .try_collect()
             .await?;
         Ok(waiting)
-    }
-
-    /// What each sender can still send today: its daily limit less the
-    /// slots its counter for the tenant's local day granted.
-    async fn capacities(
-        &self,
-        tenant: TenantId,
-        senders: &[SessionId],
-    ) -> Result<Vec<u64>, WorkError> {
-        let schedule = self
-            .aggregates
-            .schedules
-            .load(&tenant_key(tenant))
-            .await
-            .map_err(WorkError::retryable)?
-            .aggregate;
-        let zone = schedule.active_hours().timezone();
-        let now = self.clock.now();
-        let mut capacities = Vec::with_capacity(senders.len());
-        for &sender in senders {
-            let session = self
-                .aggregates
-                .sessions
-                .load(&key(tenant, sender))
-                .await
-                .map_err(WorkError::retryable)?
-                .aggregate;
-            let day = self
-                .aggregates
-                .session_days
-                .load(&day_key(
-                    tenant,
-                    &session_day::aggregate_id_at(sender, now, zone),
-                ))
-                .await
-                .map_err(WorkError::retryable)?
-                .aggregate;
-            let limit = u64::from(session.daily_limit().value());
-            capacities.push(limit.saturating_sub(u64::from(day.count())));
-        }
-        Ok(capacities)
     }
 
     /// Moves the commands waiting on a removed sender's queue to the

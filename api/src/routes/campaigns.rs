@@ -743,7 +743,7 @@ async fn get_campaign(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such campaign in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: not a draft or scheduled campaign; `conflict`: its contact list was deleted", body = ErrorBody),
-        (status = 422, description = "`insufficient_points`, `recipient_cap_exceeded`, `plan_expired` (also without any plan), `session_not_ready` (no sender left), `template_variables_missing` (contacts of the list lack a variable the template needs: `details.missing`)", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `recipient_cap_exceeded`, `plan_expired` (also without any plan), `session_not_ready` (no sender left), `daily_limit_reached` (every sender used up its daily limit today), `template_variables_missing` (contacts of the list lack a variable the template needs: `details.missing`)", body = ErrorBody),
     ))]
 async fn start_campaign(
     State(state): State<AppState>,
@@ -780,6 +780,7 @@ async fn start_campaign(
         Err(StartError::TooManyRecipients) => Err(ApiError::validation("too many recipients")),
         Err(StartError::Wallet(err)) => Err(wallet_error(err)),
         Err(StartError::Database(err)) => Err(err.into()),
+        Err(err @ StartError::Capacity(_)) => Err(ApiError::internal(err)),
         Err(StartError::Campaign {
             refusal,
             given_back,

@@ -325,6 +325,7 @@ impl Campaign {
                 missing_values,
                 plan_max_recipients,
                 points_reserved,
+                sendable_today,
                 at,
             } => {
                 let status = self.current()?;
@@ -365,6 +366,11 @@ impl Campaign {
                         required,
                         reserved: points_reserved,
                     });
+                }
+                if sendable_today == Some(0) {
+                    // Nothing could go out before tomorrow: said now, not
+                    // after a start that sends nothing.
+                    return Err(CampaignError::DailyLimitReached);
                 }
                 Ok(vec![CampaignEvent::CampaignStarted {
                     recipients,
@@ -748,6 +754,7 @@ mod tests {
             missing_values: BTreeMap::new(),
             plan_max_recipients: 200,
             points_reserved: Points::new(points),
+            sendable_today: None,
             at: t(10),
         }
     }
@@ -1047,6 +1054,7 @@ mod tests {
             missing_values,
             plan_max_recipients: 200,
             points_reserved: Points::new(300),
+            sendable_today: None,
             at: t(10),
         };
         // Matched to the template's `{{order}}` whatever the list's case.
@@ -1206,12 +1214,49 @@ mod tests {
                 missing_values: BTreeMap::new(),
                 plan_max_recipients: u64::MAX,
                 points_reserved: Points::new(u64::MAX),
+                sendable_today: None,
                 at: t(10),
             })
             .then_expect_error(CampaignError::RecipientCapExceeded {
                 recipients: u64::MAX,
                 cap: u64::MAX / 2,
             });
+    }
+
+    #[test]
+    fn refuses_to_start_when_its_senders_can_send_nothing_more_today() {
+        let with_capacity = |sendable| match start(150, 300) {
+            CampaignCommand::StartCampaign {
+                recipients,
+                missing_values,
+                plan_max_recipients,
+                points_reserved,
+                at,
+                ..
+            } => CampaignCommand::StartCampaign {
+                recipients,
+                missing_values,
+                plan_max_recipients,
+                points_reserved,
+                sendable_today: Some(sendable),
+                at,
+            },
+            _ => unreachable!(),
+        };
+        Given::with(())
+            .given(vec![created()])
+            .when(with_capacity(0))
+            .then_expect_error(CampaignError::DailyLimitReached);
+        assert_eq!(
+            CampaignError::DailyLimitReached.code(),
+            "daily_limit_reached"
+        );
+        // One message today is enough to start: the rest waits for the
+        // next days.
+        Given::with(())
+            .given(vec![created()])
+            .when(with_capacity(1))
+            .then_expect_events(vec![started()]);
     }
 
     #[test]
@@ -2032,6 +2077,7 @@ mod tests {
                     plan_max_recipients: 4,
                     // Mostly the right reservation, so that histories start.
                     points_reserved: Points::new(if matching { recipients * 2 } else { points }),
+                    sendable_today: None,
                     at: t(a),
                 }
             ),

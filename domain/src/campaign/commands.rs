@@ -77,6 +77,11 @@ pub enum CampaignCommand {
         plan_max_recipients: u64,
         /// What the wallet reserved: must be `recipients × 2`.
         points_reserved: Points,
+        /// How many messages its senders may still send today, together
+        /// (each sender's daily limit less what it sent), when known: none
+        /// left refuses the start.
+        #[serde(default)]
+        sendable_today: Option<u64>,
         /// When it was asked.
         at: DateTime<Utc>,
     },

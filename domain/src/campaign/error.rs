@@ -94,6 +94,9 @@ pub enum CampaignError {
     /// A session that was never one of the campaign's senders.
     #[error("session {0} is not a sender of this campaign")]
     UnknownSender(SessionId),
+    /// A start while every sender's daily limit is used up for today.
+    #[error("every sender of the campaign has used up its daily limit for today")]
+    DailyLimitReached,
     /// Completion counts that do not add up to the recipients.
     #[error("{counted} messages counted, but the campaign has {recipients} recipients")]
     CountsMismatch {
@@ -123,6 +126,7 @@ impl CampaignError {
             Self::RecipientCapExceeded { .. } => "recipient_cap_exceeded",
             Self::TemplateVariablesMissing { .. } => "template_variables_missing",
             Self::NoActiveSenders => "session_not_ready",
+            Self::DailyLimitReached => "daily_limit_reached",
         }
     }
 }
