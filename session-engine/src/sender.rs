@@ -72,7 +72,7 @@ use wablast_domain::campaign::{
 use wablast_domain::message::{Message, MessageCommand, MessageStatus};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{SessionCommand, SessionStatus, WaitReason};
 use wablast_domain::session_day::{
     self, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
 };
@@ -226,6 +226,8 @@ pub struct SendLoop {
     /// The message of each delivery under way (a delivery that panicked is
     /// known by its task only).
     delivering: HashMap<tokio::task::Id, MessageId>,
+    /// Why the loop last said it waits, until it says it sends again.
+    waiting: Option<(WaitReason, Option<DateTime<Utc>>)>,
 }
 
 impl SendLoop {
@@ -254,6 +256,7 @@ impl SendLoop {
             known: Known::default(),
             under_way: JoinSet::new(),
             delivering: HashMap::new(),
+            waiting: None,
         }
     }
 
@@ -448,7 +451,12 @@ impl SendLoop {
             .collect();
         // Refused or failed: one by one, each learns why.
         let accepted = match self.request_slots(&requests, now).await {
-            Ok(Ok((accepted, _))) => accepted,
+            Ok(Ok((accepted, _))) => {
+                if accepted > 0 && self.waiting.is_some() {
+                    self.report_waiting(None, None, now).await;
+                }
+                accepted
+            }
             Ok(Err(refusal)) => {
                 debug!(%refusal, session = %sender.session, "slots not granted together");
                 0
@@ -612,7 +620,11 @@ impl SendLoop {
             // 3. A slot.
             let now = sender.context.clock.now();
             match self.request_slot(&command, &campaign, now).await? {
-                Ok(()) => {}
+                Ok(()) => {
+                    if self.waiting.is_some() {
+                        self.report_waiting(None, None, now).await;
+                    }
+                }
                 Err(refusal) => match self
                     .refused(refusal, &campaign_key, now, held, seen)
                     .await?
@@ -824,14 +836,29 @@ impl SendLoop {
     /// A refused slot: waits as the refusal says (`None`: look again), or
     /// gives the command back.
     async fn refused(
-        &self,
+        &mut self,
         refusal: SessionDayError,
         campaign_key: &AggregateKey,
         now: DateTime<Utc>,
         held: &Taken,
         seen: u64,
     ) -> Result<Option<Answer>, LoopError> {
-        let sender = &self.sender;
+        let sender = self.sender.clone();
+        let waiting = match &refusal {
+            SessionDayError::DailyLimitReached { retry_at } => {
+                Some((WaitReason::DailyLimitReached, Some(*retry_at)))
+            }
+            SessionDayError::OutsideActiveHours { retry_at } => {
+                Some((WaitReason::OutsideActiveHours, *retry_at))
+            }
+            SessionDayError::Paused => Some((WaitReason::SendingPaused, None)),
+            SessionDayError::PlanExpired => Some((WaitReason::PlanExpired, None)),
+            _ => None,
+        };
+        if let Some((reason, until)) = waiting {
+            // The session (and so its campaigns) says why nothing moves.
+            self.report_waiting(Some(reason), until, now).await;
+        }
         let wait_until = match &refusal {
             SessionDayError::DailyLimitReached { retry_at } => {
                 info!(session = %sender.session, %retry_at, "daily limit reached: waiting for the next local day");
@@ -879,6 +906,39 @@ impl SendLoop {
         match sender.wait_or_change(wait_until, held, seen).await {
             Waited::Reached | Waited::Changed => Ok(None),
             Waited::Stopped => Ok(Some(Answer::Stopped)),
+        }
+    }
+
+    /// Records on the session why the loop waits (`Some`), or that it
+    /// sends again (`None`), when that is news.
+    async fn report_waiting(
+        &mut self,
+        reason: Option<WaitReason>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
+        let waiting = reason.map(|r| (r, until));
+        if waiting == self.waiting {
+            return;
+        }
+        let sender = &self.sender;
+        let reported = sender
+            .context
+            .aggregates
+            .sessions
+            .execute(
+                &key(sender.tenant, sender.session),
+                SessionCommand::ReportWaiting {
+                    reason,
+                    until,
+                    at: now,
+                },
+                &sender.metadata(),
+            )
+            .await;
+        match reported {
+            Ok(_) => self.waiting = waiting,
+            Err(err) => debug!(error = %err, session = %sender.session, "wait not recorded"),
         }
     }
 }

@@ -442,7 +442,25 @@ async fn the_daily_limit_stops_sending_until_the_next_local_day() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(sent_count(&backdoor.db, &id).await, 5, "the limit holds");
-    assert_eq!(campaign(&budi, &id).await["status"], "running");
+    // Running, and saying why nothing moves, until when: the session and
+    // the campaign alike.
+    let waiting = campaign_until(&budi, &id, "the wait said", Duration::from_secs(10), |c| {
+        !c["waiting"].is_null()
+    })
+    .await;
+    assert_eq!(waiting["status"], "running");
+    assert_eq!(
+        waiting["waiting"]["reason"], "daily_limit_reached",
+        "{waiting}"
+    );
+    let next_day = next_jakarta(clock_now(&clock), 0, 0);
+    let until: DateTime<Utc> = serde_json::from_value(waiting["waiting"]["until"].clone()).unwrap();
+    assert_eq!(until, next_day, "{waiting}");
+    let (_, sender) = budi.get(&format!("/api/v1/sessions/{session}")).await;
+    assert_eq!(
+        sender["waiting"]["reason"], "daily_limit_reached",
+        "{sender}"
+    );
 
     // The next local day: the other three go.
     clock.set(next_jakarta(clock_now(&clock), 0, 1));
@@ -451,6 +469,8 @@ async fn the_daily_limit_stops_sending_until_the_next_local_day() {
     })
     .await;
     assert_eq!(sent_count(&backdoor.db, &id).await, 8);
+    let (_, sender) = budi.get(&format!("/api/v1/sessions/{session}")).await;
+    assert!(sender["waiting"].is_null(), "sending again: {sender}");
     verified(&backdoor).await;
     stop.cancel();
     engine.await.unwrap().unwrap();

@@ -3495,6 +3495,9 @@ mod tests {
                     SessionCommand::StartSession { at }
                 }
                 SessionEvent::SessionStopRequested { at, .. } => SessionCommand::StopSession { at },
+                SessionEvent::SessionWaiting { reason, until, at } => {
+                    SessionCommand::ReportWaiting { reason, until, at }
+                }
                 SessionEvent::SessionReconnectScheduled {
                     attempt,
                     next_try_at,

@@ -209,6 +209,20 @@ pub struct CampaignView {
     /// expired plan, ...): it is a draft again until started or scheduled
     /// anew. Null otherwise.
     pub start_refusal: Option<StartRefusalView>,
+    /// Why a running campaign sends nothing for now, when every sender
+    /// waits; null otherwise.
+    pub waiting: Option<WaitingView>,
+}
+
+/// Why something that runs sends nothing for now, and until when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitingView {
+    /// `session_not_ready`, `daily_limit_reached`, `outside_active_hours`,
+    /// `sending_paused` (the override) or `plan_expired`.
+    #[schema(example = "daily_limit_reached")]
+    pub reason: String,
+    /// Until when, where known.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Why a campaign's scheduled start was refused.
@@ -291,6 +305,10 @@ impl From<campaigns::CampaignView> for CampaignView {
             start_refusal: v
                 .start_refusal
                 .and_then(|refusal| serde_json::from_value(refusal).ok()),
+            waiting: v.waiting_reason.map(|reason| WaitingView {
+                reason,
+                until: v.waiting_until,
+            }),
         }
     }
 }
@@ -603,6 +621,7 @@ async fn create_campaign(
             finished_at: None,
             updated_at: at,
             start_refusal: None,
+            waiting: None,
         },
     ))
 }

@@ -146,6 +146,20 @@ pub struct SessionBody {
     /// and tries again with back-off: which try failed last and when the
     /// next is (`last_error` says why). Null otherwise.
     pub reconnect: Option<ReconnectBody>,
+    /// Why a ready session sends nothing for now (`daily_limit_reached`,
+    /// `outside_active_hours`, `sending_paused`, `plan_expired`) and until
+    /// when; null while it sends or has nothing to send.
+    pub waiting: Option<SessionWaitingBody>,
+}
+
+/// Why a session sends nothing for now, and until when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionWaitingBody {
+    /// Why.
+    #[schema(example = "daily_limit_reached")]
+    pub reason: String,
+    /// Until when, where known.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The engine's tries to connect a session's driver.
@@ -181,6 +195,10 @@ impl SessionBody {
                     next_try_at,
                 },
             ),
+            waiting: view.waiting_reason.map(|reason| SessionWaitingBody {
+                reason,
+                until: view.waiting_until,
+            }),
         }
     }
 }
@@ -764,6 +782,7 @@ async fn create_session(
                 created_at: at.round_subsecs(6),
                 updated_at: at.round_subsecs(6),
                 reconnect: None,
+                waiting: None,
             }),
             _ => None,
         })

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Driver, LoginMethod, SessionCommand, SessionError, SessionEvent, SessionName, SessionStatus,
+    WaitReason,
 };
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
@@ -71,6 +72,18 @@ pub struct Session {
     /// the next is. `None` once its status moves.
     #[serde(default)]
     reconnect: Option<Reconnect>,
+    /// Why its send loop waits, while it does.
+    #[serde(default)]
+    waiting: Option<Waiting>,
+}
+
+/// Why a session's send loop waits, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// Why.
+    pub reason: WaitReason,
+    /// Until when, where known.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The engine's tries to connect a session's driver.
@@ -148,6 +161,11 @@ impl Session {
                 self.status,
                 SessionStatus::Authenticated | SessionStatus::Ready | SessionStatus::Disconnected
             )
+    }
+
+    /// Why its send loop waits, while it does.
+    pub fn waiting(&self) -> Option<Waiting> {
+        self.waiting
     }
 
     /// The engine's tries to connect it, while it is trying again.
@@ -248,6 +266,13 @@ impl Session {
                 SessionEvent::SessionLoggedOut { from, at }
             }
             SessionCommand::DeleteSession { at } => SessionEvent::SessionDeleted { from, at },
+            SessionCommand::ReportWaiting { reason, until, at } => {
+                let now = self.waiting.map(|w| (w.reason, w.until));
+                if now == reason.map(|r| (r, until)) || (now.is_none() && reason.is_none()) {
+                    return Ok(None);
+                }
+                SessionEvent::SessionWaiting { reason, until, at }
+            }
             SessionCommand::ReportReconnect {
                 attempt,
                 next_try_at,
@@ -410,8 +435,9 @@ impl Aggregate for Session {
                 | SessionEvent::SessionDeleted { .. }
                 | SessionEvent::SessionStatusChanged { .. }
         ) {
-            // A new status ends the tries it was about.
+            // A new status ends the tries it was about, and the wait.
             self.reconnect = None;
+            self.waiting = None;
         }
         match event {
             SessionEvent::SessionCreated {
@@ -470,6 +496,10 @@ impl Aggregate for Session {
                 self.status = to;
                 self.phone_number = phone_number;
                 self.last_error = error;
+                self.updated_at = Some(at);
+            }
+            SessionEvent::SessionWaiting { reason, until, at } => {
+                self.waiting = reason.map(|reason| Waiting { reason, until });
                 self.updated_at = Some(at);
             }
             SessionEvent::SessionReconnectScheduled {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason};
+use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
 
@@ -84,6 +84,16 @@ pub enum SessionCommand {
         next_try_at: DateTime<Utc>,
         /// Why it failed.
         error: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The send loop says why it waits, or (`reason: None`) that it sends
+    /// again. Repeating what it said changes nothing.
+    ReportWaiting {
+        /// Why; `None`: it sends again.
+        reason: Option<WaitReason>,
+        /// Until when, where known.
+        until: Option<DateTime<Utc>>,
         /// When.
         at: DateTime<Utc>,
     },

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason};
+use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
 
@@ -98,6 +98,17 @@ pub enum SessionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The session's send loop waits (a used-up daily limit, closed active
+    /// hours, the override, an expired plan), or, with no reason, sends
+    /// again.
+    SessionWaiting {
+        /// Why; `None`: it sends again.
+        reason: Option<WaitReason>,
+        /// Until when, where known.
+        until: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The user's settings changed; all of them as they are now.
     SessionSettingsUpdated {
         /// The name.
@@ -135,6 +146,7 @@ impl DomainEvent for SessionEvent {
             Self::SessionDeleted { .. } => "SessionDeleted",
             Self::SessionStatusChanged { .. } => "SessionStatusChanged",
             Self::SessionReconnectScheduled { .. } => "SessionReconnectScheduled",
+            Self::SessionWaiting { .. } => "SessionWaiting",
             Self::SessionSettingsUpdated { .. } => "SessionSettingsUpdated",
             Self::TrustLevelChanged { .. } => "TrustLevelChanged",
         }

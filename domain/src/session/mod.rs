@@ -20,9 +20,9 @@ pub mod events;
 pub mod status;
 pub mod values;
 
-pub use aggregate::{Reconnect, Session};
+pub use aggregate::{Reconnect, Session, Waiting};
 pub use commands::SessionCommand;
 pub use error::SessionError;
 pub use events::SessionEvent;
-pub use status::{SessionStatus, StatusReason};
+pub use status::{SessionStatus, StatusReason, WaitReason};
 pub use values::{Driver, LoginMethod, SessionName, SessionNameError};

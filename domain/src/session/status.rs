@@ -234,3 +234,31 @@ impl StatusReason {
         }
     }
 }
+
+/// Why a ready session sends nothing for now, as its send loop found: what
+/// the session and its campaigns say instead of `running` with nothing
+/// moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// Its daily limit is used up until the next local day.
+    DailyLimitReached,
+    /// The tenant's active hours are closed until the next opening.
+    OutsideActiveHours,
+    /// The tenant paused all sending (the override).
+    SendingPaused,
+    /// The tenant's plan expired: sending waits for a renewal.
+    PlanExpired,
+}
+
+impl WaitReason {
+    /// Its stable name (`daily_limit_reached`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::DailyLimitReached => "daily_limit_reached",
+            Self::OutsideActiveHours => "outside_active_hours",
+            Self::SendingPaused => "sending_paused",
+            Self::PlanExpired => "plan_expired",
+        }
+    }
+}

@@ -42,6 +42,10 @@ pub(crate) struct SessionRow {
     reconnect_attempt: Option<i32>,
     #[serde(default)]
     reconnect_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    waiting_reason: Option<String>,
+    #[serde(default)]
+    waiting_until: Option<DateTime<Utc>>,
 }
 
 impl Row for SessionRow {
@@ -64,6 +68,8 @@ impl Row for SessionRow {
         "updated_at",
         "reconnect_attempt",
         "reconnect_at",
+        "waiting_reason",
+        "waiting_until",
     ];
 
     fn key(&self) -> Uuid {
@@ -165,6 +171,8 @@ impl Projection for Sessions {
                     updated_at: *at,
                     reconnect_attempt: None,
                     reconnect_at: None,
+                    waiting_reason: None,
+                    waiting_until: None,
                 });
                 continue;
             }
@@ -178,15 +186,24 @@ impl Projection for Sessions {
             if !matches!(
                 decoded,
                 SessionEvent::SessionReconnectScheduled { .. }
+                    | SessionEvent::SessionWaiting { .. }
                     | SessionEvent::SessionSettingsUpdated { .. }
                     | SessionEvent::TrustLevelChanged { .. }
             ) {
-                // A new status ends the engine's tries to connect.
+                // A new status ends the engine's tries to connect, and the
+                // send loop's wait.
                 row.reconnect_attempt = None;
                 row.reconnect_at = None;
+                row.waiting_reason = None;
+                row.waiting_until = None;
             }
             match decoded {
                 SessionEvent::SessionCreated { .. } | SessionEvent::SessionDeleted { .. } => {}
+                SessionEvent::SessionWaiting { reason, until, at } => {
+                    row.waiting_reason = reason.map(|r| r.as_str().to_owned());
+                    row.waiting_until = reason.and(until);
+                    row.updated_at = at;
+                }
                 SessionEvent::SessionReconnectScheduled {
                     attempt,
                     next_try_at,

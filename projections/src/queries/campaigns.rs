@@ -51,6 +51,12 @@ pub struct CampaignView {
     /// Why its scheduled start was refused (`{code, message, at}`): it is a
     /// draft again until started or scheduled anew.
     pub start_refusal: Option<serde_json::Value>,
+    /// Why a running campaign sends nothing for now: every sender waits
+    /// (`session_not_ready`, `daily_limit_reached`, `outside_active_hours`,
+    /// `sending_paused`, `plan_expired`).
+    pub waiting_reason: Option<String>,
+    /// ... and until when the soonest of them waits, where known.
+    pub waiting_until: Option<DateTime<Utc>>,
 }
 
 /// `{min_delay_ms, max_delay_ms}`.
@@ -115,6 +121,8 @@ struct Row {
     finished_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
     start_refusal: Option<serde_json::Value>,
+    waiting_reason: Option<String>,
+    waiting_until: Option<DateTime<Utc>>,
 }
 
 impl From<Row> for CampaignView {
@@ -152,6 +160,8 @@ impl From<Row> for CampaignView {
             finished_at: r.finished_at,
             updated_at: r.updated_at,
             start_refusal: r.start_refusal,
+            waiting_reason: r.waiting_reason,
+            waiting_until: r.waiting_until,
         }
     }
 }
@@ -171,9 +181,20 @@ const SELECT: &str = "\
            coalesce(m.cancelled, 0) as cancelled, coalesce(m.unknown, 0) as unknown, \
            c.points_reserved, coalesce(c.points_spent, m.points_spent, 0) as points_spent, \
            c.pause_reason, c.resume_at, c.created_at, c.started_at, c.finished_at, c.updated_at, \
-           c.start_refusal \
+           c.start_refusal, \
+           case when w.all_waiting then w.waiting_reason end as waiting_reason, \
+           case when w.all_waiting then w.waiting_until end as waiting_until \
     from campaigns c \
-    left join campaign_message_counts m on m.campaign_id = c.id and m.tenant_id = c.tenant_id ";
+    left join campaign_message_counts m on m.campaign_id = c.id and m.tenant_id = c.tenant_id \
+    left join lateral ( \
+        select bool_and(x.reason is not null) as all_waiting, min(x.reason) as waiting_reason, \
+               min(x.until) as waiting_until \
+        from (select case when s.status <> 'ready' then 'session_not_ready' \
+                          else s.waiting_reason end as reason, \
+                     s.waiting_until as until \
+              from sessions s \
+              where s.tenant_id = c.tenant_id and s.id = any(c.sender_session_ids)) x \
+    ) w on c.status = 'running' ";
 
 /// The tenant's campaigns, by id (creation order), only those in `status`
 /// when given.

@@ -45,6 +45,12 @@ pub struct SessionView {
     pub reconnect_attempt: Option<i32>,
     /// ... and when the next try is.
     pub reconnect_at: Option<DateTime<Utc>>,
+    /// Why its send loop waits (`daily_limit_reached`,
+    /// `outside_active_hours`, `sending_paused`, `plan_expired`), while it
+    /// does.
+    pub waiting_reason: Option<String>,
+    /// ... and until when, where known.
+    pub waiting_until: Option<DateTime<Utc>>,
 }
 
 /// The tenant's local date at `now`, in its time zone (`schedules.timezone`,
@@ -83,7 +89,7 @@ fn select(today: NaiveDate) -> QueryBuilder<Postgres> {
         "select s.id, s.name, s.driver, s.status, s.phone_number, s.daily_limit, \
                 s.daily_limit_follows_trust_level, coalesce(d.sent, 0) as sent_today, \
                 s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login, \
-                s.reconnect_attempt, s.reconnect_at \
+                s.reconnect_attempt, s.reconnect_at, s.waiting_reason, s.waiting_until \
          from sessions s \
          left join session_days d on d.session_id = s.id and d.tenant_id = s.tenant_id \
               and d.local_date = ",
