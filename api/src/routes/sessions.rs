@@ -635,7 +635,7 @@ pub(crate) fn engine_unreachable(err: async_nats::RequestError) -> ApiError {
     use async_nats::client::RequestErrorKind;
     let message = match err.kind() {
         RequestErrorKind::NoResponders => {
-            "no session engine runs this session: start it, and check that an engine is up"
+            "no session engine runs this session: check that an engine is up (a session just started is taken up within seconds)"
                 .to_owned()
         }
         RequestErrorKind::TimedOut => format!(
@@ -1211,19 +1211,21 @@ fn render_png(payload: &str) -> Result<QrPng, ApiError> {
         (status = 400, description = "`invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: the session is not waiting to be linked", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the session is not started, or not waiting to be linked", body = ErrorBody),
         (status = 502, description = "The driver or WhatsApp failed", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn pairing_code(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
     Json(body): Json<PairingCodeRequest>,
 ) -> Result<axum::Json<PairingCode>, ApiError> {
     let phone_number = parse_phone("phone_number", &body.phone_number)?;
-    projected_or_404(&state, &after, caller.tenant_id, id).await?;
+    load_session(&state, &caller, id)
+        .await?
+        .check_engine_request()
+        .map_err(refused)?;
     let answer: control::PairingCodeResponse = ask_engine(
         &state,
         &caller,
@@ -1238,24 +1240,21 @@ async fn pairing_code(
     }))
 }
 
-/// The projected session, 409 unless its driver is the simulator.
-async fn simulator_session(
-    state: &AppState,
-    after: &After,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<SessionBody, ApiError> {
-    let session = projected_or_404(state, after, caller.tenant_id, id).await?;
-    if session.driver != Driver::Simulator.as_str() {
-        return Err(ApiError::conflict(
-            "invalid_state",
-            format!(
-                "simulator controls are for simulator sessions; this one's driver is {}",
-                session.driver
-            ),
-        ));
-    }
-    Ok(session)
+/// The session as its aggregate has it now (not the projection, which may
+/// lag a start just made); 404 when the tenant has no such session.
+async fn load_session(state: &AppState, caller: &Caller, id: Uuid) -> Result<Session, ApiError> {
+    let loaded = state
+        .commands
+        .sessions
+        .load(&tenant_key(caller.tenant_id, id))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(loaded.aggregate)
+}
+
+/// A session's refusal, in the API's error shape.
+fn refused(err: wablast_domain::session::SessionError) -> ApiError {
+    ApiError::from(AggregateError::UserError(err))
 }
 
 /// Simulator only: a phone with this number scans the session's QR code,
@@ -1269,18 +1268,20 @@ async fn simulator_session(
         (status = 400, description = "`invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: not a simulator session, or not waiting for a scan", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a simulator session, not started, or not waiting for a scan", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn simulator_scan(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
     Json(body): Json<SimulatorScan>,
 ) -> Result<(StatusCode, axum::Json<SimulatorAccepted>), ApiError> {
     let phone_number = parse_phone("phone_number", &body.phone_number)?;
-    simulator_session(&state, &after, &caller, id).await?;
+    load_session(&state, &caller, id)
+        .await?
+        .check_simulator_control()
+        .map_err(refused)?;
     let _: control::SimulatorScanResponse = ask_engine(
         &state,
         &caller,
@@ -1312,13 +1313,12 @@ const MAX_INBOUND_CHARS: usize = 4096;
         (status = 400, description = "`invalid_phone` or a bad text", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: not a simulator session, or not linked", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a simulator session, not started, or not linked", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn simulator_inbound(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
     Json(body): Json<SimulatorInbound>,
 ) -> Result<(StatusCode, axum::Json<SimulatorAccepted>), ApiError> {
@@ -1330,7 +1330,10 @@ async fn simulator_inbound(
             format!("text must have 1 to {MAX_INBOUND_CHARS} characters"),
         ));
     }
-    simulator_session(&state, &after, &caller, id).await?;
+    load_session(&state, &caller, id)
+        .await?
+        .check_simulator_control()
+        .map_err(refused)?;
     let answer: control::SimulatorInboundResponse = ask_engine(
         &state,
         &caller,
