@@ -672,6 +672,7 @@ pub(crate) fn engine_reply<Resp: DeserializeOwned>(
         (status = 400, description = "A bad field (`validation_failed` naming it) or phone number (`invalid_phone`)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 422, description = "`plan_limit_exceeded`: the plan's sessions are used up, or the daily limit is above the plan's", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the event log cannot be reached to count the sessions in use; try again", body = ErrorBody),
     ))]
 async fn create_session(
     State(state): State<AppState>,
@@ -838,6 +839,7 @@ async fn get_session(
         (status = 403, description = "`trust_level` by a caller who is not the platform admin, or an admin changing another tenant's settings", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 422, description = "`plan_limit_exceeded`: a daily limit above the plan's", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn update_session(
     State(state): State<AppState>,
@@ -983,6 +985,7 @@ async fn delete_session(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is running already", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn start_session(
     State(state): State<AppState>,
@@ -1008,6 +1011,7 @@ async fn start_session(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is not running", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn stop_session(
     State(state): State<AppState>,
@@ -1033,6 +1037,7 @@ async fn stop_session(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is logged out already", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn logout_session(
     State(state): State<AppState>,
@@ -1131,6 +1136,7 @@ async fn stop_all_sessions(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: not waiting for a scan (or no current QR code yet)", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the QR codes cannot be reached; try again", body = ErrorBody),
     ))]
 async fn session_qr(
     State(state): State<AppState>,
@@ -1212,7 +1218,7 @@ fn render_png(payload: &str) -> Result<QrPng, ApiError> {
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the session is not started, or not waiting to be linked", body = ErrorBody),
-        (status = 502, description = "The driver or WhatsApp failed", body = ErrorBody),
+        (status = 502, description = "`driver_failed`: the driver or WhatsApp failed; `engine_error`: the engine's answer was unreadable", body = ErrorBody),
         (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn pairing_code(
@@ -1269,6 +1275,7 @@ fn refused(err: wablast_domain::session::SessionError) -> ApiError {
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: not a simulator session, not started, or not waiting for a scan", body = ErrorBody),
+        (status = 502, description = "`driver_failed`: the simulator failed; `engine_error`: the engine's answer was unreadable", body = ErrorBody),
         (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn simulator_scan(
@@ -1314,6 +1321,7 @@ const MAX_INBOUND_CHARS: usize = 4096;
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: not a simulator session, not started, or not linked", body = ErrorBody),
+        (status = 502, description = "`driver_failed`: the simulator failed; `engine_error`: the engine's answer was unreadable", body = ErrorBody),
         (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn simulator_inbound(
