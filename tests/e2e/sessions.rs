@@ -807,7 +807,9 @@ async fn pairing_codes_and_simulator_controls_are_relayed_to_the_engine() {
     };
     let action = |verb: &str| format!("{}/{verb}", path(&id));
 
-    // Started, but nobody runs the session: 503 at once.
+    // Started, but no engine takes the session up: 503 once the request's
+    // time is spent.
+    let started = std::time::Instant::now();
     let (status, body) = post_seen(
         &budi,
         &action("pairing-code"),
@@ -821,6 +823,11 @@ async fn pairing_codes_and_simulator_controls_are_relayed_to_the_engine() {
             .as_str()
             .unwrap()
             .contains("engine")
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
     );
 
     let mut asked = fake_engine(
@@ -1030,4 +1037,35 @@ async fn controls_of_a_session_that_is_not_started_are_invalid_state() {
         (status, code(&answer)),
         (StatusCode::NOT_FOUND, "not_found")
     );
+}
+
+#[tokio::test]
+async fn a_request_made_just_before_an_engine_takes_the_session_up_waits_for_it() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+    let id = create_started(&budi, "CS Sim").await;
+    let nats = async_nats::connect(&app.settings.nats_url).await.unwrap();
+    let subject = format!(
+        "{}.engine.session.{}.{id}.pairing_code",
+        app.prefix, budi.tenant_id
+    );
+
+    // The engine subscribes a moment after the request was made.
+    let engine = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let asked = fake_engine(&nats, subject, json!({"ok": {"code": "WXYZ-1234"}})).await;
+        (nats, asked)
+    });
+    let (status, body) = post_seen(
+        &budi,
+        &format!("{}/pairing-code", path(&id)),
+        json!({"phone_number": "+6281234567890"}),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["code"], "WXYZ-1234");
+    let (_nats, mut asked) = engine.await.unwrap();
+    assert!(asked.recv().await.is_some());
+    assert!(asked.try_recv().is_err(), "asked once");
 }

@@ -582,8 +582,16 @@ async fn run_one(
         .into_response())
 }
 
+/// How often a request no engine listens to yet is sent again.
+const NO_ENGINE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Asks the engine running a session (`control` contract) and relays its
 /// answer: 503 `engine_unavailable` when none answers in time.
+///
+/// The session is started (the caller checked): an engine takes a start up
+/// within moments, so a request nobody listens to yet (a start a moment
+/// ago) is sent again until [`control::REQUEST_TIMEOUT`] is spent. Nobody
+/// received it, so it cannot run twice.
 async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     state: &AppState,
     caller: &Caller,
@@ -599,18 +607,27 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     );
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(control::ACTOR_HEADER, caller.actor().to_string().as_str());
-    let payload = serde_json::to_vec(request).map_err(ApiError::internal)?;
-    let request = async_nats::Request::new()
-        .payload(payload.into())
-        .headers(headers)
-        .timeout(Some(control::REQUEST_TIMEOUT));
-    let reply = state
-        .log
-        .jetstream()
-        .client()
-        .send_request(subject, request)
-        .await
-        .map_err(engine_unreachable)?;
+    let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(ApiError::internal)?);
+    let client = state.log.jetstream().client();
+    let deadline = tokio::time::Instant::now() + control::REQUEST_TIMEOUT;
+    let reply = loop {
+        let request = async_nats::Request::new()
+            .payload(payload.clone())
+            .headers(headers.clone())
+            .timeout(Some(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ));
+        match client.send_request(subject.clone(), request).await {
+            Ok(reply) => break reply,
+            Err(err)
+                if err.kind() == async_nats::client::RequestErrorKind::NoResponders
+                    && tokio::time::Instant::now() + NO_ENGINE_RETRY < deadline =>
+            {
+                tokio::time::sleep(NO_ENGINE_RETRY).await;
+            }
+            Err(err) => return Err(engine_unreachable(err)),
+        }
+    };
     match engine_reply::<Resp>(&reply.payload)? {
         Reply::Ok(response) => Ok(response),
         Reply::Error(refusal) => {
@@ -635,8 +652,7 @@ pub(crate) fn engine_unreachable(err: async_nats::RequestError) -> ApiError {
     use async_nats::client::RequestErrorKind;
     let message = match err.kind() {
         RequestErrorKind::NoResponders => {
-            "no session engine runs this session: check that an engine is up (a session just started is taken up within seconds)"
-                .to_owned()
+            "no session engine runs this session: check that an engine is up".to_owned()
         }
         RequestErrorKind::TimedOut => format!(
             "the session engine did not answer within {} s; try again",
