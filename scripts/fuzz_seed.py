@@ -5,14 +5,17 @@
 gives it data through the public API, as a client would: an API key, a
 simulator session linked with a scan, an imported contact list, a plan from
 the admin, an auto-reply, a campaign that ran, a simulated inbound message,
-and a second campaign left as a draft. So the fuzzer's list and read calls
-meet real rows. Prints the tenant's access token on stdout (and nothing
-else); progress goes to stderr.
+a second campaign left as a draft, and an uploaded image. So the fuzzer's
+calls meet real rows. Prints on stdout (and nothing else) a JSON object:
+the tenant's access token, and the ids of what it made by kind
+(`{"token": ..., "ids": {"sessions": [...], ...}}`), which scripts/fuzz.sh
+hands to the fuzzer as values to try; progress goes to stderr.
 
 Python's standard library only: it runs before (and apart from) the
 fuzzer's virtual environment.
 """
 
+import base64
 import json
 import sys
 import time
@@ -21,6 +24,11 @@ import urllib.request
 import uuid
 
 TIMEOUT = 60
+
+# A 1x1 grey PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
 
 
 def log(message):
@@ -105,7 +113,8 @@ def main():
     tenant.headers["authorization"] = f"Bearer {token}"
     log(f"tenant {tenant_id} ({email})")
 
-    tenant.call("POST", "/api/v1/api-keys", {"name": "fuzz integration"})
+    ids = {kind: [] for kind in ("sessions", "contact_lists", "campaigns", "auto_replies", "api_keys", "media")}
+    ids["api_keys"].append(tenant.call("POST", "/api/v1/api-keys", {"name": "fuzz integration"})["id"])
 
     admin = Api(base)
     login = admin.call("POST", "/api/v1/auth/login", {"email": admin_email, "password": admin_password})
@@ -123,7 +132,8 @@ def main():
     tenant.wait_for("the QR code", f"/api/v1/sessions/{session}", lambda s: s["status"] == "qr")
     tenant.call("POST", f"/api/v1/sessions/{session}/simulator/scan", {"phone_number": "+6281200000001"})
     tenant.wait_for("a ready session", f"/api/v1/sessions/{session}", lambda s: s["status"] == "ready")
-    tenant.call("POST", "/api/v1/sessions", {"name": "Fuzz idle"})
+    idle = tenant.call("POST", "/api/v1/sessions", {"name": "Fuzz idle"})["id"]
+    ids["sessions"] += [session, idle]
     log(f"session {session} ready")
 
     csv = "phone,name,consent,kota\n" + "".join(
@@ -135,8 +145,12 @@ def main():
     )
     contacts = tenant.call("POST", "/api/v1/contact-lists/import", body, content_type=content_type)
     log(f"contact list {contacts['id']}: {contacts['accepted']} accepted")
+    ids["contact_lists"].append(contacts["id"])
 
-    tenant.call(
+    body, content_type = multipart({}, {"file": ("promo.png", "image/png", PNG)})
+    ids["media"].append(tenant.call("POST", "/api/v1/media", body, content_type=content_type)["id"])
+
+    reply = tenant.call(
         "POST",
         "/api/v1/auto-replies",
         {"name": "Harga", "trigger": "keyword", "pattern": "harga", "response": "Halo {{name|Kak}}, cek katalog kami."},
@@ -157,7 +171,9 @@ def main():
         lambda c: c["status"] in ("completed", "cancelled"),
         seconds=120,
     )
-    tenant.call("POST", "/api/v1/campaigns", {**campaign, "name": "Draft fuzz"})
+    draft = tenant.call("POST", "/api/v1/campaigns", {**campaign, "name": "Draft fuzz"})["id"]
+    ids["campaigns"] += [sent, draft]
+    ids["auto_replies"].append(reply["id"])
     log(f"campaign {sent} completed; one draft")
 
     tenant.call(
@@ -166,7 +182,7 @@ def main():
         {"from": "+6281200000100", "text": "berapa harga?"},
     )
 
-    print(token)
+    print(json.dumps({"token": token, "ids": ids}))
 
 
 if __name__ == "__main__":
