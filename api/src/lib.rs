@@ -173,9 +173,17 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::hooks::router())
 }
 
+/// The routes and their OpenAPI document, with what the layers of
+/// [`router`] answer ([`hardening::contract`]).
+fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut openapi) = api_router().split_for_parts();
+    hardening::contract::document(&mut openapi);
+    (routes, openapi)
+}
+
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    routes_and_openapi().1
 }
 
 /// The whole HTTP application.
@@ -190,7 +198,7 @@ pub fn router(state: AppState) -> Router {
 
     // Before the first request, so that none goes unrecorded.
     routes::metrics::install();
-    let (routes, openapi) = api_router().split_for_parts();
+    let (routes, openapi) = routes_and_openapi();
     let header = axum::http::HeaderName::from_static(hardening::REQUEST_ID);
     let config = state.config.clone();
     let limits =

@@ -90,9 +90,9 @@ pub struct Settings {
     #[arg(long, env = "WABLAST_DATA_DIR", default_value = "data")]
     pub data_dir: std::path::PathBuf,
 
-    /// Key encrypting stored driver credentials (AES-256-GCM): 64 hex
-    /// digits. Unset: one is generated and kept in the data directory
-    /// (`secret.key`).
+    /// Key encrypting stored driver credentials (AES-256-GCM): 32 bytes as
+    /// 64 hex digits or in base64 (`openssl rand -base64 32`). Unset: one is
+    /// generated and kept in the data directory (`secret.key`).
     #[arg(long, env = "WABLAST_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
 
@@ -156,7 +156,9 @@ impl Settings {
     pub fn credentials_key(&self) -> anyhow::Result<[u8; 32]> {
         use anyhow::Context;
         match &self.secret_key {
-            Some(text) => parse_key(text).context("WABLAST_SECRET_KEY must be 64 hex digits"),
+            Some(text) => parse_key(text).context(
+                "WABLAST_SECRET_KEY must be a 32-byte key: 64 hex digits, or base64 (`openssl rand -base64 32`)",
+            ),
             None => data_dir_key(&self.data_dir),
         }
     }
@@ -229,11 +231,27 @@ impl Settings {
     }
 }
 
+/// A 32-byte key, written as 64 hex digits or in base64 (the standard
+/// alphabet, padded or not: what `openssl rand -base64 32` prints). An even
+/// number of hex digits is read as hex.
 fn parse_key(text: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex::decode(text.trim())?;
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const BASE64: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let text = text.trim();
+    let bytes = if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(text).map_err(|e| anyhow::anyhow!("not hex: {e}"))?
+    } else {
+        BASE64
+            .decode(text)
+            .map_err(|e| anyhow::anyhow!("neither 64 hex digits nor base64: {e}"))?
+    };
     bytes
         .try_into()
-        .map_err(|bytes: Vec<u8>| anyhow::anyhow!("{} bytes, not 32", bytes.len()))
+        .map_err(|bytes: Vec<u8>| anyhow::anyhow!("the key is {} bytes, not 32", bytes.len()))
 }
 
 /// The key kept in `<data_dir>/secret.key`, created on first use (readable
@@ -242,9 +260,12 @@ fn data_dir_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
     use anyhow::Context;
     let path = data_dir.join("secret.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            parse_key(&text).with_context(|| format!("{} is not 64 hex digits", path.display()))
-        }
+        Ok(text) => parse_key(&text).with_context(|| {
+            format!(
+                "{} is not a 32-byte key (64 hex digits, or base64)",
+                path.display()
+            )
+        }),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -269,5 +290,89 @@ fn data_dir_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
             }
         }
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes 0, 1, ..., 31.
+    fn key() -> [u8; 32] {
+        std::array::from_fn(|i| u8::try_from(i).unwrap())
+    }
+
+    /// The whole message of an error, its context chain included.
+    fn message(err: anyhow::Error) -> String {
+        format!("{err:#}")
+    }
+
+    #[test]
+    fn a_key_is_read_from_64_hex_digits() {
+        let hex = hex::encode(key());
+        assert_eq!(parse_key(&hex).unwrap(), key());
+        assert_eq!(parse_key(&hex.to_uppercase()).unwrap(), key());
+        assert_eq!(parse_key(&format!(" {hex}\n")).unwrap(), key());
+    }
+
+    #[test]
+    fn a_key_is_read_from_base64_with_or_without_padding() {
+        use base64::Engine as _;
+        let padded = base64::engine::general_purpose::STANDARD.encode(key());
+        assert!(padded.ends_with('='), "{padded}");
+        assert_eq!(parse_key(&padded).unwrap(), key());
+        assert_eq!(parse_key(padded.trim_end_matches('=')).unwrap(), key());
+        // As `openssl rand -base64 32` prints it: with a newline.
+        assert_eq!(parse_key(&format!("{padded}\n")).unwrap(), key());
+        // A key with `+` and `/`, the standard alphabet's own.
+        let mut symbols = [0xfb_u8; 32];
+        symbols[0] = 0xff;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(symbols);
+        assert!(encoded.contains('+') || encoded.contains('/'), "{encoded}");
+        assert_eq!(parse_key(&encoded).unwrap(), symbols);
+    }
+
+    #[test]
+    fn a_key_of_31_or_33_bytes_is_refused_naming_its_length() {
+        use base64::Engine as _;
+        for bytes in [31, 33] {
+            let key = vec![7u8; bytes];
+            for text in [
+                hex::encode(&key),
+                base64::engine::general_purpose::STANDARD.encode(&key),
+            ] {
+                let err = message(parse_key(&text).unwrap_err());
+                assert!(
+                    err.contains(&format!("{bytes} bytes, not 32")),
+                    "{text}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_is_neither_hex_nor_base64_is_refused() {
+        for text in ["", "not a key!", "abc"] {
+            assert!(parse_key(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_configured_key_that_is_wrong_says_what_it_must_be() {
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let short = hex::encode([7u8; 31]);
+        let settings =
+            <Args as clap::Parser>::parse_from(["wablast", "--secret-key", &short]).settings;
+        let err = message(settings.credentials_key().unwrap_err());
+        assert!(
+            err.contains("WABLAST_SECRET_KEY must be a 32-byte key"),
+            "{err}"
+        );
+        assert!(err.contains("base64"), "{err}");
+        assert!(err.contains("31 bytes, not 32"), "{err}");
     }
 }

@@ -503,3 +503,141 @@ async fn swagger_ui_is_served_at_docs_offline() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// A NUL character is valid JSON (`\u0000`) and valid in a query string,
+/// but PostgreSQL refuses it in text: it is a 400 naming the field, never a
+/// 500, wherever it comes (a body, nested, a key, a query, a form field).
+#[tokio::test]
+async fn a_nul_character_anywhere_is_a_bad_field_not_a_server_error() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+    let anonymous = budi.with_auth(Auth::None);
+
+    let bodies = [
+        (
+            &anonymous,
+            Method::POST,
+            "/api/v1/auth/login",
+            json!({"email": "budi\u{0}@example.test", "password": "password"}),
+            "email",
+        ),
+        (
+            &anonymous,
+            Method::POST,
+            "/api/v1/auth/register",
+            json!({"email": "siti@example.test", "password": "password", "organization": "Toko\u{0}Siti"}),
+            "organization",
+        ),
+        (
+            &budi,
+            Method::POST,
+            "/api/v1/api-keys",
+            json!({"name": "\u{0}"}),
+            "name",
+        ),
+        (
+            &budi,
+            Method::POST,
+            "/api/v1/auto-replies",
+            json!({"name": "Harga", "trigger": "keyword", "pattern": "harga", "response": "cek\u{0}katalog"}),
+            "response",
+        ),
+        (
+            &budi,
+            Method::PUT,
+            "/api/v1/schedule",
+            json!({"timezone": "Asia/Jakarta", "windows": [{"days": ["mon"], "start": "09:00", "end": "18:00"}, {"days": ["tue\u{0}"], "start": "09:00", "end": "18:00"}]}),
+            "windows[1].days[0]",
+        ),
+    ];
+    for (client, method, path, body, field) in bodies {
+        let (status, answer) = client.send(client.request(method, path).json(&body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(code(&answer), "validation_failed", "{path}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{path}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("NUL"), "{path}: {message}");
+    }
+
+    // A key holding a NUL, and an escaped backslash that only looks like one.
+    let (status, answer) = budi
+        .send(
+            budi.request(Method::POST, "/api/v1/sessions")
+                .header("content-type", "application/json")
+                .body(r#"{"name": "CS", "driver_config": {"n\u0000": 1}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["error"]["details"]["field"],
+        "driver_config.n\\u0000"
+    );
+    let (status, answer) = budi
+        .post("/api/v1/api-keys", json!({"name": "C:\\u0000 folder"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    // Query strings.
+    let (status, answer) = budi.get("/api/v1/campaigns?status=sent%00").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "status");
+    let (status, answer) = budi.get("/api/v1/sessions?cursor=%00").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "cursor");
+
+    // A multipart text field.
+    let csv = b"phone,name,consent\n+6281234567890,Budi,yes\n";
+    let (content_type, body) = crate::contacts::form(&[
+        ("file", Some("pelanggan.csv"), &csv[..]),
+        ("name", None, b"Pelanggan\0"),
+    ]);
+    let (status, answer) = budi
+        .send(
+            budi.request(Method::POST, "/api/v1/contact-lists/import")
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["details"]["field"], "name");
+
+    // Nothing reached the database half-way: the tenant has one key.
+    let (_, keys) = budi.get("/api/v1/api-keys").await;
+    assert_eq!(keys["items"].as_array().unwrap().len(), 1, "{keys}");
+}
+
+/// A JSON route answers 415 to a body that does not say it is JSON, and
+/// takes `application/<type>+json`.
+#[tokio::test]
+async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+
+    for content_type in [None, Some("text/plain"), Some("application/jsonx")] {
+        let mut request = budi
+            .request(Method::POST, "/api/v1/api-keys")
+            .body(r#"{"name": "shop"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let (status, answer) = budi.send(request).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            "{content_type:?}"
+        );
+    }
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.wablast+json",
+    ] {
+        let (status, answer) = budi
+            .send(
+                budi.request(Method::POST, "/api/v1/api-keys")
+                    .header("content-type", content_type)
+                    .body(r#"{"name": "shop"}"#),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{content_type}: {answer}");
+    }
+}

@@ -781,11 +781,23 @@ async fn fake_engine(
     rx
 }
 
+/// Creates a simulator session and starts it (no engine takes it up in a
+/// [`TestApp::spawn`]ed app: it stays `starting`); returns its id.
+async fn create_started(client: &Client, name: &str) -> String {
+    let id = create(client, name).await;
+    let (status, body) = client
+        .post(&format!("{}/start", path(&id)), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "starting");
+    id
+}
+
 #[tokio::test]
 async fn pairing_codes_and_simulator_controls_are_relayed_to_the_engine() {
     let app = TestApp::spawn().await;
     let budi = app.tenant("Toko Budi").await;
-    let id = create(&budi, "CS Sim").await;
+    let id = create_started(&budi, "CS Sim").await;
     let nats = async_nats::connect(&app.settings.nats_url).await.unwrap();
     let subject = |verb: &str| {
         format!(
@@ -795,7 +807,9 @@ async fn pairing_codes_and_simulator_controls_are_relayed_to_the_engine() {
     };
     let action = |verb: &str| format!("{}/{verb}", path(&id));
 
-    // Nobody runs the session: 503 at once.
+    // Started, but no engine takes the session up: 503 once the request's
+    // time is spent.
+    let started = std::time::Instant::now();
     let (status, body) = post_seen(
         &budi,
         &action("pairing-code"),
@@ -809,6 +823,11 @@ async fn pairing_codes_and_simulator_controls_are_relayed_to_the_engine() {
             .as_str()
             .unwrap()
             .contains("engine")
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
     );
 
     let mut asked = fake_engine(
@@ -924,7 +943,7 @@ async fn pairing_codes_and_simulator_controls_are_relayed_to_the_engine() {
 async fn an_engine_that_does_not_answer_in_time_is_unavailable() {
     let app = TestApp::spawn().await;
     let budi = app.tenant("Toko Budi").await;
-    let id = create(&budi, "CS Sim").await;
+    let id = create_started(&budi, "CS Sim").await;
     let nats = async_nats::connect(&app.settings.nats_url).await.unwrap();
     let _silent = nats
         .subscribe(format!(
@@ -949,4 +968,104 @@ async fn an_engine_that_does_not_answer_in_time_is_unavailable() {
         waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
         "{waited:?}"
     );
+}
+
+#[tokio::test]
+async fn controls_of_a_session_that_is_not_started_are_invalid_state() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+    // Three sessions: a plan allows them.
+    let admin = app.admin().await;
+    let plan = crate::campaigns::define_plan(&admin, 100, 10).await;
+    crate::campaigns::grant_plan(&admin, &budi, &plan).await;
+    let idle = create(&budi, "CS Idle").await;
+    let stopped = create_started(&budi, "CS Stopped").await;
+    let (status, body) = budi
+        .post(&format!("{}/stop", path(&stopped)), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let logged_out = create(&budi, "CS Logged out").await;
+    let (status, body) = budi
+        .post(&format!("{}/logout", path(&logged_out)), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // An engine that would answer: it must never be asked.
+    let nats = async_nats::connect(&app.settings.nats_url).await.unwrap();
+    let mut asked = fake_engine(
+        &nats,
+        format!("{}.engine.session.{}.*.*", app.prefix, budi.tenant_id),
+        json!({"ok": {"code": "ABCD-EFGH"}}),
+    )
+    .await;
+
+    for (id, was) in [
+        (&idle, "idle"),
+        (&stopped, "idle"),
+        (&logged_out, "logged_out"),
+    ] {
+        for (verb, body) in [
+            ("pairing-code", json!({"phone_number": "+6281234567890"})),
+            ("simulator/scan", json!({"phone_number": "+6281234567890"})),
+            (
+                "simulator/inbound",
+                json!({"from": "+6281298765432", "text": "halo"}),
+            ),
+        ] {
+            let (status, answer) = budi.post(&format!("{}/{verb}", path(id)), body).await;
+            assert_eq!(
+                (status, code(&answer)),
+                (StatusCode::CONFLICT, "invalid_state"),
+                "{verb} of a session that is {was}: {answer}"
+            );
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("not started") && message.contains(was),
+                "{message}"
+            );
+        }
+    }
+    assert!(asked.try_recv().is_err(), "the engine was asked");
+
+    // An unknown session stays a 404.
+    let (status, answer) = budi
+        .post(
+            &format!("{}/simulator/scan", path(&uuid::Uuid::now_v7().to_string())),
+            json!({"phone_number": "+6281234567890"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+#[tokio::test]
+async fn a_request_made_just_before_an_engine_takes_the_session_up_waits_for_it() {
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+    let id = create_started(&budi, "CS Sim").await;
+    let nats = async_nats::connect(&app.settings.nats_url).await.unwrap();
+    let subject = format!(
+        "{}.engine.session.{}.{id}.pairing_code",
+        app.prefix, budi.tenant_id
+    );
+
+    // The engine subscribes a moment after the request was made.
+    let engine = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let asked = fake_engine(&nats, subject, json!({"ok": {"code": "WXYZ-1234"}})).await;
+        (nats, asked)
+    });
+    let (status, body) = post_seen(
+        &budi,
+        &format!("{}/pairing-code", path(&id)),
+        json!({"phone_number": "+6281234567890"}),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["code"], "WXYZ-1234");
+    let (_nats, mut asked) = engine.await.unwrap();
+    assert!(asked.recv().await.is_some());
+    assert!(asked.try_recv().is_err(), "asked once");
 }

@@ -47,7 +47,9 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 
 /// Longest key accepted.
-const MAX_KEY_LENGTH: usize = 255;
+pub const MAX_KEY_LENGTH: usize = 255;
+/// The paths whose keys belong to no caller (there is none yet).
+pub const ANONYMOUS: [&str; 1] = ["/api/v1/auth/register"];
 /// How long an answer is kept.
 const KEEP: TimeDelta = TimeDelta::hours(24);
 /// A pending claim older than this is taken to be abandoned (its process
@@ -131,7 +133,7 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     if request.method() != Method::POST
-        || !request.uri().path().starts_with("/api/v1/")
+        || !applies_to(request.uri().path())
         || !request.headers().contains_key(HEADER)
     {
         return next.run(request).await;
@@ -142,6 +144,12 @@ pub async fn guard(
         Ok(Prepared::Answer(response)) => response,
         Err(err) => err.into_response(),
     }
+}
+
+/// Whether a POST to `path` may carry an `Idempotency-Key` (from a caller,
+/// or to one of the [`ANONYMOUS`] paths).
+pub fn applies_to(path: &str) -> bool {
+    path.starts_with("/api/v1/")
 }
 
 enum Prepared {
@@ -248,7 +256,7 @@ async fn prepare(idempotency: &Idempotency, request: Request) -> Result<Prepared
     let state = &idempotency.state;
     let key = parse_key(&request.headers()[HEADER])?;
     let (mut parts, body) = request.into_parts();
-    let scope = if parts.uri.path() == "/api/v1/auth/register" {
+    let scope = if ANONYMOUS.contains(&parts.uri.path()) {
         Scope {
             name: "anonymous".to_owned(),
             tenant_id: None,

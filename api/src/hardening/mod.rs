@@ -11,6 +11,8 @@
 //!   a body limit's plain-text 413) answered in the API's error shape, and
 //!   the request id in the details of a 5xx.
 //! - [`idempotency`]: `Idempotency-Key` on POSTs.
+//! - [`contract`]: what these layers answer, in the OpenAPI document of
+//!   every operation.
 //! - [`request_span`]: the request id in every log line of a request.
 //! - [`docs`]: Swagger UI at `/docs`.
 //!
@@ -18,6 +20,7 @@
 //! route (the JSON extractor answers 413 `payload_too_large`); upload routes
 //! set their own, larger limit on their route.
 
+pub mod contract;
 pub mod error_shape;
 pub mod headers;
 pub mod idempotency;

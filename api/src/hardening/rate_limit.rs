@@ -161,8 +161,7 @@ pub async fn enforce(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
-    if EXEMPT.contains(&path) || path.starts_with("/hooks/") {
+    if !applies_to(request.uri().path()) {
         return next.run(request).await;
     }
     let address = request
@@ -173,6 +172,12 @@ pub async fn enforce(
         Ok(()) => next.run(request).await,
         Err(wait) => too_many(wait),
     }
+}
+
+/// Whether requests to `path` are limited: all but probes, scrapes and the
+/// drivers' webhooks.
+pub fn applies_to(path: &str) -> bool {
+    !EXEMPT.contains(&path) && !path.starts_with("/hooks/")
 }
 
 fn too_many(wait: Duration) -> Response {

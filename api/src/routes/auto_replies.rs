@@ -344,6 +344,7 @@ fn text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError
         (status = 201, description = "Created", body = AutoReply),
         (status = 400, description = "A bad field (`details.field` says which; `details.missing` lists sessions that are not the tenant's)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "`not_found`: `media_id` is no medium of this tenant", body = ErrorBody),
     ))]
 async fn create_auto_reply(
     State(state): State<AppState>,
@@ -463,7 +464,7 @@ async fn get_auto_reply(
         (status = 200, description = "The rule as changed", body = AutoReply),
         (status = 400, description = "A bad field (`details.field` says which)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 404, description = "No such rule in this tenant", body = ErrorBody),
+        (status = 404, description = "No such rule in this tenant, or `media_id` is no medium of it", body = ErrorBody),
     ))]
 async fn update_auto_reply(
     State(state): State<AppState>,

@@ -499,7 +499,7 @@ fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response
         (status = 201, description = "Created (`X-Wablast-Position` names the write)", body = CampaignView),
         (status = 400, description = "Bad field: name, template (syntax or unknown variable), throttle, senders, scheduled_at", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 404, description = "No such contact list or sender session in the caller's tenant", body = ErrorBody),
+        (status = 404, description = "No such contact list, sender session or medium in the caller's tenant", body = ErrorBody),
         (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template uses without fallback; `details.missing` counts them per variable", body = ErrorBody),
     ))]
 async fn create_campaign(

@@ -102,8 +102,12 @@ async fn text_field(mut field: Field<'_>, name: &str) -> Result<String, ApiError
         }
         bytes.extend_from_slice(&chunk);
     }
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::invalid_field(name, format!("{name} must be UTF-8 text")))
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::invalid_field(name, format!("{name} must be UTF-8 text")))?;
+    if text.contains('\0') {
+        return Err(crate::extract::nul_refused(name));
+    }
+    Ok(text)
 }
 
 /// Reads what is left of an oversized request, up to a bound.

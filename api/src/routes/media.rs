@@ -211,7 +211,15 @@ async fn get_media(
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The medium's id")),
     responses(
-        (status = 200, description = "The file, as an attachment", content_type = "application/octet-stream", body = FileBytes),
+        (status = 200, description = "The file, as an attachment, in its own type (one of those an upload accepts)", content(
+            (FileBytes = "image/png"),
+            (FileBytes = "image/jpeg"),
+            (FileBytes = "application/pdf"),
+            (FileBytes = "application/msword"),
+            (FileBytes = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (FileBytes = "application/vnd.ms-excel"),
+            (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such medium in this tenant", body = ErrorBody),
     ))]
@@ -264,6 +272,25 @@ fn attachment(filename: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_content_is_documented_in_every_type_an_upload_accepts() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let mut documented: Vec<&str> =
+            doc["paths"]["/api/v1/media/{id}/content"]["get"]["responses"]["200"]["content"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+        let mut accepted: Vec<&str> = crate::media::MediaType::ALL
+            .iter()
+            .map(|kind| kind.mime_type())
+            .collect();
+        documented.sort_unstable();
+        accepted.sort_unstable();
+        assert_eq!(documented, accepted);
+    }
+
     #[test]
     fn attachment_names_are_quoted_safely() {
         assert_eq!(

@@ -600,8 +600,16 @@ async fn run_one(
         .into_response())
 }
 
+/// How often a request no engine listens to yet is sent again.
+const NO_ENGINE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Asks the engine running a session (`control` contract) and relays its
 /// answer: 503 `engine_unavailable` when none answers in time.
+///
+/// The session is started (the caller checked): an engine takes a start up
+/// within moments, so a request nobody listens to yet (a start a moment
+/// ago) is sent again until [`control::REQUEST_TIMEOUT`] is spent. Nobody
+/// received it, so it cannot run twice.
 async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     state: &AppState,
     caller: &Caller,
@@ -617,18 +625,27 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     );
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(control::ACTOR_HEADER, caller.actor().to_string().as_str());
-    let payload = serde_json::to_vec(request).map_err(ApiError::internal)?;
-    let request = async_nats::Request::new()
-        .payload(payload.into())
-        .headers(headers)
-        .timeout(Some(control::REQUEST_TIMEOUT));
-    let reply = state
-        .log
-        .jetstream()
-        .client()
-        .send_request(subject, request)
-        .await
-        .map_err(engine_unreachable)?;
+    let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(ApiError::internal)?);
+    let client = state.log.jetstream().client();
+    let deadline = tokio::time::Instant::now() + control::REQUEST_TIMEOUT;
+    let reply = loop {
+        let request = async_nats::Request::new()
+            .payload(payload.clone())
+            .headers(headers.clone())
+            .timeout(Some(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ));
+        match client.send_request(subject.clone(), request).await {
+            Ok(reply) => break reply,
+            Err(err)
+                if err.kind() == async_nats::client::RequestErrorKind::NoResponders
+                    && tokio::time::Instant::now() + NO_ENGINE_RETRY < deadline =>
+            {
+                tokio::time::sleep(NO_ENGINE_RETRY).await;
+            }
+            Err(err) => return Err(engine_unreachable(err)),
+        }
+    };
     match engine_reply::<Resp>(&reply.payload)? {
         Reply::Ok(response) => Ok(response),
         Reply::Error(refusal) => {
@@ -653,8 +670,7 @@ pub(crate) fn engine_unreachable(err: async_nats::RequestError) -> ApiError {
     use async_nats::client::RequestErrorKind;
     let message = match err.kind() {
         RequestErrorKind::NoResponders => {
-            "no session engine runs this session: start it, and check that an engine is up"
-                .to_owned()
+            "no session engine runs this session: check that an engine is up".to_owned()
         }
         RequestErrorKind::TimedOut => format!(
             "the session engine did not answer within {} s; try again",
@@ -690,6 +706,7 @@ pub(crate) fn engine_reply<Resp: DeserializeOwned>(
         (status = 400, description = "A bad field (`validation_failed` naming it) or phone number (`invalid_phone`)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 422, description = "`plan_limit_exceeded`: the plan's sessions are used up, or the daily limit is above the plan's", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the event log cannot be reached to count the sessions in use; try again", body = ErrorBody),
     ))]
 async fn create_session(
     State(state): State<AppState>,
@@ -857,6 +874,7 @@ async fn get_session(
         (status = 403, description = "`trust_level` by a caller who is not the platform admin, or an admin changing another tenant's settings", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 422, description = "`plan_limit_exceeded`: a daily limit above the plan's", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn update_session(
     State(state): State<AppState>,
@@ -1002,6 +1020,7 @@ async fn delete_session(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is running already", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn start_session(
     State(state): State<AppState>,
@@ -1027,6 +1046,7 @@ async fn start_session(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is not running", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn stop_session(
     State(state): State<AppState>,
@@ -1052,6 +1072,7 @@ async fn stop_session(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: it is logged out already", body = ErrorBody),
+        (status = 503, description = "`projection_lag`: the change was made, but the session's view is not ready yet; read it again shortly", body = ErrorBody),
     ))]
 async fn logout_session(
     State(state): State<AppState>,
@@ -1150,6 +1171,7 @@ async fn stop_all_sessions(
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: not waiting for a scan (or no current QR code yet)", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the QR codes cannot be reached; try again", body = ErrorBody),
     ))]
 async fn session_qr(
     State(state): State<AppState>,
@@ -1230,19 +1252,21 @@ fn render_png(payload: &str) -> Result<QrPng, ApiError> {
         (status = 400, description = "`invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: the session is not waiting to be linked", body = ErrorBody),
-        (status = 502, description = "The driver or WhatsApp failed", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the session is not started, or not waiting to be linked", body = ErrorBody),
+        (status = 502, description = "`driver_failed`: the driver or WhatsApp failed; `engine_error`: the engine's answer was unreadable", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn pairing_code(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
     Json(body): Json<PairingCodeRequest>,
 ) -> Result<axum::Json<PairingCode>, ApiError> {
     let phone_number = parse_phone("phone_number", &body.phone_number)?;
-    projected_or_404(&state, &after, caller.tenant_id, id).await?;
+    load_session(&state, &caller, id)
+        .await?
+        .check_engine_request()
+        .map_err(refused)?;
     let answer: control::PairingCodeResponse = ask_engine(
         &state,
         &caller,
@@ -1257,24 +1281,21 @@ async fn pairing_code(
     }))
 }
 
-/// The projected session, 409 unless its driver is the simulator.
-async fn simulator_session(
-    state: &AppState,
-    after: &After,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<SessionBody, ApiError> {
-    let session = projected_or_404(state, after, caller.tenant_id, id).await?;
-    if session.driver != Driver::Simulator.as_str() {
-        return Err(ApiError::conflict(
-            "invalid_state",
-            format!(
-                "simulator controls are for simulator sessions; this one's driver is {}",
-                session.driver
-            ),
-        ));
-    }
-    Ok(session)
+/// The session as its aggregate has it now (not the projection, which may
+/// lag a start just made); 404 when the tenant has no such session.
+async fn load_session(state: &AppState, caller: &Caller, id: Uuid) -> Result<Session, ApiError> {
+    let loaded = state
+        .commands
+        .sessions
+        .load(&tenant_key(caller.tenant_id, id))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(loaded.aggregate)
+}
+
+/// A session's refusal, in the API's error shape.
+fn refused(err: wablast_domain::session::SessionError) -> ApiError {
+    ApiError::from(AggregateError::UserError(err))
 }
 
 /// Simulator only: a phone with this number scans the session's QR code,
@@ -1288,18 +1309,21 @@ async fn simulator_session(
         (status = 400, description = "`invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: not a simulator session, or not waiting for a scan", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a simulator session, not started, or not waiting for a scan", body = ErrorBody),
+        (status = 502, description = "`driver_failed`: the simulator failed; `engine_error`: the engine's answer was unreadable", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn simulator_scan(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
     Json(body): Json<SimulatorScan>,
 ) -> Result<(StatusCode, axum::Json<SimulatorAccepted>), ApiError> {
     let phone_number = parse_phone("phone_number", &body.phone_number)?;
-    simulator_session(&state, &after, &caller, id).await?;
+    load_session(&state, &caller, id)
+        .await?
+        .check_simulator_control()
+        .map_err(refused)?;
     let _: control::SimulatorScanResponse = ask_engine(
         &state,
         &caller,
@@ -1331,13 +1355,13 @@ const MAX_INBOUND_CHARS: usize = 4096;
         (status = 400, description = "`invalid_phone` or a bad text", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: not a simulator session, or not linked", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: no engine runs the session", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: not a simulator session, not started, or not linked", body = ErrorBody),
+        (status = 502, description = "`driver_failed`: the simulator failed; `engine_error`: the engine's answer was unreadable", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the session is started but no engine runs it (yet)", body = ErrorBody),
     ))]
 async fn simulator_inbound(
     State(state): State<AppState>,
     caller: Caller,
-    after: After,
     Path(id): Path<Uuid>,
     Json(body): Json<SimulatorInbound>,
 ) -> Result<(StatusCode, axum::Json<SimulatorAccepted>), ApiError> {
@@ -1349,7 +1373,10 @@ async fn simulator_inbound(
             format!("text must have 1 to {MAX_INBOUND_CHARS} characters"),
         ));
     }
-    simulator_session(&state, &after, &caller, id).await?;
+    load_session(&state, &caller, id)
+        .await?
+        .check_simulator_control()
+        .map_err(refused)?;
     let answer: control::SimulatorInboundResponse = ask_engine(
         &state,
         &caller,

@@ -26,6 +26,10 @@
 //! - Only an admin changes the trust level (`forbidden`).
 //! - Deleted is final: every later command is `not_found`, and the session
 //!   never changes again.
+//! - Only a started session (a running status: an engine runs it) can be
+//!   asked for a pairing code or sent simulator controls; simulator
+//!   controls are for simulator sessions. Anything else is `invalid_state`
+//!   ([`Session::check_engine_request`], [`Session::check_simulator_control`]).
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -192,6 +196,36 @@ impl Session {
     /// When it last changed.
     pub fn updated_at(&self) -> Option<DateTime<Utc>> {
         self.updated_at
+    }
+
+    /// Whether the engine running the session may be asked something about
+    /// it (a pairing code, a simulator control): the session exists and is
+    /// started. An idle, stopped, failed or logged-out session has no engine
+    /// to ask ([`SessionError::NotStarted`]).
+    pub fn check_engine_request(&self) -> Result<(), SessionError> {
+        if self.deleted || !self.exists() {
+            return Err(SessionError::NotFound);
+        }
+        if !self.status.is_running() {
+            return Err(SessionError::NotStarted {
+                status: self.status,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether simulator controls (a scan, an inbound message) apply: a
+    /// started simulator session.
+    pub fn check_simulator_control(&self) -> Result<(), SessionError> {
+        if self.deleted || !self.exists() {
+            return Err(SessionError::NotFound);
+        }
+        if self.driver != Driver::Simulator {
+            return Err(SessionError::NotSimulator {
+                driver: self.driver,
+            });
+        }
+        self.check_engine_request()
     }
 
     /// Decides a command: the one event it leads to, none when it changes
@@ -667,6 +701,54 @@ mod tests {
             session.apply(event);
         }
         session
+    }
+
+    #[test]
+    fn only_a_started_session_takes_engine_requests() {
+        for status in SessionStatus::ALL {
+            let session = fold(in_status(status));
+            let answer = session.check_engine_request();
+            if status.is_running() {
+                assert_eq!(answer, Ok(()), "{status}");
+            } else {
+                assert_eq!(answer, Err(SessionError::NotStarted { status }), "{status}");
+                assert_eq!(answer.unwrap_err().code(), "invalid_state");
+            }
+        }
+        assert_eq!(
+            Session::default().check_engine_request(),
+            Err(SessionError::NotFound)
+        );
+        let mut deleted = in_status(Ready);
+        deleted.push(SessionEvent::SessionDeleted {
+            from: Ready,
+            at: at(3),
+        });
+        assert_eq!(
+            fold(deleted).check_engine_request(),
+            Err(SessionError::NotFound)
+        );
+    }
+
+    #[test]
+    fn simulator_controls_are_for_started_simulator_sessions() {
+        assert_eq!(fold(in_status(Qr)).check_simulator_control(), Ok(()));
+        assert_eq!(
+            fold(in_status(Idle)).check_simulator_control(),
+            Err(SessionError::NotStarted { status: Idle })
+        );
+        let mut waha = in_status(Idle);
+        if let SessionEvent::SessionCreated { driver, .. } = &mut waha[0] {
+            *driver = Driver::Waha;
+        }
+        let refused = fold(waha).check_simulator_control().unwrap_err();
+        assert_eq!(
+            refused,
+            SessionError::NotSimulator {
+                driver: Driver::Waha
+            }
+        );
+        assert_eq!(refused.code(), "invalid_state");
     }
 
     fn settings(

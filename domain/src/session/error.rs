@@ -1,6 +1,6 @@
 //! Why a session refused a command.
 
-use super::SessionStatus;
+use super::{Driver, SessionStatus};
 use crate::types::DailyLimit;
 
 /// A session's refusal, with the stable API code in [`SessionError::code`].
@@ -67,6 +67,19 @@ pub enum SessionError {
         /// The session's status.
         status: SessionStatus,
     },
+    /// A pairing code or simulator control asked of a session no engine
+    /// runs, because it is not started.
+    #[error("the session is not started (it is {status}): start it first")]
+    NotStarted {
+        /// The session's status.
+        status: SessionStatus,
+    },
+    /// A simulator control for a session of another driver.
+    #[error("simulator controls are for simulator sessions; this one's driver is {driver}")]
+    NotSimulator {
+        /// The session's driver.
+        driver: Driver,
+    },
     /// A trust level change by someone who is not an admin.
     #[error("only an admin can change a session's trust level")]
     Forbidden,
@@ -86,7 +99,9 @@ impl SessionError {
             | Self::CannotStop { .. }
             | Self::CannotLogOut { .. }
             | Self::InvalidTransition { .. }
-            | Self::NotReconnecting { .. } => "invalid_state",
+            | Self::NotReconnecting { .. }
+            | Self::NotStarted { .. }
+            | Self::NotSimulator { .. } => "invalid_state",
             Self::Forbidden => "forbidden",
         }
     }
