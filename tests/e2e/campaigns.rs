@@ -977,6 +977,20 @@ fn seconds_from_now(seconds: i64) -> String {
         .to_rfc3339()
 }
 
+/// A campaign to `list` from `session` scheduled `seconds` from now.
+async fn scheduled_in(client: &Client, list: Uuid, session: Uuid, seconds: i64) -> String {
+    let (status, created) = create(
+        client,
+        list,
+        &[session],
+        "Halo {{name|Kak}}",
+        json!({"scheduled_at": seconds_from_now(seconds)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
 /// The campaign as the API shows it once `done` says so.
 async fn campaign_when(client: &Client, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let path = format!("/api/v1/campaigns/{id}");
@@ -996,26 +1010,8 @@ async fn a_scheduled_campaign_starts_by_itself_at_its_time_and_a_moved_one_waits
     let list = back.contact_list(&budi.tenant_id, 2, &[]).await;
     let session = back.session(&budi.tenant_id).await;
 
-    let (status, soon) = create(
-        &budi,
-        list,
-        &[session],
-        "Halo {{name|Kak}}",
-        json!({"scheduled_at": seconds_from_now(2)}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{soon}");
-    let soon = soon["id"].as_str().unwrap().to_owned();
-    let (status, moved) = create(
-        &budi,
-        list,
-        &[session],
-        "Halo {{name|Kak}}",
-        json!({"scheduled_at": seconds_from_now(2)}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{moved}");
-    let moved = moved["id"].as_str().unwrap().to_owned();
+    let soon = scheduled_in(&budi, list, session, 2).await;
+    let moved = scheduled_in(&budi, list, session, 2).await;
     // Moved a day later, and a past time is refused.
     let (status, body) = budi
         .post(
@@ -1059,26 +1055,8 @@ async fn a_scheduled_start_refused_at_its_time_is_a_draft_saying_why() {
     let budi = funded_tenant(&app, &admin, 4, 200).await;
     let list = back.contact_list(&budi.tenant_id, 3, &[]).await;
     let session = back.session(&budi.tenant_id).await;
-    let (status, created) = create(
-        &budi,
-        list,
-        &[session],
-        "Halo {{name|Kak}}",
-        json!({"scheduled_at": seconds_from_now(2)}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let (status, cancelled) = create(
-        &budi,
-        list,
-        &[session],
-        "Halo {{name|Kak}}",
-        json!({"scheduled_at": seconds_from_now(2)}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{cancelled}");
-    let cancelled = cancelled["id"].as_str().unwrap().to_owned();
+    let id = scheduled_in(&budi, list, session, 2).await;
+    let cancelled = scheduled_in(&budi, list, session, 2).await;
     let (status, _) = post_action(&budi, &cancelled, "cancel").await;
     assert_eq!(status, StatusCode::ACCEPTED);
 
