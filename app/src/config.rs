@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use wablast_eventstore::{EventLogConfig, EventStoreError, Prefix};
 
 /// How logs are written.
@@ -69,8 +71,8 @@ pub struct Settings {
     /// Secret signing access tokens (HS256). Unset: a random one per
     /// process, so tokens do not survive a restart and several API
     /// processes do not accept each other's tokens.
-    #[arg(long, env = "WABLAST_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "WABLAST_JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<SecretString>,
 
     /// How long an access token is valid, in seconds.
     #[arg(long, env = "WABLAST_JWT_TTL_SECONDS", default_value_t = 24 * 3600,
@@ -83,8 +85,8 @@ pub struct Settings {
     pub admin_email: Option<String>,
 
     /// The platform admin's password.
-    #[arg(long, env = "WABLAST_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
+    #[arg(long, env = "WABLAST_ADMIN_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub admin_password: Option<SecretString>,
 
     /// Where uploaded media and other local state live.
     #[arg(long, env = "WABLAST_DATA_DIR", default_value = "data")]
@@ -93,8 +95,8 @@ pub struct Settings {
     /// Key encrypting stored driver credentials (AES-256-GCM): 32 bytes as
     /// 64 hex digits or in base64 (`openssl rand -base64 32`). Unset: one is
     /// generated and kept in the data directory (`secret.key`).
-    #[arg(long, env = "WABLAST_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
+    #[arg(long, env = "WABLAST_SECRET_KEY", hide_env_values = true, value_parser = secret)]
+    pub secret_key: Option<SecretString>,
 
     /// Origins allowed to call the API from a browser, comma-separated
     /// (`*` for any). Unset: no CORS headers.
@@ -156,7 +158,7 @@ impl Settings {
     pub fn credentials_key(&self) -> anyhow::Result<[u8; 32]> {
         use anyhow::Context;
         match &self.secret_key {
-            Some(text) => parse_key(text).context(
+            Some(text) => parse_key(text.expose_secret()).context(
                 "WABLAST_SECRET_KEY must be a 32-byte key: 64 hex digits, or base64 (`openssl rand -base64 32`)",
             ),
             None => data_dir_key(&self.data_dir),
@@ -208,7 +210,7 @@ impl Settings {
     /// The token signing secret: configured, or random for this process.
     pub fn jwt_secret(&self) -> Vec<u8> {
         match &self.jwt_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
             None => {
                 tracing::warn!(
                     "WABLAST_JWT_SECRET is not set: tokens are signed with a random secret and do not survive a restart"
@@ -229,6 +231,12 @@ impl Settings {
             retention,
         ))
     }
+}
+
+/// A secret from the command line or the environment: kept so that `Debug`
+/// (of the settings, in a log or a panic) prints `[REDACTED]`.
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }
 
 /// A 32-byte key, written as 64 hex digits or in base64 (the standard
@@ -300,6 +308,35 @@ mod tests {
     /// The bytes 0, 1, ..., 31.
     fn key() -> [u8; 32] {
         std::array::from_fn(|i| u8::try_from(i).unwrap())
+    }
+
+    #[test]
+    fn debug_never_prints_a_configured_secret() {
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let args = <Args as clap::Parser>::try_parse_from([
+            "wablast",
+            "--jwt-secret",
+            "jwt-secret-value",
+            "--admin-password",
+            "admin-password-value",
+            "--secret-key",
+            &hex::encode(key()),
+        ])
+        .unwrap();
+        let printed = format!("{:?}", args.settings);
+        for secret in [
+            "jwt-secret-value",
+            "admin-password-value",
+            &hex::encode(key()),
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert_eq!(args.settings.credentials_key().unwrap(), key());
+        assert_eq!(args.settings.jwt_secret(), b"jwt-secret-value");
     }
 
     /// The whole message of an error, its context chain included.

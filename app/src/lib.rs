@@ -158,7 +158,12 @@ pub async fn bootstrap_admin(settings: &Settings, required: bool) -> anyhow::Res
         .connect(&settings.database_url)
         .await
         .context("cannot connect to PostgreSQL")?;
-    let done = wablast_api::auth::accounts::ensure_admin(&pool, email, password).await;
+    let done = wablast_api::auth::accounts::ensure_admin(
+        &pool,
+        email,
+        secrecy::ExposeSecret::expose_secret(password),
+    )
+    .await;
     pool.close().await;
     match done? {
         wablast_api::auth::accounts::AdminBootstrap::Created => {
