@@ -33,6 +33,7 @@ pub mod envelope;
 pub mod error;
 pub mod log;
 pub mod naming;
+pub mod report;
 pub mod repository;
 
 pub use command::{CommandHandler, Committed, Decided, Loaded};

@@ -162,7 +162,7 @@ impl Runner {
             match self.lead(&shutdown, until, &mut applied).await {
                 Ok(()) => return Ok(applied),
                 Err(err) if err.is_retryable() => {
-                    warn!(projections = ?self.names(), stream = self.stream.name(), error = %err,
+                    warn!(projections = ?self.names(), stream = self.stream.name(), error = %wablast_eventstore::report::Chain(&err),
                         "projection interrupted; starting again");
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(applied),
@@ -548,7 +548,7 @@ impl Runner {
         match together.await {
             Ok(outcomes) => Some(outcomes),
             Err(err) => {
-                debug!(projections = ?self.names(), error = %err,
+                debug!(projections = ?self.names(), error = %wablast_eventstore::report::Chain(&err),
                     "batch not applied together; each projection on its own");
                 None
             }
@@ -570,7 +570,7 @@ impl Runner {
             match apply_batch(&self.pool, None, projection, self.stream, events, last).await {
                 Ok(outcome) => return Ok(Some(outcome)),
                 Err(err) if err.is_retryable() => {
-                    warn!(projection = projection.name(), error = %err, "batch not applied; trying again");
+                    warn!(projection = projection.name(), error = %wablast_eventstore::report::Chain(&err), "batch not applied; trying again");
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(None),
                         () = tokio::time::sleep(delay) => {}
@@ -735,7 +735,7 @@ impl Reader {
         let first = match next {
             Some(Ok(message)) => message,
             Some(Err(err)) => {
-                debug!(error = %err, "consumer hiccup");
+                debug!(error = %wablast_eventstore::report::Chain(&err), "consumer hiccup");
                 return Ok(None);
             }
             None => {

@@ -285,12 +285,12 @@ impl Engine {
                     let Some(message) = message else { break };
                     match serde_json::from_slice::<Commit>(&message.payload) {
                         Ok(commit) => self.clone().on_commit(commit).await,
-                        Err(err) => warn!(error = %err, "undecodable session commit on the log subject"),
+                        Err(err) => warn!(error = %wablast_eventstore::report::Chain(&err), "undecodable session commit on the log subject"),
                     }
                 }
                 _ = reconcile.tick() => {
                     if let Err(err) = self.clone().reconcile().await {
-                        warn!(error = %err, "reconciliation failed; trying again later");
+                        warn!(error = %wablast_eventstore::report::Chain(&err), "reconciliation failed; trying again later");
                     }
                 }
                 _ = renew.tick() => self.renew().await,
@@ -345,7 +345,7 @@ impl Engine {
                 {
                     Ok(()) => return,
                     Err(err) => {
-                        warn!(error = %err, "campaign fan-out stopped; starting it again");
+                        warn!(error = %wablast_eventstore::report::Chain(&err), "campaign fan-out stopped; starting it again");
                         tokio::select! {
                             () = fanout_shutdown.cancelled() => return,
                             () = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -383,7 +383,7 @@ impl Engine {
         {
             Ok(rows) => rows,
             Err(err) => {
-                warn!(error = %err, "sessions to auto-start not read");
+                warn!(error = %wablast_eventstore::report::Chain(&err), "sessions to auto-start not read");
                 return;
             }
         };
@@ -399,7 +399,9 @@ impl Engine {
                 .await;
             match started {
                 Ok(_) => info!(%session, "session auto-started"),
-                Err(err) => debug!(error = %err, %session, "session not auto-started"),
+                Err(err) => {
+                    debug!(error = %wablast_eventstore::report::Chain(&err), %session, "session not auto-started")
+                }
             }
         }
     }
@@ -436,7 +438,7 @@ impl Engine {
             let event = match self.sessions.decode(recorded) {
                 Ok(event) => event,
                 Err(err) => {
-                    warn!(error = %err, %session, "undecodable session event");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, "undecodable session event");
                     continue;
                 }
             };
@@ -527,7 +529,7 @@ impl Engine {
         let state = match self.sessions.load(&key).await {
             Ok(loaded) => loaded.aggregate,
             Err(err) => {
-                warn!(error = %err, %session, "cannot load the session");
+                warn!(error = %wablast_eventstore::report::Chain(&err), %session, "cannot load the session");
                 return;
             }
         };
@@ -553,7 +555,7 @@ impl Engine {
             Ok(Some(lease)) => lease,
             Ok(None) => return,
             Err(err) => {
-                warn!(error = %err, %session, "cannot take the lease");
+                warn!(error = %wablast_eventstore::report::Chain(&err), %session, "cannot take the lease");
                 return;
             }
         };
@@ -570,7 +572,7 @@ impl Engine {
                     }
                 }
                 if let Err(err) = self.leases.release(lease).await {
-                    debug!(error = %err, %session, "lease not released; it expires by itself");
+                    debug!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not released; it expires by itself");
                 }
                 return;
             }
@@ -614,7 +616,9 @@ impl Engine {
             .await
         {
             Ok(task) => tasks.push(task),
-            Err(err) => warn!(error = %err, %session, "cannot answer requests for the session"),
+            Err(err) => {
+                warn!(error = %wablast_eventstore::report::Chain(&err), %session, "cannot answer requests for the session")
+            }
         }
         let stop_connecting = stop.clone();
         self.running.lock().expect("engine lock").insert(
@@ -651,7 +655,9 @@ impl Engine {
                     Ok(_) => {
                         status_told.send_replace(SessionStatus::Disconnected);
                     }
-                    Err(err) => debug!(error = %err, %session, "disconnection not recorded"),
+                    Err(err) => {
+                        debug!(error = %wablast_eventstore::report::Chain(&err), %session, "disconnection not recorded")
+                    }
                 }
                 tokio::spawn(self.clone().keep_connecting(
                     tenant,
@@ -665,7 +671,7 @@ impl Engine {
             Err(err) => {
                 // It cannot run as it is: failed, with why, and let go, so
                 // that a new start takes it again.
-                warn!(error = %err, %session, "the driver did not start");
+                warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not start");
                 self.report_failure(tenant, session, format!("the driver did not start: {err}"))
                     .await;
                 self.release(session, Ending::Stop).await;
@@ -706,7 +712,7 @@ impl Engine {
                 .await;
             if let Err(err) = scheduled {
                 // Moved on meanwhile (stopped, back, logged out).
-                debug!(error = %err, %session, "reconnection not recorded; not trying again");
+                debug!(error = %wablast_eventstore::report::Chain(&err), %session, "reconnection not recorded; not trying again");
                 return;
             }
             tokio::select! {
@@ -720,7 +726,7 @@ impl Engine {
             match driver.start().await {
                 Ok(()) => return,
                 Err(err) => {
-                    warn!(error = %err, %session, attempt, "reconnect failed; trying again");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, attempt, "reconnect failed; trying again");
                     error = format!("the driver did not start: {err}");
                 }
             }
@@ -823,7 +829,7 @@ impl Engine {
             .execute(&key, command, &CommandMetadata::new(self.actor()))
             .await
         {
-            debug!(error = %err, %session, "failure report refused");
+            debug!(error = %wablast_eventstore::report::Chain(&err), %session, "failure report refused");
         }
     }
 
@@ -867,7 +873,7 @@ impl Engine {
                     if change.status != SessionStatus::Qr
                         && let Err(err) = self.qr.delete(session.to_string()).await
                     {
-                        debug!(error = %err, %session, "QR entry not removed");
+                        debug!(error = %wablast_eventstore::report::Chain(&err), %session, "QR entry not removed");
                     }
                     let reported = change.status;
                     let disconnected_because = change.error.clone();
@@ -900,7 +906,9 @@ impl Engine {
                         }
                         // A late report after a stop, say: the aggregate
                         // decides, and said no.
-                        Err(err) => debug!(error = %err, %session, "status report refused"),
+                        Err(err) => {
+                            debug!(error = %wablast_eventstore::report::Chain(&err), %session, "status report refused")
+                        }
                     }
                 }
                 DriverEvent::Qr(qr) => {
@@ -910,7 +918,7 @@ impl Engine {
                     };
                     let value = serde_json::to_vec(&entry).expect("a QR entry serializes");
                     if let Err(err) = self.qr.put(session.to_string(), value.into()).await {
-                        warn!(error = %err, %session, "QR not published");
+                        warn!(error = %wablast_eventstore::report::Chain(&err), %session, "QR not published");
                     }
                 }
                 DriverEvent::Receipt(receipt) => {
@@ -937,7 +945,7 @@ impl Engine {
                         .execute(&inbound_key, command, &metadata())
                         .await
                     {
-                        warn!(error = %err, %session, "inbound message not recorded");
+                        warn!(error = %wablast_eventstore::report::Chain(&err), %session, "inbound message not recorded");
                     }
                 }
             }
@@ -1022,7 +1030,7 @@ impl Engine {
                                 match sink.deliver(&headers, &request.payload).await {
                                     Ok(events) => Reply::Ok(WebhookResponse { events }),
                                     Err(err) => {
-                                        debug!(error = %err, %session, "webhook refused");
+                                        debug!(error = %wablast_eventstore::report::Chain(&err), %session, "webhook refused");
                                         Reply::Error(webhook_refusal(err))
                                     }
                                 }
@@ -1041,7 +1049,7 @@ impl Engine {
                     .expect("a reply serializes"),
                 };
                 if let Err(err) = self.client.publish(reply_to, answer.into()).await {
-                    debug!(error = %err, %session, "reply not sent");
+                    debug!(error = %wablast_eventstore::report::Chain(&err), %session, "reply not sent");
                 }
             }
         }))
@@ -1072,7 +1080,9 @@ impl Engine {
                         let _ = running.driver.stop().await;
                     }
                 }
-                Err(err) => warn!(error = %err, %session, "lease not renewed; trying again"),
+                Err(err) => {
+                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not renewed; trying again")
+                }
             }
         }
     }
@@ -1086,7 +1096,7 @@ impl Engine {
             Ending::Logout => running.driver.logout().await,
         };
         if let Err(err) = result {
-            warn!(error = %err, %session, "the driver did not stop cleanly");
+            warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not stop cleanly");
         }
         running.stop.cancel();
         for task in running.tasks {
@@ -1094,7 +1104,7 @@ impl Engine {
         }
         let _ = self.qr.delete(session.to_string()).await;
         if let Err(err) = self.leases.release(running.lease).await {
-            warn!(error = %err, %session, "lease not released; it expires by itself");
+            warn!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not released; it expires by itself");
         }
         info!(%session, tenant = %running.tenant, "session no longer runs here");
     }
@@ -1111,7 +1121,7 @@ impl Engine {
             self.release(session, Ending::Stop).await;
         }
         if let Err(err) = self.registry.leave(&self.config.engine_id).await {
-            debug!(error = %err, "heartbeat not removed; it expires by itself");
+            debug!(error = %wablast_eventstore::report::Chain(&err), "heartbeat not removed; it expires by itself");
         }
         info!(engine = %self.config.engine_id, "engine stopped");
     }

@@ -188,7 +188,7 @@ pub async fn record_all(
             let actor = actor.clone();
             async move {
                 if let Err(err) = record(aggregates, ids, tenant, session, receipt, actor).await {
-                    warn!(error = %err, %session, "receipt not recorded");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, "receipt not recorded");
                 }
             }
         })
@@ -283,7 +283,9 @@ pub async fn record(
                 ids.keep(session, &receipt.provider_message_id, state);
             }
         }
-        Err(err) => debug!(error = %err, %message, "receipt not recorded"),
+        Err(err) => {
+            debug!(error = %wablast_eventstore::report::Chain(&err), %message, "receipt not recorded")
+        }
     }
     Ok(())
 }

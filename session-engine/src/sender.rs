@@ -271,7 +271,7 @@ impl SendLoop {
             // Back from `consume`: stopped, or the session left `ready`
             // (it sends again once it is back), or the queue failed.
             if let Err(err) = self.consume().await {
-                warn!(error = %err, session = %self.sender.session, "send loop interrupted; starting again");
+                warn!(error = %wablast_eventstore::report::Chain(&err), session = %self.sender.session, "send loop interrupted; starting again");
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -462,7 +462,7 @@ impl SendLoop {
                 0
             }
             Err(err) => {
-                debug!(error = %err, session = %sender.session, "slots not granted together");
+                debug!(error = %wablast_eventstore::report::Chain(&err), session = %sender.session, "slots not granted together");
                 0
             }
         };
@@ -498,7 +498,7 @@ impl SendLoop {
                 }
                 Ok(Admission::Answer(step)) => step,
                 Err(err) => {
-                    warn!(error = %err, message = %message_id, "send not admitted; the command comes back");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), message = %message_id, "send not admitted; the command comes back");
                     Answer::Later(Duration::from_secs(1))
                 }
             };
@@ -521,7 +521,7 @@ impl SendLoop {
             let step = match sender.deliver(&share, admitted).await {
                 Ok(step) => step,
                 Err(err) => {
-                    warn!(error = %err, message = %message_id, "send not finished; the command comes back");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), message = %message_id, "send not finished; the command comes back");
                     Answer::Later(Duration::from_secs(1))
                 }
             };
@@ -733,7 +733,9 @@ impl SendLoop {
                 info!(campaign = %campaign_id, "campaign resumed by the engine");
             }
             Ok(_) => {}
-            Err(err) => debug!(error = %err, campaign = %campaign_id, "not resumed"),
+            Err(err) => {
+                debug!(error = %wablast_eventstore::report::Chain(&err), campaign = %campaign_id, "not resumed")
+            }
         }
         Ok(None)
     }
@@ -880,7 +882,7 @@ impl SendLoop {
                     )
                     .await;
                 if let Err(err) = paused {
-                    debug!(error = %err, "campaign not paused for the closed window");
+                    debug!(error = %wablast_eventstore::report::Chain(&err), "campaign not paused for the closed window");
                 }
                 retry_at.unwrap_or(now + TimeDelta::minutes(1))
             }
@@ -938,7 +940,9 @@ impl SendLoop {
             .await;
         match reported {
             Ok(_) => self.waiting = waiting,
-            Err(err) => debug!(error = %err, session = %sender.session, "wait not recorded"),
+            Err(err) => {
+                debug!(error = %wablast_eventstore::report::Chain(&err), session = %sender.session, "wait not recorded")
+            }
         }
     }
 }
@@ -1097,7 +1101,7 @@ impl Sender {
             .await;
         if let Err(err) = taken {
             // Changed meanwhile (cancelled, say): admission looks again.
-            debug!(error = %err, message = %command.message_id, "not taken; looking again");
+            debug!(error = %wablast_eventstore::report::Chain(&err), message = %command.message_id, "not taken; looking again");
             return Ok(Answer::Later(Duration::ZERO));
         }
         let outgoing = match text {
@@ -1137,7 +1141,7 @@ impl Sender {
                     )
                     .await
                 {
-                    warn!(error = %err, message = %command.message_id, "provider id not kept: its receipts will be missed");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), message = %command.message_id, "provider id not kept: its receipts will be missed");
                 }
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
                 Ok(Answer::Done)
@@ -1257,7 +1261,7 @@ impl Sender {
                     return Ok(());
                 }
                 Err(err) if attempt < 5 => {
-                    warn!(error = %err, key = %message_key, attempt, "outcome not recorded yet; trying again");
+                    warn!(error = %wablast_eventstore::report::Chain(&err), key = %message_key, attempt, "outcome not recorded yet; trying again");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
                 Err(err) => return Err(err.into()),
@@ -1315,7 +1319,9 @@ impl Sender {
                     self.failures_in_a_row.store(0, Ordering::Relaxed);
                 }
             }
-            Err(err) => debug!(error = %err, "failures not reported"),
+            Err(err) => {
+                debug!(error = %wablast_eventstore::report::Chain(&err), "failures not reported")
+            }
         }
     }
 

@@ -390,7 +390,7 @@ impl FanOut {
             .queue
             .remove_drain(drain)
             .await
-            .inspect_err(|err| debug!(error = %err, "drain consumer not removed; it expires"));
+            .inspect_err(|err| debug!(error = %wablast_eventstore::report::Chain(&err), "drain consumer not removed; it expires"));
         info!(session = %removed, %tenant, moved, "a removed sender's sends moved on");
         Ok(())
     }

@@ -74,7 +74,7 @@ impl ScheduledStarts {
                 _ = tick.tick() => {}
             }
             if let Err(err) = self.start_due().await {
-                warn!(error = %err, "cannot look for due scheduled campaigns");
+                warn!(error = %wablast_eventstore::report::Chain(&err), "cannot look for due scheduled campaigns");
             }
         }
     }
@@ -111,7 +111,7 @@ impl ScheduledStarts {
             Err(err) => match refusal_of(&err) {
                 Some(refusal) => refusal,
                 None => {
-                    warn!(%campaign, %tenant, error = %err, "scheduled campaign not started yet");
+                    warn!(%campaign, %tenant, error = %wablast_eventstore::report::Chain(&err), "scheduled campaign not started yet");
                     return Outcome::Later;
                 }
             },
@@ -135,7 +135,7 @@ impl ScheduledStarts {
             }
             Err(err) => {
                 // Started, cancelled or moved meanwhile: the next look sees.
-                warn!(%campaign, %tenant, error = %err, "cannot record the refused scheduled start");
+                warn!(%campaign, %tenant, error = %wablast_eventstore::report::Chain(&err), "cannot record the refused scheduled start");
                 Outcome::Later
             }
         }

@@ -49,7 +49,7 @@ pub async fn remove_sender(
     let campaigns = match sending {
         Ok(campaigns) => campaigns,
         Err(err) => {
-            warn!(error = %err, %session, "campaigns of a gone sender not read");
+            warn!(error = %wablast_eventstore::report::Chain(&err), %session, "campaigns of a gone sender not read");
             return;
         }
     };
@@ -72,7 +72,9 @@ pub async fn remove_sender(
                 info!(%campaign, %session, ?reason, "sender left the campaign");
             }
             Ok(_) => {}
-            Err(err) => debug!(error = %err, %campaign, "sender removal not recorded"),
+            Err(err) => {
+                debug!(error = %wablast_eventstore::report::Chain(&err), %campaign, "sender removal not recorded")
+            }
         }
     }
 }

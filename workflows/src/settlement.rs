@@ -132,7 +132,7 @@ impl Settlement {
                 _ = tick.tick() => {}
             }
             if let Err(err) = self.pass().await {
-                warn!(error = %err, "campaign settlement pass failed; trying again");
+                warn!(error = %wablast_eventstore::report::Chain(&err), "campaign settlement pass failed; trying again");
             }
         }
     }
@@ -172,7 +172,7 @@ impl Settlement {
                 .campaign(tenant, campaign, &status, recipients, fanned_out_to)
                 .await
             {
-                warn!(error = %err, %campaign, "campaign not settled; trying again");
+                warn!(error = %wablast_eventstore::report::Chain(&err), %campaign, "campaign not settled; trying again");
             }
         }
         Ok(())
@@ -333,7 +333,7 @@ impl Settlement {
                 .execute(&key(tenant, message), cancel, &self.metadata())
                 .await
             {
-                debug!(error = %err, %message, "message not cancelled");
+                debug!(error = %wablast_eventstore::report::Chain(&err), %message, "message not cancelled");
             }
         }
         Ok(())

@@ -675,7 +675,7 @@ impl Drop for ConsumerCleanup {
                 for name in names {
                     if let Err(err) = stream.delete_consumer(&name).await {
                         // It expires on the server by itself.
-                        tracing::debug!(consumer = %name, error = %err, "doorbell consumer not deleted");
+                        tracing::debug!(consumer = %name, error = %wablast_eventstore::report::Chain(&err), "doorbell consumer not deleted");
                     }
                 }
             });
