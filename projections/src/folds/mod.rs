@@ -93,7 +93,65 @@ fn same_version(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
     use super::same_version;
+    use crate::rows::Row;
+
+    /// The field names serde reads a struct with (what a row's JSON, and
+    /// so `jsonb_populate_record`, holds), found without an instance.
+    fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        struct Probe(Option<&'static [&'static str]>);
+        impl<'de> Deserializer<'de> for &mut Probe {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = Some(fields);
+                Err(de::Error::custom("probed"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut probe = Probe(None);
+        let _ = T::deserialize(&mut probe);
+        probe.0.expect("a struct")
+    }
+
+    fn columns_match<R: Row + for<'de> Deserialize<'de>>() {
+        let mut fields = fields_of::<R>().to_vec();
+        let mut columns = R::COLUMNS.to_vec();
+        fields.sort_unstable();
+        columns.sort_unstable();
+        assert_eq!(
+            fields,
+            columns,
+            "{}: COLUMNS and the row's fields differ",
+            R::TABLE
+        );
+    }
+
+    /// The hand-kept column lists name exactly the rows' fields: a field
+    /// added to a row and forgotten in its list would never be written.
+    #[test]
+    fn every_rows_columns_are_its_fields() {
+        columns_match::<super::campaigns::CampaignRow>();
+        columns_match::<super::inbound::InboundRow>();
+        columns_match::<super::messages::MessageRow>();
+        columns_match::<super::plans::PlanRow>();
+        columns_match::<super::schedules::ScheduleRow>();
+        columns_match::<super::sessions::SessionRow>();
+        columns_match::<super::wallets::WalletRow>();
+    }
 
     #[test]
     fn versions_compare_by_their_numbers() {
