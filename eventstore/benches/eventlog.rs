@@ -4,8 +4,7 @@
 //!
 //! - (a) raw JetStream publish-with-ack rate, pipelined (the reference);
 //! - (b) commits/s for new aggregates, many in flight: (b1) `EventLog::append`,
-//!   (b2) `CommandHandler::execute`, (b3) cqrs-es `CqrsFramework::execute` over
-//!   `JetStreamEventRepository`, each as a % of (a);
+//!   (b2) `CommandHandler::execute`, each as a % of (a);
 //! - (c) latency of one `CommandHandler::execute` (load, decide, commit) on
 //!   aggregates with 10, 100 and 1,000 prior commits, and with 100 prior
 //!   commits spread over a busy stream.
@@ -46,16 +45,15 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, CqrsFramework, DomainEvent};
+use cqrs_es::{Aggregate, DomainEvent};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 use wablast_eventstore::log::EVENT_TYPES_HEADER;
 use wablast_eventstore::{
-    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventLogConfig,
-    JetStreamEventRepository, Prefix, StreamSpec,
+    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventLog, EventLogConfig, Prefix,
+    StreamSpec,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -1094,35 +1092,6 @@ async fn run(
     let after_b2 = stream_messages(&js, &events_stream).await?;
     expect_delta(after_b1, after_b2, b2.ok)?;
 
-    let cqrs = Arc::new(CqrsFramework::new(
-        PersistedEventStore::<_, Counter>::new_event_store(JetStreamEventRepository::new(
-            log.clone(),
-        )),
-        Vec::new(),
-        services(),
-    ));
-    let b3 = {
-        let cqrs = cqrs.clone();
-        run_concurrently(settings.aggregates, settings.concurrency, move |i| {
-            let cqrs = cqrs.clone();
-            async move {
-                let key = key("b3", i).map_err(|e| e.to_string())?;
-                let metadata = CommandMetadata::new(Actor::System).to_map();
-                cqrs.execute_with_metadata(
-                    &key.to_framework_id(),
-                    CounterCommand::Add { n: 1 },
-                    metadata,
-                )
-                .await
-                .map_err(|e| e.to_string())
-            }
-        })
-        .await
-    };
-    b3.print("(b3) cqrs-es CqrsFramework over JetStreamEventRepository");
-    let after_b3 = stream_messages(&js, &events_stream).await?;
-    expect_delta(after_b2, after_b3, b3.ok)?;
-
     let raw_after = raw_run(
         &js,
         prefix,
@@ -1211,7 +1180,6 @@ async fn run(
     for (label, run) in [
         ("(b1) EventLog::append, new aggregates:        ", &b1),
         ("(b2) CommandHandler::execute, new aggregates: ", &b2),
-        ("(b3) CqrsFramework (cqrs-es), new aggregates: ", &b3),
     ] {
         let share = run.per_sec() / reference;
         println!(
@@ -1251,7 +1219,7 @@ async fn run(
             "(c)  target p99 < 5 ms at 100 prior commits: not measured (100 not in BENCH_HISTORIES)"
         );
     }
-    let errors = [&raw_before, &raw_after, &b1, &b2, &b3]
+    let errors = [&raw_before, &raw_after, &b1, &b2]
         .into_iter()
         .chain(&diagnostics)
         .map(|run| run.errors)

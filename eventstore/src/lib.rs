@@ -20,8 +20,6 @@
 //!   aggregate, replay a stream from a sequence.
 //! - [`command`]: [`CommandHandler`]: load, decide, commit, retried with
 //!   fresh state on conflict.
-//! - [`repository`]: [`JetStreamEventRepository`], the cqrs-es
-//!   `PersistedEventRepository` on the same log.
 //! - [`consumer`]: durable consumers with ack-after-commit, NAK on drop,
 //!   retryable or fatal errors and a dead-letter subject.
 
@@ -34,7 +32,6 @@ pub mod error;
 pub mod log;
 pub mod naming;
 pub mod report;
-pub mod repository;
 
 pub use command::{CommandHandler, Committed, Decided, Loaded};
 pub use consumer::{ConsumerSpec, Delivery, WorkError, Worker, run_consumer};
@@ -45,4 +42,3 @@ pub use log::{
     ensure_key_value, range_reader,
 };
 pub use naming::{AggregateKey, PLATFORM_TENANT, Prefix};
-pub use repository::JetStreamEventRepository;

@@ -1,12 +1,11 @@
 //! Appending, racing, deduplicating, loading and replaying.
 
-use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SemanticVersionEventUpcaster};
-use cqrs_es::{AggregateError, CqrsFramework, EventStore};
+use cqrs_es::AggregateError;
+use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use futures::TryStreamExt;
 use serde_json::json;
 use wablast_eventstore::{
-    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventStoreError,
-    JetStreamEventRepository, RecordedEvent,
+    Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventStoreError, RecordedEvent,
 };
 
 use crate::common::{Counter, CounterCommand, CounterError, PrivateNats, TestLog, open_log};
@@ -579,43 +578,6 @@ async fn an_aggregate_type_without_a_stream_is_refused() {
         result,
         Err(EventStoreError::UnknownAggregateType(_))
     ));
-}
-
-#[tokio::test]
-async fn the_cqrs_es_framework_runs_on_the_repository_and_detects_races() {
-    let t = TestLog::new().await;
-    let repo = JetStreamEventRepository::new(t.log.clone());
-    let store = PersistedEventStore::<_, Counter>::new_event_store(repo.clone());
-    let cqrs = CqrsFramework::new(store, vec![], ());
-    let id = key("t1").to_framework_id();
-
-    cqrs.execute_with_metadata(&id, CounterCommand::Add(2), meta().to_map())
-        .await
-        .unwrap();
-    cqrs.execute(&id, CounterCommand::AddTwice(3))
-        .await
-        .unwrap();
-
-    let store = PersistedEventStore::<_, Counter>::new_event_store(repo.clone());
-    let context = store.load_aggregate(&id).await.unwrap();
-    assert_eq!(context.aggregate.total, 8);
-    assert_eq!(context.current_sequence, 3);
-    // Two commits decided on the same loaded state: the second is a conflict.
-    let a = store.load_aggregate(&id).await.unwrap();
-    let b = store.load_aggregate(&id).await.unwrap();
-    let event = || crate::common::CounterEvent::Added { n: 1, total: 9 };
-    store
-        .commit(vec![event()], a, meta().to_map())
-        .await
-        .unwrap();
-    let lost = store.commit(vec![event()], b, meta().to_map()).await;
-    assert!(
-        matches!(lost, Err(AggregateError::AggregateConflict)),
-        "{lost:?}"
-    );
-    let events = store.load_events(&id).await.unwrap();
-    assert_eq!(events.len(), 4);
-    assert!(events.iter().enumerate().all(|(i, e)| e.sequence == i + 1));
 }
 
 #[tokio::test]
