@@ -131,7 +131,7 @@ impl EngineConfig {
     pub fn new(engine_id: impl Into<String>) -> Self {
         Self {
             engine_id: engine_id.into(),
-            lease_ttl: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(30),
             reconcile_every: Duration::from_secs(5),
             simulator: SimulatorConfig::default(),
             send: SendConfig::default(),
