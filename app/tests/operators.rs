@@ -199,6 +199,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
         ));
         let facts = SendFacts {
             session_status_ready: true,
+            asked_by_holder: true,
             daily_limit: DailyLimit::parse(10).unwrap(),
             active_hours: hours.clone(),
             plan_expires_at: Some(now + chrono::Duration::days(30)),

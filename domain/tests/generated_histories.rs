@@ -281,6 +281,7 @@ impl World {
                 let hours = self.schedule.state.active_hours().clone();
                 let facts = SendFacts {
                     session_status_ready: self.session.state.is_ready(),
+                    asked_by_holder: true,
                     daily_limit: self.session.state.daily_limit(),
                     active_hours: hours.clone(),
                     plan_expires_at: self.wallet.state.plan_expires_at(),

@@ -16,8 +16,15 @@
 //!   start missed while no engine ran is picked up. The projected
 //!   `sessions` table says where to look; the aggregate in the log decides,
 //!   so a stale row never restarts a stopped session.
-//! - **Leases** ([`crate::lease`]) are renewed three times per TTL; an engine
-//!   that finds it lost a lease stops running the session at once.
+//! - **Leases** ([`crate::lease`]) are renewed three times per TTL, by a
+//!   task of their own (a long reconciliation never delays them); an engine
+//!   that finds it lost a lease stops running the session at once, and one
+//!   that cannot reach NATS keeps it but sends nothing once the lease may
+//!   have expired. Taking a lease is recorded on the session
+//!   (`SessionHeld`, with the lease's fence), and every status the engine
+//!   reports carries that fence: the aggregate refuses a report from an
+//!   engine that lost the session. Every change is logged at info level
+//!   and counted (`wablast_session_leases_total{change}`).
 //!
 //! # Drivers
 //!
@@ -37,7 +44,7 @@
 //!   driver events as everything else.
 //! - `native`: not run yet (sessions left alone).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,7 +74,7 @@ use wablast_projections::queries::sessions;
 
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::driver::{Connection, Driver, DriverError, DriverEvent};
-use crate::lease::{EngineInfo, EngineRegistry, Lease, SessionLeases};
+use crate::lease::{EngineInfo, EngineRegistry, Lease, Renewal, SessionLeases};
 use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
 use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
@@ -166,6 +173,8 @@ struct Running {
     tenant: TenantId,
     driver: Arc<dyn Driver>,
     lease: Lease,
+    /// Renewals in a row NATS did not answer.
+    unanswered: u32,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -189,6 +198,9 @@ pub struct Engine {
     /// The HTTP drivers' client (WAHA, Cloud API).
     http: reqwest::Client,
     running: Mutex<HashMap<SessionId, Running>>,
+    /// Sessions being taken now (a start and a reconciliation may try the
+    /// same one at once).
+    taking: Mutex<HashSet<SessionId>>,
     started_at: chrono::DateTime<Utc>,
 }
 
@@ -231,6 +243,7 @@ impl Engine {
             registry,
             qr,
             running: Mutex::default(),
+            taking: Mutex::default(),
             started_at: Utc::now(),
         }))
     }
@@ -275,9 +288,9 @@ impl Engine {
                 .await
                 .map_err(|err| EngineError::Nats(err.to_string()))?,
         );
+        processes.push(tokio::spawn(self.clone().keep_leases(shutdown.clone())));
         self.auto_start().await;
         let mut reconcile = tokio::time::interval(self.config.reconcile_every);
-        let mut renew = tokio::time::interval(self.leases.renew_every());
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -293,7 +306,6 @@ impl Engine {
                         warn!(error = %wablast_eventstore::report::Chain(&err), "reconciliation failed; trying again later");
                     }
                 }
-                _ = renew.tick() => self.renew().await,
             }
         }
         self.shut_down().await;
@@ -491,26 +503,18 @@ impl Engine {
             false,
         )
         .await?;
-        for (tenant, session) in candidates {
-            if self
-                .running
-                .lock()
-                .expect("engine lock")
-                .contains_key(&session)
-            {
-                continue;
-            }
-            self.clone().take(tenant, session).await;
-        }
-        let sessions = self.running.lock().expect("engine lock").len();
-        self.registry
-            .heartbeat(&EngineInfo {
-                engine: self.config.engine_id.clone(),
-                started_at: self.started_at,
-                heartbeat_at: Utc::now(),
-                sessions,
+        let free: Vec<_> = {
+            let running = self.running.lock().expect("engine lock");
+            candidates
+                .into_iter()
+                .filter(|(_, session)| !running.contains_key(session))
+                .collect()
+        };
+        futures::stream::iter(free)
+            .for_each_concurrent(TAKEN_AT_ONCE, |(tenant, session)| {
+                self.clone().take(tenant, session)
             })
-            .await?;
+            .await;
         Ok(())
     }
 
@@ -522,9 +526,15 @@ impl Engine {
             .lock()
             .expect("engine lock")
             .contains_key(&session)
+            || !self.taking.lock().expect("engine lock").insert(session)
         {
             return;
         }
+        self.clone().take_free(tenant, session).await;
+        self.taking.lock().expect("engine lock").remove(&session);
+    }
+
+    async fn take_free(self: Arc<Self>, tenant: TenantId, session: SessionId) {
         let key = key(tenant, session);
         let state = match self.sessions.load(&key).await {
             Ok(loaded) => loaded.aggregate,
@@ -542,6 +552,7 @@ impl Engine {
                 self.report_failure(
                     tenant,
                     session,
+                    None,
                     format!(
                         "the {} driver is not built yet: use simulator, waha or cloud",
                         state.driver().as_str()
@@ -559,13 +570,39 @@ impl Engine {
                 return;
             }
         };
+        let fence = lease.fence();
+        // Recorded before anything runs: from now on only this engine's
+        // reports count.
+        let held = self
+            .sessions
+            .execute(
+                &key,
+                SessionCommand::HoldSession {
+                    engine: self.config.engine_id.clone(),
+                    fence,
+                    at: Utc::now(),
+                },
+                &CommandMetadata::new(self.actor()),
+            )
+            .await;
+        if let Err(err) = held {
+            info!(error = %wablast_eventstore::report::Chain(&err), %session, fence,
+                "lease taken but the session refused it (stopped, or held with a later fence): giving it back");
+            if let Err(err) = self.leases.release(lease).await {
+                debug!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not released; it expires by itself");
+            }
+            return;
+        }
+        lease_changed(LeaseChange::Taken);
+        info!(%session, %tenant, fence, engine = %self.config.engine_id, "took the session's lease");
         let (connection, webhooks) = match self.connect(tenant, session, &state).await {
             Ok(connected) => connected,
             Err(failure) => {
                 match failure {
                     NotConnected::Refused(reason) => {
                         warn!(%session, reason = %reason, "the session cannot run: reported failed");
-                        self.report_failure(tenant, session, reason).await;
+                        self.report_failure(tenant, session, Some(fence), reason)
+                            .await;
                     }
                     NotConnected::Later(err) => {
                         warn!(error = %err, %session, "cannot connect the session now; trying again later");
@@ -574,6 +611,7 @@ impl Engine {
                 if let Err(err) = self.leases.release(lease).await {
                     debug!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not released; it expires by itself");
                 }
+                lease_changed(LeaseChange::Released);
                 return;
             }
         };
@@ -592,6 +630,7 @@ impl Engine {
                 config: self.config.send.clone(),
                 actor: self.actor(),
                 changes: self.changes.clone(),
+                hold: lease.hold(),
             },
             tenant,
             session,
@@ -603,6 +642,7 @@ impl Engine {
             tokio::spawn(self.clone().report(
                 tenant,
                 session,
+                fence,
                 connection.events,
                 driver.clone(),
                 status,
@@ -627,6 +667,7 @@ impl Engine {
                 tenant,
                 driver: driver.clone(),
                 lease,
+                unanswered: 0,
                 stop,
                 tasks,
             },
@@ -640,13 +681,16 @@ impl Engine {
                 // each try visible on it.
                 let error = format!("the driver did not start: {err}");
                 warn!(%session, %error, "the driver did not start; trying again");
-                let command = SessionCommand::ReportStatus {
-                    status: SessionStatus::Disconnected,
-                    phone_number: None,
-                    error: Some(error.clone()),
-                    reason: Some(StatusReason::ConnectionLost),
-                    at: Utc::now(),
-                };
+                let command = fenced(
+                    fence,
+                    SessionCommand::ReportStatus {
+                        status: SessionStatus::Disconnected,
+                        phone_number: None,
+                        error: Some(error.clone()),
+                        reason: Some(StatusReason::ConnectionLost),
+                        at: Utc::now(),
+                    },
+                );
                 match self
                     .sessions
                     .execute(&key, command, &CommandMetadata::new(self.actor()))
@@ -662,6 +706,7 @@ impl Engine {
                 tokio::spawn(self.clone().keep_connecting(
                     tenant,
                     session,
+                    fence,
                     driver,
                     status_watch,
                     stop_connecting,
@@ -672,8 +717,13 @@ impl Engine {
                 // It cannot run as it is: failed, with why, and let go, so
                 // that a new start takes it again.
                 warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not start");
-                self.report_failure(tenant, session, format!("the driver did not start: {err}"))
-                    .await;
+                self.report_failure(
+                    tenant,
+                    session,
+                    Some(fence),
+                    format!("the driver did not start: {err}"),
+                )
+                .await;
                 self.release(session, Ending::Stop).await;
             }
         }
@@ -688,6 +738,7 @@ impl Engine {
         self: Arc<Self>,
         tenant: TenantId,
         session: SessionId,
+        fence: u64,
         driver: Arc<dyn Driver>,
         mut status: watch::Receiver<SessionStatus>,
         stop: CancellationToken,
@@ -701,12 +752,15 @@ impl Engine {
                 .sessions
                 .execute(
                     &key,
-                    SessionCommand::ReportReconnect {
-                        attempt,
-                        next_try_at,
-                        error: error.clone(),
-                        at: Utc::now(),
-                    },
+                    fenced(
+                        fence,
+                        SessionCommand::ReportReconnect {
+                            attempt,
+                            next_try_at,
+                            error: error.clone(),
+                            at: Utc::now(),
+                        },
+                    ),
                     &CommandMetadata::new(self.actor()),
                 )
                 .await;
@@ -814,15 +868,26 @@ impl Engine {
         )
     }
 
-    /// Reports the session `failed`, saying why.
-    async fn report_failure(&self, tenant: TenantId, session: SessionId, reason: String) {
+    /// Reports the session `failed`, saying why: as its lease's holder
+    /// (`fence`), or, for one no engine can run (`None`), as any engine.
+    async fn report_failure(
+        &self,
+        tenant: TenantId,
+        session: SessionId,
+        fence: Option<u64>,
+        reason: String,
+    ) {
         let key = key(tenant, session);
-        let command = SessionCommand::ReportStatus {
+        let report = SessionCommand::ReportStatus {
             status: SessionStatus::Failed,
             phone_number: None,
             error: Some(reason),
             reason: None,
             at: Utc::now(),
+        };
+        let command = match fence {
+            Some(fence) => fenced(fence, report),
+            None => report,
         };
         if let Err(err) = self
             .sessions
@@ -839,6 +904,7 @@ impl Engine {
         self: Arc<Self>,
         tenant: TenantId,
         session: SessionId,
+        fence: u64,
         mut events: tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
         driver: Arc<dyn Driver>,
         status: watch::Sender<SessionStatus>,
@@ -877,13 +943,16 @@ impl Engine {
                     }
                     let reported = change.status;
                     let disconnected_because = change.error.clone();
-                    let command = SessionCommand::ReportStatus {
-                        status: change.status,
-                        phone_number: change.phone_number,
-                        error: change.error,
-                        reason: change.reason,
-                        at: change.at,
-                    };
+                    let command = fenced(
+                        fence,
+                        SessionCommand::ReportStatus {
+                            status: change.status,
+                            phone_number: change.phone_number,
+                            error: change.error,
+                            reason: change.reason,
+                            at: change.at,
+                        },
+                    );
                     match self.sessions.execute(&key, command, &metadata()).await {
                         // The send loop sends while the log says ready.
                         Ok(_) => {
@@ -895,6 +964,7 @@ impl Engine {
                                     self.clone().keep_connecting(
                                         tenant,
                                         session,
+                                        fence,
                                         driver.clone(),
                                         status.subscribe(),
                                         stop.clone(),
@@ -1055,6 +1125,36 @@ impl Engine {
         }))
     }
 
+    /// Renews this engine's leases three times per TTL and says it is
+    /// alive, until `shutdown`. Apart from the event loop, so a long
+    /// reconciliation (a thousand sessions to take) never delays a renewal.
+    async fn keep_leases(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.leases.renew_every());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.renew().await;
+            let sessions = self.running.lock().expect("engine lock").len();
+            metrics::gauge!(SESSIONS_HELD).set(sessions as f64);
+            let alive = self
+                .registry
+                .heartbeat(&EngineInfo {
+                    engine: self.config.engine_id.clone(),
+                    started_at: self.started_at,
+                    heartbeat_at: Utc::now(),
+                    sessions,
+                })
+                .await;
+            if let Err(err) = alive {
+                warn!(error = %wablast_eventstore::report::Chain(&err), "heartbeat not written; trying again");
+            }
+        }
+    }
+
+    /// Renews every lease held here, side by side.
     async fn renew(&self) {
         let leases: Vec<(SessionId, Lease)> = self
             .running
@@ -1063,25 +1163,66 @@ impl Engine {
             .iter()
             .map(|(id, running)| (*id, running.lease.clone()))
             .collect();
-        for (session, mut lease) in leases {
-            match self.leases.renew(&mut lease).await {
-                Ok(true) => {
-                    if let Some(running) =
-                        self.running.lock().expect("engine lock").get_mut(&session)
-                    {
-                        running.lease = lease;
+        futures::stream::iter(leases)
+            .for_each_concurrent(RENEWED_AT_ONCE, |(session, mut lease)| async move {
+                let renewal = self.leases.renew(&mut lease).await;
+                self.renewed(session, lease, renewal).await;
+            })
+            .await;
+    }
+
+    /// Acts on what a renewal found.
+    async fn renewed(&self, session: SessionId, lease: Lease, renewal: Renewal) {
+        match renewal {
+            Renewal::Renewed => {
+                if let Some(running) = self
+                    .running
+                    .lock()
+                    .expect("engine lock")
+                    .get_mut(&session)
+                    .filter(|running| running.lease.fence() == lease.fence())
+                {
+                    if running.unanswered > 0 {
+                        info!(%session, failed = running.unanswered, "lease renewed again after NATS did not answer");
+                    }
+                    running.unanswered = 0;
+                    running.lease = lease;
+                }
+            }
+            Renewal::Lost { holder } => {
+                let lost = {
+                    let mut running = self.running.lock().expect("engine lock");
+                    match running.get(&session) {
+                        // Still running on this lease (not released or
+                        // taken again meanwhile).
+                        Some(now) if now.lease.fence() == lease.fence() => running.remove(&session),
+                        _ => None,
+                    }
+                };
+                let Some(lost) = lost else { return };
+                lease_changed(LeaseChange::Lost);
+                match &holder {
+                    Some(holder) => {
+                        warn!(%session, fence = lease.fence(), %holder, "lost the session's lease to another engine: no longer running it here")
+                    }
+                    None => {
+                        warn!(%session, fence = lease.fence(), "the session's lease expired unrenewed: no longer running it here")
                     }
                 }
-                Ok(false) => {
-                    warn!(%session, "lost the session's lease to another engine: no longer running it here");
-                    let lost = self.running.lock().expect("engine lock").remove(&session);
-                    if let Some(running) = lost {
-                        running.stop.cancel();
-                        let _ = running.driver.stop().await;
+                lost.stop.cancel();
+                let _ = lost.driver.stop().await;
+            }
+            Renewal::Unanswered(err) => {
+                lease_changed(LeaseChange::Unanswered);
+                let mut running = self.running.lock().expect("engine lock");
+                if let Some(running) = running.get_mut(&session) {
+                    running.unanswered += 1;
+                    if running.unanswered == 1 {
+                        warn!(error = %wablast_eventstore::report::Chain(&err), %session,
+                            "lease not renewed: NATS did not answer; the session stops sending once the lease may have expired, and the renewal is tried again");
+                    } else {
+                        debug!(error = %wablast_eventstore::report::Chain(&err), %session, failed = running.unanswered, "lease still not renewed")
                     }
-                }
-                Err(err) => {
-                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not renewed; trying again")
                 }
             }
         }
@@ -1106,7 +1247,8 @@ impl Engine {
         if let Err(err) = self.leases.release(running.lease).await {
             warn!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not released; it expires by itself");
         }
-        info!(%session, tenant = %running.tenant, "session no longer runs here");
+        lease_changed(LeaseChange::Released);
+        info!(%session, tenant = %running.tenant, "session no longer runs here: lease released");
     }
 
     async fn shut_down(&self) {
@@ -1220,6 +1362,53 @@ fn webhook_refusal(err: WebhookError) -> ControlError {
         ControlErrorCode::ValidationFailed
     };
     refusal(code, err)
+}
+
+/// Sessions taken side by side by one reconciliation.
+const TAKEN_AT_ONCE: usize = 16;
+/// Leases renewed side by side.
+const RENEWED_AT_ONCE: usize = 64;
+
+/// Leases taken, renewed, lost, ... by this process's engines.
+const LEASE_CHANGES: &str = "wablast_session_leases_total";
+/// Sessions this process's engine holds.
+const SESSIONS_HELD: &str = "wablast_engine_sessions_held";
+
+/// A change to one of this engine's leases, counted in
+/// [`LEASE_CHANGES`].
+#[derive(Clone, Copy, Debug)]
+enum LeaseChange {
+    /// Taken (created, or taken back after a restart).
+    Taken,
+    /// Given up (the session stopped here, or did not start).
+    Released,
+    /// Found expired or held by another engine at a renewal.
+    Lost,
+    /// A renewal NATS did not answer.
+    Unanswered,
+}
+
+impl LeaseChange {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Taken => "taken",
+            Self::Released => "released",
+            Self::Lost => "lost",
+            Self::Unanswered => "unanswered",
+        }
+    }
+}
+
+fn lease_changed(change: LeaseChange) {
+    metrics::counter!(LEASE_CHANGES, "change" => change.as_str()).increment(1);
+}
+
+/// A report as the holder of the session's lease (`fence`).
+fn fenced(fence: u64, report: SessionCommand) -> SessionCommand {
+    SessionCommand::FromHolder {
+        fence,
+        report: Box::new(report),
+    }
 }
 
 /// How a session stops running here.

@@ -10,12 +10,29 @@
 //! update that names the revision it last wrote, so an engine that lost its
 //! lease (it expired while the engine was stalled, and another took it)
 //! finds out at its next renewal instead of running the session twice.
+//!
+//! Three things keep a lease to one holder even when NATS restarts or an
+//! engine stalls:
+//! - the holder stops sending by itself before its lease could expire
+//!   ([`Hold::is_held`]): from the start of its last successful renewal it
+//!   counts the TTL less a margin, so a holder cut off from NATS or paused
+//!   is quiet before any other engine can take the session;
+//! - a renewal that fails says why ([`Renewal`]): lost (the entry expired
+//!   or another engine wrote it: stop the session) or unanswered (NATS
+//!   away: keep the session, quiet, and try again), instead of treating
+//!   every failure as a loss and racing to take the session back;
+//! - every holder has a fence, the revision it took the lease at, which
+//!   only grows from one holder to the next; the session aggregate records
+//!   it (`SessionHeld`) and refuses reports carrying any other, so an
+//!   engine that wakes after losing the lease cannot act on the session.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use wablast_eventstore::{EventStoreError, Prefix, ensure_expiring_key_value};
 
 /// The lease bucket of an installation: `<prefix>_SESSION_LEASES`.
@@ -36,13 +53,92 @@ fn malformed(revision: u64) -> impl Fn(serde_json::Error) -> EventStoreError {
     }
 }
 
-/// A lease held by this engine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A lease held by this engine (clones share what [`Hold`]s see).
+#[derive(Clone, Debug)]
 pub struct Lease {
     /// The session it is for.
     pub session: String,
     /// The revision this engine last wrote: a renewal must find it.
     revision: u64,
+    /// The revision it was taken at: the holder's fence.
+    fence: u64,
+    /// Until when no other engine can hold it, as far as this one knows.
+    until: Arc<watch::Sender<Instant>>,
+}
+
+impl Lease {
+    /// The lease's fence: its revision when taken. Fences only grow from
+    /// one holder of a session to the next (they are positions in the
+    /// lease bucket's stream).
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    /// What the session's tasks rely on while it runs here.
+    pub fn hold(&self) -> Hold {
+        Hold {
+            fence: self.fence,
+            until: self.until.subscribe(),
+        }
+    }
+}
+
+/// A running session's view of its lease: its fence, and whether it is
+/// surely still held. A lease is surely held until its TTL, less a margin,
+/// after the start of its last successful renewal: no other engine can
+/// take it before the server lets it expire, which is one TTL after that
+/// renewal arrived. A holder that cannot renew (NATS unreachable, the
+/// process paused) stops sending once that time passes, before another
+/// engine could have taken the session.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    fence: u64,
+    until: watch::Receiver<Instant>,
+}
+
+impl Hold {
+    /// The lease's fence ([`Lease::fence`]).
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    /// Whether the lease is surely held now.
+    pub fn is_held(&self) -> bool {
+        Instant::now() < *self.until.borrow()
+    }
+
+    /// Waits until the lease is surely held (at once when it is).
+    ///
+    /// # Returns
+    /// `false` when it never will be again: the lease is gone.
+    pub async fn held(&mut self) -> bool {
+        loop {
+            let until = *self.until.borrow_and_update();
+            if Instant::now() < until {
+                return true;
+            }
+            if self.until.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+/// What a renewal found.
+#[derive(Debug)]
+pub enum Renewal {
+    /// Still held; surely until one TTL (less the margin) from now.
+    Renewed,
+    /// Another engine holds it (it expired while this one could not renew,
+    /// and was taken), or nobody does any more: stop running the session.
+    Lost {
+        /// Who holds it now, when anyone does.
+        holder: Option<String>,
+    },
+    /// NATS did not answer: not known whether it is still held. Sending
+    /// stops by itself once [`Hold::is_held`] turns false; a later renewal
+    /// finds out.
+    Unanswered(EventStoreError),
 }
 
 /// What a lease entry holds.
@@ -106,6 +202,13 @@ impl SessionLeases {
         self.ttl / 3
     }
 
+    /// Until when a lease written (or renewed) by a request started at
+    /// `asked` is surely held: its TTL after that, less a fifth of it for
+    /// a send under way when it ends and for clocks that run apart.
+    fn surely_until(&self, asked: Instant) -> Instant {
+        asked + self.ttl - self.ttl / 5
+    }
+
     fn holder(&self) -> bytes::Bytes {
         serde_json::to_vec(&LeaseHolder {
             engine: self.engine.clone(),
@@ -115,22 +218,32 @@ impl SessionLeases {
         .into()
     }
 
-    /// Takes the session's lease if nobody holds it.
+    fn lease(&self, session: &str, revision: u64, asked: Instant) -> Lease {
+        let (until, _) = watch::channel(self.surely_until(asked));
+        Lease {
+            session: session.to_owned(),
+            revision,
+            fence: revision,
+            until: Arc::new(until),
+        }
+    }
+
+    /// Takes the session's lease if nobody holds it: an atomic create,
+    /// refused while another engine's entry lives (it is gone once its
+    /// holder released it or it expired unrenewed).
     ///
     /// # Returns
     /// The lease, or `None` while another engine's lease lives.
     pub async fn acquire(&self, session: &str) -> Result<Option<Lease>, EventStoreError> {
+        let asked = Instant::now();
         match self.store.create(session, self.holder()).await {
-            Ok(revision) => Ok(Some(Lease {
-                session: session.to_owned(),
-                revision,
-            })),
+            Ok(revision) => Ok(Some(self.lease(session, revision, asked))),
             Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
                 // Our own lease from before a restart of this engine (same
                 // id) is ours to take back.
                 match self.current(session).await? {
                     Some((holder, revision)) if holder.engine == self.engine => {
-                        self.take_back(session, revision).await
+                        self.take_back(session, revision, asked).await
                     }
                     _ => Ok(None),
                 }
@@ -143,40 +256,63 @@ impl SessionLeases {
         &self,
         session: &str,
         revision: u64,
+        asked: Instant,
     ) -> Result<Option<Lease>, EventStoreError> {
         match self.store.update(session, self.holder(), revision).await {
-            Ok(revision) => Ok(Some(Lease {
-                session: session.to_owned(),
-                revision,
-            })),
+            Ok(revision) => Ok(Some(self.lease(session, revision, asked))),
             Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(err) => Err(EventStoreError::nats(err)),
         }
     }
 
-    /// Renews a lease.
+    /// Renews a lease: an update that names the revision this engine last
+    /// wrote, so it fails once the entry expired or another engine wrote it.
     ///
-    /// # Returns
-    /// Whether it is still held: `false` when it expired and another engine
-    /// took it (stop running the session).
-    pub async fn renew(&self, lease: &mut Lease) -> Result<bool, EventStoreError> {
-        match self
-            .store
-            .update(&lease.session, self.holder(), lease.revision)
-            .await
-        {
-            Ok(revision) => {
-                lease.revision = revision;
-                Ok(true)
+    /// A renewal NATS did not answer may still have landed (the client sent
+    /// it again once reconnected): the entry then holds this engine's own
+    /// later write, which is adopted, not taken for a loss.
+    pub async fn renew(&self, lease: &mut Lease) -> Renewal {
+        let asked = Instant::now();
+        let mut adopted = false;
+        loop {
+            match self
+                .store
+                .update(&lease.session, self.holder(), lease.revision)
+                .await
+            {
+                Ok(revision) => {
+                    lease.revision = revision;
+                    lease.until.send_replace(self.surely_until(asked));
+                    return Renewal::Renewed;
+                }
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    let current = match self.current(&lease.session).await {
+                        Ok(current) => current,
+                        Err(err) => return Renewal::Unanswered(err),
+                    };
+                    match current {
+                        Some((holder, revision)) if holder.engine == self.engine && !adopted => {
+                            lease.revision = revision;
+                            adopted = true;
+                        }
+                        current => {
+                            lease.until.send_replace(asked);
+                            return Renewal::Lost {
+                                holder: current.map(|(holder, _)| holder.engine),
+                            };
+                        }
+                    }
+                }
+                Err(err) => return Renewal::Unanswered(EventStoreError::nats(err)),
             }
-            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-            Err(err) => Err(EventStoreError::nats(err)),
         }
     }
 
     /// Gives a lease up (the session stopped here): another engine may take
     /// it at once. A lease already lost is left alone.
     pub async fn release(&self, lease: Lease) -> Result<(), EventStoreError> {
+        // Nothing runs on it any more, whatever the server answers.
+        lease.until.send_replace(Instant::now());
         match self
             .store
             .delete_expect_revision(&lease.session, Some(lease.revision))

@@ -81,6 +81,7 @@ use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{Actor, AggregateKey, CommandMetadata, EventStoreError, Loaded};
 
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
+use crate::lease::Hold;
 use crate::receipts::ProviderIds;
 use wablast_workflows::changes::{Changes, Kept, Woken};
 use wablast_workflows::clock::Clock;
@@ -136,6 +137,10 @@ pub struct SendContext {
     pub actor: Actor,
     /// Which aggregates changed lately.
     pub changes: Changes,
+    /// The session's lease, as this engine holds it: nothing is sent while
+    /// it is not surely held, and the day counter grants slots only to the
+    /// engine whose fence the session recorded.
+    pub hold: Hold,
 }
 
 /// Why the loop could not go on with a command (it comes back later).
@@ -343,6 +348,21 @@ impl SendLoop {
         loop {
             while let Some(done) = self.under_way.try_join_next_with_id() {
                 self.delivered(done);
+            }
+            if !sender.context.hold.is_held() {
+                // NATS did not answer the lease's renewals for a while, or
+                // this process was paused: another engine may take the
+                // session now, so nothing more is sent until a renewal
+                // says the lease is still this engine's.
+                give_back(std::mem::take(&mut taken)).await;
+                warn!(session = %sender.session, "the session's lease is not surely held: sending waits for its renewal");
+                let mut hold = sender.context.hold.clone();
+                tokio::select! {
+                    () = sender.stop.cancelled() => return Ok(()),
+                    held = hold.held() => if !held { return Ok(()) },
+                }
+                info!(session = %sender.session, "the session's lease is held again: sending");
+                continue;
             }
             if self.under_way.len() >= in_flight {
                 tokio::select! {
@@ -803,6 +823,9 @@ impl SendLoop {
                     at: now,
                     facts: SendFacts {
                         session_status_ready: session.is_ready(),
+                        asked_by_holder: session
+                            .holder()
+                            .is_some_and(|h| h.fence == sender.context.hold.fence()),
                         daily_limit: session.daily_limit(),
                         active_hours: hours.clone(),
                         plan_expires_at: wallet.plan_expires_at(),
@@ -898,6 +921,12 @@ impl SendLoop {
                 now + TimeDelta::minutes(1)
             }
             SessionDayError::CampaignNotRunning => return Ok(None),
+            SessionDayError::NotHolder => {
+                // Another engine took the session: this one finds out at
+                // its next renewal and stops the loop.
+                warn!(session = %sender.session, "slot refused: another engine holds the session");
+                return Ok(Some(Answer::Stopped));
+            }
             SessionDayError::WrongDay { .. } | SessionDayError::WrongSession { .. } => {
                 warn!(error = %refusal, "slot refused as asked wrongly");
                 return Ok(Some(Answer::Later(Duration::from_secs(1))));
@@ -930,10 +959,13 @@ impl SendLoop {
             .sessions
             .execute(
                 &key(sender.tenant, sender.session),
-                SessionCommand::ReportWaiting {
-                    reason,
-                    until,
-                    at: now,
+                SessionCommand::FromHolder {
+                    fence: sender.context.hold.fence(),
+                    report: Box::new(SessionCommand::ReportWaiting {
+                        reason,
+                        until,
+                        at: now,
+                    }),
                 },
                 &sender.metadata(),
             )
@@ -1085,6 +1117,11 @@ impl Sender {
         // 4. Send: the text is rendered first, so that the attempt records
         // what it sends.
         let attempt = message.attempt() + 1;
+        if !self.context.hold.is_held() {
+            // The lease ran out while it waited its turn: not this
+            // engine's to send any more, unless a renewal says so.
+            return Ok(Answer::Later(Duration::ZERO));
+        }
         let text = render(&message, &campaign, &command);
         let start = MessageCommand::StartSending {
             session_id: self.session,

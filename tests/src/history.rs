@@ -3498,6 +3498,9 @@ mod tests {
                 SessionEvent::SessionWaiting { reason, until, at } => {
                     SessionCommand::ReportWaiting { reason, until, at }
                 }
+                SessionEvent::SessionHeld { engine, fence, at } => {
+                    SessionCommand::HoldSession { engine, fence, at }
+                }
                 SessionEvent::SessionReconnectScheduled {
                     attempt,
                     next_try_at,
@@ -3563,6 +3566,7 @@ mod tests {
             let session = &self.sessions[&(commit.tenant.clone(), session_id.to_string())];
             let facts = SendFacts {
                 session_status_ready: session.is_ready(),
+                asked_by_holder: true,
                 daily_limit: session.daily_limit(),
                 active_hours: self
                     .schedules

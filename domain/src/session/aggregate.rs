@@ -79,6 +79,20 @@ pub struct Session {
     /// Why its send loop waits, while it does.
     #[serde(default)]
     waiting: Option<Waiting>,
+    /// The engine that took its lease last, and the lease's fence.
+    #[serde(default)]
+    holder: Option<Holder>,
+}
+
+/// The engine holding a session's lease, as it recorded when it took it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The engine.
+    pub engine: String,
+    /// The lease's fence (its revision when taken).
+    pub fence: u64,
+    /// When it took the lease.
+    pub since: DateTime<Utc>,
 }
 
 /// Why a session's send loop waits, and until when.
@@ -170,6 +184,12 @@ impl Session {
     /// Why its send loop waits, while it does.
     pub fn waiting(&self) -> Option<Waiting> {
         self.waiting
+    }
+
+    /// The engine that took its lease last (it may have died since: its
+    /// heartbeat says).
+    pub fn holder(&self) -> Option<&Holder> {
+        self.holder.as_ref()
     }
 
     /// The engine's tries to connect it, while it is trying again.
@@ -300,6 +320,36 @@ impl Session {
                 SessionEvent::SessionLoggedOut { from, at }
             }
             SessionCommand::DeleteSession { at } => SessionEvent::SessionDeleted { from, at },
+            SessionCommand::HoldSession { engine, fence, at } => {
+                let holder = self.holder.as_ref().map_or(0, |h| h.fence);
+                if fence < holder {
+                    return Err(SessionError::LeaseLost { fence, holder });
+                }
+                if !from.is_running() {
+                    return Err(SessionError::NotStarted { status: from });
+                }
+                if fence == holder
+                    && self.holder.as_ref().is_some_and(|h| h.engine == engine)
+                {
+                    return Ok(None);
+                }
+                SessionEvent::SessionHeld { engine, fence, at }
+            }
+            SessionCommand::FromHolder { fence, report } => {
+                let holder = self.holder.as_ref().map_or(0, |h| h.fence);
+                if fence != holder {
+                    return Err(SessionError::LeaseLost { fence, holder });
+                }
+                if !matches!(
+                    *report,
+                    SessionCommand::ReportStatus { .. }
+                        | SessionCommand::ReportReconnect { .. }
+                        | SessionCommand::ReportWaiting { .. }
+                ) {
+                    return Err(SessionError::NotAReport);
+                }
+                return self.decide(*report);
+            }
             SessionCommand::ReportWaiting { reason, until, at } => {
                 let now = self.waiting.map(|w| (w.reason, w.until));
                 if now == reason.map(|r| (r, until)) || (now.is_none() && reason.is_none()) {
@@ -535,6 +585,13 @@ impl Aggregate for Session {
             SessionEvent::SessionWaiting { reason, until, at } => {
                 self.waiting = reason.map(|reason| Waiting { reason, until });
                 self.updated_at = Some(at);
+            }
+            SessionEvent::SessionHeld { engine, fence, at } => {
+                self.holder = Some(Holder {
+                    engine,
+                    fence,
+                    since: at,
+                });
             }
             SessionEvent::SessionReconnectScheduled {
                 attempt,
@@ -1181,6 +1238,108 @@ mod tests {
                 .when(SessionCommand::DeleteSession { at: at(2) })
                 .then_expect_events(vec![SessionEvent::SessionDeleted { from, at: at(2) }]);
         }
+    }
+
+    // --- leases: who holds the session, fencing ---
+
+    fn hold(engine: &str, fence: u64) -> SessionCommand {
+        SessionCommand::HoldSession {
+            engine: engine.to_owned(),
+            fence,
+            at: at(3),
+        }
+    }
+
+    fn held(engine: &str, fence: u64) -> SessionEvent {
+        SessionEvent::SessionHeld {
+            engine: engine.to_owned(),
+            fence,
+            at: at(3),
+        }
+    }
+
+    fn disconnected_by(fence: u64) -> SessionCommand {
+        SessionCommand::FromHolder {
+            fence,
+            report: Box::new(SessionCommand::ReportStatus {
+                status: Disconnected,
+                phone_number: None,
+                error: None,
+                reason: None,
+                at: at(4),
+            }),
+        }
+    }
+
+    #[test]
+    fn an_engine_takes_a_running_session_and_a_later_lease_takes_it_over() {
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(hold("engine-a", 10))
+            .then_expect_events(vec![held("engine-a", 10)]);
+        let mut history = in_status(Ready);
+        history.push(held("engine-a", 10));
+        SessionTest::with(())
+            .given(history.clone())
+            .when(hold("engine-b", 25))
+            .then_expect_events(vec![held("engine-b", 25)]);
+        SessionTest::with(())
+            .given(history.clone())
+            .when(hold("engine-a", 10))
+            .then_expect_events(vec![]);
+        SessionTest::with(())
+            .given(history)
+            .when(hold("engine-b", 9))
+            .then_expect_error(SessionError::LeaseLost {
+                fence: 9,
+                holder: 10,
+            });
+        SessionTest::with(())
+            .given(in_status(Idle))
+            .when(hold("engine-a", 10))
+            .then_expect_error(SessionError::NotStarted { status: Idle });
+    }
+
+    #[test]
+    fn only_the_holders_reports_are_recorded() {
+        let mut history = in_status(Ready);
+        history.push(held("engine-a", 10));
+        history.push(held("engine-b", 25));
+        SessionTest::with(())
+            .given(history.clone())
+            .when(disconnected_by(10))
+            .then_expect_error(SessionError::LeaseLost {
+                fence: 10,
+                holder: 25,
+            });
+        let events = SessionTest::with(())
+            .given(history.clone())
+            .when(disconnected_by(25))
+            .inspect_result()
+            .expect("the holder's report is recorded");
+        assert!(matches!(
+            events.as_slice(),
+            [SessionEvent::SessionStatusChanged {
+                from: Ready,
+                to: Disconnected,
+                ..
+            }]
+        ));
+        SessionTest::with(())
+            .given(history)
+            .when(SessionCommand::FromHolder {
+                fence: 25,
+                report: Box::new(SessionCommand::StopSession { at: at(4) }),
+            })
+            .then_expect_error(SessionError::NotAReport);
+        // A session no engine recorded holding refuses fenced reports.
+        SessionTest::with(())
+            .given(in_status(Ready))
+            .when(disconnected_by(10))
+            .then_expect_error(SessionError::LeaseLost {
+                fence: 10,
+                holder: 0,
+            });
     }
 
     // --- engine reports ---

@@ -97,6 +97,28 @@ pub enum SessionCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An engine took the session's lease and runs it from now on. The
+    /// lease's fence (its revision when taken) only grows from one holder
+    /// to the next: a take with an older fence than the one recorded is
+    /// refused ([`super::SessionError::LeaseLost`]).
+    HoldSession {
+        /// The engine.
+        engine: String,
+        /// The lease's fence.
+        fence: u64,
+        /// When it took the lease.
+        at: DateTime<Utc>,
+    },
+    /// A report (status, reconnection, waiting) from the engine holding the
+    /// session, refused unless `fence` is the holder's
+    /// ([`SessionCommand::HoldSession`]): an engine that lost the lease
+    /// while it was paused or cut off cannot act on the session any more.
+    FromHolder {
+        /// The reporting engine's lease fence.
+        fence: u64,
+        /// The report: `ReportStatus`, `ReportReconnect` or `ReportWaiting`.
+        report: Box<SessionCommand>,
+    },
     /// Change the user's settings; `None` keeps a setting as it is.
     UpdateSettings {
         /// A new name.

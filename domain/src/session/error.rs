@@ -80,6 +80,19 @@ pub enum SessionError {
         /// The session's driver.
         driver: Driver,
     },
+    /// A take or a report from an engine whose lease is not (or no longer)
+    /// the one recorded: another engine holds the session.
+    #[error("the session is held by another engine's lease (fence {holder}), not this one's ({fence})")]
+    LeaseLost {
+        /// The caller's fence.
+        fence: u64,
+        /// The holder's fence (0: none recorded).
+        holder: u64,
+    },
+    /// A command other than a report sent as one
+    /// ([`super::SessionCommand::FromHolder`]).
+    #[error("only status, reconnection and waiting reports come from the session's engine")]
+    NotAReport,
     /// A trust level change by someone who is not an admin.
     #[error("only an admin can change a session's trust level")]
     Forbidden,
@@ -101,7 +114,9 @@ impl SessionError {
             | Self::InvalidTransition { .. }
             | Self::NotReconnecting { .. }
             | Self::NotStarted { .. }
-            | Self::NotSimulator { .. } => "invalid_state",
+            | Self::NotSimulator { .. }
+            | Self::LeaseLost { .. } => "invalid_state",
+            Self::NotAReport => "validation_failed",
             Self::Forbidden => "forbidden",
         }
     }

@@ -109,6 +109,16 @@ pub enum SessionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An engine took the session's lease and runs it from now on; only
+    /// its reports (with this fence) are recorded until another takes it.
+    SessionHeld {
+        /// The engine.
+        engine: String,
+        /// The lease's fence (its revision when taken).
+        fence: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The user's settings changed; all of them as they are now.
     SessionSettingsUpdated {
         /// The name.
@@ -147,6 +157,7 @@ impl DomainEvent for SessionEvent {
             Self::SessionStatusChanged { .. } => "SessionStatusChanged",
             Self::SessionReconnectScheduled { .. } => "SessionReconnectScheduled",
             Self::SessionWaiting { .. } => "SessionWaiting",
+            Self::SessionHeld { .. } => "SessionHeld",
             Self::SessionSettingsUpdated { .. } => "SessionSettingsUpdated",
             Self::TrustLevelChanged { .. } => "TrustLevelChanged",
         }

@@ -20,7 +20,7 @@ pub mod events;
 pub mod status;
 pub mod values;
 
-pub use aggregate::{Reconnect, Session, Waiting};
+pub use aggregate::{Holder, Reconnect, Session, Waiting};
 pub use commands::SessionCommand;
 pub use error::SessionError;
 pub use events::SessionEvent;

@@ -5,7 +5,8 @@
 //! - the instant's local date (tenant time zone) is this counter's day and
 //!   the session is this counter's (both fixed by the first grant; else
 //!   `WrongDay` / `WrongSession`, code `validation_failed`);
-//! - the session is ready, the plan exists and has not expired
+//! - the asking engine holds the session's lease, the session is ready,
+//!   the plan exists and has not expired
 //!   (`at < plan_expires_at`), the campaign is running;
 //! - the override is not pause;
 //! - fewer slots than the daily limit were granted this day;
@@ -115,6 +116,9 @@ impl Aggregate for SessionDay {
         if self.granted.contains(&message_id) {
             return Ok(());
         }
+        if !facts.asked_by_holder {
+            return Err(SessionDayError::NotHolder);
+        }
         if !facts.session_status_ready {
             return Err(SessionDayError::SessionNotReady);
         }
@@ -221,6 +225,7 @@ mod tests {
     fn facts() -> SendFacts {
         SendFacts {
             session_status_ready: true,
+            asked_by_holder: true,
             daily_limit: DailyLimit::parse(3).unwrap(),
             active_hours: office_hours(),
             plan_expires_at: Some(utc("2026-04-15T00:00:00Z")),
@@ -303,6 +308,7 @@ mod tests {
         // Even once the limit is used up or the facts changed since.
         let closed = SendFacts {
             session_status_ready: false,
+            asked_by_holder: true,
             campaign_running: false,
             ..facts()
         };
@@ -313,9 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn refuses_an_engine_that_does_not_hold_the_session_before_anything_else() {
+        let facts = SendFacts {
+            asked_by_holder: false,
+            session_status_ready: false,
+            ..facts()
+        };
+        TestFramework::<SessionDay>::with(())
+            .given_no_previous_events()
+            .when(request(1, monday_morning(), facts))
+            .then_expect_error(SessionDayError::NotHolder);
+    }
+
+    #[test]
     fn refuses_when_the_session_is_not_ready() {
         let facts = SendFacts {
             session_status_ready: false,
+            asked_by_holder: true,
             ..facts()
         };
         TestFramework::<SessionDay>::with(())
@@ -691,6 +711,7 @@ mod tests {
                 let count_before = day.count();
                 let facts = SendFacts {
                     session_status_ready: r.ready,
+                    asked_by_holder: true,
                     daily_limit: limit,
                     active_hours: hours.clone(),
                     plan_expires_at: r.plan_expires_at,
@@ -745,6 +766,9 @@ mod tests {
                             }
                             SessionDayError::Paused => {
                                 prop_assert_eq!(hours.override_mode(), Override::Pause);
+                            }
+                            SessionDayError::NotHolder => {
+                                prop_assert!(false, "every request here is the holder's");
                             }
                             SessionDayError::WrongDay { .. } | SessionDayError::WrongSession { .. } => {
                                 prop_assert!(false, "the id was computed from the same facts");

@@ -12,6 +12,11 @@ use crate::types::{CampaignId, DailyLimit, MessageId, SessionId};
 pub struct SendFacts {
     /// The session's status is `ready`.
     pub session_status_ready: bool,
+    /// The asking engine holds the session's lease: the fence the session
+    /// recorded last (`SessionHeld`) is the asking engine's. An engine
+    /// that lost the session (paused past its lease, cut off from NATS)
+    /// gets no slot, so it sends nothing more for it.
+    pub asked_by_holder: bool,
     /// The session's daily limit.
     pub daily_limit: DailyLimit,
     /// The tenant's active hours, override included (its time zone also

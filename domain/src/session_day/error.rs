@@ -25,6 +25,9 @@ pub enum SessionDayError {
         /// The session asked for.
         got: SessionId,
     },
+    /// The asking engine does not hold the session's lease (any more).
+    #[error("the asking engine does not hold the session's lease")]
+    NotHolder,
     /// The session is not `ready`.
     #[error("session is not ready")]
     SessionNotReady,
@@ -58,6 +61,7 @@ impl SessionDayError {
         match self {
             Self::WrongDay { .. } | Self::WrongSession { .. } => "validation_failed",
             Self::SessionNotReady => "session_not_ready",
+            Self::NotHolder => "invalid_state",
             Self::PlanExpired => "plan_expired",
             Self::CampaignNotRunning => "campaign_not_running",
             Self::Paused | Self::OutsideActiveHours { .. } => "outside_active_hours",

@@ -46,6 +46,10 @@ pub(crate) struct SessionRow {
     waiting_reason: Option<String>,
     #[serde(default)]
     waiting_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    engine_id: Option<String>,
+    #[serde(default)]
+    engine_since: Option<DateTime<Utc>>,
 }
 
 impl Row for SessionRow {
@@ -70,6 +74,8 @@ impl Row for SessionRow {
         "reconnect_at",
         "waiting_reason",
         "waiting_until",
+        "engine_id",
+        "engine_since",
     ];
 
     fn key(&self) -> Uuid {
@@ -173,6 +179,8 @@ impl Projection for Sessions {
                     reconnect_at: None,
                     waiting_reason: None,
                     waiting_until: None,
+                    engine_id: None,
+                    engine_since: None,
                 });
                 continue;
             }
@@ -187,6 +195,7 @@ impl Projection for Sessions {
                 decoded,
                 SessionEvent::SessionReconnectScheduled { .. }
                     | SessionEvent::SessionWaiting { .. }
+                    | SessionEvent::SessionHeld { .. }
                     | SessionEvent::SessionSettingsUpdated { .. }
                     | SessionEvent::TrustLevelChanged { .. }
             ) {
@@ -221,10 +230,19 @@ impl Projection for Sessions {
                 }
                 SessionEvent::SessionStopRequested { at, .. } => {
                     row.status = SessionStatus::Idle.as_str().to_owned();
+                    row.engine_id = None;
+                    row.engine_since = None;
                     row.updated_at = at;
                 }
                 SessionEvent::SessionLoggedOut { at, .. } => {
                     row.status = SessionStatus::LoggedOut.as_str().to_owned();
+                    row.engine_id = None;
+                    row.engine_since = None;
+                    row.updated_at = at;
+                }
+                SessionEvent::SessionHeld { engine, at, .. } => {
+                    row.engine_id = Some(engine);
+                    row.engine_since = Some(at);
                     row.updated_at = at;
                 }
                 SessionEvent::SessionStatusChanged {
@@ -235,6 +253,11 @@ impl Projection for Sessions {
                     ..
                 } => {
                     row.status = to.as_str().to_owned();
+                    if !to.is_running() {
+                        // Failed or logged out: no engine runs it any more.
+                        row.engine_id = None;
+                        row.engine_since = None;
+                    }
                     if let Some(phone) = phone_number {
                         row.phone_number = Some(phone.as_str().to_owned());
                     }

@@ -51,6 +51,10 @@ pub struct SessionView {
     pub waiting_reason: Option<String>,
     /// ... and until when, where known.
     pub waiting_until: Option<DateTime<Utc>>,
+    /// The engine that runs it (took its lease last), while it runs.
+    pub engine_id: Option<String>,
+    /// ... since when.
+    pub engine_since: Option<DateTime<Utc>>,
 }
 
 /// The tenant's local date at `now`, in its time zone (`schedules.timezone`,
@@ -89,7 +93,8 @@ fn select(today: NaiveDate) -> QueryBuilder<Postgres> {
         "select s.id, s.name, s.driver, s.status, s.phone_number, s.daily_limit, \
                 s.daily_limit_follows_trust_level, coalesce(d.sent, 0) as sent_today, \
                 s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login, \
-                s.reconnect_attempt, s.reconnect_at, s.waiting_reason, s.waiting_until \
+                s.reconnect_attempt, s.reconnect_at, s.waiting_reason, s.waiting_until, \
+                s.engine_id, s.engine_since \
          from sessions s \
          left join session_days d on d.session_id = s.id and d.tenant_id = s.tenant_id \
               and d.local_date = ",
