@@ -34,15 +34,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use wablast_eventstore::{EventStoreError, Prefix, ensure_expiring_key_value};
+pub use wablast_workflows::fleet::{EngineInfo, EngineRegistry, engines_bucket};
 
 /// The lease bucket of an installation: `<prefix>_SESSION_LEASES`.
 pub fn leases_bucket(prefix: &Prefix) -> String {
     prefix.stream_name("session_leases")
-}
-
-/// The heartbeat bucket of an installation: `<prefix>_ENGINES`.
-pub fn engines_bucket(prefix: &Prefix) -> String {
-    prefix.stream_name("engines")
 }
 
 /// An entry that is not what this module writes.
@@ -342,95 +338,5 @@ impl SessionLeases {
         }
         let holder = serde_json::from_slice(&entry.value).map_err(malformed(entry.revision))?;
         Ok(Some((holder, entry.revision)))
-    }
-}
-
-/// What an engine says about itself in its heartbeat.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EngineInfo {
-    /// Its id.
-    pub engine: String,
-    /// When it started.
-    pub started_at: DateTime<Utc>,
-    /// When it last said it is alive.
-    pub heartbeat_at: DateTime<Utc>,
-    /// How many sessions it runs.
-    pub sessions: usize,
-}
-
-/// The engines of an installation, each alive while its heartbeat is
-/// younger than the bucket's TTL.
-#[derive(Clone)]
-pub struct EngineRegistry {
-    store: kv::Store,
-}
-
-impl std::fmt::Debug for EngineRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineRegistry").finish_non_exhaustive()
-    }
-}
-
-impl EngineRegistry {
-    /// The installation's registry (created with `ttl` when missing).
-    pub async fn open(
-        js: &jetstream::Context,
-        prefix: &Prefix,
-        ttl: Duration,
-    ) -> Result<Self, EventStoreError> {
-        let store = ensure_expiring_key_value(
-            js,
-            &engines_bucket(prefix),
-            "wablast session engines and their heartbeats",
-            ttl,
-        )
-        .await?;
-        Ok(Self { store })
-    }
-
-    /// Says `info.engine` is alive.
-    pub async fn heartbeat(&self, info: &EngineInfo) -> Result<(), EventStoreError> {
-        let value = serde_json::to_vec(info).map_err(malformed(0))?;
-        self.store
-            .put(&info.engine, value.into())
-            .await
-            .map_err(EventStoreError::nats)?;
-        Ok(())
-    }
-
-    /// Says `engine` left (a clean stop).
-    pub async fn leave(&self, engine: &str) -> Result<(), EventStoreError> {
-        self.store
-            .delete(engine)
-            .await
-            .map_err(EventStoreError::nats)
-    }
-
-    /// The engines alive now.
-    pub async fn live(&self) -> Result<Vec<EngineInfo>, EventStoreError> {
-        use futures::TryStreamExt;
-        let keys: Vec<String> = self
-            .store
-            .keys()
-            .await
-            .map_err(EventStoreError::nats)?
-            .try_collect()
-            .await
-            .map_err(EventStoreError::nats)?;
-        let mut engines = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(entry) = self
-                .store
-                .entry(&key)
-                .await
-                .map_err(EventStoreError::nats)?
-                && entry.operation == kv::Operation::Put
-            {
-                engines
-                    .push(serde_json::from_slice(&entry.value).map_err(malformed(entry.revision))?);
-            }
-        }
-        engines.sort_by(|a: &EngineInfo, b| a.engine.cmp(&b.engine));
-        Ok(engines)
     }
 }

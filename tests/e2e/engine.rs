@@ -72,6 +72,12 @@ async fn a_dead_engines_session_is_taken_over_within_the_ttl() {
     })
     .await;
     assert_eq!(lease_holder(&app, &id).await.as_deref(), Some("engine-a"));
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(
+        (s["engine_id"].as_str(), s["engine_lost"].as_bool()),
+        (Some("engine-a"), Some(false)),
+        "the session says which engine runs it: {s}"
+    );
 
     // Engine B joins; A holds the session, so B leaves it alone.
     let stop_b = CancellationToken::new();
@@ -95,10 +101,18 @@ async fn a_dead_engines_session_is_taken_over_within_the_ttl() {
     );
 
     // B runs it: still ready on the same number, and B answers for it.
-    let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+    let s = until("B shown running it", Duration::from_secs(10), async || {
+        let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+        (s["engine_id"] == "engine-b").then_some(s)
+    })
+    .await;
     assert_eq!(
-        (s["status"].as_str(), s["phone_number"].as_str()),
-        (Some("ready"), Some("+6281299990000"))
+        (
+            s["status"].as_str(),
+            s["phone_number"].as_str(),
+            s["engine_lost"].as_bool()
+        ),
+        (Some("ready"), Some("+6281299990000"), Some(false))
     );
     let inbound = format!("/api/v1/sessions/{id}/simulator/inbound");
     let (status, body) = budi
@@ -115,6 +129,18 @@ async fn a_dead_engines_session_is_taken_over_within_the_ttl() {
         lease_holder(&app, &id).await,
         None,
         "a clean stop gives the lease up"
+    );
+    // No engine left: the session says its engine is lost, not `ready` as
+    // if nothing happened.
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(
+        (
+            s["status"].as_str(),
+            s["engine_id"].as_str(),
+            s["engine_lost"].as_bool()
+        ),
+        (Some("ready"), Some("engine-b"), Some(true)),
+        "{s}"
     );
 }
 

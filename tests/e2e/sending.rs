@@ -349,6 +349,130 @@ async fn an_engine_dying_mid_campaign_hands_over_and_nobody_gets_two_messages() 
     engine_b.await.unwrap().unwrap();
 }
 
+/// An engine paused (as by SIGSTOP) past its lease in the middle of a
+/// campaign: another engine takes the session over and finishes it; the
+/// paused one, once it wakes, starts no send for the session again (its
+/// lease is no longer surely held, and the session and its day counter
+/// refuse its fence) and lets the session go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_paused_past_its_lease_sends_nothing_once_it_wakes() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 3).await;
+    let backdoor = Backdoor::of(&app).await;
+    // Who started each send, and when.
+    let client = async_nats::connect(&app.settings.nats_url).await.unwrap();
+    let mut commits = client
+        .subscribe(format!("{}.ev.*.{}.*", app.prefix, Message::TYPE))
+        .await
+        .unwrap();
+    let starts = Arc::new(std::sync::Mutex::new(Vec::<(String, DateTime<Utc>)>::new()));
+    let seen = starts.clone();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(message) = commits.next().await {
+            let commit: wablast_eventstore::Commit =
+                serde_json::from_slice(&message.payload).unwrap();
+            if commit
+                .events
+                .iter()
+                .any(|e| e.event_type == "MessageSendingStarted")
+            {
+                let Actor::Engine(engine) = commit.actor else {
+                    continue;
+                };
+                seen.lock().unwrap().push((engine, commit.occurred_at));
+            }
+        }
+    });
+
+    // Engine A on a current-thread runtime in a thread of its own: blocking
+    // that thread stops all of A (its timers, its sockets), as SIGSTOP
+    // would, and its clock runs on meanwhile.
+    let (pause, pauses) = std::sync::mpsc::channel::<Duration>();
+    let mut config = app.settings.engine().expect("engine settings");
+    config.engine_id = "engine-a".to_owned();
+    config.settle_every = Duration::from_millis(300);
+    let settings = app.settings.clone();
+    let engine_a = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let stop = CancellationToken::new();
+            let engine = tokio::spawn({
+                let stop = stop.clone();
+                async move { wablast::run_engine_with(&settings, config, stop).await }
+            });
+            loop {
+                match pauses.try_recv() {
+                    Ok(pause) => std::thread::sleep(pause),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                }
+            }
+            stop.cancel();
+            let _ = engine.await;
+        });
+    });
+
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299990009", 200).await;
+    let list = backdoor.contact_list(&budi.tenant_id, 40, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (100, 200)).await;
+    until("ten sent", Duration::from_secs(30), async || {
+        (sent_count(&backdoor.db, &id).await >= 10).then_some(())
+    })
+    .await;
+
+    // A stands still for three lease lifetimes; B takes over meanwhile.
+    pause.send(Duration::from_secs(9)).unwrap();
+    let paused_at = Utc::now();
+    let (stop, engine_b) = engine(&app, "engine-b", |_| {});
+    let done = campaign_until(
+        &budi,
+        &id,
+        "completion by B",
+        Duration::from_secs(90),
+        |c| c["status"] == "completed",
+    )
+    .await;
+    let woke_at = paused_at + chrono::TimeDelta::seconds(9);
+    // A has been awake a while (its renewal found the lease lost).
+    let quiet = (woke_at - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(3);
+    tokio::time::sleep(quiet).await;
+
+    let starts = starts.lock().unwrap().clone();
+    let by = |engine: &str| starts.iter().filter(|(e, _)| e == engine).count();
+    assert!(by("engine-a") >= 10 && by("engine-b") > 0, "{starts:?}");
+    let after_waking: Vec<_> = starts
+        .iter()
+        .filter(|(engine, at)| engine == "engine-a" && *at > paused_at)
+        .collect();
+    assert!(
+        after_waking.is_empty(),
+        "A started sends after it was paused past its lease: {after_waking:?}"
+    );
+    let counts = &done["counts"];
+    let sent = counts["sent"].as_i64().unwrap()
+        + counts["delivered"].as_i64().unwrap()
+        + counts["read"].as_i64().unwrap();
+    assert_eq!(sent + counts["unknown"].as_i64().unwrap(), 40, "{done}");
+    verified(&backdoor).await;
+    // A let the session go: B holds it alone.
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{session}")).await;
+    assert_eq!(
+        (s["engine_id"].as_str(), s["engine_lost"].as_bool()),
+        (Some("engine-b"), Some(false)),
+        "{s}"
+    );
+    drop(pause);
+    engine_a.join().unwrap();
+    stop.cancel();
+    engine_b.await.unwrap().unwrap();
+}
+
 /// An engine killed with several sends in flight: the new holder marks
 /// them unknown (never sent again), and those are our infrastructure's
 /// failures, not the recipients': the campaign does not auto-pause.

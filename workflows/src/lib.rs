@@ -23,6 +23,7 @@
 //! - [`control`]: the API ⇄ engine contract: the QR bucket, and the
 //!   request/reply subjects and types of pairing codes, simulator controls
 //!   and forwarded driver webhooks.
+//! - [`fleet`]: the session engines' heartbeats (who is alive).
 //! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
 //!   session's `driver_config`, stored sealed with AES-256-GCM.
 
@@ -35,6 +36,7 @@ pub mod commands;
 pub mod control;
 pub mod credentials;
 pub mod fanout;
+pub mod fleet;
 pub mod layout;
 pub mod limits;
 pub mod scheduled_starts;

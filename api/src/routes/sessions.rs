@@ -12,6 +12,8 @@
 //! fields that are not secret (WAHA `{base_url, session_name}`, Cloud
 //! `{phone_number_id, api_base}`), `null` for simulator and native sessions.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -37,6 +39,7 @@ use wablast_projections::wait::{self, Position};
 use wablast_projections::{LogStream, StreamName};
 use wablast_workflows::control::{self, ControlErrorCode, Reply, Verb};
 use wablast_workflows::credentials::{self, DriverCredentials, SecretKey};
+use wablast_workflows::fleet::EngineRegistry;
 
 use crate::auth::Caller;
 use crate::commands::{self, Refusal, tenant_key};
@@ -150,6 +153,15 @@ pub struct SessionBody {
     /// `outside_active_hours`, `sending_paused`, `plan_expired`) and until
     /// when; null while it sends or has nothing to send.
     pub waiting: Option<SessionWaitingBody>,
+    /// The session engine running it (it holds the session's lease); null
+    /// while none does (not started, stopped, failed, logged out, or just
+    /// started and not taken yet).
+    pub engine_id: Option<String>,
+    /// The session should run but no live engine runs it: its engine died
+    /// (its heartbeat expired) or none has taken it yet. Another engine
+    /// takes it over within the lease's time to live; until then its
+    /// status is the last one its engine reported.
+    pub engine_lost: bool,
 }
 
 /// Why a session sends nothing for now, and until when.
@@ -199,8 +211,46 @@ impl SessionBody {
                 reason,
                 until: view.waiting_until,
             }),
+            engine_id: view.engine_id,
+            engine_lost: false,
         }
     }
+}
+
+/// Says, of each session that should run, whether a live engine runs it:
+/// one heartbeat read per engine named.
+async fn mark_lost_engines<'a>(
+    state: &AppState,
+    bodies: impl IntoIterator<Item = &'a mut SessionBody>,
+) -> Result<(), ApiError> {
+    let mut bodies: Vec<&mut SessionBody> = bodies
+        .into_iter()
+        .filter(|body| SessionStatus::parse(&body.status).is_some_and(SessionStatus::is_running))
+        .collect();
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    let unreachable =
+        |e: wablast_eventstore::EventStoreError| ApiError::unavailable("unavailable", format!("event log unreachable: {e}"));
+    let registry = EngineRegistry::find(state.log.jetstream(), state.log.prefix())
+        .await
+        .map_err(unreachable)?;
+    let mut alive: HashMap<String, bool> = HashMap::new();
+    for body in &mut bodies {
+        let lost = match (&registry, &body.engine_id) {
+            (Some(registry), Some(engine)) => match alive.get(engine) {
+                Some(known) => !known,
+                None => {
+                    let is = registry.is_alive(engine).await.map_err(unreachable)?;
+                    alive.insert(engine.clone(), is);
+                    !is
+                }
+            },
+            _ => true,
+        };
+        body.engine_lost = lost;
+    }
+    Ok(())
 }
 
 /// Changes to a session; absent fields stay as they are.
@@ -448,7 +498,9 @@ async fn read_session(
         return Ok(None);
     };
     let mut configs = credentials::public_configs(&state.db, tenant, &[id]).await?;
-    Ok(Some(SessionBody::from_view(view, configs.remove(&id))))
+    let mut body = SessionBody::from_view(view, configs.remove(&id));
+    mark_lost_engines(state, [&mut body]).await?;
+    Ok(Some(body))
 }
 
 /// The session after a command: read once the projection reached the
@@ -800,6 +852,8 @@ async fn create_session(
                 updated_at: at.round_subsecs(6),
                 reconnect: None,
                 waiting: None,
+                engine_id: None,
+                engine_lost: false,
             }),
             _ => None,
         })
@@ -823,6 +877,7 @@ async fn create_session(
         (status = 200, description = "One page of sessions", body = List<SessionBody>),
         (status = 400, description = "Bad limit or cursor", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the engines' heartbeats cannot be read (NATS unreachable); try again", body = ErrorBody),
     ))]
 async fn list_sessions(
     State(state): State<AppState>,
@@ -835,10 +890,12 @@ async fn list_sessions(
     let paged = sessions::list(&state.db, caller.tenant_id, &page, Utc::now()).await?;
     let ids: Vec<Uuid> = paged.items.iter().map(|s| s.id).collect();
     let mut configs = credentials::public_configs(&state.db, caller.tenant_id, &ids).await?;
-    Ok(axum::Json(List::from_paged(paged, |view| {
+    let mut list = List::from_paged(paged, |view| {
         let config = configs.remove(&view.id);
         SessionBody::from_view(view, config)
-    })))
+    });
+    mark_lost_engines(&state, list.items.iter_mut()).await?;
+    Ok(axum::Json(list))
 }
 
 /// One session.
@@ -849,6 +906,7 @@ async fn list_sessions(
         (status = 200, description = "The session", body = SessionBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session in this tenant", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the engines' heartbeats cannot be read (NATS unreachable); try again", body = ErrorBody),
     ))]
 async fn get_session(
     State(state): State<AppState>,

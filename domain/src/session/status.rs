@@ -107,6 +107,11 @@ impl SessionStatus {
         }
     }
 
+    /// The status of an API name (`None` for none of them).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+
     /// Whether an engine is (or should be) running the session: starting,
     /// qr, pairing, authenticated, ready or disconnected. These are the
     /// statuses a stop applies to.
