@@ -571,9 +571,14 @@ impl Engine {
             }
         };
         let fence = lease.fence();
+        let held = Held {
+            tenant,
+            session,
+            fence,
+        };
         // Recorded before anything runs: from now on only this engine's
         // reports count.
-        let held = self
+        let recorded = self
             .sessions
             .execute(
                 &key,
@@ -585,7 +590,7 @@ impl Engine {
                 &CommandMetadata::new(self.actor()),
             )
             .await;
-        if let Err(err) = held {
+        if let Err(err) = recorded {
             info!(error = %wablast_eventstore::report::Chain(&err), %session, fence,
                 "lease taken but the session refused it (stopped, or held with a later fence): giving it back");
             if let Err(err) = self.leases.release(lease).await {
@@ -640,9 +645,7 @@ impl Engine {
         );
         let mut tasks = vec![
             tokio::spawn(self.clone().report(
-                tenant,
-                session,
-                fence,
+                held,
                 connection.events,
                 driver.clone(),
                 status,
@@ -704,9 +707,7 @@ impl Engine {
                     }
                 }
                 tokio::spawn(self.clone().keep_connecting(
-                    tenant,
-                    session,
-                    fence,
+                    held,
                     driver,
                     status_watch,
                     stop_connecting,
@@ -736,14 +737,17 @@ impl Engine {
     /// the next try, why the last failed).
     async fn keep_connecting(
         self: Arc<Self>,
-        tenant: TenantId,
-        session: SessionId,
-        fence: u64,
+        held: Held,
         driver: Arc<dyn Driver>,
         mut status: watch::Receiver<SessionStatus>,
         stop: CancellationToken,
         mut error: String,
     ) {
+        let Held {
+            tenant,
+            session,
+            fence,
+        } = held;
         let key = key(tenant, session);
         let mut delay = RECONNECT_FIRST_DELAY;
         for attempt in 1u32.. {
@@ -902,14 +906,17 @@ impl Engine {
     /// into the QR bucket.
     async fn report(
         self: Arc<Self>,
-        tenant: TenantId,
-        session: SessionId,
-        fence: u64,
+        held: Held,
         mut events: tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
         driver: Arc<dyn Driver>,
         status: watch::Sender<SessionStatus>,
         stop: CancellationToken,
     ) {
+        let Held {
+            tenant,
+            session,
+            fence,
+        } = held;
         let key = key(tenant, session);
         let metadata = || CommandMetadata::new(Actor::Engine(self.config.engine_id.clone()));
         // Receipts are recorded until this report ends (its sender dropped).
@@ -962,9 +969,7 @@ impl Engine {
                             {
                                 tokio::spawn(
                                     self.clone().keep_connecting(
-                                        tenant,
-                                        session,
-                                        fence,
+                                        held,
                                         driver.clone(),
                                         status.subscribe(),
                                         stop.clone(),
@@ -1401,6 +1406,15 @@ impl LeaseChange {
 
 fn lease_changed(change: LeaseChange) {
     metrics::counter!(LEASE_CHANGES, "change" => change.as_str()).increment(1);
+}
+
+/// A session as this engine holds it: whose, which, and the fence of its
+/// lease, which every report about it carries.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    tenant: TenantId,
+    session: SessionId,
+    fence: u64,
 }
 
 /// A report as the holder of the session's lease (`fence`).

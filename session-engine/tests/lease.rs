@@ -61,7 +61,10 @@ async fn one_engine_at_a_time_holds_a_session() {
     assert_eq!(a.current("s1").await.unwrap(), None);
     let taken = b.acquire("s1").await.unwrap();
     let taken = taken.expect("released: b takes it at once");
-    assert!(taken.fence() > lease_fence, "a later holder has a later fence");
+    assert!(
+        taken.fence() > lease_fence,
+        "a later holder has a later fence"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +102,10 @@ async fn a_lease_not_renewed_expires_and_another_engine_takes_over() {
 
     // The stalled engine learns it lost the lease at its next renewal.
     let stale_hold = stale.hold();
-    assert!(!stale_hold.is_held(), "unrenewed past its TTL: not surely held");
+    assert!(
+        !stale_hold.is_held(),
+        "unrenewed past its TTL: not surely held"
+    );
     match dead.renew(&mut stale).await {
         Renewal::Lost { holder } => assert_eq!(holder.as_deref(), Some("engine-alive")),
         other => panic!("the stalled engine lost its lease, renewal said {other:?}"),
@@ -204,8 +210,12 @@ async fn a_nats_restart_within_the_ttl_keeps_every_lease_with_its_holder() {
     // Long enough for a renewal to go unanswered (NATS requests give up
     // after 5 s) and the server to come back before the leases expire.
     let ttl = Duration::from_secs(12);
-    let a = SessionLeases::open(&js, &prefix, "engine-a", ttl).await.unwrap();
-    let b = SessionLeases::open(&js, &prefix, "engine-b", ttl).await.unwrap();
+    let a = SessionLeases::open(&js, &prefix, "engine-a", ttl)
+        .await
+        .unwrap();
+    let b = SessionLeases::open(&js, &prefix, "engine-b", ttl)
+        .await
+        .unwrap();
     let sessions: Vec<String> = (0..6).map(|n| format!("s{n}")).collect();
     let mut held = Vec::new();
     for session in &sessions {
@@ -220,19 +230,28 @@ async fn a_nats_restart_within_the_ttl_keeps_every_lease_with_its_holder() {
         "NATS away: not known, not lost ({unanswered:?})"
     );
     let _server = PrivateNats::start(store.path(), Some(port));
-    wablast_tests::wait_for("the client reconnected", Duration::from_secs(10), async || {
-        matches!(a.current("s0").await, Ok(Some(_))).then_some(())
-    })
+    wablast_tests::wait_for(
+        "the client reconnected",
+        Duration::from_secs(10),
+        async || matches!(a.current("s0").await, Ok(Some(_))).then_some(()),
+    )
     .await;
 
     // Every lease is still a's: renewed, not lost; b takes none.
     for _ in 0..3 {
         for lease in &mut held {
             let renewal = a.renew(lease).await;
-            assert!(matches!(renewal, Renewal::Renewed), "{}: {renewal:?}", lease.session);
+            assert!(
+                matches!(renewal, Renewal::Renewed),
+                "{}: {renewal:?}",
+                lease.session
+            );
         }
         for session in &sessions {
-            assert!(b.acquire(session).await.unwrap().is_none(), "{session} stays a's");
+            assert!(
+                b.acquire(session).await.unwrap().is_none(),
+                "{session} stays a's"
+            );
         }
         tokio::time::sleep(ttl / 3).await;
     }
@@ -250,8 +269,12 @@ async fn after_a_restart_that_outlasts_the_ttl_each_session_gets_one_holder_that
     let js = async_nats::jetstream::new(client);
     let prefix = Prefix::parse(&unique_prefix()).unwrap();
     let ttl = Duration::from_secs(2);
-    let a = SessionLeases::open(&js, &prefix, "engine-a", ttl).await.unwrap();
-    let b = SessionLeases::open(&js, &prefix, "engine-b", ttl).await.unwrap();
+    let a = SessionLeases::open(&js, &prefix, "engine-a", ttl)
+        .await
+        .unwrap();
+    let b = SessionLeases::open(&js, &prefix, "engine-b", ttl)
+        .await
+        .unwrap();
     let sessions: Vec<String> = (0..8).map(|n| format!("s{n}")).collect();
     let mut before = Vec::new();
     for session in &sessions {
@@ -262,9 +285,11 @@ async fn after_a_restart_that_outlasts_the_ttl_each_session_gets_one_holder_that
     let port = server.stop();
     tokio::time::sleep(ttl + Duration::from_secs(1)).await;
     let _server = PrivateNats::start(store.path(), Some(port));
-    wablast_tests::wait_for("the client reconnected", Duration::from_secs(10), async || {
-        a.current("nothing").await.is_ok().then_some(())
-    })
+    wablast_tests::wait_for(
+        "the client reconnected",
+        Duration::from_secs(10),
+        async || a.current("nothing").await.is_ok().then_some(()),
+    )
     .await;
     wablast_tests::wait_for("the leases expired", Duration::from_secs(10), async || {
         let mut gone = true;
@@ -297,7 +322,11 @@ async fn after_a_restart_that_outlasts_the_ttl_each_session_gets_one_holder_that
     let started = Instant::now();
     while started.elapsed() < ttl * 3 {
         for (engine, lease) in &mut holders {
-            let (mine, other) = if *engine == "engine-a" { (&a, &b) } else { (&b, &a) };
+            let (mine, other) = if *engine == "engine-a" {
+                (&a, &b)
+            } else {
+                (&b, &a)
+            };
             let renewal = mine.renew(lease).await;
             assert!(
                 matches!(renewal, Renewal::Renewed),

@@ -230,8 +230,9 @@ async fn mark_lost_engines<'a>(
     if bodies.is_empty() {
         return Ok(());
     }
-    let unreachable =
-        |e: wablast_eventstore::EventStoreError| ApiError::unavailable("unavailable", format!("event log unreachable: {e}"));
+    let unreachable = |e: wablast_eventstore::EventStoreError| {
+        ApiError::unavailable("unavailable", format!("event log unreachable: {e}"))
+    };
     let registry = EngineRegistry::find(state.log.jetstream(), state.log.prefix())
         .await
         .map_err(unreachable)?;

@@ -328,9 +328,7 @@ impl Session {
                 if !from.is_running() {
                     return Err(SessionError::NotStarted { status: from });
                 }
-                if fence == holder
-                    && self.holder.as_ref().is_some_and(|h| h.engine == engine)
-                {
+                if fence == holder && self.holder.as_ref().is_some_and(|h| h.engine == engine) {
                     return Ok(None);
                 }
                 SessionEvent::SessionHeld { engine, fence, at }

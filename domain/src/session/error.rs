@@ -82,7 +82,9 @@ pub enum SessionError {
     },
     /// A take or a report from an engine whose lease is not (or no longer)
     /// the one recorded: another engine holds the session.
-    #[error("the session is held by another engine's lease (fence {holder}), not this one's ({fence})")]
+    #[error(
+        "the session is held by another engine's lease (fence {holder}), not this one's ({fence})"
+    )]
     LeaseLost {
         /// The caller's fence.
         fence: u64,
