@@ -393,3 +393,75 @@ async fn the_application_stops_gracefully() {
 
     stopped.expect("stops in time").expect("stops cleanly");
 }
+
+/// PostgreSQL connections go without Nagle's algorithm (`TCP_NODELAY`):
+/// without it a statement larger than one TCP segment waits for the
+/// server's delayed ACK, about 40 ms a statement. sqlx 0.9.0 does not set
+/// it; the vendored sqlx-core does (vendor/README.md). Once a sqlx release
+/// sets it itself, this passes without the vendored copy, and it can go.
+#[tokio::test]
+async fn postgres_connections_go_without_nagles_algorithm() {
+    let (settings, _db) = prepared_settings().await;
+    let pool = wablast::database_pool(&settings).unwrap();
+    let mut connection = pool.acquire().await.unwrap();
+    sqlx::query("select 1")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    let port = settings
+        .database_url
+        .parse::<reqwest::Url>()
+        .unwrap()
+        .port()
+        .unwrap_or(5432);
+
+    // A connection of our own with Nagle's algorithm on, to show the check
+    // sees it.
+    let plain_stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let plain = plain_stream.local_addr().unwrap();
+
+    // This process's TCP sockets to PostgreSQL, each duplicated by
+    // pidfd_getfd to read its options.
+    let me = rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let Some(fd) = entry
+            .unwrap()
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let Ok(socket) =
+            rustix::process::pidfd_getfd(&me, fd, rustix::process::PidfdGetfdFlags::empty())
+        else {
+            continue;
+        };
+        let socket = socket2::SockRef::from(&socket);
+        let address = |a: std::io::Result<socket2::SockAddr>| a.ok().and_then(|a| a.as_socket());
+        let (Some(local), Some(peer)) = (address(socket.local_addr()), address(socket.peer_addr()))
+        else {
+            continue;
+        };
+        if peer.port() == port && peer.ip().is_loopback() {
+            found.push((local, socket.tcp_nodelay().unwrap()));
+        }
+    }
+    let ours: Vec<bool> = found
+        .iter()
+        .filter(|(local, _)| *local == plain)
+        .map(|(_, nodelay)| *nodelay)
+        .collect();
+    assert_eq!(ours, [false], "the check sees a plain connection as it is");
+    let pooled: Vec<_> = found.iter().filter(|(local, _)| *local != plain).collect();
+    assert!(!pooled.is_empty(), "no pool connection to PostgreSQL found");
+    assert!(
+        pooled.iter().all(|(_, nodelay)| *nodelay),
+        "a pool connection to PostgreSQL waits for delayed ACKs: {pooled:?}"
+    );
+}
