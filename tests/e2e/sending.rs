@@ -473,6 +473,91 @@ async fn an_engine_paused_past_its_lease_sends_nothing_once_it_wakes() {
     engine_b.await.unwrap().unwrap();
 }
 
+/// Two engines share three sessions over a nats-server of the test's own,
+/// which is killed mid-campaign and comes back after the leases expired:
+/// each session gets at most one new holder, keeps it (no flapping), and
+/// the campaign completes with every recipient sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_campaign_gives_each_session_one_new_holder_that_keeps_it() {
+    let store = tempfile::tempdir().unwrap();
+    let nats = wablast_tests::PrivateNats::start(store.path(), None);
+    let url = nats.url();
+    let app = TestApp::spawn_with(|s| {
+        s.nats_url = url;
+        s.lease_ttl_seconds = 3;
+    })
+    .await;
+    let backdoor = Backdoor::of(&app).await;
+    let (stop_a, engine_a) = engine(&app, "engine-a", |_| {});
+    let (stop_b, engine_b) = engine(&app, "engine-b", |_| {});
+    let budi = funded(&app, 2000).await;
+    let mut sessions = Vec::new();
+    for n in 0..3 {
+        sessions.push(linked(&budi, &format!("+62812999901{n:02}"), 500).await);
+    }
+    let senders: Vec<&str> = sessions.iter().map(String::as_str).collect();
+    let list = backdoor.contact_list(&budi.tenant_id, 300, &["kota"]).await;
+    let id = started(&budi, list, &senders, (40, 80)).await;
+    until("forty sent", Duration::from_secs(30), async || {
+        (sent_count(&backdoor.db, &id).await >= 40).then_some(())
+    })
+    .await;
+    let holds = async || -> Vec<i64> {
+        let mut counts = Vec::new();
+        for session in &sessions {
+            counts.push(
+                sqlx::query_scalar(
+                    "select count(*) from event_index
+                     where aggregate_id = $1 and event_type = 'SessionHeld'",
+                )
+                .bind(session)
+                .fetch_one(&backdoor.db)
+                .await
+                .unwrap(),
+            );
+        }
+        counts
+    };
+    let before = holds().await;
+    assert!(
+        before.iter().all(|n| *n == 1),
+        "one holder each: {before:?}"
+    );
+
+    // kill -9, down past the lease TTL, back on the same port and store.
+    let port = nats.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _nats = wablast_tests::PrivateNats::start(store.path(), Some(port));
+
+    let done = campaign_until(
+        &budi,
+        &id,
+        "completion after the restart",
+        Duration::from_secs(120),
+        |c| c["status"] == "completed",
+    )
+    .await;
+    let after = holds().await;
+    // Quiet for five lease lifetimes: nobody takes anything over.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let quiet = holds().await;
+    assert_eq!(after, quiet, "leases changed hands in a quiet time");
+    assert!(
+        after.iter().all(|n| *n <= 2),
+        "at most one new holder per session for one fault: {after:?}"
+    );
+    let counts = &done["counts"];
+    let sent = counts["sent"].as_i64().unwrap()
+        + counts["delivered"].as_i64().unwrap()
+        + counts["read"].as_i64().unwrap();
+    assert_eq!(sent + counts["unknown"].as_i64().unwrap(), 300, "{done}");
+    verified(&backdoor).await;
+    stop_a.cancel();
+    stop_b.cancel();
+    engine_a.await.unwrap().unwrap();
+    engine_b.await.unwrap().unwrap();
+}
+
 /// An engine killed with several sends in flight: the new holder marks
 /// them unknown (never sent again), and those are our infrastructure's
 /// failures, not the recipients': the campaign does not auto-pause.
