@@ -10,6 +10,7 @@
 
 use axum::http::StatusCode;
 use cqrs_es::{Aggregate, AggregateError};
+use wablast_domain::RefusalCode;
 use wablast_domain::campaign::CampaignError;
 use wablast_domain::inbound::InboundError;
 use wablast_domain::message::MessageError;
@@ -70,13 +71,13 @@ pub fn stream_of(aggregate_type: &str) -> LogStream {
 /// An aggregate's refusal: a business reason with a stable code.
 pub trait Refusal: std::error::Error {
     /// The stable code (API.md).
-    fn code(&self) -> &'static str;
+    fn code(&self) -> RefusalCode;
 }
 
 macro_rules! refusal {
     ($($error:ty),* $(,)?) => {
         $(impl Refusal for $error {
-            fn code(&self) -> &'static str {
+            fn code(&self) -> RefusalCode {
                 <$error>::code(self)
             }
         })*
@@ -111,7 +112,7 @@ impl<E: Refusal> From<AggregateError<E>> for ApiError {
     fn from(err: AggregateError<E>) -> Self {
         match err {
             AggregateError::UserError(refusal) => {
-                let code = refusal.code();
+                let code = refusal.code().as_str();
                 ApiError::new(status_of(code), code, refusal.to_string())
             }
             AggregateError::AggregateConflict => ApiError::new(

@@ -540,7 +540,7 @@ async fn projected_or_404(
 fn batch_error(err: AggregateError<wablast_domain::session::SessionError>) -> BatchError {
     match err {
         AggregateError::UserError(refusal) => BatchError {
-            code: Refusal::code(&refusal),
+            code: Refusal::code(&refusal).as_str(),
             message: refusal.to_string(),
         },
         AggregateError::AggregateConflict => BatchError {
