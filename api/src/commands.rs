@@ -5,11 +5,12 @@
 //! Handlers never decide a business rule: they gather the facts a command
 //! needs (the tenant's plan, a list's size), send it, and answer what the
 //! aggregate decided. A refusal's stable code (`insufficient_points`,
-//! `invalid_state`, ...) becomes the error code; its status follows from the
-//! code ([`status_of`]).
+//! `invalid_state`, ...) becomes the error code ([`ErrorCode`]'s
+//! `From<RefusalCode>`); its status follows from the code
+//! ([`ErrorCode::status`]).
 
-use axum::http::StatusCode;
 use cqrs_es::{Aggregate, AggregateError};
+use wablast_domain::RefusalCode;
 use wablast_domain::campaign::CampaignError;
 use wablast_domain::inbound::InboundError;
 use wablast_domain::message::MessageError;
@@ -24,7 +25,7 @@ use wablast_eventstore::{
 };
 use wablast_projections::LogStream;
 
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 /// A handler per aggregate type, sharing one event log: the same set the
 /// session engine uses.
@@ -70,13 +71,13 @@ pub fn stream_of(aggregate_type: &str) -> LogStream {
 /// An aggregate's refusal: a business reason with a stable code.
 pub trait Refusal: std::error::Error {
     /// The stable code (API.md).
-    fn code(&self) -> &'static str;
+    fn code(&self) -> RefusalCode;
 }
 
 macro_rules! refusal {
     ($($error:ty),* $(,)?) => {
         $(impl Refusal for $error {
-            fn code(&self) -> &'static str {
+            fn code(&self) -> RefusalCode {
                 <$error>::code(self)
             }
         })*
@@ -94,29 +95,14 @@ refusal!(
     WalletError,
 );
 
-/// The status a refusal's code is answered with.
-pub fn status_of(code: &str) -> StatusCode {
-    match code {
-        "not_found" => StatusCode::NOT_FOUND,
-        "validation_failed" | "invalid_phone" => StatusCode::BAD_REQUEST,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "conflict" | "invalid_state" | "session_busy" => StatusCode::CONFLICT,
-        // insufficient_points, plan_expired, recipient_cap_exceeded,
-        // daily_limit_reached, plan_limit_exceeded, ...: a rule said no.
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
 impl<E: Refusal> From<AggregateError<E>> for ApiError {
     fn from(err: AggregateError<E>) -> Self {
         match err {
             AggregateError::UserError(refusal) => {
-                let code = refusal.code();
-                ApiError::new(status_of(code), code, refusal.to_string())
+                ApiError::new(refusal.code().into(), refusal.to_string())
             }
             AggregateError::AggregateConflict => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "another change to the same resource won the race, twice; try again",
             ),
             other => ApiError::internal(other),
@@ -131,18 +117,36 @@ mod tests {
 
     #[test]
     fn refusal_codes_map_to_the_documented_statuses() {
-        assert_eq!(status_of("not_found"), StatusCode::NOT_FOUND);
-        assert_eq!(status_of("validation_failed"), StatusCode::BAD_REQUEST);
-        assert_eq!(status_of("invalid_state"), StatusCode::CONFLICT);
-        assert_eq!(status_of("forbidden"), StatusCode::FORBIDDEN);
-        for code in [
-            "insufficient_points",
-            "plan_expired",
-            "recipient_cap_exceeded",
-            "daily_limit_reached",
-            "plan_limit_exceeded",
-        ] {
-            assert_eq!(status_of(code), StatusCode::UNPROCESSABLE_ENTITY, "{code}");
+        use axum::http::StatusCode;
+
+        // API.md's table: the status each refusal code is answered with.
+        let documented = |code: RefusalCode| match code {
+            RefusalCode::NotFound => StatusCode::NOT_FOUND,
+            RefusalCode::ValidationFailed | RefusalCode::InvalidPhone => StatusCode::BAD_REQUEST,
+            RefusalCode::Forbidden => StatusCode::FORBIDDEN,
+            RefusalCode::Conflict | RefusalCode::InvalidState => StatusCode::CONFLICT,
+            // A business rule said no.
+            RefusalCode::PlanLimitExceeded
+            | RefusalCode::PlanExpired
+            | RefusalCode::InsufficientPoints
+            | RefusalCode::RecipientCapExceeded
+            | RefusalCode::TemplateVariablesMissing
+            | RefusalCode::SessionNotReady
+            | RefusalCode::DailyLimitReached
+            | RefusalCode::CampaignNotRunning
+            | RefusalCode::OutsideActiveHours => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        for &code in RefusalCode::ALL {
+            assert_eq!(ErrorCode::from(code).status(), documented(code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_refusal_is_answered_with_its_code_and_message() {
+        let error = ApiError::from(AggregateError::UserError(WalletError::NoPlan));
+        assert_eq!(error.code(), ErrorCode::InvalidState);
+        assert_eq!(error.status(), axum::http::StatusCode::CONFLICT);
+        let lost = ApiError::from(AggregateError::<WalletError>::AggregateConflict);
+        assert_eq!(lost.code(), ErrorCode::Conflict);
     }
 }

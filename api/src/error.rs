@@ -4,18 +4,176 @@
 //! Handlers return `Result<T, ApiError>`; internal failures are logged here
 //! and answered with a body that never carries their text.
 
+use std::fmt;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use wablast_domain::RefusalCode;
 
-/// An error answered to the client.
+/// Declares [`ErrorCode`] with its wire strings: the enum, the list of
+/// every code, and `as_str`, from one list so they cannot drift apart.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $code:literal,)*) => {
+        /// The stable, machine-readable code of an error
+        /// (`not_found`, `validation_failed`, ...).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$variant),*];
+
+            /// The code as it is answered (`not_found`, ...).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// 400: a malformed body, a bad field, query parameter or header.
+    ValidationFailed => "validation_failed",
+    /// 400: a phone number that is not a valid mobile number.
+    InvalidPhone => "invalid_phone",
+    /// 400: an upload that is not a file of a kind we read.
+    UnsupportedFile => "unsupported_file",
+    /// 400: a client error the API's layers answered without a handler
+    /// (see [`crate::hardening::error_shape`]).
+    BadRequest => "bad_request",
+    /// 401: no or bad credentials.
+    Unauthenticated => "unauthenticated",
+    /// 403: authenticated but not allowed (role, scope).
+    Forbidden => "forbidden",
+    /// 404: no such resource, or it belongs to another tenant.
+    NotFound => "not_found",
+    /// 405: the endpoint does not take this method.
+    MethodNotAllowed => "method_not_allowed",
+    /// 409: it exists already, or another change won the race.
+    Conflict => "conflict",
+    /// 409: not in a state that allows it.
+    InvalidState => "invalid_state",
+    /// 409: the session is busy with another request.
+    SessionBusy => "session_busy",
+    /// 413: the body is too large.
+    PayloadTooLarge => "payload_too_large",
+    /// 415: the body is not JSON.
+    UnsupportedMediaType => "unsupported_media_type",
+    /// 422: an `Idempotency-Key` reused for a different request.
+    IdempotencyKeyReused => "idempotency_key_reused",
+    /// 422: beyond what the tenant's plan allows.
+    PlanLimitExceeded => "plan_limit_exceeded",
+    /// 422: the tenant's plan has ended.
+    PlanExpired => "plan_expired",
+    /// 422: not enough points.
+    InsufficientPoints => "insufficient_points",
+    /// 422: more recipients than the plan allows per campaign.
+    RecipientCapExceeded => "recipient_cap_exceeded",
+    /// 422: the template names variables the recipients do not have.
+    TemplateVariablesMissing => "template_variables_missing",
+    /// 422: no sender session is ready.
+    SessionNotReady => "session_not_ready",
+    /// 422: a session's daily limit is used up.
+    DailyLimitReached => "daily_limit_reached",
+    /// 422: the campaign is not running.
+    CampaignNotRunning => "campaign_not_running",
+    /// 422: outside the tenant's active hours (or sending is paused).
+    OutsideActiveHours => "outside_active_hours",
+    /// 429: rate limited (with `Retry-After`).
+    RateLimited => "rate_limited",
+    /// 500: our fault; the body never says more.
+    Internal => "internal",
+    /// 502: the session engine answered something unreadable.
+    EngineError => "engine_error",
+    /// 502: the WhatsApp driver (WAHA, Cloud API) failed.
+    DriverFailed => "driver_failed",
+    /// 503: a dependency (the event log, the QR codes) is away.
+    Unavailable => "unavailable",
+    /// 503: no session engine answered.
+    EngineUnavailable => "engine_unavailable",
+    /// 503: the change was applied, but its view is not ready yet.
+    ProjectionLag => "projection_lag",
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is answered with (API.md). Every code has
+    /// exactly one: the compiler checks that each new code gets its own.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationFailed
+            | Self::InvalidPhone
+            | Self::UnsupportedFile
+            | Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict | Self::InvalidState | Self::SessionBusy => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::IdempotencyKeyReused
+            | Self::PlanLimitExceeded
+            | Self::PlanExpired
+            | Self::InsufficientPoints
+            | Self::RecipientCapExceeded
+            | Self::TemplateVariablesMissing
+            | Self::SessionNotReady
+            | Self::DailyLimitReached
+            | Self::CampaignNotRunning
+            | Self::OutsideActiveHours => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::EngineError | Self::DriverFailed => StatusCode::BAD_GATEWAY,
+            Self::Unavailable | Self::EngineUnavailable | Self::ProjectionLag => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<RefusalCode> for ErrorCode {
+    /// A domain refusal's code is answered as the same string; the match
+    /// makes a new refusal code choose its error code (and so its status).
+    fn from(code: RefusalCode) -> Self {
+        match code {
+            RefusalCode::ValidationFailed => Self::ValidationFailed,
+            RefusalCode::InvalidPhone => Self::InvalidPhone,
+            RefusalCode::NotFound => Self::NotFound,
+            RefusalCode::Forbidden => Self::Forbidden,
+            RefusalCode::Conflict => Self::Conflict,
+            RefusalCode::InvalidState => Self::InvalidState,
+            RefusalCode::PlanLimitExceeded => Self::PlanLimitExceeded,
+            RefusalCode::PlanExpired => Self::PlanExpired,
+            RefusalCode::InsufficientPoints => Self::InsufficientPoints,
+            RefusalCode::RecipientCapExceeded => Self::RecipientCapExceeded,
+            RefusalCode::TemplateVariablesMissing => Self::TemplateVariablesMissing,
+            RefusalCode::SessionNotReady => Self::SessionNotReady,
+            RefusalCode::DailyLimitReached => Self::DailyLimitReached,
+            RefusalCode::CampaignNotRunning => Self::CampaignNotRunning,
+            RefusalCode::OutsideActiveHours => Self::OutsideActiveHours,
+        }
+    }
+}
+
+/// An error answered to the client; its status is its code's.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Value,
 }
@@ -31,8 +189,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable code (`not_found`, `validation_failed`, ...).
-    #[schema(example = "not_found")]
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// Structured details (which field, which row); `{}` when none.
@@ -41,10 +198,9 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    /// An error with a status, a stable code and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with a stable code (which gives its status) and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             details: Value::Object(Default::default()),
@@ -59,16 +215,12 @@ impl ApiError {
 
     /// 404: no such resource, or it belongs to another tenant.
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     /// 400 `validation_failed`: a bad field or body.
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
+        Self::new(ErrorCode::ValidationFailed, message)
     }
 
     /// 400 `validation_failed` naming the field.
@@ -78,55 +230,46 @@ impl ApiError {
 
     /// 403 `forbidden`.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-
-    /// 409 with a code (`conflict`, `invalid_state`, `session_busy`).
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 413 `payload_too_large`.
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
-    }
-
-    /// 503 with a code: a dependency is away; try again later.
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        Self::new(ErrorCode::PayloadTooLarge, message)
     }
 
     /// 500: our fault. The cause is logged, not answered.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error.message = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; it has been logged",
-        )
+        Self::new(ErrorCode::Internal, "internal error; it has been logged")
     }
 
-    /// The HTTP status.
+    /// The HTTP status: the code's.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
+    }
+
+    /// The body answered, without its status.
+    pub(crate) fn into_body(self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-                details: self.details,
-            },
-        };
-        (self.status, Json(body)).into_response()
+        let status = self.status();
+        (status, Json(self.into_body())).into_response()
     }
 }
 
@@ -138,5 +281,44 @@ impl From<sqlx::Error> for ApiError {
 
 /// Answers a path no route matches.
 pub async fn no_such_route() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_strings() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                Value::String(code.as_str().to_owned())
+            );
+            assert_eq!(code.to_string(), code.as_str());
+            assert!(seen.insert(code.as_str()), "{code} twice");
+        }
+    }
+
+    #[test]
+    fn every_refusal_code_is_answered_as_the_same_string() {
+        for &code in RefusalCode::ALL {
+            assert_eq!(ErrorCode::from(code).as_str(), code.as_str());
+        }
+    }
+
+    #[test]
+    fn the_body_carries_the_code_and_the_status_is_the_codes() {
+        let error = ApiError::new(ErrorCode::SessionBusy, "busy")
+            .with_details(serde_json::json!({"field": "id"}));
+        assert_eq!(error.status(), StatusCode::CONFLICT);
+        let body = serde_json::to_value(error.into_body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "session_busy", "message": "busy", "details": {"field": "id"}}})
+        );
+    }
 }

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 /// A JSON body; a body that is not JSON, or not the expected shape, is a
 /// 400 `validation_failed` naming what was wrong, as is a string holding a
@@ -69,8 +69,7 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
 
 fn unsupported_media_type() -> ApiError {
     ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         "send the body as JSON with `Content-Type: application/json`",
     )
 }

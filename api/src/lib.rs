@@ -42,7 +42,7 @@ pub use auth::Caller;
 pub use auth::token::Tokens;
 pub use commands::Commands;
 pub use config::ApiConfig;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 /// What every handler can reach.
 #[derive(Clone)]

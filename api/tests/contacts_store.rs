@@ -104,7 +104,7 @@ async fn a_file_refused_after_rows_were_stored_leaves_nothing() {
         .unwrap_err();
 
     // Assert
-    assert_eq!(err.code(), "unsupported_file");
+    assert_eq!(err.code(), wablast_api::ErrorCode::UnsupportedFile);
     let (lists, stored): (i64, i64) = sqlx::query_as(
         "select (select count(*) from contact_lists), (select count(*) from contacts)",
     )

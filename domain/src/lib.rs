@@ -19,6 +19,7 @@
 //! - [`inbound`]: one message received by a session (for the inbox and
 //!   the auto-responder).
 //! - [`verify`]: the replay that proves the rules held.
+//! - [`refusal`]: [`RefusalCode`], the stable codes of every refusal.
 //!
 //! # Conventions
 //!
@@ -30,9 +31,10 @@
 //!   (`SessionStarted`), serialized externally tagged
 //!   (`{"SessionStarted": {...}}`); `event_type()` is the variant name and
 //!   `event_version()` is `"1.0"` until a shape changes.
-//! - Errors are enums of business reasons with a stable `code()` as
-//!   the REST API answers them (`invalid_state`, `insufficient_points`,
-//!   `daily_limit_reached`, ...).
+//! - Errors are enums of business reasons with a stable `code()`, a
+//!   [`RefusalCode`] whose string the REST API answers
+//!   (`invalid_state`, `insufficient_points`, `daily_limit_reached`, ...);
+//!   the status it answers it with is the API's business, not the domain's.
 //! - Events carry derived facts (a balance after the change, a count), so
 //!   `apply` only assigns.
 
@@ -42,12 +44,15 @@ pub mod layout;
 pub mod message;
 pub mod plan;
 pub mod recipient_batch;
+pub mod refusal;
 pub mod schedule;
 pub mod session;
 pub mod session_day;
 pub mod types;
 pub mod verify;
 pub mod wallet;
+
+pub use refusal::RefusalCode;
 
 /// The upcasters that bring events written in an older version up to the
 /// current one, for everything that reads the log (command side,

@@ -20,6 +20,7 @@ use cqrs_es::AggregateError;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use wablast_domain::RefusalCode;
 use wablast_domain::campaign::{CampaignCommand, CampaignError, StartRefusal};
 use wablast_domain::types::{CampaignId, TenantId};
 use wablast_eventstore::{Actor, CommandMetadata};
@@ -159,12 +160,12 @@ fn refusal_of(err: &StartError) -> Option<StartRefusal> {
             }
             (refusal.code(), refusal.to_string())
         }
-        StartError::ListDeleted { .. } => ("conflict", err.to_string()),
-        StartError::TooManyRecipients => ("validation_failed", err.to_string()),
+        StartError::ListDeleted { .. } => (RefusalCode::Conflict, err.to_string()),
+        StartError::TooManyRecipients => (RefusalCode::ValidationFailed, err.to_string()),
         _ => return None,
     };
     Some(StartRefusal {
-        code: code.to_owned(),
+        code: code.as_str().to_owned(),
         message,
     })
 }

@@ -19,7 +19,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,7 +27,7 @@ use wablast_domain::types::TenantId;
 use wablast_eventstore::{Actor, CommandMetadata};
 
 use crate::consistency::CallerSlot;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 
 /// Header carrying an API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -134,11 +133,7 @@ impl Caller {
         if self.role >= role {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("this needs the {role} role"),
-            ))
+            Err(ApiError::forbidden(format!("this needs the {role} role")))
         }
     }
 }
@@ -224,5 +219,5 @@ fn correlation_of(parts: &Parts) -> Uuid {
 
 /// 401 with the reason.
 pub fn unauthenticated(reason: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", reason)
+    ApiError::new(ErrorCode::Unauthenticated, reason)
 }

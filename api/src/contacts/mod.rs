@@ -717,7 +717,7 @@ mod tests {
             },
         ] {
             let err = Plan::new(cols.clone(), &bad).unwrap_err();
-            assert_eq!(err.code(), "validation_failed", "{bad:?}");
+            assert_eq!(err.code(), crate::ErrorCode::ValidationFailed, "{bad:?}");
         }
     }
 
@@ -725,7 +725,7 @@ mod tests {
     fn a_column_named_twice_in_the_header_is_ambiguous() {
         let err =
             Plan::new(header(&["phone", "Phone", "consent"]), &Mapping::default()).unwrap_err();
-        assert_eq!(err.code(), "validation_failed");
+        assert_eq!(err.code(), crate::ErrorCode::ValidationFailed);
     }
 
     #[test]

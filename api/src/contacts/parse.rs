@@ -22,7 +22,7 @@ use calamine::{DataRef, Reader, Xlsx, XlsxCellReader};
 use csv::StringRecord;
 
 use super::normalize::number_text;
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 /// The longest cell a file may hold at all (Excel's own limit): a longer
 /// one means the file is not a contact list, and it is refused whole.
@@ -55,11 +55,7 @@ impl Format {
 
 /// 400 `unsupported_file`.
 pub fn unsupported(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "unsupported_file",
-        message,
-    )
+    ApiError::new(ErrorCode::UnsupportedFile, message)
 }
 
 /// Tells what a file is from its first bytes and its name. The content
@@ -549,7 +545,7 @@ mod tests {
             (&b"nama,telp\nJos\xe9,0812\n"[..], Some("kontak.csv")),
         ] {
             let err = sniff(head, name).unwrap_err();
-            assert_eq!(err.code(), "unsupported_file", "{name:?}");
+            assert_eq!(err.code(), crate::ErrorCode::UnsupportedFile, "{name:?}");
         }
     }
 
@@ -588,7 +584,10 @@ mod tests {
             zip_directory("xl/worksheets/sheet1.xml", 0xFFFF_FFFE),
             zip_directory("xl/worksheets/sheet1.xml", 0xFFFF_FFFF),
         ] {
-            assert_eq!(check(zip).unwrap_err().code(), "unsupported_file");
+            assert_eq!(
+                check(zip).unwrap_err().code(),
+                crate::ErrorCode::UnsupportedFile
+            );
         }
         assert!(check(b"PK\x03\x04 no directory".to_vec()).is_err());
         let mut workbook = rust_xlsxwriter::Workbook::new();

@@ -7,11 +7,11 @@ use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 
 use super::REQUEST_ID;
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 /// Most bytes of an error body read to reshape it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -41,11 +41,10 @@ pub async fn error_shape(request: Request, next: Next) -> Response {
         }
     } else {
         let text = String::from_utf8_lossy(&body);
-        let error = ApiError::new(status, code_of(status), message_of(status, text.trim()));
-        let reshaped = error.into_response();
-        let (_, body) = reshaped.into_parts();
-        let body = to_bytes(body, MAX_ERROR_BODY).await.unwrap_or_default();
-        serde_json::from_slice(&body).unwrap_or_default()
+        // The answer keeps its status (a 502 stays a 502, a 408 a 408): only
+        // its body takes the shape, with the code nearest to that status.
+        let error = ApiError::new(code_of(status), message_of(status, text.trim()));
+        serde_json::to_value(error.into_body()).unwrap_or_default()
     };
     if let (true, Some(id), Some(Value::Object(details))) = (
         status.is_server_error(),
@@ -70,19 +69,22 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.starts_with("application/json"))
 }
 
-fn code_of(status: StatusCode) -> &'static str {
+/// The code of an answer in another shape: the one of that status, else
+/// `internal` for any 5xx and `bad_request` for any other 4xx (whose
+/// statuses, kept, are then not their codes' own).
+fn code_of(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST => "validation_failed",
-        StatusCode::UNAUTHORIZED => "unauthenticated",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-        status if status.is_server_error() => "internal",
-        _ => "bad_request",
+        StatusCode::BAD_REQUEST => ErrorCode::ValidationFailed,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::CONFLICT => ErrorCode::Conflict,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        status if status.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
     }
 }
 
@@ -115,6 +117,10 @@ mod tests {
                 get(|| async { (StatusCode::PAYLOAD_TOO_LARGE, "too big") }),
             )
             .route("/only-post", post(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(|| async { (StatusCode::REQUEST_TIMEOUT, "took too long") }),
+            )
             .route(
                 "/boom",
                 get(|| async { ApiError::internal("disk on fire") }),
@@ -151,6 +157,12 @@ mod tests {
         assert_eq!(body["error"]["code"], "method_not_allowed");
         assert_eq!(headers[header::ALLOW], "POST");
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+
+        // A status without a code of its own keeps its status.
+        let (status, _, body) = call("/slow").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["message"], "took too long");
     }
 
     #[tokio::test]
@@ -163,6 +175,7 @@ mod tests {
 
         let (status, _, body) = call("/panicky").await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["error"]["code"], "internal");
         assert_eq!(body["error"]["details"]["request_id"], "req-7");
         assert!(!body.to_string().contains("10.0.0.7"));
     }

@@ -39,7 +39,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::Credential;
-use crate::{ApiError, AppState, Caller};
+use crate::{ApiError, AppState, Caller, ErrorCode};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -317,8 +317,8 @@ async fn prepare(idempotency: &Idempotency, request: Request) -> Result<Prepared
             )?));
         }
     }
-    Err(ApiError::conflict(
-        "conflict",
+    Err(ApiError::new(
+        ErrorCode::Conflict,
         "a request with this Idempotency-Key is in progress; try again",
     ))
 }
@@ -469,14 +469,13 @@ fn answer(
         || stored.request_hash != target.fingerprint
     {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different request; use a new key",
         ));
     }
     if stored.state != "completed" || stored.expires_at < Utc::now() {
-        return Err(ApiError::conflict(
-            "conflict",
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
             "a request with this Idempotency-Key is in progress; try again",
         ));
     }

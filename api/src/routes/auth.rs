@@ -17,7 +17,7 @@ use crate::auth::{Caller, Credential, Role, password, unauthenticated};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path};
 use crate::list::List;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -174,9 +174,8 @@ async fn register(
     )
     .await
     .map_err(|err| match err {
-        CreateUserError::EmailTaken => {
-            ApiError::conflict("conflict", err.to_string()).with_details(json!({"field": "email"}))
-        }
+        CreateUserError::EmailTaken => ApiError::new(ErrorCode::Conflict, err.to_string())
+            .with_details(json!({"field": "email"})),
         CreateUserError::Database(err) => ApiError::internal(err),
     })?;
     let access_token = state.tokens.issue(user.id, tenant.id, Role::Owner);

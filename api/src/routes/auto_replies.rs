@@ -563,7 +563,7 @@ mod tests {
     /// The field a refused draft's error names.
     async fn refused_field(draft: Draft) -> String {
         let err = draft.check().err().expect("refused");
-        assert_eq!(err.code(), "validation_failed");
+        assert_eq!(err.code(), crate::ErrorCode::ValidationFailed);
         let body = axum::response::IntoResponse::into_response(err).into_body();
         let body: serde_json::Value =
             serde_json::from_slice(&axum::body::to_bytes(body, usize::MAX).await.unwrap()).unwrap();

@@ -41,7 +41,7 @@ use crate::consistency::{self, After, MAX_WAIT, header_value};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -791,8 +791,8 @@ async fn start_campaign(
             },
         )),
         Err(StartError::NotFound) => Err(ApiError::not_found("campaign")),
-        Err(StartError::ListDeleted { list_id }) => Err(ApiError::conflict(
-            "conflict",
+        Err(StartError::ListDeleted { list_id }) => Err(ApiError::new(
+            ErrorCode::Conflict,
             "the campaign's contact list was deleted; create the campaign again with another list",
         )
         .with_details(json!({"contact_list_id": list_id}))),

@@ -55,7 +55,7 @@ use wablast_projections::{LogStream, StreamName};
 
 use crate::error::ErrorBody;
 use crate::extract::Query;
-use crate::{ApiError, AppState, Caller};
+use crate::{ApiError, AppState, Caller, ErrorCode};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -498,8 +498,8 @@ impl Reader {
     ) -> Result<Result<Self, u64>, ApiError> {
         let unavailable = |err: &dyn fmt::Display| {
             tracing::warn!(error.message = %err, stream = stream.name(), "event log unavailable");
-            ApiError::unavailable(
-                "unavailable",
+            ApiError::new(
+                ErrorCode::Unavailable,
                 "the event log cannot be reached right now; try again",
             )
         };

@@ -36,7 +36,7 @@ use wablast_workflows::credentials::{self, DriverCredentials, SecretKey};
 use crate::error::ErrorBody;
 use crate::extract::{Path, Query};
 use crate::routes::sessions::{engine_reply, engine_unreachable};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 
 /// The largest webhook accepted. WAHA's and Meta's events are small JSON
 /// (media arrive as links, not inline).
@@ -139,21 +139,21 @@ async fn forward(
         })),
         Reply::Error(refusal) => Err(match refusal.code {
             ControlErrorCode::Unauthorized => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", refusal.message)
+                ApiError::new(ErrorCode::Unauthenticated, refusal.message)
             }
             // The engine let go of the session between our request and its
             // answer.
             ControlErrorCode::NotFound => {
-                ApiError::unavailable("engine_unavailable", refusal.message)
+                ApiError::new(ErrorCode::EngineUnavailable, refusal.message)
             }
             ControlErrorCode::InvalidState | ControlErrorCode::SessionBusy => {
-                ApiError::conflict("invalid_state", refusal.message)
+                ApiError::new(ErrorCode::InvalidState, refusal.message)
             }
             ControlErrorCode::ValidationFailed | ControlErrorCode::InvalidPhone => {
                 ApiError::validation(refusal.message)
             }
             ControlErrorCode::DriverFailed => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "driver_failed", refusal.message)
+                ApiError::new(ErrorCode::DriverFailed, refusal.message)
             }
         }),
     }
@@ -263,9 +263,5 @@ async fn cloud_webhook(
 }
 
 fn unsigned() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-        "the webhook is not signed",
-    )
+    ApiError::new(ErrorCode::Unauthenticated, "the webhook is not signed")
 }

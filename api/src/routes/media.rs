@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::ErrorBody;
 use crate::extract::Path;
 use crate::media::{self, LocalStorage, MAX_SIZE, MediaRow, MediaStorage};
-use crate::{ApiError, AppState, Caller};
+use crate::{ApiError, AppState, Caller, ErrorCode};
 
 /// Room for the multipart framing around a file of [`MAX_SIZE`]: a body
 /// over this is refused while it is read.
@@ -149,7 +149,7 @@ async fn upload_media(
         return Err(ApiError::invalid_field("file", "the file is empty"));
     }
     let kind = media::classify(&name, &content).map_err(|err| {
-        ApiError::new(StatusCode::BAD_REQUEST, "unsupported_file", err.to_string())
+        ApiError::new(ErrorCode::UnsupportedFile, err.to_string())
             .with_details(json!({"field": "file"}))
     })?;
     let filename = if name.is_empty() {

@@ -47,7 +47,7 @@ use crate::consistency::{self, After, MAX_WAIT};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorCode};
 use wablast_workflows::limits::TenantLimits;
 
 /// Most ids one batch request may name.
@@ -231,7 +231,10 @@ async fn mark_lost_engines<'a>(
         return Ok(());
     }
     let unreachable = |e: wablast_eventstore::EventStoreError| {
-        ApiError::unavailable("unavailable", format!("event log unreachable: {e}"))
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("event log unreachable: {e}"),
+        )
     };
     let registry = EngineRegistry::find(state.log.jetstream(), state.log.prefix())
         .await
@@ -305,7 +308,7 @@ pub struct BatchResult {
 pub struct BatchError {
     /// The error code a single request would have answered
     /// (`not_found`, `invalid_state`, ...).
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// In words.
     pub message: String,
 }
@@ -441,7 +444,7 @@ fn parse_login(login: Option<&str>) -> Result<LoginMethod, ApiError> {
 /// A phone number in E.164; anything else is 400 `invalid_phone`.
 fn parse_phone(field: &str, phone: &str) -> Result<Phone, ApiError> {
     phone.trim().parse::<Phone>().map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_phone", e.to_string())
+        ApiError::new(ErrorCode::InvalidPhone, e.to_string())
             .with_details(json!({ "field": field }))
     })
 }
@@ -470,7 +473,12 @@ async fn sessions_in_use(state: &AppState, tenant: TenantId) -> Result<u32, ApiE
     let last = stream
         .get_info()
         .await
-        .map_err(|e| ApiError::unavailable("unavailable", format!("event log unreachable: {e}")))?
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("event log unreachable: {e}"),
+            )
+        })?
         .state
         .last_sequence;
     let position = Position {
@@ -514,8 +522,8 @@ async fn session_after(
 ) -> Result<SessionBody, ApiError> {
     After::at(position).wait(&state.db, PROJECTION).await?;
     read_session(state, tenant, id).await?.ok_or_else(|| {
-        ApiError::unavailable(
-            "projection_lag",
+        ApiError::new(
+            ErrorCode::ProjectionLag,
             "the command was applied, but the session's view is not ready yet; read it again shortly",
         )
     })
@@ -540,17 +548,17 @@ async fn projected_or_404(
 fn batch_error(err: AggregateError<wablast_domain::session::SessionError>) -> BatchError {
     match err {
         AggregateError::UserError(refusal) => BatchError {
-            code: Refusal::code(&refusal),
+            code: Refusal::code(&refusal).into(),
             message: refusal.to_string(),
         },
         AggregateError::AggregateConflict => BatchError {
-            code: "conflict",
+            code: ErrorCode::Conflict,
             message: "another change to the same session won the race, twice; try again".into(),
         },
         other => {
             tracing::error!(error.message = %other, "batch session command failed");
             BatchError {
-                code: "internal",
+                code: ErrorCode::Internal,
                 message: "internal error; it has been logged".into(),
             }
         }
@@ -582,7 +590,7 @@ async fn run_batch(
                     return (
                         id,
                         Err(BatchError {
-                            code: "not_found",
+                            code: ErrorCode::NotFound,
                             message: "session not found".into(),
                         }),
                     );
@@ -702,18 +710,16 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     match engine_reply::<Resp>(&reply.payload)? {
         Reply::Ok(response) => Ok(response),
         Reply::Error(refusal) => {
-            let (status, code) = match refusal.code {
-                ControlErrorCode::InvalidState => (StatusCode::CONFLICT, "invalid_state"),
-                ControlErrorCode::SessionBusy => (StatusCode::CONFLICT, "session_busy"),
-                ControlErrorCode::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-                ControlErrorCode::InvalidPhone => (StatusCode::BAD_REQUEST, "invalid_phone"),
-                ControlErrorCode::ValidationFailed => {
-                    (StatusCode::BAD_REQUEST, "validation_failed")
-                }
-                ControlErrorCode::DriverFailed => (StatusCode::BAD_GATEWAY, "driver_failed"),
-                ControlErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            let code = match refusal.code {
+                ControlErrorCode::InvalidState => ErrorCode::InvalidState,
+                ControlErrorCode::SessionBusy => ErrorCode::SessionBusy,
+                ControlErrorCode::NotFound => ErrorCode::NotFound,
+                ControlErrorCode::InvalidPhone => ErrorCode::InvalidPhone,
+                ControlErrorCode::ValidationFailed => ErrorCode::ValidationFailed,
+                ControlErrorCode::DriverFailed => ErrorCode::DriverFailed,
+                ControlErrorCode::Unauthorized => ErrorCode::Unauthenticated,
             };
-            Err(ApiError::new(status, code, refusal.message))
+            Err(ApiError::new(code, refusal.message))
         }
     }
 }
@@ -731,7 +737,7 @@ pub(crate) fn engine_unreachable(err: async_nats::RequestError) -> ApiError {
         ),
         _ => format!("the session engine cannot be reached: {err}"),
     };
-    ApiError::unavailable("engine_unavailable", message)
+    ApiError::new(ErrorCode::EngineUnavailable, message)
 }
 
 /// An engine's reply, read; 502 `engine_error` when it cannot be.
@@ -741,8 +747,7 @@ pub(crate) fn engine_reply<Resp: DeserializeOwned>(
     serde_json::from_slice(payload).map_err(|e| {
         tracing::error!(error.message = %e, "unreadable reply from the session engine");
         ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "engine_error",
+            ErrorCode::EngineError,
             "the session engine answered something unreadable",
         )
     })
@@ -1058,7 +1063,7 @@ async fn delete_session(
     // interrupted delete (or create) go with the retry.
     if result
         .as_ref()
-        .map_or_else(|e| e.code() == "not_found", |_| true)
+        .map_or_else(|e| e.code() == ErrorCode::NotFound, |_| true)
     {
         credentials::delete(&state.db, caller.tenant_id, SessionId::from_uuid(id)).await?;
     }
@@ -1241,8 +1246,8 @@ async fn session_qr(
 ) -> Result<Response, ApiError> {
     let session = projected_or_404(&state, &after, caller.tenant_id, id).await?;
     if session.status != SessionStatus::Qr.as_str() {
-        return Err(ApiError::conflict(
-            "invalid_state",
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
             format!(
                 "the session is {}, not waiting for a QR scan",
                 session.status
@@ -1251,18 +1256,18 @@ async fn session_qr(
     }
     let bucket = control::qr_bucket(state.log.jetstream(), state.log.prefix())
         .await
-        .map_err(|e| ApiError::unavailable("unavailable", format!("QR codes unreachable: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("QR codes unreachable: {e}")))?;
     let entry = bucket
         .get(id.to_string())
         .await
-        .map_err(|e| ApiError::unavailable("unavailable", format!("QR codes unreachable: {e}")))?
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("QR codes unreachable: {e}")))?
         .map(|bytes| serde_json::from_slice::<control::QrEntry>(&bytes))
         .transpose()
         .map_err(ApiError::internal)?
         .filter(|entry| entry.is_current(Utc::now()))
         .ok_or_else(|| {
-            ApiError::conflict(
-                "invalid_state",
+            ApiError::new(
+                ErrorCode::InvalidState,
                 "the session has no current QR code yet; try again in a moment",
             )
         })?;
@@ -1472,25 +1477,25 @@ mod tests {
     fn fields_are_validated_naming_the_field() {
         assert_eq!(
             parse_driver(Some("telegram")).unwrap_err().code(),
-            "validation_failed"
+            ErrorCode::ValidationFailed
         );
         assert_eq!(parse_driver(None).unwrap(), Driver::Simulator);
         assert_eq!(
             parse_login(Some("sms")).unwrap_err().code(),
-            "validation_failed"
+            ErrorCode::ValidationFailed
         );
         assert_eq!(
             parse_daily_limit(0).unwrap_err().code(),
-            "validation_failed"
+            ErrorCode::ValidationFailed
         );
         assert_eq!(
             parse_daily_limit(-5).unwrap_err().code(),
-            "validation_failed"
+            ErrorCode::ValidationFailed
         );
         assert_eq!(parse_daily_limit(500).unwrap().value(), 500);
         assert_eq!(
             parse_phone("phone_number", "0812").unwrap_err().code(),
-            "invalid_phone"
+            ErrorCode::InvalidPhone
         );
         assert_eq!(
             parse_phone("phone_number", "+6281234567890")

@@ -27,7 +27,7 @@ use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
 use crate::routes::events::is_type_name;
-use crate::{ApiError, AppState, Caller};
+use crate::{ApiError, AppState, Caller, ErrorCode};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -124,8 +124,8 @@ async fn create_webhook(
             .await
             .map_err(|err| {
                 tracing::warn!(error.message = %err, "event log unavailable");
-                ApiError::unavailable(
-                    "unavailable",
+                ApiError::new(
+                    ErrorCode::Unavailable,
                     "the event log cannot be reached right now; try again",
                 )
             })?;

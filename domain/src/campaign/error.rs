@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::aggregate::CampaignStatus;
+use crate::RefusalCode;
 use crate::types::{Points, SessionId};
 
 /// A campaign's refusal. [`CampaignError::code`] gives the stable API code.
@@ -109,10 +110,10 @@ pub enum CampaignError {
 
 impl CampaignError {
     /// The stable API code of this refusal (the REST contract's error codes).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
-            Self::AlreadyCreated => "conflict",
-            Self::NotFound | Self::UnknownSender(_) => "not_found",
+            Self::AlreadyCreated => RefusalCode::Conflict,
+            Self::NotFound | Self::UnknownSender(_) => RefusalCode::NotFound,
             Self::InvalidName { .. }
             | Self::NoSenders
             | Self::DuplicateSender(_)
@@ -121,12 +122,12 @@ impl CampaignError {
             | Self::NoRecipients
             | Self::ReservationMismatch { .. }
             | Self::AutoPauseByHand
-            | Self::CountsMismatch { .. } => "validation_failed",
-            Self::InvalidState { .. } | Self::BackingOff { .. } => "invalid_state",
-            Self::RecipientCapExceeded { .. } => "recipient_cap_exceeded",
-            Self::TemplateVariablesMissing { .. } => "template_variables_missing",
-            Self::NoActiveSenders => "session_not_ready",
-            Self::DailyLimitReached => "daily_limit_reached",
+            | Self::CountsMismatch { .. } => RefusalCode::ValidationFailed,
+            Self::InvalidState { .. } | Self::BackingOff { .. } => RefusalCode::InvalidState,
+            Self::RecipientCapExceeded { .. } => RefusalCode::RecipientCapExceeded,
+            Self::TemplateVariablesMissing { .. } => RefusalCode::TemplateVariablesMissing,
+            Self::NoActiveSenders => RefusalCode::SessionNotReady,
+            Self::DailyLimitReached => RefusalCode::DailyLimitReached,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Why an inbound message was refused.
 
+use crate::RefusalCode;
 use crate::types::InboundId;
 
 /// An inbound message's refusal. [`InboundError::code`] gives the stable
@@ -37,11 +38,11 @@ pub enum InboundError {
 
 impl InboundError {
     /// The stable API code of this refusal (the REST contract's error codes).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
-            Self::AlreadyReceived => "conflict",
+            Self::AlreadyReceived => RefusalCode::Conflict,
             Self::IdMismatch { .. } | Self::Missing { .. } | Self::TooLong { .. } => {
-                "validation_failed"
+                RefusalCode::ValidationFailed
             }
         }
     }

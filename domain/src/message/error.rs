@@ -1,6 +1,7 @@
 //! Why a message refused a command.
 
 use super::aggregate::MessageStatus;
+use crate::RefusalCode;
 use crate::types::Points;
 
 /// A message's refusal. [`MessageError::code`] gives the stable API code.
@@ -47,14 +48,14 @@ pub enum MessageError {
 
 impl MessageError {
     /// The stable API code of this refusal (the REST contract's error codes).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
-            Self::AlreadyQueued | Self::StaleAttempt { .. } => "conflict",
-            Self::NotFound => "not_found",
+            Self::AlreadyQueued | Self::StaleAttempt { .. } => RefusalCode::Conflict,
+            Self::NotFound => RefusalCode::NotFound,
             Self::InvalidState { .. } | Self::FailedForGood | Self::OutcomeUnknown => {
-                "invalid_state"
+                RefusalCode::InvalidState
             }
-            Self::WrongCost { .. } => "validation_failed",
+            Self::WrongCost { .. } => RefusalCode::ValidationFailed,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Why the plan aggregate refuses a command.
 
+use crate::RefusalCode;
 use crate::types::PlanId;
 
 /// A refusal of the plan aggregate.
@@ -42,15 +43,15 @@ pub enum PlanError {
 
 impl PlanError {
     /// The stable code the API answers with (API.md).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
             Self::InvalidPeriod { .. }
             | Self::InvalidName
             | Self::NoPoints
             | Self::NoSessions
-            | Self::NoRecipients => "validation_failed",
-            Self::AlreadyDefined { .. } | Self::Retired { .. } => "invalid_state",
-            Self::NotDefined => "not_found",
+            | Self::NoRecipients => RefusalCode::ValidationFailed,
+            Self::AlreadyDefined { .. } | Self::Retired { .. } => RefusalCode::InvalidState,
+            Self::NotDefined => RefusalCode::NotFound,
         }
     }
 }

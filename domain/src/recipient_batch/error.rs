@@ -1,5 +1,7 @@
 //! Why a recipient batch refused a command.
 
+use crate::RefusalCode;
+
 /// A recipient batch's refusal. [`RecipientBatchError::code`] gives the
 /// stable API code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,10 +24,10 @@ pub enum RecipientBatchError {
 
 impl RecipientBatchError {
     /// The stable API code of this refusal (the REST contract's error codes).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
-            Self::AlreadyQueued => "conflict",
-            Self::Size { .. } | Self::Repeated(_) => "validation_failed",
+            Self::AlreadyQueued => RefusalCode::Conflict,
+            Self::Size { .. } | Self::Repeated(_) => RefusalCode::ValidationFailed,
         }
     }
 }

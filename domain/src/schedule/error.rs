@@ -1,5 +1,6 @@
 //! Why a schedule refused a command.
 
+use crate::RefusalCode;
 use crate::types::active_hours::ActiveHoursError;
 
 /// A refusal of a schedule command.
@@ -12,9 +13,9 @@ pub enum ScheduleError {
 
 impl ScheduleError {
     /// The stable API code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
-            Self::InvalidActiveHours(_) => "validation_failed",
+            Self::InvalidActiveHours(_) => RefusalCode::ValidationFailed,
         }
     }
 }

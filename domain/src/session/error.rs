@@ -102,13 +102,14 @@ pub enum SessionError {
 
 impl SessionError {
     /// The stable API error code (API.md).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::RefusalCode {
+        use crate::RefusalCode as Code;
         match self {
-            Self::NotFound => "not_found",
-            Self::AlreadyExists => "conflict",
-            Self::PairingNeedsPhoneNumber | Self::ReadyWithoutPhoneNumber => "validation_failed",
+            Self::NotFound => Code::NotFound,
+            Self::AlreadyExists => Code::Conflict,
+            Self::PairingNeedsPhoneNumber | Self::ReadyWithoutPhoneNumber => Code::ValidationFailed,
             Self::SessionLimitReached { .. } | Self::DailyLimitAbovePlan { .. } => {
-                "plan_limit_exceeded"
+                Code::PlanLimitExceeded
             }
             Self::CannotStart { .. }
             | Self::CannotStop { .. }
@@ -117,9 +118,9 @@ impl SessionError {
             | Self::NotReconnecting { .. }
             | Self::NotStarted { .. }
             | Self::NotSimulator { .. }
-            | Self::LeaseLost { .. } => "invalid_state",
-            Self::NotAReport => "validation_failed",
-            Self::Forbidden => "forbidden",
+            | Self::LeaseLost { .. } => Code::InvalidState,
+            Self::NotAReport => Code::ValidationFailed,
+            Self::Forbidden => Code::Forbidden,
         }
     }
 }

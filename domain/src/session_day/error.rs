@@ -57,15 +57,16 @@ pub enum SessionDayError {
 
 impl SessionDayError {
     /// The stable API code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::RefusalCode {
+        use crate::RefusalCode as Code;
         match self {
-            Self::WrongDay { .. } | Self::WrongSession { .. } => "validation_failed",
-            Self::SessionNotReady => "session_not_ready",
-            Self::NotHolder => "invalid_state",
-            Self::PlanExpired => "plan_expired",
-            Self::CampaignNotRunning => "campaign_not_running",
-            Self::Paused | Self::OutsideActiveHours { .. } => "outside_active_hours",
-            Self::DailyLimitReached { .. } => "daily_limit_reached",
+            Self::WrongDay { .. } | Self::WrongSession { .. } => Code::ValidationFailed,
+            Self::SessionNotReady => Code::SessionNotReady,
+            Self::NotHolder => Code::InvalidState,
+            Self::PlanExpired => Code::PlanExpired,
+            Self::CampaignNotRunning => Code::CampaignNotRunning,
+            Self::Paused | Self::OutsideActiveHours { .. } => Code::OutsideActiveHours,
+            Self::DailyLimitReached { .. } => Code::DailyLimitReached,
         }
     }
 

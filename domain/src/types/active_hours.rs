@@ -52,6 +52,8 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::RefusalCode;
+
 /// Why active hours (or a part of them) were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActiveHoursError {
@@ -82,8 +84,8 @@ pub enum ActiveHoursError {
 
 impl ActiveHoursError {
     /// The stable API code: always `validation_failed`.
-    pub fn code(&self) -> &'static str {
-        "validation_failed"
+    pub fn code(&self) -> RefusalCode {
+        RefusalCode::ValidationFailed
     }
 }
 

@@ -38,6 +38,8 @@ use phonenumber::metadata::DATABASE;
 use phonenumber::{Mode, PhoneNumber, Type};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::RefusalCode;
+
 /// Why a phone number or a region was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneError {
@@ -73,10 +75,12 @@ pub enum PhoneError {
 impl PhoneError {
     /// The stable API error code: `invalid_phone`, except `validation_failed`
     /// for an unknown region (a bad `default_region` field, not a bad number).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
-            Self::Invalid { .. } | Self::NotMobile { .. } | Self::NotE164 { .. } => "invalid_phone",
-            Self::UnknownRegion { .. } => "validation_failed",
+            Self::Invalid { .. } | Self::NotMobile { .. } | Self::NotE164 { .. } => {
+                RefusalCode::InvalidPhone
+            }
+            Self::UnknownRegion { .. } => RefusalCode::ValidationFailed,
         }
     }
 }

@@ -45,6 +45,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::RefusalCode;
+
 /// Why a template was refused, or could not be rendered for a recipient.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -124,8 +126,8 @@ pub enum TemplateError {
 
 impl TemplateError {
     /// The stable API error code: always `validation_failed`.
-    pub fn code(&self) -> &'static str {
-        "validation_failed"
+    pub fn code(&self) -> RefusalCode {
+        RefusalCode::ValidationFailed
     }
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::RefusalCode;
 use crate::types::{CampaignId, Points};
 
 /// A refusal of the wallet aggregate.
@@ -88,22 +89,22 @@ pub enum WalletError {
 
 impl WalletError {
     /// The stable code the API answers with (API.md).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
             Self::NoPoints
             | Self::NoRecipients
             | Self::InvalidReference
             | Self::InvalidReason
-            | Self::OutOfRange => "validation_failed",
-            Self::ReferenceAlreadyUsed { .. } => "conflict",
-            Self::PlanExpired { .. } => "plan_expired",
-            Self::InsufficientPoints { .. } => "insufficient_points",
+            | Self::OutOfRange => RefusalCode::ValidationFailed,
+            Self::ReferenceAlreadyUsed { .. } => RefusalCode::Conflict,
+            Self::PlanExpired { .. } => RefusalCode::PlanExpired,
+            Self::InsufficientPoints { .. } => RefusalCode::InsufficientPoints,
             Self::AlreadyReserved { .. }
             | Self::AlreadySettled { .. }
             | Self::NoReservation { .. }
             | Self::SettlementExceedsReservation { .. }
             | Self::NoPlan
-            | Self::PlanStillRunning { .. } => "invalid_state",
+            | Self::PlanStillRunning { .. } => RefusalCode::InvalidState,
         }
     }
 }
