@@ -70,7 +70,7 @@ pub fn stream_of(aggregate_type: &str) -> LogStream {
 
 /// An aggregate's refusal: a business reason with a stable code.
 pub trait Refusal: std::error::Error {
-    /// The stable code (API.md).
+    /// The stable code of the error body.
     fn code(&self) -> RefusalCode;
 }
 
@@ -119,7 +119,7 @@ mod tests {
     fn refusal_codes_map_to_the_documented_statuses() {
         use axum::http::StatusCode;
 
-        // API.md's table: the status each refusal code is answered with.
+        // The documented table: the status each refusal code is answered with.
         let documented = |code: RefusalCode| match code {
             RefusalCode::NotFound => StatusCode::NOT_FOUND,
             RefusalCode::ValidationFailed | RefusalCode::InvalidPhone => StatusCode::BAD_REQUEST,

@@ -105,7 +105,7 @@ error_codes! {
 }
 
 impl ErrorCode {
-    /// The HTTP status this code is answered with (API.md). Every code has
+    /// The HTTP status this code is answered with (the documented one). Every code has
     /// exactly one: the compiler checks that each new code gets its own.
     pub const fn status(self) -> StatusCode {
         match self {

@@ -5,7 +5,7 @@
 //! `cargo bench -p wablast --bench api` prints, for a read endpoint
 //! (`GET /api/v1/campaigns`) and a command endpoint (`POST
 //! /api/v1/campaigns`): requests/s achieved, p50/p90/p99/max latency and
-//! errors, against the targets of issue #5 (p99 < 10 ms for reads, < 25 ms
+//! errors, against the API's latency targets (p99 < 10 ms for reads, < 25 ms
 //! for commands at 200 requests/s).
 //!
 //! Open loop: request `i` is sent at `start + i / rate` whatever the

@@ -1,7 +1,7 @@
 //! The stable codes of the domain's refusals: what an aggregate (or a value
 //! type that parses) answers when a rule says no. The API answers them as
 //! error codes, with the HTTP status it picks for each (the domain knows no
-//! HTTP); their strings are part of the REST contract (API.md) and of the
+//! HTTP); their strings are part of the REST contract (the `code` of every error body) and of the
 //! events that record a refusal, so they never change.
 
 use std::fmt;

@@ -22,9 +22,9 @@ pub struct TenantLimits {
 
 /// Sessions a tenant without a plan may link: one, to try the product.
 pub const MAX_SESSIONS_WITHOUT_PLAN: u32 = 1;
-/// Recipients per campaign without a plan (API.md's plan default).
+/// Recipients per campaign without a plan (the documented default without a plan).
 pub const MAX_RECIPIENTS_WITHOUT_PLAN: u64 = 200;
-/// Highest daily limit per session without a plan (API.md's plan default).
+/// Highest daily limit per session without a plan (the documented default without a plan).
 pub const MAX_DAILY_LIMIT_WITHOUT_PLAN: u64 = 500;
 
 impl TenantLimits {

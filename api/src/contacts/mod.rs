@@ -1,7 +1,8 @@
 //! Contact lists: importing a CSV or XLSX file into a list of consented,
 //! deduplicated WhatsApp numbers, and reading lists back.
 //!
-//! Contacts are plain tables, not event-sourced (DESIGN.md). An import is
+//! Contacts are plain tables, not event-sourced (written by the API
+//! directly, not rebuilt from the log). An import is
 //! one transaction: the list row and its accepted contacts, so a refused
 //! file creates nothing.
 //!

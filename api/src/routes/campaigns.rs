@@ -61,7 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The projections the reads of campaigns and their messages use.
 const READS: &[&str] = &["campaigns", "messages"];
 
-/// The statuses of a campaign (API.md).
+/// The statuses of a campaign, as the API names them.
 const CAMPAIGN_STATUSES: [&str; 6] = [
     "draft",
     "scheduled",

@@ -14,7 +14,8 @@ use super::events::{CampaignEvent, PauseReason, SenderUnavailableReason};
 use crate::types::template::Template;
 use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
 
-/// Where a campaign is in its lifecycle (API.md: `draft`, `scheduled`,
+/// Where a campaign is in its lifecycle (as the API
+/// names it: `draft`, `scheduled`,
 /// `running`, `paused`, `completed`, `cancelled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,7 +35,7 @@ pub enum CampaignStatus {
 }
 
 impl CampaignStatus {
-    /// The status as API.md spells it.
+    /// The status as the API spells it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Draft => "draft",

@@ -2,8 +2,8 @@
 //! session's number, as the driver reported it. The auto-responder and the
 //! inbox start from these events. One aggregate per received message, in
 //! the messages stream beside the per-recipient `message` aggregates (same
-//! retention: they hold message content, DESIGN.md "Mind the hot and the
-//! many").
+//! retention: they hold message content, and there are many of them: one
+//! aggregate each keeps them off the busy per-tenant streams).
 //!
 //! Rules and decisions:
 //! - the aggregate's id is [`inbound_id`]`(session_id, provider_message_id)`,

@@ -14,7 +14,7 @@ use super::events::MessageEvent;
 use crate::types::phone::Phone;
 use crate::types::{CampaignId, MessageId, Points, SessionId};
 
-/// Where a message is (API.md's message `status`).
+/// Where a message is (the API's message `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -37,7 +37,7 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    /// The status as API.md spells it.
+    /// The status as the API spells it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",

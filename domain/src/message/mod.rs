@@ -1,7 +1,7 @@
 //! Message aggregate (`TYPE` = `"message"`): one message to one recipient
 //! of a campaign, its sending attempts and its receipts. One aggregate per
 //! recipient keeps every aggregate small and lets senders work in parallel
-//! without contending (DESIGN.md, "Mind the hot and the many").
+//! without contending: no aggregate is written by every send.
 //!
 //! ```text
 //! queued ──▶ sending ──▶ sent ──▶ delivered ──▶ read

@@ -42,7 +42,7 @@ pub enum PlanError {
 }
 
 impl PlanError {
-    /// The stable code the API answers with (API.md).
+    /// The stable code the API answers with (the `code` of its error body).
     pub fn code(&self) -> RefusalCode {
         match self {
             Self::InvalidPeriod { .. }

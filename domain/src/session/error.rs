@@ -101,7 +101,7 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// The stable API error code (API.md).
+    /// The stable API error code (the `code` of its error body).
     pub fn code(&self) -> crate::RefusalCode {
         use crate::RefusalCode as Code;
         match self {

@@ -52,7 +52,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a session is in its life, as API.md names it.
+/// Where a session is in its life, as the API names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {

@@ -86,8 +86,8 @@ impl fmt::Display for SessionName {
     }
 }
 
-/// What connects a session to WhatsApp (DESIGN.md, "Session engine and
-/// drivers").
+/// What connects a session to WhatsApp: the engine's simulated network,
+/// WhatsApp Web run in-process, a WAHA server, or Meta's Cloud API.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {

@@ -88,7 +88,7 @@ pub enum WalletError {
 }
 
 impl WalletError {
-    /// The stable code the API answers with (API.md).
+    /// The stable code the API answers with (the `code` of its error body).
     pub fn code(&self) -> RefusalCode {
         match self {
             Self::NoPoints

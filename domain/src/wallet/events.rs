@@ -162,8 +162,8 @@ pub enum WalletEvent {
     },
 }
 
-/// The kind of a row of the wallet's transaction history (API.md:
-/// `allocation|topup|reserve|capture|release|expire`).
+/// The kind of a row of the wallet's transaction history (as the
+/// API names it: `allocation|topup|reserve|capture|release|expire`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransactionKind {

@@ -27,8 +27,8 @@
 //! - Balance and available are never negative; available = balance − the
 //!   sum of reservations.
 //!
-//! The wallet never takes one event per message sent (DESIGN.md, "Mind the
-//! hot and the many"): it changes per payment, per grant and per campaign
+//! The wallet never takes one event per message sent (one aggregate that
+//! every send wrote would serialize a tenant's sending): it changes per payment, per grant and per campaign
 //! (one reservation, one settlement). Each message records its own cost on
 //! its own events.
 

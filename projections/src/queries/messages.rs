@@ -74,8 +74,8 @@ pub async fn list_for_campaign(
     Ok(Some(Paged::from_rows(rows, page, |row| row.id)))
 }
 
-/// The first line of the CSV export (without its line break): API.md's
-/// columns, then the text each message was sent with.
+/// The first line of the CSV export (without its line break): the
+/// documented columns, then the text each message was sent with.
 pub const EXPORT_HEADER: &str = "phone,name,status,error,sent_at,delivered_at,read_at,text";
 
 /// The line break between CSV lines (RFC 4180).
