@@ -26,6 +26,7 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::envelope::{Commit, RecordedEvent};
 use crate::error::EventStoreError;
 use crate::log::EventLog;
@@ -129,11 +130,8 @@ pub struct ConsumerSpec {
     /// How long the server waits for an answer before redelivering (covers a
     /// process that died without NAKing).
     pub ack_wait: Duration,
-    /// Back-off of a NAKed message: `retry_delay × 2^(deliveries−1)`, at
-    /// most `max_retry_delay`.
-    pub retry_delay: Duration,
-    /// Upper bound of the back-off.
-    pub max_retry_delay: Duration,
+    /// Back-off of a NAKed message, by its failed deliveries.
+    pub retry: Backoff,
     /// Messages pulled per request.
     pub batch: usize,
     /// How many messages may be out unanswered at once. A NAKed message is
@@ -153,18 +151,10 @@ impl ConsumerSpec {
             deliver_policy: DeliverPolicy::All,
             max_deliveries: 5,
             ack_wait: Duration::from_secs(30),
-            retry_delay: Duration::from_secs(1),
-            max_retry_delay: Duration::from_secs(60),
+            retry: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
             batch: 100,
             max_ack_pending: 1_000,
         }
-    }
-
-    fn retry_delay(&self, delivered: u64) -> Duration {
-        let factor = 1u32 << delivered.saturating_sub(1).min(16);
-        self.retry_delay
-            .saturating_mul(factor)
-            .min(self.max_retry_delay)
     }
 }
 
@@ -309,7 +299,7 @@ pub async fn run_consumer<W: Worker>(
                 dead_letter(log, spec, &delivery, message, &err.to_string()).await?;
             }
             Err(WorkError::Retryable(err)) => {
-                let delay = spec.retry_delay(delivery.delivered);
+                let delay = spec.retry.after(delivery.delivered);
                 warn!(
                     consumer = %spec.name,
                     stream_sequence = delivery.stream_sequence,
@@ -415,7 +405,7 @@ async fn dead_letter(
         }
         Err(err) => {
             warn!(error = %err, "dead letter not stored; message will be retried");
-            message.answer(AckKind::Nak(Some(spec.retry_delay))).await
+            message.answer(AckKind::Nak(Some(spec.retry.first))).await
         }
     }
 }

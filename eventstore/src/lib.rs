@@ -25,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod command;
 pub mod consumer;
 pub mod envelope;
@@ -33,6 +34,7 @@ pub mod log;
 pub mod naming;
 pub mod report;
 
+pub use backoff::Backoff;
 pub use command::{CommandHandler, Committed, Decided, Loaded};
 pub use consumer::{ConsumerSpec, Delivery, WorkError, Worker, run_consumer};
 pub use envelope::{Actor, CommandMetadata, Commit, CommitHeader, CommittedEvent, RecordedEvent};

@@ -58,7 +58,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use wablast_eventstore::{Commit, CommitHeader, EventLog, EventStoreError, RecordedEvent};
+use wablast_eventstore::{Backoff, Commit, CommitHeader, EventLog, EventStoreError, RecordedEvent};
 
 use crate::{LogStream, Projection, ProjectionError, StreamName, Upcasters, checkpoint};
 
@@ -70,10 +70,8 @@ pub struct RunnerOptions {
     /// Durable consumers, one per stream, are named
     /// `<consumer_prefix>_<projection>[-<projection>...]`.
     pub consumer_prefix: String,
-    /// First pause before trying a failed batch again (doubles each time).
-    pub retry_delay: Duration,
-    /// Longest pause between two tries.
-    pub max_retry_delay: Duration,
+    /// Pauses before trying a failed batch again.
+    pub retry: Backoff,
     /// How often a standby checks whether the writer went away.
     pub standby_poll: Duration,
     /// While a backlog is being read, how long a batch waits for its next
@@ -89,8 +87,7 @@ impl Default for RunnerOptions {
             // Live traffic makes small batches anyway.
             batch_size: 20_000,
             consumer_prefix: "projection".to_owned(),
-            retry_delay: Duration::from_millis(100),
-            max_retry_delay: Duration::from_secs(10),
+            retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
             standby_poll: Duration::from_secs(2),
             batch_wait: Duration::from_millis(50),
         }
@@ -157,18 +154,18 @@ impl Runner {
         until: Until,
     ) -> Result<u64, ProjectionError> {
         let mut applied = 0;
-        let mut delay = self.options.retry_delay;
+        let mut failures = 0;
         loop {
             match self.lead(&shutdown, until, &mut applied).await {
                 Ok(()) => return Ok(applied),
                 Err(err) if err.is_retryable() => {
                     warn!(projections = ?self.names(), stream = self.stream.name(), error = %wablast_eventstore::report::Chain(&err),
                         "projection interrupted; starting again");
+                    failures += 1;
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(applied),
-                        () = tokio::time::sleep(delay) => {}
+                        () = tokio::time::sleep(self.options.retry.after(failures)) => {}
                     }
-                    delay = (delay * 2).min(self.options.max_retry_delay);
                 }
                 Err(err) => return Err(err),
             }
@@ -565,17 +562,17 @@ impl Runner {
         checkpoint: u64,
         shutdown: &CancellationToken,
     ) -> Result<Option<Applied>, ProjectionError> {
-        let mut delay = self.options.retry_delay;
+        let mut failures = 0;
         loop {
             match apply_batch(&self.pool, None, projection, self.stream, events, last).await {
                 Ok(outcome) => return Ok(Some(outcome)),
                 Err(err) if err.is_retryable() => {
                     warn!(projection = projection.name(), error = %wablast_eventstore::report::Chain(&err), "batch not applied; trying again");
+                    failures += 1;
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(None),
-                        () = tokio::time::sleep(delay) => {}
+                        () = tokio::time::sleep(self.options.retry.after(failures)) => {}
                     }
-                    delay = (delay * 2).min(self.options.max_retry_delay);
                 }
                 Err(err) => {
                     self.apply_before(projection, &err, events, checkpoint)

@@ -68,7 +68,7 @@ use wablast_domain::session::{
 use wablast_domain::types::{SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{
-    Actor, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
+    Actor, Backoff, CommandHandler, CommandMetadata, Commit, EventLog, EventStoreError,
 };
 use wablast_projections::queries::sessions;
 
@@ -731,7 +731,7 @@ impl Engine {
     }
 
     /// Starts a disconnected session's driver again with back-off (from
-    /// [`RECONNECT_FIRST_DELAY`], doubling, up to [`RECONNECT_MAX_DELAY`])
+    /// [`RECONNECT`]: 1 s, doubling, up to a minute)
     /// until it connects, the session moves on or it is stopped; records
     /// each try on the session (`SessionReconnectScheduled`: the attempt,
     /// the next try, why the last failed).
@@ -749,8 +749,8 @@ impl Engine {
             fence,
         } = held;
         let key = key(tenant, session);
-        let mut delay = RECONNECT_FIRST_DELAY;
         for attempt in 1u32.. {
+            let delay = RECONNECT.after(u64::from(attempt));
             let next_try_at = Utc::now() + TimeDelta::from_std(delay).unwrap_or_default();
             let scheduled = self
                 .sessions
@@ -788,7 +788,6 @@ impl Engine {
                     error = format!("the driver did not start: {err}");
                 }
             }
-            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
         }
     }
 
@@ -1434,10 +1433,8 @@ enum Ending {
     Logout,
 }
 
-/// The first pause before reconnecting a disconnected session; doubled
-/// after each attempt, up to [`RECONNECT_MAX_DELAY`].
-const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(1);
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
+/// Pauses between a disconnected session's tries to connect.
+const RECONNECT: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 fn refusal(code: ControlErrorCode, message: impl std::fmt::Display) -> ControlError {
     ControlError {

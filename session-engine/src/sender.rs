@@ -78,7 +78,7 @@ use wablast_domain::session_day::{
 };
 use wablast_domain::types::{CampaignId, MediaId, MessageId, Points, SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
-use wablast_eventstore::{Actor, AggregateKey, CommandMetadata, EventStoreError, Loaded};
+use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
 
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
 use crate::lease::Hold;
@@ -97,8 +97,8 @@ const TAKEN_TOGETHER: usize = 16;
 pub struct SendConfig {
     /// Attempts of one message on transient errors (the first included).
     pub max_attempts: u32,
-    /// Back-off before the second attempt; doubled for each further one.
-    pub retry_delay: Duration,
+    /// Pauses between attempts of one message (from its first failure).
+    pub retry: Backoff,
     /// Where media files are (`<data_dir>/media`); `None`: campaigns with
     /// media fail their messages with a reason.
     pub media_dir: Option<PathBuf>,
@@ -111,7 +111,7 @@ impl Default for SendConfig {
     fn default() -> Self {
         Self {
             max_attempts: 3,
-            retry_delay: Duration::from_secs(2),
+            retry: Backoff::new(Duration::from_secs(2), Duration::from_secs(60)),
             media_dir: None,
             in_flight: 32,
         }
@@ -1187,7 +1187,7 @@ impl Sender {
                 debug!(message = %command.message_id, attempt, %reason, "send failed; trying again");
                 self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
                     .await?;
-                let backoff = self.context.config.retry_delay * 2u32.pow(attempt - 1);
+                let backoff = self.context.config.retry.after(u64::from(attempt));
                 let again = at + TimeDelta::from_std(backoff).unwrap_or_default();
                 if !self.wait_until(again, held).await {
                     return Ok(Answer::Stopped);

@@ -42,7 +42,8 @@ fn engine(
     config.simulator.delivered_after = Some(Duration::from_millis(50));
     config.simulator.read_after = Some(Duration::from_millis(50));
     config.settle_every = Duration::from_millis(300);
-    config.send.retry_delay = Duration::from_millis(100);
+    config.send.retry =
+        wablast_eventstore::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     configure(&mut config);
     let stop = CancellationToken::new();
     let settings = app.settings.clone();

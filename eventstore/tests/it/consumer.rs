@@ -38,8 +38,8 @@ fn n_of(delivery: &Delivery) -> i64 {
 
 fn spec(t: &TestLog, name: &str) -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(name, t.log.stream_name_of("counter").unwrap());
-    spec.retry_delay = Duration::from_millis(20);
-    spec.max_retry_delay = Duration::from_millis(100);
+    spec.retry =
+        wablast_eventstore::Backoff::new(Duration::from_millis(20), Duration::from_millis(100));
     spec.max_deliveries = 3;
     spec
 }
