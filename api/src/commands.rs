@@ -23,7 +23,6 @@ use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{
     AggregateKey, CommandHandler, CommandMetadata, Committed, PLATFORM_TENANT,
 };
-use wablast_projections::LogStream;
 
 use crate::{ApiError, ErrorCode};
 
@@ -61,12 +60,6 @@ where
 }
 
 pub use wablast_workflows::commands::position;
-
-/// The stream an aggregate type's events are in (the domain's layout);
-/// a type it does not name is in `events`.
-pub fn stream_of(aggregate_type: &str) -> LogStream {
-    LogStream::of(aggregate_type).unwrap_or(LogStream::Events)
-}
 
 /// An aggregate's refusal: a business reason with a stable code.
 pub trait Refusal: std::error::Error {

@@ -14,17 +14,17 @@
 //! - [`openapi()`]: the OpenAPI document, built from the same routes.
 
 pub mod auth;
-pub mod commands;
-pub mod config;
-pub mod consistency;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod consistency;
 pub mod contacts;
-pub mod error;
-pub mod extract;
-pub mod hardening;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod hardening;
 
-pub mod list;
-pub mod media;
-pub mod routes;
+pub(crate) mod list;
+pub(crate) mod media;
+pub(crate) mod routes;
 
 use std::sync::Arc;
 

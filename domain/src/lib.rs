@@ -44,7 +44,7 @@ pub mod layout;
 pub mod message;
 pub mod plan;
 pub mod recipient_batch;
-pub mod refusal;
+mod refusal;
 pub mod schedule;
 pub mod session;
 pub mod session_day;

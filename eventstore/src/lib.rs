@@ -25,13 +25,13 @@
 
 #![deny(missing_docs)]
 
-pub mod backoff;
+mod backoff;
 pub mod command;
 pub mod consumer;
-pub mod envelope;
-pub mod error;
+mod envelope;
+mod error;
 pub mod log;
-pub mod naming;
+mod naming;
 pub mod report;
 
 pub use backoff::Backoff;

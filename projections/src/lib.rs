@@ -27,13 +27,13 @@
 
 pub mod checkpoint;
 mod copy;
-pub mod error;
+mod error;
 mod folds;
 pub mod lag;
 pub mod queries;
 pub mod rebuild;
 mod rows;
-pub mod runner;
+mod runner;
 pub mod wait;
 
 use std::sync::Arc;

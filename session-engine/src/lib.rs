@@ -25,7 +25,7 @@ pub mod driver;
 pub mod engine;
 mod http;
 pub mod lease;
-pub mod receipts;
+pub(crate) mod receipts;
 pub mod sender;
 pub mod simulator;
 pub mod waha;

@@ -29,7 +29,7 @@
 
 pub mod campaign_start;
 pub mod cancellation;
-pub mod capacity;
+pub(crate) mod capacity;
 pub mod changes;
 pub mod clock;
 pub mod commands;

@@ -84,13 +84,15 @@ impl RateLimits {
     }
 
     /// Keys tracked (both budgets).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.per_address.as_ref().map_or(0, |l| l.len())
             + self.per_credential.as_ref().map_or(0, |l| l.len())
     }
 
     /// Whether no key is tracked.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

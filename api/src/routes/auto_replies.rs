@@ -56,6 +56,10 @@ const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// fields).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "the OpenAPI schema of the `trigger` fields, never built"
+)]
 pub enum Trigger {
     /// The whole message is the pattern (trimmed, ignoring case).
     Keyword,
