@@ -119,6 +119,7 @@ impl FanOut {
     }
 
     /// Queues every recipient of the campaign that started at `started`.
+    #[tracing::instrument(name = "fan-out", skip_all, fields(campaign = %started.aggregate_id, correlation = %started.correlation_id))]
     async fn fan_out(&self, started: &RecordedEvent) -> Result<(), WorkError> {
         let (tenant, campaign_id) = ids(started)?;
         let campaign = self
@@ -306,6 +307,7 @@ impl FanOut {
     /// remaining senders of their campaigns. Commands of a campaign with no
     /// sender left stay where they are (the campaign is paused, saying
     /// why; cancelling it cancels them).
+    #[tracing::instrument(name = "sends moved", skip(self))]
     async fn move_sends(&self, tenant: TenantId, removed: SessionId) -> Result<(), WorkError> {
         self.queue
             .remove_consumer(removed)

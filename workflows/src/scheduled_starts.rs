@@ -95,6 +95,7 @@ impl ScheduledStarts {
         Ok(outcomes)
     }
 
+    #[tracing::instrument(name = "scheduled start", skip(self, now))]
     async fn start_one(
         &self,
         tenant: TenantId,

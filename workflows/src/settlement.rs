@@ -178,6 +178,7 @@ impl Settlement {
         Ok(())
     }
 
+    #[tracing::instrument(name = "completion", skip(self, status, recipients, fanned_out_to))]
     async fn campaign(
         &self,
         tenant: TenantId,
@@ -243,6 +244,7 @@ impl Settlement {
 
     /// Captures what was sent and releases the rest (nothing when settled
     /// already).
+    #[tracing::instrument(name = "settlement", skip(self))]
     async fn settle(
         &self,
         tenant: TenantId,
