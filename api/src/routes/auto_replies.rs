@@ -299,11 +299,8 @@ impl Rule {
         let Some(ids) = &self.session_ids else {
             return Ok(());
         };
-        let found: Vec<Uuid> =
-            sqlx::query_scalar("select id from sessions where tenant_id = $1 and id = any($2)")
-                .bind(caller.tenant_id.as_uuid())
-                .bind(ids)
-                .fetch_all(&state.db)
+        let found =
+            wablast_projections::queries::sessions::existing_ids(&state.db, caller.tenant_id, ids)
                 .await?;
         let missing: Vec<Uuid> = ids
             .iter()
