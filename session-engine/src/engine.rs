@@ -63,7 +63,7 @@ use wablast_domain::campaign::{Campaign, SenderUnavailableReason};
 use wablast_domain::inbound::{self, InboundCommand};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::{
-    Driver as DriverKind, Session, SessionCommand, SessionEvent, SessionStatus, StatusReason,
+    Driver as DriverKind, Fence, Session, SessionCommand, SessionEvent, SessionStatus, StatusReason,
 };
 use wablast_domain::types::{SessionId, TenantId};
 use wablast_domain::wallet::Wallet;
@@ -591,7 +591,7 @@ impl Engine {
             )
             .await;
         if let Err(err) = recorded {
-            info!(error = %wablast_eventstore::report::Chain(&err), %session, fence,
+            info!(error = %wablast_eventstore::report::Chain(&err), %session, %fence,
                 "lease taken but the session refused it (stopped, or held with a later fence): giving it back");
             if let Err(err) = self.leases.release(lease).await {
                 debug!(error = %wablast_eventstore::report::Chain(&err), %session, "lease not released; it expires by itself");
@@ -599,7 +599,7 @@ impl Engine {
             return;
         }
         lease_changed(LeaseChange::Taken);
-        info!(%session, %tenant, fence, engine = %self.config.engine_id, "took the session's lease");
+        info!(%session, %tenant, %fence, engine = %self.config.engine_id, "took the session's lease");
         let (connection, webhooks) = match self.connect(tenant, session, &state).await {
             Ok(connected) => connected,
             Err(failure) => {
@@ -877,7 +877,7 @@ impl Engine {
         &self,
         tenant: TenantId,
         session: SessionId,
-        fence: Option<u64>,
+        fence: Option<Fence>,
         reason: String,
     ) {
         let key = key(tenant, session);
@@ -1207,10 +1207,10 @@ impl Engine {
                 lease_changed(LeaseChange::Lost);
                 match &holder {
                     Some(holder) => {
-                        warn!(%session, fence = lease.fence(), %holder, "lost the session's lease to another engine: no longer running it here")
+                        warn!(%session, fence = %lease.fence(), %holder, "lost the session's lease to another engine: no longer running it here")
                     }
                     None => {
-                        warn!(%session, fence = lease.fence(), "the session's lease expired unrenewed: no longer running it here")
+                        warn!(%session, fence = %lease.fence(), "the session's lease expired unrenewed: no longer running it here")
                     }
                 }
                 lost.stop.cancel();
@@ -1413,11 +1413,11 @@ fn lease_changed(change: LeaseChange) {
 struct Held {
     tenant: TenantId,
     session: SessionId,
-    fence: u64,
+    fence: Fence,
 }
 
 /// A report as the holder of the session's lease (`fence`).
-fn fenced(fence: u64, report: SessionCommand) -> SessionCommand {
+fn fenced(fence: Fence, report: SessionCommand) -> SessionCommand {
     SessionCommand::FromHolder {
         fence,
         report: Box::new(report),

@@ -21,8 +21,8 @@
 //!   or another engine wrote it: stop the session) or unanswered (NATS
 //!   away: keep the session, quiet, and try again), instead of treating
 //!   every failure as a loss and racing to take the session back;
-//! - every holder has a fence, the revision it took the lease at, which
-//!   only grows from one holder to the next; the session aggregate records
+//! - every holder has a fence, the bucket's epoch and the revision it took
+//!   the lease at, which only grows from one holder to the next; the session aggregate records
 //!   it (`SessionHeld`) and refuses reports carrying any other, so an
 //!   engine that wakes after losing the lease cannot act on the session.
 
@@ -33,6 +33,7 @@ use async_nats::jetstream::{self, kv};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use wablast_domain::session::Fence;
 use wablast_eventstore::{EventStoreError, Prefix, ensure_expiring_key_value};
 pub use wablast_workflows::fleet::{EngineInfo, EngineRegistry, engines_bucket};
 
@@ -56,17 +57,19 @@ pub struct Lease {
     pub session: String,
     /// The revision this engine last wrote: a renewal must find it.
     revision: u64,
-    /// The revision it was taken at: the holder's fence.
-    fence: u64,
+    /// The bucket's epoch and the revision it was taken at: the holder's
+    /// fence.
+    fence: Fence,
     /// Until when no other engine can hold it, as far as this one knows.
     until: Arc<watch::Sender<Instant>>,
 }
 
 impl Lease {
-    /// The lease's fence: its revision when taken. Fences only grow from
-    /// one holder of a session to the next (they are positions in the
-    /// lease bucket's stream).
-    pub fn fence(&self) -> u64 {
+    /// The lease's fence: the bucket's epoch and its revision when taken.
+    /// Fences only grow from one holder of a session to the next
+    /// (revisions are positions in the lease bucket's stream; a bucket
+    /// created again has a later epoch).
+    pub fn fence(&self) -> Fence {
         self.fence
     }
 
@@ -88,13 +91,13 @@ impl Lease {
 /// engine could have taken the session.
 #[derive(Clone, Debug)]
 pub struct Hold {
-    fence: u64,
+    fence: Fence,
     until: watch::Receiver<Instant>,
 }
 
 impl Hold {
     /// The lease's fence ([`Lease::fence`]).
-    pub fn fence(&self) -> u64 {
+    pub fn fence(&self) -> Fence {
         self.fence
     }
 
@@ -152,6 +155,8 @@ pub struct SessionLeases {
     store: kv::Store,
     engine: String,
     ttl: Duration,
+    /// When the bucket was created (µs since 1970): the epoch of fences.
+    epoch: u64,
 }
 
 impl std::fmt::Debug for SessionLeases {
@@ -180,10 +185,17 @@ impl SessionLeases {
             ttl,
         )
         .await?;
+        let created = store
+            .status()
+            .await
+            .map_err(EventStoreError::nats)?
+            .info
+            .created;
         Ok(Self {
             store,
             engine: engine.to_owned(),
             ttl,
+            epoch: u64::try_from(created.timestamp_micros()).unwrap_or_default(),
         })
     }
 
@@ -219,7 +231,10 @@ impl SessionLeases {
         Lease {
             session: session.to_owned(),
             revision,
-            fence: revision,
+            fence: Fence {
+                epoch: self.epoch,
+                revision,
+            },
             until: Arc::new(until),
         }
     }

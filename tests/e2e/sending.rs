@@ -552,6 +552,13 @@ async fn a_nats_restart_mid_campaign_gives_each_session_one_new_holder_that_keep
         + counts["delivered"].as_i64().unwrap()
         + counts["read"].as_i64().unwrap();
     assert_eq!(sent + counts["unknown"].as_i64().unwrap(), 300, "{done}");
+    // NATS away is our fault, not the recipients': no auto-pause.
+    let campaign = CommandHandler::<Campaign>::new(backdoor.log.clone(), ())
+        .load(&AggregateKey::new(&budi.tenant_id, &id).unwrap())
+        .await
+        .unwrap()
+        .aggregate;
+    assert_eq!(campaign.auto_pauses(), 0, "{done}");
     verified(&backdoor).await;
     stop_a.cancel();
     stop_b.cancel();

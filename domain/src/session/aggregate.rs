@@ -37,8 +37,8 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Driver, LoginMethod, SessionCommand, SessionError, SessionEvent, SessionName, SessionStatus,
-    WaitReason,
+    Driver, Fence, LoginMethod, SessionCommand, SessionError, SessionEvent, SessionName,
+    SessionStatus, WaitReason,
 };
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
@@ -89,8 +89,8 @@ pub struct Session {
 pub struct Holder {
     /// The engine.
     pub engine: String,
-    /// The lease's fence (its revision when taken).
-    pub fence: u64,
+    /// The lease's fence.
+    pub fence: Fence,
     /// When it took the lease.
     pub since: DateTime<Utc>,
 }
@@ -321,7 +321,7 @@ impl Session {
             }
             SessionCommand::DeleteSession { at } => SessionEvent::SessionDeleted { from, at },
             SessionCommand::HoldSession { engine, fence, at } => {
-                let holder = self.holder.as_ref().map_or(0, |h| h.fence);
+                let holder = self.holder.as_ref().map_or(Fence::default(), |h| h.fence);
                 if fence < holder {
                     return Err(SessionError::LeaseLost { fence, holder });
                 }
@@ -334,7 +334,7 @@ impl Session {
                 SessionEvent::SessionHeld { engine, fence, at }
             }
             SessionCommand::FromHolder { fence, report } => {
-                let holder = self.holder.as_ref().map_or(0, |h| h.fence);
+                let holder = self.holder.as_ref().map_or(Fence::default(), |h| h.fence);
                 if fence != holder {
                     return Err(SessionError::LeaseLost { fence, holder });
                 }
@@ -1240,25 +1240,29 @@ mod tests {
 
     // --- leases: who holds the session, fencing ---
 
-    fn hold(engine: &str, fence: u64) -> SessionCommand {
+    fn fence(revision: u64) -> Fence {
+        Fence { epoch: 1, revision }
+    }
+
+    fn hold(engine: &str, revision: u64) -> SessionCommand {
         SessionCommand::HoldSession {
             engine: engine.to_owned(),
-            fence,
+            fence: fence(revision),
             at: at(3),
         }
     }
 
-    fn held(engine: &str, fence: u64) -> SessionEvent {
+    fn held(engine: &str, revision: u64) -> SessionEvent {
         SessionEvent::SessionHeld {
             engine: engine.to_owned(),
-            fence,
+            fence: fence(revision),
             at: at(3),
         }
     }
 
-    fn disconnected_by(fence: u64) -> SessionCommand {
+    fn disconnected_by(revision: u64) -> SessionCommand {
         SessionCommand::FromHolder {
-            fence,
+            fence: fence(revision),
             report: Box::new(SessionCommand::ReportStatus {
                 status: Disconnected,
                 phone_number: None,
@@ -1289,13 +1293,35 @@ mod tests {
             .given(history)
             .when(hold("engine-b", 9))
             .then_expect_error(SessionError::LeaseLost {
-                fence: 9,
-                holder: 10,
+                fence: fence(9),
+                holder: fence(10),
             });
         SessionTest::with(())
             .given(in_status(Idle))
             .when(hold("engine-a", 10))
             .then_expect_error(SessionError::NotStarted { status: Idle });
+    }
+
+    #[test]
+    fn a_lease_bucket_created_again_gives_later_fences_whatever_its_revisions() {
+        let mut history = in_status(Ready);
+        history.push(held("engine-a", 900));
+        let after_reset = Fence {
+            epoch: 2,
+            revision: 3,
+        };
+        SessionTest::with(())
+            .given(history)
+            .when(SessionCommand::HoldSession {
+                engine: "engine-b".to_owned(),
+                fence: after_reset,
+                at: at(3),
+            })
+            .then_expect_events(vec![SessionEvent::SessionHeld {
+                engine: "engine-b".to_owned(),
+                fence: after_reset,
+                at: at(3),
+            }]);
     }
 
     #[test]
@@ -1307,8 +1333,8 @@ mod tests {
             .given(history.clone())
             .when(disconnected_by(10))
             .then_expect_error(SessionError::LeaseLost {
-                fence: 10,
-                holder: 25,
+                fence: fence(10),
+                holder: fence(25),
             });
         let events = SessionTest::with(())
             .given(history.clone())
@@ -1326,7 +1352,7 @@ mod tests {
         SessionTest::with(())
             .given(history)
             .when(SessionCommand::FromHolder {
-                fence: 25,
+                fence: fence(25),
                 report: Box::new(SessionCommand::StopSession { at: at(4) }),
             })
             .then_expect_error(SessionError::NotAReport);
@@ -1335,8 +1361,8 @@ mod tests {
             .given(in_status(Ready))
             .when(disconnected_by(10))
             .then_expect_error(SessionError::LeaseLost {
-                fence: 10,
-                holder: 0,
+                fence: fence(10),
+                holder: Fence::default(),
             });
     }
 

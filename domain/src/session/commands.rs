@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
+use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
 
@@ -98,14 +98,14 @@ pub enum SessionCommand {
         at: DateTime<Utc>,
     },
     /// An engine took the session's lease and runs it from now on. The
-    /// lease's fence (its revision when taken) only grows from one holder
+    /// lease's fence ([`Fence`]) only grows from one holder
     /// to the next: a take with an older fence than the one recorded is
     /// refused ([`super::SessionError::LeaseLost`]).
     HoldSession {
         /// The engine.
         engine: String,
         /// The lease's fence.
-        fence: u64,
+        fence: Fence,
         /// When it took the lease.
         at: DateTime<Utc>,
     },
@@ -115,7 +115,7 @@ pub enum SessionCommand {
     /// while it was paused or cut off cannot act on the session any more.
     FromHolder {
         /// The reporting engine's lease fence.
-        fence: u64,
+        fence: Fence,
         /// The report: `ReportStatus`, `ReportReconnect` or `ReportWaiting`.
         report: Box<SessionCommand>,
     },

@@ -1,6 +1,6 @@
 //! Why a session refused a command.
 
-use super::{Driver, SessionStatus};
+use super::{Driver, Fence, SessionStatus};
 use crate::types::DailyLimit;
 
 /// A session's refusal, with the stable API code in [`SessionError::code`].
@@ -87,9 +87,9 @@ pub enum SessionError {
     )]
     LeaseLost {
         /// The caller's fence.
-        fence: u64,
-        /// The holder's fence (0: none recorded).
-        holder: u64,
+        fence: Fence,
+        /// The holder's fence (the zero fence: none recorded).
+        holder: Fence,
     },
     /// A command other than a report sent as one
     /// ([`super::SessionCommand::FromHolder`]).

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{Driver, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
+use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, TrustLevel};
 
@@ -114,8 +114,8 @@ pub enum SessionEvent {
     SessionHeld {
         /// The engine.
         engine: String,
-        /// The lease's fence (its revision when taken).
-        fence: u64,
+        /// The lease's fence.
+        fence: Fence,
         /// When.
         at: DateTime<Utc>,
     },

@@ -25,4 +25,4 @@ pub use commands::SessionCommand;
 pub use error::SessionError;
 pub use events::SessionEvent;
 pub use status::{SessionStatus, StatusReason, WaitReason};
-pub use values::{Driver, LoginMethod, SessionName, SessionNameError};
+pub use values::{Driver, Fence, LoginMethod, SessionName, SessionNameError};

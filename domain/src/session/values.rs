@@ -120,6 +120,27 @@ impl fmt::Display for Driver {
     }
 }
 
+/// A session lease's fence: which lease bucket (the instant it was
+/// created, in microseconds) and the revision the lease was taken at.
+/// Fences are ordered, epoch first: revisions only grow within one bucket,
+/// and a bucket created again (wiped, restored) has a later epoch, so a
+/// later holder always has a later fence.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Fence {
+    /// When the lease bucket was created (microseconds since 1970).
+    pub epoch: u64,
+    /// The lease's revision when taken.
+    pub revision: u64,
+}
+
+impl fmt::Display for Fence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.revision)
+    }
+}
+
 /// How a session links to a phone the first time (and after a logout).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
