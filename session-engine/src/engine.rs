@@ -201,6 +201,8 @@ pub struct Engine {
     /// Sessions being taken now (a start and a reconciliation may try the
     /// same one at once).
     taking: Mutex<HashSet<SessionId>>,
+    /// Takes of started sessions under way at once.
+    take_permits: Arc<tokio::sync::Semaphore>,
     started_at: chrono::DateTime<Utc>,
 }
 
@@ -244,6 +246,7 @@ impl Engine {
             qr,
             running: Mutex::default(),
             taking: Mutex::default(),
+            take_permits: Arc::new(tokio::sync::Semaphore::new(TAKEN_AT_ONCE)),
             started_at: Utc::now(),
         }))
     }
@@ -455,8 +458,17 @@ impl Engine {
                 }
             };
             match event {
-                SessionEvent::SessionStartRequested { .. } => {
-                    self.clone().take(tenant, session).await
+                // Side by side (a thousand sessions started at once are
+                // taken in parallel), bounded; a stop that follows waits for
+                // the take to finish (`release`).
+                SessionEvent::SessionStartRequested { .. } if self.begin_take(session) => {
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        let permit = engine.take_permits.clone().acquire_owned().await;
+                        engine.clone().take_free(tenant, session).await;
+                        engine.end_take(session);
+                        drop(permit);
+                    });
                 }
                 SessionEvent::SessionStopRequested { .. } => {
                     self.release(session, Ending::Stop).await
@@ -521,16 +533,24 @@ impl Engine {
     /// Runs the session if the log says it should run, it is one this
     /// engine can run, and its lease is free.
     async fn take(self: Arc<Self>, tenant: TenantId, session: SessionId) {
-        if self
+        if self.begin_take(session) {
+            self.clone().take_free(tenant, session).await;
+            self.end_take(session);
+        }
+    }
+
+    /// Marks the session as being taken here; `false` when it runs here
+    /// or is being taken already.
+    fn begin_take(&self, session: SessionId) -> bool {
+        !self
             .running
             .lock()
             .expect("engine lock")
             .contains_key(&session)
-            || !self.taking.lock().expect("engine lock").insert(session)
-        {
-            return;
-        }
-        self.clone().take_free(tenant, session).await;
+            && self.taking.lock().expect("engine lock").insert(session)
+    }
+
+    fn end_take(&self, session: SessionId) {
         self.taking.lock().expect("engine lock").remove(&session);
     }
 
@@ -1233,6 +1253,13 @@ impl Engine {
     }
 
     async fn release(&self, session: SessionId, ending: Ending) {
+        // A take under way finishes first, so that what it starts stops.
+        let waiting = tokio::time::Instant::now();
+        while self.taking.lock().expect("engine lock").contains(&session)
+            && waiting.elapsed() < TAKE_AT_MOST
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let Some(running) = self.running.lock().expect("engine lock").remove(&session) else {
             return;
         };
@@ -1370,6 +1397,9 @@ fn webhook_refusal(err: WebhookError) -> ControlError {
 
 /// Sessions taken side by side by one reconciliation.
 const TAKEN_AT_ONCE: usize = 16;
+/// The longest a stop waits for a take of the same session under way (its
+/// driver connecting) before it goes on.
+const TAKE_AT_MOST: Duration = Duration::from_secs(30);
 /// Leases renewed side by side.
 const RENEWED_AT_ONCE: usize = 64;
 
