@@ -133,12 +133,12 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults for an engine with this id: 30 s leases, reconciliation
+    /// Defaults for an engine with this id: 10 s leases, reconciliation
     /// every 5 s, a simulator that links only on scan.
     pub fn new(engine_id: impl Into<String>) -> Self {
         Self {
             engine_id: engine_id.into(),
-            lease_ttl: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(10),
             reconcile_every: Duration::from_secs(5),
             simulator: SimulatorConfig::default(),
             send: SendConfig::default(),
