@@ -55,6 +55,12 @@ impl EventStoreError {
         Self::Nats(Box::new(err))
     }
 
+    /// What an entry at `sequence` (a stream sequence, a KV revision) that
+    /// does not decode is: for `map_err`.
+    pub fn malformed_at(sequence: u64) -> impl Fn(serde_json::Error) -> Self {
+        move |source| Self::Malformed { sequence, source }
+    }
+
     /// Whether a retry with fresh state may succeed.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })

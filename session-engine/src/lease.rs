@@ -42,14 +42,6 @@ pub fn leases_bucket(prefix: &Prefix) -> String {
     prefix.stream_name("session_leases")
 }
 
-/// An entry that is not what this module writes.
-fn malformed(revision: u64) -> impl Fn(serde_json::Error) -> EventStoreError {
-    move |source| EventStoreError::Malformed {
-        sequence: revision,
-        source,
-    }
-}
-
 /// A lease held by this engine (clones share what [`Hold`]s see).
 #[derive(Clone, Debug)]
 pub struct Lease {
@@ -351,7 +343,8 @@ impl SessionLeases {
         if entry.operation != kv::Operation::Put {
             return Ok(None);
         }
-        let holder = serde_json::from_slice(&entry.value).map_err(malformed(entry.revision))?;
+        let holder = serde_json::from_slice(&entry.value)
+            .map_err(EventStoreError::malformed_at(entry.revision))?;
         Ok(Some((holder, entry.revision)))
     }
 }

@@ -176,6 +176,36 @@ async fn a_lease_is_surely_held_until_its_ttl_less_a_margin_after_its_last_renew
     assert_eq!(hold.fence(), lease.fence(), "a renewal keeps the fence");
 }
 
+/// Two engines' leases on a nats-server of the test's own, which the test
+/// kills and starts again.
+struct Private {
+    store: tempfile::TempDir,
+    server: PrivateNats,
+    a: SessionLeases,
+    b: SessionLeases,
+}
+
+impl Private {
+    async fn start(ttl: Duration) -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let server = PrivateNats::start(store.path(), None);
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let prefix = Prefix::parse(&unique_prefix()).unwrap();
+        let open = |engine| SessionLeases::open(&js, &prefix, engine, ttl);
+        let (a, b) = (
+            open("engine-a").await.unwrap(),
+            open("engine-b").await.unwrap(),
+        );
+        Self {
+            store,
+            server,
+            a,
+            b,
+        }
+    }
+}
+
 /// Each of `sessions` taken by one engine or the other, racing: which
 /// took it, and its lease.
 async fn race(
@@ -202,20 +232,15 @@ async fn race(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_within_the_ttl_keeps_every_lease_with_its_holder() {
-    let store = tempfile::tempdir().unwrap();
-    let server = PrivateNats::start(store.path(), None);
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let prefix = Prefix::parse(&unique_prefix()).unwrap();
     // Long enough for a renewal to go unanswered (NATS requests give up
     // after 5 s) and the server to come back before the leases expire.
     let ttl = Duration::from_secs(12);
-    let a = SessionLeases::open(&js, &prefix, "engine-a", ttl)
-        .await
-        .unwrap();
-    let b = SessionLeases::open(&js, &prefix, "engine-b", ttl)
-        .await
-        .unwrap();
+    let Private {
+        store,
+        server,
+        a,
+        b,
+    } = Private::start(ttl).await;
     let sessions: Vec<String> = (0..6).map(|n| format!("s{n}")).collect();
     let mut held = Vec::new();
     for session in &sessions {
@@ -263,18 +288,13 @@ async fn a_nats_restart_within_the_ttl_keeps_every_lease_with_its_holder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_that_outlasts_the_ttl_each_session_gets_one_holder_that_keeps_it() {
-    let store = tempfile::tempdir().unwrap();
-    let server = PrivateNats::start(store.path(), None);
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let prefix = Prefix::parse(&unique_prefix()).unwrap();
     let ttl = Duration::from_secs(2);
-    let a = SessionLeases::open(&js, &prefix, "engine-a", ttl)
-        .await
-        .unwrap();
-    let b = SessionLeases::open(&js, &prefix, "engine-b", ttl)
-        .await
-        .unwrap();
+    let Private {
+        store,
+        server,
+        a,
+        b,
+    } = Private::start(ttl).await;
     let sessions: Vec<String> = (0..8).map(|n| format!("s{n}")).collect();
     let mut before = Vec::new();
     for session in &sessions {

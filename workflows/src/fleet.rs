@@ -16,13 +16,6 @@ pub fn engines_bucket(prefix: &Prefix) -> String {
     prefix.stream_name("engines")
 }
 
-fn malformed(revision: u64) -> impl Fn(serde_json::Error) -> EventStoreError {
-    move |source| EventStoreError::Malformed {
-        sequence: revision,
-        source,
-    }
-}
-
 /// What an engine says about itself in its heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {
@@ -68,7 +61,7 @@ impl EngineRegistry {
 
     /// Says `info.engine` is alive.
     pub async fn heartbeat(&self, info: &EngineInfo) -> Result<(), EventStoreError> {
-        let value = serde_json::to_vec(info).map_err(malformed(0))?;
+        let value = serde_json::to_vec(info).map_err(EventStoreError::malformed_at(0))?;
         self.store
             .put(&info.engine, value.into())
             .await
@@ -139,8 +132,10 @@ impl EngineRegistry {
                 .map_err(EventStoreError::nats)?
                 && entry.operation == kv::Operation::Put
             {
-                engines
-                    .push(serde_json::from_slice(&entry.value).map_err(malformed(entry.revision))?);
+                engines.push(
+                    serde_json::from_slice(&entry.value)
+                        .map_err(EventStoreError::malformed_at(entry.revision))?,
+                );
             }
         }
         engines.sort_by(|a: &EngineInfo, b| a.engine.cmp(&b.engine));
