@@ -358,3 +358,46 @@ async fn after_a_restart_that_outlasts_the_ttl_each_session_gets_one_holder_that
         tokio::time::sleep(ttl / 3).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_that_stops_answering_quiets_the_holder_without_losing_its_lease() {
+    // Renewals every 4 s; a renewal NATS does not answer gives up after 5 s.
+    let ttl = Duration::from_secs(12);
+    let Private {
+        store: _store,
+        server,
+        a,
+        b,
+    } = Private::start(ttl).await;
+    let mut lease = a.acquire("s1").await.unwrap().expect("free");
+    let hold = lease.hold();
+
+    // Frozen for 11 s: within the TTL, past the holder's margin (9.6 s).
+    server.pause();
+    let frozen = Instant::now();
+    let unanswered = a.renew(&mut lease).await;
+    assert!(
+        matches!(unanswered, Renewal::Unanswered(_)),
+        "not answered: not known, not lost ({unanswered:?})"
+    );
+    while frozen.elapsed() < ttl - ttl / 5 + Duration::from_millis(200) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !hold.is_held(),
+        "no renewal for the TTL less the margin: the holder is quiet"
+    );
+    while frozen.elapsed() < Duration::from_secs(11) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.resume();
+
+    // The entry outlived the freeze: the holder keeps it, the other takes
+    // nothing.
+    let renewal = a.renew(&mut lease).await;
+    assert!(matches!(renewal, Renewal::Renewed), "{renewal:?}");
+    assert!(hold.is_held(), "renewed: held again");
+    assert!(b.acquire("s1").await.unwrap().is_none());
+    let (holder, _) = b.current("s1").await.unwrap().expect("held");
+    assert_eq!(holder.engine, "engine-a");
+}

@@ -200,6 +200,25 @@ impl PrivateNats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes it (SIGSTOP): its connections stay open and nothing is
+    /// answered, as a server that is slow to answer.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Wakes it after [`PrivateNats::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal} nats-server");
+    }
+
     /// Stops it; returns its port, to start it again on the same one.
     pub fn stop(mut self) -> u16 {
         self.kill();
