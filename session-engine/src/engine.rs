@@ -201,7 +201,7 @@ pub struct Engine {
     /// Sessions being taken now (a start and a reconciliation may try the
     /// same one at once).
     taking: Mutex<HashSet<SessionId>>,
-    /// Takes of started sessions under way at once.
+    /// Takes under way at once (started sessions and reconciliation).
     take_permits: Arc<tokio::sync::Semaphore>,
     started_at: chrono::DateTime<Utc>,
 }
@@ -462,13 +462,7 @@ impl Engine {
                 // taken in parallel), bounded; a stop that follows waits for
                 // the take to finish (`release`).
                 SessionEvent::SessionStartRequested { .. } if self.begin_take(session) => {
-                    let engine = self.clone();
-                    tokio::spawn(async move {
-                        let permit = engine.take_permits.clone().acquire_owned().await;
-                        engine.clone().take_free(tenant, session).await;
-                        engine.end_take(session);
-                        drop(permit);
-                    });
+                    tokio::spawn(self.clone().take_begun(tenant, session));
                 }
                 SessionEvent::SessionStopRequested { .. } => {
                     self.release(session, Ending::Stop).await
@@ -534,9 +528,17 @@ impl Engine {
     /// engine can run, and its lease is free.
     async fn take(self: Arc<Self>, tenant: TenantId, session: SessionId) {
         if self.begin_take(session) {
-            self.clone().take_free(tenant, session).await;
-            self.end_take(session);
+            self.take_begun(tenant, session).await;
         }
+    }
+
+    /// Takes a session marked by [`Engine::begin_take`], at most
+    /// [`TAKEN_AT_ONCE`] at a time (starts and reconciliation together).
+    async fn take_begun(self: Arc<Self>, tenant: TenantId, session: SessionId) {
+        let permit = self.take_permits.clone().acquire_owned().await;
+        self.clone().take_free(tenant, session).await;
+        self.end_take(session);
+        drop(permit);
     }
 
     /// Marks the session as being taken here; `false` when it runs here

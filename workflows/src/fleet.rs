@@ -85,21 +85,20 @@ impl EngineRegistry {
     ) -> Result<Option<Self>, EventStoreError> {
         use jetstream::context::GetStreamErrorKind;
         let bucket = engines_bucket(prefix);
-        match js.get_stream(format!("KV_{bucket}")).await {
-            Ok(_) => {}
-            Err(err)
-                if matches!(err.kind(), GetStreamErrorKind::JetStream(e)
-                    if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(EventStoreError::nats(err)),
+        match js.get_key_value(&bucket).await {
+            Ok(store) => Ok(Some(Self { store })),
+            // Which failure it was is asked only on this path: the bucket
+            // missing, or NATS away.
+            Err(err) => match js.get_stream(format!("KV_{bucket}")).await {
+                Err(missing)
+                    if matches!(missing.kind(), GetStreamErrorKind::JetStream(e)
+                        if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+                {
+                    Ok(None)
+                }
+                _ => Err(EventStoreError::nats(err)),
+            },
         }
-        let store = js
-            .get_key_value(bucket)
-            .await
-            .map_err(EventStoreError::nats)?;
-        Ok(Some(Self { store }))
     }
 
     /// Whether `engine` is alive: its heartbeat has not expired.
