@@ -5,8 +5,7 @@
 //! # Snapshots
 //!
 //! Folding a long history on every command would make loading grow with the
-//! aggregate's age (and, on nats-server 2.9, with the traffic of the whole
-//! stream, since a filtered read scans it). So the handler keeps snapshots
+//! aggregate's age. So the handler keeps snapshots
 //! of folded state, each tagged with the aggregate sequence and the stream
 //! sequence it was folded up to:
 //!

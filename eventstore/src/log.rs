@@ -871,11 +871,10 @@ async fn ensure_stream(
 /// Creates (or updates) a JetStream key-value bucket with history 1 and
 /// returns it.
 ///
-/// async-nats 0.51 creates buckets only after reading the account's limits,
-/// whose reply from nats-server 2.9 it cannot parse; so the bucket's stream
-/// is created here with the layout the KV protocol defines (`KV_<bucket>`,
-/// subjects `$KV.<bucket>.>`, roll-ups allowed, direct gets) and then opened
-/// as a bucket.
+/// The bucket's stream is created here with the layout the KV protocol
+/// defines (`KV_<bucket>`, subjects `$KV.<bucket>.>`, roll-ups allowed,
+/// direct gets) and then opened as a bucket, so its file storage, one
+/// replica, and age limit are said in one place.
 pub async fn ensure_key_value(
     js: &jetstream::Context,
     bucket: &str,
@@ -886,8 +885,8 @@ pub async fn ensure_key_value(
 
 /// Like [`ensure_key_value`], for a bucket whose entries disappear once
 /// they were not written for `max_age` (leases, heartbeats: an entry lives
-/// as long as its owner keeps rewriting it). nats-server 2.9 has no
-/// per-message TTL: the age limit is the bucket's.
+/// as long as its owner keeps rewriting it). Every entry of such a bucket
+/// lives equally long: the age limit is the bucket's.
 pub async fn ensure_expiring_key_value(
     js: &jetstream::Context,
     bucket: &str,

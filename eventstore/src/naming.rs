@@ -49,10 +49,11 @@ impl Prefix {
         format!("{}.ev.{}.>", self.0, tenant)
     }
 
-    /// The subjects of one tenant's aggregates of one type. nats-server 2.9
-    /// accepts a consumer filter only when it is a subset of one of the
+    /// The subjects of one tenant's aggregates of one type. nats-server
+    /// accepts a consumer filter only when it lies within one of the
     /// stream's subjects (`<prefix>.ev.*.<type>.*`), so a tenant-scoped
-    /// consumer filters per type, not on [`Prefix::tenant_subjects`].
+    /// consumer filters on these, one per type, not on
+    /// [`Prefix::tenant_subjects`].
     pub fn tenant_aggregate_subjects(&self, tenant: &str, aggregate_type: &str) -> String {
         format!("{}.ev.{}.{}.*", self.0, tenant, aggregate_type)
     }

@@ -7,24 +7,22 @@
 //! `messages` (one aggregate per recipient), each with its own sequence. For
 //! each stream a [`Reader`] hands out the tenant's commits in stream order:
 //!
-//! - it fetches them with direct gets filtered on the tenant's subjects,
-//!   `<prefix>.ev.<tenant>.>`: the server returns the next commit of this
-//!   tenant after a sequence, so another tenant's commit never leaves NATS
-//!   for this connection;
-//! - it learns that there is something new to fetch from ephemeral ordered
-//!   push consumers (headers only) on the same subjects. nats-server 2.9
-//!   takes one filter per consumer and only one that lies within one of
-//!   the stream's subjects (`<prefix>.ev.*.<type>.*`), so there is one such
-//!   "doorbell" per aggregate type of the stream. Their deliveries are not
-//!   ordered among themselves, which is why they only ring: a ring at
-//!   sequence `s` proves everything up to `s` is stored, and the reader then
-//!   fetches, in order, every commit of the tenant up to there.
+//! - it reads them through one ephemeral ordered push consumer on the
+//!   stream, filtered on the tenant's subjects of each aggregate type the
+//!   stream holds (`<prefix>.ev.<tenant>.<type>.*`, one filter subject per
+//!   type: a filter must lie within one of the stream's subjects,
+//!   `<prefix>.ev.*.<type>.*`). The server delivers them in stream order
+//!   from the cursor on and goes on with new ones, so another tenant's
+//!   commit never leaves NATS for this connection;
+//! - an ordered consumer that misses a delivery (a dropped message, a
+//!   reconnect) recreates itself after the last sequence it delivered, so
+//!   the connection neither skips nor repeats a commit.
 //!
 //! The two readers are merged; every event sent carries the position of
 //! both streams in its `id`, so a client reconnecting with `Last-Event-ID`
-//! resumes each stream where it stopped. The doorbell consumers are deleted
-//! when the client goes away (and, were that to fail, expire on the server
-//! after 30 s without a subscriber).
+//! resumes each stream where it stopped. The consumers are deleted when the
+//! client goes away (and, were that to fail, expire on the server after
+//! 30 s without a subscriber).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -36,7 +34,6 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::push::OrderedConfig;
-use async_nats::jetstream::stream::DirectGetErrorKind;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -470,21 +467,15 @@ struct Reader {
     stream: LogStream,
     /// Where the connection starts in this stream.
     start: StreamCursor,
-    js: jetstream::stream::Stream,
     tenant: String,
-    /// `<prefix>.ev.<tenant>.>`.
-    subjects: String,
-    /// The stream sequence to read next.
-    next: u64,
-    /// How many events of the commit at `next` were delivered already.
-    skip: usize,
-    /// Everything up to this sequence is stored: what to read up to.
-    stored: u64,
-    /// Stream sequences of the tenant's new commits, as they are stored.
-    doorbells: BoxStream<'static, u64>,
+    /// The tenant's commits, in stream order, from where the cursor says.
+    commits: BoxStream<'static, jetstream::Message>,
+    /// The stream sequence the first commit is expected at, and how many
+    /// of its events were delivered already.
+    resume: (u64, usize),
     /// Events of the commit read last, not handed out yet.
     pending: VecDeque<Item>,
-    _consumers: ConsumerCleanup,
+    _consumer: ConsumerCleanup,
 }
 
 impl Reader {
@@ -515,69 +506,60 @@ impl Reader {
             Some(cursor) => cursor,
             None => StreamCursor::after(last),
         };
-        // One doorbell per aggregate type the stream holds, on this
-        // tenant's subjects of the type (`<prefix>.ev.*.<type>.*` with the
-        // tenant in place of the first `*`). They start after `last`:
-        // what is stored up to there is read without them.
-        let mut consumers = ConsumerCleanup {
+        let resume = start.resume();
+        let filters: Vec<String> = info
+            .config
+            .subjects
+            .iter()
+            .filter_map(|subjects| tenant_filter(subjects, tenant))
+            .collect();
+        let mut cleanup = ConsumerCleanup {
             stream: js.clone(),
-            names: Vec::new(),
+            name: None,
         };
-        let mut doorbells = Vec::new();
-        for subjects in &info.config.subjects {
-            let Some(filter) = tenant_filter(subjects, tenant) else {
-                continue;
-            };
+        let commits = if filters.is_empty() {
+            // No aggregate type to read: nothing will come, but the
+            // stream stays open like any other.
+            futures::stream::pending().boxed()
+        } else {
             let consumer = js
                 .create_consumer(OrderedConfig {
                     deliver_subject: log.jetstream().client().new_inbox(),
-                    filter_subject: filter,
-                    headers_only: true,
+                    filter_subjects: filters,
                     deliver_policy: DeliverPolicy::ByStartSequence {
-                        start_sequence: last + 1,
+                        start_sequence: resume.0,
                     },
                     ..Default::default()
                 })
                 .await
                 .map_err(|err| unavailable(&err))?;
-            consumers.names.push(consumer.cached_info().name.clone());
-            let messages = consumer.messages().await.map_err(|err| unavailable(&err))?;
-            doorbells.push(
-                messages
-                    .filter_map(|message| async move {
-                        match message {
-                            Ok(message) => message.info().ok().map(|info| info.stream_sequence),
-                            // The ordered consumer recreates itself from
-                            // where it was and goes on.
-                            Err(err) => {
-                                tracing::debug!(error.message = %err, "events doorbell hiccup");
-                                None
-                            }
+            cleanup.name = Some(consumer.cached_info().name.clone());
+            consumer
+                .messages()
+                .await
+                .map_err(|err| unavailable(&err))?
+                .filter_map(|message| async move {
+                    match message {
+                        Ok(message) => Some(message),
+                        // A missed heartbeat or delivery: the ordered
+                        // consumer recreates itself after the last
+                        // sequence it delivered and goes on.
+                        Err(err) => {
+                            tracing::debug!(error.message = %err, "events consumer hiccup");
+                            None
                         }
-                    })
-                    .boxed(),
-            );
-        }
-        let doorbells = if doorbells.is_empty() {
-            // No aggregate type to watch: nothing new will come, but the
-            // stream stays open like any other.
-            futures::stream::pending().boxed()
-        } else {
-            futures::stream::select_all(doorbells).boxed()
+                    }
+                })
+                .boxed()
         };
-        let (next, skip) = start.resume();
         Ok(Ok(Self {
             stream,
             start,
-            js,
             tenant: tenant.to_owned(),
-            subjects: format!("{}.ev.{tenant}.>", log.prefix()),
-            next,
-            skip,
-            stored: last,
-            doorbells,
+            commits,
+            resume,
             pending: VecDeque::new(),
-            _consumers: consumers,
+            _consumer: cleanup,
         }))
     }
 
@@ -589,38 +571,23 @@ impl Reader {
         .boxed()
     }
 
-    /// The next event; `None` when the doorbells stopped (the connection
-    /// to NATS is gone for good).
+    /// The next event; `None` when the consumer stopped (the connection to
+    /// NATS is gone for good).
     async fn next_item(&mut self) -> Option<Result<Item, String>> {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 return Some(Ok(item));
             }
-            if self.next > self.stored {
-                let rung = self.doorbells.next().await?;
-                self.stored = self.stored.max(rung);
-                continue;
-            }
-            let message = match self
-                .js
-                .direct_get_next_for_subject(self.subjects.as_str(), Some(self.next))
-                .await
-            {
-                Ok(message) => message,
-                Err(err) if err.kind() == DirectGetErrorKind::NotFound => {
-                    // Nothing of the tenant's up to `stored`: wait for the
-                    // next ring.
-                    self.next = self.stored + 1;
-                    self.skip = 0;
-                    continue;
-                }
-                Err(err) => return Some(Err(format!("reading the log failed: {err}"))),
+            let message = self.commits.next().await?;
+            let sequence = match message.info() {
+                Ok(info) => info.stream_sequence,
+                Err(err) => return Some(Err(format!("a delivery without its place: {err}"))),
             };
-            let sequence = message.sequence;
-            let skip = if sequence == self.next { self.skip } else { 0 };
-            self.next = sequence + 1;
-            self.skip = 0;
-            self.stored = self.stored.max(sequence);
+            let skip = if sequence == self.resume.0 {
+                self.resume.1
+            } else {
+                0
+            };
             let commit: Commit = match serde_json::from_slice(&message.payload) {
                 Ok(commit) => commit,
                 Err(err) => {
@@ -657,26 +624,23 @@ fn tenant_filter(stream_subject: &str, tenant: &str) -> Option<String> {
     Some(tokens.join("."))
 }
 
-/// Deletes a connection's doorbell consumers when it ends.
+/// Deletes a connection's consumer when it ends.
 struct ConsumerCleanup {
     stream: jetstream::stream::Stream,
-    names: Vec<String>,
+    name: Option<String>,
 }
 
 impl Drop for ConsumerCleanup {
     fn drop(&mut self) {
-        let names = std::mem::take(&mut self.names);
-        if names.is_empty() {
+        let Some(name) = self.name.take() else {
             return;
-        }
+        };
         let stream = self.stream.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                for name in names {
-                    if let Err(err) = stream.delete_consumer(&name).await {
-                        // It expires on the server by itself.
-                        tracing::debug!(consumer = %name, error = %wablast_eventstore::report::Chain(&err), "doorbell consumer not deleted");
-                    }
+                if let Err(err) = stream.delete_consumer(&name).await {
+                    // It expires on the server by itself.
+                    tracing::debug!(consumer = %name, error = %wablast_eventstore::report::Chain(&err), "events consumer not deleted");
                 }
             });
         }
