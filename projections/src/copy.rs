@@ -78,6 +78,13 @@ impl BinaryRows {
         }
     }
 
+    pub(crate) fn opt_uuid(&mut self, value: Option<Uuid>) {
+        match value {
+            Some(value) => self.uuid(value),
+            None => self.null(),
+        }
+    }
+
     pub(crate) fn opt_timestamptz(&mut self, value: Option<DateTime<Utc>>) {
         match value {
             Some(value) => self.timestamptz(value),

@@ -887,6 +887,7 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
         phone: format!("+62812000000{n}").parse().unwrap(),
         name: Some(format!("Pelanggan {n}")),
         variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
+        content: None,
     };
     let message_key = |n: usize| AggregateKey::new(tenant, ids[n]).unwrap();
     messages

@@ -456,6 +456,7 @@ impl Batch {
                         phone: contact.phone.clone(),
                         name: contact.name.clone(),
                         variables: contact.variables.clone(),
+                        content: None,
                     }
                 })
                 .collect(),
@@ -519,6 +520,7 @@ impl Mev {
                     phone: contact.phone.clone(),
                     name: contact.name.clone(),
                     variables: contact.variables.clone(),
+                    content: None,
                     at,
                 }
             }
@@ -3107,7 +3109,10 @@ mod tests {
                             campaign_id,
                             recipients,
                             ..
-                        } = serde_json::from_value(payload).unwrap();
+                        } = serde_json::from_value(payload).unwrap()
+                        else {
+                            panic!("generated histories queue whole batches, no single sends");
+                        };
                         for recipient in recipients {
                             finals
                                 .entry(recipient.message_id.to_string())
@@ -3615,6 +3620,19 @@ mod tests {
                     missing_values: Default::default(),
                     at,
                 },
+                CampaignEvent::DirectCampaignOpened {
+                    campaign_id,
+                    session_id,
+                    day,
+                    throttle,
+                    at,
+                } => CampaignCommand::OpenDirect {
+                    campaign_id,
+                    session_id,
+                    day,
+                    throttle,
+                    at,
+                },
                 CampaignEvent::CampaignScheduled { at_time, at } => {
                     CampaignCommand::ScheduleCampaign { at_time, at }
                 }
@@ -3730,6 +3748,7 @@ mod tests {
                     phone,
                     name,
                     variables,
+                    content: _,
                     at,
                 } => {
                     let campaign = &self.campaigns[&campaign_id.to_string()];
@@ -3823,7 +3842,10 @@ mod tests {
                 index,
                 recipients,
                 at: queued_at,
-            } = events[0].clone();
+            } = events[0].clone()
+            else {
+                panic!("{at}: generated histories queue whole batches, no single sends");
+            };
             let campaign = &self.campaigns[&campaign_id.to_string()];
             assert!(
                 campaign.is_running()

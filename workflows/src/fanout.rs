@@ -447,6 +447,7 @@ fn recipient(
         phone,
         name: contact.name,
         variables: contact.variables.0,
+        content: None,
     })
 }
 

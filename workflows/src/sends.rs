@@ -399,6 +399,7 @@ mod tests {
                     phone: "+6281234567890".parse().unwrap(),
                     name: Some("Budi".to_owned()),
                     variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
+                    content: None,
                     at: chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
                 })
             }),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,33 @@ impl fmt::Display for CampaignStatus {
     }
 }
 
+/// What a campaign is: a broadcast to a contact list, or the single sends
+/// of one session on one local day (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CampaignKind {
+    /// A template sent to a contact list.
+    #[default]
+    Broadcast,
+    /// One session's single sends on one local day.
+    Direct {
+        /// The session.
+        session_id: SessionId,
+        /// The local day.
+        day: NaiveDate,
+    },
+}
+
+impl CampaignKind {
+    /// The kind as the read side names it: `broadcast` or `direct`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Broadcast => "broadcast",
+            Self::Direct { .. } => "direct",
+        }
+    }
+}
+
 /// A sender that left the rotation, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemovedSender {
@@ -68,6 +95,8 @@ pub struct RemovedSender {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Campaign {
     id: Option<CampaignId>,
+    #[serde(default)]
+    kind: CampaignKind,
     status: Option<CampaignStatus>,
     name: String,
     contact_list_id: Option<ContactListId>,
@@ -106,6 +135,11 @@ impl Campaign {
     /// The campaign's id; `None` until created.
     pub fn id(&self) -> Option<CampaignId> {
         self.id
+    }
+
+    /// A broadcast, or one session's single sends of one day.
+    pub fn kind(&self) -> CampaignKind {
+        self.kind
     }
 
     /// The campaign's status; `None` until created.
@@ -306,6 +340,31 @@ impl Campaign {
                     sender_session_ids,
                     throttle,
                     scheduled_at,
+                    at,
+                }])
+            }
+
+            CampaignCommand::OpenDirect {
+                campaign_id,
+                session_id,
+                day,
+                throttle,
+                at,
+            } => {
+                if self.status.is_some() {
+                    return match self.kind {
+                        CampaignKind::Direct {
+                            session_id: s,
+                            day: d,
+                        } if s == session_id && d == day => Ok(vec![]),
+                        _ => Err(CampaignError::AlreadyCreated),
+                    };
+                }
+                Ok(vec![CampaignEvent::DirectCampaignOpened {
+                    campaign_id,
+                    session_id,
+                    day,
+                    throttle,
                     at,
                 }])
             }
@@ -520,13 +579,16 @@ impl Campaign {
                     .checked_add(failed)
                     .and_then(|n| n.checked_add(cancelled))
                     .unwrap_or(u64::MAX);
-                if counted != self.recipients {
+                // A direct campaign's recipients are the messages it was
+                // given, counted now.
+                if self.kind == CampaignKind::Broadcast && counted != self.recipients {
                     return Err(CampaignError::CountsMismatch {
                         counted,
                         recipients: self.recipients,
                     });
                 }
-                // sent <= recipients, whose price was checked at start.
+                // sent <= recipients, whose price was checked at start (a
+                // direct campaign's in its blocks).
                 let points_spent = Points::for_messages(sent).unwrap_or(self.points_reserved);
                 Ok(vec![CampaignEvent::CampaignCompleted {
                     sent,
@@ -584,6 +646,21 @@ impl Aggregate for Campaign {
                 self.throttle = throttle;
                 self.scheduled_at = scheduled_at;
             }
+            CampaignEvent::DirectCampaignOpened {
+                campaign_id,
+                session_id,
+                day,
+                throttle,
+                at: _,
+            } => {
+                self.id = Some(campaign_id);
+                self.kind = CampaignKind::Direct { session_id, day };
+                self.status = Some(CampaignStatus::Running);
+                self.name = format!("direct {day}");
+                self.all_senders = vec![session_id];
+                self.senders = vec![session_id];
+                self.throttle = throttle;
+            }
             CampaignEvent::CampaignScheduled { at_time, at: _ } => {
                 self.status = Some(CampaignStatus::Scheduled);
                 self.scheduled_at = Some(at_time);
@@ -637,7 +714,15 @@ impl Aggregate for Campaign {
                 self.pause_reason = None;
                 self.resume_at = None;
             }
-            CampaignEvent::CampaignCompleted { .. } => {
+            CampaignEvent::CampaignCompleted {
+                sent,
+                failed,
+                cancelled,
+                ..
+            } => {
+                if self.kind != CampaignKind::Broadcast {
+                    self.recipients = sent.saturating_add(failed).saturating_add(cancelled);
+                }
                 self.status = Some(CampaignStatus::Completed);
                 self.pause_reason = None;
                 self.resume_at = None;
@@ -698,6 +783,86 @@ mod tests {
             missing_values: BTreeMap::new(),
             at: t(0),
         }
+    }
+
+    fn open_direct() -> CampaignCommand {
+        CampaignCommand::OpenDirect {
+            campaign_id: campaign_id(),
+            session_id: sender(1),
+            day: "2025-03-01".parse().unwrap(),
+            throttle: Throttle::DEFAULT,
+            at: t(0),
+        }
+    }
+
+    fn direct_opened() -> CampaignEvent {
+        CampaignEvent::DirectCampaignOpened {
+            campaign_id: campaign_id(),
+            session_id: sender(1),
+            day: "2025-03-01".parse().unwrap(),
+            throttle: Throttle::DEFAULT,
+            at: t(0),
+        }
+    }
+
+    #[test]
+    fn a_direct_campaign_opens_running_once_with_its_session_as_sender() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(open_direct())
+            .then_expect_events(vec![direct_opened()]);
+        Given::with(())
+            .given(vec![direct_opened()])
+            .when(open_direct())
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![created()])
+            .when(open_direct())
+            .then_expect_error(CampaignError::AlreadyCreated);
+        let mut campaign = Campaign::default();
+        campaign.apply(direct_opened());
+        assert!(campaign.is_running());
+        assert_eq!(campaign.senders(), &[sender(1)]);
+        assert_eq!(
+            campaign.kind(),
+            CampaignKind::Direct {
+                session_id: sender(1),
+                day: "2025-03-01".parse().unwrap()
+            }
+        );
+        assert_eq!(campaign.template(), None);
+    }
+
+    #[test]
+    fn a_direct_campaign_completes_with_the_messages_it_was_given() {
+        let complete = CampaignCommand::CompleteCampaign {
+            sent: 7,
+            failed: 2,
+            cancelled: 1,
+            at: t(90),
+        };
+        Given::with(())
+            .given(vec![direct_opened()])
+            .when(complete.clone())
+            .then_expect_events(vec![CampaignEvent::CampaignCompleted {
+                sent: 7,
+                failed: 2,
+                cancelled: 1,
+                points_reserved: Points::ZERO,
+                points_spent: Points::new(14),
+                at: t(90),
+            }]);
+        let mut campaign = Campaign::default();
+        campaign.apply(direct_opened());
+        campaign.apply(CampaignEvent::CampaignCompleted {
+            sent: 7,
+            failed: 2,
+            cancelled: 1,
+            points_reserved: Points::ZERO,
+            points_spent: Points::new(14),
+            at: t(90),
+        });
+        assert_eq!(campaign.recipients(), 10);
     }
 
     fn created() -> CampaignEvent {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::events::{PauseReason, SenderUnavailableReason, StartRefusal};
@@ -49,6 +49,22 @@ pub enum CampaignCommand {
         #[serde(default)]
         missing_values: BTreeMap<String, u64>,
         /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// Opens the direct campaign of one session's single sends on one
+    /// local day: running from the start, that session its only sender.
+    /// Opening it again is answered with success and no event.
+    OpenDirect {
+        /// Its id: [`direct_campaign_id`](super::direct_campaign_id) of the
+        /// session and day.
+        campaign_id: CampaignId,
+        /// The session whose single sends it holds.
+        session_id: SessionId,
+        /// The local day (tenant time zone) it holds the single sends of.
+        day: NaiveDate,
+        /// The pause between two of its sends.
+        throttle: Throttle,
+        /// When.
         at: DateTime<Utc>,
     },
     /// Schedules a draft (or reschedules a scheduled) campaign to start at
@@ -146,7 +162,8 @@ pub enum CampaignCommand {
     },
     /// Completes a running or paused campaign. Issued by a process manager
     /// once every message is final; the counts must add up to the
-    /// recipients.
+    /// recipients (a direct campaign's recipients are what they add up
+    /// to).
     CompleteCampaign {
         /// Messages sent (sent, delivered or read): they cost points.
         sent: u64,

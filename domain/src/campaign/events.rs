@@ -1,6 +1,6 @@
 //! What happened to a campaign.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,20 @@ pub enum CampaignEvent {
         throttle: Throttle,
         /// When it is meant to start, if given at creation.
         scheduled_at: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The direct campaign of one session's single sends on one local day
+    /// was opened, running.
+    DirectCampaignOpened {
+        /// The campaign's id.
+        campaign_id: CampaignId,
+        /// The session whose single sends it holds (its only sender).
+        session_id: SessionId,
+        /// The local day.
+        day: NaiveDate,
+        /// The pause between two of its sends.
+        throttle: Throttle,
         /// When.
         at: DateTime<Utc>,
     },
@@ -170,6 +184,7 @@ impl DomainEvent for CampaignEvent {
     fn event_type(&self) -> String {
         match self {
             Self::CampaignCreated { .. } => "CampaignCreated",
+            Self::DirectCampaignOpened { .. } => "DirectCampaignOpened",
             Self::CampaignScheduled { .. } => "CampaignScheduled",
             Self::ScheduledStartRefused { .. } => "ScheduledStartRefused",
             Self::CampaignStarted { .. } => "CampaignStarted",

@@ -12,7 +12,7 @@ use super::commands::{MessageCommand, QueuedMessage, Receipt};
 use super::error::MessageError;
 use super::events::MessageEvent;
 use crate::types::phone::Phone;
-use crate::types::{CampaignId, MessageId, Points, SessionId};
+use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
 
 /// Where a message is (the API's message `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +69,7 @@ pub struct Message {
     phone: Option<Phone>,
     name: Option<String>,
     variables: BTreeMap<String, String>,
+    content: Option<MessageContent>,
     attempt: u32,
     retryable: bool,
     failure_reason: Option<String>,
@@ -122,6 +123,12 @@ impl Message {
     /// The recipient's values for the template's variables.
     pub fn variables(&self) -> &BTreeMap<String, String> {
         &self.variables
+    }
+
+    /// What it says when written for its recipient alone (a single send);
+    /// `None` for a campaign's message, rendered from its template.
+    pub fn content(&self) -> Option<&MessageContent> {
+        self.content.as_ref()
     }
 
     /// How many attempts were made (0 before the first).
@@ -234,6 +241,7 @@ impl Message {
                 phone,
                 name,
                 variables,
+                content: None,
                 at,
             }]);
         }
@@ -420,9 +428,11 @@ impl Aggregate for Message {
                 phone,
                 name,
                 variables,
+                content,
                 at,
             } => {
                 self.id = Some(message_id);
+                self.content = content;
                 self.status = Some(MessageStatus::Queued);
                 self.campaign_id = campaign_id;
                 self.session_id = session_id;
@@ -662,6 +672,7 @@ mod tests {
             phone: phone(),
             name: Some("Budi".to_owned()),
             variables: variables(),
+            content: None,
             at: t(0),
         }
     }

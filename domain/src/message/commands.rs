@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::MessageEvent;
 use crate::types::phone::Phone;
-use crate::types::{CampaignId, MessageId, Points, SessionId};
+use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
 
 /// A message as the fan-out queued it in a recipient batch
 /// ([`crate::recipient_batch`]), before the message has a history of its
@@ -28,7 +28,11 @@ pub struct QueuedMessage {
     /// The recipient's values for the template's variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
-    /// When its batch was queued.
+    /// What it says, when it was written for its recipient alone (a single
+    /// send); `None`: its campaign's template, rendered at send time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<MessageContent>,
+    /// When its batch was queued (or it was admitted to it).
     pub at: DateTime<Utc>,
 }
 
@@ -42,6 +46,7 @@ impl QueuedMessage {
             phone: self.phone,
             name: self.name,
             variables: self.variables,
+            content: self.content,
             at: self.at,
         }
     }

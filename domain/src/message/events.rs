@@ -9,7 +9,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::types::phone::Phone;
-use crate::types::{CampaignId, MessageId, Points, SessionId};
+use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
 
 /// An event of the message aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,11 @@ pub enum MessageEvent {
         name: Option<String>,
         /// The recipient's values for the template's variables.
         variables: BTreeMap<String, String>,
+        /// What it says, when written for its recipient alone (a single
+        /// send); absent for a campaign's message, rendered from its
+        /// template.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<MessageContent>,
         /// When.
         at: DateTime<Utc>,
     },

@@ -20,13 +20,24 @@ pub enum RecipientBatchError {
     /// Two recipients of the batch share a message id.
     #[error("message {0} is in the batch twice")]
     Repeated(String),
+    /// A direct campaign's batch holding all it may: the next message goes
+    /// to the next batch.
+    #[error("the batch holds its {capacity} messages")]
+    Full {
+        /// How many it holds.
+        capacity: u32,
+    },
+    /// An admission to a batch the fan-out queued, or one held to other
+    /// bounds than those it was opened with.
+    #[error("this batch takes no admission")]
+    NotAdmitting,
 }
 
 impl RecipientBatchError {
     /// The stable API code of this refusal (the REST contract's error codes).
     pub fn code(&self) -> RefusalCode {
         match self {
-            Self::AlreadyQueued => RefusalCode::Conflict,
+            Self::AlreadyQueued | Self::Full { .. } | Self::NotAdmitting => RefusalCode::Conflict,
             Self::Size { .. } | Self::Repeated(_) => RefusalCode::ValidationFailed,
         }
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::message::QueuedMessage;
 use crate::types::phone::Phone;
-use crate::types::{CampaignId, MessageId, SessionId};
+use crate::types::{CampaignId, MessageContent, MessageId, SessionId};
 
 /// One recipient of a batch: the message it gets, as its `MessageQueued`
 /// will say.
@@ -26,6 +26,10 @@ pub struct BatchRecipient {
     /// The recipient's values for the template's variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// What the message says, when written for this recipient alone (a
+    /// single send); `None`: the campaign's template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<MessageContent>,
 }
 
 impl BatchRecipient {
@@ -39,6 +43,7 @@ impl BatchRecipient {
             phone: self.phone,
             name: self.name,
             variables: self.variables,
+            content: self.content,
             at,
         }
     }
@@ -58,12 +63,31 @@ pub enum RecipientBatchEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// One message of a single send was admitted to the batch, within the
+    /// points its direct campaign reserved for the batch.
+    RecipientAdmitted {
+        /// The direct campaign.
+        campaign_id: CampaignId,
+        /// The batch's place in the campaign, from 0.
+        index: u32,
+        /// The campaign's message number (from 0) of the batch's first
+        /// message.
+        first: u64,
+        /// How many messages the batch holds at most (what was reserved
+        /// for it).
+        capacity: u32,
+        /// The recipient and what the message says.
+        recipient: BatchRecipient,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for RecipientBatchEvent {
     fn event_type(&self) -> String {
         match self {
             Self::RecipientsQueued { .. } => "RecipientsQueued",
+            Self::RecipientAdmitted { .. } => "RecipientAdmitted",
         }
         .to_owned()
     }

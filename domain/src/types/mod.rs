@@ -2,6 +2,7 @@
 //! then on.
 
 pub mod active_hours;
+pub mod content;
 pub mod ids;
 pub mod limits;
 pub mod phone;
@@ -10,6 +11,7 @@ pub mod template;
 pub mod throttle;
 
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
+pub use content::{ContentError, MessageContent};
 pub use ids::{
     CampaignId, ContactListId, InboundId, MediaId, MessageId, PlanId, RecipientBatchId, SessionId,
     TenantId, UserId,

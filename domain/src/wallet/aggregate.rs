@@ -172,6 +172,45 @@ impl Wallet {
         Ok(())
     }
 
+    async fn extend_reservation(
+        &mut self,
+        campaign_id: CampaignId,
+        messages: u64,
+        at: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), WalletError> {
+        if messages == 0 {
+            return Err(WalletError::NoRecipients);
+        }
+        let required = Points::for_messages(messages).ok_or(WalletError::OutOfRange)?;
+        let reserved = self.reservation(campaign_id).unwrap_or(Points::ZERO);
+        if reserved >= required {
+            return Ok(());
+        }
+        if self.is_settled(campaign_id) {
+            return Err(WalletError::AlreadySettled { campaign_id });
+        }
+        self.can_send_at(at)?;
+        let lacking = required.saturating_sub(reserved);
+        let available = self.available();
+        let Some(available_after) = available.checked_sub(lacking) else {
+            return Err(WalletError::InsufficientPoints {
+                required: lacking,
+                available,
+            });
+        };
+        let event = WalletEvent::PointsReserved {
+            campaign_id,
+            points: lacking,
+            balance_after: self.balance,
+            reserved_after: self.balance.saturating_sub(available_after),
+            available_after,
+            at,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
     async fn settle(
         &mut self,
         campaign_id: CampaignId,
@@ -329,6 +368,14 @@ impl Aggregate for Wallet {
                 recipients,
                 at,
             } => self.reserve(campaign_id, recipients, at, sink).await?,
+            WalletCommand::ExtendReservation {
+                campaign_id,
+                messages,
+                at,
+            } => {
+                self.extend_reservation(campaign_id, messages, at, sink)
+                    .await?
+            }
             WalletCommand::Settle {
                 campaign_id,
                 messages_sent,
@@ -408,7 +455,10 @@ impl Aggregate for Wallet {
                 points,
                 ..
             } => {
-                self.reserved.insert(campaign_id, points);
+                // A direct campaign reserves block after block.
+                let reserved = self.reservation(campaign_id).unwrap_or(Points::ZERO);
+                let total = reserved.checked_add(points).unwrap_or(reserved);
+                self.reserved.insert(campaign_id, total);
             }
             WalletEvent::PointsCaptured {
                 campaign_id,
@@ -974,6 +1024,97 @@ mod tests {
             .given(vec![subscribed()])
             .when(reserve(campaign(1), u64::MAX, day(2)))
             .then_expect_error(WalletError::OutOfRange);
+    }
+
+    fn extend(messages: u64, at: DateTime<Utc>) -> WalletCommand {
+        WalletCommand::ExtendReservation {
+            campaign_id: campaign(2),
+            messages,
+            at,
+        }
+    }
+
+    fn block(points: u64, reserved_after: u64) -> WalletEvent {
+        WalletEvent::PointsReserved {
+            campaign_id: campaign(2),
+            points: Points::new(points),
+            balance_after: Points::new(1_000),
+            reserved_after: Points::new(reserved_after),
+            available_after: Points::new(1_000 - reserved_after),
+            at: day(2),
+        }
+    }
+
+    #[test]
+    fn a_direct_campaign_reserves_block_after_block_and_each_once() {
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(extend(25, day(2)))
+            .then_expect_events(vec![block(50, 50)]);
+        WalletTest::with(())
+            .given(vec![subscribed(), block(50, 50)])
+            .when(extend(25, day(2)))
+            .then_expect_events(vec![]);
+        WalletTest::with(())
+            .given(vec![subscribed(), block(50, 50)])
+            .when(extend(40, day(2)))
+            .then_expect_events(vec![block(30, 80)]);
+        let wallet = wallet(vec![subscribed(), block(50, 50), block(30, 80)]);
+        assert_eq!(wallet.reservation(campaign(2)), Some(Points::new(80)));
+        // Settled like any campaign: what was sent captured, the rest of
+        // every block released.
+        WalletTest::with(())
+            .given(vec![subscribed(), block(50, 50), block(30, 80)])
+            .when(settle_direct(30))
+            .then_expect_events(vec![
+                WalletEvent::PointsCaptured {
+                    campaign_id: campaign(2),
+                    points: Points::new(60),
+                    messages_sent: 30,
+                    campaign_reserved_after: Points::new(20),
+                    balance_after: Points::new(940),
+                    reserved_after: Points::new(20),
+                    available_after: Points::new(920),
+                    at: day(3),
+                },
+                WalletEvent::ReservationReleased {
+                    campaign_id: campaign(2),
+                    points: Points::new(20),
+                    balance_after: Points::new(940),
+                    reserved_after: Points::ZERO,
+                    available_after: Points::new(940),
+                    at: day(3),
+                },
+            ]);
+    }
+
+    fn settle_direct(messages_sent: u64) -> WalletCommand {
+        WalletCommand::Settle {
+            campaign_id: campaign(2),
+            messages_sent,
+            at: day(3),
+        }
+    }
+
+    #[test]
+    fn a_block_beyond_the_available_points_or_after_the_plan_is_refused() {
+        WalletTest::with(())
+            .given(vec![subscribed(), reserved()])
+            .when(extend(301, day(2)))
+            .then_expect_error(WalletError::InsufficientPoints {
+                required: Points::new(602),
+                available: Points::new(600),
+            });
+        WalletTest::with(())
+            .given(vec![subscribed(), expired()])
+            .when(extend(1, day(31)))
+            .then_expect_error(WalletError::PlanExpired {
+                expired_at: Some(day(31)),
+            });
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(extend(0, day(2)))
+            .then_expect_error(WalletError::NoRecipients);
     }
 
     // Settlements

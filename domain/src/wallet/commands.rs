@@ -56,6 +56,18 @@ pub enum WalletCommand {
         /// When (the plan must be running then).
         at: DateTime<Utc>,
     },
+    /// Make a direct campaign's reservation cover `messages` messages in
+    /// all (`messages ×` [`Points::PER_MESSAGE`]), reserving what it lacks;
+    /// one that covers them already records nothing, so a retry, or two
+    /// callers asking for the same block, reserve once.
+    ExtendReservation {
+        /// The direct campaign.
+        campaign_id: CampaignId,
+        /// How many of its messages the reservation must cover, in all.
+        messages: u64,
+        /// When (the plan must be running then).
+        at: DateTime<Utc>,
+    },
     /// Settle a campaign that completed or was cancelled: capture what was
     /// sent, release the rest of its reservation.
     Settle {

@@ -3,12 +3,14 @@
 //! (`campaign_message_counts`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
-use wablast_domain::campaign::{Campaign, CampaignEvent, CampaignStatus, PauseReason};
+use wablast_domain::campaign::{
+    Campaign, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
+};
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, id_of, missing_row, tenant_of};
@@ -26,7 +28,7 @@ pub(crate) struct CampaignRow {
     id: Uuid,
     tenant_id: Uuid,
     name: String,
-    contact_list_id: Uuid,
+    contact_list_id: Option<Uuid>,
     template: String,
     media_id: Option<Uuid>,
     sender_session_ids: Vec<Uuid>,
@@ -45,6 +47,8 @@ pub(crate) struct CampaignRow {
     updated_at: DateTime<Utc>,
     #[serde(default)]
     start_refusal: Option<RefusedStart>,
+    kind: String,
+    direct_day: Option<NaiveDate>,
 }
 
 /// Why a campaign's scheduled start was refused, and when (the
@@ -81,6 +85,8 @@ impl Row for CampaignRow {
         "finished_at",
         "updated_at",
         "start_refusal",
+        "kind",
+        "direct_day",
     ];
 
     fn key(&self) -> Uuid {
@@ -142,7 +148,7 @@ impl Projection for Campaigns {
                     id,
                     tenant_id: tenant_of(NAME, event)?,
                     name,
-                    contact_list_id: *contact_list_id.as_uuid(),
+                    contact_list_id: Some(*contact_list_id.as_uuid()),
                     template: template.as_str().to_owned(),
                     media_id: media_id.map(|m| *m.as_uuid()),
                     sender_session_ids: sender_session_ids.iter().map(|s| *s.as_uuid()).collect(),
@@ -160,6 +166,43 @@ impl Projection for Campaigns {
                     finished_at: None,
                     updated_at: at,
                     start_refusal: None,
+                    kind: CampaignKind::Broadcast.as_str().to_owned(),
+                    direct_day: None,
+                });
+                continue;
+            }
+            if let CampaignEvent::DirectCampaignOpened {
+                session_id,
+                day,
+                throttle,
+                at,
+                ..
+            } = decoded
+            {
+                campaigns.put(CampaignRow {
+                    id,
+                    tenant_id: tenant_of(NAME, event)?,
+                    name: format!("direct {day}"),
+                    contact_list_id: None,
+                    template: String::new(),
+                    media_id: None,
+                    sender_session_ids: vec![*session_id.as_uuid()],
+                    throttle_min_ms: throttle.min_delay_ms() as i32,
+                    throttle_max_ms: throttle.max_delay_ms() as i32,
+                    status: CampaignStatus::Running.as_str().to_owned(),
+                    pause_reason: None,
+                    resume_at: None,
+                    scheduled_at: None,
+                    recipients: 0,
+                    points_reserved: 0,
+                    points_spent: None,
+                    created_at: at,
+                    started_at: Some(at),
+                    finished_at: None,
+                    updated_at: at,
+                    start_refusal: None,
+                    kind: CampaignKind::Direct { session_id, day }.as_str().to_owned(),
+                    direct_day: Some(day),
                 });
                 continue;
             }
@@ -167,7 +210,8 @@ impl Projection for Campaigns {
                 .get_mut(id)
                 .ok_or_else(|| missing_row(NAME, event))?;
             match decoded {
-                CampaignEvent::CampaignCreated { .. } => {}
+                CampaignEvent::CampaignCreated { .. }
+                | CampaignEvent::DirectCampaignOpened { .. } => {}
                 CampaignEvent::CampaignScheduled { at_time, at } => {
                     row.status = CampaignStatus::Scheduled.as_str().to_owned();
                     row.scheduled_at = Some(at_time);
@@ -235,8 +279,18 @@ impl Projection for Campaigns {
                     row.updated_at = at;
                 }
                 CampaignEvent::CampaignCompleted {
-                    points_spent, at, ..
+                    sent,
+                    failed,
+                    cancelled,
+                    points_spent,
+                    at,
+                    ..
                 } => {
+                    if row.kind != CampaignKind::Broadcast.as_str() {
+                        // A direct campaign's recipients: what it was given.
+                        row.recipients =
+                            count(sent.saturating_add(failed).saturating_add(cancelled));
+                    }
                     row.status = CampaignStatus::Completed.as_str().to_owned();
                     row.pause_reason = None;
                     row.resume_at = None;

@@ -53,6 +53,8 @@ pub(crate) struct MessageRow {
     read_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
     text: Option<String>,
+    media_id: Option<Uuid>,
+    reply_to: Option<String>,
 }
 
 impl Row for MessageRow {
@@ -76,6 +78,8 @@ impl Row for MessageRow {
         "read_at",
         "updated_at",
         "text",
+        "media_id",
+        "reply_to",
     ];
 
     fn key(&self) -> Uuid {
@@ -86,7 +90,7 @@ impl Row for MessageRow {
         sqlx::query_as(
             "select id, tenant_id, campaign_id, session_id, phone, name, status, error, attempts, \
                  provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at, \
-                 text \
+                 text, media_id, reply_to \
              from messages where id = any($1)",
         )
         .bind(keys)
@@ -96,7 +100,7 @@ impl Row for MessageRow {
 
     async fn insert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
         // New rows only: a binary `COPY`, PostgreSQL's fastest way in.
-        let mut copy = BinaryRows::new(17, rows.len() * 300);
+        let mut copy = BinaryRows::new(19, rows.len() * 300);
         let at = as_stored_from_json;
         for row in rows {
             copy.row();
@@ -117,12 +121,14 @@ impl Row for MessageRow {
             copy.opt_timestamptz(row.read_at.map(at));
             copy.timestamptz(at(row.updated_at));
             copy.opt_text(row.text.as_deref());
+            copy.opt_uuid(row.media_id);
+            copy.opt_text(row.reply_to.as_deref());
         }
         copy.send(
             conn,
             "copy messages (id, tenant_id, campaign_id, session_id, phone, name, status, error, \
                  attempts, provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, \
-                 updated_at, text) \
+                 updated_at, text, media_id, reply_to) \
              from stdin (format binary)",
         )
         .await?;
@@ -154,6 +160,8 @@ impl Row for MessageRow {
             .bind(&c.read_at)
             .bind(&c.updated_at)
             .bind(&c.text)
+            .bind(&c.media_id)
+            .bind(&c.reply_to)
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -166,10 +174,10 @@ fn upsert_messages_sql() -> AssertSqlSafe<&'static str> {
             "unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
                  $7::text[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::timestamptz[], \
                  $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], \
-                 $17::text[]) \
+                 $17::text[], $18::uuid[], $19::text[]) \
              as t(id, tenant_id, campaign_id, session_id, phone, name, status, error, attempts, \
                  provider_message_id, cost, queued_at, sent_at, delivered_at, read_at, updated_at, \
-                 text)",
+                 text, media_id, reply_to)",
         )
     });
     AssertSqlSafe(SQL.as_str())
@@ -195,6 +203,8 @@ struct MessageColumns<'a> {
     read_at: Vec<Option<DateTime<Utc>>>,
     updated_at: Vec<DateTime<Utc>>,
     text: Vec<Option<&'a str>>,
+    media_id: Vec<Option<Uuid>>,
+    reply_to: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageColumns<'a> {
@@ -217,6 +227,8 @@ impl<'a> MessageColumns<'a> {
             read_at: Vec::with_capacity(n),
             updated_at: Vec::with_capacity(n),
             text: Vec::with_capacity(n),
+            media_id: Vec::with_capacity(n),
+            reply_to: Vec::with_capacity(n),
         }
     }
 
@@ -240,6 +252,8 @@ impl<'a> MessageColumns<'a> {
         self.read_at.push(row.read_at.map(at));
         self.updated_at.push(at(row.updated_at));
         self.text.push(row.text.as_deref());
+        self.media_id.push(row.media_id);
+        self.reply_to.push(row.reply_to.as_deref());
     }
 }
 
@@ -325,9 +339,24 @@ impl Projection for Messages {
         let mut batches = Vec::new();
         for event in events {
             if event.aggregate_type == RecipientBatch::TYPE {
-                let batch: RecipientBatchEvent = decode(NAME, event)?;
-                let RecipientBatchEvent::RecipientsQueued { recipients, .. } = &batch;
-                existing.extend(recipients.iter().map(|r| *r.message_id.as_uuid()));
+                let batch = match decode(NAME, event)? {
+                    RecipientBatchEvent::RecipientsQueued {
+                        campaign_id,
+                        recipients,
+                        at,
+                        ..
+                    } => (
+                        campaign_id,
+                        recipients.into_iter().map(|r| (r, at)).collect::<Vec<_>>(),
+                    ),
+                    RecipientBatchEvent::RecipientAdmitted {
+                        campaign_id,
+                        recipient,
+                        at,
+                        ..
+                    } => (campaign_id, vec![(recipient, at)]),
+                };
+                existing.extend(batch.1.iter().map(|(r, _)| *r.message_id.as_uuid()));
                 batches.push(batch);
             }
         }
@@ -337,21 +366,15 @@ impl Projection for Messages {
 
         for event in events {
             if event.aggregate_type == RecipientBatch::TYPE {
-                let Some(RecipientBatchEvent::RecipientsQueued {
-                    campaign_id,
-                    recipients,
-                    at,
-                    ..
-                }) = batches.next()
-                else {
+                let Some((campaign_id, recipients)) = batches.next() else {
                     unreachable!("every batch event was decoded above, in order");
                 };
                 let tenant_id = tenant_of(NAME, event)?;
-                for recipient in recipients {
+                for (recipient, at) in recipients {
                     if messages.contains(*recipient.message_id.as_uuid()) {
                         continue;
                     }
-                    let row = queued_row(
+                    let mut row = queued_row(
                         *recipient.message_id.as_uuid(),
                         tenant_id,
                         *campaign_id.as_uuid(),
@@ -360,6 +383,11 @@ impl Projection for Messages {
                         recipient.name,
                         at,
                     );
+                    if let Some(content) = recipient.content {
+                        row.text = content.text;
+                        row.media_id = content.media_id.map(|m| *m.as_uuid());
+                        row.reply_to = content.reply_to;
+                    }
                     change_of(&mut counts, &row).moved(None, &row.status);
                     messages.put(row);
                 }
@@ -529,6 +557,8 @@ fn queued_row(
         read_at: None,
         updated_at: at,
         text: None,
+        media_id: None,
+        reply_to: None,
     }
 }
 
