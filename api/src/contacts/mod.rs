@@ -361,6 +361,12 @@ impl Plan {
     }
 }
 
+/// A number as the dedupe keys it, from its E.164 digits (without the
+/// `+`): E.164 has at most 15 digits, always a `u64`.
+fn number_key(digits: &str) -> u64 {
+    digits.parse::<u64>().unwrap_or(u64::MAX)
+}
+
 fn shorten(text: &str) -> String {
     match text.char_indices().nth(MAX_SHOWN_CHARS) {
         Some((end, _)) => format!("{}…", &text[..end]),
@@ -377,11 +383,33 @@ struct Summary {
     rejected_count: u32,
 }
 
+impl Summary {
+    /// The answer about the list `id`, whose columns are now `columns`.
+    fn report(
+        self,
+        id: Uuid,
+        name: String,
+        columns: Vec<String>,
+        created_at: DateTime<Utc>,
+    ) -> Imported {
+        Imported {
+            id,
+            name,
+            columns,
+            total_rows: self.total_rows,
+            accepted: self.accepted,
+            rejected: self.rejected,
+            rejected_count: self.rejected_count,
+            created_at,
+        }
+    }
+}
+
 /// What the parsing thread hands the storing side.
 enum Message {
-    /// The header was read and the mapping holds: these are the list's
-    /// columns.
-    Columns(Vec<String>),
+    /// The header was read and the mapping holds: what the file is, and
+    /// the list's columns.
+    Header(Format, Vec<String>),
     /// Accepted contacts.
     Contacts(Vec<Contact>),
 }
@@ -398,6 +426,28 @@ struct Checker {
 }
 
 impl Checker {
+    fn new(plan: Plan, region: Region) -> Self {
+        Self {
+            plan,
+            region,
+            seen: HashMap::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Counts and numbers the next non-blank row (blank ones are skipped,
+    /// uncounted), then checks it: its contact, or why not (recorded).
+    fn next(&mut self, row: &mut Row) -> Option<Contact> {
+        if row.is_blank() {
+            return None;
+        }
+        self.summary.total_rows += 1;
+        row.number = self.summary.total_rows;
+        let contact = self.check(row)?;
+        self.summary.accepted += 1;
+        Some(contact)
+    }
+
     fn reject(
         &mut self,
         row: &Row,
@@ -410,10 +460,10 @@ impl Checker {
             return;
         }
         let index = column.unwrap_or(self.plan.phone);
-        let mut message = reason.message().to_owned();
-        if let Some(first) = duplicate_of {
-            message = format!("the same number as row {first}");
-        }
+        let message = match duplicate_of {
+            Some(first) => format!("the same number as row {first}"),
+            None => reason.message().to_owned(),
+        };
         self.summary.rejected.push(Rejection {
             row: row.number,
             value: shorten(&row.cells[index].text),
@@ -462,8 +512,7 @@ impl Checker {
                 return None;
             }
         }
-        // E.164 has at most 15 digits: always a u64.
-        let key = phone.digits().parse::<u64>().unwrap_or(u64::MAX);
+        let key = number_key(phone.digits());
         if let Some(&first) = self.seen.get(&key) {
             self.reject(row, Reason::Duplicate, None, Some(first));
             return None;
@@ -494,25 +543,30 @@ impl Checker {
     }
 }
 
-/// Reads the file (on a blocking thread), sending the columns first, then
+/// Reads the file (on a blocking thread), sending its header first, then
 /// accepted contacts in batches. Stops early, with an error, when the
 /// receiver is gone.
-fn read_file(upload: &Upload, out: &mpsc::Sender<Message>) -> Result<(Format, Summary), ApiError> {
+fn read_file(upload: &Upload, out: &mpsc::Sender<Message>) -> Result<Summary, ApiError> {
     let mut file = File::open(&upload.path).map_err(ApiError::internal)?;
     let head = parse::head(&mut file).map_err(ApiError::internal)?;
     let format = parse::sniff(&head, upload.filename.as_deref())?;
-    let summary = match format {
-        Format::Csv => check_rows(&mut CsvRows::open(file, &head)?, upload, out)?,
+    match format {
+        Format::Csv => check_rows(&mut CsvRows::open(file, &head)?, format, upload, out),
         Format::Xlsx => {
             let mut workbook = parse::open_xlsx(file)?;
-            check_rows(&mut XlsxRows::first_sheet(&mut workbook)?, upload, out)?
+            check_rows(
+                &mut XlsxRows::first_sheet(&mut workbook)?,
+                format,
+                upload,
+                out,
+            )
         }
-    };
-    Ok((format, summary))
+    }
 }
 
 fn check_rows(
     rows: &mut impl Rows,
+    format: Format,
     upload: &Upload,
     out: &mpsc::Sender<Message>,
 ) -> Result<Summary, ApiError> {
@@ -523,24 +577,13 @@ fn check_rows(
         ));
     };
     let plan = Plan::new(header, &upload.mapping)?;
-    out.blocking_send(Message::Columns(plan.columns()))
+    out.blocking_send(Message::Header(format, plan.columns()))
         .map_err(|_| gone())?;
-    let mut checker = Checker {
-        plan,
-        region: upload.region,
-        seen: HashMap::new(),
-        summary: Summary::default(),
-    };
+    let mut checker = Checker::new(plan, upload.region);
     let mut row = Row::default();
     let mut batch = Vec::with_capacity(BATCH);
     while rows.next_row(&mut row)? {
-        if row.is_blank() {
-            continue;
-        }
-        checker.summary.total_rows += 1;
-        row.number = checker.summary.total_rows;
-        if let Some(contact) = checker.check(&row) {
-            checker.summary.accepted += 1;
+        if let Some(contact) = checker.next(&mut row) {
             batch.push(contact);
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -570,8 +613,8 @@ pub async fn import(pool: &PgPool, tenant: TenantId, upload: Upload) -> Result<I
         let upload = upload.clone();
         tokio::task::spawn_blocking(move || read_file(&upload, &sender))
     };
-    let columns = match receiver.recv().await {
-        Some(Message::Columns(columns)) => columns,
+    let (format, columns) = match receiver.recv().await {
+        Some(Message::Header(format, columns)) => (format, columns),
         // The file was refused before its rows were read: the reader's error.
         _ => {
             drop(receiver);
@@ -581,54 +624,103 @@ pub async fn import(pool: &PgPool, tenant: TenantId, upload: Upload) -> Result<I
             });
         }
     };
-    let id = Uuid::now_v7();
-    let created_at = Utc::now();
-    let mut tx = pool.begin().await?;
-    store::insert_list(
-        &mut tx,
-        &store::NewList {
-            id,
-            tenant,
-            name: &upload.name,
-            columns: &columns,
-            filename: upload.filename.as_deref(),
-            created_at,
-        },
+    let mut list = Creation::begin(
+        pool,
+        tenant,
+        upload.name,
+        columns,
+        format.into(),
+        upload.filename.as_deref(),
     )
     .await?;
     while let Some(message) = receiver.recv().await {
         if let Message::Contacts(contacts) = message {
-            store::insert_contacts(&mut tx, id, tenant, &contacts).await?;
+            list.insert(&contacts).await?;
         }
     }
-    let (format, summary) = reader.await.map_err(ApiError::internal)??;
-    store::finish_list(
-        &mut tx,
-        id,
-        format.as_str(),
-        summary.total_rows,
-        summary.accepted,
-        summary.rejected_count,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        list_id = %id,
-        total_rows = summary.total_rows,
-        accepted = summary.accepted,
-        rejected = summary.rejected_count,
-        "contact list imported"
-    );
-    Ok(Imported {
-        id,
-        name: upload.name,
-        columns,
-        total_rows: summary.total_rows,
-        accepted: summary.accepted,
-        rejected: summary.rejected,
-        rejected_count: summary.rejected_count,
-        created_at,
-    })
+    let summary = reader.await.map_err(ApiError::internal)??;
+    list.finish(summary).await
+}
+
+/// A new list being written in one transaction: its row, then its
+/// contacts, then what its rows gave.
+struct Creation {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    id: Uuid,
+    tenant: TenantId,
+    name: String,
+    columns: Vec<String>,
+    source: store::Source,
+    created_at: DateTime<Utc>,
+}
+
+impl Creation {
+    /// Starts the transaction with the list's row.
+    async fn begin(
+        pool: &PgPool,
+        tenant: TenantId,
+        name: String,
+        columns: Vec<String>,
+        source: store::Source,
+        filename: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let id = Uuid::now_v7();
+        let created_at = Utc::now();
+        let mut tx = pool.begin().await?;
+        store::insert_list(
+            &mut tx,
+            &store::NewList {
+                id,
+                tenant,
+                name: &name,
+                columns: &columns,
+                source,
+                filename,
+                created_at,
+            },
+        )
+        .await?;
+        Ok(Self {
+            tx,
+            id,
+            tenant,
+            name,
+            columns,
+            source,
+            created_at,
+        })
+    }
+
+    /// Stores accepted contacts (at most [`BATCH`] a statement).
+    async fn insert(&mut self, contacts: &[Contact]) -> Result<(), ApiError> {
+        for batch in contacts.chunks(BATCH) {
+            store::insert_contacts(&mut self.tx, self.id, self.tenant, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Records what the rows gave, commits, and answers the report.
+    async fn finish(mut self, summary: Summary) -> Result<Imported, ApiError> {
+        store::count_rows(
+            &mut self.tx,
+            self.id,
+            &self.columns,
+            summary.total_rows,
+            summary.accepted,
+            summary.rejected_count,
+        )
+        .await?;
+        self.tx.commit().await?;
+        tracing::info!(
+            list_id = %self.id,
+            source = self.source.as_str(),
+            total_rows = summary.total_rows,
+            accepted = summary.accepted,
+            rejected = summary.rejected_count,
+            "contact list created"
+        );
+        Ok(summary.report(self.id, self.name, self.columns, self.created_at))
+    }
 }
 
 #[cfg(test)]
@@ -736,12 +828,7 @@ mod tests {
             &Mapping::default(),
         )
         .unwrap();
-        let mut checker = Checker {
-            plan,
-            region: Region::ID,
-            seen: HashMap::new(),
-            summary: Summary::default(),
-        };
+        let mut checker = Checker::new(plan, Region::ID);
         let row = |number: u32, cells: [&str; 4]| Row {
             number,
             cells: cells

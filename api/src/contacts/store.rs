@@ -3,12 +3,56 @@
 //! list, or a deleted one, is `None` (a 404).
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use wablast_domain::types::{ContactListId, TenantId};
 use wablast_projections::queries::{Cursor, Page, Paged};
 
 use super::Contact;
+use super::parse::Format;
+
+/// Where a list's contacts came from (its `source_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ContactListSource)]
+pub enum Source {
+    /// An imported CSV file.
+    Csv,
+    /// An imported XLSX workbook.
+    Xlsx,
+}
+
+impl Source {
+    /// As stored: `csv` or `xlsx`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+        }
+    }
+}
+
+impl From<Format> for Source {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Csv => Self::Csv,
+            Format::Xlsx => Self::Xlsx,
+        }
+    }
+}
+
+impl TryFrom<String> for Source {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        [Self::Csv, Self::Xlsx]
+            .into_iter()
+            .find(|source| source.as_str() == text)
+            .ok_or_else(|| format!("unknown list source {text:?}"))
+    }
+}
 
 /// A list about to be created.
 #[derive(Debug)]
@@ -21,26 +65,29 @@ pub struct NewList<'a> {
     pub name: &'a str,
     /// Its template variables.
     pub columns: &'a [String],
+    /// Where its contacts come from.
+    pub source: Source,
     /// The uploaded file's name.
     pub filename: Option<&'a str>,
     /// When.
     pub created_at: DateTime<Utc>,
 }
 
-/// Inserts a list with zero counts ([`finish_list`] sets them once the file
-/// is read), inside the import's transaction.
+/// Inserts a list with zero counts ([`count_rows`] adds its rows' once
+/// they are read), inside the transaction that stores its contacts.
 pub async fn insert_list(db: &mut PgConnection, list: &NewList<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into contact_lists
              (id, tenant_id, name, columns, total_rows, accepted, rejected,
               source_filename, source_format, created_at)
-         values ($1, $2, $3, $4, 0, 0, 0, $5, 'csv', $6)",
+         values ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7)",
     )
     .bind(list.id)
     .bind(list.tenant.as_uuid())
     .bind(list.name)
     .bind(list.columns)
     .bind(list.filename)
+    .bind(list.source.as_str())
     .bind(list.created_at)
     .execute(db)
     .await?;
@@ -78,30 +125,6 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Records what the import found.
-pub async fn finish_list(
-    db: &mut PgConnection,
-    id: Uuid,
-    format: &str,
-    total_rows: u32,
-    accepted: u32,
-    rejected: u32,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update contact_lists
-         set source_format = $2, total_rows = $3, accepted = $4, rejected = $5
-         where id = $1",
-    )
-    .bind(id)
-    .bind(format)
-    .bind(count(total_rows))
-    .bind(count(accepted))
-    .bind(count(rejected))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// A list as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ListRow {
@@ -119,8 +142,9 @@ pub struct ListRow {
     pub rejected: i32,
     /// The uploaded file's name.
     pub source_filename: Option<String>,
-    /// `csv` or `xlsx`.
-    pub source_format: String,
+    /// Where its contacts came from.
+    #[sqlx(try_from = "String")]
+    pub source_format: Source,
     /// When it was imported.
     pub created_at: DateTime<Utc>,
 }
@@ -235,6 +259,32 @@ pub async fn delete(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<bool, s
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Adds what rows gave to a list's counts (zero when it is created) and
+/// sets its columns.
+pub async fn count_rows(
+    db: &mut PgConnection,
+    id: Uuid,
+    columns: &[String],
+    total_rows: u32,
+    accepted: u32,
+    rejected: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update contact_lists
+         set columns = $2, total_rows = total_rows + $3, accepted = accepted + $4,
+             rejected = rejected + $5
+         where id = $1",
+    )
+    .bind(id)
+    .bind(columns)
+    .bind(count(total_rows))
+    .bind(count(accepted))
+    .bind(count(rejected))
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// What campaign creation needs to know about a list.

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_domain::types::phone::Region;
 
-use crate::contacts::store::{self, ContactRow, ListRow, RowCursor};
+use crate::contacts::store::{self, ContactRow, ListRow, RowCursor, Source};
 use crate::contacts::{self, Imported, Mapping, Upload};
 use crate::error::ErrorBody;
 use crate::extract::{Path, Query};
@@ -290,7 +290,7 @@ pub struct ContactListView {
     /// The imported file's name.
     pub source_filename: Option<String>,
     /// `csv` or `xlsx`.
-    pub source_format: String,
+    pub source_format: Source,
     /// When it was imported.
     pub created_at: DateTime<Utc>,
 }
