@@ -1,5 +1,6 @@
 //! Contact lists: importing a CSV or XLSX file into a list of consented,
-//! deduplicated WhatsApp numbers, and reading lists back.
+//! deduplicated WhatsApp numbers, writing lists without a file (JSON rows
+//! in, contacts out), and reading lists back.
 //!
 //! Contacts are plain tables, not event-sourced (written by the API
 //! directly, not rebuilt from the log). An import is
@@ -19,6 +20,11 @@
 //!   async side inserts them (`INSERT ... SELECT * FROM UNNEST(...)`), so
 //!   parsing and storing overlap and memory stays bounded whatever the
 //!   number of rows.
+//! - [`edit`]: lists without a file: created from JSON rows, rows added,
+//!   contacts removed. A JSON row becomes a [`Row`] of fixed columns
+//!   (`phone`, `name`, `consent`, then its variables) and goes through the
+//!   same checks as a file's rows (the one [`Checker`]), so both paths
+//!   accept, refuse and report alike.
 //!
 //! # Decisions
 //!
@@ -51,6 +57,7 @@
 //!   content, not UTF-8, empty, no header, no data rows, a cell longer than
 //!   a spreadsheet allows, bad mapping or region.
 
+pub mod edit;
 pub mod normalize;
 pub mod parse;
 pub mod store;
@@ -128,7 +135,7 @@ pub struct Upload {
 #[schema(as = RejectedRow)]
 pub struct Rejection {
     /// The data row (1 = the first non-blank row after the header; blank
-    /// rows are not counted).
+    /// rows are not counted), or the request's contact (1 = its first).
     pub row: u32,
     /// The offending cell as written (the phone cell, unless `column` names
     /// another); at most 100 characters.
@@ -143,27 +150,34 @@ pub struct Rejection {
     /// For a duplicate: the row that has the number first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<u32>,
+    /// For `already_in_list`: the list's contact that has the number (its
+    /// `row`, the id `DELETE .../contacts/{contact_id}` takes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_row: Option<i32>,
 }
 
-/// The answer to an import.
+/// The answer to an import, and to rows written without a file (a new
+/// list, or rows added to one): what became of the rows read.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[schema(as = ContactListImport)]
 pub struct Imported {
-    /// The new list.
+    /// The list.
     pub id: Uuid,
     /// Its name.
     pub name: String,
-    /// Its template variables (the mapped variable columns, in file order).
+    /// Its template variables now (an import's: the mapped variable
+    /// columns, in file order).
     pub columns: Vec<String>,
-    /// Data rows in the file (blank rows not counted).
+    /// Rows read: the file's data rows (blank rows not counted), or the
+    /// request's contacts.
     pub total_rows: u32,
-    /// Contacts stored.
+    /// Contacts stored from them.
     pub accepted: u32,
-    /// The first 1,000 rejected rows, in file order.
+    /// The first 1,000 rejected rows, in file (or request) order.
     pub rejected: Vec<Rejection>,
     /// How many rows were rejected in all.
     pub rejected_count: u32,
-    /// When it was created.
+    /// When the list was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -356,10 +370,36 @@ impl Plan {
         })
     }
 
+    /// The plan of rows that are not read from a file: the cells `phone`,
+    /// `name`, `consent`, then one per variable of `columns`, in that
+    /// order (their names checked by the caller).
+    fn of_fields(columns: &[String]) -> Self {
+        let header: Vec<String> = ["phone", "name", "consent"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(columns.iter().cloned())
+            .collect();
+        Self {
+            phone: 0,
+            name: Some(1),
+            consent: 2,
+            variables: columns
+                .iter()
+                .enumerate()
+                .map(|(i, column)| (FIXED_FIELDS + i, column.clone()))
+                .collect(),
+            used: (0..header.len()).collect(),
+            header,
+        }
+    }
+
     fn columns(&self) -> Vec<String> {
         self.variables.iter().map(|(_, v)| v.clone()).collect()
     }
 }
+
+/// The cells of a row of [`Plan::of_fields`] before its variables.
+const FIXED_FIELDS: usize = 3;
 
 /// A number as the dedupe keys it, from its E.164 digits (without the
 /// `+`): E.164 has at most 15 digits, always a `u64`.
@@ -374,7 +414,7 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// What reading the file found.
+/// What reading the file (or the JSON rows) found.
 #[derive(Debug, Default)]
 struct Summary {
     total_rows: u32,
@@ -422,7 +462,19 @@ struct Checker {
     /// and their rows: the only state that grows with the file, by about
     /// 16 bytes per contact.
     seen: HashMap<u64, u32>,
+    /// The numbers the list already has, and their contacts' rows (when
+    /// rows are added to a list; empty for a new one).
+    in_list: HashMap<u64, i32>,
     summary: Summary,
+}
+
+/// What a rejected row is a duplicate of.
+#[derive(Clone, Copy, Debug)]
+enum Earlier {
+    /// An earlier row of the same input.
+    Row(u32),
+    /// A contact the list already has (its row).
+    Contact(i32),
 }
 
 impl Checker {
@@ -431,6 +483,7 @@ impl Checker {
             plan,
             region,
             seen: HashMap::new(),
+            in_list: HashMap::new(),
             summary: Summary::default(),
         }
     }
@@ -453,16 +506,23 @@ impl Checker {
         row: &Row,
         reason: Reason,
         column: Option<usize>,
-        duplicate_of: Option<u32>,
+        earlier: Option<Earlier>,
     ) {
         self.summary.rejected_count += 1;
         if self.summary.rejected.len() >= MAX_REPORTED {
             return;
         }
         let index = column.unwrap_or(self.plan.phone);
-        let message = match duplicate_of {
-            Some(first) => format!("the same number as row {first}"),
-            None => reason.message().to_owned(),
+        let (message, duplicate_of, existing_row) = match earlier {
+            Some(Earlier::Row(first)) => {
+                (format!("the same number as row {first}"), Some(first), None)
+            }
+            Some(Earlier::Contact(contact)) => (
+                format!("the list already has this number (its contact of row {contact})"),
+                None,
+                Some(contact),
+            ),
+            None => (reason.message().to_owned(), None, None),
         };
         self.summary.rejected.push(Rejection {
             row: row.number,
@@ -473,6 +533,7 @@ impl Checker {
                 .filter(|&i| i != self.plan.phone)
                 .map(|i| self.plan.header[i].clone()),
             duplicate_of,
+            existing_row,
         });
     }
 
@@ -513,8 +574,17 @@ impl Checker {
             }
         }
         let key = number_key(phone.digits());
+        if let Some(&contact) = self.in_list.get(&key) {
+            self.reject(
+                row,
+                Reason::AlreadyInList,
+                None,
+                Some(Earlier::Contact(contact)),
+            );
+            return None;
+        }
         if let Some(&first) = self.seen.get(&key) {
-            self.reject(row, Reason::Duplicate, None, Some(first));
+            self.reject(row, Reason::Duplicate, None, Some(Earlier::Row(first)));
             return None;
         }
         self.seen.insert(key, row.number);

@@ -22,14 +22,17 @@ pub enum Source {
     Csv,
     /// An imported XLSX workbook.
     Xlsx,
+    /// JSON rows, without a file (`POST /api/v1/contact-lists`).
+    Json,
 }
 
 impl Source {
-    /// As stored: `csv` or `xlsx`.
+    /// As stored: `csv`, `xlsx` or `json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Csv => "csv",
             Self::Xlsx => "xlsx",
+            Self::Json => "json",
         }
     }
 }
@@ -47,7 +50,7 @@ impl TryFrom<String> for Source {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
-        [Self::Csv, Self::Xlsx]
+        [Self::Csv, Self::Xlsx, Self::Json]
             .into_iter()
             .find(|source| source.as_str() == text)
             .ok_or_else(|| format!("unknown list source {text:?}"))
@@ -261,8 +264,56 @@ pub async fn delete(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<bool, s
     Ok(done.rows_affected() == 1)
 }
 
-/// Adds what rows gave to a list's counts (zero when it is created) and
-/// sets its columns.
+/// A list locked for a change of its contacts (`FOR UPDATE`, until the
+/// transaction ends): changes of one list run one at a time.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LockedList {
+    /// Its name.
+    pub name: String,
+    /// Its template variables.
+    pub columns: Vec<String>,
+    /// Rows it was given so far: its contacts' rows are at most this.
+    pub total_rows: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Locks the tenant's live list `id`; `None` when it is not the tenant's
+/// or was deleted.
+pub async fn lock_list(
+    db: &mut PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<LockedList>, sqlx::Error> {
+    sqlx::query_as(
+        "select name, columns, total_rows, created_at from contact_lists
+         where tenant_id = $1 and id = $2 and deleted_at is null
+         for update",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Which of `phones` (E.164) the list has, with their contacts' rows.
+pub async fn rows_of_phones(
+    db: &mut PgConnection,
+    list_id: Uuid,
+    phones: &[String],
+) -> Result<Vec<(String, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "select phone, row_number from contacts
+         where list_id = $1 and phone = any($2::text[])",
+    )
+    .bind(list_id)
+    .bind(phones)
+    .fetch_all(db)
+    .await
+}
+
+/// Adds what rows gave to a list's counts (a new list's, or a locked
+/// one's) and sets its columns.
 pub async fn count_rows(
     db: &mut PgConnection,
     id: Uuid,
@@ -285,6 +336,28 @@ pub async fn count_rows(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Deletes the contact of `row` from a locked list; `false` when the list
+/// has none there.
+pub async fn delete_contact(
+    db: &mut PgConnection,
+    list_id: Uuid,
+    row: i32,
+) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("delete from contacts where list_id = $1 and row_number = $2")
+        .bind(list_id)
+        .bind(row)
+        .execute(&mut *db)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("update contact_lists set accepted = accepted - 1 where id = $1")
+        .bind(list_id)
+        .execute(db)
+        .await?;
+    Ok(true)
 }
 
 /// What campaign creation needs to know about a list.
