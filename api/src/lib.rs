@@ -10,7 +10,8 @@
 //!   errors.
 //! - [`extract`]: `Json`, `Path`, `Query` answering bad input in the error
 //!   shape; [`list`]: pagination; [`consistency`]: read-your-writes.
-//! - [`contacts`]: contact lists imported from CSV or XLSX.
+//! - [`contacts`]: contact lists imported from CSV or XLSX, or written
+//!   as JSON rows.
 //! - [`openapi()`]: the OpenAPI document, built from the same routes.
 
 pub mod auth;
@@ -110,7 +111,7 @@ impl Default for Readiness {
     tags(
         (name = "auth", description = "Accounts, logins and API keys"),
         (name = "sessions", description = "Linked WhatsApp numbers"),
-        (name = "contacts", description = "Contact lists imported from CSV or XLSX"),
+        (name = "contacts", description = "Contact lists imported from CSV or XLSX, or written as JSON rows"),
         (name = "media", description = "Uploaded attachments"),
         (name = "campaigns", description = "Broadcasts and their messages"),
         (name = "wallet", description = "Points, plans and transactions"),

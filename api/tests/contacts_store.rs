@@ -1,6 +1,7 @@
 //! The contact store against a real PostgreSQL: an import through
 //! `contacts::import`, `list_for_campaign` (what campaign creation reads),
-//! tenant scoping, soft delete, and a failed import leaving nothing.
+//! tenant scoping, soft delete, a failed import leaving nothing, and
+//! concurrent additions to one list.
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -112,5 +113,60 @@ async fn a_file_refused_after_rows_were_stored_leaves_nothing() {
     .await
     .unwrap();
     assert_eq!((lists, stored), (0, 0));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_additions_to_one_list_take_turns_and_never_add_a_number_twice() {
+    // Arrange
+    let db = TestDatabase::create().await;
+    let pool = PgPool::connect(&db.url).await.unwrap();
+    wablast_migrations::run(&pool).await.unwrap();
+    let budi = tenant(&pool, "Toko Budi").await;
+    let entries = |json: serde_json::Value| {
+        serde_json::from_value::<contacts::edit::Entries>(json)
+            .unwrap()
+            .0
+    };
+    let list = contacts::edit::create(
+        &pool,
+        budi,
+        "Pelanggan".to_owned(),
+        Region::ID,
+        entries(serde_json::json!([{"phone": "0812 3456 7890", "consent": true}])),
+    )
+    .await
+    .unwrap();
+
+    // Act: eight requests at once, each with its own number and one they
+    // all share.
+    let added = futures::future::join_all((0..8).map(|i| {
+        let rows = entries(serde_json::json!([
+            {"phone": format!("0813 0000 000{i}"), "consent": true},
+            {"phone": "0814 4444 5555", "consent": true},
+        ]));
+        contacts::edit::add(&pool, budi, list.id, Region::ID, rows)
+    }))
+    .await;
+
+    // Assert
+    let accepted: u32 = added.iter().map(|a| a.as_ref().unwrap().accepted).sum();
+    assert_eq!(accepted, 9, "eight own numbers and the shared one once");
+    let (contacts, rows, phones): (i64, i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct row_number), count(distinct phone)
+         from contacts where list_id = $1",
+    )
+    .bind(list.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((contacts, rows, phones), (10, 10, 10));
+    let (total_rows, counted, rejected): (i32, i32, i32) =
+        sqlx::query_as("select total_rows, accepted, rejected from contact_lists where id = $1")
+            .bind(list.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((total_rows, counted, rejected), (17, 10, 7));
     pool.close().await;
 }

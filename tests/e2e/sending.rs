@@ -32,7 +32,7 @@ use wablast_tests::wait_for as until;
 
 /// An engine of the application's installation, configured by `configure`
 /// (on top of quick receipts and settlement), on its own task.
-fn engine(
+pub fn engine(
     app: &TestApp,
     id: &str,
     configure: impl FnOnce(&mut EngineConfig),
@@ -55,7 +55,7 @@ fn engine(
 }
 
 /// A tenant with a plan of `points` (recipient cap 500).
-async fn funded(app: &TestApp, points: u64) -> Client {
+pub async fn funded(app: &TestApp, points: u64) -> Client {
     let admin = app.admin().await;
     let tenant = app.tenant("Toko Budi").await;
     let plan = define_plan(&admin, points, 500).await;
@@ -65,7 +65,7 @@ async fn funded(app: &TestApp, points: u64) -> Client {
 
 /// A simulator session linked to `phone` and ready, sending up to
 /// `daily_limit` a day.
-async fn linked(client: &Client, phone: &str, daily_limit: u32) -> String {
+pub async fn linked(client: &Client, phone: &str, daily_limit: u32) -> String {
     let (status, session) = client
         .post(
             "/api/v1/sessions",
@@ -93,7 +93,12 @@ async fn linked(client: &Client, phone: &str, daily_limit: u32) -> String {
 }
 
 /// Creates and starts a campaign to `list` from `senders`.
-async fn started(client: &Client, list: Uuid, senders: &[&str], throttle_ms: (u64, u64)) -> String {
+pub async fn started(
+    client: &Client,
+    list: Uuid,
+    senders: &[&str],
+    throttle_ms: (u64, u64),
+) -> String {
     let (status, campaign) = client
         .post(
             "/api/v1/campaigns",
@@ -178,7 +183,7 @@ async fn started_without_an_engine(
 
 /// Waits for the campaign to complete, each of its `recipients` sent one
 /// message; the campaign as it completed.
-async fn completed_once_each(
+pub async fn completed_once_each(
     client: &Client,
     backdoor: &Backdoor,
     id: &str,

@@ -1,5 +1,6 @@
 //! Contact lists: importing a CSV or XLSX file into a list of consented,
-//! deduplicated WhatsApp numbers, and reading lists back.
+//! deduplicated WhatsApp numbers, writing lists without a file (JSON rows
+//! in, contacts out), and reading lists back.
 //!
 //! Contacts are plain tables, not event-sourced (written by the API
 //! directly, not rebuilt from the log). An import is
@@ -19,6 +20,11 @@
 //!   async side inserts them (`INSERT ... SELECT * FROM UNNEST(...)`), so
 //!   parsing and storing overlap and memory stays bounded whatever the
 //!   number of rows.
+//! - [`edit`]: lists without a file: created from JSON rows, rows added,
+//!   contacts removed. A JSON row becomes a [`Row`] of fixed columns
+//!   (`phone`, `name`, `consent`, then its variables) and goes through the
+//!   same checks as a file's rows (the one [`Checker`]), so both paths
+//!   accept, refuse and report alike.
 //!
 //! # Decisions
 //!
@@ -51,6 +57,7 @@
 //!   content, not UTF-8, empty, no header, no data rows, a cell longer than
 //!   a spreadsheet allows, bad mapping or region.
 
+pub mod edit;
 pub mod normalize;
 pub mod parse;
 pub mod store;
@@ -128,7 +135,7 @@ pub struct Upload {
 #[schema(as = RejectedRow)]
 pub struct Rejection {
     /// The data row (1 = the first non-blank row after the header; blank
-    /// rows are not counted).
+    /// rows are not counted), or the request's contact (1 = its first).
     pub row: u32,
     /// The offending cell as written (the phone cell, unless `column` names
     /// another); at most 100 characters.
@@ -143,27 +150,34 @@ pub struct Rejection {
     /// For a duplicate: the row that has the number first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<u32>,
+    /// For `already_in_list`: the list's contact that has the number (its
+    /// `row`, the id `DELETE .../contacts/{contact_id}` takes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_row: Option<i32>,
 }
 
-/// The answer to an import.
+/// The answer to an import, and to rows written without a file (a new
+/// list, or rows added to one): what became of the rows read.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[schema(as = ContactListImport)]
 pub struct Imported {
-    /// The new list.
+    /// The list.
     pub id: Uuid,
     /// Its name.
     pub name: String,
-    /// Its template variables (the mapped variable columns, in file order).
+    /// Its template variables now (an import's: the mapped variable
+    /// columns, in file order).
     pub columns: Vec<String>,
-    /// Data rows in the file (blank rows not counted).
+    /// Rows read: the file's data rows (blank rows not counted), or the
+    /// request's contacts.
     pub total_rows: u32,
-    /// Contacts stored.
+    /// Contacts stored from them.
     pub accepted: u32,
-    /// The first 1,000 rejected rows, in file order.
+    /// The first 1,000 rejected rows, in file (or request) order.
     pub rejected: Vec<Rejection>,
     /// How many rows were rejected in all.
     pub rejected_count: u32,
-    /// When it was created.
+    /// When the list was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -356,9 +370,41 @@ impl Plan {
         })
     }
 
+    /// The plan of rows that are not read from a file: the cells `phone`,
+    /// `name`, `consent`, then one per variable of `columns`, in that
+    /// order (their names checked by the caller).
+    fn of_fields(columns: &[String]) -> Self {
+        let header: Vec<String> = ["phone", "name", "consent"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(columns.iter().cloned())
+            .collect();
+        Self {
+            phone: 0,
+            name: Some(1),
+            consent: 2,
+            variables: columns
+                .iter()
+                .enumerate()
+                .map(|(i, column)| (FIXED_FIELDS + i, column.clone()))
+                .collect(),
+            used: (0..header.len()).collect(),
+            header,
+        }
+    }
+
     fn columns(&self) -> Vec<String> {
         self.variables.iter().map(|(_, v)| v.clone()).collect()
     }
+}
+
+/// The cells of a row of [`Plan::of_fields`] before its variables.
+const FIXED_FIELDS: usize = 3;
+
+/// A number as the dedupe keys it, from its E.164 digits (without the
+/// `+`): E.164 has at most 15 digits, always a `u64`.
+fn number_key(digits: &str) -> u64 {
+    digits.parse::<u64>().unwrap_or(u64::MAX)
 }
 
 fn shorten(text: &str) -> String {
@@ -368,7 +414,7 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// What reading the file found.
+/// What reading the file (or the JSON rows) found.
 #[derive(Debug, Default)]
 struct Summary {
     total_rows: u32,
@@ -377,11 +423,33 @@ struct Summary {
     rejected_count: u32,
 }
 
+impl Summary {
+    /// The answer about the list `id`, whose columns are now `columns`.
+    fn report(
+        self,
+        id: Uuid,
+        name: String,
+        columns: Vec<String>,
+        created_at: DateTime<Utc>,
+    ) -> Imported {
+        Imported {
+            id,
+            name,
+            columns,
+            total_rows: self.total_rows,
+            accepted: self.accepted,
+            rejected: self.rejected,
+            rejected_count: self.rejected_count,
+            created_at,
+        }
+    }
+}
+
 /// What the parsing thread hands the storing side.
 enum Message {
-    /// The header was read and the mapping holds: these are the list's
-    /// columns.
-    Columns(Vec<String>),
+    /// The header was read and the mapping holds: what the file is, and
+    /// the list's columns.
+    Header(Format, Vec<String>),
     /// Accepted contacts.
     Contacts(Vec<Contact>),
 }
@@ -394,26 +462,68 @@ struct Checker {
     /// and their rows: the only state that grows with the file, by about
     /// 16 bytes per contact.
     seen: HashMap<u64, u32>,
+    /// The numbers the list already has, and their contacts' rows (when
+    /// rows are added to a list; empty for a new one).
+    in_list: HashMap<u64, i32>,
     summary: Summary,
 }
 
+/// What a rejected row is a duplicate of.
+#[derive(Clone, Copy, Debug)]
+enum Earlier {
+    /// An earlier row of the same input.
+    Row(u32),
+    /// A contact the list already has (its row).
+    Contact(i32),
+}
+
 impl Checker {
+    fn new(plan: Plan, region: Region) -> Self {
+        Self {
+            plan,
+            region,
+            seen: HashMap::new(),
+            in_list: HashMap::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Counts and numbers the next non-blank row (blank ones are skipped,
+    /// uncounted), then checks it: its contact, or why not (recorded).
+    fn next(&mut self, row: &mut Row) -> Option<Contact> {
+        if row.is_blank() {
+            return None;
+        }
+        self.summary.total_rows += 1;
+        row.number = self.summary.total_rows;
+        let contact = self.check(row)?;
+        self.summary.accepted += 1;
+        Some(contact)
+    }
+
     fn reject(
         &mut self,
         row: &Row,
         reason: Reason,
         column: Option<usize>,
-        duplicate_of: Option<u32>,
+        earlier: Option<Earlier>,
     ) {
         self.summary.rejected_count += 1;
         if self.summary.rejected.len() >= MAX_REPORTED {
             return;
         }
         let index = column.unwrap_or(self.plan.phone);
-        let mut message = reason.message().to_owned();
-        if let Some(first) = duplicate_of {
-            message = format!("the same number as row {first}");
-        }
+        let (message, duplicate_of, existing_row) = match earlier {
+            Some(Earlier::Row(first)) => {
+                (format!("the same number as row {first}"), Some(first), None)
+            }
+            Some(Earlier::Contact(contact)) => (
+                format!("the list already has this number (its contact of row {contact})"),
+                None,
+                Some(contact),
+            ),
+            None => (reason.message().to_owned(), None, None),
+        };
         self.summary.rejected.push(Rejection {
             row: row.number,
             value: shorten(&row.cells[index].text),
@@ -423,6 +533,7 @@ impl Checker {
                 .filter(|&i| i != self.plan.phone)
                 .map(|i| self.plan.header[i].clone()),
             duplicate_of,
+            existing_row,
         });
     }
 
@@ -462,10 +573,18 @@ impl Checker {
                 return None;
             }
         }
-        // E.164 has at most 15 digits: always a u64.
-        let key = phone.digits().parse::<u64>().unwrap_or(u64::MAX);
+        let key = number_key(phone.digits());
+        if let Some(&contact) = self.in_list.get(&key) {
+            self.reject(
+                row,
+                Reason::AlreadyInList,
+                None,
+                Some(Earlier::Contact(contact)),
+            );
+            return None;
+        }
         if let Some(&first) = self.seen.get(&key) {
-            self.reject(row, Reason::Duplicate, None, Some(first));
+            self.reject(row, Reason::Duplicate, None, Some(Earlier::Row(first)));
             return None;
         }
         self.seen.insert(key, row.number);
@@ -494,25 +613,30 @@ impl Checker {
     }
 }
 
-/// Reads the file (on a blocking thread), sending the columns first, then
+/// Reads the file (on a blocking thread), sending its header first, then
 /// accepted contacts in batches. Stops early, with an error, when the
 /// receiver is gone.
-fn read_file(upload: &Upload, out: &mpsc::Sender<Message>) -> Result<(Format, Summary), ApiError> {
+fn read_file(upload: &Upload, out: &mpsc::Sender<Message>) -> Result<Summary, ApiError> {
     let mut file = File::open(&upload.path).map_err(ApiError::internal)?;
     let head = parse::head(&mut file).map_err(ApiError::internal)?;
     let format = parse::sniff(&head, upload.filename.as_deref())?;
-    let summary = match format {
-        Format::Csv => check_rows(&mut CsvRows::open(file, &head)?, upload, out)?,
+    match format {
+        Format::Csv => check_rows(&mut CsvRows::open(file, &head)?, format, upload, out),
         Format::Xlsx => {
             let mut workbook = parse::open_xlsx(file)?;
-            check_rows(&mut XlsxRows::first_sheet(&mut workbook)?, upload, out)?
+            check_rows(
+                &mut XlsxRows::first_sheet(&mut workbook)?,
+                format,
+                upload,
+                out,
+            )
         }
-    };
-    Ok((format, summary))
+    }
 }
 
 fn check_rows(
     rows: &mut impl Rows,
+    format: Format,
     upload: &Upload,
     out: &mpsc::Sender<Message>,
 ) -> Result<Summary, ApiError> {
@@ -523,24 +647,13 @@ fn check_rows(
         ));
     };
     let plan = Plan::new(header, &upload.mapping)?;
-    out.blocking_send(Message::Columns(plan.columns()))
+    out.blocking_send(Message::Header(format, plan.columns()))
         .map_err(|_| gone())?;
-    let mut checker = Checker {
-        plan,
-        region: upload.region,
-        seen: HashMap::new(),
-        summary: Summary::default(),
-    };
+    let mut checker = Checker::new(plan, upload.region);
     let mut row = Row::default();
     let mut batch = Vec::with_capacity(BATCH);
     while rows.next_row(&mut row)? {
-        if row.is_blank() {
-            continue;
-        }
-        checker.summary.total_rows += 1;
-        row.number = checker.summary.total_rows;
-        if let Some(contact) = checker.check(&row) {
-            checker.summary.accepted += 1;
+        if let Some(contact) = checker.next(&mut row) {
             batch.push(contact);
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -570,8 +683,8 @@ pub async fn import(pool: &PgPool, tenant: TenantId, upload: Upload) -> Result<I
         let upload = upload.clone();
         tokio::task::spawn_blocking(move || read_file(&upload, &sender))
     };
-    let columns = match receiver.recv().await {
-        Some(Message::Columns(columns)) => columns,
+    let (format, columns) = match receiver.recv().await {
+        Some(Message::Header(format, columns)) => (format, columns),
         // The file was refused before its rows were read: the reader's error.
         _ => {
             drop(receiver);
@@ -581,54 +694,103 @@ pub async fn import(pool: &PgPool, tenant: TenantId, upload: Upload) -> Result<I
             });
         }
     };
-    let id = Uuid::now_v7();
-    let created_at = Utc::now();
-    let mut tx = pool.begin().await?;
-    store::insert_list(
-        &mut tx,
-        &store::NewList {
-            id,
-            tenant,
-            name: &upload.name,
-            columns: &columns,
-            filename: upload.filename.as_deref(),
-            created_at,
-        },
+    let mut list = Creation::begin(
+        pool,
+        tenant,
+        upload.name,
+        columns,
+        format.into(),
+        upload.filename.as_deref(),
     )
     .await?;
     while let Some(message) = receiver.recv().await {
         if let Message::Contacts(contacts) = message {
-            store::insert_contacts(&mut tx, id, tenant, &contacts).await?;
+            list.insert(&contacts).await?;
         }
     }
-    let (format, summary) = reader.await.map_err(ApiError::internal)??;
-    store::finish_list(
-        &mut tx,
-        id,
-        format.as_str(),
-        summary.total_rows,
-        summary.accepted,
-        summary.rejected_count,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        list_id = %id,
-        total_rows = summary.total_rows,
-        accepted = summary.accepted,
-        rejected = summary.rejected_count,
-        "contact list imported"
-    );
-    Ok(Imported {
-        id,
-        name: upload.name,
-        columns,
-        total_rows: summary.total_rows,
-        accepted: summary.accepted,
-        rejected: summary.rejected,
-        rejected_count: summary.rejected_count,
-        created_at,
-    })
+    let summary = reader.await.map_err(ApiError::internal)??;
+    list.finish(summary).await
+}
+
+/// A new list being written in one transaction: its row, then its
+/// contacts, then what its rows gave.
+struct Creation {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    id: Uuid,
+    tenant: TenantId,
+    name: String,
+    columns: Vec<String>,
+    source: store::Source,
+    created_at: DateTime<Utc>,
+}
+
+impl Creation {
+    /// Starts the transaction with the list's row.
+    async fn begin(
+        pool: &PgPool,
+        tenant: TenantId,
+        name: String,
+        columns: Vec<String>,
+        source: store::Source,
+        filename: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let id = Uuid::now_v7();
+        let created_at = Utc::now();
+        let mut tx = pool.begin().await?;
+        store::insert_list(
+            &mut tx,
+            &store::NewList {
+                id,
+                tenant,
+                name: &name,
+                columns: &columns,
+                source,
+                filename,
+                created_at,
+            },
+        )
+        .await?;
+        Ok(Self {
+            tx,
+            id,
+            tenant,
+            name,
+            columns,
+            source,
+            created_at,
+        })
+    }
+
+    /// Stores accepted contacts (at most [`BATCH`] a statement).
+    async fn insert(&mut self, contacts: &[Contact]) -> Result<(), ApiError> {
+        for batch in contacts.chunks(BATCH) {
+            store::insert_contacts(&mut self.tx, self.id, self.tenant, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Records what the rows gave, commits, and answers the report.
+    async fn finish(mut self, summary: Summary) -> Result<Imported, ApiError> {
+        store::count_rows(
+            &mut self.tx,
+            self.id,
+            &self.columns,
+            summary.total_rows,
+            summary.accepted,
+            summary.rejected_count,
+        )
+        .await?;
+        self.tx.commit().await?;
+        tracing::info!(
+            list_id = %self.id,
+            source = self.source.as_str(),
+            total_rows = summary.total_rows,
+            accepted = summary.accepted,
+            rejected = summary.rejected_count,
+            "contact list created"
+        );
+        Ok(summary.report(self.id, self.name, self.columns, self.created_at))
+    }
 }
 
 #[cfg(test)]
@@ -736,12 +898,7 @@ mod tests {
             &Mapping::default(),
         )
         .unwrap();
-        let mut checker = Checker {
-            plan,
-            region: Region::ID,
-            seen: HashMap::new(),
-            summary: Summary::default(),
-        };
+        let mut checker = Checker::new(plan, Region::ID);
         let row = |number: u32, cells: [&str; 4]| Row {
             number,
             cells: cells

@@ -29,6 +29,9 @@ pub enum Reason {
     NotMobile,
     /// The same number as an earlier row (named in `duplicate_of`).
     Duplicate,
+    /// Rows added to a list: the list already has a contact with this
+    /// number (named in `existing_row`).
+    AlreadyInList,
     /// The consent cell says no, or is empty.
     NoConsent,
     /// The consent cell is neither a yes nor a no.
@@ -49,6 +52,7 @@ impl Reason {
             Self::InvalidPhone => "not a valid phone number",
             Self::NotMobile => "not a mobile number (landline or service number): no WhatsApp",
             Self::Duplicate => "the same number as an earlier row",
+            Self::AlreadyInList => "the list already has this number",
             Self::NoConsent => "the contact has not consented to receive messages",
             Self::InvalidConsent => {
                 "the consent cell is not one of yes/y/true/1/ya/iya/setuju or no/n/false/0/tidak"

@@ -43,16 +43,6 @@ pub enum Format {
     Xlsx,
 }
 
-impl Format {
-    /// `csv` or `xlsx`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Csv => "csv",
-            Self::Xlsx => "xlsx",
-        }
-    }
-}
-
 /// 400 `unsupported_file`.
 pub fn unsupported(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::UnsupportedFile, message)

@@ -3,12 +3,59 @@
 //! list, or a deleted one, is `None` (a 404).
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use wablast_domain::types::{ContactListId, TenantId};
 use wablast_projections::queries::{Cursor, Page, Paged};
 
 use super::Contact;
+use super::parse::Format;
+
+/// Where a list's contacts came from (its `source_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ContactListSource)]
+pub enum Source {
+    /// An imported CSV file.
+    Csv,
+    /// An imported XLSX workbook.
+    Xlsx,
+    /// JSON rows, without a file (`POST /api/v1/contact-lists`).
+    Json,
+}
+
+impl Source {
+    /// As stored: `csv`, `xlsx` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl From<Format> for Source {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Csv => Self::Csv,
+            Format::Xlsx => Self::Xlsx,
+        }
+    }
+}
+
+impl TryFrom<String> for Source {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        [Self::Csv, Self::Xlsx, Self::Json]
+            .into_iter()
+            .find(|source| source.as_str() == text)
+            .ok_or_else(|| format!("unknown list source {text:?}"))
+    }
+}
 
 /// A list about to be created.
 #[derive(Debug)]
@@ -21,26 +68,29 @@ pub struct NewList<'a> {
     pub name: &'a str,
     /// Its template variables.
     pub columns: &'a [String],
+    /// Where its contacts come from.
+    pub source: Source,
     /// The uploaded file's name.
     pub filename: Option<&'a str>,
     /// When.
     pub created_at: DateTime<Utc>,
 }
 
-/// Inserts a list with zero counts ([`finish_list`] sets them once the file
-/// is read), inside the import's transaction.
+/// Inserts a list with zero counts ([`count_rows`] adds its rows' once
+/// they are read), inside the transaction that stores its contacts.
 pub async fn insert_list(db: &mut PgConnection, list: &NewList<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into contact_lists
              (id, tenant_id, name, columns, total_rows, accepted, rejected,
               source_filename, source_format, created_at)
-         values ($1, $2, $3, $4, 0, 0, 0, $5, 'csv', $6)",
+         values ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7)",
     )
     .bind(list.id)
     .bind(list.tenant.as_uuid())
     .bind(list.name)
     .bind(list.columns)
     .bind(list.filename)
+    .bind(list.source.as_str())
     .bind(list.created_at)
     .execute(db)
     .await?;
@@ -78,30 +128,6 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Records what the import found.
-pub async fn finish_list(
-    db: &mut PgConnection,
-    id: Uuid,
-    format: &str,
-    total_rows: u32,
-    accepted: u32,
-    rejected: u32,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update contact_lists
-         set source_format = $2, total_rows = $3, accepted = $4, rejected = $5
-         where id = $1",
-    )
-    .bind(id)
-    .bind(format)
-    .bind(count(total_rows))
-    .bind(count(accepted))
-    .bind(count(rejected))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// A list as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ListRow {
@@ -119,8 +145,9 @@ pub struct ListRow {
     pub rejected: i32,
     /// The uploaded file's name.
     pub source_filename: Option<String>,
-    /// `csv` or `xlsx`.
-    pub source_format: String,
+    /// Where its contacts came from.
+    #[sqlx(try_from = "String")]
+    pub source_format: Source,
     /// When it was imported.
     pub created_at: DateTime<Utc>,
 }
@@ -235,6 +262,102 @@ pub async fn delete(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<bool, s
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A list locked for a change of its contacts (`FOR UPDATE`, until the
+/// transaction ends): changes of one list run one at a time.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LockedList {
+    /// Its name.
+    pub name: String,
+    /// Its template variables.
+    pub columns: Vec<String>,
+    /// Rows it was given so far: its contacts' rows are at most this.
+    pub total_rows: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Locks the tenant's live list `id`; `None` when it is not the tenant's
+/// or was deleted.
+pub async fn lock_list(
+    db: &mut PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<LockedList>, sqlx::Error> {
+    sqlx::query_as(
+        "select name, columns, total_rows, created_at from contact_lists
+         where tenant_id = $1 and id = $2 and deleted_at is null
+         for update",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Which of `phones` (E.164) the list has, with their contacts' rows.
+pub async fn rows_of_phones(
+    db: &mut PgConnection,
+    list_id: Uuid,
+    phones: &[String],
+) -> Result<Vec<(String, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "select phone, row_number from contacts
+         where list_id = $1 and phone = any($2::text[])",
+    )
+    .bind(list_id)
+    .bind(phones)
+    .fetch_all(db)
+    .await
+}
+
+/// Adds what rows gave to a list's counts (a new list's, or a locked
+/// one's) and sets its columns.
+pub async fn count_rows(
+    db: &mut PgConnection,
+    id: Uuid,
+    columns: &[String],
+    total_rows: u32,
+    accepted: u32,
+    rejected: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update contact_lists
+         set columns = $2, total_rows = total_rows + $3, accepted = accepted + $4,
+             rejected = rejected + $5
+         where id = $1",
+    )
+    .bind(id)
+    .bind(columns)
+    .bind(count(total_rows))
+    .bind(count(accepted))
+    .bind(count(rejected))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the contact of `row` from a locked list; `false` when the list
+/// has none there.
+pub async fn delete_contact(
+    db: &mut PgConnection,
+    list_id: Uuid,
+    row: i32,
+) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("delete from contacts where list_id = $1 and row_number = $2")
+        .bind(list_id)
+        .bind(row)
+        .execute(&mut *db)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("update contact_lists set accepted = accepted - 1 where id = $1")
+        .bind(list_id)
+        .execute(db)
+        .await?;
+    Ok(true)
 }
 
 /// What campaign creation needs to know about a list.

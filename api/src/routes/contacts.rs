@@ -1,5 +1,6 @@
-//! Contact lists: import from CSV or XLSX, list, read, read contacts,
-//! delete. The work is in [`crate::contacts`].
+//! Contact lists: import from CSV or XLSX, create from JSON rows, add and
+//! remove contacts, list, read, read contacts, delete. The work is in
+//! [`crate::contacts`].
 
 use std::path::PathBuf;
 
@@ -15,10 +16,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_domain::types::phone::Region;
 
-use crate::contacts::store::{self, ContactRow, ListRow, RowCursor};
+use crate::contacts::edit::{self, MoreContacts, NewList};
+use crate::contacts::store::{self, ContactRow, ListRow, RowCursor, Source};
 use crate::contacts::{self, Imported, Mapping, Upload};
 use crate::error::ErrorBody;
-use crate::extract::{Path, Query};
+use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
 use crate::{ApiError, AppState, Caller};
 
@@ -29,11 +31,18 @@ pub fn router() -> OpenApiRouter<AppState> {
     let import = OpenApiRouter::new()
         .routes(routes!(import_list))
         .layer(DefaultBodyLimit::disable());
+    // Up to 10,000 contacts in JSON: more than the API's default limit.
+    let rows = OpenApiRouter::new()
+        .routes(routes!(create_list))
+        .routes(routes!(add_contacts))
+        .layer(DefaultBodyLimit::max(edit::MAX_BODY_BYTES));
     OpenApiRouter::new()
         .routes(routes!(list_lists))
         .routes(routes!(get_list, delete_list))
         .routes(routes!(list_contacts))
+        .routes(routes!(delete_contact))
         .merge(import)
+        .merge(rows)
 }
 
 /// The longest text field (`name`, `mapping`, `default_region`) accepted.
@@ -225,12 +234,7 @@ async fn import_list(
             "attach the contact file as the `file` field",
         ));
     };
-    let region = match region.as_deref().map(str::trim) {
-        None | Some("") => Region::ID,
-        Some(code) => Region::parse(code).map_err(|err| {
-            ApiError::invalid_field("default_region", format!("default_region: {err}"))
-        })?,
-    };
+    let region = default_region(region.as_deref())?;
     let mapping: Mapping = match mapping.as_deref().map(str::trim) {
         None | Some("") => Mapping::default(),
         Some(json) => serde_json::from_str(json).map_err(|err| {
@@ -248,6 +252,104 @@ async fn import_list(
     let imported = contacts::import(&state.db, caller.tenant_id, upload).await?;
     drop(temp);
     Ok((StatusCode::CREATED, axum::Json(imported)))
+}
+
+/// The region national numbers are read in: as given, else `ID`.
+fn default_region(code: Option<&str>) -> Result<Region, ApiError> {
+    match code.map(str::trim) {
+        None | Some("") => Ok(Region::ID),
+        Some(code) => Region::parse(code).map_err(|err| {
+            ApiError::invalid_field("default_region", format!("default_region: {err}"))
+        }),
+    }
+}
+
+/// Creates a contact list from JSON rows, without a file.
+///
+/// Each contact is checked as a row of an imported file is: its number
+/// normalised to E.164 (national numbers read in `default_region`), only
+/// valid mobile numbers kept, later duplicates of a number rejected
+/// naming the first row, contacts without consent rejected, formulas and
+/// values over 1,000 characters refused. The answer is an import's: the
+/// first 1,000 rejected rows (`row` 1 = the first contact of the request)
+/// with a stable `reason`, and `rejected_count`. The list's `columns` are
+/// the variables its contacts name, in the order they first appear. A body
+/// that is not this shape, with more than 10,000 contacts, or naming a
+/// variable no template can use is refused with 400 and creates nothing.
+#[utoipa::path(post, path = "/api/v1/contact-lists", tag = "contacts",
+    security(("bearer" = []), ("api_key" = [])),
+    request_body = NewList,
+    responses(
+        (status = 201, description = "Created, with the report of rejected rows", body = Imported),
+        (status = 400, description = "`validation_failed`: not the documented shape (the field is named), more than 10,000 contacts, a variable name no template can use, a bad name or region", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 413, description = "The body is over 16 MiB", body = ErrorBody),
+    ))]
+async fn create_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewList>,
+) -> Result<(StatusCode, axum::Json<Imported>), ApiError> {
+    let region = default_region(body.default_region.as_deref())?;
+    let name = list_name(Some(body.name), None)?;
+    let created = edit::create(&state.db, caller.tenant_id, name, region, body.contacts.0).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Adds contacts to a list.
+///
+/// The contacts are checked as `POST /api/v1/contact-lists` checks them;
+/// a number the list already has is rejected as `already_in_list`
+/// (`existing_row` names its contact), never added twice. The answer
+/// reports this request's rows (`row` 1 = its first contact); `columns` is
+/// the list's columns now: a variable the list did not have is added to
+/// them. Added contacts come after the list's others: a campaign already
+/// started on the list keeps its recipients.
+#[utoipa::path(post, path = "/api/v1/contact-lists/{id}/contacts", tag = "contacts",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The list")),
+    request_body = MoreContacts,
+    responses(
+        (status = 200, description = "Added, with the report of rejected rows", body = Imported),
+        (status = 400, description = "`validation_failed`: not the documented shape (the field is named), more than 10,000 contacts, a variable name no template can use, a bad region", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such list (or another tenant's, or deleted)", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: the list was given as many rows as a list can number (2^31 - 1)", body = ErrorBody),
+        (status = 413, description = "The body is over 16 MiB", body = ErrorBody),
+    ))]
+async fn add_contacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<MoreContacts>,
+) -> Result<axum::Json<Imported>, ApiError> {
+    let region = default_region(body.default_region.as_deref())?;
+    let added = edit::add(&state.db, caller.tenant_id, id, region, body.contacts.0).await?;
+    Ok(axum::Json(added))
+}
+
+/// Removes a contact from a list.
+///
+/// Campaigns started on the list before keep the message they queued for
+/// it; campaigns started later do not send to it.
+#[utoipa::path(delete, path = "/api/v1/contact-lists/{id}/contacts/{contact_id}", tag = "contacts",
+    security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The list"),
+        ("contact_id" = i32, Path, description = "The contact: its `row` in the list"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such list (or another tenant's, or deleted), or no such contact in it", body = ErrorBody),
+    ))]
+async fn delete_contact(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, contact_id)): Path<(Uuid, i32)>,
+) -> Result<StatusCode, ApiError> {
+    edit::remove(&state.db, caller.tenant_id, id, contact_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The list's name: as given, else the file's name without extension.
@@ -281,17 +383,19 @@ pub struct ContactListView {
     pub name: String,
     /// Template variables its contacts have besides `name` and `phone`.
     pub columns: Vec<String>,
-    /// Data rows in the imported file.
+    /// Rows it was given: the imported file's data rows, and the
+    /// contacts of every request that added to it.
     pub total_rows: i32,
     /// Contacts in the list.
     pub accepted: i32,
-    /// Rows of the file that were rejected.
+    /// Rows that were rejected, of all it was given.
     pub rejected: i32,
-    /// The imported file's name.
+    /// The imported file's name (none for a list made without a file).
     pub source_filename: Option<String>,
-    /// `csv` or `xlsx`.
-    pub source_format: String,
-    /// When it was imported.
+    /// Where it came from: `csv` or `xlsx` (a file), `json` (without a
+    /// file).
+    pub source_format: Source,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -322,7 +426,9 @@ pub struct ContactView {
     /// Its values of the list's columns.
     #[schema(value_type = Object)]
     pub variables: serde_json::Value,
-    /// The data row of the file it came from (1 = the row after the header).
+    /// Its id in the list: the row it came from, counting every row the
+    /// list was given (1 = the imported file's first data row, or the
+    /// first contact the list was created with); never reused.
     pub row: i32,
 }
 
