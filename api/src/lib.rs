@@ -38,6 +38,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use wablast_eventstore::EventLog;
+use wablast_workflows::direct_sends::DirectSends;
 
 pub use auth::Caller;
 pub use auth::token::Tokens;
@@ -65,13 +66,17 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Each credential's last writes, which its reads wait for.
     pub recent_writes: Arc<consistency::RecentWrites>,
+    /// Single sends (the gateway's one message to one recipient).
+    pub direct_sends: Arc<DirectSends>,
 }
 
 impl AppState {
     /// The state of an API over `db` and `log`.
     pub fn new(db: PgPool, log: EventLog, config: ApiConfig, jwt_secret: &[u8]) -> Self {
+        let commands = Commands::new(&log);
         Self {
-            commands: Commands::new(&log),
+            direct_sends: Arc::new(DirectSends::new(commands.clone(), log.clone())),
+            commands,
             tokens: Arc::new(Tokens::new(jwt_secret, config.token_ttl)),
             db,
             log,
@@ -114,6 +119,7 @@ impl Default for Readiness {
         (name = "contacts", description = "Contact lists imported from CSV or XLSX, or written as JSON rows"),
         (name = "media", description = "Uploaded attachments"),
         (name = "campaigns", description = "Broadcasts and their messages"),
+        (name = "messages", description = "The gateway: send one message; every message sent and received"),
         (name = "wallet", description = "Points, plans and transactions"),
         (name = "schedule", description = "Active hours"),
         (name = "auto-replies", description = "Automatic answers to inbound messages"),
@@ -166,6 +172,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::contacts::router())
         .merge(routes::media::router())
         .merge(routes::campaigns::router())
+        .merge(routes::messages::router())
         .merge(routes::wallet::router())
         .merge(routes::schedule::router())
         .merge(routes::auto_replies::router())

@@ -1005,10 +1005,14 @@ fn for_message(
     }
 }
 
-/// The text of a message: its campaign's template rendered with the
-/// recipient's values, spintax seeded by the message id (so a retry reads
-/// the same); why not, when it cannot be.
+/// The text of a message: what its sender wrote (a single send; empty for
+/// an attachment without a caption), or its campaign's template rendered
+/// with the recipient's values, spintax seeded by the message id (so a
+/// retry reads the same); why not, when it cannot be.
 fn render(message: &Message, campaign: &Campaign, command: &SendCommand) -> Result<String, String> {
+    if let Some(content) = message.content() {
+        return Ok(content.text.clone().unwrap_or_default());
+    }
     let phone = message
         .phone()
         .ok_or_else(|| "the message has no recipient".to_owned())?;
@@ -1374,7 +1378,12 @@ impl Sender {
             .phone()
             .cloned()
             .ok_or_else(|| "the message has no recipient".to_owned())?;
-        let media = match campaign.media_id() {
+        // A single send's own attachment, or its campaign's.
+        let media_id = match message.content() {
+            Some(content) => content.media_id,
+            None => campaign.media_id(),
+        };
+        let media = match media_id {
             Some(media) => Some(self.media(media).await?),
             None => None,
         };
@@ -1400,7 +1409,7 @@ impl Sender {
         .await
         .map_err(|err| format!("media: {err}"))?;
         let Some((filename, mime_type, storage_key)) = row else {
-            return Err("the campaign's media was deleted".to_owned());
+            return Err("the message's media was deleted".to_owned());
         };
         // Keys are ids: nothing outside the store is ever read.
         if storage_key.parse::<uuid::Uuid>().is_err() {

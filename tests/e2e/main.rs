@@ -14,6 +14,7 @@ mod hardening;
 mod hooks;
 mod journey;
 mod media;
+mod messages;
 mod operations;
 mod schedule;
 mod sending;

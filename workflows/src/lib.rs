@@ -12,6 +12,9 @@
 //!   the reservation given back when the start is refused.
 //! - [`cancellation`]: a campaign cancelled, settled at once when nothing
 //!   was ever sent.
+//! - [`direct_sends`]: single sends (the gateway's one message to one
+//!   recipient), admitted to their session's direct campaign of the day on
+//!   points reserved in blocks, and queued like a campaign's.
 //! - [`fanout`]: a started campaign's recipients queued in batches, with
 //!   their send commands spread over its senders.
 //! - [`settlement`]: campaign completion and settlement.
@@ -35,6 +38,7 @@ pub mod clock;
 pub mod commands;
 pub mod control;
 pub mod credentials;
+pub mod direct_sends;
 pub mod fanout;
 pub mod fleet;
 pub mod layout;

@@ -12,6 +12,15 @@
 //!   settled: the wallet captures 2 points per message sent and releases
 //!   the rest.
 //!
+//! - A direct campaign (a session's single sends of one local day) takes
+//!   messages all day: it completes once its day is over (an hour past
+//!   its local midnight, in the tenant's time zone) and its every message
+//!   is final. Its messages still waiting then are put on their session's
+//!   queue again, once per process: a single send whose command was lost
+//!   between its admission and its queueing goes out instead of holding
+//!   the campaign's points for good (a repeated command finds its message
+//!   moved on and is dropped).
+//!
 //! Counts come from the `messages` projection, read only once it has caught
 //! up with the log (its checkpoint at the messages stream's last sequence)
 //! and once the fan-out has passed the campaign (its consumer's
@@ -20,26 +29,28 @@
 //! by the aggregates, so two engines running this at once record each
 //! completion and settlement once.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDate, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use sqlx::PgPool;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
-use wablast_domain::campaign::{CampaignCommand, CampaignStatus};
+use wablast_domain::campaign::{CampaignCommand, CampaignKind, CampaignStatus};
 use wablast_domain::message::{Message, MessageCommand, MessageStatus, QueuedMessage};
 use wablast_domain::recipient_batch;
-use wablast_domain::types::{CampaignId, MessageId, TenantId};
+use wablast_domain::types::{CampaignId, MessageId, SessionId, TenantId};
 use wablast_domain::wallet::WalletCommand;
 use wablast_eventstore::{Actor, CommandMetadata, EventLog, EventStoreError};
 use wablast_projections::checkpoint;
 
 use crate::clock::Clock;
 use crate::commands::{Commands, key, tenant_key};
+use crate::sends::{SendCommand, SendQueue};
 
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +81,9 @@ pub struct Settlement {
     clock: Arc<dyn Clock>,
     actor: Actor,
     fanout_consumer: String,
+    queue: Arc<OnceCell<SendQueue>>,
+    /// Direct campaigns whose waiting messages this process queued again.
+    requeued: Arc<Mutex<HashSet<CampaignId>>>,
 }
 
 /// A campaign's messages by status, as projected.
@@ -119,6 +133,8 @@ impl Settlement {
             clock,
             actor,
             fanout_consumer,
+            queue: Arc::default(),
+            requeued: Arc::default(),
         }
     }
 
@@ -144,17 +160,21 @@ impl Settlement {
     /// One look at every campaign that may need completing, cleaning up or
     /// settling.
     pub async fn pass(&self) -> Result<(), SettlementError> {
+        // A direct campaign's day is over somewhere only once its date is
+        // before today's in UTC; the tenant's time zone decides below.
         let candidates: Vec<(Uuid, Uuid, String, i64)> = sqlx::query_as(
             "select c.id, c.tenant_id, c.status, c.recipients
              from campaigns c
-             where c.points_reserved > 0
-               and (c.status in ('running', 'paused')
+             where (c.points_reserved > 0 or c.kind = 'direct')
+               and ((c.status in ('running', 'paused')
+                     and (c.kind <> 'direct' or c.direct_day < ($1 at time zone 'utc')::date))
                     or (c.status in ('completed', 'cancelled')
                         and not exists (
                             select 1 from wallet_transactions t
                             where t.campaign_id = c.id and t.kind in ('capture', 'release'))))
              order by c.id",
         )
+        .bind(self.clock.now())
         .fetch_all(&self.db)
         .await?;
         if candidates.is_empty() {
@@ -198,6 +218,15 @@ impl Settlement {
         let counts = self.counts(tenant, campaign_id).await?;
         match (status, campaign.status()) {
             (_, Some(CampaignStatus::Running | CampaignStatus::Paused)) => {
+                if let CampaignKind::Direct { session_id, day } = campaign.kind() {
+                    if !self.day_over(tenant, day).await? {
+                        return Ok(());
+                    }
+                    if counts.queued > 0 {
+                        self.queue_waiting_once(tenant, campaign_id, session_id)
+                            .await?;
+                    }
+                }
                 if counts.total() < recipients
                     || counts.queued > 0
                     || counts.sending > 0
@@ -279,23 +308,80 @@ impl Settlement {
         Ok(())
     }
 
-    /// Cancels a cancelled campaign's messages that still wait (a failure
-    /// that would have been retried included). A message queued in a
-    /// recipient batch and never sent has no history yet: its cancellation
-    /// is its first commit, with the `MessageQueued` its batch says.
-    async fn cancel_waiting(
+    /// Whether the tenant's local day `day` ended over an hour ago.
+    async fn day_over(&self, tenant: TenantId, day: NaiveDate) -> Result<bool, SettlementError> {
+        let schedule = self
+            .aggregates
+            .schedules
+            .load(&tenant_key(tenant))
+            .await?
+            .aggregate;
+        let an_hour_ago = self.clock.now() - TimeDelta::hours(1);
+        Ok(schedule.active_hours().local_date(an_hour_ago) > day)
+    }
+
+    /// Puts a direct campaign's messages still queued on their session's
+    /// queue again, the first time this process sees them waiting.
+    async fn queue_waiting_once(
         &self,
         tenant: TenantId,
         campaign_id: CampaignId,
-        recipients: i64,
+        session_id: SessionId,
     ) -> Result<(), SettlementError> {
-        let batches = u32::try_from(
-            usize::try_from(recipients)
-                .unwrap_or(0)
-                .div_ceil(recipient_batch::BATCH_SIZE),
+        if !self
+            .requeued
+            .lock()
+            .expect("requeued lock")
+            .insert(campaign_id)
+        {
+            return Ok(());
+        }
+        let mut in_batches = self.batch_messages(tenant, campaign_id, u32::MAX).await?;
+        let waiting: Vec<Uuid> = sqlx::query_scalar(
+            "select id from messages
+             where tenant_id = $1 and campaign_id = $2 and status = 'queued'",
         )
-        .unwrap_or(u32::MAX);
-        let mut in_batches: HashMap<MessageId, QueuedMessage> = HashMap::new();
+        .bind(tenant.as_uuid())
+        .bind(campaign_id.as_uuid())
+        .fetch_all(&self.db)
+        .await?;
+        let commands: Vec<SendCommand> = waiting
+            .into_iter()
+            .map(MessageId::from_uuid)
+            .map(|message_id| SendCommand {
+                tenant_id: tenant,
+                campaign_id,
+                message_id,
+                queued_at: None,
+                queued: in_batches.remove(&message_id).map(Box::new),
+            })
+            .collect();
+        let queue = self
+            .queue
+            .get_or_try_init(|| SendQueue::open(self.log.jetstream(), self.log.prefix()))
+            .await?;
+        for chunk in commands.chunks(SendQueue::COMMANDS_PER_MESSAGE) {
+            queue
+                .publish(session_id, chunk)
+                .await?
+                .await
+                .map_err(EventStoreError::nats)?;
+        }
+        if !commands.is_empty() {
+            info!(campaign = %campaign_id, %tenant, messages = commands.len(), "single sends still waiting queued again");
+        }
+        Ok(())
+    }
+
+    /// The messages of a campaign's first `batches` recipient batches (up
+    /// to the first that holds none), as their batches queued them.
+    async fn batch_messages(
+        &self,
+        tenant: TenantId,
+        campaign_id: CampaignId,
+        batches: u32,
+    ) -> Result<HashMap<MessageId, QueuedMessage>, SettlementError> {
+        let mut in_batches = HashMap::new();
         for index in 0..batches {
             let batch = self
                 .aggregates
@@ -309,6 +395,29 @@ impl Settlement {
             }
             in_batches.extend(batch.messages().map(|m| (m.message_id, m)));
         }
+        Ok(in_batches)
+    }
+
+    /// Cancels a cancelled campaign's messages that still wait (a failure
+    /// that would have been retried included). A message queued in a
+    /// recipient batch and never sent has no history yet: its cancellation
+    /// is its first commit, with the `MessageQueued` its batch says.
+    async fn cancel_waiting(
+        &self,
+        tenant: TenantId,
+        campaign_id: CampaignId,
+        recipients: i64,
+    ) -> Result<(), SettlementError> {
+        // A direct campaign's batches are not counted by its recipients.
+        let batches = match u32::try_from(
+            usize::try_from(recipients)
+                .unwrap_or(0)
+                .div_ceil(recipient_batch::BATCH_SIZE),
+        ) {
+            Ok(0) | Err(_) => u32::MAX,
+            Ok(batches) => batches,
+        };
+        let mut in_batches = self.batch_messages(tenant, campaign_id, batches).await?;
         let waiting: Vec<Uuid> = sqlx::query_scalar(
             "select id from messages
              where tenant_id = $1 and campaign_id = $2 and status in ('queued', 'failed')",

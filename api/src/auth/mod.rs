@@ -115,6 +115,13 @@ impl Caller {
         }
     }
 
+    /// The id of the user or API key calling.
+    pub fn credential_id(&self) -> Uuid {
+        match self.credential {
+            Credential::User(id) | Credential::ApiKey(id) => id,
+        }
+    }
+
     /// The user, when the caller is one (not an API key).
     pub fn user_id(&self) -> Option<Uuid> {
         match self.credential {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod media;
+pub mod messages;
 pub mod metrics;
 pub mod schedule;
 pub mod sessions;

@@ -196,8 +196,8 @@ const SELECT: &str = "\
               where s.tenant_id = c.tenant_id and s.id = any(c.sender_session_ids)) x \
     ) w on c.status = 'running' ";
 
-/// The tenant's campaigns, by id (creation order), only those in `status`
-/// when given.
+/// The tenant's campaigns (broadcasts: single sends' direct campaigns are
+/// not listed), by id (creation order), only those in `status` when given.
 pub async fn list(
     pool: &PgPool,
     tenant: TenantId,
@@ -205,7 +205,8 @@ pub async fn list(
     status: Option<&str>,
 ) -> Result<Paged<CampaignView>, sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new(SELECT);
-    q.push("where c.tenant_id = ").push_bind(*tenant.as_uuid());
+    q.push("where c.kind = 'broadcast' and c.tenant_id = ")
+        .push_bind(*tenant.as_uuid());
     if let Some(status) = status {
         q.push(" and c.status = ").push_bind(status.to_owned());
     }
@@ -217,15 +218,15 @@ pub async fn list(
     Ok(Paged::from_rows(rows, page, |row| row.id).map(CampaignView::from))
 }
 
-/// One of the tenant's campaigns; `None` if there is none with this id, or
-/// it belongs to another tenant.
+/// One of the tenant's campaigns; `None` if there is none with this id, it
+/// belongs to another tenant, or it is a direct campaign (single sends).
 pub async fn get(
     pool: &PgPool,
     tenant: TenantId,
     id: CampaignId,
 ) -> Result<Option<CampaignView>, sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new(SELECT);
-    q.push("where c.tenant_id = ")
+    q.push("where c.kind = 'broadcast' and c.tenant_id = ")
         .push_bind(*tenant.as_uuid())
         .push(" and c.id = ")
         .push_bind(*id.as_uuid());
@@ -235,7 +236,9 @@ pub async fn get(
 
 /// Whether the tenant has a campaign with this id.
 pub async fn exists(pool: &PgPool, tenant: TenantId, id: CampaignId) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists (select 1 from campaigns where tenant_id = $1 and id = $2)")
+    sqlx::query_scalar(
+        "select exists (select 1 from campaigns where tenant_id = $1 and id = $2 and kind = 'broadcast')",
+    )
         .bind(*tenant.as_uuid())
         .bind(*id.as_uuid())
         .fetch_one(pool)

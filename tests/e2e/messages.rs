@@ -1,0 +1,267 @@
+//! The gateway's single sends: one message to one recipient goes out once,
+//! under the campaign rules (points, daily limit, active hours, plan),
+//! costs 2 points reserved in blocks, and is settled once its day is over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Days, Timelike, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wablast_workflows::clock::ManualClock;
+
+use crate::app::{TestApp, code};
+use crate::campaigns::{Backdoor, define_plan, grant_plan};
+use crate::sending::{engine, funded, linked};
+use wablast_tests::wait_for as until;
+
+/// A message's row once `done` says so: (status, text).
+async fn message_until(
+    db: &sqlx::PgPool,
+    id: &str,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> (String, Option<String>) {
+    let id = Uuid::parse_str(id).unwrap();
+    until(what, Duration::from_secs(30), async || {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("select status, text from messages where id = $1")
+                .bind(id)
+                .fetch_optional(db)
+                .await
+                .unwrap();
+        row.filter(|(status, _)| done(status))
+    })
+    .await
+}
+
+fn sent(status: &str) -> bool {
+    matches!(status, "sent" | "delivered" | "read")
+}
+
+async fn wallet(client: &crate::app::Client) -> Value {
+    let (status, wallet) = client.get("/api/v1/wallet").await;
+    assert_eq!(status, StatusCode::OK, "{wallet}");
+    wallet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_send_goes_out_once_and_is_settled_when_its_day_is_over() {
+    let app = TestApp::spawn().await;
+    let backdoor = Backdoor::of(&app).await;
+    let clock = ManualClock::new(Utc::now());
+    let (stop, engine) = engine(&app, "engine-a", |c| c.clock = Arc::new(clock.clone()));
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299991001", 100).await;
+
+    let send = || {
+        budi.request(reqwest::Method::POST, "/api/v1/messages")
+            .header("idempotency-key", "pesanan-77")
+            .json(&json!({"session_id": session, "to": "0812-1111-2222", "text": "Halo Budi, pesanan 77 dikirim"}))
+    };
+    let (status, queued) = budi.send(send()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["to"], "+6281211112222");
+    let id = queued["id"].as_str().unwrap().to_owned();
+    // A retry with the same key is the same message, sent once.
+    let (status, again) = budi.send(send()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["id"], queued["id"]);
+
+    let (_, text) = message_until(&backdoor.db, &id, "sent", sent).await;
+    assert_eq!(text.as_deref(), Some("Halo Budi, pesanan 77 dikirim"));
+    let count: i64 = sqlx::query_scalar(
+        "select count(*) from messages where tenant_id = $1 and phone = '+6281211112222'",
+    )
+    .bind(Uuid::parse_str(&budi.tenant_id).unwrap())
+    .fetch_one(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!(count, 1, "one message for two requests");
+
+    // One block reserved (50 messages), not one reservation per message.
+    let held = wallet(&budi).await;
+    assert_eq!(held["reserved"], 100, "{held}");
+    assert_eq!(held["balance"], 1000, "{held}");
+    // Single sends are no campaign of the tenant's lists.
+    let (_, campaigns) = budi.get("/api/v1/campaigns").await;
+    assert_eq!(campaigns["items"], json!([]), "{campaigns}");
+
+    // Once its local day is over, its campaign completes and settles: 2
+    // points captured, the rest of the block released.
+    clock.set(Utc::now() + Days::new(2));
+    until("settled", Duration::from_secs(30), async || {
+        let w = wallet(&budi).await;
+        (w["reserved"] == 0).then_some(())
+    })
+    .await;
+    let settled = wallet(&budi).await;
+    assert_eq!(settled["balance"], 998, "{settled}");
+    assert_eq!(settled["available"], 998, "{settled}");
+    let report = wablast::verify::run(&backdoor.log).await.unwrap();
+    assert!(
+        report.holds(),
+        "the log breaks a rule:\n{}",
+        wablast::verify::render(&report)
+    );
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_send_is_refused_at_once_when_it_could_not_go() {
+    let app = TestApp::spawn().await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let admin = app.admin().await;
+    // Points for one message only.
+    let budi = app.tenant("Toko Budi").await;
+    let plan = define_plan(&admin, 3, 500).await;
+    grant_plan(&admin, &budi, &plan).await;
+    let session = linked(&budi, "+6281299991002", 1).await;
+    let post = |body: Value| {
+        let budi = budi.clone();
+        async move { budi.post("/api/v1/messages", body).await }
+    };
+    let to = |n: u32| format!("0812-2222-{n:04}");
+
+    // Bad requests change nothing.
+    for (body, expected) in [
+        (
+            json!({"session_id": session, "to": to(1)}),
+            "validation_failed",
+        ),
+        (
+            json!({"session_id": session, "to": to(1), "text": " "}),
+            "validation_failed",
+        ),
+        (
+            json!({"session_id": session, "to": to(1), "text": "x".repeat(4097)}),
+            "validation_failed",
+        ),
+        (
+            json!({"session_id": session, "to": "120363025@g.us", "text": "hai"}),
+            "validation_failed",
+        ),
+        (
+            json!({"session_id": session, "to": "bukan nomor", "text": "hai"}),
+            "invalid_phone",
+        ),
+        (
+            json!({"session_id": session, "to": to(1), "text": "hai", "reply_to": "wamid.1"}),
+            "validation_failed",
+        ),
+        (
+            json!({"session_id": session, "to": to(1), "text": "hai", "default_region": "XX"}),
+            "validation_failed",
+        ),
+        (
+            json!({"session_id": session, "to": to(1), "text": "hai", "outside_active_hours": "later"}),
+            "validation_failed",
+        ),
+    ] {
+        let (status, error) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+        assert_eq!(code(&error), expected, "{body}: {error}");
+    }
+    let (status, error) =
+        post(json!({"session_id": Uuid::now_v7(), "to": to(1), "text": "hai"})).await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{error}"
+    );
+    let (status, error) = post(
+        json!({"session_id": session, "to": to(1), "media_id": Uuid::now_v7(), "caption": "katalog"}),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{error}"
+    );
+
+    // Another tenant's session is not found.
+    let siti = funded(&app, 100).await;
+    let (status, error) = siti
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": session, "to": to(1), "text": "hai"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{error}"
+    );
+
+    // A session that is not linked: 409.
+    let (_, idle) = budi
+        .post(
+            "/api/v1/sessions",
+            json!({"name": "Belum", "driver": "simulator"}),
+        )
+        .await;
+    let (status, error) = post(json!({"session_id": idle["id"], "to": to(1), "text": "hai"})).await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::CONFLICT, "invalid_state"),
+        "{error}"
+    );
+    assert_eq!(
+        error["error"]["details"]["session_status"], "idle",
+        "{error}"
+    );
+
+    // Closed hours: refused when asked, queued otherwise.
+    let closed = Utc::now() + chrono::TimeDelta::hours(12);
+    let window = |t: chrono::DateTime<Utc>| format!("{:02}:{:02}", t.hour(), t.minute());
+    let (status, schedule) = budi
+        .put(
+            "/api/v1/schedule",
+            json!({"timezone": "UTC", "windows": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                   "start": window(closed), "end": window(closed + chrono::TimeDelta::minutes(2))}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    let (status, error) = post(
+        json!({"session_id": session, "to": to(1), "text": "hai", "outside_active_hours": "refuse"}),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "outside_active_hours"),
+        "{error}"
+    );
+    let (status, waiting) =
+        post(json!({"session_id": session, "to": to(1), "text": "nanti saja"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{waiting}");
+    // Its block took the only message the wallet could pay for.
+    let (status, error) = post(json!({"session_id": session, "to": to(2), "text": "hai"})).await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_points"),
+        "{error}"
+    );
+
+    // Open hours: the waiting one goes, and the day's limit of 1 is used.
+    let (status, _) = budi
+        .put(
+            "/api/v1/schedule",
+            json!({"timezone": "UTC", "windows": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let backdoor = Backdoor::of(&app).await;
+    message_until(&backdoor.db, waiting["id"].as_str().unwrap(), "sent", sent).await;
+    let (status, error) = post(json!({"session_id": session, "to": to(3), "text": "hai"})).await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "daily_limit_reached"),
+        "{error}"
+    );
+    assert!(error["error"]["details"]["retry_at"].is_string(), "{error}");
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
