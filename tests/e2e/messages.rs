@@ -265,3 +265,141 @@ async fn a_single_send_is_refused_at_once_when_it_could_not_go() {
     stop.cancel();
     engine.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_shows_every_message_sent_and_received_newest_first() {
+    let app = TestApp::spawn().await;
+    let backdoor = Backdoor::of(&app).await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299991003", 100).await;
+
+    // A campaign to two contacts, two single sends, one message received.
+    let list = backdoor.contact_list(&budi.tenant_id, 2, &["kota"]).await;
+    let campaign = crate::sending::started(&budi, list, &[&session], (0, 0)).await;
+    let mut singles = Vec::new();
+    for text in ["Pesanan Anda dikirim", "Terima kasih!"] {
+        let (status, queued) = budi
+            .post(
+                "/api/v1/messages",
+                json!({"session_id": session, "to": "+62 812-0000-0001", "text": text}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+        singles.push(queued["id"].as_str().unwrap().to_owned());
+    }
+    let (status, _) = budi
+        .post(
+            &format!("/api/v1/sessions/{session}/simulator/inbound"),
+            json!({"from": "+6281200000001", "text": "Barangnya sudah sampai"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for id in &singles {
+        message_until(&backdoor.db, id, "sent", sent).await;
+    }
+
+    let all = until("five messages", Duration::from_secs(30), async || {
+        let (status, page) = budi.get("/api/v1/messages").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap().clone();
+        (items.len() == 5
+            && items
+                .iter()
+                .filter(|m| sent(m["status"].as_str().unwrap()))
+                .count()
+                == 4)
+            .then_some(items)
+    })
+    .await;
+    let times: Vec<String> = all
+        .iter()
+        .map(|m| {
+            m["queued_at"]
+                .as_str()
+                .or(m["received_at"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+
+    let received = &budi.get("/api/v1/messages?direction=in").await.1["items"];
+    assert_eq!(received.as_array().unwrap().len(), 1, "{received}");
+    assert_eq!(received[0]["status"], "received");
+    assert_eq!(received[0]["peer"], "+6281200000001");
+    assert_eq!(received[0]["type"], "text");
+    assert_eq!(received[0]["text"], "Barangnya sudah sampai");
+
+    let of_campaign = &budi
+        .get(&format!("/api/v1/messages?campaign_id={campaign}"))
+        .await
+        .1["items"];
+    assert_eq!(of_campaign.as_array().unwrap().len(), 2, "{of_campaign}");
+    assert!(
+        of_campaign
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["campaign_id"] == campaign)
+    );
+
+    // The peer in any form: the campaign's message, both single sends and
+    // the answer.
+    let with_peer = &budi.get("/api/v1/messages?peer=0812-0000-0001").await.1["items"];
+    assert_eq!(with_peer.as_array().unwrap().len(), 4, "{with_peer}");
+
+    // A single send on its own, with its text and no campaign.
+    let (status, single) = budi.get(&format!("/api/v1/messages/{}", singles[1])).await;
+    assert_eq!(status, StatusCode::OK, "{single}");
+    assert_eq!(single["direction"], "out");
+    assert_eq!(single["campaign_id"], Value::Null);
+    assert_eq!(single["type"], "text");
+    assert_eq!(single["text"], "Terima kasih!");
+    assert!(single["sent_at"].is_string(), "{single}");
+
+    // Page after page: each message once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/messages?limit=2&cursor={c}"),
+            None => "/api/v1/messages?limit=2".to_owned(),
+        };
+        let (status, page) = budi.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for m in page["items"].as_array().unwrap() {
+            seen.push(m["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = all
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, expected);
+
+    for bad in [
+        "direction=sideways",
+        "status=lost",
+        "cursor=zzz",
+        "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "limit=0",
+    ] {
+        let (status, error) = budi.get(&format!("/api/v1/messages?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {error}");
+    }
+    // Another tenant sees none of them.
+    let siti = funded(&app, 100).await;
+    let (status, _) = siti.get(&format!("/api/v1/messages/{}", singles[0])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = siti.get("/api/v1/messages").await;
+    assert_eq!(theirs["items"], json!([]));
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

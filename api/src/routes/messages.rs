@@ -10,26 +10,231 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use wablast_domain::message::Message;
+use wablast_domain::types::CampaignId;
 use wablast_domain::types::phone::{Phone, Region};
 use wablast_domain::types::{MediaId, MessageContent, MessageId, SessionId};
+use wablast_projections::queries::history::{
+    self, Direction, HistoryCursor, HistoryFilter, HistoryView,
+};
 use wablast_workflows::direct_sends::{DirectSend, DirectSendError, OutsideActiveHours};
 
 use crate::auth::Caller;
-use crate::consistency::header_value;
+use crate::consistency::{self, After, header_value};
 use crate::error::ErrorBody;
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 use crate::hardening::idempotency;
+use crate::list::{List, ListParams};
 use crate::{ApiError, AppState, ErrorCode};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(send_message))
+    OpenApiRouter::new()
+        .routes(routes!(send_message, list_messages))
+        .routes(routes!(get_message))
+}
+
+/// The projections the history reads.
+const READS: &[&str] = &["messages", "inbound", "campaigns"];
+
+/// Which messages to list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// Rows per page: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page; none for the first page.
+    pub cursor: Option<String>,
+    /// One session's messages.
+    pub session_id: Option<Uuid>,
+    /// One campaign's messages (sent ones).
+    pub campaign_id: Option<Uuid>,
+    /// `in` (received) or `out` (sent).
+    pub direction: Option<String>,
+    /// To or from this number (any form, read in Indonesia) or chat id.
+    pub peer: Option<String>,
+    /// `queued | sending | sent | delivered | read | failed | cancelled |
+    /// unknown`, or `received`.
+    pub status: Option<String>,
+    /// Queued or received at or after this instant (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// ... and before this one.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A message sent or received.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    /// Its id.
+    pub id: Uuid,
+    /// `in` (received) or `out` (sent).
+    #[schema(example = "out")]
+    pub direction: String,
+    /// The session that sent or received it.
+    pub session_id: Uuid,
+    /// Its campaign (a broadcast's message); null for a single send or a
+    /// received message.
+    pub campaign_id: Option<Uuid>,
+    /// The other side: E.164, or the chat id the driver gave when it could
+    /// not tell the number.
+    #[schema(example = "+6281234567890")]
+    pub peer: String,
+    /// `text`, `image`, `video`, `audio`, `document`; `unknown` for a
+    /// received message without text whose kind the driver did not say.
+    #[serde(rename = "type")]
+    #[schema(example = "text")]
+    pub kind: String,
+    /// The text or caption, as sent or received.
+    pub text: Option<String>,
+    /// A sent message's attachment.
+    pub media_id: Option<Uuid>,
+    /// `queued | sending | sent | delivered | read | failed | cancelled |
+    /// unknown`, or `received`.
+    pub status: String,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// When it was queued (sent messages).
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When it was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was read.
+    pub read_at: Option<DateTime<Utc>>,
+    /// When it was received (received messages).
+    pub received_at: Option<DateTime<Utc>>,
+    /// WhatsApp's id of the message, once known.
+    pub provider_message_id: Option<String>,
+}
+
+impl From<HistoryView> for MessageView {
+    fn from(v: HistoryView) -> Self {
+        Self {
+            id: v.id,
+            direction: v.direction,
+            session_id: v.session_id,
+            campaign_id: v.campaign_id,
+            peer: v.peer,
+            kind: v.kind,
+            text: v.text,
+            media_id: v.media_id,
+            status: v.status,
+            error: v.error,
+            queued_at: v.queued_at,
+            sent_at: v.sent_at,
+            delivered_at: v.delivered_at,
+            read_at: v.read_at,
+            received_at: v.received_at,
+            provider_message_id: v.provider_message_id,
+        }
+    }
+}
+
+/// Every message the tenant's sessions sent (campaigns' and single sends)
+/// or received, newest first.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "messages",
+    security(("bearer" = []), ("api_key" = [])),
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "A page of messages, newest first", body = List<MessageView>),
+        (status = 400, description = "Bad limit, cursor, direction, status, peer or time", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+    ))]
+async fn list_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Query(params): Query<HistoryParams>,
+) -> Result<axum::Json<List<MessageView>>, ApiError> {
+    let page = ListParams {
+        limit: params.limit,
+        cursor: params.cursor.clone(),
+    }
+    .page::<HistoryCursor>()?;
+    let direction = match params.direction.as_deref() {
+        None => None,
+        Some("in") => Some(Direction::In),
+        Some("out") => Some(Direction::Out),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "direction is `in` or `out`, not {other:?}"
+            )));
+        }
+    };
+    if let Some(status) = params.status.as_deref()
+        && status != history::RECEIVED
+        && !history::OUT_STATUSES.contains(&status)
+    {
+        return Err(ApiError::validation(format!(
+            "status is one of {}, or received; not {status:?}",
+            history::OUT_STATUSES.join(", ")
+        )));
+    }
+    if let (Some(from), Some(to)) = (params.from, params.to)
+        && from >= to
+    {
+        return Err(ApiError::validation("`from` must be before `to`"));
+    }
+    let peer = match params.peer.as_deref().map(str::trim) {
+        None => None,
+        Some("") => return Err(ApiError::validation("peer is empty")),
+        Some(peer) if peer.chars().count() > 128 => {
+            return Err(ApiError::validation("peer is at most 128 characters"));
+        }
+        // A number in any form; a chat id as the driver wrote it.
+        Some(peer) => Some(match Phone::parse(peer, Region::ID) {
+            Ok(phone) => phone.as_str().to_owned(),
+            Err(_) => peer.to_owned(),
+        }),
+    };
+    let filter = HistoryFilter {
+        session_id: params.session_id.map(SessionId::from_uuid),
+        campaign_id: params.campaign_id.map(CampaignId::from_uuid),
+        direction,
+        peer,
+        status: params.status,
+        from: params.from,
+        to: params.to,
+    };
+    after.wait(&state.db, READS).await?;
+    let paged = history::list(&state.db, caller.tenant_id, &filter, &page).await?;
+    Ok(axum::Json(List::from_paged(paged, MessageView::from)))
+}
+
+/// One message, sent or received, with its text, media, status times and
+/// error.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The message")),
+    responses(
+        (status = 200, description = "The message", body = MessageView),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such message in the caller's tenant", body = ErrorBody),
+    ))]
+async fn get_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<MessageView>, ApiError> {
+    after.wait(&state.db, READS).await?;
+    let (db, tenant) = (&state.db, caller.tenant_id);
+    consistency::found_or_caught_up(&state, Message::TYPE, READS, move || async move {
+        Ok(history::get(db, tenant, id).await?)
+    })
+    .await?
+    .map(|view| axum::Json(view.into()))
+    .ok_or_else(|| ApiError::not_found("message"))
 }
 
 /// What to do when the active hours are closed at the time of the request.

@@ -17,6 +17,7 @@
 //! - [`campaigns`]: campaigns with their message counts.
 //! - [`contact_lists`]: a contact list's facts for the commands that use it.
 //! - [`messages`]: a campaign's messages, and their CSV export.
+//! - [`history`]: every message sent or received, newest first.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
@@ -30,6 +31,7 @@ use uuid::Uuid;
 pub mod campaigns;
 pub mod contact_lists;
 pub mod events;
+pub mod history;
 pub mod messages;
 pub mod plans;
 pub mod schedule;
