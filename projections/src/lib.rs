@@ -117,6 +117,7 @@ pub const NAMES: &[&str] = &[
     "schedules",
     "plans",
     "inbound",
+    "chats",
     "event_index",
 ];
 
@@ -135,6 +136,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "schedules" => Arc::new(folds::schedules::Schedules),
         "plans" => Arc::new(folds::plans::Plans),
         "inbound" => Arc::new(folds::inbound::Inbounds),
+        "chats" => Arc::new(folds::chats::Chats),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         _ => return None,
     })

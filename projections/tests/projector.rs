@@ -852,6 +852,7 @@ async fn inbound_messages_are_projected_once_however_often_delivered_and_rebuilt
     assert_eq!(
         indexes,
         [
+            "inbound_messages_by_peer",
             "inbound_messages_by_session",
             "inbound_messages_by_tenant",
             "inbound_messages_pkey"

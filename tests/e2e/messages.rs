@@ -267,7 +267,7 @@ async fn a_single_send_is_refused_at_once_when_it_could_not_go() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_history_shows_every_message_sent_and_received_newest_first() {
+async fn the_history_and_the_inbox_show_every_message_sent_and_received() {
     let app = TestApp::spawn().await;
     let backdoor = Backdoor::of(&app).await;
     let (stop, engine) = engine(&app, "engine-a", |_| {});
@@ -394,12 +394,62 @@ async fn the_history_shows_every_message_sent_and_received_newest_first() {
         let (status, error) = budi.get(&format!("/api/v1/messages?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {error}");
     }
+
+    // The inbox: a chat per peer, the one that answered first, unread.
+    let chats = until("two chats", Duration::from_secs(30), async || {
+        let (status, page) = budi
+            .get(&format!("/api/v1/chats?session_id={session}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap().clone();
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    assert_eq!(chats[0]["peer"], "+6281200000001", "{chats:?}");
+    assert_eq!(chats[0]["last_direction"], "in");
+    assert_eq!(chats[0]["last_message"], "Barangnya sudah sampai");
+    assert_eq!(chats[0]["unread"], 1);
+    assert_eq!(chats[1]["peer"], "+6281200000002");
+    assert_eq!(chats[1]["last_direction"], "out");
+    assert_eq!(chats[1]["unread"], 0);
+    let chat = chats[0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = budi
+        .post(&format!("/api/v1/chats/{chat}/read"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, page) = budi.get("/api/v1/chats").await;
+    assert_eq!(page["items"][0]["unread"], 0, "{page}");
+    // A new answer is unread again.
+    let (status, _) = budi
+        .post(
+            &format!("/api/v1/sessions/{session}/simulator/inbound"),
+            json!({"from": "+6281200000001", "text": "Makasih kak"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    until("unread again", Duration::from_secs(30), async || {
+        let (_, page) = budi.get("/api/v1/chats").await;
+        (page["items"][0]["unread"] == 1 && page["items"][0]["last_message"] == "Makasih kak")
+            .then_some(())
+    })
+    .await;
+    let (status, _) = budi
+        .post(&format!("/api/v1/chats/{}/read", Uuid::now_v7()), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // Another tenant sees none of them.
     let siti = funded(&app, 100).await;
     let (status, _) = siti.get(&format!("/api/v1/messages/{}", singles[0])).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, theirs) = siti.get("/api/v1/messages").await;
     assert_eq!(theirs["items"], json!([]));
+    let (_, theirs) = siti.get("/api/v1/chats").await;
+    assert_eq!(theirs["items"], json!([]));
+    let (status, _) = siti
+        .post(&format!("/api/v1/chats/{chat}/read"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     stop.cancel();
     engine.await.unwrap().unwrap();
 }

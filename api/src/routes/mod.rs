@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod auto_replies;
 pub mod campaigns;
+pub mod chats;
 pub mod contacts;
 pub mod events;
 pub mod health;

@@ -1,6 +1,7 @@
 //! The projections: each folds some aggregate types into its own tables.
 
 pub(crate) mod campaigns;
+pub(crate) mod chats;
 pub(crate) mod event_index;
 pub(crate) mod inbound;
 pub(crate) mod messages;
@@ -145,6 +146,7 @@ mod tests {
     #[test]
     fn every_rows_columns_are_its_fields() {
         columns_match::<super::campaigns::CampaignRow>();
+        columns_match::<super::chats::ChatRow>();
         columns_match::<super::inbound::InboundRow>();
         columns_match::<super::messages::MessageRow>();
         columns_match::<super::plans::PlanRow>();

@@ -18,6 +18,7 @@
 //! - [`contact_lists`]: a contact list's facts for the commands that use it.
 //! - [`messages`]: a campaign's messages, and their CSV export.
 //! - [`history`]: every message sent or received, newest first.
+//! - [`chats`]: conversations per session and peer, and their read marks.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
@@ -29,6 +30,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub mod campaigns;
+pub mod chats;
 pub mod contact_lists;
 pub mod events;
 pub mod history;

@@ -1,0 +1,102 @@
+//! Conversations, one per session and peer, the latest first:
+//! `GET /api/v1/chats`, and marking one read.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+use wablast_domain::types::{SessionId, TenantId};
+
+use super::history::HistoryCursor;
+use super::{Page, Paged};
+
+/// A chat as the inbox shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ChatView {
+    /// Its id.
+    pub id: Uuid,
+    /// The session.
+    pub session_id: Uuid,
+    /// The other side: E.164, or the driver's chat id.
+    pub peer: String,
+    /// The latest message's text (or caption), sent or received.
+    pub last_message: Option<String>,
+    /// Its id.
+    pub last_message_id: Uuid,
+    /// `in` or `out`.
+    pub last_direction: String,
+    /// When it was queued or received.
+    pub last_at: DateTime<Utc>,
+    /// Messages received since the chat was last read.
+    pub unread: i64,
+}
+
+/// The tenant's chats (one session's when given), the latest first.
+pub async fn list(
+    pool: &PgPool,
+    tenant: TenantId,
+    session: Option<SessionId>,
+    page: &Page<HistoryCursor>,
+) -> Result<Paged<ChatView>, sqlx::Error> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "select c.id, c.session_id, c.peer, coalesce(m.text, i.text) as last_message, \
+                c.last_message_id, c.last_direction, c.last_at, \
+                (select count(*) from inbound_messages x \
+                 where x.tenant_id = c.tenant_id and x.session_id = c.session_id \
+                   and coalesce(x.from_phone, x.from_raw) = c.peer \
+                   and x.received_at > coalesce(r.read_at, '-infinity')) as unread \
+         from chats c \
+         left join chat_reads r on r.chat_id = c.id and r.tenant_id = c.tenant_id \
+         left join messages m on c.last_direction = 'out' and m.id = c.last_message_id \
+         left join inbound_messages i on c.last_direction = 'in' and i.id = c.last_message_id \
+         where c.tenant_id = ",
+    );
+    q.push_bind(*tenant.as_uuid());
+    if let Some(session) = session {
+        q.push(" and c.session_id = ").push_bind(*session.as_uuid());
+    }
+    if let Some(cursor) = page.cursor() {
+        match DateTime::from_timestamp_micros(cursor.at_micros) {
+            Some(before) => {
+                q.push(" and (c.last_at, c.id) < (")
+                    .push_bind(before)
+                    .push(", ")
+                    .push_bind(cursor.id)
+                    .push(")");
+            }
+            None => {
+                q.push(" and false");
+            }
+        }
+    }
+    q.push(" order by c.last_at desc, c.id desc limit ")
+        .push_bind(page.fetch());
+    let rows = q.build_query_as::<ChatView>().fetch_all(pool).await?;
+    Ok(Paged::from_rows(rows, page, |row| HistoryCursor {
+        at_micros: row.last_at.timestamp_micros(),
+        id: row.id,
+    }))
+}
+
+/// Marks the tenant's chat read up to now (or its latest message, when
+/// that is later); `false` when the tenant has no such chat.
+pub async fn mark_read(
+    pool: &PgPool,
+    tenant: TenantId,
+    chat: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let marked = sqlx::query(
+        "insert into chat_reads (chat_id, tenant_id, read_at) \
+         select c.id, c.tenant_id, greatest($3, c.last_at) from chats c \
+         where c.tenant_id = $1 and c.id = $2 \
+         on conflict (chat_id) do update \
+             set read_at = greatest(chat_reads.read_at, excluded.read_at)",
+    )
+    .bind(*tenant.as_uuid())
+    .bind(chat)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(marked.rows_affected() > 0)
+}
