@@ -174,6 +174,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::campaigns::router())
         .merge(routes::messages::router())
         .merge(routes::chats::router())
+        .merge(routes::groups::router())
         .merge(routes::wallet::router())
         .merge(routes::schedule::router())
         .merge(routes::auto_replies::router())

@@ -84,9 +84,10 @@ use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
 use wablast_workflows::commands::{Commands, key};
 use wablast_workflows::control::{
-    self, ControlError, ControlErrorCode, PairingCodeRequest, PairingCodeResponse, QrEntry, Reply,
-    SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest, SimulatorScanResponse,
-    Verb, WebhookResponse,
+    self, ControlError, ControlErrorCode, GroupInfo, GroupMemberInfo, GroupMembersRequest,
+    GroupMembersResponse, GroupsRequest, GroupsResponse, PairingCodeRequest, PairingCodeResponse,
+    QrEntry, Reply, SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest,
+    SimulatorScanResponse, Verb, WebhookResponse,
 };
 use wablast_workflows::credentials::{
     self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey,
@@ -1119,6 +1120,43 @@ impl Engine {
                         )
                         .await
                     }
+                    v if v == Verb::Groups.as_str() => {
+                        let driver = driver.clone();
+                        answer(&request.payload, |_: GroupsRequest| async move {
+                            let groups = driver.groups().await.map_err(driver_refusal)?;
+                            Ok(GroupsResponse {
+                                groups: groups
+                                    .into_iter()
+                                    .map(|g| GroupInfo {
+                                        id: g.id,
+                                        name: g.name,
+                                        participants: g.participants,
+                                    })
+                                    .collect(),
+                            })
+                        })
+                        .await
+                    }
+                    v if v == Verb::GroupMembers.as_str() => {
+                        let driver = driver.clone();
+                        answer(&request.payload, |req: GroupMembersRequest| async move {
+                            let members = driver
+                                .group_members(&req.group_id)
+                                .await
+                                .map_err(driver_refusal)?;
+                            Ok(GroupMembersResponse {
+                                members: members
+                                    .into_iter()
+                                    .map(|m| GroupMemberInfo {
+                                        id: m.id,
+                                        phone: m.phone,
+                                        admin: m.admin,
+                                    })
+                                    .collect(),
+                            })
+                        })
+                        .await
+                    }
                     v if v == Verb::Webhook.as_str() => {
                         let reply = match &webhooks {
                             Some(sink) => {
@@ -1473,6 +1511,15 @@ fn refusal(code: ControlErrorCode, message: impl std::fmt::Display) -> ControlEr
         code,
         message: message.to_string(),
     }
+}
+
+fn driver_refusal(err: DriverError) -> ControlError {
+    let code = match err {
+        DriverError::InvalidState(_) => ControlErrorCode::InvalidState,
+        DriverError::Unsupported(_) => ControlErrorCode::Unsupported,
+        DriverError::Failed(_) => ControlErrorCode::DriverFailed,
+    };
+    refusal(code, err)
 }
 
 fn simulator_refusal(err: SimulatorError) -> ControlError {

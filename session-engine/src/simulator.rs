@@ -597,8 +597,17 @@ impl Driver for SimulatorDriver {
             .iter()
             .find(|g| g.id == group_id)
             .ok_or_else(|| DriverError::Failed(format!("no group {group_id}")))?;
+        // Every fourth participant hides their number, as WhatsApp's
+        // `@lid` ids do: the session sees who they are, not their number.
         Ok((0..group.participants)
             .map(|i| {
+                if i % 4 == 3 {
+                    return GroupMember {
+                        id: format!("{}@lid", 90_000_000_000_000u64 + i as u64),
+                        phone: None,
+                        admin: false,
+                    };
+                }
                 let phone =
                     Phone::parse(&format!("+62813{:08}", 10_000_000 + i), Default::default())
                         .expect("a valid number");

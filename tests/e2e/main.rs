@@ -10,6 +10,7 @@ mod consistency;
 mod contacts;
 mod engine;
 mod events;
+mod groups;
 mod hardening;
 mod hooks;
 mod journey;

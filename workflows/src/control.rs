@@ -108,17 +108,23 @@ pub enum Verb {
     /// A driver webhook (raw body, [`WEBHOOK_HEADERS`]) →
     /// [`WebhookResponse`].
     Webhook,
+    /// [`GroupsRequest`] → [`GroupsResponse`].
+    Groups,
+    /// [`GroupMembersRequest`] → [`GroupMembersResponse`].
+    GroupMembers,
 }
 
 impl Verb {
     /// The subject token: `pairing_code`, `simulator_scan`,
-    /// `simulator_inbound`, `webhook`.
+    /// `simulator_inbound`, `webhook`, `groups`, `group_members`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::PairingCode => "pairing_code",
             Self::SimulatorScan => "simulator_scan",
             Self::SimulatorInbound => "simulator_inbound",
             Self::Webhook => "webhook",
+            Self::Groups => "groups",
+            Self::GroupMembers => "group_members",
         }
     }
 }
@@ -184,6 +190,53 @@ pub struct SimulatorInboundResponse {
     pub message_id: Option<String>,
 }
 
+/// The groups the session's number is in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsRequest {}
+
+/// A group, as the driver tells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// The driver's id (`…@g.us`).
+    pub id: String,
+    /// Its subject.
+    pub name: String,
+    /// How many participants it has.
+    pub participants: usize,
+}
+
+/// The session's groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsResponse {
+    /// Each group.
+    pub groups: Vec<GroupInfo>,
+}
+
+/// The participants of one of the session's groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMembersRequest {
+    /// The group's id, as [`GroupInfo::id`].
+    pub group_id: String,
+}
+
+/// A participant, as the driver tells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMemberInfo {
+    /// As the driver names it (`628…@c.us`, `…@lid`).
+    pub id: String,
+    /// The number, when WhatsApp lets the session see it.
+    pub phone: Option<Phone>,
+    /// Whether it administers the group.
+    pub admin: bool,
+}
+
+/// The group's participants.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMembersResponse {
+    /// Each participant.
+    pub members: Vec<GroupMemberInfo>,
+}
+
 /// A webhook the session's driver verified and read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookResponse {
@@ -210,6 +263,8 @@ pub enum ControlErrorCode {
     DriverFailed,
     /// A webhook whose signature is missing or wrong (401).
     Unauthorized,
+    /// The session's driver cannot do this (400).
+    Unsupported,
 }
 
 /// A refusal, with a human message.

@@ -286,9 +286,68 @@ pub async fn create(
 ) -> Result<Imported, ApiError> {
     let columns = columns_with(&[], &entries)?;
     let (contacts, summary) = check(&columns, region, HashMap::new(), entries).await?;
-    let mut list = Creation::begin(pool, tenant, name, columns, store::Source::Json, None).await?;
+    let mut list =
+        Creation::begin(pool, tenant, name, columns, store::Source::Json, None, None).await?;
     list.insert(&contacts).await?;
     list.finish(summary).await
+}
+
+/// A participant of a group, as a list made from the group takes it.
+#[derive(Clone, Debug)]
+pub struct Participant {
+    /// As the driver names it (`628…@c.us`, `…@lid`).
+    pub id: String,
+    /// The number, when WhatsApp lets the session see it.
+    pub phone: Option<String>,
+}
+
+/// Creates the tenant's list `name` from a WhatsApp group's participants,
+/// in one transaction: each participant whose number the session can see
+/// becomes a contact, checked like any row (consent is the importer's
+/// statement: the list records the group it came from); the others are
+/// rejected as [`normalize::Reason::NumberHidden`], `row` being their
+/// place among the participants.
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant, group = origin.group_id))]
+pub async fn create_from_group(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: String,
+    origin: store::GroupOrigin<'_>,
+    participants: &[Participant],
+) -> Result<Imported, ApiError> {
+    let entries: Vec<Entry> = participants
+        .iter()
+        .map(|p| Entry {
+            phone: p.phone.clone().unwrap_or_else(|| p.id.clone()),
+            name: None,
+            consent: true,
+            variables: Variables::default(),
+        })
+        .collect();
+    let (contacts, summary) = check(&[], Region::ID, HashMap::new(), entries).await?;
+    let mut list = Creation::begin(
+        pool,
+        tenant,
+        name,
+        Vec::new(),
+        store::Source::Group,
+        None,
+        Some(origin),
+    )
+    .await?;
+    list.insert(&contacts).await?;
+    let mut imported = list.finish(summary).await?;
+    for rejection in &mut imported.rejected {
+        let hidden = usize::try_from(rejection.row)
+            .ok()
+            .and_then(|row| participants.get(row.checked_sub(1)?))
+            .is_some_and(|p| p.phone.is_none());
+        if hidden {
+            rejection.reason = normalize::Reason::NumberHidden;
+            rejection.message = normalize::Reason::NumberHidden.message().to_owned();
+        }
+    }
+    Ok(imported)
 }
 
 /// Adds `entries` to the tenant's list `list_id`, in one transaction; 404

@@ -701,6 +701,7 @@ pub async fn import(pool: &PgPool, tenant: TenantId, upload: Upload) -> Result<I
         columns,
         format.into(),
         upload.filename.as_deref(),
+        None,
     )
     .await?;
     while let Some(message) = receiver.recv().await {
@@ -733,6 +734,7 @@ impl Creation {
         columns: Vec<String>,
         source: store::Source,
         filename: Option<&str>,
+        group: Option<store::GroupOrigin<'_>>,
     ) -> Result<Self, ApiError> {
         let id = Uuid::now_v7();
         let created_at = Utc::now();
@@ -746,6 +748,7 @@ impl Creation {
                 columns: &columns,
                 source,
                 filename,
+                group,
                 created_at,
             },
         )

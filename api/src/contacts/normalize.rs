@@ -42,6 +42,9 @@ pub enum Reason {
     Formula,
     /// A cell longer than [`MAX_CELL_CHARS`].
     CellTooLong,
+    /// A group participant whose number WhatsApp hides from the session
+    /// (an `@lid` id): nobody can message them by number.
+    NumberHidden,
 }
 
 impl Reason {
@@ -59,6 +62,7 @@ impl Reason {
             }
             Self::Formula => "a spreadsheet formula; type the value itself",
             Self::CellTooLong => "a cell is longer than 1000 characters",
+            Self::NumberHidden => "WhatsApp hides this participant's number from the session",
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum Source {
     Xlsx,
     /// JSON rows, without a file (`POST /api/v1/contact-lists`).
     Json,
+    /// A WhatsApp group's participants
+    /// (`POST /api/v1/contact-lists/group-import`).
+    Group,
 }
 
 impl Source {
@@ -33,6 +36,7 @@ impl Source {
             Self::Csv => "csv",
             Self::Xlsx => "xlsx",
             Self::Json => "json",
+            Self::Group => "group",
         }
     }
 }
@@ -50,7 +54,7 @@ impl TryFrom<String> for Source {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
-        [Self::Csv, Self::Xlsx, Self::Json]
+        [Self::Csv, Self::Xlsx, Self::Json, Self::Group]
             .into_iter()
             .find(|source| source.as_str() == text)
             .ok_or_else(|| format!("unknown list source {text:?}"))
@@ -72,8 +76,20 @@ pub struct NewList<'a> {
     pub source: Source,
     /// The uploaded file's name.
     pub filename: Option<&'a str>,
+    /// The group its contacts were read from.
+    pub group: Option<GroupOrigin<'a>>,
     /// When.
     pub created_at: DateTime<Utc>,
+}
+
+/// The WhatsApp group a list's contacts were read from, and the session
+/// that read it.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupOrigin<'a> {
+    /// The group's id (`…@g.us`).
+    pub group_id: &'a str,
+    /// The session.
+    pub session_id: Uuid,
 }
 
 /// Inserts a list with zero counts ([`count_rows`] adds its rows' once
@@ -82,8 +98,8 @@ pub async fn insert_list(db: &mut PgConnection, list: &NewList<'_>) -> Result<()
     sqlx::query(
         "insert into contact_lists
              (id, tenant_id, name, columns, total_rows, accepted, rejected,
-              source_filename, source_format, created_at)
-         values ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7)",
+              source_filename, source_format, created_at, source_group_id, source_session_id)
+         values ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $8, $9)",
     )
     .bind(list.id)
     .bind(list.tenant.as_uuid())
@@ -92,6 +108,8 @@ pub async fn insert_list(db: &mut PgConnection, list: &NewList<'_>) -> Result<()
     .bind(list.filename)
     .bind(list.source.as_str())
     .bind(list.created_at)
+    .bind(list.group.map(|g| g.group_id))
+    .bind(list.group.map(|g| g.session_id))
     .execute(db)
     .await?;
     Ok(())

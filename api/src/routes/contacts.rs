@@ -353,7 +353,7 @@ async fn delete_contact(
 }
 
 /// The list's name: as given, else the file's name without extension.
-fn list_name(name: Option<String>, filename: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn list_name(name: Option<String>, filename: Option<&str>) -> Result<String, ApiError> {
     let from_file = || {
         filename
             .and_then(|f| std::path::Path::new(f).file_stem())

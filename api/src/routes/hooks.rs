@@ -149,9 +149,9 @@ async fn forward(
             ControlErrorCode::InvalidState | ControlErrorCode::SessionBusy => {
                 ApiError::new(ErrorCode::InvalidState, refusal.message)
             }
-            ControlErrorCode::ValidationFailed | ControlErrorCode::InvalidPhone => {
-                ApiError::validation(refusal.message)
-            }
+            ControlErrorCode::ValidationFailed
+            | ControlErrorCode::InvalidPhone
+            | ControlErrorCode::Unsupported => ApiError::validation(refusal.message),
             ControlErrorCode::DriverFailed => {
                 ApiError::new(ErrorCode::DriverFailed, refusal.message)
             }

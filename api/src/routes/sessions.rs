@@ -671,7 +671,7 @@ const NO_ENGINE_RETRY: std::time::Duration = std::time::Duration::from_millis(10
 /// within moments, so a request nobody listens to yet (a start a moment
 /// ago) is sent again until [`control::REQUEST_TIMEOUT`] is spent. Nobody
 /// received it, so it cannot run twice.
-async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
+pub(crate) async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     state: &AppState,
     caller: &Caller,
     session: Uuid,
@@ -718,6 +718,7 @@ async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
                 ControlErrorCode::ValidationFailed => ErrorCode::ValidationFailed,
                 ControlErrorCode::DriverFailed => ErrorCode::DriverFailed,
                 ControlErrorCode::Unauthorized => ErrorCode::Unauthenticated,
+                ControlErrorCode::Unsupported => ErrorCode::ValidationFailed,
             };
             Err(ApiError::new(code, refusal.message))
         }
@@ -1347,7 +1348,11 @@ async fn pairing_code(
 
 /// The session as its aggregate has it now (not the projection, which may
 /// lag a start just made); 404 when the tenant has no such session.
-async fn load_session(state: &AppState, caller: &Caller, id: Uuid) -> Result<Session, ApiError> {
+pub(crate) async fn load_session(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Session, ApiError> {
     let loaded = state
         .commands
         .sessions
