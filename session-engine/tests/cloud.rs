@@ -20,6 +20,7 @@ use wablast_session_engine::driver::{
 };
 use wablast_session_engine::webhook::WebhookError;
 
+use crate::prism::{Document, ValidatingPeer};
 use crate::support::{Peer, Recorded, Reply, closed_port_url, drain, phone};
 
 const TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
@@ -592,4 +593,47 @@ fn the_webhook_url_is_verified_with_our_token_only() {
         cloud::verify_subscription("", Some("subscribe"), Some(""), Some("1")),
         None
     );
+}
+
+#[tokio::test]
+async fn the_validating_peer_fails_requests_meta_s_document_does_not_allow() {
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, |_| None).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let messages = format!("{}/v23.0/{NUMBER_ID}/messages", peer.base_url);
+    let text = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+                      "to": "6281234567890", "type": "text", "text": {"body": "Halo"}});
+
+    // No token; a text whose body is misspelt; a version that is none.
+    client.post(&messages).json(&text).send().await.unwrap();
+    let mut misspelt = text.clone();
+    misspelt["text"] = json!({"bdy": "Halo"});
+    client
+        .post(&messages)
+        .bearer_auth(TOKEN)
+        .json(&misspelt)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{}/latest/{NUMBER_ID}", peer.base_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    // What the driver sends is fine.
+    client
+        .post(&messages)
+        .bearer_auth(TOKEN)
+        .json(&text)
+        .send()
+        .await
+        .unwrap();
+
+    let violations = peer.take_violations();
+    assert_eq!(peer.requests().len(), 4);
+    assert_eq!(violations.len(), 3, "{violations:#?}");
+    assert!(violations[0].contains("UNAUTHORIZED"), "{}", violations[0]);
+    assert!(violations[1].contains("bdy"), "{}", violations[1]);
 }

@@ -22,6 +22,7 @@ use wablast_session_engine::waha::{
 };
 use wablast_session_engine::webhook::WebhookError;
 
+use crate::prism::{Document, ValidatingPeer};
 use crate::support::{Peer, Recorded, Reply, closed_port_url, drain, phone};
 
 const API_KEY: &str = "waha-secret-key";
@@ -1000,4 +1001,46 @@ async fn the_session_name_defaults_to_one_derived_from_our_session() {
     let name = waha::default_session_name(session_id);
     assert_eq!(sink.session_name(), name);
     assert_eq!(seen.lock().unwrap()[0], json!(name));
+}
+
+#[tokio::test]
+async fn the_validating_peer_fails_requests_waha_s_document_does_not_allow() {
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |_| None).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", peer.base_url);
+
+    // No API key; a text without its chat; a QR without its format.
+    client
+        .post(url("/api/sendText"))
+        .json(&json!({"session": SESSION, "chatId": "1@c.us", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/api/sendText"))
+        .header("X-Api-Key", API_KEY)
+        .json(&json!({"session": SESSION, "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(url("/api/toko-andi/auth/qr"))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/api/no-such-endpoint"))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+
+    let violations = peer.take_violations();
+    assert_eq!(peer.routes().len(), 4);
+    assert_eq!(violations.len(), 4, "{violations:#?}");
+    assert!(violations[1].contains("chatId"), "{}", violations[1]);
+    assert!(violations[2].contains("format"), "{}", violations[2]);
 }
