@@ -1022,6 +1022,10 @@ impl Engine {
                     // not hold up the session's other events.
                     let _ = receipts.send(receipt);
                 }
+                DriverEvent::Notice(notice) => {
+                    warn!(%session, %tenant, kind = notice.kind(), %notice, "the driver's server warns about the session's account");
+                    metrics::counter!(DRIVER_NOTICES, "kind" => notice.kind()).increment(1);
+                }
                 DriverEvent::Inbound(inbound) => {
                     // The same message reported twice lands on one aggregate.
                     let inbound_id = inbound::inbound_id(session, &inbound.provider_message_id);
@@ -1409,6 +1413,8 @@ const RENEWED_AT_ONCE: usize = 64;
 const LEASE_CHANGES: &str = "wablast_session_leases_total";
 /// Sessions this process's engine holds.
 const SESSIONS_HELD: &str = "wablast_engine_sessions_held";
+/// Warnings about sessions' accounts from the drivers' servers, by kind.
+const DRIVER_NOTICES: &str = "wablast_driver_notices_total";
 
 /// A change to one of this engine's leases, counted in
 /// [`LEASE_CHANGES`].
