@@ -130,6 +130,9 @@ pub struct EngineConfig {
     /// (`WABLAST_PUBLIC_URL`, e.g. `https://wablast.example.com`): webhooks
     /// go to `<public_url>/hooks/<driver>/<session id>`.
     pub public_url: String,
+    /// The Graph API version of Cloud API numbers whose credentials name
+    /// none (`WABLAST_CLOUD_API_VERSION`).
+    pub cloud_api_version: String,
 }
 
 impl EngineConfig {
@@ -147,6 +150,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             secret_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            cloud_api_version: crate::cloud::DEFAULT_VERSION.to_owned(),
         }
     }
 }
@@ -869,11 +873,12 @@ impl Engine {
             DriverCredentials::Cloud(cloud) if state.driver() == DriverKind::Cloud => {
                 info!(%session, webhook = %self.webhook_url(DriverKind::Cloud, session),
                     "Cloud API number: its Meta app's webhook must point here");
-                let (connection, sink) = CloudDriver::connect(
-                    cloud_config(&cloud),
-                    CloudOptions::default(),
-                    self.http.clone(),
-                );
+                let options = CloudOptions {
+                    version: self.config.cloud_api_version.clone(),
+                    ..CloudOptions::default()
+                };
+                let (connection, sink) =
+                    CloudDriver::connect(cloud_config(&cloud), options, self.http.clone());
                 Ok((connection, Some(Webhooks::Cloud(sink))))
             }
             other => Err(NotConnected::Refused(format!(
@@ -1341,12 +1346,19 @@ fn waha_webhook_key(key: &SecretKey, session: SessionId) -> String {
     hex::encode(key.derive(format!("wablast waha webhook v1 {session}").as_bytes()))
 }
 
-/// The Cloud API driver's config from stored credentials. The stored
-/// `api_base` carries the Graph API version (`https://graph.facebook.com/v21.0`),
-/// the driver takes the two apart; a base without a version gets the
-/// driver's default one.
+/// The base sessions were given when none was asked for, before the Graph
+/// API version became the engine's setting: it pins no version.
+const FORMER_DEFAULT_CLOUD_API_BASE: &str = "https://graph.facebook.com/v21.0";
+
+/// The Cloud API driver's config from stored credentials. A stored
+/// `api_base` may carry a Graph API version (`https://graph.facebook.com/v22.0`):
+/// the driver takes the two apart; a base without one (or the former
+/// default) gets the engine's version.
 fn cloud_config(credentials: &CloudCredentials) -> CloudConfig {
     let mut base = credentials.api_base.clone();
+    if base.as_str().trim_end_matches('/') == FORMER_DEFAULT_CLOUD_API_BASE {
+        base.set_path("");
+    }
     let last = base
         .path_segments()
         .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
@@ -1531,9 +1543,18 @@ mod tests {
         };
         assert_eq!(
             split(credentials::DEFAULT_CLOUD_API_BASE),
+            ("https://graph.facebook.com".to_owned(), None)
+        );
+        assert_eq!(
+            split(FORMER_DEFAULT_CLOUD_API_BASE),
+            ("https://graph.facebook.com".to_owned(), None),
+            "the former default pins no version"
+        );
+        assert_eq!(
+            split("https://graph.facebook.com/v22.0"),
             (
                 "https://graph.facebook.com".to_owned(),
-                Some("v21.0".to_owned())
+                Some("v22.0".to_owned())
             )
         );
         assert_eq!(

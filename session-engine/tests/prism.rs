@@ -70,6 +70,20 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|ci| ci == "true")
 }
 
+/// The text of one of the peers' documents; `None` (the test is skipped,
+/// saying so) when it is not there, except under `CI=true`.
+pub fn document_text(file: &str) -> Option<String> {
+    let path = documents().join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if in_ci() => panic!("cannot read {}: {e}", path.display()),
+        Err(e) => {
+            eprintln!("SKIPPED: cannot read {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 /// The Prism the tests installed (`npm ci` in `tests/peers`).
 fn prism_binary() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/node_modules/.bin/prism")

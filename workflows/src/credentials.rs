@@ -28,8 +28,9 @@ use wablast_domain::session::Driver;
 use wablast_domain::types::{SessionId, TenantId};
 
 /// Meta's Graph API, where the Cloud API lives unless `api_base` says
-/// otherwise.
-pub const DEFAULT_CLOUD_API_BASE: &str = "https://graph.facebook.com/v21.0";
+/// otherwise. It names no Graph API version: the engine's applies (an
+/// `api_base` ending in one, `…/v23.0`, keeps that one).
+pub const DEFAULT_CLOUD_API_BASE: &str = "https://graph.facebook.com/";
 
 /// The longest text field accepted (tokens, ids, URLs).
 pub const MAX_FIELD_CHARS: usize = 2048;
