@@ -8,7 +8,11 @@
 //! - **As they happen**: every engine listens to the session events on the
 //!   log's subjects (plain NATS, no consumer state). A start asks every
 //!   engine; the one that takes the lease runs the session. A stop, logout
-//!   or delete is acted on by the engine running it.
+//!   or delete is acted on by the engine running it, through its driver.
+//! - **Endings** ([`endings`]): a logout or delete also reaches the
+//!   session's driver's server (WAHA logs the number out, or forgets the
+//!   session) when no engine ran the session: one engine carries it out
+//!   once the lease is free.
 //! - **Reconciliation**: every [`EngineConfig::reconcile_every`] (and at
 //!   start) an engine looks for sessions that should run (their status in
 //!   the log is a running one) and that no engine holds, and takes them: a
@@ -79,6 +83,8 @@ use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
 use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
 use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
+
+mod endings;
 use crate::webhook::WebhookError;
 use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
@@ -380,9 +386,10 @@ impl Engine {
             self.config.scheduled_starts_every,
         );
         let scheduled = tokio::spawn(scheduled.run(shutdown.clone()));
+        let endings = tokio::spawn(endings::run(self.clone(), shutdown.clone()));
         let settle_every = self.config.settle_every;
         let settlement = tokio::spawn(settlement.run(settle_every, shutdown));
-        Ok(vec![fanout, settlement, scheduled])
+        Ok(vec![fanout, settlement, scheduled, endings])
     }
 
     /// Starts the sessions flagged to start with the engine that are not
@@ -471,13 +478,17 @@ impl Engine {
                 SessionEvent::SessionStopRequested { .. } => {
                     self.release(session, Ending::Stop).await
                 }
+                // Logged out or deleted by its running driver here, before
+                // its lease goes; the endings (`endings`) tell the driver's
+                // server again once the lease is free, and alone when no
+                // engine ran the session.
                 SessionEvent::SessionLoggedOut { .. } => {
                     self.release(session, Ending::Logout).await;
                     self.sender_gone(tenant, session, SenderUnavailableReason::LoggedOut)
                         .await;
                 }
                 SessionEvent::SessionDeleted { .. } => {
-                    self.release(session, Ending::Stop).await;
+                    self.release(session, Ending::Delete).await;
                     self.sender_gone(tenant, session, SenderUnavailableReason::Deleted)
                         .await;
                 }
@@ -1277,9 +1288,19 @@ impl Engine {
         let result = match ending {
             Ending::Stop => running.driver.stop().await,
             Ending::Logout => running.driver.logout().await,
+            Ending::Delete => running.driver.delete().await,
         };
-        if let Err(err) = result {
-            warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not stop cleanly");
+        match result {
+            // Its server forgot it: the credentials are not needed any more.
+            Ok(()) if ending == Ending::Delete => {
+                if let Err(err) = credentials::delete(&self.db, running.tenant, session).await {
+                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, "a deleted session's credentials not deleted; its ending tries again");
+                }
+            }
+            Ok(()) => {}
+            Err(err) => {
+                warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not stop cleanly")
+            }
         }
         running.stop.cancel();
         for task in running.tasks {
@@ -1466,21 +1487,23 @@ struct Held {
     fence: Fence,
 }
 
+/// How a session stops running here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// Stopped (the link is kept).
+    Stop,
+    /// Logged out (the link is dropped).
+    Logout,
+    /// Deleted (removed from its driver's server).
+    Delete,
+}
+
 /// A report as the holder of the session's lease (`fence`).
 fn fenced(fence: Fence, report: SessionCommand) -> SessionCommand {
     SessionCommand::FromHolder {
         fence,
         report: Box::new(report),
     }
-}
-
-/// How a session stops running here.
-#[derive(Clone, Copy)]
-enum Ending {
-    /// Stopped (the link is kept) or deleted.
-    Stop,
-    /// Logged out (the link is dropped).
-    Logout,
 }
 
 /// Pauses between a disconnected session's tries to connect.
