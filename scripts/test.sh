@@ -2,7 +2,8 @@
 # Run the whole test suite: `scripts/test.sh [extra cargo test args]`.
 #
 # Makes sure PostgreSQL and NATS (JetStream) are running locally (see
-# scripts/services.sh), then runs `cargo test --workspace --locked`. Tests
+# scripts/services.sh) and the drivers' validating mocks are installed (npm),
+# then runs `cargo test --workspace --locked`. Tests
 # create their own fresh databases and NATS prefixes; some start a private
 # nats-server, so a current nats-server binary (2.10.0 or newer) is installed
 # even when another NATS already listens on the default port, and its path is
@@ -20,6 +21,47 @@ if [[ -s .data/nats-server-path ]]; then
     WABLAST_NATS_SERVER="$(cat .data/nats-server-path)"
     export WABLAST_NATS_SERVER
     echo "test: WABLAST_NATS_SERVER=$WABLAST_NATS_SERVER"
+fi
+
+# The drivers' tests check every request against validating mocks generated
+# from the peers' own API descriptions (Stoplight Prism, pinned in
+# session-engine/tests/peers): installed with npm when missing, Node.js and
+# npm from apt-get when those are. Without them the tests say they skip,
+# except under CI=true, where they fail.
+as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "test: need root for: $* (not root and no sudo)" >&2
+        return 1
+    fi
+}
+
+install_prism() {
+    local peers=session-engine/tests/peers
+    [[ -x "$peers/node_modules/.bin/prism" ]] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 || {
+            echo "test: no npm and no apt-get: install Node.js and npm yourself" >&2
+            return 1
+        }
+        echo "test: apt-get install nodejs npm"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            as_root env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends nodejs npm || return 1
+    fi
+    echo "test: npm ci in $peers (Node.js $(node --version))"
+    npm ci --prefix "$peers" --no-audit --no-fund
+}
+
+if ! install_prism; then
+    if [[ "${CI:-}" == "true" ]]; then
+        echo "test: the validating mocks of the drivers' peers could not be installed" >&2
+        exit 1
+    fi
+    echo "test: the validating mocks of the drivers' peers could not be installed; their tests skip" >&2
 fi
 
 echo "test: cargo test --workspace --locked --no-fail-fast $*"

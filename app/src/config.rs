@@ -132,6 +132,13 @@ pub struct Settings {
     /// Simulator: the seed of every simulated outcome.
     #[arg(long, env = "WABLAST_SIMULATOR_SEED", default_value_t = 0)]
     pub simulator_seed: u64,
+
+    /// The Graph API version Cloud API numbers are driven with, unless a
+    /// number's `api_base` names its own (`v23.0`).
+    #[arg(long, env = "WABLAST_CLOUD_API_VERSION",
+          default_value = wablast_session_engine::cloud::DEFAULT_VERSION,
+          value_parser = graph_api_version)]
+    pub cloud_api_version: String,
 }
 
 impl Settings {
@@ -204,6 +211,7 @@ impl Settings {
             self.credentials_key()?,
         ));
         config.public_url = self.public_url()?;
+        config.cloud_api_version = self.cloud_api_version.clone();
         Ok(config)
     }
 
@@ -230,6 +238,23 @@ impl Settings {
             Prefix::parse(&self.nats_prefix)?,
             retention,
         ))
+    }
+}
+
+/// A Graph API version: `v` and a version number (`v23.0`).
+fn graph_api_version(text: &str) -> Result<String, String> {
+    let version = text.trim();
+    let well_formed = version.strip_prefix('v').is_some_and(|number| {
+        number.split_once('.').is_some_and(|(major, minor)| {
+            [major, minor]
+                .iter()
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        })
+    });
+    if well_formed {
+        Ok(version.to_owned())
+    } else {
+        Err(format!("not a Graph API version (like v23.0): {text:?}"))
     }
 }
 
@@ -308,6 +333,15 @@ mod tests {
     /// The bytes 0, 1, ..., 31.
     fn key() -> [u8; 32] {
         std::array::from_fn(|i| u8::try_from(i).unwrap())
+    }
+
+    #[test]
+    fn the_graph_api_version_is_v_and_a_version_number() {
+        assert_eq!(graph_api_version(" v23.0 "), Ok("v23.0".to_owned()));
+        assert_eq!(graph_api_version("v24.1"), Ok("v24.1".to_owned()));
+        for wrong in ["23.0", "v23", "v23.", "latest", "v2x.0", ""] {
+            assert!(graph_api_version(wrong).is_err(), "{wrong:?}");
+        }
     }
 
     #[test]

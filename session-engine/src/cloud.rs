@@ -1,15 +1,20 @@
 //! The Cloud API driver: a number on the official WhatsApp Business Cloud
 //! API (Meta's Graph API), "official mode".
 //!
+//! Built against Meta's published OpenAPI description of the Business
+//! Messaging API, Graph v23.0.
+//!
 //! # Requests
 //!
 //! Every request carries `Authorization: Bearer <access token>`; paths are
-//! under `{api_base}/{version}` (default `https://graph.facebook.com/v21.0`).
+//! under `{api_base}/{version}`: `https://graph.facebook.com` and the
+//! engine's Graph API version ([`CloudOptions::version`], default
+//! [`DEFAULT_VERSION`]) unless the session's credentials name their own.
 //!
 //! | driver call | Cloud API |
 //! |---|---|
-//! | `start` | `GET /{phone_number_id}`: the number exists and the token may use it → `ready`, with `display_phone_number` |
-//! | `stop` | nothing (there is no connection to close) |
+//! | `start` | `GET /{phone_number_id}`: the number exists and the token may use it → `ready`, with `display_phone_number` (a landline, toll-free or test number as much as a mobile one) |
+//! | `stop`, `delete` | nothing (there is no connection to close) |
 //! | `logout` | nothing to unlink: reports `logged_out` |
 //! | `send`, text | `POST /{phone_number_id}/messages` `{"messaging_product":"whatsapp","recipient_type":"individual","to":"628…","type":"text","text":{"body":…}}` → `{"messages":[{"id":"wamid…"}]}` |
 //! | `send`, media | `POST /{phone_number_id}/media` (multipart: `messaging_product`, `type`, `file`) → `{"id"}`, then `type` `image` (JPEG and PNG, the image types the API takes) or `document` (`filename`) by that id, with the text as `caption` |
@@ -18,18 +23,26 @@
 //! Media go up first rather than by link: wablast has the bytes, and a
 //! link would have to be public and stay up until Meta fetches it.
 //!
-//! A send that fails, by the Graph error's `code` first, then by HTTP
-//! status ([`send_error`]):
+//! A refused request is read by the Graph error's `code` first, then by
+//! its `is_transient` and the HTTP status ([`GraphErrorKind::of`]):
 //!
-//! | answer | [`SendError`] |
-//! |---|---|
-//! | no connection; a failed media upload that got no answer | `Transient` |
-//! | no answer to the message request in time, connection lost, 504 | `Unknown` |
-//! | rate limits: 4, 80007, 130429, 131048, 131056, 133016; 429 | `Transient` |
-//! | temporary: 1, 2, 131000, 131016, 133004; 5xx | `Transient` |
-//! | the token: 0, 3, 10, 190, 200–299; 401, 403 | `Transient` (the message is not at fault) |
-//! | the account: 368 (blocked for a policy violation), 131031 (locked), 131042 (payment) | `Transient`, and the session reports `failed` with the reason |
-//! | anything else (131026 undeliverable, 131047 outside the 24 h window, 100 invalid parameter, …) | `Permanent`, with Meta's message |
+//! | answer | kind | a send | the session |
+//! |---|---|---|---|
+//! | no connection; a failed media upload that got no answer | | `Transient` | |
+//! | no answer to the message request in time, connection lost; 504 | `TimedOut` | `Unknown` | |
+//! | 4, 17, 613, 80007, 130429, 131056, 133016; 429 | `RateLimited` | `Transient` | |
+//! | 1, 2, 131000, 131016, 131057, 133004; `is_transient`; 5xx | `Temporary` | `Transient` | |
+//! | 131048 (spam rate limit) | `SpamLimited` | `Paused` for [`CloudOptions::spam_pause`]: the number's other sends wait as long, without a request | |
+//! | 0, 190 (the token expired or is invalid); 401 | `AccessToken` | `SessionUnavailable` | `failed`, with Meta's reason |
+//! | 3, 10, 200–299, 131005 (a permission the token lacks); 403 | `Permission` | `SessionUnavailable` | `failed` |
+//! | 131037, 131042, 131045, 133010 (display name, payment, certificate, registration) | `AccountSetup` | `SessionUnavailable` | `failed` |
+//! | 368 (blocked for policy violations) | `Blocked` | `SessionUnavailable` | `logged_out`, `restricted`: its campaigns' messages move to other senders |
+//! | 131031 (the account is locked) | `Locked` | `SessionUnavailable` | `logged_out`, `banned` |
+//! | anything else (131026 undeliverable, 131047 outside the 24 h window, 100 invalid parameter, …) | `Refused` | `Permanent`, with Meta's message | |
+//!
+//! `start` refused for the token, a permission or the account is a
+//! [`Refusal`] (the session fails with the reason); a rate limit or Meta's
+//! own failure is [`DriverError::Failed`] (the engine tries again).
 //!
 //! # Webhooks
 //!
@@ -38,21 +51,27 @@
 //! `hub.challenge`: [`verify_subscription`]) and posts events signed with
 //! `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the
 //! app secret>` ([`verify_signature`]). [`parse_webhook`] keeps what is
-//! about this number (`metadata.phone_number_id`):
+//! about this number: a `messages` change whose `metadata.phone_number_id`
+//! is this number's id, and the account's changes (`account_update`,
+//! `phone_number_quality_update`) that name this number or no number (the
+//! account's, and the webhook URL is this session's):
 //!
-//! | `statuses[].status` | reported |
+//! | Meta | reported |
 //! |---|---|
-//! | `sent` | nothing (the send recorded it) |
-//! | `delivered` | `delivered` |
-//! | `read` | `read` |
-//! | `failed` | `failed`, with the first error's title, code and details |
-//!
-//! `messages[]` become inbound messages from `from` (the sender's `wa_id`,
-//! its number without `+`).
+//! | `statuses[].status` `sent` | nothing (the send recorded it) |
+//! | `delivered`, `read` | receipts |
+//! | `failed` | a `failed` receipt, with the first error's title, code and details |
+//! | `messages[]` | inbound messages from `from` (the sender's `wa_id`, its number without `+`) |
+//! | `errors[]` of the change (not of a message) | a [`Notice::Error`] |
+//! | `account_update` `DISABLED_UPDATE`, or `ban_info.waba_ban_state` `DISABLE` | `logged_out`, `banned` |
+//! | `account_update` `ACCOUNT_RESTRICTION` with `RESTRICTED_BIZ_INITIATED_MESSAGING` | `logged_out`, `restricted` (until its `expiration`) |
+//! | `account_update` `ACCOUNT_DELETED` | `failed` |
+//! | any other `account_update` (a violation, a ban scheduled or lifted, another restriction) | a [`Notice::Account`] |
+//! | `phone_number_quality_update` | a [`Notice::Quality`] |
 
 use std::fmt;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -67,14 +86,15 @@ use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::{Phone, Region};
 
 use crate::driver::{
-    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, OutgoingMedia,
-    OutgoingMessage, QrCode, Receipt, ReceiptKind, SendError, SentMessage, StatusChange,
+    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, Notice,
+    OutgoingMedia, OutgoingMessage, QrCode, Receipt, ReceiptKind, Refusal, SendError, SentMessage,
+    StatusChange,
 };
 use crate::http::{self, CallError};
 use crate::webhook::WebhookError;
 
 /// The Graph API version used when none is configured.
-pub const DEFAULT_VERSION: &str = "v21.0";
+pub const DEFAULT_VERSION: &str = "v23.0";
 
 /// The Graph API when none is configured.
 pub const DEFAULT_API_BASE: &str = "https://graph.facebook.com";
@@ -103,7 +123,8 @@ pub struct CloudConfig {
     /// Default [`DEFAULT_API_BASE`].
     #[serde(default)]
     pub api_base: Option<String>,
-    /// Default [`DEFAULT_VERSION`].
+    /// This number's own Graph API version; default
+    /// [`CloudOptions::version`].
     #[serde(default)]
     pub version: Option<String>,
 }
@@ -126,12 +147,20 @@ impl fmt::Debug for CloudConfig {
 pub struct CloudOptions {
     /// How long one request may take.
     pub request_timeout: Duration,
+    /// The Graph API version (`v23.0`) of numbers whose credentials name
+    /// none.
+    pub version: String,
+    /// How long a number sends nothing after Meta refused a message for its
+    /// spam rate limit (131048).
+    pub spam_pause: Duration,
 }
 
 impl Default for CloudOptions {
     fn default() -> Self {
         Self {
             request_timeout: http::DEFAULT_TIMEOUT,
+            version: DEFAULT_VERSION.to_owned(),
+            spam_pause: Duration::from_secs(3600),
         }
     }
 }
@@ -176,17 +205,21 @@ struct Entry {
 #[derive(Deserialize)]
 struct Change {
     #[serde(default)]
-    value: ChangeValue,
+    field: String,
+    #[serde(default)]
+    value: Value,
 }
 
 #[derive(Default, Deserialize)]
-struct ChangeValue {
+struct MessagesValue {
     #[serde(default)]
     metadata: Option<Metadata>,
     #[serde(default)]
     statuses: Vec<StatusUpdate>,
     #[serde(default)]
     messages: Vec<Value>,
+    #[serde(default)]
+    errors: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +237,48 @@ struct StatusUpdate {
     errors: Vec<Value>,
 }
 
+/// An `account_update` change.
+#[derive(Deserialize)]
+struct AccountUpdate {
+    #[serde(default)]
+    phone_number: Option<String>,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    ban_info: Option<BanInfo>,
+    #[serde(default)]
+    restriction_info: Vec<Restriction>,
+    #[serde(default)]
+    violation_info: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct BanInfo {
+    #[serde(default)]
+    waba_ban_state: String,
+    #[serde(default)]
+    waba_ban_date: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Restriction {
+    #[serde(default)]
+    restriction_type: String,
+    #[serde(default)]
+    expiration: Option<String>,
+}
+
+/// A `phone_number_quality_update` change.
+#[derive(Deserialize)]
+struct QualityUpdate {
+    #[serde(default)]
+    display_phone_number: Option<String>,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    current_limit: Option<String>,
+}
+
 fn time_of(timestamp: Option<&str>) -> DateTime<Utc> {
     timestamp
         .and_then(|t| t.parse::<i64>().ok())
@@ -211,70 +286,208 @@ fn time_of(timestamp: Option<&str>) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-/// Reads a webhook body and keeps what is about `phone_number_id` (pure):
-/// receipts and inbound messages, in the order given.
-pub fn parse_webhook(body: &[u8], phone_number_id: &str) -> Result<Vec<DriverEvent>, WebhookError> {
+/// Whether a number as Meta writes it in an account's change (`+1 555…`,
+/// `15550783881`) is `ours`; an unknown own number takes every one.
+fn names_ours(number: Option<&str>, ours: Option<&Phone>) -> bool {
+    match (number, ours) {
+        (Some(number), Some(ours)) => {
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            digits.is_empty() || digits == ours.digits()
+        }
+        _ => true,
+    }
+}
+
+fn status_change(
+    status: SessionStatus,
+    error: String,
+    reason: Option<StatusReason>,
+) -> DriverEvent {
+    DriverEvent::Status(StatusChange {
+        status,
+        phone_number: None,
+        error: Some(error),
+        reason,
+        at: Utc::now(),
+    })
+}
+
+/// Reads a webhook body and keeps what is about the number
+/// `phone_number_id` (`phone`: its number, once known) (pure): receipts,
+/// inbound messages, status changes and notices, in the order given (see
+/// the module's table).
+pub fn parse_webhook(
+    body: &[u8],
+    phone_number_id: &str,
+    phone: Option<&Phone>,
+) -> Result<Vec<DriverEvent>, WebhookError> {
     let notification: Notification =
         serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
     let mut events = Vec::new();
-    let values = notification
+    for change in notification
         .entry
         .into_iter()
         .flat_map(|entry| entry.changes)
-        .map(|change| change.value)
-        .filter(|value| {
-            value
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.phone_number_id == phone_number_id)
-        });
-    for value in values {
-        for status in value.statuses {
-            let kind = match status.status.as_str() {
-                "delivered" => ReceiptKind::Delivered,
-                "read" => ReceiptKind::Read,
-                "failed" => ReceiptKind::Failed {
-                    reason: status
-                        .errors
-                        .first()
-                        .map(describe_error)
-                        .unwrap_or_else(|| "failed, no reason given".to_owned()),
-                },
-                // `sent` is recorded by the send; others are not receipts.
-                _ => continue,
-            };
-            events.push(DriverEvent::Receipt(Receipt {
-                provider_message_id: status.id,
-                kind,
-                at: time_of(status.timestamp.as_deref()),
-            }));
-        }
-        for message in value.messages {
-            let (Some(from), Some(id)) = (
-                message.get("from").and_then(Value::as_str),
-                message.get("id").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let kind = message.get("type").and_then(Value::as_str).unwrap_or("");
-            let text = message
-                .pointer("/text/body")
-                .or_else(|| message.get(kind).and_then(|m| m.get("caption")))
-                .or_else(|| message.pointer("/button/text"))
-                .or_else(|| message.pointer("/interactive/button_reply/title"))
-                .or_else(|| message.pointer("/interactive/list_reply/title"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            events.push(DriverEvent::Inbound(Inbound {
-                from: phone_of_wa_id(from),
-                from_raw: from.to_owned(),
-                text,
-                provider_message_id: id.to_owned(),
-                at: time_of(message.get("timestamp").and_then(Value::as_str)),
-            }));
+    {
+        match change.field.as_str() {
+            "account_update" => {
+                let update: AccountUpdate = serde_json::from_value(change.value)
+                    .map_err(|e| WebhookError::Malformed(format!("account_update: {e}")))?;
+                if names_ours(update.phone_number.as_deref(), phone) {
+                    events.push(account_event(update));
+                }
+            }
+            "phone_number_quality_update" => {
+                let update: QualityUpdate = serde_json::from_value(change.value).map_err(|e| {
+                    WebhookError::Malformed(format!("phone_number_quality_update: {e}"))
+                })?;
+                if names_ours(update.display_phone_number.as_deref(), phone) {
+                    events.push(DriverEvent::Notice(Notice::Quality {
+                        event: update.event,
+                        messaging_limit: update.current_limit,
+                    }));
+                }
+            }
+            // `messages` (Meta's examples sometimes leave the field out).
+            "messages" | "" => {
+                let value: MessagesValue = serde_json::from_value(change.value)
+                    .map_err(|e| WebhookError::Malformed(format!("messages: {e}")))?;
+                if value
+                    .metadata
+                    .as_ref()
+                    .is_some_and(|m| m.phone_number_id == phone_number_id)
+                {
+                    messages_events(value, &mut events);
+                }
+            }
+            // Groups, templates, ...: nothing for a session.
+            _ => {}
         }
     }
     Ok(events)
+}
+
+fn messages_events(value: MessagesValue, events: &mut Vec<DriverEvent>) {
+    for status in value.statuses {
+        let kind = match status.status.as_str() {
+            "delivered" => ReceiptKind::Delivered,
+            "read" => ReceiptKind::Read,
+            "failed" => ReceiptKind::Failed {
+                reason: status
+                    .errors
+                    .first()
+                    .map(describe_error)
+                    .unwrap_or_else(|| "failed, no reason given".to_owned()),
+            },
+            // `sent` is recorded by the send; others are not receipts.
+            _ => continue,
+        };
+        events.push(DriverEvent::Receipt(Receipt {
+            provider_message_id: status.id,
+            kind,
+            at: time_of(status.timestamp.as_deref()),
+        }));
+    }
+    for message in value.messages {
+        let (Some(from), Some(id)) = (
+            message.get("from").and_then(Value::as_str),
+            message.get("id").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let kind = message.get("type").and_then(Value::as_str).unwrap_or("");
+        let text = message
+            .pointer("/text/body")
+            .or_else(|| message.get(kind).and_then(|m| m.get("caption")))
+            .or_else(|| message.pointer("/button/text"))
+            .or_else(|| message.pointer("/interactive/button_reply/title"))
+            .or_else(|| message.pointer("/interactive/list_reply/title"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        events.push(DriverEvent::Inbound(Inbound {
+            from: phone_of_wa_id(from),
+            from_raw: from.to_owned(),
+            text,
+            provider_message_id: id.to_owned(),
+            at: time_of(message.get("timestamp").and_then(Value::as_str)),
+        }));
+    }
+    for error in value.errors {
+        events.push(DriverEvent::Notice(Notice::Error {
+            code: error.get("code").and_then(Value::as_i64),
+            description: describe_error(&error),
+        }));
+    }
+}
+
+/// What an `account_update` means for the session.
+fn account_event(update: AccountUpdate) -> DriverEvent {
+    let ban_state = update
+        .ban_info
+        .as_ref()
+        .map(|ban| ban.waba_ban_state.as_str());
+    if update.event == "DISABLED_UPDATE" || ban_state == Some("DISABLE") {
+        let since = update
+            .ban_info
+            .as_ref()
+            .and_then(|ban| ban.waba_ban_date.as_deref())
+            .map(|date| format!(" since {date}"))
+            .unwrap_or_default();
+        return status_change(
+            SessionStatus::LoggedOut,
+            format!("Meta disabled the WhatsApp Business Account{since}"),
+            Some(StatusReason::Banned),
+        );
+    }
+    if update.event == "ACCOUNT_RESTRICTION"
+        && let Some(restriction) = update
+            .restriction_info
+            .iter()
+            .find(|r| r.restriction_type == "RESTRICTED_BIZ_INITIATED_MESSAGING")
+    {
+        let until = restriction
+            .expiration
+            .as_deref()
+            .map(|at| format!(" until {at}"))
+            .unwrap_or_default();
+        return status_change(
+            SessionStatus::LoggedOut,
+            format!("Meta restricts the account from starting conversations{until}"),
+            Some(StatusReason::Restricted),
+        );
+    }
+    if update.event == "ACCOUNT_DELETED" {
+        return status_change(
+            SessionStatus::Failed,
+            "the WhatsApp Business Account was deleted".to_owned(),
+            None,
+        );
+    }
+    let mut details = Vec::new();
+    if let Some(ban) = &update.ban_info {
+        details.push(format!("ban state {}", ban.waba_ban_state));
+        if let Some(date) = &ban.waba_ban_date {
+            details.push(format!("on {date}"));
+        }
+    }
+    for restriction in &update.restriction_info {
+        details.push(match &restriction.expiration {
+            Some(until) => format!("{} until {until}", restriction.restriction_type),
+            None => restriction.restriction_type.clone(),
+        });
+    }
+    if let Some(violation) = update
+        .violation_info
+        .as_ref()
+        .and_then(|v| v.get("violation_type"))
+        .and_then(Value::as_str)
+    {
+        details.push(format!("violation {violation}"));
+    }
+    DriverEvent::Notice(Notice::Account {
+        event: update.event,
+        details: details.join(", "),
+    })
 }
 
 /// A `wa_id` (`6281234567890`) → the number.
@@ -308,46 +521,124 @@ fn graph_message(body: &Value) -> Option<String> {
     body.get("error").map(describe_error)
 }
 
-/// What a refused Cloud API request means for the message, and whether
-/// it says the account cannot send at all (see the module's table).
-pub fn send_error(status: StatusCode, body: &Value) -> (SendError, Option<String>) {
-    let message = graph_message(body).unwrap_or_else(|| status.to_string());
-    let code = body.pointer("/error/code").and_then(Value::as_i64);
-    let transient = |why: &str| SendError::Transient(format!("{why}: {message}"));
-    match code {
-        Some(4 | 80007 | 130429 | 131048 | 131056 | 133016) => {
-            (transient("rate limited by the Cloud API"), None)
+/// What a refused Graph API request means for wablast (see the module's
+/// table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphErrorKind {
+    /// Too many calls or messages for now: try again shortly.
+    RateLimited,
+    /// The number's messages were flagged as spam too often: it must not
+    /// send for a while.
+    SpamLimited,
+    /// Meta failed for a while.
+    Temporary,
+    /// No answer in time behind Meta's gateway: the request may have been
+    /// carried out.
+    TimedOut,
+    /// The access token expired or is invalid.
+    AccessToken,
+    /// The token lacks a permission.
+    Permission,
+    /// The account is not set up to send (display name, payment method,
+    /// certificate, registration).
+    AccountSetup,
+    /// The account is blocked for policy violations for a while.
+    Blocked,
+    /// The account is locked.
+    Locked,
+    /// The request itself was refused (the message, a parameter).
+    Refused,
+}
+
+impl GraphErrorKind {
+    /// Reads a refused request's answer: the Graph error's `code` first,
+    /// then its `is_transient`, then the HTTP status.
+    pub fn of(status: StatusCode, body: &Value) -> Self {
+        let code = body.pointer("/error/code").and_then(Value::as_i64);
+        if let Some(kind) = code.and_then(Self::of_code) {
+            return kind;
         }
-        Some(1 | 2 | 131000 | 131016 | 133004) => {
-            (transient("the Cloud API failed for a while"), None)
+        if body.pointer("/error/is_transient").and_then(Value::as_bool) == Some(true) {
+            return Self::Temporary;
         }
-        Some(0 | 3 | 10 | 190 | 200..=299) => {
-            (transient("the Cloud API refused the access token"), None)
+        match status {
+            StatusCode::GATEWAY_TIMEOUT => Self::TimedOut,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
+            StatusCode::UNAUTHORIZED => Self::AccessToken,
+            StatusCode::FORBIDDEN => Self::Permission,
+            s if s.is_server_error() => Self::Temporary,
+            _ => Self::Refused,
         }
-        Some(368 | 131031 | 131042) => (
-            transient("the WhatsApp Business Account cannot send"),
-            Some(message.clone()),
-        ),
-        Some(_) if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS => (
-            SendError::Permanent(format!("refused by the Cloud API: {message}")),
-            None,
-        ),
-        _ => match status {
-            StatusCode::GATEWAY_TIMEOUT => (
-                SendError::Unknown(format!("the Cloud API timed out (504): {message}")),
-                None,
-            ),
-            StatusCode::TOO_MANY_REQUESTS => (transient("rate limited by the Cloud API"), None),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                (transient("the Cloud API refused the access token"), None)
-            }
-            s if s.is_server_error() => (transient("the Cloud API failed"), None),
-            _ => (
-                SendError::Permanent(format!("refused by the Cloud API: {message}")),
-                None,
-            ),
-        },
     }
+
+    /// The kinds Meta's error codes name; `None` for the codes about the
+    /// request itself.
+    pub fn of_code(code: i64) -> Option<Self> {
+        Some(match code {
+            4 | 17 | 613 | 80007 | 130429 | 131056 | 133016 => Self::RateLimited,
+            131048 => Self::SpamLimited,
+            1 | 2 | 131000 | 131016 | 131057 | 133004 => Self::Temporary,
+            0 | 190 => Self::AccessToken,
+            3 | 10 | 200..=299 | 131005 => Self::Permission,
+            131037 | 131042 | 131045 | 133010 => Self::AccountSetup,
+            368 => Self::Blocked,
+            131031 => Self::Locked,
+            _ => return None,
+        })
+    }
+}
+
+/// A refused request as the driver acts on it: its kind and Meta's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphError {
+    /// What it means.
+    pub kind: GraphErrorKind,
+    /// `title (code): details`, or the HTTP status.
+    pub message: String,
+}
+
+impl GraphError {
+    /// Reads a refused request's answer.
+    pub fn of(status: StatusCode, body: &Value) -> Self {
+        Self {
+            kind: GraphErrorKind::of(status, body),
+            message: graph_message(body).unwrap_or_else(|| status.to_string()),
+        }
+    }
+
+    /// What `start` answers for it.
+    fn into_driver_error(self) -> DriverError {
+        let message = self.message;
+        match self.kind {
+            GraphErrorKind::AccessToken | GraphErrorKind::Permission => {
+                Refusal::Credentials(format!("{PEER} refused the access token: {message}")).into()
+            }
+            GraphErrorKind::AccountSetup | GraphErrorKind::Blocked | GraphErrorKind::Locked => {
+                Refusal::Account(message).into()
+            }
+            GraphErrorKind::Refused => {
+                Refusal::Rejected(format!("{PEER} refused: {message}")).into()
+            }
+            GraphErrorKind::RateLimited
+            | GraphErrorKind::SpamLimited
+            | GraphErrorKind::Temporary
+            | GraphErrorKind::TimedOut => DriverError::Failed(format!("{PEER}: {message}")),
+        }
+    }
+}
+
+/// The number Meta registered for a phone number id, from its
+/// `display_phone_number` (`+1 555-555-5555`, `+62 811-0000-0001`). A
+/// business number may be a landline, a toll-free number or Meta's test
+/// number, which [`Phone::parse`] (people's numbers: mobile ones) refuses:
+/// what Meta registered is taken as it is, by its shape (`+` and 8 to 15
+/// digits), as a number stored in an event is read.
+pub fn business_number(display: &str) -> Option<Phone> {
+    let digits: String = display.chars().filter(char::is_ascii_digit).collect();
+    let e164 = format!("+{digits}");
+    Phone::parse(&e164, Region::default())
+        .ok()
+        .or_else(|| serde_json::from_value(Value::String(e164)).ok())
 }
 
 struct Inner {
@@ -356,6 +647,10 @@ struct Inner {
     config: CloudConfig,
     options: CloudOptions,
     events: mpsc::UnboundedSender<DriverEvent>,
+    /// The number, once `start` read it.
+    phone: Mutex<Option<Phone>>,
+    /// Until when the number sends nothing (Meta's spam rate limit).
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for Inner {
@@ -379,9 +674,14 @@ impl Inner {
         http::call(request, graph_message).await
     }
 
-    fn report(&self, status: SessionStatus, phone_number: Option<Phone>, error: Option<String>) {
+    fn report(
+        &self,
+        status: SessionStatus,
+        phone_number: Option<Phone>,
+        error: Option<String>,
+        reason: Option<StatusReason>,
+    ) {
         // A receiver gone means the engine let go of the session.
-        let reason = (status == SessionStatus::LoggedOut).then_some(StatusReason::LoggedOut);
         let _ = self.events.send(DriverEvent::Status(StatusChange {
             status,
             phone_number,
@@ -391,12 +691,68 @@ impl Inner {
         }));
     }
 
-    fn refused(&self, status: StatusCode, body: &Value) -> SendError {
-        let (error, account) = send_error(status, body);
-        if let Some(reason) = account {
-            self.report(SessionStatus::Failed, None, Some(reason));
+    /// The pause left, while the number sends nothing.
+    fn pause_left(&self) -> Option<Duration> {
+        let mut paused = self.paused_until.lock().expect("cloud driver lock");
+        let left = paused.and_then(|until| until.checked_duration_since(Instant::now()));
+        if left.is_none() {
+            *paused = None;
         }
-        error
+        left
+    }
+
+    /// What a refused send means for the message, reporting what it means
+    /// for the session (see the module's table).
+    fn refused(&self, status: StatusCode, body: &Value) -> SendError {
+        let GraphError { kind, message } = GraphError::of(status, body);
+        match kind {
+            GraphErrorKind::RateLimited => {
+                SendError::Transient(format!("rate limited by {PEER}: {message}"))
+            }
+            GraphErrorKind::Temporary => {
+                SendError::Transient(format!("{PEER} failed for a while: {message}"))
+            }
+            GraphErrorKind::TimedOut => {
+                SendError::Unknown(format!("{PEER} timed out ({status}): {message}"))
+            }
+            GraphErrorKind::SpamLimited => {
+                let pause = self.options.spam_pause;
+                *self.paused_until.lock().expect("cloud driver lock") =
+                    Some(Instant::now() + pause);
+                SendError::Paused {
+                    reason: format!("{PEER} limits the number for spam: {message}"),
+                    pause,
+                }
+            }
+            GraphErrorKind::AccessToken | GraphErrorKind::Permission => {
+                let reason = format!("{PEER} refused the access token: {message}");
+                self.report(SessionStatus::Failed, None, Some(reason.clone()), None);
+                SendError::SessionUnavailable(reason)
+            }
+            GraphErrorKind::AccountSetup => {
+                let reason = format!("the WhatsApp Business Account cannot send: {message}");
+                self.report(SessionStatus::Failed, None, Some(reason.clone()), None);
+                SendError::SessionUnavailable(reason)
+            }
+            GraphErrorKind::Blocked | GraphErrorKind::Locked => {
+                let why = if kind == GraphErrorKind::Blocked {
+                    StatusReason::Restricted
+                } else {
+                    StatusReason::Banned
+                };
+                let reason = format!("the WhatsApp Business Account cannot send: {message}");
+                self.report(
+                    SessionStatus::LoggedOut,
+                    None,
+                    Some(reason.clone()),
+                    Some(why),
+                );
+                SendError::SessionUnavailable(reason)
+            }
+            GraphErrorKind::Refused => {
+                SendError::Permanent(format!("refused by {PEER}: {message}"))
+            }
+        }
     }
 
     /// Uploads an attachment; returns its media id. Nothing is sent yet,
@@ -478,7 +834,9 @@ impl CloudWebhookSink {
     pub async fn deliver(&self, headers: &HeaderMap, body: &[u8]) -> Result<usize, WebhookError> {
         let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         verify_signature(&self.app_secret, body, signature)?;
-        self.push(parse_webhook(body, &self.phone_number_id)?)
+        let inner = self.inner.upgrade().ok_or(WebhookError::Gone)?;
+        let phone = inner.phone.lock().expect("cloud driver lock").clone();
+        self.push(parse_webhook(body, &self.phone_number_id, phone.as_ref())?)
     }
 
     /// Reports events of a webhook that was already verified and read
@@ -516,7 +874,7 @@ impl CloudDriver {
                 .version
                 .as_deref()
                 .filter(|v| !v.trim().is_empty())
-                .unwrap_or(DEFAULT_VERSION)
+                .unwrap_or(options.version.as_str())
         );
         let sink_parts = (
             config.phone_number_id.as_str().into(),
@@ -529,6 +887,8 @@ impl CloudDriver {
             config,
             options,
             events,
+            phone: Mutex::default(),
+            paused_until: Mutex::default(),
         });
         let sink = CloudWebhookSink {
             inner: Arc::downgrade(&inner),
@@ -549,31 +909,27 @@ impl Driver for CloudDriver {
     async fn start(&self) -> Result<(), DriverError> {
         let inner = &self.inner;
         let path = format!("/{}", inner.config.phone_number_id);
-        match inner.call(inner.request(Method::GET, &path)).await {
-            Ok(number) => {
-                let phone = number
-                    .get("display_phone_number")
-                    .and_then(Value::as_str)
-                    .and_then(|display| {
-                        let digits: String = display.chars().filter(char::is_ascii_digit).collect();
-                        Phone::parse(&format!("+{digits}"), Region::default()).ok()
-                    });
-                inner.report(SessionStatus::Ready, phone, None);
-                Ok(())
+        let number = match inner.call(inner.request(Method::GET, &path)).await {
+            Ok(number) => number,
+            // Refused (a wrong id, a token without access): the engine
+            // reports the session failed with why. No answer, or Meta's own
+            // failure: the engine tries again.
+            Err(CallError::Status { status, body, .. }) => {
+                return Err(GraphError::of(status, &body).into_driver_error());
             }
-            Err(e) => {
-                // Refused (a wrong id, a token without access): failed until
-                // the credentials change. No answer: the engine retries.
-                if let CallError::Status {
-                    status, message, ..
-                } = &e
-                    && status.is_client_error()
-                {
-                    inner.report(SessionStatus::Failed, None, Some(message.clone()));
-                }
-                Err(e.into_driver_error(PEER))
-            }
-        }
+            Err(e) => return Err(e.into_driver_error(PEER)),
+        };
+        let display = number.get("display_phone_number").and_then(Value::as_str);
+        let Some(phone) = display.and_then(business_number) else {
+            return Err(Refusal::Rejected(format!(
+                "{PEER} gave the number {} no display_phone_number that reads as a number: {display:?}",
+                inner.config.phone_number_id
+            ))
+            .into());
+        };
+        *inner.phone.lock().expect("cloud driver lock") = Some(phone.clone());
+        inner.report(SessionStatus::Ready, Some(phone), None, None);
+        Ok(())
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
@@ -581,7 +937,12 @@ impl Driver for CloudDriver {
     }
 
     async fn logout(&self) -> Result<(), DriverError> {
-        self.inner.report(SessionStatus::LoggedOut, None, None);
+        self.inner.report(
+            SessionStatus::LoggedOut,
+            None,
+            None,
+            Some(StatusReason::LoggedOut),
+        );
         Ok(())
     }
 
@@ -595,6 +956,12 @@ impl Driver for CloudDriver {
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError> {
         let inner = &self.inner;
+        if let Some(pause) = inner.pause_left() {
+            return Err(SendError::Paused {
+                reason: format!("{PEER} limits the number for spam"),
+                pause,
+            });
+        }
         let mut body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",

@@ -7,6 +7,7 @@
 //! its events into commands.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -83,6 +84,65 @@ pub struct Inbound {
     pub at: DateTime<Utc>,
 }
 
+/// Something the driver's peer said about the account that changes
+/// nothing the session can do by itself (those are [`StatusChange`]s): a
+/// warning worth an operator's eye.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The number's quality rating or messaging limit changed (the Cloud
+    /// API's `phone_number_quality_update`).
+    Quality {
+        /// What happened, in the peer's words (`FLAGGED`, `DOWNGRADE`, ...).
+        event: String,
+        /// The messaging limit now (`TIER_1K`, ...), when given.
+        messaging_limit: Option<String>,
+    },
+    /// A warning about the account (a policy violation, a ban scheduled or
+    /// lifted, a restriction that leaves sending alone).
+    Account {
+        /// What happened, in the peer's words.
+        event: String,
+        /// Its details.
+        details: String,
+    },
+    /// An error the peer reported outside any one message.
+    Error {
+        /// The peer's code, when it gave one.
+        code: Option<i64>,
+        /// The error in words.
+        description: String,
+    },
+}
+
+impl Notice {
+    /// Its kind, for logs and metrics: `quality`, `account` or `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Quality { .. } => "quality",
+            Self::Account { .. } => "account",
+            Self::Error { .. } => "error",
+        }
+    }
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Quality {
+                event,
+                messaging_limit: Some(limit),
+            } => write!(f, "quality: {event} (messaging limit {limit})"),
+            Self::Quality { event, .. } => write!(f, "quality: {event}"),
+            Self::Account { event, details } => write!(f, "account: {event}: {details}"),
+            Self::Error {
+                code: Some(code),
+                description,
+            } => write!(f, "error {code}: {description}"),
+            Self::Error { description, .. } => write!(f, "error: {description}"),
+        }
+    }
+}
+
 /// Everything a driver reports, in the order it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DriverEvent {
@@ -94,6 +154,8 @@ pub enum DriverEvent {
     Receipt(Receipt),
     /// An incoming message.
     Inbound(Inbound),
+    /// A warning about the account.
+    Notice(Notice),
 }
 
 /// An attachment.
@@ -143,10 +205,21 @@ pub enum SendError {
     /// have been sent. Never retried silently.
     #[error("unknown outcome: {0}")]
     Unknown(String),
-    /// The session cannot send at all any more (the number was banned):
-    /// not the message's fault, which waits for a sender that can.
+    /// The session cannot send at all any more (the number was banned,
+    /// its access token refused): not the message's fault, which waits for
+    /// a sender that can. The driver reports the session's new status.
     #[error("the session cannot send: {0}")]
     SessionUnavailable(String),
+    /// WhatsApp holds the number back for a while (too many of its
+    /// messages were flagged as spam): nothing is sent from it until
+    /// `pause` has passed. Not the message's fault: it waits that long.
+    #[error("the session pauses for {pause:?}: {reason}")]
+    Paused {
+        /// Why.
+        reason: String,
+        /// How long the session sends nothing from now.
+        pause: Duration,
+    },
 }
 
 /// Why a request other than a send failed.
@@ -159,9 +232,42 @@ pub enum DriverError {
     /// The driver cannot do this at all.
     #[error("{0} is not supported by this driver")]
     Unsupported(&'static str),
-    /// WhatsApp or the driver's server failed.
+    /// The driver's server refuses the session as it is configured:
+    /// trying again changes nothing until its `driver_config` (or the
+    /// account) does.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// WhatsApp or the driver's server failed (unreachable, an error of its
+    /// own): worth trying again.
     #[error("{0}")]
     Failed(String),
+}
+
+/// Why a driver's server refuses a session as configured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The WAHA server runs WAHA Core, which has one session, named
+    /// `default`.
+    #[error(
+        "the WAHA server runs WAHA Core, which only has the session named \"default\", not {name:?}: \
+         set the session's driver_config.session_name to \"default\" (one number per WAHA Core server), or use WAHA Plus"
+    )]
+    OnlyDefaultSession {
+        /// The session name that was asked for.
+        name: String,
+    },
+    /// The credentials (an API key, an access token) were refused, expired
+    /// or lack a permission.
+    #[error("the credentials were refused: {0}")]
+    Credentials(String),
+    /// The account cannot be used (banned, locked, unpaid, not
+    /// registered).
+    #[error("the account cannot be used: {0}")]
+    Account(String),
+    /// Anything else the server refused (a number id it does not know,
+    /// say), in its words.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// A group the session's number is in.
@@ -199,6 +305,13 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     /// Unlinks the number (reports `logged_out`).
     async fn logout(&self) -> Result<(), DriverError>;
+
+    /// Removes the session from the driver's server for good, unlinking
+    /// it. A driver whose server keeps nothing of a session beyond its
+    /// connection only stops it.
+    async fn delete(&self) -> Result<(), DriverError> {
+        self.stop().await
+    }
 
     /// The QR code waiting to be scanned, if the session waits for one.
     async fn qr(&self) -> Result<Option<QrCode>, DriverError>;

@@ -8,7 +8,11 @@
 //! - **As they happen**: every engine listens to the session events on the
 //!   log's subjects (plain NATS, no consumer state). A start asks every
 //!   engine; the one that takes the lease runs the session. A stop, logout
-//!   or delete is acted on by the engine running it.
+//!   or delete is acted on by the engine running it, through its driver.
+//! - **Endings** ([`endings`]): a logout or delete also reaches the
+//!   session's driver's server (WAHA logs the number out, or forgets the
+//!   session) when no engine ran the session: one engine carries it out
+//!   once the lease is free.
 //! - **Reconciliation**: every [`EngineConfig::reconcile_every`] (and at
 //!   start) an engine looks for sessions that should run (their status in
 //!   the log is a running one) and that no engine holds, and takes them: a
@@ -79,6 +83,8 @@ use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
 use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
 use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
+
+mod endings;
 use crate::webhook::WebhookError;
 use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
@@ -131,6 +137,9 @@ pub struct EngineConfig {
     /// (`WABLAST_PUBLIC_URL`, e.g. `https://wablast.example.com`): webhooks
     /// go to `<public_url>/hooks/<driver>/<session id>`.
     pub public_url: String,
+    /// The Graph API version of Cloud API numbers whose credentials name
+    /// none (`WABLAST_CLOUD_API_VERSION`).
+    pub cloud_api_version: String,
 }
 
 impl EngineConfig {
@@ -148,6 +157,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             secret_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            cloud_api_version: crate::cloud::DEFAULT_VERSION.to_owned(),
         }
     }
 }
@@ -377,9 +387,10 @@ impl Engine {
             self.config.scheduled_starts_every,
         );
         let scheduled = tokio::spawn(scheduled.run(shutdown.clone()));
+        let endings = tokio::spawn(endings::run(self.clone(), shutdown.clone()));
         let settle_every = self.config.settle_every;
         let settlement = tokio::spawn(settlement.run(settle_every, shutdown));
-        Ok(vec![fanout, settlement, scheduled])
+        Ok(vec![fanout, settlement, scheduled, endings])
     }
 
     /// Starts the sessions flagged to start with the engine that are not
@@ -468,13 +479,17 @@ impl Engine {
                 SessionEvent::SessionStopRequested { .. } => {
                     self.release(session, Ending::Stop).await
                 }
+                // Logged out or deleted by its running driver here, before
+                // its lease goes; the endings (`endings`) tell the driver's
+                // server again once the lease is free, and alone when no
+                // engine ran the session.
                 SessionEvent::SessionLoggedOut { .. } => {
                     self.release(session, Ending::Logout).await;
                     self.sender_gone(tenant, session, SenderUnavailableReason::LoggedOut)
                         .await;
                 }
                 SessionEvent::SessionDeleted { .. } => {
-                    self.release(session, Ending::Stop).await;
+                    self.release(session, Ending::Delete).await;
                     self.sender_gone(tenant, session, SenderUnavailableReason::Deleted)
                         .await;
                 }
@@ -870,11 +885,12 @@ impl Engine {
             DriverCredentials::Cloud(cloud) if state.driver() == DriverKind::Cloud => {
                 info!(%session, webhook = %self.webhook_url(DriverKind::Cloud, session),
                     "Cloud API number: its Meta app's webhook must point here");
-                let (connection, sink) = CloudDriver::connect(
-                    cloud_config(&cloud),
-                    CloudOptions::default(),
-                    self.http.clone(),
-                );
+                let options = CloudOptions {
+                    version: self.config.cloud_api_version.clone(),
+                    ..CloudOptions::default()
+                };
+                let (connection, sink) =
+                    CloudDriver::connect(cloud_config(&cloud), options, self.http.clone());
                 Ok((connection, Some(Webhooks::Cloud(sink))))
             }
             other => Err(NotConnected::Refused(format!(
@@ -1022,6 +1038,10 @@ impl Engine {
                     // Apart, so a receipt waiting for its message's id does
                     // not hold up the session's other events.
                     let _ = receipts.send(receipt);
+                }
+                DriverEvent::Notice(notice) => {
+                    warn!(%session, %tenant, kind = notice.kind(), %notice, "the driver's server warns about the session's account");
+                    metrics::counter!(DRIVER_NOTICES, "kind" => notice.kind()).increment(1);
                 }
                 DriverEvent::Inbound(inbound) => {
                     // The same message reported twice lands on one aggregate.
@@ -1306,9 +1326,19 @@ impl Engine {
         let result = match ending {
             Ending::Stop => running.driver.stop().await,
             Ending::Logout => running.driver.logout().await,
+            Ending::Delete => running.driver.delete().await,
         };
-        if let Err(err) = result {
-            warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not stop cleanly");
+        match result {
+            // Its server forgot it: the credentials are not needed any more.
+            Ok(()) if ending == Ending::Delete => {
+                if let Err(err) = credentials::delete(&self.db, running.tenant, session).await {
+                    warn!(error = %wablast_eventstore::report::Chain(&err), %session, "a deleted session's credentials not deleted; its ending tries again");
+                }
+            }
+            Ok(()) => {}
+            Err(err) => {
+                warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not stop cleanly")
+            }
         }
         running.stop.cancel();
         for task in running.tasks {
@@ -1375,12 +1405,19 @@ fn waha_webhook_key(key: &SecretKey, session: SessionId) -> String {
     hex::encode(key.derive(format!("wablast waha webhook v1 {session}").as_bytes()))
 }
 
-/// The Cloud API driver's config from stored credentials. The stored
-/// `api_base` carries the Graph API version (`https://graph.facebook.com/v21.0`),
-/// the driver takes the two apart; a base without a version gets the
-/// driver's default one.
+/// The base sessions were given when none was asked for, before the Graph
+/// API version became the engine's setting: it pins no version.
+const FORMER_DEFAULT_CLOUD_API_BASE: &str = "https://graph.facebook.com/v21.0";
+
+/// The Cloud API driver's config from stored credentials. A stored
+/// `api_base` may carry a Graph API version (`https://graph.facebook.com/v22.0`):
+/// the driver takes the two apart; a base without one (or the former
+/// default) gets the engine's version.
 fn cloud_config(credentials: &CloudCredentials) -> CloudConfig {
     let mut base = credentials.api_base.clone();
+    if base.as_str().trim_end_matches('/') == FORMER_DEFAULT_CLOUD_API_BASE {
+        base.set_path("");
+    }
     let last = base
         .path_segments()
         .and_then(|mut segments| segments.rfind(|s| !s.is_empty()))
@@ -1447,6 +1484,8 @@ const RENEWED_AT_ONCE: usize = 64;
 const LEASE_CHANGES: &str = "wablast_session_leases_total";
 /// Sessions this process's engine holds.
 const SESSIONS_HELD: &str = "wablast_engine_sessions_held";
+/// Warnings about sessions' accounts from the drivers' servers, by kind.
+const DRIVER_NOTICES: &str = "wablast_driver_notices_total";
 
 /// A change to one of this engine's leases, counted in
 /// [`LEASE_CHANGES`].
@@ -1486,21 +1525,23 @@ struct Held {
     fence: Fence,
 }
 
+/// How a session stops running here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// Stopped (the link is kept).
+    Stop,
+    /// Logged out (the link is dropped).
+    Logout,
+    /// Deleted (removed from its driver's server).
+    Delete,
+}
+
 /// A report as the holder of the session's lease (`fence`).
 fn fenced(fence: Fence, report: SessionCommand) -> SessionCommand {
     SessionCommand::FromHolder {
         fence,
         report: Box::new(report),
     }
-}
-
-/// How a session stops running here.
-#[derive(Clone, Copy)]
-enum Ending {
-    /// Stopped (the link is kept) or deleted.
-    Stop,
-    /// Logged out (the link is dropped).
-    Logout,
 }
 
 /// Pauses between a disconnected session's tries to connect.
@@ -1572,9 +1613,18 @@ mod tests {
         };
         assert_eq!(
             split(credentials::DEFAULT_CLOUD_API_BASE),
+            ("https://graph.facebook.com".to_owned(), None)
+        );
+        assert_eq!(
+            split(FORMER_DEFAULT_CLOUD_API_BASE),
+            ("https://graph.facebook.com".to_owned(), None),
+            "the former default pins no version"
+        );
+        assert_eq!(
+            split("https://graph.facebook.com/v22.0"),
             (
                 "https://graph.facebook.com".to_owned(),
-                Some("v21.0".to_owned())
+                Some("v22.0".to_owned())
             )
         );
         assert_eq!(

@@ -25,8 +25,10 @@
 //! 5. `RecordSent` with its cost, or `RecordFailed`: a transient error is
 //!    tried again with exponential back-off up to
 //!    [`SendConfig::max_attempts`], a permanent one fails with its reason,
-//!    an unknown outcome is marked `unknown`, and a session that cannot
-//!    send any more (banned) leaves the message waiting for a sender.
+//!    an unknown outcome is marked `unknown`, a session that cannot send
+//!    any more (banned) leaves the message waiting for a sender, and one
+//!    WhatsApp holds back for a while (its spam limit) leaves it waiting
+//!    the pause out.
 //!    Failures in a row are reported to the campaign, which auto-pauses
 //!    from three on. Only the recipients' failures count: an outcome made
 //!    unknown by our own infrastructure (an engine that died mid-send, a
@@ -1211,6 +1213,16 @@ impl Sender {
                 self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
                     .await?;
                 Ok(Answer::Later(Duration::from_secs(1)))
+            }
+            Err(SendError::Paused { reason, pause }) => {
+                // WhatsApp holds the number back for a while: not the
+                // message's fault, so its attempts are not bounded by it;
+                // it waits out the pause (the driver answers the session's
+                // other sends the same until the pause is over).
+                info!(message = %command.message_id, attempt, %reason, ?pause, "the session is paused; the message waits");
+                self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
+                    .await?;
+                Ok(Answer::Later(pause))
             }
             Err(
                 SendError::Transient(reason)

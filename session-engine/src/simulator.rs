@@ -825,6 +825,7 @@ mod tests {
                         Err(SendError::Permanent(_)) => 'p',
                         Err(SendError::Unknown(_)) => 'u',
                         Err(SendError::SessionUnavailable(_)) => 's',
+                        Err(SendError::Paused { .. }) => 'w',
                     });
                 }
                 outcomes

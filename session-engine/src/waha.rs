@@ -10,15 +10,26 @@
 //!
 //! | driver call | WAHA |
 //! |---|---|
-//! | `start` | `POST /api/sessions` `{name, start: true, config: {webhooks}}`; if it exists (422), `GET /api/sessions/{session}`, `PUT` the config only if our webhook is not in it (WAHA restarts a running session on `PUT`), then `POST /api/sessions/{session}/start` (idempotent) |
+//! | `start` | `POST /api/sessions` `{name, start: true, config: {webhooks}}`; on a 422, `GET /api/sessions/{session}`: found, it existed: its config gets our webhook (below), then `POST /api/sessions/{session}/start` (idempotent); not found, the 422 was a refusal: `GET /api/server/version` tells whether it is WAHA Core's (`tier: CORE` runs only the session `default`: [`Refusal::OnlyDefaultSession`]) |
 //! | `stop` | `POST /api/sessions/{session}/stop` |
 //! | `logout` | `POST /api/sessions/{session}/stop`, then `/logout` (logging out a running session restarts it for a new QR; a stopped one stays stopped) |
+//! | `delete` | `DELETE /api/sessions/{session}` (WAHA stops, logs out and forgets it; idempotent) |
 //! | `qr` | `GET /api/{session}/auth/qr?format=raw` → `{value}` (the raw QR text, not the PNG) |
 //! | `request_pairing_code` | `POST /api/{session}/auth/request-code` `{phoneNumber}` → `{code}` (the spec gives no body; WAHA's `PairingCodeResponse` is `{code}`) |
-//! | `send` | `POST /api/sendText` `{session, chatId, text}`; `/api/sendImage` (`image/*`) or `/api/sendFile` `{session, chatId, file: {mimetype, filename, data (base64)}, caption}` |
+//! | `send` | a text: `POST /api/startTyping` `{session, chatId}`, a pause as long as typing the text takes ([`Typing`]), `POST /api/stopTyping`, then `POST /api/sendText` `{session, chatId, text}` (WAHA's advice against blocks: a number that sends without typing looks like a bot); media: `/api/sendImage` (`image/*`) or `/api/sendFile` `{session, chatId, file: {mimetype, filename, data (base64)}, caption}` |
 //! | `check_number` | `GET /api/contacts/check-exists?phone=&session=` → `{numberExists}` |
 //! | `groups` | `GET /api/{session}/groups` (shape left open by the spec: see [`parse_groups`]) |
 //! | `group_members` | `GET /api/{session}/groups/{id}/participants/v2` → `[{id, pn, role}]` |
+//!
+//! `PUT /api/sessions/{session}` replaces the whole config, so it is only
+//! sent when our webhook is missing from what `GET` answered, and then with
+//! that config: the user's settings and other webhooks are kept, a webhook
+//! of ours with an older key or events is replaced (WAHA restarts a running
+//! session on `PUT`).
+//!
+//! A request other than a send refused with 401 or 403 is
+//! [`Refusal::Credentials`] (the API key); other failures are
+//! [`DriverError::Failed`].
 //!
 //! A send that fails:
 //!
@@ -86,7 +97,7 @@ use wablast_domain::types::phone::Phone;
 
 use crate::driver::{
     Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, OutgoingMessage,
-    QrCode, Receipt, ReceiptKind, SendError, SentMessage, StatusChange,
+    QrCode, Receipt, ReceiptKind, Refusal, SendError, SentMessage, StatusChange,
 };
 use crate::http::{self, CallError};
 use crate::webhook::WebhookError;
@@ -131,7 +142,7 @@ impl fmt::Debug for WahaConfig {
 }
 
 /// Where WAHA sends the session's events back to (wablast's own webhook
-/// endpoint), and how long a request may take.
+/// endpoint), how long a request may take, and how texts are typed.
 #[derive(Clone)]
 pub struct WahaOptions {
     /// The URL of wablast's WAHA webhook for this session.
@@ -140,6 +151,8 @@ pub struct WahaOptions {
     pub webhook_hmac_key: String,
     /// How long one request to WAHA may take.
     pub request_timeout: Duration,
+    /// "typing…" before each text; `None`: texts go out at once.
+    pub typing: Option<Typing>,
 }
 
 impl fmt::Debug for WahaOptions {
@@ -148,18 +161,54 @@ impl fmt::Debug for WahaOptions {
             .field("webhook_url", &self.webhook_url)
             .field("webhook_hmac_key", &"<redacted>")
             .field("request_timeout", &self.request_timeout)
+            .field("typing", &self.typing)
             .finish()
     }
 }
 
 impl WahaOptions {
-    /// Options with the default timeout.
+    /// Options with the default timeout and typing.
     pub fn new(webhook_url: impl Into<String>, webhook_hmac_key: impl Into<String>) -> Self {
         Self {
             webhook_url: webhook_url.into(),
             webhook_hmac_key: webhook_hmac_key.into(),
             request_timeout: http::DEFAULT_TIMEOUT,
+            typing: Some(Typing::default()),
         }
+    }
+}
+
+/// How long "typing…" shows before a text: `per_char` for each character
+/// of it, at least `min`, at most `max` (a long text is not typed for a
+/// minute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Typing {
+    /// The time one character takes.
+    pub per_char: Duration,
+    /// The shortest pause.
+    pub min: Duration,
+    /// The longest pause.
+    pub max: Duration,
+}
+
+impl Default for Typing {
+    /// About 25 characters a second, from one to five seconds.
+    fn default() -> Self {
+        Self {
+            per_char: Duration::from_millis(40),
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Typing {
+    /// How long typing `text` shows.
+    pub fn pause_for(&self, text: &str) -> Duration {
+        let chars = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
+        self.per_char
+            .saturating_mul(chars)
+            .clamp(self.min, self.max.max(self.min))
     }
 }
 
@@ -190,6 +239,22 @@ pub enum WahaStatus {
     #[serde(other)]
     Unknown,
 }
+
+/// What `GET /api/server/version` says of the server's edition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WahaTier {
+    /// WAHA Core: one session, named `default`.
+    Core,
+    /// WAHA Plus: any number of sessions.
+    Plus,
+    /// An edition this driver does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// The only session WAHA Core runs.
+pub const CORE_SESSION_NAME: &str = "default";
 
 /// One webhook, read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -320,6 +385,20 @@ pub fn parse_webhook(body: &[u8]) -> Result<WahaWebhook, WebhookError> {
 
 fn str_field<'a>(value: &'a Value, name: &str) -> Option<&'a str> {
     value.get(name).and_then(Value::as_str)
+}
+
+/// `value` without the object fields that are `null`, at every depth.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
 }
 
 fn inbound_of(payload: &Value, at: DateTime<Utc>) -> Result<WahaEvent, WebhookError> {
@@ -638,14 +717,53 @@ impl Inner {
         count
     }
 
-    fn webhook_config(&self) -> Value {
+    /// A failed request other than a send, for the caller: a refused API
+    /// key is a [`Refusal`], the rest a failure worth trying again.
+    fn driver_error(&self, e: CallError) -> DriverError {
+        match e {
+            CallError::Status {
+                status: status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+                message,
+                ..
+            } => Refusal::Credentials(format!("{PEER} refused the API key ({status}): {message}"))
+                .into(),
+            e => e.into_driver_error(PEER),
+        }
+    }
+
+    fn webhook(&self) -> Value {
         json!({
-            "webhooks": [{
-                "url": self.options.webhook_url,
-                "events": WEBHOOK_EVENTS,
-                "hmac": { "key": self.options.webhook_hmac_key },
-            }]
+            "url": self.options.webhook_url,
+            "events": WEBHOOK_EVENTS,
+            "hmac": { "key": self.options.webhook_hmac_key },
         })
+    }
+
+    fn webhook_config(&self) -> Value {
+        json!({ "webhooks": [self.webhook()] })
+    }
+
+    /// The session's config as WAHA answered it (`info`), with our webhook
+    /// in it: every other setting and webhook kept, a webhook to our URL
+    /// replaced by ours. Unset (`null`) fields are left out, as WAHA reads
+    /// them the same.
+    fn merged_config(&self, info: &Value) -> Value {
+        let mut config = match info.get("config") {
+            Some(Value::Object(config)) => config.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let mut webhooks: Vec<Value> = match config.remove("webhooks") {
+            Some(Value::Array(webhooks)) => webhooks
+                .into_iter()
+                .filter(|webhook| {
+                    str_field(webhook, "url") != Some(self.options.webhook_url.as_str())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        webhooks.push(self.webhook());
+        config.insert("webhooks".to_owned(), Value::Array(webhooks));
+        without_nulls(Value::Object(config))
     }
 
     /// Whether the session's config on WAHA already sends our events to us.
@@ -751,7 +869,7 @@ impl Inner {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 ..
             }) => Ok(None),
-            Err(e) => Err(e.into_driver_error(PEER)),
+            Err(e) => Err(self.driver_error(e)),
         }
     }
 
@@ -763,20 +881,28 @@ impl Inner {
             "start": true,
             "config": self.webhook_config(),
         }));
-        match self.call(create).await {
+        // WAHA answers 422 both for a session that exists ("Session '…'
+        // already exists. Use PUT to update it.") and for one it will not
+        // create (WAHA Core and any name but `default`): the session's own
+        // answer tells which.
+        let refused = match self.call(create).await {
             Ok(created) => return Ok(created),
-            // WAHA: "Session '…' already exists. Use PUT to update it."
             Err(CallError::Status {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
+                message,
                 ..
-            }) => {}
-            Err(e) => return Err(e.into_driver_error(PEER)),
-        }
+            }) => message,
+            Err(e) => return Err(self.driver_error(e)),
+        };
         let path = format!("/api/sessions/{}", self.session);
-        let info = self
-            .call(self.request(Method::GET, &path))
-            .await
-            .map_err(|e| e.into_driver_error(PEER))?;
+        let info = match self.call(self.request(Method::GET, &path)).await {
+            Ok(info) => info,
+            Err(CallError::Status {
+                status: StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY,
+                ..
+            }) => return Err(self.creation_refused(refused).await),
+            Err(e) => return Err(self.driver_error(e)),
+        };
         if !self.has_our_webhook(&info) {
             let running = !matches!(str_field(&info, "status"), Some("STOPPED") | None);
             if running {
@@ -784,14 +910,57 @@ impl Inner {
             }
             self.call(
                 self.request(Method::PUT, &path)
-                    .json(&json!({ "config": self.webhook_config() })),
+                    .json(&json!({ "config": self.merged_config(&info) })),
             )
             .await
-            .map_err(|e| e.into_driver_error(PEER))?;
+            .map_err(|e| self.driver_error(e))?;
         }
         self.call(self.request(Method::POST, &format!("{path}/start")))
             .await
-            .map_err(|e| e.into_driver_error(PEER))
+            .map_err(|e| self.driver_error(e))
+    }
+
+    /// Why WAHA would not create the session (`message`: its answer):
+    /// WAHA Core's single session, or WAHA's own words.
+    async fn creation_refused(&self, message: String) -> DriverError {
+        if self.session != CORE_SESSION_NAME && self.tier().await == Some(WahaTier::Core) {
+            return Refusal::OnlyDefaultSession {
+                name: self.session.clone(),
+            }
+            .into();
+        }
+        Refusal::Rejected(format!("{PEER} would not create the session: {message}")).into()
+    }
+
+    /// The server's edition, when it says.
+    async fn tier(&self) -> Option<WahaTier> {
+        let version = self
+            .call(self.request(Method::GET, "/api/server/version"))
+            .await
+            .ok()?;
+        serde_json::from_value(version.get("tier")?.clone()).ok()
+    }
+
+    /// Shows "typing…" in the chat for as long as typing `text` takes
+    /// (`typing`), then stops it. Only for show: a failure sends anyway.
+    async fn type_text(&self, typing: Typing, chat_id: &str, text: &str) {
+        let body = json!({ "session": self.session, "chatId": chat_id });
+        if let Err(e) = self
+            .call(self.request(Method::POST, "/api/startTyping").json(&body))
+            .await
+        {
+            tracing::debug!(session = %self.session, error.message = %e.into_driver_error(PEER),
+                "typing not shown; sending anyway");
+            return;
+        }
+        tokio::time::sleep(typing.pause_for(text)).await;
+        if let Err(e) = self
+            .call(self.request(Method::POST, "/api/stopTyping").json(&body))
+            .await
+        {
+            tracing::debug!(session = %self.session, error.message = %e.into_driver_error(PEER),
+                "typing not stopped; sending anyway");
+        }
     }
 
     async fn me(&self) -> Option<Phone> {
@@ -800,15 +969,16 @@ impl Inner {
         str_field(&answer, "id").and_then(phone_of_chat_id)
     }
 
-    /// Stops the session on WAHA; a session WAHA does not know is stopped.
-    async fn post_ignoring_missing(&self, path: &str) -> Result<(), DriverError> {
-        match self.call(self.request(Method::POST, path)).await {
+    /// A request ending the session on WAHA (stop, logout, delete): a
+    /// session WAHA does not know is ended already.
+    async fn end(&self, method: Method, path: &str) -> Result<(), DriverError> {
+        match self.call(self.request(method, path)).await {
             Ok(_)
             | Err(CallError::Status {
                 status: StatusCode::NOT_FOUND,
                 ..
             }) => Ok(()),
-            Err(e) => Err(e.into_driver_error(PEER)),
+            Err(e) => Err(self.driver_error(e)),
         }
     }
 }
@@ -943,7 +1113,10 @@ impl Driver for WahaDriver {
         let inner = &self.inner;
         inner.state().expect = Expect::Stopped;
         inner
-            .post_ignoring_missing(&format!("/api/sessions/{}/stop", inner.session))
+            .end(
+                Method::POST,
+                &format!("/api/sessions/{}/stop", inner.session),
+            )
             .await
     }
 
@@ -952,10 +1125,16 @@ impl Driver for WahaDriver {
         inner.state().expect = Expect::Stopped;
         // Stopped first: WAHA restarts a running session it logs out.
         inner
-            .post_ignoring_missing(&format!("/api/sessions/{}/stop", inner.session))
+            .end(
+                Method::POST,
+                &format!("/api/sessions/{}/stop", inner.session),
+            )
             .await?;
         inner
-            .post_ignoring_missing(&format!("/api/sessions/{}/logout", inner.session))
+            .end(
+                Method::POST,
+                &format!("/api/sessions/{}/logout", inner.session),
+            )
             .await?;
         inner.state().linked = false;
         inner.emit(vec![DriverEvent::Status(StatusChange {
@@ -965,6 +1144,16 @@ impl Driver for WahaDriver {
             reason: Some(StatusReason::LoggedOut),
             at: Utc::now(),
         })]);
+        Ok(())
+    }
+
+    async fn delete(&self) -> Result<(), DriverError> {
+        let inner = &self.inner;
+        inner.state().expect = Expect::Stopped;
+        inner
+            .end(Method::DELETE, &format!("/api/sessions/{}", inner.session))
+            .await?;
+        inner.state().linked = false;
         Ok(())
     }
 
@@ -985,7 +1174,7 @@ impl Driver for WahaDriver {
                 message,
                 ..
             }) => return Err(DriverError::InvalidState(message)),
-            Err(e) => return Err(e.into_driver_error(PEER)),
+            Err(e) => return Err(inner.driver_error(e)),
         };
         let code = str_field(&answer, "code")
             .ok_or_else(|| DriverError::Failed(format!("{PEER} gave no pairing code")))?
@@ -1004,10 +1193,15 @@ impl Driver for WahaDriver {
         let inner = &self.inner;
         let chat_id = message.to.whatsapp_chat_id();
         let (path, body) = match &message.media {
-            None => (
-                "/api/sendText",
-                json!({ "session": inner.session, "chatId": chat_id, "text": message.text }),
-            ),
+            None => {
+                if let Some(typing) = inner.options.typing {
+                    inner.type_text(typing, &chat_id, &message.text).await;
+                }
+                (
+                    "/api/sendText",
+                    json!({ "session": inner.session, "chatId": chat_id, "text": message.text }),
+                )
+            }
             Some(media) => {
                 let mut body = json!({
                     "session": inner.session,
@@ -1064,7 +1258,7 @@ impl Driver for WahaDriver {
         let answer = inner
             .call(request)
             .await
-            .map_err(|e| e.into_driver_error(PEER))?;
+            .map_err(|e| inner.driver_error(e))?;
         answer
             .get("numberExists")
             .and_then(Value::as_bool)
@@ -1077,7 +1271,7 @@ impl Driver for WahaDriver {
         let answer = inner
             .call(inner.request(Method::GET, &path))
             .await
-            .map_err(|e| e.into_driver_error(PEER))?;
+            .map_err(|e| inner.driver_error(e))?;
         Ok(parse_groups(&answer))
     }
 
@@ -1087,7 +1281,7 @@ impl Driver for WahaDriver {
         let answer = inner
             .call(inner.request(Method::GET, &path))
             .await
-            .map_err(|e| e.into_driver_error(PEER))?;
+            .map_err(|e| inner.driver_error(e))?;
         #[derive(Deserialize)]
         struct Participant {
             id: String,

@@ -11,15 +11,17 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_session_engine::cloud::{
-    self, CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink,
+    self, CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink, GraphErrorKind,
 };
 use wablast_session_engine::driver::{
-    Connection, DriverError, DriverEvent, OutgoingMedia, OutgoingMessage, ReceiptKind, SendError,
+    Connection, DriverError, DriverEvent, Notice, OutgoingMedia, OutgoingMessage, ReceiptKind,
+    Refusal, SendError, StatusChange,
 };
 use wablast_session_engine::webhook::WebhookError;
 
+use crate::prism::{Document, ValidatingPeer};
 use crate::support::{Peer, Recorded, Reply, closed_port_url, drain, phone};
 
 const TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
@@ -28,6 +30,10 @@ const VERIFY_TOKEN: &str = "wablast-verify";
 const NUMBER_ID: &str = "106540352242922";
 
 fn connect(api_base: &str) -> (Connection, CloudWebhookSink) {
+    connect_with(api_base, CloudOptions::default())
+}
+
+fn connect_with(api_base: &str, options: CloudOptions) -> (Connection, CloudWebhookSink) {
     let config: CloudConfig = serde_json::from_value(json!({
         "phone_number_id": NUMBER_ID,
         "access_token": TOKEN,
@@ -38,6 +44,7 @@ fn connect(api_base: &str) -> (Connection, CloudWebhookSink) {
     .unwrap();
     let options = CloudOptions {
         request_timeout: Duration::from_millis(500),
+        ..options
     };
     CloudDriver::connect(config, options, reqwest::Client::new())
 }
@@ -104,10 +111,14 @@ fn with_media(mime_type: &str, filename: &str, bytes: &'static [u8]) -> Outgoing
 }
 
 fn statuses(events: &[DriverEvent]) -> Vec<SessionStatus> {
+    status_changes(events).iter().map(|c| c.status).collect()
+}
+
+fn status_changes(events: &[DriverEvent]) -> Vec<StatusChange> {
     events
         .iter()
         .filter_map(|e| match e {
-            DriverEvent::Status(change) => Some(change.status),
+            DriverEvent::Status(change) => Some(change.clone()),
             _ => None,
         })
         .collect()
@@ -117,7 +128,7 @@ fn statuses(events: &[DriverEvent]) -> Vec<SessionStatus> {
 async fn start_verifies_the_number_and_reports_it_ready() {
     // Arrange
     let peer = Peer::start(graph(|r| match r.route().as_str() {
-        "GET /v21.0/106540352242922" => Reply::json(
+        "GET /v23.0/106540352242922" => Reply::json(
             200,
             json!({
                 "verified_name": "Toko Andi",
@@ -149,31 +160,100 @@ async fn start_verifies_the_number_and_reports_it_ready() {
 }
 
 #[tokio::test]
-async fn start_with_a_wrong_number_id_fails_with_meta_s_reason() {
-    let peer = Peer::start(graph(|_| {
-        Reply::json(
-            400,
-            graph_error(
-                100,
-                "Unsupported get request. Object with ID '106540352242922' does not exist",
+async fn start_refused_for_the_number_the_token_or_the_account_says_why_and_meta_s_failure_is_tried_again()
+ {
+    type Expected = fn(&DriverError) -> bool;
+    let cases: Vec<(Reply, Expected)> = vec![
+        (
+            Reply::json(
+                400,
+                graph_error(
+                    100,
+                    "Unsupported get request. Object with ID '106540352242922' does not exist",
+                ),
             ),
-        )
-    }))
-    .await;
-    let (Connection { driver, mut events }, _sink) = connect(&peer.base_url);
+            |e| matches!(e, DriverError::Refused(Refusal::Rejected(m)) if m.contains("does not exist")),
+        ),
+        (
+            Reply::json(
+                401,
+                graph_error(190, "Error validating access token: Session has expired"),
+            ),
+            |e| matches!(e, DriverError::Refused(Refusal::Credentials(m)) if m.contains("expired")),
+        ),
+        (
+            Reply::json(403, graph_error(200, "Permissions error")),
+            |e| matches!(e, DriverError::Refused(Refusal::Credentials(_))),
+        ),
+        (
+            Reply::json(400, graph_error(131031, "Business Account locked")),
+            |e| matches!(e, DriverError::Refused(Refusal::Account(m)) if m.contains("locked")),
+        ),
+        (
+            Reply::json(
+                400,
+                graph_error(613, "Calls to this api have exceeded the rate limit."),
+            ),
+            |e| matches!(e, DriverError::Failed(_)),
+        ),
+        (Reply::json(503, json!({})), |e| {
+            matches!(e, DriverError::Failed(_))
+        }),
+    ];
+    for (reply, expected) in cases {
+        let reply = Mutex::new(Some(reply));
+        let peer = Peer::start(graph(move |_| {
+            reply.lock().unwrap().take().expect("one request")
+        }))
+        .await;
+        let (Connection { driver, mut events }, _sink) = connect(&peer.base_url);
 
-    let refused = driver.start().await;
+        let refused = driver.start().await.unwrap_err();
 
-    assert!(matches!(refused, Err(DriverError::Failed(m)) if m.contains("does not exist")));
-    let seen = drain(&mut events);
-    assert_eq!(statuses(&seen), [SessionStatus::Failed]);
+        assert!(expected(&refused), "{refused:?}");
+        assert!(
+            drain(&mut events).is_empty(),
+            "the engine reports it: {refused:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_landline_toll_free_or_test_number_becomes_ready_too() {
+    for (display, number) in [
+        ("+1 555-555-5555", "+15555555555"),
+        ("15550783881", "+15550783881"),
+        ("+62 21 5555 1234", "+622155551234"),
+        ("+1 800-555-0199", "+18005550199"),
+    ] {
+        let peer = Peer::start(graph(move |_| {
+            Reply::json(
+                200,
+                json!({"id": NUMBER_ID, "display_phone_number": display,
+                       "verified_name": "Toko Andi", "quality_rating": "GREEN"}),
+            )
+        }))
+        .await;
+        let (Connection { driver, mut events }, _sink) = connect(&peer.base_url);
+
+        driver.start().await.unwrap();
+
+        let ready = status_changes(&drain(&mut events));
+        assert_eq!(ready.len(), 1, "{display}");
+        assert_eq!(ready[0].status, SessionStatus::Ready);
+        assert_eq!(
+            ready[0].phone_number.as_ref().map(|p| p.as_str()),
+            Some(number),
+            "{display}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn texts_are_posted_to_the_messages_endpoint() {
     // Arrange
     let peer = Peer::start(graph(|r| match r.route().as_str() {
-        "POST /v21.0/106540352242922/messages" => {
+        "POST /v23.0/106540352242922/messages" => {
             accepted("wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjE=")
         }
         _ => Reply::empty(404),
@@ -207,7 +287,7 @@ async fn texts_are_posted_to_the_messages_endpoint() {
 async fn media_are_uploaded_then_sent_by_id() {
     // Arrange
     let peer = Peer::start(graph(|r| match r.route().as_str() {
-        "POST /v21.0/106540352242922/media" => {
+        "POST /v23.0/106540352242922/media" => {
             let body = String::from_utf8_lossy(&r.body);
             let id = if body.contains("katalog.pdf") {
                 "2222"
@@ -216,7 +296,7 @@ async fn media_are_uploaded_then_sent_by_id() {
             };
             Reply::json(200, json!({"id": id}))
         }
-        "POST /v21.0/106540352242922/messages" => accepted("wamid.MEDIA"),
+        "POST /v23.0/106540352242922/messages" => accepted("wamid.MEDIA"),
         _ => Reply::empty(404),
     }))
     .await;
@@ -243,10 +323,10 @@ async fn media_are_uploaded_then_sent_by_id() {
     assert_eq!(
         peer.routes(),
         [
-            "POST /v21.0/106540352242922/media",
-            "POST /v21.0/106540352242922/messages",
-            "POST /v21.0/106540352242922/media",
-            "POST /v21.0/106540352242922/messages",
+            "POST /v23.0/106540352242922/media",
+            "POST /v23.0/106540352242922/messages",
+            "POST /v23.0/106540352242922/media",
+            "POST /v23.0/106540352242922/messages",
         ]
     );
     let upload = &requests[0];
@@ -303,6 +383,29 @@ async fn failed_sends_are_classified_by_meta_s_error_code() {
             |e| matches!(e, SendError::Transient(_)),
         ),
         (
+            Reply::json(400, graph_error(17, "User request limit reached")),
+            |e| matches!(e, SendError::Transient(m) if m.contains("rate limited")),
+        ),
+        (
+            Reply::json(
+                400,
+                graph_error(613, "Calls to this api have exceeded the rate limit."),
+            ),
+            |e| matches!(e, SendError::Transient(m) if m.contains("rate limited")),
+        ),
+        (
+            Reply::json(
+                400,
+                json!({"error": {"message": "Temporarily unavailable", "type": "OAuthException",
+                                 "code": 135000, "is_transient": true}}),
+            ),
+            |e| matches!(e, SendError::Transient(_)),
+        ),
+        (
+            Reply::json(400, graph_error(131048, "Spam rate limit hit")),
+            |e| matches!(e, SendError::Paused { pause, .. } if *pause == CloudOptions::default().spam_pause),
+        ),
+        (
             Reply::json(
                 400,
                 graph_error(
@@ -321,8 +424,29 @@ async fn failed_sends_are_classified_by_meta_s_error_code() {
         }),
         (
             Reply::json(401, graph_error(190, "Error validating access token")),
-            |e| matches!(e, SendError::Transient(m) if m.contains("access token")),
+            |e| matches!(e, SendError::SessionUnavailable(m) if m.contains("access token")),
         ),
+        (
+            Reply::json(403, graph_error(10, "Application does not have permission")),
+            |e| matches!(e, SendError::SessionUnavailable(_)),
+        ),
+        (
+            Reply::json(
+                400,
+                graph_error(131042, "Business eligibility payment issue"),
+            ),
+            |e| matches!(e, SendError::SessionUnavailable(_)),
+        ),
+        (
+            Reply::json(
+                400,
+                graph_error(368, "Temporarily blocked for policies violations"),
+            ),
+            |e| matches!(e, SendError::SessionUnavailable(_)),
+        ),
+        (Reply::json(504, json!({})), |e| {
+            matches!(e, SendError::Unknown(_))
+        }),
         (Reply::hang(), |e| matches!(e, SendError::Unknown(_))),
     ];
     for (reply, expected) in cases {
@@ -340,24 +464,168 @@ async fn failed_sends_are_classified_by_meta_s_error_code() {
 }
 
 #[tokio::test]
-async fn a_locked_account_fails_the_session_and_keeps_the_message() {
+async fn a_banned_or_blocked_account_leaves_its_campaigns_and_keeps_the_message() {
+    for (code, title, reason) in [
+        (131031, "Business Account locked", StatusReason::Banned),
+        (
+            368,
+            "Temporarily blocked for policies violations",
+            StatusReason::Restricted,
+        ),
+    ] {
+        let peer = Peer::start(graph(move |_| Reply::json(400, graph_error(code, title)))).await;
+        let (Connection { driver, mut events }, _sink) = connect(&peer.base_url);
+
+        let error = driver.send(&text_message()).await.unwrap_err();
+
+        assert!(
+            matches!(&error, SendError::SessionUnavailable(m) if m.contains(title)),
+            "{error:?}"
+        );
+        let seen = status_changes(&drain(&mut events));
+        assert_eq!(seen.len(), 1, "{code}");
+        assert_eq!(seen[0].status, SessionStatus::LoggedOut, "{code}");
+        assert_eq!(seen[0].reason, Some(reason), "{code}");
+        assert!(seen[0].error.as_deref().unwrap().contains(title));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_fails_the_session_instead_of_every_message() {
     let peer = Peer::start(graph(|_| {
-        Reply::json(400, graph_error(131031, "Business Account locked"))
+        Reply::json(
+            401,
+            graph_error(
+                190,
+                "Error validating access token: Session has expired on Friday",
+            ),
+        )
     }))
     .await;
     let (Connection { driver, mut events }, _sink) = connect(&peer.base_url);
 
     let error = driver.send(&text_message()).await.unwrap_err();
 
-    assert!(matches!(error, SendError::Transient(_)), "{error:?}");
-    let seen = drain(&mut events);
-    assert_eq!(statuses(&seen), [SessionStatus::Failed]);
+    assert!(
+        matches!(error, SendError::SessionUnavailable(_)),
+        "{error:?}"
+    );
+    let seen = status_changes(&drain(&mut events));
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].status, SessionStatus::Failed);
+    assert!(
+        seen[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("Session has expired on Friday"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spam_limited_number_sends_nothing_until_its_pause_is_over() {
+    // Arrange: Meta limits the number once, then takes its messages.
+    let limited = Mutex::new(true);
+    let peer = Peer::start(graph(move |_| {
+        if std::mem::take(&mut *limited.lock().unwrap()) {
+            Reply::json(400, graph_error(131048, "Spam rate limit hit"))
+        } else {
+            accepted("wamid.AFTER")
+        }
+    }))
+    .await;
+    let pause = Duration::from_millis(400);
+    let (connection, _sink) = connect_with(
+        &peer.base_url,
+        CloudOptions {
+            spam_pause: pause,
+            ..CloudOptions::default()
+        },
+    );
+
+    // Act
+    let first = connection.driver.send(&text_message()).await.unwrap_err();
+    let during = connection.driver.send(&text_message()).await.unwrap_err();
+    tokio::time::sleep(pause).await;
+    let after = connection.driver.send(&text_message()).await;
+
+    // Assert
+    assert!(
+        matches!(&first, SendError::Paused { pause: p, reason } if *p == pause && reason.contains("131048")),
+        "{first:?}"
+    );
+    assert!(
+        matches!(&during, SendError::Paused { pause: p, .. } if *p <= pause),
+        "{during:?}"
+    );
+    assert_eq!(after.unwrap().provider_message_id, "wamid.AFTER");
+    assert_eq!(
+        peer.routes().len(),
+        2,
+        "nothing was asked of Meta during the pause"
+    );
+}
+
+#[test]
+fn graph_errors_are_read_by_code_then_by_status() {
+    use GraphErrorKind::*;
+    use reqwest::StatusCode;
+    let kind =
+        |status: u16, body: Value| GraphErrorKind::of(StatusCode::from_u16(status).unwrap(), &body);
+    let code = |code: i64| kind(400, graph_error(code, "x"));
+    for (c, expected) in [
+        (4, RateLimited),
+        (17, RateLimited),
+        (613, RateLimited),
+        (80007, RateLimited),
+        (130429, RateLimited),
+        (131056, RateLimited),
+        (131048, SpamLimited),
+        (1, Temporary),
+        (2, Temporary),
+        (131000, Temporary),
+        (0, AccessToken),
+        (190, AccessToken),
+        (3, Permission),
+        (10, Permission),
+        (200, Permission),
+        (299, Permission),
+        (131005, Permission),
+        (131042, AccountSetup),
+        (368, Blocked),
+        (131031, Locked),
+        (100, Refused),
+        (131026, Refused),
+        (131047, Refused),
+        (300, Refused),
+    ] {
+        assert_eq!(code(c), expected, "code {c}");
+    }
+    assert_eq!(kind(429, json!({})), RateLimited);
+    assert_eq!(kind(401, json!({})), AccessToken);
+    assert_eq!(kind(403, json!("Forbidden")), Permission);
+    assert_eq!(kind(504, json!({})), TimedOut);
+    assert_eq!(kind(502, json!({})), Temporary);
+    assert_eq!(kind(400, json!({})), Refused);
+    assert_eq!(
+        kind(
+            400,
+            json!({"error": {"code": 135000, "is_transient": true}})
+        ),
+        Temporary
+    );
+    assert_eq!(
+        kind(400, json!({"error": {"code": 190, "is_transient": true}})),
+        AccessToken,
+        "the code says more than is_transient"
+    );
 }
 
 #[tokio::test]
 async fn an_upload_without_an_answer_sent_nothing_and_no_server_is_transient() {
     let peer = Peer::start(graph(|r| match r.route().as_str() {
-        "POST /v21.0/106540352242922/media" => Reply::hang(),
+        "POST /v23.0/106540352242922/media" => Reply::hang(),
         _ => accepted("wamid.X"),
     }))
     .await;
@@ -367,7 +635,7 @@ async fn an_upload_without_an_answer_sent_nothing_and_no_server_is_transient() {
         .send(&with_media("image/jpeg", "a.jpg", b"jpeg"))
         .await;
     assert!(matches!(upload, Err(SendError::Transient(_))), "{upload:?}");
-    assert_eq!(peer.routes(), ["POST /v21.0/106540352242922/media"]);
+    assert_eq!(peer.routes(), ["POST /v23.0/106540352242922/media"]);
 
     let (nowhere, _sink) = connect(&closed_port_url().await);
     assert!(matches!(
@@ -446,7 +714,7 @@ fn statuses_map_to_receipts() {
         ]}),
     );
 
-    let events = cloud::parse_webhook(&body, NUMBER_ID).unwrap();
+    let events = cloud::parse_webhook(&body, NUMBER_ID, None).unwrap();
 
     let receipts: Vec<_> = events
         .iter()
@@ -469,7 +737,7 @@ fn statuses_map_to_receipts() {
         ]
     );
     assert!(
-        cloud::parse_webhook(&body, "another-number")
+        cloud::parse_webhook(&body, "another-number", None)
             .unwrap()
             .is_empty(),
         "another number's events are not ours"
@@ -592,4 +860,342 @@ fn the_webhook_url_is_verified_with_our_token_only() {
         cloud::verify_subscription("", Some("subscribe"), Some(""), Some("1")),
         None
     );
+}
+
+fn change(field: &str, value: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": field, "value": value}]}],
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn account_quality_and_error_webhooks_become_session_events() {
+    // Arrange: the number is known once started.
+    let peer = Peer::start(graph(|_| {
+        Reply::json(
+            200,
+            json!({"id": NUMBER_ID, "display_phone_number": "+62 811-0000-0001"}),
+        )
+    }))
+    .await;
+    let (Connection { driver, mut events }, sink) = connect(&peer.base_url);
+    driver.start().await.unwrap();
+    drain(&mut events);
+    let webhooks = [
+        change(
+            "account_update",
+            json!({"phone_number": "6281100000001", "event": "ACCOUNT_VIOLATION",
+                   "violation_info": {"violation_type": "SCAM"}}),
+        ),
+        change(
+            "phone_number_quality_update",
+            json!({"display_phone_number": "6281100000001", "event": "DOWNGRADE",
+                   "current_limit": "TIER_250"}),
+        ),
+        // Another number of the account: not ours.
+        change(
+            "phone_number_quality_update",
+            json!({"display_phone_number": "15550783881", "event": "FLAGGED",
+                   "current_limit": "TIER_1K"}),
+        ),
+        notification(
+            NUMBER_ID,
+            json!({"errors": [{"code": 131000, "title": "Something went wrong",
+                               "message": "Something went wrong",
+                               "error_data": {"details": "Unknown error"}}]}),
+        ),
+        change(
+            "account_update",
+            json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": [
+                {"restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "expiration": "1767225600"}]}),
+        ),
+        change(
+            "account_update",
+            json!({"event": "ACCOUNT_RESTRICTION", "restriction_info": [
+                {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": "1767225600"}]}),
+        ),
+        change(
+            "account_update",
+            json!({"event": "DISABLED_UPDATE",
+                   "ban_info": {"waba_ban_state": "DISABLE", "waba_ban_date": "2026-12-01"}}),
+        ),
+    ];
+
+    // Act
+    let mut reported = Vec::new();
+    for body in &webhooks {
+        reported.push(sink.deliver(&signed(body), body).await.unwrap());
+    }
+
+    // Assert
+    assert_eq!(reported, [1, 1, 0, 1, 1, 1, 1]);
+    let seen = drain(&mut events);
+    assert_eq!(
+        seen[..4],
+        [
+            DriverEvent::Notice(Notice::Account {
+                event: "ACCOUNT_VIOLATION".into(),
+                details: "violation SCAM".into(),
+            }),
+            DriverEvent::Notice(Notice::Quality {
+                event: "DOWNGRADE".into(),
+                messaging_limit: Some("TIER_250".into()),
+            }),
+            DriverEvent::Notice(Notice::Error {
+                code: Some(131000),
+                description: "Something went wrong (131000): Unknown error".into(),
+            }),
+            DriverEvent::Notice(Notice::Account {
+                event: "ACCOUNT_RESTRICTION".into(),
+                details: "RESTRICTED_ADD_PHONE_NUMBER_ACTION until 1767225600".into(),
+            }),
+        ]
+    );
+    let changes = status_changes(&seen[4..]);
+    let summary: Vec<_> = changes.iter().map(|c| (c.status, c.reason)).collect();
+    assert_eq!(
+        summary,
+        [
+            (SessionStatus::LoggedOut, Some(StatusReason::Restricted)),
+            (SessionStatus::LoggedOut, Some(StatusReason::Banned)),
+        ]
+    );
+    assert!(changes[0].error.as_deref().unwrap().contains("1767225600"));
+    assert!(changes[1].error.as_deref().unwrap().contains("2026-12-01"));
+}
+
+#[test]
+fn meta_s_own_webhook_examples_are_read() {
+    // Arrange: the examples Meta publishes with its API description.
+    let Some(examples) = crate::prism::document_text("meta-whatsapp-webhook-examples.json") else {
+        return;
+    };
+    let examples: serde_json::Map<String, Value> = serde_json::from_str(&examples).unwrap();
+    assert_eq!(examples.len(), 16);
+
+    // Act
+    let mut texts = Vec::new();
+    for (name, example) in &examples {
+        let body = serde_json::to_vec(example).unwrap();
+        let events = cloud::parse_webhook(&body, "106540352242922", None)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for event in events {
+            match event {
+                DriverEvent::Inbound(inbound) => {
+                    assert!(inbound.provider_message_id.starts_with("wamid."), "{name}");
+                    texts.push((name.clone(), inbound.text));
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    // Assert: every message, with its text or caption where it has one;
+    // group changes are no session's.
+    let with_text = |name: &str| {
+        texts
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} read"))
+            .1
+            .clone()
+    };
+    assert_eq!(texts.len(), 13);
+    assert_eq!(
+        with_text("Text Message").as_deref(),
+        Some("Does it come in another color?")
+    );
+    assert_eq!(with_text("Image Message").as_deref(), Some("Taj Mahal"));
+    assert_eq!(
+        with_text("Interactive List Reply Message").as_deref(),
+        Some("Priority Mail Express")
+    );
+    assert_eq!(with_text("Button Message").as_deref(), Some("Unsubscribe"));
+    assert_eq!(with_text("Reaction Message"), None);
+}
+
+// Against a validating mock generated from Meta's own API description:
+// every request the driver makes is one the document allows.
+
+fn validating_connect(peer: &ValidatingPeer) -> (Connection, CloudWebhookSink) {
+    connect_with(&peer.base_url, CloudOptions::default())
+}
+
+#[tokio::test]
+async fn starting_asks_for_the_number_as_meta_s_document_allows() {
+    // Arrange: Meta's test number.
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, |r| {
+        (r.route() == format!("GET /v23.0/{NUMBER_ID}")).then(|| {
+            Reply::json(
+                200,
+                json!({"id": NUMBER_ID, "display_phone_number": "+1 555-555-5555",
+                       "verified_name": "Jaspers Market", "quality_rating": "GREEN"}),
+            )
+        })
+    })
+    .await
+    else {
+        return;
+    };
+    let (Connection { driver, mut events }, _sink) = validating_connect(&peer);
+
+    // Act
+    driver.start().await.unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(peer.routes(), [format!("GET /v23.0/{NUMBER_ID}")]);
+    let ready = status_changes(&drain(&mut events));
+    assert_eq!(ready[0].status, SessionStatus::Ready);
+    assert_eq!(ready[0].phone_number, Some(phone_of("+15555555555")));
+}
+
+fn phone_of(e164: &str) -> wablast_domain::types::phone::Phone {
+    serde_json::from_value(json!(e164)).unwrap()
+}
+
+/// Meta's answer to a message it accepted (the document's schema leaves
+/// the id out of what it requires: its generated answers may not have one).
+fn accepting(request: &Recorded) -> Option<Reply> {
+    request
+        .path
+        .ends_with("/messages")
+        .then(|| accepted("wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjE="))
+}
+
+#[tokio::test]
+async fn texts_images_and_documents_are_sent_as_meta_s_document_allows() {
+    // Arrange: the uploads' answers are generated from Meta's document.
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, accepting).await else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer);
+
+    // Act
+    let text = connection.driver.send(&text_message()).await;
+    let image = connection
+        .driver
+        .send(&with_media(
+            "image/jpeg",
+            "promo.jpg",
+            b"\xff\xd8\xff fake jpeg",
+        ))
+        .await;
+    let document = connection
+        .driver
+        .send(&with_media(
+            "application/pdf",
+            "katalog.pdf",
+            b"%PDF-1.7 fake",
+        ))
+        .await;
+
+    // Assert
+    peer.assert_valid();
+    for sent in [text, image, document] {
+        assert!(!sent.unwrap().provider_message_id.is_empty());
+    }
+    let messages = format!("POST /v23.0/{NUMBER_ID}/messages");
+    let media = format!("POST /v23.0/{NUMBER_ID}/media");
+    assert_eq!(
+        peer.routes(),
+        [
+            messages.clone(),
+            media.clone(),
+            messages.clone(),
+            media,
+            messages
+        ]
+    );
+    let requests = peer.requests();
+    assert_eq!(requests[2].json()["type"], "image");
+    assert_eq!(requests[4].json()["type"], "document");
+    assert_eq!(requests[4].json()["document"]["filename"], "katalog.pdf");
+}
+
+#[tokio::test]
+async fn the_graph_api_version_is_the_engine_s_unless_the_number_names_its_own() {
+    // Arrange
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, accepting).await else {
+        return;
+    };
+    let (engine_s, _sink) = connect_with(
+        &peer.base_url,
+        CloudOptions {
+            version: "v22.0".into(),
+            ..CloudOptions::default()
+        },
+    );
+    let config: CloudConfig = serde_json::from_value(json!({
+        "phone_number_id": NUMBER_ID, "access_token": TOKEN, "app_secret": APP_SECRET,
+        "verify_token": VERIFY_TOKEN, "api_base": peer.base_url, "version": "v21.0",
+    }))
+    .unwrap();
+    let (its_own, _sink) = CloudDriver::connect(
+        config,
+        CloudOptions {
+            version: "v22.0".into(),
+            ..CloudOptions::default()
+        },
+        reqwest::Client::new(),
+    );
+
+    // Act
+    engine_s.driver.send(&text_message()).await.unwrap();
+    its_own.driver.send(&text_message()).await.unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(
+        peer.routes(),
+        [
+            format!("POST /v22.0/{NUMBER_ID}/messages"),
+            format!("POST /v21.0/{NUMBER_ID}/messages"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_validating_peer_fails_requests_meta_s_document_does_not_allow() {
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, |_| None).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let messages = format!("{}/v23.0/{NUMBER_ID}/messages", peer.base_url);
+    let text = json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+                      "to": "6281234567890", "type": "text", "text": {"body": "Halo"}});
+
+    // No token; a text whose body is misspelt; a version that is none.
+    client.post(&messages).json(&text).send().await.unwrap();
+    let mut misspelt = text.clone();
+    misspelt["text"] = json!({"bdy": "Halo"});
+    client
+        .post(&messages)
+        .bearer_auth(TOKEN)
+        .json(&misspelt)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{}/latest/{NUMBER_ID}", peer.base_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    // What the driver sends is fine.
+    client
+        .post(&messages)
+        .bearer_auth(TOKEN)
+        .json(&text)
+        .send()
+        .await
+        .unwrap();
+
+    let violations = peer.take_violations();
+    assert_eq!(peer.requests().len(), 4);
+    assert_eq!(violations.len(), 3, "{violations:#?}");
+    assert!(violations[0].contains("UNAUTHORIZED"), "{}", violations[0]);
+    assert!(violations[1].contains("bdy"), "{}", violations[1]);
 }

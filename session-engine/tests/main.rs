@@ -1,7 +1,12 @@
 //! The session engine's integration tests: the HTTP drivers against local
-//! servers that speak their peers' documented protocols, leases on the real JetStream.
+//! servers that speak their peers' documented protocols and against
+//! validating mocks generated from the peers' own API descriptions
+//! ([`prism`]), leases and the endings of sessions on the real JetStream
+//! and PostgreSQL.
 
 mod cloud;
+mod endings;
 mod lease;
+mod prism;
 mod support;
 mod waha;

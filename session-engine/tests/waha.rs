@@ -14,14 +14,15 @@ use wablast_domain::session::SessionStatus;
 use wablast_domain::types::SessionId;
 use wablast_session_engine::driver::{
     Connection, DriverError, DriverEvent, Group, OutgoingMedia, OutgoingMessage, ReceiptKind,
-    SendError,
+    Refusal, SendError,
 };
 use wablast_session_engine::waha::{
-    self, StatusContext, WahaConfig, WahaDriver, WahaEvent, WahaOptions, WahaStatus,
+    self, StatusContext, Typing, WahaConfig, WahaDriver, WahaEvent, WahaOptions, WahaStatus,
     WahaWebhookSink,
 };
 use wablast_session_engine::webhook::WebhookError;
 
+use crate::prism::{Document, ValidatingPeer};
 use crate::support::{Peer, Recorded, Reply, closed_port_url, drain, phone};
 
 const API_KEY: &str = "waha-secret-key";
@@ -38,6 +39,7 @@ fn connect(base_url: &str) -> (Connection, WahaWebhookSink) {
     .unwrap();
     let options = WahaOptions {
         request_timeout: Duration::from_millis(500),
+        typing: None,
         ..WahaOptions::new(WEBHOOK_URL, HMAC_KEY)
     };
     WahaDriver::connect(SessionId::new(), config, options, reqwest::Client::new())
@@ -214,8 +216,13 @@ async fn start_updates_an_existing_session_and_reports_it_ready() {
         ]
     );
     assert_eq!(
-        peer.requests()[2].json()["config"]["webhooks"][0]["url"],
-        WEBHOOK_URL
+        peer.requests()[2].json()["config"]["webhooks"],
+        json!([
+            {"url": "https://old.example/hook", "events": ["message"]},
+            {"url": WEBHOOK_URL, "events": ["session.status", "message", "message.ack"],
+             "hmac": {"key": HMAC_KEY}},
+        ]),
+        "theirs kept, ours added"
     );
     let DriverEvent::Status(ready) = &drain(&mut events)[0] else {
         panic!("a status")
@@ -1000,4 +1007,500 @@ async fn the_session_name_defaults_to_one_derived_from_our_session() {
     let name = waha::default_session_name(session_id);
     assert_eq!(sink.session_name(), name);
     assert_eq!(seen.lock().unwrap()[0], json!(name));
+}
+
+// Against a validating mock generated from WAHA's own API description:
+// every request the driver makes is one the document allows.
+
+fn validating_connect(
+    peer: &ValidatingPeer,
+    typing: Option<Typing>,
+) -> (Connection, WahaWebhookSink) {
+    let config: WahaConfig = serde_json::from_value(json!({
+        "base_url": peer.base_url, "api_key": API_KEY, "session_name": SESSION,
+    }))
+    .unwrap();
+    let options = WahaOptions {
+        request_timeout: Duration::from_secs(5),
+        typing,
+        ..WahaOptions::new(WEBHOOK_URL, HMAC_KEY)
+    };
+    WahaDriver::connect(SessionId::new(), config, options, reqwest::Client::new())
+}
+
+/// Typing that takes a few milliseconds.
+const QUICK_TYPING: Typing = Typing {
+    per_char: Duration::from_millis(1),
+    min: Duration::from_millis(10),
+    max: Duration::from_millis(40),
+};
+
+#[tokio::test]
+async fn the_validating_peer_fails_requests_waha_s_document_does_not_allow() {
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |_| None).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", peer.base_url);
+
+    // No API key; a text without its chat; a QR without its format.
+    client
+        .post(url("/api/sendText"))
+        .json(&json!({"session": SESSION, "chatId": "1@c.us", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/api/sendText"))
+        .header("X-Api-Key", API_KEY)
+        .json(&json!({"session": SESSION, "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(url("/api/toko-andi/auth/qr"))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(url("/api/no-such-endpoint"))
+        .header("X-Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+
+    let violations = peer.take_violations();
+    assert_eq!(peer.routes().len(), 4);
+    assert_eq!(violations.len(), 4, "{violations:#?}");
+    assert!(violations[1].contains("chatId"), "{}", violations[1]);
+    assert!(violations[2].contains("format"), "{}", violations[2]);
+}
+
+#[tokio::test]
+async fn session_requests_are_made_as_waha_s_document_allows() {
+    // Arrange: WAHA's answers are generated from its document; a pairing
+    // code is one the test knows.
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |r| {
+        (r.route() == "POST /api/toko-andi/auth/request-code")
+            .then(|| Reply::json(201, json!({"code": "ABCD-EFGH"})))
+    })
+    .await
+    else {
+        return;
+    };
+    let (Connection { driver, .. }, _sink) = validating_connect(&peer, None);
+
+    // Act
+    driver.start().await.unwrap();
+    driver.qr().await.unwrap();
+    let code = driver
+        .request_pairing_code(&phone("+6281234567890"))
+        .await
+        .unwrap();
+    driver.stop().await.unwrap();
+    driver.logout().await.unwrap();
+    driver.delete().await.unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(code, "ABCD-EFGH");
+    let routes = peer.routes();
+    for route in [
+        "POST /api/sessions",
+        "GET /api/toko-andi/auth/qr",
+        "POST /api/toko-andi/auth/request-code",
+        "POST /api/sessions/toko-andi/stop",
+        "POST /api/sessions/toko-andi/logout",
+        "DELETE /api/sessions/toko-andi",
+    ] {
+        assert!(routes.iter().any(|r| r == route), "{route} in {routes:?}");
+    }
+}
+
+/// WAHA's answer to a create of a session that exists.
+fn already_exists() -> Reply {
+    Reply::json(
+        422,
+        json!({
+            "statusCode": 422,
+            "message": format!("Session '{SESSION}' already exists. Use PUT to update it."),
+            "error": "Unprocessable Entity",
+        }),
+    )
+}
+
+#[tokio::test]
+async fn an_existing_session_keeps_its_config_and_gets_our_webhook() {
+    // Arrange: the session exists, running, with the user's settings, a
+    // webhook of theirs and an old one of ours.
+    let existing = json!({
+        "name": SESSION, "status": "WORKING", "presence": null,
+        "timestamps": {"activity": null},
+        "config": {
+            "metadata": {"user.id": "123"},
+            "proxy": {"server": "proxy.example:3128", "username": null, "password": null},
+            "noweb": {"store": {"enabled": true, "fullSync": false}, "markOnline": false},
+            "webhooks": [
+                {"url": "https://crm.example/waha", "events": ["message"],
+                 "customHeaders": [{"name": "X-Tenant", "value": "andi"}]},
+                {"url": WEBHOOK_URL, "events": ["message"], "hmac": {"key": "an-old-key"}},
+            ],
+        },
+    });
+    let answer = existing.clone();
+    let Some(peer) = ValidatingPeer::start(Document::Waha, move |r| match r.route().as_str() {
+        "POST /api/sessions" => Some(already_exists()),
+        "GET /api/sessions/toko-andi" => Some(Reply::json(200, answer.clone())),
+        _ => None,
+    })
+    .await
+    else {
+        return;
+    };
+    let (Connection { driver, .. }, _sink) = validating_connect(&peer, None);
+
+    // Act
+    let started = driver.start().await;
+
+    // Assert
+    peer.assert_valid();
+    started.unwrap();
+    let requests = peer.requests();
+    let routes: Vec<String> = requests.iter().map(Recorded::route).collect();
+    assert_eq!(
+        routes[..4],
+        [
+            "POST /api/sessions",
+            "GET /api/sessions/toko-andi",
+            "PUT /api/sessions/toko-andi",
+            "POST /api/sessions/toko-andi/start",
+        ]
+    );
+    assert_eq!(
+        requests[2].json(),
+        json!({"config": {
+            "metadata": {"user.id": "123"},
+            "proxy": {"server": "proxy.example:3128"},
+            "noweb": {"store": {"enabled": true, "fullSync": false}, "markOnline": false},
+            "webhooks": [
+                {"url": "https://crm.example/waha", "events": ["message"],
+                 "customHeaders": [{"name": "X-Tenant", "value": "andi"}]},
+                {"url": WEBHOOK_URL, "events": ["session.status", "message", "message.ack"],
+                 "hmac": {"key": HMAC_KEY}},
+            ],
+        }})
+    );
+}
+
+fn server_version(tier: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"version": "2026.7.1", "engine": "NOWEB", "tier": tier,
+               "browser": "", "platform": "linux/x64", "worker": {"id": null}}),
+    )
+}
+
+#[tokio::test]
+async fn waha_core_s_single_session_is_said_plainly() {
+    // Arrange: WAHA Core refuses any session but `default`.
+    let core_refusal = Reply::json(
+        422,
+        json!({"statusCode": 422, "error": "Unprocessable Entity",
+               "message": "WAHA Core support only 'default' session. You tried to access 'toko-andi' session (base64: dG9rby1hbmRp). If you want to run more then one WhatsApp account - please get WAHA PLUS version."}),
+    );
+    let refusal = Mutex::new(Some(core_refusal));
+    let Some(peer) = ValidatingPeer::start(Document::Waha, move |r| match r.route().as_str() {
+        "POST /api/sessions" => refusal.lock().unwrap().take(),
+        "GET /api/sessions/toko-andi" => Some(Reply::json(
+            422,
+            json!({"statusCode": 422, "message": "WAHA Core support only 'default' session."}),
+        )),
+        "GET /api/server/version" => Some(server_version("CORE")),
+        _ => None,
+    })
+    .await
+    else {
+        return;
+    };
+    let (Connection { driver, .. }, _sink) = validating_connect(&peer, None);
+
+    // Act
+    let refused = driver.start().await.unwrap_err();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(
+        refused,
+        DriverError::Refused(Refusal::OnlyDefaultSession {
+            name: SESSION.into()
+        })
+    );
+    assert!(
+        refused.to_string().contains("session_name to \"default\""),
+        "{refused}"
+    );
+    assert_eq!(
+        peer.routes(),
+        [
+            "POST /api/sessions",
+            "GET /api/sessions/toko-andi",
+            "GET /api/server/version",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_422_on_create_is_an_existing_session_only_if_waha_says_so() {
+    // WAHA Plus refused the create, and knows no such session.
+    let peer = Peer::start(waha(|r| match r.route().as_str() {
+        "POST /api/sessions" => Reply::json(
+            422,
+            json!({"statusCode": 422, "message": ["config.webhooks.0.url must be a URL address"]}),
+        ),
+        "GET /api/sessions/toko-andi" => Reply::json(
+            404,
+            json!({"statusCode": 404, "message": "Session not found"}),
+        ),
+        "GET /api/server/version" => server_version("PLUS"),
+        _ => Reply::empty(500),
+    }))
+    .await;
+    let (connection, _sink) = connect(&peer.base_url);
+
+    let refused = connection.driver.start().await.unwrap_err();
+
+    assert!(
+        matches!(&refused, DriverError::Refused(Refusal::Rejected(m)) if m.contains("must be a URL address")),
+        "{refused:?}"
+    );
+    assert!(
+        !peer
+            .routes()
+            .iter()
+            .any(|r| r.starts_with("PUT") || r.ends_with("/start")),
+        "nothing updated or started: {:?}",
+        peer.routes()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_api_key_at_start_is_a_refusal_not_a_failure() {
+    let peer = Peer::start(waha(|_| Reply::empty(500))).await;
+    let config: WahaConfig = serde_json::from_value(json!({
+        "base_url": peer.base_url, "api_key": "wrong", "session_name": SESSION,
+    }))
+    .unwrap();
+    let (connection, _sink) = WahaDriver::connect(
+        SessionId::new(),
+        config,
+        WahaOptions::new(WEBHOOK_URL, HMAC_KEY),
+        reqwest::Client::new(),
+    );
+
+    let refused = connection.driver.start().await.unwrap_err();
+
+    assert!(
+        matches!(&refused, DriverError::Refused(Refusal::Credentials(m)) if m.contains("API key")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn texts_are_typed_then_sent_as_waha_s_document_allows() {
+    // Arrange
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |r| {
+        (r.route() == "POST /api/sendText").then(|| {
+            Reply::json(
+                201,
+                wa_message("true_6281234567890@c.us_3EB0C4F1A2B3C4D5E6F7"),
+            )
+        })
+    })
+    .await
+    else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer, Some(QUICK_TYPING));
+
+    // Act
+    let sent = connection
+        .driver
+        .send(&text_message("+6281234567890"))
+        .await
+        .unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(sent.provider_message_id, "3EB0C4F1A2B3C4D5E6F7");
+    assert_eq!(
+        peer.routes(),
+        [
+            "POST /api/startTyping",
+            "POST /api/stopTyping",
+            "POST /api/sendText"
+        ]
+    );
+    let chat = json!({"session": SESSION, "chatId": "6281234567890@c.us"});
+    let requests = peer.requests();
+    assert_eq!(requests[0].json(), chat);
+    assert_eq!(requests[1].json(), chat);
+}
+
+#[tokio::test]
+async fn a_text_is_sent_even_when_typing_cannot_be_shown() {
+    let peer = Peer::start(waha(|r| match r.route().as_str() {
+        "POST /api/sendText" => Reply::json(201, wa_message("true_6281234567890@c.us_3EB0AAAA")),
+        _ => Reply::json(500, json!({"message": "typing failed"})),
+    }))
+    .await;
+    let config: WahaConfig = serde_json::from_value(json!({
+        "base_url": peer.base_url, "api_key": API_KEY, "session_name": SESSION,
+    }))
+    .unwrap();
+    let options = WahaOptions {
+        typing: Some(QUICK_TYPING),
+        ..WahaOptions::new(WEBHOOK_URL, HMAC_KEY)
+    };
+    let (connection, _sink) =
+        WahaDriver::connect(SessionId::new(), config, options, reqwest::Client::new());
+
+    let sent = connection
+        .driver
+        .send(&text_message("+6281234567890"))
+        .await;
+
+    assert_eq!(sent.unwrap().provider_message_id, "3EB0AAAA");
+    assert_eq!(
+        peer.routes(),
+        ["POST /api/startTyping", "POST /api/sendText"]
+    );
+}
+
+#[test]
+fn typing_lasts_as_long_as_the_text_takes_within_bounds() {
+    let typing = Typing::default();
+    assert_eq!(
+        typing.pause_for("Halo"),
+        Duration::from_secs(1),
+        "at least a second"
+    );
+    assert_eq!(
+        typing.pause_for(&"a".repeat(50)),
+        Duration::from_secs(2),
+        "40 ms a character"
+    );
+    assert_eq!(
+        typing.pause_for(&"é".repeat(100)),
+        Duration::from_secs(4),
+        "characters, not bytes"
+    );
+    assert_eq!(
+        typing.pause_for(&"a".repeat(10_000)),
+        Duration::from_secs(5),
+        "at most five"
+    );
+}
+
+#[tokio::test]
+async fn media_are_sent_as_waha_s_document_allows() {
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |r| {
+        matches!(
+            r.route().as_str(),
+            "POST /api/sendImage" | "POST /api/sendFile"
+        )
+        .then(|| Reply::json(201, wa_message("true_6281234567890@c.us_3EB0MEDIA")))
+    })
+    .await
+    else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer, Some(QUICK_TYPING));
+    let with = |mime_type: &str, filename: &str, bytes: &'static [u8]| OutgoingMessage {
+        media: Some(OutgoingMedia {
+            mime_type: mime_type.to_owned(),
+            filename: filename.to_owned(),
+            bytes: Bytes::from_static(bytes),
+        }),
+        ..text_message("+6281234567890")
+    };
+
+    connection
+        .driver
+        .send(&with("image/png", "promo.png", b"\x89PNG fake"))
+        .await
+        .unwrap();
+    connection
+        .driver
+        .send(&with("application/pdf", "katalog.pdf", b"%PDF-1.7 fake"))
+        .await
+        .unwrap();
+
+    peer.assert_valid();
+    assert_eq!(peer.routes(), ["POST /api/sendImage", "POST /api/sendFile"]);
+}
+
+#[tokio::test]
+async fn numbers_groups_members_and_hidden_senders_are_asked_as_waha_s_document_allows() {
+    // Arrange: participants the test knows; the rest generated.
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |r| {
+        (r.route() == "GET /api/toko-andi/groups/120363025246125486@g.us/participants/v2").then(|| {
+            Reply::json(
+                200,
+                json!([{"id": "187654321012345@lid", "pn": "6281234567890@c.us", "role": "admin"}]),
+            )
+        })
+    })
+    .await
+    else {
+        return;
+    };
+    let (Connection { driver, mut events }, sink) = validating_connect(&peer, None);
+    let hidden = webhook("message", inbound_payload("111111111111111@lid", json!({})));
+
+    // Act
+    driver.check_number(&phone("+6281234567890")).await.unwrap();
+    driver.groups().await.unwrap();
+    let members = driver
+        .group_members("120363025246125486@g.us")
+        .await
+        .unwrap();
+    sink.deliver(&signed_headers(&hidden), &hidden)
+        .await
+        .unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(
+        peer.routes(),
+        [
+            "GET /api/contacts/check-exists",
+            "GET /api/toko-andi/groups",
+            "GET /api/toko-andi/groups/120363025246125486@g.us/participants/v2",
+            "GET /api/toko-andi/lids/111111111111111@lid",
+        ]
+    );
+    assert_eq!(members[0].phone, Some(phone("+6281234567890")));
+    assert!(matches!(&drain(&mut events)[..], [DriverEvent::Inbound(_)]));
+}
+
+#[tokio::test]
+async fn delete_removes_the_session_from_waha_and_a_missing_one_is_deleted_already() {
+    let peer = Peer::start(waha(|r| match r.route().as_str() {
+        "DELETE /api/sessions/toko-andi" => Reply::empty(404),
+        _ => Reply::empty(500),
+    }))
+    .await;
+    let (Connection { driver, mut events }, sink) = connect(&peer.base_url);
+
+    driver.delete().await.unwrap();
+
+    assert_eq!(peer.routes(), ["DELETE /api/sessions/toko-andi"]);
+    let stopped = status_webhook("STOPPED");
+    assert_eq!(
+        sink.deliver(&signed_headers(&stopped), &stopped).await,
+        Ok(0),
+        "its STOPPED is ours"
+    );
+    assert!(drain(&mut events).is_empty());
 }

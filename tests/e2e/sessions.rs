@@ -475,14 +475,20 @@ async fn driver_configs_are_checked_and_their_secrets_never_answered() {
     assert!(!config.to_string().contains(secret));
     assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
-    // Deleting the session deletes its credentials.
+    // Deleting the session keeps a WAHA session's credentials for the
+    // engine, which removes the session from its WAHA server, then deletes
+    // them (no engine runs here).
     let (status, _) = budi.delete(&path(&id)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let stored: i64 = sqlx::query_scalar("select count(*) from session_credentials")
         .fetch_one(&db)
         .await
         .unwrap();
-    assert_eq!(stored, 0);
+    assert_eq!(stored, 1);
+    sqlx::query("delete from session_credentials")
+        .execute(&db)
+        .await
+        .unwrap();
 
     // Cloud: three secrets, none answered; the default Graph API base.
     let (status, created) = budi
@@ -503,9 +509,19 @@ async fn driver_configs_are_checked_and_their_secrets_never_answered() {
         assert_eq!(answer["driver_config"]["phone_number_id"], "109876543210");
         assert_eq!(
             answer["driver_config"]["api_base"],
-            "https://graph.facebook.com/v21.0"
+            "https://graph.facebook.com/"
         );
     }
+
+    // Deleting a Cloud session deletes its credentials: Meta keeps no
+    // session to remove.
+    let (status, _) = budi.delete(&path(&id)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let stored: i64 = sqlx::query_scalar("select count(*) from session_credentials")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
 }
 
 #[tokio::test]

@@ -28,8 +28,14 @@ use wablast_domain::session::Driver;
 use wablast_domain::types::{SessionId, TenantId};
 
 /// Meta's Graph API, where the Cloud API lives unless `api_base` says
-/// otherwise.
-pub const DEFAULT_CLOUD_API_BASE: &str = "https://graph.facebook.com/v21.0";
+/// otherwise. It names no Graph API version: the engine's applies (an
+/// `api_base` ending in one, `…/v23.0`, keeps that one).
+pub const DEFAULT_CLOUD_API_BASE: &str = "https://graph.facebook.com/";
+
+/// Drivers whose server keeps a session of its own (a WAHA server's
+/// sessions): a deleted session's credentials are kept until an engine has
+/// removed it from that server, which then deletes them ([`delete`]).
+pub const KEPT_FOR_THE_SERVER: [Driver; 1] = [Driver::Waha];
 
 /// The longest text field accepted (tokens, ids, URLs).
 pub const MAX_FIELD_CHARS: usize = 2048;
@@ -549,6 +555,31 @@ pub async fn delete(
             .execute(pool)
             .await?
             .rows_affected();
+    Ok(deleted > 0)
+}
+
+/// Forgets a deleted session's credentials, unless an engine still needs
+/// them to remove the session from its driver's server
+/// ([`KEPT_FOR_THE_SERVER`]).
+///
+/// # Returns
+/// Whether any were forgotten.
+pub async fn forget_deleted(
+    pool: &PgPool,
+    tenant: TenantId,
+    session: SessionId,
+) -> Result<bool, sqlx::Error> {
+    let kept: Vec<&str> = KEPT_FOR_THE_SERVER.iter().map(|d| d.as_str()).collect();
+    let deleted = sqlx::query(
+        "delete from session_credentials \
+         where tenant_id = $1 and session_id = $2 and driver <> all($3)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(session.as_uuid())
+    .bind(&kept)
+    .execute(pool)
+    .await?
+    .rows_affected();
     Ok(deleted > 0)
 }
 

@@ -1061,12 +1061,14 @@ async fn delete_session(
     )
     .await;
     // Also when the session is gone already: credentials left behind by an
-    // interrupted delete (or create) go with the retry.
+    // interrupted delete (or create) go with the retry. A WAHA session's
+    // stay until an engine has removed the session from its WAHA server
+    // with them; the engine deletes them then.
     if result
         .as_ref()
         .map_or_else(|e| e.code() == ErrorCode::NotFound, |_| true)
     {
-        credentials::delete(&state.db, caller.tenant_id, SessionId::from_uuid(id)).await?;
+        credentials::forget_deleted(&state.db, caller.tenant_id, SessionId::from_uuid(id)).await?;
     }
     let committed = result?;
     Ok((
