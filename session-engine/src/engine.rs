@@ -1558,7 +1558,7 @@ fn driver_refusal(err: DriverError) -> ControlError {
     let code = match err {
         DriverError::InvalidState(_) => ControlErrorCode::InvalidState,
         DriverError::Unsupported(_) => ControlErrorCode::Unsupported,
-        DriverError::Failed(_) => ControlErrorCode::DriverFailed,
+        DriverError::Refused(_) | DriverError::Failed(_) => ControlErrorCode::DriverFailed,
     };
     refusal(code, err)
 }
