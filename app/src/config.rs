@@ -124,6 +124,13 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(2..))]
     pub lease_ttl_seconds: u64,
 
+    /// Milliseconds between two checks of whether a number is on WhatsApp
+    /// by one session (plus up to half as long at random), apart from its
+    /// sends: bulk checks get numbers banned.
+    #[arg(long, env = "WABLAST_NUMBER_CHECK_INTERVAL_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub number_check_interval_ms: u64,
+
     /// Simulator: a session waiting for a scan links by itself after this
     /// many seconds (unset: only the simulator scan endpoint links it).
     #[arg(long, env = "WABLAST_SIMULATOR_AUTO_SCAN_SECONDS")]
@@ -212,6 +219,7 @@ impl Settings {
         ));
         config.public_url = self.public_url()?;
         config.cloud_api_version = self.cloud_api_version.clone();
+        config.number_check_every = Duration::from_millis(self.number_check_interval_ms);
         Ok(config)
     }
 

@@ -79,6 +79,7 @@ use wablast_projections::queries::sessions;
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::driver::{Connection, Driver, DriverError, DriverEvent};
 use crate::lease::{EngineInfo, EngineRegistry, Lease, Renewal, SessionLeases};
+use crate::number_checks;
 use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
 use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
@@ -90,10 +91,10 @@ use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
 use wablast_workflows::commands::{Commands, key};
 use wablast_workflows::control::{
-    self, ControlError, ControlErrorCode, GroupInfo, GroupMemberInfo, GroupMembersRequest,
-    GroupMembersResponse, GroupsRequest, GroupsResponse, PairingCodeRequest, PairingCodeResponse,
-    QrEntry, Reply, SimulatorInboundRequest, SimulatorInboundResponse, SimulatorScanRequest,
-    SimulatorScanResponse, Verb, WebhookResponse,
+    self, CheckNumbersRequest, ControlError, ControlErrorCode, GroupInfo, GroupMemberInfo,
+    GroupMembersRequest, GroupMembersResponse, GroupsRequest, GroupsResponse, PairingCodeRequest,
+    PairingCodeResponse, QrEntry, Reply, SimulatorInboundRequest, SimulatorInboundResponse,
+    SimulatorScanRequest, SimulatorScanResponse, Verb, WebhookResponse,
 };
 use wablast_workflows::credentials::{
     self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey,
@@ -140,6 +141,10 @@ pub struct EngineConfig {
     /// The Graph API version of Cloud API numbers whose credentials name
     /// none (`WABLAST_CLOUD_API_VERSION`).
     pub cloud_api_version: String,
+    /// A session asks WhatsApp whether a number is on it at most once per
+    /// this long (plus up to half of it at random), apart from its sends
+    /// (`WABLAST_NUMBER_CHECK_INTERVAL_MS`).
+    pub number_check_every: Duration,
 }
 
 impl EngineConfig {
@@ -158,6 +163,7 @@ impl EngineConfig {
             secret_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
             cloud_api_version: crate::cloud::DEFAULT_VERSION.to_owned(),
+            number_check_every: Duration::from_secs(2),
         }
     }
 }
@@ -1079,6 +1085,7 @@ impl Engine {
         stop: CancellationToken,
     ) -> Result<JoinHandle<()>, EngineError> {
         let subject = control::session_subjects(self.log.prefix(), tenant, session);
+        let pace = Arc::new(number_checks::Pace::new(self.config.number_check_every));
         let mut requests = self
             .client
             .subscribe(subject)
@@ -1139,6 +1146,24 @@ impl Engine {
                             },
                         )
                         .await
+                    }
+                    v if v == Verb::CheckNumbers.as_str() => {
+                        // Paced checks take seconds: answered on their own
+                        // task, so that webhooks and other requests of the
+                        // session are not held up behind them.
+                        let (driver, pace, client) =
+                            (driver.clone(), pace.clone(), self.client.clone());
+                        let payload = request.payload.clone();
+                        tokio::spawn(async move {
+                            let reply = answer(&payload, |req: CheckNumbersRequest| async move {
+                                pace.check(&*driver, req).await.map_err(driver_refusal)
+                            })
+                            .await;
+                            if let Err(err) = client.publish(reply_to, reply.into()).await {
+                                debug!(error = %wablast_eventstore::report::Chain(&err), %session, "check reply not sent");
+                            }
+                        });
+                        continue;
                     }
                     v if v == Verb::Groups.as_str() => {
                         let driver = driver.clone();

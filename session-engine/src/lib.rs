@@ -25,6 +25,7 @@ pub mod driver;
 pub mod engine;
 mod http;
 pub mod lease;
+pub mod number_checks;
 pub(crate) mod receipts;
 pub mod sender;
 pub mod simulator;

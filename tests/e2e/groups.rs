@@ -117,3 +117,65 @@ async fn a_groups_participants_become_a_contact_list_and_hidden_numbers_are_repo
     stop.cancel();
     engine.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_are_checked_through_a_session_once_and_then_answered_from_the_cache() {
+    let app = TestApp::spawn().await;
+    let (stop, engine) = engine(&app, "engine-a", |c| {
+        c.simulator.unregistered_rate = 0.5;
+        c.number_check_every = std::time::Duration::from_millis(50);
+    });
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299992002", 100).await;
+    let path = format!("/api/v1/sessions/{session}/check-numbers");
+    let numbers: Vec<String> = (0..8).map(|i| format!("0812-7777-{i:04}")).collect();
+    let mut asked = numbers.clone();
+    asked.push("bukan nomor".to_owned());
+    asked.push(numbers[0].replace('-', " "));
+
+    let (status, first) = budi.post(&path, json!({"numbers": asked})).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let results = first["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    for (i, r) in results[..8].iter().enumerate() {
+        assert_eq!(r["status"], "checked", "{r}");
+        assert_eq!(r["phone"], format!("+628127777{i:04}"), "{r}");
+        assert_eq!(r["cached"], false);
+        let on = r["on_whatsapp"].as_bool().unwrap();
+        assert_eq!(r["chat_id"].is_string(), on, "{r}");
+    }
+    let on: Vec<bool> = results[..8]
+        .iter()
+        .map(|r| r["on_whatsapp"].as_bool().unwrap())
+        .collect();
+    assert!(on.contains(&true) && on.contains(&false), "a mix: {on:?}");
+    assert_eq!(results[8]["status"], "invalid");
+    assert!(results[8]["error"].is_string());
+    assert_eq!(
+        results[9]["phone"], results[0]["phone"],
+        "the same number once"
+    );
+
+    // Asked again: the cache answers, the same.
+    let (status, again) = budi.post(&path, json!({"numbers": numbers})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    for (i, r) in again["results"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r["status"], "cached", "{r}");
+        assert_eq!(r["cached"], true);
+        assert_eq!(r["on_whatsapp"], results[i]["on_whatsapp"]);
+    }
+
+    // Refusals.
+    let (status, _) = budi.post(&path, json!({"numbers": []})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let many: Vec<String> = (0..101).map(|i| format!("0812-8888-{i:04}")).collect();
+    let (status, _) = budi.post(&path, json!({"numbers": many})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let siti = funded(&app, 100).await;
+    let (status, _) = siti
+        .post(&path, json!({"numbers": ["0812-7777-0000"]}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

@@ -112,11 +112,14 @@ pub enum Verb {
     Groups,
     /// [`GroupMembersRequest`] → [`GroupMembersResponse`].
     GroupMembers,
+    /// [`CheckNumbersRequest`] → [`CheckNumbersResponse`].
+    CheckNumbers,
 }
 
 impl Verb {
     /// The subject token: `pairing_code`, `simulator_scan`,
-    /// `simulator_inbound`, `webhook`, `groups`, `group_members`.
+    /// `simulator_inbound`, `webhook`, `groups`, `group_members`,
+    /// `check_numbers`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::PairingCode => "pairing_code",
@@ -125,6 +128,7 @@ impl Verb {
             Self::Webhook => "webhook",
             Self::Groups => "groups",
             Self::GroupMembers => "group_members",
+            Self::CheckNumbers => "check_numbers",
         }
     }
 }
@@ -235,6 +239,38 @@ pub struct GroupMemberInfo {
 pub struct GroupMembersResponse {
     /// Each participant.
     pub members: Vec<GroupMemberInfo>,
+}
+
+/// Asks WhatsApp whether numbers are on it, at the session's own pace for
+/// checks (apart from its sends): as many as fit in `within_ms`, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckNumbersRequest {
+    /// The numbers, E.164.
+    pub phones: Vec<Phone>,
+    /// How long the engine may take, in milliseconds: numbers it does not
+    /// reach by then are left unchecked.
+    pub within_ms: u64,
+}
+
+/// One number as WhatsApp answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberChecked {
+    /// The number.
+    pub phone: Phone,
+    /// Whether it is on WhatsApp.
+    pub on_whatsapp: bool,
+    /// The chat id WhatsApp knows it by, when it is.
+    pub chat_id: Option<String>,
+    /// When it was asked.
+    pub checked_at: DateTime<Utc>,
+}
+
+/// The numbers checked, in the order asked; those not reached in time are
+/// not among them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckNumbersResponse {
+    /// Each number checked.
+    pub checked: Vec<NumberChecked>,
 }
 
 /// A webhook the session's driver verified and read.

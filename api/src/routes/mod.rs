@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod media;
 pub mod messages;
 pub mod metrics;
+pub mod numbers;
 pub mod schedule;
 pub mod sessions;
 pub mod wallet;

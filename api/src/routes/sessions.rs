@@ -678,6 +678,27 @@ pub(crate) async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     verb: Verb,
     request: &Req,
 ) -> Result<Resp, ApiError> {
+    ask_engine_within(
+        state,
+        caller,
+        session,
+        verb,
+        request,
+        control::REQUEST_TIMEOUT,
+    )
+    .await
+}
+
+/// [`ask_engine`], waiting up to `timeout` for the answer (a request the
+/// engine takes its time over).
+pub(crate) async fn ask_engine_within<Req: Serialize, Resp: DeserializeOwned>(
+    state: &AppState,
+    caller: &Caller,
+    session: Uuid,
+    verb: Verb,
+    request: &Req,
+    timeout: std::time::Duration,
+) -> Result<Resp, ApiError> {
     let subject = control::subject(
         state.log.prefix(),
         caller.tenant_id,
@@ -688,7 +709,7 @@ pub(crate) async fn ask_engine<Req: Serialize, Resp: DeserializeOwned>(
     headers.insert(control::ACTOR_HEADER, caller.actor().to_string().as_str());
     let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(ApiError::internal)?);
     let client = state.log.jetstream().client();
-    let deadline = tokio::time::Instant::now() + control::REQUEST_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     let reply = loop {
         let request = async_nats::Request::new()
             .payload(payload.clone())

@@ -19,6 +19,7 @@
 //! - [`messages`]: a campaign's messages, and their CSV export.
 //! - [`history`]: every message sent or received, newest first.
 //! - [`chats`]: conversations per session and peer, and their read marks.
+//! - [`number_checks`]: whether numbers are on WhatsApp, as checked.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
@@ -35,6 +36,7 @@ pub mod contact_lists;
 pub mod events;
 pub mod history;
 pub mod messages;
+pub mod number_checks;
 pub mod plans;
 pub mod schedule;
 pub mod sessions;
