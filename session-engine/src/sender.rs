@@ -17,7 +17,8 @@
 //!    auto-pause or a closed window is resumed by the loop when its time
 //!    comes; finished: the message is cancelled);
 //! 2. the throttle: a random pause between the campaign's `min_delay_ms`
-//!    and `max_delay_ms` after the session's previous send;
+//!    and `max_delay_ms` (a single send: the session's) after the
+//!    session's previous send;
 //! 3. a slot from the day counter, with the facts it needs (session ready,
 //!    daily limit, active hours, plan expiry, campaign running);
 //! 4. `StartSending`, the template rendered (spintax seeded by the message
@@ -69,7 +70,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wablast_domain::campaign::{
-    Campaign, CampaignCommand, CampaignEvent, CampaignStatus, PauseReason,
+    Campaign, CampaignCommand, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
 };
 use wablast_domain::message::{Message, MessageCommand, MessageStatus};
 use wablast_domain::schedule::Schedule;
@@ -78,7 +79,9 @@ use wablast_domain::session::{SessionCommand, SessionStatus, WaitReason};
 use wablast_domain::session_day::{
     self, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
 };
-use wablast_domain::types::{CampaignId, MediaId, MessageId, Points, SessionId, TenantId};
+use wablast_domain::types::{
+    CampaignId, MediaId, MessageId, Points, SessionId, TenantId, Throttle,
+};
 use wablast_domain::wallet::Wallet;
 use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
 
@@ -455,8 +458,11 @@ impl SendLoop {
             let Ok(campaign) = self.campaign(command.campaign_id).await else {
                 break;
             };
+            let Ok(throttle) = self.throttle_of(&campaign).await else {
+                break;
+            };
             if !campaign.is_running()
-                || campaign.throttle().max_delay_ms() > 0
+                || throttle.max_delay_ms() > 0
                 || !campaign.senders().contains(&sender.session)
             {
                 break;
@@ -655,7 +661,7 @@ impl SendLoop {
                     None => continue,
                 },
             }
-            let throttle = campaign.throttle();
+            let throttle = self.throttle_of(&campaign).await?;
             self.next_send_at =
                 Some(now + TimeDelta::from_std(throttle.delay(&mut self.rng)).unwrap_or_default());
             return Ok(Admission::Send(Box::new(Admitted {
@@ -668,6 +674,26 @@ impl SendLoop {
                 now,
             })));
         }
+    }
+
+    /// The pause after a send of `campaign`'s: a broadcast's own, or, for
+    /// single sends (a direct campaign), the session's as it is now.
+    async fn throttle_of(&mut self, campaign: &Campaign) -> Result<Throttle, LoopError> {
+        if campaign.kind() == CampaignKind::Broadcast {
+            return Ok(campaign.throttle());
+        }
+        let sender = self.sender.clone();
+        let session = sender
+            .context
+            .changes
+            .current(
+                &sender.context.aggregates.sessions,
+                sender.tenant,
+                &key(sender.tenant, sender.session),
+                &mut self.known.session,
+            )
+            .await?;
+        Ok(session.throttle())
     }
 
     /// The campaign as it is now.

@@ -54,6 +54,28 @@ async fn a_single_send_goes_out_once_and_is_settled_when_its_day_is_over() {
     let (stop, engine) = engine(&app, "engine-a", |c| c.clock = Arc::new(clock.clone()));
     let budi = funded(&app, 1000).await;
     let session = linked(&budi, "+6281299991001", 100).await;
+    // Its single sends go out without a pause (a campaign keeps its own).
+    let (status, patched) = budi
+        .patch(
+            &format!("/api/v1/sessions/{session}"),
+            json!({"throttle": {"min_delay_ms": 0, "max_delay_ms": 0}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["throttle"],
+        json!({"min_delay_ms": 0, "max_delay_ms": 0})
+    );
+    let (status, error) = budi
+        .patch(
+            &format!("/api/v1/sessions/{session}"),
+            json!({"throttle": {"min_delay_ms": 5000, "max_delay_ms": 1000}}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::BAD_REQUEST, "validation_failed")
+    );
 
     let send = || {
         budi.request(reqwest::Method::POST, "/api/v1/messages")

@@ -255,8 +255,15 @@ impl DirectSends {
         let blocks = self.blocks_of(campaign_id);
         let mut block = blocks.lock().await;
         if block.is_none() {
-            self.open(tenant, send.session_id, day, campaign_id, metadata, now)
-                .await?;
+            self.open(
+                tenant,
+                (send.session_id, session.throttle()),
+                day,
+                campaign_id,
+                metadata,
+                now,
+            )
+            .await?;
         }
 
         // 3. Admitted to a batch its points were reserved for.
@@ -358,10 +365,12 @@ impl DirectSends {
         blocks.entry(campaign_id).or_default().clone()
     }
 
+    /// Opens the session's direct campaign of `day` (its throttle is the
+    /// session's then; the send loop follows the session's as it changes).
     async fn open(
         &self,
         tenant: TenantId,
-        session_id: SessionId,
+        (session_id, throttle): (SessionId, Throttle),
         day: NaiveDate,
         campaign_id: CampaignId,
         metadata: &CommandMetadata,
@@ -376,7 +385,7 @@ impl DirectSends {
                     campaign_id,
                     session_id,
                     day,
-                    throttle: Throttle::DEFAULT,
+                    throttle,
                     at: now,
                 },
                 &follow_up(metadata),

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use super::campaigns::ThrottleBody;
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -32,7 +33,7 @@ use wablast_domain::session::{
     Driver, LoginMethod, Session, SessionCommand, SessionEvent, SessionName, SessionStatus,
 };
 use wablast_domain::types::phone::Phone;
-use wablast_domain::types::{DailyLimit, SessionId, TenantId, TrustLevel};
+use wablast_domain::types::{DailyLimit, SessionId, TenantId, Throttle, TrustLevel};
 use wablast_eventstore::Committed;
 use wablast_projections::queries::sessions::{self, SessionView};
 use wablast_projections::wait::{self, Position};
@@ -162,6 +163,10 @@ pub struct SessionBody {
     /// takes it over within the lease's time to live; until then its
     /// status is the last one its engine reported.
     pub engine_lost: bool,
+    /// The random pause between two of its single sends
+    /// (`POST /api/v1/messages`); a campaign's messages keep their
+    /// campaign's throttle.
+    pub throttle: ThrottleBody,
 }
 
 /// Why a session sends nothing for now, and until when.
@@ -213,6 +218,10 @@ impl SessionBody {
             }),
             engine_id: view.engine_id,
             engine_lost: false,
+            throttle: ThrottleBody {
+                min_delay_ms: u64::try_from(view.throttle_min_ms).unwrap_or(0),
+                max_delay_ms: u64::try_from(view.throttle_max_ms).unwrap_or(0),
+            },
         }
     }
 }
@@ -272,6 +281,8 @@ pub struct SessionPatch {
     /// any tenant's session.
     #[schema(minimum = 1, maximum = 5)]
     pub trust_level: Option<i64>,
+    /// The random pause between two of its single sends.
+    pub throttle: Option<ThrottleBody>,
 }
 
 /// Sessions to act on.
@@ -882,6 +893,10 @@ async fn create_session(
                 waiting: None,
                 engine_id: None,
                 engine_lost: false,
+                throttle: ThrottleBody {
+                    min_delay_ms: Throttle::DEFAULT.min_delay_ms(),
+                    max_delay_ms: Throttle::DEFAULT.max_delay_ms(),
+                },
             }),
             _ => None,
         })
@@ -986,7 +1001,15 @@ async fn update_session(
                 })
         })
         .transpose()?;
-    let settings = name.is_some() || daily_limit.is_some() || body.auto_start.is_some();
+    let throttle = body
+        .throttle
+        .map(|t| {
+            Throttle::new(t.min_delay_ms, t.max_delay_ms)
+                .map_err(|err| ApiError::invalid_field("throttle", err.to_string()))
+        })
+        .transpose()?;
+    let settings =
+        name.is_some() || daily_limit.is_some() || body.auto_start.is_some() || throttle.is_some();
 
     // The platform admin sets the trust level of any tenant's session: the
     // session's tenant is looked up. Everyone else acts in their tenant.
@@ -1041,6 +1064,7 @@ async fn update_session(
                 name,
                 daily_limit,
                 auto_start: body.auto_start,
+                throttle,
                 plan_max_daily_limit: limits.max_daily_limit,
                 at: Utc::now(),
             },

@@ -41,7 +41,7 @@ use super::{
     SessionStatus, WaitReason,
 };
 use crate::types::phone::Phone;
-use crate::types::{DailyLimit, SessionId, TrustLevel};
+use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
 /// The reason recorded when the engine reports `failed` without one.
 pub const DEFAULT_FAILURE_REASON: &str = "the driver failed without giving a reason";
@@ -82,6 +82,9 @@ pub struct Session {
     /// The engine that took its lease last, and the lease's fence.
     #[serde(default)]
     holder: Option<Holder>,
+    /// The pause between two of its single sends.
+    #[serde(default)]
+    throttle: Throttle,
 }
 
 /// The engine holding a session's lease, as it recorded when it took it.
@@ -152,6 +155,12 @@ impl Session {
     /// Whether it can send now: ready and not deleted.
     pub fn is_ready(&self) -> bool {
         self.status == SessionStatus::Ready && !self.deleted
+    }
+
+    /// The pause between two of its single sends (a campaign's messages
+    /// keep their campaign's).
+    pub fn throttle(&self) -> Throttle {
+        self.throttle
     }
 
     /// The most messages it may send in one local day.
@@ -413,6 +422,7 @@ impl Session {
                 name,
                 daily_limit,
                 auto_start,
+                throttle,
                 plan_max_daily_limit,
                 at,
             } => {
@@ -426,10 +436,12 @@ impl Session {
                     None => (self.daily_limit, self.daily_limit_follows_trust_level),
                 };
                 let auto_start = auto_start.unwrap_or(self.auto_start);
+                let throttle = throttle.unwrap_or(self.throttle);
                 if Some(&name) == self.name.as_ref()
                     && daily_limit == self.daily_limit
                     && daily_limit_follows_trust_level == self.daily_limit_follows_trust_level
                     && auto_start == self.auto_start
+                    && throttle == self.throttle
                 {
                     return Ok(None);
                 }
@@ -438,6 +450,7 @@ impl Session {
                     daily_limit,
                     daily_limit_follows_trust_level,
                     auto_start,
+                    throttle,
                     at,
                 }
             }
@@ -609,8 +622,10 @@ impl Aggregate for Session {
                 daily_limit,
                 daily_limit_follows_trust_level,
                 auto_start,
+                throttle,
                 at,
             } => {
+                self.throttle = throttle;
                 self.name = Some(name);
                 self.daily_limit = daily_limit;
                 self.daily_limit_follows_trust_level = daily_limit_follows_trust_level;
@@ -815,9 +830,38 @@ mod tests {
             name: name.map(self::name),
             daily_limit: daily_limit.map(limit),
             auto_start,
+            throttle: None,
             plan_max_daily_limit: limit(500),
             at: at(3),
         }
+    }
+
+    #[test]
+    fn a_throttle_for_single_sends_is_a_setting_kept_until_changed() {
+        let quick = Throttle::new(0, 500).unwrap();
+        let mut session = folded(in_status(Ready));
+        assert_eq!(session.throttle(), Throttle::DEFAULT);
+        let change = |throttle| SessionCommand::UpdateSettings {
+            name: None,
+            daily_limit: None,
+            auto_start: None,
+            throttle,
+            plan_max_daily_limit: limit(500),
+            at: at(3),
+        };
+        let event = session.decide(change(Some(quick))).unwrap();
+        assert!(
+            matches!(&event, Some(SessionEvent::SessionSettingsUpdated { throttle, .. }) if *throttle == quick),
+            "{event:?}"
+        );
+        session.apply(event.unwrap());
+        assert_eq!(session.throttle(), quick);
+        assert_eq!(
+            session.decide(change(Some(quick))).unwrap(),
+            None,
+            "the same: nothing"
+        );
+        assert_eq!(session.decide(change(None)).unwrap(), None, "kept");
     }
 
     fn trust(to: u64, by_admin: bool, plan_max: u64) -> SessionCommand {
@@ -1604,6 +1648,7 @@ mod tests {
                 daily_limit: limit(120),
                 daily_limit_follows_trust_level: false,
                 auto_start: true,
+                throttle: Throttle::DEFAULT,
                 at: at(3),
             }]);
     }
@@ -1618,6 +1663,7 @@ mod tests {
                 daily_limit: limit(50),
                 daily_limit_follows_trust_level: true,
                 auto_start: true,
+                throttle: Throttle::DEFAULT,
                 at: at(3),
             }]);
     }
@@ -1651,6 +1697,7 @@ mod tests {
                 daily_limit: limit(50),
                 daily_limit_follows_trust_level: false,
                 auto_start: false,
+                throttle: Throttle::DEFAULT,
                 at: at(3),
             }]);
     }
@@ -1702,6 +1749,7 @@ mod tests {
             daily_limit: limit(75),
             daily_limit_follows_trust_level: false,
             auto_start: false,
+            throttle: Throttle::DEFAULT,
             at: at(3),
         });
         SessionTest::with(())
@@ -1930,6 +1978,7 @@ mod tests {
                             name: None,
                             daily_limit: daily_limit.map(limit),
                             auto_start,
+                            throttle: None,
                             plan_max_daily_limit: limit(max),
                             at: at(1),
                         }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
 use crate::types::phone::Phone;
-use crate::types::{DailyLimit, SessionId, TrustLevel};
+use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
 /// A request to a session. Facts from elsewhere (the tenant's plan, how many
 /// sessions it has, whether the caller is an admin) travel in the command:
@@ -128,6 +128,8 @@ pub enum SessionCommand {
         daily_limit: Option<DailyLimit>,
         /// Start on engine boot or not.
         auto_start: Option<bool>,
+        /// A new pause between two of its single sends.
+        throttle: Option<Throttle>,
         /// The highest daily limit the tenant's plan allows per session.
         plan_max_daily_limit: DailyLimit,
         /// When it was asked.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
 use crate::types::phone::Phone;
-use crate::types::{DailyLimit, SessionId, TrustLevel};
+use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
 /// One change to a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +129,10 @@ pub enum SessionEvent {
         daily_limit_follows_trust_level: bool,
         /// Start on engine boot.
         auto_start: bool,
+        /// The pause between two of its single sends (the default for
+        /// events recorded before it was a setting).
+        #[serde(default)]
+        throttle: Throttle,
         /// When.
         at: DateTime<Utc>,
     },

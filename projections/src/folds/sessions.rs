@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 use wablast_domain::session::{Session, SessionEvent, SessionStatus};
 use wablast_domain::session_day::{SessionDay, SessionDayEvent};
+use wablast_domain::types::Throttle;
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, id_of, missing_row, tenant_of};
@@ -50,6 +51,8 @@ pub(crate) struct SessionRow {
     engine_id: Option<String>,
     #[serde(default)]
     engine_since: Option<DateTime<Utc>>,
+    throttle_min_ms: i32,
+    throttle_max_ms: i32,
 }
 
 impl Row for SessionRow {
@@ -76,6 +79,8 @@ impl Row for SessionRow {
         "waiting_until",
         "engine_id",
         "engine_since",
+        "throttle_min_ms",
+        "throttle_max_ms",
     ];
 
     fn key(&self) -> Uuid {
@@ -181,6 +186,8 @@ impl Projection for Sessions {
                     waiting_until: None,
                     engine_id: None,
                     engine_since: None,
+                    throttle_min_ms: Throttle::DEFAULT.min_delay_ms() as i32,
+                    throttle_max_ms: Throttle::DEFAULT.max_delay_ms() as i32,
                 });
                 continue;
             }
@@ -269,8 +276,11 @@ impl Projection for Sessions {
                     daily_limit,
                     daily_limit_follows_trust_level,
                     auto_start,
+                    throttle,
                     at,
                 } => {
+                    row.throttle_min_ms = throttle.min_delay_ms() as i32;
+                    row.throttle_max_ms = throttle.max_delay_ms() as i32;
                     row.name = name.as_str().to_owned();
                     row.daily_limit = daily_limit.value() as i32;
                     row.daily_limit_follows_trust_level = daily_limit_follows_trust_level;

@@ -55,6 +55,10 @@ pub struct SessionView {
     pub engine_id: Option<String>,
     /// ... since when.
     pub engine_since: Option<DateTime<Utc>>,
+    /// The shortest pause between two of its single sends.
+    pub throttle_min_ms: i32,
+    /// The longest.
+    pub throttle_max_ms: i32,
 }
 
 /// The tenant's local date at `now`, in its time zone (`schedules.timezone`,
@@ -94,7 +98,7 @@ fn select(today: NaiveDate) -> QueryBuilder<Postgres> {
                 s.daily_limit_follows_trust_level, coalesce(d.sent, 0) as sent_today, \
                 s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login, \
                 s.reconnect_attempt, s.reconnect_at, s.waiting_reason, s.waiting_until, \
-                s.engine_id, s.engine_since \
+                s.engine_id, s.engine_since, s.throttle_min_ms, s.throttle_max_ms \
          from sessions s \
          left join session_days d on d.session_id = s.id and d.tenant_id = s.tenant_id \
               and d.local_date = ",
