@@ -1,0 +1,462 @@
+//! The gateway's single sends against the campaign path, on one run.
+//!
+//! `cargo bench -p wablast --bench gateway` prints, on the local PostgreSQL
+//! and NATS, with `wablast all` in this process (API, projector, one
+//! engine; simulator driver, no delays), one tenant and 10 linked sessions
+//! at zero throttle:
+//!
+//! 1. **Campaign path**: a campaign of 10 × 1,000 recipients; messages/s
+//!    from its start to every message sent (as projected).
+//! 2. **Single sends, paced**: 50 concurrent clients posting
+//!    `POST /api/v1/messages` at 500 requests/s in all, round-robin over the
+//!    sessions; the POST's latency (p50, p99, max), the requests accepted
+//!    per second, and the messages sent per second end to end (first POST
+//!    to every message sent, as projected). Target: p99 < 25 ms at 500
+//!    requests/s; sent/s at least 80% of the campaign path's.
+//! 3. **Single sends, flat out**: the same 50 clients posting as fast as
+//!    they are answered: the most requests/s accepted.
+//!
+//! Knobs: `BENCH_SESSIONS` (10), `BENCH_MESSAGES` (per session, 1,000),
+//! `BENCH_RATE` (500 requests/s), `BENCH_CLIENTS` (50). Under
+//! `cargo test --all-targets` (no `--bench` argument) it runs a quick smoke
+//! pass (2 sessions × 20) unless `BENCH_QUICK=0`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::Parser;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wablast::Application;
+use wablast::config::Settings;
+use wablast_domain::plan::{PlanPeriod, PlanTerms};
+use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
+use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId, Throttle};
+use wablast_domain::wallet::{Wallet, WalletCommand};
+use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
+use wablast_tests::{TestDatabase, delete_streams, nats_url, poll_until, unique_prefix};
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Sizes {
+    sessions: u64,
+    messages: u64,
+    rate: u64,
+    clients: u64,
+}
+
+impl Sizes {
+    fn from_env() -> Self {
+        let quick = match std::env::var("BENCH_QUICK") {
+            Ok(v) => v != "0",
+            Err(_) => !std::env::args().any(|arg| arg == "--bench"),
+        };
+        let (sessions, messages) = if quick { (2, 20) } else { (10, 1_000) };
+        Self {
+            sessions: env_number("BENCH_SESSIONS", sessions),
+            messages: env_number("BENCH_MESSAGES", messages),
+            rate: env_number("BENCH_RATE", 500).max(1),
+            clients: env_number("BENCH_CLIENTS", 50).max(1),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.sessions * self.messages
+    }
+}
+
+fn settings(db: &TestDatabase, prefix: &str, data_dir: &std::path::Path) -> Settings {
+    Args::parse_from([
+        "wablast",
+        "--database-url",
+        &db.url,
+        "--nats-url",
+        &nats_url(),
+        "--nats-prefix",
+        prefix,
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        "bench secret",
+        "--data-dir",
+        data_dir.to_str().expect("UTF-8 temp dir"),
+        "--secret-key",
+        "0707070707070707070707070707070707070707070707070707070707070707",
+        // The clients are 50 connections of one caller.
+        "--rate-limit-per-key",
+        "1000000",
+        "--rate-limit-per-ip",
+        "1000000",
+    ])
+    .settings
+}
+
+/// A tenant on a plan large enough for the run, and an API key of its.
+async fn tenant(base: &str, log: &EventLog, messages: u64) -> (TenantId, String) {
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "gateway@example.test", "password": "bench-password", "organization": "Bench"}))
+        .send()
+        .await
+        .expect("register sent")
+        .json()
+        .await
+        .expect("register answer");
+    let tenant: TenantId = registered["tenant"]["id"]
+        .as_str()
+        .expect("tenant")
+        .parse()
+        .expect("tenant id");
+    let token = registered["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    CommandHandler::<Wallet>::new(log.clone(), ())
+        .execute(
+            &AggregateKey::new(tenant, tenant).unwrap(),
+            WalletCommand::Subscribe {
+                terms: PlanTerms {
+                    plan_id: PlanId::new(),
+                    name: "Bench".to_owned(),
+                    period_days: PlanPeriod::Days30,
+                    points: Points::for_messages(messages * 4).unwrap(),
+                    max_sessions: 2_000,
+                    max_recipients_per_campaign: u32::try_from(messages).unwrap_or(u32::MAX),
+                    max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),
+                },
+                reference: "bench".to_owned(),
+                at: Utc::now(),
+            },
+            &CommandMetadata::new(Actor::System),
+        )
+        .await
+        .expect("subscribed");
+    (tenant, token)
+}
+
+/// `n` simulator sessions, started, sending without a pause.
+async fn sessions(log: &EventLog, tenant: TenantId, n: u64) -> Vec<SessionId> {
+    let handler = CommandHandler::<Session>::new(log.clone(), ());
+    let ids: Vec<SessionId> = (0..n).map(|_| SessionId::new()).collect();
+    let limit = || DailyLimit::parse(DailyLimit::MAX.into()).unwrap();
+    for (i, &id) in ids.iter().enumerate() {
+        let key = AggregateKey::new(tenant, id).unwrap();
+        for command in [
+            SessionCommand::CreateSession {
+                session_id: id,
+                name: SessionName::parse(&format!("Gateway {i}")).unwrap(),
+                driver: Driver::Simulator,
+                login: LoginMethod::Qr,
+                phone_number: None,
+                daily_limit: Some(limit()),
+                auto_start: false,
+                sessions_in_use: 0,
+                plan_max_sessions: 2_000,
+                plan_max_daily_limit: limit(),
+                at: Utc::now(),
+            },
+            SessionCommand::UpdateSettings {
+                name: None,
+                daily_limit: None,
+                auto_start: None,
+                throttle: Some(Throttle::new(0, 0).unwrap()),
+                plan_max_daily_limit: limit(),
+                at: Utc::now(),
+            },
+            SessionCommand::StartSession { at: Utc::now() },
+        ] {
+            // The engine may write to it meanwhile: a lost race is tried again.
+            let mut tries = 0;
+            // Each command its own id: a repeated id is a retry, deduplicated.
+            let meta = CommandMetadata::new(Actor::System);
+            while let Err(err) = handler.execute(&key, command.clone(), &meta).await {
+                tries += 1;
+                assert!(tries < 10, "session not set up: {err} ({command:?})");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    ids
+}
+
+async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> T {
+    poll_until(what, timeout, Duration::from_millis(20), check).await
+}
+
+/// Messages of the tenant sent (or beyond), as projected: of one campaign,
+/// or (`None`) single sends.
+async fn sent(db: &PgPool, tenant: TenantId, campaign: Option<Uuid>) -> u64 {
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from messages m join campaigns c on c.id = m.campaign_id \
+         where m.tenant_id = $1 and m.status in ('sent', 'delivered', 'read') \
+           and (($2::uuid is null and c.kind = 'direct') or c.id = $2)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(campaign)
+    .fetch_one(db)
+    .await
+    .expect("count");
+    n as u64
+}
+
+fn rate(n: u64, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// The campaign path: messages/s from the start to every message sent.
+async fn campaign_path(
+    base: &str,
+    token: &str,
+    db: &PgPool,
+    tenant: TenantId,
+    senders: &[SessionId],
+    total: u64,
+) -> f64 {
+    let list = Uuid::now_v7();
+    sqlx::query(
+        "insert into contact_lists
+             (id, tenant_id, name, columns, total_rows, accepted, rejected, source_format, created_at)
+         values ($1, $2, 'Bench', '{}', $3, $3, 0, 'csv', now())",
+    )
+    .bind(list)
+    .bind(tenant.as_uuid())
+    .bind(total as i32)
+    .execute(db)
+    .await
+    .expect("list");
+    sqlx::query(
+        "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
+         select $1, r, $2, '+62813' || lpad(r::text, 8, '0'), 'Pelanggan ' || r, '{}'::jsonb
+         from generate_series(1, $3) r",
+    )
+    .bind(list)
+    .bind(tenant.as_uuid())
+    .bind(total as i32)
+    .execute(db)
+    .await
+    .expect("contacts");
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(token)
+        .json(&json!({
+            "name": "Bench", "contact_list_id": list, "template": "Halo {{name}}, pesanan siap",
+            "sender_session_ids": senders,
+            "throttle": {"min_delay_ms": 0, "max_delay_ms": 0},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let campaign: Uuid = created["id"].as_str().expect("campaign").parse().unwrap();
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/api/v1/campaigns/{campaign}/start"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let done = until("the campaign sent", Duration::from_secs(600), async || {
+        (sent(db, tenant, Some(campaign)).await >= total).then(|| started.elapsed())
+    })
+    .await;
+    rate(total, done)
+}
+
+/// Latencies, sorted: the `q`-th quantile.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// `total` single sends by `clients` clients, at `rate` requests/s in all
+/// (`None`: as fast as answered). The latencies, sorted, and the time from
+/// the first request to the last answer.
+async fn post_singles(
+    base: &str,
+    token: &str,
+    senders: &[SessionId],
+    total: u64,
+    clients: u64,
+    rate: Option<u64>,
+    offset: u64,
+) -> (Vec<Duration>, Duration) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients as usize)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks = (0..clients).map(|_| {
+        let (http, next, base, token) = (
+            http.clone(),
+            next.clone(),
+            base.to_owned(),
+            token.to_owned(),
+        );
+        let senders = senders.to_vec();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= total {
+                    return latencies;
+                }
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(k as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let session = senders[(k % senders.len() as u64) as usize];
+                let n = offset + k;
+                let sent = Instant::now();
+                let response = http
+                    .post(format!("{base}/api/v1/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({
+                        "session_id": session,
+                        "to": format!("+62814{:08}", n),
+                        "text": format!("Pesanan {n} sudah dikirim"),
+                    }))
+                    .send()
+                    .await
+                    .expect("posted");
+                let status = response.status();
+                let _ = response.bytes().await;
+                latencies.push(sent.elapsed());
+                assert_eq!(status, 202, "single send {n} refused");
+            }
+        })
+    });
+    let mut latencies: Vec<Duration> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|r| r.expect("client"))
+        .collect();
+    let elapsed = started.elapsed();
+    latencies.sort();
+    (latencies, elapsed)
+}
+
+// The binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        wablast::telemetry::init(wablast::config::LogFormat::Pretty);
+    }
+    let sizes = Sizes::from_env();
+    let db = TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
+    let settings = settings(&db, &prefix, &data_dir);
+    wablast::migrate(&settings).await.expect("migrations");
+    let app = Application::build(&settings).await.expect("application");
+    let base = format!("http://{}", app.address());
+    let mut engine = settings.engine().expect("engine settings");
+    engine.simulator.auto_scan_after = Some(Duration::from_millis(100));
+    engine.simulator.delivered_after = Some(Duration::ZERO);
+    engine.simulator.read_after = Some(Duration::ZERO);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(app.run_all(Some(engine), shutdown.clone()));
+    let log = wablast::open_event_log(&settings).await.expect("log");
+    let pool = wablast::database_pool(&settings).expect("pool");
+    let total = sizes.total();
+    let (tenant, token) = tenant(&base, &log, total * 3).await;
+    let senders = sessions(&log, tenant, sizes.sessions).await;
+    until("every session ready", Duration::from_secs(60), async || {
+        let ready: i64 = sqlx::query_scalar(
+            "select count(*) from sessions where tenant_id = $1 and status = 'ready'",
+        )
+        .bind(tenant.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (ready as u64 == sizes.sessions).then_some(())
+    })
+    .await;
+
+    let campaign_rate = campaign_path(&base, &token, &pool, tenant, &senders, total).await;
+    println!(
+        "gateway: {} sessions at zero throttle, {} clients",
+        sizes.sessions, sizes.clients
+    );
+    println!("  campaign path: {total} messages, start to all sent: {campaign_rate:.0} messages/s");
+
+    // Paced.
+    let first = Instant::now();
+    let (latencies, posted) = post_singles(
+        &base,
+        &token,
+        &senders,
+        total,
+        sizes.clients,
+        Some(sizes.rate),
+        0,
+    )
+    .await;
+    let all_sent = until(
+        "every single send sent",
+        Duration::from_secs(600),
+        async || (sent(&pool, tenant, None).await >= total).then(|| first.elapsed()),
+    )
+    .await;
+    let single_rate = rate(total, all_sent);
+    println!(
+        "  single sends at {} requests/s: {total} accepted in {:.2} s = {:.0} requests/s",
+        sizes.rate,
+        posted.as_secs_f64(),
+        rate(total, posted)
+    );
+    println!(
+        "    POST latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms  target p99 < 25 ms",
+        quantile(&latencies, 0.50).as_secs_f64() * 1e3,
+        quantile(&latencies, 0.99).as_secs_f64() * 1e3,
+        quantile(&latencies, 1.0).as_secs_f64() * 1e3,
+    );
+    println!(
+        "    first POST to all sent: {:.2} s = {single_rate:.0} messages/s = {:.0}% of the campaign path's  target >= 80%",
+        all_sent.as_secs_f64(),
+        100.0 * single_rate / campaign_rate
+    );
+
+    // Flat out.
+    let (latencies, posted) =
+        post_singles(&base, &token, &senders, total, sizes.clients, None, total).await;
+    println!(
+        "  single sends flat out: {total} accepted in {:.2} s = {:.0} requests/s, POST p50 {:.1} ms, p99 {:.1} ms",
+        posted.as_secs_f64(),
+        rate(total, posted),
+        quantile(&latencies, 0.50).as_secs_f64() * 1e3,
+        quantile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+
+    shutdown.cancel();
+    let _ = running.await;
+    pool.close().await;
+    delete_streams(&nats_url(), &prefix);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
