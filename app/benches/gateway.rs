@@ -26,32 +26,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use clap::Parser;
+use common::{env_number, quick, rate, settings, tenant, until};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wablast::Application;
-use wablast::config::Settings;
-use wablast_domain::plan::{PlanPeriod, PlanTerms};
 use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
-use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId, Throttle};
-use wablast_domain::wallet::{Wallet, WalletCommand};
+use wablast_domain::types::{DailyLimit, SessionId, TenantId, Throttle};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
-use wablast_tests::{TestDatabase, delete_streams, nats_url, poll_until, unique_prefix};
+use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
 
-#[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    settings: Settings,
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
 
 struct Sizes {
     sessions: u64,
@@ -62,11 +48,7 @@ struct Sizes {
 
 impl Sizes {
     fn from_env() -> Self {
-        let quick = match std::env::var("BENCH_QUICK") {
-            Ok(v) => v != "0",
-            Err(_) => !std::env::args().any(|arg| arg == "--bench"),
-        };
-        let (sessions, messages) = if quick { (2, 20) } else { (10, 1_000) };
+        let (sessions, messages) = if quick() { (2, 20) } else { (10, 1_000) };
         Self {
             sessions: env_number("BENCH_SESSIONS", sessions),
             messages: env_number("BENCH_MESSAGES", messages),
@@ -78,76 +60,6 @@ impl Sizes {
     fn total(&self) -> u64 {
         self.sessions * self.messages
     }
-}
-
-fn settings(db: &TestDatabase, prefix: &str, data_dir: &std::path::Path) -> Settings {
-    Args::parse_from([
-        "wablast",
-        "--database-url",
-        &db.url,
-        "--nats-url",
-        &nats_url(),
-        "--nats-prefix",
-        prefix,
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        "bench secret",
-        "--data-dir",
-        data_dir.to_str().expect("UTF-8 temp dir"),
-        "--secret-key",
-        "0707070707070707070707070707070707070707070707070707070707070707",
-        // The clients are 50 connections of one caller.
-        "--rate-limit-per-key",
-        "1000000",
-        "--rate-limit-per-ip",
-        "1000000",
-    ])
-    .settings
-}
-
-/// A tenant on a plan large enough for the run, and an API key of its.
-async fn tenant(base: &str, log: &EventLog, messages: u64) -> (TenantId, String) {
-    let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "gateway@example.test", "password": "bench-password", "organization": "Bench"}))
-        .send()
-        .await
-        .expect("register sent")
-        .json()
-        .await
-        .expect("register answer");
-    let tenant: TenantId = registered["tenant"]["id"]
-        .as_str()
-        .expect("tenant")
-        .parse()
-        .expect("tenant id");
-    let token = registered["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    CommandHandler::<Wallet>::new(log.clone(), ())
-        .execute(
-            &AggregateKey::new(tenant, tenant).unwrap(),
-            WalletCommand::Subscribe {
-                terms: PlanTerms {
-                    plan_id: PlanId::new(),
-                    name: "Bench".to_owned(),
-                    period_days: PlanPeriod::Days30,
-                    points: Points::for_messages(messages * 4).unwrap(),
-                    max_sessions: 2_000,
-                    max_recipients_per_campaign: u32::try_from(messages).unwrap_or(u32::MAX),
-                    max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),
-                },
-                reference: "bench".to_owned(),
-                at: Utc::now(),
-            },
-            &CommandMetadata::new(Actor::System),
-        )
-        .await
-        .expect("subscribed");
-    (tenant, token)
 }
 
 /// `n` simulator sessions, started, sending without a pause.
@@ -195,10 +107,6 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64) -> Vec<SessionId> {
     ids
 }
 
-async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> T {
-    poll_until(what, timeout, Duration::from_millis(20), check).await
-}
-
 /// Messages of the tenant sent (or beyond), as projected: of one campaign,
 /// or (`None`) single sends.
 async fn sent(db: &PgPool, tenant: TenantId, campaign: Option<Uuid>) -> u64 {
@@ -213,10 +121,6 @@ async fn sent(db: &PgPool, tenant: TenantId, campaign: Option<Uuid>) -> u64 {
     .await
     .expect("count");
     n as u64
-}
-
-fn rate(n: u64, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64()
 }
 
 /// The campaign path: messages/s from the start to every message sent.
@@ -372,7 +276,18 @@ async fn main() {
     let db = TestDatabase::create().await;
     let prefix = unique_prefix();
     let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
-    let settings = settings(&db, &prefix, &data_dir);
+    // The clients are 50 connections of one caller.
+    let settings = settings(
+        &db,
+        &prefix,
+        &data_dir,
+        &[
+            "--rate-limit-per-key",
+            "1000000",
+            "--rate-limit-per-ip",
+            "1000000",
+        ],
+    );
     wablast::migrate(&settings).await.expect("migrations");
     let app = Application::build(&settings).await.expect("application");
     let base = format!("http://{}", app.address());
@@ -385,7 +300,7 @@ async fn main() {
     let log = wablast::open_event_log(&settings).await.expect("log");
     let pool = wablast::database_pool(&settings).expect("pool");
     let total = sizes.total();
-    let (tenant, token) = tenant(&base, &log, total * 3).await;
+    let (tenant, token) = tenant(&base, &log, "gateway@example.test", total * 6, total).await;
     let senders = sessions(&log, tenant, sizes.sessions).await;
     until("every session ready", Duration::from_secs(60), async || {
         let ready: i64 = sqlx::query_scalar(

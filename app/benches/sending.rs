@@ -30,34 +30,20 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use chrono::Utc;
-use clap::Parser;
+use common::{env_number, quick, rate, settings, tenant, until};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wablast::Application;
-use wablast::config::Settings;
-use wablast_domain::plan::{PlanPeriod, PlanTerms};
 use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
-use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId};
-use wablast_domain::wallet::{Wallet, WalletCommand};
+use wablast_domain::types::{DailyLimit, SessionId, TenantId};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
-use wablast_tests::{TestDatabase, delete_streams, nats_url, poll_until, unique_prefix};
+use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
 use wablast_workflows::sends::SendQueue;
 
-#[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    settings: Settings,
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
 
 struct Sizes {
     sessions: u64,
@@ -67,11 +53,7 @@ struct Sizes {
 
 impl Sizes {
     fn from_env() -> Self {
-        let quick = match std::env::var("BENCH_QUICK") {
-            Ok(v) => v != "0",
-            Err(_) => !std::env::args().any(|arg| arg == "--bench"),
-        };
-        let (sessions, recipients, idle) = if quick {
+        let (sessions, recipients, idle) = if quick() {
             (2, 200, 50)
         } else {
             (10, 10_000, 1_000)
@@ -82,74 +64,6 @@ impl Sizes {
             idle_sessions: env_number("BENCH_IDLE_SESSIONS", idle),
         }
     }
-}
-
-fn settings(db: &TestDatabase, prefix: &str, data_dir: &std::path::Path) -> Settings {
-    Args::parse_from([
-        "wablast",
-        "--database-url",
-        &db.url,
-        "--nats-url",
-        &nats_url(),
-        "--nats-prefix",
-        prefix,
-        "--listen",
-        "127.0.0.1:0",
-        "--jwt-secret",
-        "bench secret",
-        "--data-dir",
-        data_dir.to_str().expect("UTF-8 temp dir"),
-        "--secret-key",
-        "0707070707070707070707070707070707070707070707070707070707070707",
-    ])
-    .settings
-}
-
-/// A tenant (registered through the API, so its row exists) on a plan
-/// large enough for the run.
-async fn tenant(base: &str, log: &EventLog, recipients: u64) -> (TenantId, String) {
-    let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "bench@example.test", "password": "bench-password", "organization": "Bench"}))
-        .send()
-        .await
-        .expect("register sent")
-        .json()
-        .await
-        .expect("register answer");
-    let tenant: TenantId = registered["tenant"]["id"]
-        .as_str()
-        .expect("tenant")
-        .parse()
-        .expect("tenant id");
-    let token = registered["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    CommandHandler::<Wallet>::new(log.clone(), ())
-        .execute(
-            &AggregateKey::new(tenant, tenant).unwrap(),
-            WalletCommand::Subscribe {
-                terms: PlanTerms {
-                    plan_id: PlanId::new(),
-                    name: "Bench".to_owned(),
-                    period_days: PlanPeriod::Days30,
-                    points: Points::for_messages(recipients * 2).unwrap(),
-                    max_sessions: 2_000,
-                    max_recipients_per_campaign: u32::try_from(recipients)
-                        .unwrap_or(u32::MAX)
-                        .max(1),
-                    max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),
-                },
-                reference: "bench".to_owned(),
-                at: Utc::now(),
-            },
-            &CommandMetadata::new(Actor::System),
-        )
-        .await
-        .expect("subscribed");
-    (tenant, token)
 }
 
 /// Creates and starts `n` simulator sessions (the engine links them by
@@ -195,11 +109,6 @@ async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) ->
         })
         .await;
     ids
-}
-
-/// Polls often: what is waited for is timed.
-async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() -> Option<T>) -> T {
-    poll_until(what, timeout, Duration::from_millis(20), check).await
 }
 
 /// A contact list of `n` consented contacts, stored as an import stores it.
@@ -293,15 +202,11 @@ async fn projected_counts(db: &PgPool, campaign: Uuid) -> (i64, i64) {
     .unwrap_or((0, 0))
 }
 
-fn rate(n: u64, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64()
-}
-
 async fn end_to_end(sizes: &Sizes) {
     let db = TestDatabase::create().await;
     let prefix = unique_prefix();
     let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
-    let settings = settings(&db, &prefix, &data_dir);
+    let settings = settings(&db, &prefix, &data_dir, &[]);
     wablast::migrate(&settings).await.expect("migrations");
     let app = Application::build(&settings).await.expect("application");
     let base = format!("http://{}", app.address());
@@ -316,7 +221,7 @@ async fn end_to_end(sizes: &Sizes) {
     let log = wablast::open_event_log(&settings).await.expect("log");
     let pool = wablast::database_pool(&settings).expect("pool");
     let total = sizes.sessions * sizes.recipients;
-    let (tenant, token) = tenant(&base, &log, total).await;
+    let (tenant, token) = tenant(&base, &log, "bench@example.test", total * 2, total).await;
     let senders = sessions(&log, tenant, sizes.sessions, sizes.recipients.max(1)).await;
     until("every session ready", Duration::from_secs(60), async || {
         let ready: i64 = sqlx::query_scalar(
@@ -503,7 +408,7 @@ async fn engine_memory(n: u64) {
     let db = TestDatabase::create().await;
     let prefix = unique_prefix();
     let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
-    let settings = settings(&db, &prefix, &data_dir);
+    let settings = settings(&db, &prefix, &data_dir, &[]);
     wablast::migrate(&settings).await.expect("migrations");
     let log = wablast::open_event_log(&settings).await.expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wablast"))

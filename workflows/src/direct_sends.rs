@@ -174,6 +174,9 @@ pub struct DirectSends {
     /// Per direct campaign: the batch it admits to, known to this process
     /// (admissions to one campaign wait for each other here).
     blocks: Mutex<HashMap<CampaignId, Arc<Blocks>>>,
+    /// Per tenant: its sessions' blocks are reserved one at a time here,
+    /// so that sessions opening blocks at once do not race on the wallet.
+    reserving: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl DirectSends {
@@ -184,6 +187,7 @@ impl DirectSends {
             log,
             queue: OnceCell::new(),
             blocks: Mutex::default(),
+            reserving: Mutex::default(),
         }
     }
 
@@ -498,6 +502,14 @@ impl DirectSends {
         metadata: &CommandMetadata,
         now: DateTime<Utc>,
     ) -> Result<(), DirectSendError> {
+        let turn = self
+            .reserving
+            .lock()
+            .expect("reserving lock")
+            .entry(tenant)
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
         let reserved = self
             .commands
             .wallets

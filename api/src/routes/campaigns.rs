@@ -29,7 +29,7 @@ use wablast_domain::types::template::Template;
 use wablast_domain::types::{CampaignId, ContactListId, MediaId, SessionId, Throttle};
 use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{AggregateKey, CommandMetadata, Committed};
-use wablast_projections::queries::{campaigns, contact_lists, messages, sessions};
+use wablast_projections::queries::{campaigns, contact_lists, history, messages, sessions};
 use wablast_projections::wait::Position;
 use wablast_workflows::campaign_start::{self, StartError};
 use wablast_workflows::cancellation::{self, CancelError};
@@ -69,18 +69,6 @@ const CAMPAIGN_STATUSES: [&str; 6] = [
     "paused",
     "completed",
     "cancelled",
-];
-
-/// The statuses of a message.
-const MESSAGE_STATUSES: [&str; 8] = [
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "read",
-    "failed",
-    "cancelled",
-    "unknown",
 ];
 
 /// A new campaign.
@@ -988,7 +976,7 @@ async fn list_messages(
     Query(filter): Query<StatusFilter>,
 ) -> Result<axum::Json<List<MessageView>>, ApiError> {
     let page = params.page::<Uuid>()?;
-    let status = filter.parse(&MESSAGE_STATUSES)?;
+    let status = filter.parse(&history::OUT_STATUSES)?;
     after.wait(&state.db, READS).await?;
     let (db, tenant, id) = (&state.db, caller.tenant_id, CampaignId::from_uuid(id));
     let page = &page;

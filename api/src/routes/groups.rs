@@ -17,13 +17,13 @@ use wablast_workflows::control::{
 };
 
 use super::contacts::list_name;
-use super::sessions::{ask_engine, load_session};
+use super::sessions::{ask_engine, ready_session};
 use crate::auth::Caller;
 use crate::contacts::edit::{self, Participant};
 use crate::contacts::{Imported, store};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path};
-use crate::{ApiError, AppState, ErrorCode};
+use crate::{ApiError, AppState};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -94,24 +94,6 @@ pub struct GroupImport {
 /// The longest group id accepted.
 const MAX_GROUP_ID_CHARS: usize = 128;
 
-/// The session must be ready for its driver to read groups.
-async fn ready_session(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), ApiError> {
-    let session = load_session(state, caller, id).await?;
-    if !session.exists() || session.is_deleted() {
-        return Err(ApiError::not_found("session"));
-    }
-    if !session.is_ready() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidState,
-            format!(
-                "the session is {}, not ready: groups are read through a linked number",
-                session.status()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn group_id(text: &str) -> Result<String, ApiError> {
     let id = text.trim();
     if id.is_empty() || id.chars().count() > MAX_GROUP_ID_CHARS || !id.ends_with("@g.us") {
@@ -158,7 +140,7 @@ async fn list_groups(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Groups>, ApiError> {
-    ready_session(&state, &caller, id).await?;
+    ready_session(&state, &caller, id, "groups are read").await?;
     let answer: GroupsResponse =
         ask_engine(&state, &caller, id, Verb::Groups, &GroupsRequest {}).await?;
     Ok(axum::Json(Groups {
@@ -197,7 +179,7 @@ async fn list_members(
     Path((id, group)): Path<(Uuid, String)>,
 ) -> Result<axum::Json<GroupMembers>, ApiError> {
     let group = group_id(&group)?;
-    ready_session(&state, &caller, id).await?;
+    ready_session(&state, &caller, id, "groups are read").await?;
     let members = members(&state, &caller, id, group).await?;
     Ok(axum::Json(GroupMembers {
         items: members
@@ -239,7 +221,7 @@ async fn import_group(
 ) -> Result<(StatusCode, axum::Json<Imported>), ApiError> {
     let name = list_name(Some(body.name), None)?;
     let group = group_id(&body.group_id)?;
-    ready_session(&state, &caller, body.session_id).await?;
+    ready_session(&state, &caller, body.session_id, "groups are read").await?;
     let members = members(&state, &caller, body.session_id, group.clone()).await?;
     let participants: Vec<Participant> = members
         .into_iter()

@@ -17,11 +17,11 @@ use wablast_domain::types::phone::{Phone, Region};
 use wablast_projections::queries::number_checks::{self, NumberCheck};
 use wablast_workflows::control::{CheckNumbersRequest, CheckNumbersResponse, Verb};
 
-use super::sessions::{ask_engine_within, load_session};
+use super::sessions::{ask_engine_within, ready_session};
 use crate::auth::Caller;
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path};
-use crate::{ApiError, AppState, ErrorCode};
+use crate::{ApiError, AppState};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -133,19 +133,7 @@ async fn check_numbers(
         Some(code) => Region::parse(code)
             .map_err(|err| ApiError::invalid_field("default_region", err.to_string()))?,
     };
-    let session = load_session(&state, &caller, id).await?;
-    if !session.exists() || session.is_deleted() {
-        return Err(ApiError::not_found("session"));
-    }
-    if !session.is_ready() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidState,
-            format!(
-                "the session is {}, not ready: numbers are checked through a linked number",
-                session.status()
-            ),
-        ));
-    }
+    ready_session(&state, &caller, id, "numbers are checked").await?;
     let parsed: Vec<(String, Result<Phone, String>)> = body
         .numbers
         .into_iter()

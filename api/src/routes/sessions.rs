@@ -1395,11 +1395,7 @@ async fn pairing_code(
 
 /// The session as its aggregate has it now (not the projection, which may
 /// lag a start just made); 404 when the tenant has no such session.
-pub(crate) async fn load_session(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<Session, ApiError> {
+async fn load_session(state: &AppState, caller: &Caller, id: Uuid) -> Result<Session, ApiError> {
     let loaded = state
         .commands
         .sessions
@@ -1407,6 +1403,31 @@ pub(crate) async fn load_session(
         .await
         .map_err(ApiError::from)?;
     Ok(loaded.aggregate)
+}
+
+/// 404 unless the tenant has the session, 409 `invalid_state` unless it is
+/// ready: what asks its driver through a linked number (`what`: "groups are
+/// read", ...) needs.
+pub(crate) async fn ready_session(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    what: &str,
+) -> Result<(), ApiError> {
+    let session = load_session(state, caller, id).await?;
+    if !session.exists() || session.is_deleted() {
+        return Err(ApiError::not_found("session"));
+    }
+    if !session.is_ready() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "the session is {}, not ready: {what} through a linked number",
+                session.status()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A session's refusal, in the API's error shape.

@@ -7,7 +7,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 use wablast_domain::types::{SessionId, TenantId};
 
-use super::history::HistoryCursor;
+use super::history::{HistoryCursor, push_before};
 use super::{Page, Paged};
 
 /// A chat as the inbox shows it.
@@ -56,18 +56,7 @@ pub async fn list(
         q.push(" and c.session_id = ").push_bind(*session.as_uuid());
     }
     if let Some(cursor) = page.cursor() {
-        match DateTime::from_timestamp_micros(cursor.at_micros) {
-            Some(before) => {
-                q.push(" and (c.last_at, c.id) < (")
-                    .push_bind(before)
-                    .push(", ")
-                    .push_bind(cursor.id)
-                    .push(")");
-            }
-            None => {
-                q.push(" and false");
-            }
-        }
+        push_before(&mut q, "c.last_at", "c.id", cursor);
     }
     q.push(" order by c.last_at desc, c.id desc limit ")
         .push_bind(page.fetch());

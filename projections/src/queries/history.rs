@@ -260,17 +260,28 @@ fn bounds(
         q.push(format!(" and {at} < ")).push_bind(to);
     }
     if let Some(cursor) = page.cursor() {
-        match cursor.at() {
-            Some(before) => {
-                q.push(format!(" and ({at}, {id}) < ("))
-                    .push_bind(before)
-                    .push(", ")
-                    .push_bind(cursor.id)
-                    .push(")");
-            }
-            None => {
-                q.push(" and false");
-            }
+        push_before(q, at, id, cursor);
+    }
+}
+
+/// ` and (<at>, <id>) < (<cursor>)`: the rows after `cursor` in a list
+/// ordered by `<at> desc, <id> desc`.
+pub(crate) fn push_before(
+    q: &mut QueryBuilder<Postgres>,
+    at: &str,
+    id: &str,
+    cursor: &HistoryCursor,
+) {
+    match cursor.at() {
+        Some(before) => {
+            q.push(format!(" and ({at}, {id}) < ("))
+                .push_bind(before)
+                .push(", ")
+                .push_bind(cursor.id)
+                .push(")");
+        }
+        None => {
+            q.push(" and false");
         }
     }
 }
