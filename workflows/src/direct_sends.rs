@@ -208,12 +208,16 @@ impl DirectSends {
         now: DateTime<Utc>,
     ) -> Result<Queued, DirectSendError> {
         let commands = &self.commands;
-        // 1. What refuses it anyway.
-        let session = commands
-            .sessions
-            .load(&key(tenant, send.session_id))
-            .await?
-            .aggregate;
+        // 1. What refuses it anyway: the session, the wallet and the
+        // schedule read side by side, then the day's counter.
+        let (session_key, tenant_key) = (key(tenant, send.session_id), tenant_key(tenant));
+        let (session, wallet, schedule) = tokio::join!(
+            commands.sessions.load(&session_key),
+            commands.wallets.load(&tenant_key),
+            commands.schedules.load(&tenant_key),
+        );
+        let (session, wallet, schedule) =
+            (session?.aggregate, wallet?.aggregate, schedule?.aggregate);
         if !session.exists() || session.is_deleted() {
             return Err(DirectSendError::SessionNotFound);
         }
@@ -222,15 +226,9 @@ impl DirectSends {
                 status: session.status(),
             });
         }
-        let wallet = commands.wallets.load(&tenant_key(tenant)).await?.aggregate;
         if let Err(WalletError::PlanExpired { expired_at }) = wallet.can_send_at(now) {
             return Err(DirectSendError::PlanExpired { expired_at });
         }
-        let schedule = commands
-            .schedules
-            .load(&tenant_key(tenant))
-            .await?
-            .aggregate;
         let hours = schedule.active_hours();
         let day = hours.local_date(now);
         let counter = commands
