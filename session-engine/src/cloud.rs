@@ -988,6 +988,9 @@ impl Driver for CloudDriver {
                 body[kind] = object;
             }
         }
+        if let Some(quoted) = &message.reply_to {
+            body["context"] = json!({ "message_id": quoted });
+        }
         let path = format!("/{}/messages", inner.config.phone_number_id);
         match inner
             .call(inner.request(Method::POST, &path).json(&body))

@@ -181,6 +181,8 @@ pub struct OutgoingMessage {
     pub text: String,
     /// An attachment.
     pub media: Option<OutgoingMedia>,
+    /// WhatsApp's id of a message this one answers (quoted).
+    pub reply_to: Option<String>,
 }
 
 /// A message WhatsApp accepted.

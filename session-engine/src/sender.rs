@@ -1430,6 +1430,7 @@ impl Sender {
             to: phone,
             text,
             media,
+            reply_to: message.content().and_then(|c| c.reply_to.clone()),
         })
     }
 

@@ -635,6 +635,7 @@ mod tests {
             to: phone(to),
             text: "Halo Kak".to_owned(),
             media: None,
+            reply_to: None,
         }
     }
 

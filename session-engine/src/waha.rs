@@ -1223,6 +1223,10 @@ impl Driver for WahaDriver {
                 (path, body)
             }
         };
+        let mut body = body;
+        if let Some(quoted) = &message.reply_to {
+            body["reply_to"] = json!(quoted);
+        }
         match inner
             .call(inner.request(Method::POST, path).json(&body))
             .await

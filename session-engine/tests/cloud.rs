@@ -96,6 +96,7 @@ fn text_message() -> OutgoingMessage {
         to: phone("+6281234567890"),
         text: "Halo Kak, promo hari ini!".to_owned(),
         media: None,
+        reply_to: None,
     }
 }
 
@@ -1198,4 +1199,27 @@ async fn the_validating_peer_fails_requests_meta_s_document_does_not_allow() {
     assert_eq!(violations.len(), 3, "{violations:#?}");
     assert!(violations[0].contains("UNAUTHORIZED"), "{}", violations[0]);
     assert!(violations[1].contains("bdy"), "{}", violations[1]);
+}
+
+#[tokio::test]
+async fn a_reply_quotes_its_message_as_meta_s_document_allows() {
+    // Arrange
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, accepting).await else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer);
+    let reply = OutgoingMessage {
+        reply_to: Some("wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABIYFjNFQjA".to_owned()),
+        ..text_message()
+    };
+
+    // Act
+    connection.driver.send(&reply).await.unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(
+        peer.requests()[0].json()["context"],
+        json!({"message_id": "wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABIYFjNFQjA"})
+    );
 }

@@ -104,6 +104,7 @@ fn text_message(to: &str) -> OutgoingMessage {
         to: phone(to),
         text: "Halo Kak, promo hari ini!".to_owned(),
         media: None,
+        reply_to: None,
     }
 }
 
@@ -1503,4 +1504,37 @@ async fn delete_removes_the_session_from_waha_and_a_missing_one_is_deleted_alrea
         "its STOPPED is ours"
     );
     assert!(drain(&mut events).is_empty());
+}
+
+#[tokio::test]
+async fn a_reply_quotes_its_message_as_waha_s_document_allows() {
+    // Arrange
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |r| {
+        (r.route() == "POST /api/sendText").then(|| {
+            Reply::json(
+                201,
+                wa_message("true_6281234567890@c.us_3EB0C4F1A2B3C4D5E6F8"),
+            )
+        })
+    })
+    .await
+    else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer, None);
+    let reply = OutgoingMessage {
+        reply_to: Some("false_6281234567890@c.us_3EB0A1".to_owned()),
+        ..text_message("+6281234567890")
+    };
+
+    // Act
+    connection.driver.send(&reply).await.unwrap();
+
+    // Assert
+    peer.assert_valid();
+    let requests = peer.requests();
+    assert_eq!(
+        requests[0].json()["reply_to"],
+        "false_6281234567890@c.us_3EB0A1"
+    );
 }

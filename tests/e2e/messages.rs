@@ -171,7 +171,7 @@ async fn a_single_send_is_refused_at_once_when_it_could_not_go() {
             "invalid_phone",
         ),
         (
-            json!({"session_id": session, "to": to(1), "text": "hai", "reply_to": "wamid.1"}),
+            json!({"session_id": session, "to": to(1), "text": "hai", "reply_to": " "}),
             "validation_failed",
         ),
         (
@@ -304,7 +304,8 @@ async fn the_history_and_the_inbox_show_every_message_sent_and_received() {
         let (status, queued) = budi
             .post(
                 "/api/v1/messages",
-                json!({"session_id": session, "to": "+62 812-0000-0001", "text": text}),
+                json!({"session_id": session, "to": "+62 812-0000-0001", "text": text,
+                       "reply_to": "false_6281200000001@c.us_3EB0A1"}),
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
@@ -380,6 +381,7 @@ async fn the_history_and_the_inbox_show_every_message_sent_and_received() {
     assert_eq!(single["campaign_id"], Value::Null);
     assert_eq!(single["type"], "text");
     assert_eq!(single["text"], "Terima kasih!");
+    assert_eq!(single["reply_to"], "false_6281200000001@c.us_3EB0A1");
     assert!(single["sent_at"].is_string(), "{single}");
 
     // Page after page: each message once.

@@ -113,8 +113,11 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     /// When it was received (received messages).
     pub received_at: Option<DateTime<Utc>>,
-    /// WhatsApp's id of the message, once known.
+    /// WhatsApp's id of the message, once known (what `reply_to` takes).
     pub provider_message_id: Option<String>,
+    /// The message it answers (WhatsApp's id), for a single send that
+    /// quotes one.
+    pub reply_to: Option<String>,
 }
 
 impl From<HistoryView> for MessageView {
@@ -136,6 +139,7 @@ impl From<HistoryView> for MessageView {
             read_at: v.read_at,
             received_at: v.received_at,
             provider_message_id: v.provider_message_id,
+            reply_to: v.reply_to,
         }
     }
 }
@@ -270,7 +274,8 @@ pub struct NewMessage {
     pub media_id: Option<Uuid>,
     /// The attachment's caption.
     pub caption: Option<String>,
-    /// WhatsApp's id of a message to quote. Not supported yet: refused.
+    /// WhatsApp's id of a message this one answers (quoted): a received
+    /// message's `provider_message_id`, say.
     pub reply_to: Option<String>,
     /// A template (Cloud API sessions). Not supported yet: refused.
     #[schema(value_type = Option<Object>)]
@@ -316,7 +321,7 @@ pub struct QueuedMessage {
     request_body = NewMessage,
     responses(
         (status = 202, description = "Queued (`X-Wablast-Position` names the write)", body = QueuedMessage),
-        (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a group chat id, `reply_to` or `template`), `invalid_phone`", body = ErrorBody),
+        (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a group chat id, a blank or long `reply_to`, `template`), `invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session or media in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the session is not ready (`details.session_status`); `conflict`: the same `Idempotency-Key` is still being answered", body = ErrorBody),
@@ -329,11 +334,6 @@ async fn send_message(
     headers: HeaderMap,
     Json(body): Json<NewMessage>,
 ) -> Result<Response, ApiError> {
-    if body.reply_to.is_some() {
-        return Err(ApiError::validation(
-            "reply_to (quoting a message) is not supported yet",
-        ));
-    }
     if body.template.is_some() {
         return Err(ApiError::validation(
             "templates (Cloud API sessions) are not supported yet",
@@ -356,7 +356,7 @@ async fn send_message(
             return Err(ApiError::validation("caption goes with media_id"));
         }
     };
-    let content = MessageContent::new(text, body.media_id.map(MediaId::from_uuid), None)
+    let content = MessageContent::new(text, body.media_id.map(MediaId::from_uuid), body.reply_to)
         .map_err(|err| ApiError::validation(err.to_string()))?;
     crate::media::require(&state.db, *caller.tenant_id.as_uuid(), body.media_id).await?;
     // A retried request (same key) is the same message: admitted once.

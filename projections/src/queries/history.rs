@@ -84,6 +84,8 @@ pub struct HistoryView {
     pub received_at: Option<DateTime<Utc>>,
     /// WhatsApp's id of the message, once known.
     pub provider_message_id: Option<String>,
+    /// A single send's quoted message (WhatsApp's id).
+    pub reply_to: Option<String>,
     /// Its place in the history (queued or received), the sort key.
     #[serde(skip)]
     pub at: DateTime<Utc>,
@@ -159,7 +161,7 @@ const OUT: &str = "\
                 else 'document' end as kind, \
            m.text, coalesce(m.media_id, c.media_id) as media_id, m.status, m.error, \
            m.queued_at, m.sent_at, m.delivered_at, m.read_at, null::timestamptz as received_at, \
-           m.provider_message_id, m.queued_at as at \
+           m.provider_message_id, m.reply_to, m.queued_at as at \
     from messages m \
     left join campaigns c on c.id = m.campaign_id and c.tenant_id = m.tenant_id \
     left join media md on md.id = coalesce(m.media_id, c.media_id) and md.tenant_id = m.tenant_id \
@@ -172,7 +174,7 @@ const IN: &str = "\
            i.text, null::uuid as media_id, 'received' as status, null::text as error, \
            null::timestamptz as queued_at, null::timestamptz as sent_at, \
            null::timestamptz as delivered_at, null::timestamptz as read_at, \
-           i.received_at, i.provider_message_id, i.received_at as at \
+           i.received_at, i.provider_message_id, null::text as reply_to, i.received_at as at \
     from inbound_messages i \
     where i.tenant_id = ";
 
