@@ -108,6 +108,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
                 from_raw: "6281234567890@c.us".to_owned(),
                 text: Some("Kak, masih ada stok?".to_owned()),
                 provider_message_id: "false_6281234567890@c.us_3EB0AA".to_owned(),
+                kind: inbound::InboundKind::Text,
                 at: now,
             },
             &meta(),

@@ -774,6 +774,11 @@ async fn inbound_messages_are_projected_once_however_often_delivered_and_rebuilt
             session_id,
             from,
             from_raw: from_raw.to_owned(),
+            kind: if text.is_some() {
+                inbound::InboundKind::Text
+            } else {
+                inbound::InboundKind::Reaction
+            },
             text: text.map(str::to_owned),
             provider_message_id: provider.to_owned(),
             at,
@@ -818,6 +823,7 @@ async fn inbound_messages_are_projected_once_however_often_delivered_and_rebuilt
             "text": "Kak, masih ada stok?",
             "provider_message_id": "false_6281234567890@c.us_3EB0A1",
             "received_at": "2026-03-02T03:04:05+00:00",
+            "kind": "text",
         })
     );
     assert_eq!(
@@ -827,6 +833,10 @@ async fn inbound_messages_are_projected_once_however_often_delivered_and_rebuilt
     );
     assert_eq!(rows[1]["from_raw"], "99887766@lid", "but keeps its raw id");
     assert_eq!(rows[1]["text"], serde_json::Value::Null);
+    assert_eq!(
+        rows[1]["kind"], "reaction",
+        "a message without text keeps its kind"
+    );
     assert_eq!(
         count(
             &world.pool,

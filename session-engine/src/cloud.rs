@@ -82,6 +82,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::mpsc;
+use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::{Phone, Region};
 
@@ -408,6 +409,19 @@ fn messages_events(value: MessagesValue, events: &mut Vec<DriverEvent>) {
             from: phone_of_wa_id(from),
             from_raw: from.to_owned(),
             text,
+            kind: match kind {
+                "text" => InboundKind::Text,
+                "image" => InboundKind::Image,
+                "video" => InboundKind::Video,
+                "audio" | "voice" => InboundKind::Audio,
+                "document" => InboundKind::Document,
+                "sticker" => InboundKind::Sticker,
+                "location" => InboundKind::Location,
+                "contacts" => InboundKind::Contact,
+                "reaction" => InboundKind::Reaction,
+                "button" | "interactive" => InboundKind::Interactive,
+                _ => InboundKind::Other,
+            },
             provider_message_id: id.to_owned(),
             at: time_of(message.get("timestamp").and_then(Value::as_str)),
         }));

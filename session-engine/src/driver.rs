@@ -14,6 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::Phone;
 
@@ -76,8 +77,10 @@ pub struct Inbound {
     pub from: Option<Phone>,
     /// The sender as the driver named it (`628…@c.us`, `…@lid`).
     pub from_raw: String,
-    /// The text, if any.
+    /// The text (or caption), if any.
     pub text: Option<String>,
+    /// Its kind.
+    pub kind: InboundKind,
     /// The driver's id of the message.
     pub provider_message_id: String,
     /// When it was sent.

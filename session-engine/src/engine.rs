@@ -1059,6 +1059,7 @@ impl Engine {
                         from_raw: inbound.from_raw,
                         text: inbound.text,
                         provider_message_id: inbound.provider_message_id,
+                        kind: inbound.kind,
                         at: inbound.at,
                     };
                     let inbound_key = wablast_workflows::commands::key(tenant, inbound_id);

@@ -31,6 +31,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
@@ -306,6 +307,7 @@ impl SimSession {
             from_raw: from.whatsapp_chat_id(),
             from: Some(from),
             text: Some(text),
+            kind: InboundKind::Text,
             provider_message_id: format!("sim-in-{id}"),
             at: Utc::now(),
         }));

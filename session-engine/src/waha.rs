@@ -91,6 +91,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha512;
 use tokio::sync::mpsc;
+use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
@@ -433,12 +434,34 @@ fn inbound_of(payload: &Value, at: DateTime<Utc>) -> Result<WahaEvent, WebhookEr
         .and_then(Value::as_f64)
         .and_then(|s| Utc.timestamp_opt(s as i64, 0).single())
         .unwrap_or(at);
+    let text = str_field(payload, "body")
+        .filter(|body| !body.is_empty())
+        .map(str::to_owned);
+    // WAHA names media by their MIME type, locations and contact cards by
+    // their own fields.
+    let kind = if payload.get("location").is_some_and(|l| !l.is_null()) {
+        InboundKind::Location
+    } else if payload
+        .get("vCards")
+        .and_then(Value::as_array)
+        .is_some_and(|cards| !cards.is_empty())
+    {
+        InboundKind::Contact
+    } else if payload.get("hasMedia").and_then(Value::as_bool) == Some(true) {
+        payload
+            .pointer("/media/mimetype")
+            .and_then(Value::as_str)
+            .map_or(InboundKind::Document, InboundKind::of_mime_type)
+    } else if text.is_some() {
+        InboundKind::Text
+    } else {
+        InboundKind::Other
+    };
     Ok(WahaEvent::Inbound(Inbound {
         from: phone,
         from_raw: from.to_owned(),
-        text: str_field(payload, "body")
-            .filter(|body| !body.is_empty())
-            .map(str::to_owned),
+        text,
+        kind,
         provider_message_id: id.to_owned(),
         at,
     }))
@@ -1309,5 +1332,51 @@ impl Driver for WahaDriver {
                 id: p.id,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn kind_of(payload: Value) -> InboundKind {
+        let mut message = json!({
+            "id": "false_6281234567890@c.us_3EB0A1",
+            "from": "6281234567890@c.us",
+            "fromMe": false,
+            "timestamp": 1_765_000_000,
+        });
+        for (k, v) in payload.as_object().unwrap() {
+            message[k] = v.clone();
+        }
+        match inbound_of(&message, Utc::now()).unwrap() {
+            WahaEvent::Inbound(inbound) => inbound.kind,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_received_message_keeps_its_kind() {
+        assert_eq!(kind_of(json!({"body": "halo"})), InboundKind::Text);
+        assert_eq!(
+            kind_of(json!({"hasMedia": true, "body": "foto", "media": {"mimetype": "image/jpeg"}})),
+            InboundKind::Image
+        );
+        assert_eq!(
+            kind_of(json!({"hasMedia": true, "media": {"mimetype": "audio/ogg; codecs=opus"}})),
+            InboundKind::Audio
+        );
+        assert_eq!(kind_of(json!({"hasMedia": true})), InboundKind::Document);
+        assert_eq!(
+            kind_of(json!({"location": {"latitude": -6.2, "longitude": 106.8}})),
+            InboundKind::Location
+        );
+        assert_eq!(
+            kind_of(json!({"vCards": ["BEGIN:VCARD..."]})),
+            InboundKind::Contact
+        );
+        assert_eq!(kind_of(json!({"body": ""})), InboundKind::Other);
     }
 }

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
+use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_session_engine::cloud::{
     self, CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink, GraphErrorKind,
@@ -978,6 +979,7 @@ fn meta_s_own_webhook_examples_are_read() {
 
     // Act
     let mut texts = Vec::new();
+    let mut kinds = Vec::new();
     for (name, example) in &examples {
         let body = serde_json::to_vec(example).unwrap();
         let events = cloud::parse_webhook(&body, "106540352242922", None)
@@ -986,6 +988,7 @@ fn meta_s_own_webhook_examples_are_read() {
             match event {
                 DriverEvent::Inbound(inbound) => {
                     assert!(inbound.provider_message_id.starts_with("wamid."), "{name}");
+                    kinds.push((name.clone(), inbound.kind));
                     texts.push((name.clone(), inbound.text));
                 }
                 other => panic!("{name}: {other:?}"),
@@ -1004,6 +1007,18 @@ fn meta_s_own_webhook_examples_are_read() {
             .clone()
     };
     assert_eq!(texts.len(), 13);
+    let kind = |name: &str| kinds.iter().find(|(n, _)| n == name).map(|(_, k)| *k);
+    assert_eq!(kind("Text Message"), Some(InboundKind::Text));
+    assert_eq!(kind("Image Message"), Some(InboundKind::Image));
+    assert_eq!(kind("Button Message"), Some(InboundKind::Interactive));
+    assert_eq!(kind("Reaction Message"), Some(InboundKind::Reaction));
+    assert_eq!(kind("Location Message"), Some(InboundKind::Location));
+    assert_eq!(kind("Contact Sharing Message"), Some(InboundKind::Contact));
+    assert_eq!(kind("Unsupported Message"), Some(InboundKind::Other));
+    assert_eq!(
+        kind("Interactive List Reply Message"),
+        Some(InboundKind::Interactive)
+    );
     assert_eq!(
         with_text("Text Message").as_deref(),
         Some("Does it come in another color?")

@@ -2492,6 +2492,11 @@ impl<'a> TenantSim<'a> {
                     session_id,
                     from,
                     from_raw,
+                    kind: Some(if text.is_some() {
+                        wablast_domain::inbound::InboundKind::Text
+                    } else {
+                        wablast_domain::inbound::InboundKind::Image
+                    }),
                     text,
                     provider_message_id,
                     at,
@@ -3893,6 +3898,7 @@ mod tests {
                 from_raw,
                 text,
                 provider_message_id,
+                kind,
                 at: received_at,
             } = events[0].clone();
             assert_eq!(key.1, inbound_id.to_string(), "{at}: the aggregate's id");
@@ -3903,6 +3909,7 @@ mod tests {
                 from_raw,
                 text,
                 provider_message_id,
+                kind: kind.expect("generated histories keep the kind"),
                 at: received_at,
             };
             let inbound = self.inbound.entry(key).or_default();

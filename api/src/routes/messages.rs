@@ -89,8 +89,10 @@ pub struct MessageView {
     /// not tell the number.
     #[schema(example = "+6281234567890")]
     pub peer: String,
-    /// `text`, `image`, `video`, `audio`, `document`; `unknown` for a
-    /// received message without text whose kind the driver did not say.
+    /// `text`, `image`, `video`, `audio`, `document`; for a received one
+    /// also `sticker`, `location`, `contact`, `reaction`, `interactive`,
+    /// `other` (and `unknown` for one without text recorded before kinds
+    /// were kept).
     #[serde(rename = "type")]
     #[schema(example = "text")]
     pub kind: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::InboundCommand;
 use super::error::InboundError;
-use super::events::InboundEvent;
+use super::events::{InboundEvent, InboundKind};
 use super::{MAX_RAW_ID_CHARS, MAX_TEXT_CHARS, inbound_id};
 use crate::types::phone::Phone;
 use crate::types::{InboundId, SessionId};
@@ -22,6 +22,8 @@ pub struct Inbound {
     text: Option<String>,
     provider_message_id: String,
     received_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    kind: Option<InboundKind>,
 }
 
 impl Inbound {
@@ -43,6 +45,11 @@ impl Inbound {
     /// The sender as the driver named it.
     pub fn from_raw(&self) -> &str {
         &self.from_raw
+    }
+
+    /// Its kind (`None` for one recorded before kinds were kept).
+    pub fn kind(&self) -> Option<InboundKind> {
+        self.kind
     }
 
     /// The text, if any.
@@ -69,6 +76,7 @@ impl Inbound {
             from_raw: self.from_raw.clone(),
             text: self.text.clone(),
             provider_message_id: self.provider_message_id.clone(),
+            kind: self.kind,
             at: self.received_at?,
         })
     }
@@ -83,6 +91,7 @@ impl Inbound {
             from_raw,
             text,
             provider_message_id,
+            kind,
             at,
         } = command;
         required("from_raw", &from_raw)?;
@@ -98,6 +107,7 @@ impl Inbound {
             from_raw,
             text: kept_text(text),
             provider_message_id,
+            kind: Some(kind),
             at,
         };
         match self.recorded() {
@@ -161,8 +171,10 @@ impl Aggregate for Inbound {
                 from_raw,
                 text,
                 provider_message_id,
+                kind,
                 at,
             } => {
+                self.kind = kind;
                 self.id = Some(inbound_id);
                 self.session_id = session_id;
                 self.from = from;
@@ -209,6 +221,7 @@ mod tests {
             from_raw: "6281234567890@c.us".to_owned(),
             text: text.map(str::to_owned),
             provider_message_id: WAMID.to_owned(),
+            kind: InboundKind::Text,
             at: t(1),
         }
     }
@@ -221,6 +234,7 @@ mod tests {
             from_raw: "6281234567890@c.us".to_owned(),
             text: text.map(str::to_owned),
             provider_message_id: WAMID.to_owned(),
+            kind: Some(InboundKind::Text),
             at: t(1),
         }
     }
@@ -248,6 +262,30 @@ mod tests {
         assert_eq!(inbound.text(), Some("INFO harga?"));
         assert_eq!(inbound.provider_message_id(), WAMID);
         assert_eq!(inbound.received_at(), Some(t(1)));
+        assert_eq!(inbound.kind(), Some(InboundKind::Text));
+    }
+
+    #[test]
+    fn an_event_recorded_before_kinds_were_kept_reads_without_one() {
+        let old = serde_json::json!({"InboundMessageReceived": {
+            "inbound_id": inbound_id(session(), WAMID), "session_id": session(),
+            "from": "+6281234567890", "from_raw": "6281234567890@c.us", "text": "halo",
+            "provider_message_id": WAMID, "at": t(1)}});
+        let event: InboundEvent = serde_json::from_value(old).unwrap();
+        assert_eq!(fold(vec![event]).kind(), None);
+        assert_eq!(InboundKind::of_mime_type("image/jpeg"), InboundKind::Image);
+        assert_eq!(
+            InboundKind::of_mime_type("image/webp"),
+            InboundKind::Sticker
+        );
+        assert_eq!(
+            InboundKind::of_mime_type("audio/ogg; codecs=opus"),
+            InboundKind::Audio
+        );
+        assert_eq!(
+            InboundKind::of_mime_type("application/pdf"),
+            InboundKind::Document
+        );
     }
 
     #[test]
@@ -260,6 +298,7 @@ mod tests {
             from_raw: lid.to_owned(),
             text: None,
             provider_message_id: "wamid.9".to_owned(),
+            kind: InboundKind::Reaction,
             at: t(2),
         };
 
@@ -273,6 +312,7 @@ mod tests {
                 from_raw: lid.to_owned(),
                 text: None,
                 provider_message_id: "wamid.9".to_owned(),
+                kind: Some(InboundKind::Reaction),
                 at: t(2),
             }]);
     }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::events::InboundKind;
 use crate::types::phone::Phone;
 use crate::types::{InboundId, SessionId};
 
@@ -26,6 +27,8 @@ pub enum InboundCommand {
         text: Option<String>,
         /// The driver's id of the message.
         provider_message_id: String,
+        /// Its kind.
+        kind: InboundKind,
         /// When it was sent, as the driver says.
         at: DateTime<Utc>,
     },

@@ -7,6 +7,65 @@ use serde::{Deserialize, Serialize};
 use crate::types::phone::Phone;
 use crate::types::{InboundId, SessionId};
 
+/// What kind of message was received (the drivers' own words mapped to
+/// one list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundKind {
+    /// Words only.
+    Text,
+    /// A picture (with or without a caption).
+    Image,
+    /// A video.
+    Video,
+    /// A voice note or an audio file.
+    Audio,
+    /// A document (PDF, spreadsheet, ...).
+    Document,
+    /// A sticker.
+    Sticker,
+    /// A location.
+    Location,
+    /// A contact card.
+    Contact,
+    /// A reaction to a message.
+    Reaction,
+    /// An answer chosen from buttons or a list.
+    Interactive,
+    /// Something else the driver reported.
+    Other,
+}
+
+impl InboundKind {
+    /// As the API names it: `text`, `image`, ...
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+            Self::Location => "location",
+            Self::Contact => "contact",
+            Self::Reaction => "reaction",
+            Self::Interactive => "interactive",
+            Self::Other => "other",
+        }
+    }
+
+    /// The kind of an attachment of this MIME type.
+    pub fn of_mime_type(mime_type: &str) -> Self {
+        match mime_type.split('/').next().unwrap_or_default() {
+            "image" if mime_type == "image/webp" => Self::Sticker,
+            "image" => Self::Image,
+            "video" => Self::Video,
+            "audio" => Self::Audio,
+            _ => Self::Document,
+        }
+    }
+}
+
 /// An event of the inbound aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InboundEvent {
@@ -26,6 +85,9 @@ pub enum InboundEvent {
         text: Option<String>,
         /// The driver's id of the message.
         provider_message_id: String,
+        /// Its kind (absent from events recorded before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<InboundKind>,
         /// When it was sent, as the driver says.
         at: DateTime<Utc>,
     },

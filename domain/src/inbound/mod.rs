@@ -36,7 +36,7 @@ mod events;
 pub use aggregate::Inbound;
 pub use commands::InboundCommand;
 pub use error::InboundError;
-pub use events::InboundEvent;
+pub use events::{InboundEvent, InboundKind};
 
 use uuid::Uuid;
 

@@ -31,6 +31,7 @@ pub(crate) struct InboundRow {
     text: Option<String>,
     provider_message_id: String,
     received_at: DateTime<Utc>,
+    kind: Option<String>,
 }
 
 impl Row for InboundRow {
@@ -45,6 +46,7 @@ impl Row for InboundRow {
         "text",
         "provider_message_id",
         "received_at",
+        "kind",
     ];
 
     fn key(&self) -> Uuid {
@@ -86,6 +88,7 @@ impl Projection for Inbounds {
                     from_raw,
                     text,
                     provider_message_id,
+                    kind,
                     at,
                     ..
                 } => rows.put(InboundRow {
@@ -97,6 +100,7 @@ impl Projection for Inbounds {
                     text,
                     provider_message_id,
                     received_at: at,
+                    kind: kind.map(|k| k.as_str().to_owned()),
                 }),
             }
         }

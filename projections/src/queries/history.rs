@@ -57,9 +57,11 @@ pub struct HistoryView {
     /// The other side: E.164, or the driver's chat id when it could not
     /// tell the number.
     pub peer: String,
-    /// `text`, `image`, `video`, `audio` or `document` (from its
-    /// attachment's type); `unknown` for a received message without text
-    /// whose kind the driver did not say.
+    /// A sent message: `text`, `image`, `video`, `audio` or `document`
+    /// (from its attachment's type). A received one: as its driver said
+    /// (also `sticker`, `location`, `contact`, `reaction`, `interactive`,
+    /// `other`); `unknown` for one without text recorded before kinds were
+    /// kept.
     #[serde(rename = "type")]
     pub kind: String,
     /// The text or caption: as sent (rendered from a template, or written
@@ -170,7 +172,7 @@ const OUT: &str = "\
 const IN: &str = "\
     select i.id, 'in' as direction, i.session_id, null::uuid as campaign_id, \
            coalesce(i.from_phone, i.from_raw) as peer, \
-           case when i.text is null then 'unknown' else 'text' end as kind, \
+           coalesce(i.kind, case when i.text is null then 'unknown' else 'text' end) as kind, \
            i.text, null::uuid as media_id, 'received' as status, null::text as error, \
            null::timestamptz as queued_at, null::timestamptz as sent_at, \
            null::timestamptz as delivered_at, null::timestamptz as read_at, \
