@@ -227,6 +227,7 @@ pub struct StartRefusalView {
 
 /// A new start time for a draft or scheduled campaign.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CampaignSchedule)]
 pub struct NewSchedule {
     /// When it starts by itself (in the future).
     pub scheduled_at: DateTime<Utc>,

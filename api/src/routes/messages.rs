@@ -74,6 +74,7 @@ pub struct HistoryParams {
 
 /// A message sent or received.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessageRecord)]
 pub struct MessageView {
     /// Its id.
     pub id: Uuid,
