@@ -25,16 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use common::{env_number, quick, rate, settings, tenant, until};
+use common::{contact_list, env_number, quick, rate, sessions, settings, tenant, until};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wablast::Application;
-use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
 use wablast_domain::types::{DailyLimit, SessionId, TenantId, Throttle};
-use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
 use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
 
 mod common;
@@ -62,51 +59,6 @@ impl Sizes {
     }
 }
 
-/// `n` simulator sessions, started, sending without a pause.
-async fn sessions(log: &EventLog, tenant: TenantId, n: u64) -> Vec<SessionId> {
-    let handler = CommandHandler::<Session>::new(log.clone(), ());
-    let ids: Vec<SessionId> = (0..n).map(|_| SessionId::new()).collect();
-    let limit = || DailyLimit::parse(DailyLimit::MAX.into()).unwrap();
-    for (i, &id) in ids.iter().enumerate() {
-        let key = AggregateKey::new(tenant, id).unwrap();
-        for command in [
-            SessionCommand::CreateSession {
-                session_id: id,
-                name: SessionName::parse(&format!("Gateway {i}")).unwrap(),
-                driver: Driver::Simulator,
-                login: LoginMethod::Qr,
-                phone_number: None,
-                daily_limit: Some(limit()),
-                auto_start: false,
-                sessions_in_use: 0,
-                plan_max_sessions: 2_000,
-                plan_max_daily_limit: limit(),
-                at: Utc::now(),
-            },
-            SessionCommand::UpdateSettings {
-                name: None,
-                daily_limit: None,
-                auto_start: None,
-                throttle: Some(Throttle::new(0, 0).unwrap()),
-                plan_max_daily_limit: limit(),
-                at: Utc::now(),
-            },
-            SessionCommand::StartSession { at: Utc::now() },
-        ] {
-            // The engine may write to it meanwhile: a lost race is tried again.
-            let mut tries = 0;
-            // Each command its own id: a repeated id is a retry, deduplicated.
-            let meta = CommandMetadata::new(Actor::System);
-            while let Err(err) = handler.execute(&key, command.clone(), &meta).await {
-                tries += 1;
-                assert!(tries < 10, "session not set up: {err} ({command:?})");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    ids
-}
-
 /// Messages of the tenant sent (or beyond), as projected: of one campaign,
 /// or (`None`) single sends.
 async fn sent(db: &PgPool, tenant: TenantId, campaign: Option<Uuid>) -> u64 {
@@ -132,29 +84,7 @@ async fn campaign_path(
     senders: &[SessionId],
     total: u64,
 ) -> f64 {
-    let list = Uuid::now_v7();
-    sqlx::query(
-        "insert into contact_lists
-             (id, tenant_id, name, columns, total_rows, accepted, rejected, source_format, created_at)
-         values ($1, $2, 'Bench', '{}', $3, $3, 0, 'csv', now())",
-    )
-    .bind(list)
-    .bind(tenant.as_uuid())
-    .bind(total as i32)
-    .execute(db)
-    .await
-    .expect("list");
-    sqlx::query(
-        "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
-         select $1, r, $2, '+62813' || lpad(r::text, 8, '0'), 'Pelanggan ' || r, '{}'::jsonb
-         from generate_series(1, $3) r",
-    )
-    .bind(list)
-    .bind(tenant.as_uuid())
-    .bind(total as i32)
-    .execute(db)
-    .await
-    .expect("contacts");
+    let list = contact_list(db, tenant, total).await;
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{base}/api/v1/campaigns"))
@@ -301,7 +231,14 @@ async fn main() {
     let pool = wablast::database_pool(&settings).expect("pool");
     let total = sizes.total();
     let (tenant, token) = tenant(&base, &log, "gateway@example.test", total * 6, total).await;
-    let senders = sessions(&log, tenant, sizes.sessions).await;
+    let senders = sessions(
+        &log,
+        tenant,
+        sizes.sessions,
+        DailyLimit::MAX.into(),
+        Some(Throttle::new(0, 0).unwrap()),
+    )
+    .await;
     until("every session ready", Duration::from_secs(60), async || {
         let ready: i64 = sqlx::query_scalar(
             "select count(*) from sessions where tenant_id = $1 and status = 'ready'",

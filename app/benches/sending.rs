@@ -29,17 +29,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use chrono::Utc;
-use common::{env_number, quick, rate, settings, tenant, until};
+use common::{contact_list, env_number, quick, rate, sessions, settings, tenant, until};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wablast::Application;
-use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
-use wablast_domain::types::{DailyLimit, SessionId, TenantId};
-use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
+use wablast_domain::session::Session;
+use wablast_domain::types::TenantId;
+use wablast_eventstore::{AggregateKey, CommandHandler};
 use wablast_tests::{TestDatabase, delete_streams, nats_url, unique_prefix};
 use wablast_workflows::sends::SendQueue;
 
@@ -64,80 +63,6 @@ impl Sizes {
             idle_sessions: env_number("BENCH_IDLE_SESSIONS", idle),
         }
     }
-}
-
-/// Creates and starts `n` simulator sessions (the engine links them by
-/// itself: auto-scan).
-async fn sessions(log: &EventLog, tenant: TenantId, n: u64, daily_limit: u64) -> Vec<SessionId> {
-    let handler = CommandHandler::<Session>::new(log.clone(), ());
-    let ids: Vec<SessionId> = (0..n).map(|_| SessionId::new()).collect();
-    futures::stream::iter(ids.iter().enumerate())
-        .for_each_concurrent(64, |(i, &id)| {
-            let handler = handler.clone();
-            async move {
-                let key = AggregateKey::new(tenant, id).unwrap();
-                handler
-                    .execute(
-                        &key,
-                        SessionCommand::CreateSession {
-                            session_id: id,
-                            name: SessionName::parse(&format!("Bench {i}")).unwrap(),
-                            driver: Driver::Simulator,
-                            login: LoginMethod::Qr,
-                            phone_number: None,
-                            daily_limit: Some(DailyLimit::parse(daily_limit).unwrap()),
-                            auto_start: false,
-                            sessions_in_use: 0,
-                            plan_max_sessions: 2_000,
-                            plan_max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into())
-                                .unwrap(),
-                            at: Utc::now(),
-                        },
-                        &CommandMetadata::new(Actor::System),
-                    )
-                    .await
-                    .expect("session created");
-                handler
-                    .execute(
-                        &key,
-                        SessionCommand::StartSession { at: Utc::now() },
-                        &CommandMetadata::new(Actor::System),
-                    )
-                    .await
-                    .expect("session started");
-            }
-        })
-        .await;
-    ids
-}
-
-/// A contact list of `n` consented contacts, stored as an import stores it.
-async fn contact_list(db: &PgPool, tenant: TenantId, n: u64) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "insert into contact_lists
-             (id, tenant_id, name, columns, total_rows, accepted, rejected, source_format, created_at)
-         values ($1, $2, 'Bench', '{kota}', $3, $3, 0, 'csv', now())",
-    )
-    .bind(id)
-    .bind(tenant.as_uuid())
-    .bind(n as i32)
-    .execute(db)
-    .await
-    .expect("list");
-    sqlx::query(
-        "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
-         select $1, r, $2, '+62812' || lpad(r::text, 8, '0'), 'Pelanggan ' || r,
-                jsonb_build_object('kota', 'Kota ' || (r % 50))
-         from generate_series(1, $3) r",
-    )
-    .bind(id)
-    .bind(tenant.as_uuid())
-    .bind(n as i32)
-    .execute(db)
-    .await
-    .expect("contacts");
-    id
 }
 
 /// Send commands waiting or under way (the queue forgets answered ones).
@@ -222,7 +147,7 @@ async fn end_to_end(sizes: &Sizes) {
     let pool = wablast::database_pool(&settings).expect("pool");
     let total = sizes.sessions * sizes.recipients;
     let (tenant, token) = tenant(&base, &log, "bench@example.test", total * 2, total).await;
-    let senders = sessions(&log, tenant, sizes.sessions, sizes.recipients.max(1)).await;
+    let senders = sessions(&log, tenant, sizes.sessions, sizes.recipients.max(1), None).await;
     until("every session ready", Duration::from_secs(60), async || {
         let ready: i64 = sqlx::query_scalar(
             "select count(*) from sessions where tenant_id = $1 and status = 'ready'",
@@ -427,7 +352,7 @@ async fn engine_memory(n: u64) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tenant = TenantId::new();
     let started = Instant::now();
-    let ids = sessions(&log, tenant, n, 100).await;
+    let ids = sessions(&log, tenant, n, 100, None).await;
     let handler = CommandHandler::<Session>::new(log.clone(), ());
     until(
         "every session linked",

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::Parser;
+use futures::StreamExt;
 use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
 use wablast::config::Settings;
 use wablast_domain::plan::{PlanPeriod, PlanTerms};
-use wablast_domain::types::{DailyLimit, PlanId, Points, TenantId};
+use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
+use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId, Throttle};
 use wablast_domain::wallet::{Wallet, WalletCommand};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata, EventLog};
 use wablast_tests::{TestDatabase, nats_url, poll_until};
@@ -129,4 +133,89 @@ pub async fn until<T>(what: &str, timeout: Duration, check: impl AsyncFnMut() ->
 /// `n` per second over `elapsed`.
 pub fn rate(n: u64, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
+}
+
+/// Creates and starts `n` simulator sessions sending up to `daily_limit` a
+/// day, each pausing as `throttle` says between its single sends when
+/// given (the engine links them by itself: auto-scan).
+pub async fn sessions(
+    log: &EventLog,
+    tenant: TenantId,
+    n: u64,
+    daily_limit: u64,
+    throttle: Option<Throttle>,
+) -> Vec<SessionId> {
+    let handler = CommandHandler::<Session>::new(log.clone(), ());
+    let ids: Vec<SessionId> = (0..n).map(|_| SessionId::new()).collect();
+    let plan_max = || DailyLimit::parse(DailyLimit::MAX.into()).unwrap();
+    futures::stream::iter(ids.iter().enumerate())
+        .for_each_concurrent(64, |(i, &id)| {
+            let handler = handler.clone();
+            async move {
+                let key = AggregateKey::new(tenant, id).unwrap();
+                let mut commands = vec![SessionCommand::CreateSession {
+                    session_id: id,
+                    name: SessionName::parse(&format!("Bench {i}")).unwrap(),
+                    driver: Driver::Simulator,
+                    login: LoginMethod::Qr,
+                    phone_number: None,
+                    daily_limit: Some(DailyLimit::parse(daily_limit).unwrap()),
+                    auto_start: false,
+                    sessions_in_use: 0,
+                    plan_max_sessions: 2_000,
+                    plan_max_daily_limit: plan_max(),
+                    at: Utc::now(),
+                }];
+                if throttle.is_some() {
+                    commands.push(SessionCommand::UpdateSettings {
+                        name: None,
+                        daily_limit: None,
+                        auto_start: None,
+                        throttle,
+                        plan_max_daily_limit: plan_max(),
+                        at: Utc::now(),
+                    });
+                }
+                commands.push(SessionCommand::StartSession { at: Utc::now() });
+                for command in commands {
+                    // Each command its own id: a repeated id is a retry.
+                    handler
+                        .execute(&key, command, &CommandMetadata::new(Actor::System))
+                        .await
+                        .expect("session set up");
+                }
+            }
+        })
+        .await;
+    ids
+}
+
+/// A contact list of `n` consented contacts (`+62812…`, a `kota` column),
+/// stored as an import stores it.
+pub async fn contact_list(db: &PgPool, tenant: TenantId, n: u64) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into contact_lists
+             (id, tenant_id, name, columns, total_rows, accepted, rejected, source_format, created_at)
+         values ($1, $2, 'Bench', '{kota}', $3, $3, 0, 'csv', now())",
+    )
+    .bind(id)
+    .bind(tenant.as_uuid())
+    .bind(n as i32)
+    .execute(db)
+    .await
+    .expect("list");
+    sqlx::query(
+        "insert into contacts (list_id, row_number, tenant_id, phone, name, variables)
+         select $1, r, $2, '+62812' || lpad(r::text, 8, '0'), 'Pelanggan ' || r,
+                jsonb_build_object('kota', 'Kota ' || (r % 50))
+         from generate_series(1, $3) r",
+    )
+    .bind(id)
+    .bind(tenant.as_uuid())
+    .bind(n as i32)
+    .execute(db)
+    .await
+    .expect("contacts");
+    id
 }
