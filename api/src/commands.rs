@@ -49,7 +49,7 @@ pub async fn execute<A>(
     metadata: &CommandMetadata,
 ) -> Result<Committed<A>, ApiError>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
     A::Error: Refusal,
 {

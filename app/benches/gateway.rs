@@ -12,9 +12,11 @@
 //!    sessions; the POST's latency (p50, p99, max), the requests accepted
 //!    per second, and the messages sent per second end to end (first POST
 //!    to every message sent, as projected). Target: p99 < 25 ms at 500
-//!    requests/s; sent/s at least 80% of the campaign path's.
+//!    requests/s.
 //! 3. **Single sends, flat out**: the same 50 clients posting as fast as
-//!    they are answered: the most requests/s accepted.
+//!    they are answered: the most requests/s accepted, and messages sent
+//!    per second end to end. Target: sent/s at least 80% of the campaign
+//!    path's.
 //!
 //! Knobs: `BENCH_SESSIONS` (10), `BENCH_MESSAGES` (per session, 1,000),
 //! `BENCH_RATE` (500 requests/s), `BENCH_CLIENTS` (50). Under
@@ -290,20 +292,33 @@ async fn main() {
         quantile(&latencies, 1.0).as_secs_f64() * 1e3,
     );
     println!(
-        "    first POST to all sent: {:.2} s = {single_rate:.0} messages/s = {:.0}% of the campaign path's  target >= 80%",
+        "    first POST to all sent: {:.2} s = {single_rate:.0} messages/s (paced: at most {} messages/s)",
         all_sent.as_secs_f64(),
-        100.0 * single_rate / campaign_rate
+        sizes.rate
     );
 
     // Flat out.
+    let first = Instant::now();
     let (latencies, posted) =
         post_singles(&base, &token, &senders, total, sizes.clients, None, total).await;
+    let all_sent = until(
+        "every single send sent",
+        Duration::from_secs(600),
+        async || (sent(&pool, tenant, None).await >= 2 * total).then(|| first.elapsed()),
+    )
+    .await;
+    let single_rate = rate(total, all_sent);
     println!(
         "  single sends flat out: {total} accepted in {:.2} s = {:.0} requests/s, POST p50 {:.1} ms, p99 {:.1} ms",
         posted.as_secs_f64(),
         rate(total, posted),
         quantile(&latencies, 0.50).as_secs_f64() * 1e3,
         quantile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "    first POST to all sent: {:.2} s = {single_rate:.0} messages/s = {:.0}% of the campaign path's  target >= 80%",
+        all_sent.as_secs_f64(),
+        100.0 * single_rate / campaign_rate
     );
 
     shutdown.cancel();

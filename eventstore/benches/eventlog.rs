@@ -70,7 +70,7 @@ const TENANT: &str = "bench";
 // ---------------------------------------------------------------------------
 
 /// A counter; each `Add` records the new total.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Counter {
     total: u64,
 }

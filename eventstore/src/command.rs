@@ -89,32 +89,46 @@ impl Default for SnapshotPolicy {
     }
 }
 
-/// A snapshot as stored (KV) and cached (memory).
-#[derive(Clone, Serialize, Deserialize)]
-struct Snapshot {
+/// A snapshot as stored (KV).
+#[derive(Serialize, Deserialize)]
+struct Snapshot<S> {
     version: u32,
     sequence: u64,
     stream_sequence: u64,
-    state: serde_json::Value,
+    state: S,
 }
 
-/// The in-memory snapshots: bounded, the oldest insertion evicted first.
-#[derive(Default)]
-struct SnapshotCache {
-    entries: HashMap<AggregateKey, Snapshot>,
+/// The in-memory snapshots: states as folded (a clone is far cheaper than
+/// a round trip through JSON), bounded, the oldest insertion evicted
+/// first.
+struct SnapshotCache<A> {
+    entries: HashMap<AggregateKey, Loaded<A>>,
     order: VecDeque<AggregateKey>,
 }
 
-impl SnapshotCache {
-    fn get(&self, key: &AggregateKey) -> Option<Snapshot> {
-        self.entries.get(key).cloned()
+impl<A> Default for SnapshotCache<A> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<A: Clone> SnapshotCache<A> {
+    fn get(&self, key: &AggregateKey) -> Option<Loaded<A>> {
+        self.entries.get(key).map(|loaded| Loaded {
+            aggregate: loaded.aggregate.clone(),
+            sequence: loaded.sequence,
+            stream_sequence: loaded.stream_sequence,
+        })
     }
 
-    fn put(&mut self, key: &AggregateKey, snapshot: Snapshot, capacity: usize) {
+    fn put(&mut self, key: &AggregateKey, loaded: Loaded<A>, capacity: usize) {
         if capacity == 0 {
             return;
         }
-        if self.entries.insert(key.clone(), snapshot).is_none() {
+        if self.entries.insert(key.clone(), loaded).is_none() {
             self.order.push_back(key.clone());
             while self.entries.len() > capacity {
                 match self.order.pop_front() {
@@ -163,7 +177,7 @@ pub struct CommandHandler<A: Aggregate> {
     upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
     attempts: u32,
     snapshots: SnapshotPolicy,
-    cache: Arc<Mutex<SnapshotCache>>,
+    cache: Arc<Mutex<SnapshotCache<A>>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -181,7 +195,7 @@ impl<A: Aggregate> Clone for CommandHandler<A> {
     }
 }
 
-impl<A: Aggregate> CommandHandler<A> {
+impl<A: Aggregate + Clone> CommandHandler<A> {
     /// A handler for `A` with its services.
     pub fn new(log: EventLog, services: A::Services) -> Self {
         Self {
@@ -266,6 +280,23 @@ impl<A: Aggregate> CommandHandler<A> {
         Ok(loaded)
     }
 
+    /// The aggregate's last event, read from its last commit alone (one
+    /// get, no fold): for an aggregate whose events carry what a reader
+    /// wants to know (a counter's running total, say). `None`: no event.
+    pub async fn last_event(
+        &self,
+        key: &AggregateKey,
+    ) -> Result<Option<A::Event>, AggregateError<A::Error>> {
+        let Some(tip) = self.log.tip(A::TYPE, key).await? else {
+            return Ok(None);
+        };
+        tip.commit
+            .into_recorded(tip.stream_sequence)
+            .last()
+            .map(|event| self.decode(event))
+            .transpose()
+    }
+
     /// The aggregate as its first commit, at `stream_sequence`, left it,
     /// for a caller told where that commit is and that it is likely still
     /// the last (a send command carries where its message was queued). The
@@ -306,33 +337,35 @@ impl<A: Aggregate> CommandHandler<A> {
     /// The newest usable snapshot at or before `until`: from memory, else
     /// from KV when one may be `stored`.
     async fn snapshot(&self, key: &AggregateKey, until: u64, stored: bool) -> Option<Loaded<A>> {
-        let usable =
-            |s: &Snapshot| s.version == self.snapshots.version && s.stream_sequence <= until;
         let cached = self.cache.lock().expect("snapshot cache").get(key);
-        let snapshot = match cached.filter(usable) {
-            Some(snapshot) => snapshot,
-            None if stored && self.snapshots.every > 0 => {
-                let stored = match self.log.snapshot(A::TYPE, key).await {
-                    Ok(stored) => stored?,
-                    Err(err) => {
-                        debug!(%key, error = %err, "snapshot not read");
-                        return None;
-                    }
-                };
-                serde_json::from_slice::<Snapshot>(&stored)
-                    .ok()
-                    .filter(usable)?
-            }
-            None => return None,
-        };
-        match serde_json::from_value(snapshot.state) {
-            Ok(aggregate) => Some(Loaded {
-                aggregate,
-                sequence: snapshot.sequence,
-                stream_sequence: snapshot.stream_sequence,
-            }),
+        if let Some(cached) = cached.filter(|c| c.stream_sequence <= until) {
+            return Some(cached);
+        }
+        if !stored || self.snapshots.every == 0 {
+            return None;
+        }
+        let stored = match self.log.snapshot(A::TYPE, key).await {
+            Ok(stored) => stored?,
             Err(err) => {
-                warn!(%key, aggregate_type = A::TYPE, error = %err, "snapshot unreadable; folding from the log");
+                debug!(%key, error = %err, "snapshot not read");
+                return None;
+            }
+        };
+        // A state of another shape does not read: folded from the log.
+        match serde_json::from_slice::<Snapshot<A>>(&stored) {
+            Ok(snapshot)
+                if snapshot.version == self.snapshots.version
+                    && snapshot.stream_sequence <= until =>
+            {
+                Some(Loaded {
+                    aggregate: snapshot.state,
+                    sequence: snapshot.sequence,
+                    stream_sequence: snapshot.stream_sequence,
+                })
+            }
+            Ok(_) => None,
+            Err(err) => {
+                debug!(%key, aggregate_type = A::TYPE, error = %err, "snapshot unreadable; folding from the log");
                 None
             }
         }
@@ -346,33 +379,39 @@ impl<A: Aggregate> CommandHandler<A> {
         if !want_cache && !want_kv {
             return;
         }
-        let state = match serde_json::to_value(&loaded.aggregate) {
-            Ok(state) => state,
-            Err(err) => {
-                warn!(%key, aggregate_type = A::TYPE, error = %err, "state not serializable; no snapshot");
-                return;
-            }
-        };
-        let snapshot = Snapshot {
-            version: self.snapshots.version,
-            sequence: loaded.sequence,
-            stream_sequence: loaded.stream_sequence,
-            state,
-        };
-        if want_kv && let Ok(bytes) = serde_json::to_vec(&snapshot) {
-            let (log, key) = (self.log.clone(), key.clone());
-            // Off the command's path: a snapshot is an optimisation, and a
-            // lost one only means a longer fold later.
-            tokio::spawn(async move {
-                if let Err(err) = log.save_snapshot(A::TYPE, &key, bytes.into()).await {
-                    debug!(%key, error = %err, "snapshot not saved");
+        if want_kv {
+            let snapshot = Snapshot {
+                version: self.snapshots.version,
+                sequence: loaded.sequence,
+                stream_sequence: loaded.stream_sequence,
+                state: &loaded.aggregate,
+            };
+            match serde_json::to_vec(&snapshot) {
+                Ok(bytes) => {
+                    let (log, key) = (self.log.clone(), key.clone());
+                    // Off the command's path: a snapshot is an
+                    // optimisation, and a lost one only means a longer
+                    // fold later.
+                    tokio::spawn(async move {
+                        if let Err(err) = log.save_snapshot(A::TYPE, &key, bytes.into()).await {
+                            debug!(%key, error = %err, "snapshot not saved");
+                        }
+                    });
                 }
-            });
+                Err(err) => {
+                    warn!(%key, aggregate_type = A::TYPE, error = %err, "state not serializable; no snapshot");
+                }
+            }
         }
         if want_cache {
+            let copy = Loaded {
+                aggregate: loaded.aggregate.clone(),
+                sequence: loaded.sequence,
+                stream_sequence: loaded.stream_sequence,
+            };
             self.cache.lock().expect("snapshot cache").put(
                 key,
-                snapshot,
+                copy,
                 self.snapshots.cache_capacity,
             );
         }

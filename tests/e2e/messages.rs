@@ -133,6 +133,74 @@ async fn a_single_send_goes_out_once_and_is_settled_when_its_day_is_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sends_at_once_are_each_admitted_once_and_refused_for_themselves() {
+    let app = TestApp::spawn().await;
+    let backdoor = Backdoor::of(&app).await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    // Points for 130 messages: two full blocks and a third of 30.
+    let budi = funded(&app, 2 * 130).await;
+    let session = linked(&budi, "+6281299991004", 500).await;
+    let (status, patched) = budi
+        .patch(
+            &format!("/api/v1/sessions/{session}"),
+            json!({"throttle": {"min_delay_ms": 0, "max_delay_ms": 0}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+
+    // 160 requests at once are decided in groups: 130 are admitted, each
+    // once, and only the 30 the wallet cannot pay for are refused.
+    let posts = (0..160).map(|n| {
+        let budi = budi.clone();
+        let session = session.clone();
+        async move {
+            budi.post(
+                "/api/v1/messages",
+                json!({"session_id": session, "to": format!("0813-3333-{n:04}"), "text": format!("Pesanan {n}")}),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let mut accepted = std::collections::HashSet::new();
+    let mut refused = 0;
+    for (status, body) in &answers {
+        match *status {
+            StatusCode::ACCEPTED => assert!(accepted.insert(body["id"].clone()), "{body}"),
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                assert_eq!(code(body), "insufficient_points", "{body}");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!((accepted.len(), refused), (130, 30));
+
+    let tenant = Uuid::parse_str(&budi.tenant_id).unwrap();
+    until("130 sent", Duration::from_secs(60), async || {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from messages where tenant_id = $1 and status in ('sent', 'delivered', 'read')",
+        )
+        .bind(tenant)
+        .fetch_one(&backdoor.db)
+        .await
+        .unwrap();
+        (n == 130).then_some(())
+    })
+    .await;
+    let held = wallet(&budi).await;
+    assert_eq!(held["available"], 0, "{held}");
+    let report = wablast::verify::run(&backdoor.log).await.unwrap();
+    assert!(
+        report.holds(),
+        "the log breaks a rule:\n{}",
+        wablast::verify::render(&report)
+    );
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_send_is_refused_at_once_when_it_could_not_go() {
     let app = TestApp::spawn().await;
     let (stop, engine) = engine(&app, "engine-a", |_| {});

@@ -44,7 +44,7 @@ impl Commands {
     /// Handlers on `log`, reading older events through the domain's
     /// upcasters.
     pub fn new(log: &EventLog) -> Self {
-        fn handler<A: Aggregate<Services = ()>>(log: &EventLog) -> CommandHandler<A> {
+        fn handler<A: Aggregate<Services = ()> + Clone>(log: &EventLog) -> CommandHandler<A> {
             CommandHandler::new(log.clone(), ()).with_upcasters(wablast_domain::upcasters())
         }
         Self {

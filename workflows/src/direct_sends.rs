@@ -26,30 +26,35 @@
 //! request land on the same message.
 //!
 //! The wallet is touched once per block, not per message; the campaign
-//! once a day. Admissions to one campaign are made one at a time in a
-//! process (they share a batch), so its batch sees no conflicting writer
-//! but another process's.
+//! once a day. A session's sends are decided in a *lane* of its own in a
+//! process, a group at a time: while one group is written, the requests
+//! arriving wait and go together in the next, so under load a group costs
+//! one read of the session, wallet and schedule, one commit of admissions
+//! (per batch) and one publish of send commands, whatever its size. A
+//! lone request is a group of one. Its batch sees no conflicting writer
+//! but another process's; a group's commit carries the metadata of its
+//! first request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::AggregateError;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, oneshot};
 use tracing::{debug, instrument};
 use wablast_domain::campaign::{CampaignCommand, CampaignError, direct_campaign_id};
 use wablast_domain::message::QueuedMessage;
 use wablast_domain::recipient_batch::{
-    BatchRecipient, RecipientBatchCommand, RecipientBatchError, batch_id,
+    BatchRecipient, RecipientBatch, RecipientBatchCommand, RecipientBatchError, batch_id,
 };
 use wablast_domain::session::SessionStatus;
-use wablast_domain::session_day;
+use wablast_domain::session_day::{self, SessionDayEvent};
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::{
     CampaignId, MessageContent, MessageId, Points, SessionId, TenantId, Throttle,
 };
 use wablast_domain::wallet::{WalletCommand, WalletError};
-use wablast_eventstore::{CommandMetadata, EventLog, EventStoreError};
+use wablast_eventstore::{CommandMetadata, EventLog, EventStoreError, Loaded};
 use wablast_projections::wait::Position;
 
 use crate::commands::{Commands, day_key, follow_up, key, position, tenant_key};
@@ -98,7 +103,7 @@ pub struct Queued {
 }
 
 /// Why a single send was not queued.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DirectSendError {
     /// The tenant has no such session.
     #[error("no such session")]
@@ -164,16 +169,76 @@ struct Block {
     capacity: u32,
 }
 
-type Blocks = tokio::sync::Mutex<Option<Block>>;
+/// The most single sends of one session decided together: one read of the
+/// session, wallet and schedule, one commit of admissions (per batch), one
+/// publish of their send commands.
+const GROUP: usize = 500;
+
+/// A single send waiting for its session's lane.
+struct Request {
+    send: DirectSend,
+    metadata: CommandMetadata,
+    now: DateTime<Utc>,
+    reply: oneshot::Sender<Result<Queued, DirectSendError>>,
+}
+
+impl Request {
+    fn answer(self, result: Result<Queued, DirectSendError>) {
+        // A caller that went away learns nothing; its message stands.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// One session's single sends in a process: requests wait here while the
+/// ones before them are decided, then go together.
+#[derive(Default)]
+struct Lane {
+    waiting: Mutex<Waiting>,
+    admitting: tokio::sync::Mutex<Admitting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    requests: Vec<Request>,
+    /// A task is deciding this lane's requests.
+    draining: bool,
+}
+
+/// What a lane knows of its session's direct campaign: the one it admits
+/// to, the batch that takes admissions and that batch's state.
+#[derive(Default)]
+struct Admitting {
+    campaign: Option<CampaignId>,
+    block: Option<Block>,
+    batch: Option<Loaded<RecipientBatch>>,
+}
+
+/// Ends a lane's draining if its task panics: the requests waiting are
+/// answered (their senders dropped) and the next request starts anew.
+struct Draining<'a>(&'a Lane);
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut waiting = self.0.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.requests.clear();
+            waiting.draining = false;
+        }
+    }
+}
 
 /// Single sends of an API process.
+#[derive(Clone)]
 pub struct DirectSends {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     commands: Commands,
     log: EventLog,
     queue: OnceCell<SendQueue>,
-    /// Per direct campaign: the batch it admits to, known to this process
-    /// (admissions to one campaign wait for each other here).
-    blocks: Mutex<HashMap<CampaignId, Arc<Blocks>>>,
+    /// Per session: its lane.
+    lanes: Mutex<HashMap<(TenantId, SessionId), Arc<Lane>>>,
     /// Per tenant: its sessions' blocks are reserved one at a time here,
     /// so that sessions opening blocks at once do not race on the wallet.
     reserving: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
@@ -183,22 +248,21 @@ impl DirectSends {
     /// Single sends over `log`.
     pub fn new(commands: Commands, log: EventLog) -> Self {
         Self {
-            commands,
-            log,
-            queue: OnceCell::new(),
-            blocks: Mutex::default(),
-            reserving: Mutex::default(),
+            inner: Arc::new(Inner {
+                commands,
+                log,
+                queue: OnceCell::new(),
+                lanes: Mutex::default(),
+                reserving: Mutex::default(),
+            }),
         }
     }
 
-    async fn queue(&self) -> Result<&SendQueue, DirectSendError> {
-        self.queue
-            .get_or_try_init(|| SendQueue::open(self.log.jetstream(), self.log.prefix()))
-            .await
-            .map_err(DirectSendError::from)
-    }
-
     /// Admits and queues one single send of `tenant` at `now`.
+    ///
+    /// The sends of one session are decided in groups: while one group is
+    /// written, the requests arriving wait and go in the next one. Each is
+    /// answered for itself (a refusal refuses only its own request).
     #[instrument(skip(self, send, metadata), fields(session = %send.session_id, message = %send.message_id))]
     pub async fn send(
         &self,
@@ -207,164 +271,386 @@ impl DirectSends {
         metadata: &CommandMetadata,
         now: DateTime<Utc>,
     ) -> Result<Queued, DirectSendError> {
+        let session_id = send.session_id;
+        let lane = self.inner.lane(tenant, session_id);
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut waiting = lane.waiting.lock().expect("lane lock");
+            waiting.requests.push(Request {
+                send,
+                metadata: metadata.clone(),
+                now,
+                reply,
+            });
+            !std::mem::replace(&mut waiting.draining, true)
+        };
+        if start {
+            // Its own task: a caller that goes away does not stop the
+            // requests waiting behind it.
+            let inner = self.inner.clone();
+            tokio::spawn(async move { inner.drain(tenant, session_id, &lane).await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(DirectSendError::Log(
+                "the admission was interrupted: retry with the same idempotency key".to_owned(),
+            ))
+        })
+    }
+}
+
+impl Inner {
+    async fn queue(&self) -> Result<&SendQueue, DirectSendError> {
+        self.queue
+            .get_or_try_init(|| SendQueue::open(self.log.jetstream(), self.log.prefix()))
+            .await
+            .map_err(DirectSendError::from)
+    }
+
+    fn lane(&self, tenant: TenantId, session_id: SessionId) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        lanes.entry((tenant, session_id)).or_default().clone()
+    }
+
+    /// Decides the lane's requests, a group at a time, until none waits.
+    async fn drain(&self, tenant: TenantId, session_id: SessionId, lane: &Lane) {
+        let _draining = Draining(lane);
+        let mut admitting = lane.admitting.lock().await;
+        loop {
+            let group: Vec<Request> = {
+                let mut waiting = lane.waiting.lock().expect("lane lock");
+                if waiting.requests.is_empty() {
+                    waiting.draining = false;
+                    return;
+                }
+                let n = waiting.requests.len().min(GROUP);
+                waiting.requests.drain(..n).collect()
+            };
+            debug!(requests = group.len(), "single sends decided together");
+            self.decide(tenant, session_id, &mut admitting, group).await;
+        }
+    }
+
+    /// Decides a group of one session's requests: refuses what must be,
+    /// admits the rest to the day's direct campaign and queues them.
+    async fn decide(
+        &self,
+        tenant: TenantId,
+        session_id: SessionId,
+        admitting: &mut Admitting,
+        group: Vec<Request>,
+    ) {
         let commands = &self.commands;
-        // 1. What refuses it anyway: the session, the wallet and the
+        // 1. What refuses a send anyway: the session, the wallet and the
         // schedule read side by side, then the day's counter.
-        let (session_key, tenant_key) = (key(tenant, send.session_id), tenant_key(tenant));
+        let (session_key, tenant_key) = (key(tenant, session_id), tenant_key(tenant));
         let (session, wallet, schedule) = tokio::join!(
             commands.sessions.load(&session_key),
             commands.wallets.load(&tenant_key),
             commands.schedules.load(&tenant_key),
         );
-        let (session, wallet, schedule) =
-            (session?.aggregate, wallet?.aggregate, schedule?.aggregate);
-        if !session.exists() || session.is_deleted() {
-            return Err(DirectSendError::SessionNotFound);
-        }
-        if !session.is_ready() {
-            return Err(DirectSendError::SessionNotReady {
-                status: session.status(),
-            });
-        }
-        if let Err(WalletError::PlanExpired { expired_at }) = wallet.can_send_at(now) {
-            return Err(DirectSendError::PlanExpired { expired_at });
-        }
+        let (session, wallet, schedule) = match (session, wallet, schedule) {
+            (Ok(session), Ok(wallet), Ok(schedule)) => {
+                (session.aggregate, wallet.aggregate, schedule.aggregate)
+            }
+            (Err(err), _, _) => return refuse_all(group, &err.into()),
+            (_, Err(err), _) => return refuse_all(group, &err.into()),
+            (_, _, Err(err)) => return refuse_all(group, &err.into()),
+        };
         let hours = schedule.active_hours();
-        let day = hours.local_date(now);
-        let counter = commands
-            .session_days
-            .load(&day_key(
-                tenant,
-                &session_day::aggregate_id(send.session_id, day),
-            ))
-            .await?
-            .aggregate;
         let limit = session.daily_limit().value();
-        if counter.count() >= limit {
-            return Err(DirectSendError::DailyLimitReached {
-                limit,
-                retry_at: hours.next_local_midnight(now),
-            });
-        }
-        if send.outside_active_hours == OutsideActiveHours::Refuse && !hours.is_open(now) {
-            return Err(DirectSendError::OutsideActiveHours {
-                opens_at: hours.next_opening(now),
-            });
-        }
-
-        // 2. The day's direct campaign.
-        let campaign_id = direct_campaign_id(send.session_id, day);
-        let blocks = self.blocks_of(campaign_id);
-        let mut block = blocks.lock().await;
-        if block.is_none() {
-            self.open(
-                tenant,
-                (send.session_id, session.throttle()),
-                day,
-                campaign_id,
-                metadata,
-                now,
-            )
-            .await?;
-        }
-
-        // 3. Admitted to a batch its points were reserved for.
-        let queued = QueuedMessage {
-            message_id: send.message_id,
-            campaign_id,
-            session_id: send.session_id,
-            phone: send.to.clone(),
-            name: None,
-            variables: Default::default(),
-            content: Some(send.content.clone()),
-            at: now,
-        };
-        let recipient = BatchRecipient {
-            message_id: send.message_id,
-            session_id: send.session_id,
-            phone: send.to,
-            name: None,
-            variables: Default::default(),
-            content: Some(send.content),
-        };
-        let written = loop {
-            let current = match *block {
-                Some(current) => current,
+        // Per local day (a group may straddle midnight): sent or taken.
+        let mut days: Vec<(NaiveDate, u32, Vec<Request>)> = Vec::new();
+        for request in group {
+            let now = request.now;
+            if !session.exists() || session.is_deleted() {
+                request.answer(Err(DirectSendError::SessionNotFound));
+                continue;
+            }
+            if !session.is_ready() {
+                request.answer(Err(DirectSendError::SessionNotReady {
+                    status: session.status(),
+                }));
+                continue;
+            }
+            if let Err(WalletError::PlanExpired { expired_at }) = wallet.can_send_at(now) {
+                request.answer(Err(DirectSendError::PlanExpired { expired_at }));
+                continue;
+            }
+            let day = hours.local_date(now);
+            let slot = match days.iter().position(|(d, _, _)| *d == day) {
+                Some(slot) => slot,
                 None => {
-                    self.current_block(tenant, campaign_id, metadata, now)
-                        .await?
+                    // The counter's count is its last event's: one get,
+                    // not a fold of the day's grants.
+                    let counter = commands
+                        .session_days
+                        .last_event(&day_key(
+                            tenant,
+                            &session_day::aggregate_id(session_id, day),
+                        ))
+                        .await;
+                    match counter {
+                        Ok(last) => {
+                            let count = last.as_ref().map_or(0, SessionDayEvent::count_after);
+                            days.push((day, count, Vec::new()));
+                            days.len() - 1
+                        }
+                        Err(err) => {
+                            request.answer(Err(err.into()));
+                            continue;
+                        }
+                    }
                 }
             };
-            *block = Some(current);
-            let admitted = commands
-                .recipient_batches
-                .execute(
-                    &key(tenant, batch_id(campaign_id, current.index)),
-                    RecipientBatchCommand::AdmitRecipient {
-                        campaign_id,
-                        index: current.index,
-                        first: current.first,
-                        capacity: current.capacity,
-                        recipient: recipient.clone(),
-                        at: now,
-                    },
-                    &follow_up(metadata),
-                )
-                .await;
-            match admitted {
-                Ok(committed) => break position(&committed),
-                Err(AggregateError::UserError(RecipientBatchError::Full { capacity })) => {
-                    // The next batch starts where this one ends.
-                    *block = Some(
-                        self.next_block(
-                            tenant,
-                            campaign_id,
-                            current.index + 1,
-                            current.first + u64::from(capacity),
-                            metadata,
-                            now,
-                        )
-                        .await?,
-                    );
-                }
-                Err(err) => {
-                    // What this process knew may be stale: read it again.
-                    *block = None;
-                    return Err(err.into());
-                }
+            let (_, taken, accepted) = &mut days[slot];
+            if *taken >= limit {
+                request.answer(Err(DirectSendError::DailyLimitReached {
+                    limit,
+                    retry_at: hours.next_local_midnight(now),
+                }));
+                continue;
             }
-        };
-        drop(block);
-
-        // 4. On the session's queue.
-        let command = SendCommand {
-            tenant_id: tenant,
-            campaign_id,
-            message_id: send.message_id,
-            queued_at: None,
-            queued: Some(Box::new(queued)),
-        };
-        self.queue()
-            .await?
-            .publish(send.session_id, &[command])
-            .await?
-            .await
-            .map_err(|err| DirectSendError::Log(err.to_string()))?;
-        Ok(Queued {
-            message_id: send.message_id,
-            campaign_id,
-            queued_at: now,
-            written,
-        })
+            if request.send.outside_active_hours == OutsideActiveHours::Refuse
+                && !hours.is_open(now)
+            {
+                request.answer(Err(DirectSendError::OutsideActiveHours {
+                    opens_at: hours.next_opening(now),
+                }));
+                continue;
+            }
+            *taken += 1;
+            accepted.push(request);
+        }
+        for (day, _, accepted) in days {
+            if accepted.is_empty() {
+                continue;
+            }
+            let campaign_id = direct_campaign_id(session_id, day);
+            let session = (session_id, session.throttle());
+            let admitted = self
+                .admit(tenant, session, day, campaign_id, admitting, accepted)
+                .await;
+            self.enqueue(tenant, session_id, campaign_id, admitted)
+                .await;
+        }
     }
 
-    fn blocks_of(&self, campaign_id: CampaignId) -> Arc<Blocks> {
-        let mut blocks = self.blocks.lock().expect("blocks lock");
-        // Yesterday's campaigns take no more admissions here.
-        if blocks.len() > 10_000 {
-            blocks.retain(|_, block| Arc::strong_count(block) > 1);
+    /// Admits `requests` to the day's direct campaign, in order; answers
+    /// those it could not admit and returns the others with where their
+    /// admission was written.
+    async fn admit(
+        &self,
+        tenant: TenantId,
+        (session_id, throttle): (SessionId, Throttle),
+        day: NaiveDate,
+        campaign_id: CampaignId,
+        admitting: &mut Admitting,
+        mut requests: Vec<Request>,
+    ) -> Vec<(Request, Position)> {
+        let metadata = follow_up(&requests[0].metadata);
+        let now = requests[0].now;
+        // 2. The day's direct campaign, opened once.
+        if admitting.campaign != Some(campaign_id) {
+            if let Err(err) = self
+                .open(
+                    tenant,
+                    (session_id, throttle),
+                    day,
+                    campaign_id,
+                    &metadata,
+                    now,
+                )
+                .await
+            {
+                refuse_all(requests, &err);
+                return Vec::new();
+            }
+            *admitting = Admitting {
+                campaign: Some(campaign_id),
+                ..Admitting::default()
+            };
         }
-        blocks.entry(campaign_id).or_default().clone()
+        // 3. Admitted to batches their points were reserved for.
+        let mut admitted = Vec::with_capacity(requests.len());
+        while !requests.is_empty() {
+            let block = match admitting.block {
+                Some(block) => block,
+                None => match self
+                    .current_block(tenant, campaign_id, &metadata, now)
+                    .await
+                {
+                    Ok(block) => block,
+                    Err(err) => {
+                        refuse_all(requests, &err);
+                        break;
+                    }
+                },
+            };
+            admitting.block = Some(block);
+            let commands = requests
+                .iter()
+                .map(|request| RecipientBatchCommand::AdmitRecipient {
+                    campaign_id,
+                    index: block.index,
+                    first: block.first,
+                    capacity: block.capacity,
+                    recipient: BatchRecipient {
+                        message_id: request.send.message_id,
+                        session_id,
+                        phone: request.send.to.clone(),
+                        name: None,
+                        variables: Default::default(),
+                        content: Some(request.send.content.clone()),
+                    },
+                    at: request.now,
+                })
+                .collect();
+            let decided = self
+                .commands
+                .recipient_batches
+                .execute_each_on(
+                    &key(tenant, batch_id(campaign_id, block.index)),
+                    &mut admitting.batch,
+                    commands,
+                    &metadata,
+                )
+                .await;
+            let (written, accepted, refusal) = match decided {
+                Ok(decided) => (
+                    Some(position(&decided.committed)),
+                    decided.accepted,
+                    decided.refusal,
+                ),
+                // The first refused: nothing written.
+                Err(AggregateError::UserError(refusal)) => (None, 0, Some(refusal)),
+                Err(err) => {
+                    // What this process knew may be stale: read it again.
+                    admitting.block = None;
+                    admitting.batch = None;
+                    refuse_all(requests, &err.into());
+                    break;
+                }
+            };
+            if let Some(written) = written {
+                admitted.extend(requests.drain(..accepted).map(|request| (request, written)));
+            }
+            match refusal {
+                None => {}
+                Some(RecipientBatchError::Full { capacity }) => {
+                    // The next batch starts where this one ends.
+                    let next = self
+                        .next_block(
+                            tenant,
+                            campaign_id,
+                            block.index + 1,
+                            block.first + u64::from(capacity),
+                            &metadata,
+                            now,
+                        )
+                        .await;
+                    match next {
+                        Ok(next) => {
+                            admitting.block = Some(next);
+                            admitting.batch = None;
+                        }
+                        Err(err) => {
+                            // The full batch stays current: the next
+                            // request asks the wallet again.
+                            refuse_all(requests, &err);
+                            break;
+                        }
+                    }
+                }
+                Some(refusal) => {
+                    admitting.block = None;
+                    admitting.batch = None;
+                    refuse_all(requests, &DirectSendError::Log(refusal.to_string()));
+                    break;
+                }
+            }
+        }
+        admitted
+    }
+
+    /// Puts the admitted messages' send commands on the session's queue
+    /// (their first commit is the send loop's) and answers their requests.
+    async fn enqueue(
+        &self,
+        tenant: TenantId,
+        session_id: SessionId,
+        campaign_id: CampaignId,
+        admitted: Vec<(Request, Position)>,
+    ) {
+        if admitted.is_empty() {
+            return;
+        }
+        let queue = match self.queue().await {
+            Ok(queue) => queue,
+            Err(err) => {
+                return refuse_all(admitted.into_iter().map(|(request, _)| request), &err);
+            }
+        };
+        let commands: Vec<SendCommand> = admitted
+            .iter()
+            .map(|(request, _)| SendCommand {
+                tenant_id: tenant,
+                campaign_id,
+                message_id: request.send.message_id,
+                queued_at: None,
+                queued: Some(Box::new(QueuedMessage {
+                    message_id: request.send.message_id,
+                    campaign_id,
+                    session_id,
+                    phone: request.send.to.clone(),
+                    name: None,
+                    variables: Default::default(),
+                    content: Some(request.send.content.clone()),
+                    at: request.now,
+                })),
+            })
+            .collect();
+        // Many queue messages in flight, then their acknowledgements.
+        let mut acks = Vec::new();
+        let mut unpublished = None;
+        for chunk in commands.chunks(SendQueue::COMMANDS_PER_MESSAGE) {
+            match queue.publish(session_id, chunk).await {
+                Ok(ack) => acks.push(ack),
+                Err(err) => {
+                    unpublished = Some(err.to_string());
+                    break;
+                }
+            }
+        }
+        let mut stored =
+            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+                .await
+                .into_iter();
+        let mut admitted = admitted.into_iter();
+        loop {
+            let chunk: Vec<_> = admitted
+                .by_ref()
+                .take(SendQueue::COMMANDS_PER_MESSAGE)
+                .collect();
+            if chunk.is_empty() {
+                return;
+            }
+            let outcome = match stored.next() {
+                Some(ack) => ack.map(drop).map_err(|err| err.to_string()),
+                None => Err(unpublished.clone().unwrap_or_default()),
+            };
+            for (request, written) in chunk {
+                let result = match &outcome {
+                    Ok(()) => Ok(Queued {
+                        message_id: request.send.message_id,
+                        campaign_id,
+                        queued_at: request.now,
+                        written,
+                    }),
+                    Err(err) => Err(DirectSendError::Log(err.clone())),
+                };
+                request.answer(result);
+            }
+        }
     }
 
     /// Opens the session's direct campaign of `day` (its throttle is the
@@ -535,5 +821,12 @@ impl DirectSends {
             }
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+/// Answers every request of `requests` with `err`.
+fn refuse_all(requests: impl IntoIterator<Item = Request>, err: &DirectSendError) {
+    for request in requests {
+        request.answer(Err(err.clone()));
     }
 }

@@ -27,6 +27,16 @@ pub enum SessionDayEvent {
     },
 }
 
+impl SessionDayEvent {
+    /// How many slots the session had been granted that day after it: the
+    /// day counter's count, read off its last event alone.
+    pub fn count_after(&self) -> u32 {
+        match self {
+            Self::SlotGranted { count_after, .. } => *count_after,
+        }
+    }
+}
+
 impl DomainEvent for SessionDayEvent {
     fn event_type(&self) -> String {
         match self {

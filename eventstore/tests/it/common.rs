@@ -61,7 +61,7 @@ impl Drop for TestLog {
 }
 
 /// A counter: the smallest aggregate with a rule.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Counter {
     pub total: i64,
     pub adds: u64,

@@ -8,7 +8,9 @@ use wablast_eventstore::{
     Actor, AggregateKey, CommandHandler, CommandMetadata, Commit, EventStoreError, RecordedEvent,
 };
 
-use crate::common::{Counter, CounterCommand, CounterError, PrivateNats, TestLog, open_log};
+use crate::common::{
+    Counter, CounterCommand, CounterError, CounterEvent, PrivateNats, TestLog, open_log,
+};
 
 fn key(tenant: &str) -> AggregateKey {
     AggregateKey::new(tenant, uuid::Uuid::now_v7()).unwrap()
@@ -1005,4 +1007,22 @@ async fn create_commits_a_new_aggregate_once_and_leaves_an_existing_one_alone() 
     assert!(again.is_none());
     assert_eq!(handler.load(&key).await.unwrap().aggregate.total, 3);
     assert_gap_free(&t, &key, 1).await;
+}
+
+#[tokio::test]
+async fn the_last_event_is_read_from_the_last_commit_alone() {
+    let t = TestLog::new().await;
+    let handler = CommandHandler::<Counter>::new(t.log.clone(), ());
+    let key = key("t1");
+    assert_eq!(handler.last_event(&key).await.unwrap(), None);
+    for n in [2, 3, 4] {
+        handler
+            .execute(&key, CounterCommand::Add(n), &meta())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        handler.last_event(&key).await.unwrap(),
+        Some(CounterEvent::Added { n: 4, total: 9 })
+    );
 }
