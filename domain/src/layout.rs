@@ -6,6 +6,7 @@
 
 use cqrs_es::Aggregate;
 
+use crate::auto_reply::AutoReplyThread;
 use crate::campaign::Campaign;
 use crate::inbound::Inbound;
 use crate::message::Message;
@@ -56,7 +57,12 @@ impl LogStream {
                 Wallet::TYPE,
                 Campaign::TYPE,
             ],
-            Self::Messages => &[Message::TYPE, Inbound::TYPE, RecipientBatch::TYPE],
+            Self::Messages => &[
+                Message::TYPE,
+                Inbound::TYPE,
+                RecipientBatch::TYPE,
+                AutoReplyThread::TYPE,
+            ],
         }
     }
 

@@ -38,6 +38,7 @@
 //! - Events carry derived facts (a balance after the change, a count), so
 //!   `apply` only assigns.
 
+pub mod auto_reply;
 pub mod campaign;
 pub mod inbound;
 pub mod layout;

@@ -297,6 +297,9 @@ impl Verifier {
             "recipient_batch" => {
                 self.decode::<crate::recipient_batch::RecipientBatchEvent>(event);
             }
+            "auto_reply_thread" => {
+                self.decode::<crate::auto_reply::AutoReplyEvent>(event);
+            }
             _ => {}
         }
     }
@@ -773,7 +776,7 @@ mod tests {
 
     impl History {
         fn push(&mut self, aggregate_type: &str, id: &str, payload: Value) -> &mut Self {
-            let stream = if matches!(aggregate_type, "message" | "inbound") {
+            let stream = if matches!(aggregate_type, "message" | "inbound" | "auto_reply_thread") {
                 "t_MESSAGES"
             } else {
                 "t_EVENTS"

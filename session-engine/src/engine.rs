@@ -87,6 +87,7 @@ use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
 
 mod endings;
 use crate::webhook::WebhookError;
+use wablast_workflows::auto_replies::AutoReplies;
 use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
 use wablast_workflows::commands::{Commands, key};
@@ -99,6 +100,7 @@ use wablast_workflows::control::{
 use wablast_workflows::credentials::{
     self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey,
 };
+use wablast_workflows::direct_sends::DirectSends;
 use wablast_workflows::fanout::FanOut;
 use wablast_workflows::scheduled_starts::ScheduledStarts;
 use wablast_workflows::sender_removal;
@@ -339,10 +341,11 @@ impl Engine {
         Actor::Engine(self.config.engine_id.clone())
     }
 
-    /// The campaign processes every engine runs beside its sessions: the
-    /// fan-out (a durable consumer: each start handled by one engine),
-    /// completion and settlement, and scheduled starts (decided by the
-    /// aggregates, so engines running them side by side record each once).
+    /// The processes every engine runs beside its sessions: the fan-out
+    /// and the auto-responder (durable consumers: each start, each
+    /// received message handled by one engine), completion and
+    /// settlement, and scheduled starts (decided by the aggregates, so
+    /// engines running them side by side record each once).
     fn start_processes(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -394,9 +397,17 @@ impl Engine {
         );
         let scheduled = tokio::spawn(scheduled.run(shutdown.clone()));
         let endings = tokio::spawn(endings::run(self.clone(), shutdown.clone()));
+        let auto_replies = AutoReplies::new(
+            self.db.clone(),
+            self.aggregates.clone(),
+            DirectSends::new(self.aggregates.clone(), self.log.clone()),
+            self.config.clock.clone(),
+            self.actor(),
+        );
+        let auto_replies = tokio::spawn(auto_replies.run(self.log.clone(), shutdown.clone()));
         let settle_every = self.config.settle_every;
         let settlement = tokio::spawn(settlement.run(settle_every, shutdown));
-        Ok(vec![fanout, settlement, scheduled, endings])
+        Ok(vec![fanout, settlement, scheduled, endings, auto_replies])
     }
 
     /// Starts the sessions flagged to start with the engine that are not
@@ -1142,7 +1153,9 @@ impl Engine {
                             |req: SimulatorInboundRequest| async move {
                                 network
                                     .inbound(session, req.from, req.text)
-                                    .map(|()| SimulatorInboundResponse { message_id: None })
+                                    .map(|id| SimulatorInboundResponse {
+                                        message_id: Some(id),
+                                    })
                                     .map_err(simulator_refusal)
                             },
                         )

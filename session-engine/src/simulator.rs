@@ -205,20 +205,20 @@ impl SimulatorNetwork {
         Ok(())
     }
 
-    /// `from` sends `text` to the session's number.
+    /// `from` sends `text` to the session's number; the message's id, as
+    /// the driver reports it.
     pub fn inbound(
         &self,
         session_id: SessionId,
         from: Phone,
         text: String,
-    ) -> Result<(), SimulatorError> {
+    ) -> Result<String, SimulatorError> {
         let session = self.session(session_id)?;
         let s = session.lock().expect("session lock");
         if s.status != SessionStatus::Ready {
             return Err(SimulatorError::NotReady(s.status));
         }
-        s.emit_inbound(from, text, Uuid::now_v7().to_string());
-        Ok(())
+        Ok(s.emit_inbound(from, text, Uuid::now_v7().to_string()))
     }
 
     /// A number in [0, 1) decided by the seed and `what`.
@@ -302,15 +302,18 @@ impl SimSession {
         let _ = self.events.send(DriverEvent::Qr(qr));
     }
 
-    fn emit_inbound(&self, from: Phone, text: String, id: String) {
+    /// Reports a message from `from`; its provider id.
+    fn emit_inbound(&self, from: Phone, text: String, id: String) -> String {
+        let provider_message_id = format!("sim-in-{id}");
         let _ = self.events.send(DriverEvent::Inbound(Inbound {
             from_raw: from.whatsapp_chat_id(),
             from: Some(from),
             text: Some(text),
             kind: InboundKind::Text,
-            provider_message_id: format!("sim-in-{id}"),
+            provider_message_id: provider_message_id.clone(),
             at: Utc::now(),
         }));
+        provider_message_id
     }
 }
 

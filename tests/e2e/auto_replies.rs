@@ -309,3 +309,169 @@ async fn rules_are_listed_in_pages() {
     let (status, _) = a.get("/api/v1/auto-replies?limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// The last decision on `contact`'s thread on `session`, once there is one
+/// about `inbound` (its simulator message id).
+async fn decision(
+    backdoor: &crate::campaigns::Backdoor,
+    tenant: TenantId,
+    session: &str,
+    contact: &str,
+    inbound: &str,
+) -> wablast_domain::auto_reply::AutoReplyEvent {
+    use wablast_domain::auto_reply::{AutoReplyEvent, thread_id};
+    let session: SessionId = session.parse().unwrap();
+    let inbound_id = wablast_domain::inbound::inbound_id(session, inbound);
+    let threads = wablast_workflows::commands::Commands::new(&backdoor.log).auto_reply_threads;
+    let key = wablast_workflows::commands::key(tenant, thread_id(session, contact));
+    wablast_tests::wait_for(
+        "the decision",
+        std::time::Duration::from_secs(30),
+        async || {
+            let last = threads.last_event(&key).await.unwrap()?;
+            let about = match &last {
+                AutoReplyEvent::AutoReplyAnswered { inbound_id, .. }
+                | AutoReplyEvent::AutoReplySilent { inbound_id, .. }
+                | AutoReplyEvent::AutoReplyWithdrawn { inbound_id, .. } => *inbound_id,
+            };
+            (about == inbound_id).then_some(last)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_message_matching_a_rule_is_answered_once_per_cooldown_and_silences_say_why() {
+    use wablast_domain::auto_reply::{AutoReplyEvent, Silence};
+    let app = TestApp::spawn().await;
+    let backdoor = crate::campaigns::Backdoor::of(&app).await;
+    let (stop, engine) = crate::sending::engine(&app, "engine-a", |_| {});
+    let budi = crate::sending::funded(&app, 100).await;
+    let tenant = tenant(&budi);
+    let session = crate::sending::linked(&budi, "+6281299992001", 100).await;
+    let (status, _) = budi
+        .patch(
+            &format!("/api/v1/sessions/{session}"),
+            json!({"throttle": {"min_delay_ms": 0, "max_delay_ms": 0}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, rule) = budi
+        .post(
+            "/api/v1/auto-replies",
+            json!({"name": "Jam buka", "trigger": "keyword", "pattern": "jam buka",
+                   "response": "Kami buka setiap hari pukul 09.00–18.00 WIB."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    let inbound = |from: &'static str, text: &'static str| {
+        let (budi, session) = (budi.clone(), session.clone());
+        async move {
+            let (status, accepted) = budi
+                .post(
+                    &format!("/api/v1/sessions/{session}/simulator/inbound"),
+                    json!({"from": from, "text": text}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+            accepted["message_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let siti = "6281200000011@c.us";
+
+    // Asked in other words (case, accents, spaces), the rule answers.
+    let first = inbound("+6281200000011", "  JAM  Búka ").await;
+    let answered = decision(&backdoor, tenant, &session, siti, &first).await;
+    let AutoReplyEvent::AutoReplyAnswered {
+        message_id,
+        rule_id,
+        ..
+    } = answered
+    else {
+        panic!("{answered:?}");
+    };
+    assert_eq!(rule_id.to_string(), rule["id"].as_str().unwrap());
+    let reply = wablast_tests::wait_for(
+        "the answer sent",
+        std::time::Duration::from_secs(30),
+        async || {
+            sqlx::query_as::<_, (String, String, Option<String>)>(
+                "select status, phone, text from messages where id = $1",
+            )
+            .bind(message_id.as_uuid())
+            .fetch_optional(&backdoor.db)
+            .await
+            .unwrap()
+            .filter(|(status, _, _)| status == "sent" || status == "delivered" || status == "read")
+        },
+    )
+    .await;
+    assert_eq!(reply.1, "+6281200000011");
+    assert_eq!(
+        reply.2.as_deref(),
+        Some("Kami buka setiap hari pukul 09.00–18.00 WIB.")
+    );
+
+    // Asked again within the hour: silence, saying why.
+    let again = inbound("+6281200000011", "jam buka").await;
+    let silent = decision(&backdoor, tenant, &session, siti, &again).await;
+    assert!(
+        matches!(
+            silent,
+            AutoReplyEvent::AutoReplySilent {
+                reason: Silence::Cooldown,
+                ..
+            }
+        ),
+        "{silent:?}"
+    );
+    // Something no rule knows.
+    let other = inbound("+6281200000011", "berapa ongkirnya?").await;
+    let silent = decision(&backdoor, tenant, &session, siti, &other).await;
+    assert!(
+        matches!(
+            silent,
+            AutoReplyEvent::AutoReplySilent {
+                reason: Silence::NoMatch,
+                ..
+            }
+        ),
+        "{silent:?}"
+    );
+
+    // Outside the active hours, another contact is not answered.
+    let closed = chrono::Utc::now() + chrono::TimeDelta::hours(12);
+    let window = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let (status, schedule) = budi
+        .put(
+            "/api/v1/schedule",
+            json!({"timezone": "UTC", "windows": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                   "start": window(closed), "end": window(closed + chrono::TimeDelta::minutes(2))}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    let late = inbound("+6281200000012", "Jam buka").await;
+    let withdrawn = decision(&backdoor, tenant, &session, "6281200000012@c.us", &late).await;
+    assert!(
+        matches!(
+            withdrawn,
+            AutoReplyEvent::AutoReplyWithdrawn {
+                reason: Silence::OutsideHours,
+                ..
+            }
+        ),
+        "{withdrawn:?}"
+    );
+    let answers: i64 = sqlx::query_scalar(
+        "select count(*) from messages where tenant_id = $1 and phone in ('+6281200000011', '+6281200000012')",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_one(&backdoor.db)
+    .await
+    .unwrap();
+    assert_eq!(answers, 1, "one answer in all");
+    let report = wablast::verify::run(&backdoor.log).await.unwrap();
+    assert!(report.holds(), "{}", wablast::verify::render(&report));
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

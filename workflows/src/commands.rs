@@ -2,6 +2,7 @@
 //! engine and its processes use them, and the API (as its `Commands`).
 
 use cqrs_es::Aggregate;
+use wablast_domain::auto_reply::AutoReplyThread;
 use wablast_domain::campaign::Campaign;
 use wablast_domain::inbound::Inbound;
 use wablast_domain::layout::LogStream;
@@ -38,6 +39,8 @@ pub struct Commands {
     pub recipient_batches: CommandHandler<RecipientBatch>,
     /// Messages received.
     pub inbound: CommandHandler<Inbound>,
+    /// The auto-responder's decisions, per contact and session.
+    pub auto_reply_threads: CommandHandler<AutoReplyThread>,
 }
 
 impl Commands {
@@ -65,6 +68,7 @@ impl Commands {
             messages: handler(log),
             recipient_batches: handler(log),
             inbound: handler(log),
+            auto_reply_threads: handler(log),
         }
     }
 }

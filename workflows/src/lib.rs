@@ -30,6 +30,7 @@
 //! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
 //!   session's `driver_config`, stored sealed with AES-256-GCM.
 
+pub mod auto_replies;
 pub mod campaign_start;
 pub mod cancellation;
 pub(crate) mod capacity;

@@ -24,12 +24,14 @@
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
 //! - [`events`]: where events are in the log, for audits.
+//! - [`auto_replies`]: the rules the auto-responder answers with.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 use uuid::Uuid;
 
+pub mod auto_replies;
 pub mod campaigns;
 pub mod chats;
 pub mod contact_lists;
