@@ -143,6 +143,8 @@ pub enum AutoReplyCommand {
     Withdraw {
         /// The message.
         inbound_id: InboundId,
+        /// The rule that answered.
+        rule_id: Uuid,
         /// Why.
         reason: Silence,
         /// When.
@@ -179,6 +181,8 @@ pub enum AutoReplyEvent {
     AutoReplyWithdrawn {
         /// The message.
         inbound_id: InboundId,
+        /// The rule that answered.
+        rule_id: Uuid,
         /// Why.
         reason: Silence,
         /// When.
@@ -299,6 +303,7 @@ impl AutoReplyThread {
             }
             AutoReplyCommand::Withdraw {
                 inbound_id,
+                rule_id,
                 reason,
                 at,
             } => {
@@ -307,6 +312,7 @@ impl AutoReplyThread {
                 }
                 Ok(vec![AutoReplyEvent::AutoReplyWithdrawn {
                     inbound_id,
+                    rule_id,
                     reason,
                     at,
                 }])
@@ -462,6 +468,7 @@ mod tests {
                 answered(1, 1, 0),
                 AutoReplyEvent::AutoReplyWithdrawn {
                     inbound_id: inbound(1),
+                    rule_id: rule(1),
                     reason: Silence::NoPoints,
                     at: at(0),
                 },

@@ -118,6 +118,7 @@ pub const NAMES: &[&str] = &[
     "plans",
     "inbound",
     "chats",
+    "auto_replies",
     "event_index",
 ];
 
@@ -137,6 +138,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "plans" => Arc::new(folds::plans::Plans),
         "inbound" => Arc::new(folds::inbound::Inbounds),
         "chats" => Arc::new(folds::chats::Chats),
+        "auto_replies" => Arc::new(folds::auto_replies::AutoReplies),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         _ => return None,
     })

@@ -451,7 +451,16 @@ async fn an_inbound_message_matching_a_rule_is_answered_once_per_cooldown_and_si
         .await;
     assert_eq!(status, StatusCode::OK, "{schedule}");
     let late = inbound("+6281200000012", "Jam buka").await;
-    let withdrawn = decision(&backdoor, tenant, &session, "6281200000012@c.us", &late).await;
+    // Taken, then withdrawn once the single send refused the closed hours.
+    let withdrawn = wablast_tests::wait_for(
+        "the withdrawal",
+        std::time::Duration::from_secs(30),
+        async || {
+            let last = decision(&backdoor, tenant, &session, "6281200000012@c.us", &late).await;
+            (!matches!(last, AutoReplyEvent::AutoReplyAnswered { .. })).then_some(last)
+        },
+    )
+    .await;
     assert!(
         matches!(
             withdrawn,
@@ -470,6 +479,34 @@ async fn an_inbound_message_matching_a_rule_is_answered_once_per_cooldown_and_si
     .await
     .unwrap();
     assert_eq!(answers, 1, "one answer in all");
+
+    // The rule's stats count its decisions (the unmatched message is no
+    // decision of this rule's).
+    let path = format!(
+        "/api/v1/auto-replies/{}/stats",
+        rule["id"].as_str().unwrap()
+    );
+    let stats = wablast_tests::wait_for(
+        "the stats",
+        std::time::Duration::from_secs(30),
+        async || {
+            let (status, stats) = budi.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{stats}");
+            (stats["outcomes"] == json!({"answered": 1, "cooldown": 1, "outside_hours": 1}))
+                .then_some(stats)
+        },
+    )
+    .await;
+    assert_eq!(
+        (stats["answered"].as_i64(), stats["unanswered"].as_i64()),
+        (Some(1), Some(2)),
+        "{stats}"
+    );
+    assert!(stats["last_answered_at"].is_string(), "{stats}");
+    let siti_client = crate::sending::funded(&app, 10).await;
+    let (status, error) = siti_client.get(&path).await;
+    assert_eq!((status, code(&error)), (StatusCode::NOT_FOUND, "not_found"));
+
     let report = wablast::verify::run(&backdoor.log).await.unwrap();
     assert!(report.holds(), "{}", wablast::verify::render(&report));
     stop.cancel();

@@ -202,7 +202,7 @@ impl AutoReplies {
             Err(err) => {
                 warn!(rule = %rule.id, error = %err, "the rule's answer cannot be sent");
                 return thread
-                    .withdraw(&self.aggregates, Silence::Failed, now)
+                    .withdraw(&self.aggregates, rule.id, Silence::Failed, now)
                     .await;
             }
         };
@@ -223,7 +223,7 @@ impl AutoReplies {
             Err(refused) => {
                 debug!(rule = %rule.id, reason = %refused, "the answer was refused");
                 thread
-                    .withdraw(&self.aggregates, silence_of(&refused), now)
+                    .withdraw(&self.aggregates, rule.id, silence_of(&refused), now)
                     .await
             }
         }
@@ -390,6 +390,7 @@ impl Thread<'_> {
     async fn withdraw(
         &self,
         aggregates: &Commands,
+        rule_id: Uuid,
         reason: Silence,
         at: DateTime<Utc>,
     ) -> Result<(), WorkError> {
@@ -399,6 +400,7 @@ impl Thread<'_> {
                 &self.key,
                 AutoReplyCommand::Withdraw {
                     inbound_id: self.inbound_id,
+                    rule_id,
                     reason,
                     at,
                 },

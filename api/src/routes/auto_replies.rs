@@ -1,23 +1,26 @@
-//! Auto-replies: a tenant's rules for answering inbound messages. This
-//! module keeps the rules. No responder acts on them yet: matching
-//! inbound messages and answering them (within active hours and each
-//! rule's cooldown) is still to be built.
+//! Auto-replies: a tenant's rules for answering inbound messages, and what
+//! they decided. The engines' auto-responder (`workflows::auto_replies`)
+//! answers with them.
 //!
 //! Triggers: `keyword`, the whole message is the pattern (trimmed, ignoring
-//! case); `contains`, the message contains the pattern (ignoring case);
+//! case and accents); `contains`, the message contains the pattern
+//! (ignoring case and accents);
 //! `regex`, the pattern (Rust `regex` syntax; `(?i)` to ignore case)
 //! matches somewhere in the message.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use wablast_projections::queries::Paged;
+use wablast_projections::queries::auto_replies::ANSWERED;
+use wablast_projections::queries::{self, Paged};
 
 use crate::consistency::After;
 use crate::error::ErrorBody;
@@ -34,7 +37,11 @@ pub fn router() -> OpenApiRouter<AppState> {
             update_auto_reply,
             delete_auto_reply
         ))
+        .routes(routes!(auto_reply_stats))
 }
+
+/// The projections the stats read.
+const READS: &[&str] = &["auto_replies"];
 
 /// The longest name.
 const MAX_NAME: usize = 100;
@@ -450,6 +457,55 @@ async fn get_auto_reply(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<AutoReply>, ApiError> {
     find(&state, &caller, id).await.map(axum::Json)
+}
+
+/// What a rule decided.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AutoReplyStats {
+    /// The rule.
+    pub rule_id: Uuid,
+    /// Inbound messages it answered.
+    pub answered: i64,
+    /// Inbound messages it matched and did not answer.
+    pub unanswered: i64,
+    /// Messages per outcome: `answered`, or why not (`cooldown`,
+    /// `loop_guard`, `outside_hours`, `no_points`, `plan_expired`,
+    /// `daily_limit_reached`, `session_not_ready`, `no_number`, `failed`).
+    #[schema(example = json!({"answered": 12, "cooldown": 3}))]
+    pub outcomes: BTreeMap<String, i64>,
+    /// When it last answered.
+    pub last_answered_at: Option<DateTime<Utc>>,
+}
+
+/// What a rule decided for the messages it matched: answers, and silences
+/// with their reasons (every decision is an event of the contact's
+/// auto-reply thread).
+#[utoipa::path(get, path = "/api/v1/auto-replies/{id}/stats", tag = "auto-replies",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The rule's id")),
+    responses(
+        (status = 200, description = "Its decisions", body = AutoReplyStats),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such rule in this tenant", body = ErrorBody),
+    ))]
+async fn auto_reply_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<AutoReplyStats>, ApiError> {
+    after.wait(&state.db, READS).await?;
+    let rule = find(&state, &caller, id).await?;
+    let stats = queries::auto_replies::stats(&state.db, caller.tenant_id, rule.id).await?;
+    let outcomes: BTreeMap<String, i64> = stats.outcomes.into_iter().collect();
+    let answered = outcomes.get(ANSWERED).copied().unwrap_or(0);
+    Ok(axum::Json(AutoReplyStats {
+        rule_id: rule.id,
+        answered,
+        unanswered: outcomes.values().sum::<i64>() - answered,
+        outcomes,
+        last_answered_at: stats.last_answered_at,
+    }))
 }
 
 /// Changes some of a rule's fields; the rule as a whole is checked again.

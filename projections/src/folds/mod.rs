@@ -1,5 +1,6 @@
 //! The projections: each folds some aggregate types into its own tables.
 
+pub(crate) mod auto_replies;
 pub(crate) mod campaigns;
 pub(crate) mod chats;
 pub(crate) mod event_index;

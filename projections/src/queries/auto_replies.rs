@@ -6,6 +6,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use wablast_domain::types::{SessionId, TenantId};
 
+/// The outcome of an answered message (the others are the reasons of
+/// `wablast_domain::auto_reply::Silence`).
+pub const ANSWERED: &str = "answered";
+
 /// A rule, as it answers.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AutoReplyRule {
@@ -43,4 +47,34 @@ pub async fn answering(
     .bind(*session.as_uuid())
     .fetch_all(pool)
     .await
+}
+
+/// What one rule decided: how many inbound messages per outcome
+/// (`answered`, or why not), and when it last answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Messages per outcome.
+    pub outcomes: Vec<(String, i64)>,
+    /// When it last answered.
+    pub last_answered_at: Option<DateTime<Utc>>,
+}
+
+/// The decisions of the tenant's rule `rule`.
+pub async fn stats(pool: &PgPool, tenant: TenantId, rule: Uuid) -> Result<RuleStats, sqlx::Error> {
+    let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "select outcome, count(*), max(decided_at) filter (where outcome = 'answered') \
+         from auto_reply_decisions where tenant_id = $1 and rule_id = $2 \
+         group by outcome order by outcome",
+    )
+    .bind(*tenant.as_uuid())
+    .bind(rule)
+    .fetch_all(pool)
+    .await?;
+    Ok(RuleStats {
+        last_answered_at: rows.iter().filter_map(|(_, _, at)| *at).max(),
+        outcomes: rows
+            .into_iter()
+            .map(|(outcome, n, _)| (outcome, n))
+            .collect(),
+    })
 }
