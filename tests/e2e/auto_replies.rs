@@ -512,3 +512,46 @@ async fn an_inbound_message_matching_a_rule_is_answered_once_per_cooldown_and_si
     stop.cancel();
     engine.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matching_rule_of_highest_priority_answers_then_the_oldest() {
+    use wablast_domain::auto_reply::AutoReplyEvent;
+    let app = TestApp::spawn().await;
+    let backdoor = crate::campaigns::Backdoor::of(&app).await;
+    let (stop, engine) = crate::sending::engine(&app, "engine-a", |_| {});
+    let budi = crate::sending::funded(&app, 100).await;
+    let tenant = tenant(&budi);
+    let session = crate::sending::linked(&budi, "+6281299992002", 100).await;
+    let mut ids = Vec::new();
+    for (name, trigger, pattern, priority) in [
+        ("Semua", "regex", "(?i)ongkir", 0),
+        ("Ongkir", "contains", "ongkir", 5),
+        ("Ongkir juga", "contains", "ongkir", 5),
+    ] {
+        let (status, rule) = budi
+            .post(
+                "/api/v1/auto-replies",
+                json!({"name": name, "trigger": trigger, "pattern": pattern,
+                       "response": format!("Jawaban {name}"), "priority": priority}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
+        assert_eq!(rule["priority"], priority);
+        ids.push(rule["id"].as_str().unwrap().to_owned());
+    }
+    let (status, accepted) = budi
+        .post(
+            &format!("/api/v1/sessions/{session}/simulator/inbound"),
+            json!({"from": "+6281200000021", "text": "Berapa ONGKIR ke Bandung?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let inbound = accepted["message_id"].as_str().unwrap();
+    let answered = decision(&backdoor, tenant, &session, "6281200000021@c.us", inbound).await;
+    let AutoReplyEvent::AutoReplyAnswered { rule_id, .. } = answered else {
+        panic!("{answered:?}");
+    };
+    assert_eq!(rule_id.to_string(), ids[1], "priority 5, the older of two");
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

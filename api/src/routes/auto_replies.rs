@@ -53,6 +53,8 @@ const MAX_RESPONSE: usize = 4096;
 const MAX_SESSIONS: usize = 100;
 /// The longest cooldown: 7 days.
 const MAX_COOLDOWN_SECONDS: i64 = 7 * 24 * 3600;
+/// The highest priority (and the negated lowest).
+const MAX_PRIORITY: i32 = 1000;
 /// The cooldown when none is given: an hour.
 const DEFAULT_COOLDOWN_SECONDS: i64 = 3600;
 /// The most memory a compiled regex may take: patterns that would blow up
@@ -103,6 +105,9 @@ pub struct NewAutoReply {
     pub cooldown_seconds: Option<i64>,
     /// Whether it answers (default true).
     pub enabled: Option<bool>,
+    /// Which rule answers first when several match: higher first, then the
+    /// oldest (-1000 to 1000; default 0).
+    pub priority: Option<i32>,
 }
 
 /// Changes to a rule: any subset of its fields. `media_id: null` removes
@@ -131,6 +136,8 @@ pub struct AutoReplyChanges {
     pub cooldown_seconds: Option<i64>,
     /// Whether it answers.
     pub enabled: Option<bool>,
+    /// New priority (-1000 to 1000).
+    pub priority: Option<i32>,
 }
 
 /// A field that is present, maybe `null`: `Some(None)`; absent is `None`
@@ -165,6 +172,8 @@ pub struct AutoReply {
     pub cooldown_seconds: i32,
     /// Whether it answers.
     pub enabled: bool,
+    /// Higher answers first (then the oldest).
+    pub priority: i32,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -175,7 +184,7 @@ pub struct AutoReply {
 macro_rules! columns {
     () => {
         "id, name, trigger, pattern, response, media_id, session_ids, \
-         cooldown_seconds, enabled, created_at, updated_at"
+         cooldown_seconds, enabled, priority, created_at, updated_at"
     };
 }
 
@@ -189,6 +198,7 @@ struct Rule {
     session_ids: Option<Vec<Uuid>>,
     cooldown_seconds: i32,
     enabled: bool,
+    priority: i32,
 }
 
 /// A rule as asked for, before it is checked.
@@ -201,6 +211,7 @@ struct Draft {
     session_ids: Option<Vec<Uuid>>,
     cooldown_seconds: i64,
     enabled: bool,
+    priority: i32,
 }
 
 impl Draft {
@@ -216,6 +227,7 @@ impl Draft {
             session_ids,
             cooldown_seconds,
             enabled,
+            priority,
         } = self;
         let name = text("name", &name, MAX_NAME)?.to_owned();
         let trigger = trigger.trim().to_owned();
@@ -286,6 +298,12 @@ impl Draft {
                 Some(unique)
             }
         };
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+            return Err(ApiError::invalid_field(
+                "priority",
+                format!("priority is between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
+            ));
+        }
         Ok(Rule {
             name,
             trigger,
@@ -295,6 +313,7 @@ impl Draft {
             session_ids,
             cooldown_seconds,
             enabled,
+            priority,
         })
     }
 }
@@ -369,6 +388,7 @@ async fn create_auto_reply(
         session_ids: body.session_ids,
         cooldown_seconds: body.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
         enabled: body.enabled.unwrap_or(true),
+        priority: body.priority.unwrap_or(0),
     }
     .check()?;
     after.wait(&state.db, &["sessions"]).await?;
@@ -376,8 +396,9 @@ async fn create_auto_reply(
     let now = Utc::now();
     let created: AutoReply = sqlx::query_as(concat!(
         "insert into auto_replies (id, tenant_id, name, trigger, pattern, response, media_id,
-                                   session_ids, cooldown_seconds, enabled, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                                   session_ids, cooldown_seconds, enabled, created_at, updated_at,
+                                   priority)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
          returning ",
         columns!(),
         ""
@@ -393,6 +414,7 @@ async fn create_auto_reply(
     .bind(rule.cooldown_seconds)
     .bind(rule.enabled)
     .bind(now)
+    .bind(rule.priority)
     .fetch_one(&state.db)
     .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
@@ -542,6 +564,7 @@ async fn update_auto_reply(
             .cooldown_seconds
             .unwrap_or(i64::from(current.cooldown_seconds)),
         enabled: changes.enabled.unwrap_or(current.enabled),
+        priority: changes.priority.unwrap_or(current.priority),
     }
     .check()?;
     after.wait(&state.db, &["sessions"]).await?;
@@ -551,7 +574,8 @@ async fn update_auto_reply(
     sqlx::query_as(concat!(
         "update auto_replies
          set name = $3, trigger = $4, pattern = $5, response = $6, media_id = $7,
-             session_ids = $8, cooldown_seconds = $9, enabled = $10, updated_at = $11
+             session_ids = $8, cooldown_seconds = $9, enabled = $10, updated_at = $11,
+             priority = $12
          where tenant_id = $1 and id = $2
          returning ",
         columns!(),
@@ -568,6 +592,7 @@ async fn update_auto_reply(
     .bind(rule.cooldown_seconds)
     .bind(rule.enabled)
     .bind(Utc::now())
+    .bind(rule.priority)
     .fetch_optional(&state.db)
     .await?
     .map(axum::Json)
@@ -614,7 +639,27 @@ mod tests {
             session_ids: None,
             cooldown_seconds: 60,
             enabled: true,
+            priority: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn priorities_out_of_range_are_refused() {
+        for priority in [-1001, 1001] {
+            let draft = Draft {
+                priority,
+                ..draft("keyword", "halo")
+            };
+            assert_eq!(refused_field(draft).await, "priority");
+        }
+        assert!(
+            Draft {
+                priority: 1000,
+                ..draft("keyword", "halo")
+            }
+            .check()
+            .is_ok()
+        );
     }
 
     /// The field a refused draft's error names.

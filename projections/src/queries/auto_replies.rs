@@ -29,8 +29,8 @@ pub struct AutoReplyRule {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The tenant's enabled rules that answer on `session`, oldest first (the
-/// order they are tried in).
+/// The tenant's enabled rules that answer on `session`, in the order they
+/// are tried: the highest priority first, then the oldest.
 pub async fn answering(
     pool: &PgPool,
     tenant: TenantId,
@@ -41,7 +41,7 @@ pub async fn answering(
          from auto_replies \
          where tenant_id = $1 and enabled \
            and (session_ids is null or $2 = any(session_ids)) \
-         order by created_at, id",
+         order by priority desc, created_at, id",
     )
     .bind(*tenant.as_uuid())
     .bind(*session.as_uuid())
