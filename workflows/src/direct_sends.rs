@@ -51,7 +51,7 @@ use wablast_domain::session::SessionStatus;
 use wablast_domain::session_day::{self, SessionDayEvent};
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::{
-    CampaignId, MessageContent, MessageId, Points, SessionId, TenantId, Throttle,
+    ActiveHours, CampaignId, MessageContent, MessageId, Points, SessionId, TenantId, Throttle,
 };
 use wablast_domain::wallet::{WalletCommand, WalletError};
 use wablast_eventstore::{CommandMetadata, EventLog, EventStoreError, Loaded};
@@ -208,6 +208,8 @@ struct Waiting {
 /// to, the batch that takes admissions and that batch's state.
 #[derive(Default)]
 struct Admitting {
+    /// The tenant's active hours as the last group read them.
+    hours: Option<ActiveHours>,
     campaign: Option<CampaignId>,
     block: Option<Block>,
     batch: Option<Loaded<RecipientBatch>>,
@@ -342,11 +344,23 @@ impl Inner {
         let commands = &self.commands;
         // 1. What refuses a send anyway: the session, the wallet and the
         // schedule read side by side, then the day's counter.
+        // The day's counter is read beside them, on the day the time zone
+        // known from the last group gives (read again if it changed).
         let (session_key, tenant_key) = (key(tenant, session_id), tenant_key(tenant));
-        let (session, wallet, schedule) = tokio::join!(
+        let guessed = admitting
+            .hours
+            .as_ref()
+            .map(|hours| hours.local_date(group[0].now));
+        let (session, wallet, schedule, counted) = tokio::join!(
             commands.sessions.load(&session_key),
             commands.wallets.load(&tenant_key),
             commands.schedules.load(&tenant_key),
+            async {
+                match guessed {
+                    Some(day) => Some((day, self.day_count(tenant, session_id, day).await)),
+                    None => None,
+                }
+            },
         );
         let (session, wallet, schedule) = match (session, wallet, schedule) {
             (Ok(session), Ok(wallet), Ok(schedule)) => {
@@ -357,9 +371,13 @@ impl Inner {
             (_, _, Err(err)) => return refuse_all(group, &err.into()),
         };
         let hours = schedule.active_hours();
+        admitting.hours = Some(hours.clone());
         let limit = session.daily_limit().value();
         // Per local day (a group may straddle midnight): sent or taken.
         let mut days: Vec<(NaiveDate, u32, Vec<Request>)> = Vec::new();
+        if let Some((day, Ok(count))) = counted {
+            days.push((day, count, Vec::new()));
+        }
         for request in group {
             let now = request.now;
             if !session.exists() || session.is_deleted() {
@@ -379,28 +397,16 @@ impl Inner {
             let day = hours.local_date(now);
             let slot = match days.iter().position(|(d, _, _)| *d == day) {
                 Some(slot) => slot,
-                None => {
-                    // The counter's count is its last event's: one get,
-                    // not a fold of the day's grants.
-                    let counter = commands
-                        .session_days
-                        .last_event(&day_key(
-                            tenant,
-                            &session_day::aggregate_id(session_id, day),
-                        ))
-                        .await;
-                    match counter {
-                        Ok(last) => {
-                            let count = last.as_ref().map_or(0, SessionDayEvent::count_after);
-                            days.push((day, count, Vec::new()));
-                            days.len() - 1
-                        }
-                        Err(err) => {
-                            request.answer(Err(err.into()));
-                            continue;
-                        }
+                None => match self.day_count(tenant, session_id, day).await {
+                    Ok(count) => {
+                        days.push((day, count, Vec::new()));
+                        days.len() - 1
                     }
-                }
+                    Err(err) => {
+                        request.answer(Err(err));
+                        continue;
+                    }
+                },
             };
             let (_, taken, accepted) = &mut days[slot];
             if *taken >= limit {
@@ -435,6 +441,25 @@ impl Inner {
         }
     }
 
+    /// Slots the session was granted on `day`: its day counter's count,
+    /// read off its last event (one get, not a fold of the day's grants).
+    async fn day_count(
+        &self,
+        tenant: TenantId,
+        session_id: SessionId,
+        day: NaiveDate,
+    ) -> Result<u32, DirectSendError> {
+        let last = self
+            .commands
+            .session_days
+            .last_event(&day_key(
+                tenant,
+                &session_day::aggregate_id(session_id, day),
+            ))
+            .await?;
+        Ok(last.as_ref().map_or(0, SessionDayEvent::count_after))
+    }
+
     /// Admits `requests` to the day's direct campaign, in order; answers
     /// those it could not admit and returns the others with where their
     /// admission was written.
@@ -466,6 +491,7 @@ impl Inner {
                 return Vec::new();
             }
             *admitting = Admitting {
+                hours: admitting.hours.take(),
                 campaign: Some(campaign_id),
                 ..Admitting::default()
             };
