@@ -19,6 +19,12 @@
 //!
 //! The aggregate's id is [`thread_id`]`(session, contact)`; it lives in the
 //! messages stream, beside the inbound messages it answers.
+//!
+//! A rule's own rate (at most so many answers an hour, whoever asks) is
+//! counted by [`AutoReplyRuleHour`] (`TYPE` = `"auto_reply_rule_hour"`),
+//! one per rule and hour ([`rule_hour_id`]): an answer it refuses is
+//! withdrawn from its thread as `rate_limited`. A withdrawn answer still
+//! counts there: the rate is of answers tried.
 
 use std::collections::VecDeque;
 
@@ -66,6 +72,8 @@ pub enum Silence {
     Cooldown,
     /// The contact got the most answers a loop allows.
     LoopGuard,
+    /// The rule answered its most messages this hour.
+    RateLimited,
     /// Sent from the session's own number.
     OwnMessage,
     /// Sent in a group.
@@ -96,6 +104,7 @@ impl Silence {
             Self::OutsideHours => "outside_hours",
             Self::Cooldown => "cooldown",
             Self::LoopGuard => "loop_guard",
+            Self::RateLimited => "rate_limited",
             Self::OwnMessage => "own_message",
             Self::Group => "group",
             Self::StatusBroadcast => "status_broadcast",
@@ -374,6 +383,124 @@ impl Aggregate for AutoReplyThread {
     }
 }
 
+/// The counter of `rule_id`'s answers in the hour holding `at`.
+pub fn rule_hour_id(rule_id: Uuid, at: DateTime<Utc>) -> Uuid {
+    let hour = at.timestamp().div_euclid(3600);
+    let mut name = Vec::with_capacity(24);
+    name.extend_from_slice(rule_id.as_bytes());
+    name.extend_from_slice(&hour.to_be_bytes());
+    Uuid::new_v5(&NAMESPACE, &name)
+}
+
+/// A command to a rule's hourly counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RuleHourCommand {
+    /// Counts the answer to `inbound_id`, unless the rule answered `limit`
+    /// messages this hour already.
+    Count {
+        /// The message answered.
+        inbound_id: InboundId,
+        /// The rule's most answers an hour.
+        limit: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened to a rule's hourly counter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RuleHourEvent {
+    /// An answer was counted.
+    AutoReplyCounted {
+        /// The message answered.
+        inbound_id: InboundId,
+        /// Answers this hour, this one included.
+        count_after: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for RuleHourEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::AutoReplyCounted { .. } => "AutoReplyCounted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
+
+/// Why a rule's counter refused an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleHourError {
+    /// The rule answered its most messages this hour.
+    #[error("the rule answered {limit} messages this hour already")]
+    RateLimited {
+        /// Its most answers an hour.
+        limit: u32,
+    },
+}
+
+/// One rule's answers in one hour.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoReplyRuleHour {
+    counted: Vec<InboundId>,
+}
+
+impl AutoReplyRuleHour {
+    /// Answers counted.
+    pub fn count(&self) -> usize {
+        self.counted.len()
+    }
+}
+
+impl Aggregate for AutoReplyRuleHour {
+    const TYPE: &'static str = "auto_reply_rule_hour";
+    type Command = RuleHourCommand;
+    type Event = RuleHourEvent;
+    type Error = RuleHourError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let RuleHourCommand::Count {
+            inbound_id,
+            limit,
+            at,
+        } = command;
+        if self.counted.contains(&inbound_id) {
+            return Ok(());
+        }
+        if self.counted.len() >= limit as usize {
+            return Err(RuleHourError::RateLimited { limit });
+        }
+        let count_after = u32::try_from(self.counted.len() + 1).unwrap_or(u32::MAX);
+        sink.write(
+            RuleHourEvent::AutoReplyCounted {
+                inbound_id,
+                count_after,
+                at,
+            },
+            self,
+        )
+        .await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        let RuleHourEvent::AutoReplyCounted { inbound_id, .. } = event;
+        self.counted.push(inbound_id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -475,5 +602,38 @@ mod tests {
             ])
             .when(answer(2, 1, 5))
             .then_expect_events(vec![answered(2, 1, 5)]);
+    }
+
+    #[test]
+    fn a_rule_answers_at_most_its_limit_an_hour() {
+        let counted = |n: u128, count_after: u32| RuleHourEvent::AutoReplyCounted {
+            inbound_id: inbound(n),
+            count_after,
+            at: at(0),
+        };
+        let count = |n: u128| RuleHourCommand::Count {
+            inbound_id: inbound(n),
+            limit: 2,
+            at: at(1),
+        };
+        TestFramework::<AutoReplyRuleHour>::with(())
+            .given(vec![counted(1, 1), counted(2, 2)])
+            .when(count(3))
+            .then_expect_error(RuleHourError::RateLimited { limit: 2 });
+        TestFramework::<AutoReplyRuleHour>::with(())
+            .given(vec![counted(1, 1), counted(2, 2)])
+            .when(count(2))
+            .then_expect_events(vec![]);
+        TestFramework::<AutoReplyRuleHour>::with(())
+            .given(vec![counted(1, 1)])
+            .when(count(2))
+            .then_expect_events(vec![RuleHourEvent::AutoReplyCounted {
+                inbound_id: inbound(2),
+                count_after: 2,
+                at: at(1),
+            }]);
+        // Another hour, another counter.
+        assert_ne!(rule_hour_id(rule(1), at(0)), rule_hour_id(rule(1), at(60)));
+        assert_eq!(rule_hour_id(rule(1), at(0)), rule_hour_id(rule(1), at(59)));
     }
 }

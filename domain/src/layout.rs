@@ -6,7 +6,7 @@
 
 use cqrs_es::Aggregate;
 
-use crate::auto_reply::AutoReplyThread;
+use crate::auto_reply::{AutoReplyRuleHour, AutoReplyThread};
 use crate::campaign::Campaign;
 use crate::inbound::Inbound;
 use crate::message::Message;
@@ -62,6 +62,7 @@ impl LogStream {
                 Inbound::TYPE,
                 RecipientBatch::TYPE,
                 AutoReplyThread::TYPE,
+                AutoReplyRuleHour::TYPE,
             ],
         }
     }

@@ -300,6 +300,9 @@ impl Verifier {
             "auto_reply_thread" => {
                 self.decode::<crate::auto_reply::AutoReplyEvent>(event);
             }
+            "auto_reply_rule_hour" => {
+                self.decode::<crate::auto_reply::RuleHourEvent>(event);
+            }
             _ => {}
         }
     }
@@ -776,7 +779,10 @@ mod tests {
 
     impl History {
         fn push(&mut self, aggregate_type: &str, id: &str, payload: Value) -> &mut Self {
-            let stream = if matches!(aggregate_type, "message" | "inbound" | "auto_reply_thread") {
+            let stream = if matches!(
+                aggregate_type,
+                "message" | "inbound" | "auto_reply_thread" | "auto_reply_rule_hour"
+            ) {
                 "t_MESSAGES"
             } else {
                 "t_EVENTS"

@@ -555,3 +555,68 @@ async fn the_matching_rule_of_highest_priority_answers_then_the_oldest() {
     stop.cancel();
     engine.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_answers_at_most_its_hourly_limit_whoever_asks() {
+    use wablast_domain::auto_reply::{AutoReplyEvent, Silence};
+    let app = TestApp::spawn().await;
+    let backdoor = crate::campaigns::Backdoor::of(&app).await;
+    let (stop, engine) = crate::sending::engine(&app, "engine-a", |_| {});
+    let budi = crate::sending::funded(&app, 100).await;
+    let tenant = tenant(&budi);
+    let session = crate::sending::linked(&budi, "+6281299992003", 100).await;
+    let (status, rule) = budi
+        .post(
+            "/api/v1/auto-replies",
+            json!({"name": "Promo", "trigger": "contains", "pattern": "promo",
+                   "response": "Promo berlaku sampai Minggu.", "max_per_hour": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    assert_eq!(rule["max_per_hour"], 1);
+    let mut decided = Vec::new();
+    for from in ["+6281200000031", "+6281200000032"] {
+        let (status, accepted) = budi
+            .post(
+                &format!("/api/v1/sessions/{session}/simulator/inbound"),
+                json!({"from": from, "text": "Ada promo?"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        let contact = format!("{}@c.us", from.trim_start_matches('+'));
+        let inbound = accepted["message_id"].as_str().unwrap().to_owned();
+        let last = wablast_tests::wait_for(
+            "the final decision",
+            std::time::Duration::from_secs(30),
+            async || {
+                let last = decision(&backdoor, tenant, &session, &contact, &inbound).await;
+                // The first is answered; the second taken, then withdrawn.
+                (decided.is_empty() || !matches!(last, AutoReplyEvent::AutoReplyAnswered { .. }))
+                    .then_some(last)
+            },
+        )
+        .await;
+        decided.push(last);
+    }
+    assert!(
+        matches!(decided[0], AutoReplyEvent::AutoReplyAnswered { .. }),
+        "{decided:?}"
+    );
+    assert!(
+        matches!(
+            decided[1],
+            AutoReplyEvent::AutoReplyWithdrawn {
+                reason: Silence::RateLimited,
+                ..
+            }
+        ),
+        "{decided:?}"
+    );
+    // The limit can be lifted.
+    let path = format!("/api/v1/auto-replies/{}", rule["id"].as_str().unwrap());
+    let (status, changed) = budi.patch(&path, json!({"max_per_hour": null})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["max_per_hour"], serde_json::Value::Null);
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

@@ -19,7 +19,8 @@
 //!    Kasih" is "terima kasih"), `regex`, the rule's regex (compiled once
 //!    per version of the rule, size-limited); none: `no_match`;
 //! 4. the thread takes the answer unless the rule's cooldown or the loop
-//!    guard says no;
+//!    guard says no, and the rule's hourly counter unless its
+//!    `max_per_hour` was reached (`rate_limited`);
 //! 5. the answer is queued as a single send that refuses closed active
 //!    hours; a refusal withdraws the answer with its reason.
 //!
@@ -39,7 +40,9 @@ use tracing::{debug, info, instrument, warn};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use uuid::Uuid;
-use wablast_domain::auto_reply::{AutoReplyCommand, Silence, answer_id, thread_id};
+use wablast_domain::auto_reply::{
+    AutoReplyCommand, RuleHourCommand, Silence, answer_id, rule_hour_id, thread_id,
+};
 use wablast_domain::inbound::{Inbound, InboundEvent};
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::{InboundId, MediaId, MessageContent, SessionId, TenantId};
@@ -192,6 +195,31 @@ impl AutoReplies {
                     .await;
             }
             Err(err) => return Err(WorkError::retryable(err)),
+        }
+        // The rule's own rate, whoever asks.
+        if let Some(limit) = rule.max_per_hour {
+            let counted = self
+                .aggregates
+                .auto_reply_rule_hours
+                .execute(
+                    &key(tenant, rule_hour_id(rule.id, now)),
+                    RuleHourCommand::Count {
+                        inbound_id: received.inbound_id,
+                        limit: u32::try_from(limit).unwrap_or(0),
+                        at: now,
+                    },
+                    &thread.metadata("count"),
+                )
+                .await;
+            match counted {
+                Ok(_) => {}
+                Err(AggregateError::UserError(_)) => {
+                    return thread
+                        .withdraw(&self.aggregates, rule.id, Silence::RateLimited, now)
+                        .await;
+                }
+                Err(err) => return Err(WorkError::retryable(err)),
+            }
         }
         let content = match MessageContent::new(
             Some(rule.response.clone()),

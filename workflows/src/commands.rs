@@ -2,7 +2,7 @@
 //! engine and its processes use them, and the API (as its `Commands`).
 
 use cqrs_es::Aggregate;
-use wablast_domain::auto_reply::AutoReplyThread;
+use wablast_domain::auto_reply::{AutoReplyRuleHour, AutoReplyThread};
 use wablast_domain::campaign::Campaign;
 use wablast_domain::inbound::Inbound;
 use wablast_domain::layout::LogStream;
@@ -41,6 +41,8 @@ pub struct Commands {
     pub inbound: CommandHandler<Inbound>,
     /// The auto-responder's decisions, per contact and session.
     pub auto_reply_threads: CommandHandler<AutoReplyThread>,
+    /// Auto-reply rules' answers per hour.
+    pub auto_reply_rule_hours: CommandHandler<AutoReplyRuleHour>,
 }
 
 impl Commands {
@@ -69,6 +71,7 @@ impl Commands {
             recipient_batches: handler(log),
             inbound: handler(log),
             auto_reply_threads: handler(log),
+            auto_reply_rule_hours: handler(log),
         }
     }
 }

@@ -55,6 +55,8 @@ const MAX_SESSIONS: usize = 100;
 const MAX_COOLDOWN_SECONDS: i64 = 7 * 24 * 3600;
 /// The highest priority (and the negated lowest).
 const MAX_PRIORITY: i32 = 1000;
+/// The highest hourly limit of a rule.
+const MAX_PER_HOUR: i32 = 10_000;
 /// The cooldown when none is given: an hour.
 const DEFAULT_COOLDOWN_SECONDS: i64 = 3600;
 /// The most memory a compiled regex may take: patterns that would blow up
@@ -108,6 +110,9 @@ pub struct NewAutoReply {
     /// Which rule answers first when several match: higher first, then the
     /// oldest (-1000 to 1000; default 0).
     pub priority: Option<i32>,
+    /// The most messages it answers an hour, whoever asks (1 to 10000);
+    /// no limit when left out.
+    pub max_per_hour: Option<i32>,
 }
 
 /// Changes to a rule: any subset of its fields. `media_id: null` removes
@@ -138,6 +143,10 @@ pub struct AutoReplyChanges {
     pub enabled: Option<bool>,
     /// New priority (-1000 to 1000).
     pub priority: Option<i32>,
+    /// New hourly limit (1 to 10000); `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, nullable)]
+    pub max_per_hour: Option<Option<i32>>,
 }
 
 /// A field that is present, maybe `null`: `Some(None)`; absent is `None`
@@ -174,6 +183,8 @@ pub struct AutoReply {
     pub enabled: bool,
     /// Higher answers first (then the oldest).
     pub priority: i32,
+    /// The most messages it answers an hour; `null`: no limit.
+    pub max_per_hour: Option<i32>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -184,7 +195,7 @@ pub struct AutoReply {
 macro_rules! columns {
     () => {
         "id, name, trigger, pattern, response, media_id, session_ids, \
-         cooldown_seconds, enabled, priority, created_at, updated_at"
+         cooldown_seconds, enabled, priority, max_per_hour, created_at, updated_at"
     };
 }
 
@@ -199,6 +210,7 @@ struct Rule {
     cooldown_seconds: i32,
     enabled: bool,
     priority: i32,
+    max_per_hour: Option<i32>,
 }
 
 /// A rule as asked for, before it is checked.
@@ -212,6 +224,7 @@ struct Draft {
     cooldown_seconds: i64,
     enabled: bool,
     priority: i32,
+    max_per_hour: Option<i32>,
 }
 
 impl Draft {
@@ -228,6 +241,7 @@ impl Draft {
             cooldown_seconds,
             enabled,
             priority,
+            max_per_hour,
         } = self;
         let name = text("name", &name, MAX_NAME)?.to_owned();
         let trigger = trigger.trim().to_owned();
@@ -304,6 +318,12 @@ impl Draft {
                 format!("priority is between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
             ));
         }
+        if max_per_hour.is_some_and(|n| !(1..=MAX_PER_HOUR).contains(&n)) {
+            return Err(ApiError::invalid_field(
+                "max_per_hour",
+                format!("max_per_hour is between 1 and {MAX_PER_HOUR}, or null for no limit"),
+            ));
+        }
         Ok(Rule {
             name,
             trigger,
@@ -314,6 +334,7 @@ impl Draft {
             cooldown_seconds,
             enabled,
             priority,
+            max_per_hour,
         })
     }
 }
@@ -389,6 +410,7 @@ async fn create_auto_reply(
         cooldown_seconds: body.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
         enabled: body.enabled.unwrap_or(true),
         priority: body.priority.unwrap_or(0),
+        max_per_hour: body.max_per_hour,
     }
     .check()?;
     after.wait(&state.db, &["sessions"]).await?;
@@ -397,8 +419,8 @@ async fn create_auto_reply(
     let created: AutoReply = sqlx::query_as(concat!(
         "insert into auto_replies (id, tenant_id, name, trigger, pattern, response, media_id,
                                    session_ids, cooldown_seconds, enabled, created_at, updated_at,
-                                   priority)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+                                   priority, max_per_hour)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)
          returning ",
         columns!(),
         ""
@@ -415,6 +437,7 @@ async fn create_auto_reply(
     .bind(rule.enabled)
     .bind(now)
     .bind(rule.priority)
+    .bind(rule.max_per_hour)
     .fetch_one(&state.db)
     .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
@@ -565,6 +588,7 @@ async fn update_auto_reply(
             .unwrap_or(i64::from(current.cooldown_seconds)),
         enabled: changes.enabled.unwrap_or(current.enabled),
         priority: changes.priority.unwrap_or(current.priority),
+        max_per_hour: changes.max_per_hour.unwrap_or(current.max_per_hour),
     }
     .check()?;
     after.wait(&state.db, &["sessions"]).await?;
@@ -575,7 +599,7 @@ async fn update_auto_reply(
         "update auto_replies
          set name = $3, trigger = $4, pattern = $5, response = $6, media_id = $7,
              session_ids = $8, cooldown_seconds = $9, enabled = $10, updated_at = $11,
-             priority = $12
+             priority = $12, max_per_hour = $13
          where tenant_id = $1 and id = $2
          returning ",
         columns!(),
@@ -593,6 +617,7 @@ async fn update_auto_reply(
     .bind(rule.enabled)
     .bind(Utc::now())
     .bind(rule.priority)
+    .bind(rule.max_per_hour)
     .fetch_optional(&state.db)
     .await?
     .map(axum::Json)
@@ -640,6 +665,18 @@ mod tests {
             cooldown_seconds: 60,
             enabled: true,
             priority: 0,
+            max_per_hour: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn hourly_limits_out_of_range_are_refused() {
+        for max_per_hour in [0, -1, 10_001] {
+            let draft = Draft {
+                max_per_hour: Some(max_per_hour),
+                ..draft("keyword", "halo")
+            };
+            assert_eq!(refused_field(draft).await, "max_per_hour");
         }
     }
 

@@ -27,6 +27,8 @@ pub struct AutoReplyRule {
     pub cooldown_seconds: i32,
     /// When it last changed (a new version of its pattern).
     pub updated_at: DateTime<Utc>,
+    /// The most messages it answers an hour (`None`: no limit).
+    pub max_per_hour: Option<i32>,
 }
 
 /// The tenant's enabled rules that answer on `session`, in the order they
@@ -37,7 +39,8 @@ pub async fn answering(
     session: SessionId,
 ) -> Result<Vec<AutoReplyRule>, sqlx::Error> {
     sqlx::query_as(
-        "select id, trigger, pattern, response, media_id, cooldown_seconds, updated_at \
+        "select id, trigger, pattern, response, media_id, cooldown_seconds, updated_at, \
+                max_per_hour \
          from auto_replies \
          where tenant_id = $1 and enabled \
            and (session_ids is null or $2 = any(session_ids)) \
