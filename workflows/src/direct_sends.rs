@@ -43,7 +43,6 @@ use cqrs_es::AggregateError;
 use tokio::sync::{OnceCell, oneshot};
 use tracing::{debug, instrument};
 use wablast_domain::campaign::{CampaignCommand, CampaignError, direct_campaign_id};
-use wablast_domain::message::QueuedMessage;
 use wablast_domain::recipient_batch::{
     BatchRecipient, RecipientBatch, RecipientBatchCommand, RecipientBatchError, batch_id,
 };
@@ -183,6 +182,18 @@ struct Request {
 }
 
 impl Request {
+    /// Its recipient as a batch admits it, sent by `session_id`.
+    fn recipient(&self, session_id: SessionId) -> BatchRecipient {
+        BatchRecipient {
+            message_id: self.send.message_id,
+            session_id,
+            phone: self.send.to.clone(),
+            name: None,
+            variables: Default::default(),
+            content: Some(self.send.content.clone()),
+        }
+    }
+
     fn answer(self, result: Result<Queued, DirectSendError>) {
         // A caller that went away learns nothing; its message stands.
         let _ = self.reply.send(result);
@@ -342,10 +353,10 @@ impl Inner {
         group: Vec<Request>,
     ) {
         let commands = &self.commands;
-        // 1. What refuses a send anyway: the session, the wallet and the
-        // schedule read side by side, then the day's counter.
-        // The day's counter is read beside them, on the day the time zone
-        // known from the last group gives (read again if it changed).
+        // 1. What refuses a send anyway: the session, the wallet, the
+        // schedule and the day's counter, read side by side (the counter
+        // of the day the time zone of the last group gives; read again
+        // if it changed).
         let (session_key, tenant_key) = (key(tenant, session_id), tenant_key(tenant));
         let guessed = admitting
             .hours
@@ -370,6 +381,13 @@ impl Inner {
             (_, Err(err), _) => return refuse_all(group, &err.into()),
             (_, _, Err(err)) => return refuse_all(group, &err.into()),
         };
+        if !session.exists() || session.is_deleted() {
+            return refuse_all(group, &DirectSendError::SessionNotFound);
+        }
+        if !session.is_ready() {
+            let status = session.status();
+            return refuse_all(group, &DirectSendError::SessionNotReady { status });
+        }
         let hours = schedule.active_hours();
         admitting.hours = Some(hours.clone());
         let limit = session.daily_limit().value();
@@ -380,16 +398,6 @@ impl Inner {
         }
         for request in group {
             let now = request.now;
-            if !session.exists() || session.is_deleted() {
-                request.answer(Err(DirectSendError::SessionNotFound));
-                continue;
-            }
-            if !session.is_ready() {
-                request.answer(Err(DirectSendError::SessionNotReady {
-                    status: session.status(),
-                }));
-                continue;
-            }
             if let Err(WalletError::PlanExpired { expired_at }) = wallet.can_send_at(now) {
                 request.answer(Err(DirectSendError::PlanExpired { expired_at }));
                 continue;
@@ -520,14 +528,7 @@ impl Inner {
                     index: block.index,
                     first: block.first,
                     capacity: block.capacity,
-                    recipient: BatchRecipient {
-                        message_id: request.send.message_id,
-                        session_id,
-                        phone: request.send.to.clone(),
-                        name: None,
-                        variables: Default::default(),
-                        content: Some(request.send.content.clone()),
-                    },
+                    recipient: request.recipient(session_id),
                     at: request.now,
                 })
                 .collect();
@@ -623,16 +624,11 @@ impl Inner {
                 campaign_id,
                 message_id: request.send.message_id,
                 queued_at: None,
-                queued: Some(Box::new(QueuedMessage {
-                    message_id: request.send.message_id,
-                    campaign_id,
-                    session_id,
-                    phone: request.send.to.clone(),
-                    name: None,
-                    variables: Default::default(),
-                    content: Some(request.send.content.clone()),
-                    at: request.now,
-                })),
+                queued: Some(Box::new(
+                    request
+                        .recipient(session_id)
+                        .into_queued(campaign_id, request.now),
+                )),
             })
             .collect();
         // Many queue messages in flight, then their acknowledgements.
