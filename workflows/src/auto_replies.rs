@@ -59,8 +59,40 @@ use crate::direct_sends::{DirectSend, DirectSendError, DirectSends, OutsideActiv
 /// A message received longer ago than this is not answered.
 pub const STALE_AFTER: TimeDelta = TimeDelta::minutes(15);
 
-/// The most compiled regex a pattern may take (as the API checks it).
-pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+/// The most memory a compiled regex may take: patterns that would blow up
+/// are refused when a rule is made rather than when a message arrives.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// What an inbound message is matched with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The whole message is the pattern.
+    Keyword,
+    /// The message contains the pattern.
+    Contains,
+    /// The pattern, a regex, matches in the message.
+    Regex,
+}
+
+impl Trigger {
+    /// The trigger named `name` (`keyword`, `contains`, `regex`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "keyword" => Some(Self::Keyword),
+            "contains" => Some(Self::Contains),
+            "regex" => Some(Self::Regex),
+            _ => None,
+        }
+    }
+}
+
+/// A rule's regex `pattern`, compiled within the size every rule's is
+/// held to (by the API when the rule is made, here when it answers).
+pub fn compile(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
 
 /// The consumer's durable name.
 const CONSUMER: &str = "auto-replies";
@@ -289,12 +321,12 @@ impl AutoReplies {
 
     /// Whether `text` matches `rule`.
     fn matches(&self, rule: &AutoReplyRule, text: &str) -> bool {
-        match rule.trigger.as_str() {
-            "keyword" => folded(text) == folded(&rule.pattern),
-            "contains" => folded(text).contains(&folded(&rule.pattern)),
-            "regex" => self.regex(rule).is_some_and(|regex| regex.is_match(text)),
-            other => {
-                warn!(rule = %rule.id, trigger = other, "unknown trigger");
+        match Trigger::parse(&rule.trigger) {
+            Some(Trigger::Keyword) => folded(text) == folded(&rule.pattern),
+            Some(Trigger::Contains) => folded(text).contains(&folded(&rule.pattern)),
+            Some(Trigger::Regex) => self.regex(rule).is_some_and(|regex| regex.is_match(text)),
+            None => {
+                warn!(rule = %rule.id, trigger = %rule.trigger, "unknown trigger");
                 false
             }
         }
@@ -307,10 +339,7 @@ impl AutoReplies {
         if let Some(regex) = regexes.get(&version) {
             return Some(regex.clone());
         }
-        let compiled = regex::RegexBuilder::new(&rule.pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build();
-        match compiled {
+        match compile(&rule.pattern) {
             Ok(regex) => {
                 // Older versions of the rule are not asked for again.
                 regexes.retain(|(id, _), _| *id != rule.id);

@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_projections::queries::auto_replies::ANSWERED;
 use wablast_projections::queries::{self, Paged};
+use wablast_workflows::auto_replies;
 
 use crate::consistency::After;
 use crate::error::ErrorBody;
@@ -59,9 +60,6 @@ const MAX_PRIORITY: i32 = 1000;
 const MAX_PER_HOUR: i32 = 10_000;
 /// The cooldown when none is given: an hour.
 const DEFAULT_COOLDOWN_SECONDS: i64 = 3600;
-/// The most memory a compiled regex may take: patterns that would blow up
-/// are refused here rather than when a message arrives.
-const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
 /// What an inbound message is matched with (the schema of the `trigger`
 /// fields).
@@ -245,25 +243,24 @@ impl Draft {
         } = self;
         let name = text("name", &name, MAX_NAME)?.to_owned();
         let trigger = trigger.trim().to_owned();
-        let pattern = match trigger.as_str() {
-            "keyword" | "contains" => text("pattern", &pattern, MAX_PATTERN)?.to_owned(),
-            "regex" => {
+        let pattern = match auto_replies::Trigger::parse(&trigger) {
+            Some(auto_replies::Trigger::Keyword | auto_replies::Trigger::Contains) => {
+                text("pattern", &pattern, MAX_PATTERN)?.to_owned()
+            }
+            Some(auto_replies::Trigger::Regex) => {
                 text("pattern", &pattern, MAX_PATTERN)?;
-                regex::RegexBuilder::new(&pattern)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|err| {
-                        ApiError::invalid_field(
-                            "pattern",
-                            format!("pattern is not a valid regex: {err}"),
-                        )
-                    })?;
+                auto_replies::compile(&pattern).map_err(|err| {
+                    ApiError::invalid_field(
+                        "pattern",
+                        format!("pattern is not a valid regex: {err}"),
+                    )
+                })?;
                 pattern
             }
-            other => {
+            None => {
                 return Err(ApiError::invalid_field(
                     "trigger",
-                    format!("trigger is keyword, contains or regex, not {other:?}"),
+                    format!("trigger is keyword, contains or regex, not {trigger:?}"),
                 ));
             }
         };
