@@ -45,7 +45,7 @@ use crate::naming::AggregateKey;
 pub const DEFAULT_ATTEMPTS: u32 = 4;
 
 /// An aggregate folded from the log, with where it was read up to.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Loaded<A> {
     /// The aggregate's state.
     pub aggregate: A,
@@ -117,11 +117,7 @@ impl<A> Default for SnapshotCache<A> {
 
 impl<A: Clone> SnapshotCache<A> {
     fn get(&self, key: &AggregateKey) -> Option<Loaded<A>> {
-        self.entries.get(key).map(|loaded| Loaded {
-            aggregate: loaded.aggregate.clone(),
-            sequence: loaded.sequence,
-            stream_sequence: loaded.stream_sequence,
-        })
+        self.entries.get(key).cloned()
     }
 
     fn put(&mut self, key: &AggregateKey, loaded: Loaded<A>, capacity: usize) {
@@ -404,14 +400,9 @@ impl<A: Aggregate + Clone> CommandHandler<A> {
             }
         }
         if want_cache {
-            let copy = Loaded {
-                aggregate: loaded.aggregate.clone(),
-                sequence: loaded.sequence,
-                stream_sequence: loaded.stream_sequence,
-            };
             self.cache.lock().expect("snapshot cache").put(
                 key,
-                copy,
+                loaded.clone(),
                 self.snapshots.cache_capacity,
             );
         }
