@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{contact_list, env_number, quick, rate, sessions, settings, tenant, until};
+use common::{contact_list, env_number, quick, rate, ready, sessions, settings, tenant, until};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +75,16 @@ async fn sent(db: &PgPool, tenant: TenantId, campaign: Option<Uuid>) -> u64 {
     .await
     .expect("count");
     n as u64
+}
+
+/// The time from `since` until `n` single sends of the tenant are sent.
+async fn singles_sent(db: &PgPool, tenant: TenantId, n: u64, since: Instant) -> Duration {
+    until(
+        "every single send sent",
+        Duration::from_secs(600),
+        async || (sent(db, tenant, None).await >= n).then(|| since.elapsed()),
+    )
+    .await
 }
 
 /// The campaign path: messages/s from the start to every message sent.
@@ -241,17 +251,7 @@ async fn main() {
         Some(Throttle::new(0, 0).unwrap()),
     )
     .await;
-    until("every session ready", Duration::from_secs(60), async || {
-        let ready: i64 = sqlx::query_scalar(
-            "select count(*) from sessions where tenant_id = $1 and status = 'ready'",
-        )
-        .bind(tenant.as_uuid())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        (ready as u64 == sizes.sessions).then_some(())
-    })
-    .await;
+    ready(&pool, tenant, sizes.sessions).await;
 
     let campaign_rate = campaign_path(&base, &token, &pool, tenant, &senders, total).await;
     println!(
@@ -272,12 +272,7 @@ async fn main() {
         0,
     )
     .await;
-    let all_sent = until(
-        "every single send sent",
-        Duration::from_secs(600),
-        async || (sent(&pool, tenant, None).await >= total).then(|| first.elapsed()),
-    )
-    .await;
+    let all_sent = singles_sent(&pool, tenant, total, first).await;
     let single_rate = rate(total, all_sent);
     println!(
         "  single sends at {} requests/s: {total} accepted in {:.2} s = {:.0} requests/s",
@@ -301,12 +296,7 @@ async fn main() {
     let first = Instant::now();
     let (latencies, posted) =
         post_singles(&base, &token, &senders, total, sizes.clients, None, total).await;
-    let all_sent = until(
-        "every single send sent",
-        Duration::from_secs(600),
-        async || (sent(&pool, tenant, None).await >= 2 * total).then(|| first.elapsed()),
-    )
-    .await;
+    let all_sent = singles_sent(&pool, tenant, 2 * total, first).await;
     let single_rate = rate(total, all_sent);
     println!(
         "  single sends flat out: {total} accepted in {:.2} s = {:.0} requests/s, POST p50 {:.1} ms, p99 {:.1} ms",

@@ -29,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::{contact_list, env_number, quick, rate, sessions, settings, tenant, until};
+use common::{contact_list, env_number, quick, rate, ready, sessions, settings, tenant, until};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -148,17 +148,7 @@ async fn end_to_end(sizes: &Sizes) {
     let total = sizes.sessions * sizes.recipients;
     let (tenant, token) = tenant(&base, &log, "bench@example.test", total * 2, total).await;
     let senders = sessions(&log, tenant, sizes.sessions, sizes.recipients.max(1), None).await;
-    until("every session ready", Duration::from_secs(60), async || {
-        let ready: i64 = sqlx::query_scalar(
-            "select count(*) from sessions where tenant_id = $1 and status = 'ready'",
-        )
-        .bind(tenant.as_uuid())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        (ready as u64 == sizes.sessions).then_some(())
-    })
-    .await;
+    ready(&pool, tenant, sizes.sessions).await;
     let list = contact_list(&pool, tenant, total).await;
 
     // BENCH_FANOUT_ONLY: the sends wait 10 minutes each, so the fan-out is

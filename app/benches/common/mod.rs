@@ -190,6 +190,21 @@ pub async fn sessions(
     ids
 }
 
+/// Waits until `n` of the tenant's sessions are ready (as projected).
+pub async fn ready(db: &PgPool, tenant: TenantId, n: u64) {
+    until("every session ready", Duration::from_secs(60), async || {
+        let ready: i64 = sqlx::query_scalar(
+            "select count(*) from sessions where tenant_id = $1 and status = 'ready'",
+        )
+        .bind(tenant.as_uuid())
+        .fetch_one(db)
+        .await
+        .unwrap();
+        (ready as u64 == n).then_some(())
+    })
+    .await;
+}
+
 /// A contact list of `n` consented contacts (`+62812…`, a `kota` column),
 /// stored as an import stores it.
 pub async fn contact_list(db: &PgPool, tenant: TenantId, n: u64) -> Uuid {
