@@ -25,6 +25,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Largest upload (media, contact files) accepted.
     pub max_upload_bytes: usize,
+    /// How webhooks are sent (the test ping) and which receivers are
+    /// accepted (`WABLAST_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhooks: wablast_workflows::webhooks::WebhookOptions,
 }
 
 impl ApiConfig {
@@ -39,6 +42,7 @@ impl ApiConfig {
             rate_limit_per_ip: 6_000,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
+            webhooks: wablast_workflows::webhooks::WebhookOptions::default(),
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct AppState {
     pub recent_writes: Arc<consistency::RecentWrites>,
     /// Single sends (the gateway's one message to one recipient).
     pub direct_sends: Arc<DirectSends>,
+    /// Sends webhook pings.
+    pub webhooks: wablast_workflows::webhooks::Sender,
 }
 
 impl AppState {
@@ -76,6 +78,10 @@ impl AppState {
         let commands = Commands::new(&log);
         Self {
             direct_sends: Arc::new(DirectSends::new(commands.clone(), log.clone())),
+            webhooks: wablast_workflows::webhooks::Sender::new(
+                &config.webhooks,
+                wablast_workflows::credentials::SecretKey::new(config.secret_key),
+            ),
             commands,
             tokens: Arc::new(Tokens::new(jwt_secret, config.token_ttl)),
             db,

@@ -146,9 +146,60 @@ pub struct Settings {
           default_value = wablast_session_engine::cloud::DEFAULT_VERSION,
           value_parser = graph_api_version)]
     pub cloud_api_version: String,
+
+    /// Webhook receivers may be `http` and on loopback or private
+    /// addresses (development, tests, an integration inside the same
+    /// network). Unset: only `https` receivers on public addresses, so that
+    /// a tenant cannot make wablast probe the internal network.
+    #[arg(long, env = "WABLAST_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+
+    /// Seconds a webhook delivery is retried for after its first failure
+    /// before it becomes a dead letter.
+    #[arg(long, env = "WABLAST_WEBHOOK_RETRY_SECONDS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_seconds: u64,
+
+    /// Milliseconds before the first retry of a failed webhook delivery
+    /// (doubling after each further failure, at most an hour, with jitter).
+    #[arg(long, env = "WABLAST_WEBHOOK_FIRST_RETRY_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_first_retry_ms: u64,
+
+    /// Milliseconds one webhook attempt may take in all (connecting takes
+    /// at most half of it, and at most 5 s).
+    #[arg(long, env = "WABLAST_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_timeout_ms: u64,
+
+    /// Seconds a webhook's receiver may fail every delivery before the
+    /// subscription is disabled.
+    #[arg(long, env = "WABLAST_WEBHOOK_DISABLE_AFTER_SECONDS", default_value_t = 3 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_disable_after_seconds: u64,
 }
 
 impl Settings {
+    /// How webhooks are delivered.
+    pub fn webhooks(&self) -> wablast_workflows::webhooks::WebhookOptions {
+        let defaults = wablast_workflows::webhooks::WebhookOptions::default();
+        let timeout = Duration::from_millis(self.webhook_timeout_ms);
+        let seconds =
+            |s: u64| chrono::TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        wablast_workflows::webhooks::WebhookOptions {
+            allow_private: self.webhook_allow_private,
+            timeout,
+            connect_timeout: defaults.connect_timeout.min(timeout / 2),
+            retry: wablast_eventstore::Backoff::new(
+                Duration::from_millis(self.webhook_first_retry_ms),
+                Duration::from_secs(3600).max(Duration::from_millis(self.webhook_first_retry_ms)),
+            ),
+            give_up_after: seconds(self.webhook_retry_seconds),
+            disable_after: seconds(self.webhook_disable_after_seconds),
+            ..defaults
+        }
+    }
+
     /// The API's settings. Reads (or creates) the data directory's key when
     /// `WABLAST_SECRET_KEY` is unset.
     pub fn api(&self) -> anyhow::Result<wablast_api::ApiConfig> {
@@ -163,6 +214,7 @@ impl Settings {
             .collect();
         config.rate_limit_per_key = self.rate_limit_per_key;
         config.rate_limit_per_ip = self.rate_limit_per_ip;
+        config.webhooks = self.webhooks();
         Ok(config)
     }
 
@@ -220,6 +272,7 @@ impl Settings {
         config.public_url = self.public_url()?;
         config.cloud_api_version = self.cloud_api_version.clone();
         config.number_check_every = Duration::from_millis(self.number_check_interval_ms);
+        config.webhooks = self.webhooks();
         Ok(config)
     }
 

@@ -28,6 +28,7 @@
 pub mod checkpoint;
 mod copy;
 mod error;
+pub mod event_data;
 mod folds;
 pub mod lag;
 pub mod queries;
@@ -122,9 +123,18 @@ pub const NAMES: &[&str] = &[
     "event_index",
 ];
 
-/// Every projection.
+/// Every projection that is rebuilt from the log at will.
 pub fn all() -> Vec<Arc<dyn Projection>> {
     NAMES.iter().filter_map(|name| by_name(name)).collect()
+}
+
+/// Every projection a projector runs: [`all`], and the webhook outbox,
+/// which queues deliveries and is never rebuilt (a rebuild would deliver
+/// the whole log again).
+pub fn live() -> Vec<Arc<dyn Projection>> {
+    let mut projections = all();
+    projections.push(Arc::new(folds::webhook_outbox::WebhookOutbox));
+    projections
 }
 
 /// A projection by its name.
@@ -163,7 +173,7 @@ impl Projector {
         Self {
             pool,
             log,
-            projections: all(),
+            projections: live(),
             options: RunnerOptions::default(),
             upcasters: Arc::new(wablast_domain::upcasters()),
         }

@@ -106,6 +106,7 @@ use wablast_workflows::scheduled_starts::ScheduledStarts;
 use wablast_workflows::sender_removal;
 use wablast_workflows::sends::SendQueue;
 use wablast_workflows::settlement::Settlement;
+use wablast_workflows::webhooks::{Deliverer, WebhookOptions};
 
 /// The drivers this engine runs (`native` is not built yet: the API
 /// refuses such sessions).
@@ -147,6 +148,11 @@ pub struct EngineConfig {
     /// this long (plus up to half of it at random), apart from its sends
     /// (`WABLAST_NUMBER_CHECK_INTERVAL_MS`).
     pub number_check_every: Duration,
+    /// How webhooks are delivered (`WABLAST_WEBHOOK_*`). The engine that
+    /// holds the deliverer's lock delivers them; without a
+    /// [`EngineConfig::secret_key`] none can be signed, and this engine
+    /// delivers none.
+    pub webhooks: WebhookOptions,
 }
 
 impl EngineConfig {
@@ -166,6 +172,7 @@ impl EngineConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             cloud_api_version: crate::cloud::DEFAULT_VERSION.to_owned(),
             number_check_every: Duration::from_secs(2),
+            webhooks: WebhookOptions::default(),
         }
     }
 }
@@ -405,9 +412,18 @@ impl Engine {
             self.actor(),
         );
         let auto_replies = tokio::spawn(auto_replies.run(self.log.clone(), shutdown.clone()));
+        let mut processes = vec![fanout, scheduled, endings, auto_replies];
+        match &self.config.secret_key {
+            Some(key) => {
+                let deliverer =
+                    Deliverer::new(self.db.clone(), self.config.webhooks.clone(), key.clone());
+                processes.push(tokio::spawn(deliverer.run(shutdown.clone())));
+            }
+            None => warn!("no secret key: this engine delivers no webhooks"),
+        }
         let settle_every = self.config.settle_every;
-        let settlement = tokio::spawn(settlement.run(settle_every, shutdown));
-        Ok(vec![fanout, settlement, scheduled, endings, auto_replies])
+        processes.push(tokio::spawn(settlement.run(settle_every, shutdown)));
+        Ok(processes)
     }
 
     /// Starts the sessions flagged to start with the engine that are not

@@ -46,6 +46,8 @@ pub fn settings(database_url: &str, nats_url: &str, prefix: &str) -> Settings {
         ADMIN_EMAIL,
         "--admin-password",
         ADMIN_PASSWORD,
+        // Receivers in tests are on localhost.
+        "--webhook-allow-private",
     ])
     .settings
 }
@@ -78,6 +80,18 @@ impl TestApp {
     /// simulator as its driver and short leases).
     pub async fn spawn_with_engine() -> Self {
         Self::launch(|settings| settings.lease_ttl_seconds = 5, true).await
+    }
+
+    /// [`TestApp::spawn_with_engine`] with settings changed by `configure`.
+    pub async fn spawn_engine_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::launch(
+            |settings| {
+                settings.lease_ttl_seconds = 5;
+                configure(settings);
+            },
+            true,
+        )
+        .await
     }
 
     async fn launch(configure: impl FnOnce(&mut Settings), engine: bool) -> Self {
@@ -198,6 +212,26 @@ impl TestApp {
         client
     }
 
+    /// Stops the whole system gracefully and starts it again, engine
+    /// included, on the same database and log (a new address: clients
+    /// need [`Client::at`]).
+    pub async fn restart_with_engine(&mut self) {
+        self.shutdown.cancel();
+        self.server
+            .take()
+            .expect("running")
+            .await
+            .expect("server task")
+            .expect("stopped cleanly");
+        let app = Application::build(&self.settings)
+            .await
+            .expect("application builds");
+        self.address = app.address();
+        self.shutdown = CancellationToken::new();
+        let engine = Some(self.settings.engine().expect("engine settings"));
+        self.server = Some(tokio::spawn(app.run_all(engine, self.shutdown.clone())));
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -242,6 +276,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// The same caller talking to `app` (after a restart moved it).
+    pub fn at(&self, app: &TestApp) -> Self {
+        Self {
+            base: format!("http://{}", app.address),
+            ..self.clone()
+        }
+    }
+
     /// The same caller authenticating another way.
     pub fn with_auth(&self, auth: Auth) -> Self {
         Self {

@@ -21,4 +21,5 @@ mod schedule;
 mod sending;
 mod sessions;
 mod wallet;
+mod webhook_deliveries;
 mod webhooks;

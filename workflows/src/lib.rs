@@ -18,6 +18,7 @@
 //! - [`fanout`]: a started campaign's recipients queued in batches, with
 //!   their send commands spread over its senders.
 //! - [`settlement`]: campaign completion and settlement.
+//! - [`webhooks`]: webhook deliveries, signed, in order, retried.
 //! - [`sends`]: the send queue (a JetStream work queue, a subject per
 //!   session) between the fan-out and the send loops.
 //! - [`changes`]: which aggregates changed lately, so the send loops keep
@@ -48,3 +49,4 @@ pub mod scheduled_starts;
 pub mod sender_removal;
 pub mod sends;
 pub mod settlement;
+pub mod webhooks;

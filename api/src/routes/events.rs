@@ -37,16 +37,14 @@ use async_nats::jetstream::consumer::push::OrderedConfig;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use chrono::{DateTime, Utc};
 use cqrs_es::persist::EventUpcaster;
 use futures::stream::{BoxStream, Stream, StreamExt};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 use wablast_eventstore::{Commit, EventLog, RecordedEvent};
+use wablast_projections::event_data::EventData;
 use wablast_projections::queries::events::tenant_token;
 use wablast_projections::{LogStream, StreamName};
 
@@ -85,50 +83,6 @@ pub struct EventsParams {
     /// only events committed after the request.
     #[param(example = "events:0,messages:0")]
     pub from: Option<String>,
-}
-
-/// The `data` of one event on the stream.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventData {
-    /// The event's id.
-    pub event_id: Uuid,
-    /// Its type (also the SSE `event` field).
-    #[serde(rename = "type")]
-    #[schema(example = "SessionCreated")]
-    pub event_type: String,
-    /// Its version: the current one (older events are upcast).
-    #[schema(example = "1.0")]
-    pub version: String,
-    /// The type of aggregate it belongs to (`session`, `campaign`,
-    /// `message`, ...).
-    #[schema(example = "session")]
-    pub aggregate_type: String,
-    /// That aggregate's id.
-    pub aggregate_id: String,
-    /// Its place in the aggregate's history, from 1.
-    pub sequence: u64,
-    /// The log stream it is in: `events` or `messages`.
-    #[schema(example = "events")]
-    pub stream: &'static str,
-    /// Sequence of its commit in that stream (events of one commit share
-    /// it).
-    pub stream_sequence: u64,
-    /// Its place in its commit, from 0.
-    pub index: usize,
-    /// When it was committed.
-    pub occurred_at: DateTime<Utc>,
-    /// The command that produced it.
-    pub command_id: Uuid,
-    /// What one original request set off.
-    pub correlation_id: Uuid,
-    /// The event or request that caused the command, if any.
-    pub causation_id: Option<Uuid>,
-    /// Who issued the command (`user:<id>`, `api_key:<id>`,
-    /// `engine:<id>`, `system`).
-    pub actor: String,
-    /// The event itself.
-    #[schema(value_type = Object)]
-    pub payload: Value,
 }
 
 /// The tenant's events, live, as Server-Sent Events.
@@ -301,7 +255,7 @@ impl StreamCursor {
 
     /// Where reading goes on: the stream sequence to read from, and how
     /// many events of the commit there to skip.
-    fn resume(self) -> (u64, usize) {
+    pub fn resume(self) -> (u64, usize) {
         match self.delivered {
             None => (self.sequence + 1, 0),
             Some(delivered) => (self.sequence, delivered),
@@ -438,23 +392,7 @@ impl Item {
         let sse = Event::default()
             .id(cursors.to_string())
             .event(&event.event_type);
-        let data = EventData {
-            event_id: event.event_id,
-            event_type: event.event_type,
-            version: event.event_version,
-            aggregate_type: event.aggregate_type,
-            aggregate_id: event.aggregate_id,
-            sequence: event.sequence,
-            stream: self.stream.name(),
-            stream_sequence: event.stream_sequence,
-            index: self.index,
-            occurred_at: event.occurred_at,
-            command_id: event.command_id,
-            correlation_id: event.correlation_id,
-            causation_id: event.causation_id,
-            actor: event.actor.to_string(),
-            payload: event.payload,
-        };
+        let data = EventData::new(self.stream, self.index, event);
         sse.json_data(&data)
             .expect("an event's data serializes to JSON")
     }

@@ -5,28 +5,40 @@
 //! types, the secret (encrypted, see [`encrypt_secret`]) and where in the
 //! log the subscription began.
 //!
-//! URLs must be `http` or `https`. Any host is accepted for now, private
-//! and loopback addresses included (tests deliver to localhost): refusing
-//! those (against server-side request forgery) would be a configured rule
-//! of the deliverer.
+//! Receivers must be `https` URLs on public addresses; `http`, loopback
+//! and private addresses only where the operator allows them
+//! (`WABLAST_WEBHOOK_ALLOW_PRIVATE`). The deliverer checks again, on every
+//! attempt, what a receiver's name resolves to.
+//!
+//! Deliveries are listed per subscription (the dead letters with
+//! `?status=failed`), sent again from a position of the log (`replay`), and
+//! a subscription is tried with a ping (`test`) or turned on again after it
+//! was disabled (`enable`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use sqlx::AssertSqlSafe;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use wablast_projections::queries::Paged;
+use wablast_projections::queries::webhooks::{
+    self as deliveries, DeliveryCursor, DeliveryRow, DeliveryStatus, Target,
+};
+use wablast_projections::queries::{Page, Paged};
 use wablast_projections::{LogStream, StreamName};
 use wablast_workflows::credentials::SecretKey;
+use wablast_workflows::webhooks::{
+    Answer, REPLAY_MAX, ReplayError, ReplayFrom, check_receiver, replay,
+};
 
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
-use crate::routes::events::is_type_name;
+use crate::routes::events::{Position, is_type_name};
 use crate::{ApiError, AppState, Caller, ErrorCode};
 
 /// Routes of this module.
@@ -34,6 +46,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_webhook, list_webhooks))
         .routes(routes!(get_webhook, delete_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(replay_webhook))
+        .routes(routes!(test_webhook))
+        .routes(routes!(enable_webhook))
 }
 
 /// The longest URL accepted.
@@ -77,8 +93,19 @@ pub struct CreatedWebhook {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether a subscription receives events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// Its events are queued and delivered.
+    Active,
+    /// Nothing is queued for it (its receiver failed for too long; see
+    /// `disabled_reason`) until it is enabled again.
+    Disabled,
+}
+
 /// A subscription (without its secret).
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookView {
     /// Its id.
     pub id: Uuid,
@@ -86,9 +113,53 @@ pub struct WebhookView {
     pub url: String,
     /// The event types delivered (`["*"]`: all).
     pub events: Vec<String>,
+    /// Whether it receives events.
+    pub status: WebhookStatus,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// When it was disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Since when its receiver fails every delivery (`null` while it
+    /// answers).
+    pub failing_since: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }
+
+/// A row of `webhooks` as shown.
+#[derive(sqlx::FromRow)]
+struct WebhookRow {
+    id: Uuid,
+    url: String,
+    events: Vec<String>,
+    disabled_reason: Option<String>,
+    disabled_at: Option<DateTime<Utc>>,
+    failing_since: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<WebhookRow> for WebhookView {
+    fn from(row: WebhookRow) -> Self {
+        Self {
+            id: row.id,
+            url: row.url,
+            events: row.events,
+            status: if row.disabled_at.is_some() {
+                WebhookStatus::Disabled
+            } else {
+                WebhookStatus::Active
+            },
+            disabled_reason: row.disabled_reason,
+            disabled_at: row.disabled_at,
+            failing_since: row.failing_since,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// The columns of a [`WebhookRow`].
+const VIEW_COLUMNS: &str =
+    "id, url, events, disabled_reason, disabled_at, failing_since, created_at";
 
 /// Subscribes a URL to some of the tenant's events.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "events",
@@ -105,33 +176,14 @@ async fn create_webhook(
     caller: Caller,
     Json(body): Json<NewWebhook>,
 ) -> Result<(StatusCode, axum::Json<CreatedWebhook>), ApiError> {
-    let url = check_url(&body.url)?;
+    let url = check_url(&body.url, state.config.webhooks.allow_private)?;
     let events = check_events(body.events)?;
     let secret = match body.secret {
         Some(secret) => check_secret(secret)?,
         None => generate_secret(),
     };
     // Deliveries start after where the log is now.
-    let mut from = [0i64; 2];
-    for (slot, stream) in from
-        .iter_mut()
-        .zip([LogStream::Events, LogStream::Messages])
-    {
-        let info = state
-            .log
-            .jetstream()
-            .get_stream(stream.full_name(state.log.prefix()))
-            .await
-            .map_err(|err| {
-                tracing::warn!(error.message = %err, "event log unavailable");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the event log cannot be reached right now; try again",
-                )
-            })?;
-        *slot =
-            i64::try_from(info.cached_info().state.last_sequence).map_err(ApiError::internal)?;
-    }
+    let from = log_end(&state).await?;
     let id = Uuid::now_v7();
     let (nonce, ciphertext) = encrypt_secret(&state.config.secret_key, id, &secret);
     let created_at = Utc::now();
@@ -179,18 +231,18 @@ async fn list_webhooks(
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<List<WebhookView>>, ApiError> {
     let page = params.page::<Uuid>()?;
-    let rows: Vec<WebhookView> = sqlx::query_as(
-        "select id, url, events, created_at from webhooks
+    let rows: Vec<WebhookRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {VIEW_COLUMNS} from webhooks
          where tenant_id = $1 and deleted_at is null and ($2::uuid is null or id > $2)
-         order by id limit $3",
-    )
+         order by id limit $3"
+    )))
     .bind(caller.tenant_id.as_uuid())
     .bind(page.cursor().copied())
     .bind(page.fetch())
     .fetch_all(&state.db)
     .await?;
     let paged = Paged::from_rows(rows, &page, |row| row.id);
-    Ok(axum::Json(List::from_paged(paged, |row| row)))
+    Ok(axum::Json(List::from_paged(paged, WebhookView::from)))
 }
 
 /// One subscription (without its secret).
@@ -207,16 +259,27 @@ async fn get_webhook(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<WebhookView>, ApiError> {
-    sqlx::query_as(
-        "select id, url, events, created_at from webhooks
-         where tenant_id = $1 and id = $2 and deleted_at is null",
-    )
+    view(&state, &caller, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// The tenant's subscription `id`, if it has one.
+async fn view(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Option<WebhookView>, ApiError> {
+    let row: Option<WebhookRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {VIEW_COLUMNS} from webhooks
+         where tenant_id = $1 and id = $2 and deleted_at is null"
+    )))
     .bind(caller.tenant_id.as_uuid())
     .bind(id)
     .fetch_optional(&state.db)
-    .await?
-    .map(axum::Json)
-    .ok_or_else(|| ApiError::not_found("webhook"))
+    .await?;
+    Ok(row.map(WebhookView::from))
 }
 
 /// Deletes a subscription: nothing is delivered to it any more.
@@ -249,8 +312,312 @@ async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An absolute `http(s)` URL with a host.
-fn check_url(url: &str) -> Result<String, ApiError> {
+/// Which deliveries to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesParams {
+    /// Only those in this state: `failed` lists the dead letters.
+    pub status: Option<DeliveryStatus>,
+    /// Most deliveries in the page (1 to 500, default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One event's delivery to a subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The delivery's id (newest first in lists).
+    pub id: i64,
+    /// The event's `id` in the body: its position in the log.
+    #[schema(example = "messages:1042")]
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// `pending` (waiting for its turn or its next try), `delivered`, or
+    /// `failed` (given up: a dead letter).
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The receiver's HTTP status on the last attempt (`null`: no answer).
+    pub last_status: Option<i32>,
+    /// The start of the receiver's last answer, or why there was none.
+    pub last_error: Option<String>,
+    /// When it was last tried.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When it is tried next (pending only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the receiver took it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// Whether a replay queued it.
+    pub replayed: bool,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(row: DeliveryRow) -> Self {
+        let status = row.status();
+        Self {
+            id: row.id,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            status,
+            attempts: row.attempts,
+            last_status: row.last_status,
+            last_error: row.last_error,
+            last_attempt_at: row.last_attempt_at,
+            next_attempt_at: (status == DeliveryStatus::Pending).then_some(row.next_attempt_at),
+            delivered_at: row.delivered_at,
+            created_at: row.created_at,
+            replayed: row.replayed,
+        }
+    }
+}
+
+/// A subscription's deliveries, newest first; `?status=failed` lists the
+/// dead letters with the receiver's last status and answer.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "events",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The subscription's id"), DeliveriesParams),
+    responses(
+        (status = 200, description = "A page of deliveries", body = List<DeliveryView>),
+        (status = 400, description = "Bad status, limit or cursor", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such subscription in this tenant", body = ErrorBody),
+    ))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(params): Query<DeliveriesParams>,
+) -> Result<axum::Json<List<DeliveryView>>, ApiError> {
+    let page = Page::<DeliveryCursor>::parse(params.limit, params.cursor.as_deref())
+        .map_err(|err| ApiError::invalid_field("cursor", err.to_string()))?;
+    if view(&state, &caller, id).await?.is_none() {
+        return Err(ApiError::not_found("webhook"));
+    }
+    let paged =
+        deliveries::deliveries(&state.db, caller.tenant_id, id, params.status, &page).await?;
+    Ok(axum::Json(List::from_paged(paged, DeliveryView::from)))
+}
+
+/// Where a replay starts.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// A position as event ids give it (`events:120,messages:45`; a
+    /// stream left out is not replayed; `events:0,messages:0` is the
+    /// beginning of the log): every event after it is sent again.
+    #[schema(example = "events:0,messages:0")]
+    pub from_position: String,
+}
+
+/// What a replay queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayView {
+    /// Events queued again (after what is pending), with their first `id`s.
+    pub queued: usize,
+    /// When more than 10,000 events were left: replay again from here.
+    pub next_position: Option<String>,
+}
+
+/// Sends a subscription's events again, from a position of the log on, up
+/// to now: dead letters, or everything a receiver lost. At most 10,000
+/// events per call; `next_position` says where to go on.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/replay", tag = "events",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The subscription's id")),
+    request_body = ReplayRequest,
+    responses(
+        (status = 202, description = "Queued for delivery", body = ReplayView),
+        (status = 400, description = "Malformed position, or beyond the end of the log", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such subscription in this tenant", body = ErrorBody),
+        (status = 409, description = "The subscription is disabled: enable it first", body = ErrorBody),
+        (status = 503, description = "The event log is not reachable", body = ErrorBody),
+    ))]
+async fn replay_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ReplayRequest>,
+) -> Result<(StatusCode, axum::Json<ReplayView>), ApiError> {
+    let invalid = |message: String| ApiError::invalid_field("from_position", message);
+    if body.from_position.len() > 200 {
+        return Err(invalid("from_position is too long to be a position".into()));
+    }
+    let position: Position = body
+        .from_position
+        .parse()
+        .map_err(|err: crate::routes::events::PositionError| invalid(err.to_string()))?;
+    let webhook = view(&state, &caller, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    if webhook.status == WebhookStatus::Disabled {
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "the subscription is disabled: enable it, then replay",
+        ));
+    }
+    let end = log_end(&state).await?;
+    let mut from = [None; 2];
+    for ((slot, stream), last) in from.iter_mut().zip(LogStream::ALL).zip(end) {
+        if let Some(cursor) = position.get(stream) {
+            if i64::try_from(cursor.sequence).is_ok_and(|s| s > last) {
+                return Err(invalid(format!(
+                    "from_position is beyond the end of the log, which is at {}:{last}",
+                    stream.name()
+                )));
+            }
+            let (sequence, skip) = cursor.resume();
+            *slot = Some(ReplayFrom { sequence, skip });
+        }
+    }
+    let target = Target::of_tenant(&state.db, caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let replayed = replay(&state.log, &state.db, &target, &webhook.events, from)
+        .await
+        .map_err(|err| match err {
+            ReplayError::Log(message) => {
+                tracing::warn!(error.message = %message, "event log unavailable for a replay");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the event log cannot be read right now; try again",
+                )
+            }
+            ReplayError::Database(err) => ApiError::from(err),
+        })?;
+    debug_assert!(replayed.queued <= REPLAY_MAX);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ReplayView {
+            queued: replayed.queued,
+            next_position: replayed.next_position,
+        }),
+    ))
+}
+
+/// What the receiver made of a ping.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestView {
+    /// Whether it answered 2xx.
+    pub delivered: bool,
+    /// Its HTTP status (`null`: no answer).
+    pub status: Option<u16>,
+    /// The start of its answer when it refused, or why there was none.
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration_ms: u64,
+}
+
+/// Sends the receiver a signed `WebhookTest` event right away and says
+/// what it answered. Nothing is queued or retried.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "events",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "Tried: `delivered` says whether it took it", body = TestView),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such subscription in this tenant", body = ErrorBody),
+    ))]
+async fn test_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<TestView>, ApiError> {
+    let target = Target::of_tenant(&state.db, caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let secret = state
+        .webhooks
+        .secret(&target)
+        .ok_or_else(|| ApiError::internal("a webhook secret does not open with this key"))?;
+    let ping_id = format!("test:{}", Uuid::now_v7());
+    let now = Utc::now();
+    let body = serde_json::json!({
+        "id": ping_id,
+        "type": "WebhookTest",
+        "occurred_at": now,
+        "tenant_id": caller.tenant_id.as_uuid(),
+        "data": {"webhook_id": id, "message": "a test delivery from wablast"},
+    })
+    .to_string();
+    let started = std::time::Instant::now();
+    let answer = state
+        .webhooks
+        .post(&target.url, &secret, &ping_id, "WebhookTest", body)
+        .await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(axum::Json(match answer {
+        Answer::Delivered { status } => TestView {
+            delivered: true,
+            status: Some(status),
+            error: None,
+            duration_ms,
+        },
+        Answer::Failed { status, error, .. } => TestView {
+            delivered: false,
+            status,
+            error: Some(error),
+            duration_ms,
+        },
+    }))
+}
+
+/// Turns a disabled subscription on again: it receives the events
+/// committed from now on (what it missed meanwhile: `replay`). Its
+/// receiver's failures are forgotten. An active one stays as it is.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/enable", tag = "events",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The subscription's id")),
+    responses(
+        (status = 200, description = "Enabled", body = WebhookView),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such subscription in this tenant", body = ErrorBody),
+        (status = 503, description = "The event log is not reachable", body = ErrorBody),
+    ))]
+async fn enable_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<WebhookView>, ApiError> {
+    let from = log_end(&state).await?;
+    if !deliveries::enable(&state.db, caller.tenant_id, id, from, Utc::now()).await? {
+        return Err(ApiError::not_found("webhook"));
+    }
+    view(&state, &caller, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// Where each stream of the log ends now (`events`, `messages`).
+async fn log_end(state: &AppState) -> Result<[i64; 2], ApiError> {
+    let mut end = [0i64; 2];
+    for (slot, stream) in end.iter_mut().zip(LogStream::ALL) {
+        let info = state
+            .log
+            .jetstream()
+            .get_stream(stream.full_name(state.log.prefix()))
+            .await
+            .map_err(|err| {
+                tracing::warn!(error.message = %err, "event log unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the event log cannot be reached right now; try again",
+                )
+            })?;
+        *slot =
+            i64::try_from(info.cached_info().state.last_sequence).map_err(ApiError::internal)?;
+    }
+    Ok(end)
+}
+
+/// An absolute `http(s)` URL with a host, which receivers may use here
+/// (`allow_private`: `http`, loopback and private addresses too).
+fn check_url(url: &str, allow_private: bool) -> Result<String, ApiError> {
     let invalid = |message: &str| ApiError::invalid_field("url", message);
     let url = url.trim();
     if url.is_empty() {
@@ -269,6 +636,7 @@ fn check_url(url: &str) -> Result<String, ApiError> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("url must name a host"));
     }
+    check_receiver(url, allow_private).map_err(|err| invalid(&err.to_string()))?;
     Ok(url.to_owned())
 }
 
@@ -347,8 +715,8 @@ pub fn encrypt_secret(key: &[u8; 32], webhook_id: Uuid, secret: &str) -> ([u8; 1
 }
 
 /// A webhook's secret back from [`encrypt_secret`]'s output; `None` when it
-/// does not decrypt under `key` (another key, another row, tampered). Only
-/// the tests read secrets back until webhooks are delivered.
+/// does not decrypt under `key` (another key, another row, tampered). The
+/// deliverer opens them itself ([`wablast_workflows::webhooks::Sender`]).
 #[cfg(test)]
 pub fn decrypt_secret(
     key: &[u8; 32],
@@ -388,8 +756,10 @@ mod tests {
 
     #[test]
     fn urls_are_absolute_http_or_https() {
-        assert!(check_url("https://shop.example/hook?x=1").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/hook").is_ok());
+        assert!(check_url("https://shop.example/hook?x=1", false).is_ok());
+        assert!(check_url("http://127.0.0.1:8080/hook", true).is_ok());
+        assert!(check_url("http://127.0.0.1:8080/hook", false).is_err());
+        assert!(check_url("https://192.168.1.10/hook", false).is_err());
         for bad in [
             "",
             "shop.example/hook",
@@ -398,9 +768,9 @@ mod tests {
             "https://exa mple.com",
             "javascript:alert(1)",
         ] {
-            assert!(check_url(bad).is_err(), "{bad:?}");
+            assert!(check_url(bad, true).is_err(), "{bad:?}");
         }
-        assert!(check_url(&format!("https://a.example/{}", "x".repeat(2048))).is_err());
+        assert!(check_url(&format!("https://a.example/{}", "x".repeat(2048)), true).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub(crate) mod plans;
 pub(crate) mod schedules;
 pub(crate) mod sessions;
 pub(crate) mod wallets;
+pub(crate) mod webhook_outbox;
 
 use cqrs_es::DomainEvent;
 use serde::de::DeserializeOwned;

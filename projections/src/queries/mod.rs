@@ -25,6 +25,7 @@
 //! - [`plans`]: the plans on offer (platform-wide).
 //! - [`events`]: where events are in the log, for audits.
 //! - [`auto_replies`]: the rules the auto-responder answers with.
+//! - [`webhooks`]: webhook subscriptions and their deliveries.
 
 use std::fmt::Write as _;
 
@@ -43,6 +44,7 @@ pub mod plans;
 pub mod schedule;
 pub mod sessions;
 pub mod wallet;
+pub mod webhooks;
 
 pub use wallet::TransactionCursor;
 

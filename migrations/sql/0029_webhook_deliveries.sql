@@ -1,0 +1,73 @@
+-- Webhook deliveries: the outbox between the event log and the tenants'
+-- receivers.
+--
+-- Projection `webhook_outbox` (every aggregate type, both streams) writes,
+-- for each event some live subscription asks for, the event's body once
+-- (`webhook_events`) and one pending delivery per subscription
+-- (`webhook_deliveries`), in the projector's transaction: exactly once, in
+-- log order. The deliverer (`wablast_workflows::webhooks`) then POSTs them,
+-- in order per subscription, and records every outcome on the delivery.
+-- Unlike the query tables of 0002 it is never rebuilt: a rebuild would
+-- deliver the whole log again.
+
+alter table webhooks
+    -- Set when it stopped receiving: its receiver failed for too long
+    -- (`WebhookDisabled`), or the tenant turned it off.
+    add column disabled_at     timestamptz,
+    add column disabled_reason text collate "C",
+    -- When its receiver started failing; null while it answers.
+    add column failing_since   timestamptz;
+
+-- The body of an event delivered to at least one subscription.
+create table webhook_events
+(
+    -- The event's place in the log: stream, commit, index in the commit.
+    stream          text        not null collate "C",
+    stream_sequence bigint      not null,
+    event_index     integer     not null,
+    tenant_id       uuid        not null,
+    -- The body's `id`: the log position right after the event
+    -- (`events:123`, `messages:45.2`), what receivers deduplicate on.
+    position        text        not null collate "C",
+    event_type      text        not null collate "C",
+    -- The exact bytes POSTed (and signed): `{id, type, occurred_at,
+    -- tenant_id, data}`.
+    body            text        not null,
+    occurred_at     timestamptz not null,
+    primary key (stream, stream_sequence, event_index)
+);
+
+-- One event to one subscription: pending until its receiver took it
+-- (`delivered`) or it was given up (`failed`: the dead letters).
+create table webhook_deliveries
+(
+    -- Delivery order within a subscription.
+    id               bigint generated always as identity primary key,
+    webhook_id       uuid        not null references webhooks (id),
+    tenant_id        uuid        not null,
+    stream           text        not null collate "C",
+    stream_sequence  bigint      not null,
+    event_index      integer     not null,
+    -- `pending`, `delivered`, `failed`.
+    status           text        not null collate "C",
+    attempts         integer     not null default 0,
+    -- When it is tried (again).
+    next_attempt_at  timestamptz not null,
+    first_failed_at  timestamptz,
+    last_attempt_at  timestamptz,
+    -- The receiver's HTTP status on the last attempt; null when it did not
+    -- answer (refused, timed out).
+    last_status      integer,
+    -- The start of the receiver's answer, or why there was none.
+    last_error       text,
+    delivered_at     timestamptz,
+    created_at       timestamptz not null,
+    -- Made by `POST /webhooks/{id}/replay`.
+    replayed         boolean     not null default false,
+    foreign key (stream, stream_sequence, event_index)
+        references webhook_events (stream, stream_sequence, event_index)
+);
+
+create index webhook_deliveries_pending on webhook_deliveries (webhook_id, id) where status = 'pending';
+create index webhook_deliveries_by_webhook on webhook_deliveries (webhook_id, status, id);
+create index webhook_deliveries_event on webhook_deliveries (stream, stream_sequence, event_index);

@@ -1,0 +1,907 @@
+//! Webhook delivery: the events the tenants subscribed to, POSTed to their
+//! receivers, signed, in order, retried, and given up only for a reason.
+//!
+//! The outbox projection (`webhook_outbox`, migration 0029) queues each
+//! event a live subscription wants, exactly once and in log order, and
+//! wakes the [`Deliverer`] with a `NOTIFY`. The deliverer:
+//!
+//! - runs in one process at a time (a PostgreSQL advisory lock; the
+//!   others stand by), so that deliveries to one receiver never overlap;
+//! - gives every subscription with pending deliveries a worker of its
+//!   own, which POSTs them one after another in order: a slow or dead
+//!   receiver holds up only its own subscription;
+//! - signs each body as Stripe does: `X-Wablast-Signature:
+//!   t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the
+//!   subscription's secret ([`signature`]);
+//! - on a failure keeps the delivery at the head of its subscription and
+//!   tries it again with exponential back-off and jitter, for up to
+//!   [`WebhookOptions::give_up_after`] (24 h); a 4xx other than 408, 409,
+//!   425 and 429 is not worth repeating and is given up at once. A given
+//!   up delivery is a dead letter (`failed`), listed by the API and sent
+//!   again by a replay;
+//! - turns off a subscription whose receiver has failed for
+//!   [`WebhookOptions::disable_after`] (3 days);
+//! - every attempt has its timeouts (connect 5 s, whole request 10 s), and
+//!   redirects are not followed.
+//!
+//! Receivers must be `https` on a public address: `http`, loopback and
+//! private addresses (also when a name resolves to one) are refused
+//! unless the operator allows them (`WABLAST_WEBHOOK_ALLOW_PRIVATE`), so
+//! that a tenant cannot make wablast probe its own network.
+//!
+//! What survives a restart: everything. Deliveries and their attempts are
+//! rows; a delivery made but not yet recorded when the process died is
+//! made again (receivers deduplicate on the body's `id`).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use hmac::Mac;
+use rand::{Rng, SeedableRng};
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+use wablast_eventstore::Backoff;
+use wablast_projections::queries::webhooks::{self as queries, FailedAttempt, Pending, Target};
+
+use crate::credentials::SecretKey;
+
+/// How webhooks are delivered.
+#[derive(Clone, Debug)]
+pub struct WebhookOptions {
+    /// Whether receivers may be `http`, loopback or private addresses.
+    pub allow_private: bool,
+    /// How long connecting to a receiver may take.
+    pub connect_timeout: Duration,
+    /// How long a whole attempt may take.
+    pub timeout: Duration,
+    /// Pauses between attempts at one delivery (each drawn at random
+    /// between half of it and all of it).
+    pub retry: Backoff,
+    /// How long after its first failure a delivery is given up.
+    pub give_up_after: TimeDelta,
+    /// How long a receiver may fail before its subscription is turned off.
+    pub disable_after: TimeDelta,
+    /// How often the deliverer looks for work without being woken.
+    pub poll: Duration,
+    /// How long delivered deliveries are kept.
+    pub keep_delivered: TimeDelta,
+    /// How long dead letters are kept.
+    pub keep_failed: TimeDelta,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            retry: Backoff::new(Duration::from_secs(5), Duration::from_secs(60 * 60)),
+            give_up_after: TimeDelta::hours(24),
+            disable_after: TimeDelta::days(3),
+            poll: Duration::from_secs(1),
+            keep_delivered: TimeDelta::days(7),
+            keep_failed: TimeDelta::days(30),
+        }
+    }
+}
+
+/// The most bytes of a receiver's answer kept with a failed attempt.
+const EXCERPT_BYTES: usize = 512;
+
+/// Pending deliveries a worker reads at once.
+const HEAD: i64 = 100;
+
+/// The advisory lock of the one delivering process.
+const LOCK: &str = "wablast webhook deliverer";
+
+/// The `X-Wablast-Signature` header of `body` sent at `t` (unix seconds):
+/// `t=<t>,v1=<hex HMAC-SHA256 of "<t>.<body>" under secret>`.
+pub fn signature(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Why a receiver's URL is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiverError {
+    /// Not an absolute `http(s)` URL with a host.
+    #[error("url is not an http(s) URL with a host")]
+    NotAUrl,
+    /// `http` where only `https` is allowed.
+    #[error(
+        "url must be https:// (http:// is allowed only where the operator allows private receivers)"
+    )]
+    NotHttps,
+    /// A loopback, private, link-local or otherwise non-public address.
+    #[error("url points at a loopback or private address ({0}), which receivers may not use here")]
+    Private(String),
+}
+
+/// Checks a receiver's URL as far as can be done without resolving it:
+/// its scheme, and its host when it is an address (or `localhost`).
+pub fn check_receiver(url: &str, allow_private: bool) -> Result<url::Url, ReceiverError> {
+    let parsed = url::Url::parse(url).map_err(|_| ReceiverError::NotAUrl)?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ReceiverError::NotAUrl);
+    }
+    let host = parsed.host().ok_or(ReceiverError::NotAUrl)?;
+    if allow_private {
+        return Ok(parsed);
+    }
+    if parsed.scheme() != "https" {
+        return Err(ReceiverError::NotHttps);
+    }
+    let address = match host {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name == "localhost" || name.ends_with(".localhost") {
+                return Err(ReceiverError::Private(name));
+            }
+            None
+        }
+    };
+    match address {
+        Some(ip) if !is_public(ip) => Err(ReceiverError::Private(ip.to_string())),
+        _ => Ok(parsed),
+    }
+}
+
+/// Whether an address is on the public internet: not loopback, private
+/// (RFC 1918, unique local), link-local, shared (CGNAT), unspecified,
+/// broadcast, multicast or documentation.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Resolves receivers' names to their public addresses only.
+struct PublicResolver;
+
+impl reqwest::dns::Resolve for PublicResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if public.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> = match found.first() {
+                    Some(a) => format!(
+                        "{host} resolves to {} only, which receivers may not use",
+                        a.ip()
+                    )
+                    .into(),
+                    None => format!("{host} resolves to no address").into(),
+                };
+                return Err(err);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// What a receiver made of one POST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// It answered 2xx.
+    Delivered {
+        /// Its status.
+        status: u16,
+    },
+    /// It did not take it.
+    Failed {
+        /// Its status, if it answered.
+        status: Option<u16>,
+        /// The start of its answer, or why there was none.
+        error: String,
+        /// Whether trying again may help (no answer, 408, 409, 425, 429,
+        /// 3xx, 5xx).
+        retry: bool,
+    },
+}
+
+impl Answer {
+    /// The answer to a status and its body's start.
+    fn of_status(status: u16, excerpt: String) -> Self {
+        if (200..300).contains(&status) {
+            return Self::Delivered { status };
+        }
+        let retry = matches!(status, 408 | 409 | 425 | 429) || !(400..500).contains(&status);
+        Self::Failed {
+            status: Some(status),
+            error: excerpt,
+            retry,
+        }
+    }
+}
+
+/// POSTs signed bodies to receivers.
+#[derive(Clone)]
+pub struct Sender {
+    http: reqwest::Client,
+    allow_private: bool,
+    key: SecretKey,
+}
+
+impl Sender {
+    /// A sender with these timeouts and address rules, opening
+    /// subscriptions' secrets with `key` (`WABLAST_SECRET_KEY`).
+    pub fn new(options: &WebhookOptions, key: SecretKey) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("wablast-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !options.allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicResolver));
+        }
+        Self {
+            http: builder.build().expect("the HTTP client builds"),
+            allow_private: options.allow_private,
+            key,
+        }
+    }
+
+    /// The subscription's secret in clear; `None` when it does not open
+    /// (another `WABLAST_SECRET_KEY`).
+    pub fn secret(&self, target: &Target) -> Option<String> {
+        let sealed = [target.secret_nonce.as_slice(), &target.secret_ciphertext].concat();
+        let plain = self.key.open(target.id.as_bytes(), &sealed)?;
+        String::from_utf8(plain).ok()
+    }
+
+    /// POSTs `body` (the event `id` of type `event_type`) to `url`, signed
+    /// with `secret`.
+    pub async fn post(
+        &self,
+        url: &str,
+        secret: &str,
+        id: &str,
+        event_type: &str,
+        body: String,
+    ) -> Answer {
+        if let Err(err) = check_receiver(url, self.allow_private) {
+            return Answer::Failed {
+                status: None,
+                error: err.to_string(),
+                retry: false,
+            };
+        }
+        let signed = signature(secret, Utc::now().timestamp(), &body);
+        let sent = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Wablast-Signature", signed)
+            .header("X-Wablast-Event-Id", id)
+            .header("X-Wablast-Event-Type", event_type)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                if (200..300).contains(&status) {
+                    return Answer::Delivered { status };
+                }
+                let text = response.text().await.unwrap_or_default();
+                Answer::of_status(status, excerpt(&text))
+            }
+            Err(err) => Answer::Failed {
+                status: None,
+                error: describe(&err),
+                retry: true,
+            },
+        }
+    }
+}
+
+/// At most [`EXCERPT_BYTES`] of a text, cut at a character boundary.
+fn excerpt(text: &str) -> String {
+    if text.len() <= EXCERPT_BYTES {
+        return text.to_owned();
+    }
+    let mut end = EXCERPT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Why a request got no answer, in words.
+fn describe(err: &reqwest::Error) -> String {
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    excerpt(&format!("{what}: {}", causes.join(": ")))
+}
+
+/// Subscriptions with a worker, and whether new work came meanwhile.
+type Running = Arc<Mutex<HashMap<Uuid, bool>>>;
+
+/// Delivers every pending webhook delivery (see the module docs).
+#[derive(Clone)]
+pub struct Deliverer {
+    db: PgPool,
+    sender: Sender,
+    options: WebhookOptions,
+    running: Running,
+}
+
+impl Deliverer {
+    /// A deliverer on this database.
+    pub fn new(db: PgPool, options: WebhookOptions, key: SecretKey) -> Self {
+        Self {
+            sender: Sender::new(&options, key),
+            db,
+            options,
+            running: Arc::default(),
+        }
+    }
+
+    /// Delivers until `shutdown`, as the one delivering process or as a
+    /// standby.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut failures = 0;
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => failures = 0,
+                Err(err) => {
+                    failures += 1;
+                    warn!(error = %wablast_eventstore::report::Chain(&err), "webhook deliverer stopped; starting it again");
+                }
+            }
+            let pause = if failures == 0 {
+                self.options.poll.max(Duration::from_secs(2))
+            } else {
+                backoff.after(failures)
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Takes the lead and delivers while it holds it; `Ok` when another
+    /// process has it.
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
+        let mut leadership = self.db.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtext($1))")
+            .bind(LOCK)
+            .fetch_one(&mut leadership)
+            .await?;
+        if !got {
+            debug!("another process delivers webhooks; standing by");
+            return Ok(());
+        }
+        info!("delivering webhooks");
+        let mut listener = PgListener::connect_with(&self.db).await?;
+        listener.listen(queries::CHANNEL).await?;
+        let stop = shutdown.child_token();
+        let _stop_workers = stop.clone().drop_guard();
+        let mut pruned = Instant::now() - Duration::from_secs(3600);
+        loop {
+            if pruned.elapsed() >= Duration::from_secs(3600) {
+                pruned = Instant::now();
+                self.prune().await;
+            }
+            for webhook in queries::with_pending(&self.db).await? {
+                self.wake(webhook, &stop);
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                notified = listener.recv() => { notified?; }
+                () = tokio::time::sleep(self.options.poll) => {
+                    // Still the leader?
+                    leadership.ping().await?;
+                }
+            }
+            // A burst of commits is one look for work.
+            while listener.next_buffered().is_some() {}
+        }
+    }
+
+    /// Gives `webhook` a worker unless it has one, which then looks again.
+    fn wake(&self, webhook: Uuid, stop: &CancellationToken) {
+        let mut running = self.running.lock().expect("not poisoned");
+        if let Some(poked) = running.get_mut(&webhook) {
+            *poked = true;
+            return;
+        }
+        running.insert(webhook, false);
+        let worker = self.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(err) = worker.work(webhook, &stop).await {
+                warn!(%webhook, error = %wablast_eventstore::report::Chain(&err), "webhook worker stopped");
+            }
+            worker
+                .running
+                .lock()
+                .expect("not poisoned")
+                .remove(&webhook);
+        });
+    }
+
+    /// Delivers `webhook`'s pending deliveries in order until none is
+    /// left, the subscription goes, or `stop`.
+    async fn work(&self, webhook: Uuid, stop: &CancellationToken) -> Result<(), sqlx::Error> {
+        'refresh: while !stop.is_cancelled() {
+            let Some(target) = Target::live(&self.db, webhook).await? else {
+                return Ok(());
+            };
+            let Some(secret) = self.sender.secret(&target) else {
+                warn!(%webhook, "webhook secret does not open with this WABLAST_SECRET_KEY");
+                self.disable(
+                    &target,
+                    "its secret cannot be read with this installation's key",
+                )
+                .await?;
+                return Ok(());
+            };
+            let head = queries::head(&self.db, webhook, HEAD).await?;
+            if head.is_empty() {
+                let mut running = self.running.lock().expect("not poisoned");
+                let poked = running.get_mut(&webhook).expect("a worker is registered");
+                if std::mem::take(poked) {
+                    continue;
+                }
+                return Ok(());
+            }
+            let mut done = Done::default();
+            for pending in head {
+                let now = Utc::now();
+                if pending.next_attempt_at > now {
+                    done.record(&self.db, webhook).await?;
+                    let wait = (pending.next_attempt_at - now).to_std().unwrap_or_default();
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    continue 'refresh;
+                }
+                let answer = self
+                    .sender
+                    .post(
+                        &target.url,
+                        &secret,
+                        &pending.position,
+                        &pending.event_type,
+                        pending.body.clone(),
+                    )
+                    .await;
+                match answer {
+                    Answer::Delivered { status } => done.push(pending.id, status),
+                    Answer::Failed {
+                        status,
+                        error,
+                        retry,
+                    } => {
+                        done.record(&self.db, webhook).await?;
+                        let kept = self.failed(&target, &pending, status, error, retry).await?;
+                        if kept {
+                            // It stays at the head: its turn comes again.
+                            continue 'refresh;
+                        }
+                    }
+                }
+            }
+            done.record(&self.db, webhook).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt; turns the subscription off when its
+    /// receiver has failed for too long.
+    ///
+    /// # Returns
+    /// Whether the delivery is tried again.
+    async fn failed(
+        &self,
+        target: &Target,
+        pending: &Pending,
+        status: Option<u16>,
+        error: String,
+        retry: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let at = Utc::now();
+        let first_failed = pending.first_failed_at.unwrap_or(at);
+        let retry_at = (retry && at - first_failed < self.options.give_up_after).then(|| {
+            let failures = u64::try_from(pending.attempts).unwrap_or(0) + 1;
+            at + jittered(self.options.retry.after(failures))
+        });
+        let attempt = FailedAttempt {
+            id: pending.id,
+            status: status.map(i32::from),
+            error,
+            at,
+            retry_at,
+        };
+        debug!(webhook = %target.id, delivery = pending.id, ?status, error = %attempt.error, retry = retry_at.is_some(), "webhook delivery failed");
+        let failing_since = queries::attempt_failed(&self.db, target.id, &attempt).await?;
+        if at - failing_since >= self.options.disable_after {
+            let days = self.options.disable_after.num_hours() as f64 / 24.0;
+            self.disable(
+                target,
+                &format!("its receiver has failed every delivery for {days} days"),
+            )
+            .await?;
+            return Ok(false);
+        }
+        Ok(retry_at.is_some())
+    }
+
+    async fn disable(&self, target: &Target, reason: &str) -> Result<(), sqlx::Error> {
+        if queries::disable(&self.db, target.id, reason, Utc::now()).await? {
+            warn!(webhook = %target.id, tenant = %target.tenant_id, reason, "webhook disabled");
+        }
+        Ok(())
+    }
+
+    async fn prune(&self) {
+        let now = Utc::now();
+        match queries::prune(
+            &self.db,
+            now - self.options.keep_delivered,
+            now - self.options.keep_failed,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(pruned) => info!(pruned, "old webhook deliveries forgotten"),
+            Err(err) => warn!(error = %err, "old webhook deliveries not pruned"),
+        }
+    }
+}
+
+/// The most events one replay queues; a longer one goes on from the
+/// position it answers with.
+pub const REPLAY_MAX: usize = 10_000;
+
+/// Where a replay starts in one stream: the commit to read from, and how
+/// many of its events were delivered already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayFrom {
+    /// Stream sequence of the first commit read.
+    pub sequence: u64,
+    /// Events of that commit skipped.
+    pub skip: usize,
+}
+
+/// What a replay queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// Events queued again.
+    pub queued: usize,
+    /// Where to go on from when more events are left
+    /// (`events:<seq>[.<k>],messages:<seq>[.<k>]`); `None`: the replay
+    /// reached the end of the log.
+    pub next_position: Option<String>,
+}
+
+/// Why a replay did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The event log could not be read.
+    #[error("the event log cannot be read: {0}")]
+    Log(String),
+    /// The database could not be written.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Queues again, for `target`, every event of its tenant of the types it
+/// subscribes to (`events`), from `from` (per stream; a stream left out is
+/// not replayed) up to the end of the log as of now, at most
+/// [`REPLAY_MAX`]. They are delivered after what is pending, with the same
+/// `id`s as the first time.
+pub async fn replay(
+    log: &wablast_eventstore::EventLog,
+    db: &PgPool,
+    target: &Target,
+    events: &[String],
+    from: [Option<ReplayFrom>; 2],
+) -> Result<Replay, ReplayError> {
+    use async_nats::jetstream::consumer::DeliverPolicy;
+    use async_nats::jetstream::consumer::push::OrderedConfig;
+    use futures::StreamExt;
+    use wablast_projections::event_data::WebhookBody;
+    use wablast_projections::queries::webhooks::Replayed;
+    use wablast_projections::{LogStream, StreamName};
+
+    let failed = |err: &dyn std::fmt::Display| ReplayError::Log(err.to_string());
+    let tenant = target.tenant_id.to_string();
+    let upcasters = wablast_domain::upcasters();
+    let wanted = |event_type: &str| events.iter().any(|e| e == "*" || e == event_type);
+    let mut queued: Vec<Replayed> = Vec::new();
+    let mut next: Vec<String> = Vec::new();
+    let mut more = false;
+    for (stream, start) in LogStream::ALL.into_iter().zip(from) {
+        let Some(start) = start else { continue };
+        let js = log
+            .jetstream()
+            .get_stream(stream.full_name(log.prefix()))
+            .await
+            .map_err(|e| failed(&e))?;
+        let info = js.cached_info();
+        let last = info.state.last_sequence;
+        let mut reached = format!("{}:{}", stream.name(), last);
+        let filters: Vec<String> = info
+            .config
+            .subjects
+            .iter()
+            .filter_map(|subjects| {
+                let mut tokens: Vec<&str> = subjects.split('.').collect();
+                (tokens.len() == 5 && tokens[1] == "ev" && tokens[2] == "*").then(|| {
+                    tokens[2] = &tenant;
+                    tokens.join(".")
+                })
+            })
+            .collect();
+        if filters.is_empty() || start.sequence > last || more {
+            if more {
+                next.push(format!(
+                    "{}:{}",
+                    stream.name(),
+                    start.sequence.saturating_sub(1)
+                ));
+            }
+            continue;
+        }
+        let consumer = js
+            .create_consumer(OrderedConfig {
+                deliver_subject: log.jetstream().client().new_inbox(),
+                filter_subjects: filters,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start.sequence,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed(&e))?;
+        let pending_at_start = consumer.cached_info().num_pending;
+        let name = consumer.cached_info().name.clone();
+        if pending_at_start > 0 {
+            let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
+            'read: while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| failed(&e))?;
+                let meta = message.info().map_err(|e| failed(&e))?;
+                let (sequence, pending) = (meta.stream_sequence, meta.pending);
+                if sequence > last {
+                    break;
+                }
+                let commit: wablast_eventstore::Commit =
+                    serde_json::from_slice(&message.payload).map_err(|e| failed(&e))?;
+                if commit.tenant == tenant {
+                    let count = commit.events.len();
+                    let skip = if sequence == start.sequence {
+                        start.skip
+                    } else {
+                        0
+                    };
+                    for (index, event) in commit.into_recorded(sequence).enumerate().skip(skip) {
+                        if queued.len() >= REPLAY_MAX {
+                            more = true;
+                            next.push(if index == 0 {
+                                format!("{}:{}", stream.name(), sequence - 1)
+                            } else {
+                                format!("{}:{sequence}.{index}", stream.name())
+                            });
+                            reached.clear();
+                            break 'read;
+                        }
+                        let event = event.upcast(&upcasters);
+                        if !wanted(&event.event_type) {
+                            continue;
+                        }
+                        let occurred_at = event.occurred_at;
+                        let event_type = event.event_type.clone();
+                        let (position, body) =
+                            WebhookBody::render(stream, index, count, target.tenant_id, event)
+                                .map_err(|e| failed(&e))?;
+                        queued.push(Replayed {
+                            stream,
+                            stream_sequence: i64::try_from(sequence).map_err(|e| failed(&e))?,
+                            event_index: i32::try_from(index).map_err(|e| failed(&e))?,
+                            position,
+                            event_type,
+                            body,
+                            occurred_at,
+                        });
+                    }
+                }
+                if pending == 0 || sequence >= last {
+                    break;
+                }
+            }
+        }
+        let _ = js.delete_consumer(&name).await;
+        if !reached.is_empty() {
+            next.push(reached);
+        }
+    }
+    queries::queue_replay(db, target.id, target.tenant_id, &queued, Utc::now()).await?;
+    info!(webhook = %target.id, queued = queued.len(), more, "webhook replay queued");
+    Ok(Replay {
+        queued: queued.len(),
+        next_position: more.then(|| next.join(",")),
+    })
+}
+
+/// A pause drawn between half of `pause` and all of it.
+fn jittered(pause: Duration) -> TimeDelta {
+    let factor = rand::rngs::StdRng::from_os_rng().random_range(0.5..=1.0);
+    TimeDelta::from_std(pause.mul_f64(factor)).unwrap_or(TimeDelta::hours(1))
+}
+
+/// Deliveries a receiver took, recorded together.
+#[derive(Default)]
+struct Done {
+    ids: Vec<i64>,
+    statuses: Vec<i32>,
+}
+
+impl Done {
+    fn push(&mut self, id: i64, status: u16) {
+        self.ids.push(id);
+        self.statuses.push(i32::from(status));
+    }
+
+    async fn record(&mut self, db: &PgPool, webhook: Uuid) -> Result<(), sqlx::Error> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        queries::delivered(db, webhook, &self.ids, &self.statuses, Utc::now()).await?;
+        self.ids.clear();
+        self.statuses.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_stripes_scheme() {
+        // HMAC-SHA256("secret", "1700000000.{}"), computed independently
+        // (`printf '1700000000.{}' | openssl dgst -sha256 -hmac secret`).
+        let header = signature("secret", 1_700_000_000, "{}");
+        assert_eq!(
+            header,
+            "t=1700000000,v1=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
+        );
+        assert_ne!(header, signature("other", 1_700_000_000, "{}"));
+        assert_ne!(header, signature("secret", 1_700_000_001, "{}"));
+    }
+
+    #[test]
+    fn only_some_4xx_are_given_up_at_once() {
+        let retry = |status| match Answer::of_status(status, String::new()) {
+            Answer::Failed { retry, .. } => Some(retry),
+            Answer::Delivered { .. } => None,
+        };
+        assert_eq!(retry(200), None);
+        assert_eq!(retry(204), None);
+        for status in [408, 409, 425, 429, 500, 502, 503, 301] {
+            assert_eq!(retry(status), Some(true), "{status}");
+        }
+        for status in [400, 401, 403, 404, 410, 422] {
+            assert_eq!(retry(status), Some(false), "{status}");
+        }
+    }
+
+    #[test]
+    fn receivers_are_https_on_public_addresses_unless_allowed() {
+        assert!(check_receiver("https://shop.example/hook", false).is_ok());
+        assert!(check_receiver("https://93.184.216.34/hook", false).is_ok());
+        for (url, err) in [
+            ("http://shop.example/hook", ReceiverError::NotHttps),
+            (
+                "https://127.0.0.1:8080/hook",
+                ReceiverError::Private("127.0.0.1".into()),
+            ),
+            (
+                "https://10.1.2.3/",
+                ReceiverError::Private("10.1.2.3".into()),
+            ),
+            ("https://[::1]/", ReceiverError::Private("::1".into())),
+            (
+                "https://localhost/",
+                ReceiverError::Private("localhost".into()),
+            ),
+            ("ftp://shop.example/", ReceiverError::NotAUrl),
+        ] {
+            assert_eq!(check_receiver(url, false).unwrap_err(), err, "{url}");
+        }
+        assert!(check_receiver("http://127.0.0.1:8080/hook", true).is_ok());
+        assert!(check_receiver("http://localhost/hook", true).is_ok());
+    }
+
+    #[test]
+    fn private_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "93.184.216.34", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn excerpts_cut_at_characters() {
+        let long = "é".repeat(400);
+        let cut = excerpt(&long);
+        assert!(cut.len() <= EXCERPT_BYTES);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}
