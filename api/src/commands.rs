@@ -88,6 +88,13 @@ refusal!(
     WalletError,
 );
 
+/// Nothing is refused to a webhook subscription.
+impl Refusal for wablast_domain::webhook::WebhookError {
+    fn code(&self) -> RefusalCode {
+        match *self {}
+    }
+}
+
 impl<E: Refusal> From<AggregateError<E>> for ApiError {
     fn from(err: AggregateError<E>) -> Self {
         match err {

@@ -16,6 +16,7 @@ use crate::schedule::Schedule;
 use crate::session::Session;
 use crate::session_day::SessionDay;
 use crate::wallet::Wallet;
+use crate::webhook::WebhookSubscription;
 
 /// A stream of the event log, by the logical name the checkpoints keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +57,7 @@ impl LogStream {
                 Plan::TYPE,
                 Wallet::TYPE,
                 Campaign::TYPE,
+                WebhookSubscription::TYPE,
             ],
             Self::Messages => &[
                 Message::TYPE,

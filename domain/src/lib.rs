@@ -52,6 +52,7 @@ pub mod session_day;
 pub mod types;
 pub mod verify;
 pub mod wallet;
+pub mod webhook;
 
 pub use refusal::RefusalCode;
 

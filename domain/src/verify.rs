@@ -303,6 +303,9 @@ impl Verifier {
             "auto_reply_rule_hour" => {
                 self.decode::<crate::auto_reply::RuleHourEvent>(event);
             }
+            "webhook" => {
+                self.decode::<crate::webhook::WebhookEvent>(event);
+            }
             _ => {}
         }
     }

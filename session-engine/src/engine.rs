@@ -415,8 +415,13 @@ impl Engine {
         let mut processes = vec![fanout, scheduled, endings, auto_replies];
         match &self.config.secret_key {
             Some(key) => {
-                let deliverer =
-                    Deliverer::new(self.db.clone(), self.config.webhooks.clone(), key.clone());
+                let deliverer = Deliverer::new(
+                    self.db.clone(),
+                    self.aggregates.clone(),
+                    self.actor(),
+                    self.config.webhooks.clone(),
+                    key.clone(),
+                );
                 processes.push(tokio::spawn(deliverer.run(shutdown.clone())));
             }
             None => warn!("no secret key: this engine delivers no webhooks"),

@@ -13,6 +13,7 @@ use axum::routing::post;
 use hmac::{KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use wablast_domain::webhook::{DisableReason, WebhookEvent};
 use wablast_tests::wait_for;
 
 use crate::app::{Client, TestApp};
@@ -94,11 +95,7 @@ impl Receiver {
     }
 }
 
-async fn receive(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: String,
-) -> AxumStatus {
+async fn receive(State(state): State<Shared>, headers: HeaderMap, body: String) -> AxumStatus {
     let header = |name: &str| {
         headers
             .get(name)
@@ -158,6 +155,43 @@ fn verifies(header: &str, body: &str, secret: &str) -> bool {
         return false;
     };
     mac.verify_slice(&given).is_ok()
+}
+
+/// README's verification snippet, run by Python on a delivery: whether it
+/// accepts it.
+fn readme_snippet_verifies(header: &str, body: &str, secret: &str) -> bool {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let block = readme
+        .split("<!-- webhook-verify: begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- webhook-verify: end -->").next())
+        .expect("README has the snippet between its markers");
+    let code = block
+        .trim()
+        .trim_start_matches("```python")
+        .trim_end_matches("```");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("body");
+    std::fs::write(&path, body).unwrap();
+    let program = format!(
+        "{code}\nimport sys\nprint(verify(sys.argv[1], sys.argv[2], open(sys.argv[3], 'rb').read()))\n"
+    );
+    let output = std::process::Command::new("python3")
+        .args(["-c", &program, secret, header])
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match String::from_utf8_lossy(&output.stdout).trim() {
+        "True" => true,
+        "False" => false,
+        other => panic!("the snippet printed {other:?}"),
+    }
 }
 
 async fn subscribe(client: &Client, url: &str, events: Value) -> String {
@@ -250,6 +284,22 @@ async fn events_arrive_signed_in_order_once_each() {
         assert!(sequence(&r.id) > previous, "{} after {previous:?}", r.id);
         previous = sequence(&r.id);
     }
+    let first = &received[0];
+    assert!(readme_snippet_verifies(
+        &first.signature,
+        &first.body,
+        SECRET
+    ));
+    assert!(!readme_snippet_verifies(
+        &first.signature,
+        &format!("{} ", first.body),
+        SECRET
+    ));
+    assert!(!readme_snippet_verifies(
+        &first.signature,
+        &first.body,
+        "not-the-secret-at-all"
+    ));
     let listed = deliveries(&a, &webhook, "").await;
     assert_eq!(listed.len(), 5);
     assert!(
@@ -438,12 +488,27 @@ async fn a_receiver_failing_past_the_window_dead_letters_and_is_disabled_until_e
     // Assert
     assert!(failed[0]["attempts"].as_i64().unwrap() >= 2, "{failed:?}");
     assert_eq!(failed[0]["last_status"], 500);
-    assert!(
-        disabled["disabled_reason"]
-            .as_str()
-            .unwrap()
-            .contains("failed every delivery"),
+    assert_eq!(
+        disabled["disabled_reason"], "receiver_failing",
         "{disabled}"
+    );
+    let log = wablast::open_event_log(&app.settings).await.unwrap();
+    let subscriptions = wablast_workflows::commands::Commands::new(&log).webhooks;
+    let key = wablast_workflows::commands::key(
+        wablast_domain::types::TenantId::from_uuid(a.tenant_id.parse().unwrap()),
+        webhook.parse::<uuid::Uuid>().unwrap(),
+    );
+    let event = subscriptions.last_event(&key).await.unwrap();
+    assert!(
+        matches!(
+            event,
+            Some(WebhookEvent::WebhookDisabled {
+                reason: DisableReason::ReceiverFailing,
+                failing_since: Some(_),
+                ..
+            })
+        ),
+        "the log says why: {event:?}"
     );
     let tried = receiver.received().len();
     make_events(&a, 1).await;
@@ -470,6 +535,10 @@ async fn a_receiver_failing_past_the_window_dead_letters_and_is_disabled_until_e
     assert!(enabled["disabled_reason"].is_null());
     make_events(&a, 1).await;
     receiver.wait_taken(1, Duration::from_secs(20)).await;
+    assert!(matches!(
+        subscriptions.last_event(&key).await.unwrap(),
+        Some(WebhookEvent::WebhookEnabled { .. })
+    ));
 }
 
 #[tokio::test]

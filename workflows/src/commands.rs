@@ -14,6 +14,7 @@ use wablast_domain::session::Session;
 use wablast_domain::session_day::SessionDay;
 use wablast_domain::types::TenantId;
 use wablast_domain::wallet::Wallet;
+use wablast_domain::webhook::WebhookSubscription;
 use wablast_eventstore::command::SnapshotPolicy;
 use wablast_eventstore::{AggregateKey, CommandHandler, CommandMetadata, Committed, EventLog};
 use wablast_projections::wait::Position;
@@ -43,6 +44,8 @@ pub struct Commands {
     pub auto_reply_threads: CommandHandler<AutoReplyThread>,
     /// Auto-reply rules' answers per hour.
     pub auto_reply_rule_hours: CommandHandler<AutoReplyRuleHour>,
+    /// Webhook subscriptions turned off and on.
+    pub webhooks: CommandHandler<WebhookSubscription>,
 }
 
 impl Commands {
@@ -72,6 +75,7 @@ impl Commands {
             inbound: handler(log),
             auto_reply_threads: handler(log),
             auto_reply_rule_hours: handler(log),
+            webhooks: handler(log),
         }
     }
 }

@@ -20,7 +20,8 @@
 //!   up delivery is a dead letter (`failed`), listed by the API and sent
 //!   again by a replay;
 //! - turns off a subscription whose receiver has failed for
-//!   [`WebhookOptions::disable_after`] (3 days);
+//!   [`WebhookOptions::disable_after`] (3 days), with an event saying why
+//!   (`WebhookDisabled`, [`wablast_domain::webhook`]);
 //! - every attempt has its timeouts (connect 5 s, whole request 10 s), and
 //!   redirects are not followed.
 //!
@@ -38,7 +39,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hmac::Mac;
 use rand::{Rng, SeedableRng};
 use sqlx::postgres::PgListener;
@@ -46,9 +47,12 @@ use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
-use wablast_eventstore::Backoff;
+use wablast_domain::types::TenantId;
+use wablast_domain::webhook::{DisableReason, WebhookCommand};
+use wablast_eventstore::{Actor, Backoff, CommandMetadata};
 use wablast_projections::queries::webhooks::{self as queries, FailedAttempt, Pending, Target};
 
+use crate::commands::{Commands, key};
 use crate::credentials::SecretKey;
 
 /// How webhooks are delivered.
@@ -378,17 +382,28 @@ type Running = Arc<Mutex<HashMap<Uuid, bool>>>;
 #[derive(Clone)]
 pub struct Deliverer {
     db: PgPool,
+    commands: Commands,
+    actor: Actor,
     sender: Sender,
     options: WebhookOptions,
     running: Running,
 }
 
 impl Deliverer {
-    /// A deliverer on this database.
-    pub fn new(db: PgPool, options: WebhookOptions, key: SecretKey) -> Self {
+    /// A deliverer on this database, recording what it does to
+    /// subscriptions through `commands` as `actor`.
+    pub fn new(
+        db: PgPool,
+        commands: Commands,
+        actor: Actor,
+        options: WebhookOptions,
+        key: SecretKey,
+    ) -> Self {
         Self {
             sender: Sender::new(&options, key),
             db,
+            commands,
+            actor,
             options,
             running: Arc::default(),
         }
@@ -489,11 +504,8 @@ impl Deliverer {
             };
             let Some(secret) = self.sender.secret(&target) else {
                 warn!(%webhook, "webhook secret does not open with this WABLAST_SECRET_KEY");
-                self.disable(
-                    &target,
-                    "its secret cannot be read with this installation's key",
-                )
-                .await?;
+                self.disable(&target, DisableReason::SecretUnreadable, None)
+                    .await?;
                 return Ok(());
             };
             let head = queries::head(&self.db, webhook, HEAD).await?;
@@ -577,20 +589,44 @@ impl Deliverer {
         debug!(webhook = %target.id, delivery = pending.id, ?status, error = %attempt.error, retry = retry_at.is_some(), "webhook delivery failed");
         let failing_since = queries::attempt_failed(&self.db, target.id, &attempt).await?;
         if at - failing_since >= self.options.disable_after {
-            let days = self.options.disable_after.num_hours() as f64 / 24.0;
-            self.disable(
-                target,
-                &format!("its receiver has failed every delivery for {days} days"),
-            )
-            .await?;
+            self.disable(target, DisableReason::ReceiverFailing, Some(failing_since))
+                .await?;
             return Ok(false);
         }
         Ok(retry_at.is_some())
     }
 
-    async fn disable(&self, target: &Target, reason: &str) -> Result<(), sqlx::Error> {
-        if queries::disable(&self.db, target.id, reason, Utc::now()).await? {
-            warn!(webhook = %target.id, tenant = %target.tenant_id, reason, "webhook disabled");
+    /// Turns a subscription off: the event says why, then the row stops
+    /// its deliveries. A failure between the two is mended the next time
+    /// (disabling twice records nothing).
+    async fn disable(
+        &self,
+        target: &Target,
+        reason: DisableReason,
+        failing_since: Option<DateTime<Utc>>,
+    ) -> Result<(), sqlx::Error> {
+        let at = Utc::now();
+        let tenant = TenantId::from_uuid(target.tenant_id);
+        let recorded = self
+            .commands
+            .webhooks
+            .execute(
+                &key(tenant, target.id),
+                WebhookCommand::Disable {
+                    reason,
+                    failing_since,
+                    at,
+                },
+                &CommandMetadata::new(self.actor.clone()),
+            )
+            .await;
+        if let Err(err) = recorded {
+            // Not turned off without its event: tried again next failure.
+            warn!(webhook = %target.id, error = %wablast_eventstore::report::Chain(&err), "webhook not disabled");
+            return Ok(());
+        }
+        if queries::disable(&self.db, target.id, reason.as_str(), at).await? {
+            warn!(webhook = %target.id, tenant = %target.tenant_id, reason = reason.as_str(), "webhook disabled");
         }
         Ok(())
     }

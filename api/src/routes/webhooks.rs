@@ -25,6 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use wablast_domain::webhook::WebhookCommand;
 use wablast_projections::queries::webhooks::{
     self as deliveries, DeliveryCursor, DeliveryRow, DeliveryStatus, Target,
 };
@@ -35,6 +36,7 @@ use wablast_workflows::webhooks::{
     Answer, REPLAY_MAX, ReplayError, ReplayFrom, check_receiver, replay,
 };
 
+use crate::commands::{self, tenant_key};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
@@ -115,7 +117,10 @@ pub struct WebhookView {
     pub events: Vec<String>,
     /// Whether it receives events.
     pub status: WebhookStatus,
-    /// Why it was disabled.
+    /// Why it was disabled: `receiver_failing` (its receiver failed every
+    /// delivery for 3 days) or `secret_unreadable` (its secret does not
+    /// open with the installation's key any more).
+    #[schema(example = "receiver_failing")]
     pub disabled_reason: Option<String>,
     /// When it was disabled.
     pub disabled_at: Option<DateTime<Utc>>,
@@ -583,8 +588,22 @@ async fn enable_webhook(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<WebhookView>, ApiError> {
+    if Target::of_tenant(&state.db, caller.tenant_id, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("webhook"));
+    }
+    let at = Utc::now();
+    commands::execute(
+        &state.commands.webhooks,
+        &tenant_key(caller.tenant_id, id),
+        WebhookCommand::Enable { at },
+        &caller.command(),
+    )
+    .await?;
     let from = log_end(&state).await?;
-    if !deliveries::enable(&state.db, caller.tenant_id, id, from, Utc::now()).await? {
+    if !deliveries::enable(&state.db, caller.tenant_id, id, from, at).await? {
         return Err(ApiError::not_found("webhook"));
     }
     view(&state, &caller, id)
