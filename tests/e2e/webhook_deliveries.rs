@@ -243,6 +243,16 @@ async fn deliveries(client: &Client, webhook: &str, query: &str) -> Vec<Value> {
     body["items"].as_array().unwrap().clone()
 }
 
+/// The subscription's deliveries once `n` are recorded as delivered
+/// (right after the receiver answered).
+async fn recorded(client: &Client, webhook: &str, n: usize) -> Vec<Value> {
+    wait_for("deliveries recorded", Duration::from_secs(10), async || {
+        let delivered = deliveries(client, webhook, "?status=delivered").await;
+        (delivered.len() >= n).then(|| delivered)
+    })
+    .await
+}
+
 /// The stream sequence in a position (`events:12` or `events:12.1`).
 fn sequence(id: &str) -> (u64, u64) {
     let (_, at) = id.split_once(':').unwrap();
@@ -335,7 +345,7 @@ async fn a_failing_receiver_gets_everything_in_order_once_it_recovers() {
     let mut sorted = taken.clone();
     sorted.sort_by_key(|id| sequence(id));
     assert_eq!(taken, sorted, "in log order");
-    let listed = deliveries(&a, &webhook, "").await;
+    let listed = recorded(&a, &webhook, 4).await;
     assert_eq!(listed[3]["attempts"], 4, "{listed:?}");
     assert_eq!(listed[3]["status"], "delivered");
     let (_, view) = a.get(&format!("/api/v1/webhooks/{webhook}")).await;
@@ -383,7 +393,7 @@ async fn a_receiver_answering_410_gets_dead_letters_that_a_replay_sends_again() 
         .collect();
     first.reverse();
     assert_eq!(taken, first, "the same ids, in order");
-    let listed = deliveries(&a, &webhook, "?status=delivered").await;
+    let listed = recorded(&a, &webhook, 3).await;
     assert!(listed.iter().all(|d| d["replayed"] == true));
 
     // A replay from a place the log has not reached is refused.
@@ -459,8 +469,10 @@ async fn a_receiver_failing_past_the_window_dead_letters_and_is_disabled_until_e
     // Arrange
     let app = TestApp::spawn_engine_with(|s| {
         s.webhook_first_retry_ms = 100;
+        // The second event's attempts outlast the first failure by more
+        // than 2 s: its last one, at the latest, disables.
         s.webhook_retry_seconds = 1;
-        s.webhook_disable_after_seconds = 3;
+        s.webhook_disable_after_seconds = 2;
     })
     .await;
     let a = app.tenant("Toko A").await;
@@ -568,7 +580,7 @@ async fn a_restart_in_the_middle_of_retries_loses_nothing() {
     let mut sorted = taken.clone();
     sorted.sort_by_key(|id| sequence(id));
     assert_eq!(taken, sorted, "in log order");
-    let listed = deliveries(&a, &webhook, "?status=delivered").await;
+    let listed = recorded(&a, &webhook, 4).await;
     assert_eq!(listed.len(), 4);
 }
 
