@@ -248,7 +248,7 @@ async fn deliveries(client: &Client, webhook: &str, query: &str) -> Vec<Value> {
 async fn recorded(client: &Client, webhook: &str, n: usize) -> Vec<Value> {
     wait_for("deliveries recorded", Duration::from_secs(10), async || {
         let delivered = deliveries(client, webhook, "?status=delivered").await;
-        (delivered.len() >= n).then(|| delivered)
+        (delivered.len() >= n).then_some(delivered)
     })
     .await
 }
