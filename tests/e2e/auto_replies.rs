@@ -620,3 +620,96 @@ async fn a_rule_answers_at_most_its_hourly_limit_whoever_asks() {
     stop.cancel();
     engine.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_outside_its_own_windows_leaves_the_message_to_the_next_or_to_silence() {
+    use wablast_domain::auto_reply::{AutoReplyEvent, Silence};
+    let app = TestApp::spawn().await;
+    let backdoor = crate::campaigns::Backdoor::of(&app).await;
+    let (stop, engine) = crate::sending::engine(&app, "engine-a", |_| {});
+    let budi = crate::sending::funded(&app, 100).await;
+    let tenant = tenant(&budi);
+    let session = crate::sending::linked(&budi, "+6281299992004", 100).await;
+    // Asia/Jakarta (the default zone) is UTC+7 all year: a window two hours
+    // from now is closed now, every day.
+    let local = chrono::Utc::now() + chrono::TimeDelta::hours(7);
+    let hhmm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let every_day = json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
+    let closed = json!([{"days": every_day, "start": hhmm(local + chrono::TimeDelta::hours(2)),
+                          "end": hhmm(local + chrono::TimeDelta::hours(3))}]);
+    let (status, office) = budi
+        .post(
+            "/api/v1/auto-replies",
+            json!({"name": "Kantor", "trigger": "contains", "pattern": "jam buka",
+                   "response": "Kami di kantor.", "priority": 5, "active_windows": closed}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{office}");
+    assert_eq!(office["active_windows"], closed);
+    let (status, night) = budi
+        .post(
+            "/api/v1/auto-replies",
+            json!({"name": "Malam", "trigger": "contains", "pattern": "jam buka",
+                   "response": "Kantor tutup; kami jawab besok.",
+                   "active_windows": [{"days": every_day, "start": "00:00", "end": "00:00"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{night}");
+    let ask = |from: &'static str| {
+        let (budi, session) = (budi.clone(), session.clone());
+        async move {
+            let (status, accepted) = budi
+                .post(
+                    &format!("/api/v1/sessions/{session}/simulator/inbound"),
+                    json!({"from": from, "text": "Jam buka hari ini?"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+            accepted["message_id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // The office rule is closed: the night rule answers.
+    let inbound = ask("+6281200000041").await;
+    let answered = decision(&backdoor, tenant, &session, "6281200000041@c.us", &inbound).await;
+    let AutoReplyEvent::AutoReplyAnswered { rule_id, .. } = answered else {
+        panic!("{answered:?}");
+    };
+    assert_eq!(rule_id.to_string(), night["id"].as_str().unwrap());
+
+    // Without the night rule: silence, outside hours, naming the rule.
+    let path = format!("/api/v1/auto-replies/{}", night["id"].as_str().unwrap());
+    let (status, _) = budi.delete(&path).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let inbound = ask("+6281200000042").await;
+    let silent = decision(&backdoor, tenant, &session, "6281200000042@c.us", &inbound).await;
+    let AutoReplyEvent::AutoReplySilent {
+        rule_id, reason, ..
+    } = silent
+    else {
+        panic!("{silent:?}");
+    };
+    assert_eq!(reason, Silence::OutsideHours);
+    assert_eq!(
+        rule_id.map(|id| id.to_string()).as_deref(),
+        office["id"].as_str()
+    );
+
+    // Windows are checked like the tenant's, and can be taken away.
+    let office_path = format!("/api/v1/auto-replies/{}", office["id"].as_str().unwrap());
+    let (status, body) = budi
+        .patch(
+            &office_path,
+            json!({"active_windows": [{"days": ["someday"], "start": "09:00", "end": "17:00"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "active_windows[0].days");
+    let (status, body) = budi
+        .patch(&office_path, json!({"active_windows": null}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["active_windows"].is_null());
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}

@@ -17,7 +17,10 @@
 //! 3. the first rule that matches: `keyword`, the whole text, `contains`,
 //!    a part of it (both trimmed, ignoring case and accents: "Térima
 //!    Kasih" is "terima kasih"), `regex`, the rule's regex (compiled once
-//!    per version of the rule, size-limited); none: `no_match`;
+//!    per version of the rule, size-limited); none: `no_match`. A rule
+//!    with windows of its own answers only inside them (in the tenant's
+//!    time zone), leaving the message to the next rule that matches; when
+//!    every rule that matches is closed: `outside_hours`;
 //! 4. the thread takes the answer unless the rule's cooldown or the loop
 //!    guard says no, and the rule's hourly counter unless its
 //!    `max_per_hour` was reached (`rate_limited`);
@@ -28,6 +31,7 @@
 //! message delivered again is admitted once.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,16 +49,35 @@ use wablast_domain::auto_reply::{
 };
 use wablast_domain::inbound::{Inbound, InboundEvent};
 use wablast_domain::types::phone::Phone;
-use wablast_domain::types::{InboundId, MediaId, MessageContent, SessionId, TenantId};
+use wablast_domain::types::{
+    ActiveHours, ActiveHoursError, InboundId, MediaId, MessageContent, Override, SessionId,
+    TenantId, TimeZone, Weekday, Window,
+};
 use wablast_eventstore::{
     Actor, AggregateKey, CommandMetadata, ConsumerSpec, Delivery, EventLog, EventStoreError,
     RecordedEvent, WorkError, Worker, run_consumer,
 };
-use wablast_projections::queries::auto_replies::{self as rules, AutoReplyRule};
+use wablast_projections::queries::auto_replies::{self as rules, AutoReplyRule, RuleWindow};
 
 use crate::clock::Clock;
 use crate::commands::{Commands, key};
 use crate::direct_sends::{DirectSend, DirectSendError, DirectSends, OutsideActiveHours};
+
+/// A rule's own windows as active hours in `zone`.
+fn rule_hours(zone: TimeZone, windows: &[RuleWindow]) -> Result<ActiveHours, ActiveHoursError> {
+    let windows = windows
+        .iter()
+        .map(|w| {
+            let days = w
+                .days
+                .iter()
+                .map(|d| Weekday::from_str(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            Window::parse(days, &w.start, &w.end)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ActiveHours::new(zone, windows, Override::None)
+}
 
 /// A message received longer ago than this is not answered.
 pub const STALE_AFTER: TimeDelta = TimeDelta::minutes(15);
@@ -193,9 +216,20 @@ impl AutoReplies {
             return thread.silence(&self.aggregates, None, reason, now).await;
         }
         let text = received.text.as_deref().unwrap_or_default();
-        let Some(rule) = rules.iter().find(|rule| self.matches(rule, text)) else {
+        let matching: Vec<&AutoReplyRule> = rules
+            .iter()
+            .filter(|rule| self.matches(rule, text))
+            .collect();
+        let Some(first) = matching.first() else {
             return thread
                 .silence(&self.aggregates, None, Silence::NoMatch, now)
+                .await;
+        };
+        // The first that matches and is in its own windows: a rule for
+        // office hours and another for the night may share a keyword.
+        let Some(rule) = self.first_open(tenant, &matching, now).await? else {
+            return thread
+                .silence(&self.aggregates, Some(first.id), Silence::OutsideHours, now)
                 .await;
         };
         let Some(to) = received.from.clone() else {
@@ -287,6 +321,46 @@ impl AutoReplies {
                     .await
             }
         }
+    }
+
+    /// The first of `rules` inside its own windows (a rule without any is
+    /// always inside), in the tenant's time zone.
+    async fn first_open<'r>(
+        &self,
+        tenant: TenantId,
+        rules: &[&'r AutoReplyRule],
+        now: DateTime<Utc>,
+    ) -> Result<Option<&'r AutoReplyRule>, WorkError> {
+        let mut timezone = None;
+        for rule in rules {
+            let Some(windows) = rule.active_windows.as_ref().filter(|w| !w.is_empty()) else {
+                return Ok(Some(rule));
+            };
+            let zone = match timezone {
+                Some(zone) => zone,
+                None => {
+                    let schedule = self
+                        .aggregates
+                        .schedules
+                        .load(&key(tenant, *tenant.as_uuid()))
+                        .await
+                        .map_err(WorkError::retryable)?;
+                    let zone = schedule.aggregate.active_hours().timezone();
+                    timezone = Some(zone);
+                    zone
+                }
+            };
+            match rule_hours(zone, windows) {
+                Ok(hours) if hours.is_open(now) => return Ok(Some(rule)),
+                Ok(_) => {}
+                Err(err) => {
+                    // Checked when stored; a rule that no longer reads
+                    // never answers rather than answer at any hour.
+                    warn!(rule = %rule.id, error = %err, "a rule's windows do not read");
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Why `received` is never answered, if it is not.

@@ -23,10 +23,13 @@ use wablast_projections::queries::auto_replies::ANSWERED;
 use wablast_projections::queries::{self, Paged};
 use wablast_workflows::auto_replies;
 
+use wablast_domain::types::ActiveHours;
+
 use crate::consistency::After;
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
 use crate::list::{List, ListParams};
+use crate::routes::schedule::{WindowBody, parse_window};
 use crate::{ApiError, AppState, Caller};
 
 /// Routes of this module.
@@ -111,6 +114,10 @@ pub struct NewAutoReply {
     /// The most messages it answers an hour, whoever asks (1 to 10000);
     /// no limit when left out.
     pub max_per_hour: Option<i32>,
+    /// Weekly windows (in the tenant's time zone) it answers in, on top of
+    /// the tenant's active hours: at most 28; left out, null or empty: the
+    /// tenant's hours alone.
+    pub active_windows: Option<Vec<WindowBody>>,
 }
 
 /// Changes to a rule: any subset of its fields. `media_id: null` removes
@@ -145,6 +152,11 @@ pub struct AutoReplyChanges {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i32>, nullable)]
     pub max_per_hour: Option<Option<i32>>,
+    /// New windows of its own; `null` (or empty) for the tenant's hours
+    /// alone.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<WindowBody>>, nullable)]
+    pub active_windows: Option<Option<Vec<WindowBody>>>,
 }
 
 /// A field that is present, maybe `null`: `Some(None)`; absent is `None`
@@ -183,6 +195,10 @@ pub struct AutoReply {
     pub priority: i32,
     /// The most messages it answers an hour; `null`: no limit.
     pub max_per_hour: Option<i32>,
+    /// Its own weekly windows (the tenant's time zone), on top of the
+    /// tenant's active hours; `null`: the tenant's hours alone.
+    #[schema(value_type = Option<Vec<WindowBody>>)]
+    pub active_windows: Option<sqlx::types::Json<Vec<WindowBody>>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -193,7 +209,7 @@ pub struct AutoReply {
 macro_rules! columns {
     () => {
         "id, name, trigger, pattern, response, media_id, session_ids, \
-         cooldown_seconds, enabled, priority, max_per_hour, created_at, updated_at"
+         cooldown_seconds, enabled, priority, max_per_hour, active_windows, created_at, updated_at"
     };
 }
 
@@ -209,6 +225,7 @@ struct Rule {
     enabled: bool,
     priority: i32,
     max_per_hour: Option<i32>,
+    active_windows: Option<Vec<WindowBody>>,
 }
 
 /// A rule as asked for, before it is checked.
@@ -223,6 +240,7 @@ struct Draft {
     enabled: bool,
     priority: i32,
     max_per_hour: Option<i32>,
+    active_windows: Option<Vec<WindowBody>>,
 }
 
 impl Draft {
@@ -240,6 +258,7 @@ impl Draft {
             enabled,
             priority,
             max_per_hour,
+            active_windows,
         } = self;
         let name = text("name", &name, MAX_NAME)?.to_owned();
         let trigger = trigger.trim().to_owned();
@@ -321,6 +340,25 @@ impl Draft {
                 format!("max_per_hour is between 1 and {MAX_PER_HOUR}, or null for no limit"),
             ));
         }
+        let active_windows = match active_windows {
+            None => None,
+            Some(windows) if windows.is_empty() => None,
+            Some(windows) if windows.len() > ActiveHours::MAX_WINDOWS => {
+                return Err(ApiError::invalid_field(
+                    "active_windows",
+                    format!(
+                        "active_windows names at most {} windows",
+                        ActiveHours::MAX_WINDOWS
+                    ),
+                ));
+            }
+            Some(windows) => {
+                for (i, window) in windows.iter().enumerate() {
+                    parse_window("active_windows", i, window)?;
+                }
+                Some(windows)
+            }
+        };
         Ok(Rule {
             name,
             trigger,
@@ -332,6 +370,7 @@ impl Draft {
             enabled,
             priority,
             max_per_hour,
+            active_windows,
         })
     }
 }
@@ -408,6 +447,7 @@ async fn create_auto_reply(
         enabled: body.enabled.unwrap_or(true),
         priority: body.priority.unwrap_or(0),
         max_per_hour: body.max_per_hour,
+        active_windows: body.active_windows,
     }
     .check()?;
     after.wait(&state.db, &["sessions"]).await?;
@@ -416,8 +456,8 @@ async fn create_auto_reply(
     let created: AutoReply = sqlx::query_as(concat!(
         "insert into auto_replies (id, tenant_id, name, trigger, pattern, response, media_id,
                                    session_ids, cooldown_seconds, enabled, created_at, updated_at,
-                                   priority, max_per_hour)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)
+                                   priority, max_per_hour, active_windows)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)
          returning ",
         columns!(),
         ""
@@ -435,6 +475,7 @@ async fn create_auto_reply(
     .bind(now)
     .bind(rule.priority)
     .bind(rule.max_per_hour)
+    .bind(rule.active_windows.as_ref().map(sqlx::types::Json))
     .fetch_one(&state.db)
     .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
@@ -586,6 +627,9 @@ async fn update_auto_reply(
         enabled: changes.enabled.unwrap_or(current.enabled),
         priority: changes.priority.unwrap_or(current.priority),
         max_per_hour: changes.max_per_hour.unwrap_or(current.max_per_hour),
+        active_windows: changes
+            .active_windows
+            .unwrap_or_else(|| current.active_windows.map(|windows| windows.0)),
     }
     .check()?;
     after.wait(&state.db, &["sessions"]).await?;
@@ -596,7 +640,7 @@ async fn update_auto_reply(
         "update auto_replies
          set name = $3, trigger = $4, pattern = $5, response = $6, media_id = $7,
              session_ids = $8, cooldown_seconds = $9, enabled = $10, updated_at = $11,
-             priority = $12, max_per_hour = $13
+             priority = $12, max_per_hour = $13, active_windows = $14
          where tenant_id = $1 and id = $2
          returning ",
         columns!(),
@@ -615,6 +659,7 @@ async fn update_auto_reply(
     .bind(Utc::now())
     .bind(rule.priority)
     .bind(rule.max_per_hour)
+    .bind(rule.active_windows.as_ref().map(sqlx::types::Json))
     .fetch_optional(&state.db)
     .await?
     .map(axum::Json)
@@ -663,6 +708,7 @@ mod tests {
             enabled: true,
             priority: 0,
             max_per_hour: None,
+            active_windows: None,
         }
     }
 

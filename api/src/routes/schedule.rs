@@ -46,7 +46,7 @@ pub struct NewSchedule {
 
 /// One weekly window, local time. `end` before `start` crosses midnight;
 /// `end` equal to `start` is the whole day.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowBody {
     /// The days it opens on: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`,
@@ -125,9 +125,9 @@ impl From<&ActiveHours> for ScheduleView {
 }
 
 /// A window as the client wrote it, checked; errors name the field
-/// (`windows[2].start`).
-fn parse_window(i: usize, window: &WindowBody) -> Result<Window, ApiError> {
-    let field = |name: &str| format!("windows[{i}].{name}");
+/// (`<list>[2].start`, `list` being `windows` here).
+pub(crate) fn parse_window(list: &str, i: usize, window: &WindowBody) -> Result<Window, ApiError> {
+    let field = |name: &str| format!("{list}[{i}].{name}");
     let invalid = |name: &str, err: ActiveHoursError| {
         ApiError::invalid_field(&field(name), format!("{}: {err}", field(name)))
     };
@@ -222,7 +222,7 @@ async fn put_schedule(
         .windows
         .iter()
         .enumerate()
-        .map(|(i, window)| parse_window(i, window))
+        .map(|(i, window)| parse_window("windows", i, window))
         .collect::<Result<Vec<_>, _>>()?;
     let key = tenant_key(caller.tenant_id, caller.tenant_id);
     let committed = state

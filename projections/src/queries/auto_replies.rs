@@ -29,6 +29,20 @@ pub struct AutoReplyRule {
     pub updated_at: DateTime<Utc>,
     /// The most messages it answers an hour (`None`: no limit).
     pub max_per_hour: Option<i32>,
+    /// Its own weekly windows, in the tenant's time zone (`None`: the
+    /// tenant's active hours alone).
+    pub active_windows: Option<sqlx::types::Json<Vec<RuleWindow>>>,
+}
+
+/// One of a rule's weekly windows, as the API checked and stored it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct RuleWindow {
+    /// `mon` ... `sun`.
+    pub days: Vec<String>,
+    /// `HH:MM`.
+    pub start: String,
+    /// `HH:MM`.
+    pub end: String,
 }
 
 /// The tenant's enabled rules that answer on `session`, in the order they
@@ -40,7 +54,7 @@ pub async fn answering(
 ) -> Result<Vec<AutoReplyRule>, sqlx::Error> {
     sqlx::query_as(
         "select id, trigger, pattern, response, media_id, cooldown_seconds, updated_at, \
-                max_per_hour \
+                max_per_hour, active_windows \
          from auto_replies \
          where tenant_id = $1 and enabled \
            and (session_ids is null or $2 = any(session_ids)) \
