@@ -61,7 +61,7 @@ pub fn answer_id(inbound_id: InboundId) -> MessageId {
 }
 
 /// Why an inbound message got no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Silence {
     /// No enabled rule matched it.
@@ -162,7 +162,7 @@ pub enum AutoReplyCommand {
 }
 
 /// What happened to a thread.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum AutoReplyEvent {
     /// An inbound message is answered.
     AutoReplyAnswered {
@@ -408,7 +408,7 @@ pub enum RuleHourCommand {
 }
 
 /// What happened to a rule's hourly counter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RuleHourEvent {
     /// An answer was counted.
     AutoReplyCounted {

@@ -38,6 +38,32 @@
 //! - Events carry derived facts (a balance after the change, a count), so
 //!   `apply` only assigns.
 
+/// The OpenAPI schema of a type that (de)serializes as another one (a
+/// checked number or text): that one's.
+macro_rules! schema_as {
+    ($($type:ty => $as:ty),* $(,)?) => {
+        $(
+            impl utoipa::PartialSchema for $type {
+                fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    <$as as utoipa::PartialSchema>::schema()
+                }
+            }
+
+            impl utoipa::ToSchema for $type {}
+        )*
+    };
+}
+
+schema_as!(
+    types::DailyLimit => u32,
+    types::TrustLevel => u8,
+    plan::PlanPeriod => u32,
+    session::SessionName => String,
+    types::phone::Phone => String,
+    types::template::Template => String,
+    types::TimeZone => String,
+);
+
 pub mod auto_reply;
 pub mod campaign;
 pub mod inbound;

@@ -17,7 +17,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 /// Why a subscription was turned off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DisableReason {
     /// Its receiver failed every delivery for the configured time (3 days
@@ -58,7 +58,7 @@ pub enum WebhookCommand {
 }
 
 /// What happened to a subscription.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum WebhookEvent {
     /// It was turned off: nothing is queued for it any more.
     WebhookDisabled {

@@ -49,9 +49,45 @@ pub struct EventData {
     /// Who issued the command (`user:<id>`, `api_key:<id>`,
     /// `engine:<id>`, `system`).
     pub actor: String,
-    /// The event itself.
-    #[schema(value_type = Object)]
+    /// The event itself, `{"<type>": {...its fields}}` (one of the
+    /// schemas of [`EventPayload`]).
+    #[schema(value_type = EventPayload)]
     pub payload: Value,
+}
+
+/// Every event type, by the aggregate it belongs to: an event is
+/// `{"<type>": {...its fields}}`, as each schema below says.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(
+    dead_code,
+    reason = "the OpenAPI schema of `EventData.payload`, never built"
+)]
+pub enum EventPayload {
+    /// A linked number (`session`).
+    Session(wablast_domain::session::SessionEvent),
+    /// A number's sends of one local day (`session_day`).
+    SessionDay(wablast_domain::session_day::SessionDayEvent),
+    /// Active hours (`schedule`).
+    Schedule(wablast_domain::schedule::ScheduleEvent),
+    /// A plan on offer (`plan`).
+    Plan(wablast_domain::plan::PlanEvent),
+    /// Points and plan (`wallet`).
+    Wallet(wablast_domain::wallet::WalletEvent),
+    /// A broadcast (`campaign`).
+    Campaign(wablast_domain::campaign::CampaignEvent),
+    /// A webhook subscription (`webhook`).
+    Webhook(wablast_domain::webhook::WebhookEvent),
+    /// One message to one recipient (`message`).
+    Message(wablast_domain::message::MessageEvent),
+    /// A message received (`inbound`).
+    Inbound(wablast_domain::inbound::InboundEvent),
+    /// A campaign's recipients, queued (`recipient_batch`).
+    RecipientBatch(wablast_domain::recipient_batch::RecipientBatchEvent),
+    /// The auto-responder's decisions for one contact (`auto_reply_thread`).
+    AutoReplyThread(wablast_domain::auto_reply::AutoReplyEvent),
+    /// A rule's answers in one hour (`auto_reply_rule_hour`).
+    AutoReplyRuleHour(wablast_domain::auto_reply::RuleHourEvent),
 }
 
 impl EventData {

@@ -8,7 +8,7 @@ use crate::types::template::Template;
 use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
 
 /// Why a sender session left a campaign's rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderUnavailableReason {
     /// WhatsApp banned the number.
@@ -22,7 +22,7 @@ pub enum SenderUnavailableReason {
 /// Why a campaign is paused. Serialized internally tagged:
 /// `{"kind": "manual"}`, `{"kind": "sender_unavailable", "session_id": ..,
 /// "why": "banned"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PauseReason {
     /// A user paused it.
@@ -46,7 +46,7 @@ pub enum PauseReason {
 /// Why a scheduled campaign could not start at its time: the refusal's
 /// stable code (`insufficient_points`, `plan_expired`,
 /// `recipient_cap_exceeded`, `session_not_ready`, ...) and its message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StartRefusal {
     /// The refusal's stable code, as the API answers it.
     pub code: String,
@@ -55,7 +55,7 @@ pub struct StartRefusal {
 }
 
 /// An event of the campaign aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum CampaignEvent {
     /// A draft campaign was created.
     CampaignCreated {

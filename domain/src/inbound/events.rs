@@ -9,7 +9,7 @@ use crate::types::{InboundId, SessionId};
 
 /// What kind of message was received (the drivers' own words mapped to
 /// one list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InboundKind {
     /// Words only.
@@ -67,7 +67,7 @@ impl InboundKind {
 }
 
 /// An event of the inbound aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum InboundEvent {
     /// A message was sent to a session's number. The only event of its
     /// aggregate.

@@ -12,7 +12,7 @@ use crate::types::phone::Phone;
 use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
 
 /// An event of the message aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MessageEvent {
     /// The message was queued for its recipient.
     MessageQueued {

@@ -8,7 +8,7 @@ use super::PlanPeriod;
 use crate::types::{DailyLimit, PlanId, Points};
 
 /// An event of the plan aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum PlanEvent {
     /// A plan was put on offer.
     PlanDefined {

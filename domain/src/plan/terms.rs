@@ -69,7 +69,7 @@ impl fmt::Display for PlanPeriod {
 /// subscriptions already running. Get them from
 /// [`Plan::subscription_terms`](super::Plan::subscription_terms), which
 /// refuses retired and unknown plans.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanTerms {
     /// The plan subscribed to.
     pub plan_id: PlanId,

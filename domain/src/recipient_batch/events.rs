@@ -12,7 +12,7 @@ use crate::types::{CampaignId, MessageContent, MessageId, SessionId};
 
 /// One recipient of a batch: the message it gets, as its `MessageQueued`
 /// will say.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchRecipient {
     /// The message's id.
     pub message_id: MessageId,
@@ -50,7 +50,7 @@ impl BatchRecipient {
 }
 
 /// An event of the recipient batch aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RecipientBatchEvent {
     /// The batch's recipients were queued, one message each.
     RecipientsQueued {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::active_hours::{Override, TimeZone, Window};
 
 /// An event of a tenant's schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ScheduleEvent {
     /// The time zone and windows were replaced.
     ActiveHoursSet {

@@ -10,7 +10,7 @@ use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
 /// One change to a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SessionEvent {
     /// A session was created, idle, at trust level 1.
     SessionCreated {

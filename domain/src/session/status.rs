@@ -53,7 +53,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Where a session is in its life, as the API names it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     /// Not running; credentials, if any, are kept. A new session starts here.
@@ -210,7 +212,9 @@ mod tests {
 /// Why a session left `ready`, as its driver knows it: what the engine
 /// and the campaigns act on (a banned number leaves its campaigns for
 /// good; a connection lost is waited out), never read from the error text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusReason {
     /// WhatsApp banned the number.
@@ -243,7 +247,9 @@ impl StatusReason {
 /// Why a ready session sends nothing for now, as its send loop found: what
 /// the session and its campaigns say instead of `running` with nothing
 /// moving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitReason {
     /// Its daily limit is used up until the next local day.

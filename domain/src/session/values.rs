@@ -88,7 +88,9 @@ impl fmt::Display for SessionName {
 
 /// What connects a session to WhatsApp: the engine's simulated network,
 /// WhatsApp Web run in-process, a WAHA server, or Meta's Cloud API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     /// The in-process WhatsApp network: no phone needed. The default.
@@ -126,7 +128,18 @@ impl fmt::Display for Driver {
 /// and a bucket created again (wiped, restored) has a later epoch, so a
 /// later holder always has a later fence.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 pub struct Fence {
     /// When the lease bucket was created (microseconds since 1970).
@@ -142,7 +155,9 @@ impl fmt::Display for Fence {
 }
 
 /// How a session links to a phone the first time (and after a logout).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LoginMethod {
     /// The phone scans a QR code. The default.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::types::{CampaignId, MessageId, SessionId};
 
 /// An event of a day counter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SessionDayEvent {
     /// A send slot was granted: the message may be sent now.
     SlotGranted {

@@ -216,7 +216,19 @@ impl fmt::Display for TimeZone {
 }
 
 /// A day of the week, serialized `"mon"`..`"sun"`, ordered Monday first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Weekday {
     /// Monday.
     #[serde(rename = "mon")]
@@ -322,7 +334,7 @@ impl fmt::Display for Weekday {
 /// One weekly window: open on each of `days` from `start` to `end`, local
 /// time (see the module docs for midnight and daylight saving). Serialized
 /// as `{"days": ["mon", ...], "start": "09:00", "end": "18:00"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "WindowFields")]
 pub struct Window {
     days: BTreeSet<Weekday>,
@@ -453,7 +465,9 @@ pub fn parse_hhmm(text: &str) -> Result<NaiveTime, ActiveHoursError> {
 }
 
 /// The manual override of a tenant's active hours.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Override {
     /// The windows decide.

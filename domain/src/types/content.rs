@@ -16,7 +16,7 @@ pub const MAX_REPLY_TO_CHARS: usize = 128;
 
 /// A message's own content: a text, or an attachment with an optional
 /// caption; either may quote an earlier message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageContent {
     /// The text, or the attachment's caption.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,7 +27,7 @@ pub enum ThrottleError {
 }
 
 /// A pause drawn uniformly between `min_delay_ms` and `max_delay_ms`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "ThrottleFields")]
 pub struct Throttle {
     min_delay_ms: u64,

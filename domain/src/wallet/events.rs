@@ -26,7 +26,7 @@ use crate::plan::PlanTerms;
 use crate::types::{CampaignId, PlanId, Points, UserId};
 
 /// An event of the wallet aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum WalletEvent {
     /// A plan was subscribed to or renewed, and its points allocated.
     PlanSubscribed {
