@@ -209,6 +209,7 @@ routes = {
     "auto_replies": ("^/api/v1/auto-replies/[{]id[}]", "path.id"),
     "api_keys": ("^/api/v1/api-keys/[{]id[}]", "path.id"),
     "media": ("^/api/v1/media/[{]id[}]", "path.id"),
+    "webhooks": ("^/api/v1/webhooks/[{]id[}]", "path.id"),
     "hooks": ("^/hooks/", "path.session_id"),
 }
 ids["hooks"] = ids["sessions"]

@@ -113,7 +113,10 @@ def main():
     tenant.headers["authorization"] = f"Bearer {token}"
     log(f"tenant {tenant_id} ({email})")
 
-    ids = {kind: [] for kind in ("sessions", "contact_lists", "campaigns", "auto_replies", "api_keys", "media")}
+    ids = {
+        kind: []
+        for kind in ("sessions", "contact_lists", "campaigns", "auto_replies", "api_keys", "media", "webhooks")
+    }
     ids["api_keys"].append(tenant.call("POST", "/api/v1/api-keys", {"name": "fuzz integration"})["id"])
 
     admin = Api(base)
@@ -181,6 +184,15 @@ def main():
         f"/api/v1/sessions/{session}/simulator/inbound",
         {"from": "+6281200000100", "text": "berapa harga?"},
     )
+    # A receiver that never resolves (`.invalid`, RFC 2606): its deliveries
+    # fail fast and pile up as pending, for the deliveries, replay, test and
+    # enable routes to have a real subscription.
+    hook = tenant.call(
+        "POST",
+        "/api/v1/webhooks",
+        {"url": "https://receiver.invalid/wablast", "events": ["*"]},
+    )
+    ids["webhooks"].append(hook["id"])
 
     print(json.dumps({"token": token, "ids": ids}))
 

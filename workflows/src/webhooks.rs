@@ -519,6 +519,10 @@ impl Deliverer {
             }
             let mut done = Done::default();
             for pending in head {
+                if stop.is_cancelled() {
+                    // Another process may lead now: not one more POST.
+                    break;
+                }
                 let now = Utc::now();
                 if pending.next_attempt_at > now {
                     done.record(&self.db, webhook).await?;
@@ -931,6 +935,34 @@ mod tests {
         for ip in ["8.8.8.8", "93.184.216.34", "2606:4700::1111"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_are_refused_at_connect_time() {
+        use reqwest::dns::Resolve;
+        use std::str::FromStr;
+        // `localhost` resolves to loopback only: a name that points inside
+        // the network, as a DNS rebinding would.
+        let resolved = PublicResolver
+            .resolve(reqwest::dns::Name::from_str("localhost").unwrap())
+            .await;
+        let err = resolved.err().expect("refused").to_string();
+        assert!(err.contains("receivers may not use"), "{err}");
+
+        let sender = Sender::new(&WebhookOptions::default(), SecretKey::new([7; 32]));
+        let answer = sender
+            .post(
+                "http://127.0.0.1:9/hook",
+                "secret",
+                "events:1",
+                "Ping",
+                "{}".into(),
+            )
+            .await;
+        assert!(
+            matches!(&answer, Answer::Failed { status: None, retry: false, error } if error.contains("https")),
+            "{answer:?}"
+        );
     }
 
     #[test]

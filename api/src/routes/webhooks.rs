@@ -572,8 +572,9 @@ async fn test_webhook(
 }
 
 /// Turns a disabled subscription on again: it receives the events
-/// committed from now on (what it missed meanwhile: `replay`). Its
-/// receiver's failures are forgotten. An active one stays as it is.
+/// committed from now on, and what was pending when it was disabled is
+/// tried again now (what it missed meanwhile: `replay`). Its receiver's
+/// failures are forgotten. An active one stays as it is.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/enable", tag = "events",
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The subscription's id")),

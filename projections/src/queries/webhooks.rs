@@ -299,8 +299,10 @@ pub async fn disable(
 }
 
 /// Turns a disabled subscription of `tenant` on again: it receives the
-/// events from the log's end `from` on (its pending deliveries are given
-/// up; a replay sends what it missed).
+/// events from the log's end `from` on, and what was still pending when it
+/// was turned off is tried again now (what came meanwhile was never
+/// queued: a replay sends it). Its receiver's failures are forgotten. An
+/// active subscription's pending deliveries are just tried now.
 ///
 /// # Returns
 /// Whether it exists.
@@ -327,15 +329,17 @@ pub async fn enable(
     .await?
     .rows_affected();
     sqlx::query(
-        "update webhook_deliveries
-         set status = 'failed', last_error = coalesce(last_error, 'the subscription was disabled'),
-             last_attempt_at = coalesce(last_attempt_at, $2)
-         where webhook_id = $1 and status = 'pending'",
+        "update webhook_deliveries set next_attempt_at = $2
+         where webhook_id = $1 and status = 'pending' and next_attempt_at > $2",
     )
     .bind(webhook)
     .bind(at)
     .execute(&mut *tx)
     .await?;
+    sqlx::query("select pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(found > 0)
 }
