@@ -15,8 +15,10 @@ alter table webhooks
     -- (`WebhookDisabled`), or the tenant turned it off.
     add column disabled_at     timestamptz,
     add column disabled_reason text collate "C",
-    -- When its receiver started failing; null while it answers.
-    add column failing_since   timestamptz;
+    -- When its receiver started failing; null while it answers. Failures
+    -- further apart than twice the longest retry pause are not one outage.
+    add column failing_since   timestamptz,
+    add column last_failed_at  timestamptz;
 
 -- The body of an event delivered to at least one subscription.
 create table webhook_events

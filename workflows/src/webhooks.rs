@@ -5,8 +5,9 @@
 //! event a live subscription wants, exactly once and in log order, and
 //! wakes the [`Deliverer`] with a `NOTIFY`. The deliverer:
 //!
-//! - runs in one process at a time (a PostgreSQL advisory lock; the
-//!   others stand by), so that deliveries to one receiver never overlap;
+//! - runs in one process at a time (a PostgreSQL advisory lock, checked
+//!   every second; the others stand by), so that one subscription's
+//!   deliveries go one after another (a test ping is apart from them);
 //! - gives every subscription with pending deliveries a worker of its
 //!   own, which POSTs them one after another in order: a slow or dead
 //!   receiver holds up only its own subscription;
@@ -183,16 +184,35 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            let segments = v6.segments();
+            let v4 = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                std::net::Ipv4Addr::new(a, b, c, d)
+            };
+            // IPv4 inside IPv6: mapped (`::ffff:a.b.c.d`), compatible
+            // (`::a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`).
+            let embedded = if segments[..6] == [0, 0, 0, 0, 0, 0xffff]
+                || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || (segments[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified())
+            {
+                Some(v4(segments[6], segments[7]))
+            } else if segments[0] == 0x2002 {
+                Some(v4(segments[1], segments[2]))
+            } else {
+                None
+            };
+            if let Some(v4) = embedded {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2001 && segments[1] == 0x0db8)
         }
     }
 }
@@ -212,13 +232,12 @@ impl reqwest::dns::Resolve for PublicResolver {
                 .filter(|a| is_public(a.ip()))
                 .collect();
             if public.is_empty() {
-                let err: Box<dyn std::error::Error + Send + Sync> = match found.first() {
-                    Some(a) => format!(
-                        "{host} resolves to {} only, which receivers may not use",
-                        a.ip()
-                    )
-                    .into(),
-                    None => format!("{host} resolves to no address").into(),
+                // Which private address, it does not say: that would map
+                // the internal network for whoever reads the error.
+                let err: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
+                    format!("{host} resolves to no address").into()
+                } else {
+                    format!("{host} resolves only to addresses receivers may not use").into()
                 };
                 return Err(err);
             }
@@ -333,8 +352,7 @@ impl Sender {
                 if (200..300).contains(&status) {
                     return Answer::Delivered { status };
                 }
-                let text = response.text().await.unwrap_or_default();
-                Answer::of_status(status, excerpt(&text))
+                Answer::of_status(status, answer_start(response).await)
             }
             Err(err) => Answer::Failed {
                 status: None,
@@ -345,16 +363,27 @@ impl Sender {
     }
 }
 
-/// At most [`EXCERPT_BYTES`] of a text, cut at a character boundary.
-fn excerpt(text: &str) -> String {
-    if text.len() <= EXCERPT_BYTES {
-        return text.to_owned();
+/// The start of a receiver's answer: read no further than
+/// [`EXCERPT_BYTES`] (a receiver may answer gigabytes).
+async fn answer_start(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::with_capacity(EXCERPT_BYTES);
+    while bytes.len() < EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
     }
-    let mut end = EXCERPT_BYTES;
+    excerpt(&String::from_utf8_lossy(&bytes))
+}
+
+/// At most [`EXCERPT_BYTES`] of a text, cut at a character boundary, NUL
+/// characters replaced (PostgreSQL stores no NUL in text).
+fn excerpt(text: &str) -> String {
+    let mut end = text.len().min(EXCERPT_BYTES);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_owned()
+    text[..end].replace('\0', "\u{fffd}")
 }
 
 /// Why a request got no answer, in words.
@@ -373,6 +402,26 @@ fn describe(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     excerpt(&format!("{what}: {}", causes.join(": ")))
+}
+
+/// Why a worker stopped.
+enum Ended {
+    /// Nothing was pending: it left the running set itself.
+    OutOfWork,
+    /// The subscription was deleted or disabled.
+    Gone,
+    /// The deliverer stops (shutdown, or another process leads).
+    Stopped,
+}
+
+/// What a worker does after a failed attempt.
+enum Next {
+    /// Waits to try the same delivery again.
+    Retry,
+    /// Goes on with the following delivery (this one was given up).
+    Following,
+    /// Stops: the subscription was turned off.
+    Disabled,
 }
 
 /// Subscriptions with a worker, and whether new work came meanwhile.
@@ -452,6 +501,10 @@ impl Deliverer {
         let stop = shutdown.child_token();
         let _stop_workers = stop.clone().drop_guard();
         let mut pruned = Instant::now() - Duration::from_secs(3600);
+        // Ticks whatever the notifications: the lock is checked on time
+        // even under a steady stream of them.
+        let mut tick = tokio::time::interval(self.options.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if pruned.elapsed() >= Duration::from_secs(3600) {
                 pruned = Instant::now();
@@ -463,8 +516,9 @@ impl Deliverer {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 notified = listener.recv() => { notified?; }
-                () = tokio::time::sleep(self.options.poll) => {
-                    // Still the leader?
+                _ = tick.tick() => {
+                    // Still the leader? A lost connection released the
+                    // lock: the error stops every worker.
                     leadership.ping().await?;
                 }
             }
@@ -484,29 +538,34 @@ impl Deliverer {
         let worker = self.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(err) = worker.work(webhook, &stop).await {
-                warn!(%webhook, error = %wablast_eventstore::report::Chain(&err), "webhook worker stopped");
+            let ended = worker.work(webhook, &stop).await;
+            if let Err(err) = &ended {
+                warn!(%webhook, error = %wablast_eventstore::report::Chain(err), "webhook worker stopped");
             }
-            worker
-                .running
-                .lock()
-                .expect("not poisoned")
-                .remove(&webhook);
+            // Out of work, it left the set itself (in the same lock as it
+            // found nothing, so no wake was lost); otherwise it leaves now.
+            if !matches!(ended, Ok(Ended::OutOfWork)) {
+                worker
+                    .running
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&webhook);
+            }
         });
     }
 
     /// Delivers `webhook`'s pending deliveries in order until none is
     /// left, the subscription goes, or `stop`.
-    async fn work(&self, webhook: Uuid, stop: &CancellationToken) -> Result<(), sqlx::Error> {
+    async fn work(&self, webhook: Uuid, stop: &CancellationToken) -> Result<Ended, sqlx::Error> {
         'refresh: while !stop.is_cancelled() {
             let Some(target) = Target::live(&self.db, webhook).await? else {
-                return Ok(());
+                return Ok(Ended::Gone);
             };
             let Some(secret) = self.sender.secret(&target) else {
                 warn!(%webhook, "webhook secret does not open with this WABLAST_SECRET_KEY");
                 self.disable(&target, DisableReason::SecretUnreadable, None)
                     .await?;
-                return Ok(());
+                return Ok(Ended::Gone);
             };
             let head = queries::head(&self.db, webhook, HEAD).await?;
             if head.is_empty() {
@@ -515,7 +574,8 @@ impl Deliverer {
                 if std::mem::take(poked) {
                     continue;
                 }
-                return Ok(());
+                running.remove(&webhook);
+                return Ok(Ended::OutOfWork);
             }
             let mut done = Done::default();
             for pending in head {
@@ -528,7 +588,7 @@ impl Deliverer {
                     done.record(&self.db, webhook).await?;
                     let wait = (pending.next_attempt_at - now).to_std().unwrap_or_default();
                     tokio::select! {
-                        () = stop.cancelled() => return Ok(()),
+                        () = stop.cancelled() => return Ok(Ended::Stopped),
                         () = tokio::time::sleep(wait) => {}
                     }
                     continue 'refresh;
@@ -551,24 +611,25 @@ impl Deliverer {
                         retry,
                     } => {
                         done.record(&self.db, webhook).await?;
-                        let kept = self.failed(&target, &pending, status, error, retry).await?;
-                        if kept {
+                        match self.failed(&target, &pending, status, error, retry).await? {
                             // It stays at the head: its turn comes again.
-                            continue 'refresh;
+                            Next::Retry => continue 'refresh,
+                            Next::Following => {}
+                            Next::Disabled => return Ok(Ended::Gone),
                         }
                     }
                 }
             }
             done.record(&self.db, webhook).await?;
         }
-        Ok(())
+        Ok(Ended::Stopped)
     }
 
     /// Records a failed attempt; turns the subscription off when its
     /// receiver has failed for too long.
     ///
     /// # Returns
-    /// Whether the delivery is tried again.
+    /// What the worker does next.
     async fn failed(
         &self,
         target: &Target,
@@ -576,7 +637,7 @@ impl Deliverer {
         status: Option<u16>,
         error: String,
         retry: bool,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Next, sqlx::Error> {
         let at = Utc::now();
         let first_failed = pending.first_failed_at.unwrap_or(at);
         let retry_at = (retry && at - first_failed < self.options.give_up_after).then(|| {
@@ -591,24 +652,38 @@ impl Deliverer {
             retry_at,
         };
         debug!(webhook = %target.id, delivery = pending.id, ?status, error = %attempt.error, retry = retry_at.is_some(), "webhook delivery failed");
-        let failing_since = queries::attempt_failed(&self.db, target.id, &attempt).await?;
-        if at - failing_since >= self.options.disable_after {
-            self.disable(target, DisableReason::ReceiverFailing, Some(failing_since))
-                .await?;
-            return Ok(false);
+        // Failures further apart than twice the longest pause between
+        // retries are not one outage.
+        let same_outage =
+            TimeDelta::from_std(self.options.retry.max).unwrap_or(TimeDelta::hours(1)) * 2;
+        let failing_since =
+            queries::attempt_failed(&self.db, target.id, &attempt, same_outage).await?;
+        if at - failing_since >= self.options.disable_after
+            && self
+                .disable(target, DisableReason::ReceiverFailing, Some(failing_since))
+                .await?
+        {
+            return Ok(Next::Disabled);
         }
-        Ok(retry_at.is_some())
+        Ok(if retry_at.is_some() {
+            Next::Retry
+        } else {
+            Next::Following
+        })
     }
 
     /// Turns a subscription off: the event says why, then the row stops
     /// its deliveries. A failure between the two is mended the next time
     /// (disabling twice records nothing).
+    ///
+    /// # Returns
+    /// Whether it is off now.
     async fn disable(
         &self,
         target: &Target,
         reason: DisableReason,
         failing_since: Option<DateTime<Utc>>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<bool, sqlx::Error> {
         let at = Utc::now();
         let tenant = TenantId::from_uuid(target.tenant_id);
         let recorded = self
@@ -627,12 +702,12 @@ impl Deliverer {
         if let Err(err) = recorded {
             // Not turned off without its event: tried again next failure.
             warn!(webhook = %target.id, error = %wablast_eventstore::report::Chain(&err), "webhook not disabled");
-            return Ok(());
+            return Ok(false);
         }
         if queries::disable(&self.db, target.id, reason.as_str(), at).await? {
             warn!(webhook = %target.id, tenant = %target.tenant_id, reason = reason.as_str(), "webhook disabled");
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn prune(&self) {
@@ -737,11 +812,10 @@ pub async fn replay(
             .collect();
         if filters.is_empty() || start.sequence > last || more {
             if more {
-                next.push(format!(
-                    "{}:{}",
-                    stream.name(),
-                    start.sequence.saturating_sub(1)
-                ));
+                next.push(match start.skip {
+                    0 => format!("{}:{}", stream.name(), start.sequence.saturating_sub(1)),
+                    k => format!("{}:{}.{k}", stream.name(), start.sequence),
+                });
             }
             continue;
         }
@@ -760,7 +834,12 @@ pub async fn replay(
         let name = consumer.cached_info().name.clone();
         if pending_at_start > 0 {
             let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
-            'read: while let Some(message) = messages.next().await {
+            // A stream purged meanwhile would leave it waiting for ever.
+            'read: while let Some(message) =
+                tokio::time::timeout(Duration::from_secs(10), messages.next())
+                    .await
+                    .map_err(|e| failed(&e))?
+            {
                 let message = message.map_err(|e| failed(&e))?;
                 let meta = message.info().map_err(|e| failed(&e))?;
                 let (sequence, pending) = (meta.stream_sequence, meta.pending);
@@ -929,6 +1008,10 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "fec0::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -966,10 +1049,11 @@ mod tests {
     }
 
     #[test]
-    fn excerpts_cut_at_characters() {
+    fn excerpts_cut_at_characters_and_hold_no_nul() {
         let long = "é".repeat(400);
         let cut = excerpt(&long);
         assert!(cut.len() <= EXCERPT_BYTES);
         assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(excerpt("a\0b"), "a\u{fffd}b");
     }
 }

@@ -115,7 +115,7 @@ pub struct NewAutoReply {
     /// no limit when left out.
     pub max_per_hour: Option<i32>,
     /// Weekly windows (in the tenant's time zone) it answers in, on top of
-    /// the tenant's active hours: at most 28; left out, null or empty: the
+    /// the tenant's active hours: at most 100; left out, null or empty: the
     /// tenant's hours alone.
     pub active_windows: Option<Vec<WindowBody>>,
 }

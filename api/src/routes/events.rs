@@ -257,7 +257,7 @@ impl StreamCursor {
     /// many events of the commit there to skip.
     pub fn resume(self) -> (u64, usize) {
         match self.delivered {
-            None => (self.sequence + 1, 0),
+            None => (self.sequence.saturating_add(1), 0),
             Some(delivered) => (self.sequence, delivered),
         }
     }
@@ -322,6 +322,8 @@ impl FromStr for Position {
             let sequence = number(sequence)?;
             let delivered = match delivered {
                 None => None,
+                // No commit 0 to have read a part of.
+                Some(_) if sequence == 0 => return Err(bad()),
                 Some(k) => match number(k)? {
                     0 => return Err(bad()),
                     k => Some(usize::try_from(k).map_err(|_| bad())?),
@@ -641,6 +643,7 @@ mod tests {
             "events:1;messages:2",
             "events:99999999999999999999999",
             "events:1,",
+            "events:0.1",
         ] {
             assert!(bad.parse::<Position>().is_err(), "{bad:?}");
         }

@@ -469,7 +469,7 @@ async fn replay_webhook(
     let mut from = [None; 2];
     for ((slot, stream), last) in from.iter_mut().zip(LogStream::ALL).zip(end) {
         if let Some(cursor) = position.get(stream) {
-            if i64::try_from(cursor.sequence).is_ok_and(|s| s > last) {
+            if cursor.sequence > u64::try_from(last).unwrap_or(0) {
                 return Err(invalid(format!(
                     "from_position is beyond the end of the log, which is at {}:{last}",
                     stream.name()

@@ -2,7 +2,7 @@
 //! as the outbox projection, the deliverer and the API read and write
 //! them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -233,7 +233,9 @@ pub struct FailedAttempt {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-/// Records a failed attempt, and since when `webhook`'s receiver fails.
+/// Records a failed attempt, and since when `webhook`'s receiver fails: a
+/// failure more than `same_outage` after the one before starts a new
+/// outage.
 ///
 /// # Returns
 /// Since when the receiver fails.
@@ -241,6 +243,7 @@ pub async fn attempt_failed(
     pool: &PgPool,
     webhook: Uuid,
     attempt: &FailedAttempt,
+    same_outage: TimeDelta,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let status = match attempt.retry_at {
@@ -263,11 +266,16 @@ pub async fn attempt_failed(
     .execute(&mut *tx)
     .await?;
     let since: DateTime<Utc> = sqlx::query_scalar(
-        "update webhooks set failing_since = coalesce(failing_since, $2)
+        "update webhooks
+         set failing_since = case when failing_since is null or last_failed_at is null
+                                       or last_failed_at < $3
+                                  then $2 else failing_since end,
+             last_failed_at = $2
          where id = $1 returning failing_since",
     )
     .bind(webhook)
     .bind(attempt.at)
+    .bind(attempt.at - same_outage)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -328,10 +336,15 @@ pub async fn enable(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    if found == 0 {
+        return Ok(false);
+    }
+    // A fresh retry window from now.
     sqlx::query(
-        "update webhook_deliveries set next_attempt_at = $2
-         where webhook_id = $1 and status = 'pending' and next_attempt_at > $2",
+        "update webhook_deliveries set next_attempt_at = $3, first_failed_at = null
+         where tenant_id = $1 and webhook_id = $2 and status = 'pending'",
     )
+    .bind(*tenant.as_uuid())
     .bind(webhook)
     .bind(at)
     .execute(&mut *tx)
@@ -341,7 +354,7 @@ pub async fn enable(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(found > 0)
+    Ok(true)
 }
 
 /// One event to queue again for a subscription (a replay).
@@ -438,7 +451,8 @@ pub async fn prune(
     let pruned = sqlx::query(
         "delete from webhook_deliveries
          where (status = 'delivered' and delivered_at < $1)
-            or (status = 'failed' and last_attempt_at < $2)",
+            or (status = 'failed' and last_attempt_at < $2)
+            or webhook_id in (select id from webhooks where deleted_at < $1)",
     )
     .bind(delivered_before)
     .bind(failed_before)
