@@ -653,3 +653,66 @@ async fn private_and_plain_http_receivers_are_refused_unless_allowed() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_changed_subscription_sends_to_its_new_receiver_signed_with_its_new_secret() {
+    // Arrange
+    let app = TestApp::spawn_with_engine().await;
+    let a = app.tenant("Toko A").await;
+    let (old, new) = (
+        Receiver::start(Mode::Ok).await,
+        Receiver::start(Mode::Ok).await,
+    );
+    let webhook = subscribe(&a, &old.url(), json!(TYPES)).await;
+    make_events(&a, 1).await;
+    old.wait_taken(1, Duration::from_secs(20)).await;
+
+    // Act
+    let rotated = "a-new-secret-for-the-new-receiver";
+    let (status, changed) = a
+        .patch(
+            &format!("/api/v1/webhooks/{webhook}"),
+            json!({"url": new.url(), "events": ["SessionSettingsUpdated"], "secret": rotated}),
+        )
+        .await;
+    make_events(&a, 1).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["url"], new.url());
+    assert_eq!(changed["events"], json!(["SessionSettingsUpdated"]));
+    assert!(changed.get("secret").is_none(), "never shown back");
+    new.wait_taken(1, Duration::from_secs(20)).await;
+    let got = &new.received()[0];
+    assert_eq!(got.event_type, "SessionSettingsUpdated");
+    assert!(verifies(&got.signature, &got.body, rotated));
+    assert!(!verifies(&got.signature, &got.body, SECRET));
+    assert_eq!(old.received().len(), 1, "nothing more to the old receiver");
+
+    for (body, field) in [
+        (json!({"url": "ftp://shop.example/hook"}), "url"),
+        (json!({"events": []}), "events"),
+        (json!({"secret": "short"}), "secret"),
+    ] {
+        let (status, answer) = a
+            .patch(&format!("/api/v1/webhooks/{webhook}"), body.clone())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{body}");
+    }
+    let (status, _) = a
+        .patch(
+            &format!("/api/v1/webhooks/{}", uuid::Uuid::now_v7()),
+            json!({"url": new.url()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let b = app.tenant("Toko B").await;
+    let (status, _) = b
+        .patch(
+            &format!("/api/v1/webhooks/{webhook}"),
+            json!({"url": new.url()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's");
+}

@@ -47,7 +47,7 @@ use crate::{ApiError, AppState, Caller, ErrorCode};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_webhook, list_webhooks))
-        .routes(routes!(get_webhook, delete_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
         .routes(routes!(list_deliveries))
         .routes(routes!(replay_webhook))
         .routes(routes!(test_webhook))
@@ -285,6 +285,77 @@ async fn view(
     .fetch_optional(&state.db)
     .await?;
     Ok(row.map(WebhookView::from))
+}
+
+/// Changes to a subscription: any of its URL, event types and secret.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookChanges {
+    /// A new receiver: its pending deliveries go there.
+    pub url: Option<String>,
+    /// New event types (`["*"]`: all), for events committed from now on.
+    pub events: Option<Vec<String>>,
+    /// A new signing secret (16 to 256 characters), for every delivery
+    /// from now on (pending ones included). Never shown back.
+    pub secret: Option<String>,
+}
+
+/// Changes a subscription's URL, event types or secret, checked as at
+/// creation.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "events",
+    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The subscription's id")),
+    request_body = WebhookChanges,
+    responses(
+        (status = 200, description = "The subscription as changed", body = WebhookView),
+        (status = 400, description = "Bad URL, events or secret (`details.field` says which)", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 404, description = "No such subscription in this tenant", body = ErrorBody),
+    ))]
+async fn update_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(changes): Json<WebhookChanges>,
+) -> Result<axum::Json<WebhookView>, ApiError> {
+    let url = changes
+        .url
+        .as_deref()
+        .map(|url| check_url(url, state.config.webhooks.allow_private))
+        .transpose()?;
+    let events = changes.events.map(check_events).transpose()?;
+    let sealed = changes
+        .secret
+        .map(check_secret)
+        .transpose()?
+        .map(|secret| encrypt_secret(&state.config.secret_key, id, &secret));
+    let (nonce, ciphertext) = match &sealed {
+        Some((nonce, ciphertext)) => (Some(nonce.as_slice()), Some(ciphertext.as_slice())),
+        None => (None, None),
+    };
+    let changed = sqlx::query(
+        "update webhooks
+         set url = coalesce($3, url), events = coalesce($4, events),
+             secret_nonce = coalesce($5, secret_nonce),
+             secret_ciphertext = coalesce($6, secret_ciphertext)
+         where tenant_id = $1 and id = $2 and deleted_at is null",
+    )
+    .bind(caller.tenant_id.as_uuid())
+    .bind(id)
+    .bind(url)
+    .bind(events)
+    .bind(nonce)
+    .bind(ciphertext)
+    .execute(&state.db)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::not_found("webhook"));
+    }
+    view(&state, &caller, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// Deletes a subscription: nothing is delivered to it any more.
