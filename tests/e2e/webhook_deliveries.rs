@@ -716,3 +716,37 @@ async fn a_changed_subscription_sends_to_its_new_receiver_signed_with_its_new_se
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's");
 }
+
+#[tokio::test]
+async fn a_receiver_moved_while_its_delivery_waits_for_a_retry_gets_it_at_once() {
+    // Arrange: the first retry would come a minute later.
+    let app = TestApp::spawn_engine_with(|s| s.webhook_first_retry_ms = 60_000).await;
+    let a = app.tenant("Toko A").await;
+    let (broken, fixed) = (
+        Receiver::start(Mode::Status(503)).await,
+        Receiver::start(Mode::Ok).await,
+    );
+    let webhook = subscribe(&a, &broken.url(), json!(TYPES)).await;
+    make_events(&a, 1).await;
+    wait_for("a failed attempt", Duration::from_secs(20), async || {
+        (!broken.received().is_empty()).then_some(())
+    })
+    .await;
+
+    // Act
+    let moved = Instant::now();
+    let (status, _) = a
+        .patch(
+            &format!("/api/v1/webhooks/{webhook}"),
+            json!({"url": fixed.url()}),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+    fixed.wait_taken(1, Duration::from_secs(10)).await;
+    assert!(moved.elapsed() < Duration::from_secs(10));
+    assert_eq!(broken.received().len(), 1);
+    let listed = recorded(&a, &webhook, 1).await;
+    assert_eq!(listed[0]["attempts"], 2, "{listed:?}");
+}

@@ -424,8 +424,17 @@ enum Next {
     Disabled,
 }
 
-/// Subscriptions with a worker, and whether new work came meanwhile.
-type Running = Arc<Mutex<HashMap<Uuid, bool>>>;
+/// A subscription's worker, as the deliverer reaches it.
+#[derive(Default)]
+struct Slot {
+    /// New work came while it was busy: it looks again before leaving.
+    poked: bool,
+    /// Ends its wait for a retry at once (its subscription changed).
+    nudge: Arc<tokio::sync::Notify>,
+}
+
+/// Subscriptions with a worker.
+type Running = Arc<Mutex<HashMap<Uuid, Slot>>>;
 
 /// Delivers every pending webhook delivery (see the module docs).
 #[derive(Clone)]
@@ -515,7 +524,9 @@ impl Deliverer {
             }
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                notified = listener.recv() => { notified?; }
+                notified = listener.recv() => {
+                    self.nudge(notified?.payload());
+                }
                 _ = tick.tick() => {
                     // Still the leader? A lost connection released the
                     // lock: the error stops every worker.
@@ -523,18 +534,32 @@ impl Deliverer {
                 }
             }
             // A burst of commits is one look for work.
-            while listener.next_buffered().is_some() {}
+            while let Some(notified) = listener.next_buffered() {
+                self.nudge(notified.payload());
+            }
+        }
+    }
+
+    /// A notification naming a subscription (changed, enabled): its worker
+    /// stops waiting for a retry and looks again now. New deliveries name
+    /// none: a worker waiting for a retry keeps waiting.
+    fn nudge(&self, payload: &str) {
+        let Ok(webhook) = payload.parse::<Uuid>() else {
+            return;
+        };
+        if let Some(slot) = self.running.lock().expect("not poisoned").get(&webhook) {
+            slot.nudge.notify_one();
         }
     }
 
     /// Gives `webhook` a worker unless it has one, which then looks again.
     fn wake(&self, webhook: Uuid, stop: &CancellationToken) {
         let mut running = self.running.lock().expect("not poisoned");
-        if let Some(poked) = running.get_mut(&webhook) {
-            *poked = true;
+        if let Some(slot) = running.get_mut(&webhook) {
+            slot.poked = true;
             return;
         }
-        running.insert(webhook, false);
+        running.insert(webhook, Slot::default());
         let worker = self.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -557,6 +582,13 @@ impl Deliverer {
     /// Delivers `webhook`'s pending deliveries in order until none is
     /// left, the subscription goes, or `stop`.
     async fn work(&self, webhook: Uuid, stop: &CancellationToken) -> Result<Ended, sqlx::Error> {
+        let nudge = self
+            .running
+            .lock()
+            .expect("not poisoned")
+            .get(&webhook)
+            .map(|slot| slot.nudge.clone())
+            .unwrap_or_default();
         'refresh: while !stop.is_cancelled() {
             let Some(target) = Target::live(&self.db, webhook).await? else {
                 return Ok(Ended::Gone);
@@ -570,8 +602,8 @@ impl Deliverer {
             let head = queries::head(&self.db, webhook, HEAD).await?;
             if head.is_empty() {
                 let mut running = self.running.lock().expect("not poisoned");
-                let poked = running.get_mut(&webhook).expect("a worker is registered");
-                if std::mem::take(poked) {
+                let slot = running.get_mut(&webhook).expect("a worker is registered");
+                if std::mem::take(&mut slot.poked) {
                     continue;
                 }
                 running.remove(&webhook);
@@ -590,6 +622,7 @@ impl Deliverer {
                     tokio::select! {
                         () = stop.cancelled() => return Ok(Ended::Stopped),
                         () = tokio::time::sleep(wait) => {}
+                        () = nudge.notified() => {}
                     }
                     continue 'refresh;
                 }

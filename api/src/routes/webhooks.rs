@@ -301,7 +301,8 @@ pub struct WebhookChanges {
 }
 
 /// Changes a subscription's URL, event types or secret, checked as at
-/// creation.
+/// creation. A new URL or secret tries the pending deliveries again at
+/// once, with a fresh retry window.
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "events",
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The subscription's id")),
@@ -318,6 +319,7 @@ async fn update_webhook(
     Path(id): Path<Uuid>,
     Json(changes): Json<WebhookChanges>,
 ) -> Result<axum::Json<WebhookView>, ApiError> {
+    let receiver_changed = changes.url.is_some() || changes.secret.is_some();
     let url = changes
         .url
         .as_deref()
@@ -351,6 +353,10 @@ async fn update_webhook(
     .rows_affected();
     if changed == 0 {
         return Err(ApiError::not_found("webhook"));
+    }
+    if receiver_changed {
+        // What failed at the old receiver is tried at the new one now.
+        deliveries::retry_now(&state.db, caller.tenant_id, id, Utc::now()).await?;
     }
     view(&state, &caller, id)
         .await?

@@ -339,7 +339,31 @@ pub async fn enable(
     if found == 0 {
         return Ok(false);
     }
-    // A fresh retry window from now.
+    retry_pending(&mut tx, tenant, webhook, at).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Tries `webhook`'s pending deliveries again now, with a fresh retry
+/// window (its receiver was changed): the deliverer is told which, so a
+/// worker waiting for a retry stops waiting.
+pub async fn retry_now(
+    pool: &PgPool,
+    tenant: TenantId,
+    webhook: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    retry_pending(&mut tx, tenant, webhook, at).await?;
+    tx.commit().await
+}
+
+async fn retry_pending(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    webhook: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update webhook_deliveries set next_attempt_at = $3, first_failed_at = null
          where tenant_id = $1 and webhook_id = $2 and status = 'pending'",
@@ -347,14 +371,14 @@ pub async fn enable(
     .bind(*tenant.as_uuid())
     .bind(webhook)
     .bind(at)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query("select pg_notify($1, '')")
+    sqlx::query("select pg_notify($1, $2)")
         .bind(CHANNEL)
-        .execute(&mut *tx)
+        .bind(webhook.to_string())
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// One event to queue again for a subscription (a replay).
