@@ -62,6 +62,32 @@ impl StreamName for LogStream {
     }
 }
 
+/// A stream's subject `<prefix>.ev.*.<type>.*` narrowed to one tenant, for
+/// a consumer that reads only that tenant's commits; `None` for a subject
+/// that is not an aggregate type's.
+pub fn tenant_filter(stream_subject: &str, tenant: &str) -> Option<String> {
+    let mut tokens: Vec<&str> = stream_subject.split('.').collect();
+    if tokens.len() != 5 || tokens[1] != "ev" || tokens[2] != "*" {
+        return None;
+    }
+    tokens[2] = tenant;
+    Some(tokens.join("."))
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    #[test]
+    fn stream_subjects_narrow_to_one_tenant() {
+        assert_eq!(
+            tenant_filter("wablast.ev.*.session.*", "t1").as_deref(),
+            Some("wablast.ev.t1.session.*")
+        );
+        assert_eq!(tenant_filter("wablast.dlq.>", "t1"), None);
+    }
+}
+
 /// A fold of events into query tables.
 #[async_trait]
 pub trait Projection: Send + Sync {

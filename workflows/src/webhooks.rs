@@ -795,15 +795,16 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
 }
 
-/// Queues again, for `target`, every event of its tenant of the types it
-/// subscribes to (`events`), from `from` (per stream; a stream left out is
+/// Queues again, for the subscription `webhook` of `tenant`, every event
+/// of that tenant of the types it subscribes to (`events`), from `from` (per stream; a stream left out is
 /// not replayed) up to the end of the log as of now, at most
 /// [`REPLAY_MAX`]. They are delivered after what is pending, with the same
 /// `id`s as the first time.
 pub async fn replay(
     log: &wablast_eventstore::EventLog,
     db: &PgPool,
-    target: &Target,
+    webhook: Uuid,
+    tenant_id: Uuid,
     events: &[String],
     from: [Option<ReplayFrom>; 2],
 ) -> Result<Replay, ReplayError> {
@@ -812,10 +813,10 @@ pub async fn replay(
     use futures::StreamExt;
     use wablast_projections::event_data::WebhookBody;
     use wablast_projections::queries::webhooks::Replayed;
-    use wablast_projections::{LogStream, StreamName};
+    use wablast_projections::{LogStream, StreamName, tenant_filter};
 
     let failed = |err: &dyn std::fmt::Display| ReplayError::Log(err.to_string());
-    let tenant = target.tenant_id.to_string();
+    let tenant = tenant_id.to_string();
     let upcasters = wablast_domain::upcasters();
     let wanted = |event_type: &str| events.iter().any(|e| e == "*" || e == event_type);
     let mut queued: Vec<Replayed> = Vec::new();
@@ -835,13 +836,7 @@ pub async fn replay(
             .config
             .subjects
             .iter()
-            .filter_map(|subjects| {
-                let mut tokens: Vec<&str> = subjects.split('.').collect();
-                (tokens.len() == 5 && tokens[1] == "ev" && tokens[2] == "*").then(|| {
-                    tokens[2] = &tenant;
-                    tokens.join(".")
-                })
-            })
+            .filter_map(|subjects| tenant_filter(subjects, &tenant))
             .collect();
         if filters.is_empty() || start.sequence > last || more {
             if more {
@@ -906,7 +901,7 @@ pub async fn replay(
                         let occurred_at = event.occurred_at;
                         let event_type = event.event_type.clone();
                         let (position, body) =
-                            WebhookBody::render(stream, index, count, target.tenant_id, event)
+                            WebhookBody::render(stream, index, count, tenant_id, event)
                                 .map_err(|e| failed(&e))?;
                         queued.push(Replayed {
                             stream,
@@ -929,8 +924,8 @@ pub async fn replay(
             next.push(reached);
         }
     }
-    queries::queue_replay(db, target.id, target.tenant_id, &queued, Utc::now()).await?;
-    info!(webhook = %target.id, queued = queued.len(), more, "webhook replay queued");
+    queries::queue_replay(db, webhook, tenant_id, &queued, Utc::now()).await?;
+    info!(%webhook, queued = queued.len(), more, "webhook replay queued");
     Ok(Replay {
         queued: queued.len(),
         next_position: more.then(|| next.join(",")),

@@ -46,7 +46,7 @@ use utoipa_axum::routes;
 use wablast_eventstore::{Commit, EventLog, RecordedEvent};
 use wablast_projections::event_data::EventData;
 use wablast_projections::queries::events::tenant_token;
-use wablast_projections::{LogStream, StreamName};
+use wablast_projections::{LogStream, StreamName, tenant_filter};
 
 use crate::error::ErrorBody;
 use crate::extract::Query;
@@ -554,16 +554,6 @@ impl Reader {
     }
 }
 
-/// A stream subject `<prefix>.ev.*.<type>.*` narrowed to one tenant.
-fn tenant_filter(stream_subject: &str, tenant: &str) -> Option<String> {
-    let mut tokens: Vec<&str> = stream_subject.split('.').collect();
-    if tokens.len() != 5 || tokens[1] != "ev" || tokens[2] != "*" {
-        return None;
-    }
-    tokens[2] = tenant;
-    Some(tokens.join("."))
-}
-
 /// Deletes a connection's consumer when it ends.
 struct ConsumerCleanup {
     stream: jetstream::stream::Stream,
@@ -658,15 +648,6 @@ mod tests {
             delivered: Some(2),
         };
         assert_eq!(inside.resume(), (9, 2));
-    }
-
-    #[test]
-    fn stream_subjects_narrow_to_one_tenant() {
-        assert_eq!(
-            tenant_filter("wablast.ev.*.session.*", "t1").as_deref(),
-            Some("wablast.ev.t1.session.*")
-        );
-        assert_eq!(tenant_filter("wablast.dlq.>", "t1"), None);
     }
 
     #[test]

@@ -556,21 +556,25 @@ async fn replay_webhook(
             *slot = Some(ReplayFrom { sequence, skip });
         }
     }
-    let target = Target::of_tenant(&state.db, caller.tenant_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let replayed = replay(&state.log, &state.db, &target, &webhook.events, from)
-        .await
-        .map_err(|err| match err {
-            ReplayError::Log(message) => {
-                tracing::warn!(error.message = %message, "event log unavailable for a replay");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the event log cannot be read right now; try again",
-                )
-            }
-            ReplayError::Database(err) => ApiError::from(err),
-        })?;
+    let replayed = replay(
+        &state.log,
+        &state.db,
+        webhook.id,
+        *caller.tenant_id.as_uuid(),
+        &webhook.events,
+        from,
+    )
+    .await
+    .map_err(|err| match err {
+        ReplayError::Log(message) => {
+            tracing::warn!(error.message = %message, "event log unavailable for a replay");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the event log cannot be read right now; try again",
+            )
+        }
+        ReplayError::Database(err) => ApiError::from(err),
+    })?;
     debug_assert!(replayed.queued <= REPLAY_MAX);
     Ok((
         StatusCode::ACCEPTED,
