@@ -604,7 +604,7 @@ async fn a_test_ping_is_signed_and_says_what_the_receiver_answered() {
         .await;
 
     // Assert
-    assert_eq!(status, StatusCode::OK, "{ok}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{ok}");
     assert_eq!(ok["delivered"], true);
     assert_eq!(ok["status"], 200);
     assert_eq!(refused["delivered"], false);

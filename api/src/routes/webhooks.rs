@@ -604,7 +604,7 @@ pub struct TestView {
     security(("bearer" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The subscription's id")),
     responses(
-        (status = 200, description = "Tried: `delivered` says whether it took it", body = TestView),
+        (status = 202, description = "Sent (the contract's 202: nothing is queued); `delivered` says whether the receiver took it", body = TestView),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such subscription in this tenant", body = ErrorBody),
     ))]
@@ -612,7 +612,7 @@ async fn test_webhook(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<TestView>, ApiError> {
+) -> Result<(StatusCode, axum::Json<TestView>), ApiError> {
     let target = Target::of_tenant(&state.db, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
@@ -636,7 +636,7 @@ async fn test_webhook(
         .post(&target.url, &secret, &ping_id, "WebhookTest", body)
         .await;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(axum::Json(match answer {
+    let view = match answer {
         Answer::Delivered { status } => TestView {
             delivered: true,
             status: Some(status),
@@ -649,7 +649,8 @@ async fn test_webhook(
             error: Some(error),
             duration_ms,
         },
-    }))
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(view)))
 }
 
 /// Turns a disabled subscription on again: it receives the events
