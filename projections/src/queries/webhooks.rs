@@ -195,6 +195,14 @@ pub async fn delivered(
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The subscription's row first, then its deliveries: the one order of
+    // locks every writer of both keeps (no deadlock with `enable`).
+    sqlx::query(
+        "update webhooks set failing_since = null where id = $1 and failing_since is not null",
+    )
+    .bind(webhook)
+    .execute(&mut *tx)
+    .await?;
     // By key, whatever the planner thinks of the table's size.
     sqlx::query(
         "update webhook_deliveries d
@@ -206,12 +214,6 @@ pub async fn delivered(
     .bind(ids)
     .bind(statuses)
     .bind(at)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "update webhooks set failing_since = null where id = $1 and failing_since is not null",
-    )
-    .bind(webhook)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
@@ -246,6 +248,20 @@ pub async fn attempt_failed(
     same_outage: TimeDelta,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The subscription's row first, then the delivery (see `delivered`).
+    let since: DateTime<Utc> = sqlx::query_scalar(
+        "update webhooks
+         set failing_since = case when failing_since is null or last_failed_at is null
+                                       or last_failed_at < $3
+                                  then $2 else failing_since end,
+             last_failed_at = $2
+         where id = $1 returning failing_since",
+    )
+    .bind(webhook)
+    .bind(attempt.at)
+    .bind(attempt.at - same_outage)
+    .fetch_one(&mut *tx)
+    .await?;
     let status = match attempt.retry_at {
         Some(_) => DeliveryStatus::Pending,
         None => DeliveryStatus::Failed,
@@ -264,19 +280,6 @@ pub async fn attempt_failed(
     .bind(&attempt.error)
     .bind(attempt.retry_at)
     .execute(&mut *tx)
-    .await?;
-    let since: DateTime<Utc> = sqlx::query_scalar(
-        "update webhooks
-         set failing_since = case when failing_since is null or last_failed_at is null
-                                       or last_failed_at < $3
-                                  then $2 else failing_since end,
-             last_failed_at = $2
-         where id = $1 returning failing_since",
-    )
-    .bind(webhook)
-    .bind(attempt.at)
-    .bind(attempt.at - same_outage)
-    .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(since)
