@@ -9,6 +9,7 @@ use cqrs_es::Aggregate;
 use crate::auto_reply::{AutoReplyRuleHour, AutoReplyThread};
 use crate::campaign::Campaign;
 use crate::inbound::Inbound;
+use crate::list_check::ListCheck;
 use crate::message::Message;
 use crate::plan::Plan;
 use crate::recipient_batch::RecipientBatch;
@@ -58,6 +59,7 @@ impl LogStream {
                 Wallet::TYPE,
                 Campaign::TYPE,
                 WebhookSubscription::TYPE,
+                ListCheck::TYPE,
             ],
             Self::Messages => &[
                 Message::TYPE,

@@ -68,6 +68,7 @@ pub mod auto_reply;
 pub mod campaign;
 pub mod inbound;
 pub mod layout;
+pub mod list_check;
 pub mod message;
 pub mod plan;
 pub mod recipient_batch;

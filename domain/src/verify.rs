@@ -306,6 +306,9 @@ impl Verifier {
             "webhook" => {
                 self.decode::<crate::webhook::WebhookEvent>(event);
             }
+            "list_check" => {
+                self.decode::<crate::list_check::ListCheckEvent>(event);
+            }
             _ => {}
         }
     }

@@ -78,6 +78,8 @@ pub enum EventPayload {
     Campaign(wablast_domain::campaign::CampaignEvent),
     /// A webhook subscription (`webhook`).
     Webhook(wablast_domain::webhook::WebhookEvent),
+    /// A check of a contact list's numbers (`list_check`).
+    ListCheck(wablast_domain::list_check::ListCheckEvent),
     /// One message to one recipient (`message`).
     Message(wablast_domain::message::MessageEvent),
     /// A message received (`inbound`).

@@ -146,6 +146,7 @@ pub const NAMES: &[&str] = &[
     "inbound",
     "chats",
     "auto_replies",
+    "list_checks",
     "event_index",
 ];
 
@@ -175,6 +176,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "inbound" => Arc::new(folds::inbound::Inbounds),
         "chats" => Arc::new(folds::chats::Chats),
         "auto_replies" => Arc::new(folds::auto_replies::AutoReplies),
+        "list_checks" => Arc::new(folds::list_checks::ListChecks),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         _ => return None,
     })

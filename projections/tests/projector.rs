@@ -339,7 +339,9 @@ async fn the_consumers_of_the_one_per_projection_layout_are_removed() {
     let consumers: Vec<String> = events.consumer_names().try_collect().await.unwrap();
     assert_eq!(
         consumers,
-        ["projection_sessions-campaigns-wallets-schedules-plans-event_index-webhook_outbox"]
+        [
+            "projection_sessions-campaigns-wallets-schedules-plans-list_checks-event_index-webhook_outbox"
+        ]
     );
 }
 

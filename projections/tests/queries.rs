@@ -1144,7 +1144,7 @@ async fn missing_values_count_absent_and_blank_values_as_the_domain_does() {
     let tenant = TenantId::from_uuid(ta);
     let list_id = ContactListId::from_uuid(list);
 
-    let missing = contact_lists::missing_values(pool, tenant, list_id, &variables)
+    let missing = contact_lists::missing_values(pool, tenant, list_id, &variables, false)
         .await
         .unwrap();
 
@@ -1161,10 +1161,15 @@ async fn missing_values_count_absent_and_blank_values_as_the_domain_does() {
         .into()
     );
     // Another tenant's list counts nothing.
-    let theirs =
-        contact_lists::missing_values(pool, tenant, ContactListId::from_uuid(other), &variables)
-            .await
-            .unwrap();
+    let theirs = contact_lists::missing_values(
+        pool,
+        tenant,
+        ContactListId::from_uuid(other),
+        &variables,
+        false,
+    )
+    .await
+    .unwrap();
     assert!(theirs.values().all(|n| *n == 0), "{theirs:?}");
 
     let sample = contact_lists::sample(pool, tenant, list_id, 2)
@@ -1187,4 +1192,80 @@ async fn missing_values_count_absent_and_blank_values_as_the_domain_does() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn contacts_found_not_on_whatsapp_are_left_out_of_a_campaign_that_skips_them() {
+    let db = db().await;
+    let pool = &db.pool;
+    let (ta, tb) = (Uuid::now_v7(), Uuid::now_v7());
+    let list = contact_list(
+        pool,
+        ta,
+        &[
+            ("+628111", Some("Budi"), json!({"kota": "Bandung"})),
+            ("+628112", None, json!({})),
+            ("+628113", None, json!({"kota": "Solo"})),
+            ("+628114", Some("Siti"), json!({"kota": "Medan"})),
+        ],
+    )
+    .await;
+    // The tenant found +628112 off WhatsApp and +628111 on it; another
+    // tenant found +628113 off, which is none of this tenant's business.
+    for (tenant, phone, on) in [
+        (ta, "+628112", false),
+        (ta, "+628111", true),
+        (tb, "+628113", false),
+    ] {
+        sqlx::query(
+            "insert into number_checks (tenant_id, phone, on_whatsapp, session_id, checked_at)
+             values ($1, $2, $3, $4, now())",
+        )
+        .bind(tenant)
+        .bind(phone)
+        .bind(on)
+        .bind(Uuid::now_v7())
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let tenant = TenantId::from_uuid(ta);
+    let list_id = ContactListId::from_uuid(list);
+    let variables = ["name", "kota"].map(str::to_owned).into();
+
+    let all = contact_lists::missing_values(pool, tenant, list_id, &variables, false)
+        .await
+        .unwrap();
+    let skipping = contact_lists::missing_values(pool, tenant, list_id, &variables, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        [("name", 2), ("kota", 1)]
+            .map(|(k, n)| (k.to_owned(), n))
+            .into()
+    );
+    assert_eq!(
+        skipping,
+        [("name", 1), ("kota", 0)]
+            .map(|(k, n)| (k.to_owned(), n))
+            .into()
+    );
+
+    let campaign = wablast_domain::types::CampaignId::new();
+    for _ in 0..2 {
+        // A start tried again records the same, not twice as much.
+        let skipped = contact_lists::skip_not_on_whatsapp(pool, tenant, campaign, list_id)
+            .await
+            .unwrap();
+        assert_eq!(skipped, 1);
+    }
+    let rows: Vec<i32> = sqlx::query_scalar(
+        "select row_number from campaign_skipped_contacts where campaign_id = $1",
+    )
+    .bind(campaign.as_uuid())
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [2]);
 }

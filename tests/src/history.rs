@@ -1836,6 +1836,7 @@ impl<'a> TenantSim<'a> {
             who,
             None,
             vec![Event::Campaign(Box::new(CampaignEvent::CampaignCreated {
+                skip_not_on_whatsapp: false,
                 campaign_id: id,
                 name,
                 contact_list_id: self.contact_list,
@@ -1908,6 +1909,7 @@ impl<'a> TenantSim<'a> {
             starter,
             Some(reserved),
             vec![Event::Campaign(Box::new(CampaignEvent::CampaignStarted {
+                skipped_not_on_whatsapp: 0,
                 recipients: n as u64,
                 points_reserved: Points::new(required),
                 at,
@@ -2661,6 +2663,7 @@ impl<'a> TenantSim<'a> {
                 who,
                 None,
                 vec![Event::Campaign(Box::new(CampaignEvent::CampaignCreated {
+                    skip_not_on_whatsapp: false,
                     campaign_id: id,
                     name,
                     contact_list_id: self.contact_list,
@@ -3614,6 +3617,7 @@ mod tests {
                     sender_session_ids,
                     throttle,
                     scheduled_at,
+                    skip_not_on_whatsapp,
                     at,
                 } => CampaignCommand::CreateCampaign {
                     campaign_id,
@@ -3626,6 +3630,7 @@ mod tests {
                     scheduled_at,
                     list_columns: ["produk", "kota"].map(str::to_owned).into(),
                     missing_values: Default::default(),
+                    skip_not_on_whatsapp,
                     at,
                 },
                 CampaignEvent::DirectCampaignOpened {
@@ -3650,6 +3655,7 @@ mod tests {
                 CampaignEvent::CampaignStarted {
                     recipients,
                     points_reserved,
+                    skipped_not_on_whatsapp,
                     at,
                 } => {
                     let id: CampaignId = commit.aggregate_id.parse().unwrap();
@@ -3663,6 +3669,7 @@ mod tests {
                         ),
                         points_reserved,
                         sendable_today: None,
+                        skipped_not_on_whatsapp,
                         at,
                     }
                 }

@@ -124,6 +124,7 @@ pub async fn start(
                     plan_max_recipients,
                     points_reserved: campaign.points_reserved(),
                     sendable_today: None,
+                    skipped_not_on_whatsapp: campaign.skipped_not_on_whatsapp(),
                     at,
                 },
                 metadata,
@@ -143,14 +144,30 @@ pub async fn start(
     let list = contact_lists::facts(db, tenant, list_id)
         .await?
         .ok_or(StartError::ListDeleted { list_id })?;
+    // Those a check found not on WhatsApp are left out, when the campaign
+    // skips them: decided here, once, for its reservation and its fan-out.
+    let skipped_not_on_whatsapp = if campaign.skips_not_on_whatsapp() {
+        contact_lists::skip_not_on_whatsapp(db, tenant, campaign_id, list_id).await?
+    } else {
+        0
+    };
     // Every stored contact is consented (the import keeps no other).
-    let recipients = u64::try_from(list.accepted).unwrap_or(0);
+    let recipients = u64::try_from(list.accepted)
+        .unwrap_or(0)
+        .saturating_sub(skipped_not_on_whatsapp);
     // The list may have changed since the campaign was created: its
     // contacts' values are counted again for the campaign to judge.
     let missing_values = match campaign.template() {
         Some(template) => {
             let variables = Campaign::template_variables(template, list.columns);
-            contact_lists::missing_values(db, tenant, list_id, &variables).await?
+            contact_lists::missing_values(
+                db,
+                tenant,
+                list_id,
+                &variables,
+                campaign.skips_not_on_whatsapp(),
+            )
+            .await?
         }
         None => BTreeMap::new(),
     };
@@ -184,6 +201,7 @@ pub async fn start(
                 plan_max_recipients,
                 points_reserved,
                 sendable_today: Some(sendable_today),
+                skipped_not_on_whatsapp,
                 at,
             },
             &follow_up(metadata),

@@ -6,6 +6,7 @@ use wablast_domain::auto_reply::{AutoReplyRuleHour, AutoReplyThread};
 use wablast_domain::campaign::Campaign;
 use wablast_domain::inbound::Inbound;
 use wablast_domain::layout::LogStream;
+use wablast_domain::list_check::ListCheck;
 use wablast_domain::message::Message;
 use wablast_domain::plan::Plan;
 use wablast_domain::recipient_batch::RecipientBatch;
@@ -46,6 +47,8 @@ pub struct Commands {
     pub auto_reply_rule_hours: CommandHandler<AutoReplyRuleHour>,
     /// Webhook subscriptions turned off and on.
     pub webhooks: CommandHandler<WebhookSubscription>,
+    /// Checks of contact lists' numbers.
+    pub list_checks: CommandHandler<ListCheck>,
 }
 
 impl Commands {
@@ -76,6 +79,7 @@ impl Commands {
             auto_reply_threads: handler(log),
             auto_reply_rule_hours: handler(log),
             webhooks: handler(log),
+            list_checks: handler(log),
         }
     }
 }

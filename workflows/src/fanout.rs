@@ -154,14 +154,18 @@ impl FanOut {
         // sender picked as the contacts come; queued a few at a time, and
         // their commands kept in that order.
         let queued: Vec<(usize, Vec<(SessionId, SendCommand)>)> = sqlx::query_as::<_, Contact>(
-            "select row_number, phone, name, variables from contacts
+            "select row_number, phone, name, variables from contacts c
              where list_id = $1 and tenant_id = $2
+               and not exists (
+                   select 1 from campaign_skipped_contacts s
+                   where s.campaign_id = $4 and s.row_number = c.row_number)
              order by row_number
              limit $3",
         )
         .bind(list.as_uuid())
         .bind(tenant.as_uuid())
         .bind(recipients)
+        .bind(campaign_id.as_uuid())
         .fetch(&self.db)
         .map_err(WorkError::retryable)
         .and_then(|contact| {

@@ -93,6 +93,12 @@ pub struct NewCampaign {
     pub throttle: Option<ThrottleBody>,
     /// When it starts by itself; the campaign is then `scheduled`.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Leave out the contacts whose numbers a check found not on WhatsApp
+    /// (`POST /api/v1/contact-lists/{id}/check`, or the tenant's number
+    /// checks): decided when it starts, which reserves points for the
+    /// others only. Default false.
+    #[serde(default)]
+    pub skip_not_on_whatsapp: bool,
 }
 
 /// A template to try on a contact list before creating a campaign.
@@ -108,6 +114,10 @@ pub struct PreviewRequest {
     /// default 5).
     #[schema(minimum = 1, maximum = 20, example = 5)]
     pub count: Option<u32>,
+    /// Count missing values as a campaign that skips numbers not on
+    /// WhatsApp would: without those contacts. Default false.
+    #[serde(default)]
+    pub skip_not_on_whatsapp: bool,
 }
 
 /// A template rendered for some contacts of a list, and how many of the
@@ -174,6 +184,11 @@ pub struct CampaignView {
     pub throttle: ThrottleBody,
     /// When it starts by itself.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Whether it leaves out contacts whose numbers a check found not on
+    /// WhatsApp.
+    pub skip_not_on_whatsapp: bool,
+    /// How many contacts its start left out so (not among `counts.total`).
+    pub skipped_not_on_whatsapp: i64,
     /// Its messages by status.
     pub counts: CampaignCounts,
     /// Points the wallet holds for it (`recipients × 2` from its start).
@@ -272,6 +287,8 @@ impl From<campaigns::CampaignView> for CampaignView {
                 max_delay_ms: u64::try_from(v.throttle.max_delay_ms).unwrap_or(0),
             },
             scheduled_at: v.scheduled_at,
+            skip_not_on_whatsapp: v.skip_not_on_whatsapp,
+            skipped_not_on_whatsapp: v.skipped_not_on_whatsapp,
             counts: CampaignCounts {
                 total: c.total,
                 queued: c.queued,
@@ -529,8 +546,14 @@ async fn create_campaign(
 
     let list_id = ContactListId::from_uuid(body.contact_list_id);
     let variables = Campaign::template_variables(&template, list.columns.iter().cloned());
-    let missing_values =
-        contact_lists::missing_values(&state.db, caller.tenant_id, list_id, &variables).await?;
+    let missing_values = contact_lists::missing_values(
+        &state.db,
+        caller.tenant_id,
+        list_id,
+        &variables,
+        body.skip_not_on_whatsapp,
+    )
+    .await?;
 
     let campaign_id = CampaignId::new();
     let key = tenant_key(caller.tenant_id, campaign_id);
@@ -556,6 +579,7 @@ async fn create_campaign(
             scheduled_at: body.scheduled_at,
             list_columns: list.columns.into_iter().collect::<BTreeSet<_>>(),
             missing_values,
+            skip_not_on_whatsapp: body.skip_not_on_whatsapp,
             at,
         },
         &metadata,
@@ -600,6 +624,8 @@ async fn create_campaign(
                 max_delay_ms: throttle.max_delay_ms(),
             },
             scheduled_at: body.scheduled_at,
+            skip_not_on_whatsapp: body.skip_not_on_whatsapp,
+            skipped_not_on_whatsapp: 0,
             counts: CampaignCounts::default(),
             points_reserved: 0,
             points_spent: 0,
@@ -662,8 +688,14 @@ async fn preview_campaign(
         )));
     }
     let variables = Campaign::template_variables(&template, list.columns);
-    let mut missing =
-        contact_lists::missing_values(&state.db, caller.tenant_id, list_id, &variables).await?;
+    let mut missing = contact_lists::missing_values(
+        &state.db,
+        caller.tenant_id,
+        list_id,
+        &variables,
+        body.skip_not_on_whatsapp,
+    )
+    .await?;
     missing.retain(|_, count| *count > 0);
     let samples = contact_lists::sample(&state.db, caller.tenant_id, list_id, count)
         .await?

@@ -107,7 +107,11 @@ pub struct Campaign {
     removed_senders: Vec<RemovedSender>,
     throttle: Throttle,
     scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    skip_not_on_whatsapp: bool,
     recipients: u64,
+    #[serde(default)]
+    skipped_not_on_whatsapp: u64,
     points_reserved: Points,
     pause_reason: Option<PauseReason>,
     auto_pauses: u32,
@@ -195,6 +199,17 @@ impl Campaign {
     /// Its recipients, frozen at start (0 before).
     pub fn recipients(&self) -> u64 {
         self.recipients
+    }
+
+    /// Whether it leaves out the contacts a check found not on WhatsApp.
+    pub fn skips_not_on_whatsapp(&self) -> bool {
+        self.skip_not_on_whatsapp
+    }
+
+    /// The list's contacts it left out at its start, a check having found
+    /// them not on WhatsApp.
+    pub fn skipped_not_on_whatsapp(&self) -> u64 {
+        self.skipped_not_on_whatsapp
     }
 
     /// The points reserved at start (zero before).
@@ -302,6 +317,7 @@ impl Campaign {
                 scheduled_at,
                 list_columns,
                 missing_values,
+                skip_not_on_whatsapp,
                 at,
             } => {
                 if self.status.is_some() {
@@ -340,6 +356,7 @@ impl Campaign {
                     sender_session_ids,
                     throttle,
                     scheduled_at,
+                    skip_not_on_whatsapp,
                     at,
                 }])
             }
@@ -386,6 +403,7 @@ impl Campaign {
                 plan_max_recipients,
                 points_reserved,
                 sendable_today,
+                skipped_not_on_whatsapp,
                 at,
             } => {
                 let status = self.current()?;
@@ -407,6 +425,9 @@ impl Campaign {
                 }
                 if self.senders.is_empty() {
                     return Err(CampaignError::NoActiveSenders);
+                }
+                if skipped_not_on_whatsapp > 0 && !self.skip_not_on_whatsapp {
+                    return Err(CampaignError::SkipsNone);
                 }
                 if recipients == 0 {
                     return Err(CampaignError::NoRecipients);
@@ -435,6 +456,7 @@ impl Campaign {
                 Ok(vec![CampaignEvent::CampaignStarted {
                     recipients,
                     points_reserved,
+                    skipped_not_on_whatsapp,
                     at,
                 }])
             }
@@ -633,9 +655,11 @@ impl Aggregate for Campaign {
                 sender_session_ids,
                 throttle,
                 scheduled_at,
+                skip_not_on_whatsapp,
                 at: _,
             } => {
                 self.id = Some(campaign_id);
+                self.skip_not_on_whatsapp = skip_not_on_whatsapp;
                 self.status = Some(CampaignStatus::Draft);
                 self.name = name;
                 self.contact_list_id = Some(contact_list_id);
@@ -672,10 +696,12 @@ impl Aggregate for Campaign {
             CampaignEvent::CampaignStarted {
                 recipients,
                 points_reserved,
+                skipped_not_on_whatsapp,
                 at: _,
             } => {
                 self.status = Some(CampaignStatus::Running);
                 self.recipients = recipients;
+                self.skipped_not_on_whatsapp = skipped_not_on_whatsapp;
                 self.points_reserved = points_reserved;
             }
             CampaignEvent::CampaignPaused { reason, at: _ } => {
@@ -771,6 +797,7 @@ mod tests {
 
     fn create() -> CampaignCommand {
         CampaignCommand::CreateCampaign {
+            skip_not_on_whatsapp: false,
             campaign_id: campaign_id(),
             name: "  Promo Ramadan  ".to_owned(),
             contact_list_id: list_id(),
@@ -867,6 +894,7 @@ mod tests {
 
     fn created() -> CampaignEvent {
         CampaignEvent::CampaignCreated {
+            skip_not_on_whatsapp: false,
             campaign_id: campaign_id(),
             name: "Promo Ramadan".to_owned(),
             contact_list_id: list_id(),
@@ -881,6 +909,7 @@ mod tests {
 
     fn created_with_one_sender() -> CampaignEvent {
         CampaignEvent::CampaignCreated {
+            skip_not_on_whatsapp: false,
             campaign_id: campaign_id(),
             name: "Solo".to_owned(),
             contact_list_id: list_id(),
@@ -908,6 +937,7 @@ mod tests {
 
     fn started() -> CampaignEvent {
         CampaignEvent::CampaignStarted {
+            skipped_not_on_whatsapp: 0,
             recipients: 150,
             points_reserved: Points::new(300),
             at: t(10),
@@ -916,6 +946,7 @@ mod tests {
 
     fn start(recipients: u64, points: u64) -> CampaignCommand {
         CampaignCommand::StartCampaign {
+            skipped_not_on_whatsapp: 0,
             recipients,
             missing_values: BTreeMap::new(),
             plan_max_recipients: 200,
@@ -1201,6 +1232,7 @@ mod tests {
             .given_no_previous_events()
             .when(command)
             .then_expect_events(vec![CampaignEvent::CampaignCreated {
+                skip_not_on_whatsapp: false,
                 campaign_id: campaign_id(),
                 name: "Promo Ramadan".to_owned(),
                 contact_list_id: list_id(),
@@ -1216,6 +1248,7 @@ mod tests {
     #[test]
     fn refuses_a_start_when_contacts_lack_a_variable_the_template_requires() {
         let start_with = |missing_values| CampaignCommand::StartCampaign {
+            skipped_not_on_whatsapp: 0,
             recipients: 150,
             missing_values,
             plan_max_recipients: 200,
@@ -1352,6 +1385,7 @@ mod tests {
             .given(vec![created()])
             .when(start(200, 400))
             .then_expect_events(vec![CampaignEvent::CampaignStarted {
+                skipped_not_on_whatsapp: 0,
                 recipients: 200,
                 points_reserved: Points::new(400),
                 at: t(10),
@@ -1376,6 +1410,7 @@ mod tests {
         Given::with(())
             .given(vec![created()])
             .when(CampaignCommand::StartCampaign {
+                skipped_not_on_whatsapp: 0,
                 recipients: u64::MAX,
                 missing_values: BTreeMap::new(),
                 plan_max_recipients: u64::MAX,
@@ -1400,6 +1435,7 @@ mod tests {
                 at,
                 ..
             } => CampaignCommand::StartCampaign {
+                skipped_not_on_whatsapp: 0,
                 recipients,
                 missing_values,
                 plan_max_recipients,
@@ -2238,6 +2274,7 @@ mod tests {
             }),
             (0u64..6, prop::bool::weighted(0.8), 0u64..14, at.clone()).prop_map(
                 |(recipients, matching, points, a)| CampaignCommand::StartCampaign {
+                    skipped_not_on_whatsapp: 0,
                     recipients,
                     missing_values: BTreeMap::new(),
                     plan_max_recipients: 4,

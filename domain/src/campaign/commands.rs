@@ -48,6 +48,10 @@ pub enum CampaignCommand {
         /// [`Campaign::template_variables`]: super::Campaign::template_variables
         #[serde(default)]
         missing_values: BTreeMap<String, u64>,
+        /// Whether it leaves out the contacts a check found not on
+        /// WhatsApp.
+        #[serde(default)]
+        skip_not_on_whatsapp: bool,
         /// When it was asked.
         at: DateTime<Utc>,
     },
@@ -98,6 +102,10 @@ pub enum CampaignCommand {
         /// left refuses the start.
         #[serde(default)]
         sendable_today: Option<u64>,
+        /// The list's contacts left out, a check having found them not on
+        /// WhatsApp (a campaign that skips none: 0).
+        #[serde(default)]
+        skipped_not_on_whatsapp: u64,
         /// When it was asked.
         at: DateTime<Utc>,
     },

@@ -61,8 +61,14 @@ pub enum CampaignError {
         status: CampaignStatus,
     },
     /// A start with no recipient.
-    #[error("a campaign needs at least one recipient")]
+    #[error(
+        "a campaign needs at least one recipient (contacts found not on WhatsApp do not count when it skips them)"
+    )]
     NoRecipients,
+    /// A start leaving out contacts not on WhatsApp, of a campaign that
+    /// was not created to skip them.
+    #[error("this campaign sends to every contact: it skips none")]
+    SkipsNone,
     /// More recipients than the plan allows per campaign.
     #[error("{recipients} recipients exceed the plan's cap of {cap} per campaign")]
     RecipientCapExceeded {
@@ -120,6 +126,7 @@ impl CampaignError {
             | Self::UnknownVariables { .. }
             | Self::ScheduleInPast { .. }
             | Self::NoRecipients
+            | Self::SkipsNone
             | Self::ReservationMismatch { .. }
             | Self::AutoPauseByHand
             | Self::CountsMismatch { .. } => RefusalCode::ValidationFailed,

@@ -75,6 +75,10 @@ pub enum CampaignEvent {
         throttle: Throttle,
         /// When it is meant to start, if given at creation.
         scheduled_at: Option<DateTime<Utc>>,
+        /// Whether it leaves out the contacts a check found not on
+        /// WhatsApp (decided, and counted, when it starts).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        skip_not_on_whatsapp: bool,
         /// When.
         at: DateTime<Utc>,
     },
@@ -113,6 +117,10 @@ pub enum CampaignEvent {
         recipients: u64,
         /// The points the wallet reserved for it (`recipients × 2`).
         points_reserved: Points,
+        /// The list's contacts it left out, a check having found them not
+        /// on WhatsApp (not among `recipients`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        skipped_not_on_whatsapp: u64,
         /// When.
         at: DateTime<Utc>,
     },
@@ -201,4 +209,9 @@ impl DomainEvent for CampaignEvent {
     fn event_version(&self) -> String {
         "1.0".to_owned()
     }
+}
+
+/// Whether a count is 0 (left out of an event's JSON).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -108,3 +108,7 @@ id_type!(
     /// An uploaded media file.
     MediaId
 );
+id_type!(
+    /// A check of a contact list's numbers on WhatsApp (a background job).
+    ListCheckId
+);

@@ -13,8 +13,8 @@ pub mod throttle;
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
 pub use content::{ContentError, MessageContent};
 pub use ids::{
-    CampaignId, ContactListId, InboundId, MediaId, MessageId, PlanId, RecipientBatchId, SessionId,
-    TenantId, UserId,
+    CampaignId, ContactListId, InboundId, ListCheckId, MediaId, MessageId, PlanId,
+    RecipientBatchId, SessionId, TenantId, UserId,
 };
 pub use limits::{DailyLimit, LimitError, TrustLevel};
 pub use points::Points;

@@ -49,6 +49,8 @@ pub(crate) struct CampaignRow {
     start_refusal: Option<RefusedStart>,
     kind: String,
     direct_day: Option<NaiveDate>,
+    skip_not_on_whatsapp: bool,
+    skipped_not_on_whatsapp: i64,
 }
 
 /// Why a campaign's scheduled start was refused, and when (the
@@ -87,6 +89,8 @@ impl Row for CampaignRow {
         "start_refusal",
         "kind",
         "direct_day",
+        "skip_not_on_whatsapp",
+        "skipped_not_on_whatsapp",
     ];
 
     fn key(&self) -> Uuid {
@@ -140,6 +144,7 @@ impl Projection for Campaigns {
                 sender_session_ids,
                 throttle,
                 scheduled_at,
+                skip_not_on_whatsapp,
                 at,
                 ..
             } = decoded
@@ -168,6 +173,8 @@ impl Projection for Campaigns {
                     start_refusal: None,
                     kind: CampaignKind::Broadcast.as_str().to_owned(),
                     direct_day: None,
+                    skip_not_on_whatsapp,
+                    skipped_not_on_whatsapp: 0,
                 });
                 continue;
             }
@@ -203,6 +210,8 @@ impl Projection for Campaigns {
                     start_refusal: None,
                     kind: CampaignKind::Direct { session_id, day }.as_str().to_owned(),
                     direct_day: Some(day),
+                    skip_not_on_whatsapp: false,
+                    skipped_not_on_whatsapp: 0,
                 });
                 continue;
             }
@@ -231,8 +240,10 @@ impl Projection for Campaigns {
                 CampaignEvent::CampaignStarted {
                     recipients,
                     points_reserved,
+                    skipped_not_on_whatsapp,
                     at,
                 } => {
+                    row.skipped_not_on_whatsapp = count(skipped_not_on_whatsapp);
                     row.start_refusal = None;
                     row.status = CampaignStatus::Running.as_str().to_owned();
                     row.recipients = count(recipients);

@@ -5,6 +5,7 @@ pub(crate) mod campaigns;
 pub(crate) mod chats;
 pub(crate) mod event_index;
 pub(crate) mod inbound;
+pub(crate) mod list_checks;
 pub(crate) mod messages;
 pub(crate) mod plans;
 pub(crate) mod schedules;
@@ -150,6 +151,7 @@ mod tests {
         columns_match::<super::campaigns::CampaignRow>();
         columns_match::<super::chats::ChatRow>();
         columns_match::<super::inbound::InboundRow>();
+        columns_match::<super::list_checks::ListCheckRow>();
         columns_match::<super::messages::MessageRow>();
         columns_match::<super::plans::PlanRow>();
         columns_match::<super::schedules::ScheduleRow>();

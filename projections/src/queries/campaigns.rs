@@ -30,6 +30,10 @@ pub struct CampaignView {
     pub throttle: ThrottleView,
     /// When it starts on its own.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Whether it leaves out contacts found not on WhatsApp.
+    pub skip_not_on_whatsapp: bool,
+    /// How many its start left out so.
+    pub skipped_not_on_whatsapp: i64,
     /// Its messages by status.
     pub counts: CampaignCounts,
     /// Points held for it.
@@ -103,6 +107,8 @@ struct Row {
     throttle_min_ms: i32,
     throttle_max_ms: i32,
     scheduled_at: Option<DateTime<Utc>>,
+    skip_not_on_whatsapp: bool,
+    skipped_not_on_whatsapp: i64,
     total: i64,
     queued: i64,
     sending: i64,
@@ -140,6 +146,8 @@ impl From<Row> for CampaignView {
                 max_delay_ms: r.throttle_max_ms,
             },
             scheduled_at: r.scheduled_at,
+            skip_not_on_whatsapp: r.skip_not_on_whatsapp,
+            skipped_not_on_whatsapp: r.skipped_not_on_whatsapp,
             counts: CampaignCounts {
                 total: r.total,
                 queued: r.queued,
@@ -171,6 +179,7 @@ impl From<Row> for CampaignView {
 const SELECT: &str = "\
     select c.id, c.name, c.status, c.contact_list_id, c.template, c.media_id, \
            c.sender_session_ids, c.throttle_min_ms, c.throttle_max_ms, c.scheduled_at, \
+           c.skip_not_on_whatsapp, c.skipped_not_on_whatsapp, \
            case when c.started_at is not null then c.recipients \
                 else coalesce(m.queued + m.sending + m.sent + m.delivered + m.read \
                               + m.failed + m.cancelled + m.unknown, 0) \

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgPool;
 use sqlx::types::Json;
-use wablast_domain::types::{ContactListId, TenantId};
+use wablast_domain::types::{CampaignId, ContactListId, TenantId};
 
 /// The facts of a contact list a campaign needs.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -42,12 +42,15 @@ const BLANK: &str = r"^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205
 /// blank one) for each of `variables`: `name` is the contact's name,
 /// `phone` is never missing (every contact has one), any other is the
 /// mapped column of that name. Every variable asked for is answered, with
-/// 0 when no contact lacks it.
+/// 0 when no contact lacks it. With `skip_not_on_whatsapp`, the contacts a
+/// check found not on WhatsApp are left out (a campaign that skips them
+/// does not render for them).
 pub async fn missing_values(
     db: &PgPool,
     tenant: TenantId,
     id: ContactListId,
     variables: &BTreeSet<String>,
+    skip_not_on_whatsapp: bool,
 ) -> Result<BTreeMap<String, u64>, sqlx::Error> {
     let mut missing: BTreeMap<String, u64> =
         variables.iter().map(|name| (name.clone(), 0)).collect();
@@ -67,12 +70,16 @@ pub async fn missing_values(
          where c.list_id = $1 and c.tenant_id = $2
            and coalesce(case when v.name = 'name' then c.name else c.variables ->> v.name end, '')
                ~ $4
+           and not ($5 and exists (
+               select 1 from number_checks n
+               where n.tenant_id = c.tenant_id and n.phone = c.phone and not n.on_whatsapp))
          group by v.name",
     )
     .bind(id.as_uuid())
     .bind(tenant.as_uuid())
     .bind(&counted)
     .bind(BLANK)
+    .bind(skip_not_on_whatsapp)
     .fetch_all(db)
     .await?;
     for (name, count) in rows {
@@ -110,4 +117,39 @@ pub async fn sample(
     .bind(i64::from(limit))
     .fetch_all(db)
     .await
+}
+
+/// Records which contacts of the tenant's list `campaign` leaves out when
+/// it starts: those whose number the tenant's latest check found not on
+/// WhatsApp (however long ago: a new check replaces the answer). Replaces
+/// what an earlier attempt to start it recorded.
+///
+/// # Returns
+/// How many it leaves out.
+pub async fn skip_not_on_whatsapp(
+    db: &PgPool,
+    tenant: TenantId,
+    campaign: CampaignId,
+    list: ContactListId,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("delete from campaign_skipped_contacts where campaign_id = $1")
+        .bind(campaign.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    let skipped = sqlx::query(
+        "insert into campaign_skipped_contacts (campaign_id, row_number)
+         select $1, c.row_number
+         from contacts c
+         join number_checks n on n.tenant_id = c.tenant_id and n.phone = c.phone
+         where c.list_id = $2 and c.tenant_id = $3 and not n.on_whatsapp",
+    )
+    .bind(campaign.as_uuid())
+    .bind(list.as_uuid())
+    .bind(tenant.as_uuid())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(skipped)
 }

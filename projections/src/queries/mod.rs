@@ -20,6 +20,7 @@
 //! - [`history`]: every message sent or received, newest first.
 //! - [`chats`]: conversations per session and peer, and their read marks.
 //! - [`number_checks`]: whether numbers are on WhatsApp, as checked.
+//! - [`list_checks`]: checks of contact lists' numbers, and their progress.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
@@ -38,6 +39,7 @@ pub mod chats;
 pub mod contact_lists;
 pub mod events;
 pub mod history;
+pub mod list_checks;
 pub mod messages;
 pub mod number_checks;
 pub mod plans;
