@@ -13,6 +13,7 @@ use cqrs_es::{Aggregate, AggregateError};
 use wablast_domain::RefusalCode;
 use wablast_domain::campaign::CampaignError;
 use wablast_domain::inbound::InboundError;
+use wablast_domain::list_check::ListCheckError;
 use wablast_domain::message::MessageError;
 use wablast_domain::plan::PlanError;
 use wablast_domain::schedule::ScheduleError;
@@ -80,6 +81,7 @@ macro_rules! refusal {
 refusal!(
     CampaignError,
     InboundError,
+    ListCheckError,
     MessageError,
     PlanError,
     ScheduleError,

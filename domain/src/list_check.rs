@@ -223,6 +223,18 @@ pub enum ListCheckError {
     },
 }
 
+impl ListCheckError {
+    /// The stable code of the refusal.
+    pub fn code(&self) -> crate::RefusalCode {
+        match self {
+            Self::AlreadyStarted => crate::RefusalCode::Conflict,
+            Self::NotStarted => crate::RefusalCode::NotFound,
+            Self::Ended(_) => crate::RefusalCode::InvalidState,
+            Self::TooMany { .. } => crate::RefusalCode::ValidationFailed,
+        }
+    }
+}
+
 /// A check's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListCheck {

@@ -86,3 +86,45 @@ fn readme_lists_every_event_type() {
     }
     assert!(missing.is_empty(), "README's event table lacks {missing:?}");
 }
+
+#[test]
+fn list_check_events_match_their_documented_schema() {
+    use wablast_domain::list_check::{CheckFailure, ListCheckEvent};
+    use wablast_domain::types::{ContactListId, SessionId};
+
+    let mut document = serde_json::to_value(wablast_api::openapi()).unwrap();
+    document["$ref"] = json!("#/components/schemas/EventPayload");
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&document)
+        .expect("the document's schemas compile");
+    let at = chrono::Utc::now();
+    let events = [
+        ListCheckEvent::ListCheckStarted {
+            list_id: ContactListId::new(),
+            session_id: SessionId::new(),
+            contacts: 40,
+            last_row: 41,
+            at,
+        },
+        ListCheckEvent::ListCheckProgressed {
+            next_row: 12,
+            checked: 11,
+            on_whatsapp: 8,
+            not_on_whatsapp: 3,
+            at,
+        },
+        ListCheckEvent::ListCheckCompleted { at },
+        ListCheckEvent::ListCheckFailed {
+            reason: CheckFailure::SessionLoggedOut,
+            at,
+        },
+        ListCheckEvent::ListCheckCancelled { at },
+    ];
+    for event in events {
+        let payload = serde_json::to_value(&event).unwrap();
+        assert!(validator.is_valid(&payload), "{payload}");
+    }
+    let wrong = json!({"ListCheckFailed": {"reason": "bored", "at": at}});
+    assert!(!validator.is_valid(&wrong));
+}

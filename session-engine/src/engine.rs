@@ -102,6 +102,7 @@ use wablast_workflows::credentials::{
 };
 use wablast_workflows::direct_sends::DirectSends;
 use wablast_workflows::fanout::FanOut;
+use wablast_workflows::list_checks::{ListCheckOptions, ListChecks};
 use wablast_workflows::scheduled_starts::ScheduledStarts;
 use wablast_workflows::sender_removal;
 use wablast_workflows::sends::SendQueue;
@@ -153,6 +154,9 @@ pub struct EngineConfig {
     /// [`EngineConfig::secret_key`] none can be signed, and this engine
     /// delivers none.
     pub webhooks: WebhookOptions,
+    /// How contact lists' numbers are checked in the background (the
+    /// engine that holds the checks' lock works on them).
+    pub list_checks: ListCheckOptions,
 }
 
 impl EngineConfig {
@@ -173,6 +177,7 @@ impl EngineConfig {
             cloud_api_version: crate::cloud::DEFAULT_VERSION.to_owned(),
             number_check_every: Duration::from_secs(2),
             webhooks: WebhookOptions::default(),
+            list_checks: ListCheckOptions::default(),
         }
     }
 }
@@ -412,7 +417,15 @@ impl Engine {
             self.actor(),
         );
         let auto_replies = tokio::spawn(auto_replies.run(self.log.clone(), shutdown.clone()));
-        let mut processes = vec![fanout, scheduled, endings, auto_replies];
+        let list_checks = ListChecks::new(
+            self.db.clone(),
+            self.aggregates.clone(),
+            self.log.clone(),
+            self.actor(),
+            self.config.list_checks.clone(),
+        );
+        let list_checks = tokio::spawn(list_checks.run(shutdown.clone()));
+        let mut processes = vec![fanout, scheduled, endings, auto_replies, list_checks];
         match &self.config.secret_key {
             Some(key) => {
                 let deliverer = Deliverer::new(

@@ -14,6 +14,7 @@ mod groups;
 mod hardening;
 mod hooks;
 mod journey;
+mod list_checks;
 mod media;
 mod messages;
 mod operations;

@@ -147,6 +147,96 @@ pub fn session_subjects(prefix: &Prefix, tenant: TenantId, session: SessionId) -
     format!("{prefix}.engine.session.{tenant}.{session}.*")
 }
 
+/// How long a request waits before asking again while no engine answers
+/// for the session (one may be taking it over).
+const NO_ENGINE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Why a request got no readable reply.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// No engine answered in time (none runs the session, or it did not
+    /// answer).
+    #[error("no session engine answered: {0}")]
+    Unreachable(#[source] async_nats::RequestError),
+    /// The engine answered something that is not a [`Reply`] of the
+    /// verb's response.
+    #[error("the session engine answered something unreadable: {0}")]
+    Unreadable(#[source] serde_json::Error),
+}
+
+/// Who asks the engines: the NATS connection of an event log and its
+/// prefix.
+#[derive(Clone, Debug)]
+pub struct Engines {
+    client: async_nats::Client,
+    prefix: Prefix,
+}
+
+impl Engines {
+    /// The engines of the installation `log` belongs to.
+    pub fn of(log: &wablast_eventstore::EventLog) -> Self {
+        Self {
+            client: log.jetstream().client(),
+            prefix: log.prefix().clone(),
+        }
+    }
+
+    /// Asks the engine that runs `session` to do `verb`, as `actor`,
+    /// within `timeout`: while no engine answers for the session, it asks
+    /// again until the time is up.
+    pub async fn ask<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        tenant: TenantId,
+        session: SessionId,
+        verb: Verb,
+        actor: &str,
+        request: &Req,
+        timeout: std::time::Duration,
+    ) -> Result<Reply<Resp>, AskError> {
+        ask(
+            &self.client,
+            subject(&self.prefix, tenant, session, verb),
+            actor,
+            request,
+            timeout,
+        )
+        .await
+    }
+}
+
+/// [`Engines::ask`] on `subject`.
+async fn ask<Req: Serialize, Resp: serde::de::DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: String,
+    actor: &str,
+    request: &Req,
+    timeout: std::time::Duration,
+) -> Result<Reply<Resp>, AskError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(ACTOR_HEADER, actor);
+    let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(AskError::Unreadable)?);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let reply = loop {
+        let request = async_nats::Request::new()
+            .payload(payload.clone())
+            .headers(headers.clone())
+            .timeout(Some(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ));
+        match client.send_request(subject.clone(), request).await {
+            Ok(reply) => break reply,
+            Err(err)
+                if err.kind() == async_nats::client::RequestErrorKind::NoResponders
+                    && tokio::time::Instant::now() + NO_ENGINE_RETRY < deadline =>
+            {
+                tokio::time::sleep(NO_ENGINE_RETRY).await;
+            }
+            Err(err) => return Err(AskError::Unreachable(err)),
+        }
+    };
+    serde_json::from_slice(&reply.payload).map_err(AskError::Unreadable)
+}
+
 /// Asks for a pairing code: the user types it on the phone whose number
 /// this is ("link with phone number instead").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

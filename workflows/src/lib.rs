@@ -19,6 +19,10 @@
 //!   their send commands spread over its senders.
 //! - [`settlement`]: campaign completion and settlement.
 //! - [`webhooks`]: webhook deliveries, signed, in order, retried.
+//! - [`list_checks`]: a contact list's numbers checked on WhatsApp in the
+//!   background, at the asking session's pace.
+//! - [`leadership`]: the advisory lock of processes that run once in a
+//!   fleet.
 //! - [`sends`]: the send queue (a JetStream work queue, a subject per
 //!   session) between the fan-out and the send loops.
 //! - [`changes`]: which aggregates changed lately, so the send loops keep
@@ -44,7 +48,9 @@ pub mod direct_sends;
 pub mod fanout;
 pub mod fleet;
 pub mod layout;
+pub mod leadership;
 pub mod limits;
+pub mod list_checks;
 pub mod scheduled_starts;
 pub mod sender_removal;
 pub mod sends;

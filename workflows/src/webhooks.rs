@@ -495,15 +495,10 @@ impl Deliverer {
     /// Takes the lead and delivers while it holds it; `Ok` when another
     /// process has it.
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
-        let mut leadership = self.db.acquire().await?.detach();
-        let got: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtext($1))")
-            .bind(LOCK)
-            .fetch_one(&mut leadership)
-            .await?;
-        if !got {
+        let Some(mut leadership) = crate::leadership::try_lead(&self.db, LOCK).await? else {
             debug!("another process delivers webhooks; standing by");
             return Ok(());
-        }
+        };
         info!("delivering webhooks");
         let mut listener = PgListener::connect_with(&self.db).await?;
         listener.listen(queries::CHANNEL).await?;

@@ -241,6 +241,13 @@ pub struct ContactRow {
     pub name: Option<String>,
     /// Its variables.
     pub variables: serde_json::Value,
+    /// Whether the tenant's latest check found its number on WhatsApp;
+    /// `None` when never checked.
+    pub on_whatsapp: Option<bool>,
+    /// The chat id WhatsApp gave for it.
+    pub whatsapp_chat_id: Option<String>,
+    /// When it was checked.
+    pub whatsapp_checked_at: Option<DateTime<Utc>>,
 }
 
 /// A page of a list's contacts, by row. The list must be the tenant's
@@ -253,9 +260,12 @@ pub async fn contacts(
     page: &Page<RowCursor>,
 ) -> Result<Paged<ContactRow>, sqlx::Error> {
     let rows: Vec<ContactRow> = sqlx::query_as(
-        "select row_number, phone, name, variables from contacts
-         where list_id = $1 and tenant_id = $2 and row_number > $3
-         order by row_number limit $4",
+        "select c.row_number, c.phone, c.name, c.variables, n.on_whatsapp,
+                n.chat_id as whatsapp_chat_id, n.checked_at as whatsapp_checked_at
+         from contacts c
+         left join number_checks n on n.tenant_id = c.tenant_id and n.phone = c.phone
+         where c.list_id = $1 and c.tenant_id = $2 and c.row_number > $3
+         order by c.row_number limit $4",
     )
     .bind(list_id)
     .bind(tenant.as_uuid())

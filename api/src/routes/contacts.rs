@@ -430,6 +430,15 @@ pub struct ContactView {
     /// list was given (1 = the imported file's first data row, or the
     /// first contact the list was created with); never reused.
     pub row: i32,
+    /// Whether its number is on WhatsApp, as the tenant's latest check
+    /// found (a list check, or a session's number check); null when never
+    /// checked.
+    pub on_whatsapp: Option<bool>,
+    /// The chat id WhatsApp knows it by, when it is on WhatsApp.
+    #[schema(example = "6281234567890@c.us")]
+    pub whatsapp_chat_id: Option<String>,
+    /// When that check was made.
+    pub whatsapp_checked_at: Option<DateTime<Utc>>,
 }
 
 impl From<ContactRow> for ContactView {
@@ -439,6 +448,9 @@ impl From<ContactRow> for ContactView {
             name: row.name,
             variables: row.variables,
             row: row.row_number,
+            on_whatsapp: row.on_whatsapp,
+            whatsapp_chat_id: row.whatsapp_chat_id,
+            whatsapp_checked_at: row.whatsapp_checked_at,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod groups;
 pub mod health;
 pub mod hooks;
+pub mod list_checks;
 pub mod media;
 pub mod messages;
 pub mod metrics;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::State;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,9 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The most numbers one request checks.
 pub const MAX_NUMBERS: usize = 100;
-
-/// How long a check is answered from the cache.
-const KEPT: TimeDelta = TimeDelta::days(7);
 
 /// How long the engine may take over one request's checks; numbers it does
 /// not reach are `pending` (ask again later).
@@ -149,12 +146,16 @@ async fn check_numbers(
     phones.sort();
     phones.dedup();
     let texts: Vec<String> = phones.iter().map(|p| p.as_str().to_owned()).collect();
-    let mut known: HashMap<String, (NumberCheck, bool)> =
-        number_checks::fresh(&state.db, caller.tenant_id, &texts, Utc::now() - KEPT)
-            .await?
-            .into_iter()
-            .map(|check| (check.phone.clone(), (check, true)))
-            .collect();
+    let mut known: HashMap<String, (NumberCheck, bool)> = number_checks::fresh(
+        &state.db,
+        caller.tenant_id,
+        &texts,
+        Utc::now() - number_checks::KEPT,
+    )
+    .await?
+    .into_iter()
+    .map(|check| (check.phone.clone(), (check, true)))
+    .collect();
     let unknown: Vec<Phone> = phones
         .into_iter()
         .filter(|p| !known.contains_key(p.as_str()))

@@ -672,9 +672,6 @@ async fn run_one(
         .into_response())
 }
 
-/// How often a request no engine listens to yet is sent again.
-const NO_ENGINE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Asks the engine running a session (`control` contract) and relays its
 /// answer: 503 `engine_unavailable` when none answers in time.
 ///
@@ -710,36 +707,21 @@ pub(crate) async fn ask_engine_within<Req: Serialize, Resp: DeserializeOwned>(
     request: &Req,
     timeout: std::time::Duration,
 ) -> Result<Resp, ApiError> {
-    let subject = control::subject(
-        state.log.prefix(),
-        caller.tenant_id,
-        SessionId::from_uuid(session),
-        verb,
-    );
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(control::ACTOR_HEADER, caller.actor().to_string().as_str());
-    let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(ApiError::internal)?);
-    let client = state.log.jetstream().client();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let reply = loop {
-        let request = async_nats::Request::new()
-            .payload(payload.clone())
-            .headers(headers.clone())
-            .timeout(Some(
-                deadline.saturating_duration_since(tokio::time::Instant::now()),
-            ));
-        match client.send_request(subject.clone(), request).await {
-            Ok(reply) => break reply,
-            Err(err)
-                if err.kind() == async_nats::client::RequestErrorKind::NoResponders
-                    && tokio::time::Instant::now() + NO_ENGINE_RETRY < deadline =>
-            {
-                tokio::time::sleep(NO_ENGINE_RETRY).await;
-            }
-            Err(err) => return Err(engine_unreachable(err)),
-        }
-    };
-    match engine_reply::<Resp>(&reply.payload)? {
+    let reply = control::Engines::of(&state.log)
+        .ask(
+            caller.tenant_id,
+            SessionId::from_uuid(session),
+            verb,
+            &caller.actor().to_string(),
+            request,
+            timeout,
+        )
+        .await
+        .map_err(|err| match err {
+            control::AskError::Unreachable(err) => engine_unreachable(err),
+            control::AskError::Unreadable(err) => unreadable_reply(&err),
+        })?;
+    match reply {
         Reply::Ok(response) => Ok(response),
         Reply::Error(refusal) => {
             let code = match refusal.code {
@@ -777,13 +759,16 @@ pub(crate) fn engine_unreachable(err: async_nats::RequestError) -> ApiError {
 pub(crate) fn engine_reply<Resp: DeserializeOwned>(
     payload: &[u8],
 ) -> Result<Reply<Resp>, ApiError> {
-    serde_json::from_slice(payload).map_err(|e| {
-        tracing::error!(error.message = %e, "unreadable reply from the session engine");
-        ApiError::new(
-            ErrorCode::EngineError,
-            "the session engine answered something unreadable",
-        )
-    })
+    serde_json::from_slice(payload).map_err(|err| unreadable_reply(&err))
+}
+
+/// 502 `engine_error`: an engine's reply that is not one.
+fn unreadable_reply(err: &serde_json::Error) -> ApiError {
+    tracing::error!(error.message = %err, "unreadable reply from the session engine");
+    ApiError::new(
+        ErrorCode::EngineError,
+        "the session engine answered something unreadable",
+    )
 }
 
 // --------------------------------------------------------------- handlers
@@ -1407,13 +1392,13 @@ async fn load_session(state: &AppState, caller: &Caller, id: Uuid) -> Result<Ses
 
 /// 404 unless the tenant has the session, 409 `invalid_state` unless it is
 /// ready: what asks its driver through a linked number (`what`: "groups are
-/// read", ...) needs.
+/// read", ...) needs. The session, when it is.
 pub(crate) async fn ready_session(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
     what: &str,
-) -> Result<(), ApiError> {
+) -> Result<Session, ApiError> {
     let session = load_session(state, caller, id).await?;
     if !session.exists() || session.is_deleted() {
         return Err(ApiError::not_found("session"));
@@ -1427,7 +1412,7 @@ pub(crate) async fn ready_session(
             ),
         ));
     }
-    Ok(())
+    Ok(session)
 }
 
 /// A session's refusal, in the API's error shape.

@@ -1,9 +1,13 @@
 //! Whether numbers are on WhatsApp, as the tenant's sessions found out:
 //! a cache the API answers number checks from (`number_checks`).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 use wablast_domain::types::{SessionId, TenantId};
+
+/// How long a check is answered from: a number is asked about again
+/// after this, not before.
+pub const KEPT: TimeDelta = TimeDelta::days(7);
 
 /// A number as checked.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
