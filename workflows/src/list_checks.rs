@@ -140,26 +140,10 @@ impl ListChecks {
     /// Works on checks until `shutdown`, as the one process that does or as
     /// a standby.
     pub async fn run(self, shutdown: CancellationToken) {
-        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        let mut failures = 0;
-        while !shutdown.is_cancelled() {
-            match self.lead(&shutdown).await {
-                Ok(()) => failures = 0,
-                Err(err) => {
-                    failures += 1;
-                    warn!(error = %wablast_eventstore::report::Chain(&err), "list checks stopped; starting them again");
-                }
-            }
-            let pause = if failures == 0 {
-                self.options.poll
-            } else {
-                backoff.after(failures)
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        crate::leadership::keep_leading("list checks", self.options.poll, &shutdown, || {
+            self.lead(&shutdown)
+        })
+        .await;
     }
 
     /// Takes the lead and works while it holds it; `Ok` when another

@@ -470,26 +470,11 @@ impl Deliverer {
     /// Delivers until `shutdown`, as the one delivering process or as a
     /// standby.
     pub async fn run(self, shutdown: CancellationToken) {
-        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        let mut failures = 0;
-        while !shutdown.is_cancelled() {
-            match self.lead(&shutdown).await {
-                Ok(()) => failures = 0,
-                Err(err) => {
-                    failures += 1;
-                    warn!(error = %wablast_eventstore::report::Chain(&err), "webhook deliverer stopped; starting it again");
-                }
-            }
-            let pause = if failures == 0 {
-                self.options.poll.max(Duration::from_secs(2))
-            } else {
-                backoff.after(failures)
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        let pause = self.options.poll.max(Duration::from_secs(2));
+        crate::leadership::keep_leading("webhook deliverer", pause, &shutdown, || {
+            self.lead(&shutdown)
+        })
+        .await;
     }
 
     /// Takes the lead and delivers while it holds it; `Ok` when another
