@@ -182,6 +182,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::chats::router())
         .merge(routes::groups::router())
         .merge(routes::numbers::router())
+        .merge(routes::templates::router())
         .merge(routes::wallet::router())
         .merge(routes::schedule::router())
         .merge(routes::auto_replies::router())
