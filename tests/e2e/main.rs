@@ -16,6 +16,7 @@ mod hooks;
 mod journey;
 mod media;
 mod messages;
+mod official;
 mod operations;
 mod schedule;
 mod sending;
