@@ -1069,7 +1069,7 @@ fn template_of(
             Some(_) if !sends_templates => {
                 Err("this session's driver sends no WhatsApp templates".to_owned())
             }
-            template => Ok(template.clone()),
+            template => Ok(template.as_deref().cloned()),
         };
     }
     let Some(whatsapp) = campaign.whatsapp_template().filter(|_| sends_templates) else {

@@ -151,7 +151,12 @@ async fn a_cloud_session_reaches_people_with_approved_templates_and_answers_insi
     let (status, error) = andi.post(&sync, json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(code(&error), "validation_failed");
-    assert!(error["error"]["message"].as_str().unwrap().contains("waba_id"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waba_id")
+    );
     let (status, error) = andi.post(&sync, json!({"waba_id": "not digits"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 
@@ -186,7 +191,11 @@ async fn a_cloud_session_reaches_people_with_approved_templates_and_answers_insi
 
     // Templates are checked: known, approved, with their parameters.
     for (name, parameters, expected) in [
-        ("order_update", json!(["Andi"]), "template_parameter_mismatch"),
+        (
+            "order_update",
+            json!(["Andi"]),
+            "template_parameter_mismatch",
+        ),
         ("promo_baru", json!(["Andi"]), "template_not_approved"),
         ("no_such_template", json!([]), "template_not_found"),
     ] {
@@ -282,7 +291,10 @@ async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
     // Act + Assert: Cloud API senders without a template cannot reach
     // anyone.
     let (status, error) = andi
-        .post("/api/v1/campaigns", campaign(json!([cloud, simulator]), None))
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!([cloud, simulator]), None),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(code(&error), "template_required");
@@ -319,7 +331,10 @@ async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
         ),
     ] {
         let (status, error) = andi
-            .post("/api/v1/campaigns", campaign(json!([cloud]), Some(whatsapp)))
+            .post(
+                "/api/v1/campaigns",
+                campaign(json!([cloud]), Some(whatsapp)),
+            )
             .await;
         assert_eq!(status, expected_status, "{error}");
         assert_eq!(code(&error), expected, "{error}");

@@ -824,4 +824,29 @@ mod tests {
                 .unwrap();
         assert_eq!(back, creds);
     }
+
+    #[test]
+    fn a_cloud_config_keeps_its_business_account_id_in_the_public_part() {
+        let cloud = |waba_id: Value| {
+            DriverCredentials::from_request(
+                Driver::Cloud,
+                Some(
+                    json!({"phone_number_id": "1234567890", "access_token": "EAAG",
+                            "app_secret": "s", "verify_token": "v", "waba_id": waba_id}),
+                ),
+            )
+        };
+        let creds = cloud(json!(" 102290129340398 ")).unwrap().unwrap();
+        assert_eq!(creds.public_config()["waba_id"], "102290129340398");
+        let back =
+            DriverCredentials::from_parts("cloud", creds.public_config(), &creds.secret_json())
+                .unwrap();
+        assert_eq!(back, creds);
+        assert_eq!(
+            cloud(json!("WABA-1")).unwrap_err().field,
+            "driver_config.waba_id"
+        );
+        let without = cloud(Value::Null).unwrap().unwrap();
+        assert!(without.public_config().get("waba_id").is_none());
+    }
 }

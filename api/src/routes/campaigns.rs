@@ -592,7 +592,7 @@ async fn create_campaign(
             contact_list_id: list_id,
             template: template.clone(),
             media_id: body.media_id.map(MediaId::from_uuid),
-            whatsapp_template,
+            whatsapp_template: whatsapp_template.map(Box::new),
             cloud_senders,
             sender_session_ids: body
                 .sender_session_ids

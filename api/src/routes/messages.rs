@@ -412,7 +412,7 @@ async fn send_message(
             to: to.as_str().to_owned(),
             text: content.text,
             media_id: body.media_id,
-            template: content.template,
+            template: content.template.map(|t| *t),
             queued_at: queued.queued_at,
         }),
     )

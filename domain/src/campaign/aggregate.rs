@@ -371,7 +371,7 @@ impl Campaign {
                     contact_list_id,
                     template,
                     media_id,
-                    whatsapp_template,
+                    whatsapp_template: whatsapp_template.map(|t| *t),
                     sender_session_ids,
                     throttle,
                     scheduled_at,
@@ -1139,7 +1139,9 @@ mod tests {
                 whatsapp_template, ..
             } = c
             {
-                *whatsapp_template = Some(CampaignTemplate::new("promo", "id", vec![]).unwrap());
+                *whatsapp_template = Some(Box::new(
+                    CampaignTemplate::new("promo", "id", vec![]).unwrap(),
+                ));
             }
         });
         Given::with(())
@@ -1160,8 +1162,9 @@ mod tests {
                 } = c
                 {
                     cloud_senders.insert(sender(1));
-                    *whatsapp_template =
-                        Some(CampaignTemplate::new("promo", "id", vec![parameter]).unwrap());
+                    *whatsapp_template = Some(Box::new(
+                        CampaignTemplate::new("promo", "id", vec![parameter]).unwrap(),
+                    ));
                 }
             })
         };

@@ -34,7 +34,7 @@ pub enum CampaignCommand {
         /// start conversations with free text); its parameters rendered
         /// per recipient like `template`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        whatsapp_template: Option<CampaignTemplate>,
+        whatsapp_template: Option<Box<CampaignTemplate>>,
         /// Which of the senders are Cloud API sessions (looked up by the
         /// caller): with any, a `whatsapp_template` is required; without,
         /// it is refused.

@@ -31,7 +31,7 @@ pub struct MessageContent {
     /// An approved WhatsApp template instead of a text (Cloud API
     /// sessions): then there is no text and no attachment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<TemplateMessage>,
+    pub template: Option<Box<TemplateMessage>>,
 }
 
 /// Why a content is not one.
@@ -87,7 +87,7 @@ impl MessageContent {
             text: None,
             media_id: None,
             reply_to: check_reply_to(reply_to)?,
-            template: Some(template),
+            template: Some(Box::new(template)),
         })
     }
 }
