@@ -136,7 +136,13 @@ mod tests {
             | RefusalCode::SessionNotReady
             | RefusalCode::DailyLimitReached
             | RefusalCode::CampaignNotRunning
-            | RefusalCode::OutsideActiveHours => StatusCode::UNPROCESSABLE_ENTITY,
+            | RefusalCode::OutsideActiveHours
+            | RefusalCode::TemplateNotFound
+            | RefusalCode::TemplateNotApproved
+            | RefusalCode::TemplateParameterMismatch
+            | RefusalCode::TemplateNotSupported
+            | RefusalCode::TemplateRequired
+            | RefusalCode::OutsideCustomerServiceWindow => StatusCode::UNPROCESSABLE_ENTITY,
         };
         for &code in RefusalCode::ALL {
             assert_eq!(ErrorCode::from(code).status(), documented(code), "{code}");

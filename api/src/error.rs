@@ -88,6 +88,20 @@ error_codes! {
     CampaignNotRunning => "campaign_not_running",
     /// 422: outside the tenant's active hours (or sending is paused).
     OutsideActiveHours => "outside_active_hours",
+    /// 422: no such WhatsApp template synced for the session.
+    TemplateNotFound => "template_not_found",
+    /// 422: the WhatsApp template is not approved by Meta.
+    TemplateNotApproved => "template_not_approved",
+    /// 422: not as many template parameters as its body's `{{n}}`.
+    TemplateParameterMismatch => "template_parameter_mismatch",
+    /// 422: a template on a session whose driver sends none, or one
+    /// wablast cannot fill (a media header).
+    TemplateNotSupported => "template_not_supported",
+    /// 422: a Cloud API sender needs a template to start conversations.
+    TemplateRequired => "template_required",
+    /// 422: free text to a person outside the Cloud API number's 24-hour
+    /// customer-service window: send a template.
+    OutsideCustomerServiceWindow => "outside_customer_service_window",
     /// 429: rate limited (with `Retry-After`).
     RateLimited => "rate_limited",
     /// 500: our fault; the body never says more.
@@ -129,7 +143,13 @@ impl ErrorCode {
             | Self::SessionNotReady
             | Self::DailyLimitReached
             | Self::CampaignNotRunning
-            | Self::OutsideActiveHours => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::OutsideActiveHours
+            | Self::TemplateNotFound
+            | Self::TemplateNotApproved
+            | Self::TemplateParameterMismatch
+            | Self::TemplateNotSupported
+            | Self::TemplateRequired
+            | Self::OutsideCustomerServiceWindow => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::EngineError | Self::DriverFailed => StatusCode::BAD_GATEWAY,
@@ -166,6 +186,12 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::DailyLimitReached => Self::DailyLimitReached,
             RefusalCode::CampaignNotRunning => Self::CampaignNotRunning,
             RefusalCode::OutsideActiveHours => Self::OutsideActiveHours,
+            RefusalCode::TemplateNotFound => Self::TemplateNotFound,
+            RefusalCode::TemplateNotApproved => Self::TemplateNotApproved,
+            RefusalCode::TemplateParameterMismatch => Self::TemplateParameterMismatch,
+            RefusalCode::TemplateNotSupported => Self::TemplateNotSupported,
+            RefusalCode::TemplateRequired => Self::TemplateRequired,
+            RefusalCode::OutsideCustomerServiceWindow => Self::OutsideCustomerServiceWindow,
         }
     }
 }

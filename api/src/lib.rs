@@ -183,6 +183,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::groups::router())
         .merge(routes::numbers::router())
         .merge(routes::list_checks::router())
+        .merge(routes::templates::router())
         .merge(routes::wallet::router())
         .merge(routes::schedule::router())
         .merge(routes::auto_replies::router())

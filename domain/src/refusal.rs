@@ -60,6 +60,20 @@ refusal_codes! {
     CampaignNotRunning => "campaign_not_running",
     /// Outside the tenant's active hours (or sending is paused).
     OutsideActiveHours => "outside_active_hours",
+    /// No such WhatsApp template synced for the session.
+    TemplateNotFound => "template_not_found",
+    /// The WhatsApp template is not approved by Meta.
+    TemplateNotApproved => "template_not_approved",
+    /// Not as many template parameters as its body has `{{n}}`.
+    TemplateParameterMismatch => "template_parameter_mismatch",
+    /// A WhatsApp template on a session whose driver sends none, or a
+    /// template wablast cannot fill (a media header).
+    TemplateNotSupported => "template_not_supported",
+    /// A Cloud API sender with no template to start conversations with.
+    TemplateRequired => "template_required",
+    /// Free text to a person who has not written to the Cloud API number
+    /// in the last 24 hours.
+    OutsideCustomerServiceWindow => "outside_customer_service_window",
 }
 
 impl fmt::Display for RefusalCode {

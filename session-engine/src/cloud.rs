@@ -18,6 +18,8 @@
 //! | `logout` | nothing to unlink: reports `logged_out` |
 //! | `send`, text | `POST /{phone_number_id}/messages` `{"messaging_product":"whatsapp","recipient_type":"individual","to":"628…","type":"text","text":{"body":…}}` → `{"messages":[{"id":"wamid…"}]}` |
 //! | `send`, media | `POST /{phone_number_id}/media` (multipart: `messaging_product`, `type`, `file`) → `{"id"}`, then `type` `image` (JPEG and PNG, the image types the API takes) or `document` (`filename`) by that id, with the text as `caption` |
+//! | `send`, template | `POST /{phone_number_id}/messages` `{…, "type":"template","template":{"name":…,"language":{"policy":"deterministic","code":…},"components":[{"type":"body","parameters":[{"type":"text","text":…}]}]}}` (no `components` without parameters) |
+//! | `templates(waba_id)` | `GET /{waba_id}/message_templates?fields=name,language,status,category,components&limit=100`, then with `after=<paging.cursors.after>` while the answer has a `paging.next` (at most [`MAX_TEMPLATE_PAGES`] pages): name, language, status, category, and the body's and header's text with their number of `{{n}}` |
 //! | `qr`, `request_pairing_code`, `check_number`, `groups`, `group_members` | [`DriverError::Unsupported`] |
 //!
 //! Media go up first rather than by link: wablast has the bytes, and a
@@ -85,6 +87,9 @@ use tokio::sync::mpsc;
 use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::{Phone, Region};
+use wablast_domain::types::whatsapp_template::{
+    SyncedTemplate, TemplateCategory, TemplateMessage, TemplateStatus, count_parameters,
+};
 
 use crate::driver::{
     Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, Notice,
@@ -108,6 +113,78 @@ pub use wablast_workflows::control::{
 };
 
 const PEER: &str = "the WhatsApp Cloud API";
+
+/// The most pages of templates one listing reads (100 a page).
+pub const MAX_TEMPLATE_PAGES: usize = 50;
+
+/// A template as Meta lists it (`GET /{waba_id}/message_templates`).
+#[derive(Deserialize)]
+struct ListedTemplate {
+    name: String,
+    language: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    components: Vec<ListedComponent>,
+}
+
+#[derive(Deserialize)]
+struct ListedComponent {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl ListedTemplate {
+    fn into_synced(self) -> SyncedTemplate {
+        let component = |kind: &str| {
+            self.components
+                .iter()
+                .find(|c| c.kind.eq_ignore_ascii_case(kind))
+        };
+        let body = component("BODY").and_then(|c| c.text.clone());
+        let header = component("HEADER");
+        let header_text = header.and_then(|h| h.text.clone());
+        SyncedTemplate {
+            body_parameters: body.as_deref().map_or(0, count_parameters),
+            header_parameters: header_text.as_deref().map_or(0, count_parameters),
+            header_format: header.map(|h| {
+                h.format
+                    .clone()
+                    .unwrap_or_else(|| "TEXT".to_owned())
+                    .to_ascii_uppercase()
+            }),
+            header_text,
+            body,
+            status: TemplateStatus::of_meta(&self.status),
+            category: TemplateCategory::of_meta(&self.category),
+            name: self.name,
+            language: self.language,
+        }
+    }
+}
+
+/// The `template` object of a template message.
+fn template_object(template: &TemplateMessage) -> Value {
+    let mut object = json!({
+        "name": template.name,
+        "language": {"policy": "deterministic", "code": template.language},
+    });
+    if !template.parameters.is_empty() {
+        let parameters: Vec<Value> = template
+            .parameters
+            .iter()
+            .map(|text| json!({"type": "text", "text": text}))
+            .collect();
+        object["components"] = json!([{"type": "body", "parameters": parameters}]);
+    }
+    object
+}
 
 /// A number on the Cloud API: the session's driver credentials (stored
 /// encrypted).
@@ -981,12 +1058,16 @@ impl Driver for CloudDriver {
             "recipient_type": "individual",
             "to": message.to.digits(),
         });
-        match &message.media {
-            None => {
+        match (&message.template, &message.media) {
+            (Some(template), _) => {
+                body["type"] = json!("template");
+                body["template"] = template_object(template);
+            }
+            (None, None) => {
                 body["type"] = json!("text");
                 body["text"] = json!({ "body": message.text });
             }
-            Some(media) => {
+            (None, Some(media)) => {
                 let id = inner.upload(media).await?;
                 let mut object = json!({ "id": id });
                 if !message.text.is_empty() {
@@ -1038,5 +1119,63 @@ impl Driver for CloudDriver {
 
     async fn group_members(&self, _group_id: &str) -> Result<Vec<GroupMember>, DriverError> {
         Err(DriverError::Unsupported("groups"))
+    }
+
+    fn sends_templates(&self) -> bool {
+        true
+    }
+
+    async fn templates(&self, waba_id: &str) -> Result<Vec<SyncedTemplate>, DriverError> {
+        let inner = &self.inner;
+        if waba_id.is_empty() || !waba_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DriverError::InvalidState(format!(
+                "{waba_id:?} is not a WhatsApp Business Account id (digits)"
+            )));
+        }
+        let path = format!("/{waba_id}/message_templates");
+        let mut templates = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_TEMPLATE_PAGES {
+            let mut query = vec![
+                (
+                    "fields",
+                    "name,language,status,category,components".to_owned(),
+                ),
+                ("limit", "100".to_owned()),
+            ];
+            if let Some(cursor) = &after {
+                query.push(("after", cursor.clone()));
+            }
+            let page = match inner
+                .call(inner.request(Method::GET, &path).query(&query))
+                .await
+            {
+                Ok(page) => page,
+                Err(CallError::Status { status, body, .. }) => {
+                    return Err(GraphError::of(status, &body).into_driver_error());
+                }
+                Err(e) => return Err(e.into_driver_error(PEER)),
+            };
+            let data = page.get("data").cloned().unwrap_or(Value::Array(vec![]));
+            let listed: Vec<ListedTemplate> = serde_json::from_value(data).map_err(|e| {
+                DriverError::Failed(format!("{PEER} listed templates unreadably: {e}"))
+            })?;
+            templates.extend(listed.into_iter().map(ListedTemplate::into_synced));
+            // Graph paging: a `next` link while there is more, the cursor
+            // to ask for it by.
+            let next = page.pointer("/paging/next").and_then(Value::as_str);
+            let cursor = page
+                .pointer("/paging/cursors/after")
+                .and_then(Value::as_str);
+            match (next, cursor) {
+                (Some(_), Some(cursor)) if after.as_deref() != Some(cursor) => {
+                    after = Some(cursor.to_owned());
+                }
+                _ => return Ok(templates),
+            }
+        }
+        Err(DriverError::Failed(format!(
+            "{PEER} listed more than {MAX_TEMPLATE_PAGES} pages of templates"
+        )))
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::Phone;
+use wablast_domain::types::whatsapp_template::{SyncedTemplate, TemplateMessage};
 
 /// A QR code to scan with the phone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +187,9 @@ pub struct OutgoingMessage {
     pub media: Option<OutgoingMedia>,
     /// WhatsApp's id of a message this one answers (quoted).
     pub reply_to: Option<String>,
+    /// An approved template to send instead of `text` and `media` (only a
+    /// driver that [`Driver::sends_templates`] is given one).
+    pub template: Option<TemplateMessage>,
 }
 
 /// A message WhatsApp accepted.
@@ -336,6 +340,18 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     /// A group's participants.
     async fn group_members(&self, group_id: &str) -> Result<Vec<GroupMember>, DriverError>;
+
+    /// Whether it sends WhatsApp message templates
+    /// ([`OutgoingMessage::template`]): the Cloud API does.
+    fn sends_templates(&self) -> bool {
+        false
+    }
+
+    /// The message templates of the WhatsApp Business Account `waba_id`
+    /// (every page of them).
+    async fn templates(&self, _waba_id: &str) -> Result<Vec<SyncedTemplate>, DriverError> {
+        Err(DriverError::Unsupported("message templates"))
+    }
 }
 
 /// A connected driver and the stream of what it reports.

@@ -95,7 +95,8 @@ use wablast_workflows::control::{
     self, CheckNumbersRequest, ControlError, ControlErrorCode, GroupInfo, GroupMemberInfo,
     GroupMembersRequest, GroupMembersResponse, GroupsRequest, GroupsResponse, PairingCodeRequest,
     PairingCodeResponse, QrEntry, Reply, SimulatorInboundRequest, SimulatorInboundResponse,
-    SimulatorScanRequest, SimulatorScanResponse, Verb, WebhookResponse,
+    SimulatorScanRequest, SimulatorScanResponse, TemplatesRequest, TemplatesResponse, Verb,
+    WebhookResponse,
 };
 use wablast_workflows::credentials::{
     self, CloudCredentials, CredentialsError, DriverCredentials, SecretKey,
@@ -1230,6 +1231,17 @@ impl Engine {
                         })
                         .await
                     }
+                    v if v == Verb::Templates.as_str() => {
+                        let driver = driver.clone();
+                        answer(&request.payload, |req: TemplatesRequest| async move {
+                            let templates = driver
+                                .templates(&req.waba_id)
+                                .await
+                                .map_err(driver_refusal)?;
+                            Ok(TemplatesResponse { templates })
+                        })
+                        .await
+                    }
                     v if v == Verb::GroupMembers.as_str() => {
                         let driver = driver.clone();
                         answer(&request.payload, |req: GroupMembersRequest| async move {
@@ -1670,6 +1682,7 @@ mod tests {
 
     fn cloud(api_base: &str) -> CloudCredentials {
         CloudCredentials {
+            waba_id: None,
             phone_number_id: "106540352242922".into(),
             access_token: "t".into(),
             app_secret: "s".into(),

@@ -79,6 +79,7 @@ use wablast_domain::session::{SessionCommand, SessionStatus, WaitReason};
 use wablast_domain::session_day::{
     self, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
 };
+use wablast_domain::types::whatsapp_template::TemplateMessage;
 use wablast_domain::types::{
     CampaignId, MediaId, MessageId, Points, SessionId, TenantId, Throttle,
 };
@@ -1054,6 +1055,37 @@ fn render(message: &Message, campaign: &Campaign, command: &SendCommand) -> Resu
         .map_err(|err| format!("template: {err}"))
 }
 
+/// The WhatsApp template a message sends, if any: a single send's own,
+/// or, from a sender that sends templates (the Cloud API), its campaign's
+/// with the parameters rendered like the text; why not, when it cannot be.
+fn template_of(
+    message: &Message,
+    campaign: &Campaign,
+    command: &SendCommand,
+    sends_templates: bool,
+) -> Result<Option<TemplateMessage>, String> {
+    if let Some(content) = message.content() {
+        return match &content.template {
+            Some(_) if !sends_templates => {
+                Err("this session's driver sends no WhatsApp templates".to_owned())
+            }
+            template => Ok(template.as_deref().cloned()),
+        };
+    }
+    let Some(whatsapp) = campaign.whatsapp_template().filter(|_| sends_templates) else {
+        return Ok(None);
+    };
+    let phone = message
+        .phone()
+        .ok_or_else(|| "the message has no recipient".to_owned())?;
+    let values = Campaign::template_values(phone.as_str(), message.name(), message.variables());
+    let seed = command.message_id.as_uuid().as_u64_pair().1;
+    whatsapp
+        .render(&values, seed)
+        .map(Some)
+        .map_err(|err| format!("whatsapp template parameter: {err}"))
+}
+
 /// Gives commands in hand back to the queue at once, in order.
 async fn give_back(held: impl IntoIterator<Item = (Taken, SendCommand)>) {
     for (share, _) in held {
@@ -1154,7 +1186,13 @@ impl Sender {
             // engine's to send any more, unless a renewal says so.
             return Ok(Answer::Later(Duration::ZERO));
         }
-        let text = render(&message, &campaign, &command);
+        let template = template_of(&message, &campaign, &command, self.driver.sends_templates());
+        // A template's attempt records what it sends in words.
+        let text = match &template {
+            Ok(Some(template)) => Ok(template.describe()),
+            Ok(None) => render(&message, &campaign, &command),
+            Err(reason) => Err(reason.clone()),
+        };
         let start = MessageCommand::StartSending {
             session_id: self.session,
             attempt,
@@ -1173,9 +1211,12 @@ impl Sender {
             debug!(error = %wablast_eventstore::report::Chain(&err), message = %command.message_id, "not taken; looking again");
             return Ok(Answer::Later(Duration::ZERO));
         }
-        let outgoing = match text {
-            Ok(text) => self.outgoing(&message, &campaign, &command, text).await,
-            Err(reason) => Err(reason),
+        let outgoing = match (text, template) {
+            (Ok(text), Ok(template)) => {
+                self.outgoing(&message, &campaign, &command, text, template)
+                    .await
+            }
+            (Err(reason), _) | (_, Err(reason)) => Err(reason),
         };
         let outcome = match outgoing {
             Ok(outgoing) => self.sending(&outgoing, held).await,
@@ -1404,13 +1445,15 @@ impl Sender {
         }
     }
 
-    /// The message as the driver sends it, with its rendered `text`.
+    /// The message as the driver sends it, with its rendered `text` (or
+    /// its `template`, which goes without an attachment).
     async fn outgoing(
         &self,
         message: &Message,
         campaign: &Campaign,
         command: &SendCommand,
         text: String,
+        template: Option<TemplateMessage>,
     ) -> Result<OutgoingMessage, String> {
         let phone = message
             .phone()
@@ -1421,7 +1464,7 @@ impl Sender {
             Some(content) => content.media_id,
             None => campaign.media_id(),
         };
-        let media = match media_id {
+        let media = match media_id.filter(|_| template.is_none()) {
             Some(media) => Some(self.media(media).await?),
             None => None,
         };
@@ -1431,6 +1474,7 @@ impl Sender {
             text,
             media,
             reply_to: message.content().and_then(|c| c.reply_to.clone()),
+            template,
         })
     }
 

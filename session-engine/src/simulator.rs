@@ -641,6 +641,7 @@ mod tests {
             text: "Halo Kak".to_owned(),
             media: None,
             reply_to: None,
+            template: None,
         }
     }
 

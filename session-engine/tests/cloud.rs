@@ -13,6 +13,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
+use wablast_domain::types::whatsapp_template::{TemplateCategory, TemplateMessage, TemplateStatus};
 use wablast_session_engine::cloud::{
     self, CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink, GraphErrorKind,
 };
@@ -98,6 +99,7 @@ fn text_message() -> OutgoingMessage {
         text: "Halo Kak, promo hari ini!".to_owned(),
         media: None,
         reply_to: None,
+        template: None,
     }
 }
 
@@ -1237,4 +1239,175 @@ async fn a_reply_quotes_its_message_as_meta_s_document_allows() {
         peer.requests()[0].json()["context"],
         json!({"message_id": "wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABIYFjNFQjA"})
     );
+}
+
+fn template_message() -> OutgoingMessage {
+    OutgoingMessage {
+        text: "[template order_update/id] Andi | 50%".to_owned(),
+        template: Some(TemplateMessage {
+            name: "order_update".to_owned(),
+            language: "id".to_owned(),
+            parameters: vec!["Andi".to_owned(), "50%".to_owned()],
+        }),
+        ..text_message()
+    }
+}
+
+#[tokio::test]
+async fn templates_are_sent_as_meta_s_document_allows() {
+    // Arrange
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, accepting).await else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer);
+    let without_parameters = OutgoingMessage {
+        template: Some(TemplateMessage {
+            name: "hello_world".to_owned(),
+            language: "en_US".to_owned(),
+            parameters: vec![],
+        }),
+        ..text_message()
+    };
+
+    // Act
+    let sent = connection.driver.send(&template_message()).await;
+    let plain = connection.driver.send(&without_parameters).await;
+
+    // Assert
+    peer.assert_valid();
+    assert!(connection.driver.sends_templates());
+    assert!(!sent.unwrap().provider_message_id.is_empty());
+    assert!(plain.is_ok());
+    let requests = peer.requests();
+    let body = requests[0].json();
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["to"], "6281234567890");
+    assert_eq!(
+        body["template"],
+        json!({
+            "name": "order_update",
+            "language": {"policy": "deterministic", "code": "id"},
+            "components": [{"type": "body", "parameters": [
+                {"type": "text", "text": "Andi"}, {"type": "text", "text": "50%"},
+            ]}],
+        })
+    );
+    assert!(body.get("text").is_none());
+    assert!(requests[1].json()["template"].get("components").is_none());
+}
+
+#[tokio::test]
+async fn templates_are_listed_as_meta_s_document_describes() {
+    // Arrange: the document's own example answer.
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, |_| None).await else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer);
+
+    // Act
+    let templates = connection
+        .driver
+        .templates("102290129340398")
+        .await
+        .unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(
+        peer.routes(),
+        ["GET /v23.0/102290129340398/message_templates"]
+    );
+    assert!(!templates.is_empty());
+}
+
+#[tokio::test]
+async fn templates_are_read_page_after_page_with_their_parameters() {
+    // Arrange: two pages, the second found by the first's cursor.
+    let peer = Peer::start(graph(|r| {
+        if r.route() != "GET /v23.0/102290129340398/message_templates" {
+            return Reply::json(404, graph_error(100, "Unsupported get request"));
+        }
+        if r.query.get("after").map(String::as_str) == Some("PAGE2") {
+            return Reply::json(
+                200,
+                json!({
+                    "data": [{
+                        "name": "promo_image", "language": "id", "status": "APPROVED",
+                        "category": "MARKETING", "id": "3",
+                        "components": [
+                            {"type": "HEADER", "format": "IMAGE"},
+                            {"type": "BODY", "text": "Promo untuk {{1}}"},
+                        ],
+                    }],
+                    "paging": {"cursors": {"before": "PAGE2", "after": "END"}},
+                }),
+            );
+        }
+        Reply::json(
+            200,
+            json!({
+                "data": [
+                    {"name": "order_update", "language": "id", "status": "APPROVED",
+                     "category": "UTILITY", "id": "1",
+                     "components": [
+                        {"type": "HEADER", "format": "TEXT", "text": "Pesanan"},
+                        {"type": "BODY", "text": "Halo {{1}}, diskon {{2}} untukmu"},
+                        {"type": "FOOTER", "text": "Toko Andi"},
+                     ]},
+                    {"name": "order_update", "language": "en_US", "status": "PENDING",
+                     "category": "UTILITY", "id": "2",
+                     "components": [{"type": "BODY", "text": "Hi {{1}}"}]},
+                ],
+                "paging": {"cursors": {"before": "PAGE1", "after": "PAGE2"},
+                           "next": "https://graph.facebook.com/v23.0/102290129340398/message_templates?after=PAGE2"},
+            }),
+        )
+    }))
+    .await;
+    let (connection, _sink) = connect(&peer.base_url);
+
+    // Act
+    let templates = connection
+        .driver
+        .templates("102290129340398")
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(peer.routes().len(), 2);
+    assert_eq!(templates.len(), 3);
+    let first = &templates[0];
+    assert_eq!(
+        (first.name.as_str(), first.language.as_str()),
+        ("order_update", "id")
+    );
+    assert_eq!(first.status, TemplateStatus::Approved);
+    assert_eq!(first.category, TemplateCategory::Utility);
+    assert_eq!(first.body_parameters, 2);
+    assert_eq!(first.header_format.as_deref(), Some("TEXT"));
+    assert_eq!(first.header_parameters, 0);
+    assert_eq!(templates[1].status, TemplateStatus::Pending);
+    assert_eq!(templates[2].header_format.as_deref(), Some("IMAGE"));
+    assert!(templates[2].check_use(1).is_err());
+}
+
+#[tokio::test]
+async fn a_refused_template_listing_says_why() {
+    // Arrange
+    let peer = Peer::start(graph(|_| {
+        Reply::json(400, graph_error(100, "Unsupported get request"))
+    }))
+    .await;
+    let (connection, _sink) = connect(&peer.base_url);
+
+    // Act
+    let refused = connection.driver.templates("999").await;
+    let not_an_id = connection.driver.templates("abc").await;
+
+    // Assert
+    assert!(
+        matches!(refused, Err(DriverError::Refused(_))),
+        "{refused:?}"
+    );
+    assert!(matches!(not_an_id, Err(DriverError::InvalidState(_))));
 }

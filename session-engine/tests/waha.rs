@@ -105,6 +105,7 @@ fn text_message(to: &str) -> OutgoingMessage {
         text: "Halo Kak, promo hari ini!".to_owned(),
         media: None,
         reply_to: None,
+        template: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod journey;
 mod list_checks;
 mod media;
 mod messages;
+mod official;
 mod operations;
 mod schedule;
 mod sending;

@@ -44,6 +44,7 @@ use async_nats::jetstream;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wablast_domain::types::phone::Phone;
+use wablast_domain::types::whatsapp_template::SyncedTemplate;
 use wablast_domain::types::{SessionId, TenantId};
 use wablast_eventstore::{EventStoreError, Prefix, ensure_key_value};
 
@@ -114,12 +115,14 @@ pub enum Verb {
     GroupMembers,
     /// [`CheckNumbersRequest`] → [`CheckNumbersResponse`].
     CheckNumbers,
+    /// [`TemplatesRequest`] → [`TemplatesResponse`].
+    Templates,
 }
 
 impl Verb {
     /// The subject token: `pairing_code`, `simulator_scan`,
     /// `simulator_inbound`, `webhook`, `groups`, `group_members`,
-    /// `check_numbers`.
+    /// `check_numbers`, `templates`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::PairingCode => "pairing_code",
@@ -129,6 +132,7 @@ impl Verb {
             Self::Groups => "groups",
             Self::GroupMembers => "group_members",
             Self::CheckNumbers => "check_numbers",
+            Self::Templates => "templates",
         }
     }
 }
@@ -361,6 +365,22 @@ pub struct NumberChecked {
 pub struct CheckNumbersResponse {
     /// Each number checked.
     pub checked: Vec<NumberChecked>,
+}
+
+/// The message templates of the session's WhatsApp Business Account
+/// (Cloud API sessions). The account's id travels with the request, so an
+/// id set after the session started is used without restarting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplatesRequest {
+    /// The WhatsApp Business Account's id.
+    pub waba_id: String,
+}
+
+/// Every template of the account, as Meta lists them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplatesResponse {
+    /// Each template (each language of a name is one).
+    pub templates: Vec<SyncedTemplate>,
 }
 
 /// A webhook the session's driver verified and read.

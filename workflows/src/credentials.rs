@@ -192,6 +192,10 @@ pub struct CloudCredentials {
     pub verify_token: String,
     /// The Graph API base ([`DEFAULT_CLOUD_API_BASE`] unless given).
     pub api_base: Url,
+    /// The WhatsApp Business Account's id (digits): where the number's
+    /// message templates are listed. `None` for sessions created before
+    /// it was asked (set it with a template sync).
+    pub waba_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +214,7 @@ struct CloudInput {
     app_secret: String,
     verify_token: String,
     api_base: Option<String>,
+    waba_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -276,6 +281,10 @@ impl DriverCredentials {
                         "driver_config.api_base",
                         input.api_base.as_deref().unwrap_or(DEFAULT_CLOUD_API_BASE),
                     )?,
+                    waba_id: input
+                        .waba_id
+                        .map(|id| waba_id("driver_config.waba_id", &id))
+                        .transpose()?,
                 })))
             }
         }
@@ -297,10 +306,16 @@ impl DriverCredentials {
                 "base_url": w.base_url.as_str(),
                 "session_name": w.session_name,
             }),
-            Self::Cloud(c) => json!({
-                "phone_number_id": c.phone_number_id,
-                "api_base": c.api_base.as_str(),
-            }),
+            Self::Cloud(c) => {
+                let mut config = json!({
+                    "phone_number_id": c.phone_number_id,
+                    "api_base": c.api_base.as_str(),
+                });
+                if let Some(waba_id) = &c.waba_id {
+                    config["waba_id"] = json!(waba_id);
+                }
+                config
+            }
         }
     }
 
@@ -350,6 +365,7 @@ impl DriverCredentials {
                     app_secret: secret.app_secret,
                     verify_token: secret.verify_token,
                     api_base: url("api_base")?,
+                    waba_id: config["waba_id"].as_str().map(str::to_owned),
                 }))
             }
             other => Err(CredentialsError::Malformed(format!(
@@ -425,6 +441,18 @@ fn url_field(field: &str, value: &str) -> Result<Url, InvalidConfig> {
         ));
     }
     Ok(url)
+}
+
+/// A WhatsApp Business Account id: digits only.
+pub fn waba_id(field: &str, value: &str) -> Result<String, InvalidConfig> {
+    let id = text_field(field, value)?;
+    if !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidConfig::new(
+            field,
+            "waba_id is the WhatsApp Business Account's id at Meta: digits only",
+        ));
+    }
+    Ok(id)
 }
 
 /// A WAHA session name: 1 to 64 of `A-Z a-z 0-9 _ -`.
@@ -537,6 +565,32 @@ pub async fn public_configs(
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Sets the WhatsApp Business Account id of a Cloud API session's
+/// credentials (checked with [`waba_id`]).
+///
+/// # Returns
+/// Whether the tenant has such a Cloud API session's credentials.
+pub async fn set_waba_id(
+    pool: &PgPool,
+    tenant: TenantId,
+    session: SessionId,
+    waba_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "update session_credentials \
+         set config = jsonb_set(config, '{waba_id}', to_jsonb($3::text)), updated_at = $4 \
+         where tenant_id = $1 and session_id = $2 and driver = 'cloud'",
+    )
+    .bind(tenant.as_uuid())
+    .bind(session.as_uuid())
+    .bind(waba_id)
+    .bind(Utc::now())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(updated > 0)
 }
 
 /// Forgets a session's credentials.
@@ -769,5 +823,30 @@ mod tests {
             DriverCredentials::from_parts("waha", creds.public_config(), &creds.secret_json())
                 .unwrap();
         assert_eq!(back, creds);
+    }
+
+    #[test]
+    fn a_cloud_config_keeps_its_business_account_id_in_the_public_part() {
+        let cloud = |waba_id: Value| {
+            DriverCredentials::from_request(
+                Driver::Cloud,
+                Some(
+                    json!({"phone_number_id": "1234567890", "access_token": "EAAG",
+                            "app_secret": "s", "verify_token": "v", "waba_id": waba_id}),
+                ),
+            )
+        };
+        let creds = cloud(json!(" 102290129340398 ")).unwrap().unwrap();
+        assert_eq!(creds.public_config()["waba_id"], "102290129340398");
+        let back =
+            DriverCredentials::from_parts("cloud", creds.public_config(), &creds.secret_json())
+                .unwrap();
+        assert_eq!(back, creds);
+        assert_eq!(
+            cloud(json!("WABA-1")).unwrap_err().field,
+            "driver_config.waba_id"
+        );
+        let without = cloud(Value::Null).unwrap().unwrap();
+        assert!(without.public_config().get("waba_id").is_none());
     }
 }

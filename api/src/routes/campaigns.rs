@@ -25,6 +25,7 @@ use uuid::Uuid;
 use wablast_domain::campaign::{
     Campaign, CampaignCommand, CampaignError, CampaignEvent, CampaignStatus, PauseReason,
 };
+use wablast_domain::session::Driver;
 use wablast_domain::types::template::Template;
 use wablast_domain::types::{CampaignId, ContactListId, MediaId, SessionId, Throttle};
 use wablast_domain::wallet::WalletError;
@@ -86,6 +87,11 @@ pub struct NewCampaign {
     pub template: String,
     /// An uploaded attachment sent with every message.
     pub media_id: Option<Uuid>,
+    /// The approved WhatsApp template its Cloud API senders send instead
+    /// of `template` (they can only start conversations with one):
+    /// required when a sender is a Cloud API session, refused otherwise.
+    /// Each parameter is rendered per recipient like `template`.
+    pub whatsapp_template: Option<super::templates::CampaignTemplateBody>,
     /// The sessions that send it, in rotation (at least one).
     pub sender_session_ids: Vec<Uuid>,
     /// The random pause between two sends of a session (default 2000 to
@@ -431,6 +437,10 @@ fn campaign_details(refusal: &CampaignError) -> Option<serde_json::Value> {
             json!({"recipients": recipients, "cap": cap})
         }
         CampaignError::BackingOff { retry_at } => json!({"retry_at": retry_at}),
+        CampaignError::TemplateRequired { sessions } => {
+            json!({"field": "whatsapp_template", "cloud_sessions": sessions})
+        }
+        CampaignError::TemplateWithoutCloudSender => json!({"field": "whatsapp_template"}),
         _ => return None,
     })
 }
@@ -506,7 +516,7 @@ fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response
         (status = 400, description = "Bad field: name, template (syntax or unknown variable), throttle, senders, scheduled_at", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such contact list, sender session or medium in the caller's tenant", body = ErrorBody),
-        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template uses without fallback; `details.missing` counts them per variable", body = ErrorBody),
+        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template (or a `whatsapp_template` parameter) uses without fallback; `details.missing` counts them per variable. `template_required`: a sender is a Cloud API session and no `whatsapp_template` is given (it could not start conversations); `template_not_supported`: a `whatsapp_template` without a Cloud API sender, or one with a header needing a parameter; `template_not_found`, `template_not_approved`, `template_parameter_mismatch`: the `whatsapp_template` is not synced for a Cloud API sender, not approved, or its parameters do not match its body's `{{n}}`", body = ErrorBody),
     ))]
 async fn create_campaign(
     State(state): State<AppState>,
@@ -544,8 +554,44 @@ async fn create_campaign(
             .with_details(json!({"field": "sender_session_ids", "id": unknown})));
     }
 
+    let whatsapp_template = body
+        .whatsapp_template
+        .as_ref()
+        .map(super::templates::CampaignTemplateBody::parse)
+        .transpose()?;
+    let cloud_senders = sessions::with_driver(
+        &state.db,
+        caller.tenant_id,
+        &body.sender_session_ids,
+        Driver::Cloud,
+    )
+    .await?;
+    if let Some(whatsapp) = &whatsapp_template {
+        for session in &cloud_senders {
+            super::templates::ensure_usable(
+                &state,
+                caller.tenant_id,
+                *session,
+                &whatsapp.name,
+                &whatsapp.language,
+                whatsapp.parameters.len(),
+            )
+            .await?;
+        }
+    }
+    let cloud_senders: BTreeSet<SessionId> = cloud_senders
+        .into_iter()
+        .map(SessionId::from_uuid)
+        .collect();
+
     let list_id = ContactListId::from_uuid(body.contact_list_id);
-    let variables = Campaign::template_variables(&template, list.columns.iter().cloned());
+    let mut variables = Campaign::template_variables(&template, list.columns.iter().cloned());
+    for parameter in whatsapp_template.iter().flat_map(|t| &t.parameters) {
+        variables.extend(Campaign::template_variables(
+            parameter,
+            list.columns.iter().cloned(),
+        ));
+    }
     let missing_values = contact_lists::missing_values(
         &state.db,
         caller.tenant_id,
@@ -569,6 +615,8 @@ async fn create_campaign(
             contact_list_id: list_id,
             template: template.clone(),
             media_id: body.media_id.map(MediaId::from_uuid),
+            whatsapp_template: whatsapp_template.map(Box::new),
+            cloud_senders,
             sender_session_ids: body
                 .sender_session_ids
                 .iter()

@@ -19,9 +19,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_domain::message::Message;
+use wablast_domain::session::Driver;
 use wablast_domain::types::CampaignId;
 use wablast_domain::types::phone::{Phone, Region};
+use wablast_domain::types::whatsapp_template::{
+    CUSTOMER_SERVICE_WINDOW, TemplateMessage, window_is_open,
+};
 use wablast_domain::types::{MediaId, MessageContent, MessageId, SessionId};
+use wablast_projections::queries::chats;
 use wablast_projections::queries::history::{
     self, Direction, HistoryCursor, HistoryFilter, HistoryView,
 };
@@ -280,9 +285,12 @@ pub struct NewMessage {
     /// WhatsApp's id of a message this one answers (quoted): a received
     /// message's `provider_message_id`, say.
     pub reply_to: Option<String>,
-    /// A template (Cloud API sessions). Not supported yet: refused.
-    #[schema(value_type = Option<Object>)]
-    pub template: Option<serde_json::Value>,
+    /// An approved WhatsApp template instead of `text`/`media_id`
+    /// (Cloud API sessions only): synced for the session
+    /// (`POST /api/v1/sessions/{id}/templates/sync`), with as many
+    /// `parameters` as its body has `{{n}}`. What a Cloud API number
+    /// sends to someone who has not written to it in the last 24 hours.
+    pub template: Option<super::templates::TemplateBody>,
     /// When the active hours are closed now: `wait` (default) or `refuse`.
     pub outside_active_hours: Option<OutsideHours>,
 }
@@ -304,6 +312,8 @@ pub struct QueuedMessage {
     pub text: Option<String>,
     /// The attachment.
     pub media_id: Option<Uuid>,
+    /// The WhatsApp template it sends.
+    pub template: Option<TemplateMessage>,
     /// When it was queued.
     pub queued_at: DateTime<Utc>,
 }
@@ -319,16 +329,21 @@ pub struct QueuedMessage {
 /// `GET /api/v1/messages/{id}`.
 ///
 /// With an `Idempotency-Key`, a retried request sends once.
+///
+/// A Cloud API session ("official mode") writes free text or media only to
+/// someone who wrote to it in the last 24 hours (Meta's customer-service
+/// window); anyone else gets an approved `template`: otherwise 422
+/// `outside_customer_service_window`, at once.
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages",
     security(("bearer" = []), ("api_key" = [])),
     request_body = NewMessage,
     responses(
         (status = 202, description = "Queued (`X-Wablast-Position` names the write)", body = QueuedMessage),
-        (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a group chat id, a blank or long `reply_to`, `template`), `invalid_phone`", body = ErrorBody),
+        (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a group chat id, a blank or long `reply_to`, a `template` with text or media, a bad template name, language or parameter), `invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session or media in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the session is not ready (`details.session_status`); `conflict`: the same `Idempotency-Key` is still being answered", body = ErrorBody),
-        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one whose header needs a parameter), `template_not_found`, `template_not_approved`, `template_parameter_mismatch`", body = ErrorBody),
         (status = 503, description = "`unavailable`: the event log is away; retry with the same `Idempotency-Key`", body = ErrorBody),
     ))]
 async fn send_message(
@@ -337,30 +352,29 @@ async fn send_message(
     headers: HeaderMap,
     Json(body): Json<NewMessage>,
 ) -> Result<Response, ApiError> {
-    if body.template.is_some() {
-        return Err(ApiError::validation(
-            "templates (Cloud API sessions) are not supported yet",
-        ));
-    }
     let region = match body.default_region.as_deref() {
         None => Region::ID,
         Some(code) => Region::parse(code).map_err(|err| ApiError::validation(err.to_string()))?,
     };
     let to = recipient(&body.to, region)?;
-    let text = match (body.media_id, body.text, body.caption) {
-        (Some(_), Some(_), _) => {
-            return Err(ApiError::validation(
-                "a message with media_id takes its words as caption, not text",
+    if let Some(template) = &body.template {
+        if body.text.is_some() || body.media_id.is_some() || body.caption.is_some() {
+            return Err(ApiError::invalid_field(
+                "template",
+                "a template message takes no text, media_id or caption: its words are the template's",
             ));
         }
-        (Some(_), None, caption) => caption,
-        (None, text, None) => text,
-        (None, _, Some(_)) => {
-            return Err(ApiError::validation("caption goes with media_id"));
+        // The shape first: a bad name is 400 whatever the session.
+        template.message("template")?;
+    }
+    let content = match &body.template {
+        Some(template) => {
+            MessageContent::template(template.message("template")?, body.reply_to.clone())
+                .map_err(|err| ApiError::validation(err.to_string()))?
         }
+        None => free_content(&body)?,
     };
-    let content = MessageContent::new(text, body.media_id.map(MediaId::from_uuid), body.reply_to)
-        .map_err(|err| ApiError::validation(err.to_string()))?;
+    official_rules(&state, &caller, &body, &to, &content).await?;
     crate::media::require(&state.db, *caller.tenant_id.as_uuid(), body.media_id).await?;
     // A retried request (same key) is the same message: admitted once.
     let message_id = match headers
@@ -398,10 +412,95 @@ async fn send_message(
             to: to.as_str().to_owned(),
             text: content.text,
             media_id: body.media_id,
+            template: content.template.map(|t| *t),
             queued_at: queued.queued_at,
         }),
     )
         .into_response())
+}
+
+/// A free (not template) message's content: a text, or media with an
+/// optional caption.
+fn free_content(body: &NewMessage) -> Result<MessageContent, ApiError> {
+    let text = match (body.media_id, body.text.clone(), body.caption.clone()) {
+        (Some(_), Some(_), _) => {
+            return Err(ApiError::validation(
+                "a message with media_id takes its words as caption, not text",
+            ));
+        }
+        (Some(_), None, caption) => caption,
+        (None, text, None) => text,
+        (None, _, Some(_)) => {
+            return Err(ApiError::validation("caption goes with media_id"));
+        }
+    };
+    MessageContent::new(
+        text,
+        body.media_id.map(MediaId::from_uuid),
+        body.reply_to.clone(),
+    )
+    .map_err(|err| ApiError::validation(err.to_string()))
+}
+
+/// The rules of WhatsApp templates and of the Cloud API's 24-hour
+/// customer-service window (see [`wablast_domain::types::whatsapp_template`]):
+/// a template goes from a Cloud API session only, approved and with its
+/// parameters; free text or media from a Cloud API session only to someone
+/// who wrote to it in the last 24 hours. A session the tenant does not
+/// have is left to the send (404).
+async fn official_rules(
+    state: &AppState,
+    caller: &Caller,
+    body: &NewMessage,
+    to: &Phone,
+    content: &MessageContent,
+) -> Result<(), ApiError> {
+    let session =
+        match super::templates::existing_session(state, caller.tenant_id, body.session_id).await {
+            Ok(session) => session,
+            Err(err) if err.code() == ErrorCode::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+    match &content.template {
+        Some(template) => {
+            super::templates::ensure_cloud(&session)?;
+            super::templates::ensure_usable(
+                state,
+                caller.tenant_id,
+                body.session_id,
+                &template.name,
+                &template.language,
+                template.parameters.len(),
+            )
+            .await
+        }
+        None if session.driver() == Driver::Cloud => {
+            let last = chats::last_inbound_at(
+                &state.db,
+                caller.tenant_id,
+                SessionId::from_uuid(body.session_id),
+                to.as_str(),
+            )
+            .await?;
+            if window_is_open(last, Utc::now()) {
+                return Ok(());
+            }
+            Err(ApiError::new(
+                ErrorCode::OutsideCustomerServiceWindow,
+                format!(
+                    "{to} has not written to this Cloud API number in the last {} hours: \
+                     WhatsApp only lets it start a conversation with an approved template; \
+                     send `template` instead of text",
+                    CUSTOMER_SERVICE_WINDOW.num_hours()
+                ),
+            )
+            .with_details(json!({
+                "last_inbound_at": last,
+                "window_hours": CUSTOMER_SERVICE_WINDOW.num_hours(),
+            })))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The recipient of `to`: a phone number, or a person's chat id.

@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod numbers;
 pub mod schedule;
 pub mod sessions;
+pub mod templates;
 pub mod wallet;
 pub mod webhooks;

@@ -103,8 +103,9 @@ pub struct NewSession {
     pub auto_start: Option<bool>,
     /// Required for `waha` (`{base_url, api_key, session_name?}`) and
     /// `cloud` (`{phone_number_id, access_token, app_secret, verify_token,
-    /// api_base?}`); refused for `simulator` and `native`. Secrets are
-    /// stored encrypted and never returned.
+    /// api_base?, waba_id?}`; `waba_id`, the WhatsApp Business Account's
+    /// id, is needed to sync its templates); refused for `simulator` and
+    /// `native`. Secrets are stored encrypted and never returned.
     #[schema(value_type = Option<Object>, example = json!({"base_url": "https://waha.example.com", "api_key": "secret"}))]
     pub driver_config: Option<Value>,
 }
@@ -138,7 +139,7 @@ pub struct SessionBody {
     /// Why it last stopped working; cleared once ready again.
     pub last_error: Option<String>,
     /// The driver's settings without secrets (WAHA `{base_url,
-    /// session_name}`, Cloud `{phone_number_id, api_base}`); `null` for
+    /// session_name}`, Cloud `{phone_number_id, api_base, waba_id?}`); `null` for
     /// simulator and native sessions.
     #[schema(value_type = Option<Object>)]
     pub driver_config: Option<Value>,

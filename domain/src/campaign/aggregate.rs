@@ -12,6 +12,7 @@ use super::commands::CampaignCommand;
 use super::error::CampaignError;
 use super::events::{CampaignEvent, PauseReason, SenderUnavailableReason};
 use crate::types::template::Template;
+use crate::types::whatsapp_template::CampaignTemplate;
 use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
 
 /// Where a campaign is in its lifecycle (as the API
@@ -102,6 +103,8 @@ pub struct Campaign {
     contact_list_id: Option<ContactListId>,
     template: Option<Template>,
     media_id: Option<MediaId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    whatsapp_template: Option<CampaignTemplate>,
     all_senders: Vec<SessionId>,
     senders: Vec<SessionId>,
     removed_senders: Vec<RemovedSender>,
@@ -174,6 +177,11 @@ impl Campaign {
     /// The attachment sent with every message.
     pub fn media_id(&self) -> Option<MediaId> {
         self.media_id
+    }
+
+    /// The WhatsApp template its Cloud API senders send.
+    pub fn whatsapp_template(&self) -> Option<&CampaignTemplate> {
+        self.whatsapp_template.as_ref()
     }
 
     /// The senders still in rotation, in their original order.
@@ -312,6 +320,8 @@ impl Campaign {
                 contact_list_id,
                 template,
                 media_id,
+                whatsapp_template,
+                cloud_senders,
                 sender_session_ids,
                 throttle,
                 scheduled_at,
@@ -340,19 +350,44 @@ impl Campaign {
                 if let Some(at_time) = scheduled_at.filter(|t| *t <= at) {
                     return Err(CampaignError::ScheduleInPast { at_time });
                 }
-                let unknown = Self::unknown_template_variables(&template, list_columns);
+                let unknown = Self::unknown_template_variables(&template, list_columns.clone());
                 if !unknown.is_empty() {
                     return Err(CampaignError::UnknownVariables {
                         names: unknown.into_iter().collect(),
                     });
                 }
                 Self::ensure_renderable(&template, &missing_values)?;
+                let cloud: Vec<SessionId> = sender_session_ids
+                    .iter()
+                    .filter(|s| cloud_senders.contains(s))
+                    .copied()
+                    .collect();
+                match (&whatsapp_template, cloud.is_empty()) {
+                    (None, false) => {
+                        return Err(CampaignError::TemplateRequired { sessions: cloud });
+                    }
+                    (Some(_), true) => return Err(CampaignError::TemplateWithoutCloudSender),
+                    _ => {}
+                }
+                if let Some(whatsapp) = &whatsapp_template {
+                    for parameter in &whatsapp.parameters {
+                        let unknown =
+                            Self::unknown_template_variables(parameter, list_columns.clone());
+                        if !unknown.is_empty() {
+                            return Err(CampaignError::UnknownVariables {
+                                names: unknown.into_iter().collect(),
+                            });
+                        }
+                        Self::ensure_renderable(parameter, &missing_values)?;
+                    }
+                }
                 Ok(vec![CampaignEvent::CampaignCreated {
                     campaign_id,
                     name: name.to_owned(),
                     contact_list_id,
                     template,
                     media_id,
+                    whatsapp_template: whatsapp_template.map(|t| *t),
                     sender_session_ids,
                     throttle,
                     scheduled_at,
@@ -652,6 +687,7 @@ impl Aggregate for Campaign {
                 contact_list_id,
                 template,
                 media_id,
+                whatsapp_template,
                 sender_session_ids,
                 throttle,
                 scheduled_at,
@@ -665,6 +701,7 @@ impl Aggregate for Campaign {
                 self.contact_list_id = Some(contact_list_id);
                 self.template = Some(template);
                 self.media_id = media_id;
+                self.whatsapp_template = whatsapp_template;
                 self.all_senders = sender_session_ids.clone();
                 self.senders = sender_session_ids;
                 self.throttle = throttle;
@@ -803,6 +840,8 @@ mod tests {
             contact_list_id: list_id(),
             template: template(),
             media_id: None,
+            whatsapp_template: None,
+            cloud_senders: BTreeSet::new(),
             sender_session_ids: vec![sender(1), sender(2)],
             throttle: Throttle::DEFAULT,
             scheduled_at: None,
@@ -900,6 +939,7 @@ mod tests {
             contact_list_id: list_id(),
             template: template(),
             media_id: None,
+            whatsapp_template: None,
             sender_session_ids: vec![sender(1), sender(2)],
             throttle: Throttle::DEFAULT,
             scheduled_at: None,
@@ -915,6 +955,7 @@ mod tests {
             contact_list_id: list_id(),
             template: template(),
             media_id: None,
+            whatsapp_template: None,
             sender_session_ids: vec![sender(1)],
             throttle: Throttle::DEFAULT,
             scheduled_at: None,
@@ -1108,6 +1149,74 @@ mod tests {
     }
 
     #[test]
+    fn refuses_cloud_api_senders_without_a_whatsapp_template() {
+        let command = with_create(|c| {
+            if let CampaignCommand::CreateCampaign { cloud_senders, .. } = c {
+                cloud_senders.insert(sender(2));
+            }
+        });
+        Given::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(CampaignError::TemplateRequired {
+                sessions: vec![sender(2)],
+            });
+    }
+
+    #[test]
+    fn refuses_a_whatsapp_template_without_a_cloud_api_sender() {
+        let command = with_create(|c| {
+            if let CampaignCommand::CreateCampaign {
+                whatsapp_template, ..
+            } = c
+            {
+                *whatsapp_template = Some(Box::new(
+                    CampaignTemplate::new("promo", "id", vec![]).unwrap(),
+                ));
+            }
+        });
+        Given::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(CampaignError::TemplateWithoutCloudSender);
+    }
+
+    #[test]
+    fn a_whatsapp_template_s_parameters_use_only_known_variables() {
+        let with_parameter = |parameter: &str| {
+            let parameter = Template::parse(parameter).unwrap();
+            with_create(move |c| {
+                if let CampaignCommand::CreateCampaign {
+                    whatsapp_template,
+                    cloud_senders,
+                    ..
+                } = c
+                {
+                    cloud_senders.insert(sender(1));
+                    *whatsapp_template = Some(Box::new(
+                        CampaignTemplate::new("promo", "id", vec![parameter]).unwrap(),
+                    ));
+                }
+            })
+        };
+        Given::with(())
+            .given_no_previous_events()
+            .when(with_parameter("{{voucher}}"))
+            .then_expect_error(CampaignError::UnknownVariables {
+                names: vec!["voucher".to_owned()],
+            });
+        let created = Given::with(())
+            .given_no_previous_events()
+            .when(with_parameter("{{name|Kak}}"))
+            .inspect_result()
+            .unwrap();
+        assert!(matches!(
+            &created[0],
+            CampaignEvent::CampaignCreated { whatsapp_template: Some(t), .. } if t.name == "promo"
+        ));
+    }
+
+    #[test]
     fn refuses_a_sender_listed_twice() {
         let command = with_create(|c| {
             if let CampaignCommand::CreateCampaign {
@@ -1238,6 +1347,7 @@ mod tests {
                 contact_list_id: list_id(),
                 template: Template::parse("Halo {{Name|Kak}}, {{order|pesanan}} siap").unwrap(),
                 media_id: None,
+                whatsapp_template: None,
                 sender_session_ids: vec![sender(1), sender(2)],
                 throttle: Throttle::DEFAULT,
                 scheduled_at: None,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{PauseReason, SenderUnavailableReason, StartRefusal};
 use crate::types::template::Template;
+use crate::types::whatsapp_template::CampaignTemplate;
 use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
 
 /// A command to the campaign aggregate.
@@ -29,6 +30,16 @@ pub enum CampaignCommand {
         template: Template,
         /// An attachment sent with every message.
         media_id: Option<MediaId>,
+        /// The WhatsApp template its Cloud API senders send (they cannot
+        /// start conversations with free text); its parameters rendered
+        /// per recipient like `template`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        whatsapp_template: Option<Box<CampaignTemplate>>,
+        /// Which of the senders are Cloud API sessions (looked up by the
+        /// caller): with any, a `whatsapp_template` is required; without,
+        /// it is refused.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        cloud_senders: BTreeSet<SessionId>,
         /// The sessions that send it, in rotation (at least one, no
         /// duplicate).
         sender_session_ids: Vec<SessionId>,

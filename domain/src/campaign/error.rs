@@ -104,6 +104,19 @@ pub enum CampaignError {
     /// A start while every sender's daily limit is used up for today.
     #[error("every sender of the campaign has used up its daily limit for today")]
     DailyLimitReached,
+    /// Cloud API senders, and no WhatsApp template: they could not start a
+    /// conversation with anyone.
+    #[error(
+        "sessions {} are Cloud API numbers, which can only start conversations with an approved template: give the campaign a whatsapp_template",
+        .sessions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    TemplateRequired {
+        /// The Cloud API senders.
+        sessions: Vec<SessionId>,
+    },
+    /// A WhatsApp template, and no Cloud API sender to send it.
+    #[error("a whatsapp_template is sent by Cloud API senders only, and the campaign has none")]
+    TemplateWithoutCloudSender,
     /// Completion counts that do not add up to the recipients.
     #[error("{counted} messages counted, but the campaign has {recipients} recipients")]
     CountsMismatch {
@@ -135,6 +148,8 @@ impl CampaignError {
             Self::TemplateVariablesMissing { .. } => RefusalCode::TemplateVariablesMissing,
             Self::NoActiveSenders => RefusalCode::SessionNotReady,
             Self::DailyLimitReached => RefusalCode::DailyLimitReached,
+            Self::TemplateRequired { .. } => RefusalCode::TemplateRequired,
+            Self::TemplateWithoutCloudSender => RefusalCode::TemplateNotSupported,
         }
     }
 }

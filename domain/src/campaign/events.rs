@@ -5,6 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::types::template::Template;
+use crate::types::whatsapp_template::CampaignTemplate;
 use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
 
 /// Why a sender session left a campaign's rotation.
@@ -69,6 +70,9 @@ pub enum CampaignEvent {
         template: Template,
         /// An attachment sent with every message.
         media_id: Option<MediaId>,
+        /// The WhatsApp template its Cloud API senders send.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        whatsapp_template: Option<CampaignTemplate>,
         /// The sender sessions, in rotation order.
         sender_session_ids: Vec<SessionId>,
         /// The pause between two sends of one session.

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::MediaId;
+use super::whatsapp_template::TemplateMessage;
 
 /// The longest text (or caption) of one message, in characters: WhatsApp's
 /// own limit for a text message.
@@ -27,6 +28,10 @@ pub struct MessageContent {
     /// WhatsApp's id of the message this one answers (quoted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// An approved WhatsApp template instead of a text (Cloud API
+    /// sessions): then there is no text and no attachment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Box<TemplateMessage>>,
 }
 
 /// Why a content is not one.
@@ -64,21 +69,39 @@ impl MessageContent {
         if text.is_none() && media_id.is_none() {
             return Err(ContentError::Empty);
         }
-        let reply_to = match reply_to {
-            None => None,
-            Some(id) => {
-                let id = id.trim();
-                if id.is_empty() || id.chars().count() > MAX_REPLY_TO_CHARS {
-                    return Err(ContentError::ReplyTo);
-                }
-                Some(id.to_owned())
-            }
-        };
         Ok(Self {
             text,
             media_id,
-            reply_to,
+            reply_to: check_reply_to(reply_to)?,
+            template: None,
         })
+    }
+
+    /// A template message (checked by [`TemplateMessage::new`]), with an
+    /// optional quoted message id.
+    pub fn template(
+        template: TemplateMessage,
+        reply_to: Option<String>,
+    ) -> Result<Self, ContentError> {
+        Ok(Self {
+            text: None,
+            media_id: None,
+            reply_to: check_reply_to(reply_to)?,
+            template: Some(Box::new(template)),
+        })
+    }
+}
+
+fn check_reply_to(reply_to: Option<String>) -> Result<Option<String>, ContentError> {
+    match reply_to {
+        None => Ok(None),
+        Some(id) => {
+            let id = id.trim();
+            if id.is_empty() || id.chars().count() > MAX_REPLY_TO_CHARS {
+                return Err(ContentError::ReplyTo);
+            }
+            Ok(Some(id.to_owned()))
+        }
     }
 }
 

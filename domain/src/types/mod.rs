@@ -9,6 +9,7 @@ pub mod phone;
 pub mod points;
 pub mod template;
 pub mod throttle;
+pub mod whatsapp_template;
 
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
 pub use content::{ContentError, MessageContent};

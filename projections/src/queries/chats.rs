@@ -89,3 +89,22 @@ pub async fn mark_read(
     .await?;
     Ok(marked.rows_affected() > 0)
 }
+
+/// When `peer` (E.164) last wrote to the tenant's `session`, if ever: what
+/// the Cloud API's 24-hour customer-service window runs from.
+pub async fn last_inbound_at(
+    pool: &PgPool,
+    tenant: TenantId,
+    session: SessionId,
+    peer: &str,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select max(received_at) from inbound_messages \
+         where tenant_id = $1 and session_id = $2 and coalesce(from_phone, from_raw) = $3",
+    )
+    .bind(tenant.as_uuid())
+    .bind(session.as_uuid())
+    .bind(peer)
+    .fetch_one(pool)
+    .await
+}

@@ -21,6 +21,7 @@
 //! - [`chats`]: conversations per session and peer, and their read marks.
 //! - [`number_checks`]: whether numbers are on WhatsApp, as checked.
 //! - [`list_checks`]: checks of contact lists' numbers, and their progress.
+//! - [`whatsapp_templates`]: Cloud API sessions' templates, as synced.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
@@ -47,6 +48,7 @@ pub mod schedule;
 pub mod sessions;
 pub mod wallet;
 pub mod webhooks;
+pub mod whatsapp_templates;
 
 pub use wallet::TransactionCursor;
 

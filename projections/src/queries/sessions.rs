@@ -220,3 +220,21 @@ pub async fn tenant_of(pool: &PgPool, id: SessionId) -> Result<Option<TenantId>,
         .await?;
     Ok(tenant.map(TenantId::from_uuid))
 }
+
+/// Which of `ids` are the tenant's sessions of `driver` (the Cloud API
+/// senders of a campaign, say).
+pub async fn with_driver(
+    pool: &PgPool,
+    tenant: TenantId,
+    ids: &[Uuid],
+    driver: Driver,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from sessions where tenant_id = $1 and id = any($2) and driver = $3",
+    )
+    .bind(tenant.as_uuid())
+    .bind(ids)
+    .bind(driver.as_str())
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,353 @@
+//! Official mode (Cloud API sessions) end to end: templates synced from a
+//! (local) Graph API, template sends checked and sent, free text refused
+//! outside the 24-hour customer-service window and sent inside it, and
+//! campaigns whose Cloud API senders need a template.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+use wablast_tests::peer::{Peer, Recorded, Reply};
+
+use crate::app::{Client, TestApp, code};
+use crate::campaigns::Backdoor;
+use crate::sending::{engine, funded, linked};
+use wablast_tests::wait_for as until;
+
+const GRAPH_TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
+const APP_SECRET: &str = "meta-app-secret";
+const VERIFY_TOKEN: &str = "wablast-verify";
+const NUMBER_ID: &str = "106540352242922";
+const WABA_ID: &str = "102290129340398";
+const CUSTOMER: &str = "+6281234567890";
+
+/// A Graph API with our number, its account's templates, and messages
+/// accepted.
+async fn graph_server() -> Peer {
+    Peer::start(|request: &Recorded| {
+        if request.header("authorization") != Some(&format!("Bearer {GRAPH_TOKEN}")) {
+            return Reply::json(
+                401,
+                json!({"error": {"message": "Invalid OAuth access token", "type": "OAuthException", "code": 190}}),
+            );
+        }
+        let route = request.route();
+        if route == format!("GET /v21.0/{NUMBER_ID}") {
+            return Reply::json(
+                200,
+                json!({"id": NUMBER_ID, "display_phone_number": "+62 811-0000-0002",
+                       "verified_name": "Toko Andi", "quality_rating": "GREEN"}),
+            );
+        }
+        if route == format!("GET /v21.0/{WABA_ID}/message_templates") {
+            return Reply::json(
+                200,
+                json!({"data": [
+                    {"name": "order_update", "language": "id", "status": "APPROVED",
+                     "category": "UTILITY", "id": "1",
+                     "components": [{"type": "BODY", "text": "Halo {{1}}, pesanan {{2}} siap"}]},
+                    {"name": "promo_baru", "language": "id", "status": "PENDING",
+                     "category": "MARKETING", "id": "2",
+                     "components": [{"type": "BODY", "text": "Promo untuk {{1}}"}]},
+                ], "paging": {"cursors": {"before": "A", "after": "B"}}}),
+            );
+        }
+        if route == format!("POST /v21.0/{NUMBER_ID}/messages") {
+            return Reply::json(
+                200,
+                json!({"messaging_product": "whatsapp",
+                       "contacts": [{"input": "6281234567890", "wa_id": "6281234567890"}],
+                       "messages": [{"id": format!("wamid.{}", Uuid::now_v7().simple())}]}),
+            );
+        }
+        Reply::json(
+            400,
+            json!({"error": {"message": "Unsupported request", "type": "GraphMethodException", "code": 100}}),
+        )
+    })
+    .await
+}
+
+/// A ready Cloud API session on `graph`, created without a `waba_id`.
+async fn cloud_session(client: &Client, graph: &Peer) -> String {
+    let (status, session) = client
+        .post(
+            "/api/v1/sessions",
+            json!({"name": "Official", "driver": "cloud", "driver_config": {
+                "phone_number_id": NUMBER_ID, "access_token": GRAPH_TOKEN,
+                "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN,
+                "api_base": format!("{}/v21.0", graph.base_url),
+            }}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let (status, body) = client
+        .post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    until("ready", Duration::from_secs(20), async || {
+        let (_, s) = client.get(&format!("/api/v1/sessions/{id}")).await;
+        (s["status"] == "ready").then_some(())
+    })
+    .await;
+    id
+}
+
+/// A text message from the customer to our number, signed as Meta signs.
+async fn customer_writes(app: &TestApp, session: &str) {
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "6281100000002", "phone_number_id": NUMBER_ID},
+            "contacts": [{"profile": {"name": "Andi"}, "wa_id": "6281234567890"}],
+            "messages": [{"from": "6281234567890", "id": "wamid.IN1",
+                          "timestamp": Utc::now().timestamp().to_string(),
+                          "type": "text", "text": {"body": "Halo, pesanan saya?"}}],
+        }}]}],
+    }))
+    .unwrap();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let response = app
+        .http
+        .post(app.url(&format!("/hooks/cloud/{session}")))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+fn text_to(session: &str) -> Value {
+    json!({"session_id": session, "to": CUSTOMER, "text": "Pesanan Kakak sudah dikirim"})
+}
+
+fn template_to(session: &str, name: &str, parameters: Value) -> Value {
+    json!({"session_id": session, "to": CUSTOMER,
+           "template": {"name": name, "language": "id", "parameters": parameters}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_session_reaches_people_with_approved_templates_and_answers_inside_the_window() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let graph = graph_server().await;
+    let andi = funded(&app, 1000).await;
+    let session = cloud_session(&andi, &graph).await;
+    let sync = format!("/api/v1/sessions/{session}/templates/sync");
+    let list = format!("/api/v1/sessions/{session}/templates");
+
+    // A session created without its account's id: the sync says to set it.
+    let (status, error) = andi.post(&sync, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(code(&error), "validation_failed");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waba_id")
+    );
+    let (status, error) = andi.post(&sync, json!({"waba_id": "not digits"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    // Act: sync with the id (kept for later syncs).
+    let (status, synced) = andi.post(&sync, json!({"waba_id": WABA_ID})).await;
+    assert_eq!(status, StatusCode::OK, "{synced}");
+    let (status, again) = andi.post(&sync, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+
+    // Assert: listed, tenant-scoped.
+    let (status, listed) = andi.get(&list).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{listed}");
+    assert_eq!(items[0]["name"], "order_update");
+    assert_eq!(items[0]["status"], "APPROVED");
+    assert_eq!(items[0]["category"], "UTILITY");
+    assert_eq!(items[0]["body_parameters"], 2);
+    assert_eq!(items[0]["sendable"], true);
+    assert_eq!(items[1]["status"], "PENDING");
+    assert_eq!(items[1]["sendable"], false);
+    let other = app.tenant("Toko Lain").await;
+    let (status, _) = other.get(&list).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = other.post(&sync, json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Free text to someone who never wrote: refused at once.
+    let (status, error) = andi.post("/api/v1/messages", text_to(&session)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "outside_customer_service_window");
+
+    // Templates are checked: known, approved, with their parameters.
+    for (name, parameters, expected) in [
+        (
+            "order_update",
+            json!(["Andi"]),
+            "template_parameter_mismatch",
+        ),
+        ("promo_baru", json!(["Andi"]), "template_not_approved"),
+        ("no_such_template", json!([]), "template_not_found"),
+    ] {
+        let (status, error) = andi
+            .post("/api/v1/messages", template_to(&session, name, parameters))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(code(&error), expected, "{error}");
+    }
+    let (status, error) = andi
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": session, "to": CUSTOMER, "text": "x",
+                   "template": {"name": "order_update", "language": "id", "parameters": ["a", "b"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    // An approved template goes out as one.
+    let (status, queued) = andi
+        .post(
+            "/api/v1/messages",
+            template_to(&session, "order_update", json!(["Andi", "#123"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["template"]["name"], "order_update");
+    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
+    let sent = until("the template sent", Duration::from_secs(30), async || {
+        graph
+            .requests()
+            .into_iter()
+            .find(|r| r.route() == messages)
+            .map(|r| r.json())
+    })
+    .await;
+    assert_eq!(sent["type"], "template");
+    assert_eq!(
+        sent["template"]["components"][0]["parameters"][1]["text"],
+        "#123"
+    );
+
+    // Once the customer writes, free text is inside the window.
+    customer_writes(&app, &session).await;
+    until("the window open", Duration::from_secs(20), async || {
+        let (status, _) = andi.post("/api/v1/messages", text_to(&session)).await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+
+    // A template on a session that is not a Cloud API one is refused.
+    let simulator = linked(&andi, "+6281299991001", 100).await;
+    let (status, error) = andi
+        .post(
+            "/api/v1/messages",
+            template_to(&simulator, "order_update", json!(["Andi", "#1"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "template_not_supported");
+
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let backdoor = Backdoor::of(&app).await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let graph = graph_server().await;
+    let andi = funded(&app, 1000).await;
+    let cloud = cloud_session(&andi, &graph).await;
+    let simulator = linked(&andi, "+6281299991002", 100).await;
+    let (status, synced) = andi
+        .post(
+            &format!("/api/v1/sessions/{cloud}/templates/sync"),
+            json!({"waba_id": WABA_ID}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{synced}");
+    let list = backdoor.contact_list(&andi.tenant_id, 3, &["kota"]).await;
+    let campaign = |senders: Value, whatsapp: Option<Value>| {
+        let mut body = json!({"name": "Promo", "contact_list_id": list,
+                              "template": "Halo {{name|Kak}}", "sender_session_ids": senders});
+        if let Some(whatsapp) = whatsapp {
+            body["whatsapp_template"] = whatsapp;
+        }
+        body
+    };
+
+    // Act + Assert: Cloud API senders without a template cannot reach
+    // anyone.
+    let (status, error) = andi
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!([cloud, simulator]), None),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "template_required");
+
+    // A template without a Cloud API sender has nobody to send it.
+    let order = json!({"name": "order_update", "language": "id",
+                       "parameters": ["{{name|Kak}}", "{{kota}}"]});
+    let (status, error) = andi
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!([simulator]), Some(order.clone())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "template_not_supported");
+
+    // Checked like a single send's, and its parameters' variables like the
+    // text's.
+    for (whatsapp, expected_status, expected) in [
+        (
+            json!({"name": "order_update", "language": "id", "parameters": ["{{name}}"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_parameter_mismatch",
+        ),
+        (
+            json!({"name": "promo_baru", "language": "id", "parameters": ["{{name}}"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_not_approved",
+        ),
+        (
+            json!({"name": "order_update", "language": "id", "parameters": ["{{voucher}}", "x"]}),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        ),
+    ] {
+        let (status, error) = andi
+            .post(
+                "/api/v1/campaigns",
+                campaign(json!([cloud]), Some(whatsapp)),
+            )
+            .await;
+        assert_eq!(status, expected_status, "{error}");
+        assert_eq!(code(&error), expected, "{error}");
+    }
+
+    let (status, created) = andi
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!([cloud, simulator]), Some(order)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
