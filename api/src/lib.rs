@@ -77,7 +77,7 @@ impl AppState {
     pub fn new(db: PgPool, log: EventLog, config: ApiConfig, jwt_secret: &[u8]) -> Self {
         let commands = Commands::new(&log);
         Self {
-            direct_sends: Arc::new(DirectSends::new(commands.clone(), log.clone())),
+            direct_sends: Arc::new(DirectSends::new(commands.clone(), log.clone(), db.clone())),
             webhooks: wablast_workflows::webhooks::Sender::new(
                 &config.webhooks,
                 wablast_workflows::credentials::SecretKey::new(config.secret_key),

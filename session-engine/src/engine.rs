@@ -413,7 +413,7 @@ impl Engine {
         let auto_replies = AutoReplies::new(
             self.db.clone(),
             self.aggregates.clone(),
-            DirectSends::new(self.aggregates.clone(), self.log.clone()),
+            DirectSends::new(self.aggregates.clone(), self.log.clone(), self.db.clone()),
             self.config.clock.clone(),
             self.actor(),
         );

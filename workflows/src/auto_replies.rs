@@ -306,6 +306,7 @@ impl AutoReplies {
             to,
             content,
             outside_active_hours: OutsideActiveHours::Refuse,
+            answering_since: Some(received.at),
         };
         let metadata = thread.metadata("send");
         match self.sends.send(tenant, send, &metadata, now).await {
@@ -553,7 +554,13 @@ fn silence_of(refused: &DirectSendError) -> Silence {
         DirectSendError::SessionNotFound | DirectSendError::SessionNotReady { .. } => {
             Silence::SessionNotReady
         }
-        DirectSendError::Log(_) => Silence::Failed,
+        // An answer opens no conversation and is no template: these are
+        // not expected, and fail.
+        DirectSendError::TemplateNotSupported { .. }
+        | DirectSendError::Template(_)
+        | DirectSendError::OutsideCustomerServiceWindow { .. }
+        | DirectSendError::Log(_)
+        | DirectSendError::Database(_) => Silence::Failed,
     }
 }
 

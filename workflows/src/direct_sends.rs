@@ -20,6 +20,12 @@
 //! 4. Its send command goes on the session's queue, carrying the message
 //!    as its batch admitted it (its first commit is the send loop's).
 //!
+//! A Cloud API session ("official mode") sends under Meta's rules, checked
+//! in step 1 for its sends only: a WhatsApp template (only such a session
+//! sends one) must be synced for it, approved and given its parameters;
+//! free text or media goes only to someone who wrote to it in the last 24
+//! hours (the customer-service window), read from the messages received.
+//!
 //! Every step may be repeated: the campaign opens once, a message id is
 //! admitted once, and a command delivered twice finds its message sent.
 //! A message id derived from the caller's idempotency key makes a retried
@@ -40,20 +46,25 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::AggregateError;
+use sqlx::PgPool;
 use tokio::sync::{OnceCell, oneshot};
 use tracing::{debug, instrument};
 use wablast_domain::campaign::{CampaignCommand, CampaignError, direct_campaign_id};
 use wablast_domain::recipient_batch::{
     BatchRecipient, RecipientBatch, RecipientBatchCommand, RecipientBatchError, batch_id,
 };
-use wablast_domain::session::SessionStatus;
+use wablast_domain::session::{Driver, SessionStatus};
 use wablast_domain::session_day::{self, SessionDayEvent};
 use wablast_domain::types::phone::Phone;
+use wablast_domain::types::whatsapp_template::{
+    CUSTOMER_SERVICE_WINDOW, TemplateUseError, window_is_open,
+};
 use wablast_domain::types::{
     ActiveHours, CampaignId, MessageContent, MessageId, Points, SessionId, TenantId, Throttle,
 };
 use wablast_domain::wallet::{WalletCommand, WalletError};
 use wablast_eventstore::{CommandMetadata, EventLog, EventStoreError, Loaded};
+use wablast_projections::queries::{chats, whatsapp_templates};
 use wablast_projections::wait::Position;
 
 use crate::commands::{Commands, day_key, follow_up, key, position, tenant_key};
@@ -76,6 +87,11 @@ pub struct DirectSend {
     pub content: MessageContent,
     /// What to do when the active hours are closed now.
     pub outside_active_hours: OutsideActiveHours,
+    /// When the recipient last wrote to the session, when the caller
+    /// knows (an answer to a message just received): it opens a Cloud API
+    /// session's customer-service window whatever the read side has
+    /// projected yet.
+    pub answering_since: Option<DateTime<Utc>>,
 }
 
 /// What a single send does when the tenant's active hours are closed.
@@ -142,10 +158,43 @@ pub enum DirectSendError {
         /// The points available.
         available: Points,
     },
+    /// A WhatsApp template from a session that is not a Cloud API one.
+    #[error(
+        "WhatsApp templates are sent by Cloud API sessions only; this session's driver is {driver}"
+    )]
+    TemplateNotSupported {
+        /// The session's driver.
+        driver: Driver,
+    },
+    /// The template cannot be sent (not synced, not approved, the wrong
+    /// number of parameters, a header not supported).
+    #[error(transparent)]
+    Template(TemplateUseError),
+    /// Free text or media from a Cloud API session to someone who has not
+    /// written to it within the customer-service window.
+    #[error(
+        "{to} has not written to this Cloud API number in the last {} hours: WhatsApp only lets it start a conversation with an approved template",
+        CUSTOMER_SERVICE_WINDOW.num_hours()
+    )]
+    OutsideCustomerServiceWindow {
+        /// The recipient.
+        to: Phone,
+        /// When they last wrote to the session, if ever.
+        last_inbound_at: Option<DateTime<Utc>>,
+    },
     /// The event log could not be read or written: try again (with the
     /// same idempotency key, the same message).
     #[error("the event log: {0}")]
     Log(String),
+    /// The database could not be read: try again.
+    #[error("the database: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for DirectSendError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err.to_string())
+    }
 }
 
 impl<E: std::error::Error> From<AggregateError<E>> for DirectSendError {
@@ -249,6 +298,9 @@ pub struct DirectSends {
 struct Inner {
     commands: Commands,
     log: EventLog,
+    /// Where a Cloud API session's templates and received messages are
+    /// read.
+    db: PgPool,
     queue: OnceCell<SendQueue>,
     /// Per session: its lane.
     lanes: Mutex<HashMap<(TenantId, SessionId), Arc<Lane>>>,
@@ -258,12 +310,13 @@ struct Inner {
 }
 
 impl DirectSends {
-    /// Single sends over `log`.
-    pub fn new(commands: Commands, log: EventLog) -> Self {
+    /// Single sends over `log`, reading the query tables of `db`.
+    pub fn new(commands: Commands, log: EventLog, db: PgPool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 commands,
                 log,
+                db,
                 queue: OnceCell::new(),
                 lanes: Mutex::default(),
                 reserving: Mutex::default(),
@@ -432,6 +485,13 @@ impl Inner {
                 }));
                 continue;
             }
+            if let Err(err) = self
+                .official_rules(tenant, session_id, session.driver(), &request)
+                .await
+            {
+                request.answer(Err(err));
+                continue;
+            }
             *taken += 1;
             accepted.push(request);
         }
@@ -446,6 +506,53 @@ impl Inner {
                 .await;
             self.enqueue(tenant, session_id, campaign_id, admitted)
                 .await;
+        }
+    }
+
+    /// Meta's rules for a Cloud API session's send (see the module docs);
+    /// a template from any other session is refused.
+    async fn official_rules(
+        &self,
+        tenant: TenantId,
+        session_id: SessionId,
+        driver: Driver,
+        request: &Request,
+    ) -> Result<(), DirectSendError> {
+        let send = &request.send;
+        match (&send.content.template, driver) {
+            (None, Driver::Cloud) if window_is_open(send.answering_since, request.now) => Ok(()),
+            (None, Driver::Cloud) => {
+                let last_inbound_at =
+                    chats::last_inbound_at(&self.db, tenant, session_id, send.to.as_str()).await?;
+                if window_is_open(last_inbound_at, request.now) {
+                    Ok(())
+                } else {
+                    Err(DirectSendError::OutsideCustomerServiceWindow {
+                        to: send.to.clone(),
+                        last_inbound_at,
+                    })
+                }
+            }
+            (None, _) => Ok(()),
+            (Some(template), Driver::Cloud) => {
+                let synced = whatsapp_templates::find(
+                    &self.db,
+                    tenant,
+                    session_id,
+                    &template.name,
+                    &template.language,
+                )
+                .await?;
+                match synced {
+                    None => Err(TemplateUseError::NotFound {
+                        name: template.name.clone(),
+                        language: template.language.clone(),
+                    }),
+                    Some(synced) => synced.check_use(template.parameters.len()),
+                }
+                .map_err(DirectSendError::Template)
+            }
+            (Some(_), driver) => Err(DirectSendError::TemplateNotSupported { driver }),
         }
     }
 

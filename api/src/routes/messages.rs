@@ -19,14 +19,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_domain::message::Message;
-use wablast_domain::session::Driver;
 use wablast_domain::types::CampaignId;
 use wablast_domain::types::phone::{Phone, Region};
-use wablast_domain::types::whatsapp_template::{
-    CUSTOMER_SERVICE_WINDOW, TemplateMessage, window_is_open,
-};
+use wablast_domain::types::whatsapp_template::{CUSTOMER_SERVICE_WINDOW, TemplateMessage};
 use wablast_domain::types::{MediaId, MessageContent, MessageId, SessionId};
-use wablast_projections::queries::chats;
 use wablast_projections::queries::history::{
     self, Direction, HistoryCursor, HistoryFilter, HistoryView,
 };
@@ -374,7 +370,6 @@ async fn send_message(
         }
         None => free_content(&body)?,
     };
-    official_rules(&state, &caller, &body, &to, &content).await?;
     crate::media::require(&state.db, *caller.tenant_id.as_uuid(), body.media_id).await?;
     // A retried request (same key) is the same message: admitted once.
     let message_id = match headers
@@ -396,6 +391,7 @@ async fn send_message(
             OutsideHours::Wait => OutsideActiveHours::Wait,
             OutsideHours::Refuse => OutsideActiveHours::Refuse,
         },
+        answering_since: None,
     };
     let queued = state
         .direct_sends
@@ -440,67 +436,6 @@ fn free_content(body: &NewMessage) -> Result<MessageContent, ApiError> {
         body.reply_to.clone(),
     )
     .map_err(|err| ApiError::validation(err.to_string()))
-}
-
-/// The rules of WhatsApp templates and of the Cloud API's 24-hour
-/// customer-service window (see [`wablast_domain::types::whatsapp_template`]):
-/// a template goes from a Cloud API session only, approved and with its
-/// parameters; free text or media from a Cloud API session only to someone
-/// who wrote to it in the last 24 hours. A session the tenant does not
-/// have is left to the send (404).
-async fn official_rules(
-    state: &AppState,
-    caller: &Caller,
-    body: &NewMessage,
-    to: &Phone,
-    content: &MessageContent,
-) -> Result<(), ApiError> {
-    let session =
-        match super::templates::existing_session(state, caller.tenant_id, body.session_id).await {
-            Ok(session) => session,
-            Err(err) if err.code() == ErrorCode::NotFound => return Ok(()),
-            Err(err) => return Err(err),
-        };
-    match &content.template {
-        Some(template) => {
-            super::templates::ensure_cloud(&session)?;
-            super::templates::ensure_usable(
-                state,
-                caller.tenant_id,
-                body.session_id,
-                &template.name,
-                &template.language,
-                template.parameters.len(),
-            )
-            .await
-        }
-        None if session.driver() == Driver::Cloud => {
-            let last = chats::last_inbound_at(
-                &state.db,
-                caller.tenant_id,
-                SessionId::from_uuid(body.session_id),
-                to.as_str(),
-            )
-            .await?;
-            if window_is_open(last, Utc::now()) {
-                return Ok(());
-            }
-            Err(ApiError::new(
-                ErrorCode::OutsideCustomerServiceWindow,
-                format!(
-                    "{to} has not written to this Cloud API number in the last {} hours: \
-                     WhatsApp only lets it start a conversation with an approved template; \
-                     send `template` instead of text",
-                    CUSTOMER_SERVICE_WINDOW.num_hours()
-                ),
-            )
-            .with_details(json!({
-                "last_inbound_at": last,
-                "window_hours": CUSTOMER_SERVICE_WINDOW.num_hours(),
-            })))
-        }
-        None => Ok(()),
-    }
 }
 
 /// The recipient of `to`: a phone number, or a person's chat id.
@@ -559,7 +494,25 @@ fn send_error(err: DirectSendError) -> ApiError {
             format!("a message costs {required} points; {available} are available"),
         )
         .with_details(json!({"required": required.value(), "available": available.value()})),
-        DirectSendError::Log(err) => {
+        DirectSendError::TemplateNotSupported { .. } => {
+            ApiError::new(ErrorCode::TemplateNotSupported, err.to_string())
+        }
+        DirectSendError::Template(refusal) => {
+            ApiError::new(ErrorCode::from(refusal.code()), refusal.to_string())
+        }
+        DirectSendError::OutsideCustomerServiceWindow {
+            ref to,
+            last_inbound_at,
+        } => ApiError::new(
+            ErrorCode::OutsideCustomerServiceWindow,
+            format!("{err}: send `template` instead of text"),
+        )
+        .with_details(json!({
+            "to": to.as_str(),
+            "last_inbound_at": last_inbound_at,
+            "window_hours": CUSTOMER_SERVICE_WINDOW.num_hours(),
+        })),
+        DirectSendError::Log(err) | DirectSendError::Database(err) => {
             tracing::warn!(error.message = %err, "single send not queued");
             ApiError::new(
                 ErrorCode::Unavailable,
