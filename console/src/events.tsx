@@ -7,7 +7,7 @@ import { createContext, useContext, useEffect, useState, type ReactNode } from "
 import { keys } from "./api/queries";
 import type { EventData } from "./api/types";
 import { getToken, signOut } from "./lib/auth";
-import { clearLive, liveStatusOf, recordLive } from "./lib/live";
+import { clearLive, liveStatusOf, recordLive, recordPosition } from "./lib/live";
 import { readEventStream, type StreamState } from "./lib/sse";
 
 const Context = createContext<StreamState>("connecting");
@@ -60,6 +60,7 @@ export function EventsProvider({ children }: { children: ReactNode }) {
         } catch {
           return;
         }
+        recordPosition(event);
         const live = liveStatusOf(event);
         if (live) recordLive(...live);
         refresh(staleBy(event.aggregate_type));

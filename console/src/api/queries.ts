@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { mergeLive, useLiveStatuses } from "../lib/live";
+import { mergeLive, readAfter, useLiveStatuses } from "../lib/live";
 import { useMemo } from "react";
 import { api } from "./client";
 import type { Me, Page, Session, Wallet } from "./types";
@@ -15,14 +15,14 @@ export function useMe() {
 }
 
 export function useWallet() {
-  return useQuery({ queryKey: keys.wallet, queryFn: ({ signal }) => api<Wallet>("/api/v1/wallet", { signal }) });
+  return useQuery({ queryKey: keys.wallet, queryFn: ({ signal }) => api<Wallet>("/api/v1/wallet", { signal, after: readAfter() }) });
 }
 
 /** The tenant's sessions, each with its live status from the event stream. */
 export function useSessions() {
   const query = useQuery({
     queryKey: keys.sessions,
-    queryFn: ({ signal }) => api<Page<Session>>("/api/v1/sessions?limit=500", { signal }),
+    queryFn: ({ signal }) => api<Page<Session>>("/api/v1/sessions?limit=500", { signal, after: readAfter() }),
   });
   const live = useLiveStatuses();
   const sessions = useMemo(() => (query.data ? mergeLive(query.data.items, live) : undefined), [query.data, live]);

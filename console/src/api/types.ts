@@ -78,6 +78,9 @@ export interface EventData {
   aggregate_type: string;
   aggregate_id: string;
   occurred_at: string;
+  /** The log stream it is in (`events` or `messages`) and its commit's sequence there. */
+  stream: string;
+  stream_sequence: number;
   payload: Record<string, Record<string, unknown>>;
 }
 

@@ -68,7 +68,7 @@ export function Dialog({
     <dialog
       ref={ref}
       aria-labelledby={titleId}
-      onClose={onClose}
+      // Escape; no `close` handler: closing it from `open` fires one too.
       onCancel={(event) => {
         event.preventDefault();
         onClose();

@@ -10,6 +10,8 @@ export interface LiveStatus {
   phone_number: string | null;
   /** When the change was committed (the event's `occurred_at`). */
   at: string;
+  /** Its position in the log (`events:123`): a read sent with it reflects it. */
+  position: string;
 }
 
 /** `sessions` with each one's live status where it is newer than the row. */
@@ -35,8 +37,27 @@ export function liveStatusOf(event: EventData): [string, LiveStatus] | null {
       status: change.to as SessionStatus,
       phone_number: typeof change.phone_number === "string" ? change.phone_number : null,
       at: event.occurred_at,
+      position: `${event.stream}:${event.stream_sequence}`,
     },
   ];
+}
+
+let lastEvents: number | undefined;
+
+/**
+ * Notes how far into the log's `events` stream the stream has read: the
+ * queries it refreshes ask the API to reflect at least that much (the
+ * event stream reads the log, ahead of the query tables).
+ */
+export function recordPosition(event: EventData) {
+  if (event.stream === "events" && (lastEvents === undefined || event.stream_sequence > lastEvents)) {
+    lastEvents = event.stream_sequence;
+  }
+}
+
+/** The position the next read must reflect, if the stream saw any. */
+export function readAfter(): string | undefined {
+  return lastEvents === undefined ? undefined : `events:${lastEvents}`;
 }
 
 let statuses: ReadonlyMap<string, LiveStatus> = new Map();
@@ -51,6 +72,7 @@ export function recordLive(id: string, status: LiveStatus) {
 
 export function clearLive() {
   statuses = new Map();
+  lastEvents = undefined;
   for (const listener of listeners) listener();
 }
 

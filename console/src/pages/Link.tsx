@@ -10,6 +10,7 @@ import { LINKING, type PairingCode, type Qr, type Session } from "../api/types";
 import { QrImage } from "../components/QrImage";
 import { Alert, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useI18n } from "../i18n";
+import { useLiveStatuses } from "../lib/live";
 import { secondsUntil } from "../lib/time";
 
 function useNow(everyMs = 1000) {
@@ -24,9 +25,12 @@ function useNow(everyMs = 1000) {
 function QrPanel({ session }: { session: Session }) {
   const { t } = useI18n();
   const now = useNow();
+  const live = useLiveStatuses().get(session.id);
   const qr = useQuery({
     queryKey: ["qr", session.id],
-    queryFn: ({ signal }) => api<Qr>(`/api/v1/sessions/${session.id}/qr`, { signal }),
+    // The status may come from the event stream, ahead of the query table
+    // the API checks it in: the read waits for the table to reflect it.
+    queryFn: ({ signal }) => api<Qr>(`/api/v1/sessions/${session.id}/qr`, { signal, after: live?.position }),
     // A new code as soon as this one expires.
     refetchInterval: (query) => {
       const expires = query.state.data?.expires_at;
