@@ -10,7 +10,7 @@
 // /usr/bin/chromium), WABLAST_CONSOLE_ARTIFACTS (screenshots; default
 // console/test-results). Fails on any console error of any page.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -19,6 +19,8 @@ const email = required("WABLAST_CONSOLE_EMAIL");
 const password = required("WABLAST_CONSOLE_PASSWORD");
 const artifacts = process.env.WABLAST_CONSOLE_ARTIFACTS ?? new URL("../test-results/", import.meta.url).pathname;
 mkdirSync(artifacts, { recursive: true });
+// A failure's screenshot is of this run only.
+rmSync(`${artifacts}/failure.png`, { force: true });
 
 function required(name) {
   const value = process.env[name];
