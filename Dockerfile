@@ -5,6 +5,17 @@
 #   docker run ... wablast api | projector | engine | migrate | ...
 # See docker-compose.yml for a full set-up with NATS and PostgreSQL.
 
+# ---- console ----------------------------------------------------------------
+# The web console (console/): built here, embedded into the binary below
+# (api/build.rs reads console/dist).
+FROM node:20-bookworm-slim AS console
+WORKDIR /console
+ENV PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+COPY console/package.json console/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY console/ ./
+RUN npm run build
+
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
@@ -14,8 +25,10 @@ WORKDIR /build
 ENV SQLX_OFFLINE=true \
     CARGO_TERM_COLOR=never
 
-# The whole workspace (see .dockerignore for what is left out).
+# The whole workspace (see .dockerignore for what is left out), and the
+# console's build from its stage.
 COPY . .
+COPY --from=console /console/dist console/dist
 
 # Cache mounts keep the crates.io downloads and the compiled dependencies
 # between builds; the binary is copied out of the cached target directory.

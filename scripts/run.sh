@@ -3,7 +3,8 @@
 # `scripts/run.sh`, then try http://127.0.0.1:8080/readyz.
 #
 # Makes sure PostgreSQL and NATS (JetStream) are running locally (see
-# scripts/services.sh), then runs `wablast all`, which applies pending
+# scripts/services.sh), builds the web console (scripts/console.sh), then
+# runs `wablast all`, which applies pending
 # migrations and creates the streams itself. Extra arguments are passed to
 # `wablast all`.
 set -euo pipefail
@@ -29,6 +30,11 @@ if [[ -z "${WABLAST_JWT_SECRET:-}" ]]; then
 fi
 
 bash scripts/services.sh
+
+# The web console, embedded into the binary built next: without Node.js the
+# binary still runs, and says at / how to build the console.
+bash scripts/console.sh ||
+    echo "run: the console could not be built; http://$WABLAST_LISTEN/ says how" >&2
 
 echo "run: wablast all (listening on $WABLAST_LISTEN; admin $WABLAST_ADMIN_EMAIL)"
 exec cargo run --release --locked -p wablast -- all "$@"

@@ -64,6 +64,40 @@ if ! install_prism; then
     echo "test: the validating mocks of the drivers' peers could not be installed; their tests skip" >&2
 fi
 
+# The web console (scripts/console.sh): built first, so that the binary
+# under test embeds it; then its unit tests (Vitest) and the budget of its
+# first load. Its browser tests (tests/e2e/console.rs) drive Debian's
+# Chromium, installed with apt-get when missing. Without Node.js or
+# Chromium they say they skip, except under CI=true, where they fail; a
+# failing console test fails the run after the cargo tests.
+console_failed=0
+if bash scripts/console.sh; then
+    echo "test: console unit tests (vitest) and first-load budget"
+    (cd console && npx vitest run && node scripts/size.mjs) || console_failed=1
+else
+    if [[ "${CI:-}" == "true" ]]; then
+        echo "test: the console could not be built" >&2
+        exit 1
+    fi
+    echo "test: the console could not be built; its tests skip" >&2
+fi
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$chromium" ]]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "test: apt-get install chromium (for the console's browser tests)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            as_root env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends chromium || true
+    fi
+    if [[ ! -x "$chromium" ]]; then
+        if [[ "${CI:-}" == "true" ]]; then
+            echo "test: no Chromium at $chromium for the console's browser tests" >&2
+            exit 1
+        fi
+        echo "test: no Chromium at $chromium; the console's browser tests skip" >&2
+    fi
+fi
+
 echo "test: cargo test --workspace --locked --no-fail-fast $*"
 # cargo prints one result line per test binary, the last often an empty
 # doc-test run: end with the totals so the outcome reads at a glance.
@@ -73,4 +107,8 @@ status=0
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+if (( console_failed )); then
+    echo "test: the console's unit tests or budget failed (above)" >&2
+    [[ "$status" -eq 0 ]] && status=1
+fi
 exit "$status"

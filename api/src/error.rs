@@ -305,8 +305,8 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Answers a path no route matches.
-pub async fn no_such_route() -> ApiError {
+/// Answers a path no route (and no file of the console) matches.
+pub fn no_such_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 

@@ -12,12 +12,15 @@
 //!   shape; [`list`]: pagination; [`consistency`]: read-your-writes.
 //! - [`contacts`]: contact lists imported from CSV or XLSX, or written
 //!   as JSON rows.
+//! - [`console`]: the web console at `/`, embedded at build time (the
+//!   router's fallback; never in the OpenAPI document).
 //! - [`openapi()`]: the OpenAPI document, built from the same routes.
 
 pub mod auth;
 pub(crate) mod commands;
 pub(crate) mod config;
 pub(crate) mod consistency;
+pub(crate) mod console;
 pub mod contacts;
 pub(crate) mod error;
 pub(crate) mod extract;
@@ -232,7 +235,7 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { axum::Json(openapi) }),
         )
         .merge(hardening::docs())
-        .fallback(error::no_such_route)
+        .fallback(console::fallback)
         .with_state(state)
         .layer(from_fn_with_state(
             recent_writes,

@@ -7,6 +7,7 @@ mod auth;
 mod auto_replies;
 mod campaigns;
 mod consistency;
+mod console;
 mod contacts;
 mod engine;
 mod events;

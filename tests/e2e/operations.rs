@@ -236,7 +236,8 @@ async fn metrics_expose_the_lag_of_every_projection_and_requests_by_route_templa
     append_a_commit(&log).await;
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
     let id = uuid::Uuid::new_v4();
-    let unknown = format!("/no/such/path/{id}");
+    // Under /api: other unknown paths are the console's client routes.
+    let unknown = format!("/api/v1/no/such/path/{id}");
     assert_eq!(app.get(&unknown).await.status(), StatusCode::NOT_FOUND);
     let session = format!("/api/v1/sessions/{id}");
     assert_eq!(app.get(&session).await.status(), StatusCode::UNAUTHORIZED);

@@ -1291,20 +1291,35 @@ async fn session_qr(
     let bucket = control::qr_bucket(state.log.jetstream(), state.log.prefix())
         .await
         .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("QR codes unreachable: {e}")))?;
-    let entry = bucket
-        .get(id.to_string())
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("QR codes unreachable: {e}")))?
-        .map(|bytes| serde_json::from_slice::<control::QrEntry>(&bytes))
-        .transpose()
-        .map_err(ApiError::internal)?
-        .filter(|entry| entry.is_current(Utc::now()))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidState,
-                "the session has no current QR code yet; try again in a moment",
-            )
-        })?;
+    // The engine reports the status `qr` before it publishes the first
+    // code, and a code expires as the next one is published: a client
+    // following the status (the console) asks in between. It waits a
+    // moment for the code rather than being refused.
+    let deadline = tokio::time::Instant::now() + QR_WAIT;
+    let entry = loop {
+        let entry = bucket
+            .get(id.to_string())
+            .await
+            .map_err(|e| {
+                ApiError::new(ErrorCode::Unavailable, format!("QR codes unreachable: {e}"))
+            })?
+            .map(|bytes| serde_json::from_slice::<control::QrEntry>(&bytes))
+            .transpose()
+            .map_err(ApiError::internal)?
+            .filter(|entry| entry.is_current(Utc::now()));
+        match entry {
+            Some(entry) => break entry,
+            None if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(QR_POLL).await;
+            }
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    "the session has no current QR code yet; try again in a moment",
+                ));
+            }
+        }
+    };
     let no_store = (CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let wants_json = headers
         .get_all(ACCEPT)
@@ -1323,6 +1338,11 @@ async fn session_qr(
     }
     render_png(&entry.qr).map(IntoResponse::into_response)
 }
+
+/// How long `GET .../qr` waits for a session waiting for a scan to have a
+/// current code, and how often it looks.
+const QR_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const QR_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A QR code of `payload` as a PNG, at least 256 pixels wide with its quiet
 /// zone.

@@ -1,0 +1,44 @@
+import { useQueryClient } from "@tanstack/react-query";
+import { useEffect } from "react";
+import { Redirect, Route, Switch } from "wouter";
+import { EventsProvider } from "./events";
+import { useToken } from "./lib/auth";
+import { Dashboard } from "./pages/Dashboard";
+import { NotFound } from "./pages/NotFound";
+import { Numbers } from "./pages/Numbers";
+import { SignIn, SignUp } from "./pages/Auth";
+
+export function App() {
+  const token = useToken();
+  const client = useQueryClient();
+  // Another account's data must not outlive a sign-out.
+  useEffect(() => {
+    if (!token) client.clear();
+  }, [token, client]);
+  if (!token) {
+    return (
+      <Switch>
+        <Route path="/signup" component={SignUp} />
+        <Route path="/login" component={SignIn} />
+        <Route>
+          <Redirect to="/login" replace />
+        </Route>
+      </Switch>
+    );
+  }
+  return (
+    <EventsProvider>
+      <Switch>
+        <Route path="/" component={Dashboard} />
+        <Route path="/numbers" component={Numbers} />
+        <Route path="/login">
+          <Redirect to="/" replace />
+        </Route>
+        <Route path="/signup">
+          <Redirect to="/" replace />
+        </Route>
+        <Route component={NotFound} />
+      </Switch>
+    </EventsProvider>
+  );
+}

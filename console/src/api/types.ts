@@ -1,0 +1,90 @@
+// The API's shapes the console reads (see /openapi.json for all fields).
+
+export type SessionStatus =
+  | "idle"
+  | "starting"
+  | "qr"
+  | "pairing"
+  | "authenticated"
+  | "ready"
+  | "disconnected"
+  | "failed"
+  | "logged_out";
+
+export interface Session {
+  id: string;
+  name: string;
+  driver: string;
+  login: "qr" | "pairing";
+  status: SessionStatus;
+  phone_number: string | null;
+  daily_limit: number;
+  daily_limit_follows_trust_level: boolean;
+  sent_today: number;
+  trust_level: number;
+  auto_start: boolean;
+  last_error: string | null;
+  updated_at: string;
+  waiting: { reason: string; until: string | null } | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface Wallet {
+  balance: number;
+  reserved: number;
+  available: number;
+  plan: { id: string; name: string; period_days: number; max_sessions?: number | null; max_daily_limit?: number | null } | null;
+  plan_expires_at: string | null;
+  plan_expired: boolean;
+}
+
+export interface Me {
+  user: { id: string; email: string; role: "admin" | "owner" | "member"; name?: string | null } | null;
+  tenant: { id: string; name: string };
+}
+
+export interface Registered {
+  access_token: string;
+  user: { id: string; email: string };
+  tenant: { id: string; name: string };
+}
+
+export interface AccessToken {
+  access_token: string;
+  expires_in: number;
+}
+
+export interface Qr {
+  qr: string;
+  expires_at: string;
+}
+
+export interface PairingCode {
+  code: string;
+  expires_at?: string | null;
+}
+
+export interface BatchResults {
+  results: { id: string; status: "accepted" | "error"; error?: { code: string; message: string } }[];
+}
+
+/** One event of `GET /api/v1/events`. */
+export interface EventData {
+  type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  occurred_at: string;
+  /** The log stream it is in (`events` or `messages`) and its commit's sequence there. */
+  stream: string;
+  stream_sequence: number;
+  payload: Record<string, Record<string, unknown>>;
+}
+
+/** Statuses in which the engine runs a session (it can be stopped). */
+export const RUNNING: readonly SessionStatus[] = ["starting", "qr", "pairing", "authenticated", "ready", "disconnected"];
+/** Statuses waiting for the phone to link. */
+export const LINKING: readonly SessionStatus[] = ["qr", "pairing"];

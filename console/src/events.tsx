@@ -1,0 +1,80 @@
+// The tenant's event stream, read for as long as someone is signed in:
+// session statuses go straight to the cards; other changes refresh the
+// queries they touch.
+
+import { useQueryClient } from "@tanstack/react-query";
+import { createContext, useContext, useEffect, useState, type ReactNode } from "react";
+import { keys } from "./api/queries";
+import type { EventData } from "./api/types";
+import { getToken, signOut } from "./lib/auth";
+import { clearLive, liveStatusOf, recordLive, recordPosition } from "./lib/live";
+import { readEventStream, type StreamState } from "./lib/sse";
+
+const Context = createContext<StreamState>("connecting");
+
+/** Which queries an event of `aggregateType` makes stale. */
+export function staleBy(aggregateType: string): (readonly string[])[] {
+  switch (aggregateType) {
+    case "session":
+    case "session_day":
+      return [keys.sessions];
+    case "wallet":
+      return [keys.wallet];
+    default:
+      return [];
+  }
+}
+
+export function EventsProvider({ children }: { children: ReactNode }) {
+  const client = useQueryClient();
+  const [state, setState] = useState<StreamState>("connecting");
+  useEffect(() => {
+    const abort = new AbortController();
+    const pending = new Set<readonly string[]>();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Many events at once (a campaign's sends) refresh once.
+    const refresh = (queryKeys: (readonly string[])[]) => {
+      for (const key of queryKeys) pending.add(key);
+      if (timer === undefined) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          for (const key of pending) void client.invalidateQueries({ queryKey: key });
+          pending.clear();
+        }, 300);
+      }
+    };
+    void readEventStream({
+      url: "/api/v1/events",
+      token: getToken,
+      signal: abort.signal,
+      onUnauthorized: signOut,
+      onState: (next) => {
+        setState(next);
+        // What changed while no stream was read.
+        if (next === "open") refresh([keys.sessions, keys.wallet]);
+      },
+      onEvent: (sse) => {
+        let event: EventData;
+        try {
+          event = JSON.parse(sse.data) as EventData;
+        } catch {
+          return;
+        }
+        recordPosition(event);
+        const live = liveStatusOf(event);
+        if (live) recordLive(...live);
+        refresh(staleBy(event.aggregate_type));
+      },
+    });
+    return () => {
+      abort.abort();
+      clearTimeout(timer);
+      clearLive();
+    };
+  }, [client]);
+  return <Context.Provider value={state}>{children}</Context.Provider>;
+}
+
+export function useStreamState(): StreamState {
+  return useContext(Context);
+}

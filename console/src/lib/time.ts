@@ -1,0 +1,11 @@
+/** Whole seconds from `now` until `iso` (never below 0). */
+export function secondsUntil(iso: string, now: number): number {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return 0;
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** Whole days from `now` until `iso`, rounded up; negative once past. */
+export function daysUntil(iso: string, now: number): number {
+  return Math.ceil((Date.parse(iso) - now) / 86_400_000);
+}

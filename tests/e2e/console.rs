@@ -1,0 +1,251 @@
+//! The web console: served by the binary beside the API without shadowing
+//! it, and driven in a real browser (Debian's Chromium through
+//! playwright-core, `console/e2e/journey.mjs`) against the whole system
+//! with the simulator.
+//!
+//! The browser test needs Node.js, the console's `node_modules` (`npm ci`
+//! in `console/`), Chromium (`/usr/bin/chromium` or `$CHROMIUM`) and a
+//! binary built with the console (`npm run build` before `cargo test`);
+//! `scripts/test.sh` provides them all. Without them it says so and skips,
+//! except under `CI=true`, where it fails.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::app::{Auth, Client, TestApp};
+use crate::campaigns::grant_plan;
+use wablast_tests::wait_for as until;
+
+fn console_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../console")
+}
+
+/// Skips the test (returns) with `why`, or fails it under `CI=true`.
+fn missing(why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "console browser test: {why} (CI=true: not skipped)"
+    );
+    eprintln!("console browser test skipped: {why}");
+}
+
+/// Whether `/` of `app` is the console (not the page of a binary built
+/// without it).
+async fn console_built(app: &TestApp) -> bool {
+    let page = app.get("/").await.text().await.expect("a body");
+    page.contains("id=\"root\"")
+}
+
+/// `/` is the console (or says how to build it), client routes get its
+/// entry page, its files carry their types and cache policies, and the
+/// API's paths keep their own answers.
+#[tokio::test]
+async fn the_console_is_served_beside_the_api_without_shadowing_it() {
+    let app = TestApp::spawn().await;
+
+    let root = app.get("/").await;
+    assert_eq!(root.status(), StatusCode::OK);
+    assert_eq!(
+        root.headers()["content-type"],
+        "text/html; charset=utf-8",
+        "{root:?}"
+    );
+    assert_eq!(root.headers()["cache-control"], "no-cache");
+    let page = root.text().await.unwrap();
+    if page.contains("id=\"root\"") {
+        // A client route is the same entry page.
+        let numbers = app.get("/numbers").await;
+        assert_eq!(numbers.status(), StatusCode::OK);
+        assert_eq!(numbers.text().await.unwrap(), page);
+        // Its script: hashed, immutable, gzipped for a browser.
+        let script = page
+            .split("src=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the entry page names its script");
+        assert!(script.starts_with("/assets/"), "{script}");
+        let js = app
+            .http
+            .get(app.url(script))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(js.status(), StatusCode::OK);
+        assert_eq!(
+            js.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            js.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(js.headers()["content-encoding"], "gzip");
+    } else {
+        assert!(page.contains("npm run build"), "{page}");
+    }
+
+    // The API's own answers are untouched.
+    let unknown = app.get("/api/v1/no-such-thing").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(
+        app.get("/assets/gone-0000.js").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let openapi = app.get("/openapi.json").await;
+    assert_eq!(openapi.status(), StatusCode::OK);
+    assert!(
+        openapi.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/docs/").await.status(), StatusCode::OK);
+    let (status, _) = app
+        .tenant("Toko Budi")
+        .await
+        .post("/numbers", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only reads get the console");
+}
+
+/// A new owner signs up in the browser, the admin grants a plan, the owner
+/// adds a number by QR, the phone scans it (the simulator, through the
+/// API) and the card turns ready live; the dashboard shows the number and
+/// the points. Screenshots of every page stay in `console/test-results/`;
+/// any console error of any page fails the test.
+#[tokio::test]
+async fn a_new_owner_links_a_number_in_the_browser_and_sees_it_ready_live() {
+    // Arrange
+    let console = console_dir();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    if !std::path::Path::new(&chromium).exists() {
+        return missing(&format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if !console.join("node_modules/playwright-core").is_dir() {
+        return missing("console/node_modules has no playwright-core (npm ci in console/)");
+    }
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !node_ok {
+        return missing("no node on the PATH");
+    }
+    let app = TestApp::spawn_with_engine().await;
+    if !console_built(&app).await {
+        return missing("this binary was built without the console (npm run build in console/)");
+    }
+    let admin = app.admin().await;
+    let email = format!("budi-{}@example.test", uuid::Uuid::now_v7().simple());
+    let password = "rahasia-budi-123";
+
+    // Act: the journey, answering its steps.
+    let mut journey = Command::new("node")
+        .arg(console.join("e2e/journey.mjs"))
+        .current_dir(&console)
+        .env("WABLAST_CONSOLE_URL", app.url(""))
+        .env("WABLAST_CONSOLE_EMAIL", &email)
+        .env("WABLAST_CONSOLE_PASSWORD", password)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdin = journey.stdin.take().expect("piped");
+    let mut lines = BufReader::new(journey.stdout.take().expect("piped")).lines();
+    let mut owner: Option<Client> = None;
+    let steps = async {
+        while let Some(line) = lines.next_line().await.expect("the journey's output") {
+            eprintln!("journey: {line}");
+            let Some(rest) = line.strip_prefix("@@ ") else {
+                continue;
+            };
+            let (step, data) = rest.split_once(' ').unwrap_or((rest, "{}"));
+            let data: Value = serde_json::from_str(data).expect("a step's JSON");
+            match step {
+                "signed-up" => {
+                    let tenant = sign_in(&app, &email, password).await;
+                    let plan = plan(&admin).await;
+                    grant_plan(&admin, &tenant, &plan).await;
+                    owner = Some(tenant);
+                }
+                "qr-shown" => {
+                    let owner = owner.as_ref().expect("signed up first");
+                    let id = data["session_id"].as_str().expect("the session's id");
+                    let scan = format!("/api/v1/sessions/{id}/simulator/scan");
+                    until("the scan", Duration::from_secs(20), async || {
+                        let (status, _) = owner
+                            .post(&scan, json!({"phone_number": "+6281200000001"}))
+                            .await;
+                        (status == StatusCode::ACCEPTED).then_some(())
+                    })
+                    .await;
+                }
+                "done" => {}
+                other => panic!("unknown step {other}"),
+            }
+            stdin.write_all(b"ok\n").await.expect("the journey reads");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(240), steps)
+        .await
+        .expect("the journey ends within 4 minutes");
+    let status = journey.wait().await.expect("node ran");
+
+    // Assert
+    assert!(
+        status.success(),
+        "the browser journey failed (see its output above and console/test-results/)"
+    );
+}
+
+/// The owner the browser signed up, as an API client.
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> Client {
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), StatusCode::OK, "the owner signs in");
+    let body: Value = response.json().await.expect("JSON");
+    let mut client = Client {
+        base: app.url(""),
+        http: app.http.clone(),
+        auth: Auth::Bearer(body["access_token"].as_str().expect("token").to_owned()),
+        tenant_id: String::new(),
+        email: email.to_owned(),
+        position: Default::default(),
+    };
+    let (status, me) = client.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    client.tenant_id = me["tenant"]["id"].as_str().expect("tenant id").to_owned();
+    client
+}
+
+/// A plan of 1,000 points the journey looks for by name.
+async fn plan(admin: &Client) -> String {
+    let (status, plan) = admin
+        .post(
+            "/api/v1/admin/plans",
+            json!({"name": "Paket Konsol", "period_days": 30, "points": 1000,
+                   "max_sessions": 3, "max_recipients_per_campaign": 200, "price": 150000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    plan["id"].as_str().unwrap().to_owned()
+}
