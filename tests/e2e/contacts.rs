@@ -295,9 +295,9 @@ async fn xlsx_with_numeric_cells_custom_columns_and_variables_is_imported() {
     assert_eq!(
         contacts,
         [
-            json!({"row": 1, "phone": "+6281234567890", "name": "Budi", "variables": {"Kota": "Bandung", "Diskon": "10"}}),
-            json!({"row": 3, "phone": "+6281311112222", "name": "Siti", "variables": {"Kota": "Jakarta", "Diskon": ""}}),
-            json!({"row": 6, "phone": "+6281555556666", "name": "Eko", "variables": {"Kota": "Solo", "Diskon": "5%"}}),
+            json!({"row": 1, "phone": "+6281234567890", "name": "Budi", "variables": {"Kota": "Bandung", "Diskon": "10"}, "on_whatsapp": null, "whatsapp_chat_id": null, "whatsapp_checked_at": null}),
+            json!({"row": 3, "phone": "+6281311112222", "name": "Siti", "variables": {"Kota": "Jakarta", "Diskon": ""}, "on_whatsapp": null, "whatsapp_chat_id": null, "whatsapp_checked_at": null}),
+            json!({"row": 6, "phone": "+6281555556666", "name": "Eko", "variables": {"Kota": "Solo", "Diskon": "5%"}, "on_whatsapp": null, "whatsapp_chat_id": null, "whatsapp_checked_at": null}),
         ]
     );
     let (_, list) = budi.get(&format!("/api/v1/contact-lists/{id}")).await;
