@@ -343,10 +343,16 @@ async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
     let (status, created) = andi
         .post(
             "/api/v1/campaigns",
-            campaign(json!([cloud, simulator]), Some(order)),
+            campaign(json!([cloud, simulator]), Some(order.clone())),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["whatsapp_template"], order, "{created}");
+    // The campaign says which template it sends, as projected too.
+    let id = created["id"].as_str().unwrap();
+    let (status, shown) = andi.get(&format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["whatsapp_template"], order, "{shown}");
 
     stop.cancel();
     engine.await.unwrap().unwrap();

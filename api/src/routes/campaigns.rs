@@ -27,6 +27,7 @@ use wablast_domain::campaign::{
 };
 use wablast_domain::session::Driver;
 use wablast_domain::types::template::Template;
+use wablast_domain::types::whatsapp_template::CampaignTemplate;
 use wablast_domain::types::{CampaignId, ContactListId, MediaId, SessionId, Throttle};
 use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{AggregateKey, CommandMetadata, Committed};
@@ -195,6 +196,9 @@ pub struct CampaignView {
     pub skip_not_on_whatsapp: bool,
     /// How many contacts its start left out so (not among `counts.total`).
     pub skipped_not_on_whatsapp: i64,
+    /// The WhatsApp template its Cloud API senders send, with its
+    /// parameters as written (rendered per recipient).
+    pub whatsapp_template: Option<CampaignTemplate>,
     /// Its messages by status.
     pub counts: CampaignCounts,
     /// Points the wallet holds for it (`recipients × 2` from its start).
@@ -295,6 +299,9 @@ impl From<campaigns::CampaignView> for CampaignView {
             scheduled_at: v.scheduled_at,
             skip_not_on_whatsapp: v.skip_not_on_whatsapp,
             skipped_not_on_whatsapp: v.skipped_not_on_whatsapp,
+            whatsapp_template: v
+                .whatsapp_template
+                .and_then(|template| serde_json::from_value(template).ok()),
             counts: CampaignCounts {
                 total: c.total,
                 queued: c.queued,
@@ -615,7 +622,7 @@ async fn create_campaign(
             contact_list_id: list_id,
             template: template.clone(),
             media_id: body.media_id.map(MediaId::from_uuid),
-            whatsapp_template: whatsapp_template.map(Box::new),
+            whatsapp_template: whatsapp_template.clone().map(Box::new),
             cloud_senders,
             sender_session_ids: body
                 .sender_session_ids
@@ -674,6 +681,7 @@ async fn create_campaign(
             scheduled_at: body.scheduled_at,
             skip_not_on_whatsapp: body.skip_not_on_whatsapp,
             skipped_not_on_whatsapp: 0,
+            whatsapp_template,
             counts: CampaignCounts::default(),
             points_reserved: 0,
             points_spent: 0,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use wablast_domain::campaign::{
     Campaign, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
 };
+use wablast_domain::types::whatsapp_template::CampaignTemplate;
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, id_of, missing_row, tenant_of};
@@ -51,6 +52,7 @@ pub(crate) struct CampaignRow {
     direct_day: Option<NaiveDate>,
     skip_not_on_whatsapp: bool,
     skipped_not_on_whatsapp: i64,
+    whatsapp_template: Option<CampaignTemplate>,
 }
 
 /// Why a campaign's scheduled start was refused, and when (the
@@ -91,6 +93,7 @@ impl Row for CampaignRow {
         "direct_day",
         "skip_not_on_whatsapp",
         "skipped_not_on_whatsapp",
+        "whatsapp_template",
     ];
 
     fn key(&self) -> Uuid {
@@ -145,6 +148,7 @@ impl Projection for Campaigns {
                 throttle,
                 scheduled_at,
                 skip_not_on_whatsapp,
+                whatsapp_template,
                 at,
                 ..
             } = decoded
@@ -175,6 +179,7 @@ impl Projection for Campaigns {
                     direct_day: None,
                     skip_not_on_whatsapp,
                     skipped_not_on_whatsapp: 0,
+                    whatsapp_template,
                 });
                 continue;
             }
@@ -212,6 +217,7 @@ impl Projection for Campaigns {
                     direct_day: Some(day),
                     skip_not_on_whatsapp: false,
                     skipped_not_on_whatsapp: 0,
+                    whatsapp_template: None,
                 });
                 continue;
             }

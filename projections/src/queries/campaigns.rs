@@ -34,6 +34,9 @@ pub struct CampaignView {
     pub skip_not_on_whatsapp: bool,
     /// How many its start left out so.
     pub skipped_not_on_whatsapp: i64,
+    /// The WhatsApp template its Cloud API senders send
+    /// (`{name, language, parameters}`).
+    pub whatsapp_template: Option<serde_json::Value>,
     /// Its messages by status.
     pub counts: CampaignCounts,
     /// Points held for it.
@@ -109,6 +112,7 @@ struct Row {
     scheduled_at: Option<DateTime<Utc>>,
     skip_not_on_whatsapp: bool,
     skipped_not_on_whatsapp: i64,
+    whatsapp_template: Option<serde_json::Value>,
     total: i64,
     queued: i64,
     sending: i64,
@@ -148,6 +152,7 @@ impl From<Row> for CampaignView {
             scheduled_at: r.scheduled_at,
             skip_not_on_whatsapp: r.skip_not_on_whatsapp,
             skipped_not_on_whatsapp: r.skipped_not_on_whatsapp,
+            whatsapp_template: r.whatsapp_template,
             counts: CampaignCounts {
                 total: r.total,
                 queued: r.queued,
@@ -179,7 +184,7 @@ impl From<Row> for CampaignView {
 const SELECT: &str = "\
     select c.id, c.name, c.status, c.contact_list_id, c.template, c.media_id, \
            c.sender_session_ids, c.throttle_min_ms, c.throttle_max_ms, c.scheduled_at, \
-           c.skip_not_on_whatsapp, c.skipped_not_on_whatsapp, \
+           c.skip_not_on_whatsapp, c.skipped_not_on_whatsapp, c.whatsapp_template, \
            case when c.started_at is not null then c.recipients \
                 else coalesce(m.queued + m.sending + m.sent + m.delivered + m.read \
                               + m.failed + m.cancelled + m.unknown, 0) \
