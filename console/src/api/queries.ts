@@ -61,10 +61,15 @@ export function useContacts(id: string, cursor: string | null) {
   });
 }
 
-/** The list's latest number check; null when it was never checked. */
-export function useListCheck(id: string) {
+/**
+ * The list's latest number check; null when it was never checked. Asked
+ * only when there may be one (`enabled`): a never-checked list answers 404,
+ * which the browser logs as an error.
+ */
+export function useListCheck(id: string, enabled: boolean) {
   return useQuery({
     queryKey: keys.check(id),
+    enabled,
     queryFn: async ({ signal }) => {
       try {
         return await api<ListCheck>(`/api/v1/contact-lists/${id}/check`, { signal, after: readAfter() });

@@ -88,13 +88,23 @@ export function clearChecks() {
   for (const listener of listeners) listener();
 }
 
-export function useCheckProgress(id: string | undefined): CheckProgress | undefined {
-  const all = useSyncExternalStore(
+function useProgress(): ReadonlyMap<string, CheckProgress> {
+  return useSyncExternalStore(
     (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
     () => progress,
   );
+}
+
+export function useCheckProgress(id: string | undefined): CheckProgress | undefined {
+  const all = useProgress();
   return id ? all.get(id) : undefined;
+}
+
+/** Whether the stream saw a check of `listId` start. */
+export function useListChecked(listId: string): boolean {
+  const all = useProgress();
+  return [...all.values()].some((check) => check.list_id === listId);
 }

@@ -11,7 +11,7 @@ import { Layout } from "../components/Layout";
 import { SelectField } from "../components/Select";
 import { Alert, Dialog, Spinner } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
-import { mergeCheck, useCheckProgress } from "../lib/checks";
+import { mergeCheck, useCheckProgress, useListChecked } from "../lib/checks";
 
 type Confirm = { kind: "list" } | { kind: "contact"; contact: Contact } | null;
 
@@ -84,7 +84,11 @@ function CheckPanel({ list }: { list: List }) {
   const ready = (sessions ?? []).filter((s) => s.status === "ready");
   const [sessionId, setSessionId] = useState("");
   const chosen = ready.some((s) => s.id === sessionId) ? sessionId : (ready[0]?.id ?? "");
-  const latest = useListCheck(list.id);
+  // A check may exist when a contact was ever checked or the stream saw one start.
+  const firstPage = useContacts(list.id, null);
+  const seen = useListChecked(list.id);
+  const mayHaveCheck = seen || !!firstPage.data?.items.some((c) => c.whatsapp_checked_at !== null);
+  const latest = useListCheck(list.id, mayHaveCheck);
   const live = useCheckProgress(latest.data?.job_id);
   const check: ListCheck | null = latest.data ? mergeCheck(latest.data, live) : null;
   const running = check?.status === "running";
@@ -297,7 +301,7 @@ function ConfirmDelete({ list, what, onDone }: { list: List; what: NonNullable<C
         : api<void>(`/api/v1/contact-lists/${list.id}/contacts/${what.contact.row}`, { method: "DELETE" }),
     onSuccess: async () => {
       if (what.kind === "list") {
-        client.removeQueries({ queryKey: keys.list(list.id) });
+        // Away first: the list's own queries would ask for it again (a 404).
         navigate("/contacts");
         await client.invalidateQueries({ queryKey: keys.lists, exact: true });
       } else {
