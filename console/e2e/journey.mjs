@@ -200,7 +200,9 @@ try {
   const rejected = report.getByTestId("rejected-rows");
   await rejected.getByRole("row").filter({ hasText: "12345" }).getByText("Nomor tidak valid.").waitFor();
   await rejected.getByRole("row").filter({ hasText: "Nomor ganda." }).getByText("(sama dengan baris 1)").waitFor();
-  await rejected.getByRole("row").filter({ hasText: "0815-5555-6666" }).getByText("Tidak ada persetujuan.").waitFor();
+  const noConsent = rejected.getByRole("row").filter({ hasText: "Tidak ada persetujuan." });
+  await noConsent.getByText("kolom Setuju").waitFor();
+  if ((await noConsent.getByRole("cell").first().textContent()) !== "6") throw new Error("the row without consent is not row 6");
   await shot("13-contacts-report");
 
   // The list: its contacts in E.164, not checked yet.

@@ -223,7 +223,7 @@ function Contacts({ list, onDelete }: { list: List; onDelete: (contact: Contact)
           <table className="w-full text-left text-sm" data-testid="contacts-table">
             <thead className="bg-slate-50 text-slate-700">
               <tr>
-                <th scope="col" className="px-3 py-2 font-medium">
+                <th scope="col" className="hidden px-3 py-2 font-medium sm:table-cell">
                   {t("report.row")}
                 </th>
                 <th scope="col" className="px-3 py-2 font-medium">
@@ -243,7 +243,7 @@ function Contacts({ list, onDelete }: { list: List; onDelete: (contact: Contact)
             <tbody>
               {items.map((contact) => (
                 <tr key={contact.row} className="border-t border-slate-200" data-testid="contact-row" data-phone={contact.phone}>
-                  <td className="px-3 py-1.5 tabular-nums">{contact.row}</td>
+                  <td className="hidden px-3 py-1.5 tabular-nums sm:table-cell">{contact.row}</td>
                   <td className="whitespace-nowrap px-3 py-1.5 font-mono">{contact.phone}</td>
                   <td className="px-3 py-1.5">{contact.name ?? ""}</td>
                   <td className="px-3 py-1.5">

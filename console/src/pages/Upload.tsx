@@ -298,7 +298,10 @@ function Report({ result }: { result: Imported }) {
                 {result.rejected.map((row) => (
                   <tr key={`${row.row}-${row.reason}`} className="border-t border-slate-200">
                     <td className="px-3 py-1.5 tabular-nums">{row.row}</td>
-                    <td className="px-3 py-1.5 font-mono">{row.value}</td>
+                    <td className="px-3 py-1.5">
+                      <span className="font-mono">{row.value}</span>
+                      {row.column ? <span className="block text-xs text-slate-600">{t("report.column", { column: row.column })}</span> : null}
+                    </td>
                     <td className="px-3 py-1.5">
                       {reason(row.reason, row.message)}
                       {row.duplicate_of ? ` ${t("report.duplicateOf", { row: row.duplicate_of })}` : ""}
