@@ -240,6 +240,20 @@ try {
   await heading("Daftar kontak").waitFor();
   await page.getByTestId("contact-list-row").getByRole("link", { name: "Pelanggan Bandung" }).waitFor();
   await shot("16-contacts-lists");
+
+  // A WhatsApp group's members as a list: only on the owner's word that they agreed.
+  await page.getByRole("button", { name: "Impor dari grup WhatsApp" }).click();
+  await dialog.getByLabel("Grup", { exact: true }).selectOption({ label: "Pelanggan Setia (5 anggota)" });
+  await dialog.getByRole("button", { name: "Impor anggota" }).click();
+  await dialog.getByText("Centang ini dulu: hanya kontak yang setuju boleh diimpor.").waitFor();
+  await dialog.getByRole("checkbox", { name: "Anggota grup ini sudah setuju menerima pesan dari saya." }).check();
+  await dialog.getByRole("button", { name: "Impor anggota" }).click();
+  await dialog.getByText("Daftar “Pelanggan Setia” dibuat.").waitFor();
+  await dialog.getByText("Nomornya disembunyikan WhatsApp.").waitFor();
+  await shot("17-contacts-group");
+  await dialog.getByRole("button", { name: "Ke semua daftar" }).click();
+  await page.getByTestId("contact-list-row").getByRole("link", { name: "Pelanggan Setia" }).waitFor();
+  await page.getByTestId("contact-list-row").filter({ hasText: "Grup WhatsApp" }).waitFor();
   await page.getByRole("navigation").getByRole("link", { name: "Nomor" }).click();
   await heading("Nomor WhatsApp").waitFor();
 

@@ -149,3 +149,10 @@ export interface ListCheck {
   updated_at: string;
   ended_at: string | null;
 }
+
+/** A WhatsApp group a session's number is in. */
+export interface Group {
+  id: string;
+  name: string;
+  participants: number;
+}

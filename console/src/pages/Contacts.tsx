@@ -1,23 +1,31 @@
 // Contact lists: every list of the tenant, and the way to a new one.
 
+import { useState } from "react";
 import { Link } from "wouter";
 import { useContactLists } from "../api/queries";
 import { Layout } from "../components/Layout";
-import { Alert, EmptyState, Spinner } from "../components/ui";
+import { Alert, Dialog, EmptyState, Spinner } from "../components/ui";
 import { errorText, useFormat, useI18n, type MessageKey } from "../i18n";
+import { GroupImport } from "./GroupImport";
 
 export function Contacts() {
   const { t } = useI18n();
   const format = useFormat();
   const lists = useContactLists();
   const items = lists.data?.items;
+  const [group, setGroup] = useState(false);
   return (
     <Layout
       title={t("contacts.title")}
       actions={
-        <Link href="/contacts/upload" className="btn-primary">
-          {t("contacts.upload")}
-        </Link>
+        <div className="flex flex-wrap gap-2">
+          <Link href="/contacts/upload" className="btn-primary">
+            {t("contacts.upload")}
+          </Link>
+          <button type="button" className="btn-secondary" onClick={() => setGroup(true)}>
+            {t("group.open")}
+          </button>
+        </div>
       }
     >
       {lists.error ? <Alert>{errorText(t, lists.error)}</Alert> : null}
@@ -70,6 +78,9 @@ export function Contacts() {
           </table>
         </div>
       ) : null}
+      <Dialog open={group} title={t("group.title")} onClose={() => setGroup(false)}>
+        <GroupImport onDone={() => setGroup(false)} />
+      </Dialog>
     </Layout>
   );
 }

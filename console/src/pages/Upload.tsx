@@ -255,7 +255,7 @@ export function Upload() {
 }
 
 /** What the import did: how many rows became contacts, and why the others did not. */
-function Report({ result }: { result: Imported }) {
+export function Report({ result, onBack }: { result: Imported; onBack?: () => void }) {
   const { t } = useI18n();
   const format = useFormat();
   const reason = (code: string, message: string) => (isMessageKey(`reject.${code}`) ? t(`reject.${code}` as MessageKey) : message);
@@ -317,9 +317,15 @@ function Report({ result }: { result: Imported }) {
         <Link href={`/contacts/${result.id}`} className="btn-primary">
           {t("report.open")}
         </Link>
-        <Link href="/contacts" className="btn-secondary">
-          {t("report.back")}
-        </Link>
+        {onBack ? (
+          <button type="button" className="btn-secondary" onClick={onBack}>
+            {t("report.back")}
+          </button>
+        ) : (
+          <Link href="/contacts" className="btn-secondary">
+            {t("report.back")}
+          </Link>
+        )}
       </div>
     </div>
   );
