@@ -13,6 +13,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { xlsx } from "./xlsx.mjs";
 
 const base = required("WABLAST_CONSOLE_URL");
 const email = required("WABLAST_CONSOLE_EMAIL");
@@ -157,26 +158,26 @@ try {
   await shot("09-numbers-phone");
   await page.setViewportSize({ width: 1280, height: 860 });
 
-  // Contacts: the empty state says what to do; upload a CSV of messy numbers.
+  // Contacts: the empty state says what to do; upload an XLSX of messy numbers.
   await page.getByRole("navigation").getByRole("link", { name: "Kontak" }).click();
   await heading("Daftar kontak").waitFor();
   await page.getByText("Belum ada daftar kontak").waitFor();
   await shot("11-contacts-empty");
   await page.getByRole("link", { name: "Unggah kontak" }).first().click();
   await heading("Unggah kontak").waitFor();
-  const csv = [
-    "No HP,Nama,Setuju,kota",
-    "0812-3456-7890,Budi,ya,Bandung",
-    "+62 813 1111 2222,Sari,ya,Jakarta",
-    "6281400001111,Andi,ya,Medan",
-    "12345,Tono,ya,Solo",
-    "0812 3456 7890,Budi lagi,ya,Bandung",
-    "0815-5555-6666,Rina,tidak,Bogor",
-  ].join("\n");
+  const sheet = xlsx([
+    ["No HP", "Nama", "Setuju", "kota"],
+    ["0812-3456-7890", "Budi", "ya", "Bandung"],
+    ["+62 813 1111 2222", "Sari", "ya", "Jakarta"],
+    ["6281400001111", "Andi", "ya", "Medan"],
+    ["12345", "Tono", "ya", "Solo"],
+    ["0812 3456 7890", "Budi lagi", "ya", "Bandung"],
+    ["0815-5555-6666", "Rina", "tidak", "Bogor"],
+  ]);
   await page.getByLabel("Berkas CSV atau XLSX").setInputFiles({
-    name: "Pelanggan Bandung.csv",
-    mimeType: "text/csv",
-    buffer: Buffer.from(csv),
+    name: "Pelanggan Bandung.xlsx",
+    mimeType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    buffer: Buffer.from(sheet),
   });
   const preview = page.getByTestId("upload-preview");
   await preview.getByText("+62 813 1111 2222").waitFor();
@@ -238,7 +239,7 @@ try {
   // Back to all lists: the new one is there.
   await page.getByRole("link", { name: "← Semua daftar" }).click();
   await heading("Daftar kontak").waitFor();
-  await page.getByTestId("contact-list-row").getByRole("link", { name: "Pelanggan Bandung" }).waitFor();
+  await page.getByTestId("contact-list-row").filter({ hasText: "Pelanggan Bandung.xlsx" }).getByText("Berkas Excel").waitFor();
   await shot("16-contacts-lists");
 
   // A WhatsApp group's members as a list: only on the owner's word that they agreed.
