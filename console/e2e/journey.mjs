@@ -13,6 +13,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { xlsx } from "./xlsx.mjs";
 
 const base = required("WABLAST_CONSOLE_URL");
 const email = required("WABLAST_CONSOLE_EMAIL");
@@ -156,6 +157,106 @@ try {
   await card.locator('[data-status="ready"]').waitFor();
   await shot("09-numbers-phone");
   await page.setViewportSize({ width: 1280, height: 860 });
+
+  // Contacts: the empty state says what to do; upload an XLSX of messy numbers.
+  await page.getByRole("navigation").getByRole("link", { name: "Kontak" }).click();
+  await heading("Daftar kontak").waitFor();
+  await page.getByText("Belum ada daftar kontak").waitFor();
+  await shot("11-contacts-empty");
+  await page.getByRole("link", { name: "Unggah kontak" }).first().click();
+  await heading("Unggah kontak").waitFor();
+  const sheet = xlsx([
+    ["No HP", "Nama", "Setuju", "kota"],
+    ["0812-3456-7890", "Budi", "ya", "Bandung"],
+    ["+62 813 1111 2222", "Sari", "ya", "Jakarta"],
+    ["6281400001111", "Andi", "ya", "Medan"],
+    ["12345", "Tono", "ya", "Solo"],
+    ["0812 3456 7890", "Budi lagi", "ya", "Bandung"],
+    ["0815-5555-6666", "Rina", "tidak", "Bogor"],
+  ]);
+  await page.getByLabel("Berkas CSV atau XLSX").setInputFiles({
+    name: "Pelanggan Bandung.xlsx",
+    mimeType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    buffer: Buffer.from(sheet),
+  });
+  const preview = page.getByTestId("upload-preview");
+  await preview.getByText("+62 813 1111 2222").waitFor();
+  await page.getByText("5 baris pertama dari 6 baris data.").waitFor();
+  // The mapping is checked next to its field before anything is sent.
+  const consent = page.getByLabel("Persetujuan", { exact: true });
+  await consent.selectOption({ label: "— pilih kolom —" });
+  await page.getByRole("button", { name: "Impor kontak" }).click();
+  await page.getByText("Pilih kolom persetujuan: hanya kontak yang setuju boleh diimpor.").waitFor();
+  if ((await consent.getAttribute("aria-invalid")) !== "true") throw new Error("the consent field is not marked invalid");
+  await page.getByLabel("Nomor WhatsApp", { exact: true }).selectOption({ label: "No HP" });
+  await page.getByLabel("Nama (opsional)").selectOption({ label: "Nama" });
+  await consent.selectOption({ label: "Setuju" });
+  await page.getByRole("checkbox", { name: "kota" }).check();
+  await shot("12-contacts-upload");
+  await page.getByRole("button", { name: "Impor kontak" }).click();
+
+  // The report: three imported, three rejected, each with its reason.
+  const report = page.getByTestId("import-report");
+  await report.getByText("3 dari 6 baris diimpor; 3 ditolak.").waitFor();
+  const rejected = report.getByTestId("rejected-rows");
+  await rejected.getByRole("row").filter({ hasText: "12345" }).getByText("Nomor tidak valid.").waitFor();
+  await rejected.getByRole("row").filter({ hasText: "Nomor ganda." }).getByText("(sama dengan baris 1)").waitFor();
+  const noConsent = rejected.getByRole("row").filter({ hasText: "Tidak ada persetujuan." });
+  await noConsent.getByText("kolom Setuju").waitFor();
+  if ((await noConsent.getByRole("cell").first().textContent()) !== "6") throw new Error("the row without consent is not row 6");
+  await shot("13-contacts-report");
+
+  // The list: its contacts in E.164, not checked yet.
+  await report.getByRole("link", { name: "Buka daftar" }).click();
+  await heading("Pelanggan Bandung").waitFor();
+  const contacts = page.getByTestId("contacts-table");
+  for (const phone of ["+6281234567890", "+6281311112222", "+6281400001111"]) {
+    await contacts.locator(`[data-phone="${phone}"]`).getByText("Belum diperiksa").waitFor();
+  }
+
+  // Check the numbers on WhatsApp with the linked number: live to the end.
+  const check = page.getByTestId("check-panel");
+  await check.getByLabel("Periksa dengan nomor").selectOption({ label: "CS Jakarta 1 (+6281200000001)" });
+  await check.getByRole("button", { name: "Periksa nomor" }).click();
+  await check.getByRole("progressbar", { name: "Kemajuan pemeriksaan" }).waitFor();
+  await page.locator('[data-testid="check-panel"][data-check-status="completed"]').waitFor({ timeout: 60_000 });
+  await check.getByText("3 dari 3 diperiksa · Ada di WhatsApp: 3 · Tidak ada: 0").waitFor();
+  await check.getByText("Pemeriksaan selesai.").waitFor();
+  for (const phone of ["+6281234567890", "+6281311112222", "+6281400001111"]) {
+    await contacts.locator(`[data-phone="${phone}"] [data-wa="on"]`).waitFor();
+  }
+  if ((await page.evaluate(() => window.__journey)) !== "still here") throw new Error("the page reloaded");
+  await shot("14-contacts-checked");
+
+  // Remove one contact.
+  await contacts.getByRole("button", { name: "Hapus +6281400001111" }).click();
+  await dialog.getByRole("button", { name: "Ya, hapus" }).click();
+  await contacts.locator('[data-phone="+6281400001111"]').waitFor({ state: "detached" });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot("15-contacts-list-phone");
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  // Back to all lists: the new one is there.
+  await page.getByRole("link", { name: "← Semua daftar" }).click();
+  await heading("Daftar kontak").waitFor();
+  await page.getByTestId("contact-list-row").filter({ hasText: "Pelanggan Bandung.xlsx" }).getByText("Berkas Excel").waitFor();
+  await shot("16-contacts-lists");
+
+  // A WhatsApp group's members as a list: only on the owner's word that they agreed.
+  await page.getByRole("button", { name: "Impor dari grup WhatsApp" }).click();
+  await dialog.getByLabel("Grup", { exact: true }).selectOption({ label: "Pelanggan Setia (5 anggota)" });
+  await dialog.getByRole("button", { name: "Impor anggota" }).click();
+  await dialog.getByText("Centang ini dulu: hanya kontak yang setuju boleh diimpor.").waitFor();
+  await dialog.getByRole("checkbox", { name: "Anggota grup ini sudah setuju menerima pesan dari saya." }).check();
+  await dialog.getByRole("button", { name: "Impor anggota" }).click();
+  await dialog.getByText("Daftar “Pelanggan Setia” dibuat.").waitFor();
+  await dialog.getByText("Nomornya disembunyikan WhatsApp.").waitFor();
+  await shot("17-contacts-group");
+  await dialog.getByRole("button", { name: "Ke semua daftar" }).click();
+  await page.getByTestId("contact-list-row").getByRole("link", { name: "Pelanggan Setia" }).waitFor();
+  await page.getByTestId("contact-list-row").filter({ hasText: "Grup WhatsApp" }).waitFor();
+  await page.getByRole("navigation").getByRole("link", { name: "Nomor" }).click();
+  await heading("Nomor WhatsApp").waitFor();
 
   // Several at once: select it and stop it.
   await card.getByRole("checkbox", { name: "Pilih CS Jakarta 1" }).check();

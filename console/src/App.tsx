@@ -3,10 +3,13 @@ import { useEffect } from "react";
 import { Redirect, Route, Switch } from "wouter";
 import { EventsProvider } from "./events";
 import { useToken } from "./lib/auth";
+import { ContactList } from "./pages/ContactList";
+import { Contacts } from "./pages/Contacts";
 import { Dashboard } from "./pages/Dashboard";
 import { NotFound } from "./pages/NotFound";
 import { Numbers } from "./pages/Numbers";
 import { SignIn, SignUp } from "./pages/Auth";
+import { Upload } from "./pages/Upload";
 
 export function App() {
   const token = useToken();
@@ -31,6 +34,9 @@ export function App() {
       <Switch>
         <Route path="/" component={Dashboard} />
         <Route path="/numbers" component={Numbers} />
+        <Route path="/contacts" component={Contacts} />
+        <Route path="/contacts/upload" component={Upload} />
+        <Route path="/contacts/:id" component={ContactList} />
         <Route path="/login">
           <Redirect to="/" replace />
         </Route>

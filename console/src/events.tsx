@@ -7,6 +7,7 @@ import { createContext, useContext, useEffect, useState, type ReactNode } from "
 import { keys } from "./api/queries";
 import type { EventData } from "./api/types";
 import { getToken, signOut } from "./lib/auth";
+import { checkProgressOf, clearChecks, recordCheck } from "./lib/checks";
 import { clearLive, liveStatusOf, recordLive, recordPosition } from "./lib/live";
 import { readEventStream, type StreamState } from "./lib/sse";
 
@@ -20,6 +21,9 @@ export function staleBy(aggregateType: string): (readonly string[])[] {
       return [keys.sessions];
     case "wallet":
       return [keys.wallet];
+    // A check's end: the list's contacts show what it found.
+    case "list_check":
+      return [keys.lists];
     default:
       return [];
   }
@@ -63,6 +67,9 @@ export function EventsProvider({ children }: { children: ReactNode }) {
         recordPosition(event);
         const live = liveStatusOf(event);
         if (live) recordLive(...live);
+        const check = checkProgressOf(event);
+        // The bar moves at once; the contacts' statuses follow on refresh.
+        if (check) recordCheck(...check);
         refresh(staleBy(event.aggregate_type));
       },
     });
@@ -70,6 +77,7 @@ export function EventsProvider({ children }: { children: ReactNode }) {
       abort.abort();
       clearTimeout(timer);
       clearLive();
+      clearChecks();
     };
   }, [client]);
   return <Context.Provider value={state}>{children}</Context.Provider>;

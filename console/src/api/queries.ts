@@ -2,12 +2,17 @@ import { useQuery } from "@tanstack/react-query";
 import { mergeLive, readAfter, useLiveStatuses } from "../lib/live";
 import { useMemo } from "react";
 import { api } from "./client";
-import type { Me, Page, Session, Wallet } from "./types";
+import { ApiError } from "./client";
+import type { Contact, ContactList, ListCheck, Me, Page, Session, Wallet } from "./types";
 
 export const keys = {
   me: ["me"] as const,
   sessions: ["sessions"] as const,
   wallet: ["wallet"] as const,
+  lists: ["contact-lists"] as const,
+  list: (id: string) => ["contact-lists", id] as const,
+  contacts: (id: string, cursor: string | null) => ["contact-lists", id, "contacts", cursor ?? ""] as const,
+  check: (id: string) => ["contact-lists", id, "check"] as const,
 };
 
 export function useMe() {
@@ -27,4 +32,51 @@ export function useSessions() {
   const live = useLiveStatuses();
   const sessions = useMemo(() => (query.data ? mergeLive(query.data.items, live) : undefined), [query.data, live]);
   return { ...query, sessions };
+}
+
+/** The tenant's contact lists (the first 500). */
+export function useContactLists() {
+  return useQuery({
+    queryKey: keys.lists,
+    queryFn: ({ signal }) => api<Page<ContactList>>("/api/v1/contact-lists?limit=500", { signal }),
+  });
+}
+
+export function useContactList(id: string) {
+  return useQuery({ queryKey: keys.list(id), queryFn: ({ signal }) => api<ContactList>(`/api/v1/contact-lists/${id}`, { signal }) });
+}
+
+export const CONTACTS_PER_PAGE = 50;
+
+/** A page of a list's contacts, from `cursor` (null: the first page). */
+export function useContacts(id: string, cursor: string | null) {
+  return useQuery({
+    queryKey: keys.contacts(id, cursor),
+    queryFn: ({ signal }) =>
+      api<Page<Contact>>(
+        `/api/v1/contact-lists/${id}/contacts?limit=${CONTACTS_PER_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+        { signal },
+      ),
+    placeholderData: (previous) => previous,
+  });
+}
+
+/**
+ * The list's latest number check; null when it was never checked. Asked
+ * only when there may be one (`enabled`): a never-checked list answers 404,
+ * which the browser logs as an error.
+ */
+export function useListCheck(id: string, enabled: boolean) {
+  return useQuery({
+    queryKey: keys.check(id),
+    enabled,
+    queryFn: async ({ signal }) => {
+      try {
+        return await api<ListCheck>(`/api/v1/contact-lists/${id}/check`, { signal, after: readAfter() });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) return null;
+        throw err;
+      }
+    },
+  });
 }

@@ -88,3 +88,71 @@ export interface EventData {
 export const RUNNING: readonly SessionStatus[] = ["starting", "qr", "pairing", "authenticated", "ready", "disconnected"];
 /** Statuses waiting for the phone to link. */
 export const LINKING: readonly SessionStatus[] = ["qr", "pairing"];
+
+export interface ContactList {
+  id: string;
+  name: string;
+  columns: string[];
+  total_rows: number;
+  accepted: number;
+  rejected: number;
+  source_filename: string | null;
+  source_format: "csv" | "xlsx" | "json" | "group";
+  created_at: string;
+}
+
+export interface Contact {
+  /** Its row in the list: the id `DELETE .../contacts/{row}` takes. */
+  row: number;
+  phone: string;
+  name: string | null;
+  variables: Record<string, unknown>;
+  on_whatsapp: boolean | null;
+  whatsapp_chat_id: string | null;
+  whatsapp_checked_at: string | null;
+}
+
+export interface RejectedRow {
+  row: number;
+  value: string;
+  reason: string;
+  message: string;
+  column?: string;
+  duplicate_of?: number;
+}
+
+/** The answer to an import. */
+export interface Imported {
+  id: string;
+  name: string;
+  columns: string[];
+  total_rows: number;
+  accepted: number;
+  rejected: RejectedRow[];
+  rejected_count: number;
+  created_at: string;
+}
+
+export type ListCheckStatus = "running" | "completed" | "failed" | "cancelled";
+
+export interface ListCheck {
+  job_id: string;
+  list_id: string;
+  session_id: string;
+  status: ListCheckStatus;
+  contacts: number;
+  checked: number;
+  on_whatsapp: number;
+  not_on_whatsapp: number;
+  failure: string | null;
+  started_at: string;
+  updated_at: string;
+  ended_at: string | null;
+}
+
+/** A WhatsApp group a session's number is in. */
+export interface Group {
+  id: string;
+  name: string;
+  participants: number;
+}

@@ -8,6 +8,7 @@ import { signOut } from "../lib/auth";
 const NAV: { href: string; label: MessageKey }[] = [
   { href: "/", label: "nav.dashboard" },
   { href: "/numbers", label: "nav.numbers" },
+  { href: "/contacts", label: "nav.contacts" },
 ];
 
 export function LanguageSwitch() {
