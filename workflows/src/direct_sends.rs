@@ -48,12 +48,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::AggregateError;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, oneshot};
-use tracing::{debug, instrument};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, instrument, warn};
 use wablast_domain::campaign::{CampaignCommand, CampaignError, direct_campaign_id};
 use wablast_domain::recipient_batch::{
     BatchRecipient, RecipientBatch, RecipientBatchCommand, RecipientBatchError, batch_id,
 };
-use wablast_domain::session::{Driver, SessionStatus};
+use cqrs_es::Aggregate;
+use wablast_domain::schedule::Schedule;
+use wablast_domain::session::{Driver, Session, SessionStatus};
 use wablast_domain::session_day::{self, SessionDayEvent};
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::whatsapp_template::{
@@ -62,11 +65,12 @@ use wablast_domain::types::whatsapp_template::{
 use wablast_domain::types::{
     ActiveHours, CampaignId, MessageContent, MessageId, Points, SessionId, TenantId, Throttle,
 };
-use wablast_domain::wallet::{WalletCommand, WalletError};
+use wablast_domain::wallet::{Wallet, WalletCommand, WalletError};
 use wablast_eventstore::{CommandMetadata, EventLog, EventStoreError, Loaded};
 use wablast_projections::queries::{chats, whatsapp_templates};
 use wablast_projections::wait::Position;
 
+use crate::changes::{Changes, Kept};
 use crate::commands::{Commands, day_key, follow_up, key, position, tenant_key};
 use crate::sends::{SendCommand, SendQueue};
 
@@ -268,6 +272,11 @@ struct Waiting {
 /// to, the batch that takes admissions and that batch's state.
 #[derive(Default)]
 struct Admitting {
+    /// The session, wallet and schedule as the last group read them, kept
+    /// while no commit of theirs is seen ([`Changes`]).
+    session: Option<Kept<Session>>,
+    wallet: Option<Kept<Wallet>>,
+    schedule: Option<Kept<Schedule>>,
     /// The tenant's active hours as the last group read them.
     hours: Option<ActiveHours>,
     campaign: Option<CampaignId>,
@@ -302,11 +311,22 @@ struct Inner {
     /// read.
     db: PgPool,
     queue: OnceCell<SendQueue>,
+    /// The commits of sessions, wallets and schedules seen, which tell a
+    /// lane whether what it read is still current.
+    changes: OnceCell<Changes>,
+    /// Stops watching them when the last handle goes.
+    stop: CancellationToken,
     /// Per session: its lane.
     lanes: Mutex<HashMap<(TenantId, SessionId), Arc<Lane>>>,
     /// Per tenant: its sessions' blocks are reserved one at a time here,
     /// so that sessions opening blocks at once do not race on the wallet.
     reserving: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl DirectSends {
@@ -318,6 +338,8 @@ impl DirectSends {
                 log,
                 db,
                 queue: OnceCell::new(),
+                changes: OnceCell::new(),
+                stop: CancellationToken::new(),
                 lanes: Mutex::default(),
                 reserving: Mutex::default(),
             }),
@@ -415,10 +437,26 @@ impl Inner {
             .hours
             .as_ref()
             .map(|hours| hours.local_date(group[0].now));
+        let changes = self.changes().await;
         let (session, wallet, schedule, counted) = tokio::join!(
-            commands.sessions.load(&session_key),
-            commands.wallets.load(&tenant_key),
-            commands.schedules.load(&tenant_key),
+            changes.current(
+                &commands.sessions,
+                tenant,
+                &session_key,
+                &mut admitting.session
+            ),
+            changes.current(
+                &commands.wallets,
+                tenant,
+                &tenant_key,
+                &mut admitting.wallet
+            ),
+            changes.current(
+                &commands.schedules,
+                tenant,
+                &tenant_key,
+                &mut admitting.schedule
+            ),
             async {
                 match guessed {
                     Some(day) => Some((day, self.day_count(tenant, session_id, day).await)),
@@ -427,9 +465,7 @@ impl Inner {
             },
         );
         let (session, wallet, schedule) = match (session, wallet, schedule) {
-            (Ok(session), Ok(wallet), Ok(schedule)) => {
-                (session.aggregate, wallet.aggregate, schedule.aggregate)
-            }
+            (Ok(session), Ok(wallet), Ok(schedule)) => (session, wallet, schedule),
             (Err(err), _, _) => return refuse_all(group, &err.into()),
             (_, Err(err), _) => return refuse_all(group, &err.into()),
             (_, _, Err(err)) => return refuse_all(group, &err.into()),
@@ -507,6 +543,29 @@ impl Inner {
             self.enqueue(tenant, session_id, campaign_id, admitted)
                 .await;
         }
+    }
+
+    /// What tells whether a lane's copies are current: watched from the
+    /// first send on. Without the watch (NATS refused the subscription) a
+    /// copy is still trusted for [`Changes::MAX_AGE`] only.
+    async fn changes(&self) -> &Changes {
+        self.changes
+            .get_or_init(|| async {
+                let changes = Changes::default();
+                let watched = changes
+                    .watch(
+                        &self.log.jetstream().client(),
+                        self.log.prefix(),
+                        &[Session::TYPE, Wallet::TYPE, Schedule::TYPE],
+                        self.stop.clone(),
+                    )
+                    .await;
+                if let Err(err) = watched {
+                    warn!(error = %err, "single sends cannot watch commits: they read the log at least once a second");
+                }
+                changes
+            })
+            .await
     }
 
     /// Meta's rules for a Cloud API session's send (see the module docs);
