@@ -45,6 +45,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::Aggregate;
 use cqrs_es::AggregateError;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, oneshot};
@@ -54,7 +55,6 @@ use wablast_domain::campaign::{CampaignCommand, CampaignError, direct_campaign_i
 use wablast_domain::recipient_batch::{
     BatchRecipient, RecipientBatch, RecipientBatchCommand, RecipientBatchError, batch_id,
 };
-use cqrs_es::Aggregate;
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::{Driver, Session, SessionStatus};
 use wablast_domain::session_day::{self, SessionDayEvent};
