@@ -70,8 +70,9 @@ pub enum CheckFailure {
     ListDeleted,
     /// The session that asks was deleted.
     SessionDeleted,
-    /// The session that asks was logged out, or failed: it asks nothing
-    /// until it is linked again.
+    /// The session that asks was logged out: it asks nothing until it is
+    /// linked again (a session that is stopped, reconnecting or failed is
+    /// waited for).
     SessionLoggedOut,
     /// The session's driver cannot check numbers (the Cloud API).
     Unsupported,
@@ -86,6 +87,18 @@ impl CheckFailure {
             Self::SessionLoggedOut => "session_logged_out",
             Self::Unsupported => "unsupported",
         }
+    }
+
+    /// The reason of that name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::ListDeleted,
+            Self::SessionDeleted,
+            Self::SessionLoggedOut,
+            Self::Unsupported,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == name)
     }
 }
 

@@ -2,13 +2,26 @@ import { useEffect, useId, useRef, type InputHTMLAttributes, type ReactNode } fr
 import type { SessionStatus } from "../api/types";
 import { useI18n, type MessageKey } from "../i18n";
 
-/** A labelled input with its error (or hint) tied to it for screen readers. */
-export function Field({
+/** What ties a form control to its label and to its error (or hint). */
+type ControlProps = {
+  id: string;
+  "aria-invalid"?: boolean;
+  "aria-describedby"?: string;
+};
+
+/** A label above a control, and its error (or hint) below it, tied to it
+ * for screen readers. */
+export function Labelled({
   label,
   error,
   hint,
-  ...input
-}: { label: string; error?: string; hint?: string } & InputHTMLAttributes<HTMLInputElement>) {
+  control,
+}: {
+  label: string;
+  error?: string;
+  hint?: string;
+  control: (props: ControlProps) => ReactNode;
+}) {
   const id = useId();
   const describedBy = error ? `${id}-error` : hint ? `${id}-hint` : undefined;
   return (
@@ -16,7 +29,7 @@ export function Field({
       <label htmlFor={id} className="block text-sm font-medium text-slate-800">
         {label}
       </label>
-      <input id={id} className="input" aria-invalid={error ? true : undefined} aria-describedby={describedBy} {...input} />
+      {control({ id, "aria-invalid": error ? true : undefined, "aria-describedby": describedBy })}
       {error ? (
         <p id={`${id}-error`} className="text-sm text-red-700">
           {error}
@@ -27,6 +40,23 @@ export function Field({
         </p>
       ) : null}
     </div>
+  );
+}
+
+/** A labelled input with its error (or hint) tied to it for screen readers. */
+export function Field({
+  label,
+  error,
+  hint,
+  ...input
+}: { label: string; error?: string; hint?: string } & InputHTMLAttributes<HTMLInputElement>) {
+  return (
+    <Labelled
+      label={label}
+      error={error}
+      hint={hint}
+      control={(tied) => <input className="input" {...tied} {...input} />}
+    />
   );
 }
 

@@ -50,15 +50,7 @@ impl ListCheckRow {
 
     /// Why it failed, when it did.
     pub fn failure(&self) -> Option<CheckFailure> {
-        let failure = self.failure.as_deref()?;
-        [
-            CheckFailure::ListDeleted,
-            CheckFailure::SessionDeleted,
-            CheckFailure::SessionLoggedOut,
-            CheckFailure::Unsupported,
-        ]
-        .into_iter()
-        .find(|reason| reason.as_str() == failure)
+        CheckFailure::parse(self.failure.as_deref()?)
     }
 }
 
