@@ -1,6 +1,6 @@
 //! The web console: served by the binary beside the API without shadowing
 //! it, and driven in a real browser (Debian's Chromium through
-//! playwright-core, `console/e2e/journey.mjs`) against the whole system
+//! playwright-core, `console/e2e/*.mjs` with `harness.mjs`) against the whole system
 //! with the simulator.
 //!
 //! The browser test needs Node.js, the console's `node_modules` (`npm ci`
@@ -22,12 +22,12 @@ use crate::app::{Auth, Client, TestApp};
 use crate::campaigns::grant_plan;
 use wablast_tests::wait_for as until;
 
-fn console_dir() -> PathBuf {
+pub fn console_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../console")
 }
 
 /// Skips the test (returns) with `why`, or fails it under `CI=true`.
-fn missing(why: &str) {
+pub fn missing(why: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "console browser test: {why} (CI=true: not skipped)"
@@ -37,7 +37,7 @@ fn missing(why: &str) {
 
 /// Whether `/` of `app` is the console (not the page of a binary built
 /// without it).
-async fn console_built(app: &TestApp) -> bool {
+pub async fn console_built(app: &TestApp) -> bool {
     let page = app.get("/").await.text().await.expect("a body");
     page.contains("id=\"root\"")
 }
@@ -121,28 +121,15 @@ async fn the_console_is_served_beside_the_api_without_shadowing_it() {
 /// A new owner signs up in the browser, the admin grants a plan, the owner
 /// adds a number by QR, the phone scans it (the simulator, through the
 /// API) and the card turns ready live; the dashboard shows the number and
-/// the points. Screenshots of every page stay in `console/test-results/`;
+/// the points; contacts are uploaded, checked and imported from a group.
+/// Screenshots of every page stay in `console/test-results/first-steps/`;
 /// any console error of any page fails the test.
 #[tokio::test]
 async fn a_new_owner_links_a_number_in_the_browser_and_sees_it_ready_live() {
     // Arrange
-    let console = console_dir();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    if !std::path::Path::new(&chromium).exists() {
-        return missing(&format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if !console.join("node_modules/playwright-core").is_dir() {
-        return missing("console/node_modules has no playwright-core (npm ci in console/)");
-    }
-    let node_ok = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !node_ok {
-        return missing("no node on the PATH");
-    }
+    let Some(browser) = Browser::find() else {
+        return;
+    };
     let app = TestApp::spawn_with_engine().await;
     if !console_built(&app).await {
         return missing("this binary was built without the console (npm run build in console/)");
@@ -150,32 +137,18 @@ async fn a_new_owner_links_a_number_in_the_browser_and_sees_it_ready_live() {
     let admin = app.admin().await;
     let email = format!("budi-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "rahasia-budi-123";
-
-    // Act: the journey, answering its steps.
-    let mut journey = Command::new("node")
-        .arg(console.join("e2e/journey.mjs"))
-        .current_dir(&console)
-        .env("WABLAST_CONSOLE_URL", app.url(""))
-        .env("WABLAST_CONSOLE_EMAIL", &email)
-        .env("WABLAST_CONSOLE_PASSWORD", password)
-        .env("CHROMIUM", &chromium)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let mut stdin = journey.stdin.take().expect("piped");
-    let mut lines = BufReader::new(journey.stdout.take().expect("piped")).lines();
     let mut owner: Option<Client> = None;
-    let steps = async {
-        while let Some(line) = lines.next_line().await.expect("the journey's output") {
-            eprintln!("journey: {line}");
-            let Some(rest) = line.strip_prefix("@@ ") else {
-                continue;
-            };
-            let (step, data) = rest.split_once(' ').unwrap_or((rest, "{}"));
-            let data: Value = serde_json::from_str(data).expect("a step's JSON");
-            match step {
+
+    // Act + Assert: the journey, answering its steps.
+    browser
+        .run(
+            &app,
+            "first-steps.mjs",
+            &[
+                ("WABLAST_CONSOLE_EMAIL", &email),
+                ("WABLAST_CONSOLE_PASSWORD", password),
+            ],
+            async |step, data| match step {
                 "signed-up" => {
                     let tenant = sign_in(&app, &email, password).await;
                     let plan = plan(&admin).await;
@@ -185,35 +158,110 @@ async fn a_new_owner_links_a_number_in_the_browser_and_sees_it_ready_live() {
                 "qr-shown" => {
                     let owner = owner.as_ref().expect("signed up first");
                     let id = data["session_id"].as_str().expect("the session's id");
-                    let scan = format!("/api/v1/sessions/{id}/simulator/scan");
-                    until("the scan", Duration::from_secs(20), async || {
-                        let (status, _) = owner
-                            .post(&scan, json!({"phone_number": "+6281200000001"}))
-                            .await;
-                        (status == StatusCode::ACCEPTED).then_some(())
-                    })
-                    .await;
+                    scan(owner, id, "+6281200000001").await;
                 }
-                "done" => {}
                 other => panic!("unknown step {other}"),
-            }
-            stdin.write_all(b"ok\n").await.expect("the journey reads");
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(240), steps)
-        .await
-        .expect("the journey ends within 4 minutes");
-    let status = journey.wait().await.expect("node ran");
+            },
+        )
+        .await;
+}
 
-    // Assert
-    assert!(
-        status.success(),
-        "the browser journey failed (see its output above and console/test-results/)"
-    );
+/// What a browser journey needs: Chromium, Node.js and the console's
+/// `node_modules`.
+pub struct Browser {
+    chromium: String,
+}
+
+impl Browser {
+    /// The browser, or `None` (the test skips; under `CI=true` it fails)
+    /// when something it needs is missing.
+    pub fn find() -> Option<Self> {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+        if !std::path::Path::new(&chromium).exists() {
+            missing(&format!(
+                "no Chromium at {chromium} (apt-get install chromium)"
+            ));
+            return None;
+        }
+        if !console_dir().join("node_modules/playwright-core").is_dir() {
+            missing("console/node_modules has no playwright-core (npm ci in console/)");
+            return None;
+        }
+        let node_ok = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !node_ok {
+            missing("no node on the PATH");
+            return None;
+        }
+        Some(Self { chromium })
+    }
+
+    /// Runs the journey `script` (in `console/e2e/`) against `app` with
+    /// `env`, answering each of its steps with `on_step` (after which the
+    /// journey goes on), and fails unless it succeeds within 4 minutes.
+    pub async fn run(
+        &self,
+        app: &TestApp,
+        script: &str,
+        env: &[(&str, &str)],
+        mut on_step: impl AsyncFnMut(&str, Value),
+    ) {
+        let console = console_dir();
+        let mut journey = Command::new("node");
+        journey
+            .arg(console.join("e2e").join(script))
+            .current_dir(&console)
+            .env("WABLAST_CONSOLE_URL", app.url(""))
+            .env("CHROMIUM", &self.chromium)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            journey.env(name, value);
+        }
+        let mut journey = journey.spawn().expect("node starts");
+        let mut stdin = journey.stdin.take().expect("piped");
+        let mut lines = BufReader::new(journey.stdout.take().expect("piped")).lines();
+        let steps = async {
+            while let Some(line) = lines.next_line().await.expect("the journey's output") {
+                eprintln!("{script}: {line}");
+                let Some(rest) = line.strip_prefix("@@ ") else {
+                    continue;
+                };
+                let (step, data) = rest.split_once(' ').unwrap_or((rest, "{}"));
+                let data: Value = serde_json::from_str(data).expect("a step's JSON");
+                if step != "done" {
+                    on_step(step, data).await;
+                }
+                stdin.write_all(b"ok\n").await.expect("the journey reads");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(240), steps)
+            .await
+            .expect("the journey ends within 4 minutes");
+        let status = journey.wait().await.expect("node ran");
+        assert!(
+            status.success(),
+            "the browser journey {script} failed (see its output above and console/test-results/)"
+        );
+    }
+}
+
+/// The phone `phone` scans the QR code of the session `id` (the simulator,
+/// through the API), as soon as the session shows one.
+pub async fn scan(owner: &Client, id: &str, phone: &str) {
+    let scan = format!("/api/v1/sessions/{id}/simulator/scan");
+    until("the scan", Duration::from_secs(20), async || {
+        let (status, _) = owner.post(&scan, json!({"phone_number": phone})).await;
+        (status == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
 }
 
 /// The owner the browser signed up, as an API client.
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> Client {
+pub async fn sign_in(app: &TestApp, email: &str, password: &str) -> Client {
     let response = app
         .http
         .post(app.url("/api/v1/auth/login"))
@@ -238,7 +286,7 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Client {
 }
 
 /// A plan of 1,000 points the journey looks for by name.
-async fn plan(admin: &Client) -> String {
+pub async fn plan(admin: &Client) -> String {
     let (status, plan) = admin
         .post(
             "/api/v1/admin/plans",

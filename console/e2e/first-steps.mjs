@@ -1,74 +1,18 @@
-// The console's browser journey, in Debian's Chromium through
-// playwright-core, against a running wablast with the simulator.
+// The console's first journey, in Debian's Chromium (./harness.mjs),
+// against a running wablast with the simulator: a stranger signs up, links
+// a number by QR, uploads contacts, checks them on WhatsApp, imports a
+// group and switches to English.
 //
-// Run by tests/e2e/console.rs, which starts the system and answers this
-// script's steps: a line `@@ <step> <json>` on stdout waits for one line
-// on stdin (the test did its part: granted a plan, scanned the QR code).
-//
-// Environment: WABLAST_CONSOLE_URL (the system), WABLAST_CONSOLE_EMAIL and
-// WABLAST_CONSOLE_PASSWORD (the owner to sign up), CHROMIUM (default
-// /usr/bin/chromium), WABLAST_CONSOLE_ARTIFACTS (screenshots; default
-// console/test-results). Fails on any console error of any page.
+// Run by tests/e2e/console.rs. Environment: WABLAST_CONSOLE_EMAIL and
+// WABLAST_CONSOLE_PASSWORD (the owner to sign up), and the harness's.
 
-import { mkdirSync, rmSync } from "node:fs";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { journey, required, step } from "./harness.mjs";
 import { xlsx } from "./xlsx.mjs";
 
-const base = required("WABLAST_CONSOLE_URL");
 const email = required("WABLAST_CONSOLE_EMAIL");
 const password = required("WABLAST_CONSOLE_PASSWORD");
-const artifacts = process.env.WABLAST_CONSOLE_ARTIFACTS ?? new URL("../test-results/", import.meta.url).pathname;
-mkdirSync(artifacts, { recursive: true });
-// A failure's screenshot is of this run only.
-rmSync(`${artifacts}/failure.png`, { force: true });
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-const replies = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-
-/** Tells the test a step was reached and waits until it did its part. */
-async function step(name, data = {}) {
-  console.log(`@@ ${name} ${JSON.stringify(data)}`);
-  const reply = await replies.next();
-  if (reply.done || reply.value.trim() !== "ok") throw new Error(`the test answered ${JSON.stringify(reply.value)} to ${name}`);
-}
-
-const errors = [];
-let expectedHttpErrors = 0;
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  // Root in a container has no user namespace for the sandbox.
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
-let failed = false;
-try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: "id-ID" });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on("console", (message) => {
-    if (message.type() !== "error") return;
-    // A request the journey makes fail on purpose (a short password).
-    if (expectedHttpErrors > 0 && message.text().startsWith("Failed to load resource")) {
-      expectedHttpErrors--;
-      return;
-    }
-    const { url } = message.location();
-    errors.push(`${page.url()}: ${message.text()}${url ? ` (${url})` : ""}`);
-  });
-  page.on("pageerror", (error) => errors.push(`${page.url()}: ${error.message}`));
-
-  const shot = async (name) => {
-    await page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
-    console.log(`screenshot ${name}.png`);
-  };
-  const heading = (name) => page.getByRole("heading", { level: 1, name });
-
+await journey("first-steps", async ({ base, page, dialog, shot, heading, expectHttpErrors, markPage, assertNotReloaded }) => {
   // A stranger lands on the sign-in page, in Indonesian.
   await page.goto(base);
   await page.waitForURL(/\/login$/);
@@ -81,7 +25,7 @@ try {
   await page.getByLabel("Nama usaha (opsional)").fill("Toko Budi");
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Kata sandi").fill("pendek");
-  expectedHttpErrors = 1;
+  expectHttpErrors(1);
   await page.getByRole("button", { name: "Buat akun" }).click();
   const passwordField = page.getByLabel("Kata sandi");
   await page.getByText("Kata sandi minimal 8 karakter.", { exact: true }).last().waitFor();
@@ -98,9 +42,7 @@ try {
   await page.getByText("Belum ada nomor WhatsApp").waitFor();
   await page.locator('[data-stream="open"]').waitFor();
   // Proves later that nothing reloaded the page.
-  await page.evaluate(() => {
-    window.__journey = "still here";
-  });
+  await markPage();
   await shot("03-dashboard-new");
 
   // The admin grants a plan: the points appear without a reload.
@@ -114,7 +56,6 @@ try {
   await page.getByText("Belum ada nomor", { exact: true }).waitFor();
   await shot("04-numbers-empty");
   await page.getByRole("button", { name: "Tambah nomor" }).first().click();
-  const dialog = page.getByRole("dialog");
   await dialog.getByLabel("Nama nomor").fill("CS Jakarta 1");
   await dialog.getByRole("button", { name: "Tambah dan tautkan" }).click();
   await dialog.getByTestId("qr").waitFor();
@@ -130,7 +71,7 @@ try {
   const card = page.locator(`[data-testid="number-card"][data-session-id="${sessionId}"]`);
   await card.locator('[data-status="ready"]').waitFor();
   await card.getByText("+6281200000001").waitFor();
-  if ((await page.evaluate(() => window.__journey)) !== "still here") throw new Error("the page reloaded");
+  await assertNotReloaded();
   await shot("06-numbers-ready");
 
   // Settings: a daily limit of its own.
@@ -225,7 +166,7 @@ try {
   for (const phone of ["+6281234567890", "+6281311112222", "+6281400001111"]) {
     await contacts.locator(`[data-phone="${phone}"] [data-wa="on"]`).waitFor();
   }
-  if ((await page.evaluate(() => window.__journey)) !== "still here") throw new Error("the page reloaded");
+  await assertNotReloaded();
   await shot("14-contacts-checked");
 
   // Remove one contact.
@@ -271,18 +212,4 @@ try {
   await heading("WhatsApp numbers").waitFor();
   await card.getByText("Stopped").waitFor();
   await shot("10-numbers-english");
-
-  await step("done");
-} catch (error) {
-  failed = true;
-  console.error(`journey failed: ${error.stack ?? error}`);
-  const pages = browser.contexts().flatMap((c) => c.pages());
-  if (pages[0]) await pages[0].screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
-} finally {
-  await browser.close();
-}
-if (errors.length > 0) {
-  console.error(`console errors:\n${errors.join("\n")}`);
-  failed = true;
-}
-process.exit(failed ? 1 : 0);
+});

@@ -1,0 +1,120 @@
+// What every browser journey of the console shares: Debian's Chromium
+// through playwright-core, the steps a Rust test answers, screenshots,
+// and no console error allowed on any page.
+//
+// A journey is run by a test in tests/e2e/console*.rs, which starts the
+// system and answers the journey's steps: a line `@@ <step> <json>` on
+// stdout waits for one line `ok` on stdin (the test did its part).
+//
+// Environment: WABLAST_CONSOLE_URL (the system), CHROMIUM (default
+// /usr/bin/chromium), WABLAST_CONSOLE_ARTIFACTS (screenshots; default
+// console/test-results/<journey>), plus what each journey requires.
+
+import { mkdirSync, rmSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+/** The environment variable `name`, which must be set. */
+export function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+const replies = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+/** Tells the test a step was reached and waits until it did its part. */
+export async function step(name, data = {}) {
+  console.log(`@@ ${name} ${JSON.stringify(data)}`);
+  const reply = await replies.next();
+  if (reply.done || reply.value.trim() !== "ok") throw new Error(`the test answered ${JSON.stringify(reply.value)} to ${name}`);
+}
+
+/**
+ * Runs the journey `name` in a fresh browser: `body` gets the page and its
+ * helpers. Exits the process: 0 when the journey ended and no page logged
+ * a console error, 1 otherwise (with `failure.png` of the moment it failed).
+ */
+export async function journey(name, body) {
+  const base = required("WABLAST_CONSOLE_URL");
+  const artifacts =
+    process.env.WABLAST_CONSOLE_ARTIFACTS ?? new URL(`../test-results/${name}/`, import.meta.url).pathname;
+  mkdirSync(artifacts, { recursive: true });
+  // A failure's screenshot is of this run only.
+  rmSync(`${artifacts}/failure.png`, { force: true });
+
+  const errors = [];
+  let expectedHttpErrors = 0;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    // Root in a container has no user namespace for the sandbox.
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  let failed = false;
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: "id-ID" });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    page.on("console", (message) => {
+      if (message.type() !== "error") return;
+      // A request the journey makes fail on purpose.
+      if (expectedHttpErrors > 0 && message.text().startsWith("Failed to load resource")) {
+        expectedHttpErrors--;
+        return;
+      }
+      const { url } = message.location();
+      errors.push(`${page.url()}: ${message.text()}${url ? ` (${url})` : ""}`);
+    });
+    page.on("pageerror", (error) => errors.push(`${page.url()}: ${error.message}`));
+
+    const helpers = {
+      base,
+      page,
+      dialog: page.getByRole("dialog"),
+      /** A full-page screenshot kept as a test artifact. */
+      shot: async (shotName) => {
+        await page.screenshot({ path: `${artifacts}/${shotName}.png`, fullPage: true });
+        console.log(`screenshot ${name}/${shotName}.png`);
+      },
+      /** The page's main heading. */
+      heading: (text) => page.getByRole("heading", { level: 1, name: text }),
+      /** A link of the main navigation. */
+      nav: (text) => page.getByRole("navigation").getByRole("link", { name: text }),
+      /** The next `n` failed requests are made to fail on purpose. */
+      expectHttpErrors: (n) => {
+        expectedHttpErrors = n;
+      },
+      /** Signs in at the sign-in page as an existing owner. */
+      signIn: async (email, password) => {
+        await page.goto(base);
+        await page.waitForURL(/\/login$/);
+        await page.getByLabel("Email").fill(email);
+        await page.getByLabel("Kata sandi").fill(password);
+        await page.getByRole("button", { name: "Masuk" }).click();
+        await page.getByRole("heading", { level: 1, name: "Dasbor" }).waitFor();
+      },
+      /** Fails unless the page was not reloaded since `markPage()`. */
+      assertNotReloaded: async () => {
+        if ((await page.evaluate(() => window.__journey)) !== "still here") throw new Error("the page reloaded");
+      },
+      markPage: () =>
+        page.evaluate(() => {
+          window.__journey = "still here";
+        }),
+    };
+    await body(helpers);
+    await step("done");
+  } catch (error) {
+    failed = true;
+    console.error(`journey ${name} failed: ${error.stack ?? error}`);
+    const pages = browser.contexts().flatMap((c) => c.pages());
+    if (pages[0]) await pages[0].screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
+  } finally {
+    await browser.close();
+  }
+  if (errors.length > 0) {
+    console.error(`console errors:\n${errors.join("\n")}`);
+    failed = true;
+  }
+  process.exit(failed ? 1 : 0);
+}
