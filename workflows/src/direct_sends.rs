@@ -36,14 +36,18 @@
 //! process, a group at a time: while one group is written, the requests
 //! arriving wait and go together in the next, so under load a group costs
 //! one read of the session, wallet and schedule, one commit of admissions
-//! (per batch) and one publish of send commands, whatever its size. A
-//! lone request is a group of one. Its batch sees no conflicting writer
+//! (per batch) and one publish of send commands, whatever its size; the
+//! lane goes on to the next group while the queue acknowledges the last
+//! (each request is answered once its command is stored). A lone request
+//! is a group of one. Its batch sees no conflicting writer
 //! but another process's; a group's commit carries the metadata of its
 //! first request.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 
+use async_nats::jetstream::context::PublishAckFuture;
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::AggregateError;
@@ -458,10 +462,8 @@ impl Inner {
                 &mut admitting.schedule
             ),
             async {
-                match guessed {
-                    Some(day) => Some((day, self.day_count(tenant, session_id, day).await)),
-                    None => None,
-                }
+                let day = guessed?;
+                Some((day, self.day_count(tenant, session_id, day).await))
             },
         );
         let (session, wallet, schedule) = match (session, wallet, schedule) {
@@ -766,7 +768,10 @@ impl Inner {
     }
 
     /// Puts the admitted messages' send commands on the session's queue
-    /// (their first commit is the send loop's) and answers their requests.
+    /// (their first commit is the send loop's) and answers their requests
+    /// once the queue stored them. The commands are published here, in
+    /// the lane's order; the wait for the queue's acknowledgements is a
+    /// task of its own, so the lane decides its next group meanwhile.
     async fn enqueue(
         &self,
         tenant: TenantId,
@@ -809,36 +814,7 @@ impl Inner {
                 }
             }
         }
-        let mut stored =
-            futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
-                .await
-                .into_iter();
-        let mut admitted = admitted.into_iter();
-        loop {
-            let chunk: Vec<_> = admitted
-                .by_ref()
-                .take(SendQueue::COMMANDS_PER_MESSAGE)
-                .collect();
-            if chunk.is_empty() {
-                return;
-            }
-            let outcome = match stored.next() {
-                Some(ack) => ack.map(drop).map_err(|err| err.to_string()),
-                None => Err(unpublished.clone().unwrap_or_default()),
-            };
-            for (request, written) in chunk {
-                let result = match &outcome {
-                    Ok(()) => Ok(Queued {
-                        message_id: request.send.message_id,
-                        campaign_id,
-                        queued_at: request.now,
-                        written,
-                    }),
-                    Err(err) => Err(DirectSendError::Log(err.clone())),
-                };
-                request.answer(result);
-            }
-        }
+        tokio::spawn(answer_when_stored(campaign_id, admitted, acks, unpublished));
     }
 
     /// Opens the session's direct campaign of `day` (its throttle is the
@@ -1013,6 +989,47 @@ impl Inner {
 }
 
 /// Answers every request of `requests` with `err`.
+/// Answers the requests `admitted` as their send commands' queue messages
+/// (`acks`, in order, [`SendQueue::COMMANDS_PER_MESSAGE`] requests each)
+/// are stored; those past the acknowledgements were not published
+/// (`unpublished` says why).
+async fn answer_when_stored(
+    campaign_id: CampaignId,
+    admitted: Vec<(Request, Position)>,
+    acks: Vec<PublishAckFuture>,
+    unpublished: Option<String>,
+) {
+    let mut stored = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future))
+        .await
+        .into_iter();
+    let mut admitted = admitted.into_iter();
+    loop {
+        let chunk: Vec<_> = admitted
+            .by_ref()
+            .take(SendQueue::COMMANDS_PER_MESSAGE)
+            .collect();
+        if chunk.is_empty() {
+            return;
+        }
+        let outcome = match stored.next() {
+            Some(ack) => ack.map(drop).map_err(|err| err.to_string()),
+            None => Err(unpublished.clone().unwrap_or_default()),
+        };
+        for (request, written) in chunk {
+            let result = match &outcome {
+                Ok(()) => Ok(Queued {
+                    message_id: request.send.message_id,
+                    campaign_id,
+                    queued_at: request.now,
+                    written,
+                }),
+                Err(err) => Err(DirectSendError::Log(err.clone())),
+            };
+            request.answer(result);
+        }
+    }
+}
+
 fn refuse_all(requests: impl IntoIterator<Item = Request>, err: &DirectSendError) {
     for request in requests {
         request.answer(Err(err.clone()));
