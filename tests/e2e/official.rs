@@ -354,6 +354,113 @@ async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert_eq!(shown["whatsapp_template"], order, "{shown}");
 
+    // The preview shows each contact's template as the Cloud API sender
+    // sends it, its body filled in from the number's synced copy.
+    let preview = |extra: Value| {
+        let mut body = json!({"contact_list_id": list, "template": "Halo {{name|Kak}}",
+                              "count": 3, "whatsapp_template": order});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let (status, shown) = andi
+        .post(
+            "/api/v1/campaigns/preview",
+            preview(json!({"session_id": cloud})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let first = &shown["samples"][0];
+    assert_eq!(first["text"], "Halo Pelanggan 1", "{shown}");
+    assert_eq!(
+        first["whatsapp_template"],
+        json!({"name": "order_update", "language": "id",
+               "parameters": ["Pelanggan 1", "kota 1"],
+               "text": "Halo Pelanggan 1, pesanan kota 1 siap"}),
+        "{shown}"
+    );
+    // Without the session, the parameters only; a session without the
+    // template is refused as creating the campaign would be.
+    let (status, shown) = andi
+        .post("/api/v1/campaigns/preview", preview(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(
+        shown["samples"][2]["whatsapp_template"]["parameters"],
+        json!(["Pelanggan 3", "kota 3"])
+    );
+    assert_eq!(
+        shown["samples"][2]["whatsapp_template"]["text"],
+        Value::Null
+    );
+    let (status, error) = andi
+        .post(
+            "/api/v1/campaigns/preview",
+            preview(json!({"session_id": simulator})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "template_not_found");
+    let (status, error) = andi
+        .post(
+            "/api/v1/campaigns/preview",
+            json!({"contact_list_id": list, "template": "Halo", "session_id": cloud}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    // Started with the Cloud API number alone, the campaign sends each
+    // contact its template with its own parameters.
+    let (status, created) = andi
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!([cloud]), Some(order.clone())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, started) = andi
+        .post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
+    let sent = until("3 template sends", Duration::from_secs(60), async || {
+        let sent: Vec<Value> = graph
+            .requests()
+            .into_iter()
+            .filter(|r| r.route() == messages)
+            .map(|r| r.json())
+            .collect();
+        (sent.len() >= 3).then_some(sent)
+    })
+    .await;
+    let mut names: Vec<&str> = sent
+        .iter()
+        .map(|m| {
+            assert_eq!(m["type"], "template", "{m}");
+            assert_eq!(m["template"]["name"], "order_update", "{m}");
+            let parameters = &m["template"]["components"][0]["parameters"];
+            let name = parameters[0]["text"].as_str().unwrap();
+            let row = name.trim_start_matches("Pelanggan ");
+            assert_eq!(parameters[1]["text"], format!("kota {row}"), "{m}");
+            name
+        })
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Pelanggan 1", "Pelanggan 2", "Pelanggan 3"]);
+    until(
+        "the campaign completed",
+        Duration::from_secs(60),
+        async || {
+            let (_, shown) = andi.get(&format!("/api/v1/campaigns/{id}")).await;
+            let counts = &shown["counts"];
+            let out = ["sent", "delivered", "read"].map(|k| counts[k].as_i64().unwrap_or(0));
+            (shown["status"] == "completed" && out.iter().sum::<i64>() == 3).then_some(())
+        },
+    )
+    .await;
+
     stop.cancel();
     engine.await.unwrap().unwrap();
 }

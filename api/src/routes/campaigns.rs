@@ -125,6 +125,13 @@ pub struct PreviewRequest {
     /// WhatsApp would: without those contacts. Default false.
     #[serde(default)]
     pub skip_not_on_whatsapp: bool,
+    /// A campaign's `whatsapp_template` (what its Cloud API senders send):
+    /// each sample shows its parameters as they would be sent, and its
+    /// missing values count with the text's.
+    pub whatsapp_template: Option<super::templates::CampaignTemplateBody>,
+    /// A Cloud API session that synced `whatsapp_template`: each sample
+    /// shows the template's body filled in, as the recipient reads it.
+    pub session_id: Option<Uuid>,
 }
 
 /// A template rendered for some contacts of a list, and how many of the
@@ -153,6 +160,29 @@ pub struct PreviewSample {
     pub name: Option<String>,
     /// The text it would be sent; null when it lacks a variable the
     /// template uses without fallback (see `missing`).
+    pub text: Option<String>,
+    /// The WhatsApp template it would be sent instead by a Cloud API
+    /// sender, when the request has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template: Option<PreviewTemplate>,
+}
+
+/// A WhatsApp template as one contact would get it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewTemplate {
+    /// The template's name.
+    #[schema(example = "promo_lebaran")]
+    pub name: String,
+    /// Its language.
+    #[schema(example = "id")]
+    pub language: String,
+    /// Its parameters, `{{1}}` first; null when the contact lacks a
+    /// variable one uses without fallback (see `missing`).
+    #[schema(example = json!(["Andi", "20%"]))]
+    pub parameters: Option<Vec<String>>,
+    /// Its body filled with them, when the request names the session that
+    /// synced it and the parameters could be rendered.
+    #[schema(example = "Halo Andi, diskon 20% menunggu Anda!")]
     pub text: Option<String>,
 }
 
@@ -710,9 +740,10 @@ const MAX_PREVIEW_COUNT: u32 = 20;
     request_body = PreviewRequest,
     responses(
         (status = 200, description = "The samples and the missing values", body = Preview),
-        (status = 400, description = "Bad field: template (syntax or unknown variable), count (1 to 20)", body = ErrorBody),
+        (status = 400, description = "Bad field: template or a whatsapp_template parameter (syntax or unknown variable), whatsapp_template (name, language), count (1 to 20), session_id without whatsapp_template", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such contact list in the caller's tenant", body = ErrorBody),
+        (status = 422, description = "`template_not_found`, `template_not_approved`, `template_parameter_mismatch`, `template_not_supported`: the `whatsapp_template` is not synced for `session_id`, not approved, or its parameters do not match its body's `{{n}}` (as creating the campaign would say)", body = ErrorBody),
     ))]
 async fn preview_campaign(
     State(state): State<AppState>,
@@ -743,7 +774,46 @@ async fn preview_campaign(
             },
         )));
     }
-    let variables = Campaign::template_variables(&template, list.columns);
+    let whatsapp_template = body
+        .whatsapp_template
+        .as_ref()
+        .map(super::templates::CampaignTemplateBody::parse)
+        .transpose()?;
+    let synced = match (&whatsapp_template, body.session_id) {
+        (Some(whatsapp), Some(session)) => Some(
+            super::templates::ensure_usable(
+                &state,
+                caller.tenant_id,
+                session,
+                &whatsapp.name,
+                &whatsapp.language,
+                whatsapp.parameters.len(),
+            )
+            .await?,
+        ),
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "session_id",
+                "session_id names where a whatsapp_template was synced: give the whatsapp_template too",
+            ));
+        }
+        (_, None) => None,
+    };
+    let mut variables = Campaign::template_variables(&template, list.columns.iter().cloned());
+    for parameter in whatsapp_template.iter().flat_map(|t| &t.parameters) {
+        let unknown = Campaign::unknown_template_variables(parameter, list.columns.iter().cloned());
+        if !unknown.is_empty() {
+            return Err(campaign_error(AggregateError::UserError(
+                CampaignError::UnknownVariables {
+                    names: unknown.into_iter().collect(),
+                },
+            )));
+        }
+        variables.extend(Campaign::template_variables(
+            parameter,
+            list.columns.iter().cloned(),
+        ));
+    }
     let mut missing = contact_lists::missing_values(
         &state.db,
         caller.tenant_id,
@@ -765,10 +835,26 @@ async fn preview_campaign(
             // A message's seed is the random half of its id (see the send
             // loop): a new id's gives a pick like any message's.
             let seed = Uuid::now_v7().as_u64_pair().1;
+            let whatsapp_template = whatsapp_template.as_ref().map(|whatsapp| {
+                let parameters = whatsapp
+                    .render(&values, seed)
+                    .ok()
+                    .map(|message| message.parameters);
+                PreviewTemplate {
+                    name: whatsapp.name.clone(),
+                    language: whatsapp.language.clone(),
+                    text: synced
+                        .as_ref()
+                        .zip(parameters.as_ref())
+                        .and_then(|(synced, parameters)| synced.fill(parameters)),
+                    parameters,
+                }
+            });
             PreviewSample {
                 text: template.render(&values, seed).ok(),
                 phone: contact.phone,
                 name: contact.name,
+                whatsapp_template,
             }
         })
         .collect();

@@ -194,8 +194,8 @@ fn not_cloud(session: &Session) -> ApiError {
     .with_details(json!({"driver": session.driver().as_str()}))
 }
 
-/// 422 unless the tenant's Cloud API `session` has an approved template
-/// `name`/`language` taking `parameters` parameters (with the refusal's
+/// The tenant's Cloud API `session`'s approved template `name`/`language`
+/// taking `parameters` parameters, or 422 (with the refusal's
 /// code: `template_not_found`, `template_not_approved`,
 /// `template_parameter_mismatch`, `template_not_supported`).
 pub(crate) async fn ensure_usable(
@@ -205,7 +205,7 @@ pub(crate) async fn ensure_usable(
     name: &str,
     language: &str,
     parameters: usize,
-) -> Result<(), ApiError> {
+) -> Result<SyncedTemplate, ApiError> {
     let found = whatsapp_templates::find(
         &state.db,
         tenant,
@@ -219,7 +219,7 @@ pub(crate) async fn ensure_usable(
             name: name.to_owned(),
             language: language.to_owned(),
         }),
-        Some(template) => template.check_use(parameters),
+        Some(template) => template.check_use(parameters).map(|()| template),
     };
     checked.map_err(|err| {
         ApiError::new(ErrorCode::from(err.code()), err.to_string())

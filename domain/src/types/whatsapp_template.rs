@@ -153,6 +153,38 @@ pub struct SyncedTemplate {
     pub header_parameters: u32,
 }
 
+impl SyncedTemplate {
+    /// Its body as a recipient reads it: each `{{n}}` replaced by the
+    /// `n`th of `parameters` (one without a value stays as it is). `None`
+    /// for a template without a body.
+    pub fn fill(&self, parameters: &[String]) -> Option<String> {
+        let body = self.body.as_deref()?;
+        let mut text = String::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(start) = rest.find("{{") {
+            text.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let value = after.find("}}").and_then(|end| {
+                let n: usize = after[..end].trim().parse().ok()?;
+                let value = parameters.get(n.checked_sub(1)?)?;
+                Some((value, end))
+            });
+            match value {
+                Some((value, end)) => {
+                    text.push_str(value);
+                    rest = &after[end + 2..];
+                }
+                None => {
+                    text.push_str("{{");
+                    rest = after;
+                }
+            }
+        }
+        text.push_str(rest);
+        Some(text)
+    }
+}
+
 /// Why a template cannot be sent as asked. Each is a 422 with its own
 /// code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -409,6 +441,35 @@ mod tests {
             header_text: None,
             header_parameters: 0,
         }
+    }
+
+    #[test]
+    fn a_body_is_filled_with_its_parameters_in_their_places() {
+        let template = synced(
+            TemplateStatus::Approved,
+            "Halo {{1}}, pesanan {{2}} dikirim. {{1}}!",
+        );
+        let filled = template.fill(&["Andi".into(), "#42".into()]);
+        assert_eq!(
+            filled.as_deref(),
+            Some("Halo Andi, pesanan #42 dikirim. Andi!")
+        );
+        // Without a value, or not Meta's, the placeholder stays.
+        let filled = template.fill(&["Andi".into()]);
+        assert_eq!(
+            filled.as_deref(),
+            Some("Halo Andi, pesanan {{2}} dikirim. Andi!")
+        );
+        let odd = synced(TemplateStatus::Approved, "{{name}} {{0}} {{1");
+        assert_eq!(
+            odd.fill(&["x".into()]).as_deref(),
+            Some("{{name}} {{0}} {{1")
+        );
+        let no_body = SyncedTemplate {
+            body: None,
+            ..template
+        };
+        assert_eq!(no_body.fill(&[]), None);
     }
 
     #[test]
