@@ -162,7 +162,7 @@ function History() {
             </caption>
             <thead className="bg-slate-50 text-slate-700">
               <tr>
-                <th scope="col" className="px-4 py-2 font-medium">
+                <th scope="col" className="hidden px-4 py-2 font-medium sm:table-cell">
                   {t("wallet.col.when")}
                 </th>
                 <th scope="col" className="px-4 py-2 font-medium">
@@ -198,11 +198,13 @@ function TransactionRow({ transaction }: { transaction: Transaction }) {
   const signed = signedPoints(transaction);
   return (
     <tr className="border-t border-slate-200 align-top" data-testid="transaction" data-kind={transaction.kind}>
-      <td className="whitespace-nowrap px-4 py-2">{format.date(transaction.created_at)}</td>
+      <td className="hidden whitespace-nowrap px-4 py-2 sm:table-cell">{format.date(transaction.created_at)}</td>
       <td className="px-4 py-2">
         <span className="font-medium">{t(`wallet.kind.${transaction.kind}` as MessageKey)}</span>
+        {/* On a phone, the time goes under the kind. */}
+        <span className="block text-xs text-slate-700 sm:hidden">{format.date(transaction.created_at)}</span>
         {transaction.reference ? (
-          <span className="block max-w-[16rem] truncate font-mono text-xs text-slate-600" title={transaction.reference}>
+          <span className="block max-w-[9rem] truncate font-mono text-xs text-slate-600 sm:max-w-[16rem]" title={transaction.reference}>
             {transaction.reference}
           </span>
         ) : null}

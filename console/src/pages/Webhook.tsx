@@ -3,7 +3,7 @@
 // by status, replays, enabling it again, and changing or deleting it.
 
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useId, useState, type FormEvent } from "react";
+import { useEffect, useId, useState, type FormEvent } from "react";
 import { Link, useLocation } from "wouter";
 import { ApiError, api } from "../api/client";
 import { accountKeys, useDeliveries, useWebhook } from "../api/queries";
@@ -146,6 +146,9 @@ function Ping({ webhook }: { webhook: Subscription }) {
     mutationFn: () => api<PingResult>(`/api/v1/webhooks/${webhook.id}/test`, { method: "POST" }),
   });
   const result = ping.data;
+  // An answer from another receiver is not this one's.
+  const { reset } = ping;
+  useEffect(() => reset(), [webhook.url, reset]);
   return (
     <section className="card space-y-3" aria-labelledby={titleId}>
       <div>
@@ -197,6 +200,9 @@ function Replay({ webhook, from, setFrom }: { webhook: Subscription; from: strin
   });
   const errors = formErrors(t, replay.error, ["from_position"]);
   const refusedWhileOff = replay.error instanceof ApiError && replay.error.code === "invalid_state";
+  // Enabled (or disabled) since: the last refusal or count is stale.
+  const { reset } = replay;
+  useEffect(() => reset(), [webhook.status, reset]);
   const onSubmit = (event: FormEvent) => {
     event.preventDefault();
     replay.mutate(from.trim());
