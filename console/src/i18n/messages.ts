@@ -348,7 +348,7 @@ const id = {
   "apiKeys.keyOf": "Kunci “{name}”",
   "apiKeys.copy": "Salin kunci API",
   "apiKeys.once": "Simpan kunci ini sekarang di tempat aman. Kunci hanya ditampilkan sekali ini dan tidak bisa dilihat lagi; jika hilang, cabut lalu buat yang baru.",
-  "apiKeys.usage": "Contoh: curl -H \"X-Api-Key: <kunci>\" /api/v1/me",
+  "apiKeys.usage": "Contoh: curl -H \"X-Api-Key: <kunci>\" {url}",
 
   "webhooks.title": "Webhook",
   "webhooks.hint": "wablast mengirim setiap peristiwa yang Anda pilih ke URL Anda sebagai POST bertanda tangan HMAC-SHA256 (header X-Wablast-Signature), dan mengulanginya bila penerima gagal.",
@@ -857,7 +857,7 @@ const en: Record<MessageKey, string> = {
   "apiKeys.keyOf": "Key “{name}”",
   "apiKeys.copy": "Copy API key",
   "apiKeys.once": "Store this key somewhere safe now. It is shown this once only and cannot be seen again; if it is lost, revoke it and create a new one.",
-  "apiKeys.usage": "Example: curl -H \"X-Api-Key: <key>\" /api/v1/me",
+  "apiKeys.usage": "Example: curl -H \"X-Api-Key: <key>\" {url}",
 
   "webhooks.title": "Webhooks",
   "webhooks.hint": "wablast POSTs every event you choose to your URL, signed with HMAC-SHA256 (the X-Wablast-Signature header), and retries when the receiver fails.",

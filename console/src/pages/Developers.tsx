@@ -131,7 +131,7 @@ function ApiKeys() {
               warning={t("apiKeys.once")}
               testId="new-api-key"
             />
-            <p className="text-sm text-slate-700">{t("apiKeys.usage")}</p>
+            <p className="break-all font-mono text-xs text-slate-700">{t("apiKeys.usage", { url: `${window.location.origin}/api/v1/me` })}</p>
             <button type="button" className="btn-primary" onClick={() => setCreated(null)}>
               {t("secret.stored")}
             </button>
