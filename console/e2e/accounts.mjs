@@ -87,13 +87,13 @@ await journey("accounts", async ({ base, page, dialog, shot, heading, nav, expec
   await nav("Dompet").click();
   await heading("Dompet").waitFor();
   await markPage();
-  await page.getByTestId("wallet-available").filter({ hasText: "6.000" }).waitFor();
-  await page.getByTestId("wallet-balance").filter({ hasText: "6.000" }).waitFor();
-  await page.getByTestId("wallet-reserved").filter({ hasText: "0" }).waitFor();
-  const plan = page.getByTestId("wallet-plan");
+  await page.getByTestId("points-available").filter({ hasText: "6.000" }).waitFor();
+  await page.getByTestId("points-balance").filter({ hasText: "6.000" }).waitFor();
+  await page.getByTestId("points-reserved").filter({ hasText: "0" }).waitFor();
+  const plan = page.getByTestId("plan");
   await plan.getByText("Paket Usaha 30").waitFor();
   await plan.getByText("Berlaku 30 hari").waitFor();
-  await plan.getByTestId("wallet-expiry").filter({ hasText: /hari lagi/ }).waitFor();
+  await plan.getByTestId("plan-expiry").filter({ hasText: /hari lagi/ }).waitFor();
   const history = page.getByTestId("transactions");
   const allocations = history.locator('[data-testid="transaction"][data-kind="allocation"]');
   await allocations.nth(1).waitFor();
@@ -112,7 +112,7 @@ await journey("accounts", async ({ base, page, dialog, shot, heading, nav, expec
 
   // Points granted meanwhile show without a reload.
   await step("grant-points");
-  await page.getByTestId("wallet-available").filter({ hasText: "6.250" }).waitFor();
+  await page.getByTestId("points-available").filter({ hasText: "6.250" }).waitFor();
   await history.locator('[data-testid="transaction"][data-kind="topup"]').getByTestId("transaction-points").filter({ hasText: "+250" }).waitFor();
   await assertNotReloaded();
   await shot("05-wallet-live");

@@ -9,9 +9,9 @@ import { Layout } from "../components/Layout";
 import { Pager, useCursorPages } from "../components/Pager";
 import { PlansTable } from "../components/Plans";
 import { CopyButton } from "../components/Secret";
+import { PlanCard, PointsCard } from "../components/WalletCards";
 import { Alert, EmptyState, Spinner } from "../components/ui";
 import { errorText, useFormat, useI18n, type MessageKey } from "../i18n";
-import { daysUntil } from "../lib/time";
 import { formatSigned, signedPoints } from "../lib/wallet";
 
 export function Wallet() {
@@ -28,79 +28,11 @@ export function Wallet() {
 }
 
 function Summary() {
-  const { t } = useI18n();
-  const format = useFormat();
   const wallet = useWallet();
-  if (wallet.error) return <Alert>{errorText(t, wallet.error)}</Alert>;
-  if (!wallet.data) return <Spinner label={t("common.loading")} />;
-  const { balance, reserved, available, plan, plan_expires_at: expiresAt, plan_expired: expired } = wallet.data;
   return (
     <div className="grid gap-4 md:grid-cols-2">
-      <section className="card" aria-labelledby="wallet-points">
-        <h2 id="wallet-points" className="text-sm font-medium text-slate-700">
-          {t("dashboard.points")}
-        </h2>
-        <p className="mt-1 text-3xl font-bold tabular-nums" data-testid="wallet-available">
-          {format.number(available)}
-        </p>
-        <p className="text-sm text-slate-700">{t("dashboard.pointsAvailable")}</p>
-        <dl className="mt-3 grid grid-cols-2 gap-2 text-sm">
-          <div>
-            <dt className="text-slate-600">{t("dashboard.balance")}</dt>
-            <dd className="font-medium tabular-nums" data-testid="wallet-balance">
-              {format.number(balance)}
-            </dd>
-          </div>
-          <div>
-            <dt className="text-slate-600">{t("dashboard.reserved")}</dt>
-            <dd className="font-medium tabular-nums" data-testid="wallet-reserved">
-              {format.number(reserved)}
-            </dd>
-          </div>
-        </dl>
-        <p className="mt-3 text-xs text-slate-600">{t("wallet.pointsHint")}</p>
-      </section>
-
-      <section className="card" aria-labelledby="wallet-plan" data-testid="wallet-plan">
-        <h2 id="wallet-plan" className="text-sm font-medium text-slate-700">
-          {t("dashboard.plan")}
-        </h2>
-        {plan ? (
-          <>
-            <p className="mt-1 text-xl font-semibold">{plan.name}</p>
-            <p className="text-sm text-slate-700">{t("dashboard.planPeriod", { days: plan.period_days })}</p>
-            {expiresAt ? (
-              <p
-                className={`mt-2 text-sm ${expired ? "font-semibold text-red-700" : "text-slate-800"}`}
-                data-testid="wallet-expiry"
-              >
-                {expired
-                  ? t("dashboard.planExpired", { date: format.date(expiresAt) })
-                  : t("dashboard.planExpires", {
-                      date: format.date(expiresAt),
-                      days: Math.max(0, daysUntil(expiresAt, Date.now())),
-                    })}
-              </p>
-            ) : null}
-            <dl className="mt-3 grid grid-cols-3 gap-2 text-sm">
-              {(
-                [
-                  ["plans.col.sessions", plan.max_sessions],
-                  ["plans.col.recipients", plan.max_recipients_per_campaign],
-                  ["plans.col.dailyLimit", plan.max_daily_limit],
-                ] as const
-              ).map(([label, value]) => (
-                <div key={label}>
-                  <dt className="text-slate-600">{t(label)}</dt>
-                  <dd className="font-medium tabular-nums">{value == null ? "—" : format.number(value)}</dd>
-                </div>
-              ))}
-            </dl>
-          </>
-        ) : (
-          <p className="mt-2 text-sm text-slate-800">{t("dashboard.noPlan")}</p>
-        )}
-      </section>
+      <PointsCard wallet={wallet} hint />
+      <PlanCard wallet={wallet} limits />
     </div>
   );
 }
