@@ -1,18 +1,21 @@
 // The plans on offer, as a table: what the wallet shows an owner and the
 // admin page shows the platform admin.
 
+import { useMemo } from "react";
 import type { Plan } from "../api/types";
 import { useFormat, useI18n } from "../i18n";
 
 /** Rupiah, without decimals, in the language's conventions. */
 export function useRupiah() {
   const { lang } = useI18n();
-  const format = new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-GB", {
-    style: "currency",
-    currency: "IDR",
-    maximumFractionDigits: 0,
-  });
-  return (amount: number) => format.format(amount);
+  return useMemo(() => {
+    const format = new Intl.NumberFormat(lang === "id" ? "id-ID" : "en-GB", {
+      style: "currency",
+      currency: "IDR",
+      maximumFractionDigits: 0,
+    });
+    return (amount: number) => format.format(amount);
+  }, [lang]);
 }
 
 export function PlansTable({ plans, caption }: { plans: Plan[]; caption: string }) {
