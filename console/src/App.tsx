@@ -10,6 +10,12 @@ import { NotFound } from "./pages/NotFound";
 import { Numbers } from "./pages/Numbers";
 import { SignIn, SignUp } from "./pages/Auth";
 import { Upload } from "./pages/Upload";
+import { lazyPage } from "./components/lazyPage";
+
+const Wallet = lazyPage(() => import("./pages/Wallet"), "Wallet");
+const Developers = lazyPage(() => import("./pages/Developers"), "Developers");
+const Webhook = lazyPage(() => import("./pages/Webhook"), "Webhook");
+const Admin = lazyPage(() => import("./pages/Admin"), "Admin");
 
 export function App() {
   const token = useToken();
@@ -37,6 +43,10 @@ export function App() {
         <Route path="/contacts" component={Contacts} />
         <Route path="/contacts/upload" component={Upload} />
         <Route path="/contacts/:id" component={ContactList} />
+        <Route path="/wallet" component={Wallet} />
+        <Route path="/developers" component={Developers} />
+        <Route path="/developers/webhooks/:id" component={Webhook} />
+        <Route path="/admin" component={Admin} />
         <Route path="/login">
           <Redirect to="/" replace />
         </Route>

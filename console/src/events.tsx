@@ -4,7 +4,7 @@
 
 import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useContext, useEffect, useState, type ReactNode } from "react";
-import { keys } from "./api/queries";
+import { accountKeys, keys } from "./api/queries";
 import type { EventData } from "./api/types";
 import { getToken, signOut } from "./lib/auth";
 import { checkProgressOf, clearChecks, recordCheck } from "./lib/checks";
@@ -21,6 +21,12 @@ export function staleBy(aggregateType: string): (readonly string[])[] {
       return [keys.sessions];
     case "wallet":
       return [keys.wallet];
+    // A subscription turned off or on again.
+    case "webhook":
+      return [accountKeys.webhooks];
+    // A plan put on offer or retired (the platform admin's stream).
+    case "plan":
+      return [accountKeys.plans];
     // A check's end: the list's contacts show what it found.
     case "list_check":
       return [keys.lists];

@@ -4,6 +4,7 @@ import { useMemo } from "react";
 import { api } from "./client";
 import { ApiError } from "./client";
 import type { Contact, ContactList, ListCheck, Me, Page, Session, Wallet } from "./types";
+import type { ApiKey, Delivery, DeliveryStatus, Plan, Transaction, Webhook } from "./types";
 
 export const keys = {
   me: ["me"] as const,
@@ -78,5 +79,72 @@ export function useListCheck(id: string, enabled: boolean) {
         throw err;
       }
     },
+  });
+}
+
+// — wallet, developers and admin —
+
+export const accountKeys = {
+  // Under the wallet's key: an event that refreshes the wallet refreshes these.
+  transactions: (cursor: string | null) => ["wallet", "transactions", cursor ?? ""] as const,
+  plans: ["plans"] as const,
+  apiKeys: ["api-keys"] as const,
+  webhooks: ["webhooks"] as const,
+  webhook: (id: string) => ["webhooks", id] as const,
+  deliveries: (id: string, status: DeliveryStatus | null, cursor: string | null) =>
+    ["webhooks", id, "deliveries", status ?? "", cursor ?? ""] as const,
+};
+
+export const TRANSACTIONS_PER_PAGE = 20;
+
+/** A page of the wallet's history, newest first, from `cursor` (null: the first). */
+export function useTransactions(cursor: string | null) {
+  return useQuery({
+    queryKey: accountKeys.transactions(cursor),
+    queryFn: ({ signal }) =>
+      api<Page<Transaction>>(
+        `/api/v1/wallet/transactions?limit=${TRANSACTIONS_PER_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+        { signal, after: readAfter() },
+      ),
+    placeholderData: (previous) => previous,
+  });
+}
+
+/** The plans on offer (one page holds them all). */
+export function usePlans() {
+  return useQuery({ queryKey: accountKeys.plans, queryFn: ({ signal }) => api<Page<Plan>>("/api/v1/plans", { signal }) });
+}
+
+export function useApiKeys() {
+  return useQuery({ queryKey: accountKeys.apiKeys, queryFn: ({ signal }) => api<Page<ApiKey>>("/api/v1/api-keys", { signal }) });
+}
+
+export function useWebhooks() {
+  return useQuery({
+    queryKey: accountKeys.webhooks,
+    queryFn: ({ signal }) => api<Page<Webhook>>("/api/v1/webhooks?limit=500", { signal }),
+  });
+}
+
+export function useWebhook(id: string) {
+  return useQuery({ queryKey: accountKeys.webhook(id), queryFn: ({ signal }) => api<Webhook>(`/api/v1/webhooks/${id}`, { signal }) });
+}
+
+export const DELIVERIES_PER_PAGE = 25;
+
+/**
+ * A page of a subscription's deliveries (newest first), only those in
+ * `status` when given. Deliveries are not events: they are asked again
+ * every few seconds while the page shows them.
+ */
+export function useDeliveries(id: string, status: DeliveryStatus | null, cursor: string | null) {
+  const params = new URLSearchParams({ limit: String(DELIVERIES_PER_PAGE) });
+  if (status) params.set("status", status);
+  if (cursor) params.set("cursor", cursor);
+  return useQuery({
+    queryKey: accountKeys.deliveries(id, status, cursor),
+    queryFn: ({ signal }) => api<Page<Delivery>>(`/api/v1/webhooks/${id}/deliveries?${params}`, { signal }),
+    placeholderData: (previous) => previous,
+    refetchInterval: 3000,
   });
 }

@@ -37,7 +37,14 @@ export interface Wallet {
   balance: number;
   reserved: number;
   available: number;
-  plan: { id: string; name: string; period_days: number; max_sessions?: number | null; max_daily_limit?: number | null } | null;
+  plan: {
+    id: string;
+    name: string;
+    period_days: number;
+    max_sessions?: number | null;
+    max_recipients_per_campaign?: number | null;
+    max_daily_limit?: number | null;
+  } | null;
   plan_expires_at: string | null;
   plan_expired: boolean;
 }
@@ -155,4 +162,123 @@ export interface Group {
   id: string;
   name: string;
   participants: number;
+}
+
+// — wallet, developers and admin —
+
+/** A wallet transaction's kind, as the API names it. */
+export type TransactionKind = "allocation" | "topup" | "reserve" | "capture" | "release" | "expire";
+
+/** One movement of points (or the plan's expiry). */
+export interface Transaction {
+  id: string;
+  kind: TransactionKind;
+  /** The points moved, unsigned: the kind says which way. */
+  points: number;
+  reference: string | null;
+  campaign_id: string | null;
+  balance_after: number;
+  reserved_after: number;
+  available_after: number;
+  created_at: string;
+}
+
+/** A plan on offer. */
+export interface Plan {
+  id: string;
+  name: string;
+  period_days: number;
+  points: number;
+  max_sessions: number;
+  max_recipients_per_campaign: number;
+  max_daily_limit: number;
+  /** Rupiah. */
+  price: number;
+  created_at: string;
+  retired_at?: string | null;
+}
+
+/** What a grant credited. */
+export interface Granted {
+  tenant_id: string;
+  plan?: { id: string; name: string; period_days: number } | null;
+  points: number;
+  reference: string;
+  credited: boolean;
+  balance: number;
+  available: number;
+  plan_expires_at?: string | null;
+}
+
+/** An API key as listed (never the key). */
+export interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: string;
+}
+
+/** A created API key: the only time the key is shown. */
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  key: string;
+  created_at: string;
+}
+
+export type WebhookStatus = "active" | "disabled";
+
+/** A webhook subscription (never its secret). */
+export interface Webhook {
+  id: string;
+  url: string;
+  /** Event types, or `["*"]` for all. */
+  events: string[];
+  status: WebhookStatus;
+  disabled_reason?: string | null;
+  disabled_at?: string | null;
+  failing_since?: string | null;
+  created_at: string;
+}
+
+/** A subscription as created: the only time its secret is shown. */
+export interface CreatedWebhook {
+  id: string;
+  url: string;
+  events: string[];
+  secret: string;
+  created_at: string;
+}
+
+export type DeliveryStatus = "pending" | "delivered" | "failed";
+
+/** One event's delivery to a subscription. */
+export interface Delivery {
+  id: number;
+  /** The event's position in the log (`events:12`, `messages:40.2`). */
+  event_id: string;
+  event_type: string;
+  status: DeliveryStatus;
+  attempts: number;
+  last_status?: number | null;
+  last_error?: string | null;
+  last_attempt_at?: string | null;
+  next_attempt_at?: string | null;
+  delivered_at?: string | null;
+  created_at: string;
+  replayed: boolean;
+}
+
+/** What the receiver made of a test ping. */
+export interface PingResult {
+  delivered: boolean;
+  status?: number | null;
+  error?: string | null;
+  duration_ms: number;
+}
+
+/** What a replay queued. */
+export interface Replayed {
+  queued: number;
+  next_position?: string | null;
 }

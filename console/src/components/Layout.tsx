@@ -5,10 +5,13 @@ import { useStreamState } from "../events";
 import { useI18n, type MessageKey } from "../i18n";
 import { signOut } from "../lib/auth";
 
-const NAV: { href: string; label: MessageKey }[] = [
+const NAV: { href: string; label: MessageKey; adminOnly?: boolean }[] = [
   { href: "/", label: "nav.dashboard" },
   { href: "/numbers", label: "nav.numbers" },
   { href: "/contacts", label: "nav.contacts" },
+  { href: "/wallet", label: "nav.wallet" },
+  { href: "/developers", label: "nav.developers" },
+  { href: "/admin", label: "nav.admin", adminOnly: true },
 ];
 
 export function LanguageSwitch() {
@@ -61,8 +64,8 @@ export function Layout({ title, actions, children }: { title: string; actions?: 
             wablast
           </Link>
           <nav aria-label={t("nav.main")} className="order-last w-full sm:order-none sm:w-auto">
-            <ul className="flex gap-1">
-              {NAV.map((item) => {
+            <ul className="flex flex-wrap gap-1">
+              {NAV.filter((item) => !item.adminOnly || me.data?.user?.role === "admin").map((item) => {
                 const current = item.href === "/" ? location === "/" : location.startsWith(item.href);
                 return (
                   <li key={item.href}>

@@ -8,6 +8,7 @@ import { api } from "../api/client";
 import { keys, useContactList, useContacts, useListCheck, useSessions } from "../api/queries";
 import type { Contact, ContactList as List, ListCheck } from "../api/types";
 import { Layout } from "../components/Layout";
+import { Pager, useCursorPages } from "../components/Pager";
 import { SelectField } from "../components/Select";
 import { Alert, Dialog, Spinner } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
@@ -204,10 +205,8 @@ function WhatsAppStatus({ contact }: { contact: Contact }) {
 
 function Contacts({ list, onDelete }: { list: List; onDelete: (contact: Contact) => void }) {
   const { t } = useI18n();
-  // The cursors of the pages before this one, and this one's.
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const cursor = cursors[cursors.length - 1];
-  const page = useContacts(list.id, cursor);
+  const pages = useCursorPages();
+  const page = useContacts(list.id, pages.cursor);
   const items = page.data?.items;
   const titleId = useId();
   return (
@@ -265,27 +264,7 @@ function Contacts({ list, onDelete }: { list: List; onDelete: (contact: Contact)
           </table>
         </div>
       ) : null}
-      {cursors.length > 1 || page.data?.next_cursor ? (
-        <nav aria-label={t("list.pages")} className="flex items-center gap-2">
-          <button
-            type="button"
-            className="btn-secondary"
-            disabled={cursors.length === 1}
-            onClick={() => setCursors((current) => current.slice(0, -1))}
-          >
-            {t("list.previous")}
-          </button>
-          <span className="text-sm text-slate-700">{t("list.page", { n: cursors.length })}</span>
-          <button
-            type="button"
-            className="btn-secondary"
-            disabled={!page.data?.next_cursor || page.isPlaceholderData}
-            onClick={() => setCursors((current) => [...current, page.data!.next_cursor])}
-          >
-            {t("list.next")}
-          </button>
-        </nav>
-      ) : null}
+      <Pager pages={pages} nextCursor={page.data?.next_cursor} loading={page.isPlaceholderData} label={t("list.pages")} />
     </section>
   );
 }

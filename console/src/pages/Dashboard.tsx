@@ -1,9 +1,9 @@
 import { Link } from "wouter";
 import { useSessions, useWallet } from "../api/queries";
 import { Layout } from "../components/Layout";
+import { PlanCard, PointsCard } from "../components/WalletCards";
 import { Alert, EmptyState, Meter, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useFormat, useI18n } from "../i18n";
-import { daysUntil } from "../lib/time";
 
 /** Today's sends of every number against their daily limits. */
 export function todaysSends(sessions: { sent_today: number; daily_limit: number }[]) {
@@ -20,60 +20,12 @@ export function Dashboard() {
   const wallet = useWallet();
   const ready = sessions?.filter((s) => s.status === "ready").length ?? 0;
   const today = todaysSends(sessions ?? []);
-  const plan = wallet.data?.plan;
-  const expiresAt = wallet.data?.plan_expires_at;
-  const daysLeft = expiresAt ? daysUntil(expiresAt, Date.now()) : null;
 
   return (
     <Layout title={t("dashboard.title")}>
       <div className="grid gap-4 md:grid-cols-3">
-        <section className="card" aria-labelledby="points-title" data-testid="points">
-          <h2 id="points-title" className="text-sm font-medium text-slate-700">
-            {t("dashboard.points")}
-          </h2>
-          {wallet.error ? <Alert>{errorText(t, wallet.error)}</Alert> : null}
-          {wallet.data ? (
-            <>
-              <p className="mt-1 text-3xl font-bold" data-testid="points-available">
-                {format.number(wallet.data.available)}
-              </p>
-              <p className="text-sm text-slate-700">{t("dashboard.pointsAvailable")}</p>
-              <dl className="mt-3 grid grid-cols-2 gap-2 text-sm">
-                <div>
-                  <dt className="text-slate-600">{t("dashboard.balance")}</dt>
-                  <dd className="font-medium">{format.number(wallet.data.balance)}</dd>
-                </div>
-                <div>
-                  <dt className="text-slate-600">{t("dashboard.reserved")}</dt>
-                  <dd className="font-medium">{format.number(wallet.data.reserved)}</dd>
-                </div>
-              </dl>
-            </>
-          ) : wallet.isPending ? (
-            <Spinner label={t("common.loading")} />
-          ) : null}
-        </section>
-
-        <section className="card" aria-labelledby="plan-title" data-testid="plan">
-          <h2 id="plan-title" className="text-sm font-medium text-slate-700">
-            {t("dashboard.plan")}
-          </h2>
-          {wallet.data && plan ? (
-            <>
-              <p className="mt-1 text-xl font-semibold">{plan.name}</p>
-              <p className="text-sm text-slate-700">{t("dashboard.planPeriod", { days: plan.period_days })}</p>
-              {expiresAt ? (
-                <p className={`mt-2 text-sm ${wallet.data.plan_expired ? "font-semibold text-red-700" : "text-slate-800"}`}>
-                  {wallet.data.plan_expired
-                    ? t("dashboard.planExpired", { date: format.date(expiresAt) })
-                    : t("dashboard.planExpires", { date: format.date(expiresAt), days: Math.max(0, daysLeft ?? 0) })}
-                </p>
-              ) : null}
-            </>
-          ) : wallet.data ? (
-            <p className="mt-2 text-sm text-slate-800">{t("dashboard.noPlan")}</p>
-          ) : null}
-        </section>
+        <PointsCard wallet={wallet} />
+        <PlanCard wallet={wallet} />
 
         <section className="card" aria-labelledby="today-title">
           <h2 id="today-title" className="text-sm font-medium text-slate-700">
