@@ -10,6 +10,7 @@ import { NotFound } from "./pages/NotFound";
 import { Numbers } from "./pages/Numbers";
 import { SignIn, SignUp } from "./pages/Auth";
 import { Upload } from "./pages/Upload";
+import { AutomationPage, AutomationRulePage, InboxPage, SchedulePage } from "./pages/inboxRoutes";
 
 export function App() {
   const token = useToken();
@@ -37,6 +38,12 @@ export function App() {
         <Route path="/contacts" component={Contacts} />
         <Route path="/contacts/upload" component={Upload} />
         <Route path="/contacts/:id" component={ContactList} />
+        <Route path="/inbox" component={InboxPage} />
+        <Route path="/inbox/:session/:peer" component={InboxPage} />
+        <Route path="/automation" component={AutomationPage} />
+        <Route path="/automation/new" component={AutomationRulePage} />
+        <Route path="/automation/:id" component={AutomationRulePage} />
+        <Route path="/schedule" component={SchedulePage} />
         <Route path="/login">
           <Redirect to="/" replace />
         </Route>

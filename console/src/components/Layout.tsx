@@ -9,6 +9,9 @@ const NAV: { href: string; label: MessageKey }[] = [
   { href: "/", label: "nav.dashboard" },
   { href: "/numbers", label: "nav.numbers" },
   { href: "/contacts", label: "nav.contacts" },
+  { href: "/inbox", label: "nav.inbox" },
+  { href: "/automation", label: "nav.automation" },
+  { href: "/schedule", label: "nav.schedule" },
 ];
 
 export function LanguageSwitch() {
