@@ -64,7 +64,7 @@ export function Layout({ title, actions, children }: { title: string; actions?: 
             wablast
           </Link>
           <nav aria-label={t("nav.main")} className="order-last w-full sm:order-none sm:w-auto">
-            <ul className="flex gap-1">
+            <ul className="-mx-1 flex gap-1 overflow-x-auto whitespace-nowrap px-1">
               {NAV.map((item) => {
                 const current = item.href === "/" ? location === "/" : location.startsWith(item.href);
                 return (

@@ -16,7 +16,7 @@ export function WeekEditor({ week, onChange, label }: { week: Week; onChange: (w
           const open = ranges.length > 0;
           return (
             <li key={day} className="flex flex-wrap items-start gap-x-4 gap-y-2 px-3 py-2" data-day={day}>
-              <label className="flex w-28 items-center gap-2 pt-1.5 text-sm font-medium">
+              <label className="flex w-24 items-center gap-2 pt-1.5 text-sm font-medium">
                 <input
                   type="checkbox"
                   className="h-4 w-4 accent-emerald-700"

@@ -18,6 +18,7 @@ describe("a refused reply", () => {
     expect(refusalOf(new ApiError(422, "outside_active_hours", "x", { opens_at: "2026-03-03T02:00:00Z" }))?.at).toBe(
       "2026-03-03T02:00:00Z",
     );
+    expect(refusalOf(new ApiError(422, "outside_active_hours", "x", { opens_at: null }))).toEqual({ reason: "paused" });
   });
 
   it("leaves other errors to the general words", () => {
@@ -37,7 +38,8 @@ describe("messages", () => {
 
   it("names kinds other than text", () => {
     expect(kindOf(message("a"))).toBeNull();
-    expect(kindOf(message("a", { type: "location" }))).toEqual({ symbol: "📍", kind: "location" });
+    expect(kindOf(message("a", { type: "location" }))).toBe("location");
+    expect(kindOf(message("a", { type: "unknown" }))).toBeNull();
   });
 
   it("orders pages of newest-first messages oldest first, each once", () => {

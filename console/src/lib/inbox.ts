@@ -6,7 +6,15 @@ import type { MessageRecord } from "../api/types";
 /** Why a reply was refused, in the inbox's words: a message key of
  * `inbox.refused.*` and what it names (a time, a session status). */
 export interface Refusal {
-  reason: "customerServiceWindow" | "dailyLimit" | "points" | "planExpired" | "activeHours" | "notReady" | "rateLimited";
+  reason:
+    | "customerServiceWindow"
+    | "dailyLimit"
+    | "points"
+    | "planExpired"
+    | "activeHours"
+    | "paused"
+    | "notReady"
+    | "rateLimited";
   /** When it may be tried again (RFC 3339), if the API said. */
   at?: string;
   /** The session's status, when it is not ready. */
@@ -27,8 +35,11 @@ export function refusalOf(err: unknown): Refusal | null {
       return { reason: "points" };
     case "plan_expired":
       return { reason: "planExpired" };
-    case "outside_active_hours":
-      return { reason: "activeHours", at: text(err.details.opens_at) };
+    case "outside_active_hours": {
+      // No opening time: sending is paused by the override.
+      const at = text(err.details.opens_at);
+      return at ? { reason: "activeHours", at } : { reason: "paused" };
+    }
     case "invalid_state":
       return { reason: "notReady", status: text(err.details.session_status) };
     case "rate_limited":
@@ -38,24 +49,12 @@ export function refusalOf(err: unknown): Refusal | null {
   }
 }
 
-/** Kinds of received messages the inbox names, with a symbol. */
-const KINDS: Record<string, string> = {
-  image: "📷",
-  video: "🎬",
-  audio: "🎤",
-  document: "📄",
-  sticker: "🏷️",
-  location: "📍",
-  contact: "👤",
-  reaction: "👍",
-  interactive: "🔘",
-  other: "✉️",
-};
+/** Kinds of message the inbox names (`inbox.kind.*`) above their text. */
+const KINDS = new Set(["image", "video", "audio", "document", "sticker", "location", "contact", "reaction", "interactive", "other"]);
 
-/** The symbol and kind (`inbox.kind.*`) of a message that is not plain text, if any. */
-export function kindOf(message: Pick<MessageRecord, "type">): { symbol: string; kind: string } | null {
-  const symbol = KINDS[message.type];
-  return symbol ? { symbol, kind: message.type } : null;
+/** The kind of a message that is not plain text, if any. */
+export function kindOf(message: Pick<MessageRecord, "type">): string | null {
+  return KINDS.has(message.type) ? message.type : null;
 }
 
 /** Outgoing statuses in the order they are reached. */

@@ -3,7 +3,7 @@ import { useId, useState, type FormEvent } from "react";
 import { Link, useLocation } from "wouter";
 import { api } from "../api/client";
 import { inboxKeys, useAutoReplies, useAutoReplyStats, useSessions } from "../api/queries";
-import type { AutoReply, Session } from "../api/types";
+import type { AutoReply, Page, Session } from "../api/types";
 import { Layout } from "../components/Layout";
 import { SelectField } from "../components/Select";
 import { Alert, Dialog, EmptyState, Field, Labelled, Spinner } from "../components/ui";
@@ -174,7 +174,13 @@ function ConfirmDelete({ rule, onDone }: { rule: AutoReply; onDone: () => void }
   const remove = useMutation({
     mutationFn: () => api<void>(`/api/v1/auto-replies/${rule.id}`, { method: "DELETE" }),
     onSuccess: () => {
-      void client.invalidateQueries({ queryKey: inboxKeys.autoReplies });
+      // Gone from the list at once, and its stats are not asked for again
+      // (they would be a 404).
+      client.setQueryData<Page<AutoReply>>(inboxKeys.autoReplies, (page) =>
+        page ? { ...page, items: page.items.filter((r) => r.id !== rule.id) } : page,
+      );
+      client.removeQueries({ queryKey: inboxKeys.stats(rule.id) });
+      void client.invalidateQueries({ queryKey: inboxKeys.autoReplies, exact: true });
       onDone();
     },
   });

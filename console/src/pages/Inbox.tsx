@@ -116,8 +116,10 @@ function ChatRow({
         aria-current={current ? "true" : undefined}
         className={`flex items-start gap-3 px-3 py-3 hover:bg-slate-50 ${current ? "bg-emerald-50" : ""}`}
       >
-        <span aria-hidden="true" className="mt-0.5 flex h-9 w-9 shrink-0 items-center justify-center rounded-full bg-slate-200 text-sm">
-          👤
+        <span aria-hidden="true" className="mt-0.5 flex h-9 w-9 shrink-0 items-center justify-center rounded-full bg-slate-200 text-slate-600">
+          <svg viewBox="0 0 24 24" className="h-5 w-5" fill="currentColor">
+            <path d="M12 12a4.5 4.5 0 1 0 0-9 4.5 4.5 0 0 0 0 9Zm0 2c-4.4 0-8 2.2-8 5v2h16v-2c0-2.8-3.6-5-8-5Z" />
+          </svg>
         </span>
         <span className="min-w-0 flex-1">
           <span className="flex items-baseline justify-between gap-2">
@@ -182,7 +184,7 @@ function Thread({ sessionId, peer, session, back }: { sessionId: string; peer: s
       data-peer={peer}
     >
       <header className="flex flex-wrap items-center gap-3 border-b border-slate-200 px-4 py-3">
-        <Link href={back} className="btn-secondary px-2 py-1 text-xs md:hidden">
+        <Link href={back} className="basis-full text-sm font-medium text-emerald-800 underline md:hidden">
           {t("inbox.back")}
         </Link>
         <div className="min-w-0 flex-1">
@@ -252,9 +254,8 @@ function Bubble({ message }: { message: MessageRecord }) {
       >
         <span className="sr-only">{out ? t("inbox.sentByYou") : t("inbox.receivedFrom")}</span>
         {kind ? (
-          <p className="font-medium text-slate-700" data-kind={kind.kind}>
-            <span aria-hidden="true">{kind.symbol} </span>
-            {t(`inbox.kind.${kind.kind}` as MessageKey)}
+          <p className="mb-1 inline-block rounded bg-slate-100 px-1.5 py-0.5 text-xs font-semibold text-slate-700" data-kind={kind}>
+            {t(`inbox.kind.${kind}` as MessageKey)}
           </p>
         ) : null}
         {message.text ? <p className="whitespace-pre-wrap break-words">{message.text}</p> : null}
@@ -264,7 +265,7 @@ function Bubble({ message }: { message: MessageRecord }) {
           {at ? <time dateTime={at}>{format.date(at)}</time> : null}
           {out ? (
             <span data-testid="message-status" className={ticks === 3 ? "text-sky-700" : ticks < 0 ? "text-red-700" : ""}>
-              <span aria-hidden="true">{ticks < 0 ? " ⚠" : ticks === 0 ? " 🕓" : ticks === 1 ? " ✓" : " ✓✓"} </span>
+              <span aria-hidden="true">{ticks < 0 ? " ✗" : ticks === 0 ? " ◷" : ticks === 1 ? " ✓" : " ✓✓"} </span>
               {t(STATUS_KEYS[message.status] ?? "inbox.status.unknown")}
             </span>
           ) : null}
@@ -321,7 +322,7 @@ function Reply({ sessionId, peer, session }: { sessionId: string; peer: string; 
       : null;
   const notReady = session && session.status !== "ready";
   return (
-    <form onSubmit={submit} className="space-y-2 border-t border-slate-200 p-3" aria-label={t("inbox.reply")}>
+    <form onSubmit={submit} className="space-y-2 border-t border-slate-200 p-3">
       {notReady ? (
         <p className="rounded-md bg-amber-50 px-3 py-2 text-sm text-amber-900">
           {t("inbox.notReady", { status: t(`status.${session.status}` as MessageKey) })}

@@ -66,7 +66,7 @@ function Now({ schedule }: { schedule: ScheduleView }) {
     { mode: "none", label: "schedule.override.none", className: "btn-secondary" },
   ];
   return (
-    <section aria-labelledby="now-title" className="card h-fit space-y-3">
+    <section aria-labelledby="now-title" className="card order-first h-fit space-y-3 lg:order-none">
       <h2 id="now-title" className="text-sm font-medium text-slate-700">
         {t("schedule.now")}
       </h2>
