@@ -64,7 +64,7 @@ export function EventsProvider({ children }: { children: ReactNode }) {
       onState: (next) => {
         setState(next);
         // What changed while no stream was read.
-        if (next === "open") refresh([keys.sessions, keys.wallet]);
+        if (next === "open") refresh([keys.sessions, keys.wallet, inboxKeys.chats, inboxKeys.messages]);
       },
       onEvent: (sse) => {
         let event: EventData;

@@ -95,15 +95,22 @@ export const inboxKeys = {
   schedule: ["schedule"] as const,
 };
 
-/** The chats, the latest first (of one number, or all), with unread counts. */
+export const CHATS_PAGE = 50;
+
+/** The chats, the latest first (of one number, or all), with unread
+ * counts, a page at a time. */
 export function useChats(sessionId: string | null) {
-  return useQuery({
+  return useInfiniteQuery({
     queryKey: inboxKeys.chatsOf(sessionId),
-    queryFn: ({ signal }) =>
-      api<Page<Chat>>(`/api/v1/chats?limit=200${sessionId ? `&session_id=${sessionId}` : ""}`, {
-        signal,
-        after: readAfter("messages"),
-      }),
+    initialPageParam: null as string | null,
+    queryFn: ({ signal, pageParam }) =>
+      api<Page<Chat>>(
+        `/api/v1/chats?limit=${CHATS_PAGE}${sessionId ? `&session_id=${sessionId}` : ""}${
+          pageParam ? `&cursor=${encodeURIComponent(pageParam)}` : ""
+        }`,
+        { signal, after: readAfter("messages") },
+      ),
+    getNextPageParam: (last) => last.next_cursor,
   });
 }
 

@@ -18,6 +18,7 @@ export function Inbox({ params }: { params?: { session?: string; peer?: string }
   const number = new URLSearchParams(search).get("number");
   const { sessions } = useSessions();
   const chats = useChats(number);
+  const items = chats.data?.pages.flatMap((page) => page.items);
   const open = params?.session && params.peer ? { session: params.session, peer: decode(params.peer) } : null;
   const query = number ? `?number=${number}` : "";
   const byId = new Map(sessions?.map((s) => [s.id, s]));
@@ -42,7 +43,7 @@ export function Inbox({ params }: { params?: { session?: string; peer?: string }
           ) : null}
           {chats.error ? <Alert>{errorText(t, chats.error)}</Alert> : null}
           {chats.isPending ? <Spinner label={t("common.loading")} /> : null}
-          {chats.data && chats.data.items.length === 0 ? (
+          {items && items.length === 0 ? (
             <EmptyState title={t("inbox.empty")}>
               <p>{sessions && sessions.length === 0 ? t("inbox.emptyNoNumber") : t("inbox.emptyHint")}</p>
               {sessions && sessions.length === 0 ? (
@@ -52,9 +53,9 @@ export function Inbox({ params }: { params?: { session?: string; peer?: string }
               ) : null}
             </EmptyState>
           ) : null}
-          {chats.data && chats.data.items.length > 0 ? (
+          {items && items.length > 0 ? (
             <ul className="divide-y divide-slate-200 overflow-hidden rounded-lg border border-slate-200 bg-white" data-testid="chat-list">
-              {chats.data.items.map((chat) => (
+              {items.map((chat) => (
                 <ChatRow
                   key={chat.id}
                   chat={chat}
@@ -65,6 +66,11 @@ export function Inbox({ params }: { params?: { session?: string; peer?: string }
                 />
               ))}
             </ul>
+          ) : null}
+          {chats.hasNextPage ? (
+            <button type="button" className="btn-secondary w-full" disabled={chats.isFetchingNextPage} onClick={() => chats.fetchNextPage()}>
+              {t("inbox.moreChats")}
+            </button>
           ) : null}
         </section>
         {open ? (
@@ -153,7 +159,7 @@ function Thread({ sessionId, peer, session, back }: { sessionId: string; peer: s
   const client = useQueryClient();
   const thread = useThread(sessionId, peer);
   const chats = useChats(sessionId);
-  const chat = chats.data?.items.find((c) => c.peer === peer);
+  const chat = chats.data?.pages.flatMap((page) => page.items).find((c) => c.peer === peer);
   const messages = thread.data ? threadOf(thread.data.pages) : [];
   const end = useRef<HTMLLIElement>(null);
   const last = messages[messages.length - 1];
