@@ -191,9 +191,7 @@ class Translator {
 
   translate(): string {
     const flags: Flags = { i: false, m: false, s: false, U: false, u: true, x: false, R: false };
-    const out = this.alternation(flags, 0);
-    if (this.pos < this.chars.length) throw invalid("unopened group");
-    return out;
+    return this.alternation(flags, 0);
   }
 
   private peek(offset = 0): string | undefined {
@@ -255,7 +253,6 @@ class Translator {
         continue;
       }
       let js: string;
-      let repeatable = true;
       if (c === "(") {
         const group = this.group(flags, depth);
         if (group === null) {
@@ -283,7 +280,7 @@ class Translator {
         js = this.cased(hex(c.codePointAt(0)!), flags);
       }
       items.push(js);
-      last = { js, repeatable };
+      last = { js, repeatable: true };
     }
     branches.push(items.join(""));
     return branches.length === 1 ? branches[0] : branches.join("|");
