@@ -16,6 +16,7 @@ const Wallet = lazyPage(() => import("./pages/Wallet"), "Wallet");
 const Developers = lazyPage(() => import("./pages/Developers"), "Developers");
 const Webhook = lazyPage(() => import("./pages/Webhook"), "Webhook");
 const Admin = lazyPage(() => import("./pages/Admin"), "Admin");
+import { AutomationPage, AutomationRulePage, InboxPage, SchedulePage } from "./pages/inboxRoutes";
 
 export function App() {
   const token = useToken();
@@ -47,6 +48,12 @@ export function App() {
         <Route path="/developers" component={Developers} />
         <Route path="/developers/webhooks/:id" component={Webhook} />
         <Route path="/admin" component={Admin} />
+        <Route path="/inbox" component={InboxPage} />
+        <Route path="/inbox/:session/:peer" component={InboxPage} />
+        <Route path="/automation" component={AutomationPage} />
+        <Route path="/automation/new" component={AutomationRulePage} />
+        <Route path="/automation/:id" component={AutomationRulePage} />
+        <Route path="/schedule" component={SchedulePage} />
         <Route path="/login">
           <Redirect to="/" replace />
         </Route>

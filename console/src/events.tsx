@@ -4,7 +4,7 @@
 
 import { useQueryClient } from "@tanstack/react-query";
 import { createContext, useContext, useEffect, useState, type ReactNode } from "react";
-import { accountKeys, keys } from "./api/queries";
+import { accountKeys, inboxKeys, keys } from "./api/queries";
 import type { EventData } from "./api/types";
 import { getToken, signOut } from "./lib/auth";
 import { checkProgressOf, clearChecks, recordCheck } from "./lib/checks";
@@ -30,6 +30,15 @@ export function staleBy(aggregateType: string): (readonly string[])[] {
     // A check's end: the list's contacts show what it found.
     case "list_check":
       return [keys.lists];
+    // A message received or sent, its status: the inbox; an auto-reply's
+    // decision: its rule's stats.
+    case "inbound":
+    case "message":
+      return [inboxKeys.chats, inboxKeys.messages];
+    case "auto_reply_thread":
+      return [inboxKeys.autoReplies];
+    case "schedule":
+      return [inboxKeys.schedule];
     default:
       return [];
   }
@@ -61,7 +70,7 @@ export function EventsProvider({ children }: { children: ReactNode }) {
       onState: (next) => {
         setState(next);
         // What changed while no stream was read.
-        if (next === "open") refresh([keys.sessions, keys.wallet]);
+        if (next === "open") refresh([keys.sessions, keys.wallet, inboxKeys.chats, inboxKeys.messages]);
       },
       onEvent: (sse) => {
         let event: EventData;

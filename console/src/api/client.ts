@@ -26,6 +26,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** A log position (`events:123`) the read must reflect (`X-Wablast-Position`). */
   after?: string;
+  /** Makes a retry of the same write answer the first one (`Idempotency-Key`). */
+  idempotencyKey?: string;
 }
 
 export async function api<T>(path: string, options: RequestOptions = {}): Promise<T> {
@@ -36,6 +38,7 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
   if (options.body !== undefined && !form) headers["content-type"] = "application/json";
   if (token) headers.authorization = `Bearer ${token}`;
   if (options.after) headers["x-wablast-position"] = options.after;
+  if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
   let response: Response;
   try {
     response = await fetch(path, {

@@ -1,10 +1,12 @@
-import { useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { mergeLive, readAfter, useLiveStatuses } from "../lib/live";
 import { useMemo } from "react";
 import { api } from "./client";
 import { ApiError } from "./client";
 import type { Contact, ContactList, ListCheck, Me, Page, Session, Wallet } from "./types";
 import type { ApiKey, Delivery, DeliveryStatus, Plan, Transaction, Webhook } from "./types";
+import type { AutoReply, AutoReplyStats, Chat, MessageRecord } from "./types";
+import type { ScheduleView } from "../lib/schedule";
 
 export const keys = {
   me: ["me"] as const,
@@ -146,5 +148,78 @@ export function useDeliveries(id: string, status: DeliveryStatus | null, cursor:
     queryFn: ({ signal }) => api<Page<Delivery>>(`/api/v1/webhooks/${id}/deliveries?${params}`, { signal }),
     placeholderData: (previous) => previous,
     refetchInterval: 3000,
+  });
+}
+
+// — Inbox, automation, schedule —
+
+export const inboxKeys = {
+  chats: ["chats"] as const,
+  chatsOf: (sessionId: string | null) => ["chats", sessionId ?? ""] as const,
+  messages: ["messages"] as const,
+  thread: (sessionId: string, peer: string) => ["messages", sessionId, peer] as const,
+  autoReplies: ["auto-replies"] as const,
+  stats: (id: string) => ["auto-replies", id, "stats"] as const,
+  schedule: ["schedule"] as const,
+};
+
+export const CHATS_PAGE = 50;
+
+/** The chats, the latest first (of one number, or all), with unread
+ * counts, a page at a time. */
+export function useChats(sessionId: string | null) {
+  return useInfiniteQuery({
+    queryKey: inboxKeys.chatsOf(sessionId),
+    initialPageParam: null as string | null,
+    queryFn: ({ signal, pageParam }) =>
+      api<Page<Chat>>(
+        `/api/v1/chats?limit=${CHATS_PAGE}${sessionId ? `&session_id=${sessionId}` : ""}${
+          pageParam ? `&cursor=${encodeURIComponent(pageParam)}` : ""
+        }`,
+        { signal, after: readAfter("messages") },
+      ),
+    getNextPageParam: (last) => last.next_cursor,
+  });
+}
+
+export const THREAD_PAGE = 50;
+
+/** A conversation's messages, newest first, a page at a time. */
+export function useThread(sessionId: string, peer: string) {
+  return useInfiniteQuery({
+    queryKey: inboxKeys.thread(sessionId, peer),
+    initialPageParam: null as string | null,
+    queryFn: ({ signal, pageParam }) =>
+      api<Page<MessageRecord>>(
+        `/api/v1/messages?session_id=${sessionId}&peer=${encodeURIComponent(peer)}&limit=${THREAD_PAGE}${
+          pageParam ? `&cursor=${encodeURIComponent(pageParam)}` : ""
+        }`,
+        { signal, after: readAfter("messages") },
+      ),
+    getNextPageParam: (last) => last.next_cursor,
+  });
+}
+
+/** The tenant's auto-reply rules, oldest first. */
+export function useAutoReplies() {
+  return useQuery({
+    queryKey: inboxKeys.autoReplies,
+    queryFn: ({ signal }) => api<Page<AutoReply>>("/api/v1/auto-replies?limit=500", { signal }),
+  });
+}
+
+/** What a rule decided: answers and silences. */
+export function useAutoReplyStats(id: string) {
+  return useQuery({
+    queryKey: inboxKeys.stats(id),
+    queryFn: ({ signal }) => api<AutoReplyStats>(`/api/v1/auto-replies/${id}/stats`, { signal, after: readAfter("messages") }),
+  });
+}
+
+/** The tenant's active hours. */
+export function useSchedule() {
+  return useQuery({
+    queryKey: inboxKeys.schedule,
+    queryFn: ({ signal }) => api<ScheduleView>("/api/v1/schedule", { signal, after: readAfter() }),
   });
 }

@@ -282,3 +282,75 @@ export interface Replayed {
   queued: number;
   next_position?: string | null;
 }
+
+// — Inbox, automation, schedule —
+
+/** A conversation of one session with one peer. */
+export interface Chat {
+  id: string;
+  session_id: string;
+  /** E.164, or the driver's chat id when it could not tell the number. */
+  peer: string;
+  last_message: string | null;
+  last_message_id: string;
+  last_direction: "in" | "out";
+  last_at: string;
+  unread: number;
+}
+
+export type MessageStatus = "queued" | "sending" | "sent" | "delivered" | "read" | "failed" | "cancelled" | "unknown" | "received";
+
+/** A message sent or received (`GET /api/v1/messages`). */
+export interface MessageRecord {
+  id: string;
+  direction: "in" | "out";
+  session_id: string;
+  campaign_id: string | null;
+  peer: string;
+  /** `text`, `image`, `video`, `audio`, `document`, `sticker`, `location`, `contact`, `reaction`, `interactive`, `other`, `unknown`. */
+  type: string;
+  text: string | null;
+  media_id: string | null;
+  status: MessageStatus;
+  error: string | null;
+  queued_at: string | null;
+  sent_at: string | null;
+  delivered_at: string | null;
+  read_at: string | null;
+  received_at: string | null;
+}
+
+export interface QueuedMessage {
+  id: string;
+  status: "queued";
+  session_id: string;
+  to: string;
+  text: string | null;
+  queued_at: string;
+}
+
+export interface AutoReply {
+  id: string;
+  name: string;
+  trigger: "keyword" | "contains" | "regex";
+  pattern: string;
+  response: string;
+  media_id: string | null;
+  session_ids: string[] | null;
+  cooldown_seconds: number;
+  enabled: boolean;
+  priority: number;
+  max_per_hour: number | null;
+  active_windows: import("../lib/schedule").WindowBody[] | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AutoReplyStats {
+  rule_id: string;
+  answered: number;
+  unanswered: number;
+  /** Messages per outcome: `answered`, or why not. */
+  outcomes: Record<string, number>;
+  last_answered_at: string | null;
+}

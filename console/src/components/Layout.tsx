@@ -9,6 +9,9 @@ const NAV: { href: string; label: MessageKey; adminOnly?: boolean }[] = [
   { href: "/", label: "nav.dashboard" },
   { href: "/numbers", label: "nav.numbers" },
   { href: "/contacts", label: "nav.contacts" },
+  { href: "/inbox", label: "nav.inbox" },
+  { href: "/automation", label: "nav.automation" },
+  { href: "/schedule", label: "nav.schedule" },
   { href: "/wallet", label: "nav.wallet" },
   { href: "/developers", label: "nav.developers" },
   { href: "/admin", label: "nav.admin", adminOnly: true },
@@ -64,7 +67,7 @@ export function Layout({ title, actions, children }: { title: string; actions?: 
             wablast
           </Link>
           <nav aria-label={t("nav.main")} className="order-last w-full sm:order-none sm:w-auto">
-            <ul className="flex flex-wrap gap-1">
+            <ul className="-mx-1 flex gap-1 overflow-x-auto whitespace-nowrap px-1 sm:flex-wrap sm:overflow-visible">
               {NAV.filter((item) => !item.adminOnly || me.data?.user?.role === "admin").map((item) => {
                 const current = item.href === "/" ? location === "/" : location.startsWith(item.href);
                 return (

@@ -50,7 +50,11 @@ describe("readAfter", () => {
     recordPosition(at("messages", 90));
     recordPosition(at("events", 5));
     expect(readAfter()).toBe("events:7");
+    // The messages stream has its own position.
+    recordPosition(at("messages", 80));
+    expect(readAfter("messages")).toBe("messages:90");
     clearLive();
+    expect(readAfter("messages")).toBeUndefined();
     expect(readAfter()).toBeUndefined();
   });
 });

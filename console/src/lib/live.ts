@@ -42,22 +42,27 @@ export function liveStatusOf(event: EventData): [string, LiveStatus] | null {
   ];
 }
 
-let lastEvents: number | undefined;
+/** How far the stream has read each of the log's streams (`events`, `messages`). */
+const lastRead = new Map<string, number>();
 
 /**
- * Notes how far into the log's `events` stream the stream has read: the
- * queries it refreshes ask the API to reflect at least that much (the
- * event stream reads the log, ahead of the query tables).
+ * Notes how far into the log the stream has read: the queries it refreshes
+ * ask the API to reflect at least that much (the event stream reads the
+ * log, ahead of the query tables).
  */
 export function recordPosition(event: EventData) {
-  if (event.stream === "events" && (lastEvents === undefined || event.stream_sequence > lastEvents)) {
-    lastEvents = event.stream_sequence;
-  }
+  const known = lastRead.get(event.stream);
+  if (known === undefined || event.stream_sequence > known) lastRead.set(event.stream, event.stream_sequence);
 }
 
-/** The position the next read must reflect, if the stream saw any. */
-export function readAfter(): string | undefined {
-  return lastEvents === undefined ? undefined : `events:${lastEvents}`;
+/**
+ * The position the next read must reflect, if the stream saw any: of the
+ * `events` stream (sessions, wallets, ...) or of `messages` (messages,
+ * inbound messages, auto-replies).
+ */
+export function readAfter(stream: "events" | "messages" = "events"): string | undefined {
+  const sequence = lastRead.get(stream);
+  return sequence === undefined ? undefined : `${stream}:${sequence}`;
 }
 
 let statuses: ReadonlyMap<string, LiveStatus> = new Map();
@@ -72,7 +77,7 @@ export function recordLive(id: string, status: LiveStatus) {
 
 export function clearLive() {
   statuses = new Map();
-  lastEvents = undefined;
+  lastRead.clear();
   for (const listener of listeners) listener();
 }
 
