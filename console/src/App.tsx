@@ -2,6 +2,9 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { Redirect, Route, Switch } from "wouter";
 import { EventsProvider } from "./events";
+import { Campaign } from "./pages/Campaign";
+import { CampaignNew } from "./pages/CampaignNew";
+import { Campaigns } from "./pages/Campaigns";
 import { useToken } from "./lib/auth";
 import { ContactList } from "./pages/ContactList";
 import { Contacts } from "./pages/Contacts";
@@ -37,6 +40,9 @@ export function App() {
         <Route path="/contacts" component={Contacts} />
         <Route path="/contacts/upload" component={Upload} />
         <Route path="/contacts/:id" component={ContactList} />
+        <Route path="/campaigns" component={Campaigns} />
+        <Route path="/campaigns/new" component={CampaignNew} />
+        <Route path="/campaigns/:id" component={Campaign} />
         <Route path="/login">
           <Redirect to="/" replace />
         </Route>

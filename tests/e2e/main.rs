@@ -8,6 +8,7 @@ mod auto_replies;
 mod campaigns;
 mod consistency;
 mod console;
+mod console_campaigns;
 mod contacts;
 mod engine;
 mod events;

@@ -9,6 +9,7 @@ const NAV: { href: string; label: MessageKey }[] = [
   { href: "/", label: "nav.dashboard" },
   { href: "/numbers", label: "nav.numbers" },
   { href: "/contacts", label: "nav.contacts" },
+  { href: "/campaigns", label: "nav.campaigns" },
 ];
 
 export function LanguageSwitch() {

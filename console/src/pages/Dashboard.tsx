@@ -1,5 +1,6 @@
 import { Link } from "wouter";
 import { useSessions, useWallet } from "../api/queries";
+import { DashboardCampaigns, RecentFailures } from "../components/DashboardCampaigns";
 import { Layout } from "../components/Layout";
 import { Alert, EmptyState, Meter, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useFormat, useI18n } from "../i18n";
@@ -88,6 +89,8 @@ export function Dashboard() {
         </section>
       </div>
 
+      <DashboardCampaigns />
+
       <section className="mt-6" aria-labelledby="numbers-title">
         <div className="mb-3 flex items-center justify-between gap-3">
           <h2 id="numbers-title" className="text-lg font-semibold">
@@ -127,6 +130,8 @@ export function Dashboard() {
           </ul>
         ) : null}
       </section>
+
+      <RecentFailures />
     </Layout>
   );
 }
