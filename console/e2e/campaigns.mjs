@@ -310,9 +310,42 @@ await journey("campaigns", async ({ base, page, dialog, shot, heading, nav, sign
   await assertNotReloaded();
   await shot("20-dashboard-failures");
 
-  // The wizard on a phone-sized screen.
+  // On a phone-sized screen: a campaign scheduled for tomorrow, then moved.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${base}/campaigns/new`);
   await heading("Kampanye baru").waitFor();
+  await page.getByLabel("Nama kampanye").fill("Promo Besok");
+  await page.getByRole("radio", { name: /Pelanggan Bandung/ }).check();
+  await next.click();
+  await atStep("message");
+  await message.fill("Hai {{name|Kak}}, besok ada promo!");
+  await sample.getByText("Hai Budi, besok ada promo!").waitFor();
   await shot("21-wizard-phone");
+  await next.click();
+  await atStep("media");
+  await next.click();
+  await page.getByRole("checkbox", { name: "CS Jakarta 1 (+6281200000001)" }).check();
+  await next.click();
+  await atStep("throttle");
+  await next.click();
+  await page.getByRole("radio", { name: "Jadwalkan" }).check();
+  const tomorrow = new Date(Date.now() + 86_400_000);
+  const local = (d, hh) =>
+    `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}T${hh}:00`;
+  await page.getByLabel("Tanggal dan jam mulai").fill(local(tomorrow, "09"));
+  await next.click();
+  await atStep("review");
+  await page.getByText("Poin dicadangkan saat kampanye mulai.").waitFor();
+  await page.getByRole("button", { name: "Jadwalkan kampanye" }).click();
+  await heading("Promo Besok").waitFor();
+  await actions.locator('[data-campaign-status="scheduled"]').waitFor();
+  const notice = page.getByTestId("campaign-waiting");
+  await notice.getByText(/^Dijadwalkan mulai .*09\.00\.$/).waitFor();
+  await page.getByTestId("campaign-not-started").getByText("Belum dimulai. Daftarnya berisi 3 kontak: 6 poin dicadangkan saat mulai.").waitFor();
+  await actions.getByRole("button", { name: "Ubah jadwal" }).click();
+  await dialog.getByLabel("Tanggal dan jam mulai").fill(local(tomorrow, "10"));
+  await shot("22-campaign-reschedule-phone");
+  await dialog.getByRole("button", { name: "Simpan jadwal" }).click();
+  await notice.getByText(/^Dijadwalkan mulai .*10\.00\.$/).waitFor();
+  await shot("23-campaign-scheduled-phone");
 });

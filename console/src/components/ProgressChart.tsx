@@ -53,19 +53,18 @@ export function ProgressChart({
     total,
   });
   const points = LINES.reduce((sum, l) => sum + series[l.key].length, 0);
+  // Every count of a small campaign, else nought, the middle and the top.
+  const ticks = top <= 5 ? Array.from({ length: top + 1 }, (_, i) => i) : [0, Math.round(top / 2), top];
   return (
     <figure className="space-y-2">
       <div className="pl-8">
         <div className="relative">
           <div aria-hidden="true" className="absolute inset-y-0 -left-8 w-7 text-right text-xs text-slate-600">
-            {[0, 0.5, 1].map((share) => {
-              const count = Math.round(top * share);
-              return (
-                <span key={share} className="absolute right-0 -translate-y-1/2 tabular-nums" style={{ top: yPercent(count) }}>
-                  {count}
-                </span>
-              );
-            })}
+            {ticks.map((count) => (
+              <span key={count} className="absolute right-0 -translate-y-1/2 tabular-nums" style={{ top: yPercent(count) }}>
+                {count}
+              </span>
+            ))}
           </div>
           <svg
             viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
@@ -76,10 +75,9 @@ export function ProgressChart({
             data-testid="progress-chart"
             data-points={points}
           >
-            {[0, 0.5, 1].map((share) => {
-              const count = Math.round(top * share);
-              return <line key={share} x1={0} x2={WIDTH} y1={y(count)} y2={y(count)} stroke="#e2e8f0" vectorEffect="non-scaling-stroke" />;
-            })}
+            {ticks.map((count) => (
+              <line key={count} x1={0} x2={WIDTH} y1={y(count)} y2={y(count)} stroke="#e2e8f0" vectorEffect="non-scaling-stroke" />
+            ))}
             {/* The later steps underneath: at zero, what was sent shows. */}
             {[...LINES].reverse().map((line) => (
               <path

@@ -14,17 +14,18 @@ import { Layout } from "../components/Layout";
 import { MediaThumb } from "../components/MediaThumb";
 import { ProgressChart } from "../components/ProgressChart";
 import { SelectField } from "../components/Select";
-import { Alert, Dialog, Spinner } from "../components/ui";
-import { errorText, useFormat, useI18n, type MessageKey } from "../i18n";
-import { FINISHED, seriesOf, useTimeline, watchCampaign } from "../lib/campaigns";
+import { Alert, Dialog, Field, Spinner } from "../components/ui";
+import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
+import { FINISHED, pointsFor, seriesOf, useTimeline, watchCampaign } from "../lib/campaigns";
 import { download } from "../lib/download";
+import { localInputValue } from "../lib/time";
 
-type Action = "start" | "pause" | "resume" | "cancel";
+type Action = "start" | "pause" | "resume" | "cancel" | "schedule";
 
 /** What a person may do to a campaign in each status. */
 const ACTIONS: Record<CampaignStatus, Action[]> = {
-  draft: ["start", "cancel"],
-  scheduled: ["start", "cancel"],
+  draft: ["start", "schedule", "cancel"],
+  scheduled: ["start", "schedule", "cancel"],
   running: ["pause", "cancel"],
   paused: ["resume", "cancel"],
   completed: [],
@@ -38,10 +39,11 @@ export function Campaign({ params }: { params: { id: string } }) {
   useEffect(() => watchCampaign(params.id), [params.id]);
   const campaign = useCampaign(params.id);
   const [confirm, setConfirm] = useState(false);
+  const [scheduling, setScheduling] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
 
   const act = useMutation({
-    mutationFn: (action: Action) =>
+    mutationFn: (action: Exclude<Action, "schedule">) =>
       api<{ id: string; status: CampaignStatus }>(`/api/v1/campaigns/${params.id}/${action}`, { method: "POST" }),
     onSuccess: (changed) => {
       client.setQueryData<CampaignView>(campaignKeys.one(params.id), (before) =>
@@ -68,6 +70,11 @@ export function Campaign({ params }: { params: { id: string } }) {
             {actions.includes("start") ? (
               <button type="button" className="btn-primary" disabled={act.isPending} onClick={() => act.mutate("start")}>
                 {t("campaign.start")}
+              </button>
+            ) : null}
+            {actions.includes("schedule") ? (
+              <button type="button" className="btn-secondary" onClick={() => setScheduling(true)}>
+                {data.status === "scheduled" ? t("campaign.reschedule") : t("campaign.schedule")}
               </button>
             ) : null}
             {actions.includes("pause") ? (
@@ -113,7 +120,7 @@ export function Campaign({ params }: { params: { id: string } }) {
           <Board campaign={data} />
           <Chart campaign={data} />
           <Details campaign={data} />
-          <Messages campaign={data} />
+          {data.started_at ? <Messages campaign={data} /> : null}
         </div>
       ) : null}
       <Dialog open={confirm} title={t("campaign.cancel.title")} onClose={() => setConfirm(false)}>
@@ -130,7 +137,67 @@ export function Campaign({ params }: { params: { id: string } }) {
           </div>
         </div>
       </Dialog>
+      <Dialog open={scheduling} title={t("campaign.schedule.title")} onClose={() => setScheduling(false)}>
+        {scheduling && data ? <Schedule campaign={data} onDone={() => setScheduling(false)} /> : null}
+      </Dialog>
     </Layout>
+  );
+}
+
+/** Starts a draft or scheduled campaign by itself at a time of the person's choosing. */
+function Schedule({ campaign, onDone }: { campaign: CampaignView; onDone: () => void }) {
+  const { t } = useI18n();
+  const client = useQueryClient();
+  const [at, setAt] = useState(() => localInputValue(campaign.scheduled_at ? Date.parse(campaign.scheduled_at) : Date.now() + 3_600_000));
+  const [problem, setProblem] = useState<string | undefined>();
+  const schedule = useMutation({
+    mutationFn: (when: string) =>
+      api<{ id: string; status: CampaignStatus }>(`/api/v1/campaigns/${campaign.id}/schedule`, {
+        method: "POST",
+        body: { scheduled_at: when },
+      }),
+    onSuccess: async () => {
+      await client.invalidateQueries({ queryKey: campaignKeys.all });
+      onDone();
+    },
+  });
+  const errors = formErrors(t, schedule.error, ["scheduled_at"]);
+  return (
+    <form
+      className="space-y-4"
+      noValidate
+      onSubmit={(event) => {
+        event.preventDefault();
+        const when = Date.parse(at);
+        if (Number.isNaN(when) || when <= Date.now()) {
+          setProblem(t("wizard.schedule.future"));
+          return;
+        }
+        setProblem(undefined);
+        schedule.mutate(new Date(when).toISOString());
+      }}
+    >
+      <Field
+        label={t("wizard.schedule.at")}
+        type="datetime-local"
+        value={at}
+        onChange={(e) => {
+          setAt(e.target.value);
+          setProblem(undefined);
+        }}
+        error={problem ?? errors.fields.scheduled_at}
+      />
+      <p className="text-sm text-slate-700">{t("wizard.review.atStart")}</p>
+      <Alert>{errors.form}</Alert>
+      <div className="flex gap-2">
+        <button type="submit" className="btn-primary" disabled={schedule.isPending}>
+          {t("campaign.schedule.confirm")}
+        </button>
+        <button type="button" className="btn-secondary" onClick={onDone}>
+          {t("common.cancel")}
+        </button>
+      </div>
+    </form>
   );
 }
 
@@ -169,15 +236,34 @@ function Board({ campaign }: { campaign: CampaignView }) {
   const format = useFormat();
   const { counts } = campaign;
   const titleId = useId();
-  const started = campaign.started_at !== null;
+  const lists = useContactLists();
+  if (campaign.started_at === null) {
+    // Its recipients are counted when it starts; until then, the list's contacts.
+    const list = lists.data?.items.find((l) => l.id === campaign.contact_list_id);
+    return (
+      <section aria-labelledby={titleId} className="card space-y-1" data-testid="campaign-not-started">
+        <h2 id={titleId} className="font-semibold">
+          {t("campaign.board")}
+        </h2>
+        <p className="text-sm text-slate-800">
+          {campaign.status === "cancelled"
+            ? t("campaign.neverStarted")
+            : list
+              ? t("campaign.toStart", {
+                  contacts: format.number(list.accepted),
+                  points: format.number(pointsFor(list.accepted)),
+                })
+              : t("campaign.notStarted")}
+        </p>
+      </section>
+    );
+  }
   return (
     <section aria-labelledby={titleId} className="space-y-3">
       <h2 id={titleId} className="text-lg font-semibold">
         {t("campaign.board")}
       </h2>
-      {started ? (
-        <CampaignBar counts={counts} label={t("campaign.progressOf", { name: campaign.name })} />
-      ) : null}
+      <CampaignBar counts={counts} label={t("campaign.progressOf", { name: campaign.name })} />
       <dl className="grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-6">
         <Count name="total" label={t("campaign.count.total")} value={counts.total} />
         <Count name="waiting" label={t("campaign.count.waiting")} value={counts.queued + counts.sending} />

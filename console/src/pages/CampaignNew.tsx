@@ -16,6 +16,7 @@ import { dataUrlOf, sizeText } from "../components/MediaThumb";
 import { Alert, Field, Labelled, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useFormat, useI18n, type Translate } from "../i18n";
 import { insertAt, missingWithoutFallback, pointsFor, POINTS_PER_MESSAGE } from "../lib/campaigns";
+import { localInputValue } from "../lib/time";
 
 const STEPS = ["list", "message", "media", "senders", "throttle", "schedule", "review"] as const;
 type Step = (typeof STEPS)[number];
@@ -67,14 +68,6 @@ function missingText(t: Translate, missing: [string, number][]): string {
   return t("wizard.message.missing", { count, name: `{{${name}}}`, fallback: `{{${name}|…}}` });
 }
 
-/** A local date-time input's value `minutes` from now. */
-function localInput(minutes: number): string {
-  const at = new Date(Date.now() + minutes * 60_000);
-  at.setSeconds(0, 0);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
-}
-
 export function CampaignNew() {
   const { t } = useI18n();
   const [, navigate] = useLocation();
@@ -92,7 +85,7 @@ export function CampaignNew() {
   const [minDelay, setMinDelay] = useState("2");
   const [maxDelay, setMaxDelay] = useState("5");
   const [when, setWhen] = useState<"now" | "later">("now");
-  const [scheduledAt, setScheduledAt] = useState(() => localInput(60));
+  const [scheduledAt, setScheduledAt] = useState(() => localInputValue(Date.now() + 3_600_000));
   const [errors, setErrors] = useState<Errors>({});
   const [checking, setChecking] = useState(false);
   const [created, setCreated] = useState<Campaign | null>(null);
@@ -183,6 +176,15 @@ export function CampaignNew() {
     }
   };
 
+  // A new step is announced: focus moves to its heading (not on the first).
+  const stepHeading = useRef<HTMLHeadingElement>(null);
+  const shown = useRef(step);
+  useEffect(() => {
+    if (shown.current === step) return;
+    shown.current = step;
+    stepHeading.current?.focus();
+  }, [step]);
+
   const index = STEPS.indexOf(step);
   const next = async () => {
     setChecking(true);
@@ -259,7 +261,7 @@ export function CampaignNew() {
           } else void next();
         }}
       >
-        <h2 className="text-lg font-semibold" data-testid="wizard-step">
+        <h2 ref={stepHeading} tabIndex={-1} className="text-lg font-semibold focus:outline-none" data-testid="wizard-step">
           {t(`wizard.step.${step}`)}
         </h2>
         {step === "list" ? (
