@@ -12,11 +12,17 @@ import { SignIn, SignUp } from "./pages/Auth";
 import { Upload } from "./pages/Upload";
 import { lazyPage } from "./components/lazyPage";
 
+const Campaigns = lazyPage(() => import("./pages/Campaigns"), "Campaigns");
+const CampaignNew = lazyPage<"CampaignNew", object>(() => import("./pages/CampaignNew"), "CampaignNew");
+const Campaign = lazyPage(() => import("./pages/Campaign"), "Campaign");
+const Inbox = lazyPage(() => import("./pages/Inbox"), "Inbox");
+const Automation = lazyPage(() => import("./pages/Automation"), "Automation");
+const AutomationRule = lazyPage(() => import("./pages/Automation"), "AutomationRule");
+const Schedule = lazyPage(() => import("./pages/Schedule"), "Schedule");
 const Wallet = lazyPage(() => import("./pages/Wallet"), "Wallet");
 const Developers = lazyPage(() => import("./pages/Developers"), "Developers");
 const Webhook = lazyPage(() => import("./pages/Webhook"), "Webhook");
 const Admin = lazyPage(() => import("./pages/Admin"), "Admin");
-import { AutomationPage, AutomationRulePage, InboxPage, SchedulePage } from "./pages/inboxRoutes";
 
 export function App() {
   const token = useToken();
@@ -48,12 +54,15 @@ export function App() {
         <Route path="/developers" component={Developers} />
         <Route path="/developers/webhooks/:id" component={Webhook} />
         <Route path="/admin" component={Admin} />
-        <Route path="/inbox" component={InboxPage} />
-        <Route path="/inbox/:session/:peer" component={InboxPage} />
-        <Route path="/automation" component={AutomationPage} />
-        <Route path="/automation/new" component={AutomationRulePage} />
-        <Route path="/automation/:id" component={AutomationRulePage} />
-        <Route path="/schedule" component={SchedulePage} />
+        <Route path="/inbox" component={Inbox} />
+        <Route path="/inbox/:session/:peer" component={Inbox} />
+        <Route path="/automation" component={Automation} />
+        <Route path="/automation/new" component={AutomationRule} />
+        <Route path="/automation/:id" component={AutomationRule} />
+        <Route path="/schedule" component={Schedule} />
+        <Route path="/campaigns" component={Campaigns} />
+        <Route path="/campaigns/new" component={CampaignNew} />
+        <Route path="/campaigns/:id" component={Campaign} />
         <Route path="/login">
           <Redirect to="/" replace />
         </Route>

@@ -9,6 +9,7 @@ mod campaigns;
 mod consistency;
 mod console;
 mod console_accounts;
+mod console_campaigns;
 mod console_inbox;
 mod contacts;
 mod engine;

@@ -164,6 +164,67 @@ export interface Group {
   participants: number;
 }
 
+export type CampaignStatus = "draft" | "scheduled" | "running" | "paused" | "completed" | "cancelled";
+
+export interface CampaignCounts {
+  total: number;
+  queued: number;
+  sending: number;
+  sent: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  cancelled: number;
+  unknown: number;
+}
+
+/** Why a campaign is paused (`pause_reason`). */
+export type PauseReason =
+  | { kind: "manual" }
+  | { kind: "auto_consecutive_failures"; failures: number }
+  | { kind: "sender_unavailable"; session_id: string; why: "banned" | "logged_out" | "deleted" }
+  | { kind: "outside_active_hours" };
+
+export interface Campaign {
+  id: string;
+  name: string;
+  status: CampaignStatus;
+  contact_list_id: string;
+  template: string;
+  media_id: string | null;
+  sender_session_ids: string[];
+  throttle: { min_delay_ms: number; max_delay_ms: number };
+  scheduled_at: string | null;
+  counts: CampaignCounts;
+  points_reserved: number;
+  points_spent: number;
+  pause_reason: PauseReason | null;
+  resume_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+  start_refusal: { code: string; message: string; at: string } | null;
+  /** Why a running campaign sends nothing for now (every sender waits). */
+  waiting: { reason: string; until: string | null } | null;
+}
+
+/** A message of a campaign (`GET /campaigns/{id}/messages`). */
+export interface CampaignMessage {
+  id: string;
+  phone: string;
+  name: string | null;
+  status: MessageStatus;
+  error: string | null;
+  attempts: number;
+  sent_at: string | null;
+  delivered_at: string | null;
+  read_at: string | null;
+  session_id: string;
+  /** The rendered text; null until a sender takes it. */
+  text: string | null;
+}
+
 // — wallet, developers and admin —
 
 /** A wallet transaction's kind, as the API names it. */
@@ -353,4 +414,18 @@ export interface AutoReplyStats {
   /** Messages per outcome: `answered`, or why not. */
   outcomes: Record<string, number>;
   last_answered_at: string | null;
+}
+
+/** `POST /campaigns/preview`. */
+export interface CampaignPreview {
+  samples: { phone: string; name: string | null; text: string | null }[];
+  /** Per variable, how many contacts lack it. */
+  missing: Record<string, number>;
+}
+
+export interface Media {
+  id: string;
+  mime_type: string;
+  size: number;
+  filename: string;
 }

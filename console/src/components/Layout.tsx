@@ -9,6 +9,7 @@ const NAV: { href: string; label: MessageKey; adminOnly?: boolean }[] = [
   { href: "/", label: "nav.dashboard" },
   { href: "/numbers", label: "nav.numbers" },
   { href: "/contacts", label: "nav.contacts" },
+  { href: "/campaigns", label: "nav.campaigns" },
   { href: "/inbox", label: "nav.inbox" },
   { href: "/automation", label: "nav.automation" },
   { href: "/schedule", label: "nav.schedule" },

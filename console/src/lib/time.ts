@@ -9,3 +9,10 @@ export function secondsUntil(iso: string, now: number): number {
 export function daysUntil(iso: string, now: number): number {
   return Math.ceil((Date.parse(iso) - now) / 86_400_000);
 }
+
+/** `ms` as a `datetime-local` input's value, in the browser's time zone (minutes). */
+export function localInputValue(ms: number): string {
+  const at = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}`;
+}

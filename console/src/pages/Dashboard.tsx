@@ -1,5 +1,6 @@
 import { Link } from "wouter";
 import { useSessions, useWallet } from "../api/queries";
+import { DashboardCampaigns, RecentFailures } from "../components/DashboardCampaigns";
 import { Layout } from "../components/Layout";
 import { PlanCard, PointsCard } from "../components/WalletCards";
 import { Alert, EmptyState, Meter, Spinner, StatusBadge } from "../components/ui";
@@ -40,6 +41,8 @@ export function Dashboard() {
         </section>
       </div>
 
+      <DashboardCampaigns />
+
       <section className="mt-6" aria-labelledby="numbers-title">
         <div className="mb-3 flex items-center justify-between gap-3">
           <h2 id="numbers-title" className="text-lg font-semibold">
@@ -79,6 +82,8 @@ export function Dashboard() {
           </ul>
         ) : null}
       </section>
+
+      <RecentFailures />
     </Layout>
   );
 }
