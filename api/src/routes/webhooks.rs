@@ -15,6 +15,9 @@
 //! a subscription is tried with a ping (`test`) or turned on again after it
 //! was disabled (`enable`).
 
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -744,6 +747,29 @@ fn check_url(url: &str, allow_private: bool) -> Result<String, ApiError> {
 
 /// Event type names, deduplicated in their order; `*` alone stands for
 /// every type.
+/// Every event type the log carries: those the OpenAPI document's
+/// `EventPayload` describes (one schema per aggregate, one per event), so
+/// that a subscription to a misspelt type is refused instead of never
+/// receiving anything.
+fn event_types() -> &'static BTreeSet<String> {
+    static TYPES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+        let document = serde_json::to_value(crate::openapi()).expect("the document serializes");
+        let schemas = &document["components"]["schemas"];
+        let aggregates = schemas["EventPayload"]["oneOf"].as_array().cloned();
+        aggregates
+            .into_iter()
+            .flatten()
+            .filter_map(|aggregate| {
+                let name = aggregate["$ref"].as_str()?.rsplit('/').next()?.to_owned();
+                schemas[name.as_str()]["oneOf"].as_array().cloned()
+            })
+            .flatten()
+            .filter_map(|event| event["required"][0].as_str().map(str::to_owned))
+            .collect()
+    });
+    &TYPES
+}
+
 fn check_events(events: Vec<String>) -> Result<Vec<String>, ApiError> {
     let invalid = |message: String| ApiError::invalid_field("events", message);
     if events.is_empty() {
@@ -765,6 +791,11 @@ fn check_events(events: Vec<String>) -> Result<Vec<String>, ApiError> {
         if !is_type_name(event) {
             return Err(invalid(format!(
                 "{event:?} is not an event type name (letters, digits and `_`) or `*`"
+            )));
+        }
+        if !event_types().contains(event) {
+            return Err(invalid(format!(
+                "{event:?} is no event type: the types are listed in the OpenAPI document's `EventPayload` schema (`SessionCreated`, `MessageSent`, ...), or `*` for all"
             )));
         }
         if !checked.iter().any(|e| e == event) {
@@ -876,18 +907,38 @@ mod tests {
     }
 
     #[test]
-    fn events_are_type_names_or_a_star() {
+    fn events_are_event_types_or_a_star() {
+        let named = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            check_events(vec!["A".into(), "B".into(), "A".into()]).unwrap(),
-            vec!["A", "B"]
+            check_events(named(&["MessageSent", "SessionCreated", "MessageSent"])).unwrap(),
+            vec!["MessageSent", "SessionCreated"]
         );
         assert_eq!(
-            check_events(vec!["A".into(), "*".into()]).unwrap(),
+            check_events(named(&["MessageSent", "*"])).unwrap(),
             vec!["*"]
         );
         assert!(check_events(vec![]).is_err());
-        assert!(check_events(vec!["no.dots".into()]).is_err());
+        assert!(check_events(named(&["no.dots"])).is_err());
         assert!(check_events(vec![String::new()]).is_err());
+        // Well formed, but no such event: refused, naming it.
+        let err = check_events(named(&["MessageSent", "MesageDelivered"])).unwrap_err();
+        assert!(format!("{err:?}").contains("MesageDelivered"), "{err:?}");
+    }
+
+    #[test]
+    fn every_kind_of_event_is_known() {
+        let types = event_types();
+        for known in [
+            "SessionCreated",
+            "MessageSent",
+            "MessageDelivered",
+            "ListCheckCompleted",
+            "WebhookDisabled",
+            "CampaignStarted",
+        ] {
+            assert!(types.contains(known), "{known} missing from {types:?}");
+        }
+        assert!(types.len() > 50, "{}", types.len());
     }
 
     #[test]
