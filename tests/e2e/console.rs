@@ -20,6 +20,7 @@ use tokio::process::Command;
 
 use crate::app::{Auth, Client, TestApp};
 use crate::campaigns::grant_plan;
+use wablast::config::Settings;
 use wablast_tests::wait_for as until;
 
 pub fn console_dir() -> PathBuf {
@@ -127,13 +128,9 @@ async fn the_console_is_served_beside_the_api_without_shadowing_it() {
 #[tokio::test]
 async fn a_new_owner_links_a_number_in_the_browser_and_sees_it_ready_live() {
     // Arrange
-    let Some(browser) = Browser::find() else {
+    let Some((browser, app)) = Browser::with_app(|_| {}).await else {
         return;
     };
-    let app = TestApp::spawn_with_engine().await;
-    if !console_built(&app).await {
-        return missing("this binary was built without the console (npm run build in console/)");
-    }
     let admin = app.admin().await;
     let email = format!("budi-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "rahasia-budi-123";
@@ -198,6 +195,19 @@ impl Browser {
         Some(Self { chromium })
     }
 
+    /// The browser and the whole system (its settings changed by
+    /// `configure`) serving the console, or `None` (the test skips; under
+    /// `CI=true` it fails) when either is missing.
+    pub async fn with_app(configure: impl FnOnce(&mut Settings)) -> Option<(Self, TestApp)> {
+        let browser = Self::find()?;
+        let app = TestApp::spawn_engine_with(configure).await;
+        if !console_built(&app).await {
+            missing("this binary was built without the console (npm run build in console/)");
+            return None;
+        }
+        Some((browser, app))
+    }
+
     /// Runs the journey `script` (in `console/e2e/`) against `app` with
     /// `env`, answering each of its steps with `on_step` (after which the
     /// journey goes on), and fails unless it succeeds within 4 minutes.
@@ -258,6 +268,30 @@ pub async fn scan(owner: &Client, id: &str, phone: &str) {
         (status == StatusCode::ACCEPTED).then_some(())
     })
     .await;
+}
+
+/// A ready simulator number of `owner`'s named `name`, linked as `phone`.
+pub async fn ready_number(owner: &Client, name: &str, phone: &str) -> String {
+    let (status, session) = owner
+        .post(
+            "/api/v1/sessions",
+            json!({"name": name, "driver": "simulator"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().expect("the session's id").to_owned();
+    let (status, body) = owner
+        .post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    scan(owner, &id, phone).await;
+    let path = format!("/api/v1/sessions/{id}");
+    until("the number ready", Duration::from_secs(20), async || {
+        let (_, session) = owner.get(&path).await;
+        (session["status"] == "ready").then_some(())
+    })
+    .await;
+    id
 }
 
 /// The owner the browser signed up, as an API client.

@@ -19,7 +19,7 @@ use wablast_tests::wait_for;
 
 use crate::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Client, TestApp};
 use crate::campaigns::grant_plan;
-use crate::console::{Browser, console_built, missing, plan, sign_in};
+use crate::console::{Browser, plan, sign_in};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -161,20 +161,17 @@ async fn deliveries(owner: &Client, webhook: &str, status: &str) -> Vec<Value> {
 #[tokio::test]
 async fn the_admin_grants_a_plan_and_the_owner_runs_wallet_keys_and_webhooks_in_the_browser() {
     // Arrange
-    let Some(browser) = Browser::find() else {
-        return;
-    };
-    let app = TestApp::spawn_engine_with(|s| {
+    let Some((browser, app)) = Browser::with_app(|s| {
         s.webhook_first_retry_ms = 100;
         // A failing receiver's delivery is given up after 1 s, and the
         // subscription disabled after 2 s of failures.
         s.webhook_retry_seconds = 1;
         s.webhook_disable_after_seconds = 2;
     })
-    .await;
-    if !console_built(&app).await {
-        return missing("this binary was built without the console (npm run build in console/)");
-    }
+    .await
+    else {
+        return;
+    };
     let receiver = Receiver::start().await;
     let admin = app.admin().await;
     let email = format!("budi-{}@example.test", uuid::Uuid::now_v7().simple());

@@ -5,7 +5,6 @@
 //! other browser test needs (see `console.rs`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::StatusCode;
@@ -14,11 +13,10 @@ use wablast_domain::message::{Message, MessageCommand};
 use wablast_domain::types::phone::{Phone, Region};
 use wablast_domain::types::{CampaignId, MessageId, SessionId};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata};
-use wablast_tests::wait_for as until;
 
 use crate::app::{Client, TestApp};
 use crate::campaigns::{Backdoor, grant_plan};
-use crate::console::{Browser, console_built, missing, plan, scan, sign_in};
+use crate::console::{Browser, plan, ready_number, sign_in};
 
 /// An owner with a plan, a ready number and a list of three contacts with
 /// a `kota` column builds, starts and watches a campaign in the browser,
@@ -29,20 +27,16 @@ use crate::console::{Browser, console_built, missing, plan, scan, sign_in};
 #[tokio::test]
 async fn an_owner_builds_a_campaign_in_the_wizard_and_watches_it_complete_live() {
     // Arrange
-    let Some(browser) = Browser::find() else {
+    let Some((browser, app)) = Browser::with_app(|_| {}).await else {
         return;
     };
-    let app = TestApp::spawn_with_engine().await;
-    if !console_built(&app).await {
-        return missing("this binary was built without the console (npm run build in console/)");
-    }
     let admin = app.admin().await;
     let email = format!("sari-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "rahasia-sari-123";
     let owner = register(&app, &email, password).await;
     let plan = plan(&admin).await;
     grant_plan(&admin, &owner, &plan).await;
-    let session = ready_session(&owner, "CS Jakarta 1", "+6281200000001").await;
+    let session = ready_number(&owner, "CS Jakarta 1", "+6281200000001").await;
     let list = contact_list(&owner).await;
     let backdoor = Backdoor::of(&app).await;
     let mut first: Option<String> = None;
@@ -110,29 +104,6 @@ async fn register(app: &TestApp, email: &str, password: &str) -> Client {
         .expect("request sent");
     assert_eq!(response.status(), StatusCode::CREATED, "registration");
     sign_in(app, email, password).await
-}
-
-/// A simulator number named `name`, linked to `phone` and ready.
-async fn ready_session(owner: &Client, name: &str, phone: &str) -> String {
-    let (status, session) = owner
-        .post(
-            "/api/v1/sessions",
-            json!({"name": name, "driver": "simulator"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    let id = session["id"].as_str().expect("its id").to_owned();
-    let (status, body) = owner
-        .post(&format!("/api/v1/sessions/{id}/start"), json!({}))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    scan(owner, &id, phone).await;
-    until("the number ready", Duration::from_secs(20), async || {
-        let (_, s) = owner.get(&format!("/api/v1/sessions/{id}")).await;
-        (s["status"] == "ready").then_some(())
-    })
-    .await;
-    id
 }
 
 /// "Pelanggan Bandung": three consenting contacts with a `kota`.

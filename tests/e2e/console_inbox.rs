@@ -7,15 +7,12 @@
 //! Also: the cases the console's test box is checked against
 //! (`console/src/lib/autoReply.cases.json`) are the server's own decisions.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
-use wablast_tests::wait_for as until;
 
-use crate::app::{Client, TestApp};
+use crate::app::Client;
 use crate::campaigns::grant_plan;
-use crate::console::{Browser, console_built, console_dir, missing, plan, scan};
+use crate::console::{Browser, console_dir, plan, ready_number};
 
 /// The customer who writes to the shop.
 const CUSTOMER: &str = "+6281311112222";
@@ -31,30 +28,6 @@ async fn inbound(owner: &Client, id: &str, from: &str, text: &str) {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
 
-/// A ready simulator number of `owner`'s, linked as `phone`.
-async fn ready_number(owner: &Client, name: &str, phone: &str) -> String {
-    let (status, session) = owner
-        .post(
-            "/api/v1/sessions",
-            json!({"name": name, "driver": "simulator"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    let id = session["id"].as_str().expect("the session's id").to_owned();
-    let (status, body) = owner
-        .post(&format!("/api/v1/sessions/{id}/start"), json!({}))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    scan(owner, &id, phone).await;
-    let path = format!("/api/v1/sessions/{id}");
-    until("the number ready", Duration::from_secs(20), async || {
-        let (_, session) = owner.get(&path).await;
-        (session["status"] == "ready").then_some(())
-    })
-    .await;
-    id
-}
-
 /// An owner with a plan and two ready numbers answers a customer in the
 /// browser, sees the unread count and the reply's statuses change live,
 /// automates the answer to a question (the test box shows a match and a
@@ -64,13 +37,9 @@ async fn ready_number(owner: &Client, name: &str, phone: &str) -> String {
 #[tokio::test]
 async fn an_owner_answers_a_customer_and_automates_replies_in_the_browser() {
     // Arrange: an owner with a plan and a ready number.
-    let Some(browser) = Browser::find() else {
+    let Some((browser, app)) = Browser::with_app(|_| {}).await else {
         return;
     };
-    let app = TestApp::spawn_with_engine().await;
-    if !console_built(&app).await {
-        return missing("this binary was built without the console (npm run build in console/)");
-    }
     let admin = app.admin().await;
     let owner = app.tenant("Toko Inbox").await;
     let plan = plan(&admin).await;
