@@ -294,6 +294,24 @@ pub async fn ready_number(owner: &Client, name: &str, phone: &str) -> String {
     id
 }
 
+/// A new owner of `organization`, registered with `password` for the
+/// browser to sign in with, as an API client.
+pub async fn register(app: &TestApp, email: &str, password: &str, organization: &str) -> Client {
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": password, "organization": organization}))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "the owner registers"
+    );
+    sign_in(app, email, password).await
+}
+
 /// The owner the browser signed up, as an API client.
 pub async fn sign_in(app: &TestApp, email: &str, password: &str) -> Client {
     let response = app

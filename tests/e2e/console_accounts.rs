@@ -17,9 +17,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wablast_tests::wait_for;
 
-use crate::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Client, TestApp};
+use crate::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Client};
 use crate::campaigns::grant_plan;
-use crate::console::{Browser, plan, sign_in};
+use crate::console::{Browser, plan, register};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -114,23 +114,6 @@ fn signed_with(header: &str, body: &str, secret: &str) -> bool {
     mac.verify_slice(&given).is_ok()
 }
 
-/// A new shop whose owner signs in with a password the journey knows.
-async fn owner(app: &TestApp, email: &str, password: &str) -> Client {
-    let response = app
-        .http
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": email, "password": password, "organization": "Toko Budi"}))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(
-        response.status(),
-        StatusCode::CREATED,
-        "the owner registers"
-    );
-    sign_in(app, email, password).await
-}
-
 /// The admin grants `points` to `tenant`, which sees the write.
 async fn grant_points(admin: &Client, tenant: &Client, points: u64) {
     let (status, granted) = admin
@@ -176,7 +159,7 @@ async fn the_admin_grants_a_plan_and_the_owner_runs_wallet_keys_and_webhooks_in_
     let admin = app.admin().await;
     let email = format!("budi-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "rahasia-budi-123";
-    let owner = owner(&app, &email, password).await;
+    let owner = register(&app, &email, password, "Toko Budi").await;
     let first_plan = plan(&admin).await;
     grant_plan(&admin, &owner, &first_plan).await;
     let mut webhook_secret = String::new();

@@ -14,9 +14,9 @@ use wablast_domain::types::phone::{Phone, Region};
 use wablast_domain::types::{CampaignId, MessageId, SessionId};
 use wablast_eventstore::{Actor, AggregateKey, CommandHandler, CommandMetadata};
 
-use crate::app::{Client, TestApp};
+use crate::app::Client;
 use crate::campaigns::{Backdoor, grant_plan};
-use crate::console::{Browser, plan, ready_number, sign_in};
+use crate::console::{Browser, plan, ready_number, register};
 
 /// An owner with a plan, a ready number and a list of three contacts with
 /// a `kota` column builds, starts and watches a campaign in the browser,
@@ -33,7 +33,7 @@ async fn an_owner_builds_a_campaign_in_the_wizard_and_watches_it_complete_live()
     let admin = app.admin().await;
     let email = format!("sari-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "rahasia-sari-123";
-    let owner = register(&app, &email, password).await;
+    let owner = register(&app, &email, password, "Toko Sari").await;
     let plan = plan(&admin).await;
     grant_plan(&admin, &owner, &plan).await;
     let session = ready_number(&owner, "CS Jakarta 1", "+6281200000001").await;
@@ -91,19 +91,6 @@ async fn an_owner_builds_a_campaign_in_the_wizard_and_watches_it_complete_live()
     assert_eq!(campaign["status"], "completed", "{campaign}");
     assert_eq!(campaign["counts"]["read"], 3, "{campaign}");
     assert_eq!(campaign["points_spent"], 6, "{campaign}");
-}
-
-/// A new owner, signed up with `password` for the browser to sign in.
-async fn register(app: &TestApp, email: &str, password: &str) -> Client {
-    let response = app
-        .http
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"email": email, "password": password, "organization": "Toko Sari"}))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(response.status(), StatusCode::CREATED, "registration");
-    sign_in(app, email, password).await
 }
 
 /// "Pelanggan Bandung": three consenting contacts with a `kota`.

@@ -2,6 +2,7 @@
 // time, why it waits when it waits, pause / resume / cancel, its messages
 // with their rendered text, and the CSV export.
 
+import { Pager, useCursorPages } from "../components/Pager";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useState, type ReactNode } from "react";
 import { Link } from "wouter";
@@ -383,10 +384,8 @@ function Messages({ campaign }: { campaign: CampaignView }) {
   const { t } = useI18n();
   const format = useFormat();
   const [status, setStatus] = useState<MessageStatus | "">("");
-  // The cursors of the pages before this one, and this one's.
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const cursor = cursors[cursors.length - 1];
-  const page = useCampaignMessages(campaign.id, status, cursor);
+  const pages = useCursorPages();
+  const page = useCampaignMessages(campaign.id, status, pages.cursor);
   const items = page.data?.items;
   const titleId = useId();
   return (
@@ -401,7 +400,7 @@ function Messages({ campaign }: { campaign: CampaignView }) {
             value={status}
             onChange={(e) => {
               setStatus(e.target.value as MessageStatus | "");
-              setCursors([null]);
+              pages.first();
             }}
           >
             <option value="">{t("campaign.messages.all")}</option>
@@ -474,22 +473,12 @@ function Messages({ campaign }: { campaign: CampaignView }) {
           </table>
         </div>
       ) : null}
-      {cursors.length > 1 || page.data?.next_cursor ? (
-        <nav aria-label={t("campaign.messages.pages")} className="flex items-center gap-2">
-          <button type="button" className="btn-secondary" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>
-            {t("list.previous")}
-          </button>
-          <span className="text-sm text-slate-700">{t("list.page", { n: cursors.length })}</span>
-          <button
-            type="button"
-            className="btn-secondary"
-            disabled={!page.data?.next_cursor || page.isPlaceholderData}
-            onClick={() => setCursors((c) => [...c, page.data!.next_cursor])}
-          >
-            {t("list.next")}
-          </button>
-        </nav>
-      ) : null}
+      <Pager
+        pages={pages}
+        nextCursor={page.data?.next_cursor}
+        loading={page.isPlaceholderData}
+        label={t("campaign.messages.pages")}
+      />
     </section>
   );
 }
