@@ -45,6 +45,8 @@ export async function journey(name, body) {
 
   const errors = [];
   let expectedHttpErrors = 0;
+  /** Per page (route): how long each visit took to be usable, in ms. */
+  const readyTimes = new Map();
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     // Root in a container has no user namespace for the sandbox.
@@ -53,9 +55,17 @@ export async function journey(name, body) {
   let failed = false;
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: "id-ID" });
+    await context.addInitScript(timePages);
     const page = await context.newPage();
     page.setDefaultTimeout(15_000);
     page.on("console", (message) => {
+      const ready = message.type() === "info" && /^wablast-page-ready (\S+) (\d+)$/.exec(message.text());
+      if (ready) {
+        // Ids in a path are one page: /campaigns/:id.
+        const route = ready[1].replace(/\/[0-9a-f]{8}-[0-9a-f-]{27,}/g, "/:id").replace(/\/(%2B|\+)?\d{6,}/g, "/:peer");
+        readyTimes.set(route, [...(readyTimes.get(route) ?? []), Number(ready[2])]);
+        return;
+      }
       if (message.type() !== "error") return;
       // A request the journey makes fail on purpose.
       if (expectedHttpErrors > 0 && message.text().startsWith("Failed to load resource")) {
@@ -112,9 +122,57 @@ export async function journey(name, body) {
   } finally {
     await browser.close();
   }
+  // A figure, not a test: how soon each page was usable (see timePages).
+  for (const [route, times] of [...readyTimes].sort()) {
+    console.log(`page ready: ${route} max ${Math.max(...times)} ms over ${times.length} visit(s)`);
+  }
   if (errors.length > 0) {
     console.error(`console errors:\n${errors.join("\n")}`);
     failed = true;
   }
   process.exit(failed ? 1 : 0);
+}
+
+/**
+ * Runs in every page before its own scripts: tells (a console.info line)
+ * how long each page took to be usable, from the navigation (or the
+ * client-side route change) to its heading shown with no "loading" status
+ * left on it.
+ */
+function timePages() {
+  let path = location.pathname;
+  let started = 0;
+  let done = false;
+  // The page rendered something since the route changed (before that, the
+  // heading on screen is the last page's).
+  let rendered = true;
+  const loading = new Set(["Memuat…", "Loading…"]);
+  const check = () => {
+    if (done || !rendered || !document.querySelector("h1")) return;
+    for (const status of document.querySelectorAll('[role="status"]')) {
+      if (loading.has(status.textContent?.trim() ?? "")) return;
+    }
+    done = true;
+    console.info(`wablast-page-ready ${path} ${Math.round(performance.now() - started)}`);
+  };
+  const moved = () => {
+    if (location.pathname === path) return;
+    path = location.pathname;
+    started = performance.now();
+    done = false;
+    rendered = false;
+  };
+  for (const method of ["pushState", "replaceState"]) {
+    const original = history[method];
+    history[method] = function (...args) {
+      const result = original.apply(this, args);
+      moved();
+      return result;
+    };
+  }
+  addEventListener("popstate", moved);
+  new MutationObserver(() => {
+    rendered = true;
+    check();
+  }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
 }
