@@ -122,6 +122,7 @@ await journey("campaigns", async ({ base, page, dialog, shot, heading, nav, sign
   await name.fill("Promo Bandung");
   await page.getByRole("radio", { name: /Pelanggan Bandung/ }).check();
   await page.getByText("3 kontak · variabel: kota").waitFor();
+  await page.getByRole("checkbox", { name: "Lewati nomor yang tidak ada di WhatsApp" }).check();
   await shot("03-wizard-list");
   await next.click();
 
@@ -206,6 +207,7 @@ await journey("campaigns", async ({ base, page, dialog, shot, heading, nav, sign
   await points.getByText("Poin tersedia: 1.000 · sisa 994 setelah dicadangkan").waitFor();
   expect((await points.getAttribute("data-enough")) === "true", "the review says the points are not enough");
   await page.getByText("promo.png").waitFor();
+  await page.getByText("Dilewati, tanpa poin").waitFor();
   await shot("10-wizard-review");
   await page.getByRole("button", { name: "Mulai kampanye" }).click();
 

@@ -89,6 +89,7 @@ async fn an_owner_builds_a_campaign_in_the_wizard_and_watches_it_complete_live()
     let first = first.expect("the journey started a campaign");
     let (_, campaign) = owner.get(&format!("/api/v1/campaigns/{first}")).await;
     assert_eq!(campaign["status"], "completed", "{campaign}");
+    assert_eq!(campaign["skip_not_on_whatsapp"], true, "{campaign}");
     assert_eq!(campaign["counts"]["read"], 3, "{campaign}");
     assert_eq!(campaign["points_spent"], 6, "{campaign}");
 }

@@ -79,6 +79,7 @@ export function CampaignNew() {
   const [step, setStep] = useState<Step>("list");
   const [name, setName] = useState("");
   const [listId, setListId] = useState("");
+  const [skip, setSkip] = useState(false);
   const [template, setTemplate] = useState("");
   const [media, setMedia] = useState<{ media: Media; url: string | null } | null>(null);
   const [senders, setSenders] = useState<string[]>([]);
@@ -217,6 +218,7 @@ export function CampaignNew() {
             sender_session_ids: chosenSenders,
             throttle: { min_delay_ms: Math.round(Number(minDelay) * 1000), max_delay_ms: Math.round(Number(maxDelay) * 1000) },
             scheduled_at: when === "later" ? new Date(scheduledAt).toISOString() : null,
+            skip_not_on_whatsapp: skip,
           },
         });
         setCreated(campaign);
@@ -272,6 +274,8 @@ export function CampaignNew() {
             loading={lists.isPending}
             listId={listId}
             setListId={clearing(setListId, "contact_list_id")}
+            skip={skip}
+            setSkip={setSkip}
             errors={errors}
           />
         ) : null}
@@ -313,6 +317,7 @@ export function CampaignNew() {
             when={when === "later" ? scheduledAt : null}
             points={points}
             available={wallet.data?.available ?? null}
+            skip={skip}
           />
         ) : null}
         {step === "review" ? (
@@ -380,6 +385,8 @@ function ListStep({
   loading,
   listId,
   setListId,
+  skip,
+  setSkip,
   errors,
 }: {
   name: string;
@@ -388,12 +395,15 @@ function ListStep({
   loading: boolean;
   listId: string;
   setListId: (id: string) => void;
+  skip: boolean;
+  setSkip: (skip: boolean) => void;
   errors: Errors;
 }) {
   const { t } = useI18n();
   const format = useFormat();
   const legendId = useId();
   const errorId = useId();
+  const skipHintId = useId();
   return (
     <>
       <Field
@@ -452,6 +462,15 @@ function ListStep({
           </p>
         ) : null}
       </fieldset>
+      <label className="flex cursor-pointer items-start gap-3">
+        <input type="checkbox" className="mt-1" checked={skip} onChange={(e) => setSkip(e.target.checked)} aria-describedby={skipHintId} />
+        <span>
+          <span className="block text-sm font-medium text-slate-800">{t("wizard.list.skip")}</span>
+          <span id={skipHintId} className="block text-sm text-slate-700">
+            {t("wizard.list.skipHint")}
+          </span>
+        </span>
+      </label>
     </>
   );
 }
@@ -796,6 +815,7 @@ function Review({
   when,
   points,
   available,
+  skip,
 }: {
   name: string;
   list: ContactList;
@@ -807,6 +827,7 @@ function Review({
   when: string | null;
   points: number;
   available: number | null;
+  skip: boolean;
 }) {
   const { t } = useI18n();
   const format = useFormat();
@@ -828,6 +849,7 @@ function Review({
         {row(t("campaign.senders"), senders.map((s) => `${s.name}${s.phone_number ? ` (${s.phone_number})` : ""}`).join(", "))}
         {row(t("campaign.throttle"), t("campaign.throttleValue", { min: throttle[0], max: throttle[1] }))}
         {row(t("wizard.review.when"), when ? format.date(new Date(when).toISOString()) : t("wizard.schedule.now"))}
+        {row(t("wizard.review.skip"), skip ? t("wizard.review.skip.yes") : t("wizard.review.skip.no"))}
       </dl>
       <section
         className={`rounded-md border p-4 ${short ? "border-red-300 bg-red-50" : "border-emerald-200 bg-emerald-50"}`}
