@@ -505,6 +505,17 @@ async fn the_history_and_the_inbox_show_every_message_sent_and_received() {
     assert_eq!(chats[1]["last_direction"], "out");
     assert_eq!(chats[1]["unread"], 0);
     let chat = chats[0]["id"].as_str().unwrap().to_owned();
+    // One peer's chat, the number in any form.
+    let (status, one) = budi
+        .get(&format!(
+            "/api/v1/chats?session_id={session}&peer=0812-0000-0001"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["items"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(one["items"][0]["id"], chat.as_str(), "{one}");
+    let (status, error) = budi.get("/api/v1/chats?peer=%20").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     let (status, _) = budi
         .post(&format!("/api/v1/chats/{chat}/read"), json!({}))
         .await;

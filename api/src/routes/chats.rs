@@ -42,6 +42,9 @@ pub struct ChatParams {
     pub cursor: Option<String>,
     /// One session's chats.
     pub session_id: Option<Uuid>,
+    /// The chats with this peer: a number in any form, or a chat id.
+    #[param(example = "+6281234567890")]
+    pub peer: Option<String>,
 }
 
 /// A conversation of one session with one peer.
@@ -91,7 +94,7 @@ impl From<ChatView> for Chat {
     params(ChatParams),
     responses(
         (status = 200, description = "A page of chats, the latest first", body = List<Chat>),
-        (status = 400, description = "Bad limit, cursor or session_id", body = ErrorBody),
+        (status = 400, description = "Bad limit, cursor, session_id or peer", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
     ))]
 async fn list_chats(
@@ -105,11 +108,17 @@ async fn list_chats(
         cursor: params.cursor,
     }
     .page::<HistoryCursor>()?;
+    let peer = params
+        .peer
+        .as_deref()
+        .map(super::messages::parse_peer)
+        .transpose()?;
     after.wait(&state.db, READS).await?;
     let paged = chats::list(
         &state.db,
         caller.tenant_id,
         params.session_id.map(SessionId::from_uuid),
+        peer.as_deref(),
         &page,
     )
     .await?;

@@ -193,18 +193,7 @@ async fn list_messages(
     {
         return Err(ApiError::validation("`from` must be before `to`"));
     }
-    let peer = match params.peer.as_deref().map(str::trim) {
-        None => None,
-        Some("") => return Err(ApiError::validation("peer is empty")),
-        Some(peer) if peer.chars().count() > 128 => {
-            return Err(ApiError::validation("peer is at most 128 characters"));
-        }
-        // A number in any form; a chat id as the driver wrote it.
-        Some(peer) => Some(match Phone::parse(peer, Region::ID) {
-            Ok(phone) => phone.as_str().to_owned(),
-            Err(_) => peer.to_owned(),
-        }),
-    };
+    let peer = params.peer.as_deref().map(parse_peer).transpose()?;
     let filter = HistoryFilter {
         session_id: params.session_id.map(SessionId::from_uuid),
         campaign_id: params.campaign_id.map(CampaignId::from_uuid),
@@ -413,6 +402,21 @@ async fn send_message(
         }),
     )
         .into_response())
+}
+
+/// A `?peer=` filter: a number in any form (as E.164), or a chat id as
+/// the driver wrote it.
+pub(crate) fn parse_peer(peer: &str) -> Result<String, ApiError> {
+    match peer.trim() {
+        "" => Err(ApiError::validation("peer is empty")),
+        peer if peer.chars().count() > 128 => {
+            Err(ApiError::validation("peer is at most 128 characters"))
+        }
+        peer => Ok(match Phone::parse(peer, Region::ID) {
+            Ok(phone) => phone.as_str().to_owned(),
+            Err(_) => peer.to_owned(),
+        }),
+    }
 }
 
 /// A free (not template) message's content: a text, or media with an

@@ -182,6 +182,18 @@ export function useChats(sessionId: string | null) {
   });
 }
 
+/** The chat of one number with one peer (null until there is one). */
+export function useChat(sessionId: string, peer: string) {
+  return useQuery({
+    queryKey: [...inboxKeys.chatsOf(sessionId), "peer", peer],
+    queryFn: ({ signal }) =>
+      api<Page<Chat>>(`/api/v1/chats?session_id=${sessionId}&peer=${encodeURIComponent(peer)}`, {
+        signal,
+        after: readAfter("messages"),
+      }).then((page) => page.items[0] ?? null),
+  });
+}
+
 export const THREAD_PAGE = 50;
 
 /** A conversation's messages, newest first, a page at a time. */

@@ -2,7 +2,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useLocation, useSearch } from "wouter";
 import { api } from "../api/client";
-import { inboxKeys, useChats, useSessions, useThread } from "../api/queries";
+import { inboxKeys, useChat, useChats, useSessions, useThread } from "../api/queries";
 import type { Chat, MessageRecord, QueuedMessage, Session } from "../api/types";
 import { Layout } from "../components/Layout";
 import { SelectField } from "../components/Select";
@@ -158,8 +158,7 @@ function Thread({ sessionId, peer, session, back }: { sessionId: string; peer: s
   const { t } = useI18n();
   const client = useQueryClient();
   const thread = useThread(sessionId, peer);
-  const chats = useChats(sessionId);
-  const chat = chats.data?.pages.flatMap((page) => page.items).find((c) => c.peer === peer);
+  const chat = useChat(sessionId, peer).data;
   const messages = thread.data ? threadOf(thread.data.pages) : [];
   const end = useRef<HTMLLIElement>(null);
   const last = messages[messages.length - 1];

@@ -31,11 +31,13 @@ pub struct ChatView {
     pub unread: i64,
 }
 
-/// The tenant's chats (one session's when given), the latest first.
+/// The tenant's chats (one session's, with one peer, when given), the
+/// latest first.
 pub async fn list(
     pool: &PgPool,
     tenant: TenantId,
     session: Option<SessionId>,
+    peer: Option<&str>,
     page: &Page<HistoryCursor>,
 ) -> Result<Paged<ChatView>, sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new(
@@ -54,6 +56,9 @@ pub async fn list(
     q.push_bind(*tenant.as_uuid());
     if let Some(session) = session {
         q.push(" and c.session_id = ").push_bind(*session.as_uuid());
+    }
+    if let Some(peer) = peer {
+        q.push(" and c.peer = ").push_bind(peer.to_owned());
     }
     if let Some(cursor) = page.cursor() {
         push_before(&mut q, "c.last_at", "c.id", cursor);
