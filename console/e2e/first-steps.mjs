@@ -199,6 +199,27 @@ await journey("first-steps", async ({ base, page, dialog, shot, heading, expectH
   await page.getByRole("navigation").getByRole("link", { name: "Nomor" }).click();
   await heading("Nomor WhatsApp").waitFor();
 
+  // A second number by pairing code, its phone written as people write it:
+  // the code to type, with a copy button.
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  await page.getByRole("button", { name: "Tambah nomor" }).first().click();
+  await dialog.getByLabel("Nama nomor").fill("CS Bandung");
+  await dialog.getByRole("radio", { name: "Kode tautan (tanpa memindai)" }).check();
+  await dialog.getByLabel("Nomor WhatsApp").fill("0812-9999-0002");
+  await dialog.getByRole("button", { name: "Tambah dan tautkan" }).click();
+  await dialog.getByText("Masukkan kode ini di ponsel dengan nomor +6281299990002.").waitFor();
+  const pairingCode = dialog.getByTestId("pairing-code");
+  await pairingCode.filter({ hasText: /^[A-Z0-9]{4}-?[A-Z0-9]{4}$/ }).waitFor({ timeout: 30_000 });
+  await dialog.getByRole("button", { name: "Salin kode" }).click();
+  await dialog.getByText("Kode disalin.").waitFor();
+  const copiedCode = await page.evaluate(() => navigator.clipboard.readText());
+  if (copiedCode !== (await pairingCode.textContent())) throw new Error(`the clipboard holds ${JSON.stringify(copiedCode)}`);
+  await shot("18-numbers-pairing");
+  const pairingId = await dialog.getByTestId("link-panel").getAttribute("data-session-id");
+  await dialog.getByRole("button", { name: "Tutup" }).first().click();
+  const pairingCard = page.locator(`[data-testid="number-card"][data-session-id="${pairingId}"]`);
+  await pairingCard.getByText("CS Bandung").waitFor();
+
   // Several at once: select it and stop it.
   await card.getByRole("checkbox", { name: "Pilih CS Jakarta 1" }).check();
   await page.getByRole("group", { name: "Tindakan untuk nomor terpilih" }).getByRole("button", { name: "Hentikan" }).click();
@@ -212,4 +233,11 @@ await journey("first-steps", async ({ base, page, dialog, shot, heading, expectH
   await heading("WhatsApp numbers").waitFor();
   await card.getByText("Stopped").waitFor();
   await shot("10-numbers-english");
+
+  // Logged out after a confirmation: unlinked, live.
+  await card.getByRole("button", { name: "Log out" }).click();
+  await dialog.getByText("This device is unlinked from WhatsApp. To send again, the number must be linked again.").waitFor();
+  await dialog.getByRole("button", { name: "Yes, log out" }).click();
+  await card.locator('[data-status="logged_out"]').waitFor({ timeout: 30_000 });
+  await shot("19-numbers-logged-out");
 });
