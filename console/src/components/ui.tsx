@@ -1,6 +1,6 @@
 import { useEffect, useId, useRef, type InputHTMLAttributes, type ReactNode } from "react";
 import type { SessionStatus } from "../api/types";
-import { useI18n, type MessageKey } from "../i18n";
+import { errorText, useI18n, type MessageKey } from "../i18n";
 
 /** What ties a form control to its label and to its error (or hint). */
 type ControlProps = {
@@ -67,6 +67,42 @@ export function Alert({ children }: { children?: ReactNode }) {
     <div role="alert" className="rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
       {children}
     </div>
+  );
+}
+
+/**
+ * The end of a confirmation: what went wrong last time, the dangerous
+ * action (`confirm`, off while `pending`) and a way out (`cancel`,
+ * "Batal" unless said).
+ */
+export function ConfirmActions({
+  error,
+  pending,
+  confirm,
+  onConfirm,
+  cancel,
+  onCancel,
+}: {
+  error: unknown;
+  pending: boolean;
+  confirm: string;
+  onConfirm: () => void;
+  cancel?: string;
+  onCancel: () => void;
+}) {
+  const { t } = useI18n();
+  return (
+    <>
+      <Alert>{error ? errorText(t, error) : null}</Alert>
+      <div className="flex gap-2">
+        <button type="button" className="btn-danger" disabled={pending} onClick={onConfirm}>
+          {confirm}
+        </button>
+        <button type="button" className="btn-secondary" onClick={onCancel}>
+          {cancel ?? t("common.cancel")}
+        </button>
+      </div>
+    </>
   );
 }
 

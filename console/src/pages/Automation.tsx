@@ -6,7 +6,7 @@ import { inboxKeys, useAutoReplies, useAutoReplyStats, useSessions } from "../ap
 import type { AutoReply, Page, Session } from "../api/types";
 import { Layout } from "../components/Layout";
 import { SelectField } from "../components/Select";
-import { Alert, Dialog, EmptyState, Field, Labelled, Spinner } from "../components/ui";
+import { Alert, ConfirmActions, Dialog, EmptyState, Field, Labelled, Spinner } from "../components/ui";
 import { WeekEditor } from "../components/WeekEditor";
 import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
 import { matchRule, type Trigger } from "../lib/autoReply";
@@ -187,15 +187,13 @@ function ConfirmDelete({ rule, onDone }: { rule: AutoReply; onDone: () => void }
   return (
     <div className="space-y-4">
       <p className="text-sm">{t("automation.delete.body", { name: rule.name })}</p>
-      <Alert>{remove.error ? errorText(t, remove.error) : null}</Alert>
-      <div className="flex justify-end gap-2">
-        <button type="button" className="btn-secondary" onClick={onDone}>
-          {t("common.cancel")}
-        </button>
-        <button type="button" className="btn-danger" disabled={remove.isPending} onClick={() => remove.mutate()}>
-          {t("automation.delete.confirm")}
-        </button>
-      </div>
+      <ConfirmActions
+        error={remove.error}
+        pending={remove.isPending}
+        confirm={t("automation.delete.confirm")}
+        onConfirm={() => remove.mutate()}
+        onCancel={onDone}
+      />
     </div>
   );
 }

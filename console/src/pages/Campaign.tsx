@@ -15,7 +15,7 @@ import { Layout } from "../components/Layout";
 import { MediaThumb } from "../components/MediaThumb";
 import { ProgressChart } from "../components/ProgressChart";
 import { SelectField } from "../components/Select";
-import { Alert, Dialog, Field, Spinner } from "../components/ui";
+import { Alert, ConfirmActions, Dialog, Field, Spinner } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
 import { FINISHED, pointsFor, seriesOf, useTimeline, watchCampaign } from "../lib/campaigns";
 import { download } from "../lib/download";
@@ -127,15 +127,14 @@ export function Campaign({ params }: { params: { id: string } }) {
       <Dialog open={confirm} title={t("campaign.cancel.title")} onClose={() => setConfirm(false)}>
         <div className="space-y-4">
           <p>{t("campaign.cancel.body")}</p>
-          <Alert>{act.error ? errorText(t, act.error) : null}</Alert>
-          <div className="flex gap-2">
-            <button type="button" className="btn-danger" disabled={act.isPending} onClick={() => act.mutate("cancel")}>
-              {t("campaign.cancel.confirm")}
-            </button>
-            <button type="button" className="btn-secondary" onClick={() => setConfirm(false)}>
-              {t("campaign.cancel.keep")}
-            </button>
-          </div>
+          <ConfirmActions
+            error={act.error}
+            pending={act.isPending}
+            confirm={t("campaign.cancel.confirm")}
+            onConfirm={() => act.mutate("cancel")}
+            cancel={t("campaign.cancel.keep")}
+            onCancel={() => setConfirm(false)}
+          />
         </div>
       </Dialog>
       <Dialog open={scheduling} title={t("campaign.schedule.title")} onClose={() => setScheduling(false)}>

@@ -10,7 +10,7 @@ import type { Contact, ContactList as List, ListCheck } from "../api/types";
 import { Layout } from "../components/Layout";
 import { Pager, useCursorPages } from "../components/Pager";
 import { SelectField } from "../components/Select";
-import { Alert, Dialog, Spinner } from "../components/ui";
+import { Alert, ConfirmActions, Dialog, Spinner } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
 import { mergeCheck, useCheckProgress, useListChecked } from "../lib/checks";
 
@@ -296,15 +296,13 @@ function ConfirmDelete({ list, what, onDone }: { list: List; what: NonNullable<C
           ? t("list.delete.body", { name: list.name, count: list.accepted })
           : t("contact.delete.body", { phone: what.contact.phone })}
       </p>
-      <Alert>{remove.error ? errorText(t, remove.error) : null}</Alert>
-      <div className="flex gap-2">
-        <button type="button" className="btn-danger" disabled={remove.isPending} onClick={() => remove.mutate()}>
-          {t("contact.delete.confirm")}
-        </button>
-        <button type="button" className="btn-secondary" onClick={onDone}>
-          {t("common.cancel")}
-        </button>
-      </div>
+      <ConfirmActions
+        error={remove.error}
+        pending={remove.isPending}
+        confirm={t("contact.delete.confirm")}
+        onConfirm={() => remove.mutate()}
+        onCancel={onDone}
+      />
     </div>
   );
 }

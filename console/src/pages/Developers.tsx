@@ -9,7 +9,7 @@ import { accountKeys, useApiKeys, useMe, useWebhooks } from "../api/queries";
 import type { ApiKey, CreatedApiKey, CreatedWebhook } from "../api/types";
 import { Layout } from "../components/Layout";
 import { OnceSecret } from "../components/Secret";
-import { Alert, Dialog, EmptyState, Field, Spinner } from "../components/ui";
+import { Alert, ConfirmActions, Dialog, EmptyState, Field, Spinner } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n } from "../i18n";
 import { WebhookForm, WebhookStatusBadge, useEventsSummary, type WebhookInput } from "./WebhookForm";
 
@@ -158,15 +158,13 @@ function Revoke({ apiKey, onDone }: { apiKey: ApiKey; onDone: () => void }) {
   return (
     <div className="space-y-4">
       <p>{t("apiKeys.revokeBody", { name: apiKey.name, prefix: apiKey.prefix })}</p>
-      <Alert>{revoke.error ? errorText(t, revoke.error) : null}</Alert>
-      <div className="flex gap-2">
-        <button type="button" className="btn-danger" disabled={revoke.isPending} onClick={() => revoke.mutate()}>
-          {t("apiKeys.revokeConfirm")}
-        </button>
-        <button type="button" className="btn-secondary" onClick={onDone}>
-          {t("common.cancel")}
-        </button>
-      </div>
+      <ConfirmActions
+        error={revoke.error}
+        pending={revoke.isPending}
+        confirm={t("apiKeys.revokeConfirm")}
+        onConfirm={() => revoke.mutate()}
+        onCancel={onDone}
+      />
     </div>
   );
 }

@@ -4,7 +4,7 @@ import { api } from "../api/client";
 import { keys, useSessions } from "../api/queries";
 import { LINKING, RUNNING, type BatchResults, type Session } from "../api/types";
 import { Layout } from "../components/Layout";
-import { Alert, Dialog, EmptyState, Field, Meter, Spinner, StatusBadge } from "../components/ui";
+import { Alert, ConfirmActions, Dialog, EmptyState, Field, Meter, Spinner, StatusBadge } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n } from "../i18n";
 import { toE164 } from "../lib/phone";
 import { LinkPanel } from "./Link";
@@ -454,15 +454,13 @@ function Confirm({
           </li>
         ))}
       </ul>
-      <Alert>{run.error ? errorText(t, run.error) : null}</Alert>
-      <div className="flex gap-2">
-        <button type="button" className="btn-danger" disabled={run.isPending} onClick={() => run.mutate()}>
-          {action === "delete" ? t("numbers.delete.confirm") : t("numbers.logout.confirm")}
-        </button>
-        <button type="button" className="btn-secondary" onClick={onCancel}>
-          {t("common.cancel")}
-        </button>
-      </div>
+      <ConfirmActions
+        error={run.error}
+        pending={run.isPending}
+        confirm={action === "delete" ? t("numbers.delete.confirm") : t("numbers.logout.confirm")}
+        onConfirm={() => run.mutate()}
+        onCancel={onCancel}
+      />
     </div>
   );
 }

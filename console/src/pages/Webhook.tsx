@@ -10,7 +10,7 @@ import { accountKeys, useDeliveries, useWebhook } from "../api/queries";
 import type { Delivery, DeliveryStatus, PingResult, Replayed, Webhook as Subscription } from "../api/types";
 import { Layout } from "../components/Layout";
 import { Pager, useCursorPages } from "../components/Pager";
-import { Alert, Dialog, EmptyState, Field, Spinner } from "../components/ui";
+import { Alert, ConfirmActions, Dialog, EmptyState, Field, Spinner } from "../components/ui";
 import { errorText, formErrors, useFormat, useI18n, type MessageKey } from "../i18n";
 import { isAll } from "../lib/eventTypes";
 import { FROM_THE_BEGINNING, replayFrom } from "../lib/wallet";
@@ -437,15 +437,13 @@ function Delete({ webhook, onCancel }: { webhook: Subscription; onCancel: () => 
   return (
     <div className="space-y-4">
       <p className="break-all">{t("webhook.delete.body", { url: webhook.url })}</p>
-      <Alert>{remove.error ? errorText(t, remove.error) : null}</Alert>
-      <div className="flex gap-2">
-        <button type="button" className="btn-danger" disabled={remove.isPending} onClick={() => remove.mutate()}>
-          {t("webhook.delete.confirm")}
-        </button>
-        <button type="button" className="btn-secondary" onClick={onCancel}>
-          {t("common.cancel")}
-        </button>
-      </div>
+      <ConfirmActions
+        error={remove.error}
+        pending={remove.isPending}
+        confirm={t("webhook.delete.confirm")}
+        onConfirm={() => remove.mutate()}
+        onCancel={onCancel}
+      />
     </div>
   );
 }
