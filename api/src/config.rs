@@ -28,6 +28,10 @@ pub struct ApiConfig {
     /// How webhooks are sent (the test ping) and which receivers are
     /// accepted (`WABLAST_WEBHOOK_ALLOW_PRIVATE`).
     pub webhooks: wablast_workflows::webhooks::WebhookOptions,
+    /// Where the drivers' servers reach this API (`WABLAST_PUBLIC_URL`,
+    /// no trailing slash): a WAHA or Cloud API session shows the address
+    /// its server must post its events to. `None`: not shown.
+    pub public_url: Option<String>,
 }
 
 impl ApiConfig {
@@ -43,6 +47,7 @@ impl ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             webhooks: wablast_workflows::webhooks::WebhookOptions::default(),
+            public_url: None,
         }
     }
 }

@@ -215,6 +215,7 @@ impl Settings {
         config.rate_limit_per_key = self.rate_limit_per_key;
         config.rate_limit_per_ip = self.rate_limit_per_ip;
         config.webhooks = self.webhooks();
+        config.public_url = Some(self.public_url()?);
         Ok(config)
     }
 

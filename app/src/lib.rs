@@ -191,7 +191,12 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let mut state = AppState::new(db, log, settings.api()?, &settings.jwt_secret());
+        let mut api = settings.api()?;
+        if settings.public_url.is_none() {
+            // Port 0 picked a free port: that is where drivers reach us.
+            api.public_url = Some(format!("http://{}", listener.local_addr()?));
+        }
+        let mut state = AppState::new(db, log, api, &settings.jwt_secret());
         state.readiness = Readiness {
             max_lag: settings.ready_max_lag,
             max_lag_age: Duration::from_secs(settings.ready_max_lag_seconds),

@@ -95,7 +95,7 @@ async fn an_owner_builds_a_campaign_in_the_wizard_and_watches_it_complete_live()
 }
 
 /// "Pelanggan Bandung": three consenting contacts with a `kota`.
-async fn contact_list(owner: &Client) -> String {
+pub(crate) async fn contact_list(owner: &Client) -> String {
     let contact = |phone: &str, name: &str, kota: &str| json!({"phone": phone, "name": name, "consent": true, "variables": {"kota": kota}});
     let (status, list) = owner
         .post(

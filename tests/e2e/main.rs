@@ -11,6 +11,7 @@ mod console;
 mod console_accounts;
 mod console_campaigns;
 mod console_inbox;
+mod console_official;
 mod contacts;
 mod engine;
 mod events;

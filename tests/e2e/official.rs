@@ -18,16 +18,16 @@ use crate::campaigns::Backdoor;
 use crate::sending::{engine, funded, linked};
 use wablast_tests::wait_for as until;
 
-const GRAPH_TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
-const APP_SECRET: &str = "meta-app-secret";
+pub(crate) const GRAPH_TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
+pub(crate) const APP_SECRET: &str = "meta-app-secret";
 const VERIFY_TOKEN: &str = "wablast-verify";
-const NUMBER_ID: &str = "106540352242922";
-const WABA_ID: &str = "102290129340398";
+pub(crate) const NUMBER_ID: &str = "106540352242922";
+pub(crate) const WABA_ID: &str = "102290129340398";
 const CUSTOMER: &str = "+6281234567890";
 
 /// A Graph API with our number, its account's templates, and messages
 /// accepted.
-async fn graph_server() -> Peer {
+pub(crate) async fn graph_server() -> Peer {
     Peer::start(|request: &Recorded| {
         if request.header("authorization") != Some(&format!("Bearer {GRAPH_TOKEN}")) {
             return Reply::json(

@@ -442,7 +442,8 @@ async fn driver_configs_are_checked_and_their_secrets_never_answered() {
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(
         created["driver_config"],
-        json!({"base_url": "https://waha.example.com/", "session_name": "toko"})
+        json!({"base_url": "https://waha.example.com/", "session_name": "toko",
+               "hook_url": app.url(&format!("/hooks/waha/{id}"))})
     );
     let mut answers = vec![created.clone()];
     answers.push(budi.get(&path(&id)).await.1);

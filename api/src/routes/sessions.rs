@@ -139,8 +139,11 @@ pub struct SessionBody {
     /// Why it last stopped working; cleared once ready again.
     pub last_error: Option<String>,
     /// The driver's settings without secrets (WAHA `{base_url,
-    /// session_name}`, Cloud `{phone_number_id, api_base, waba_id?}`); `null` for
-    /// simulator and native sessions.
+    /// session_name}`, Cloud `{phone_number_id, api_base, waba_id?}`), with
+    /// `hook_url`: where the driver's server must post the session's
+    /// events (WAHA's webhook URL; the callback URL of the Meta app's
+    /// WhatsApp webhook), from `WABLAST_PUBLIC_URL`; `null` for simulator
+    /// and native sessions.
     #[schema(value_type = Option<Object>)]
     pub driver_config: Option<Value>,
     /// When it was created.
@@ -507,6 +510,20 @@ async fn sessions_in_use(state: &AppState, tenant: TenantId) -> Result<u32, ApiE
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// A WAHA or Cloud API session's public driver config with `hook_url`:
+/// where its server must post the session's events (WAHA's webhook, the
+/// Meta app's callback URL), when the API knows its public address.
+fn with_hook_url(state: &AppState, driver: &str, id: Uuid, config: Option<Value>) -> Option<Value> {
+    let mut config = config?;
+    if let (Some(public), Some(fields)) = (&state.config.public_url, config.as_object_mut()) {
+        fields.insert(
+            "hook_url".to_owned(),
+            Value::String(format!("{public}/hooks/{driver}/{id}")),
+        );
+    }
+    Some(config)
+}
+
 /// The session as projected, with its public driver config; `None` if the
 /// tenant has no such session.
 async fn read_session(
@@ -519,7 +536,8 @@ async fn read_session(
         return Ok(None);
     };
     let mut configs = credentials::public_configs(&state.db, tenant, &[id]).await?;
-    let mut body = SessionBody::from_view(view, configs.remove(&id));
+    let config = with_hook_url(state, &view.driver, id, configs.remove(&id));
+    let mut body = SessionBody::from_view(view, config);
     mark_lost_engines(state, [&mut body]).await?;
     Ok(Some(body))
 }
@@ -870,7 +888,12 @@ async fn create_session(
                 trust_level: i16::from(trust_level.value()),
                 auto_start: *auto_start,
                 last_error: None,
-                driver_config: driver_credentials.as_ref().map(|c| c.public_config()),
+                driver_config: with_hook_url(
+                    &state,
+                    driver.as_str(),
+                    *session_id.as_uuid(),
+                    driver_credentials.as_ref().map(|c| c.public_config()),
+                ),
                 // As stored (PostgreSQL keeps microseconds), so that this
                 // answer and later reads agree.
                 created_at: at.round_subsecs(6),
@@ -920,7 +943,7 @@ async fn list_sessions(
     let ids: Vec<Uuid> = paged.items.iter().map(|s| s.id).collect();
     let mut configs = credentials::public_configs(&state.db, caller.tenant_id, &ids).await?;
     let mut list = List::from_paged(paged, |view| {
-        let config = configs.remove(&view.id);
+        let config = with_hook_url(&state, &view.driver, view.id, configs.remove(&view.id));
         SessionBody::from_view(view, config)
     });
     mark_lost_engines(&state, list.items.iter_mut()).await?;

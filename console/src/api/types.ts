@@ -24,6 +24,9 @@ export interface Session {
   trust_level: number;
   auto_start: boolean;
   last_error: string | null;
+  /** WAHA and Cloud API numbers: their settings without secrets, and
+   * `hook_url`, where their server must post the number's events. */
+  driver_config?: { hook_url?: string; [field: string]: unknown } | null;
   updated_at: string;
   waiting: { reason: string; until: string | null } | null;
 }
@@ -191,6 +194,8 @@ export interface Campaign {
   status: CampaignStatus;
   contact_list_id: string;
   template: string;
+  /** What its Cloud API senders send instead of `template`. */
+  whatsapp_template?: { name: string; language: string; parameters: string[] } | null;
   media_id: string | null;
   sender_session_ids: string[];
   throttle: { min_delay_ms: number; max_delay_ms: number };
@@ -418,7 +423,13 @@ export interface AutoReplyStats {
 
 /** `POST /campaigns/preview`. */
 export interface CampaignPreview {
-  samples: { phone: string; name: string | null; text: string | null }[];
+  samples: {
+    phone: string;
+    name: string | null;
+    text: string | null;
+    /** What a Cloud API sender sends instead, when a template was given. */
+    whatsapp_template?: { name: string; language: string; parameters: string[] | null; text: string | null };
+  }[];
   /** Per variable, how many contacts lack it. */
   missing: Record<string, number>;
 }
@@ -428,4 +439,23 @@ export interface Media {
   mime_type: string;
   size: number;
   filename: string;
+}
+
+/** A Cloud API number's message template, as synced from Meta. */
+export interface WhatsappTemplate {
+  name: string;
+  language: string;
+  status: "APPROVED" | "PENDING" | "REJECTED" | "PAUSED" | "DISABLED" | "IN_APPEAL" | "OTHER";
+  category: "MARKETING" | "UTILITY" | "AUTHENTICATION" | "OTHER";
+  body: string | null;
+  body_parameters: number;
+  header_format: string | null;
+  header_text: string | null;
+  /** Approved, and no header needing a parameter. */
+  sendable: boolean;
+  synced_at: string;
+}
+
+export interface TemplateList {
+  items: WhatsappTemplate[];
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EventData } from "../api/types";
 import {
+  commonSendable,
   campaignOf,
   campaignReadPositions,
   clearCampaigns,
@@ -119,5 +120,27 @@ describe("the chart's series", () => {
       ],
       read: [{ at: 30, count: 1 }],
     });
+  });
+});
+
+describe("the templates a campaign's Cloud API senders share", () => {
+  const t = (name: string, language = "id", sendable = true) => ({ name, language, sendable });
+
+  it("offers nothing without a Cloud API sender", () => {
+    expect(commonSendable([])).toEqual([]);
+  });
+
+  it("offers one sender's sendable templates, in its order", () => {
+    expect(commonSendable([[t("b"), t("a"), t("c", "id", false)]])).toEqual([t("b"), t("a")]);
+  });
+
+  it("offers only what every sender synced and can send", () => {
+    const first = [t("order_update"), t("promo"), t("promo", "en"), t("reminder")];
+    const second = [t("promo", "en"), t("order_update"), t("reminder", "id", false)];
+    expect(commonSendable([first, second])).toEqual([t("order_update"), t("promo", "en")]);
+  });
+
+  it("offers nothing when a sender synced none", () => {
+    expect(commonSendable([[t("order_update")], []])).toEqual([]);
   });
 });

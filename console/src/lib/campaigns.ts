@@ -27,6 +27,17 @@ export function insertAt(text: string, start: number, end: number, insert: strin
   return { text: text.slice(0, from) + insert + text.slice(to), cursor: from + insert.length };
 }
 
+/**
+ * The templates every Cloud API sender can send: synced on each of them
+ * (same name and language), sendable everywhere, in the first's order.
+ */
+export function commonSendable<T extends { name: string; language: string; sendable: boolean }>(perSender: T[][]): T[] {
+  if (perSender.length === 0) return [];
+  const key = (t: T) => `${t.name}\u0000${t.language}`;
+  const elsewhere = perSender.slice(1).map((list) => new Set(list.filter((t) => t.sendable).map(key)));
+  return perSender[0].filter((t) => t.sendable && elsewhere.every((set) => set.has(key(t))));
+}
+
 export interface TemplateVariable {
   name: string;
   /** Whether it says what to write when a contact has no value (`{{name|Kak}}`). */

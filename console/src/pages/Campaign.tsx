@@ -344,6 +344,15 @@ function Details({ campaign }: { campaign: CampaignView }) {
       </h2>
       <dl className="divide-y divide-slate-100">
         {row(t("campaign.message"), <p className="whitespace-pre-wrap break-words font-mono text-[13px]">{campaign.template}</p>)}
+        {campaign.whatsapp_template
+          ? row(
+              t("wizard.review.template"),
+              <p className="font-mono text-[13px]">
+                {campaign.whatsapp_template.name} · {campaign.whatsapp_template.language}
+                {campaign.whatsapp_template.parameters.length > 0 ? ` · ${campaign.whatsapp_template.parameters.join(" | ")}` : ""}
+              </p>,
+            )
+          : null}
         {campaign.media_id ? row(t("campaign.media"), <MediaThumb id={campaign.media_id} />) : null}
         {row(
           t("campaign.list"),

@@ -1,25 +1,38 @@
 // A new campaign, step by step: the list, the message (variables from the
 // list's columns, spintax, a live preview the API renders), an optional
-// attachment, the senders, the pause between sends, when it starts, and a
-// review of the points it reserves. Each step is checked before the next;
+// attachment, the senders, the WhatsApp template official (Cloud API)
+// senders send instead of the text, the pause between sends, when it
+// starts, and a review of the points it reserves. Each step is checked before the next;
 // the API's refusals show next to the field they concern.
 
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueries, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 import { Link, useLocation } from "wouter";
 import { campaignKeys } from "../api/campaigns";
 import { api, ApiError } from "../api/client";
 import { keys, useContactLists, useSessions, useWallet } from "../api/queries";
-import type { Campaign, CampaignPreview, ContactList, Media } from "../api/types";
+import type { Campaign, CampaignPreview, ContactList, Media, Session, TemplateList, WhatsappTemplate } from "../api/types";
 import { Layout } from "../components/Layout";
 import { dataUrlOf, sizeText } from "../components/MediaThumb";
 import { Alert, Field, Labelled, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useFormat, useI18n, type Translate } from "../i18n";
-import { insertAt, missingWithoutFallback, pointsFor, POINTS_PER_MESSAGE } from "../lib/campaigns";
+import { commonSendable, insertAt, missingWithoutFallback, pointsFor, POINTS_PER_MESSAGE } from "../lib/campaigns";
 import { localInputValue } from "../lib/time";
+import { templateKeys, useSyncTemplates } from "./Official";
 
-const STEPS = ["list", "message", "media", "senders", "throttle", "schedule", "review"] as const;
+const STEPS = ["list", "message", "media", "senders", "template", "throttle", "schedule", "review"] as const;
 type Step = (typeof STEPS)[number];
+
+/** The steps of a campaign: the template only when an official number sends. */
+function stepsFor(official: boolean): Step[] {
+  return STEPS.filter((s) => s !== "template" || official);
+}
+
+/** The step of a refused field (`whatsapp_template.parameters[0]` is the template's). */
+function stepOf(field: string | undefined): Step | undefined {
+  if (!field) return undefined;
+  return STEP_OF[field] ?? (field.startsWith("whatsapp_template") ? "template" : undefined);
+}
 
 /** The step where each field of `POST /campaigns` is chosen. */
 const STEP_OF: Record<string, Step> = {
@@ -28,6 +41,7 @@ const STEP_OF: Record<string, Step> = {
   template: "message",
   media_id: "media",
   sender_session_ids: "senders",
+  whatsapp_template: "template",
   throttle: "throttle",
   scheduled_at: "schedule",
 };
@@ -41,6 +55,19 @@ type Errors = Partial<Record<string, string>>;
 interface PreviewState {
   listId: string;
   template: string;
+  result?: CampaignPreview;
+  error?: unknown;
+}
+
+/** The WhatsApp template chosen for official senders, with its parameters. */
+interface Chosen {
+  name: string;
+  language: string;
+  parameters: string[];
+}
+
+interface TemplatePreviewState {
+  key: string;
   result?: CampaignPreview;
   error?: unknown;
 }
@@ -90,6 +117,7 @@ export function CampaignNew() {
   const [errors, setErrors] = useState<Errors>({});
   const [checking, setChecking] = useState(false);
   const [created, setCreated] = useState<Campaign | null>(null);
+  const [chosen, setChosen] = useState<Chosen | null>(null);
 
   // A field's error goes once the field changes.
   const clearing =
@@ -109,6 +137,21 @@ export function CampaignNew() {
   const points = pointsFor(recipients);
   const ready = (sessions ?? []).filter((s) => s.status === "ready");
   const chosenSenders = senders.filter((id) => ready.some((s) => s.id === id));
+  const officialSenders = chosenSenders
+    .map((id) => ready.find((s) => s.id === id)!)
+    .filter((s) => s.driver === "cloud");
+  const steps = stepsFor(officialSenders.length > 0);
+  // Each official sender's templates: the campaign may use those all of them synced.
+  const templateLists = useQueries({
+    queries: officialSenders.map((s) => ({
+      queryKey: templateKeys.of(s.id),
+      queryFn: ({ signal }: { signal: AbortSignal }) => api<TemplateList>(`/api/v1/sessions/${s.id}/templates`, { signal }),
+    })),
+  });
+  const templatesLoading = templateLists.some((q) => q.isPending);
+  const usable = templatesLoading ? [] : commonSendable(templateLists.map((q) => q.data?.items ?? []));
+  const chosenTemplate = chosen ? usable.find((u) => u.name === chosen.name && u.language === chosen.language) : undefined;
+  const whatsappTemplate = officialSenders.length > 0 && chosen ? chosen : null;
 
   // The live preview: the API renders the message for the list's first contacts.
   const [preview, setPreview] = useState<PreviewState | null>(null);
@@ -136,6 +179,40 @@ export function CampaignNew() {
   }, [listId, template]);
   const currentPreview = preview?.listId === listId && preview.template === template ? preview : null;
 
+  // The template's preview: its body filled for the first contacts, as the
+  // first official sender synced it.
+  const templateKey = whatsappTemplate ? JSON.stringify([listId, template, whatsappTemplate, officialSenders[0]?.id]) : "";
+  const [templatePreview, setTemplatePreview] = useState<TemplatePreviewState | null>(null);
+  const pendingTemplate = useRef<Promise<TemplatePreviewState> | null>(null);
+  const templatePreviewOf = (key: string): Promise<TemplatePreviewState> => {
+    const promise = api<CampaignPreview>("/api/v1/campaigns/preview", {
+      method: "POST",
+      body: {
+        contact_list_id: listId,
+        template,
+        count: 3,
+        whatsapp_template: whatsappTemplate,
+        session_id: officialSenders[0]?.id,
+        skip_not_on_whatsapp: skip,
+      },
+    }).then(
+      (result) => ({ key, result }),
+      (error: unknown) => ({ key, error }),
+    );
+    pendingTemplate.current = promise;
+    void promise.then((state) => {
+      if (pendingTemplate.current === promise) setTemplatePreview(state);
+    });
+    return promise;
+  };
+  useEffect(() => {
+    if (!templateKey || templatePreview?.key === templateKey || whatsappTemplate?.parameters.some((p) => p.trim() === "")) return;
+    const timer = setTimeout(() => void templatePreviewOf(templateKey), 400);
+    return () => clearTimeout(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- `templatePreview` is read, not watched
+  }, [templateKey]);
+  const currentTemplatePreview = templatePreview?.key === templateKey ? templatePreview : null;
+
   /** The errors of `at`, after asking the API where it must. */
   const check = async (at: Step): Promise<Errors> => {
     switch (at) {
@@ -158,6 +235,20 @@ export function CampaignNew() {
         return errors.media_id ? { media_id: errors.media_id } : {};
       case "senders":
         return chosenSenders.length === 0 ? { sender_session_ids: t("wizard.senders.required") } : {};
+      case "template": {
+        if (!chosen || !chosenTemplate) return { whatsapp_template: t("wizard.template.required") };
+        const blank = chosen.parameters.findIndex((p) => p.trim() === "");
+        if (blank >= 0) return { [`whatsapp_template.parameters[${blank}]`]: t("wizard.template.parameterRequired") };
+        const state = currentTemplatePreview ?? (await templatePreviewOf(templateKey));
+        if (state.error) {
+          const err = state.error;
+          const field = err instanceof ApiError && err.field?.startsWith("whatsapp_template.parameters") ? err.field : "whatsapp_template";
+          return { [field]: templateErrorText(t, err) };
+        }
+        const missing = Object.entries(state.result?.missing ?? {});
+        const lacking = chosen.parameters.flatMap((p) => missingWithoutFallback(p, Object.fromEntries(missing)));
+        return lacking.length > 0 ? { whatsapp_template: missingText(t, lacking) } : {};
+      }
       case "throttle": {
         const min = Number(minDelay);
         const max = Number(maxDelay);
@@ -186,20 +277,20 @@ export function CampaignNew() {
     stepHeading.current?.focus();
   }, [step]);
 
-  const index = STEPS.indexOf(step);
+  const index = steps.indexOf(step);
   const next = async () => {
     setChecking(true);
     try {
       const found = await check(step);
       setErrors(found);
-      if (Object.keys(found).length === 0) setStep(STEPS[index + 1]);
+      if (Object.keys(found).length === 0) setStep(steps[index + 1]);
     } finally {
       setChecking(false);
     }
   };
   const back = () => {
     setErrors({});
-    setStep(STEPS[Math.max(0, index - 1)]);
+    setStep(steps[Math.max(0, index - 1)]);
   };
 
   const enough = (wallet.data?.available ?? 0) >= points;
@@ -219,6 +310,7 @@ export function CampaignNew() {
             throttle: { min_delay_ms: Math.round(Number(minDelay) * 1000), max_delay_ms: Math.round(Number(maxDelay) * 1000) },
             scheduled_at: when === "later" ? new Date(scheduledAt).toISOString() : null,
             skip_not_on_whatsapp: skip,
+            ...(whatsappTemplate ? { whatsapp_template: whatsappTemplate } : {}),
           },
         });
         setCreated(campaign);
@@ -233,16 +325,15 @@ export function CampaignNew() {
     },
     onError: (err) => {
       // A field's refusal goes back to its step, next to the field.
-      if (!created && err instanceof ApiError && err.field && STEP_OF[err.field]) {
-        setErrors({ [err.field]: err.field === "template" ? templateErrorText(t, err) : errorText(t, err) });
-        setStep(STEP_OF[err.field]);
+      const at = err instanceof ApiError ? stepOf(err.field) : undefined;
+      if (!created && err instanceof ApiError && err.field && at && steps.includes(at)) {
+        setErrors({ [err.field]: at === "message" || at === "template" ? templateErrorText(t, err) : errorText(t, err) });
+        setStep(at);
       }
     },
   });
-  const submitError =
-    submit.error && !(submit.error instanceof ApiError && submit.error.field && STEP_OF[submit.error.field] && !created)
-      ? submit.error
-      : null;
+  const refusedAt = submit.error instanceof ApiError ? stepOf(submit.error.field) : undefined;
+  const submitError = submit.error && !(refusedAt && steps.includes(refusedAt) && !created) ? submit.error : null;
 
   return (
     <Layout title={t("wizard.title")}>
@@ -251,7 +342,7 @@ export function CampaignNew() {
           {t("campaign.back")}
         </Link>
       </p>
-      <Steps current={step} />
+      <Steps steps={steps} current={step} />
       <form
         className="card mt-4 space-y-5"
         noValidate
@@ -291,6 +382,21 @@ export function CampaignNew() {
           />
         ) : null}
         {step === "senders" ? <SendersStep senders={senders} setSenders={clearing(setSenders, "sender_session_ids")} error={errors.sender_session_ids} /> : null}
+        {step === "template" && list ? (
+          <TemplateStep
+            list={list}
+            senders={officialSenders}
+            usable={usable}
+            loading={templatesLoading}
+            chosen={chosen}
+            setChosen={(next) => {
+              setChosen(next);
+              setErrors({});
+            }}
+            preview={currentTemplatePreview}
+            errors={errors}
+          />
+        ) : null}
         {step === "throttle" ? (
           <ThrottleStep
             min={minDelay}
@@ -311,6 +417,8 @@ export function CampaignNew() {
             list={list}
             template={template}
             sample={currentPreview?.result?.samples[0]?.text ?? null}
+            whatsappTemplate={whatsappTemplate}
+            templateSample={currentTemplatePreview?.result?.samples[0]?.whatsapp_template?.text ?? null}
             media={media?.media ?? null}
             senders={chosenSenders.map((id) => ready.find((s) => s.id === id)!)}
             throttle={[minDelay, maxDelay]}
@@ -358,12 +466,12 @@ export function CampaignNew() {
   );
 }
 
-function Steps({ current }: { current: Step }) {
+function Steps({ steps, current }: { steps: Step[]; current: Step }) {
   const { t } = useI18n();
-  const at = STEPS.indexOf(current);
+  const at = steps.indexOf(current);
   return (
     <ol className="flex flex-wrap gap-x-1 gap-y-2 text-xs sm:text-sm" aria-label={t("wizard.steps")}>
-      {STEPS.map((step, i) => (
+      {steps.map((step, i) => (
         <li
           key={step}
           aria-current={i === at ? "step" : undefined}
@@ -809,6 +917,8 @@ function Review({
   list,
   template,
   sample,
+  whatsappTemplate,
+  templateSample,
   media,
   senders,
   throttle,
@@ -821,6 +931,8 @@ function Review({
   list: ContactList;
   template: string;
   sample: string | null;
+  whatsappTemplate: Chosen | null;
+  templateSample: string | null;
   media: Media | null;
   senders: { name: string; phone_number: string | null }[];
   throttle: [string, string];
@@ -845,6 +957,17 @@ function Review({
         {row(t("campaign.list"), `${list.name} · ${t("wizard.list.contacts", { count: format.number(list.accepted) })}`)}
         {row(t("campaign.message"), <p className="whitespace-pre-wrap break-words font-mono text-[13px]">{template}</p>)}
         {sample ? row(t("wizard.review.sample"), <p className="whitespace-pre-wrap break-words">{sample}</p>) : null}
+        {whatsappTemplate
+          ? row(
+              t("wizard.review.template"),
+              <div data-testid="review-template">
+                <p className="font-mono text-[13px]">
+                  {whatsappTemplate.name} · {whatsappTemplate.language}
+                </p>
+                {templateSample ? <p className="whitespace-pre-wrap break-words">{templateSample}</p> : null}
+              </div>,
+            )
+          : null}
         {row(t("campaign.media"), media ? media.filename : t("wizard.review.noMedia"))}
         {row(t("campaign.senders"), senders.map((s) => `${s.name}${s.phone_number ? ` (${s.phone_number})` : ""}`).join(", "))}
         {row(t("campaign.throttle"), t("campaign.throttleValue", { min: throttle[0], max: throttle[1] }))}
@@ -881,5 +1004,200 @@ function Review({
         {when ? <p className="mt-1 text-sm text-slate-700">{t("wizard.review.atStart")}</p> : null}
       </section>
     </>
+  );
+}
+
+function TemplateStep({
+  list,
+  senders,
+  usable,
+  loading,
+  chosen,
+  setChosen,
+  preview,
+  errors,
+}: {
+  list: ContactList;
+  senders: Session[];
+  usable: WhatsappTemplate[];
+  loading: boolean;
+  chosen: Chosen | null;
+  setChosen: (chosen: Chosen) => void;
+  preview: TemplatePreviewState | null;
+  errors: Errors;
+}) {
+  const { t } = useI18n();
+  const legendId = useId();
+  const errorId = useId();
+  const groupId = useId();
+  const focused = useRef<number>(0);
+  const inputs = useRef<(HTMLInputElement | null)[]>([]);
+  const template = chosen ? usable.find((u) => u.name === chosen.name && u.language === chosen.language) : undefined;
+  const choose = (u: WhatsappTemplate) =>
+    setChosen({ name: u.name, language: u.language, parameters: Array.from({ length: u.body_parameters }, () => "") });
+  const setParameter = (i: number, value: string) => {
+    if (!chosen) return;
+    const parameters = [...chosen.parameters];
+    parameters[i] = value;
+    setChosen({ ...chosen, parameters });
+  };
+  const insert = (variable: string) => {
+    if (!chosen || chosen.parameters.length === 0) return;
+    const i = Math.min(focused.current, chosen.parameters.length - 1);
+    const el = inputs.current[i];
+    const value = chosen.parameters[i];
+    const next = insertAt(value, el?.selectionStart ?? value.length, el?.selectionEnd ?? value.length, `{{${variable}}}`);
+    setParameter(i, next.text);
+    requestAnimationFrame(() => {
+      el?.focus();
+      el?.setSelectionRange(next.cursor, next.cursor);
+    });
+  };
+  const variables = ["name", "phone", ...list.columns.filter((c) => c !== "name" && c !== "phone")];
+  const parameterError = (i: number) => errors[`whatsapp_template.parameters[${i}]`];
+  const liveError = preview?.error ? templateErrorText(t, preview.error) : undefined;
+  return (
+    <>
+      <p className="text-sm text-slate-700">
+        {t("wizard.template.intro", { senders: senders.map((s) => s.name).join(", ") })}
+      </p>
+      <fieldset
+        aria-labelledby={legendId}
+        aria-describedby={errors.whatsapp_template ? errorId : undefined}
+        aria-invalid={errors.whatsapp_template ? true : undefined}
+        className="space-y-2"
+      >
+        <legend id={legendId} className="text-sm font-medium text-slate-800">
+          {t("wizard.template.choose")}
+        </legend>
+        {loading ? <Spinner label={t("common.loading")} /> : null}
+        {!loading && usable.length === 0 ? <NoTemplates senders={senders} /> : null}
+        {usable.map((u) => {
+          const checked = chosen?.name === u.name && chosen.language === u.language;
+          return (
+            <label
+              key={`${u.name}/${u.language}`}
+              className={`flex cursor-pointer items-start gap-3 rounded-md border p-3 ${checked ? "border-emerald-700 bg-emerald-50" : "border-slate-200"}`}
+            >
+              <input type="radio" name="whatsapp_template" className="mt-1" checked={checked} onChange={() => choose(u)} />
+              <span className="min-w-0">
+                <span className="block font-mono text-sm font-medium">
+                  {u.name} · {u.language}
+                </span>
+                {u.body ? <span className="block whitespace-pre-wrap break-words text-sm text-slate-700">{u.body}</span> : null}
+              </span>
+            </label>
+          );
+        })}
+        {errors.whatsapp_template ? (
+          <p id={errorId} className="text-sm text-red-700">
+            {errors.whatsapp_template}
+          </p>
+        ) : null}
+      </fieldset>
+      {chosen && template && chosen.parameters.length > 0 ? (
+        <>
+          <div className="space-y-1">
+            <p id={groupId} className="text-sm font-medium text-slate-800">
+              {t("wizard.template.insert")}
+            </p>
+            <div role="group" aria-labelledby={groupId} className="flex flex-wrap gap-2">
+              {variables.map((v) => (
+                <button key={v} type="button" className="btn-secondary px-2 py-1 font-mono text-xs" onClick={() => insert(v)}>
+                  {`{{${v}}}`}
+                </button>
+              ))}
+            </div>
+          </div>
+          {chosen.parameters.map((value, i) => (
+            <Labelled
+              key={i}
+              label={t("wizard.template.parameter", { n: i + 1 })}
+              error={parameterError(i)}
+              hint={i === 0 ? t("wizard.template.parameterHint") : undefined}
+              control={(tied) => (
+                <input
+                  ref={(el) => {
+                    inputs.current[i] = el;
+                  }}
+                  className="input font-mono"
+                  value={value}
+                  maxLength={1024}
+                  onFocus={() => {
+                    focused.current = i;
+                  }}
+                  onChange={(e) => setParameter(i, e.target.value)}
+                  {...tied}
+                />
+              )}
+            />
+          ))}
+        </>
+      ) : null}
+      {chosen && template ? (
+        <section aria-label={t("wizard.preview")} className="space-y-2" data-testid="template-preview-official">
+          <h3 className="text-sm font-medium text-slate-800">{t("wizard.preview")}</h3>
+          {liveError ? <p className="text-sm text-red-700">{liveError}</p> : null}
+          {chosen.parameters.some((p) => p.trim() === "") ? (
+            <p className="text-sm text-slate-600">{t("wizard.template.fillFirst")}</p>
+          ) : !preview ? (
+            <Spinner label={t("wizard.preview.loading")} />
+          ) : null}
+          {preview?.result ? (
+            <ul className="space-y-2">
+              {preview.result.samples.map((sample) => (
+                <li key={sample.phone} className="rounded-lg bg-emerald-50 p-3" data-testid="template-sample" data-phone={sample.phone}>
+                  <p className="text-xs text-slate-700">
+                    {sample.name ? `${sample.name} · ` : ""}
+                    <span className="font-mono">{sample.phone}</span>
+                  </p>
+                  {sample.whatsapp_template?.text ? (
+                    <p className="mt-1 whitespace-pre-wrap break-words text-sm text-slate-900" data-testid="template-sample-text">
+                      {sample.whatsapp_template.text}
+                    </p>
+                  ) : (
+                    <p className="mt-1 text-sm text-red-800">{t("wizard.preview.noValue")}</p>
+                  )}
+                </li>
+              ))}
+            </ul>
+          ) : null}
+        </section>
+      ) : null}
+    </>
+  );
+}
+
+/** No template every official sender can send: sync them from Meta here. */
+function NoTemplates({ senders }: { senders: Session[] }) {
+  const { t } = useI18n();
+  return (
+    <div className="space-y-2 rounded-md border border-amber-200 bg-amber-50 p-3 text-sm">
+      <p>{t("wizard.template.none")}</p>
+      <ul className="space-y-2">
+        {senders.map((s) => (
+          <SyncOne key={s.id} session={s} />
+        ))}
+      </ul>
+      <p>
+        <Link href="/numbers" className="font-medium text-emerald-800 underline">
+          {t("check.toNumbers")}
+        </Link>
+      </p>
+    </div>
+  );
+}
+
+function SyncOne({ session }: { session: Session }) {
+  const { t } = useI18n();
+  const sync = useSyncTemplates(session.id);
+  return (
+    <li className="flex flex-wrap items-center gap-2">
+      <span className="font-medium">{session.name}</span>
+      <button type="button" className="btn-secondary px-2 py-1 text-xs" disabled={sync.isPending} onClick={() => sync.mutate(null)}>
+        {sync.isPending ? t("common.wait") : t("templates.sync")}
+      </button>
+      {sync.error ? <span className="text-red-800">{errorText(t, sync.error)}</span> : null}
+    </li>
   );
 }

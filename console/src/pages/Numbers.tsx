@@ -8,10 +8,13 @@ import { Alert, ConfirmActions, Dialog, EmptyState, Field, Meter, Spinner, Statu
 import { errorText, formErrors, useFormat, useI18n } from "../i18n";
 import { toE164 } from "../lib/phone";
 import { LinkPanel } from "./Link";
+import { AddOfficialNumber, OfficialPanel, TemplatesPanel } from "./Official";
 
 type Open =
   | { kind: "add" }
   | { kind: "link"; id: string; phone?: string }
+  | { kind: "official"; id: string; verifyToken?: string }
+  | { kind: "templates"; id: string }
   | { kind: "settings"; id: string }
   | { kind: "confirm"; action: "delete" | "logout"; ids: string[] }
   | null;
@@ -48,6 +51,7 @@ export function Numbers() {
 
   const linking = open?.kind === "link" ? sessions?.find((s) => s.id === open.id) : undefined;
   const editing = open?.kind === "settings" ? sessions?.find((s) => s.id === open.id) : undefined;
+  const official = open?.kind === "official" || open?.kind === "templates" ? sessions?.find((s) => s.id === open.id) : undefined;
 
   return (
     <Layout
@@ -121,7 +125,20 @@ export function Numbers() {
       ) : null}
 
       <Dialog open={open?.kind === "add"} title={t("numbers.add")} onClose={() => setOpen(null)}>
-        <AddNumber onCreated={(id, phone) => setOpen({ kind: "link", id, phone })} />
+        <AddNumberKind
+          onCreated={(id, phone) => setOpen({ kind: "link", id, phone })}
+          onOfficial={(id, verifyToken) => setOpen({ kind: "official", id, verifyToken })}
+        />
+      </Dialog>
+      <Dialog open={open?.kind === "official"} title={t("official.title", { name: official?.name ?? "" })} onClose={() => setOpen(null)}>
+        {official && open?.kind === "official" ? (
+          <OfficialPanel session={official} verifyToken={open.verifyToken} onDone={() => setOpen(null)} />
+        ) : (
+          <Spinner label={t("common.loading")} />
+        )}
+      </Dialog>
+      <Dialog open={open?.kind === "templates"} title={t("templates.title", { name: official?.name ?? "" })} onClose={() => setOpen(null)}>
+        {official ? <TemplatesPanel session={official} /> : <Spinner label={t("common.loading")} />}
       </Dialog>
       <Dialog open={open?.kind === "link"} title={t("link.title", { name: linking?.name ?? "" })} onClose={() => setOpen(null)}>
         {linking ? (
@@ -174,6 +191,7 @@ function NumberCard({
     onSettled: () => client.invalidateQueries({ queryKey: keys.sessions }),
   });
   const running = RUNNING.includes(session.status);
+  const cloud = session.driver === "cloud";
   const headingId = `session-${session.id}`;
   return (
     <li className="card flex flex-col gap-3" aria-labelledby={headingId} data-session-id={session.id} data-testid="number-card">
@@ -190,6 +208,7 @@ function NumberCard({
             {session.name}
           </h2>
           <p className="text-sm text-slate-700">{session.phone_number ?? t("numbers.notLinked")}</p>
+          {cloud ? <p className="text-xs font-medium text-sky-900">{t("official.badge")}</p> : null}
         </div>
         <StatusBadge status={session.status} />
       </div>
@@ -235,6 +254,16 @@ function NumberCard({
             {t("numbers.logout")}
           </button>
         ) : null}
+        {cloud ? (
+          <>
+            <button type="button" className="btn-secondary" onClick={() => onOpen({ kind: "templates", id: session.id })}>
+              {t("templates.open")}
+            </button>
+            <button type="button" className="btn-secondary" onClick={() => onOpen({ kind: "official", id: session.id })}>
+              {t("official.setup")}
+            </button>
+          </>
+        ) : null}
         <button type="button" className="btn-secondary" onClick={() => onOpen({ kind: "settings", id: session.id })}>
           {t("numbers.settings")}
         </button>
@@ -247,6 +276,34 @@ function NumberCard({
         </button>
       </div>
     </li>
+  );
+}
+
+/** What kind of number to add: one linked by the phone, or an official one. */
+function AddNumberKind({
+  onCreated,
+  onOfficial,
+}: {
+  onCreated: (id: string, pairingPhone?: string) => void;
+  onOfficial: (id: string, verifyToken: string) => void;
+}) {
+  const { t } = useI18n();
+  const [kind, setKind] = useState<"phone" | "official">("phone");
+  return (
+    <div className="space-y-4">
+      <fieldset className="space-y-2">
+        <legend className="text-sm font-medium text-slate-800">{t("numbers.form.kind")}</legend>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="radio" name="kind" className="accent-emerald-700" checked={kind === "phone"} onChange={() => setKind("phone")} />
+          {t("numbers.form.kindPhone")}
+        </label>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="radio" name="kind" className="accent-emerald-700" checked={kind === "official"} onChange={() => setKind("official")} />
+          {t("numbers.form.kindOfficial")}
+        </label>
+      </fieldset>
+      {kind === "phone" ? <AddNumber onCreated={onCreated} /> : <AddOfficialNumber onCreated={onOfficial} />}
+    </div>
   );
 }
 
