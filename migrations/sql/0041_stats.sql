@@ -8,8 +8,8 @@ create table stats_daily
 (
     tenant_id    uuid   not null,
     day          date   not null,
-    -- The sender; the nil UUID when the event did not say and the message
-    -- was not projected yet (a receipt for a message from before).
+    -- The sender; the nil UUID for receipts (delivered, read), whose
+    -- events do not name it.
     session_id   uuid   not null,
     sent         bigint not null default 0,
     delivered    bigint not null default 0,

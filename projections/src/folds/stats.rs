@@ -5,11 +5,11 @@
 //!
 //! Each event adds to a counter; the runner applies an event once (the
 //! checkpoint is committed with the rows), so adding is safe. A receipt
-//! (delivered, read) names no sender: its session is looked up in
-//! `messages` by the message's id (a key lookup), the nil UUID when that
-//! row is not there.
+//! (delivered, read) names no sender, and the rows may depend on nothing
+//! but the events (a rebuild must give the live rows): receipts count on
+//! the tenant's row of the nil session, not per session.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -22,7 +22,7 @@ use wablast_domain::inbound::{Inbound, InboundEvent};
 use wablast_domain::message::{Message, MessageEvent};
 use wablast_eventstore::RecordedEvent;
 
-use super::{decode, id_of, tenant_of};
+use super::{decode, tenant_of};
 use crate::{LogStream, Projection, ProjectionError};
 
 const NAME: &str = "stats";
@@ -88,7 +88,7 @@ impl Projection for Stats {
     ) -> Result<(), ProjectionError> {
         let mut daily: BTreeMap<(Uuid, NaiveDate, Uuid), Counts> = BTreeMap::new();
         let mut failures: BTreeMap<(Uuid, NaiveDate, String), i64> = BTreeMap::new();
-        let mut receipts: Vec<(Uuid, NaiveDate, Uuid, Receipt)> = Vec::new();
+        let mut receipts: Vec<(Uuid, NaiveDate, Receipt)> = Vec::new();
         for event in events {
             let tenant = tenant_of(NAME, event)?;
             if event.aggregate_type == Inbound::TYPE {
@@ -128,36 +128,19 @@ impl Projection for Stats {
                     *failures.entry((tenant, day, reason)).or_default() += 1;
                 }
                 MessageEvent::MessageDelivered { at, .. } => {
-                    receipts.push((
-                        tenant,
-                        at.date_naive(),
-                        id_of(NAME, event)?,
-                        Receipt::Delivered,
-                    ));
+                    receipts.push((tenant, at.date_naive(), Receipt::Delivered));
                 }
                 MessageEvent::MessageRead { at, .. } => {
-                    receipts.push((tenant, at.date_naive(), id_of(NAME, event)?, Receipt::Read));
+                    receipts.push((tenant, at.date_naive(), Receipt::Read));
                 }
                 _ => {}
             }
         }
-        if !receipts.is_empty() {
-            let ids: Vec<Uuid> = receipts.iter().map(|(_, _, id, _)| *id).collect();
-            let senders: HashMap<Uuid, Uuid> = sqlx::query_as::<_, (Uuid, Uuid)>(
-                "select id, session_id from messages where id = any($1)",
-            )
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
-            for (tenant, day, id, receipt) in receipts {
-                let session = senders.get(&id).copied().unwrap_or(Uuid::nil());
-                let counts = daily.entry((tenant, day, session)).or_default();
-                match receipt {
-                    Receipt::Delivered => counts.delivered += 1,
-                    Receipt::Read => counts.read += 1,
-                }
+        for (tenant, day, receipt) in receipts {
+            let counts = daily.entry((tenant, day, Uuid::nil())).or_default();
+            match receipt {
+                Receipt::Delivered => counts.delivered += 1,
+                Receipt::Read => counts.read += 1,
             }
         }
         if !daily.is_empty() {

@@ -59,7 +59,8 @@ pub struct Period {
 /// One session's counts over the whole range.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SessionCounts {
-    /// The session (the nil UUID: receipts whose sender is not known).
+    /// The session (the nil UUID: the receipts, whose events name no
+    /// sender).
     pub session_id: Uuid,
     /// Its counts.
     #[sqlx(flatten)]
