@@ -125,7 +125,7 @@ mod tests {
         let documented = |code: RefusalCode| match code {
             RefusalCode::NotFound => StatusCode::NOT_FOUND,
             RefusalCode::ValidationFailed | RefusalCode::InvalidPhone => StatusCode::BAD_REQUEST,
-            RefusalCode::Forbidden => StatusCode::FORBIDDEN,
+            RefusalCode::Forbidden | RefusalCode::TenantSuspended => StatusCode::FORBIDDEN,
             RefusalCode::Conflict | RefusalCode::InvalidState => StatusCode::CONFLICT,
             // A business rule said no.
             RefusalCode::PlanLimitExceeded
@@ -142,7 +142,8 @@ mod tests {
             | RefusalCode::TemplateParameterMismatch
             | RefusalCode::TemplateNotSupported
             | RefusalCode::TemplateRequired
-            | RefusalCode::OutsideCustomerServiceWindow => StatusCode::UNPROCESSABLE_ENTITY,
+            | RefusalCode::OutsideCustomerServiceWindow
+            | RefusalCode::FeatureNotInPlan => StatusCode::UNPROCESSABLE_ENTITY,
         };
         for &code in RefusalCode::ALL {
             assert_eq!(ErrorCode::from(code).status(), documented(code), "{code}");

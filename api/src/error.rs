@@ -102,6 +102,11 @@ error_codes! {
     /// 422: free text to a person outside the Cloud API number's 24-hour
     /// customer-service window: send a template.
     OutsideCustomerServiceWindow => "outside_customer_service_window",
+    /// 422: the tenant's plan does not include the feature (auto-replies,
+    /// webhooks, official mode); `details.feature` says which.
+    FeatureNotInPlan => "feature_not_in_plan",
+    /// 403: the platform operator suspended the tenant (`details.reason`).
+    TenantSuspended => "tenant_suspended",
     /// 429: rate limited (with `Retry-After`).
     RateLimited => "rate_limited",
     /// 500: our fault; the body never says more.
@@ -128,7 +133,7 @@ impl ErrorCode {
             | Self::UnsupportedFile
             | Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::TenantSuspended => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict | Self::InvalidState | Self::SessionBusy => StatusCode::CONFLICT,
@@ -149,7 +154,8 @@ impl ErrorCode {
             | Self::TemplateParameterMismatch
             | Self::TemplateNotSupported
             | Self::TemplateRequired
-            | Self::OutsideCustomerServiceWindow => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::OutsideCustomerServiceWindow
+            | Self::FeatureNotInPlan => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::EngineError | Self::DriverFailed => StatusCode::BAD_GATEWAY,
@@ -192,6 +198,8 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::TemplateNotSupported => Self::TemplateNotSupported,
             RefusalCode::TemplateRequired => Self::TemplateRequired,
             RefusalCode::OutsideCustomerServiceWindow => Self::OutsideCustomerServiceWindow,
+            RefusalCode::FeatureNotInPlan => Self::FeatureNotInPlan,
+            RefusalCode::TenantSuspended => Self::TenantSuspended,
         }
     }
 }
@@ -308,6 +316,14 @@ impl From<sqlx::Error> for ApiError {
 /// Answers a path no route (and no file of the console) matches.
 pub fn no_such_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+impl From<wablast_domain::plan::FeatureNotInPlan> for ApiError {
+    fn from(refusal: wablast_domain::plan::FeatureNotInPlan) -> Self {
+        Self::new(ErrorCode::from(refusal.code()), refusal.to_string()).with_details(
+            serde_json::json!({"feature": refusal.feature.as_str(), "plan_id": refusal.plan_id}),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ impl Default for Readiness {
         (name = "auto-replies", description = "Automatic answers to inbound messages"),
         (name = "events", description = "The tenant's events as Server-Sent Events; webhooks"),
         (name = "hooks", description = "Webhooks from the drivers' servers (WAHA, the WhatsApp Cloud API), signed by them"),
-        (name = "admin", description = "Platform operator: plans and grants"),
+        (name = "admin", description = "Platform operator: plans, grants, tenants, users, suspensions, statistics"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
     modifiers(&SecuritySchemes),
@@ -188,6 +188,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::list_checks::router())
         .merge(routes::templates::router())
         .merge(routes::wallet::router())
+        .merge(routes::stats::router())
         .merge(routes::schedule::router())
         .merge(routes::auto_replies::router())
         .merge(routes::events::router())

@@ -145,6 +145,9 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
         max_sessions: 3,
         max_recipients_per_campaign: 200,
         max_daily_limit: DailyLimit::parse(500).unwrap(),
+        features: wablast_domain::plan::PlanFeatures::default(),
+        grace_days: 0,
+        version: 1,
     };
     let wallet = key(&tenant);
     wallets

@@ -1,6 +1,7 @@
 // The console's accounts journey, in Debian's Chromium (./harness.mjs): the
 // platform admin puts a plan on offer and grants it to a shop by its
-// account ID; the shop's owner reads the wallet (live), makes an API key
+// account ID, finds the shop by its owner's email, suspends and
+// reactivates it, and makes a new version of the plan; the shop's owner reads the wallet (live), makes an API key
 // and uses it from Node, revokes it, subscribes a local receiver to
 // webhooks, pings it, watches deliveries arrive, fail, get the
 // subscription disabled, and enables and replays it; and cannot reach the
@@ -31,7 +32,7 @@ await journey("accounts", async ({ base, page, dialog, shot, heading, nav, expec
   await signIn(adminEmail, adminPassword);
   await nav("Admin").click();
   await heading("Admin platform").waitFor();
-  await page.getByTestId("admin-not-yet").getByText("API belum menyediakan daftar akun").waitFor();
+  await page.getByTestId("admin-not-yet").getByText("Mesin sesi").waitFor();
 
   const planForm = page.getByRole("form", { name: "Paket baru" });
   await planForm.getByLabel("Nama paket").fill("Paket Usaha 30");
@@ -72,6 +73,32 @@ await journey("accounts", async ({ base, page, dialog, shot, heading, nav, expec
   await granted.getByText("Paket “Paket Usaha 30” diberikan: 5.000 poin dialokasikan.").waitFor();
   await granted.getByText(`Akun ${tenantId}: saldo 6.000, tersedia 6.000 poin.`).waitFor();
   await shot("02-admin");
+
+  // The shop, found by its owner's email: suspended with a reason, then
+  // reactivated.
+  const search = page.getByRole("search", { name: "Cari nama atau email" });
+  await search.getByLabel("Cari nama atau email").fill(email);
+  await search.getByRole("button", { name: "Cari", exact: true }).click();
+  const shop = page.getByTestId("tenant-row").filter({ hasText: tenantId });
+  await shop.getByText("Aktif", { exact: true }).waitFor();
+  await shop.getByText(/Paket: Paket Usaha 30/).waitFor();
+  await shop.getByRole("button", { name: "Tangguhkan", exact: true }).click();
+  await shop.getByLabel("Alasan").fill("Keluhan spam");
+  await shop.getByRole("button", { name: "Tangguhkan akun", exact: true }).click();
+  await shop.getByText("Ditangguhkan: Keluhan spam").waitFor();
+  await shot("02b-admin-suspended");
+  await shop.getByRole("button", { name: "Aktifkan lagi" }).click();
+  await shop.getByText("Aktif", { exact: true }).waitFor();
+
+  // A new version of the plan: two days of grace.
+  const managed = page.getByTestId("plan-admin").filter({ hasText: "Paket Usaha 30" });
+  await managed.getByText("versi 1").waitFor();
+  await managed.getByRole("button", { name: "Ubah", exact: true }).click();
+  await managed.getByLabel("Masa tenggang (hari, 0–14)").fill("2");
+  await managed.getByRole("button", { name: "Simpan versi baru" }).click();
+  await managed.getByText("versi 2").waitFor();
+  await managed.getByText(/masa tenggang 2 hari/).waitFor();
+  await page.getByTestId("platform-stats").getByText(/akun, \d+ mengirim pesan/).waitFor();
   await page.getByRole("button", { name: "Keluar" }).click();
   await heading("Masuk").waitFor();
 

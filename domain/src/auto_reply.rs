@@ -88,6 +88,8 @@ pub enum Silence {
     NoPoints,
     /// The plan has expired.
     PlanExpired,
+    /// The platform operator suspended the tenant.
+    TenantSuspended,
     /// The session sent its daily limit today.
     DailyLimitReached,
     /// The session cannot send now.
@@ -112,6 +114,7 @@ impl Silence {
             Self::Stale => "stale",
             Self::NoPoints => "no_points",
             Self::PlanExpired => "plan_expired",
+            Self::TenantSuspended => "tenant_suspended",
             Self::DailyLimitReached => "daily_limit_reached",
             Self::SessionNotReady => "session_not_ready",
             Self::Failed => "failed",

@@ -74,6 +74,10 @@ refusal_codes! {
     /// Free text to a person who has not written to the Cloud API number
     /// in the last 24 hours.
     OutsideCustomerServiceWindow => "outside_customer_service_window",
+    /// The tenant's plan does not include the feature asked for.
+    FeatureNotInPlan => "feature_not_in_plan",
+    /// The platform operator suspended the tenant.
+    TenantSuspended => "tenant_suspended",
 }
 
 impl fmt::Display for RefusalCode {

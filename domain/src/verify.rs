@@ -18,6 +18,8 @@
 //! - [`Rule::SentWithASlot`]: every message sent had a slot granted;
 //! - [`Rule::StatusNeverRegresses`]: no message status went backwards, and
 //!   no message was sent twice;
+//! - [`Rule::NoSendWhileSuspended`]: no slot was granted to a session of
+//!   a tenant the platform operator had suspended then;
 //! - [`Rule::Readable`]: every event decodes as its aggregate's event
 //!   (the only rule for aggregates with no invariant checked here: plans,
 //!   campaigns, inbound messages).
@@ -79,6 +81,8 @@ pub enum Rule {
     SentWithASlot,
     /// No message status regression, no message sent twice.
     StatusNeverRegresses,
+    /// No send while the tenant is suspended.
+    NoSendWhileSuspended,
     /// Every event decodes.
     Readable,
 }
@@ -93,6 +97,7 @@ impl fmt::Display for Rule {
             Self::ActiveHours => "no send outside active hours",
             Self::SentWithASlot => "no send without a slot",
             Self::StatusNeverRegresses => "no message status regression",
+            Self::NoSendWhileSuspended => "no send while the tenant is suspended",
             Self::Readable => "every event readable",
         })
     }
@@ -232,6 +237,8 @@ pub struct Verifier {
     schedules: HashMap<String, Schedule>,
     grants: HashMap<(SessionId, NaiveDate), u32>,
     granted: HashSet<MessageId>,
+    /// Since when each suspended tenant is suspended.
+    suspended: HashMap<String, DateTime<Utc>>,
 }
 
 impl Verifier {
@@ -498,7 +505,18 @@ impl Verifier {
                 *book.reserved.entry(*campaign_id).or_default() -= points(*p);
                 Some((*balance_after, *reserved_after, *available_after))
             }
-            WalletEvent::PlanExpired { .. } => None,
+            WalletEvent::TenantSuspended { at, .. } => {
+                self.suspended.insert(event.tenant.clone(), *at);
+                None
+            }
+            WalletEvent::TenantReactivated { .. } => {
+                self.suspended.remove(&event.tenant);
+                None
+            }
+            WalletEvent::PlanExpired { .. }
+            | WalletEvent::PlanExpiryWarned { .. }
+            | WalletEvent::PlanRenewalDue { .. }
+            | WalletEvent::BalanceLowWarned { .. } => None,
         };
         let (balance, reserved) = (book.balance, book.reserved_total());
         let negative_reservation = book
@@ -681,6 +699,17 @@ impl Verifier {
         recorded_count: u32,
     ) {
         self.granted.insert(message_id);
+        self.count(Rule::NoSendWhileSuspended);
+        if let Some(since) = self.suspended.get(&event.tenant)
+            && *since <= at
+        {
+            let since = *since;
+            self.violation(
+                Rule::NoSendWhileSuspended,
+                event,
+                format!("slot granted at {at}, the tenant suspended since {since}"),
+            );
+        }
         let (timezone, open) = {
             let default = Schedule::default();
             let schedule = self.schedules.get(&event.tenant).unwrap_or(&default);
@@ -777,7 +806,7 @@ mod tests {
 
     /// A history under construction: events get consecutive stream and
     /// aggregate sequences.
-    #[derive(Default)]
+    #[derive(Clone, Default)]
     struct History {
         events: Vec<LoggedEvent>,
         sequences: HashMap<String, u64>,
@@ -1009,6 +1038,29 @@ mod tests {
         );
 
         assert_eq!(rules(&h.verify()), vec![Rule::WalletFiguresAddUp]);
+    }
+
+    #[test]
+    fn a_send_while_the_tenant_is_suspended_is_found_and_reactivation_allows_it() {
+        let late = slot(message_id(3), "2026-11-23T04:00:00Z", "2026-11-23", 3);
+        let mut h = valid_history();
+        raise_daily_limit_to_ten(&mut h);
+        h.push(
+            "wallet",
+            TENANT,
+            json!({"TenantSuspended": {"reason": "spam", "by": "00000000-0000-0000-0000-000000000009", "at": "2026-11-23T03:00:00Z"}}),
+        );
+        let mut suspended = h.clone();
+        suspended.push("session_day", &format!("{SESSION}-20261123"), late.clone());
+        assert_eq!(rules(&suspended.verify()), vec![Rule::NoSendWhileSuspended]);
+
+        h.push(
+            "wallet",
+            TENANT,
+            json!({"TenantReactivated": {"by": "00000000-0000-0000-0000-000000000009", "at": "2026-11-23T03:30:00Z"}}),
+        );
+        h.push("session_day", &format!("{SESSION}-20261123"), late);
+        assert!(h.verify().holds());
     }
 
     #[test]

@@ -221,6 +221,9 @@ impl World {
             max_sessions: 1,
             max_recipients_per_campaign: 200,
             max_daily_limit: DailyLimit::parse(500).unwrap(),
+            features: wablast_domain::plan::PlanFeatures::default(),
+            grace_days: 0,
+            version: 1,
         };
         assert!(
             run!(world, wallet: Wallet, "t", WalletCommand::Subscribe { terms, reference: "r0".into(), at })

@@ -148,6 +148,7 @@ pub const NAMES: &[&str] = &[
     "auto_replies",
     "list_checks",
     "event_index",
+    "stats",
 ];
 
 /// Every projection that is rebuilt from the log at will.
@@ -178,6 +179,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "auto_replies" => Arc::new(folds::auto_replies::AutoReplies),
         "list_checks" => Arc::new(folds::list_checks::ListChecks),
         "event_index" => Arc::new(folds::event_index::EventIndex),
+        "stats" => Arc::new(folds::stats::Stats),
         _ => return None,
     })
 }

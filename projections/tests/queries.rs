@@ -838,7 +838,8 @@ async fn wallets_and_their_history_stay_with_their_tenant() {
     assert_eq!(
         serde_json::to_value(&empty).unwrap(),
         json!({"balance": 0, "reserved": 0, "available": 0, "plan": null,
-               "plan_expires_at": null, "plan_expired": false})
+               "plan_expires_at": null, "plan_expired": false, "sending_until": null,
+               "suspended_reason": null, "low_balance": false})
     );
 
     let plan = Uuid::now_v7();
@@ -985,12 +986,12 @@ async fn plans_are_listed_without_the_retired_unless_asked() {
         .await
         .unwrap();
     }
-    let offered = plans::list(pool, false).await.unwrap();
+    let offered = plans::list(pool, plans::PlanFilter::OnSale).await.unwrap();
     assert_eq!(
         offered.iter().map(|p| p.id).collect::<Vec<_>>(),
         vec![basic, pro]
     );
-    let every = plans::list(pool, true).await.unwrap();
+    let every = plans::list(pool, plans::PlanFilter::All).await.unwrap();
     assert_eq!(
         every.iter().map(|p| p.id).collect::<Vec<_>>(),
         vec![basic, old, pro]

@@ -104,6 +104,7 @@ use wablast_workflows::credentials::{
 use wablast_workflows::direct_sends::DirectSends;
 use wablast_workflows::fanout::FanOut;
 use wablast_workflows::list_checks::{ListCheckOptions, ListChecks};
+use wablast_workflows::plan_lifecycle::PlanLifecycle;
 use wablast_workflows::scheduled_starts::ScheduledStarts;
 use wablast_workflows::sender_removal;
 use wablast_workflows::sends::SendQueue;
@@ -133,6 +134,8 @@ pub struct EngineConfig {
     pub settle_every: Duration,
     /// How often due scheduled campaigns are looked for.
     pub scheduled_starts_every: Duration,
+    /// How often plans are looked at for a notice or their expiry.
+    pub plan_lifecycle_every: Duration,
     /// The clock sending decides by.
     pub clock: Arc<dyn Clock>,
     /// The key the API seals driver credentials with (`WABLAST_SECRET_KEY`
@@ -172,6 +175,7 @@ impl EngineConfig {
             send: SendConfig::default(),
             settle_every: Duration::from_secs(2),
             scheduled_starts_every: Duration::from_secs(1),
+            plan_lifecycle_every: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             secret_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
@@ -409,6 +413,13 @@ impl Engine {
             self.config.scheduled_starts_every,
         );
         let scheduled = tokio::spawn(scheduled.run(shutdown.clone()));
+        let lifecycle = PlanLifecycle::new(
+            self.aggregates.clone(),
+            self.db.clone(),
+            self.config.clock.clone(),
+            self.config.plan_lifecycle_every,
+        );
+        let lifecycle = tokio::spawn(lifecycle.run(shutdown.clone()));
         let endings = tokio::spawn(endings::run(self.clone(), shutdown.clone()));
         let auto_replies = AutoReplies::new(
             self.db.clone(),
@@ -426,7 +437,14 @@ impl Engine {
             self.config.list_checks.clone(),
         );
         let list_checks = tokio::spawn(list_checks.run(shutdown.clone()));
-        let mut processes = vec![fanout, scheduled, endings, auto_replies, list_checks];
+        let mut processes = vec![
+            fanout,
+            scheduled,
+            lifecycle,
+            endings,
+            auto_replies,
+            list_checks,
+        ];
         match &self.config.secret_key {
             Some(key) => {
                 let deliverer = Deliverer::new(

@@ -83,7 +83,7 @@ use wablast_domain::types::whatsapp_template::TemplateMessage;
 use wablast_domain::types::{
     CampaignId, MediaId, MessageId, Points, SessionId, TenantId, Throttle,
 };
-use wablast_domain::wallet::Wallet;
+use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
 
 use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
@@ -839,6 +839,11 @@ impl SendLoop {
                 &mut self.known.wallet,
             )
             .await?;
+        // A suspended tenant sends nothing: the wallet says so before the
+        // counter is asked.
+        if let Err(WalletError::Suspended { .. }) = wallet.can_send_at(now) {
+            return Ok(Err(SessionDayError::TenantSuspended));
+        }
         let hours = schedule.active_hours().clone();
         let day = hours.timezone().local_date(now);
         let commands = requests
@@ -857,7 +862,8 @@ impl SendLoop {
                             .is_some_and(|h| h.fence == sender.context.hold.fence()),
                         daily_limit: session.daily_limit(),
                         active_hours: hours.clone(),
-                        plan_expires_at: wallet.plan_expires_at(),
+                        // The end of the period plus the plan's grace.
+                        plan_expires_at: wallet.sending_until(),
                         campaign_running: *campaign_running,
                     },
                 },
@@ -907,6 +913,7 @@ impl SendLoop {
             }
             SessionDayError::Paused => Some((WaitReason::SendingPaused, None)),
             SessionDayError::PlanExpired => Some((WaitReason::PlanExpired, None)),
+            SessionDayError::TenantSuspended => Some((WaitReason::TenantSuspended, None)),
             _ => None,
         };
         if let Some((reason, until)) = waiting {
@@ -947,6 +954,10 @@ impl SendLoop {
             }
             SessionDayError::PlanExpired => {
                 warn!(session = %sender.session, tenant = %sender.tenant, "the plan expired: sending waits for a renewal");
+                now + TimeDelta::minutes(1)
+            }
+            SessionDayError::TenantSuspended => {
+                warn!(session = %sender.session, tenant = %sender.tenant, "the tenant is suspended: sending waits for its reactivation");
                 now + TimeDelta::minutes(1)
             }
             SessionDayError::CampaignNotRunning => return Ok(None),

@@ -24,6 +24,7 @@ mod media;
 mod messages;
 mod official;
 mod operations;
+mod operator;
 mod schedule;
 mod sending;
 mod sessions;

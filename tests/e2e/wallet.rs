@@ -26,7 +26,8 @@ async fn a_new_wallet_is_empty() {
     assert_eq!(
         wallet,
         json!({"balance": 0, "reserved": 0, "available": 0, "plan": null,
-               "plan_expires_at": null, "plan_expired": false})
+               "plan_expires_at": null, "plan_expired": false, "sending_until": null,
+               "suspended_reason": null, "low_balance": false})
     );
     let (status, page) = budi.get("/api/v1/wallet/transactions").await;
     assert_eq!(status, StatusCode::OK);

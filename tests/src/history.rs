@@ -872,6 +872,9 @@ fn define_plans(
                     max_sessions,
                     max_recipients_per_campaign: max_recipients,
                     max_daily_limit: max_daily,
+                    features: wablast_domain::plan::PlanFeatures::default(),
+                    grace_days: 0,
+                    version: 1,
                 };
                 let done = b.commit(
                     agg,
@@ -888,6 +891,9 @@ fn define_plans(
                         max_recipients_per_campaign: max_recipients,
                         max_daily_limit: max_daily,
                         price,
+                        features: wablast_domain::plan::PlanFeatures::default(),
+                        grace_days: 0,
+                        on_sale: true,
                         at,
                     }))],
                 );
@@ -3331,6 +3337,9 @@ mod tests {
                     max_recipients_per_campaign,
                     max_daily_limit,
                     price,
+                    features,
+                    grace_days,
+                    on_sale,
                     at,
                 } => PlanCommand::DefinePlan {
                     plan_id,
@@ -3341,6 +3350,37 @@ mod tests {
                     max_recipients_per_campaign,
                     max_daily_limit,
                     price,
+                    features,
+                    grace_days,
+                    on_sale,
+                    at,
+                },
+                PlanEvent::PlanEdited {
+                    name,
+                    period_days,
+                    points,
+                    max_sessions,
+                    max_recipients_per_campaign,
+                    max_daily_limit,
+                    price,
+                    features,
+                    grace_days,
+                    on_sale,
+                    at,
+                    ..
+                } => PlanCommand::EditPlan {
+                    changes: wablast_domain::plan::PlanChanges {
+                        name: Some(name),
+                        period_days: Some(period_days),
+                        points: Some(points),
+                        max_sessions: Some(max_sessions),
+                        max_recipients_per_campaign: Some(max_recipients_per_campaign),
+                        max_daily_limit: Some(max_daily_limit),
+                        price: Some(price),
+                        features: Some(features),
+                        grace_days: Some(grace_days),
+                        on_sale: Some(on_sale),
+                    },
                     at,
                 },
                 PlanEvent::PlanRetired { at, .. } => PlanCommand::RetirePlan { at },
@@ -3445,6 +3485,13 @@ mod tests {
                     campaign_id, at, ..
                 } => WalletCommand::CancelReservation { campaign_id, at },
                 WalletEvent::PlanExpired { at, .. } => WalletCommand::ExpirePlan { at },
+                WalletEvent::PlanExpiryWarned { at, .. }
+                | WalletEvent::PlanRenewalDue { at, .. }
+                | WalletEvent::BalanceLowWarned { at, .. } => WalletCommand::Notify { at },
+                WalletEvent::TenantSuspended { reason, by, at } => {
+                    WalletCommand::Suspend { reason, by, at }
+                }
+                WalletEvent::TenantReactivated { by, at } => WalletCommand::Reactivate { by, at },
             };
             if let WalletCommand::Settle {
                 campaign_id,

@@ -550,6 +550,7 @@ fn silence_of(refused: &DirectSendError) -> Silence {
         DirectSendError::OutsideActiveHours { .. } => Silence::OutsideHours,
         DirectSendError::InsufficientPoints { .. } => Silence::NoPoints,
         DirectSendError::PlanExpired { .. } => Silence::PlanExpired,
+        DirectSendError::TenantSuspended { .. } => Silence::TenantSuspended,
         DirectSendError::DailyLimitReached { .. } => Silence::DailyLimitReached,
         DirectSendError::SessionNotFound | DirectSendError::SessionNotReady { .. } => {
             Silence::SessionNotReady

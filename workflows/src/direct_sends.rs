@@ -143,6 +143,12 @@ pub enum DirectSendError {
         /// When it ran out (`None`: never subscribed).
         expired_at: Option<DateTime<Utc>>,
     },
+    /// The platform operator suspended the tenant.
+    #[error("the tenant is suspended: {reason}")]
+    TenantSuspended {
+        /// Why.
+        reason: String,
+    },
     /// The session sent its daily limit today.
     #[error("the session sent its daily limit of {limit} today")]
     DailyLimitReached {
@@ -489,9 +495,16 @@ impl Inner {
         }
         for request in group {
             let now = request.now;
-            if let Err(WalletError::PlanExpired { expired_at }) = wallet.can_send_at(now) {
-                request.answer(Err(DirectSendError::PlanExpired { expired_at }));
-                continue;
+            match wallet.can_send_at(now) {
+                Err(WalletError::PlanExpired { expired_at }) => {
+                    request.answer(Err(DirectSendError::PlanExpired { expired_at }));
+                    continue;
+                }
+                Err(WalletError::Suspended { reason }) => {
+                    request.answer(Err(DirectSendError::TenantSuspended { reason }));
+                    continue;
+                }
+                _ => {}
             }
             let day = hours.local_date(now);
             let slot = match days.iter().position(|(d, _, _)| *d == day) {
@@ -982,6 +995,9 @@ impl Inner {
             }),
             Err(AggregateError::UserError(WalletError::PlanExpired { expired_at })) => {
                 Err(DirectSendError::PlanExpired { expired_at })
+            }
+            Err(AggregateError::UserError(WalletError::Suspended { reason })) => {
+                Err(DirectSendError::TenantSuspended { reason })
             }
             Err(err) => Err(err.into()),
         }

@@ -21,6 +21,8 @@
 //! - [`webhooks`]: webhook deliveries, signed, in order, retried.
 //! - [`list_checks`]: a contact list's numbers checked on WhatsApp in the
 //!   background, at the asking session's pace.
+//! - [`plan_lifecycle`]: the warnings before a plan ends, its renewal
+//!   reminder, the low-balance warning and the plan's expiry, on the clock.
 //! - [`leadership`]: the advisory lock of processes that run once in a
 //!   fleet.
 //! - [`sends`]: the send queue (a JetStream work queue, a subject per
@@ -51,6 +53,7 @@ pub mod layout;
 pub mod leadership;
 pub mod limits;
 pub mod list_checks;
+pub mod plan_lifecycle;
 pub mod scheduled_starts;
 pub mod sender_removal;
 pub mod sends;

@@ -3,6 +3,7 @@
 //! The aggregates decide with these; handlers only look them up.
 
 use cqrs_es::AggregateError;
+use wablast_domain::plan::{FeatureNotInPlan, PlanFeature, PlanTerms};
 use wablast_domain::types::{DailyLimit, TenantId};
 use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::CommandHandler;
@@ -10,7 +11,7 @@ use wablast_eventstore::CommandHandler;
 use crate::commands::tenant_key;
 
 /// A tenant's limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantLimits {
     /// Sessions (linked numbers) it may have.
     pub max_sessions: u32,
@@ -18,6 +19,10 @@ pub struct TenantLimits {
     pub max_recipients_per_campaign: u64,
     /// The highest daily limit of one session.
     pub max_daily_limit: DailyLimit,
+    /// The plan's terms as subscribed (`None`: never subscribed; a tenant
+    /// trying the product may set everything up, and sends nothing
+    /// without a plan anyway).
+    pub plan: Option<PlanTerms>,
 }
 
 /// Sessions a tenant without a plan may link: one, to try the product.
@@ -35,6 +40,16 @@ impl TenantLimits {
             max_recipients_per_campaign: MAX_RECIPIENTS_WITHOUT_PLAN,
             max_daily_limit: DailyLimit::parse(MAX_DAILY_LIMIT_WITHOUT_PLAN)
                 .expect("the default daily limit is valid"),
+            plan: None,
+        }
+    }
+
+    /// Refused when the tenant's plan (as subscribed, expired or not) does
+    /// not include `feature`.
+    pub fn require(&self, feature: PlanFeature) -> Result<(), FeatureNotInPlan> {
+        match &self.plan {
+            Some(terms) => terms.require(feature),
+            None => Ok(()),
         }
     }
 
@@ -50,6 +65,7 @@ impl TenantLimits {
             max_sessions: terms.max_sessions,
             max_recipients_per_campaign: u64::from(terms.max_recipients_per_campaign),
             max_daily_limit: terms.max_daily_limit,
+            plan: Some(terms.clone()),
         }))
     }
 }

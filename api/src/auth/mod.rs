@@ -153,6 +153,9 @@ impl FromRequestParts<AppState> for Caller {
             Some(caller) => *caller,
             None => {
                 let caller = authenticate(parts, state).await?;
+                if caller.role != Role::Admin {
+                    refuse_if_suspended(state, caller.tenant_id).await?;
+                }
                 parts.extensions.insert(caller);
                 caller
             }
@@ -221,6 +224,21 @@ fn correlation_of(parts: &Parts) -> Uuid {
         Some(id) => Uuid::parse_str(id)
             .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes())),
         None => Uuid::now_v7(),
+    }
+}
+
+/// 403 `tenant_suspended` (with the operator's reason) when the platform
+/// operator suspended `tenant`: its logins and API keys do nothing until
+/// it is reactivated.
+pub async fn refuse_if_suspended(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
+    let reason = wablast_projections::queries::wallet::suspension(&state.db, tenant).await?;
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(ApiError::new(
+            ErrorCode::TenantSuspended,
+            "the platform operator suspended this tenant",
+        )
+        .with_details(serde_json::json!({ "reason": reason }))),
     }
 }
 

@@ -8,6 +8,7 @@
 //! |--------|------|------------|
 //! | 400 | `validation_failed`: a bad body, field, query or `Idempotency-Key` | with a body, query parameters or `Idempotency-Key` |
 //! | 401 | `unauthenticated` | with a security requirement |
+//! | 403 | `tenant_suspended`: the platform operator suspended the caller's tenant | with a security requirement |
 //! | 404 | `not_found` (a malformed id too) | with path parameters |
 //! | 409 | `conflict`: the same `Idempotency-Key` is still running | idempotent POSTs |
 //! | 413 | `payload_too_large` | with a body, and idempotent POSTs (the guard reads the body) |
@@ -80,6 +81,12 @@ fn document_operation(path: &str, method: &str, operation: &mut Operation) {
     }
     if secured {
         add("401", error("`unauthenticated`: no or bad credentials"));
+        add(
+            "403",
+            error(
+                "`tenant_suspended`: the platform operator suspended the caller's tenant (`details.reason`)",
+            ),
+        );
     }
     if in_path {
         add(

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use wablast_domain::types::TenantId;
 
 use crate::auth::accounts::{self, CreateUserError, TenantRow, UserRow};
 use crate::auth::api_key::{self, KeyRow};
@@ -218,6 +219,7 @@ pub struct AccessToken {
         (status = 200, description = "Logged in", body = AccessToken),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "`tenant_suspended`: the platform operator suspended the user's tenant (`details.reason`)", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -240,6 +242,9 @@ async fn login(
     let user = user
         .filter(|_| matches)
         .ok_or_else(|| unauthenticated("wrong email or password"))?;
+    if user.role() != Role::Admin {
+        crate::auth::refuse_if_suspended(&state, TenantId::from_uuid(user.tenant_id)).await?;
+    }
     Ok(axum::Json(AccessToken {
         access_token: state.tokens.issue(user.id, user.tenant_id, user.role()),
         token_type: "Bearer",

@@ -429,6 +429,7 @@ fn text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError
         (status = 400, description = "A bad field (`details.field` says which; `details.missing` lists sessions that are not the tenant's)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "`not_found`: `media_id` is no medium of this tenant", body = ErrorBody),
+        (status = 422, description = "`feature_not_in_plan`: the tenant's plan does not include auto-replies", body = ErrorBody),
     ))]
 async fn create_auto_reply(
     State(state): State<AppState>,
@@ -450,6 +451,9 @@ async fn create_auto_reply(
         active_windows: body.active_windows,
     }
     .check()?;
+    wablast_workflows::limits::TenantLimits::of(&state.commands.wallets, caller.tenant_id)
+        .await?
+        .require(wablast_domain::plan::PlanFeature::AutoReplies)?;
     after.wait(&state.db, &["sessions"]).await?;
     rule.check_sessions(&state, &caller).await?;
     let now = Utc::now();
@@ -632,6 +636,9 @@ async fn update_auto_reply(
             .unwrap_or_else(|| current.active_windows.map(|windows| windows.0)),
     }
     .check()?;
+    wablast_workflows::limits::TenantLimits::of(&state.commands.wallets, caller.tenant_id)
+        .await?
+        .require(wablast_domain::plan::PlanFeature::AutoReplies)?;
     after.wait(&state.db, &["sessions"]).await?;
     rule.check_sessions(&state, &caller).await?;
     // Last writer wins, field by field as the whole rule: a rule is small

@@ -477,6 +477,11 @@ fn send_error(err: DirectSendError) -> ApiError {
             "the plan has expired (or there is none): renew it to send",
         )
         .with_details(json!({"expired_at": expired_at})),
+        DirectSendError::TenantSuspended { reason } => ApiError::new(
+            ErrorCode::TenantSuspended,
+            "the platform operator suspended this tenant",
+        )
+        .with_details(json!({"reason": reason})),
         DirectSendError::DailyLimitReached { limit, retry_at } => ApiError::new(
             ErrorCode::DailyLimitReached,
             format!("the session sent its daily limit of {limit} today"),

@@ -131,7 +131,9 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         (`wablast_http_requests_total`, `wablast_http_request_duration_seconds`, \
         `wablast_projection_lag_commits`, `wablast_projection_lag_seconds`, \
         `wablast_projection_checkpoint`, `wablast_stream_last_sequence`, \
-        `wablast_projection_lag_up`)",
+        `wablast_projection_lag_up`; and, from the statistics projection, \
+        `messages_sent_total`, `messages_failed_total`, `queue_depth`, \
+        `wallet_points_deducted_total`, each also with the `wablast_` prefix)",
         body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = install().render();
@@ -140,7 +142,50 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         tracing::warn!(error.message = %err, "projection lag not measured");
     }
     render_lag(&mut body, lags.ok().as_deref(), chrono::Utc::now());
+    match wablast_projections::queries::stats::totals(&state.db).await {
+        Ok(totals) => render_totals(&mut body, &totals),
+        Err(err) => tracing::warn!(error.message = %err, "message totals not measured"),
+    }
     ([(header::CONTENT_TYPE, TEXT_FORMAT)], body)
+}
+
+/// The seed's business metrics (seed 003 names them without a prefix; the
+/// `wablast_` twins follow this project's convention), from the `stats`
+/// projection and the campaigns' counts.
+fn render_totals(out: &mut String, totals: &wablast_projections::queries::stats::Totals) {
+    let metrics: [(&str, &str, &str, i64); 4] = [
+        (
+            "messages_sent_total",
+            "counter",
+            "Messages sent.",
+            totals.sent,
+        ),
+        (
+            "messages_failed_total",
+            "counter",
+            "Messages that failed for good.",
+            totals.failed,
+        ),
+        (
+            "queue_depth",
+            "gauge",
+            "Campaign messages queued, not yet taken by a sender.",
+            totals.queued,
+        ),
+        (
+            "wallet_points_deducted_total",
+            "counter",
+            "Points the messages sent cost.",
+            totals.points_spent,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        for name in [name.to_owned(), format!("wablast_{name}")] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
 }
 
 /// Appends the lag gauges (or only `wablast_projection_lag_up 0`).

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod numbers;
 pub mod schedule;
 pub mod sessions;
+pub mod stats;
 pub mod templates;
 pub mod wallet;
 pub mod webhooks;

@@ -800,7 +800,7 @@ fn unreadable_reply(err: &serde_json::Error) -> ApiError {
         (status = 201, description = "Created", body = SessionBody, headers(("X-Wablast-Position" = String, description = "Where the commit was written; send it back on reads to see it"), ("Location" = String, description = "The session's URL"))),
         (status = 400, description = "A bad field (`validation_failed` naming it) or phone number (`invalid_phone`)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 422, description = "`plan_limit_exceeded`: the plan's sessions are used up, or the daily limit is above the plan's", body = ErrorBody),
+        (status = 422, description = "`plan_limit_exceeded`: the plan's sessions are used up, or the daily limit is above the plan's; `feature_not_in_plan`: a `cloud` session on a plan without official mode", body = ErrorBody),
         (status = 503, description = "`unavailable`: the event log cannot be reached to count the sessions in use; try again", body = ErrorBody),
     ))]
 async fn create_session(
@@ -821,6 +821,9 @@ async fn create_session(
         .map_err(|e| ApiError::invalid_field(&e.field, e.message))?;
 
     let limits = TenantLimits::of(&state.commands.wallets, caller.tenant_id).await?;
+    if driver == Driver::Cloud {
+        limits.require(wablast_domain::plan::PlanFeature::OfficialMode)?;
+    }
     let sessions_in_use = sessions_in_use(&state, caller.tenant_id).await?;
     let id = SessionId::new();
     // Credentials first, under the new id nobody else knows yet: a session

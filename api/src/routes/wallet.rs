@@ -42,6 +42,14 @@ pub struct WalletView {
     /// Whether the plan is known to have run out: sending is blocked until
     /// it is renewed.
     pub plan_expired: bool,
+    /// When sending stops: `plan_expires_at` plus the plan's grace days.
+    pub sending_until: Option<DateTime<Utc>>,
+    /// Why the platform operator suspended the tenant; null unless
+    /// suspended.
+    pub suspended_reason: Option<String>,
+    /// Whether fewer points are available than a tenth of the plan's (the
+    /// `BalanceLowWarned` event was given and still stands).
+    pub low_balance: bool,
 }
 
 /// The plan of a wallet, its terms as subscribed.
@@ -59,6 +67,10 @@ pub struct WalletPlan {
     pub max_recipients_per_campaign: Option<i32>,
     /// The highest daily limit of one session.
     pub max_daily_limit: Option<i32>,
+    /// The plan's version subscribed: its terms stay until renewal.
+    pub version: Option<i32>,
+    /// Days of grace after the period.
+    pub grace_days: Option<i32>,
 }
 
 impl From<wallet::WalletView> for WalletView {
@@ -74,9 +86,14 @@ impl From<wallet::WalletView> for WalletView {
                 max_sessions: p.max_sessions,
                 max_recipients_per_campaign: p.max_recipients_per_campaign,
                 max_daily_limit: p.max_daily_limit,
+                version: p.version,
+                grace_days: p.grace_days,
             }),
             plan_expires_at: w.plan_expires_at,
             plan_expired: w.plan_expired,
+            sending_until: w.sending_until,
+            suspended_reason: w.suspended_reason,
+            low_balance: w.low_balance,
         }
     }
 }
@@ -144,6 +161,28 @@ pub struct PlanView {
     pub created_at: DateTime<Utc>,
     /// When it was taken off offer.
     pub retired_at: Option<DateTime<Utc>>,
+    /// Its version: 1, then one more per edit. Subscribers keep the
+    /// version they bought until they renew.
+    pub version: i32,
+    /// What it includes.
+    pub features: PlanFeaturesView,
+    /// Days sending goes on after a period ends.
+    pub grace_days: i32,
+    /// Whether tenants may buy it (`GET /plans` lists only those).
+    pub on_sale: bool,
+}
+
+/// What a plan includes.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFeaturesView {
+    /// Auto-reply rules.
+    pub auto_replies: bool,
+    /// Webhook subscriptions.
+    pub webhooks: bool,
+    /// Sessions on the official WhatsApp Business Cloud API (driver
+    /// `cloud`).
+    pub official_mode: bool,
 }
 
 impl From<plans::PlanView> for PlanView {
@@ -159,6 +198,14 @@ impl From<plans::PlanView> for PlanView {
             price: p.price,
             created_at: p.created_at,
             retired_at: p.retired_at,
+            version: p.version,
+            features: PlanFeaturesView {
+                auto_replies: p.feature_auto_replies,
+                webhooks: p.feature_webhooks,
+                official_mode: p.feature_official_mode,
+            },
+            grace_days: p.grace_days,
+            on_sale: p.on_sale,
         }
     }
 }
@@ -201,8 +248,9 @@ async fn list_transactions(
     Ok(axum::Json(List::from_paged(paged, TransactionView::from)))
 }
 
-/// The plans on offer (not retired), oldest first. One page holds them
-/// all: `next_cursor` is always null.
+/// The plans tenants may buy (on sale, not retired), oldest first; the
+/// platform admin sees every plan. One page holds them all:
+/// `next_cursor` is always null.
 #[utoipa::path(get, path = "/api/v1/plans", tag = "wallet",
     security(("bearer" = []), ("api_key" = [])),
     responses(
@@ -211,11 +259,16 @@ async fn list_transactions(
     ))]
 async fn list_plans(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     after: After,
 ) -> Result<axum::Json<List<PlanView>>, ApiError> {
     after.wait(&state.db, &["plans"]).await?;
-    let plans = plans::list(&state.db, false).await?;
+    let filter = if caller.is_admin() {
+        plans::PlanFilter::All
+    } else {
+        plans::PlanFilter::OnSale
+    };
+    let plans = plans::list(&state.db, filter).await?;
     Ok(axum::Json(List {
         items: plans.into_iter().map(PlanView::from).collect(),
         next_cursor: None,

@@ -177,6 +177,7 @@ const VIEW_COLUMNS: &str =
         (status = 201, description = "Subscribed; the secret is in the answer, once", body = CreatedWebhook),
         (status = 400, description = "Bad URL, events or secret (`details.field` says which)", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 422, description = "`feature_not_in_plan`: the tenant's plan does not include webhooks", body = ErrorBody),
         (status = 503, description = "The event log is not reachable", body = ErrorBody),
     ))]
 async fn create_webhook(
@@ -186,6 +187,9 @@ async fn create_webhook(
 ) -> Result<(StatusCode, axum::Json<CreatedWebhook>), ApiError> {
     let url = check_url(&body.url, state.config.webhooks.allow_private)?;
     let events = check_events(body.events)?;
+    wablast_workflows::limits::TenantLimits::of(&state.commands.wallets, caller.tenant_id)
+        .await?
+        .require(wablast_domain::plan::PlanFeature::Webhooks)?;
     let secret = match body.secret {
         Some(secret) => check_secret(secret)?,
         None => generate_secret(),

@@ -114,6 +114,9 @@ pub async fn tenant(
                         .unwrap_or(u32::MAX)
                         .max(1),
                     max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),
+                    features: wablast_domain::plan::PlanFeatures::default(),
+                    grace_days: 0,
+                    version: 1,
                 },
                 reference: "bench".to_owned(),
                 at: Utc::now(),

@@ -47,9 +47,17 @@ export interface Wallet {
     max_sessions?: number | null;
     max_recipients_per_campaign?: number | null;
     max_daily_limit?: number | null;
+    version?: number | null;
+    grace_days?: number | null;
   } | null;
   plan_expires_at: string | null;
   plan_expired: boolean;
+  /** The end of the period plus the plan's grace days: when sending stops. */
+  sending_until?: string | null;
+  /** Why the platform operator suspended the account, while suspended. */
+  suspended_reason?: string | null;
+  /** Fewer points available than a tenth of the plan's. */
+  low_balance?: boolean;
 }
 
 export interface Me {
@@ -262,6 +270,68 @@ export interface Plan {
   price: number;
   created_at: string;
   retired_at?: string | null;
+  version?: number;
+  features?: PlanFeatures;
+  grace_days?: number;
+  on_sale?: boolean;
+}
+
+/** What a plan includes. */
+export interface PlanFeatures {
+  auto_replies: boolean;
+  webhooks: boolean;
+  official_mode: boolean;
+}
+
+/** A tenant as the platform admin sees it. */
+export interface TenantSummary {
+  id: string;
+  name: string;
+  owner_email: string | null;
+  created_at: string;
+  plan: { id: string; name: string | null } | null;
+  plan_expires_at: string | null;
+  plan_expired: boolean;
+  balance: number;
+  available: number;
+  sessions: number;
+  last_activity_at: string | null;
+  suspended: boolean;
+  suspended_reason: string | null;
+  suspended_at: string | null;
+}
+
+/** Counts of a statistics report. */
+export interface StatsCounts {
+  sent: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  replies: number;
+  reply_rate: number;
+  points_spent: number;
+}
+
+/** A tenant's statistics (`GET /api/v1/stats`). */
+export interface TenantStats {
+  from: string;
+  to: string;
+  granularity: "day" | "week" | "month";
+  totals: StatsCounts;
+  periods: (StatsCounts & { start: string })[];
+  sessions: (StatsCounts & { session_id: string })[];
+  failures: { reason: string; failed: number }[];
+}
+
+/** The platform's statistics (`GET /api/v1/admin/stats`). */
+export interface PlatformStats {
+  from: string;
+  to: string;
+  tenants: number;
+  tenants_active: number;
+  tenants_suspended: number;
+  totals: StatsCounts;
+  failures: { reason: string; failed: number }[];
 }
 
 /** What a grant credited. */

@@ -1,7 +1,9 @@
-// The platform admin's page: plans on offer (and a new one), and grants of
-// a plan or points to a tenant by its id. What the API does not offer yet
-// (a list of tenants and their wallets, trust levels across tenants, the
-// engines) is said, not faked. Everyone else is refused.
+// The platform admin's page: plans on offer (and a new one), every plan's
+// versions, sale and retirement, grants of a plan or points to a tenant by
+// its id, the tenants (searched, suspended, reactivated) and the
+// platform's figures. What the API does not offer yet (trust levels
+// across tenants, the engines) is said, not faked. Everyone else is
+// refused.
 
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
@@ -9,6 +11,7 @@ import { ApiError, api } from "../api/client";
 import { accountKeys, useMe, usePlans } from "../api/queries";
 import type { Granted, Plan } from "../api/types";
 import { Layout } from "../components/Layout";
+import { PlanManager, PlatformFigures, Tenants } from "../components/Operator";
 import { PlansTable } from "../components/Plans";
 import { SelectField } from "../components/Select";
 import { Alert, EmptyState, Field, Spinner } from "../components/ui";
@@ -46,6 +49,8 @@ export function Admin() {
       <div className="space-y-8">
         <Plans />
         <Grant />
+        <Tenants />
+        <PlatformFigures />
         <NotYet />
       </div>
     </Layout>
@@ -137,6 +142,7 @@ function Plans() {
       {plans.isPending ? <Spinner label={t("common.loading")} /> : null}
       {items && items.length === 0 ? <EmptyState title={t("plans.none")}>{t("admin.plansNoneHint")}</EmptyState> : null}
       {items && items.length > 0 ? <PlansTable plans={items} caption={t("admin.plans")} /> : null}
+      {items && items.length > 0 ? <PlanManager plans={items} /> : null}
 
       <form className="card space-y-4" onSubmit={onSubmit} noValidate aria-label={t("admin.plan.new")}>
         <h3 className="font-semibold">{t("admin.plan.new")}</h3>
@@ -352,7 +358,6 @@ function NotYet() {
         {t("admin.notYet")}
       </h2>
       <ul className="mt-2 list-disc space-y-1 pl-5 text-sm text-slate-800">
-        <li>{t("admin.notYet.tenants")}</li>
         <li>{t("admin.notYet.trust")}</li>
         <li>{t("admin.notYet.engines")}</li>
         <li>{t("admin.notYet.payments")}</li>

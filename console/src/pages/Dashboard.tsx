@@ -2,6 +2,8 @@ import { Link } from "wouter";
 import { useSessions, useWallet } from "../api/queries";
 import { DashboardCampaigns, RecentFailures } from "../components/DashboardCampaigns";
 import { Layout } from "../components/Layout";
+import { TenantFigures } from "../components/Operator";
+import { WalletNotices } from "../components/WalletNotices";
 import { PlanCard, PointsCard } from "../components/WalletCards";
 import { Alert, EmptyState, Meter, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useFormat, useI18n } from "../i18n";
@@ -24,6 +26,7 @@ export function Dashboard() {
 
   return (
     <Layout title={t("dashboard.title")}>
+      <WalletNotices wallet={wallet.data} />
       <div className="grid gap-4 md:grid-cols-3">
         <PointsCard wallet={wallet} />
         <PlanCard wallet={wallet} />
@@ -40,6 +43,8 @@ export function Dashboard() {
           <Meter value={today.sent} max={today.limit} label={t("dashboard.today")} />
         </section>
       </div>
+
+      <TenantFigures />
 
       <DashboardCampaigns />
 

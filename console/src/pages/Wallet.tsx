@@ -10,6 +10,7 @@ import { Pager, useCursorPages } from "../components/Pager";
 import { PlansTable } from "../components/Plans";
 import { CopyButton } from "../components/Secret";
 import { PlanCard, PointsCard } from "../components/WalletCards";
+import { WalletNotices } from "../components/WalletNotices";
 import { Alert, EmptyState, Spinner } from "../components/ui";
 import { errorText, useFormat, useI18n, type MessageKey } from "../i18n";
 import { formatSigned, signedPoints } from "../lib/wallet";
@@ -30,9 +31,12 @@ export function Wallet() {
 function Summary() {
   const wallet = useWallet();
   return (
-    <div className="grid gap-4 md:grid-cols-2">
-      <PointsCard wallet={wallet} hint />
-      <PlanCard wallet={wallet} limits />
+    <div>
+      <WalletNotices wallet={wallet.data} />
+      <div className="grid gap-4 md:grid-cols-2">
+        <PointsCard wallet={wallet} hint />
+        <PlanCard wallet={wallet} limits />
+      </div>
     </div>
   );
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::PlanPeriod;
+use super::{PlanFeatures, PlanPeriod};
 use crate::types::{DailyLimit, PlanId, Points};
 
 /// A command to the plan aggregate.
@@ -32,6 +32,22 @@ pub enum PlanCommand {
         /// The price of one subscription, an integer in the smallest unit
         /// of the platform's currency (rupiah for IDR).
         price: u64,
+        /// What the plan includes.
+        features: PlanFeatures,
+        /// Days sending goes on after a period ends (0 to
+        /// [`MAX_GRACE_DAYS`](super::MAX_GRACE_DAYS)).
+        grace_days: u32,
+        /// Whether tenants may buy it (`GET /plans` lists it).
+        on_sale: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Change the plan: a new version. Subscriptions running keep the terms
+    /// they were bought with until they renew; new subscriptions and
+    /// renewals get the new ones. Nothing changed: nothing recorded.
+    EditPlan {
+        /// What changes (`None`: stays).
+        changes: PlanChanges,
         /// When.
         at: DateTime<Utc>,
     },
@@ -41,4 +57,29 @@ pub enum PlanCommand {
         /// When.
         at: DateTime<Utc>,
     },
+}
+
+/// What an edit changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanChanges {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new period.
+    pub period_days: Option<PlanPeriod>,
+    /// New points per subscription.
+    pub points: Option<Points>,
+    /// New sessions cap.
+    pub max_sessions: Option<u32>,
+    /// New recipients-per-campaign cap.
+    pub max_recipients_per_campaign: Option<u32>,
+    /// New highest daily limit.
+    pub max_daily_limit: Option<DailyLimit>,
+    /// New price.
+    pub price: Option<u64>,
+    /// New features.
+    pub features: Option<PlanFeatures>,
+    /// New grace period.
+    pub grace_days: Option<u32>,
+    /// On sale or not.
+    pub on_sale: Option<bool>,
 }

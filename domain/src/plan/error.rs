@@ -24,6 +24,16 @@ pub enum PlanError {
     /// A plan that allows no recipient per campaign.
     #[error("a plan must allow at least 1 recipient per campaign")]
     NoRecipients,
+    /// A grace period longer than [`MAX_GRACE_DAYS`](super::MAX_GRACE_DAYS).
+    #[error("a plan's grace period is 0 to {} days", super::MAX_GRACE_DAYS)]
+    InvalidGrace,
+    /// The plan is not on sale: tenants may not buy it (an admin may still
+    /// grant it).
+    #[error("plan {plan_id} is not on sale")]
+    NotOnSale {
+        /// The plan.
+        plan_id: PlanId,
+    },
     /// The plan is already defined (plans are defined once).
     #[error("plan {plan_id} is already defined")]
     AlreadyDefined {
@@ -49,8 +59,11 @@ impl PlanError {
             | Self::InvalidName
             | Self::NoPoints
             | Self::NoSessions
-            | Self::NoRecipients => RefusalCode::ValidationFailed,
-            Self::AlreadyDefined { .. } | Self::Retired { .. } => RefusalCode::InvalidState,
+            | Self::NoRecipients
+            | Self::InvalidGrace => RefusalCode::ValidationFailed,
+            Self::AlreadyDefined { .. } | Self::Retired { .. } | Self::NotOnSale { .. } => {
+                RefusalCode::InvalidState
+            }
             Self::NotDefined => RefusalCode::NotFound,
         }
     }

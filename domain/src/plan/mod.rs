@@ -15,10 +15,13 @@ mod events;
 mod terms;
 
 pub use aggregate::Plan;
-pub use commands::PlanCommand;
+pub use commands::{PlanChanges, PlanCommand};
 pub use error::PlanError;
 pub use events::PlanEvent;
-pub use terms::{PlanPeriod, PlanTerms};
+pub use terms::{FeatureNotInPlan, PlanFeature, PlanFeatures, PlanPeriod, PlanTerms};
+
+/// The longest grace period a plan may give, in days.
+pub const MAX_GRACE_DAYS: u32 = 14;
 
 /// The longest plan name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;

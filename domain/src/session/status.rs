@@ -260,6 +260,9 @@ pub enum WaitReason {
     SendingPaused,
     /// The tenant's plan expired: sending waits for a renewal.
     PlanExpired,
+    /// The platform operator suspended the tenant: sending waits for its
+    /// reactivation.
+    TenantSuspended,
 }
 
 impl WaitReason {
@@ -270,6 +273,7 @@ impl WaitReason {
             Self::OutsideActiveHours => "outside_active_hours",
             Self::SendingPaused => "sending_paused",
             Self::PlanExpired => "plan_expired",
+            Self::TenantSuspended => "tenant_suspended",
         }
     }
 }

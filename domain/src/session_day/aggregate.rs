@@ -778,6 +778,9 @@ mod tests {
                                 prop_assert!(r.plan_expires_at.is_none_or(|e| r.at >= e));
                             }
                             SessionDayError::CampaignNotRunning => prop_assert!(!r.campaign_running),
+                            SessionDayError::TenantSuspended => {
+                                prop_assert!(false, "the counter never answers a suspension");
+                            }
                         }
                     }
                 }

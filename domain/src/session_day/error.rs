@@ -34,6 +34,11 @@ pub enum SessionDayError {
     /// No plan, or it has expired.
     #[error("plan expired (or no plan)")]
     PlanExpired,
+    /// The platform operator suspended the tenant (the wallet's answer,
+    /// [`Wallet::can_send_at`](crate::wallet::Wallet::can_send_at), asked
+    /// before the counter).
+    #[error("the tenant is suspended")]
+    TenantSuspended,
     /// The message's campaign is not running.
     #[error("campaign is not running")]
     CampaignNotRunning,
@@ -64,6 +69,7 @@ impl SessionDayError {
             Self::SessionNotReady => Code::SessionNotReady,
             Self::NotHolder => Code::InvalidState,
             Self::PlanExpired => Code::PlanExpired,
+            Self::TenantSuspended => Code::TenantSuspended,
             Self::CampaignNotRunning => Code::CampaignNotRunning,
             Self::Paused | Self::OutsideActiveHours { .. } => Code::OutsideActiveHours,
             Self::DailyLimitReached { .. } => Code::DailyLimitReached,

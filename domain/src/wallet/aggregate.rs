@@ -3,7 +3,9 @@
 //! Invariants: balance ≥ 0 and available = balance − Σ reservations ≥ 0;
 //! a campaign reserves once and settles once; what a settlement captures is
 //! `messages_sent ×` [`Points::PER_MESSAGE`] and never more than the
-//! campaign reserved; a payment reference is credited once.
+//! campaign reserved; a payment reference is credited once; a suspended
+//! tenant sends and reserves nothing; sending stops at the end of the
+//! plan's period plus its grace; each notice is given once per period.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,7 +31,26 @@ pub struct Wallet {
     settled: BTreeSet<CampaignId>,
     // Grows with payments: what makes TopUp and Subscribe safe to retry.
     credited: BTreeMap<String, Points>,
+    // Why the operator suspended the tenant, while suspended.
+    #[serde(default)]
+    suspended: Option<String>,
+    // The nearest expiry warning given this period (days before its end).
+    #[serde(default)]
+    warned_days_before: Option<u32>,
+    // The renewal reminder of this period was given.
+    #[serde(default)]
+    renewal_reminded: bool,
+    // The low-balance warning was given and the balance is still low.
+    #[serde(default)]
+    low_balance_warned: bool,
 }
+
+/// How many days before a plan's period ends its tenant is warned, nearest
+/// last.
+pub const EXPIRY_WARNING_DAYS: [u32; 2] = [3, 1];
+
+/// The balance is low below this share of the plan's points (a tenth).
+pub const LOW_BALANCE_DIVISOR: u64 = 10;
 
 impl Wallet {
     /// All the points the tenant has, reserved or not.
@@ -76,13 +97,105 @@ impl Wallet {
         self.plan_expires_at
     }
 
-    /// Whether the tenant may send (campaigns and auto-replies) at `at`: a
-    /// plan is present and `at` is before its expiry. Points are checked
-    /// when a campaign reserves, not per message.
+    /// When sending stops: the end of the plan's period plus its grace
+    /// days (the terms as subscribed). `None` without a plan.
+    pub fn sending_until(&self) -> Option<DateTime<Utc>> {
+        let plan = self.plan.as_ref()?;
+        let expires_at = self.plan_expires_at?;
+        Some(
+            expires_at
+                .checked_add_signed(chrono::TimeDelta::days(i64::from(plan.grace_days)))
+                .unwrap_or(expires_at),
+        )
+    }
+
+    /// Why the operator suspended the tenant, while it is suspended.
+    pub fn suspension(&self) -> Option<&str> {
+        self.suspended.as_deref()
+    }
+
+    /// Below how many available points the balance is low: a tenth of
+    /// the plan's points (at least 1); `None` without a plan.
+    pub fn low_balance_threshold(&self) -> Option<Points> {
+        let plan = self.plan.as_ref()?;
+        Some(Points::new(
+            (plan.points.value() / LOW_BALANCE_DIVISOR).max(1),
+        ))
+    }
+
+    /// Whether the tenant may send (campaigns and auto-replies) at `at`:
+    /// not suspended, a plan is present and `at` is before
+    /// [`Wallet::sending_until`]. Points are checked when a campaign
+    /// reserves, not per message.
     pub fn can_send_at(&self, at: DateTime<Utc>) -> Result<(), WalletError> {
-        match self.plan_expires_at {
-            Some(expires_at) if self.plan.is_some() && at < expires_at => Ok(()),
-            expired_at => Err(WalletError::PlanExpired { expired_at }),
+        if let Some(reason) = &self.suspended {
+            return Err(WalletError::Suspended {
+                reason: reason.clone(),
+            });
+        }
+        match self.sending_until() {
+            Some(until) if at < until => Ok(()),
+            _ => Err(WalletError::PlanExpired {
+                expired_at: self.sending_until().or(self.plan_expires_at),
+            }),
+        }
+    }
+
+    /// The notices due at `at` and not given yet (see
+    /// [`WalletCommand::Notify`]).
+    fn due_notices(&self, at: DateTime<Utc>) -> Vec<WalletEvent> {
+        let mut due = Vec::new();
+        if let (Some(plan), Some(expires_at), Some(sending_until)) =
+            (&self.plan, self.plan_expires_at, self.sending_until())
+            && !self.plan_expiry_recorded
+        {
+            if at < expires_at {
+                // Only the nearest warning due: two at once say no more.
+                let nearest = EXPIRY_WARNING_DAYS
+                    .iter()
+                    .copied()
+                    .filter(|days| at >= expires_at - chrono::TimeDelta::days(i64::from(*days)))
+                    .min();
+                if let Some(days_before) = nearest
+                    && self.warned_days_before.is_none_or(|w| days_before < w)
+                {
+                    due.push(WalletEvent::PlanExpiryWarned {
+                        plan_id: plan.plan_id,
+                        expires_at,
+                        sending_until,
+                        days_before,
+                        at,
+                    });
+                }
+            } else if !self.renewal_reminded {
+                due.push(WalletEvent::PlanRenewalDue {
+                    plan_id: plan.plan_id,
+                    expires_at,
+                    sending_until,
+                    at,
+                });
+            }
+        }
+        if let Some(threshold) = self.low_balance_threshold()
+            && !self.low_balance_warned
+            && self.available() < threshold
+        {
+            due.push(WalletEvent::BalanceLowWarned {
+                available: self.available(),
+                threshold,
+                at,
+            });
+        }
+        due
+    }
+
+    /// After points move: the low-balance warning may be given again once
+    /// the balance is above the threshold.
+    fn recheck_low_balance(&mut self) {
+        if let Some(threshold) = self.low_balance_threshold()
+            && self.available() >= threshold
+        {
+            self.low_balance_warned = false;
         }
     }
 
@@ -403,10 +516,9 @@ impl Aggregate for Wallet {
                 if self.plan_expiry_recorded {
                     return Ok(());
                 }
-                if at < expires_at {
-                    return Err(WalletError::PlanStillRunning {
-                        retry_at: expires_at,
-                    });
+                let until = self.sending_until().unwrap_or(expires_at);
+                if at < until {
+                    return Err(WalletError::PlanStillRunning { retry_at: until });
                 }
                 let event = WalletEvent::PlanExpired {
                     plan_id: plan.plan_id,
@@ -414,6 +526,25 @@ impl Aggregate for Wallet {
                     at,
                 };
                 sink.write(event, self).await;
+            }
+            WalletCommand::Suspend { reason, by, at } => {
+                let reason =
+                    parse_text(&reason, MAX_REASON_CHARS).ok_or(WalletError::InvalidReason)?;
+                if self.suspended.is_none() {
+                    sink.write(WalletEvent::TenantSuspended { reason, by, at }, self)
+                        .await;
+                }
+            }
+            WalletCommand::Reactivate { by, at } => {
+                if self.suspended.is_some() {
+                    sink.write(WalletEvent::TenantReactivated { by, at }, self)
+                        .await;
+                }
+            }
+            WalletCommand::Notify { at } => {
+                for event in self.due_notices(at) {
+                    sink.write(event, self).await;
+                }
             }
         }
         Ok(())
@@ -434,6 +565,9 @@ impl Aggregate for Wallet {
                 self.plan_expiry_recorded = false;
                 self.balance = balance_after;
                 self.credited.insert(reference, points);
+                self.warned_days_before = None;
+                self.renewal_reminded = false;
+                self.recheck_low_balance();
             }
             WalletEvent::PointsToppedUp {
                 points,
@@ -449,6 +583,7 @@ impl Aggregate for Wallet {
             } => {
                 self.balance = balance_after;
                 self.credited.insert(reference, points);
+                self.recheck_low_balance();
             }
             WalletEvent::PointsReserved {
                 campaign_id,
@@ -477,12 +612,29 @@ impl Aggregate for Wallet {
             WalletEvent::ReservationReleased { campaign_id, .. } => {
                 self.reserved.remove(&campaign_id);
                 self.settled.insert(campaign_id);
+                self.recheck_low_balance();
             }
             WalletEvent::ReservationCancelled { campaign_id, .. } => {
                 self.reserved.remove(&campaign_id);
+                self.recheck_low_balance();
             }
             WalletEvent::PlanExpired { .. } => {
                 self.plan_expiry_recorded = true;
+            }
+            WalletEvent::PlanExpiryWarned { days_before, .. } => {
+                self.warned_days_before = Some(days_before);
+            }
+            WalletEvent::PlanRenewalDue { .. } => {
+                self.renewal_reminded = true;
+            }
+            WalletEvent::BalanceLowWarned { .. } => {
+                self.low_balance_warned = true;
+            }
+            WalletEvent::TenantSuspended { reason, .. } => {
+                self.suspended = Some(reason);
+            }
+            WalletEvent::TenantReactivated { .. } => {
+                self.suspended = None;
             }
         }
     }
@@ -524,7 +676,235 @@ mod tests {
             max_sessions: 1,
             max_recipients_per_campaign: 200,
             max_daily_limit: PlanTerms::default_max_daily_limit(),
+            features: crate::plan::PlanFeatures::default(),
+            grace_days: 0,
+            version: 1,
         }
+    }
+
+    /// A 30-day plan of 1,000 points with `grace_days`, subscribed on day 1.
+    fn subscribed_with_grace(grace_days: u32) -> WalletEvent {
+        let WalletEvent::PlanSubscribed {
+            points,
+            expires_at,
+            reference,
+            balance_after,
+            reserved_after,
+            available_after,
+            at,
+            ..
+        } = subscribed()
+        else {
+            unreachable!()
+        };
+        WalletEvent::PlanSubscribed {
+            terms: PlanTerms {
+                grace_days,
+                ..terms(1_000, PlanPeriod::Days30)
+            },
+            points,
+            expires_at,
+            reference,
+            balance_after,
+            reserved_after,
+            available_after,
+            at,
+        }
+    }
+
+    #[test]
+    fn a_grace_period_lets_sending_go_on_after_the_period_and_delays_the_expiry() {
+        let w = wallet(vec![subscribed_with_grace(2)]);
+        assert_eq!(w.sending_until(), Some(day(31) + TimeDelta::days(2)));
+        assert!(w.can_send_at(day(31) + TimeDelta::days(1)).is_ok());
+        assert_eq!(
+            w.can_send_at(day(31) + TimeDelta::days(2)),
+            Err(WalletError::PlanExpired {
+                expired_at: Some(day(31) + TimeDelta::days(2))
+            })
+        );
+        WalletTest::with(())
+            .given(vec![subscribed_with_grace(2)])
+            .when(WalletCommand::ExpirePlan { at: day(31) })
+            .then_expect_error(WalletError::PlanStillRunning {
+                retry_at: day(31) + TimeDelta::days(2),
+            });
+    }
+
+    fn suspended() -> WalletEvent {
+        WalletEvent::TenantSuspended {
+            reason: "spam complaints".to_string(),
+            by: admin(),
+            at: day(2),
+        }
+    }
+
+    #[test]
+    fn a_suspended_tenant_reserves_nothing_and_may_not_send() {
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(WalletCommand::Suspend {
+                reason: "  spam complaints ".to_string(),
+                by: admin(),
+                at: day(2),
+            })
+            .then_expect_events(vec![suspended()]);
+        let refusal = WalletError::Suspended {
+            reason: "spam complaints".to_string(),
+        };
+        WalletTest::with(())
+            .given(vec![subscribed(), suspended()])
+            .when(reserve(campaign(1), 10, day(3)))
+            .then_expect_error(refusal.clone());
+        let w = wallet(vec![subscribed(), suspended()]);
+        assert_eq!(w.can_send_at(day(3)), Err(refusal.clone()));
+        assert_eq!(refusal.code(), "tenant_suspended");
+    }
+
+    #[test]
+    fn suspending_twice_or_reactivating_an_active_tenant_records_nothing() {
+        WalletTest::with(())
+            .given(vec![subscribed(), suspended()])
+            .when(WalletCommand::Suspend {
+                reason: "again".to_string(),
+                by: admin(),
+                at: day(3),
+            })
+            .then_expect_events(vec![]);
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(WalletCommand::Reactivate {
+                by: admin(),
+                at: day(3),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn refuses_a_suspension_without_a_reason() {
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(WalletCommand::Suspend {
+                reason: "  ".to_string(),
+                by: admin(),
+                at: day(3),
+            })
+            .then_expect_error(WalletError::InvalidReason);
+    }
+
+    #[test]
+    fn reactivation_restores_sending() {
+        let reactivated = WalletEvent::TenantReactivated {
+            by: admin(),
+            at: day(3),
+        };
+        WalletTest::with(())
+            .given(vec![subscribed(), suspended()])
+            .when(WalletCommand::Reactivate {
+                by: admin(),
+                at: day(3),
+            })
+            .then_expect_events(vec![reactivated.clone()]);
+        let w = wallet(vec![subscribed(), suspended(), reactivated]);
+        assert!(w.can_send_at(day(4)).is_ok());
+        assert_eq!(w.suspension(), None);
+    }
+
+    fn warned(days_before: u32, at: DateTime<Utc>) -> WalletEvent {
+        WalletEvent::PlanExpiryWarned {
+            plan_id: PlanId::from_uuid(Uuid::from_u128(7)),
+            expires_at: day(31),
+            sending_until: day(31),
+            days_before,
+            at,
+        }
+    }
+
+    #[test]
+    fn nothing_is_noticed_early_in_the_period() {
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(WalletCommand::Notify { at: day(10) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_expiry_is_warned_three_days_then_one_day_before_each_once() {
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(WalletCommand::Notify { at: day(28) })
+            .then_expect_events(vec![warned(3, day(28))]);
+        WalletTest::with(())
+            .given(vec![subscribed(), warned(3, day(28))])
+            .when(WalletCommand::Notify { at: day(29) })
+            .then_expect_events(vec![]);
+        WalletTest::with(())
+            .given(vec![subscribed(), warned(3, day(28))])
+            .when(WalletCommand::Notify { at: day(30) })
+            .then_expect_events(vec![warned(1, day(30))]);
+        // Late: only the nearest warning.
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(WalletCommand::Notify { at: day(30) })
+            .then_expect_events(vec![warned(1, day(30))]);
+    }
+
+    #[test]
+    fn the_renewal_is_reminded_once_at_the_end_of_the_period_in_its_grace() {
+        let due = WalletEvent::PlanRenewalDue {
+            plan_id: PlanId::from_uuid(Uuid::from_u128(7)),
+            expires_at: day(31),
+            sending_until: day(31) + TimeDelta::days(2),
+            at: day(31),
+        };
+        WalletTest::with(())
+            .given(vec![subscribed_with_grace(2), warned(1, day(30))])
+            .when(WalletCommand::Notify { at: day(31) })
+            .then_expect_events(vec![due.clone()]);
+        WalletTest::with(())
+            .given(vec![subscribed_with_grace(2), warned(1, day(30)), due])
+            .when(WalletCommand::Notify {
+                at: day(31) + TimeDelta::hours(1),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_low_balance_is_warned_once_until_points_come_back() {
+        let mut history = vec![subscribed()];
+        // 460 of 500 reservable points: 40 left, below a tenth of 1,000.
+        history.push(WalletEvent::PointsReserved {
+            campaign_id: campaign(1),
+            points: Points::new(960),
+            balance_after: Points::new(1_000),
+            reserved_after: Points::new(960),
+            available_after: Points::new(40),
+            at: day(2),
+        });
+        let low = WalletEvent::BalanceLowWarned {
+            available: Points::new(40),
+            threshold: Points::new(100),
+            at: day(3),
+        };
+        WalletTest::with(())
+            .given(history.clone())
+            .when(WalletCommand::Notify { at: day(3) })
+            .then_expect_events(vec![low.clone()]);
+        history.push(low);
+        WalletTest::with(())
+            .given(history.clone())
+            .when(WalletCommand::Notify { at: day(4) })
+            .then_expect_events(vec![]);
+        // Topped up above the threshold, then low again: warned again.
+        history.push(WalletEvent::PointsToppedUp {
+            points: Points::new(500),
+            reference: "pay-2".to_string(),
+            balance_after: Points::new(1_500),
+            reserved_after: Points::new(960),
+            available_after: Points::new(540),
+            at: day(5),
+        });
+        assert!(!wallet(history.clone()).low_balance_warned);
     }
 
     /// A 30-day plan of 1,000 points subscribed on day 1 (runs to day 31).
@@ -1327,11 +1707,15 @@ mod tests {
         assert_eq!(settled[0].event_type(), "PointsCaptured");
         assert_eq!(settled[1].event_type(), "ReservationReleased");
         assert_eq!(expired().event_version(), "1.0");
-        assert_eq!(subscribed().transaction_kind(), TransactionKind::Allocation);
-        assert_eq!(reserved().transaction_kind().as_str(), "reserve");
-        assert_eq!(settled[0].transaction_kind().as_str(), "capture");
-        assert_eq!(settled[1].transaction_kind().as_str(), "release");
-        assert_eq!(expired().transaction_kind().as_str(), "expire");
+        assert_eq!(
+            subscribed().transaction_kind(),
+            Some(TransactionKind::Allocation)
+        );
+        let kind = |e: &WalletEvent| e.transaction_kind().map(TransactionKind::as_str);
+        assert_eq!(kind(&reserved()), Some("reserve"));
+        assert_eq!(kind(&settled[0]), Some("capture"));
+        assert_eq!(kind(&settled[1]), Some("release"));
+        assert_eq!(kind(&expired()), Some("expire"));
         assert_eq!(
             serde_json::to_string(&TransactionKind::Topup).unwrap(),
             "\"topup\""
@@ -1545,7 +1929,12 @@ mod tests {
                     available_after,
                     ..
                 } => Some((balance_after, reserved_after, available_after)),
-                WalletEvent::PlanExpired { .. } => None,
+                WalletEvent::PlanExpired { .. }
+                | WalletEvent::PlanExpiryWarned { .. }
+                | WalletEvent::PlanRenewalDue { .. }
+                | WalletEvent::BalanceLowWarned { .. }
+                | WalletEvent::TenantSuspended { .. }
+                | WalletEvent::TenantReactivated { .. } => None,
             }
         }
 
@@ -1603,10 +1992,10 @@ mod tests {
                 let mut captured = 0u64;
                 for event in &history {
                     match event.transaction_kind() {
-                        TransactionKind::Allocation | TransactionKind::Topup => {
+                        Some(TransactionKind::Allocation | TransactionKind::Topup) => {
                             credited += event.points().value();
                         }
-                        TransactionKind::Capture => captured += event.points().value(),
+                        Some(TransactionKind::Capture) => captured += event.points().value(),
                         _ => {}
                     }
                 }

@@ -94,4 +94,31 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Suspend the tenant (the platform operator): sending, reservations
+    /// and auto-replies stop, with the reason; nothing is deleted.
+    /// Suspending a suspended tenant records nothing.
+    Suspend {
+        /// Why: 1 to [`MAX_REASON_CHARS`](super::MAX_REASON_CHARS)
+        /// characters once trimmed.
+        reason: String,
+        /// The admin.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Lift a suspension. A tenant not suspended: nothing to record.
+    Reactivate {
+        /// The admin.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record the notices due at `at` and not given yet this period: the
+    /// plan's expiry coming (3 days, then 1 day before), its renewal due
+    /// (at the end of its period), the balance running low. Sent by a
+    /// timer; nothing due records nothing.
+    Notify {
+        /// When.
+        at: DateTime<Utc>,
+    },
 }

@@ -85,6 +85,13 @@ pub enum WalletError {
         /// When it expires.
         retry_at: DateTime<Utc>,
     },
+    /// The platform operator suspended the tenant: no sending, no
+    /// reservation until it is reactivated.
+    #[error("the tenant is suspended: {reason}")]
+    Suspended {
+        /// Why, as the operator said.
+        reason: String,
+    },
 }
 
 impl WalletError {
@@ -98,6 +105,7 @@ impl WalletError {
             | Self::OutOfRange => RefusalCode::ValidationFailed,
             Self::ReferenceAlreadyUsed { .. } => RefusalCode::Conflict,
             Self::PlanExpired { .. } => RefusalCode::PlanExpired,
+            Self::Suspended { .. } => RefusalCode::TenantSuspended,
             Self::InsufficientPoints { .. } => RefusalCode::InsufficientPoints,
             Self::AlreadyReserved { .. }
             | Self::AlreadySettled { .. }

@@ -15,6 +15,11 @@
 //! | `ReservationReleased` | `release`    |          | − points |
 //! | `PlanExpired`         | `expire`     |          |          |
 //!
+//! Notices and the operator's suspensions move no points and are no rows
+//! of the history ([`WalletEvent::transaction_kind`] is `None`):
+//! `PlanExpiryWarned`, `PlanRenewalDue`, `BalanceLowWarned`,
+//! `TenantSuspended`, `TenantReactivated`.
+//!
 //! A settlement is a `PointsCaptured` (when something was sent) followed by
 //! a `ReservationReleased` (when something was left), in one commit.
 
@@ -160,6 +165,60 @@ pub enum WalletEvent {
         /// When the expiry was recorded.
         at: DateTime<Utc>,
     },
+    /// The plan runs out soon: `days_before` (3, then 1) days before its
+    /// period ends.
+    PlanExpiryWarned {
+        /// The plan.
+        plan_id: PlanId,
+        /// When its period ends.
+        expires_at: DateTime<Utc>,
+        /// When sending stops (the end of the period plus its grace).
+        sending_until: DateTime<Utc>,
+        /// How many days before the end this warning is.
+        days_before: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The plan's period ended: renew it (in its grace period, if it has
+    /// one, sending goes on until `sending_until`). wablast keeps no saved
+    /// payment, so nothing renews by itself: this is the reminder.
+    PlanRenewalDue {
+        /// The plan.
+        plan_id: PlanId,
+        /// When its period ended.
+        expires_at: DateTime<Utc>,
+        /// When sending stops.
+        sending_until: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Fewer points are available than the low-balance threshold (a tenth
+    /// of the plan's points). Given once until the balance is above it
+    /// again.
+    BalanceLowWarned {
+        /// Available then.
+        available: Points,
+        /// The threshold.
+        threshold: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The platform operator suspended the tenant.
+    TenantSuspended {
+        /// Why.
+        reason: String,
+        /// The admin.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The platform operator lifted the suspension.
+    TenantReactivated {
+        /// The admin.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// The kind of a row of the wallet's transaction history (as the
@@ -196,9 +255,10 @@ impl TransactionKind {
 }
 
 impl WalletEvent {
-    /// The kind of transaction-history row this event is.
-    pub fn transaction_kind(&self) -> TransactionKind {
-        match self {
+    /// The kind of transaction-history row this event is (`None`: a notice
+    /// or a suspension, no row).
+    pub fn transaction_kind(&self) -> Option<TransactionKind> {
+        Some(match self {
             Self::PlanSubscribed { .. } => TransactionKind::Allocation,
             Self::PointsToppedUp { .. } | Self::PointsGranted { .. } => TransactionKind::Topup,
             Self::PointsReserved { .. } => TransactionKind::Reserve,
@@ -207,7 +267,12 @@ impl WalletEvent {
                 TransactionKind::Release
             }
             Self::PlanExpired { .. } => TransactionKind::Expire,
-        }
+            Self::PlanExpiryWarned { .. }
+            | Self::PlanRenewalDue { .. }
+            | Self::BalanceLowWarned { .. }
+            | Self::TenantSuspended { .. }
+            | Self::TenantReactivated { .. } => return None,
+        })
     }
 
     /// The points this event moves (zero for an expiry).
@@ -220,7 +285,12 @@ impl WalletEvent {
             | Self::PointsCaptured { points, .. }
             | Self::ReservationReleased { points, .. }
             | Self::ReservationCancelled { points, .. } => *points,
-            Self::PlanExpired { .. } => Points::ZERO,
+            Self::PlanExpired { .. }
+            | Self::PlanExpiryWarned { .. }
+            | Self::PlanRenewalDue { .. }
+            | Self::BalanceLowWarned { .. }
+            | Self::TenantSuspended { .. }
+            | Self::TenantReactivated { .. } => Points::ZERO,
         }
     }
 }
@@ -236,6 +306,11 @@ impl DomainEvent for WalletEvent {
             Self::ReservationReleased { .. } => "ReservationReleased",
             Self::ReservationCancelled { .. } => "ReservationCancelled",
             Self::PlanExpired { .. } => "PlanExpired",
+            Self::PlanExpiryWarned { .. } => "PlanExpiryWarned",
+            Self::PlanRenewalDue { .. } => "PlanRenewalDue",
+            Self::BalanceLowWarned { .. } => "BalanceLowWarned",
+            Self::TenantSuspended { .. } => "TenantSuspended",
+            Self::TenantReactivated { .. } => "TenantReactivated",
         }
         .to_string()
     }

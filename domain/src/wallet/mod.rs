@@ -37,7 +37,7 @@ mod commands;
 mod error;
 mod events;
 
-pub use aggregate::Wallet;
+pub use aggregate::{EXPIRY_WARNING_DAYS, LOW_BALANCE_DIVISOR, Wallet};
 pub use commands::WalletCommand;
 pub use error::WalletError;
 pub use events::{TransactionKind, WalletEvent};

@@ -10,6 +10,7 @@ pub(crate) mod messages;
 pub(crate) mod plans;
 pub(crate) mod schedules;
 pub(crate) mod sessions;
+pub(crate) mod stats;
 pub(crate) mod wallets;
 pub(crate) mod webhook_outbox;
 

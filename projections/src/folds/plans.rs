@@ -31,6 +31,13 @@ pub(crate) struct PlanRow {
     price: i64,
     created_at: DateTime<Utc>,
     retired_at: Option<DateTime<Utc>>,
+    version: i32,
+    feature_auto_replies: bool,
+    feature_webhooks: bool,
+    feature_official_mode: bool,
+    grace_days: i32,
+    on_sale: bool,
+    updated_at: Option<DateTime<Utc>>,
 }
 
 impl Row for PlanRow {
@@ -47,6 +54,13 @@ impl Row for PlanRow {
         "price",
         "created_at",
         "retired_at",
+        "version",
+        "feature_auto_replies",
+        "feature_webhooks",
+        "feature_official_mode",
+        "grace_days",
+        "on_sale",
+        "updated_at",
     ];
 
     fn key(&self) -> Uuid {
@@ -96,6 +110,9 @@ impl Projection for Plans {
                     max_recipients_per_campaign,
                     max_daily_limit,
                     price,
+                    features,
+                    grace_days,
+                    on_sale,
                     at,
                     ..
                 } => plans.put(PlanRow {
@@ -109,7 +126,45 @@ impl Projection for Plans {
                     price: i64::try_from(price).unwrap_or(i64::MAX),
                     created_at: at,
                     retired_at: None,
+                    version: 1,
+                    feature_auto_replies: features.auto_replies,
+                    feature_webhooks: features.webhooks,
+                    feature_official_mode: features.official_mode,
+                    grace_days: grace_days as i32,
+                    on_sale,
+                    updated_at: Some(at),
                 }),
+                PlanEvent::PlanEdited {
+                    version,
+                    name,
+                    period_days,
+                    points,
+                    max_sessions,
+                    max_recipients_per_campaign,
+                    max_daily_limit,
+                    price,
+                    features,
+                    grace_days,
+                    on_sale,
+                    at,
+                    ..
+                } => {
+                    let row = plans.get_mut(id).ok_or_else(|| missing_row(NAME, event))?;
+                    row.version = version as i32;
+                    row.name = name;
+                    row.period_days = period_days.days() as i32;
+                    row.points = i64::try_from(points.value()).unwrap_or(i64::MAX);
+                    row.max_sessions = max_sessions as i32;
+                    row.max_recipients_per_campaign = max_recipients_per_campaign as i32;
+                    row.max_daily_limit = max_daily_limit.value() as i32;
+                    row.price = i64::try_from(price).unwrap_or(i64::MAX);
+                    row.feature_auto_replies = features.auto_replies;
+                    row.feature_webhooks = features.webhooks;
+                    row.feature_official_mode = features.official_mode;
+                    row.grace_days = grace_days as i32;
+                    row.on_sale = on_sale;
+                    row.updated_at = Some(at);
+                }
                 PlanEvent::PlanRetired { at, .. } => {
                     plans
                         .get_mut(id)

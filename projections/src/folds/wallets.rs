@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 use wablast_domain::types::Points;
-use wablast_domain::wallet::{Wallet, WalletEvent};
+use wablast_domain::wallet::{LOW_BALANCE_DIVISOR, Wallet, WalletEvent};
 use wablast_eventstore::RecordedEvent;
 
 use super::{decode, missing_row, tenant_of};
@@ -38,6 +38,18 @@ pub(crate) struct WalletRow {
     plan_expires_at: Option<DateTime<Utc>>,
     plan_expired: bool,
     updated_at: DateTime<Utc>,
+    plan_version: Option<i32>,
+    plan_points: Option<i64>,
+    grace_days: Option<i32>,
+    sending_until: Option<DateTime<Utc>>,
+    feature_auto_replies: Option<bool>,
+    feature_webhooks: Option<bool>,
+    feature_official_mode: Option<bool>,
+    expiry_warned_days: Option<i32>,
+    renewal_reminded: bool,
+    low_balance_warned: bool,
+    suspended_reason: Option<String>,
+    suspended_at: Option<DateTime<Utc>>,
 }
 
 impl Row for WalletRow {
@@ -57,6 +69,18 @@ impl Row for WalletRow {
         "plan_expires_at",
         "plan_expired",
         "updated_at",
+        "plan_version",
+        "plan_points",
+        "grace_days",
+        "sending_until",
+        "feature_auto_replies",
+        "feature_webhooks",
+        "feature_official_mode",
+        "expiry_warned_days",
+        "renewal_reminded",
+        "low_balance_warned",
+        "suspended_reason",
+        "suspended_at",
     ];
 
     fn key(&self) -> Uuid {
@@ -120,7 +144,7 @@ impl Projection for Wallets {
         for event in events {
             let tenant_id = tenant_of(NAME, event)?;
             let decoded: WalletEvent = decode(NAME, event)?;
-            let kind = decoded.transaction_kind().as_str();
+            let kind = decoded.transaction_kind().map(|k| k.as_str());
             let moved = points(decoded.points());
             if !wallets.contains(tenant_id) {
                 // A wallet comes into being with its first event, whatever
@@ -139,6 +163,18 @@ impl Projection for Wallets {
                     plan_expires_at: None,
                     plan_expired: false,
                     updated_at: event.occurred_at,
+                    plan_version: None,
+                    plan_points: None,
+                    grace_days: None,
+                    sending_until: None,
+                    feature_auto_replies: None,
+                    feature_webhooks: None,
+                    feature_official_mode: None,
+                    expiry_warned_days: None,
+                    renewal_reminded: false,
+                    low_balance_warned: false,
+                    suspended_reason: None,
+                    suspended_at: None,
                 });
             }
             let row = wallets
@@ -164,6 +200,21 @@ impl Projection for Wallets {
                     row.max_daily_limit = Some(terms.max_daily_limit.value() as i32);
                     row.plan_expires_at = Some(expires_at);
                     row.plan_expired = false;
+                    row.plan_version = Some(terms.version as i32);
+                    row.plan_points = Some(points(terms.points));
+                    row.grace_days = Some(terms.grace_days as i32);
+                    row.sending_until = Some(
+                        expires_at
+                            .checked_add_signed(chrono::TimeDelta::days(i64::from(
+                                terms.grace_days,
+                            )))
+                            .unwrap_or(expires_at),
+                    );
+                    row.feature_auto_replies = Some(terms.features.auto_replies);
+                    row.feature_webhooks = Some(terms.features.webhooks);
+                    row.feature_official_mode = Some(terms.features.official_mode);
+                    row.expiry_warned_days = None;
+                    row.renewal_reminded = false;
                     (
                         Some(reference),
                         None,
@@ -233,13 +284,46 @@ impl Projection for Wallets {
                     row.plan_expired = true;
                     (Some(plan_id.to_string()), None, None, at)
                 }
+                WalletEvent::PlanExpiryWarned {
+                    days_before, at, ..
+                } => {
+                    row.expiry_warned_days = Some(days_before as i32);
+                    (None, None, None, at)
+                }
+                WalletEvent::PlanRenewalDue { at, .. } => {
+                    row.renewal_reminded = true;
+                    (None, None, None, at)
+                }
+                WalletEvent::BalanceLowWarned { at, .. } => {
+                    row.low_balance_warned = true;
+                    (None, None, None, at)
+                }
+                WalletEvent::TenantSuspended { reason, at, .. } => {
+                    row.suspended_reason = Some(reason);
+                    row.suspended_at = Some(at);
+                    (None, None, None, at)
+                }
+                WalletEvent::TenantReactivated { at, .. } => {
+                    row.suspended_reason = None;
+                    row.suspended_at = None;
+                    (None, None, None, at)
+                }
             };
             if let Some((balance, reserved, available)) = totals {
                 row.balance = points(balance);
                 row.reserved = points(reserved);
                 row.available = points(available);
+                // As the aggregate: warned again once above a tenth.
+                if let Some(plan_points) = row.plan_points
+                    && row.available >= (plan_points / LOW_BALANCE_DIVISOR as i64).max(1)
+                {
+                    row.low_balance_warned = false;
+                }
             }
             row.updated_at = at;
+            let Some(kind) = kind else {
+                continue;
+            };
             transactions.push(TransactionRow {
                 id: event.event_id,
                 tenant_id,

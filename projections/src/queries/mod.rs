@@ -28,6 +28,8 @@
 //! - [`events`]: where events are in the log, for audits.
 //! - [`auto_replies`]: the rules the auto-responder answers with.
 //! - [`webhooks`]: webhook subscriptions and their deliveries.
+//! - [`operator`]: every tenant and user, for the platform admin.
+//! - [`stats`]: statistics from the `stats` projection.
 
 use std::fmt::Write as _;
 
@@ -43,9 +45,11 @@ pub mod history;
 pub mod list_checks;
 pub mod messages;
 pub mod number_checks;
+pub mod operator;
 pub mod plans;
 pub mod schedule;
 pub mod sessions;
+pub mod stats;
 pub mod wallet;
 pub mod webhooks;
 pub mod whatsapp_templates;

@@ -29,16 +29,41 @@ pub struct PlanView {
     pub created_at: DateTime<Utc>,
     /// When it was taken off offer.
     pub retired_at: Option<DateTime<Utc>>,
+    /// Its version (1, then one more per edit).
+    pub version: i32,
+    /// Includes auto-replies.
+    pub feature_auto_replies: bool,
+    /// Includes webhooks.
+    pub feature_webhooks: bool,
+    /// Includes the official Cloud API driver.
+    pub feature_official_mode: bool,
+    /// Days of grace after a period.
+    pub grace_days: i32,
+    /// Tenants may buy it.
+    pub on_sale: bool,
+    /// When it last changed.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 const SELECT: &str = "select id, name, period_days, points, max_sessions, \
-    max_recipients_per_campaign, max_daily_limit, price, created_at, retired_at from plans ";
+    max_recipients_per_campaign, max_daily_limit, price, created_at, retired_at, version, \
+    feature_auto_replies, feature_webhooks, feature_official_mode, grace_days, on_sale, \
+    updated_at from plans ";
 
-/// Every plan, by id (creation order); retired ones only if asked.
-pub async fn list(pool: &PgPool, include_retired: bool) -> Result<Vec<PlanView>, sqlx::Error> {
+/// Which plans a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanFilter {
+    /// Those tenants may buy: not retired and on sale.
+    OnSale,
+    /// Every plan, retired and off sale ones too (the admin's view).
+    All,
+}
+
+/// The plans `filter` keeps, by id (creation order).
+pub async fn list(pool: &PgPool, filter: PlanFilter) -> Result<Vec<PlanView>, sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new(SELECT);
-    if !include_retired {
-        q.push("where retired_at is null ");
+    if filter == PlanFilter::OnSale {
+        q.push("where retired_at is null and on_sale ");
     }
     q.push("order by id");
     q.build_query_as().fetch_all(pool).await

@@ -24,6 +24,13 @@ pub struct WalletView {
     pub plan_expires_at: Option<DateTime<Utc>>,
     /// Whether its expiry has been recorded (sending is blocked).
     pub plan_expired: bool,
+    /// When sending stops: the expiry plus the plan's grace days.
+    pub sending_until: Option<DateTime<Utc>>,
+    /// Why the platform operator suspended the tenant, while suspended.
+    pub suspended_reason: Option<String>,
+    /// Whether the low-balance warning stands (fewer points available than
+    /// a tenth of the plan's).
+    pub low_balance: bool,
 }
 
 /// The plan of a wallet, with its terms as subscribed.
@@ -41,6 +48,10 @@ pub struct WalletPlan {
     pub max_recipients_per_campaign: Option<i32>,
     /// The highest daily limit of a session.
     pub max_daily_limit: Option<i32>,
+    /// The plan's version subscribed (its terms then).
+    pub version: Option<i32>,
+    /// Days of grace after the period.
+    pub grace_days: Option<i32>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -56,6 +67,11 @@ struct WalletRow {
     max_daily_limit: Option<i32>,
     plan_expires_at: Option<DateTime<Utc>>,
     plan_expired: bool,
+    sending_until: Option<DateTime<Utc>>,
+    suspended_reason: Option<String>,
+    low_balance_warned: bool,
+    plan_version: Option<i32>,
+    grace_days: Option<i32>,
 }
 
 /// The tenant's wallet: zeros and no plan for a tenant that never had
@@ -64,7 +80,8 @@ pub async fn get(pool: &PgPool, tenant: TenantId) -> Result<WalletView, sqlx::Er
     let row: Option<WalletRow> = sqlx::query_as(
         "select balance, reserved, available, plan_id, plan_name, plan_period_days, \
                 max_sessions, max_recipients_per_campaign, max_daily_limit, plan_expires_at, \
-                plan_expired \
+                plan_expired, sending_until, suspended_reason, low_balance_warned, plan_version, \
+                grace_days \
          from wallets where tenant_id = $1",
     )
     .bind(*tenant.as_uuid())
@@ -81,6 +98,8 @@ pub async fn get(pool: &PgPool, tenant: TenantId) -> Result<WalletView, sqlx::Er
             max_sessions: r.max_sessions,
             max_recipients_per_campaign: r.max_recipients_per_campaign,
             max_daily_limit: r.max_daily_limit,
+            version: r.plan_version,
+            grace_days: r.grace_days,
         }),
         _ => None,
     };
@@ -91,7 +110,59 @@ pub async fn get(pool: &PgPool, tenant: TenantId) -> Result<WalletView, sqlx::Er
         plan,
         plan_expires_at: r.plan_expires_at,
         plan_expired: r.plan_expired,
+        sending_until: r.sending_until,
+        suspended_reason: r.suspended_reason,
+        low_balance: r.low_balance_warned,
     })
+}
+
+/// Why the tenant is suspended, if it is (what authentication asks on
+/// every call).
+pub async fn suspension(pool: &PgPool, tenant: TenantId) -> Result<Option<String>, sqlx::Error> {
+    let reason: Option<Option<String>> =
+        sqlx::query_scalar("select suspended_reason from wallets where tenant_id = $1")
+            .bind(*tenant.as_uuid())
+            .fetch_optional(pool)
+            .await?;
+    Ok(reason.flatten())
+}
+
+/// The tenants whose wallet has a notice or an expiry due at `now` and not
+/// recorded yet, as the projection knows: the period ends within the
+/// largest of `warning_days` (and that warning or a nearer one is not
+/// given), the period ended without its renewal reminder, sending stopped
+/// without the expiry recorded, or fewer points are available than the
+/// plan's points / `low_balance_divisor` without the warning. At most
+/// `limit`, soonest expiry first.
+pub async fn due_for_notice(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    warning_days: &[u32],
+    low_balance_divisor: u64,
+    limit: i64,
+) -> Result<Vec<TenantId>, sqlx::Error> {
+    let days: Vec<i32> = warning_days.iter().map(|d| *d as i32).collect();
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "select tenant_id from wallets \
+         where plan_id is not null and ( \
+             (not plan_expired and ( \
+                 sending_until <= $1 \
+                 or (plan_expires_at <= $1 and not renewal_reminded) \
+                 or (plan_expires_at > $1 and exists ( \
+                     select 1 from unnest($2::int[]) d \
+                     where plan_expires_at - make_interval(days => d) <= $1 \
+                       and coalesce(expiry_warned_days, 2147483647) > d)))) \
+             or (not low_balance_warned \
+                 and available < greatest(plan_points / $3, 1))) \
+         order by plan_expires_at limit $4",
+    )
+    .bind(now)
+    .bind(&days)
+    .bind(i64::try_from(low_balance_divisor).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(TenantId::from_uuid).collect())
 }
 
 /// A movement of points (or the plan's expiry).
