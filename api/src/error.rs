@@ -76,6 +76,11 @@ error_codes! {
     PlanExpired => "plan_expired",
     /// 422: not enough points.
     InsufficientPoints => "insufficient_points",
+    /// 422: WhatsApp restricted the sending number for now.
+    SenderRestricted => "sender_restricted",
+    /// 422: a sender governor cap (a minute, an hour, new contacts,
+    /// identical texts) is reached for now.
+    SendCapReached => "send_cap_reached",
     /// 422: more recipients than the plan allows per campaign.
     RecipientCapExceeded => "recipient_cap_exceeded",
     /// 422: the template names variables the recipients do not have.
@@ -138,6 +143,8 @@ impl ErrorCode {
             | Self::PlanLimitExceeded
             | Self::PlanExpired
             | Self::InsufficientPoints
+            | Self::SenderRestricted
+            | Self::SendCapReached
             | Self::RecipientCapExceeded
             | Self::TemplateVariablesMissing
             | Self::SessionNotReady
@@ -192,6 +199,8 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::TemplateNotSupported => Self::TemplateNotSupported,
             RefusalCode::TemplateRequired => Self::TemplateRequired,
             RefusalCode::OutsideCustomerServiceWindow => Self::OutsideCustomerServiceWindow,
+            RefusalCode::SenderRestricted => Self::SenderRestricted,
+            RefusalCode::SendCapReached => Self::SendCapReached,
         }
     }
 }

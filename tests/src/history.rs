@@ -1510,6 +1510,7 @@ impl<'a> TenantSim<'a> {
                 daily_limit_follows_trust_level: follows,
                 trust_level: TrustLevel::NEW,
                 auto_start,
+                warm_up: false,
                 at,
             }))],
         );
@@ -3485,6 +3486,7 @@ mod tests {
                     daily_limit,
                     daily_limit_follows_trust_level,
                     auto_start,
+                    warm_up,
                     at,
                     ..
                 } => {
@@ -3501,6 +3503,7 @@ mod tests {
                         phone_number,
                         daily_limit: (!daily_limit_follows_trust_level).then_some(daily_limit),
                         auto_start,
+                        warm_up: Some(warm_up),
                         sessions_in_use: in_use,
                         plan_max_sessions: terms.as_ref().expect("a plan").max_sessions,
                         plan_max_daily_limit: plan_max(),
@@ -3593,6 +3596,7 @@ mod tests {
                     .unwrap_or_default(),
                 plan_expires_at: self.wallet(&commit.tenant).plan_expires_at(),
                 campaign_running: self.campaigns[&campaign_id.to_string()].is_running(),
+                governor: None,
             };
             let command = SessionDayCommand::RequestSlot {
                 session_id,

@@ -260,6 +260,14 @@ pub enum WaitReason {
     SendingPaused,
     /// The tenant's plan expired: sending waits for a renewal.
     PlanExpired,
+    /// The sender governor's warm-up allowance for today is used up.
+    WarmUpAllowanceReached,
+    /// WhatsApp restricted the sender (a reachout timelock, the capping
+    /// quota, a temporary ban): its next message waits until it ends.
+    SenderRestricted,
+    /// A sender governor cap (a minute, an hour, new contacts a day,
+    /// identical texts an hour) is reached for now.
+    SendCapReached,
 }
 
 impl WaitReason {
@@ -270,6 +278,9 @@ impl WaitReason {
             Self::OutsideActiveHours => "outside_active_hours",
             Self::SendingPaused => "sending_paused",
             Self::PlanExpired => "plan_expired",
+            Self::WarmUpAllowanceReached => "warm_up_allowance_reached",
+            Self::SenderRestricted => "sender_restricted",
+            Self::SendCapReached => "send_cap_reached",
         }
     }
 }
