@@ -279,7 +279,7 @@ impl Governor {
         };
         let allowance = Self::warm_up_allowance(trust, k)?;
         let limit = u64::from(daily_limit.value());
-        (allowance < limit).then(|| (allowance as u32, grows_at))
+        (allowance < limit).then_some((allowance as u32, grows_at))
     }
 
     /// The restriction holding at `at`, if one does.

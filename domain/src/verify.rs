@@ -226,6 +226,13 @@ impl Default for Schedule {
     }
 }
 
+/// A grant of a session's day: instant, text hash, new contact.
+type DayGrant = (DateTime<Utc>, Option<u64>, bool);
+
+/// A grant to check against the restrictions: session, instant, new
+/// contact (`None`: not governed), position, aggregate.
+type RestrictedCheck = (SessionId, DateTime<Utc>, Option<bool>, String, String);
+
 /// The replay's bookkeeping. See the module docs.
 #[derive(Default)]
 pub struct Verifier {
@@ -250,13 +257,13 @@ pub struct Verifier {
     granted: HashSet<MessageId>,
     /// Each session's grants of each local day: instant, text hash, new
     /// contact.
-    day_grants: HashMap<(SessionId, NaiveDate), Vec<(DateTime<Utc>, Option<u64>, bool)>>,
+    day_grants: HashMap<(SessionId, NaiveDate), Vec<DayGrant>>,
     /// The restrictions reported on each session.
     restrictions: HashMap<SessionId, Vec<Restriction>>,
     /// Every grant, for the restriction check at the end (the sessions'
     /// events may come after their day counters'): session, instant,
     /// new contact (`None`: not governed), where.
-    restricted_checks: Vec<(SessionId, DateTime<Utc>, Option<bool>, String, String)>,
+    restricted_checks: Vec<RestrictedCheck>,
 }
 
 impl Verifier {

@@ -986,7 +986,7 @@ impl SendLoop {
                         active_hours: hours.clone(),
                         plan_expires_at: wallet.plan_expires_at(),
                         campaign_running: *campaign_running,
-                        governor: governed.then(|| GovernorAsk {
+                        governor: governed.then_some(GovernorAsk {
                             limits,
                             new_contact: *new_contact,
                             text_hash: *text_hash,

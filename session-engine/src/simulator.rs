@@ -866,6 +866,7 @@ mod tests {
                         Err(SendError::Unknown(_)) => 'u',
                         Err(SendError::SessionUnavailable(_)) => 's',
                         Err(SendError::Paused { .. }) => 'w',
+                        Err(SendError::Restricted { .. }) => 'r',
                     });
                 }
                 outcomes
@@ -880,6 +881,25 @@ mod tests {
         let share = |c| first.iter().filter(|o| **o == c).count() as f64 / first.len() as f64;
         assert!((share('p') - 0.1).abs() < 0.03, "permanent {}", share('p'));
         assert!((share('t') - 0.18).abs() < 0.04, "transient {}", share('t'));
+    }
+
+    #[tokio::test]
+    async fn a_timelock_rate_of_one_answers_every_send_with_a_timelock_until_t() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            timelock_rate: 1.0,
+            restriction_length: Duration::from_secs(600),
+            delivered_after: None,
+            ..SimulatorConfig::default()
+        });
+        let Connection { driver, .. } = ready(&network).await;
+        let before = Utc::now();
+        match driver.send(&message("+6281234567890")).await {
+            Err(SendError::Restricted { kind, until, .. }) => {
+                assert_eq!(kind, RestrictionKind::ReachoutTimelock);
+                assert!(until.is_some_and(|t| t >= before + chrono::TimeDelta::seconds(600)));
+            }
+            other => panic!("expected a timelock, got {other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -2253,6 +2253,7 @@ impl<'a> TenantSim<'a> {
                     at,
                     local_date: date,
                     count_after,
+                    governed: None,
                 })],
             );
             msg.granted.push((s, date));
@@ -3568,6 +3569,20 @@ mod tests {
                     plan_max_daily_limit: plan_max(),
                     at,
                 },
+                SessionEvent::WarmUpStarted { since, .. } => SessionCommand::ObserveSending {
+                    last_sent_at: None,
+                    at: since,
+                },
+                SessionEvent::SenderRestricted { restriction } => {
+                    SessionCommand::ReportRestriction {
+                        kind: restriction.kind,
+                        until: Some(restriction.until),
+                        at: restriction.since,
+                    }
+                }
+                SessionEvent::GovernorStateChanged { at, .. } => {
+                    SessionCommand::ReportGovernorState { at }
+                }
             };
             let session = self.sessions.entry(key).or_default();
             decide(session, command, events, at);
