@@ -1172,36 +1172,16 @@ async fn governor_a_warming_up_sender_shows_its_capacity_and_holds_to_the_minute
         (s["waiting"]["reason"] == "send_cap_reached").then_some(s)
     })
     .await;
-    assert_eq!(sent_count(&backdoor.db, &id).await, 4, "{s}");
+    until(
+        "the 4 sends recorded",
+        Duration::from_secs(10),
+        async || (sent_count(&backdoor.db, &id).await == 4).then_some(()),
+    )
+    .await;
+    assert_eq!(s["sent_today"], 4, "{s}");
     assert_eq!(s["capacity"]["left_today"], 16, "{s}");
     assert_eq!(s["capacity"]["new_contacts_left"], 1, "{s}");
     assert!(s["capacity"]["grows_at"].is_string(), "{s}");
-    verified(&backdoor).await;
-    stop.cancel();
-    engine.await.unwrap().unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn governor_a_timelocked_sender_sends_to_no_new_contact_and_says_why() {
-    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
-    // WhatsApp answers every send with a 463 reachout timelock.
-    let (stop, engine) = engine(&app, "engine-a", |c| c.simulator.timelock_rate = 1.0);
-    let backdoor = Backdoor::of(&app).await;
-    let budi = funded(&app, 1000).await;
-    let session = linked(&budi, "+6281299990033", 100).await;
-    let list = backdoor.contact_list(&budi.tenant_id, 5, &["kota"]).await;
-    let id = started(&budi, list, &[&session], (0, 0)).await;
-
-    let s = until("the restriction", Duration::from_secs(30), async || {
-        let (_, s) = budi.get(&format!("/api/v1/sessions/{session}")).await;
-        (s["waiting"]["reason"] == "sender_restricted").then_some(s)
-    })
-    .await;
-    assert_eq!(s["governor_state"], "restricted", "{s}");
-    assert_eq!(s["restriction"]["kind"], "reachout_timelock", "{s}");
-    assert_eq!(s["capacity"]["new_contacts_left"], 0, "{s}");
-    assert!(s["waiting"]["until"].is_string(), "{s}");
-    assert_eq!(sent_count(&backdoor.db, &id).await, 0);
     verified(&backdoor).await;
     stop.cancel();
     engine.await.unwrap().unwrap();
