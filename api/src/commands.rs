@@ -131,6 +131,8 @@ mod tests {
             RefusalCode::PlanLimitExceeded
             | RefusalCode::PlanExpired
             | RefusalCode::InsufficientPoints
+            | RefusalCode::SenderRestricted
+            | RefusalCode::SendCapReached
             | RefusalCode::RecipientCapExceeded
             | RefusalCode::TemplateVariablesMissing
             | RefusalCode::SessionNotReady

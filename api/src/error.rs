@@ -76,6 +76,11 @@ error_codes! {
     PlanExpired => "plan_expired",
     /// 422: not enough points.
     InsufficientPoints => "insufficient_points",
+    /// 422: WhatsApp restricted the sending number for now.
+    SenderRestricted => "sender_restricted",
+    /// 422: a sender governor cap (a minute, an hour, new contacts,
+    /// identical texts) is reached for now.
+    SendCapReached => "send_cap_reached",
     /// 422: more recipients than the plan allows per campaign.
     RecipientCapExceeded => "recipient_cap_exceeded",
     /// 422: the template names variables the recipients do not have.
@@ -143,6 +148,8 @@ impl ErrorCode {
             | Self::PlanLimitExceeded
             | Self::PlanExpired
             | Self::InsufficientPoints
+            | Self::SenderRestricted
+            | Self::SendCapReached
             | Self::RecipientCapExceeded
             | Self::TemplateVariablesMissing
             | Self::SessionNotReady
@@ -200,6 +207,8 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::OutsideCustomerServiceWindow => Self::OutsideCustomerServiceWindow,
             RefusalCode::FeatureNotInPlan => Self::FeatureNotInPlan,
             RefusalCode::TenantSuspended => Self::TenantSuspended,
+            RefusalCode::SenderRestricted => Self::SenderRestricted,
+            RefusalCode::SendCapReached => Self::SendCapReached,
         }
     }
 }

@@ -234,6 +234,7 @@ async fn main() {
                     phone_number: None,
                     daily_limit: None,
                     auto_start: false,
+                    warm_up: None,
                     sessions_in_use: 0,
                     plan_max_sessions: 2_000,
                     plan_max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into()).unwrap(),

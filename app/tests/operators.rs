@@ -86,6 +86,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
                 phone_number: None,
                 daily_limit: Some(DailyLimit::parse(10).unwrap()),
                 auto_start: false,
+                warm_up: None,
                 sessions_in_use: 0,
                 plan_max_sessions: 3,
                 plan_max_daily_limit: DailyLimit::parse(500).unwrap(),
@@ -208,6 +209,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
             active_hours: hours.clone(),
             plan_expires_at: Some(now + chrono::Duration::days(30)),
             campaign_running: true,
+            governor: None,
         };
         days.execute(
             &day,

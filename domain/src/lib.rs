@@ -66,6 +66,7 @@ schema_as!(
 
 pub mod auto_reply;
 pub mod campaign;
+pub mod governor;
 pub mod inbound;
 pub mod layout;
 pub mod list_check;

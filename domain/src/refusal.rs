@@ -56,6 +56,12 @@ refusal_codes! {
     SessionNotReady => "session_not_ready",
     /// A session's daily limit is used up.
     DailyLimitReached => "daily_limit_reached",
+    /// WhatsApp restricted the sender (a reachout timelock, the capping
+    /// quota, a temporary ban).
+    SenderRestricted => "sender_restricted",
+    /// A sender governor cap beyond the day (a minute, an hour, new
+    /// contacts, identical texts) is reached.
+    SendCapReached => "send_cap_reached",
     /// The campaign is not running.
     CampaignNotRunning => "campaign_not_running",
     /// Outside the tenant's active hours (or sending is paused).

@@ -15,6 +15,15 @@
 //!   day (in the tenant's time zone in force) than the daily limit in force;
 //! - [`Rule::ActiveHours`]: every grant fell inside the active hours in
 //!   force (override `activate` included, `pause` excluded);
+//! - [`Rule::GovernorCaps`]: every grant the sender governor held
+//!   (`governed`) kept the caps it recorded: the day's warm-up allowance,
+//!   sends in any 60 seconds and in any hour, new contacts that day, the
+//!   same text in any hour (windows within the grant's local day, as the
+//!   day counter counts them);
+//! - [`Rule::NoNewContactWhileRestricted`]: no grant to a new contact while
+//!   a restriction reported on the session (`SenderRestricted`) held, no
+//!   grant at all while one of all sending held, and no grant that skipped
+//!   the governor while any held;
 //! - [`Rule::SentWithASlot`]: every message sent had a slot granted;
 //! - [`Rule::StatusNeverRegresses`]: no message status went backwards, and
 //!   no message was sent twice;
@@ -33,10 +42,11 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 
+use crate::governor::{Restriction, RestrictionScope};
 use crate::message::MessageEvent;
 use crate::schedule::ScheduleEvent;
 use crate::session::SessionEvent;
-use crate::session_day::SessionDayEvent;
+use crate::session_day::{Governed, SessionDayEvent};
 use crate::types::active_hours::{ActiveHours, Override, TimeZone, Window};
 use crate::types::{CampaignId, DailyLimit, MessageId, Points, SessionId};
 use crate::wallet::WalletEvent;
@@ -77,6 +87,10 @@ pub enum Rule {
     DailyLimit,
     /// No send outside active hours.
     ActiveHours,
+    /// No sender over a governor cap in any window.
+    GovernorCaps,
+    /// No send to a new contact (or at all) while restricted.
+    NoNewContactWhileRestricted,
     /// No message sent without a granted slot.
     SentWithASlot,
     /// No message status regression, no message sent twice.
@@ -95,6 +109,8 @@ impl fmt::Display for Rule {
             Self::CapturedTwicePerSent => "points captured = 2 x messages sent",
             Self::DailyLimit => "no session over its daily limit",
             Self::ActiveHours => "no send outside active hours",
+            Self::GovernorCaps => "no sender over a governor cap",
+            Self::NoNewContactWhileRestricted => "no new contact while restricted",
             Self::SentWithASlot => "no send without a slot",
             Self::StatusNeverRegresses => "no message status regression",
             Self::NoSendWhileSuspended => "no send while the tenant is suspended",
@@ -215,6 +231,13 @@ impl Default for Schedule {
     }
 }
 
+/// A grant of a session's day: instant, text hash, new contact.
+type DayGrant = (DateTime<Utc>, Option<u64>, bool);
+
+/// A grant to check against the restrictions: session, instant, new
+/// contact (`None`: not governed), position, aggregate.
+type RestrictedCheck = (SessionId, DateTime<Utc>, Option<bool>, String, String);
+
 /// The replay's bookkeeping. See the module docs.
 #[derive(Default)]
 pub struct Verifier {
@@ -239,6 +262,15 @@ pub struct Verifier {
     granted: HashSet<MessageId>,
     /// Since when each suspended tenant is suspended.
     suspended: HashMap<String, DateTime<Utc>>,
+    /// Each session's grants of each local day: instant, text hash, new
+    /// contact.
+    day_grants: HashMap<(SessionId, NaiveDate), Vec<DayGrant>>,
+    /// The restrictions reported on each session.
+    restrictions: HashMap<SessionId, Vec<Restriction>>,
+    /// Every grant, for the restriction check at the end (the sessions'
+    /// events may come after their day counters'): session, instant,
+    /// new contact (`None`: not governed), where.
+    restricted_checks: Vec<RestrictedCheck>,
 }
 
 impl Verifier {
@@ -284,10 +316,12 @@ impl Verifier {
                     at,
                     local_date,
                     count_after,
+                    governed,
                     ..
                 }) = self.decode::<SessionDayEvent>(event)
                 {
                     self.grant(event, session_id, message_id, at, local_date, count_after);
+                    self.governed(event, session_id, at, governed.as_ref());
                 }
             }
             // Aggregates with no invariant checked here (plans, campaigns,
@@ -323,6 +357,39 @@ impl Verifier {
     /// Checks what can only be checked once everything was read, and
     /// returns the report.
     pub fn finish(mut self) -> Report {
+        for (session_id, at, new_contact, position, aggregate) in
+            std::mem::take(&mut self.restricted_checks)
+        {
+            self.count(Rule::NoNewContactWhileRestricted);
+            let holding = self
+                .restrictions
+                .get(&session_id)
+                .into_iter()
+                .flatten()
+                .find(|r| {
+                    r.holds_at(at)
+                        && (r.kind.scope() == RestrictionScope::All || new_contact != Some(false))
+                })
+                .copied();
+            if let Some(r) = holding {
+                let what = match new_contact {
+                    Some(true) => "to a new contact",
+                    Some(false) => "at all",
+                    None => "without the governor",
+                };
+                self.violations(Violation {
+                    rule: Rule::NoNewContactWhileRestricted,
+                    position,
+                    aggregate,
+                    detail: format!(
+                        "session {session_id} was granted a send {what} at {at}, restricted ({}) from {} until {}",
+                        r.kind.as_str(),
+                        r.since,
+                        r.until
+                    ),
+                });
+            }
+        }
         for (message_id, position, aggregate) in std::mem::take(&mut self.sent_messages) {
             self.count(Rule::SentWithASlot);
             if !self.granted.contains(&message_id) {
@@ -672,6 +739,12 @@ impl Verifier {
             | SessionEvent::TrustLevelChanged { daily_limit, .. } => {
                 self.daily_limits.insert(session_id, daily_limit);
             }
+            SessionEvent::SenderRestricted { restriction } => {
+                self.restrictions
+                    .entry(session_id)
+                    .or_default()
+                    .push(restriction);
+            }
             _ => {}
         }
     }
@@ -686,6 +759,79 @@ impl Verifier {
                 schedule.windows = windows;
             }
             ScheduleEvent::OverrideSet { mode, .. } => schedule.override_mode = mode,
+        }
+    }
+
+    /// Checks a grant against the governor's caps it recorded, and notes
+    /// it for the restriction check.
+    fn governed(
+        &mut self,
+        event: &LoggedEvent,
+        session_id: SessionId,
+        at: DateTime<Utc>,
+        governed: Option<&Governed>,
+    ) {
+        self.restricted_checks.push((
+            session_id,
+            at,
+            governed.map(|g| g.new_contact),
+            position(event),
+            aggregate(event),
+        ));
+        let timezone = self
+            .schedules
+            .get(&event.tenant)
+            .map_or_else(TimeZone::default, |s| s.timezone);
+        let local_date = timezone.local_date(at);
+        let grants = self.day_grants.entry((session_id, local_date)).or_default();
+        let hash = governed.and_then(|g| g.text_hash);
+        grants.push((at, hash, governed.is_some_and(|g| g.new_contact)));
+        let Some(governed) = governed else { return };
+        let limits = governed.limits;
+        let in_window = |length: chrono::Duration, same: Option<u64>| {
+            grants
+                .iter()
+                .filter(|(t, h, _)| *t > at - length && *t <= at && (same.is_none() || *h == same))
+                .count() as u32
+        };
+        let count = grants.len() as u32;
+        let new_contacts = grants.iter().filter(|(_, _, new)| *new).count() as u32;
+        let mut broken = Vec::new();
+        if count > limits.allowance {
+            broken.push(format!(
+                "send {count} of {local_date} over an allowance of {}",
+                limits.allowance
+            ));
+        }
+        let minute = in_window(chrono::Duration::seconds(60), None);
+        if let Some(max) = limits.per_minute.filter(|max| minute > *max) {
+            broken.push(format!("{minute} sends in 60 seconds, cap {max}"));
+        }
+        let hour = in_window(chrono::Duration::hours(1), None);
+        if let Some(max) = limits.per_hour.filter(|max| hour > *max) {
+            broken.push(format!("{hour} sends in an hour, cap {max}"));
+        }
+        if let Some(max) = limits
+            .new_contacts_per_day
+            .filter(|max| governed.new_contact && new_contacts > *max)
+        {
+            broken.push(format!(
+                "{new_contacts} new contacts on {local_date}, cap {max}"
+            ));
+        }
+        if let Some(hash) = hash {
+            let same = in_window(chrono::Duration::hours(1), Some(hash));
+            if let Some(max) = limits.identical_texts_per_hour.filter(|max| same > *max) {
+                broken.push(format!("{same} identical texts in an hour, cap {max}"));
+            }
+        }
+        self.count(Rule::GovernorCaps);
+        for detail in broken {
+            self.violation(
+                Rule::GovernorCaps,
+                event,
+                format!("session {session_id} at {at}: {detail}"),
+            );
         }
     }
 
@@ -1285,5 +1431,67 @@ mod tests {
         }
 
         assert!(h.verify().holds());
+    }
+
+    /// A governed `SlotGranted`: per minute cap 1, a new contact or not.
+    fn governed_slot(message_id: String, at: &str, count_after: u32, new_contact: bool) -> Value {
+        let mut slot = slot(message_id, at, "2026-11-23", count_after);
+        slot["SlotGranted"]["governed"] = json!({
+            "limits": {"state": "warming_up", "allowance": 20, "per_minute": 1,
+                "per_hour": 40, "new_contacts_per_day": 5, "identical_texts_per_hour": 5,
+                "new_contacts_blocked_until": null, "all_blocked_until": null,
+                "grows_at": null},
+            "new_contact": new_contact,
+            "new_contacts_after": u32::from(new_contact),
+        });
+        slot
+    }
+
+    #[test]
+    fn a_second_send_within_the_minute_of_a_cap_of_one_is_found() {
+        let mut h = valid_history();
+        raise_daily_limit_to_ten(&mut h);
+        let day = format!("{SESSION}-20261123");
+        h.push(
+            "session_day",
+            &day,
+            governed_slot(message_id(3), "2026-11-23T05:00:00Z", 3, false),
+        );
+        assert!(h.verify().holds(), "{:#?}", h.verify().violations);
+        h.push(
+            "session_day",
+            &day,
+            governed_slot(message_id(4), "2026-11-23T05:00:30Z", 4, false),
+        );
+
+        assert_eq!(rules(&h.verify()), vec![Rule::GovernorCaps]);
+    }
+
+    #[test]
+    fn a_send_to_a_new_contact_while_timelocked_is_found_but_a_known_one_is_not() {
+        let mut h = valid_history();
+        raise_daily_limit_to_ten(&mut h);
+        h.push(
+            "session",
+            SESSION,
+            json!({"SenderRestricted": {"restriction": {"kind": "reachout_timelock",
+                "since": "2026-11-23T04:30:00Z", "until": "2026-11-23T10:00:00Z"}}}),
+        );
+        let day = format!("{SESSION}-20261123");
+        h.push(
+            "session_day",
+            &day,
+            governed_slot(message_id(3), "2026-11-23T05:00:00Z", 3, false),
+        );
+        let report = h.verify();
+        assert!(report.holds(), "{:#?}", report.violations);
+        assert!(report.checked[&Rule::NoNewContactWhileRestricted] > 0);
+        h.push(
+            "session_day",
+            &day,
+            governed_slot(message_id(4), "2026-11-23T05:05:00Z", 4, true),
+        );
+
+        assert_eq!(rules(&h.verify()), vec![Rule::NoNewContactWhileRestricted]);
     }
 }

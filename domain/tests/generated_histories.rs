@@ -196,6 +196,7 @@ impl World {
             phone_number: None,
             daily_limit: Some(DailyLimit::parse(daily_limit).unwrap()),
             auto_start: false,
+            warm_up: None,
             sessions_in_use: 0,
             plan_max_sessions: 1,
             plan_max_daily_limit: DailyLimit::parse(500).unwrap(),
@@ -289,6 +290,7 @@ impl World {
                     active_hours: hours.clone(),
                     plan_expires_at: self.wallet.state.plan_expires_at(),
                     campaign_running: running,
+                    governor: None,
                 };
                 let day_id = session_day::aggregate_id_at(self.session_id, at, hours.timezone());
                 let day = self.days.entry(day_id.clone()).or_default();

@@ -523,6 +523,7 @@ fn session_commit(tenant: &str, id: uuid::Uuid, version: &str) -> Commit {
         daily_limit_follows_trust_level: true,
         trust_level: wablast_domain::types::TrustLevel::NEW,
         auto_start: false,
+        warm_up: false,
         at: chrono::Utc::now(),
     };
     commit.push(

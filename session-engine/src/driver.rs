@@ -229,6 +229,18 @@ pub enum SendError {
         /// How long the session sends nothing from now.
         pause: Duration,
     },
+    /// WhatsApp restricted the number (a 463 reachout timelock, the
+    /// capping quota, a temporary ban): the message was not sent; the
+    /// sender governor records the restriction and holds the sender to it.
+    #[error("the sender is restricted ({kind:?}) until {until:?}: {reason}")]
+    Restricted {
+        /// Which signal.
+        kind: wablast_domain::governor::RestrictionKind,
+        /// When it ends, if WhatsApp said.
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Why, as the driver read it.
+        reason: String,
+    },
 }
 
 /// Why a request other than a send failed.

@@ -72,12 +72,13 @@ use tracing::{debug, info, warn};
 use wablast_domain::campaign::{
     Campaign, CampaignCommand, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
 };
+use wablast_domain::governor::GovernorLimits;
 use wablast_domain::message::{Message, MessageCommand, MessageStatus};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
 use wablast_domain::session::{SessionCommand, SessionStatus, WaitReason};
 use wablast_domain::session_day::{
-    self, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
+    self, GovernorAsk, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
 };
 use wablast_domain::types::whatsapp_template::TemplateMessage;
 use wablast_domain::types::{
@@ -473,10 +474,16 @@ impl SendLoop {
         if ready.len() < 2 {
             return;
         }
+        // A number held to more than its daily limit asks one by one: each
+        // send's recipient and text are looked at.
+        match self.governor_limits(now).await {
+            Ok(limits) if !limits.needs_new_contact() && !limits.needs_text() => {}
+            _ => return,
+        }
         let requests: Vec<_> = held[..ready.len()]
             .iter()
             .zip(&ready)
-            .map(|((_, command), (_, campaign))| (command, campaign.is_running()))
+            .map(|((_, command), (_, campaign))| (command, campaign.is_running(), (false, None)))
             .collect();
         // Refused or failed: one by one, each learns why.
         let accepted = match self.request_slots(&requests, now).await {
@@ -648,7 +655,10 @@ impl SendLoop {
 
             // 3. A slot.
             let now = sender.context.clock.now();
-            match self.request_slot(&command, &campaign, now).await? {
+            match self
+                .request_slot(&command, &message, &campaign, now)
+                .await?
+            {
                 Ok(()) => {
                     if self.waiting.is_some() {
                         self.report_waiting(None, None, now).await;
@@ -793,23 +803,136 @@ impl SendLoop {
     async fn request_slot(
         &mut self,
         command: &SendCommand,
+        message: &Message,
         campaign: &Campaign,
         now: DateTime<Utc>,
     ) -> Result<Result<(), SessionDayError>, LoopError> {
+        let limits = self.governor_limits(now).await?;
+        let new_contact = match message.phone() {
+            Some(phone) if limits.needs_new_contact() => {
+                let sender = &self.sender;
+                !wablast_projections::queries::chats::has_exchanged(
+                    &sender.context.db,
+                    sender.tenant,
+                    sender.session,
+                    phone.as_str(),
+                )
+                .await
+                .map_err(|err| LoopError::Command(format!("new contact not known: {err}")))?
+            }
+            _ => false,
+        };
+        let text_hash = if limits.needs_text() {
+            render(message, campaign, command).ok().map(|text| {
+                use std::hash::{Hash, Hasher};
+                // SipHash with fixed keys: the same text hashes the same in
+                // every engine.
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                text.hash(&mut hasher);
+                hasher.finish()
+            })
+        } else {
+            None
+        };
         let granted = self
-            .request_slots(&[(command, campaign.is_running())], now)
+            .request_slots(
+                &[(command, campaign.is_running(), (new_contact, text_hash))],
+                now,
+            )
             .await?;
         Ok(granted.map(|_| ()))
+    }
+
+    /// The sender governor's caps for a send at `now`, from the session as
+    /// it is now.
+    async fn governor_limits(&mut self, now: DateTime<Utc>) -> Result<GovernorLimits, LoopError> {
+        let sender = self.sender.clone();
+        let session = sender
+            .context
+            .changes
+            .current(
+                &sender.context.aggregates.sessions,
+                sender.tenant,
+                &key(sender.tenant, sender.session),
+                &mut self.known.session,
+            )
+            .await?;
+        Ok(session.governor_limits(now))
+    }
+
+    /// Before the first send of a local day: tells the session when it
+    /// last sent (the latest grant of this day and the three before), so
+    /// that it starts warm-up at its first send or after 72 hours idle; and
+    /// records the governor's state when it changed.
+    async fn observe_sending(
+        &mut self,
+        session: &Session,
+        day: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) {
+        let sender = self.sender.clone();
+        let (state, _) = session.governor_state(now);
+        let mut reports = Vec::new();
+        if session.governor().warm_up {
+            let mut last_sent_at = None;
+            for back in 0..4 {
+                let Some(date) = day.checked_sub_days(chrono::Days::new(back)) else {
+                    break;
+                };
+                let loaded = sender
+                    .context
+                    .aggregates
+                    .session_days
+                    .load(&commands::day_key(
+                        sender.tenant,
+                        &session_day::aggregate_id(sender.session, date),
+                    ))
+                    .await;
+                if let Ok(loaded) = loaded
+                    && let Some(at) = loaded.aggregate.last_at()
+                {
+                    last_sent_at = Some(at);
+                    break;
+                }
+            }
+            reports.push(SessionCommand::ObserveSending {
+                last_sent_at,
+                at: now,
+            });
+        }
+        if state != session.governor().recorded_state {
+            reports.push(SessionCommand::ReportGovernorState { at: now });
+        }
+        for report in reports {
+            let reported = sender
+                .context
+                .aggregates
+                .sessions
+                .execute(
+                    &key(sender.tenant, sender.session),
+                    SessionCommand::FromHolder {
+                        fence: sender.context.hold.fence(),
+                        report: Box::new(report),
+                    },
+                    &sender.metadata(),
+                )
+                .await;
+            if let Err(err) = reported {
+                debug!(error = %wablast_eventstore::report::Chain(&err), session = %sender.session, "governor observation not recorded");
+            }
+        }
     }
 
     /// Asks the session's day counter for a slot for each of `requests`
     /// (a command, and whether its campaign runs), in order and in one
     /// commit. How many were granted (from the first), and why the next
     /// was refused; the inner `Err` when the first was refused.
+    /// Each request also says whether its recipient is a new contact and
+    /// the hash of its text, where the governor's caps need them.
     #[allow(clippy::type_complexity)]
     async fn request_slots(
         &mut self,
-        requests: &[(&SendCommand, bool)],
+        requests: &[(&SendCommand, bool, (bool, Option<u64>))],
         now: DateTime<Utc>,
     ) -> Result<Result<(usize, Option<SessionDayError>), SessionDayError>, LoopError> {
         let sender = self.sender.clone();
@@ -846,10 +969,14 @@ impl SendLoop {
         }
         let hours = schedule.active_hours().clone();
         let day = hours.timezone().local_date(now);
+        let limits = session.governor_limits(now);
+        // An established number is held to its daily limit alone: its
+        // grants carry nothing more (as before the governor).
+        let governed = limits != GovernorLimits::daily_only(session.daily_limit());
         let commands = requests
             .iter()
-            .map(
-                |(command, campaign_running)| SessionDayCommand::RequestSlot {
+            .map(|(command, campaign_running, (new_contact, text_hash))| {
+                SessionDayCommand::RequestSlot {
                     session_id: sender.session,
                     day,
                     message_id: command.message_id,
@@ -865,18 +992,32 @@ impl SendLoop {
                         // The end of the period plus the plan's grace.
                         plan_expires_at: wallet.sending_until(),
                         campaign_running: *campaign_running,
+                        governor: governed.then_some(GovernorAsk {
+                            limits,
+                            new_contact: *new_contact,
+                            text_hash: *text_hash,
+                        }),
                     },
-                },
-            )
+                }
+            })
             .collect();
         let day_key = commands::day_key(
             sender.tenant,
             &session_day::aggregate_id(sender.session, day),
         );
-        let mut counter = self
-            .known
-            .day
-            .take()
+        let known_day = self.known.day.take();
+        if known_day
+            .as_ref()
+            .is_none_or(|(known, _)| *known != day_key)
+        {
+            // The loop's first send of the day.
+            let session = session.clone();
+            self.observe_sending(&session, day, now).await;
+        } else if limits.state != session.governor().recorded_state {
+            let session = session.clone();
+            self.observe_sending(&session, day, now).await;
+        }
+        let mut counter = known_day
             .filter(|(known, _)| *known == day_key)
             .map(|(_, loaded)| loaded);
         let granted = aggregates
@@ -914,6 +1055,15 @@ impl SendLoop {
             SessionDayError::Paused => Some((WaitReason::SendingPaused, None)),
             SessionDayError::PlanExpired => Some((WaitReason::PlanExpired, None)),
             SessionDayError::TenantSuspended => Some((WaitReason::TenantSuspended, None)),
+            SessionDayError::WarmUpAllowanceReached { retry_at, .. } => {
+                Some((WaitReason::WarmUpAllowanceReached, Some(*retry_at)))
+            }
+            SessionDayError::SenderRestricted { until, .. } => {
+                Some((WaitReason::SenderRestricted, Some(*until)))
+            }
+            SessionDayError::CapReached { retry_at, .. } => {
+                Some((WaitReason::SendCapReached, Some(*retry_at)))
+            }
             _ => None,
         };
         if let Some((reason, until)) = waiting {
@@ -946,6 +1096,14 @@ impl SendLoop {
                 retry_at.unwrap_or(now + TimeDelta::minutes(1))
             }
             SessionDayError::Paused => now + TimeDelta::minutes(1),
+            SessionDayError::WarmUpAllowanceReached { retry_at, .. }
+            | SessionDayError::SenderRestricted {
+                until: retry_at, ..
+            }
+            | SessionDayError::CapReached { retry_at, .. } => {
+                info!(session = %sender.session, %refusal, "held back by the sender governor");
+                *retry_at
+            }
             SessionDayError::SessionNotReady => {
                 // The driver said ready before the log did, or the other
                 // way round: look again shortly.
@@ -1288,6 +1446,36 @@ impl Sender {
                 // campaign's. Bounded like transient errors, should the
                 // session keep saying it is ready.
                 info!(message = %command.message_id, attempt, %reason, "the session cannot send; the message waits");
+                self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
+                    .await?;
+                Ok(Answer::Later(Duration::from_secs(1)))
+            }
+            Err(SendError::Restricted {
+                kind,
+                until,
+                reason,
+            }) => {
+                // WhatsApp's signal: recorded on the session, whose
+                // governor holds the sender to it from the next slot on;
+                // the message was not sent and waits (its next slot says
+                // until when).
+                warn!(message = %command.message_id, session = %self.session, ?kind, ?until, %reason, "the sender is restricted");
+                let reported = self
+                    .context
+                    .aggregates
+                    .sessions
+                    .execute(
+                        &key(self.tenant, self.session),
+                        SessionCommand::FromHolder {
+                            fence: self.context.hold.fence(),
+                            report: Box::new(SessionCommand::ReportRestriction { kind, until, at }),
+                        },
+                        &self.metadata(),
+                    )
+                    .await;
+                if let Err(err) = reported {
+                    warn!(error = %wablast_eventstore::report::Chain(&err), session = %self.session, "restriction not recorded");
+                }
                 self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
                     .await?;
                 Ok(Answer::Later(Duration::from_secs(1)))

@@ -36,6 +36,8 @@ use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
 
+use wablast_domain::governor::RestrictionKind;
+
 use crate::driver::{
     Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, OutgoingMessage,
     QrCode, Receipt, ReceiptKind, SendError, SentMessage, StatusChange,
@@ -71,6 +73,12 @@ pub struct SimulatorConfig {
     pub ban_after_sends: Option<u64>,
     /// How long a send takes to be acknowledged (WhatsApp's round trip).
     pub send_latency: Duration,
+    /// Share of sends WhatsApp answers with a 463 reachout timelock.
+    pub timelock_rate: f64,
+    /// Share of sends WhatsApp answers with "capping quota reached".
+    pub capping_rate: f64,
+    /// How long a simulated timelock or capping lasts.
+    pub restriction_length: Duration,
 }
 
 impl Default for SimulatorConfig {
@@ -89,6 +97,9 @@ impl Default for SimulatorConfig {
             reply_after: Duration::from_secs(30),
             ban_after_sends: None,
             send_latency: Duration::ZERO,
+            timelock_rate: 0.0,
+            capping_rate: 0.0,
+            restriction_length: Duration::from_secs(3600),
         }
     }
 }
@@ -514,6 +525,28 @@ impl Driver for SimulatorDriver {
                 "rejected by WhatsApp (simulated)".to_owned(),
             ));
         }
+        for (rate, kind, label) in [
+            (
+                config.timelock_rate,
+                RestrictionKind::ReachoutTimelock,
+                &b"timelock"[..],
+            ),
+            (
+                config.capping_rate,
+                RestrictionKind::CappingQuota,
+                &b"capping"[..],
+            ),
+        ] {
+            if self.network.roll(&[label, id, &attempt]) < rate {
+                let until = Utc::now()
+                    + chrono::TimeDelta::from_std(config.restriction_length).unwrap_or_default();
+                return Err(SendError::Restricted {
+                    kind,
+                    until: Some(until),
+                    reason: format!("{} (simulated)", kind.as_str()),
+                });
+            }
+        }
         if self.network.roll(&[b"transient", id, &attempt]) < config.transient_failure_rate {
             return Err(SendError::Transient("network error (simulated)".to_owned()));
         }
@@ -833,6 +866,7 @@ mod tests {
                         Err(SendError::Unknown(_)) => 'u',
                         Err(SendError::SessionUnavailable(_)) => 's',
                         Err(SendError::Paused { .. }) => 'w',
+                        Err(SendError::Restricted { .. }) => 'r',
                     });
                 }
                 outcomes
@@ -847,6 +881,25 @@ mod tests {
         let share = |c| first.iter().filter(|o| **o == c).count() as f64 / first.len() as f64;
         assert!((share('p') - 0.1).abs() < 0.03, "permanent {}", share('p'));
         assert!((share('t') - 0.18).abs() < 0.04, "transient {}", share('t'));
+    }
+
+    #[tokio::test]
+    async fn a_timelock_rate_of_one_answers_every_send_with_a_timelock_until_t() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            timelock_rate: 1.0,
+            restriction_length: Duration::from_secs(600),
+            delivered_after: None,
+            ..SimulatorConfig::default()
+        });
+        let Connection { driver, .. } = ready(&network).await;
+        let before = Utc::now();
+        match driver.send(&message("+6281234567890")).await {
+            Err(SendError::Restricted { kind, until, .. }) => {
+                assert_eq!(kind, RestrictionKind::ReachoutTimelock);
+                assert!(until.is_some_and(|t| t >= before + chrono::TimeDelta::seconds(600)));
+            }
+            other => panic!("expected a timelock, got {other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]

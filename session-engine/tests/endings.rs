@@ -115,6 +115,7 @@ impl World {
                 phone_number: None,
                 daily_limit: None,
                 auto_start: false,
+                warm_up: None,
                 sessions_in_use: 0,
                 plan_max_sessions: 3,
                 plan_max_daily_limit: DailyLimit::parse(500).unwrap(),

@@ -94,6 +94,7 @@ impl Backdoor {
                     phone_number: None,
                     daily_limit: Some(DailyLimit::parse(100).unwrap()),
                     auto_start: false,
+                    warm_up: None,
                     sessions_in_use: 0,
                     plan_max_sessions: 10,
                     plan_max_daily_limit: DailyLimit::parse(500).unwrap(),

@@ -175,6 +175,7 @@ pub async fn create_session(log: &EventLog, tenant: TenantId) -> (SessionId, u64
                 phone_number: None,
                 daily_limit: Some(DailyLimit::parse(10).unwrap()),
                 auto_start: false,
+                warm_up: None,
                 sessions_in_use: 0,
                 plan_max_sessions: 100,
                 plan_max_daily_limit: DailyLimit::parse(500).unwrap(),

@@ -40,6 +40,7 @@ async fn append_a_commit(log: &EventLog) {
                 phone_number: None,
                 daily_limit: Some(DailyLimit::parse(10).unwrap()),
                 auto_start: false,
+                warm_up: None,
                 sessions_in_use: 0,
                 plan_max_sessions: 3,
                 plan_max_daily_limit: DailyLimit::parse(500).unwrap(),

@@ -66,10 +66,15 @@ pub async fn funded(app: &TestApp, points: u64) -> Client {
 /// A simulator session linked to `phone` and ready, sending up to
 /// `daily_limit` a day.
 pub async fn linked(client: &Client, phone: &str, daily_limit: u32) -> String {
+    linked_as(client, phone, daily_limit, false).await
+}
+
+/// A simulator session linked to `phone`, warming up when `warm_up`.
+pub async fn linked_as(client: &Client, phone: &str, daily_limit: u32, warm_up: bool) -> String {
     let (status, session) = client
         .post(
             "/api/v1/sessions",
-            json!({"name": format!("CS {phone}"), "driver": "simulator", "daily_limit": daily_limit}),
+            json!({"name": format!("CS {phone}"), "driver": "simulator", "daily_limit": daily_limit, "warm_up": warm_up}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{session}");
@@ -1137,6 +1142,47 @@ async fn sent_messages_show_the_text_they_were_sent_with_in_the_list_and_the_exp
         );
     }
 
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governor_a_warming_up_sender_shows_its_capacity_and_holds_to_the_minute_cap() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let backdoor = Backdoor::of(&app).await;
+    let budi = funded(&app, 1000).await;
+    let established = linked(&budi, "+6281299990031", 100).await;
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{established}")).await;
+    assert_eq!(s["governor_state"], "normal", "{s}");
+    assert_eq!(s["capacity"]["today"], 100, "{s}");
+    assert_eq!(s["capacity"]["new_contacts_left"], Value::Null, "{s}");
+    let session = linked_as(&budi, "+6281299990032", 100, true).await;
+    let (_, s) = budi.get(&format!("/api/v1/sessions/{session}")).await;
+    assert_eq!(s["governor_state"], "warming_up", "{s}");
+    assert_eq!(s["capacity"]["today"], 20, "{s}");
+    assert_eq!(s["capacity"]["new_contacts_left"], 5, "{s}");
+
+    // At a zero throttle, a number on its first warm-up day sends 4 in a
+    // minute, then waits, saying why.
+    let list = backdoor.contact_list(&budi.tenant_id, 10, &["kota"]).await;
+    let id = started(&budi, list, &[&session], (0, 0)).await;
+    let s = until("the wait", Duration::from_secs(30), async || {
+        let (_, s) = budi.get(&format!("/api/v1/sessions/{session}")).await;
+        (s["waiting"]["reason"] == "send_cap_reached").then_some(s)
+    })
+    .await;
+    until(
+        "the 4 sends recorded",
+        Duration::from_secs(10),
+        async || (sent_count(&backdoor.db, &id).await == 4).then_some(()),
+    )
+    .await;
+    assert_eq!(s["sent_today"], 4, "{s}");
+    assert_eq!(s["capacity"]["left_today"], 16, "{s}");
+    assert_eq!(s["capacity"]["new_contacts_left"], 1, "{s}");
+    assert!(s["capacity"]["grows_at"].is_string(), "{s}");
+    verified(&backdoor).await;
     stop.cancel();
     engine.await.unwrap().unwrap();
 }

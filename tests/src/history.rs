@@ -1516,6 +1516,7 @@ impl<'a> TenantSim<'a> {
                 daily_limit_follows_trust_level: follows,
                 trust_level: TrustLevel::NEW,
                 auto_start,
+                warm_up: false,
                 at,
             }))],
         );
@@ -2258,6 +2259,7 @@ impl<'a> TenantSim<'a> {
                     at,
                     local_date: date,
                     count_after,
+                    governed: None,
                 })],
             );
             msg.granted.push((s, date));
@@ -3532,6 +3534,7 @@ mod tests {
                     daily_limit,
                     daily_limit_follows_trust_level,
                     auto_start,
+                    warm_up,
                     at,
                     ..
                 } => {
@@ -3548,6 +3551,7 @@ mod tests {
                         phone_number,
                         daily_limit: (!daily_limit_follows_trust_level).then_some(daily_limit),
                         auto_start,
+                        warm_up: Some(warm_up),
                         sessions_in_use: in_use,
                         plan_max_sessions: terms.as_ref().expect("a plan").max_sessions,
                         plan_max_daily_limit: plan_max(),
@@ -3612,6 +3616,20 @@ mod tests {
                     plan_max_daily_limit: plan_max(),
                     at,
                 },
+                SessionEvent::WarmUpStarted { since, .. } => SessionCommand::ObserveSending {
+                    last_sent_at: None,
+                    at: since,
+                },
+                SessionEvent::SenderRestricted { restriction } => {
+                    SessionCommand::ReportRestriction {
+                        kind: restriction.kind,
+                        until: Some(restriction.until),
+                        at: restriction.since,
+                    }
+                }
+                SessionEvent::GovernorStateChanged { at, .. } => {
+                    SessionCommand::ReportGovernorState { at }
+                }
             };
             let session = self.sessions.entry(key).or_default();
             decide(session, command, events, at);
@@ -3640,6 +3658,7 @@ mod tests {
                     .unwrap_or_default(),
                 plan_expires_at: self.wallet(&commit.tenant).plan_expires_at(),
                 campaign_running: self.campaigns[&campaign_id.to_string()].is_running(),
+                governor: None,
             };
             let command = SessionDayCommand::RequestSlot {
                 session_id,

@@ -40,7 +40,7 @@
 pub mod auto_replies;
 pub mod campaign_start;
 pub mod cancellation;
-pub(crate) mod capacity;
+pub mod capacity;
 pub mod changes;
 pub mod clock;
 pub mod commands;

@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use wablast_domain::governor::{GovernorState, Restriction};
 use wablast_domain::session::{
     Driver, LoginMethod, Session, SessionCommand, SessionEvent, SessionName, SessionStatus,
 };
@@ -101,6 +102,10 @@ pub struct NewSession {
     pub daily_limit: Option<i64>,
     /// Start the session whenever the engine boots (default false).
     pub auto_start: Option<bool>,
+    /// Whether the number warms up (its allowance starts at 20 a day and
+    /// grows ×1.8 a day up to its daily limit). Default: true for every
+    /// driver but `simulator`, whose numbers start established.
+    pub warm_up: Option<bool>,
     /// Required for `waha` (`{base_url, api_key, session_name?}`) and
     /// `cloud` (`{phone_number_id, access_token, app_secret, verify_token,
     /// api_base?, waba_id?}`; `waba_id`, the WhatsApp Business Account's
@@ -155,8 +160,10 @@ pub struct SessionBody {
     /// next is (`last_error` says why). Null otherwise.
     pub reconnect: Option<ReconnectBody>,
     /// Why a ready session sends nothing for now (`daily_limit_reached`,
-    /// `outside_active_hours`, `sending_paused`, `plan_expired`) and until
-    /// when; null while it sends or has nothing to send.
+    /// `outside_active_hours`, `sending_paused`, `plan_expired`, and the
+    /// sender governor's `warm_up_allowance_reached`, `sender_restricted`,
+    /// `send_cap_reached`) and until when; null while it sends or has
+    /// nothing to send.
     pub waiting: Option<SessionWaitingBody>,
     /// The session engine running it (it holds the session's lease); null
     /// while none does (not started, stopped, failed, logged out, or just
@@ -171,6 +178,34 @@ pub struct SessionBody {
     /// (`POST /api/v1/messages`); a campaign's messages keep their
     /// campaign's throttle.
     pub throttle: ThrottleBody,
+    /// What it may still send, as the sender governor sees it now (read
+    /// from the log). Given by `GET /api/v1/sessions/{id}`; null in lists.
+    pub capacity: Option<CapacityBody>,
+    /// The sender governor's state (`warming_up`, `normal`, `restricted`,
+    /// `cooling_down`); null in lists.
+    pub governor_state: Option<GovernorState>,
+    /// Until when that state holds, where known (a restriction's end, a
+    /// cool-down's end).
+    pub governor_until: Option<DateTime<Utc>>,
+    /// The restriction WhatsApp put on the number, while it holds.
+    pub restriction: Option<Restriction>,
+}
+
+/// A sender's capacity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CapacityBody {
+    /// Today's allowance: the daily limit, or less while the number warms
+    /// up (day 1: 20, ×1.8 a day) or cools down after a restriction.
+    pub today: u32,
+    /// What is left of it today.
+    pub left_today: u32,
+    /// What may still go this hour.
+    pub this_hour: u32,
+    /// New contacts (recipients it never exchanged messages with) left
+    /// today; null: no cap on them.
+    pub new_contacts_left: Option<u32>,
+    /// When the allowance grows next (in warm-up).
+    pub grows_at: Option<DateTime<Utc>>,
 }
 
 /// Why a session sends nothing for now, and until when.
@@ -226,6 +261,10 @@ impl SessionBody {
                 min_delay_ms: u64::try_from(view.throttle_min_ms).unwrap_or(0),
                 max_delay_ms: u64::try_from(view.throttle_max_ms).unwrap_or(0),
             },
+            capacity: None,
+            governor_state: None,
+            governor_until: None,
+            restriction: None,
         }
     }
 }
@@ -842,6 +881,7 @@ async fn create_session(
         phone_number,
         daily_limit,
         auto_start: body.auto_start.unwrap_or(false),
+        warm_up: body.warm_up,
         sessions_in_use,
         plan_max_sessions: limits.max_sessions,
         plan_max_daily_limit: limits.max_daily_limit,
@@ -878,6 +918,7 @@ async fn create_session(
                 trust_level,
                 auto_start,
                 at,
+                ..
             } => Some(SessionBody {
                 id: *session_id.as_uuid(),
                 name: name.to_string(),
@@ -909,6 +950,10 @@ async fn create_session(
                     min_delay_ms: Throttle::DEFAULT.min_delay_ms(),
                     max_delay_ms: Throttle::DEFAULT.max_delay_ms(),
                 },
+                capacity: None,
+                governor_state: None,
+                governor_until: None,
+                restriction: None,
             }),
             _ => None,
         })
@@ -969,9 +1014,28 @@ async fn get_session(
     after: After,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<SessionBody>, ApiError> {
-    projected_or_404(&state, &after, caller.tenant_id, id)
-        .await
-        .map(axum::Json)
+    let mut body = projected_or_404(&state, &after, caller.tenant_id, id).await?;
+    let capacity = wablast_workflows::capacity::of_sender(
+        &state.commands,
+        caller.tenant_id,
+        SessionId::from_uuid(id),
+        Utc::now(),
+    )
+    .await
+    .map_err(|err| ApiError::internal(format!("capacity not read: {err}")))?;
+    if let Some(capacity) = capacity {
+        body.capacity = Some(CapacityBody {
+            today: capacity.today,
+            left_today: capacity.left_today,
+            this_hour: capacity.this_hour,
+            new_contacts_left: capacity.new_contacts_left,
+            grows_at: capacity.grows_at,
+        });
+        body.governor_state = Some(capacity.state);
+        body.governor_until = capacity.state_until;
+        body.restriction = capacity.restriction;
+    }
+    Ok(axum::Json(body))
 }
 
 /// Changes a session's name, daily limit, auto-start, and (platform admin

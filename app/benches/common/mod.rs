@@ -164,6 +164,7 @@ pub async fn sessions(
                     phone_number: None,
                     daily_limit: Some(DailyLimit::parse(daily_limit).unwrap()),
                     auto_start: false,
+                    warm_up: None,
                     sessions_in_use: 0,
                     plan_max_sessions: 2_000,
                     plan_max_daily_limit: plan_max(),

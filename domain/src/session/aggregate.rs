@@ -40,6 +40,7 @@ use super::{
     Driver, Fence, LoginMethod, SessionCommand, SessionError, SessionEvent, SessionName,
     SessionStatus, WaitReason,
 };
+use crate::governor::{Governor, GovernorLimits, GovernorState, Restriction, WarmUpReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
@@ -85,6 +86,9 @@ pub struct Session {
     /// The pause between two of its single sends.
     #[serde(default)]
     throttle: Throttle,
+    /// The sender governor's record: warm-up and restriction.
+    #[serde(default)]
+    governor: Governor,
 }
 
 /// The engine holding a session's lease, as it recorded when it took it.
@@ -117,6 +121,22 @@ pub struct Reconnect {
 }
 
 impl Session {
+    /// The sender governor's record.
+    pub fn governor(&self) -> &Governor {
+        &self.governor
+    }
+
+    /// The caps of a send at `at` ([`Governor::limits`]).
+    pub fn governor_limits(&self, at: DateTime<Utc>) -> GovernorLimits {
+        self.governor.limits(at, self.daily_limit, self.trust_level)
+    }
+
+    /// The governor's state at `at`, and until when it holds where known.
+    pub fn governor_state(&self, at: DateTime<Utc>) -> (GovernorState, Option<DateTime<Utc>>) {
+        self.governor
+            .state_at(at, self.daily_limit, self.trust_level)
+    }
+
     /// The session's id, once created.
     pub fn id(&self) -> Option<SessionId> {
         self.id
@@ -274,6 +294,7 @@ impl Session {
                 phone_number,
                 daily_limit,
                 auto_start,
+                warm_up,
                 sessions_in_use,
                 plan_max_sessions,
                 plan_max_daily_limit,
@@ -307,6 +328,58 @@ impl Session {
                     daily_limit_follows_trust_level,
                     trust_level,
                     auto_start,
+                    warm_up: warm_up.unwrap_or_else(|| Governor::warms_up_by_default(driver)),
+                    at,
+                }
+            }
+            SessionCommand::ObserveSending { last_sent_at, at } => {
+                let governor = &self.governor;
+                if !governor.warm_up || Governor::first_day(self.trust_level).is_none() {
+                    return Ok(None);
+                }
+                let reason = match (governor.warm_up_since, last_sent_at) {
+                    (None, _) => WarmUpReason::FirstSend,
+                    (Some(_), Some(last)) if at - last >= Governor::IDLE_RESTART => {
+                        WarmUpReason::Idle
+                    }
+                    // Warm-up started, and the number sent in the last
+                    // days (or nothing since warm-up started, which the
+                    // schedule already counts from its start).
+                    (Some(since), None) if at - since >= Governor::IDLE_RESTART => {
+                        WarmUpReason::Idle
+                    }
+                    _ => return Ok(None),
+                };
+                SessionEvent::WarmUpStarted { since: at, reason }
+            }
+            SessionCommand::ReportRestriction { kind, until, at } => {
+                let until = until
+                    .filter(|u| *u > at)
+                    .unwrap_or_else(|| at + kind.default_length());
+                let restriction = Restriction {
+                    kind,
+                    since: at,
+                    until,
+                };
+                if self
+                    .governor
+                    .restriction_at(at)
+                    .is_some_and(|r| r.kind == kind && r.until >= until)
+                {
+                    // Already restricted as long by the same signal.
+                    return Ok(None);
+                }
+                SessionEvent::SenderRestricted { restriction }
+            }
+            SessionCommand::ReportGovernorState { at } => {
+                let (to, until) = self.governor_state(at);
+                if to == self.governor.recorded_state {
+                    return Ok(None);
+                }
+                SessionEvent::GovernorStateChanged {
+                    from: self.governor.recorded_state,
+                    to,
+                    until,
                     at,
                 }
             }
@@ -352,6 +425,9 @@ impl Session {
                     SessionCommand::ReportStatus { .. }
                         | SessionCommand::ReportReconnect { .. }
                         | SessionCommand::ReportWaiting { .. }
+                        | SessionCommand::ObserveSending { .. }
+                        | SessionCommand::ReportRestriction { .. }
+                        | SessionCommand::ReportGovernorState { .. }
                 ) {
                     return Err(SessionError::NotAReport);
                 }
@@ -545,8 +621,10 @@ impl Aggregate for Session {
                 daily_limit_follows_trust_level,
                 trust_level,
                 auto_start,
+                warm_up,
                 at,
             } => {
+                self.governor.warm_up = warm_up;
                 self.id = Some(session_id);
                 self.name = Some(name);
                 self.driver = driver;
@@ -632,6 +710,15 @@ impl Aggregate for Session {
                 self.auto_start = auto_start;
                 self.updated_at = Some(at);
             }
+            SessionEvent::WarmUpStarted { since, .. } => {
+                self.governor.warm_up_since = Some(since);
+            }
+            SessionEvent::SenderRestricted { restriction } => {
+                self.governor.restriction = Some(restriction);
+            }
+            SessionEvent::GovernorStateChanged { to, .. } => {
+                self.governor.recorded_state = to;
+            }
             SessionEvent::TrustLevelChanged {
                 to,
                 daily_limit,
@@ -696,6 +783,7 @@ mod tests {
             phone_number: None,
             daily_limit: None,
             auto_start: false,
+            warm_up: None,
             sessions_in_use: 0,
             plan_max_sessions: 3,
             plan_max_daily_limit: limit(500),
@@ -714,6 +802,7 @@ mod tests {
             daily_limit_follows_trust_level: true,
             trust_level: TrustLevel::NEW,
             auto_start: false,
+            warm_up: false,
             at: at(0),
         }
     }
@@ -1080,6 +1169,7 @@ mod tests {
             phone_number,
             driver,
             auto_start,
+            warm_up,
             ..
         } = &mut expected
         {
@@ -1087,6 +1177,8 @@ mod tests {
             *phone_number = Some(phone());
             *driver = Driver::Native;
             *auto_start = true;
+            // Every driver but the simulator warms up unless told.
+            *warm_up = true;
         }
         SessionTest::with(())
             .given_no_previous_events()
@@ -1948,6 +2040,7 @@ mod tests {
                                 phone_number,
                                 daily_limit: daily_limit.map(limit),
                                 auto_start: false,
+                                warm_up: None,
                                 sessions_in_use: in_use,
                                 plan_max_sessions: 3,
                                 plan_max_daily_limit: limit(max),
@@ -2053,5 +2146,171 @@ mod tests {
                 }
             }
         }
+    }
+
+    // The sender governor.
+
+    use crate::governor::{GovernorState, Restriction, RestrictionKind, WarmUpReason};
+
+    fn warming_created() -> SessionEvent {
+        let mut event = created();
+        if let SessionEvent::SessionCreated { warm_up, .. } = &mut event {
+            *warm_up = true;
+        }
+        event
+    }
+
+    fn observe(last_sent_at: Option<DateTime<Utc>>, minute: i64) -> SessionCommand {
+        SessionCommand::ObserveSending {
+            last_sent_at,
+            at: at(minute),
+        }
+    }
+
+    #[test]
+    fn a_simulator_session_is_established_unless_asked_to_warm_up() {
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(create())
+            .then_expect_events(vec![created()]);
+        let mut asked = create();
+        if let SessionCommand::CreateSession { warm_up, .. } = &mut asked {
+            *warm_up = Some(true);
+        }
+        SessionTest::with(())
+            .given_no_previous_events()
+            .when(asked)
+            .then_expect_events(vec![warming_created()]);
+    }
+
+    #[test]
+    fn warm_up_starts_with_the_first_send_of_a_number_that_warms_up() {
+        SessionTest::with(())
+            .given(vec![warming_created()])
+            .when(observe(None, 5))
+            .then_expect_events(vec![SessionEvent::WarmUpStarted {
+                since: at(5),
+                reason: WarmUpReason::FirstSend,
+            }]);
+        SessionTest::with(())
+            .given(vec![created()])
+            .when(observe(None, 5))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn warm_up_starts_again_after_seventy_two_hours_without_sending() {
+        let started = SessionEvent::WarmUpStarted {
+            since: at(0),
+            reason: WarmUpReason::FirstSend,
+        };
+        let days = |d: i64| d * 24 * 60;
+        SessionTest::with(())
+            .given(vec![warming_created(), started.clone()])
+            .when(observe(Some(at(days(1))), days(3)))
+            .then_expect_events(vec![]);
+        SessionTest::with(())
+            .given(vec![warming_created(), started])
+            .when(observe(Some(at(days(1))), days(4)))
+            .then_expect_events(vec![SessionEvent::WarmUpStarted {
+                since: at(days(4)),
+                reason: WarmUpReason::Idle,
+            }]);
+    }
+
+    #[test]
+    fn a_trust_level_of_four_skips_warm_up() {
+        let trusted = SessionEvent::TrustLevelChanged {
+            from: TrustLevel::NEW,
+            to: level(4),
+            daily_limit: limit(350),
+            at: at(1),
+        };
+        SessionTest::with(())
+            .given(vec![warming_created(), trusted])
+            .when(observe(None, 5))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_restriction_is_recorded_until_its_end_or_the_kind_default() {
+        let restriction = |until| Restriction {
+            kind: RestrictionKind::ReachoutTimelock,
+            since: at(1),
+            until,
+        };
+        SessionTest::with(())
+            .given(vec![created()])
+            .when(SessionCommand::ReportRestriction {
+                kind: RestrictionKind::ReachoutTimelock,
+                until: Some(at(120)),
+                at: at(1),
+            })
+            .then_expect_events(vec![SessionEvent::SenderRestricted {
+                restriction: restriction(at(120)),
+            }]);
+        SessionTest::with(())
+            .given(vec![created()])
+            .when(SessionCommand::ReportRestriction {
+                kind: RestrictionKind::ReachoutTimelock,
+                until: None,
+                at: at(1),
+            })
+            .then_expect_events(vec![SessionEvent::SenderRestricted {
+                restriction: restriction(at(1) + Duration::hours(24)),
+            }]);
+        // The same signal again, ending no later: nothing new.
+        SessionTest::with(())
+            .given(vec![
+                created(),
+                SessionEvent::SenderRestricted {
+                    restriction: restriction(at(120)),
+                },
+            ])
+            .when(SessionCommand::ReportRestriction {
+                kind: RestrictionKind::ReachoutTimelock,
+                until: Some(at(100)),
+                at: at(2),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_governor_state_is_recorded_when_it_changes() {
+        let restricted = SessionEvent::SenderRestricted {
+            restriction: Restriction {
+                kind: RestrictionKind::CappingQuota,
+                since: at(1),
+                until: at(60),
+            },
+        };
+        SessionTest::with(())
+            .given(vec![created(), restricted.clone()])
+            .when(SessionCommand::ReportGovernorState { at: at(2) })
+            .then_expect_events(vec![SessionEvent::GovernorStateChanged {
+                from: GovernorState::Normal,
+                to: GovernorState::Restricted,
+                until: Some(at(60)),
+                at: at(2),
+            }]);
+        let recorded = SessionEvent::GovernorStateChanged {
+            from: GovernorState::Normal,
+            to: GovernorState::Restricted,
+            until: Some(at(60)),
+            at: at(2),
+        };
+        SessionTest::with(())
+            .given(vec![created(), restricted.clone(), recorded.clone()])
+            .when(SessionCommand::ReportGovernorState { at: at(3) })
+            .then_expect_events(vec![]);
+        SessionTest::with(())
+            .given(vec![created(), restricted, recorded])
+            .when(SessionCommand::ReportGovernorState { at: at(61) })
+            .then_expect_events(vec![SessionEvent::GovernorStateChanged {
+                from: GovernorState::Restricted,
+                to: GovernorState::CoolingDown,
+                until: Some(at(60) + Duration::hours(24)),
+                at: at(61),
+            }]);
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
+use crate::governor::RestrictionKind;
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
@@ -27,6 +28,9 @@ pub enum SessionCommand {
         daily_limit: Option<DailyLimit>,
         /// Start the session when the engine boots.
         auto_start: bool,
+        /// Whether the number warms up ([`crate::governor`]); `None`: the
+        /// driver's default (every driver but the simulator).
+        warm_up: Option<bool>,
         /// Sessions the tenant already has (not deleted), this one excluded.
         sessions_in_use: u32,
         /// Sessions the tenant's plan allows.
@@ -133,6 +137,33 @@ pub enum SessionCommand {
         /// The highest daily limit the tenant's plan allows per session.
         plan_max_daily_limit: DailyLimit,
         /// When it was asked.
+        at: DateTime<Utc>,
+    },
+    /// The send loop is about to send: starts warm-up at the number's
+    /// first send, or again when it sent nothing for
+    /// [`crate::governor::Governor::IDLE_RESTART`] (nothing when it does not warm up, or
+    /// is warming up and was not idle).
+    ObserveSending {
+        /// Its latest send, as the day counters know it (`None`: none in
+        /// the last days looked at).
+        last_sent_at: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A driver reported a WhatsApp signal that holds the sender back.
+    ReportRestriction {
+        /// Which signal.
+        kind: RestrictionKind,
+        /// When it ends, if the signal says; otherwise the kind's default
+        /// length from `at`.
+        until: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Records the governor's state at `at` when it changed since last
+    /// recorded (warm-up over, a restriction or cool-down ended).
+    ReportGovernorState {
+        /// When.
         at: DateTime<Utc>,
     },
     /// An operator's verdict on how far the number is trusted.

@@ -6,6 +6,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
+use crate::governor::{GovernorState, Restriction, WarmUpReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
@@ -34,6 +35,10 @@ pub enum SessionEvent {
         trust_level: TrustLevel,
         /// Start on engine boot.
         auto_start: bool,
+        /// Whether the number warms up (absent in events recorded before
+        /// the governor: established).
+        #[serde(default)]
+        warm_up: bool,
         /// When.
         at: DateTime<Utc>,
     },
@@ -136,6 +141,30 @@ pub enum SessionEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Warm-up started: the number's allowance starts low again and grows
+    /// day by day from `since`.
+    WarmUpStarted {
+        /// When (the send about to go).
+        since: DateTime<Utc>,
+        /// Why.
+        reason: WarmUpReason,
+    },
+    /// WhatsApp restricted the sender (a driver's signal).
+    SenderRestricted {
+        /// The restriction.
+        restriction: Restriction,
+    },
+    /// The sender governor's state changed.
+    GovernorStateChanged {
+        /// The state before.
+        from: GovernorState,
+        /// The state now.
+        to: GovernorState,
+        /// Until when it holds, where known (a restriction's end).
+        until: Option<DateTime<Utc>>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// An admin changed the trust level.
     TrustLevelChanged {
         /// The level before.
@@ -164,6 +193,9 @@ impl DomainEvent for SessionEvent {
             Self::SessionHeld { .. } => "SessionHeld",
             Self::SessionSettingsUpdated { .. } => "SessionSettingsUpdated",
             Self::TrustLevelChanged { .. } => "TrustLevelChanged",
+            Self::WarmUpStarted { .. } => "WarmUpStarted",
+            Self::SenderRestricted { .. } => "SenderRestricted",
+            Self::GovernorStateChanged { .. } => "GovernorStateChanged",
         }
         .to_owned()
     }

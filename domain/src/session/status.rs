@@ -263,6 +263,14 @@ pub enum WaitReason {
     /// The platform operator suspended the tenant: sending waits for its
     /// reactivation.
     TenantSuspended,
+    /// The sender governor's warm-up allowance for today is used up.
+    WarmUpAllowanceReached,
+    /// WhatsApp restricted the sender (a reachout timelock, the capping
+    /// quota, a temporary ban): its next message waits until it ends.
+    SenderRestricted,
+    /// A sender governor cap (a minute, an hour, new contacts a day,
+    /// identical texts an hour) is reached for now.
+    SendCapReached,
 }
 
 impl WaitReason {
@@ -274,6 +282,9 @@ impl WaitReason {
             Self::SendingPaused => "sending_paused",
             Self::PlanExpired => "plan_expired",
             Self::TenantSuspended => "tenant_suspended",
+            Self::WarmUpAllowanceReached => "warm_up_allowance_reached",
+            Self::SenderRestricted => "sender_restricted",
+            Self::SendCapReached => "send_cap_reached",
         }
     }
 }

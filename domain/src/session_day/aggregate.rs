@@ -10,7 +10,14 @@
 //!   (`at < plan_expires_at`), the campaign is running;
 //! - the override is not pause;
 //! - fewer slots than the daily limit were granted this day;
-//! - the active hours are open (or the override is activate).
+//! - the active hours are open (or the override is activate);
+//! - the sender governor's caps hold ([`crate::governor`]): fewer grants
+//!   than the day's warm-up allowance (`WarmUpAllowanceReached`), no
+//!   restriction of all sending, none of new contacts for a new contact
+//!   (`SenderRestricted`), and fewer than the cap of sends in the last 60
+//!   seconds, in the last hour, of new contacts that day, of the same text
+//!   in the last hour (`CapReached`). The windows are those of this local
+//!   day's grants (a window does not reach into the day before).
 //!
 //! Refusals are checked in that order, so the lasting reasons (session,
 //! plan, campaign, pause) come first, and a day whose limit is used up says
@@ -21,16 +28,18 @@
 //! event, whatever the facts are now: a retried command never takes a
 //! second slot.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
+use super::commands::GovernorAsk;
 use super::commands::SessionDayCommand;
-use super::error::SessionDayError;
-use super::events::SessionDayEvent;
+use super::error::{Cap, SessionDayError};
+use super::events::{Governed, SessionDayEvent};
+use crate::governor::RestrictionScope;
 use crate::types::active_hours::Override;
 use crate::types::{MessageId, SessionId};
 
@@ -42,7 +51,22 @@ pub struct SessionDay {
     count: u32,
     // Bounded by the daily limit: at most that many grants a day.
     granted: BTreeSet<MessageId>,
+    /// The grants of the last hour (their instant and text hash), oldest
+    /// first: what the governor's windows count.
+    #[serde(default)]
+    recent: VecDeque<(DateTime<Utc>, Option<u64>)>,
+    /// New contacts granted this day.
+    #[serde(default)]
+    new_contacts: u32,
+    /// The instant of the latest grant.
+    #[serde(default)]
+    last_at: Option<DateTime<Utc>>,
 }
+
+/// The hour the governor's windows look back.
+const HOUR: Duration = Duration::hours(1);
+/// The minute the governor's per-minute window looks back.
+const MINUTE: Duration = Duration::seconds(60);
 
 impl SessionDay {
     /// The session, once a slot has been granted.
@@ -63,6 +87,105 @@ impl SessionDay {
     /// Whether `message_id` was granted a slot.
     pub fn has_granted(&self, message_id: MessageId) -> bool {
         self.granted.contains(&message_id)
+    }
+
+    /// New contacts granted this day.
+    pub fn new_contacts(&self) -> u32 {
+        self.new_contacts
+    }
+
+    /// The instant of the latest grant.
+    pub fn last_at(&self) -> Option<DateTime<Utc>> {
+        self.last_at
+    }
+
+    /// Grants in the hour before `at` (`at` excluded from the window's
+    /// start: `(at - 1 h, at]`).
+    pub fn sent_in_hour_before(&self, at: DateTime<Utc>) -> u32 {
+        self.recent.iter().filter(|(t, _)| *t > at - HOUR).count() as u32
+    }
+
+    /// Checks a send against the governor's caps (after the daily limit
+    /// and the active hours): the refusal, or the facts of the grant.
+    fn govern(
+        &self,
+        ask: &GovernorAsk,
+        at: DateTime<Utc>,
+        next_midnight: DateTime<Utc>,
+    ) -> Result<Governed, SessionDayError> {
+        let limits = &ask.limits;
+        if self.count >= limits.allowance {
+            let retry_at = limits
+                .grows_at
+                .filter(|g| *g > at)
+                .map_or(next_midnight, |g| g.min(next_midnight));
+            return Err(SessionDayError::WarmUpAllowanceReached {
+                allowance: limits.allowance,
+                retry_at,
+            });
+        }
+        if let Some(until) = limits.all_blocked_until.filter(|u| *u > at) {
+            return Err(SessionDayError::SenderRestricted {
+                scope: RestrictionScope::All,
+                until,
+            });
+        }
+        if ask.new_contact {
+            if let Some(until) = limits.new_contacts_blocked_until.filter(|u| *u > at) {
+                return Err(SessionDayError::SenderRestricted {
+                    scope: RestrictionScope::NewContacts,
+                    until,
+                });
+            }
+            if let Some(max) = limits.new_contacts_per_day
+                && self.new_contacts >= max
+            {
+                return Err(SessionDayError::CapReached {
+                    cap: Cap::NewContactsPerDay,
+                    max,
+                    retry_at: next_midnight,
+                });
+            }
+        }
+        let window = |since: DateTime<Utc>, same_text: Option<u64>| {
+            self.recent
+                .iter()
+                .filter(|(t, hash)| *t > since && (same_text.is_none() || *hash == same_text))
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+        };
+        let caps = [
+            (Cap::PerMinute, limits.per_minute, MINUTE, None),
+            (Cap::PerHour, limits.per_hour, HOUR, None),
+            (
+                Cap::IdenticalTextsPerHour,
+                limits
+                    .identical_texts_per_hour
+                    .filter(|_| ask.text_hash.is_some()),
+                HOUR,
+                ask.text_hash,
+            ),
+        ];
+        for (cap, max, length, same_text) in caps {
+            let Some(max) = max else { continue };
+            let sends = window(at - length, same_text);
+            if sends.len() as u32 >= max {
+                // A send fits again once the oldest that fill the window
+                // leave it.
+                let oldest = sends[sends.len() - max as usize];
+                return Err(SessionDayError::CapReached {
+                    cap,
+                    max,
+                    retry_at: oldest + length,
+                });
+            }
+        }
+        Ok(Governed {
+            limits: *limits,
+            new_contact: ask.new_contact,
+            text_hash: ask.text_hash,
+            new_contacts_after: self.new_contacts + u32::from(ask.new_contact),
+        })
     }
 }
 
@@ -141,6 +264,11 @@ impl Aggregate for SessionDay {
                 retry_at: hours.next_opening(at),
             });
         }
+        let governed = facts
+            .governor
+            .as_ref()
+            .map(|ask| self.govern(ask, at, hours.next_local_midnight(at)))
+            .transpose()?;
         let event = SessionDayEvent::SlotGranted {
             session_id,
             message_id,
@@ -148,6 +276,7 @@ impl Aggregate for SessionDay {
             at,
             local_date,
             count_after: self.count + 1,
+            governed,
         };
         sink.write(event, self).await;
         Ok(())
@@ -160,12 +289,23 @@ impl Aggregate for SessionDay {
                 message_id,
                 local_date,
                 count_after,
+                at,
+                governed,
                 ..
             } => {
                 self.session_id = Some(session_id);
                 self.local_date = Some(local_date);
                 self.count = count_after;
                 self.granted.insert(message_id);
+                self.last_at = Some(at);
+                while self.recent.front().is_some_and(|(t, _)| *t <= at - HOUR) {
+                    self.recent.pop_front();
+                }
+                let hash = governed.as_ref().and_then(|g| g.text_hash);
+                self.recent.push_back((at, hash));
+                if let Some(governed) = governed {
+                    self.new_contacts = governed.new_contacts_after;
+                }
             }
         }
     }
@@ -230,6 +370,7 @@ mod tests {
             active_hours: office_hours(),
             plan_expires_at: Some(utc("2026-04-15T00:00:00Z")),
             campaign_running: true,
+            governor: None,
         }
     }
 
@@ -252,6 +393,7 @@ mod tests {
             at,
             local_date: date(local_date),
             count_after,
+            governed: None,
         }
     }
 
@@ -716,6 +858,7 @@ mod tests {
                     active_hours: hours.clone(),
                     plan_expires_at: r.plan_expires_at,
                     campaign_running: r.campaign_running,
+                    governor: None,
                 };
                 let allowed = r.ready
                     && r.plan_expires_at.is_some_and(|e| r.at < e)
@@ -781,6 +924,11 @@ mod tests {
                             SessionDayError::TenantSuspended => {
                                 prop_assert!(false, "the counter never answers a suspension");
                             }
+                            SessionDayError::WarmUpAllowanceReached { .. }
+                            | SessionDayError::SenderRestricted { .. }
+                            | SessionDayError::CapReached { .. } => {
+                                prop_assert!(false, "no governor was asked");
+                            }
                         }
                     }
                 }
@@ -804,5 +952,340 @@ mod tests {
                 prop_assert_eq!(replayed, day);
             }
         }
+    }
+
+    // The sender governor.
+
+    use crate::governor::{Governor, GovernorLimits, Restriction, RestrictionKind};
+    use crate::types::TrustLevel;
+
+    fn always() -> SendFacts {
+        SendFacts {
+            active_hours: ActiveHours::default(),
+            daily_limit: DailyLimit::parse(500).unwrap(),
+            ..facts()
+        }
+    }
+
+    fn governed_facts(limits: GovernorLimits, new_contact: bool, text: Option<u64>) -> SendFacts {
+        SendFacts {
+            governor: Some(GovernorAsk {
+                limits,
+                new_contact,
+                text_hash: text,
+            }),
+            ..always()
+        }
+    }
+
+    /// A number in its first warm-up day since `monday_morning`.
+    fn warming() -> GovernorLimits {
+        Governor {
+            warm_up: true,
+            warm_up_since: Some(monday_morning()),
+            ..Governor::default()
+        }
+        .limits(
+            monday_morning(),
+            DailyLimit::parse(500).unwrap(),
+            TrustLevel::NEW,
+        )
+    }
+
+    /// Folds the grants of `commands` (each granted) into their events.
+    fn grant_all(commands: Vec<SessionDayCommand>) -> Vec<SessionDayEvent> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut day = SessionDay::default();
+        let mut events = Vec::new();
+        for command in commands {
+            let new = runtime
+                .block_on(decide_one(&mut day, command))
+                .expect("granted");
+            events.extend(new);
+        }
+        events
+    }
+
+    async fn decide_one(
+        day: &mut SessionDay,
+        command: SessionDayCommand,
+    ) -> Result<Vec<SessionDayEvent>, SessionDayError> {
+        let sink = EventSink::default();
+        // Writing to the sink applies the event to `day`.
+        day.handle(command, &(), &sink).await?;
+        Ok(sink.collect().await)
+    }
+
+    fn seconds(n: i64) -> Duration {
+        Duration::seconds(n)
+    }
+
+    #[test]
+    fn warm_up_refuses_past_the_day_allowance_until_it_grows() {
+        let limits = warming();
+        assert_eq!(limits.allowance, 20);
+        let given = grant_all(
+            (0..20)
+                .map(|n| {
+                    request(
+                        n,
+                        monday_morning() + Duration::minutes(n as i64 * 20),
+                        governed_facts(
+                            GovernorLimits {
+                                per_minute: None,
+                                per_hour: None,
+                                ..limits
+                            },
+                            false,
+                            None,
+                        ),
+                    )
+                })
+                .collect(),
+        );
+        let at = monday_morning() + Duration::hours(8);
+        TestFramework::<SessionDay>::with(())
+            .given(given)
+            .when(request(21, at, governed_facts(limits, false, None)))
+            .then_expect_error(SessionDayError::WarmUpAllowanceReached {
+                allowance: 20,
+                retry_at: always().active_hours.next_local_midnight(at),
+            });
+    }
+
+    #[test]
+    fn refuses_a_fifth_send_within_a_minute_while_warming_up() {
+        let limits = warming();
+        let t = monday_morning();
+        let given = grant_all(
+            (0..4)
+                .map(|n| {
+                    request(
+                        n,
+                        t + seconds(n as i64 * 5),
+                        governed_facts(limits, false, None),
+                    )
+                })
+                .collect(),
+        );
+        TestFramework::<SessionDay>::with(())
+            .given(given.clone())
+            .when(request(
+                9,
+                t + seconds(30),
+                governed_facts(limits, false, None),
+            ))
+            .then_expect_error(SessionDayError::CapReached {
+                cap: Cap::PerMinute,
+                max: 4,
+                retry_at: t + seconds(60),
+            });
+        // A minute after the first, one fits again.
+        TestFramework::<SessionDay>::with(())
+            .given(given)
+            .when(request(
+                9,
+                t + seconds(61),
+                governed_facts(limits, false, None),
+            ))
+            .then_expect_events(vec![SessionDayEvent::SlotGranted {
+                session_id: session(),
+                message_id: message(9),
+                campaign_id: campaign(),
+                at: t + seconds(61),
+                local_date: date("2026-03-30"),
+                count_after: 5,
+                governed: Some(Governed {
+                    limits,
+                    new_contact: false,
+                    text_hash: None,
+                    new_contacts_after: 0,
+                }),
+            }]);
+    }
+
+    #[test]
+    fn refuses_past_the_hourly_cap_even_when_each_minute_is_under_its_own() {
+        let limits = GovernorLimits {
+            per_minute: Some(4),
+            per_hour: Some(6),
+            ..GovernorLimits::daily_only(DailyLimit::parse(500).unwrap())
+        };
+        let t = monday_morning();
+        let given = grant_all(
+            (0..6)
+                .map(|n| {
+                    request(
+                        n,
+                        t + Duration::minutes(n as i64 * 5),
+                        governed_facts(limits, false, None),
+                    )
+                })
+                .collect(),
+        );
+        TestFramework::<SessionDay>::with(())
+            .given(given)
+            .when(request(
+                9,
+                t + Duration::minutes(40),
+                governed_facts(limits, false, None),
+            ))
+            .then_expect_error(SessionDayError::CapReached {
+                cap: Cap::PerHour,
+                max: 6,
+                retry_at: t + Duration::hours(1),
+            });
+    }
+
+    #[test]
+    fn refuses_a_sixth_new_contact_in_a_day_while_warming_up_but_not_a_known_one() {
+        let limits = GovernorLimits {
+            per_minute: None,
+            per_hour: None,
+            ..warming()
+        };
+        let t = monday_morning();
+        let given = grant_all(
+            (0..5)
+                .map(|n| {
+                    request(
+                        n,
+                        t + Duration::minutes(n as i64),
+                        governed_facts(limits, true, None),
+                    )
+                })
+                .collect(),
+        );
+        let at = t + Duration::hours(1);
+        TestFramework::<SessionDay>::with(())
+            .given(given.clone())
+            .when(request(9, at, governed_facts(limits, true, None)))
+            .then_expect_error(SessionDayError::CapReached {
+                cap: Cap::NewContactsPerDay,
+                max: 5,
+                retry_at: always().active_hours.next_local_midnight(at),
+            });
+        let mut day = SessionDay::default();
+        for event in given {
+            day.apply(event);
+        }
+        assert_eq!(day.new_contacts(), 5);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let known = runtime.block_on(decide_one(
+            &mut day,
+            request(9, at, governed_facts(limits, false, None)),
+        ));
+        assert!(known.is_ok_and(|events| events.len() == 1));
+    }
+
+    #[test]
+    fn refuses_the_same_text_past_its_hourly_cap_but_not_another_text() {
+        let limits = GovernorLimits {
+            identical_texts_per_hour: Some(2),
+            ..GovernorLimits::daily_only(DailyLimit::parse(500).unwrap())
+        };
+        let t = monday_morning();
+        let given = grant_all(vec![
+            request(1, t, governed_facts(limits, false, Some(7))),
+            request(2, t + seconds(10), governed_facts(limits, false, Some(8))),
+            request(3, t + seconds(20), governed_facts(limits, false, Some(7))),
+        ]);
+        TestFramework::<SessionDay>::with(())
+            .given(given.clone())
+            .when(request(
+                4,
+                t + seconds(30),
+                governed_facts(limits, false, Some(7)),
+            ))
+            .then_expect_error(SessionDayError::CapReached {
+                cap: Cap::IdenticalTextsPerHour,
+                max: 2,
+                retry_at: t + Duration::hours(1),
+            });
+        let mut day = SessionDay::default();
+        for event in given {
+            day.apply(event);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let other = runtime.block_on(decide_one(
+            &mut day,
+            request(4, t + seconds(30), governed_facts(limits, false, Some(8))),
+        ));
+        assert!(other.is_ok());
+    }
+
+    #[test]
+    fn a_timelocked_sender_sends_nothing_to_new_contacts_until_t_but_goes_on_with_known_ones() {
+        let t = monday_morning();
+        let until = t + Duration::hours(6);
+        let limits = Governor {
+            restriction: Some(Restriction {
+                kind: RestrictionKind::ReachoutTimelock,
+                since: t,
+                until,
+            }),
+            ..Governor::default()
+        }
+        .limits(
+            t + seconds(1),
+            DailyLimit::parse(500).unwrap(),
+            TrustLevel::NEW,
+        );
+        TestFramework::<SessionDay>::with(())
+            .given_no_previous_events()
+            .when(request(
+                1,
+                t + seconds(1),
+                governed_facts(limits, true, None),
+            ))
+            .then_expect_error(SessionDayError::SenderRestricted {
+                scope: RestrictionScope::NewContacts,
+                until,
+            });
+        let mut day = SessionDay::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let known = runtime.block_on(decide_one(
+            &mut day,
+            request(1, t + seconds(1), governed_facts(limits, false, None)),
+        ));
+        assert!(known.is_ok_and(|events| events.len() == 1));
+    }
+
+    #[test]
+    fn a_temporary_ban_refuses_every_send_until_it_ends() {
+        let t = monday_morning();
+        let until = t + Duration::hours(2);
+        let limits = Governor {
+            restriction: Some(Restriction {
+                kind: RestrictionKind::TemporaryBan,
+                since: t,
+                until,
+            }),
+            ..Governor::default()
+        }
+        .limits(
+            t + seconds(1),
+            DailyLimit::parse(500).unwrap(),
+            TrustLevel::NEW,
+        );
+        TestFramework::<SessionDay>::with(())
+            .given_no_previous_events()
+            .when(request(
+                1,
+                t + seconds(1),
+                governed_facts(limits, false, None),
+            ))
+            .then_expect_error(SessionDayError::SenderRestricted {
+                scope: RestrictionScope::All,
+                until,
+            });
     }
 }

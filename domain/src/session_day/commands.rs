@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::governor::GovernorLimits;
 use crate::types::active_hours::ActiveHours;
 use crate::types::{CampaignId, DailyLimit, MessageId, SessionId};
 
@@ -26,6 +27,23 @@ pub struct SendFacts {
     pub plan_expires_at: Option<DateTime<Utc>>,
     /// The message's campaign is `running`.
     pub campaign_running: bool,
+    /// What the sender governor holds this send to, and what it needs to
+    /// know of it; `None`: the daily limit only.
+    pub governor: Option<GovernorAsk>,
+}
+
+/// A send as the sender governor sees it: the caps of the sender at the
+/// instant ([`crate::governor::Governor::limits`]) and the facts of the
+/// message the caps need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GovernorAsk {
+    /// The caps.
+    pub limits: GovernorLimits,
+    /// The recipient never exchanged messages with this sender (known
+    /// only when the caps need it; `false` otherwise).
+    pub new_contact: bool,
+    /// A hash of the rendered text (when the caps need it).
+    pub text_hash: Option<u64>,
 }
 
 /// A command to a day counter.

@@ -19,9 +19,9 @@ pub mod events;
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use aggregate::SessionDay;
-pub use commands::{SendFacts, SessionDayCommand};
-pub use error::SessionDayError;
-pub use events::SessionDayEvent;
+pub use commands::{GovernorAsk, SendFacts, SessionDayCommand};
+pub use error::{Cap, SessionDayError};
+pub use events::{Governed, SessionDayEvent};
 
 use crate::types::SessionId;
 use crate::types::active_hours::TimeZone;

@@ -205,6 +205,9 @@ impl Projection for Sessions {
                     | SessionEvent::SessionHeld { .. }
                     | SessionEvent::SessionSettingsUpdated { .. }
                     | SessionEvent::TrustLevelChanged { .. }
+                    | SessionEvent::WarmUpStarted { .. }
+                    | SessionEvent::SenderRestricted { .. }
+                    | SessionEvent::GovernorStateChanged { .. }
             ) {
                 // A new status ends the engine's tries to connect, and the
                 // send loop's wait.
@@ -214,7 +217,13 @@ impl Projection for Sessions {
                 row.waiting_until = None;
             }
             match decoded {
-                SessionEvent::SessionCreated { .. } | SessionEvent::SessionDeleted { .. } => {}
+                // The governor's view is read from the session aggregate
+                // (`GET /sessions/{id}` asks the capacity workflow).
+                SessionEvent::SessionCreated { .. }
+                | SessionEvent::SessionDeleted { .. }
+                | SessionEvent::WarmUpStarted { .. }
+                | SessionEvent::SenderRestricted { .. }
+                | SessionEvent::GovernorStateChanged { .. } => {}
                 SessionEvent::SessionWaiting { reason, until, at } => {
                     row.waiting_reason = reason.map(|r| r.as_str().to_owned());
                     row.waiting_until = reason.and(until);

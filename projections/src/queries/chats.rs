@@ -113,3 +113,25 @@ pub async fn last_inbound_at(
     .fetch_one(pool)
     .await
 }
+
+/// Whether the tenant's `session` ever exchanged messages with `peer`
+/// (E.164): sent one to them, or received one from them. A peer it never
+/// did is a new contact for the sender governor.
+pub async fn has_exchanged(
+    pool: &PgPool,
+    tenant: TenantId,
+    session: SessionId,
+    peer: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from messages \
+             where session_id = $2 and phone = $3 and sent_at is not null and tenant_id = $1) \
+         or exists (select 1 from inbound_messages \
+             where tenant_id = $1 and session_id = $2 and coalesce(from_phone, from_raw) = $3)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(session.as_uuid())
+    .bind(peer)
+    .fetch_one(pool)
+    .await
+}
