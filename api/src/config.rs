@@ -28,6 +28,16 @@ pub struct ApiConfig {
     /// How webhooks are sent (the test ping) and which receivers are
     /// accepted (`WABLAST_WEBHOOK_ALLOW_PRIVATE`).
     pub webhooks: wablast_workflows::webhooks::WebhookOptions,
+    /// Midtrans (`WABLAST_MIDTRANS_*`); `None`: payments are refused
+    /// (`payments_not_configured`).
+    pub midtrans: Option<wablast_workflows::payments::midtrans::MidtransConfig>,
+    /// What points cost at checkout.
+    pub topup_pricing: wablast_workflows::payments::TopUpPricing,
+    /// How often and when orders waiting for their payment are looked up
+    /// again at Midtrans.
+    pub payments_recheck: wablast_workflows::payments::RecheckOptions,
+    /// The seller receipts name.
+    pub seller: crate::receipt::Seller,
 }
 
 impl ApiConfig {
@@ -43,6 +53,10 @@ impl ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             webhooks: wablast_workflows::webhooks::WebhookOptions::default(),
+            midtrans: None,
+            topup_pricing: wablast_workflows::payments::TopUpPricing::default(),
+            payments_recheck: wablast_workflows::payments::RecheckOptions::default(),
+            seller: crate::receipt::Seller::default(),
         }
     }
 }

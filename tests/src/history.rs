@@ -3445,6 +3445,16 @@ mod tests {
                     campaign_id, at, ..
                 } => WalletCommand::CancelReservation { campaign_id, at },
                 WalletEvent::PlanExpired { at, .. } => WalletCommand::ExpirePlan { at },
+                WalletEvent::PointsTakenBack {
+                    points,
+                    reference,
+                    at,
+                    ..
+                } => WalletCommand::TakeBack {
+                    points,
+                    reference,
+                    at,
+                },
             };
             if let WalletCommand::Settle {
                 campaign_id,

@@ -14,6 +14,7 @@
 //! | `PointsCaptured`      | `capture`    | − points | − points |
 //! | `ReservationReleased` | `release`    |          | − points |
 //! | `PlanExpired`         | `expire`     |          |          |
+//! | `PointsTakenBack`     | `refund`     | − taken  |          |
 //!
 //! A settlement is a `PointsCaptured` (when something was sent) followed by
 //! a `ReservationReleased` (when something was left), in one commit.
@@ -150,6 +151,26 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A refund took back points its payment had credited: as many as were
+    /// available, the rest owed.
+    PointsTakenBack {
+        /// How many the refund takes back.
+        points: Points,
+        /// How many were taken (at most what was available).
+        taken: Points,
+        /// How many could not be taken (spent or reserved): owed.
+        owed: Points,
+        /// The refund.
+        reference: String,
+        /// The balance after.
+        balance_after: Points,
+        /// The total reserved after (unchanged).
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The plan ran out: no sending and no auto-replies until renewed. The
     /// points stay.
     PlanExpired {
@@ -179,6 +200,8 @@ pub enum TransactionKind {
     Release,
     /// A plan that ran out.
     Expire,
+    /// Points taken back by a refund.
+    Refund,
 }
 
 impl TransactionKind {
@@ -191,6 +214,7 @@ impl TransactionKind {
             Self::Capture => "capture",
             Self::Release => "release",
             Self::Expire => "expire",
+            Self::Refund => "refund",
         }
     }
 }
@@ -207,10 +231,12 @@ impl WalletEvent {
                 TransactionKind::Release
             }
             Self::PlanExpired { .. } => TransactionKind::Expire,
+            Self::PointsTakenBack { .. } => TransactionKind::Refund,
         }
     }
 
-    /// The points this event moves (zero for an expiry).
+    /// The points this event moves (zero for an expiry; those taken for a
+    /// take-back).
     pub fn points(&self) -> Points {
         match self {
             Self::PlanSubscribed { points, .. }
@@ -220,6 +246,7 @@ impl WalletEvent {
             | Self::PointsCaptured { points, .. }
             | Self::ReservationReleased { points, .. }
             | Self::ReservationCancelled { points, .. } => *points,
+            Self::PointsTakenBack { taken, .. } => *taken,
             Self::PlanExpired { .. } => Points::ZERO,
         }
     }
@@ -236,6 +263,7 @@ impl DomainEvent for WalletEvent {
             Self::ReservationReleased { .. } => "ReservationReleased",
             Self::ReservationCancelled { .. } => "ReservationCancelled",
             Self::PlanExpired { .. } => "PlanExpired",
+            Self::PointsTakenBack { .. } => "PointsTakenBack",
         }
         .to_string()
     }
