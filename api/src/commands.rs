@@ -15,6 +15,7 @@ use wablast_domain::campaign::CampaignError;
 use wablast_domain::inbound::InboundError;
 use wablast_domain::list_check::ListCheckError;
 use wablast_domain::message::MessageError;
+use wablast_domain::order::OrderError;
 use wablast_domain::plan::PlanError;
 use wablast_domain::schedule::ScheduleError;
 use wablast_domain::session::SessionError;
@@ -83,6 +84,7 @@ refusal!(
     InboundError,
     ListCheckError,
     MessageError,
+    OrderError,
     PlanError,
     ScheduleError,
     SessionError,

@@ -32,6 +32,16 @@ pub struct ApiConfig {
     /// no trailing slash): a WAHA or Cloud API session shows the address
     /// its server must post its events to. `None`: not shown.
     pub public_url: Option<String>,
+    /// Midtrans (`WABLAST_MIDTRANS_*`); `None`: payments are refused
+    /// (`payments_not_configured`).
+    pub midtrans: Option<wablast_workflows::payments::midtrans::MidtransConfig>,
+    /// What points cost at checkout.
+    pub topup_pricing: wablast_workflows::payments::TopUpPricing,
+    /// How often and when orders waiting for their payment are looked up
+    /// again at Midtrans.
+    pub payments_recheck: wablast_workflows::payments::RecheckOptions,
+    /// The seller receipts name.
+    pub seller: crate::receipt::Seller,
 }
 
 impl ApiConfig {
@@ -48,6 +58,10 @@ impl ApiConfig {
             max_upload_bytes: 32 * 1024 * 1024,
             webhooks: wablast_workflows::webhooks::WebhookOptions::default(),
             public_url: None,
+            midtrans: None,
+            topup_pricing: wablast_workflows::payments::TopUpPricing::default(),
+            payments_recheck: wablast_workflows::payments::RecheckOptions::default(),
+            seller: crate::receipt::Seller::default(),
         }
     }
 }

@@ -112,6 +112,14 @@ error_codes! {
     FeatureNotInPlan => "feature_not_in_plan",
     /// 403: the platform operator suspended the tenant (`details.reason`).
     TenantSuspended => "tenant_suspended",
+    /// 422: the payment gateway reports a payment of another amount than
+    /// the order's: refused, nothing credited.
+    AmountMismatch => "amount_mismatch",
+    /// 422: this installation sells nothing online (no payment gateway
+    /// configured): plans and points come from the platform admin. A 4xx,
+    /// not a 503: it is how the installation is set up, not an outage, and
+    /// retrying changes nothing.
+    PaymentsNotConfigured => "payments_not_configured",
     /// 429: rate limited (with `Retry-After`).
     RateLimited => "rate_limited",
     /// 500: our fault; the body never says more.
@@ -126,6 +134,10 @@ error_codes! {
     EngineUnavailable => "engine_unavailable",
     /// 503: the change was applied, but its view is not ready yet.
     ProjectionLag => "projection_lag",
+    /// 502: the payment gateway (Midtrans) refused or could not be
+    /// reached.
+    PaymentGatewayFailed => "payment_gateway_failed",
+
 }
 
 impl ErrorCode {
@@ -162,10 +174,14 @@ impl ErrorCode {
             | Self::TemplateNotSupported
             | Self::TemplateRequired
             | Self::OutsideCustomerServiceWindow
-            | Self::FeatureNotInPlan => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::FeatureNotInPlan
+            | Self::AmountMismatch
+            | Self::PaymentsNotConfigured => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::EngineError | Self::DriverFailed => StatusCode::BAD_GATEWAY,
+            Self::EngineError | Self::DriverFailed | Self::PaymentGatewayFailed => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Unavailable | Self::EngineUnavailable | Self::ProjectionLag => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

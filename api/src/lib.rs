@@ -14,6 +14,7 @@
 //!   as JSON rows.
 //! - [`console`]: the web console at `/`, embedded at build time (the
 //!   router's fallback; never in the OpenAPI document).
+//! - [`receipt`]: a paid order's receipt as a PDF.
 //! - [`openapi()`]: the OpenAPI document, built from the same routes.
 
 pub mod auth;
@@ -28,6 +29,7 @@ pub(crate) mod hardening;
 
 pub(crate) mod list;
 pub(crate) mod media;
+pub mod receipt;
 pub(crate) mod routes;
 
 use std::sync::Arc;
@@ -73,13 +75,31 @@ pub struct AppState {
     pub direct_sends: Arc<DirectSends>,
     /// Sends webhook pings.
     pub webhooks: wablast_workflows::webhooks::Sender,
+    /// Payments through Midtrans (refused when not configured).
+    pub payments: Arc<wablast_workflows::payments::Payments>,
 }
 
 impl AppState {
     /// The state of an API over `db` and `log`.
     pub fn new(db: PgPool, log: EventLog, config: ApiConfig, jwt_secret: &[u8]) -> Self {
         let commands = Commands::new(&log);
+        let midtrans = config.midtrans.clone().and_then(|midtrans| {
+            wablast_workflows::payments::midtrans::Midtrans::new(midtrans)
+                .map_err(|err| {
+                    tracing::error!(error = %wablast_eventstore::report::Chain(&err), "cannot build the Midtrans client: payments are refused");
+                })
+                .ok()
+        });
+        let payments = Arc::new(wablast_workflows::payments::Payments::new(
+            commands.clone(),
+            log.clone(),
+            db.clone(),
+            midtrans,
+            Arc::new(wablast_workflows::clock::SystemClock),
+            config.topup_pricing,
+        ));
         Self {
+            payments,
             direct_sends: Arc::new(DirectSends::new(commands.clone(), log.clone(), db.clone())),
             webhooks: wablast_workflows::webhooks::Sender::new(
                 &config.webhooks,
@@ -133,7 +153,8 @@ impl Default for Readiness {
         (name = "schedule", description = "Active hours"),
         (name = "auto-replies", description = "Automatic answers to inbound messages"),
         (name = "events", description = "The tenant's events as Server-Sent Events; webhooks"),
-        (name = "hooks", description = "Webhooks from the drivers' servers (WAHA, the WhatsApp Cloud API), signed by them"),
+        (name = "hooks", description = "Webhooks from the drivers' servers (WAHA, the WhatsApp Cloud API) and the payment gateway (Midtrans), signed by them"),
+        (name = "billing", description = "Buying plans and points through Midtrans; orders and receipts"),
         (name = "admin", description = "Platform operator: plans, grants, tenants, users, suspensions, statistics"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
@@ -189,6 +210,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::templates::router())
         .merge(routes::wallet::router())
         .merge(routes::stats::router())
+        .merge(routes::billing::router())
         .merge(routes::schedule::router())
         .merge(routes::auto_replies::router())
         .merge(routes::events::router())

@@ -172,6 +172,54 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_timeout_ms: u64,
 
+    /// Midtrans' server key: payments through Midtrans Snap are on when it
+    /// is set (checkout answers 422 `payments_not_configured` otherwise).
+    /// Signs requests to Midtrans and its notifications; never logged.
+    #[arg(long, env = "WABLAST_MIDTRANS_SERVER_KEY", hide_env_values = true, value_parser = secret)]
+    pub midtrans_server_key: Option<SecretString>,
+
+    /// Midtrans' client key (for Snap's JavaScript in a browser).
+    #[arg(long, env = "WABLAST_MIDTRANS_CLIENT_KEY")]
+    pub midtrans_client_key: Option<String>,
+
+    /// Midtrans' production environment; unset or false: the sandbox.
+    #[arg(long, env = "WABLAST_MIDTRANS_PRODUCTION", default_value_t = false)]
+    pub midtrans_production: bool,
+
+    /// Snap's base URL, overriding the sandbox's or production's (a local
+    /// test server).
+    #[arg(long, env = "WABLAST_MIDTRANS_SNAP_URL")]
+    pub midtrans_snap_url: Option<String>,
+
+    /// The Core API's base URL (the status API), overriding the sandbox's
+    /// or production's.
+    #[arg(long, env = "WABLAST_MIDTRANS_API_URL")]
+    pub midtrans_api_url: Option<String>,
+
+    /// Rupiah one point costs at checkout.
+    #[arg(long, env = "WABLAST_TOPUP_PRICE_PER_POINT", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub topup_price_per_point: u64,
+
+    /// Seconds between two looks at the orders still waiting for their
+    /// payment (each is looked up at Midtrans once it waited 5 minutes).
+    #[arg(long, env = "WABLAST_PAYMENTS_RECHECK_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub payments_recheck_seconds: u64,
+
+    /// The seller receipts name.
+    #[arg(long, env = "WABLAST_SELLER_NAME", default_value = "wablast")]
+    pub seller_name: String,
+
+    /// A line under the seller's name on receipts (address, tax id).
+    #[arg(long, env = "WABLAST_SELLER_DETAILS", default_value = "")]
+    pub seller_details: String,
+
+    /// The tax included in prices, in percent (receipts show its share).
+    #[arg(long, env = "WABLAST_TAX_PERCENT", default_value_t = 11,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub tax_percent: u32,
+
     /// Seconds a webhook's receiver may fail every delivery before the
     /// subscription is disabled.
     #[arg(long, env = "WABLAST_WEBHOOK_DISABLE_AFTER_SECONDS", default_value_t = 3 * 24 * 3600,
@@ -216,7 +264,60 @@ impl Settings {
         config.rate_limit_per_ip = self.rate_limit_per_ip;
         config.webhooks = self.webhooks();
         config.public_url = Some(self.public_url()?);
+        config.midtrans = self.midtrans()?;
+        config.topup_pricing = wablast_workflows::payments::TopUpPricing {
+            price_per_point: self.topup_price_per_point,
+            ..Default::default()
+        };
+        config.payments_recheck = wablast_workflows::payments::RecheckOptions {
+            every: Duration::from_secs(self.payments_recheck_seconds),
+            ..Default::default()
+        };
+        config.seller = wablast_api::receipt::Seller {
+            name: self.seller_name.clone(),
+            details: self.seller_details.clone(),
+            tax_percent: self.tax_percent,
+        };
         Ok(config)
+    }
+
+    /// Midtrans, when its server key is set: the sandbox's or production's
+    /// URLs unless overridden, notifications to
+    /// `<public url>/hooks/midtrans`.
+    pub fn midtrans(
+        &self,
+    ) -> anyhow::Result<Option<wablast_workflows::payments::midtrans::MidtransConfig>> {
+        let Some(server_key) = &self.midtrans_server_key else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            !server_key.expose_secret().trim().is_empty(),
+            "WABLAST_MIDTRANS_SERVER_KEY is empty"
+        );
+        let mut config = wablast_workflows::payments::midtrans::MidtransConfig::new(
+            server_key.clone(),
+            self.midtrans_production,
+        );
+        config.client_key = self.midtrans_client_key.clone();
+        let base = |name: &str, text: &str| -> anyhow::Result<url::Url> {
+            let url = url::Url::parse(text.trim())
+                .map_err(|e| anyhow::anyhow!("{name} is not a URL ({e}): {text:?}"))?;
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https") && url.host_str().is_some(),
+                "{name} must be an http or https URL with a host: {text:?}"
+            );
+            Ok(url)
+        };
+        if let Some(url) = &self.midtrans_snap_url {
+            config.snap_url = base("WABLAST_MIDTRANS_SNAP_URL", url)?;
+        }
+        if let Some(url) = &self.midtrans_api_url {
+            config.api_url = base("WABLAST_MIDTRANS_API_URL", url)?;
+        }
+        let public_url = self.public_url()?;
+        config.notification_url = Some(format!("{public_url}/hooks/midtrans"));
+        config.finish_url = Some(format!("{public_url}/wallet"));
+        Ok(Some(config))
     }
 
     /// The key sealing stored driver credentials: `WABLAST_SECRET_KEY`, or
@@ -421,10 +522,18 @@ mod tests {
             "admin-password-value",
             "--secret-key",
             &hex::encode(key()),
+            "--midtrans-server-key",
+            "midtrans-server-key-value",
         ])
         .unwrap();
         let printed = format!("{:?}", args.settings);
+        let midtrans = format!("{:?}", args.settings.midtrans().unwrap());
+        assert!(
+            !midtrans.contains("midtrans-server-key-value"),
+            "{midtrans}"
+        );
         for secret in [
+            "midtrans-server-key-value",
             "jwt-secret-value",
             "admin-password-value",
             &hex::encode(key()),

@@ -297,6 +297,16 @@ impl Application {
         info!(address = %self.address(), "API listening");
         let mut state = self.state;
         state.shutdown = shutdown.clone();
+        // Orders left waiting for their payment are looked up again at
+        // Midtrans (a no-op without Midtrans). Every API process may: the
+        // orders and the wallet decide each payment once.
+        tokio::spawn(
+            state
+                .payments
+                .as_ref()
+                .clone()
+                .run(state.config.payments_recheck, shutdown.clone()),
+        );
         // The peer address reaches the handlers: rate limits per client.
         let app = wablast_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)

@@ -11,6 +11,7 @@ use crate::campaign::Campaign;
 use crate::inbound::Inbound;
 use crate::list_check::ListCheck;
 use crate::message::Message;
+use crate::order::Order;
 use crate::plan::Plan;
 use crate::recipient_batch::RecipientBatch;
 use crate::schedule::Schedule;
@@ -60,6 +61,7 @@ impl LogStream {
                 Campaign::TYPE,
                 WebhookSubscription::TYPE,
                 ListCheck::TYPE,
+                Order::TYPE,
             ],
             Self::Messages => &[
                 Message::TYPE,

@@ -16,6 +16,8 @@
 //! - [`wallet`]: a tenant's points, plan and reservations.
 //! - [`campaign`]: a broadcast and its lifecycle.
 //! - [`message`]: one message to one recipient, and its receipts.
+//! - [`order`]: one purchase paid through the payment gateway (a plan
+//!   or points) and its payment, refunds and credit.
 //! - [`inbound`]: one message received by a session (for the inbox and
 //!   the auto-responder).
 //! - [`verify`]: the replay that proves the rules held.
@@ -71,6 +73,7 @@ pub mod inbound;
 pub mod layout;
 pub mod list_check;
 pub mod message;
+pub mod order;
 pub mod plan;
 pub mod recipient_batch;
 mod refusal;

@@ -29,6 +29,12 @@
 //!   no message was sent twice;
 //! - [`Rule::NoSendWhileSuspended`]: no slot was granted to a session of
 //!   a tenant the platform operator had suspended then;
+//! - [`Rule::CreditedOncePerOrder`]: a wallet credit that names an order
+//!   (reference `order:<id>`) follows that order's payment, credits the
+//!   order's points for its tenant, and no order is credited twice;
+//! - [`Rule::PlanBackedByPayment`]: every plan subscription comes from a
+//!   paid order of that plan, or is an operator's grant (a reference that
+//!   names no order);
 //! - [`Rule::Readable`]: every event decodes as its aggregate's event
 //!   (the only rule for aggregates with no invariant checked here: plans,
 //!   campaigns, inbound messages).
@@ -44,11 +50,12 @@ use serde::de::DeserializeOwned;
 
 use crate::governor::{Restriction, RestrictionScope};
 use crate::message::MessageEvent;
+use crate::order::{OrderEvent, OrderItem};
 use crate::schedule::ScheduleEvent;
 use crate::session::SessionEvent;
 use crate::session_day::{Governed, SessionDayEvent};
 use crate::types::active_hours::{ActiveHours, Override, TimeZone, Window};
-use crate::types::{CampaignId, DailyLimit, MessageId, Points, SessionId};
+use crate::types::{CampaignId, DailyLimit, MessageId, PlanId, Points, SessionId};
 use crate::wallet::WalletEvent;
 
 /// One event as recorded in the log, with where it is.
@@ -97,6 +104,10 @@ pub enum Rule {
     StatusNeverRegresses,
     /// No send while the tenant is suspended.
     NoSendWhileSuspended,
+    /// No order credited twice, nor before it was paid.
+    CreditedOncePerOrder,
+    /// A plan subscribed only after its payment, or by a grant.
+    PlanBackedByPayment,
     /// Every event decodes.
     Readable,
 }
@@ -114,6 +125,8 @@ impl fmt::Display for Rule {
             Self::SentWithASlot => "no send without a slot",
             Self::StatusNeverRegresses => "no message status regression",
             Self::NoSendWhileSuspended => "no send while the tenant is suspended",
+            Self::CreditedOncePerOrder => "no point credited twice for one order",
+            Self::PlanBackedByPayment => "a plan only after a confirmed payment or a grant",
             Self::Readable => "every event readable",
         })
     }
@@ -172,6 +185,14 @@ impl WalletBook {
     fn reserved_total(&self) -> i128 {
         self.reserved.values().sum()
     }
+}
+
+/// An order as the log told it so far.
+struct OrderBook {
+    tenant: String,
+    item: OrderItem,
+    paid: bool,
+    credited: bool,
 }
 
 /// Where a campaign's settlement was recorded, and what it claimed.
@@ -271,6 +292,7 @@ pub struct Verifier {
     /// events may come after their day counters'): session, instant,
     /// new contact (`None`: not governed), where.
     restricted_checks: Vec<RestrictedCheck>,
+    orders: HashMap<String, OrderBook>,
 }
 
 impl Verifier {
@@ -328,6 +350,11 @@ impl Verifier {
             // inbound messages, recipient batches) still have to be readable.
             "plan" => {
                 self.decode::<crate::plan::PlanEvent>(event);
+            }
+            "order" => {
+                if let Some(e) = self.decode::<OrderEvent>(event) {
+                    self.order(event, e);
+                }
             }
             "campaign" => {
                 self.decode::<crate::campaign::CampaignEvent>(event);
@@ -467,7 +494,119 @@ impl Verifier {
         });
     }
 
+    fn order(&mut self, event: &LoggedEvent, e: OrderEvent) {
+        match e {
+            OrderEvent::OrderCreated { order_id, item, .. } => {
+                self.orders.insert(
+                    order_id.to_string(),
+                    OrderBook {
+                        tenant: event.tenant.clone(),
+                        item,
+                        paid: false,
+                        credited: false,
+                    },
+                );
+            }
+            OrderEvent::OrderPaid { .. } => {
+                if let Some(order) = self.orders.get_mut(&event.aggregate_id) {
+                    order.paid = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks a wallet credit against the orders: one that names an order
+    /// must follow its payment, credit its item, once; a plan that names
+    /// none is a grant.
+    fn credit(
+        &mut self,
+        event: &LoggedEvent,
+        reference: &str,
+        plan: Option<PlanId>,
+        points: Points,
+    ) {
+        let order_id = reference
+            .strip_prefix("order:")
+            .filter(|rest| !rest.contains(':'));
+        if plan.is_some() {
+            self.count(Rule::PlanBackedByPayment);
+        }
+        let Some(order_id) = order_id else {
+            // An operator's grant (`POST /admin/tenants/{id}/grant`).
+            return;
+        };
+        self.count(Rule::CreditedOncePerOrder);
+        let problem = match self.orders.get_mut(order_id) {
+            None => Some((
+                Rule::CreditedOncePerOrder,
+                format!("credit for order {order_id}, which the log does not hold"),
+            )),
+            Some(order) if order.tenant != event.tenant => Some((
+                Rule::CreditedOncePerOrder,
+                format!(
+                    "order {order_id} of tenant {} credited to another wallet",
+                    order.tenant
+                ),
+            )),
+            Some(order) if order.credited => Some((
+                Rule::CreditedOncePerOrder,
+                format!("order {order_id} credited a second time"),
+            )),
+            Some(order) if !order.paid => {
+                order.credited = true;
+                Some((
+                    if plan.is_some() {
+                        Rule::PlanBackedByPayment
+                    } else {
+                        Rule::CreditedOncePerOrder
+                    },
+                    format!("order {order_id} credited before any confirmed payment"),
+                ))
+            }
+            Some(order) => {
+                order.credited = true;
+                let expected_plan = match &order.item {
+                    OrderItem::Plan { terms } => Some(terms.plan_id),
+                    OrderItem::TopUp { .. } => None,
+                };
+                if expected_plan != plan || order.item.points() != points {
+                    Some((
+                        if plan.is_some() {
+                            Rule::PlanBackedByPayment
+                        } else {
+                            Rule::CreditedOncePerOrder
+                        },
+                        format!(
+                            "order {order_id} credited with something else than what was bought ({points} points)"
+                        ),
+                    ))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some((rule, detail)) = problem {
+            self.violation(rule, event, detail);
+        }
+    }
+
     fn wallet(&mut self, event: &LoggedEvent, e: WalletEvent) {
+        match &e {
+            WalletEvent::PlanSubscribed {
+                terms,
+                points,
+                reference,
+                ..
+            } => self.credit(event, reference, Some(terms.plan_id), *points),
+            WalletEvent::PointsToppedUp {
+                points, reference, ..
+            }
+            | WalletEvent::PointsGranted {
+                points, reference, ..
+            } => self.credit(event, reference, None, *points),
+            _ => {}
+        }
         let book = self
             .wallets
             .entry(format!("{}.{}", event.tenant, event.aggregate_id))
@@ -584,6 +723,16 @@ impl Verifier {
             | WalletEvent::PlanExpiryWarned { .. }
             | WalletEvent::PlanRenewalDue { .. }
             | WalletEvent::BalanceLowWarned { .. } => None,
+            WalletEvent::PointsTakenBack {
+                taken,
+                balance_after,
+                reserved_after,
+                available_after,
+                ..
+            } => {
+                book.balance -= points(*taken);
+                Some((*balance_after, *reserved_after, *available_after))
+            }
         };
         let (balance, reserved) = (book.balance, book.reserved_total());
         let negative_reservation = book
@@ -1137,6 +1286,103 @@ mod tests {
                 "{rule} was not checked"
             );
         }
+    }
+
+    const ORDER: &str = "0193a000-0000-7000-8000-0000000000aa";
+
+    /// A paid order of 500 points (a top-up), credited once.
+    fn paid_top_up(h: &mut History, paid: bool) {
+        h.push(
+            "order",
+            ORDER,
+            json!({"OrderCreated": {"order_id": ORDER, "tenant_id": TENANT,
+            "item": {"top_up": {"points": 500}}, "amount": 50000, "at": "2026-11-23T00:00:00Z"}}),
+        );
+        if paid {
+            h.push(
+                "order",
+                ORDER,
+                json!({"OrderPaid": {"transaction_id": "tx-1", "amount": 50000,
+                "paid_at": "2026-11-23T00:00:00Z", "at": "2026-11-23T00:00:00Z"}}),
+            );
+        }
+    }
+
+    fn order_credit(balance: u64) -> Value {
+        wallet(
+            "PointsToppedUp",
+            merge(
+                json!({"points": 500, "reference": format!("order:{ORDER}")}),
+                figures(balance, 0),
+            ),
+        )
+    }
+
+    #[test]
+    fn an_order_paid_and_credited_once_verifies_clean() {
+        let mut h = valid_history();
+        paid_top_up(&mut h, true);
+        h.push("wallet", WALLET, order_credit(596));
+        h.push(
+            "wallet",
+            WALLET,
+            wallet(
+                "PointsTakenBack",
+                merge(
+                    json!({"points": 500,
+            "taken": 500, "owed": 0, "reference": format!("order:{ORDER}:refund:50000")}),
+                    figures(96, 0),
+                ),
+            ),
+        );
+
+        let report = h.verify();
+
+        assert!(report.holds(), "{:#?}", report.violations);
+        assert_eq!(report.checked.get(&Rule::CreditedOncePerOrder), Some(&1));
+        assert_eq!(report.checked.get(&Rule::PlanBackedByPayment), Some(&1));
+    }
+
+    #[test]
+    fn an_order_credited_twice_is_found() {
+        let mut h = valid_history();
+        paid_top_up(&mut h, true);
+        h.push("wallet", WALLET, order_credit(596));
+        h.push("wallet", WALLET, order_credit(1096));
+
+        let report = h.verify();
+
+        assert_eq!(rules(&report), vec![Rule::CreditedOncePerOrder]);
+        assert!(report.violations[0].detail.contains("second time"));
+    }
+
+    #[test]
+    fn an_order_credited_before_its_payment_is_found() {
+        let mut h = valid_history();
+        paid_top_up(&mut h, false);
+        h.push("wallet", WALLET, order_credit(596));
+
+        let report = h.verify();
+
+        assert_eq!(rules(&report), vec![Rule::CreditedOncePerOrder]);
+    }
+
+    #[test]
+    fn a_plan_from_an_order_never_paid_is_found() {
+        let mut h = valid_history();
+        h.push("order", ORDER, json!({"OrderCreated": {"order_id": ORDER, "tenant_id": TENANT,
+            "item": {"plan": {"terms": {"plan_id": "0193a000-0000-7000-8000-0000000000ff", "name": "Basic",
+            "period_days": 30, "points": 100, "max_sessions": 1, "max_recipients_per_campaign": 200,
+            "max_daily_limit": 500}}}, "amount": 50000, "at": "2026-11-23T00:00:00Z"}}));
+        h.push("wallet", WALLET, wallet("PlanSubscribed", merge(json!({"terms": {
+            "plan_id": "0193a000-0000-7000-8000-0000000000ff", "name": "Basic", "period_days": 30,
+            "points": 100, "max_sessions": 1, "max_recipients_per_campaign": 200, "max_daily_limit": 500},
+            "points": 100, "expires_at": "2026-12-22T00:00:00Z", "reference": format!("order:{ORDER}")}),
+            figures(196, 0))));
+
+        let report = h.verify();
+
+        assert_eq!(rules(&report), vec![Rule::PlanBackedByPayment]);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub enum EventPayload {
     Plan(wablast_domain::plan::PlanEvent),
     /// Points and plan (`wallet`).
     Wallet(wablast_domain::wallet::WalletEvent),
+    /// An order paid through Midtrans (`order`).
+    Order(wablast_domain::order::OrderEvent),
     /// A broadcast (`campaign`).
     Campaign(wablast_domain::campaign::CampaignEvent),
     /// A webhook subscription (`webhook`).

@@ -147,6 +147,7 @@ pub const NAMES: &[&str] = &[
     "chats",
     "auto_replies",
     "list_checks",
+    "orders",
     "event_index",
     "stats",
 ];
@@ -178,6 +179,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "chats" => Arc::new(folds::chats::Chats),
         "auto_replies" => Arc::new(folds::auto_replies::AutoReplies),
         "list_checks" => Arc::new(folds::list_checks::ListChecks),
+        "orders" => Arc::new(folds::orders::Orders),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         "stats" => Arc::new(folds::stats::Stats),
         _ => return None,

@@ -5,10 +5,12 @@
 mod app;
 mod auth;
 mod auto_replies;
+mod billing;
 mod campaigns;
 mod consistency;
 mod console;
 mod console_accounts;
+mod console_billing;
 mod console_campaigns;
 mod console_inbox;
 mod console_official;

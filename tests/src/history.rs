@@ -3494,6 +3494,16 @@ mod tests {
                     WalletCommand::Suspend { reason, by, at }
                 }
                 WalletEvent::TenantReactivated { by, at } => WalletCommand::Reactivate { by, at },
+                WalletEvent::PointsTakenBack {
+                    points,
+                    reference,
+                    at,
+                    ..
+                } => WalletCommand::TakeBack {
+                    points,
+                    reference,
+                    at,
+                },
             };
             if let WalletCommand::Settle {
                 campaign_id,

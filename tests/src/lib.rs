@@ -2,11 +2,13 @@
 //! PostgreSQL database per test, a unique NATS prefix per test (and clean-up
 //! of its streams), a private nats-server for tests that stop it,
 //! polling for eventually consistent answers, and a local HTTP server
-//! standing in for a driver's peer ([`peer`]: WAHA, the Cloud API).
+//! standing in for a driver's peer ([`peer`]: WAHA, the Cloud API), and
+//! a local Midtrans ([`midtrans`]).
 //!
 //! The end-to-end tests themselves are in `tests/e2e/`.
 
 pub mod history;
+pub mod midtrans;
 pub mod peer;
 
 use std::net::TcpListener;

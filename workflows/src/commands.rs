@@ -8,6 +8,7 @@ use wablast_domain::inbound::Inbound;
 use wablast_domain::layout::LogStream;
 use wablast_domain::list_check::ListCheck;
 use wablast_domain::message::Message;
+use wablast_domain::order::Order;
 use wablast_domain::plan::Plan;
 use wablast_domain::recipient_batch::RecipientBatch;
 use wablast_domain::schedule::Schedule;
@@ -49,6 +50,8 @@ pub struct Commands {
     pub webhooks: CommandHandler<WebhookSubscription>,
     /// Checks of contact lists' numbers.
     pub list_checks: CommandHandler<ListCheck>,
+    /// Orders paid through the payment gateway.
+    pub orders: CommandHandler<Order>,
 }
 
 impl Commands {
@@ -80,6 +83,7 @@ impl Commands {
             auto_reply_rule_hours: handler(log),
             webhooks: handler(log),
             list_checks: handler(log),
+            orders: handler(log),
         }
     }
 }

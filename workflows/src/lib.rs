@@ -34,6 +34,9 @@
 //!   request/reply subjects and types of pairing codes, simulator controls
 //!   and forwarded driver webhooks.
 //! - [`fleet`]: the session engines' heartbeats (who is alive).
+//! - [`payments`]: checkout through Midtrans, its notifications, the
+//!   wallet credited (or debited after a refund) once per order, and the
+//!   re-check of orders left waiting.
 //! - [`credentials`]: driver credentials (WAHA, Cloud API) as parsed from a
 //!   session's `driver_config`, stored sealed with AES-256-GCM.
 
@@ -54,6 +57,7 @@ pub mod leadership;
 pub mod limits;
 pub mod list_checks;
 pub mod plan_lifecycle;
+pub mod payments;
 pub mod scheduled_starts;
 pub mod sender_removal;
 pub mod sends;

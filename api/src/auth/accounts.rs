@@ -187,6 +187,25 @@ pub async fn ensure_admin(
     }
 }
 
+/// Who pays for a tenant's order: the tenant's name and the email of the
+/// calling user (or, for an API key, of the tenant's first owner).
+pub async fn buyer(
+    pool: &PgPool,
+    tenant: Uuid,
+    user: Option<Uuid>,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select t.name, u.email from tenants t join users u on u.tenant_id = t.id \
+         where t.id = $1 \
+         order by (u.id = $2) desc nulls last, (u.role = 'owner') desc, u.created_at \
+         limit 1",
+    )
+    .bind(tenant)
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod auto_replies;
+pub mod billing;
 pub mod campaigns;
 pub mod chats;
 pub mod contacts;

@@ -6,6 +6,7 @@ import { ApiError } from "./client";
 import type { Contact, ContactList, ListCheck, Me, Page, Session, Wallet } from "./types";
 import type { ApiKey, Delivery, DeliveryStatus, Plan, Transaction, Webhook } from "./types";
 import type { AutoReply, AutoReplyStats, Chat, MessageRecord } from "./types";
+import type { BillingOptions, Order } from "./types";
 import type { ScheduleView } from "../lib/schedule";
 
 export const keys = {
@@ -90,6 +91,9 @@ export const accountKeys = {
   // Under the wallet's key: an event that refreshes the wallet refreshes these.
   transactions: (cursor: string | null) => ["wallet", "transactions", cursor ?? ""] as const,
   plans: ["plans"] as const,
+  // Under the wallet's key too: a payment credited refreshes them.
+  orders: (cursor: string | null) => ["wallet", "orders", cursor ?? ""] as const,
+  billingOptions: ["billing-options"] as const,
   apiKeys: ["api-keys"] as const,
   webhooks: ["webhooks"] as const,
   webhook: (id: string) => ["webhooks", id] as const,
@@ -109,6 +113,29 @@ export function useTransactions(cursor: string | null) {
         { signal, after: readAfter() },
       ),
     placeholderData: (previous) => previous,
+  });
+}
+
+export const ORDERS_PER_PAGE = 20;
+
+/** A page of the tenant's orders, newest first. */
+export function useOrders(cursor: string | null) {
+  return useQuery({
+    queryKey: accountKeys.orders(cursor),
+    queryFn: ({ signal }) =>
+      api<Page<Order>>(
+        `/api/v1/billing/orders?limit=${ORDERS_PER_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+        { signal, after: readAfter() },
+      ),
+    placeholderData: (previous) => previous,
+  });
+}
+
+/** Whether payments are on, and what points cost. */
+export function useBillingOptions() {
+  return useQuery({
+    queryKey: accountKeys.billingOptions,
+    queryFn: ({ signal }) => api<BillingOptions>("/api/v1/billing/options", { signal }),
   });
 }
 

@@ -241,7 +241,7 @@ export interface CampaignMessage {
 // — wallet, developers and admin —
 
 /** A wallet transaction's kind, as the API names it. */
-export type TransactionKind = "allocation" | "topup" | "reserve" | "capture" | "release" | "expire";
+export type TransactionKind = "allocation" | "topup" | "reserve" | "capture" | "release" | "expire" | "refund";
 
 /** One movement of points (or the plan's expiry). */
 export interface Transaction {
@@ -528,4 +528,52 @@ export interface WhatsappTemplate {
 
 export interface TemplateList {
   items: WhatsappTemplate[];
+}
+
+// — billing —
+
+/** What can be bought, and how (`GET /api/v1/billing/options`). */
+export interface BillingOptions {
+  payments_enabled: boolean;
+  provider: string;
+  /** Midtrans' production (false: its sandbox). */
+  production: boolean;
+  client_key: string | null;
+  currency: string;
+  topup: { price_per_point: number; min_points: number; max_points: number };
+}
+
+/** A checkout opened: where to pay. */
+export interface CheckoutView {
+  order_id: string;
+  snap_token: string;
+  redirect_url: string;
+  amount: number;
+  currency: string;
+}
+
+export type OrderStatus = "created" | "pending" | "paid" | "failed" | "partially_refunded" | "refunded";
+export type FailureReason = "denied" | "cancelled" | "expired" | "failed" | "checkout_failed";
+
+/** An order paid (or to be paid) through Midtrans. */
+export interface Order {
+  id: string;
+  item: "plan" | "top_up";
+  plan: { id: string; name: string; period_days: number } | null;
+  points: number;
+  /** Rupiah. */
+  amount: number;
+  currency: string;
+  status: OrderStatus;
+  failure_reason: FailureReason | null;
+  transaction_id: string | null;
+  redirect_url: string | null;
+  paid_at: string | null;
+  credited_at: string | null;
+  refunded_amount: number;
+  points_taken_back: number;
+  points_owed: number;
+  amount_mismatches: number;
+  created_at: string;
+  updated_at: string;
 }

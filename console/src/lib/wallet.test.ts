@@ -8,6 +8,7 @@ describe("a transaction's points", () => {
     expect(signedPoints({ kind: "release", points: 40 })).toBe(40);
     expect(signedPoints({ kind: "reserve", points: 200 })).toBe(-200);
     expect(signedPoints({ kind: "capture", points: 160 })).toBe(-160);
+    expect(signedPoints({ kind: "refund", points: 300 })).toBe(-300);
     expect(signedPoints({ kind: "expire", points: 0 })).toBe(0);
   });
 

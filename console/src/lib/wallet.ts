@@ -6,7 +6,8 @@ import type { Transaction } from "../api/types";
 /**
  * The transaction's points with their sign, as the owner sees them:
  * allocations, top-ups and released reservations add to what is
- * available (+); reservations and captures take from it (−); an expiry
+ * available (+); reservations, captures and refunds' take-backs take
+ * from it (−); an expiry
  * moves none (0).
  */
 export function signedPoints(transaction: Pick<Transaction, "kind" | "points">): number {
@@ -17,6 +18,7 @@ export function signedPoints(transaction: Pick<Transaction, "kind" | "points">):
       return transaction.points;
     case "reserve":
     case "capture":
+    case "refund":
       return -transaction.points;
     default:
       return 0;

@@ -112,3 +112,7 @@ id_type!(
     /// A check of a contact list's numbers on WhatsApp (a background job).
     ListCheckId
 );
+id_type!(
+    /// An order paid through the payment gateway (its `order_id` there).
+    OrderId
+);

@@ -43,6 +43,13 @@ pub struct Wallet {
     // The low-balance warning was given and the balance is still low.
     #[serde(default)]
     low_balance_warned: bool,
+    // Grows with refunds: what makes TakeBack safe to retry, and what a
+    // retry answers (taken, owed).
+    #[serde(default)]
+    taken_back: BTreeMap<String, (Points, Points)>,
+    // Points refunds could not take back (they were spent), in all.
+    #[serde(default)]
+    owed: Points,
 }
 
 /// How many days before a plan's period ends its tenant is warned, nearest
@@ -127,6 +134,19 @@ impl Wallet {
     /// not suspended, a plan is present and `at` is before
     /// [`Wallet::sending_until`]. Points are checked when a campaign
     /// reserves, not per message.
+    /// Points refunds could not take back because they were spent, in all.
+    pub fn owed(&self) -> Points {
+        self.owed
+    }
+
+    /// What the take-back of `reference` took and left owed, once made.
+    pub fn taken_back(&self, reference: &str) -> Option<(Points, Points)> {
+        self.taken_back.get(reference.trim()).copied()
+    }
+
+    /// Whether the tenant may send (campaigns and auto-replies) at `at`: a
+    /// plan is present and `at` is before its expiry. Points are checked
+    /// when a campaign reserves, not per message.
     pub fn can_send_at(&self, at: DateTime<Utc>) -> Result<(), WalletError> {
         if let Some(reason) = &self.suspended {
             return Err(WalletError::Suspended {
@@ -509,6 +529,38 @@ impl Aggregate for Wallet {
                 };
                 sink.write(event, self).await;
             }
+            WalletCommand::TakeBack {
+                points,
+                reference,
+                at,
+            } => {
+                if points == Points::ZERO {
+                    return Err(WalletError::NoPoints);
+                }
+                let reference = parse_text(&reference, MAX_REFERENCE_CHARS)
+                    .ok_or(WalletError::InvalidReference)?;
+                if self.taken_back.contains_key(&reference) {
+                    return Ok(());
+                }
+                // Reserved points belong to running campaigns: only what is
+                // available is taken.
+                let available = self.available();
+                let taken = points.min(available);
+                let owed = points.saturating_sub(taken);
+                let balance_after = self.balance.saturating_sub(taken);
+                let reserved_after = self.reserved();
+                let event = WalletEvent::PointsTakenBack {
+                    points,
+                    taken,
+                    owed,
+                    reference,
+                    balance_after,
+                    reserved_after,
+                    available_after: available.saturating_sub(taken),
+                    at,
+                };
+                sink.write(event, self).await;
+            }
             WalletCommand::ExpirePlan { at } => {
                 let (Some(plan), Some(expires_at)) = (&self.plan, self.plan_expires_at) else {
                     return Err(WalletError::NoPlan);
@@ -635,6 +687,17 @@ impl Aggregate for Wallet {
             }
             WalletEvent::TenantReactivated { .. } => {
                 self.suspended = None;
+            }
+            WalletEvent::PointsTakenBack {
+                taken,
+                owed,
+                reference,
+                balance_after,
+                ..
+            } => {
+                self.balance = balance_after;
+                self.owed = self.owed.checked_add(owed).unwrap_or(self.owed);
+                self.taken_back.insert(reference, (taken, owed));
             }
         }
     }
@@ -1103,6 +1166,74 @@ mod tests {
             .given_no_previous_events()
             .when(subscribe("  ", day(1)))
             .then_expect_error(WalletError::InvalidReference);
+    }
+
+    // Take-backs (refunds)
+
+    fn take_back(points: u64, reference: &str) -> WalletCommand {
+        WalletCommand::TakeBack {
+            points: Points::new(points),
+            reference: reference.to_string(),
+            at: day(6),
+        }
+    }
+
+    #[test]
+    fn a_take_back_takes_what_is_available_and_records_the_rest_as_owed() {
+        // 1,000 points, 400 reserved by a running campaign: 600 available.
+        WalletTest::with(())
+            .given(vec![subscribed(), reserved()])
+            .when(take_back(1_000, "order:1:refund:1"))
+            .then_expect_events(vec![WalletEvent::PointsTakenBack {
+                points: Points::new(1_000),
+                taken: Points::new(600),
+                owed: Points::new(400),
+                reference: "order:1:refund:1".to_string(),
+                balance_after: Points::new(400),
+                reserved_after: Points::new(400),
+                available_after: Points::ZERO,
+                at: day(6),
+            }]);
+    }
+
+    #[test]
+    fn a_take_back_of_unspent_points_takes_them_all() {
+        let events = WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(take_back(300, "refund-1"))
+            .inspect_result()
+            .unwrap();
+        let wallet = wallet([vec![subscribed()], events.clone()].concat());
+        assert_eq!(wallet.balance(), Points::new(700));
+        assert_eq!(wallet.owed(), Points::ZERO);
+        assert_eq!(
+            wallet.taken_back("refund-1"),
+            Some((Points::new(300), Points::ZERO))
+        );
+        assert_eq!(events[0].transaction_kind(), Some(TransactionKind::Refund));
+        assert_eq!(events[0].points(), Points::new(300));
+    }
+
+    #[test]
+    fn a_take_back_repeated_with_its_reference_records_nothing() {
+        let taken = WalletEvent::PointsTakenBack {
+            points: Points::new(300),
+            taken: Points::new(300),
+            owed: Points::ZERO,
+            reference: "refund-1".to_string(),
+            balance_after: Points::new(700),
+            reserved_after: Points::ZERO,
+            available_after: Points::new(700),
+            at: day(6),
+        };
+        WalletTest::with(())
+            .given(vec![subscribed(), taken])
+            .when(take_back(300, "refund-1"))
+            .then_expect_events(vec![]);
+        WalletTest::with(())
+            .given(vec![subscribed()])
+            .when(take_back(0, "refund-2"))
+            .then_expect_error(WalletError::NoPoints);
     }
 
     // Top-ups and grants
@@ -1924,6 +2055,12 @@ mod tests {
                     ..
                 }
                 | WalletEvent::ReservationReleased {
+                    balance_after,
+                    reserved_after,
+                    available_after,
+                    ..
+                }
+                | WalletEvent::PointsTakenBack {
                     balance_after,
                     reserved_after,
                     available_after,

@@ -88,6 +88,18 @@ pub enum WalletCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Take back points a refunded payment had credited: as many as are
+    /// available (not spent, not reserved), the rest recorded as owed. A
+    /// reference is taken back once (a retry records nothing).
+    TakeBack {
+        /// How many points the refund takes back.
+        points: Points,
+        /// The refund: 1 to [`MAX_REFERENCE_CHARS`](super::MAX_REFERENCE_CHARS)
+        /// characters once trimmed, taken back once.
+        reference: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Record that the plan ran out (sent by a timer at or after the
     /// expiry instant).
     ExpirePlan {

@@ -14,6 +14,7 @@
 //! | `PointsCaptured`      | `capture`    | − points | − points |
 //! | `ReservationReleased` | `release`    |          | − points |
 //! | `PlanExpired`         | `expire`     |          |          |
+//! | `PointsTakenBack`     | `refund`     | − taken  |          |
 //!
 //! Notices and the operator's suspensions move no points and are no rows
 //! of the history ([`WalletEvent::transaction_kind`] is `None`):
@@ -155,6 +156,26 @@ pub enum WalletEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A refund took back points its payment had credited: as many as were
+    /// available, the rest owed.
+    PointsTakenBack {
+        /// How many the refund takes back.
+        points: Points,
+        /// How many were taken (at most what was available).
+        taken: Points,
+        /// How many could not be taken (spent or reserved): owed.
+        owed: Points,
+        /// The refund.
+        reference: String,
+        /// The balance after.
+        balance_after: Points,
+        /// The total reserved after (unchanged).
+        reserved_after: Points,
+        /// What is available after.
+        available_after: Points,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The plan ran out: no sending and no auto-replies until renewed. The
     /// points stay.
     PlanExpired {
@@ -238,6 +259,8 @@ pub enum TransactionKind {
     Release,
     /// A plan that ran out.
     Expire,
+    /// Points taken back by a refund.
+    Refund,
 }
 
 impl TransactionKind {
@@ -250,6 +273,7 @@ impl TransactionKind {
             Self::Capture => "capture",
             Self::Release => "release",
             Self::Expire => "expire",
+            Self::Refund => "refund",
         }
     }
 }
@@ -272,10 +296,12 @@ impl WalletEvent {
             | Self::BalanceLowWarned { .. }
             | Self::TenantSuspended { .. }
             | Self::TenantReactivated { .. } => return None,
+            Self::PointsTakenBack { .. } => TransactionKind::Refund,
         })
     }
 
-    /// The points this event moves (zero for an expiry).
+    /// The points this event moves (zero for an expiry; those taken for a
+    /// take-back).
     pub fn points(&self) -> Points {
         match self {
             Self::PlanSubscribed { points, .. }
@@ -291,6 +317,7 @@ impl WalletEvent {
             | Self::BalanceLowWarned { .. }
             | Self::TenantSuspended { .. }
             | Self::TenantReactivated { .. } => Points::ZERO,
+            Self::PointsTakenBack { taken, .. } => *taken,
         }
     }
 }
@@ -311,6 +338,7 @@ impl DomainEvent for WalletEvent {
             Self::BalanceLowWarned { .. } => "BalanceLowWarned",
             Self::TenantSuspended { .. } => "TenantSuspended",
             Self::TenantReactivated { .. } => "TenantReactivated",
+            Self::PointsTakenBack { .. } => "PointsTakenBack",
         }
         .to_string()
     }

@@ -7,6 +7,7 @@ pub(crate) mod event_index;
 pub(crate) mod inbound;
 pub(crate) mod list_checks;
 pub(crate) mod messages;
+pub(crate) mod orders;
 pub(crate) mod plans;
 pub(crate) mod schedules;
 pub(crate) mod sessions;
@@ -154,6 +155,7 @@ mod tests {
         columns_match::<super::inbound::InboundRow>();
         columns_match::<super::list_checks::ListCheckRow>();
         columns_match::<super::messages::MessageRow>();
+        columns_match::<super::orders::OrderRow>();
         columns_match::<super::plans::PlanRow>();
         columns_match::<super::schedules::ScheduleRow>();
         columns_match::<super::sessions::SessionRow>();

@@ -280,6 +280,19 @@ impl Projection for Wallets {
                     Some((balance_after, reserved_after, available_after)),
                     at,
                 ),
+                WalletEvent::PointsTakenBack {
+                    reference,
+                    balance_after,
+                    reserved_after,
+                    available_after,
+                    at,
+                    ..
+                } => (
+                    Some(reference),
+                    None,
+                    Some((balance_after, reserved_after, available_after)),
+                    at,
+                ),
                 WalletEvent::PlanExpired { plan_id, at, .. } => {
                     row.plan_expired = true;
                     (Some(plan_id.to_string()), None, None, at)

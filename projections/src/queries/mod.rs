@@ -22,6 +22,7 @@
 //! - [`number_checks`]: whether numbers are on WhatsApp, as checked.
 //! - [`list_checks`]: checks of contact lists' numbers, and their progress.
 //! - [`whatsapp_templates`]: Cloud API sessions' templates, as synced.
+//! - [`orders`]: orders paid through the payment gateway.
 //! - [`wallet`]: the balance, the plan and the history of points.
 //! - [`schedule`]: active hours.
 //! - [`plans`]: the plans on offer (platform-wide).
@@ -46,6 +47,7 @@ pub mod list_checks;
 pub mod messages;
 pub mod number_checks;
 pub mod operator;
+pub mod orders;
 pub mod plans;
 pub mod schedule;
 pub mod sessions;
