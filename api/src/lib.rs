@@ -135,6 +135,7 @@ impl Default for Readiness {
         (name = "events", description = "The tenant's events as Server-Sent Events; webhooks"),
         (name = "hooks", description = "Webhooks from the drivers' servers (WAHA, the WhatsApp Cloud API), signed by them"),
         (name = "admin", description = "Platform operator: plans and grants"),
+        (name = "fleet", description = "Platform operator: the session engines, drains and moves"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
     modifiers(&SecuritySchemes),
@@ -177,6 +178,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::metrics::router())
         .merge(routes::auth::router())
         .merge(routes::admin::router())
+        .merge(routes::fleet::router())
         .merge(routes::sessions::router())
         .merge(routes::contacts::router())
         .merge(routes::media::router())

@@ -14,6 +14,7 @@ mod console_inbox;
 mod contacts;
 mod engine;
 mod events;
+mod fleet;
 mod groups;
 mod hardening;
 mod hooks;
