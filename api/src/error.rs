@@ -64,6 +64,10 @@ error_codes! {
     InvalidState => "invalid_state",
     /// 409: the session is busy with another request.
     SessionBusy => "session_busy",
+    /// 409: the engine is drained (maintenance): it takes no session.
+    EngineDraining => "engine_draining",
+    /// 409: no live, undrained engine could take the sessions.
+    NoEngineAvailable => "no_engine_available",
     /// 413: the body is too large.
     PayloadTooLarge => "payload_too_large",
     /// 415: the body is not JSON.
@@ -153,7 +157,11 @@ impl ErrorCode {
             Self::Forbidden | Self::TenantSuspended => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict | Self::InvalidState | Self::SessionBusy => StatusCode::CONFLICT,
+            Self::Conflict
+            | Self::InvalidState
+            | Self::SessionBusy
+            | Self::EngineDraining
+            | Self::NoEngineAvailable => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IdempotencyKeyReused

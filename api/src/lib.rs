@@ -156,6 +156,7 @@ impl Default for Readiness {
         (name = "hooks", description = "Webhooks from the drivers' servers (WAHA, the WhatsApp Cloud API) and the payment gateway (Midtrans), signed by them"),
         (name = "billing", description = "Buying plans and points through Midtrans; orders and receipts"),
         (name = "admin", description = "Platform operator: plans, grants, tenants, users, suspensions, statistics"),
+        (name = "fleet", description = "Platform operator: the session engines, drains and moves"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
     modifiers(&SecuritySchemes),
@@ -198,6 +199,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::metrics::router())
         .merge(routes::auth::router())
         .merge(routes::admin::router())
+        .merge(routes::fleet::router())
         .merge(routes::sessions::router())
         .merge(routes::contacts::router())
         .merge(routes::media::router())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use wablast_eventstore::{EventLogConfig, EventStoreError, Prefix};
+use wablast_eventstore::{EventLogConfig, EventStoreError, Prefix, Replicas};
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,9 +29,18 @@ pub struct Settings {
     )]
     pub database_url: String,
 
-    /// NATS server with JetStream enabled.
+    /// NATS server with JetStream enabled; the servers of a cluster
+    /// comma-separated (`nats://n1:4222,nats://n2:4222,nats://n3:4222`):
+    /// the client connects to any and moves to another when it goes away.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// Copies of every stream and KV bucket wablast creates: 1 (a single
+    /// nats-server) or 3 (a 3-node cluster). Raising it on an existing
+    /// installation raises its streams at the next start-up.
+    #[arg(long, env = "WABLAST_NATS_REPLICAS", default_value = "1",
+          value_parser = Replicas::parse)]
+    pub nats_replicas: Replicas,
 
     /// Prefix of every stream, subject and KV bucket name, so several
     /// installations or test runs can share one NATS server.
@@ -123,6 +132,13 @@ pub struct Settings {
     #[arg(long, env = "WABLAST_LEASE_TTL_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(2..))]
     pub lease_ttl_seconds: u64,
+
+    /// Seconds a stopping engine (SIGTERM) spends handing its sessions to
+    /// the other engines before it lets the rest go (0: at once; their
+    /// leases are released, and another engine takes them at its next
+    /// look). Keep it under the lease TTL.
+    #[arg(long, env = "WABLAST_ENGINE_DRAIN_SECONDS", default_value_t = 5)]
+    pub engine_drain_seconds: u64,
 
     /// Milliseconds between two checks of whether a number is on WhatsApp
     /// by one session (plus up to half as long at random), apart from its
@@ -360,6 +376,7 @@ impl Settings {
             .unwrap_or_else(|| format!("engine-{}", uuid::Uuid::now_v7().simple()));
         let mut config = wablast_session_engine::engine::EngineConfig::new(id);
         config.lease_ttl = Duration::from_secs(self.lease_ttl_seconds);
+        config.drain_timeout = Duration::from_secs(self.engine_drain_seconds);
         // A session whose engine died is looked for at least twice per TTL.
         config.reconcile_every = config.reconcile_every.min(config.lease_ttl / 2);
         config.simulator.seed = self.simulator_seed;
@@ -394,11 +411,21 @@ impl Settings {
         }
     }
 
+    /// The NATS servers of [`Settings::nats_url`], one URL each.
+    pub fn nats_servers(&self) -> Vec<String> {
+        self.nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// How the event log is laid out on the NATS server.
     pub fn event_log(&self) -> Result<EventLogConfig, EventStoreError> {
         let retention = Duration::from_secs(u64::from(self.message_retention_days) * 24 * 3600);
         Ok(wablast_workflows::layout::log_config(
-            Prefix::parse(&self.nats_prefix)?,
+            Prefix::parse(&self.nats_prefix)?.with_replicas(self.nats_replicas),
             retention,
         ))
     }

@@ -41,9 +41,11 @@ const OLDEST_NATS_SERVER: (u64, u64, u64) = (2, 10, 0);
 /// Connects to NATS and opens the event log, creating or updating its
 /// streams. Refuses a nats-server older than [`OLDEST_NATS_SERVER`].
 pub async fn open_event_log(settings: &Settings) -> anyhow::Result<EventLog> {
+    let servers = settings.nats_servers();
+    anyhow::ensure!(!servers.is_empty(), "NATS_URL names no server");
     let client = async_nats::ConnectOptions::new()
         .name("wablast")
-        .connect(&settings.nats_url)
+        .connect(servers)
         .await
         .with_context(|| format!("cannot connect to NATS at {}", settings.nats_url))?;
     let version = client.server_info().version;

@@ -43,4 +43,4 @@ pub use log::{
     EventLog, EventLogConfig, History, StreamSpec, Tip, ensure_expiring_key_value,
     ensure_key_value, range_reader,
 };
-pub use naming::{AggregateKey, PLATFORM_TENANT, Prefix};
+pub use naming::{AggregateKey, PLATFORM_TENANT, Prefix, Replicas};

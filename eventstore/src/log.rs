@@ -19,7 +19,7 @@ use tracing::{debug, instrument, warn};
 
 use crate::envelope::{Commit, RecordedEvent};
 use crate::error::EventStoreError;
-use crate::naming::{AggregateKey, Prefix};
+use crate::naming::{AggregateKey, Prefix, Replicas};
 
 /// Header naming the event types of a commit, comma separated, so that
 /// subscribers can filter without decoding the payload.
@@ -177,7 +177,7 @@ impl EventLog {
                     subjects,
                     max_age: spec.max_age.unwrap_or_default(),
                     duplicate_window: config.duplicate_window,
-                    ..log_stream_config()
+                    ..log_stream_config(prefix.replicas())
                 },
             )
             .await?;
@@ -190,7 +190,7 @@ impl EventLog {
                 name: dead_letters.clone(),
                 description: Some("wablast dead letters: messages consumers gave up on".into()),
                 subjects: vec![prefix.dead_letter_subjects()],
-                ..log_stream_config()
+                ..log_stream_config(prefix.replicas())
             },
         )
         .await?;
@@ -199,6 +199,7 @@ impl EventLog {
             &js,
             &prefix.stream_name("snapshots"),
             "wablast aggregate snapshots (a cache: rebuilt from the log)",
+            prefix.replicas(),
         )
         .await?;
         Ok(Self {
@@ -843,12 +844,13 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<Commit, EventStoreError> {
         .map_err(|source| EventStoreError::Malformed { sequence, source })
 }
 
-/// What every stream of the log shares: on disk, one replica, nothing
-/// deleted or purged by hand (retention, where set, is by age only).
-fn log_stream_config() -> StreamConfig {
+/// What every stream of the log shares: on disk, in `replicas` copies,
+/// nothing deleted or purged by hand (retention, where set, is by age
+/// only).
+fn log_stream_config(replicas: Replicas) -> StreamConfig {
     StreamConfig {
         storage: StorageType::File,
-        num_replicas: 1,
+        num_replicas: replicas.count(),
         allow_direct: true,
         deny_delete: true,
         deny_purge: true,
@@ -857,7 +859,11 @@ fn log_stream_config() -> StreamConfig {
     }
 }
 
-async fn ensure_stream(
+/// Creates the stream, or updates it to `config`: an installation that
+/// went from one replica to three (`WABLAST_NATS_REPLICAS`) has its
+/// streams raised at its next start-up (NATS copies them to the new
+/// replicas while they stay in use).
+pub async fn ensure_stream(
     js: &jetstream::Context,
     config: StreamConfig,
 ) -> Result<jetstream::stream::Stream, EventStoreError> {
@@ -873,14 +879,16 @@ async fn ensure_stream(
 ///
 /// The bucket's stream is created here with the layout the KV protocol
 /// defines (`KV_<bucket>`, subjects `$KV.<bucket>.>`, roll-ups allowed,
-/// direct gets) and then opened as a bucket, so its file storage, one
-/// replica, and age limit are said in one place.
+/// direct gets) and then opened as a bucket, so its file storage,
+/// `replicas` ([`Prefix::replicas`] of the installation) and age limit are
+/// said in one place.
 pub async fn ensure_key_value(
     js: &jetstream::Context,
     bucket: &str,
     description: &str,
+    replicas: Replicas,
 ) -> Result<kv::Store, EventStoreError> {
-    ensure_bucket(js, bucket, description, None).await
+    ensure_bucket(js, bucket, description, None, replicas).await
 }
 
 /// Like [`ensure_key_value`], for a bucket whose entries disappear once
@@ -892,8 +900,9 @@ pub async fn ensure_expiring_key_value(
     bucket: &str,
     description: &str,
     max_age: Duration,
+    replicas: Replicas,
 ) -> Result<kv::Store, EventStoreError> {
-    ensure_bucket(js, bucket, description, Some(max_age)).await
+    ensure_bucket(js, bucket, description, Some(max_age), replicas).await
 }
 
 async fn ensure_bucket(
@@ -901,6 +910,7 @@ async fn ensure_bucket(
     bucket: &str,
     description: &str,
     max_age: Option<Duration>,
+    replicas: Replicas,
 ) -> Result<kv::Store, EventStoreError> {
     let mut config = StreamConfig {
         name: format!("KV_{bucket}"),
@@ -908,7 +918,7 @@ async fn ensure_bucket(
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
         storage: StorageType::File,
-        num_replicas: 1,
+        num_replicas: replicas.count(),
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,

@@ -11,9 +11,45 @@ use crate::error::EventStoreError;
 
 /// The token that prefixes every stream, subject and KV bucket of one
 /// installation (`WABLAST_NATS_PREFIX`), so several installations or test
-/// runs can share one NATS server.
+/// runs can share one NATS server; it also carries how many copies of
+/// each of those streams and buckets a NATS cluster keeps
+/// ([`Prefix::replicas`], `WABLAST_NATS_REPLICAS`), since whoever names
+/// a stream is whoever creates it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Prefix(String);
+pub struct Prefix(String, Replicas);
+
+/// How many servers of a NATS cluster keep each of an installation's
+/// streams and buckets: one (a single server) or three (a 3-node
+/// cluster: the log survives one server lost).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Replicas {
+    /// One copy: a single nats-server.
+    #[default]
+    One,
+    /// Three copies, on three servers of a cluster.
+    Three,
+}
+
+impl Replicas {
+    /// Reads `1` or `3`; anything else is refused, saying so.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "1" => Ok(Self::One),
+            "3" => Ok(Self::Three),
+            other => Err(format!(
+                "WABLAST_NATS_REPLICAS must be 1 (a single nats-server) or 3 (a 3-node cluster), not {other:?}"
+            )),
+        }
+    }
+
+    /// As JetStream's `num_replicas`.
+    pub fn count(self) -> usize {
+        match self {
+            Self::One => 1,
+            Self::Three => 3,
+        }
+    }
+}
 
 impl Prefix {
     /// Parses a prefix: a single subject token that is also valid in a stream
@@ -25,7 +61,17 @@ impl Prefix {
                 value: prefix.to_owned(),
             });
         }
-        Ok(Self(prefix.to_owned()))
+        Ok(Self(prefix.to_owned(), Replicas::One))
+    }
+
+    /// The same prefix, its streams and buckets kept in `replicas` copies.
+    pub fn with_replicas(self, replicas: Replicas) -> Self {
+        Self(self.0, replicas)
+    }
+
+    /// How many copies of each stream and bucket the cluster keeps.
+    pub fn replicas(&self) -> Replicas {
+        self.1
     }
 
     /// The name of one of this installation's streams: `<prefix>_<NAME>`.

@@ -49,6 +49,7 @@
 //! - `native`: not run yet (sessions left alone).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,7 +79,7 @@ use wablast_projections::queries::sessions;
 
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::driver::{Connection, Driver, DriverError, DriverEvent};
-use crate::lease::{EngineInfo, EngineRegistry, Lease, Renewal, SessionLeases};
+use crate::lease::{EngineRegistry, Lease, Renewal, SessionLeases};
 use crate::number_checks;
 use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
@@ -86,6 +87,7 @@ use crate::simulator::{SimulatorConfig, SimulatorError, SimulatorNetwork};
 use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
 
 mod endings;
+mod fleet;
 use crate::webhook::WebhookError;
 use wablast_workflows::auto_replies::AutoReplies;
 use wablast_workflows::changes::Changes;
@@ -103,6 +105,7 @@ use wablast_workflows::credentials::{
 };
 use wablast_workflows::direct_sends::DirectSends;
 use wablast_workflows::fanout::FanOut;
+use wablast_workflows::fleet::FleetControl;
 use wablast_workflows::list_checks::{ListCheckOptions, ListChecks};
 use wablast_workflows::plan_lifecycle::PlanLifecycle;
 use wablast_workflows::scheduled_starts::ScheduledStarts;
@@ -161,6 +164,10 @@ pub struct EngineConfig {
     /// How contact lists' numbers are checked in the background (the
     /// engine that holds the checks' lock works on them).
     pub list_checks: ListCheckOptions,
+    /// How long a stop (SIGTERM) spends handing sessions to other engines
+    /// before it releases the rest (`WABLAST_ENGINE_DRAIN_SECONDS`; 0:
+    /// release them at once).
+    pub drain_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -183,6 +190,7 @@ impl EngineConfig {
             number_check_every: Duration::from_secs(2),
             webhooks: WebhookOptions::default(),
             list_checks: ListCheckOptions::default(),
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -240,6 +248,18 @@ pub struct Engine {
     /// Takes under way at once (started sessions and reconciliation).
     take_permits: Arc<tokio::sync::Semaphore>,
     started_at: chrono::DateTime<Utc>,
+    /// The operator's marks: drained engines, pinned sessions.
+    fleet_control: FleetControl,
+    /// What this engine knows of the fleet ([`fleet`]).
+    view: Mutex<fleet::View>,
+    /// Drained: it takes no session, and hands over those it holds.
+    draining: AtomicBool,
+    /// A drain's hand-overs are under way.
+    draining_now: AtomicBool,
+    /// Cancelled once the engine stops (no take is accepted then).
+    stopping: CancellationToken,
+    /// Wakes the reconciliation early (an engine left the fleet).
+    reconcile_soon: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -254,6 +274,7 @@ impl Engine {
         let prefix = log.prefix().clone();
         let leases = SessionLeases::open(&js, &prefix, &config.engine_id, config.lease_ttl).await?;
         let registry = EngineRegistry::open(&js, &prefix, config.lease_ttl).await?;
+        let fleet_control = FleetControl::open(&js, &prefix).await?;
         let qr = control::qr_bucket(&js, &prefix).await?;
         let aggregates = Commands::new(&log);
         let queue = SendQueue::open(&js, &prefix).await?;
@@ -284,6 +305,12 @@ impl Engine {
             taking: Mutex::default(),
             take_permits: Arc::new(tokio::sync::Semaphore::new(TAKEN_AT_ONCE)),
             started_at: Utc::now(),
+            fleet_control,
+            view: Mutex::default(),
+            draining: AtomicBool::new(false),
+            draining_now: AtomicBool::new(false),
+            stopping: CancellationToken::new(),
+            reconcile_soon: tokio::sync::Notify::new(),
         }))
     }
 
@@ -328,11 +355,29 @@ impl Engine {
                 .map_err(|err| EngineError::Nats(err.to_string()))?,
         );
         processes.push(tokio::spawn(self.clone().keep_leases(shutdown.clone())));
+        // Alive through the stop's drain: they end after it.
+        let fleet_stop = CancellationToken::new();
+        let fleet_tasks = vec![
+            tokio::spawn(self.clone().watch_fleet(fleet_stop.clone())),
+            tokio::spawn(self.clone().count_sends(fleet_stop.clone())),
+        ];
+        self.clone().serve_fleet(fleet_stop.clone()).await?;
+        self.clone().look_at_drain_mark().await;
+        self.beat().await;
         self.auto_start().await;
         let mut reconcile = tokio::time::interval(self.config.reconcile_every);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = self.reconcile_soon.notified() => {
+                    // Its leases expire about now: look a few times.
+                    for wait in [300, 700, 1000] {
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        if let Err(err) = self.clone().reconcile().await {
+                            warn!(error = %wablast_eventstore::report::Chain(&err), "reconciliation failed; trying again later");
+                        }
+                    }
+                }
                 message = events.next() => {
                     let Some(message) = message else { break };
                     match serde_json::from_slice::<Commit>(&message.payload) {
@@ -347,7 +392,13 @@ impl Engine {
                 }
             }
         }
+        self.clone().drain_for_stop().await;
+        self.stopping.cancel();
         self.shut_down().await;
+        fleet_stop.cancel();
+        for task in fleet_tasks {
+            let _ = task.await;
+        }
         for process in processes {
             let _ = process.await;
         }
@@ -543,8 +594,13 @@ impl Engine {
                 // Side by side (a thousand sessions started at once are
                 // taken in parallel), bounded; a stop that follows waits for
                 // the take to finish (`release`).
-                SessionEvent::SessionStartRequested { .. } if self.begin_take(session) => {
-                    tokio::spawn(self.clone().take_begun(tenant, session));
+                SessionEvent::SessionStartRequested { .. } => {
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        if engine.placed_here(session).await && engine.begin_take(session) {
+                            engine.take_begun(tenant, session).await;
+                        }
+                    });
                 }
                 SessionEvent::SessionStopRequested { .. } => {
                     self.release(session, Ending::Stop).await
@@ -602,6 +658,34 @@ impl Engine {
                 .filter(|(_, session)| !running.contains_key(session))
                 .collect()
         };
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Sessions no longer free are forgotten; the others wait for the
+        // engine they are placed on, for a while ([`fleet`]).
+        let mut mine = Vec::new();
+        {
+            let ids: HashSet<SessionId> = free.iter().map(|(_, s)| *s).collect();
+            self.view
+                .lock()
+                .expect("engine lock")
+                .free_since
+                .retain(|s, _| ids.contains(s));
+        }
+        for (tenant, session) in free {
+            if self.is_held_elsewhere(session).await {
+                self.view
+                    .lock()
+                    .expect("engine lock")
+                    .free_since
+                    .remove(&session);
+                continue;
+            }
+            if self.takes_free(session).await {
+                mine.push((tenant, session));
+            }
+        }
+        let free = mine;
         futures::stream::iter(free)
             .for_each_concurrent(TAKEN_AT_ONCE, |(tenant, session)| {
                 self.clone().take(tenant, session)
@@ -1324,20 +1408,8 @@ impl Engine {
                 _ = tick.tick() => {}
             }
             self.renew().await;
-            let sessions = self.running.lock().expect("engine lock").len();
-            metrics::gauge!(SESSIONS_HELD).set(sessions as f64);
-            let alive = self
-                .registry
-                .heartbeat(&EngineInfo {
-                    engine: self.config.engine_id.clone(),
-                    started_at: self.started_at,
-                    heartbeat_at: Utc::now(),
-                    sessions,
-                })
-                .await;
-            if let Err(err) = alive {
-                warn!(error = %wablast_eventstore::report::Chain(&err), "heartbeat not written; trying again");
-            }
+            self.beat().await;
+            self.clone().look_at_drain_mark().await;
         }
     }
 
@@ -1413,6 +1485,28 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Stops running a session here for a hand-over: its send loop ends
+    /// (a send in flight finishes, commands in hand go back to the queue),
+    /// then its driver stops (the link kept). The lease is the caller's.
+    async fn stop_running(&self, session: SessionId) -> Option<Running> {
+        let waiting = tokio::time::Instant::now();
+        while self.taking.lock().expect("engine lock").contains(&session)
+            && waiting.elapsed() < TAKE_AT_MOST
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut running = self.running.lock().expect("engine lock").remove(&session)?;
+        running.stop.cancel();
+        for task in std::mem::take(&mut running.tasks) {
+            let _ = task.await;
+        }
+        if let Err(err) = running.driver.stop().await {
+            warn!(error = %wablast_eventstore::report::Chain(&err), %session, "the driver did not stop cleanly");
+        }
+        let _ = self.qr.delete(session.to_string()).await;
+        Some(running)
     }
 
     async fn release(&self, session: SessionId, ending: Ending) {
@@ -1594,8 +1688,10 @@ const DRIVER_NOTICES: &str = "wablast_driver_notices_total";
 /// [`LEASE_CHANGES`].
 #[derive(Clone, Copy, Debug)]
 enum LeaseChange {
-    /// Taken (created, or taken back after a restart).
+    /// Taken (created, or taken back after a restart or a hand-over).
     Taken,
+    /// Handed to another engine (a drain, a move, a stop).
+    HandedOver,
     /// Given up (the session stopped here, or did not start).
     Released,
     /// Found expired or held by another engine at a renewal.
@@ -1608,6 +1704,7 @@ impl LeaseChange {
     fn as_str(self) -> &'static str {
         match self {
             Self::Taken => "taken",
+            Self::HandedOver => "handed_over",
             Self::Released => "released",
             Self::Lost => "lost",
             Self::Unanswered => "unanswered",

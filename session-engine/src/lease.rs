@@ -175,6 +175,7 @@ impl SessionLeases {
             &leases_bucket(prefix),
             "wablast session leases: which engine runs which session",
             ttl,
+            prefix.replicas(),
         )
         .await?;
         let created = store
@@ -319,6 +320,51 @@ impl SessionLeases {
         match self
             .store
             .delete_expect_revision(&lease.session, Some(lease.revision))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == kv::DeleteErrorKind::WrongLastRevision => Ok(()),
+            Err(err) => Err(EventStoreError::nats(err)),
+        }
+    }
+
+    /// Hands a lease to `engine`: the entry is rewritten to name it
+    /// (expecting the revision this engine last wrote), so no third engine
+    /// can take the session meanwhile, and `engine` takes it back as its
+    /// own ([`SessionLeases::acquire`]). Nothing runs on it here any more.
+    ///
+    /// # Returns
+    /// The revision written (to withdraw the hand-over with
+    /// [`SessionLeases::withdraw`]), or `None` when the lease was lost.
+    pub async fn hand_over(
+        &self,
+        lease: Lease,
+        engine: &str,
+    ) -> Result<Option<u64>, EventStoreError> {
+        lease.until.send_replace(Instant::now());
+        let holder = serde_json::to_vec(&LeaseHolder {
+            engine: engine.to_owned(),
+            renewed_at: Utc::now(),
+        })
+        .expect("a lease serializes");
+        match self
+            .store
+            .update(&lease.session, holder.into(), lease.revision)
+            .await
+        {
+            Ok(revision) => Ok(Some(revision)),
+            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(err) => Err(EventStoreError::nats(err)),
+        }
+    }
+
+    /// Withdraws a hand-over its taker did not take up: the entry written
+    /// at `revision` is deleted, so any engine may take the session at
+    /// once. An entry changed since (taken up after all) is left alone.
+    pub async fn withdraw(&self, session: &str, revision: u64) -> Result<(), EventStoreError> {
+        match self
+            .store
+            .delete_expect_revision(session, Some(revision))
             .await
         {
             Ok(()) => Ok(()),

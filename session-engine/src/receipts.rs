@@ -71,6 +71,7 @@ impl ProviderIds {
             &format!("{prefix}_provider_ids"),
             "which message a WhatsApp message id belongs to, per session",
             Self::KEEP,
+            prefix.replicas(),
         )
         .await?;
         Ok(Self {

@@ -130,6 +130,11 @@ async fn engines_are_alive_while_they_beat() {
         started_at: Utc::now(),
         heartbeat_at: Utc::now(),
         sessions: 3,
+        host: "host-1".to_owned(),
+        version: "0.1.0".to_owned(),
+        sends_per_minute: 0,
+        memory_rss_bytes: None,
+        draining: false,
     };
     registry.heartbeat(&info("e1")).await.unwrap();
     registry.heartbeat(&info("e2")).await.unwrap();

@@ -17,6 +17,7 @@ mod console_official;
 mod contacts;
 mod engine;
 mod events;
+mod fleet;
 mod groups;
 mod hardening;
 mod hooks;

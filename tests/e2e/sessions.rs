@@ -706,6 +706,7 @@ async fn the_qr_code_the_engine_publishes_is_served_while_the_session_waits_for_
         log.jetstream(),
         &format!("{}_session_qr", app.prefix),
         "test",
+        wablast_eventstore::Replicas::One,
     )
     .await
     .unwrap();

@@ -159,44 +159,156 @@ impl PrivateNats {
     /// Starts it and waits until it listens.
     pub fn start(store: &Path, port: Option<u16>) -> Self {
         let port = port.unwrap_or_else(free_port);
-        // A current one (2.10 or newer): the one scripts/test.sh passes, else
-        // the one scripts/services.sh pip-installs into .data/nats-venv, else
-        // the system's.
-        let binary = std::env::var("WABLAST_NATS_SERVER")
-            .into_iter()
-            .filter(|b| !b.is_empty())
-            .chain(
-                [
-                    concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/../.data/nats-venv/bin/nats-server"
-                    ),
-                    "nats-server",
-                    "/usr/sbin/nats-server",
-                    "/usr/bin/nats-server",
-                ]
-                .map(String::from),
-            )
-            .find(|b| Command::new(b).arg("--version").output().is_ok())
-            .expect("nats-server installed (scripts/services.sh installs it)");
-        let child = Command::new(binary)
+        let child = Command::new(nats_server_binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port);
         Self { child, port }
     }
+}
 
+/// A current nats-server (2.10 or newer): the one scripts/test.sh passes
+/// (`WABLAST_NATS_SERVER`), else the one scripts/services.sh pip-installs
+/// into .data/nats-venv, else the system's.
+pub fn nats_server_binary() -> String {
+    std::env::var("WABLAST_NATS_SERVER")
+        .into_iter()
+        .filter(|b| !b.is_empty())
+        .chain(
+            [
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../.data/nats-venv/bin/nats-server"
+                ),
+                "nats-server",
+                "/usr/sbin/nats-server",
+                "/usr/bin/nats-server",
+            ]
+            .map(String::from),
+        )
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+        .expect("nats-server installed (scripts/services.sh installs it)")
+}
+
+fn wait_listening(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nats-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A cluster of three nats-servers with JetStream of the test's own, on
+/// loopback ports, routed to each other, each storing under `store`. Each
+/// node can be killed (kill -9) and started again on its port and store.
+/// Killed on drop.
+pub struct NatsCluster {
+    store: std::path::PathBuf,
+    name: String,
+    /// Client port and cluster (route) port of each node.
+    ports: Vec<(u16, u16)>,
+    nodes: Vec<Option<Child>>,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes and waits until each listens.
+    pub fn start(store: &Path) -> Self {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let mut cluster = Self {
+            store: store.to_owned(),
+            name: format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            ports,
+            nodes: vec![None, None, None],
+        };
+        for node in 0..3 {
+            cluster.start_node(node);
+        }
+        cluster
+    }
+
+    /// Starts node `node` (again), on its ports and store.
+    pub fn start_node(&mut self, node: usize) {
+        assert!(self.nodes[node].is_none(), "node {node} runs already");
+        let (port, cluster_port) = self.ports[node];
+        let routes = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != node)
+            .map(|(_, (_, route))| format!("nats://127.0.0.1:{route}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let child = Command::new(nats_server_binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js"])
+            .args(["-n", &format!("{}-n{node}", self.name)])
+            .args(["--cluster_name", &self.name])
+            .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
+            .args(["--routes", &routes])
+            .arg("-sd")
+            .arg(self.store.join(format!("n{node}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.nodes[node] = Some(child);
+        wait_listening(port);
+    }
+
+    /// Kills node `node` (kill -9).
+    pub fn kill_node(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every node's URL, comma-separated (as `NATS_URL` takes them).
+    pub fn urls(&self) -> String {
+        (0..3).map(|n| self.url(n)).collect::<Vec<_>>().join(",")
+    }
+
+    /// One node's URL.
+    pub fn url(&self, node: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.ports[node].0)
+    }
+
+    /// Waits until the cluster has a JetStream meta leader (streams can be
+    /// created).
+    pub async fn ready(&self) {
+        let client = async_nats::connect(self.url(0))
+            .await
+            .expect("node 0 answers");
+        let js = async_nats::jetstream::new(client);
+        let started = Instant::now();
+        loop {
+            if js.query_account().await.is_ok() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the NATS cluster elected no JetStream leader"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in 0..3 {
+            self.kill_node(node);
+        }
+    }
+}
+
+impl PrivateNats {
     /// Its URL.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

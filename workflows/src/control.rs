@@ -77,6 +77,7 @@ pub async fn qr_bucket(
         js,
         &qr_bucket_name(prefix),
         "The QR code each session waiting for a scan shows (key: session id)",
+        prefix.replicas(),
     )
     .await
 }

@@ -98,6 +98,7 @@ impl SendQueue {
                 subjects: vec![format!("{prefix}.send.>")],
                 retention: RetentionPolicy::WorkQueue,
                 storage: StorageType::File,
+                num_replicas: prefix.replicas().count(),
                 // A fan-out that resumes within this window republishes
                 // nothing; after it, the message aggregate drops repeats.
                 duplicate_window: Duration::from_secs(120),

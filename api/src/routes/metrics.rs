@@ -133,7 +133,10 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         `wablast_projection_checkpoint`, `wablast_stream_last_sequence`, \
         `wablast_projection_lag_up`; and, from the statistics projection, \
         `messages_sent_total`, `messages_failed_total`, `queue_depth`, \
-        `wallet_points_deducted_total`, each also with the `wablast_` prefix)",
+        `wallet_points_deducted_total`, each also with the `wablast_` prefix; per live engine \
+        `wablast_fleet_engine_sessions`, `wablast_fleet_engine_sends_per_minute`, \
+        `wablast_fleet_engine_memory_rss_bytes`, `wablast_fleet_engine_heartbeat_age_seconds`, \
+        `wablast_fleet_engine_drained`)",
         body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = install().render();
@@ -145,6 +148,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match wablast_projections::queries::stats::totals(&state.db).await {
         Ok(totals) => render_totals(&mut body, &totals),
         Err(err) => tracing::warn!(error.message = %err, "message totals not measured"),
+    }
+    match wablast_workflows::fleet::EngineRegistry::find(state.log.jetstream(), state.log.prefix())
+        .await
+    {
+        Ok(Some(registry)) => match registry.live().await {
+            Ok(engines) => render_fleet(&mut body, &engines, chrono::Utc::now()),
+            Err(err) => tracing::warn!(error.message = %err, "engines not read for the metrics"),
+        },
+        Ok(None) => render_fleet(&mut body, &[], chrono::Utc::now()),
+        Err(err) => tracing::warn!(error.message = %err, "engines not read for the metrics"),
     }
     ([(header::CONTENT_TYPE, TEXT_FORMAT)], body)
 }
@@ -184,6 +197,56 @@ fn render_totals(out: &mut String, totals: &wablast_projections::queries::stats:
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
+/// Appends one gauge per live engine and figure of its heartbeat.
+fn render_fleet(
+    out: &mut String,
+    engines: &[wablast_workflows::fleet::EngineInfo],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    type Figure =
+        fn(&wablast_workflows::fleet::EngineInfo, chrono::DateTime<chrono::Utc>) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 5] = [
+        (
+            "wablast_fleet_engine_sessions",
+            "Sessions the engine runs.",
+            |e, _| Some(e.sessions as f64),
+        ),
+        (
+            "wablast_fleet_engine_sends_per_minute",
+            "Messages the engine sent in the last minute.",
+            |e, _| Some(e.sends_per_minute as f64),
+        ),
+        (
+            "wablast_fleet_engine_memory_rss_bytes",
+            "The engine process's resident memory.",
+            |e, _| e.memory_rss_bytes.map(|b| b as f64),
+        ),
+        (
+            "wablast_fleet_engine_heartbeat_age_seconds",
+            "Seconds since the engine's last heartbeat.",
+            |e, now| Some((now - e.heartbeat_at).as_seconds_f64().max(0.0)),
+        ),
+        (
+            "wablast_fleet_engine_drained",
+            "1 while the engine is drained (takes no session).",
+            |e, _| Some(f64::from(u8::from(e.draining))),
+        ),
+    ];
+    for (name, help, figure) in figures {
+        family(out, name, help);
+        for engine in engines {
+            if let Some(value) = figure(engine, now) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{engine=\"{}\",host=\"{}\"}} {value}",
+                    escape(&engine.engine),
+                    escape(&engine.host)
+                );
+            }
         }
     }
 }

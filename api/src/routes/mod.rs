@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod chats;
 pub mod contacts;
 pub mod events;
+pub mod fleet;
 pub mod groups;
 pub mod health;
 pub mod hooks;

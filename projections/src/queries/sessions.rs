@@ -238,3 +238,36 @@ pub async fn with_driver(
     .fetch_all(pool)
     .await
 }
+
+/// A session as the fleet view lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldSession {
+    /// The session.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its status.
+    pub status: String,
+    /// Its driver.
+    pub driver: String,
+}
+
+/// The sessions that should run (in one of `statuses`) and whose last
+/// holder is `engine`, by id.
+pub async fn held_by(
+    pool: &PgPool,
+    engine: &str,
+    statuses: &[SessionStatus],
+) -> Result<Vec<HeldSession>, sqlx::Error> {
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    sqlx::query_as(
+        "select id, tenant_id, name, status, driver from sessions
+         where engine_id = $1 and status = any($2) order by id",
+    )
+    .bind(engine)
+    .bind(statuses)
+    .fetch_all(pool)
+    .await
+}
