@@ -241,7 +241,8 @@ mod tests {
         assert!(!statuses(&doc, "get", "/healthz").contains(&"429".to_owned()));
         assert!(!statuses(&doc, "post", "/hooks/waha/{session_id}").contains(&"429".to_owned()));
         let me = statuses(&doc, "get", "/api/v1/me");
-        assert_eq!(me, ["200", "401", "429", "500"]);
+        // 403: the tenant suspended by the platform operator.
+        assert_eq!(me, ["200", "401", "403", "429", "500"]);
         let retry_after = &doc["paths"]["/api/v1/me"]["get"]["responses"]["429"]["headers"]["Retry-After"]
             ["schema"]["type"];
         assert_eq!(retry_after, "integer");
