@@ -11,14 +11,14 @@ import { Link, useLocation } from "wouter";
 import { campaignKeys } from "../api/campaigns";
 import { api, ApiError } from "../api/client";
 import { keys, useContactLists, useSessions, useWallet } from "../api/queries";
-import type { Campaign, CampaignPreview, ContactList, Media, Session, TemplateList, WhatsappTemplate } from "../api/types";
+import type { Campaign, CampaignPreview, ContactList, Media, Session, WhatsappTemplate } from "../api/types";
 import { Layout } from "../components/Layout";
 import { dataUrlOf, sizeText } from "../components/MediaThumb";
 import { Alert, Field, Labelled, Spinner, StatusBadge } from "../components/ui";
 import { errorText, useFormat, useI18n, type Translate } from "../i18n";
 import { commonSendable, insertAt, missingWithoutFallback, pointsFor, POINTS_PER_MESSAGE } from "../lib/campaigns";
 import { localInputValue } from "../lib/time";
-import { templateKeys, useSyncTemplates } from "./Official";
+import { templatesQuery, useSyncTemplates } from "./Official";
 
 const STEPS = ["list", "message", "media", "senders", "template", "throttle", "schedule", "review"] as const;
 type Step = (typeof STEPS)[number];
@@ -142,12 +142,7 @@ export function CampaignNew() {
     .filter((s) => s.driver === "cloud");
   const steps = stepsFor(officialSenders.length > 0);
   // Each official sender's templates: the campaign may use those all of them synced.
-  const templateLists = useQueries({
-    queries: officialSenders.map((s) => ({
-      queryKey: templateKeys.of(s.id),
-      queryFn: ({ signal }: { signal: AbortSignal }) => api<TemplateList>(`/api/v1/sessions/${s.id}/templates`, { signal }),
-    })),
-  });
+  const templateLists = useQueries({ queries: officialSenders.map((s) => templatesQuery(s.id)) });
   const templatesLoading = templateLists.some((q) => q.isPending);
   const usable = templatesLoading ? [] : commonSendable(templateLists.map((q) => q.data?.items ?? []));
   const chosenTemplate = chosen ? usable.find((u) => u.name === chosen.name && u.language === chosen.language) : undefined;

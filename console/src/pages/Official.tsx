@@ -15,13 +15,17 @@ export const templateKeys = {
   of: (session: string) => ["templates", session] as const,
 };
 
+/** The query of a Cloud API session's templates, as last synced. */
+export function templatesQuery(session: string) {
+  return {
+    queryKey: templateKeys.of(session),
+    queryFn: ({ signal }: { signal: AbortSignal }) => api<TemplateList>(`/api/v1/sessions/${session}/templates`, { signal }),
+  };
+}
+
 /** A Cloud API session's templates, as last synced. */
 export function useTemplates(session: string | undefined) {
-  return useQuery({
-    queryKey: templateKeys.of(session ?? ""),
-    queryFn: ({ signal }) => api<TemplateList>(`/api/v1/sessions/${session}/templates`, { signal }),
-    enabled: !!session,
-  });
+  return useQuery({ ...templatesQuery(session ?? ""), enabled: !!session });
 }
 
 /** Syncs a Cloud API session's templates from Meta (`waba_id` when not stored yet). */
