@@ -17,8 +17,8 @@
 //! | `stop`, `delete` | nothing (there is no connection to close) |
 //! | `logout` | nothing to unlink: reports `logged_out` |
 //! | `send`, text | `POST /{phone_number_id}/messages` `{"messaging_product":"whatsapp","recipient_type":"individual","to":"628…","type":"text","text":{"body":…}}` → `{"messages":[{"id":"wamid…"}]}` |
-//! | `send`, media | `POST /{phone_number_id}/media` (multipart: `messaging_product`, `type`, `file`) → `{"id"}`, then `type` `image` (JPEG and PNG, the image types the API takes) or `document` (`filename`) by that id, with the text as `caption` |
-//! | `send`, template | `POST /{phone_number_id}/messages` `{…, "type":"template","template":{"name":…,"language":{"policy":"deterministic","code":…},"components":[{"type":"body","parameters":[{"type":"text","text":…}]}]}}` (no `components` without parameters) |
+//! | `send`, media | `POST /{phone_number_id}/media` (multipart: `messaging_product`, `type`, `file`) → `{"id"}`, then `type` `image` (JPEG and PNG, the image types the API takes), `video` (MP4 and 3GPP) or `document` (`filename`) by that id, with the text as `caption` |
+//! | `send`, template | `POST /{phone_number_id}/messages` `{…, "type":"template","template":{"name":…,"language":{"policy":"deterministic","code":…},"components":[{"type":"header","parameters":[…]},{"type":"body","parameters":[{"type":"text","text":…}]}]}}`: a media header's attachment uploaded first as above and given by id (`{"type":"image","image":{"id":…}}`, `video`, `document` with `filename`), a text header's values as `text` parameters; no component without parameters |
 //! | `templates(waba_id)` | `GET /{waba_id}/message_templates?fields=name,language,status,category,components&limit=100`, then with `after=<paging.cursors.after>` while the answer has a `paging.next` (at most [`MAX_TEMPLATE_PAGES`] pages): name, language, status, category, and the body's and header's text with their number of `{{n}}` |
 //! | `qr`, `request_pairing_code`, `check_number`, `groups`, `group_members` | [`DriverError::Unsupported`] |
 //!
@@ -88,7 +88,8 @@ use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::phone::{Phone, Region};
 use wablast_domain::types::whatsapp_template::{
-    SyncedTemplate, TemplateCategory, TemplateMessage, TemplateStatus, count_parameters,
+    SyncedTemplate, TemplateCategory, TemplateHeader, TemplateMessage, TemplateStatus,
+    count_parameters,
 };
 
 use crate::driver::{
@@ -169,21 +170,47 @@ impl ListedTemplate {
     }
 }
 
-/// The `template` object of a template message.
-fn template_object(template: &TemplateMessage) -> Value {
+/// The `template` object of a template message; `header_media` is its
+/// media header's uploaded attachment (kind and id).
+fn template_object(template: &TemplateMessage, header_media: Option<(&str, Value)>) -> Value {
     let mut object = json!({
         "name": template.name,
         "language": {"policy": "deterministic", "code": template.language},
     });
-    if !template.parameters.is_empty() {
-        let parameters: Vec<Value> = template
-            .parameters
+    let texts = |values: &[String]| -> Vec<Value> {
+        values
             .iter()
             .map(|text| json!({"type": "text", "text": text}))
-            .collect();
-        object["components"] = json!([{"type": "body", "parameters": parameters}]);
+            .collect()
+    };
+    let mut components = Vec::new();
+    match (&template.header, header_media) {
+        (_, Some((kind, media))) => components.push(json!({
+            "type": "header",
+            "parameters": [{"type": kind, kind: media}],
+        })),
+        (Some(TemplateHeader::Text { parameters }), None) if !parameters.is_empty() => {
+            components.push(json!({"type": "header", "parameters": texts(parameters)}));
+        }
+        _ => {}
+    }
+    if !template.parameters.is_empty() {
+        components.push(json!({"type": "body", "parameters": texts(&template.parameters)}));
+    }
+    if !components.is_empty() {
+        object["components"] = Value::Array(components);
     }
     object
+}
+
+/// The kind Meta gives an attachment (`image`, `video` or `document`) and
+/// its object (by the uploaded id, a document with its file name).
+fn media_object(media: &OutgoingMedia, id: String) -> (&'static str, Value) {
+    match media.mime_type.as_str() {
+        "image/jpeg" | "image/png" => ("image", json!({ "id": id })),
+        "video/mp4" | "video/3gpp" => ("video", json!({ "id": id })),
+        _ => ("document", json!({ "id": id, "filename": media.filename })),
+    }
 }
 
 /// A number on the Cloud API: the session's driver credentials (stored
@@ -1059,26 +1086,23 @@ impl Driver for CloudDriver {
             "to": message.to.digits(),
         });
         match (&message.template, &message.media) {
-            (Some(template), _) => {
+            (Some(template), media) => {
+                let header_media = match media {
+                    Some(media) => Some(media_object(media, inner.upload(media).await?)),
+                    None => None,
+                };
                 body["type"] = json!("template");
-                body["template"] = template_object(template);
+                body["template"] = template_object(template, header_media);
             }
             (None, None) => {
                 body["type"] = json!("text");
                 body["text"] = json!({ "body": message.text });
             }
             (None, Some(media)) => {
-                let id = inner.upload(media).await?;
-                let mut object = json!({ "id": id });
+                let (kind, mut object) = media_object(media, inner.upload(media).await?);
                 if !message.text.is_empty() {
                     object["caption"] = json!(message.text);
                 }
-                let kind = if matches!(media.mime_type.as_str(), "image/jpeg" | "image/png") {
-                    "image"
-                } else {
-                    object["filename"] = json!(media.filename);
-                    "document"
-                };
                 body["type"] = json!(kind);
                 body[kind] = object;
             }

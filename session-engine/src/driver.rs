@@ -183,12 +183,13 @@ pub struct OutgoingMessage {
     pub to: Phone,
     /// The rendered text (the caption, with media).
     pub text: String,
-    /// An attachment.
+    /// An attachment (with a template: its header's).
     pub media: Option<OutgoingMedia>,
     /// WhatsApp's id of a message this one answers (quoted).
     pub reply_to: Option<String>,
-    /// An approved template to send instead of `text` and `media` (only a
-    /// driver that [`Driver::sends_templates`] is given one).
+    /// An approved template to send instead of `text` (only a driver that
+    /// [`Driver::sends_templates`] is given one); its media header's
+    /// attachment is `media`.
     pub template: Option<TemplateMessage>,
 }
 

@@ -80,7 +80,7 @@ use wablast_domain::session::{SessionCommand, SessionStatus, WaitReason};
 use wablast_domain::session_day::{
     self, GovernorAsk, SendFacts, SessionDay, SessionDayCommand, SessionDayError,
 };
-use wablast_domain::types::whatsapp_template::TemplateMessage;
+use wablast_domain::types::whatsapp_template::{TemplateHeader, TemplateMessage};
 use wablast_domain::types::{
     CampaignId, MediaId, MessageId, Points, SessionId, TenantId, Throttle,
 };
@@ -1645,7 +1645,7 @@ impl Sender {
     }
 
     /// The message as the driver sends it, with its rendered `text` (or
-    /// its `template`, which goes without an attachment).
+    /// its `template`, whose attachment is its header's).
     async fn outgoing(
         &self,
         message: &Message,
@@ -1658,12 +1658,14 @@ impl Sender {
             .phone()
             .cloned()
             .ok_or_else(|| "the message has no recipient".to_owned())?;
-        // A single send's own attachment, or its campaign's.
-        let media_id = match message.content() {
-            Some(content) => content.media_id,
-            None => campaign.media_id(),
+        // A template's header attachment; or a single send's own
+        // attachment, or its campaign's.
+        let media_id = match (&template, message.content()) {
+            (Some(template), _) => template.header.as_ref().and_then(TemplateHeader::media_id),
+            (None, Some(content)) => content.media_id,
+            (None, None) => campaign.media_id(),
         };
-        let media = match media_id.filter(|_| template.is_none()) {
+        let media = match media_id {
             Some(media) => Some(self.media(media).await?),
             None => None,
         };

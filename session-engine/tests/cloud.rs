@@ -13,7 +13,10 @@ use sha2::Sha256;
 use uuid::Uuid;
 use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
-use wablast_domain::types::whatsapp_template::{TemplateCategory, TemplateMessage, TemplateStatus};
+use wablast_domain::types::MediaId;
+use wablast_domain::types::whatsapp_template::{
+    HeaderGiven, HeaderKind, TemplateCategory, TemplateHeader, TemplateMessage, TemplateStatus,
+};
 use wablast_session_engine::cloud::{
     self, CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink, GraphErrorKind,
 };
@@ -1248,6 +1251,7 @@ fn template_message() -> OutgoingMessage {
             name: "order_update".to_owned(),
             language: "id".to_owned(),
             parameters: vec!["Andi".to_owned(), "50%".to_owned()],
+            header: None,
         }),
         ..text_message()
     }
@@ -1265,6 +1269,7 @@ async fn templates_are_sent_as_meta_s_document_allows() {
             name: "hello_world".to_owned(),
             language: "en_US".to_owned(),
             parameters: vec![],
+            header: None,
         }),
         ..text_message()
     };
@@ -1294,6 +1299,71 @@ async fn templates_are_sent_as_meta_s_document_allows() {
     );
     assert!(body.get("text").is_none());
     assert!(requests[1].json()["template"].get("components").is_none());
+}
+
+#[tokio::test]
+async fn template_headers_are_filled_as_meta_s_document_allows() {
+    // Arrange: the upload's answer is generated from Meta's document.
+    let Some(peer) = ValidatingPeer::start(Document::Cloud, accepting).await else {
+        return;
+    };
+    let (connection, _sink) = validating_connect(&peer);
+    let with_header = |header, media| OutgoingMessage {
+        template: Some(TemplateMessage {
+            header: Some(header),
+            ..template_message().template.unwrap()
+        }),
+        media,
+        ..text_message()
+    };
+    let text_header = with_header(
+        TemplateHeader::Text {
+            parameters: vec!["Jakarta".to_owned()],
+        },
+        None,
+    );
+    let media =
+        |mime_type: &str, filename: &str| with_media(mime_type, filename, b"fake bytes").media;
+    let header_media = TemplateHeader::Media {
+        media_id: MediaId::new(),
+    };
+    let image_header = with_header(header_media.clone(), media("image/jpeg", "promo.jpg"));
+    let document_header = with_header(header_media, media("application/pdf", "katalog.pdf"));
+
+    // Act
+    connection.driver.send(&text_header).await.unwrap();
+    connection.driver.send(&image_header).await.unwrap();
+    connection.driver.send(&document_header).await.unwrap();
+
+    // Assert: each is valid by the document, the attachment goes up first.
+    peer.assert_valid();
+    let requests = peer.requests();
+    let templates: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/messages"))
+        .map(|r| r.json()["template"]["components"].clone())
+        .collect();
+    assert_eq!(requests.len(), 5);
+    assert!(requests[1].path.ends_with("/media") && requests[3].path.ends_with("/media"));
+    assert_eq!(
+        templates[0],
+        json!([
+            {"type": "header", "parameters": [{"type": "text", "text": "Jakarta"}]},
+            {"type": "body", "parameters": [
+                {"type": "text", "text": "Andi"}, {"type": "text", "text": "50%"},
+            ]},
+        ])
+    );
+    let header = |i: usize| templates[i][0].clone();
+    assert_eq!(header(1)["type"], "header");
+    assert_eq!(header(1)["parameters"][0]["type"], "image");
+    assert!(header(1)["parameters"][0]["image"]["id"].is_string());
+    assert_eq!(header(2)["parameters"][0]["type"], "document");
+    assert_eq!(
+        header(2)["parameters"][0]["document"]["filename"],
+        "katalog.pdf"
+    );
+    assert_eq!(templates[2][1]["type"], "body");
 }
 
 #[tokio::test]
@@ -1388,7 +1458,9 @@ async fn templates_are_read_page_after_page_with_their_parameters() {
     assert_eq!(first.header_parameters, 0);
     assert_eq!(templates[1].status, TemplateStatus::Pending);
     assert_eq!(templates[2].header_format.as_deref(), Some("IMAGE"));
-    assert!(templates[2].check_use(1).is_err());
+    assert_eq!(templates[2].header_kind(), Some(HeaderKind::Image));
+    assert_eq!(templates[2].header_needed(), HeaderGiven::Media);
+    assert!(templates[2].check_use(1, HeaderGiven::Nothing).is_err());
 }
 
 #[tokio::test]

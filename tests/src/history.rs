@@ -3708,7 +3708,7 @@ mod tests {
                         Some(_) => sender_session_ids.iter().copied().collect(),
                         None => Default::default(),
                     },
-                    whatsapp_template: whatsapp_template.map(Box::new),
+                    whatsapp_template,
                     sender_session_ids,
                     throttle,
                     scheduled_at,

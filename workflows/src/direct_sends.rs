@@ -622,7 +622,9 @@ impl Inner {
                         name: template.name.clone(),
                         language: template.language.clone(),
                     }),
-                    Some(synced) => synced.check_use(template.parameters.len()),
+                    Some(synced) => {
+                        synced.check_use(template.parameters.len(), template.header_given())
+                    }
                 }
                 .map_err(DirectSendError::Template)
             }

@@ -27,7 +27,7 @@ use wablast_domain::campaign::{
 };
 use wablast_domain::session::Driver;
 use wablast_domain::types::template::Template;
-use wablast_domain::types::whatsapp_template::CampaignTemplate;
+use wablast_domain::types::whatsapp_template::{CampaignTemplate, TemplateHeader};
 use wablast_domain::types::{CampaignId, ContactListId, MediaId, SessionId, Throttle};
 use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{AggregateKey, CommandMetadata, Committed};
@@ -184,6 +184,9 @@ pub struct PreviewTemplate {
     /// synced it and the parameters could be rendered.
     #[schema(example = "Halo Andi, diskon 20% menunggu Anda!")]
     pub text: Option<String>,
+    /// Its text header filled with `header_parameters` (as `text`).
+    #[schema(example = "Promo Jakarta")]
+    pub header: Option<String>,
 }
 
 /// The random pause between two sends of one session.
@@ -553,7 +556,7 @@ fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response
         (status = 400, description = "Bad field: name, template (syntax or unknown variable), throttle, senders, scheduled_at", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such contact list, sender session or medium in the caller's tenant", body = ErrorBody),
-        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template (or a `whatsapp_template` parameter) uses without fallback; `details.missing` counts them per variable. `template_required`: a sender is a Cloud API session and no `whatsapp_template` is given (it could not start conversations); `template_not_supported`: a `whatsapp_template` without a Cloud API sender, or one with a header needing a parameter; `template_not_found`, `template_not_approved`, `template_parameter_mismatch`: the `whatsapp_template` is not synced for a Cloud API sender, not approved, or its parameters do not match its body's `{{n}}`", body = ErrorBody),
+        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template (or a `whatsapp_template` parameter) uses without fallback; `details.missing` counts them per variable. `template_required`: a sender is a Cloud API session and no `whatsapp_template` is given (it could not start conversations); `template_not_supported`: a `whatsapp_template` without a Cloud API sender, or one with a location header; `template_not_found`, `template_not_approved`, `template_parameter_mismatch`: the `whatsapp_template` is not synced for a Cloud API sender, not approved, its parameters do not match its body's `{{n}}`, or its header is not filled as it needs (`header_parameters`, `header_media_id` of the header's type)", body = ErrorBody),
     ))]
 async fn create_campaign(
     State(state): State<AppState>,
@@ -612,6 +615,7 @@ async fn create_campaign(
                 &whatsapp.name,
                 &whatsapp.language,
                 whatsapp.parameters.len(),
+                (whatsapp.header_given(), whatsapp.header_media_id()),
             )
             .await?;
         }
@@ -623,7 +627,7 @@ async fn create_campaign(
 
     let list_id = ContactListId::from_uuid(body.contact_list_id);
     let mut variables = Campaign::template_variables(&template, list.columns.iter().cloned());
-    for parameter in whatsapp_template.iter().flat_map(|t| &t.parameters) {
+    for parameter in whatsapp_template.iter().flat_map(|t| t.all_parameters()) {
         variables.extend(Campaign::template_variables(
             parameter,
             list.columns.iter().cloned(),
@@ -742,7 +746,7 @@ const MAX_PREVIEW_COUNT: u32 = 20;
         (status = 200, description = "The samples and the missing values", body = Preview),
         (status = 400, description = "Bad field: template or a whatsapp_template parameter (syntax or unknown variable), whatsapp_template (name, language), count (1 to 20), session_id without whatsapp_template", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 404, description = "No such contact list in the caller's tenant", body = ErrorBody),
+        (status = 404, description = "No such contact list, or `whatsapp_template.header_media_id`, in the caller's tenant", body = ErrorBody),
         (status = 422, description = "`template_not_found`, `template_not_approved`, `template_parameter_mismatch`, `template_not_supported`: the `whatsapp_template` is not synced for `session_id`, not approved, or its parameters do not match its body's `{{n}}` (as creating the campaign would say)", body = ErrorBody),
     ))]
 async fn preview_campaign(
@@ -788,6 +792,7 @@ async fn preview_campaign(
                 &whatsapp.name,
                 &whatsapp.language,
                 whatsapp.parameters.len(),
+                (whatsapp.header_given(), whatsapp.header_media_id()),
             )
             .await?,
         ),
@@ -800,7 +805,7 @@ async fn preview_campaign(
         (_, None) => None,
     };
     let mut variables = Campaign::template_variables(&template, list.columns.iter().cloned());
-    for parameter in whatsapp_template.iter().flat_map(|t| &t.parameters) {
+    for parameter in whatsapp_template.iter().flat_map(|t| t.all_parameters()) {
         let unknown = Campaign::unknown_template_variables(parameter, list.columns.iter().cloned());
         if !unknown.is_empty() {
             return Err(campaign_error(AggregateError::UserError(
@@ -836,10 +841,17 @@ async fn preview_campaign(
             // loop): a new id's gives a pick like any message's.
             let seed = Uuid::now_v7().as_u64_pair().1;
             let whatsapp_template = whatsapp_template.as_ref().map(|whatsapp| {
-                let parameters = whatsapp
-                    .render(&values, seed)
-                    .ok()
-                    .map(|message| message.parameters);
+                let rendered = whatsapp.render(&values, seed).ok();
+                let header = synced.as_ref().and_then(|synced| {
+                    match rendered.as_ref().map(|message| &message.header) {
+                        Some(Some(TemplateHeader::Text { parameters })) => {
+                            synced.fill_header(parameters)
+                        }
+                        Some(_) => synced.fill_header(&[]),
+                        None => None,
+                    }
+                });
+                let parameters = rendered.map(|message| message.parameters);
                 PreviewTemplate {
                     name: whatsapp.name.clone(),
                     language: whatsapp.language.clone(),
@@ -847,6 +859,7 @@ async fn preview_campaign(
                         .as_ref()
                         .zip(parameters.as_ref())
                         .and_then(|(synced, parameters)| synced.fill(parameters)),
+                    header,
                     parameters,
                 }
             });

@@ -273,7 +273,8 @@ pub struct NewMessage {
     /// An approved WhatsApp template instead of `text`/`media_id`
     /// (Cloud API sessions only): synced for the session
     /// (`POST /api/v1/sessions/{id}/templates/sync`), with as many
-    /// `parameters` as its body has `{{n}}`. What a Cloud API number
+    /// `parameters` as its body has `{{n}}`, and its header filled as it
+    /// needs (`header_parameters`, or `header_media_id`). What a Cloud API number
     /// sends to someone who has not written to it in the last 24 hours.
     pub template: Option<super::templates::TemplateBody>,
     /// When the active hours are closed now: `wait` (default) or `refuse`.
@@ -326,9 +327,9 @@ pub struct QueuedMessage {
         (status = 202, description = "Queued (`X-Wablast-Position` names the write)", body = QueuedMessage),
         (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a group chat id, a blank or long `reply_to`, a `template` with text or media, a bad template name, language or parameter), `invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
-        (status = 404, description = "No such session or media in the caller's tenant", body = ErrorBody),
+        (status = 404, description = "No such session or media (`media_id`, `template.header_media_id`) in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the session is not ready (`details.session_status`); `conflict`: the same `Idempotency-Key` is still being answered", body = ErrorBody),
-        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one whose header needs a parameter), `template_not_found`, `template_not_approved`, `template_parameter_mismatch`", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one with a location header), `template_not_found`, `template_not_approved`, `template_parameter_mismatch` (body parameters not as many as its `{{n}}`, or a header not filled as it needs: `header_parameters` for a text header with `{{n}}`, `header_media_id` of the right type for an image, video or document header)", body = ErrorBody),
         (status = 503, description = "`unavailable`: the event log is away; retry with the same `Idempotency-Key`", body = ErrorBody),
     ))]
 async fn send_message(
@@ -360,6 +361,15 @@ async fn send_message(
         None => free_content(&body)?,
     };
     crate::media::require(&state.db, *caller.tenant_id.as_uuid(), body.media_id).await?;
+    if let Some(template) = &content.template {
+        super::templates::ensure_header_media_of(
+            &state,
+            caller.tenant_id,
+            body.session_id,
+            template,
+        )
+        .await?;
+    }
     // A retried request (same key) is the same message: admitted once.
     let message_id = match headers
         .get(idempotency::HEADER)

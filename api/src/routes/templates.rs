@@ -19,10 +19,10 @@ use uuid::Uuid;
 use wablast_domain::session::{Driver, Session};
 use wablast_domain::types::template::Template;
 use wablast_domain::types::whatsapp_template::{
-    CampaignTemplate, SyncedTemplate, TemplateCategory, TemplateMessage, TemplateStatus,
-    TemplateUseError,
+    CampaignTemplate, CampaignTemplateHeader, HeaderGiven, HeaderKind, SyncedTemplate,
+    TemplateCategory, TemplateHeader, TemplateMessage, TemplateStatus, TemplateUseError,
 };
-use wablast_domain::types::{SessionId, TenantId};
+use wablast_domain::types::{MediaId, SessionId, TenantId};
 use wablast_projections::queries::whatsapp_templates;
 use wablast_workflows::control::{TemplatesRequest, TemplatesResponse, Verb};
 use wablast_workflows::credentials;
@@ -60,17 +60,47 @@ pub struct TemplateBody {
     #[serde(default)]
     #[schema(example = json!(["{{name|Kak}}", "20%"]))]
     pub parameters: Vec<String>,
+    /// The values of its text header's `{{1}}`, ... (a template whose
+    /// header has them; `header_kind` `text` with `header_parameters`),
+    /// rendered per recipient in a campaign like `parameters`.
+    pub header_parameters: Option<Vec<String>>,
+    /// The attachment of its image, video or document header (from
+    /// `POST /api/v1/media`; a JPEG or PNG for an image, an MP4 or 3GPP for
+    /// a video, any file for a document).
+    pub header_media_id: Option<Uuid>,
 }
 
 /// A campaign's template (see [`TemplateBody`]).
 pub type CampaignTemplateBody = TemplateBody;
 
 impl TemplateBody {
+    /// The header's values as given (400 when both kinds are).
+    fn header(&self, field: &str) -> Result<Option<TemplateHeader>, ApiError> {
+        match (&self.header_parameters, self.header_media_id) {
+            (Some(_), Some(_)) => Err(ApiError::invalid_field(
+                field,
+                "a header is text or media: give header_parameters or header_media_id, not both",
+            )),
+            (Some(parameters), None) => Ok(Some(TemplateHeader::Text {
+                parameters: parameters.clone(),
+            })),
+            (None, Some(media)) => Ok(Some(TemplateHeader::Media {
+                media_id: MediaId::from_uuid(media),
+            })),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// A single send's template (400 on a bad name, language or
     /// parameter).
     pub(crate) fn message(&self, field: &str) -> Result<TemplateMessage, ApiError> {
-        TemplateMessage::new(&self.name, &self.language, self.parameters.clone())
-            .map_err(|err| ApiError::invalid_field(field, err.to_string()))
+        TemplateMessage::new(
+            &self.name,
+            &self.language,
+            self.parameters.clone(),
+            self.header(field)?,
+        )
+        .map_err(|err| ApiError::invalid_field(field, err.to_string()))
     }
 
     /// A campaign's template, each parameter parsed as a text template
@@ -79,20 +109,31 @@ impl TemplateBody {
         let field = "whatsapp_template";
         // The shape first (name, language, blank parameters).
         self.message(field)?;
-        let parameters = self
-            .parameters
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                Template::parse(p).map_err(|err| {
-                    ApiError::invalid_field(
-                        &format!("{field}.parameters[{i}]"),
-                        format!("parameter {}: {err}", i + 1),
-                    )
+        let parse = |parameters: &[String], at: &str| {
+            parameters
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    Template::parse(p).map_err(|err| {
+                        ApiError::invalid_field(
+                            &format!("{field}.{at}[{i}]"),
+                            format!("{at} {}: {err}", i + 1),
+                        )
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        CampaignTemplate::new(&self.name, &self.language, parameters)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let parameters = parse(&self.parameters, "parameters")?;
+        let header = match self.header(field)? {
+            None => None,
+            Some(TemplateHeader::Text { parameters }) => Some(CampaignTemplateHeader::Text {
+                parameters: parse(&parameters, "header_parameters")?,
+            }),
+            Some(TemplateHeader::Media { media_id }) => {
+                Some(CampaignTemplateHeader::Media { media_id })
+            }
+        };
+        CampaignTemplate::new(&self.name, &self.language, parameters, header)
             .map_err(|err| ApiError::invalid_field(field, err.to_string()))
     }
 }
@@ -129,8 +170,15 @@ pub struct TemplateView {
     pub header_format: Option<String>,
     /// Its header's text.
     pub header_text: Option<String>,
-    /// Whether wablast can send it: approved, and no header needing a
-    /// parameter (media headers are not supported yet).
+    /// What its header is, and so what a send gives it: `text` (with
+    /// `header_parameters` values when it has `{{n}}`), `image`, `video`
+    /// or `document` (an attachment: `header_media_id`); `unsupported`
+    /// (a location) cannot be sent from here.
+    pub header_kind: Option<HeaderKind>,
+    /// How many `header_parameters` a send gives (its text header's
+    /// `{{n}}`).
+    pub header_parameters: u32,
+    /// Whether wablast can send it: approved, and a header it can fill.
     pub sendable: bool,
     /// When it was synced.
     pub synced_at: DateTime<Utc>,
@@ -139,9 +187,11 @@ pub struct TemplateView {
 impl TemplateView {
     fn of(template: SyncedTemplate, synced_at: DateTime<Utc>) -> Self {
         let sendable = template
-            .check_use(template.body_parameters as usize)
+            .check_use(template.body_parameters as usize, template.header_needed())
             .is_ok();
         Self {
+            header_kind: template.header_kind(),
+            header_parameters: template.header_parameters,
             name: template.name,
             language: template.language,
             status: template.status,
@@ -195,9 +245,11 @@ fn not_cloud(session: &Session) -> ApiError {
 }
 
 /// The tenant's Cloud API `session`'s approved template `name`/`language`
-/// taking `parameters` parameters, or 422 (with the refusal's
-/// code: `template_not_found`, `template_not_approved`,
-/// `template_parameter_mismatch`, `template_not_supported`).
+/// taking `parameters` body parameters and `header`, or 422 (with the
+/// refusal's code: `template_not_found`, `template_not_approved`,
+/// `template_parameter_mismatch`, `template_not_supported`); a header's
+/// attachment must exist (404) and be of the header's type (422
+/// `template_parameter_mismatch`).
 pub(crate) async fn ensure_usable(
     state: &AppState,
     tenant: TenantId,
@@ -205,6 +257,7 @@ pub(crate) async fn ensure_usable(
     name: &str,
     language: &str,
     parameters: usize,
+    header: (HeaderGiven, Option<MediaId>),
 ) -> Result<SyncedTemplate, ApiError> {
     let found = whatsapp_templates::find(
         &state.db,
@@ -214,17 +267,79 @@ pub(crate) async fn ensure_usable(
         language,
     )
     .await?;
+    let details = json!({"session_id": session, "template": name, "language": language});
     let checked = match found {
         None => Err(TemplateUseError::NotFound {
             name: name.to_owned(),
             language: language.to_owned(),
         }),
-        Some(template) => template.check_use(parameters).map(|()| template),
+        Some(template) => template.check_use(parameters, header.0).map(|()| template),
     };
-    checked.map_err(|err| {
-        ApiError::new(ErrorCode::from(err.code()), err.to_string())
-            .with_details(json!({"session_id": session, "template": name, "language": language}))
-    })
+    let template = checked.map_err(|err| {
+        ApiError::new(ErrorCode::from(err.code()), err.to_string()).with_details(details.clone())
+    })?;
+    if let (Some(kind), Some(media)) = (template.header_kind(), header.1) {
+        ensure_header_media(state, tenant, kind, media)
+            .await
+            .map_err(|err| err.with_details(details))?;
+    }
+    Ok(template)
+}
+
+/// A single send's header attachment, if its template has one: 404
+/// unless the tenant has it; 422 `template_parameter_mismatch` unless the
+/// session's synced template of that name has a header that takes it
+/// (whether the template may be sent at all is the send's own check).
+pub(crate) async fn ensure_header_media_of(
+    state: &AppState,
+    tenant: TenantId,
+    session: Uuid,
+    template: &TemplateMessage,
+) -> Result<(), ApiError> {
+    let Some(media) = template.header.as_ref().and_then(TemplateHeader::media_id) else {
+        return Ok(());
+    };
+    let synced = whatsapp_templates::find(
+        &state.db,
+        tenant,
+        SessionId::from_uuid(session),
+        &template.name,
+        &template.language,
+    )
+    .await?;
+    // Without a media header to fit, only that the attachment exists.
+    let kind = synced
+        .and_then(|synced| synced.header_kind())
+        .filter(|kind| kind.is_media())
+        .unwrap_or(HeaderKind::Document);
+    ensure_header_media(state, tenant, kind, media).await
+}
+
+/// 404 unless the tenant has `media`; 422 `template_parameter_mismatch`
+/// unless a header of `kind` takes it.
+pub(crate) async fn ensure_header_media(
+    state: &AppState,
+    tenant: TenantId,
+    kind: HeaderKind,
+    media: MediaId,
+) -> Result<(), ApiError> {
+    let Some(row) = crate::media::find(&state.db, *tenant.as_uuid(), *media.as_uuid()).await?
+    else {
+        return Err(ApiError::not_found("medium")
+            .with_details(json!({"field": "header_media_id", "id": media})));
+    };
+    if kind.accepts(&row.mime_type) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::TemplateParameterMismatch,
+            format!(
+                "the template's header is {} and header_media_id is a {} file: upload one Meta takes for it",
+                kind.as_str(),
+                row.mime_type
+            ),
+        ))
+    }
 }
 
 /// 422 `template_not_supported` unless the session is a Cloud API one.

@@ -370,7 +370,7 @@ impl Campaign {
                     _ => {}
                 }
                 if let Some(whatsapp) = &whatsapp_template {
-                    for parameter in &whatsapp.parameters {
+                    for parameter in whatsapp.all_parameters() {
                         let unknown =
                             Self::unknown_template_variables(parameter, list_columns.clone());
                         if !unknown.is_empty() {
@@ -387,7 +387,7 @@ impl Campaign {
                     contact_list_id,
                     template,
                     media_id,
-                    whatsapp_template: whatsapp_template.map(|t| *t),
+                    whatsapp_template,
                     sender_session_ids,
                     throttle,
                     scheduled_at,
@@ -701,7 +701,7 @@ impl Aggregate for Campaign {
                 self.contact_list_id = Some(contact_list_id);
                 self.template = Some(template);
                 self.media_id = media_id;
-                self.whatsapp_template = whatsapp_template;
+                self.whatsapp_template = whatsapp_template.map(|t| *t);
                 self.all_senders = sender_session_ids.clone();
                 self.senders = sender_session_ids;
                 self.throttle = throttle;
@@ -1171,7 +1171,7 @@ mod tests {
             } = c
             {
                 *whatsapp_template = Some(Box::new(
-                    CampaignTemplate::new("promo", "id", vec![]).unwrap(),
+                    CampaignTemplate::new("promo", "id", vec![], None).unwrap(),
                 ));
             }
         });
@@ -1194,7 +1194,7 @@ mod tests {
                 {
                     cloud_senders.insert(sender(1));
                     *whatsapp_template = Some(Box::new(
-                        CampaignTemplate::new("promo", "id", vec![parameter]).unwrap(),
+                        CampaignTemplate::new("promo", "id", vec![parameter], None).unwrap(),
                     ));
                 }
             })

@@ -72,7 +72,7 @@ pub enum CampaignEvent {
         media_id: Option<MediaId>,
         /// The WhatsApp template its Cloud API senders send.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        whatsapp_template: Option<CampaignTemplate>,
+        whatsapp_template: Option<Box<CampaignTemplate>>,
         /// The sender sessions, in rotation order.
         sender_session_ids: Vec<SessionId>,
         /// The pause between two sends of one session.

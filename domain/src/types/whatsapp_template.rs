@@ -11,11 +11,16 @@
 //!   `{{n}}` of its body ([`SyncedTemplate::check_use`]), and only when
 //!   Meta approved it ([`TemplateStatus::Approved`]);
 //! - a free-text single send goes out only while the window is open
-//!   ([`window_is_open`]).
+//!   ([`window_is_open`]);
+//! - a template with a header gets what its header needs
+//!   ([`HeaderKind`]): the values of a text header's `{{n}}`, or an
+//!   attachment of the right type for an image, video or document header
+//!   ([`TemplateHeader`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::MediaId;
 use super::template::Template;
 use crate::RefusalCode;
 
@@ -128,6 +133,74 @@ pub fn count_parameters(text: &str) -> u32 {
     highest
 }
 
+/// What a template's header is, as Meta's `format` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderKind {
+    /// Text, perhaps with `{{1}}`.
+    Text,
+    /// A picture (JPEG or PNG).
+    Image,
+    /// A video (MP4 or 3GPP).
+    Video,
+    /// A document (a PDF, say), shown with its file name.
+    Document,
+    /// A location, or any header wablast cannot fill.
+    Unsupported,
+}
+
+impl HeaderKind {
+    /// Reads Meta's `format` (`TEXT`, `IMAGE`, ...).
+    pub fn of_meta(format: &str) -> Self {
+        match format.to_ascii_uppercase().as_str() {
+            "TEXT" => Self::Text,
+            "IMAGE" => Self::Image,
+            "VIDEO" => Self::Video,
+            "DOCUMENT" => Self::Document,
+            _ => Self::Unsupported,
+        }
+    }
+
+    /// As shown: `text`, `image`, `video`, `document`, `unsupported`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Document => "document",
+            Self::Unsupported => "unsupported",
+        }
+    }
+
+    /// Whether it is filled with an attachment.
+    pub const fn is_media(self) -> bool {
+        matches!(self, Self::Image | Self::Video | Self::Document)
+    }
+
+    /// Whether an attachment of `mime_type` can fill it (Meta takes JPEG
+    /// and PNG pictures, MP4 and 3GPP videos, and any file as a
+    /// document).
+    pub fn accepts(self, mime_type: &str) -> bool {
+        match self {
+            Self::Image => matches!(mime_type, "image/jpeg" | "image/png"),
+            Self::Video => matches!(mime_type, "video/mp4" | "video/3gpp"),
+            Self::Document => true,
+            Self::Text | Self::Unsupported => false,
+        }
+    }
+}
+
+/// What a send gives a template's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderGiven {
+    /// Nothing.
+    Nothing,
+    /// This many text parameters.
+    Text(usize),
+    /// An attachment.
+    Media,
+}
+
 /// A template as the number's WhatsApp Business Account has it (synced
 /// from Meta): what a send is checked against.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +218,7 @@ pub struct SyncedTemplate {
     /// How many `{{n}}` its body has.
     pub body_parameters: u32,
     /// Its header's format (`TEXT`, `IMAGE`, `DOCUMENT`, ...), if it has
-    /// a header.
+    /// a header ([`HeaderKind::of_meta`]).
     pub header_format: Option<String>,
     /// Its header's text, for a text header.
     pub header_text: Option<String>,
@@ -158,31 +231,42 @@ impl SyncedTemplate {
     /// `n`th of `parameters` (one without a value stays as it is). `None`
     /// for a template without a body.
     pub fn fill(&self, parameters: &[String]) -> Option<String> {
-        let body = self.body.as_deref()?;
-        let mut text = String::with_capacity(body.len());
-        let mut rest = body;
-        while let Some(start) = rest.find("{{") {
-            text.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let value = after.find("}}").and_then(|end| {
-                let n: usize = after[..end].trim().parse().ok()?;
-                let value = parameters.get(n.checked_sub(1)?)?;
-                Some((value, end))
-            });
-            match value {
-                Some((value, end)) => {
-                    text.push_str(value);
-                    rest = &after[end + 2..];
-                }
-                None => {
-                    text.push_str("{{");
-                    rest = after;
-                }
+        self.body.as_deref().map(|body| fill(body, parameters))
+    }
+
+    /// Its text header as a recipient reads it (see [`Self::fill`]).
+    pub fn fill_header(&self, parameters: &[String]) -> Option<String> {
+        self.header_text
+            .as_deref()
+            .map(|text| fill(text, parameters))
+    }
+}
+
+/// `text` with each `{{n}}` replaced by the `n`th of `parameters`.
+fn fill(body: &str, parameters: &[String]) -> String {
+    let mut text = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        text.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let value = after.find("}}").and_then(|end| {
+            let n: usize = after[..end].trim().parse().ok()?;
+            let value = parameters.get(n.checked_sub(1)?)?;
+            Some((value, end))
+        });
+        match value {
+            Some((value, end)) => {
+                text.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                text.push_str("{{");
+                rest = after;
             }
         }
-        text.push_str(rest);
-        Some(text)
     }
+    text.push_str(rest);
+    text
 }
 
 /// Why a template cannot be sent as asked. Each is a 422 with its own
@@ -221,10 +305,9 @@ pub enum TemplateUseError {
         /// How many were given.
         given: usize,
     },
-    /// A header that needs parameters (a media header, or a text header
-    /// with `{{1}}`): not sent by wablast yet.
+    /// A header wablast cannot fill (a location).
     #[error(
-        "the template {name:?} has a header that needs a parameter ({header}): such templates are not supported yet"
+        "the template {name:?} has a {header} header: wablast can fill text, image, video and document headers only"
     )]
     UnsupportedHeader {
         /// Its name.
@@ -232,6 +315,47 @@ pub enum TemplateUseError {
         /// The header's format.
         header: String,
     },
+    /// The header given does not fit the template's.
+    #[error("the template {name:?}: {mismatch}")]
+    Header {
+        /// Its name.
+        name: String,
+        /// How it does not fit.
+        mismatch: HeaderMismatch,
+    },
+}
+
+/// Why a send's header does not fit its template's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderMismatch {
+    /// The template has no header (or one without parameters), and the
+    /// send gave it some.
+    NoneExpected,
+    /// A text header with this many `{{n}}`, not as many given.
+    TextParameters(u32),
+    /// A media header and no attachment.
+    MediaExpected(HeaderKind),
+}
+
+impl std::fmt::Display for HeaderMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoneExpected => f.write_str("it has no header to fill: give no header"),
+            Self::TextParameters(n) => write!(
+                f,
+                "its text header takes {n} parameters (its {{{{n}}}}): give as many header_parameters"
+            ),
+            Self::MediaExpected(kind) => write!(
+                f,
+                "its header is {}: give header_media_id, an attachment of that type",
+                match kind {
+                    HeaderKind::Image => "an image (JPEG or PNG)",
+                    HeaderKind::Video => "a video (MP4 or 3GPP)",
+                    _ => "a document",
+                }
+            ),
+        }
+    }
 }
 
 impl TemplateUseError {
@@ -242,28 +366,68 @@ impl TemplateUseError {
             Self::NotApproved { .. } => RefusalCode::TemplateNotApproved,
             Self::ParameterCount { .. } => RefusalCode::TemplateParameterMismatch,
             Self::UnsupportedHeader { .. } => RefusalCode::TemplateNotSupported,
+            Self::Header { .. } => RefusalCode::TemplateParameterMismatch,
         }
     }
 }
 
 impl SyncedTemplate {
-    /// Whether it can be sent with `parameters` body parameters: approved,
-    /// as many as its body's `{{n}}`, and no header needing a parameter.
-    pub fn check_use(&self, parameters: usize) -> Result<(), TemplateUseError> {
+    /// What its header is, if it has one.
+    pub fn header_kind(&self) -> Option<HeaderKind> {
+        self.header_format.as_deref().map(HeaderKind::of_meta)
+    }
+
+    /// What a send must give its header: an attachment for a media
+    /// header, the values of a text header's `{{n}}`, or nothing.
+    pub fn header_needed(&self) -> HeaderGiven {
+        match self.header_kind() {
+            Some(kind) if kind.is_media() => HeaderGiven::Media,
+            Some(HeaderKind::Text) if self.header_parameters > 0 => {
+                HeaderGiven::Text(self.header_parameters as usize)
+            }
+            _ => HeaderGiven::Nothing,
+        }
+    }
+
+    /// Whether it can be sent with `parameters` body parameters and
+    /// `header`: approved, as many as its body's `{{n}}`, and its header
+    /// filled as it needs (text parameters, an attachment, or nothing).
+    pub fn check_use(
+        &self,
+        parameters: usize,
+        header: HeaderGiven,
+    ) -> Result<(), TemplateUseError> {
         if self.status != TemplateStatus::Approved {
             return Err(TemplateUseError::NotApproved {
                 name: self.name.clone(),
                 status: self.status,
             });
         }
-        if let Some(format) = &self.header_format {
-            let media = !format.eq_ignore_ascii_case("TEXT");
-            if media || self.header_parameters > 0 {
+        let mismatch = |mismatch| TemplateUseError::Header {
+            name: self.name.clone(),
+            mismatch,
+        };
+        match (self.header_kind(), header) {
+            (Some(HeaderKind::Unsupported), _) => {
                 return Err(TemplateUseError::UnsupportedHeader {
                     name: self.name.clone(),
-                    header: format.clone(),
+                    header: self.header_format.clone().unwrap_or_default(),
                 });
             }
+            (Some(kind), HeaderGiven::Media) if kind.is_media() => {}
+            (Some(kind), _) if kind.is_media() => {
+                return Err(mismatch(HeaderMismatch::MediaExpected(kind)));
+            }
+            (Some(HeaderKind::Text), HeaderGiven::Text(n))
+                if n == self.header_parameters as usize => {}
+            (Some(HeaderKind::Text), HeaderGiven::Nothing) if self.header_parameters == 0 => {}
+            (Some(HeaderKind::Text), _) if self.header_parameters > 0 => {
+                return Err(mismatch(HeaderMismatch::TextParameters(
+                    self.header_parameters,
+                )));
+            }
+            (_, HeaderGiven::Nothing) => {}
+            (_, _) => return Err(mismatch(HeaderMismatch::NoneExpected)),
         }
         if parameters != self.body_parameters as usize {
             return Err(TemplateUseError::ParameterCount {
@@ -294,6 +458,15 @@ pub enum TemplateRefError {
         /// Its position, from 1.
         index: usize,
     },
+    /// A bad header parameter.
+    #[error("header: {0}")]
+    Header(Box<TemplateRefError>),
+}
+
+impl TemplateRefError {
+    fn in_header(self) -> Self {
+        Self::Header(Box::new(self))
+    }
 }
 
 fn check_name(name: &str) -> Result<String, TemplateRefError> {
@@ -322,6 +495,53 @@ fn check_language(language: &str) -> Result<String, TemplateRefError> {
     Ok(language.to_owned())
 }
 
+/// What fills a template's header, as one message sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TemplateHeader {
+    /// The values of a text header's `{{1}}`, ...
+    Text {
+        /// The values, `{{1}}` first.
+        parameters: Vec<String>,
+    },
+    /// The attachment of an image, video or document header (from the
+    /// media store).
+    Media {
+        /// The attachment.
+        media_id: MediaId,
+    },
+}
+
+impl TemplateHeader {
+    /// What it gives the template's header.
+    pub fn given(&self) -> HeaderGiven {
+        match self {
+            Self::Text { parameters } => HeaderGiven::Text(parameters.len()),
+            Self::Media { .. } => HeaderGiven::Media,
+        }
+    }
+
+    /// Its attachment, for a media header.
+    pub fn media_id(&self) -> Option<MediaId> {
+        match self {
+            Self::Media { media_id } => Some(*media_id),
+            Self::Text { .. } => None,
+        }
+    }
+}
+
+fn check_parameters(parameters: &[String]) -> Result<(), TemplateRefError> {
+    if parameters.len() > MAX_PARAMETERS {
+        return Err(TemplateRefError::TooManyParameters);
+    }
+    for (i, p) in parameters.iter().enumerate() {
+        if p.trim().is_empty() || p.chars().count() > MAX_PARAMETER_CHARS {
+            return Err(TemplateRefError::Parameter { index: i + 1 });
+        }
+    }
+    Ok(())
+}
+
 /// A template with its parameters' values, as one message sends it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateMessage {
@@ -334,42 +554,72 @@ pub struct TemplateMessage {
     /// The body's parameters, `{{1}}` first.
     #[serde(default)]
     pub parameters: Vec<String>,
+    /// What fills its header, for a template whose header needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<TemplateHeader>,
 }
 
 impl TemplateMessage {
     /// A template message from a request: a valid name and language, and
-    /// at most [`MAX_PARAMETERS`] parameters, none blank or longer than
-    /// [`MAX_PARAMETER_CHARS`].
+    /// at most [`MAX_PARAMETERS`] parameters (body and text header each),
+    /// none blank or longer than [`MAX_PARAMETER_CHARS`].
     pub fn new(
         name: &str,
         language: &str,
         parameters: Vec<String>,
+        header: Option<TemplateHeader>,
     ) -> Result<Self, TemplateRefError> {
-        if parameters.len() > MAX_PARAMETERS {
-            return Err(TemplateRefError::TooManyParameters);
-        }
-        for (i, p) in parameters.iter().enumerate() {
-            if p.trim().is_empty() || p.chars().count() > MAX_PARAMETER_CHARS {
-                return Err(TemplateRefError::Parameter { index: i + 1 });
-            }
+        check_parameters(&parameters)?;
+        if let Some(TemplateHeader::Text { parameters }) = &header {
+            check_parameters(parameters).map_err(TemplateRefError::in_header)?;
         }
         Ok(Self {
             name: check_name(name)?,
             language: check_language(language)?,
             parameters,
+            header,
         })
+    }
+
+    /// What it gives its template's header.
+    pub fn header_given(&self) -> HeaderGiven {
+        self.header
+            .as_ref()
+            .map_or(HeaderGiven::Nothing, TemplateHeader::given)
     }
 
     /// In words, as the history shows what was sent:
     /// `[template order_update/id] Andi | 50%`.
     pub fn describe(&self) -> String {
         let mut text = format!("[template {}/{}]", self.name, self.language);
+        if let Some(TemplateHeader::Text { parameters }) = &self.header {
+            text.push_str(" (");
+            text.push_str(&parameters.join(" | "));
+            text.push(')');
+        }
         if !self.parameters.is_empty() {
             text.push(' ');
             text.push_str(&self.parameters.join(" | "));
         }
         text
     }
+}
+
+/// What fills a campaign template's header: text parameters rendered per
+/// recipient, or one attachment for all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CampaignTemplateHeader {
+    /// A text header's parameters, each a text template.
+    Text {
+        /// `{{1}}` first.
+        parameters: Vec<Template>,
+    },
+    /// An image, video or document header's attachment.
+    Media {
+        /// The attachment.
+        media_id: MediaId,
+    },
 }
 
 /// A campaign's template for its Cloud API senders: its parameters are
@@ -384,6 +634,9 @@ pub struct CampaignTemplate {
     /// The body's parameters, `{{1}}` first, each a text template.
     #[serde(default)]
     pub parameters: Vec<Template>,
+    /// What fills its header, for a template whose header needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<CampaignTemplateHeader>,
 }
 
 impl CampaignTemplate {
@@ -393,15 +646,53 @@ impl CampaignTemplate {
         name: &str,
         language: &str,
         parameters: Vec<Template>,
+        header: Option<CampaignTemplateHeader>,
     ) -> Result<Self, TemplateRefError> {
         if parameters.len() > MAX_PARAMETERS {
             return Err(TemplateRefError::TooManyParameters);
+        }
+        if let Some(CampaignTemplateHeader::Text { parameters }) = &header
+            && parameters.len() > MAX_PARAMETERS
+        {
+            return Err(TemplateRefError::in_header(
+                TemplateRefError::TooManyParameters,
+            ));
         }
         Ok(Self {
             name: check_name(name)?,
             language: check_language(language)?,
             parameters,
+            header,
         })
+    }
+
+    /// What it gives its template's header.
+    pub fn header_given(&self) -> HeaderGiven {
+        match &self.header {
+            None => HeaderGiven::Nothing,
+            Some(CampaignTemplateHeader::Text { parameters }) => {
+                HeaderGiven::Text(parameters.len())
+            }
+            Some(CampaignTemplateHeader::Media { .. }) => HeaderGiven::Media,
+        }
+    }
+
+    /// Its header's attachment, for a media header.
+    pub fn header_media_id(&self) -> Option<MediaId> {
+        match &self.header {
+            Some(CampaignTemplateHeader::Media { media_id }) => Some(*media_id),
+            _ => None,
+        }
+    }
+
+    /// Its parameters as text templates: the header's, then the body's
+    /// (what variables they use).
+    pub fn all_parameters(&self) -> impl Iterator<Item = &Template> {
+        let header = match &self.header {
+            Some(CampaignTemplateHeader::Text { parameters }) => parameters.as_slice(),
+            _ => &[],
+        };
+        header.iter().chain(&self.parameters)
     }
 
     /// The template message of one recipient: each parameter rendered with
@@ -411,16 +702,28 @@ impl CampaignTemplate {
         values: &std::collections::BTreeMap<String, String>,
         seed: u64,
     ) -> Result<TemplateMessage, super::template::TemplateError> {
-        let parameters = self
-            .parameters
-            .iter()
-            .enumerate()
-            .map(|(i, p)| p.render(values, seed.wrapping_add(i as u64)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let render = |parameters: &[Template], offset: u64| {
+            parameters
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.render(values, seed.wrapping_add(offset + i as u64)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let parameters = render(&self.parameters, 0)?;
+        let header = match &self.header {
+            None => None,
+            Some(CampaignTemplateHeader::Text { parameters }) => Some(TemplateHeader::Text {
+                parameters: render(parameters, MAX_PARAMETERS as u64)?,
+            }),
+            Some(CampaignTemplateHeader::Media { media_id }) => Some(TemplateHeader::Media {
+                media_id: *media_id,
+            }),
+        };
         Ok(TemplateMessage {
             name: self.name.clone(),
             language: self.language.clone(),
             parameters,
+            header,
         })
     }
 }
@@ -483,9 +786,9 @@ mod tests {
     #[test]
     fn only_an_approved_template_with_its_parameters_is_sent() {
         let approved = synced(TemplateStatus::Approved, "Hi {{1}}, code {{2}}");
-        assert_eq!(approved.check_use(2), Ok(()));
+        assert_eq!(approved.check_use(2, HeaderGiven::Nothing), Ok(()));
         assert!(matches!(
-            approved.check_use(1),
+            approved.check_use(1, HeaderGiven::Nothing),
             Err(TemplateUseError::ParameterCount {
                 expected: 2,
                 given: 1,
@@ -494,18 +797,84 @@ mod tests {
         ));
         let pending = synced(TemplateStatus::Pending, "Hi {{1}}");
         assert!(matches!(
-            pending.check_use(1),
+            pending.check_use(1, HeaderGiven::Nothing),
             Err(TemplateUseError::NotApproved {
                 status: TemplateStatus::Pending,
                 ..
             })
         ));
-        let mut image = synced(TemplateStatus::Approved, "Hi");
-        image.header_format = Some("IMAGE".into());
+    }
+
+    #[test]
+    fn a_header_gets_what_its_format_needs() {
+        let header = |format: &str, parameters: u32| SyncedTemplate {
+            header_format: Some(format.into()),
+            header_parameters: parameters,
+            ..synced(TemplateStatus::Approved, "Hi")
+        };
+        let mismatch = |t: &SyncedTemplate, given| match t.check_use(0, given) {
+            Err(TemplateUseError::Header { mismatch, .. }) => Some(mismatch),
+            _ => None,
+        };
+        // A media header takes an attachment, and only that.
+        let image = header("IMAGE", 0);
+        assert_eq!(image.check_use(0, HeaderGiven::Media), Ok(()));
+        for given in [HeaderGiven::Nothing, HeaderGiven::Text(1)] {
+            assert_eq!(
+                mismatch(&image, given),
+                Some(HeaderMismatch::MediaExpected(HeaderKind::Image))
+            );
+        }
+        assert_eq!(
+            header("document", 0).check_use(0, HeaderGiven::Media),
+            Ok(())
+        );
+        // A text header with {{1}} takes as many parameters.
+        let text = header("TEXT", 1);
+        assert_eq!(text.check_use(0, HeaderGiven::Text(1)), Ok(()));
+        for given in [
+            HeaderGiven::Nothing,
+            HeaderGiven::Text(2),
+            HeaderGiven::Media,
+        ] {
+            assert_eq!(
+                mismatch(&text, given),
+                Some(HeaderMismatch::TextParameters(1))
+            );
+        }
+        // A fixed text header, or none, takes nothing.
+        for fixed in [header("TEXT", 0), synced(TemplateStatus::Approved, "Hi")] {
+            assert_eq!(fixed.check_use(0, HeaderGiven::Nothing), Ok(()));
+            assert_eq!(
+                mismatch(&fixed, HeaderGiven::Media),
+                Some(HeaderMismatch::NoneExpected)
+            );
+        }
+        // A location header cannot be filled here.
         assert!(matches!(
-            image.check_use(0),
+            header("LOCATION", 0).check_use(0, HeaderGiven::Nothing),
             Err(TemplateUseError::UnsupportedHeader { .. })
         ));
+        assert_eq!(
+            TemplateUseError::Header {
+                name: "x".into(),
+                mismatch: HeaderMismatch::NoneExpected
+            }
+            .code(),
+            RefusalCode::TemplateParameterMismatch
+        );
+    }
+
+    #[test]
+    fn header_kinds_take_the_attachments_meta_takes() {
+        assert!(HeaderKind::Image.accepts("image/png"));
+        assert!(!HeaderKind::Image.accepts("application/pdf"));
+        assert!(HeaderKind::Video.accepts("video/mp4"));
+        assert!(!HeaderKind::Video.accepts("image/jpeg"));
+        assert!(HeaderKind::Document.accepts("application/pdf"));
+        assert!(!HeaderKind::Text.accepts("image/png"));
+        assert_eq!(HeaderKind::of_meta("Video"), HeaderKind::Video);
+        assert_eq!(HeaderKind::of_meta("LOCATION"), HeaderKind::Unsupported);
     }
 
     #[test]
@@ -538,19 +907,54 @@ mod tests {
 
     #[test]
     fn references_are_checked_and_campaign_parameters_rendered() {
-        assert!(TemplateMessage::new("Promo!", "id", vec![]).is_err());
-        assert!(TemplateMessage::new("promo", "id", vec![" ".into()]).is_err());
+        assert!(TemplateMessage::new("Promo!", "id", vec![], None).is_err());
+        assert!(TemplateMessage::new("promo", "id", vec![" ".into()], None).is_err());
+        let blank_header = Some(TemplateHeader::Text {
+            parameters: vec!["".into()],
+        });
+        assert!(matches!(
+            TemplateMessage::new("promo", "id", vec![], blank_header),
+            Err(TemplateRefError::Header(_))
+        ));
+        let parameter = |text| Template::parse(text).unwrap();
         let t = CampaignTemplate::new(
             "promo",
             "id",
-            vec![Template::parse("{{name|Kak}}").unwrap()],
+            vec![parameter("{{name|Kak}}")],
+            Some(CampaignTemplateHeader::Text {
+                parameters: vec![parameter("Promo {{city|kota}}")],
+            }),
         )
         .unwrap();
+        assert_eq!(t.header_given(), HeaderGiven::Text(1));
+        assert_eq!(t.all_parameters().count(), 2);
         let values = [("name".to_owned(), "Andi".to_owned())]
             .into_iter()
             .collect();
         let message = t.render(&values, 7).unwrap();
         assert_eq!(message.parameters, ["Andi"]);
-        assert_eq!(message.describe(), "[template promo/id] Andi");
+        assert_eq!(
+            message.header,
+            Some(TemplateHeader::Text {
+                parameters: vec!["Promo kota".into()]
+            })
+        );
+        assert_eq!(message.header_given(), HeaderGiven::Text(1));
+        assert_eq!(message.describe(), "[template promo/id] (Promo kota) Andi");
+        // A media header is the same attachment for everyone.
+        let media = MediaId::from_uuid(uuid::Uuid::from_u128(9));
+        let t = CampaignTemplate::new(
+            "promo",
+            "id",
+            vec![],
+            Some(CampaignTemplateHeader::Media { media_id: media }),
+        )
+        .unwrap();
+        let message = t.render(&values, 7).unwrap();
+        assert_eq!(
+            message.header.as_ref().and_then(TemplateHeader::media_id),
+            Some(media)
+        );
+        assert_eq!(message.header_given(), HeaderGiven::Media);
     }
 }

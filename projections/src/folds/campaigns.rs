@@ -179,7 +179,7 @@ impl Projection for Campaigns {
                     direct_day: None,
                     skip_not_on_whatsapp,
                     skipped_not_on_whatsapp: 0,
-                    whatsapp_template,
+                    whatsapp_template: whatsapp_template.map(|t| *t),
                 });
                 continue;
             }
