@@ -15,6 +15,7 @@ use wablast_tests::peer::{Peer, Recorded, Reply};
 
 use crate::app::{Client, TestApp, code};
 use crate::campaigns::Backdoor;
+use crate::media::{pdf, png, upload};
 use crate::sending::{engine, funded, linked};
 use wablast_tests::wait_for as until;
 
@@ -28,7 +29,12 @@ const CUSTOMER: &str = "+6281234567890";
 /// A Graph API with our number, its account's templates, and messages
 /// accepted.
 pub(crate) async fn graph_server() -> Peer {
-    Peer::start(|request: &Recorded| {
+    graph_server_with(json!([])).await
+}
+
+/// [`graph_server`] with these templates too, and uploads accepted.
+async fn graph_server_with(more_templates: Value) -> Peer {
+    Peer::start(move |request: &Recorded| {
         if request.header("authorization") != Some(&format!("Bearer {GRAPH_TOKEN}")) {
             return Reply::json(
                 401,
@@ -44,17 +50,23 @@ pub(crate) async fn graph_server() -> Peer {
             );
         }
         if route == format!("GET /v21.0/{WABA_ID}/message_templates") {
+            let mut templates = json!([
+                {"name": "order_update", "language": "id", "status": "APPROVED",
+                 "category": "UTILITY", "id": "1",
+                 "components": [{"type": "BODY", "text": "Halo {{1}}, pesanan {{2}} siap"}]},
+                {"name": "promo_baru", "language": "id", "status": "PENDING",
+                 "category": "MARKETING", "id": "2",
+                 "components": [{"type": "BODY", "text": "Promo untuk {{1}}"}]},
+            ]);
+            let list = templates.as_array_mut().unwrap();
+            list.extend(more_templates.as_array().into_iter().flatten().cloned());
             return Reply::json(
                 200,
-                json!({"data": [
-                    {"name": "order_update", "language": "id", "status": "APPROVED",
-                     "category": "UTILITY", "id": "1",
-                     "components": [{"type": "BODY", "text": "Halo {{1}}, pesanan {{2}} siap"}]},
-                    {"name": "promo_baru", "language": "id", "status": "PENDING",
-                     "category": "MARKETING", "id": "2",
-                     "components": [{"type": "BODY", "text": "Promo untuk {{1}}"}]},
-                ], "paging": {"cursors": {"before": "A", "after": "B"}}}),
+                json!({"data": templates, "paging": {"cursors": {"before": "A", "after": "B"}}}),
             );
+        }
+        if route == format!("POST /v21.0/{NUMBER_ID}/media") {
+            return Reply::json(200, json!({"id": format!("{}", 4_000_000 + request.body.len())}));
         }
         if route == format!("POST /v21.0/{NUMBER_ID}/messages") {
             return Reply::json(
@@ -262,6 +274,206 @@ async fn a_cloud_session_reaches_people_with_approved_templates_and_answers_insi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_headers_are_filled_with_text_or_an_attachment_of_their_type() {
+    // Arrange: an image-header template and a text-header one.
+    let app = TestApp::spawn().await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let graph = graph_server_with(json!([
+        {"name": "promo_gambar", "language": "id", "status": "APPROVED",
+         "category": "MARKETING", "id": "3",
+         "components": [{"type": "HEADER", "format": "IMAGE"},
+                        {"type": "BODY", "text": "Diskon untuk {{1}}"}]},
+        {"name": "info_kota", "language": "id", "status": "APPROVED",
+         "category": "UTILITY", "id": "4",
+         "components": [{"type": "HEADER", "format": "TEXT", "text": "Kabar {{1}}"},
+                        {"type": "BODY", "text": "Toko buka"}]},
+        {"name": "lokasi_toko", "language": "id", "status": "APPROVED",
+         "category": "UTILITY", "id": "5",
+         "components": [{"type": "HEADER", "format": "LOCATION"},
+                        {"type": "BODY", "text": "Kami di sini"}]},
+    ]))
+    .await;
+    let andi = funded(&app, 1000).await;
+    let session = cloud_session(&andi, &graph).await;
+    let (status, synced) = andi
+        .post(
+            &format!("/api/v1/sessions/{session}/templates/sync"),
+            json!({"waba_id": WABA_ID}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{synced}");
+    let (_, listed) = andi
+        .get(&format!("/api/v1/sessions/{session}/templates"))
+        .await;
+    let shown = |name: &str| {
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(shown("promo_gambar")["header_kind"], "image");
+    assert_eq!(shown("promo_gambar")["sendable"], true);
+    assert_eq!(shown("info_kota")["header_kind"], "text");
+    assert_eq!(shown("info_kota")["header_parameters"], 1);
+    assert_eq!(shown("lokasi_toko")["sendable"], false);
+    let (status, picture) = upload(&andi, "promo.png", &png()).await;
+    assert_eq!(status, StatusCode::CREATED, "{picture}");
+    let (status, brochure) = upload(&andi, "brosur.pdf", &pdf()).await;
+    assert_eq!(status, StatusCode::CREATED, "{brochure}");
+    let send =
+        |template: Value| json!({"session_id": session, "to": CUSTOMER, "template": template});
+
+    // Act + Assert: a header not filled as it needs is refused.
+    for (template, expected_status, expected) in [
+        (
+            json!({"name": "promo_gambar", "language": "id", "parameters": ["Andi"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_parameter_mismatch",
+        ),
+        (
+            json!({"name": "promo_gambar", "language": "id", "parameters": ["Andi"],
+                   "header_media_id": brochure["id"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_parameter_mismatch",
+        ),
+        (
+            json!({"name": "promo_gambar", "language": "id", "parameters": ["Andi"],
+                   "header_media_id": Uuid::now_v7()}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"name": "info_kota", "language": "id"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_parameter_mismatch",
+        ),
+        (
+            json!({"name": "info_kota", "language": "id", "header_parameters": ["Bandung"],
+                   "header_media_id": picture["id"]}),
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "lokasi_toko", "language": "id"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template_not_supported",
+        ),
+    ] {
+        let (status, error) = andi.post("/api/v1/messages", send(template)).await;
+        assert_eq!(status, expected_status, "{error}");
+        assert_eq!(code(&error), expected, "{error}");
+    }
+
+    // Filled, both go out: the picture uploaded to Meta first.
+    let (status, queued) = andi
+        .post(
+            "/api/v1/messages",
+            send(
+                json!({"name": "promo_gambar", "language": "id", "parameters": ["Andi"],
+                        "header_media_id": picture["id"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["template"]["header"]["type"], "media");
+    let (status, queued) = andi
+        .post(
+            "/api/v1/messages",
+            send(json!({"name": "info_kota", "language": "id", "header_parameters": ["Bandung"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
+    let sent = until("both templates sent", Duration::from_secs(30), async || {
+        let sent: Vec<Value> = graph
+            .requests()
+            .into_iter()
+            .filter(|r| r.route() == messages)
+            .map(|r| r.json())
+            .collect();
+        (sent.len() == 2).then_some(sent)
+    })
+    .await;
+    let by_name = |name: &str| {
+        sent.iter()
+            .find(|m| m["template"]["name"] == name)
+            .map(|m| m["template"]["components"].clone())
+            .unwrap()
+    };
+    let uploads = graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.route() == format!("POST /v21.0/{NUMBER_ID}/media"))
+        .count();
+    assert_eq!(uploads, 1);
+    let image = by_name("promo_gambar");
+    assert_eq!(image[0]["type"], "header");
+    assert_eq!(image[0]["parameters"][0]["type"], "image");
+    assert!(image[0]["parameters"][0]["image"]["id"].is_string());
+    assert_eq!(image[1]["parameters"][0]["text"], "Andi");
+    assert_eq!(
+        by_name("info_kota"),
+        json!([{"type": "header", "parameters": [{"type": "text", "text": "Bandung"}]}])
+    );
+
+    // A campaign renders its text header per recipient, and checks it
+    // like a single send.
+    let list = Backdoor::of(&app)
+        .await
+        .contact_list(&andi.tenant_id, 2, &["kota"])
+        .await;
+    let campaign = |whatsapp: Value| {
+        json!({"name": "Kabar", "contact_list_id": list, "template": "Halo",
+               "sender_session_ids": [session], "whatsapp_template": whatsapp})
+    };
+    let (status, error) = andi
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!({"name": "promo_gambar", "language": "id", "parameters": ["{{name}}"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "template_parameter_mismatch");
+    let (status, created) = andi
+        .post(
+            "/api/v1/campaigns",
+            campaign(json!({"name": "info_kota", "language": "id",
+                            "header_parameters": ["{{kota}}"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, started) = andi
+        .post(
+            &format!(
+                "/api/v1/campaigns/{}/start",
+                created["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let mut headers = until("the campaign sent", Duration::from_secs(60), async || {
+        let headers: Vec<Value> = graph
+            .requests()
+            .into_iter()
+            .filter(|r| r.route() == messages)
+            .skip(2)
+            .map(|r| r.json()["template"]["components"][0]["parameters"][0]["text"].clone())
+            .collect();
+        (headers.len() == 2).then_some(headers)
+    })
+    .await;
+    headers.sort_by_key(|h| h.to_string());
+    assert_eq!(headers, [json!("kota 1"), json!("kota 2")]);
+
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
     // Arrange
     let app = TestApp::spawn().await;
@@ -377,7 +589,7 @@ async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
         first["whatsapp_template"],
         json!({"name": "order_update", "language": "id",
                "parameters": ["Pelanggan 1", "kota 1"],
-               "text": "Halo Pelanggan 1, pesanan kota 1 siap"}),
+               "text": "Halo Pelanggan 1, pesanan kota 1 siap", "header": null}),
         "{shown}"
     );
     // Without the session, the parameters only; a session without the
