@@ -75,11 +75,12 @@ await journey("official", async ({ page, dialog, shot, heading, nav, signIn, exp
   await templates.getByText("Isi ID akun WhatsApp Business (angka) untuk mengambil template.").waitFor();
   await templates.getByLabel("ID akun WhatsApp Business (WABA)").fill(wabaId);
   await templates.getByRole("button", { name: "Ambil dari Meta" }).click();
-  await templates.getByText("2 template diambil dari Meta.").waitFor();
+  await templates.getByText("3 template diambil dari Meta.").waitFor();
   const approved = templates.locator('[data-template="order_update"]');
   await approved.getByText("Bisa dikirim · 2 parameter").waitFor();
   await approved.getByText("Halo {{1}}, pesanan {{2}} siap").waitFor();
   await templates.locator('[data-template="promo_baru"]').getByText("Belum bisa dikirim: status di Meta PENDING").waitFor();
+  await templates.locator('[data-template="promo_gambar"]').getByText("Bisa dikirim · 1 parameter").waitFor();
   await shot("03-official-templates");
   await dialog.getByRole("button", { name: "Tutup" }).click();
 
@@ -111,6 +112,18 @@ await journey("official", async ({ page, dialog, shot, heading, nav, signIn, exp
   await next.click();
   await page.getByText("Pilih template yang akan dikirim nomor resmi.").waitFor();
   expect((await page.getByRole("radio", { name: /promo_baru/ }).count()) === 0, "a template Meta has not approved is offered");
+  // An image-header template asks for its picture before anything else.
+  await page.getByRole("radio", { name: /promo_gambar/ }).check();
+  await page.getByLabel("Parameter {{1}}").fill("{{name}}");
+  await next.click();
+  await page.getByText("Unggah lampiran judul template ini.").waitFor();
+  const onePixelPng = Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "base64",
+  );
+  await page.getByRole("button", { name: "Gambar judul (JPEG atau PNG)" }).setInputFiles({ name: "promo.png", mimeType: "image/png", buffer: onePixelPng });
+  await page.getByTestId("header-media").getByText("promo.png").waitFor();
+  await page.getByTestId("template-preview-official").getByText("Diskon untuk Budi").waitFor();
   await page.getByRole("radio", { name: /order_update/ }).check();
   const first = page.getByLabel("Parameter {{1}}");
   const second = page.getByLabel("Parameter {{2}}");

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::campaigns::grant_plan;
 use crate::console::{Browser, plan, register};
 use crate::console_campaigns::contact_list;
-use crate::official::{APP_SECRET, GRAPH_TOKEN, NUMBER_ID, WABA_ID, graph_server};
+use crate::official::{APP_SECRET, GRAPH_TOKEN, NUMBER_ID, WABA_ID, graph_server_with};
 use wablast_tests::wait_for as until;
 
 /// The owner adds an official number in the browser (a refused ID first),
@@ -28,7 +28,13 @@ async fn an_owner_adds_an_official_number_and_sends_a_template_campaign() {
     let Some((browser, app)) = Browser::with_app(|_| {}).await else {
         return;
     };
-    let graph = graph_server().await;
+    let graph = graph_server_with(serde_json::json!([
+        {"name": "promo_gambar", "language": "id", "status": "APPROVED",
+         "category": "MARKETING", "id": "3",
+         "components": [{"type": "HEADER", "format": "IMAGE"},
+                        {"type": "BODY", "text": "Diskon untuk {{1}}"}]},
+    ]))
+    .await;
     let admin = app.admin().await;
     let email = format!("rina-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "rahasia-rina-123";

@@ -33,7 +33,7 @@ pub(crate) async fn graph_server() -> Peer {
 }
 
 /// [`graph_server`] with these templates too, and uploads accepted.
-async fn graph_server_with(more_templates: Value) -> Peer {
+pub(crate) async fn graph_server_with(more_templates: Value) -> Peer {
     Peer::start(move |request: &Recorded| {
         if request.header("authorization") != Some(&format!("Bearer {GRAPH_TOKEN}")) {
             return Reply::json(

@@ -36,6 +36,8 @@ pub enum MediaType {
     Xls,
     /// Excel workbook (Office Open XML).
     Xlsx,
+    /// MP4 video (what a template's video header shows).
+    Mp4,
 }
 
 const DOCX_MIME: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -43,7 +45,7 @@ const XLSX_MIME: &str = "application/vnd.openxmlformats-officedocument.spreadshe
 
 impl MediaType {
     /// Every accepted kind.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Png,
         Self::Jpeg,
         Self::Pdf,
@@ -51,6 +53,7 @@ impl MediaType {
         Self::Docx,
         Self::Xls,
         Self::Xlsx,
+        Self::Mp4,
     ];
 
     /// Its MIME type.
@@ -63,6 +66,7 @@ impl MediaType {
             Self::Docx => DOCX_MIME,
             Self::Xls => "application/vnd.ms-excel",
             Self::Xlsx => XLSX_MIME,
+            Self::Mp4 => "video/mp4",
         }
     }
 
@@ -76,6 +80,7 @@ impl MediaType {
             Self::Docx => &["docx"],
             Self::Xls => &["xls"],
             Self::Xlsx => &["xlsx"],
+            Self::Mp4 => &["mp4"],
         }
     }
 
@@ -89,6 +94,7 @@ impl MediaType {
             Self::Docx => "DOCX",
             Self::Xls => "XLS",
             Self::Xlsx => "XLSX",
+            Self::Mp4 => "MP4",
         }
     }
 
@@ -116,6 +122,7 @@ impl MediaType {
             "application/pdf" => Some(Self::Pdf),
             "application/msword" => Some(Self::Doc),
             "application/vnd.ms-excel" => Some(Self::Xls),
+            "video/mp4" => Some(Self::Mp4),
             mime @ (DOCX_MIME | XLSX_MIME | "application/zip") => {
                 ooxml_kind(content).or(match mime {
                     DOCX_MIME => Some(Self::Docx),
@@ -132,10 +139,14 @@ impl MediaType {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unsupported {
     /// The content is none of the accepted kinds.
-    #[error("the file is not a PNG, JPEG, PDF, DOC, DOCX, XLS or XLSX (judged from its content)")]
+    #[error(
+        "the file is not a PNG, JPEG, PDF, DOC, DOCX, XLS, XLSX or MP4 (judged from its content)"
+    )]
     Content,
     /// The name's extension is not one of the accepted kinds.
-    #[error("files named .{0} are not accepted; send a PNG, JPEG, PDF, DOC, DOCX, XLS or XLSX")]
+    #[error(
+        "files named .{0} are not accepted; send a PNG, JPEG, PDF, DOC, DOCX, XLS, XLSX or MP4"
+    )]
     Extension(String),
     /// The content and the name disagree.
     #[error("the content is {content} but the name ends in .{extension}")]
@@ -397,6 +408,10 @@ mod tests {
             classify("a.jpeg", &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]),
             Ok(MediaType::Jpeg)
         );
+        // An MP4 begins with its `ftyp` box.
+        let mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom";
+        assert_eq!(classify("promo.mp4", mp4), Ok(MediaType::Mp4));
+        assert_eq!(MediaType::Mp4.mime_type(), "video/mp4");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn storage(state: &AppState) -> LocalStorage {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the form; the handler reads it as a stream
 pub struct MediaUpload {
-    /// PNG, JPEG, PDF, DOC, DOCX, XLS or XLSX; at most 10 MiB. The type is
+    /// PNG, JPEG, PDF, DOC, DOCX, XLS, XLSX or MP4; at most 10 MiB. The type is
     /// judged from the content; the name's extension, if any, must agree.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
@@ -219,6 +219,7 @@ async fn get_media(
             (FileBytes = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
             (FileBytes = "application/vnd.ms-excel"),
             (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (FileBytes = "video/mp4"),
         )),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such medium in this tenant", body = ErrorBody),

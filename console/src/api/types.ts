@@ -203,7 +203,12 @@ export interface Campaign {
   contact_list_id: string;
   template: string;
   /** What its Cloud API senders send instead of `template`. */
-  whatsapp_template?: { name: string; language: string; parameters: string[] } | null;
+  whatsapp_template?: {
+    name: string;
+    language: string;
+    parameters: string[];
+    header?: { type: "text"; parameters: string[] } | { type: "media"; media_id: string };
+  } | null;
   media_id: string | null;
   sender_session_ids: string[];
   throttle: { min_delay_ms: number; max_delay_ms: number };
@@ -498,7 +503,7 @@ export interface CampaignPreview {
     name: string | null;
     text: string | null;
     /** What a Cloud API sender sends instead, when a template was given. */
-    whatsapp_template?: { name: string; language: string; parameters: string[] | null; text: string | null };
+    whatsapp_template?: { name: string; language: string; parameters: string[] | null; text: string | null; header?: string | null };
   }[];
   /** Per variable, how many contacts lack it. */
   missing: Record<string, number>;
@@ -521,7 +526,10 @@ export interface WhatsappTemplate {
   body_parameters: number;
   header_format: string | null;
   header_text: string | null;
-  /** Approved, and no header needing a parameter. */
+  /** What a send gives its header: `text` (`header_parameters` values), an attachment (`image`, `video`, `document`), or nothing. */
+  header_kind: "text" | "image" | "video" | "document" | "unsupported" | null;
+  header_parameters: number;
+  /** Approved, and a header wablast can fill (not a location). */
   sendable: boolean;
   synced_at: string;
 }

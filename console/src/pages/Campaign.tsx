@@ -349,8 +349,15 @@ function Details({ campaign }: { campaign: CampaignView }) {
               t("wizard.review.template"),
               <p className="font-mono text-[13px]">
                 {campaign.whatsapp_template.name} · {campaign.whatsapp_template.language}
+                {campaign.whatsapp_template.header?.type === "text" ? ` · (${campaign.whatsapp_template.header.parameters.join(" | ")})` : ""}
                 {campaign.whatsapp_template.parameters.length > 0 ? ` · ${campaign.whatsapp_template.parameters.join(" | ")}` : ""}
               </p>,
+            )
+          : null}
+        {campaign.whatsapp_template?.header?.type === "media"
+          ? row(
+              t("wizard.template.headerMedia"),
+              <MediaThumb id={campaign.whatsapp_template.header.media_id} />,
             )
           : null}
         {campaign.media_id ? row(t("campaign.media"), <MediaThumb id={campaign.media_id} />) : null}

@@ -59,11 +59,27 @@ interface PreviewState {
   error?: unknown;
 }
 
-/** The WhatsApp template chosen for official senders, with its parameters. */
+/** The WhatsApp template chosen for official senders, as `POST /campaigns` takes it. */
 interface Chosen {
   name: string;
   language: string;
   parameters: string[];
+  /** A text header's `{{n}}` values. */
+  header_parameters?: string[];
+  /** An image, video or document header's attachment. */
+  header_media_id?: string;
+}
+
+/** What a media header takes, as the file picker filters it. */
+const HEADER_ACCEPT: Record<"image" | "video" | "document", string> = {
+  image: "image/png,image/jpeg",
+  video: "video/mp4",
+  document: "application/pdf,.doc,.docx,.xls,.xlsx",
+};
+
+/** Every parameter a chosen template has, the header's first (blank ones block the preview). */
+function allParameters(chosen: Chosen): string[] {
+  return [...(chosen.header_parameters ?? []), ...chosen.parameters];
 }
 
 interface TemplatePreviewState {
@@ -118,6 +134,7 @@ export function CampaignNew() {
   const [checking, setChecking] = useState(false);
   const [created, setCreated] = useState<Campaign | null>(null);
   const [chosen, setChosen] = useState<Chosen | null>(null);
+  const [headerMedia, setHeaderMedia] = useState<Media | null>(null);
 
   // A field's error goes once the field changes.
   const clearing =
@@ -201,7 +218,7 @@ export function CampaignNew() {
     return promise;
   };
   useEffect(() => {
-    if (!templateKey || templatePreview?.key === templateKey || whatsappTemplate?.parameters.some((p) => p.trim() === "")) return;
+    if (!templateKey || templatePreview?.key === templateKey || (whatsappTemplate && allParameters(whatsappTemplate).some((p) => p.trim() === ""))) return;
     const timer = setTimeout(() => void templatePreviewOf(templateKey), 400);
     return () => clearTimeout(timer);
     // eslint-disable-next-line react-hooks/exhaustive-deps -- `templatePreview` is read, not watched
@@ -232,16 +249,22 @@ export function CampaignNew() {
         return chosenSenders.length === 0 ? { sender_session_ids: t("wizard.senders.required") } : {};
       case "template": {
         if (!chosen || !chosenTemplate) return { whatsapp_template: t("wizard.template.required") };
+        const blankHeader = (chosen.header_parameters ?? []).findIndex((p) => p.trim() === "");
+        if (blankHeader >= 0) return { [`whatsapp_template.header_parameters[${blankHeader}]`]: t("wizard.template.parameterRequired") };
+        if (isMediaHeader(chosenTemplate) && !chosen.header_media_id) return { "whatsapp_template.header_media_id": t("wizard.template.headerMediaRequired") };
         const blank = chosen.parameters.findIndex((p) => p.trim() === "");
         if (blank >= 0) return { [`whatsapp_template.parameters[${blank}]`]: t("wizard.template.parameterRequired") };
         const state = currentTemplatePreview ?? (await templatePreviewOf(templateKey));
         if (state.error) {
           const err = state.error;
-          const field = err instanceof ApiError && err.field?.startsWith("whatsapp_template.parameters") ? err.field : "whatsapp_template";
+          const field =
+            err instanceof ApiError && (err.field?.startsWith("whatsapp_template.parameters") || err.field?.startsWith("whatsapp_template.header_parameters"))
+              ? err.field
+              : "whatsapp_template";
           return { [field]: templateErrorText(t, err) };
         }
         const missing = Object.entries(state.result?.missing ?? {});
-        const lacking = chosen.parameters.flatMap((p) => missingWithoutFallback(p, Object.fromEntries(missing)));
+        const lacking = allParameters(chosen).flatMap((p) => missingWithoutFallback(p, Object.fromEntries(missing)));
         return lacking.length > 0 ? { whatsapp_template: missingText(t, lacking) } : {};
       }
       case "throttle": {
@@ -388,6 +411,8 @@ export function CampaignNew() {
               setChosen(next);
               setErrors({});
             }}
+            headerMedia={headerMedia}
+            setHeaderMedia={setHeaderMedia}
             preview={currentTemplatePreview}
             errors={errors}
           />
@@ -414,6 +439,7 @@ export function CampaignNew() {
             sample={currentPreview?.result?.samples[0]?.text ?? null}
             whatsappTemplate={whatsappTemplate}
             templateSample={currentTemplatePreview?.result?.samples[0]?.whatsapp_template?.text ?? null}
+            templateHeader={currentTemplatePreview?.result?.samples[0]?.whatsapp_template?.header ?? headerMedia?.filename ?? null}
             media={media?.media ?? null}
             senders={chosenSenders.map((id) => ready.find((s) => s.id === id)!)}
             throttle={[minDelay, maxDelay]}
@@ -686,35 +712,11 @@ function MediaStep({
 }) {
   const { t } = useI18n();
   const format = useFormat();
-  const upload = useMutation({
-    mutationFn: (file: File) => {
-      const form = new FormData();
-      form.append("file", file, file.name);
-      return api<Media>("/api/v1/media", { method: "POST", body: form });
-    },
+  const upload = useMediaUpload(setError, async (stored, file) => {
+    const url = stored.mime_type.startsWith("image/") ? await dataUrlOf(file).catch(() => null) : null;
+    setMedia({ media: stored, url });
   });
-  const choose = (file: File | undefined) => {
-    setError(undefined);
-    if (!file) return;
-    if (file.size > MEDIA_MAX) {
-      setError(t("wizard.media.tooLarge"));
-      return;
-    }
-    upload.mutate(file, {
-      onSuccess: async (stored) => {
-        const url = stored.mime_type.startsWith("image/") ? await dataUrlOf(file).catch(() => null) : null;
-        setMedia({ media: stored, url });
-      },
-      onError: (err) =>
-        setError(
-          err instanceof ApiError && err.code === "unsupported_file"
-            ? t("wizard.media.unsupported")
-            : err instanceof ApiError && err.status === 413
-              ? t("wizard.media.tooLarge")
-              : errorText(t, err),
-        ),
-    });
-  };
+  const choose = upload.choose;
   return (
     <>
       <p className="text-sm text-slate-700">{t("wizard.media.intro")}</p>
@@ -735,7 +737,7 @@ function MediaStep({
           />
         )}
       />
-      {upload.isPending ? <Spinner label={t("wizard.media.uploading")} /> : null}
+      {upload.pending ? <Spinner label={t("wizard.media.uploading")} /> : null}
       {media ? (
         <div className="flex items-center gap-3 rounded-md border border-slate-200 p-3" data-testid="media-chosen">
           {media.url ? <img src={media.url} alt={media.media.filename} className="h-20 w-20 rounded object-cover" /> : null}
@@ -757,6 +759,42 @@ function MediaStep({
       ) : null}
     </>
   );
+}
+
+/** Uploads a file to the media store (refusing one too large first), saying why not in the caller's field. */
+function useMediaUpload(setError: (error: string | undefined) => void, stored: (media: Media, file: File) => void | Promise<void>) {
+  const { t } = useI18n();
+  const upload = useMutation({
+    mutationFn: (file: File) => {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      return api<Media>("/api/v1/media", { method: "POST", body: form });
+    },
+  });
+  const choose = (file: File | undefined) => {
+    setError(undefined);
+    if (!file) return;
+    if (file.size > MEDIA_MAX) {
+      setError(t("wizard.media.tooLarge"));
+      return;
+    }
+    upload.mutate(file, {
+      onSuccess: (media) => stored(media, file),
+      onError: (err) =>
+        setError(
+          err instanceof ApiError && err.code === "unsupported_file"
+            ? t("wizard.media.unsupported")
+            : err instanceof ApiError && err.status === 413
+              ? t("wizard.media.tooLarge")
+              : errorText(t, err),
+        ),
+    });
+  };
+  return { choose, pending: upload.isPending };
+}
+
+function isMediaHeader(template: WhatsappTemplate): template is WhatsappTemplate & { header_kind: "image" | "video" | "document" } {
+  return template.header_kind === "image" || template.header_kind === "video" || template.header_kind === "document";
 }
 
 function SendersStep({ senders, setSenders, error }: { senders: string[]; setSenders: (ids: string[]) => void; error?: string }) {
@@ -914,6 +952,7 @@ function Review({
   sample,
   whatsappTemplate,
   templateSample,
+  templateHeader,
   media,
   senders,
   throttle,
@@ -928,6 +967,8 @@ function Review({
   sample: string | null;
   whatsappTemplate: Chosen | null;
   templateSample: string | null;
+  /** Its header, filled (text) or the attachment's name. */
+  templateHeader: string | null;
   media: Media | null;
   senders: { name: string; phone_number: string | null }[];
   throttle: [string, string];
@@ -959,6 +1000,7 @@ function Review({
                 <p className="font-mono text-[13px]">
                   {whatsappTemplate.name} · {whatsappTemplate.language}
                 </p>
+                {templateHeader ? <p className="font-semibold">{templateHeader}</p> : null}
                 {templateSample ? <p className="whitespace-pre-wrap break-words">{templateSample}</p> : null}
               </div>,
             )
@@ -1009,6 +1051,8 @@ function TemplateStep({
   loading,
   chosen,
   setChosen,
+  headerMedia,
+  setHeaderMedia,
   preview,
   errors,
 }: {
@@ -1018,6 +1062,8 @@ function TemplateStep({
   loading: boolean;
   chosen: Chosen | null;
   setChosen: (chosen: Chosen) => void;
+  headerMedia: Media | null;
+  setHeaderMedia: (media: Media | null) => void;
   preview: TemplatePreviewState | null;
   errors: Errors;
 }) {
@@ -1025,22 +1071,42 @@ function TemplateStep({
   const legendId = useId();
   const errorId = useId();
   const groupId = useId();
+  // Inputs are numbered header first, then body: the focused one takes inserted variables.
   const focused = useRef<number>(0);
   const inputs = useRef<(HTMLInputElement | null)[]>([]);
+  const [headerError, setHeaderError] = useState<string | undefined>();
   const template = chosen ? usable.find((u) => u.name === chosen.name && u.language === chosen.language) : undefined;
-  const choose = (u: WhatsappTemplate) =>
-    setChosen({ name: u.name, language: u.language, parameters: Array.from({ length: u.body_parameters }, () => "") });
+  const blanks = (n: number) => Array.from({ length: n }, () => "");
+  const choose = (u: WhatsappTemplate) => {
+    setHeaderMedia(null);
+    setChosen({
+      name: u.name,
+      language: u.language,
+      parameters: blanks(u.body_parameters),
+      ...(u.header_kind === "text" && u.header_parameters > 0 ? { header_parameters: blanks(u.header_parameters) } : {}),
+    });
+  };
+  const headerCount = chosen?.header_parameters?.length ?? 0;
+  const all = chosen ? allParameters(chosen) : [];
   const setParameter = (i: number, value: string) => {
     if (!chosen) return;
-    const parameters = [...chosen.parameters];
-    parameters[i] = value;
-    setChosen({ ...chosen, parameters });
+    const values = [...all];
+    values[i] = value;
+    setChosen({
+      ...chosen,
+      ...(chosen.header_parameters ? { header_parameters: values.slice(0, headerCount) } : {}),
+      parameters: values.slice(headerCount),
+    });
   };
+  const upload = useMediaUpload(setHeaderError, (media) => {
+    setHeaderMedia(media);
+    if (chosen) setChosen({ ...chosen, header_media_id: media.id });
+  });
   const insert = (variable: string) => {
-    if (!chosen || chosen.parameters.length === 0) return;
-    const i = Math.min(focused.current, chosen.parameters.length - 1);
+    if (!chosen || all.length === 0) return;
+    const i = Math.min(focused.current, all.length - 1);
     const el = inputs.current[i];
-    const value = chosen.parameters[i];
+    const value = all[i];
     const next = insertAt(value, el?.selectionStart ?? value.length, el?.selectionEnd ?? value.length, `{{${variable}}}`);
     setParameter(i, next.text);
     requestAnimationFrame(() => {
@@ -1049,7 +1115,10 @@ function TemplateStep({
     });
   };
   const variables = ["name", "phone", ...list.columns.filter((c) => c !== "name" && c !== "phone")];
-  const parameterError = (i: number) => errors[`whatsapp_template.parameters[${i}]`];
+  const parameterError = (i: number) =>
+    i < headerCount ? errors[`whatsapp_template.header_parameters[${i}]`] : errors[`whatsapp_template.parameters[${i - headerCount}]`];
+  const parameterLabel = (i: number) =>
+    i < headerCount ? t("wizard.template.headerParameter", { n: i + 1 }) : t("wizard.template.parameter", { n: i - headerCount + 1 });
   const liveError = preview?.error ? templateErrorText(t, preview.error) : undefined;
   return (
     <>
@@ -1079,6 +1148,8 @@ function TemplateStep({
                 <span className="block font-mono text-sm font-medium">
                   {u.name} · {u.language}
                 </span>
+                {u.header_kind === "text" && u.header_text ? <span className="block text-sm font-semibold text-slate-800">{u.header_text}</span> : null}
+                {isMediaHeader(u) ? <span className="block text-xs text-slate-600">{t(`wizard.template.header.${u.header_kind}`)}</span> : null}
                 {u.body ? <span className="block whitespace-pre-wrap break-words text-sm text-slate-700">{u.body}</span> : null}
               </span>
             </label>
@@ -1090,7 +1161,34 @@ function TemplateStep({
           </p>
         ) : null}
       </fieldset>
-      {chosen && template && chosen.parameters.length > 0 ? (
+      {chosen && template && isMediaHeader(template) ? (
+        <div className="space-y-2">
+          <Labelled
+            label={t(`wizard.template.header.${template.header_kind}`)}
+            error={headerError ?? errors["whatsapp_template.header_media_id"]}
+            hint={t("wizard.template.headerMediaHint")}
+            control={(tied) => (
+              <input
+                type="file"
+                accept={HEADER_ACCEPT[template.header_kind]}
+                className="block w-full text-sm file:mr-3 file:rounded-md file:border-0 file:bg-emerald-700 file:px-3 file:py-2 file:text-white"
+                onChange={(e) => {
+                  upload.choose(e.target.files?.[0]);
+                  e.target.value = "";
+                }}
+                {...tied}
+              />
+            )}
+          />
+          {upload.pending ? <Spinner label={t("wizard.media.uploading")} /> : null}
+          {headerMedia ? (
+            <p className="text-sm" data-testid="header-media">
+              <span className="break-all font-medium">{headerMedia.filename}</span> <span className="text-slate-700">· {headerMedia.mime_type}</span>
+            </p>
+          ) : null}
+        </div>
+      ) : null}
+      {chosen && template && all.length > 0 ? (
         <>
           <div className="space-y-1">
             <p id={groupId} className="text-sm font-medium text-slate-800">
@@ -1104,10 +1202,10 @@ function TemplateStep({
               ))}
             </div>
           </div>
-          {chosen.parameters.map((value, i) => (
+          {all.map((value, i) => (
             <Labelled
               key={i}
-              label={t("wizard.template.parameter", { n: i + 1 })}
+              label={parameterLabel(i)}
               error={parameterError(i)}
               hint={i === 0 ? t("wizard.template.parameterHint") : undefined}
               control={(tied) => (
@@ -1133,7 +1231,7 @@ function TemplateStep({
         <section aria-label={t("wizard.preview")} className="space-y-2" data-testid="template-preview-official">
           <h3 className="text-sm font-medium text-slate-800">{t("wizard.preview")}</h3>
           {liveError ? <p className="text-sm text-red-700">{liveError}</p> : null}
-          {chosen.parameters.some((p) => p.trim() === "") ? (
+          {all.some((p) => p.trim() === "") ? (
             <p className="text-sm text-slate-600">{t("wizard.template.fillFirst")}</p>
           ) : !preview ? (
             <Spinner label={t("wizard.preview.loading")} />
@@ -1146,6 +1244,11 @@ function TemplateStep({
                     {sample.name ? `${sample.name} · ` : ""}
                     <span className="font-mono">{sample.phone}</span>
                   </p>
+                  {sample.whatsapp_template?.header ? (
+                    <p className="mt-1 text-sm font-semibold text-slate-900" data-testid="template-sample-header">
+                      {sample.whatsapp_template.header}
+                    </p>
+                  ) : null}
                   {sample.whatsapp_template?.text ? (
                     <p className="mt-1 whitespace-pre-wrap break-words text-sm text-slate-900" data-testid="template-sample-text">
                       {sample.whatsapp_template.text}
