@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::campaigns::grant_plan;
 use crate::console::{Browser, plan, register};
 use crate::console_campaigns::contact_list;
-use crate::official::{APP_SECRET, GRAPH_TOKEN, NUMBER_ID, WABA_ID, graph_server_with};
-use wablast_tests::wait_for as until;
+use crate::official::{
+    APP_SECRET, GRAPH_TOKEN, NUMBER_ID, WABA_ID, graph_server_with, messages_sent,
+};
 
 /// The owner adds an official number in the browser (a refused ID first),
 /// is told the callback URL, syncs its templates (asked for the account
@@ -107,17 +108,7 @@ async fn an_owner_adds_an_official_number_and_sends_a_template_campaign() {
 
     // What reached Meta: one template per recipient, filled for each.
     assert!(started.is_some(), "the journey never started the campaign");
-    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
-    let sent = until("3 template sends", Duration::from_secs(30), async || {
-        let sent: Vec<Value> = graph
-            .requests()
-            .into_iter()
-            .filter(|r| r.route() == messages)
-            .map(|r| r.json())
-            .collect();
-        (sent.len() >= 3).then_some(sent)
-    })
-    .await;
+    let sent = messages_sent(&graph, 3, Duration::from_secs(30)).await;
     let mut parameters: Vec<(String, String)> = sent
         .iter()
         .map(|m| {

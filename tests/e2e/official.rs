@@ -84,6 +84,21 @@ pub(crate) async fn graph_server_with(more_templates: Value) -> Peer {
     .await
 }
 
+/// The messages `graph` received, once there are at least `count`.
+pub(crate) async fn messages_sent(graph: &Peer, count: usize, within: Duration) -> Vec<Value> {
+    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
+    until(&format!("{count} messages sent"), within, async || {
+        let sent: Vec<Value> = graph
+            .requests()
+            .into_iter()
+            .filter(|r| r.route() == messages)
+            .map(|r| r.json())
+            .collect();
+        (sent.len() >= count).then_some(sent)
+    })
+    .await
+}
+
 /// A ready Cloud API session on `graph`, created without a `waba_id`.
 async fn cloud_session(client: &Client, graph: &Peer) -> String {
     let (status, session) = client
@@ -386,17 +401,7 @@ async fn template_headers_are_filled_with_text_or_an_attachment_of_their_type() 
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
-    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
-    let sent = until("both templates sent", Duration::from_secs(30), async || {
-        let sent: Vec<Value> = graph
-            .requests()
-            .into_iter()
-            .filter(|r| r.route() == messages)
-            .map(|r| r.json())
-            .collect();
-        (sent.len() == 2).then_some(sent)
-    })
-    .await;
+    let sent = messages_sent(&graph, 2, Duration::from_secs(30)).await;
     let by_name = |name: &str| {
         sent.iter()
             .find(|m| m["template"]["name"] == name)
@@ -455,17 +460,12 @@ async fn template_headers_are_filled_with_text_or_an_attachment_of_their_type() 
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let mut headers = until("the campaign sent", Duration::from_secs(60), async || {
-        let headers: Vec<Value> = graph
-            .requests()
-            .into_iter()
-            .filter(|r| r.route() == messages)
-            .skip(2)
-            .map(|r| r.json()["template"]["components"][0]["parameters"][0]["text"].clone())
-            .collect();
-        (headers.len() == 2).then_some(headers)
-    })
-    .await;
+    let mut headers: Vec<Value> = messages_sent(&graph, 4, Duration::from_secs(60))
+        .await
+        .into_iter()
+        .skip(2)
+        .map(|m| m["template"]["components"][0]["parameters"][0]["text"].clone())
+        .collect();
     headers.sort_by_key(|h| h.to_string());
     assert_eq!(headers, [json!("kota 1"), json!("kota 2")]);
 
@@ -636,17 +636,7 @@ async fn campaigns_with_cloud_api_senders_need_an_approved_template() {
         .post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let messages = format!("POST /v21.0/{NUMBER_ID}/messages");
-    let sent = until("3 template sends", Duration::from_secs(60), async || {
-        let sent: Vec<Value> = graph
-            .requests()
-            .into_iter()
-            .filter(|r| r.route() == messages)
-            .map(|r| r.json())
-            .collect();
-        (sent.len() >= 3).then_some(sent)
-    })
-    .await;
+    let sent = messages_sent(&graph, 3, Duration::from_secs(60)).await;
     let mut names: Vec<&str> = sent
         .iter()
         .map(|m| {
