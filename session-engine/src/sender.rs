@@ -72,7 +72,7 @@ use tracing::{debug, info, warn};
 use wablast_domain::campaign::{
     Campaign, CampaignCommand, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
 };
-use wablast_domain::governor::GovernorLimits;
+use wablast_domain::governor::{GovernorLimits, RestrictionScope};
 use wablast_domain::message::{Message, MessageCommand, MessageStatus};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
@@ -93,6 +93,7 @@ use crate::receipts::ProviderIds;
 use wablast_workflows::changes::{Changes, Kept, Woken};
 use wablast_workflows::clock::Clock;
 use wablast_workflows::commands::{self, Commands, key, tenant_key};
+use wablast_workflows::restricted_sends::{self, Moved};
 use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
 
 /// Commands taken from the queue at once: those that need not wait are
@@ -411,7 +412,12 @@ impl SendLoop {
                 };
                 // A redelivery of a command in hand here, or whose send is
                 // under way (it waited too long in the queue's buffer): the
-                // one in hand answers for both.
+                // one in hand answers for both. A send that ended while the
+                // loop waited for the queue is not under way any more (its
+                // answer may be what brought the command back).
+                while let Some(done) = self.under_way.try_join_next_with_id() {
+                    self.delivered(done);
+                }
                 if self.delivering.values().any(|m| *m == command.message_id)
                     || held.iter().any(|(_, c)| c.message_id == command.message_id)
                 {
@@ -662,6 +668,40 @@ impl SendLoop {
                 Ok(()) => {
                     if self.waiting.is_some() {
                         self.report_waiting(None, None, now).await;
+                    }
+                }
+                Err(SessionDayError::SenderRestricted {
+                    scope: RestrictionScope::NewContacts,
+                    until,
+                }) if campaign.senders().len() > 1 => {
+                    // Restricted for new contacts: another sender of the
+                    // campaign with room takes it, or it waits here.
+                    match restricted_sends::move_new_contact_send(
+                        &sender.context.aggregates,
+                        &sender.context.queue,
+                        &campaign,
+                        sender.session,
+                        command.clone(),
+                        now,
+                    )
+                    .await
+                    {
+                        Ok(Moved::To(_)) => return Ok(Admission::Answer(Answer::Done)),
+                        Ok(Moved::NoRoom) => {}
+                        Err(err) => {
+                            warn!(error = %wablast_eventstore::report::Chain(&err), message = %command.message_id, "a restricted sender's send not moved; it waits");
+                        }
+                    }
+                    let refusal = SessionDayError::SenderRestricted {
+                        scope: RestrictionScope::NewContacts,
+                        until,
+                    };
+                    match self
+                        .refused(refusal, &campaign_key, now, held, seen)
+                        .await?
+                    {
+                        Some(step) => return Ok(Admission::Answer(step)),
+                        None => continue,
                     }
                 }
                 Err(refusal) => match self
