@@ -82,7 +82,7 @@ use wablast_domain::session_day::{
 };
 use wablast_domain::types::whatsapp_template::TemplateMessage;
 use wablast_domain::types::{
-    CampaignId, MediaId, MessageId, Points, SessionId, TenantId, Throttle,
+    CampaignId, MediaId, MessageId, Pacing, Points, SessionId, TenantId, Throttle,
 };
 use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
@@ -113,6 +113,9 @@ pub struct SendConfig {
     /// Sends of one session under way at once (started, outcome not yet
     /// recorded), at most [`SendQueue::MAX_TAKEN`] less one.
     pub in_flight: usize,
+    /// The longer break every so many sends of a session paced like a
+    /// person ([`Pacing`]).
+    pub pacing: Pacing,
 }
 
 impl Default for SendConfig {
@@ -122,6 +125,7 @@ impl Default for SendConfig {
             retry: Backoff::new(Duration::from_secs(2), Duration::from_secs(60)),
             media_dir: None,
             in_flight: 32,
+            pacing: Pacing::DEFAULT,
         }
     }
 }
@@ -233,6 +237,8 @@ pub struct SendLoop {
     status: watch::Receiver<SessionStatus>,
     rng: StdRng,
     next_send_at: Option<DateTime<Utc>>,
+    /// Commands admitted one by one (paced) since the loop started.
+    admitted: u64,
     known: Known,
     /// Deliveries under way.
     under_way: JoinSet<()>,
@@ -266,6 +272,7 @@ impl SendLoop {
             status,
             rng: StdRng::from_os_rng(),
             next_send_at: None,
+            admitted: 0,
             known: Known::default(),
             under_way: JoinSet::new(),
             delivering: HashMap::new(),
@@ -713,8 +720,21 @@ impl SendLoop {
                 },
             }
             let throttle = self.throttle_of(&campaign).await?;
-            self.next_send_at =
-                Some(now + TimeDelta::from_std(throttle.delay(&mut self.rng)).unwrap_or_default());
+            // The pause before the next send, and every so many sends a
+            // longer break, as a person takes them.
+            self.admitted += 1;
+            let mut pause = throttle.delay(&mut self.rng);
+            if let Some(rest) =
+                sender
+                    .context
+                    .config
+                    .pacing
+                    .break_after(self.admitted, &throttle, &mut self.rng)
+            {
+                debug!(session = %sender.session, ?rest, "a break after {} sends", self.admitted);
+                pause += rest;
+            }
+            self.next_send_at = Some(now + TimeDelta::from_std(pause).unwrap_or_default());
             return Ok(Admission::Send(Box::new(Admitted {
                 command,
                 message_key,

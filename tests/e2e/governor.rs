@@ -163,3 +163,47 @@ async fn governor_a_timelocked_senders_new_contacts_go_out_through_the_other_sen
     stop.cancel();
     task.await.unwrap();
 }
+
+/// A number whose connection drops five times within ten minutes is held
+/// back for a while (a disconnect storm): the session says so, and a
+/// campaign's messages wait, saying why, with nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governor_a_storm_of_disconnects_pauses_the_sender_saying_why() {
+    let app = TestApp::spawn_with(|s| s.lease_ttl_seconds = 5).await;
+    let (engine, stop, task) = engine_at_hand(&app).await;
+    let backdoor = Backdoor::of(&app).await;
+    let budi = funded(&app, 1000).await;
+    let shaky = linked(&budi, "+6281299990043", 100).await;
+    let network = engine.network();
+    for drop in 1..=5 {
+        until("a ready session", Duration::from_secs(20), async || {
+            network.disconnect(shaky.parse().unwrap()).ok()
+        })
+        .await;
+        let s = until("the reconnection", Duration::from_secs(20), async || {
+            let s = session(&budi, &shaky).await;
+            (s["status"] == "ready").then_some(s)
+        })
+        .await;
+        if drop < 5 {
+            assert_eq!(s["governor_state"], "normal", "after {drop}: {s}");
+        }
+    }
+    let s = session(&budi, &shaky).await;
+    assert_eq!(s["governor_state"], "restricted", "{s}");
+    assert_eq!(s["restriction"]["kind"], "disconnect_storm", "{s}");
+
+    let list = backdoor.contact_list(&budi.tenant_id, 2, &["kota"]).await;
+    let id = started(&budi, list, &[&shaky], (0, 0)).await;
+    let s = until("the wait said", Duration::from_secs(30), async || {
+        let s = session(&budi, &shaky).await;
+        (s["waiting"]["reason"] == "sender_restricted").then_some(s)
+    })
+    .await;
+    assert!(s["waiting"]["until"].is_string(), "{s}");
+    assert_eq!(sent_by(&backdoor.db, &id, &shaky).await, 0);
+    assert_eq!(network.went_out(shaky.parse().unwrap()).unwrap(), 0);
+    verified(&backdoor).await;
+    stop.cancel();
+    task.await.unwrap();
+}
