@@ -156,6 +156,10 @@ pub struct Governor {
     pub restriction: Option<Restriction>,
     /// The state last recorded on the log.
     pub recorded_state: GovernorState,
+    /// When the connection dropped lately (the last
+    /// [`Governor::STORM_DISCONNECTS`] within [`Governor::STORM_WINDOW`]).
+    #[serde(default)]
+    pub disconnects: Vec<DateTime<Utc>>,
 }
 
 /// The caps a send is held to at an instant, derived from a session's
@@ -224,6 +228,37 @@ impl Governor {
     pub const WARM_UP_IDENTICAL_TEXTS: u32 = 5;
     /// How long a sender cools down after a restriction ends.
     pub const COOL_DOWN: Duration = Duration::hours(24);
+
+    /// Disconnects within [`Governor::STORM_WINDOW`] that make a storm.
+    pub const STORM_DISCONNECTS: usize = 5;
+    /// The window a storm's disconnects fall in.
+    pub const STORM_WINDOW: Duration = Duration::minutes(10);
+
+    /// Notes a disconnect at `at`, keeping those of the storm window.
+    pub fn note_disconnect(&mut self, at: DateTime<Utc>) {
+        self.disconnects.push(at);
+        self.disconnects.retain(|d| at - *d < Self::STORM_WINDOW);
+        let excess = self
+            .disconnects
+            .len()
+            .saturating_sub(Self::STORM_DISCONNECTS);
+        self.disconnects.drain(..excess);
+    }
+
+    /// Whether the disconnects noted up to `at` make a storm (and no storm
+    /// restriction holds yet): [`Governor::STORM_DISCONNECTS`] of them
+    /// within [`Governor::STORM_WINDOW`].
+    pub fn storm_at(&self, at: DateTime<Utc>) -> bool {
+        let recent = self
+            .disconnects
+            .iter()
+            .filter(|d| at - **d < Self::STORM_WINDOW)
+            .count();
+        recent >= Self::STORM_DISCONNECTS
+            && !self
+                .restriction_at(at)
+                .is_some_and(|r| r.kind == RestrictionKind::DisconnectStorm)
+    }
 
     /// Whether a session on `driver` warms up when nobody says: every
     /// driver but the simulator (whose numbers are demo and load-test
@@ -441,6 +476,34 @@ mod tests {
         let (state, _) =
             governor.state_at(utc("2026-12-02T21:00:00Z"), limit(100), TrustLevel::NEW);
         assert_eq!(state, GovernorState::Normal);
+    }
+
+    #[test]
+    fn five_disconnects_within_ten_minutes_make_a_storm() {
+        let mut governor = Governor::default();
+        let start = utc("2026-12-01T08:00:00Z");
+        for minute in [0, 3, 5, 7] {
+            governor.note_disconnect(start + Duration::minutes(minute));
+            assert!(!governor.storm_at(start + Duration::minutes(minute)));
+        }
+        // The fifth 11 minutes after the first: only four in the window.
+        governor.note_disconnect(start + Duration::minutes(11));
+        assert!(!governor.storm_at(start + Duration::minutes(11)));
+        governor.note_disconnect(start + Duration::minutes(12));
+        assert!(governor.storm_at(start + Duration::minutes(12)));
+        assert_eq!(governor.disconnects.len(), Governor::STORM_DISCONNECTS);
+        // A storm already recorded is not a new one.
+        governor.restriction = Some(Restriction {
+            kind: RestrictionKind::DisconnectStorm,
+            since: start + Duration::minutes(12),
+            until: start + Duration::minutes(27),
+        });
+        assert!(!governor.storm_at(start + Duration::minutes(12)));
+        let limits = governor.limits(start + Duration::minutes(13), limit(100), TrustLevel::NEW);
+        assert_eq!(
+            limits.all_blocked_until,
+            Some(start + Duration::minutes(27))
+        );
     }
 
     #[test]

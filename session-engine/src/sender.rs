@@ -72,7 +72,7 @@ use tracing::{debug, info, warn};
 use wablast_domain::campaign::{
     Campaign, CampaignCommand, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
 };
-use wablast_domain::governor::GovernorLimits;
+use wablast_domain::governor::{GovernorLimits, RestrictionScope};
 use wablast_domain::message::{Message, MessageCommand, MessageStatus};
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
@@ -82,7 +82,7 @@ use wablast_domain::session_day::{
 };
 use wablast_domain::types::whatsapp_template::{TemplateHeader, TemplateMessage};
 use wablast_domain::types::{
-    CampaignId, MediaId, MessageId, Points, SessionId, TenantId, Throttle,
+    CampaignId, MediaId, MessageId, Pacing, Points, SessionId, TenantId, Throttle,
 };
 use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
@@ -93,6 +93,7 @@ use crate::receipts::ProviderIds;
 use wablast_workflows::changes::{Changes, Kept, Woken};
 use wablast_workflows::clock::Clock;
 use wablast_workflows::commands::{self, Commands, key, tenant_key};
+use wablast_workflows::restricted_sends::{self, Moved};
 use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
 
 /// Commands taken from the queue at once: those that need not wait are
@@ -112,6 +113,9 @@ pub struct SendConfig {
     /// Sends of one session under way at once (started, outcome not yet
     /// recorded), at most [`SendQueue::MAX_TAKEN`] less one.
     pub in_flight: usize,
+    /// The longer break every so many sends of a session paced like a
+    /// person ([`Pacing`]).
+    pub pacing: Pacing,
 }
 
 impl Default for SendConfig {
@@ -121,6 +125,7 @@ impl Default for SendConfig {
             retry: Backoff::new(Duration::from_secs(2), Duration::from_secs(60)),
             media_dir: None,
             in_flight: 32,
+            pacing: Pacing::DEFAULT,
         }
     }
 }
@@ -232,6 +237,8 @@ pub struct SendLoop {
     status: watch::Receiver<SessionStatus>,
     rng: StdRng,
     next_send_at: Option<DateTime<Utc>>,
+    /// Commands admitted one by one (paced) since the loop started.
+    admitted: u64,
     known: Known,
     /// Deliveries under way.
     under_way: JoinSet<()>,
@@ -265,6 +272,7 @@ impl SendLoop {
             status,
             rng: StdRng::from_os_rng(),
             next_send_at: None,
+            admitted: 0,
             known: Known::default(),
             under_way: JoinSet::new(),
             delivering: HashMap::new(),
@@ -411,7 +419,12 @@ impl SendLoop {
                 };
                 // A redelivery of a command in hand here, or whose send is
                 // under way (it waited too long in the queue's buffer): the
-                // one in hand answers for both.
+                // one in hand answers for both. A send that ended while the
+                // loop waited for the queue is not under way any more (its
+                // answer may be what brought the command back).
+                while let Some(done) = self.under_way.try_join_next_with_id() {
+                    self.delivered(done);
+                }
                 if self.delivering.values().any(|m| *m == command.message_id)
                     || held.iter().any(|(_, c)| c.message_id == command.message_id)
                 {
@@ -664,6 +677,40 @@ impl SendLoop {
                         self.report_waiting(None, None, now).await;
                     }
                 }
+                Err(SessionDayError::SenderRestricted {
+                    scope: RestrictionScope::NewContacts,
+                    until,
+                }) if campaign.senders().len() > 1 => {
+                    // Restricted for new contacts: another sender of the
+                    // campaign with room takes it, or it waits here.
+                    match restricted_sends::move_new_contact_send(
+                        &sender.context.aggregates,
+                        &sender.context.queue,
+                        &campaign,
+                        sender.session,
+                        command.clone(),
+                        now,
+                    )
+                    .await
+                    {
+                        Ok(Moved::To(_)) => return Ok(Admission::Answer(Answer::Done)),
+                        Ok(Moved::NoRoom) => {}
+                        Err(err) => {
+                            warn!(error = %wablast_eventstore::report::Chain(&err), message = %command.message_id, "a restricted sender's send not moved; it waits");
+                        }
+                    }
+                    let refusal = SessionDayError::SenderRestricted {
+                        scope: RestrictionScope::NewContacts,
+                        until,
+                    };
+                    match self
+                        .refused(refusal, &campaign_key, now, held, seen)
+                        .await?
+                    {
+                        Some(step) => return Ok(Admission::Answer(step)),
+                        None => continue,
+                    }
+                }
                 Err(refusal) => match self
                     .refused(refusal, &campaign_key, now, held, seen)
                     .await?
@@ -673,8 +720,21 @@ impl SendLoop {
                 },
             }
             let throttle = self.throttle_of(&campaign).await?;
-            self.next_send_at =
-                Some(now + TimeDelta::from_std(throttle.delay(&mut self.rng)).unwrap_or_default());
+            // The pause before the next send, and every so many sends a
+            // longer break, as a person takes them.
+            self.admitted += 1;
+            let mut pause = throttle.delay(&mut self.rng);
+            if let Some(rest) =
+                sender
+                    .context
+                    .config
+                    .pacing
+                    .break_after(self.admitted, &throttle, &mut self.rng)
+            {
+                debug!(session = %sender.session, ?rest, "a break after {} sends", self.admitted);
+                pause += rest;
+            }
+            self.next_send_at = Some(now + TimeDelta::from_std(pause).unwrap_or_default());
             return Ok(Admission::Send(Box::new(Admitted {
                 command,
                 message_key,

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -159,6 +159,8 @@ impl SimulatorNetwork {
             pairing_code: None,
             generation: 0,
             sends: 0,
+            went_out: 0,
+            restricted: None,
             banned: false,
             events,
         }));
@@ -216,6 +218,28 @@ impl SimulatorNetwork {
         Ok(())
     }
 
+    /// WhatsApp restricts the session's number (a 463 reachout timelock,
+    /// the capping quota, a temporary ban) until `until`: each of its sends
+    /// until then is answered with that restriction.
+    pub fn restrict(
+        &self,
+        session_id: SessionId,
+        kind: RestrictionKind,
+        until: DateTime<Utc>,
+    ) -> Result<(), SimulatorError> {
+        let session = self.session(session_id)?;
+        session.lock().expect("session lock").restricted = Some((kind, until));
+        Ok(())
+    }
+
+    /// How many messages the session's number sent (WhatsApp accepted):
+    /// refused sends do not count.
+    pub fn went_out(&self, session_id: SessionId) -> Result<u64, SimulatorError> {
+        let session = self.session(session_id)?;
+        let went_out = session.lock().expect("session lock").went_out;
+        Ok(went_out)
+    }
+
     /// `from` sends `text` to the session's number; the message's id, as
     /// the driver reports it.
     pub fn inbound(
@@ -265,6 +289,11 @@ struct SimSession {
     /// see a different generation and do nothing.
     generation: u64,
     sends: u64,
+    /// Messages that went out (accepted by the simulated WhatsApp).
+    went_out: u64,
+    /// WhatsApp restricts this number until then (set by
+    /// [`SimulatorNetwork::restrict`]).
+    restricted: Option<(RestrictionKind, DateTime<Utc>)>,
     banned: bool,
     events: mpsc::UnboundedSender<DriverEvent>,
 }
@@ -509,6 +538,15 @@ impl Driver for SimulatorDriver {
                 s.status
             )));
         }
+        if let Some((kind, until)) = s.restricted
+            && Utc::now() < until
+        {
+            return Err(SendError::Restricted {
+                kind,
+                until: Some(until),
+                reason: format!("{} (simulated)", kind.as_str()),
+            });
+        }
         let id = message.message_id.as_bytes();
         // Decided per message, and per attempt for transient failures, so a
         // retry can succeed.
@@ -556,6 +594,7 @@ impl Driver for SimulatorDriver {
             at: Utc::now(),
         };
         let generation = s.generation;
+        s.went_out += 1;
         if config.ban_after_sends.is_some_and(|limit| s.sends >= limit) {
             s.banned = true;
             s.generation += 1;

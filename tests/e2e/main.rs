@@ -18,6 +18,7 @@ mod contacts;
 mod engine;
 mod events;
 mod fleet;
+mod governor;
 mod groups;
 mod hardening;
 mod hooks;

@@ -23,6 +23,8 @@
 //!   background, at the asking session's pace.
 //! - [`plan_lifecycle`]: the warnings before a plan ends, its renewal
 //!   reminder, the low-balance warning and the plan's expiry, on the clock.
+//! - [`restricted_sends`]: a restricted sender's new-contact sends moved
+//!   to another sender of their campaign with room, or left waiting.
 //! - [`leadership`]: the advisory lock of processes that run once in a
 //!   fleet.
 //! - [`sends`]: the send queue (a JetStream work queue, a subject per
@@ -58,6 +60,7 @@ pub mod limits;
 pub mod list_checks;
 pub mod payments;
 pub mod plan_lifecycle;
+pub mod restricted_sends;
 pub mod scheduled_starts;
 pub mod sender_removal;
 pub mod sends;

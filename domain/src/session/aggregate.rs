@@ -40,7 +40,9 @@ use super::{
     Driver, Fence, LoginMethod, SessionCommand, SessionError, SessionEvent, SessionName,
     SessionStatus, WaitReason,
 };
-use crate::governor::{Governor, GovernorLimits, GovernorState, Restriction, WarmUpReason};
+use crate::governor::{
+    Governor, GovernorLimits, GovernorState, Restriction, RestrictionKind, WarmUpReason,
+};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
@@ -592,7 +594,29 @@ impl Aggregate for Session {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         if let Some(event) = self.decide(command)? {
+            let disconnected_at = match &event {
+                SessionEvent::SessionStatusChanged {
+                    to: SessionStatus::Disconnected,
+                    at,
+                    ..
+                } => Some(*at),
+                _ => None,
+            };
             sink.write(event, self).await;
+            // A storm of disconnects holds the sender back for a while,
+            // decided with the disconnect that made it.
+            if let Some(at) = disconnected_at
+                && self.governor.storm_at(at)
+            {
+                let kind = RestrictionKind::DisconnectStorm;
+                let restriction = Restriction {
+                    kind,
+                    since: at,
+                    until: at + kind.default_length(),
+                };
+                sink.write(SessionEvent::SenderRestricted { restriction }, self)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -665,6 +689,9 @@ impl Aggregate for Session {
                     SessionStatus::Authenticated | SessionStatus::Ready => self.linked = true,
                     SessionStatus::LoggedOut => self.linked = false,
                     _ => {}
+                }
+                if to == SessionStatus::Disconnected {
+                    self.governor.note_disconnect(at);
                 }
                 self.status = to;
                 self.phone_number = phone_number;
@@ -739,6 +766,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::session::StatusReason;
     use crate::types::phone::Region;
 
     type SessionTest = TestFramework<Session>;
@@ -2230,6 +2258,56 @@ mod tests {
             .given(vec![warming_created(), trusted])
             .when(observe(None, 5))
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_fifth_disconnect_within_ten_minutes_restricts_the_sender_for_a_storm() {
+        let hop = |from, to, minute| SessionEvent::SessionStatusChanged {
+            from,
+            to,
+            phone_number: Some(phone()),
+            error: None,
+            reason: None,
+            at: at(minute),
+        };
+        let mut history = in_status(Ready);
+        for minute in [3, 5, 7, 9] {
+            history.push(hop(Ready, Disconnected, minute));
+            history.push(hop(Disconnected, Ready, minute + 1));
+        }
+        let disconnect = |minute| SessionCommand::ReportStatus {
+            status: Disconnected,
+            phone_number: None,
+            error: None,
+            reason: Some(StatusReason::ConnectionLost),
+            at: at(minute),
+        };
+        let dropped = |minute| SessionEvent::SessionStatusChanged {
+            from: Ready,
+            to: Disconnected,
+            phone_number: Some(phone()),
+            error: None,
+            reason: Some(StatusReason::ConnectionLost),
+            at: at(minute),
+        };
+        SessionTest::with(())
+            .given(history.clone())
+            .when(disconnect(11))
+            .then_expect_events(vec![
+                dropped(11),
+                SessionEvent::SenderRestricted {
+                    restriction: Restriction {
+                        kind: RestrictionKind::DisconnectStorm,
+                        since: at(11),
+                        until: at(26),
+                    },
+                },
+            ]);
+        // Spread over more than ten minutes: no storm.
+        SessionTest::with(())
+            .given(history)
+            .when(disconnect(14))
+            .then_expect_events(vec![dropped(14)]);
     }
 
     #[test]

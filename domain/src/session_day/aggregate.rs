@@ -105,6 +105,28 @@ impl SessionDay {
         self.recent.iter().filter(|(t, _)| *t > at - HOUR).count() as u32
     }
 
+    /// Refuses a send that a restriction in force holds back: any send
+    /// while everything is blocked, one to a new contact while new
+    /// contacts are.
+    fn restricted(ask: &GovernorAsk, at: DateTime<Utc>) -> Result<(), SessionDayError> {
+        let limits = &ask.limits;
+        if let Some(until) = limits.all_blocked_until.filter(|u| *u > at) {
+            return Err(SessionDayError::SenderRestricted {
+                scope: RestrictionScope::All,
+                until,
+            });
+        }
+        if ask.new_contact
+            && let Some(until) = limits.new_contacts_blocked_until.filter(|u| *u > at)
+        {
+            return Err(SessionDayError::SenderRestricted {
+                scope: RestrictionScope::NewContacts,
+                until,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks a send against the governor's caps (after the daily limit
     /// and the active hours): the refusal, or the facts of the grant.
     fn govern(
@@ -124,28 +146,16 @@ impl SessionDay {
                 retry_at,
             });
         }
-        if let Some(until) = limits.all_blocked_until.filter(|u| *u > at) {
-            return Err(SessionDayError::SenderRestricted {
-                scope: RestrictionScope::All,
-                until,
+        Self::restricted(ask, at)?;
+        if ask.new_contact
+            && let Some(max) = limits.new_contacts_per_day
+            && self.new_contacts >= max
+        {
+            return Err(SessionDayError::CapReached {
+                cap: Cap::NewContactsPerDay,
+                max,
+                retry_at: next_midnight,
             });
-        }
-        if ask.new_contact {
-            if let Some(until) = limits.new_contacts_blocked_until.filter(|u| *u > at) {
-                return Err(SessionDayError::SenderRestricted {
-                    scope: RestrictionScope::NewContacts,
-                    until,
-                });
-            }
-            if let Some(max) = limits.new_contacts_per_day
-                && self.new_contacts >= max
-            {
-                return Err(SessionDayError::CapReached {
-                    cap: Cap::NewContactsPerDay,
-                    max,
-                    retry_at: next_midnight,
-                });
-            }
         }
         let window = |since: DateTime<Utc>, same_text: Option<u64>| {
             self.recent
@@ -237,6 +247,12 @@ impl Aggregate for SessionDay {
             });
         }
         if self.granted.contains(&message_id) {
+            // Granted before (a retry): counted already, but not let past
+            // a restriction reported since (WhatsApp's answer to the first
+            // try, say), which holds it back like any other send.
+            if let Some(ask) = &facts.governor {
+                Self::restricted(ask, at)?;
+            }
             return Ok(());
         }
         if !facts.asked_by_holder {
@@ -1257,6 +1273,55 @@ mod tests {
             request(1, t + seconds(1), governed_facts(limits, false, None)),
         ));
         assert!(known.is_ok_and(|events| events.len() == 1));
+    }
+
+    #[test]
+    fn a_retry_granted_before_a_timelock_is_held_back_by_it_without_counting_twice() {
+        let t = monday_morning();
+        let until = t + Duration::hours(6);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut day = SessionDay::default();
+        // Granted while nothing held the sender back; WhatsApp answered
+        // the send with a timelock.
+        let first = runtime.block_on(decide_one(
+            &mut day,
+            request(1, t, governed_facts(warming(), true, None)),
+        ));
+        assert!(first.is_ok_and(|events| events.len() == 1));
+        let timelocked = Governor {
+            restriction: Some(Restriction {
+                kind: RestrictionKind::ReachoutTimelock,
+                since: t + seconds(1),
+                until,
+            }),
+            ..Governor::default()
+        }
+        .limits(
+            t + seconds(2),
+            DailyLimit::parse(500).unwrap(),
+            TrustLevel::NEW,
+        );
+        let retry = runtime.block_on(decide_one(
+            &mut day,
+            request(1, t + seconds(2), governed_facts(timelocked, true, None)),
+        ));
+        assert_eq!(
+            retry,
+            Err(SessionDayError::SenderRestricted {
+                scope: RestrictionScope::NewContacts,
+                until,
+            })
+        );
+        // Once it ends, the retry goes on its first grant: nothing counted
+        // again.
+        let after = runtime.block_on(decide_one(
+            &mut day,
+            request(1, until + seconds(1), governed_facts(warming(), true, None)),
+        ));
+        assert_eq!(after, Ok(vec![]));
+        assert_eq!(day.count(), 1);
     }
 
     #[test]

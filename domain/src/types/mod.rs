@@ -19,4 +19,4 @@ pub use ids::{
 };
 pub use limits::{DailyLimit, LimitError, TrustLevel};
 pub use points::Points;
-pub use throttle::{Throttle, ThrottleError};
+pub use throttle::{Pacing, Throttle, ThrottleError};
