@@ -24,6 +24,7 @@ mod hooks;
 mod journey;
 mod list_checks;
 mod media;
+mod members;
 mod messages;
 mod official;
 mod operations;

@@ -916,7 +916,7 @@ pub struct PlatformStats {
 /// What one plan (or top-ups) brought in.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanRevenue {
-    /// `plan` or `topup`.
+    /// `plan` or `top_up`.
     pub item: String,
     /// The plan (`null` for top-ups).
     pub plan_id: Option<Uuid>,

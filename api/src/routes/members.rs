@@ -299,7 +299,7 @@ async fn accept_invitation(
         .await
         .map_err(ApiError::internal)?;
     let team = team.aggregate;
-    if team.is_closed(invitation_id) {
+    if team.is_closed(invitation_id, &digest) {
         return Err(ApiError::new(
             ErrorCode::InvalidState,
             "this invitation was used or withdrawn already",

@@ -6,7 +6,7 @@
 //! accepted once, before it expires, with the token it was made with (its
 //! digest); a newer invitation of the same email replaces the pending one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
@@ -31,7 +31,9 @@ pub struct Team {
     founded: bool,
     members: BTreeMap<UserId, TeamRole>,
     pending: BTreeMap<InvitationId, Invitation>,
-    closed: BTreeSet<InvitationId>,
+    /// Invitations accepted, withdrawn or replaced, with their token
+    /// digests (a wrong token learns nothing of them).
+    closed: BTreeMap<InvitationId, String>,
 }
 
 impl Team {
@@ -54,9 +56,12 @@ impl Team {
             .map(|i| (i.email.as_str(), i.role, i.expires_at))
     }
 
-    /// Whether the invitation was accepted, withdrawn or replaced.
-    pub fn is_closed(&self, invitation: InvitationId) -> bool {
-        self.closed.contains(&invitation)
+    /// Whether the invitation whose token has `token_digest` was
+    /// accepted, withdrawn or replaced.
+    pub fn is_closed(&self, invitation: InvitationId, token_digest: &str) -> bool {
+        self.closed
+            .get(&invitation)
+            .is_some_and(|d| d == token_digest)
     }
 
     /// Whether the team has events (was founded).
@@ -101,6 +106,14 @@ impl Team {
                 self,
             )
             .await;
+        }
+    }
+}
+
+impl Team {
+    fn close(&mut self, invitation: InvitationId) {
+        if let Some(closed) = self.pending.remove(&invitation) {
+            self.closed.insert(invitation, closed.token_digest);
         }
     }
 }
@@ -161,7 +174,7 @@ impl Aggregate for Team {
                 user_id,
                 at,
             } => {
-                if self.closed.contains(&invitation_id) {
+                if self.is_closed(invitation_id, &token_digest) {
                     return Err(TeamError::InvitationClosed);
                 }
                 let invitation = self
@@ -192,7 +205,7 @@ impl Aggregate for Team {
             } => {
                 let members = self.members_or(&founders);
                 let by = Self::owner(&members, by)?;
-                if self.closed.contains(&invitation_id) {
+                if self.closed.contains_key(&invitation_id) {
                     return Err(TeamError::InvitationClosed);
                 }
                 if !self.pending.contains_key(&invitation_id) {
@@ -284,8 +297,9 @@ impl Aggregate for Team {
             } => {
                 self.founded = true;
                 if let Some(old) = replaces {
-                    self.pending.remove(&old);
-                    self.closed.insert(old);
+                    if let Some(replaced) = self.pending.remove(&old) {
+                        self.closed.insert(old, replaced.token_digest);
+                    }
                 }
                 self.pending.insert(
                     invitation_id,
@@ -303,13 +317,11 @@ impl Aggregate for Team {
                 role,
                 ..
             } => {
-                self.pending.remove(&invitation_id);
-                self.closed.insert(invitation_id);
+                self.close(invitation_id);
                 self.members.insert(user_id, role);
             }
             TeamEvent::InvitationRevoked { invitation_id, .. } => {
-                self.pending.remove(&invitation_id);
-                self.closed.insert(invitation_id);
+                self.close(invitation_id);
             }
             TeamEvent::MemberRoleChanged { user_id, role, .. } => {
                 self.members.insert(user_id, role);
@@ -483,6 +495,21 @@ mod tests {
             .given(vec![founded(vec![owner(1)]), invited(), accepted])
             .when(accept("d1", at()))
             .then_expect_error(TeamError::InvitationClosed);
+    }
+
+    #[test]
+    fn a_wrong_token_learns_nothing_of_a_used_invitation() {
+        let accepted = TeamEvent::InvitationAccepted {
+            invitation_id: invitation(),
+            user_id: user(3),
+            email: "sari@toko.id".into(),
+            role: TeamRole::Member,
+            at: at(),
+        };
+        TeamTest::with(())
+            .given(vec![founded(vec![owner(1)]), invited(), accepted])
+            .when(accept("other", at()))
+            .then_expect_error(TeamError::UnknownInvitation);
     }
 
     #[test]

@@ -243,7 +243,7 @@ pub async fn platform(
 pub struct RevenueRow {
     /// The first day (UTC) of the period.
     pub start: NaiveDate,
-    /// `plan` or `topup`.
+    /// `plan` or `top_up`.
     pub item_kind: String,
     /// The plan bought (`None` for points).
     pub plan_id: Option<uuid::Uuid>,
