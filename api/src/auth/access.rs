@@ -320,10 +320,8 @@ async fn follow_once(access: &Weak<Access>, db: &PgPool, log: &EventLog) -> Resu
     // Caught up once everything up to the tip is read: at once when
     // nothing of the two types came after the snapshot.
     let mut caught_up = consumer.cached_info().num_pending == 0;
-    if let Some(access) = access.upgrade() {
-        if caught_up {
-            access.applied.send_replace(Some(tip.max(from - 1)));
-        }
+    if caught_up && let Some(access) = access.upgrade() {
+        access.applied.send_replace(Some(tip.max(from - 1)));
     }
     let mut messages = consumer
         .messages()

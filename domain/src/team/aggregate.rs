@@ -297,9 +297,7 @@ impl Aggregate for Team {
             } => {
                 self.founded = true;
                 if let Some(old) = replaces {
-                    if let Some(replaced) = self.pending.remove(&old) {
-                        self.closed.insert(old, replaced.token_digest);
-                    }
+                    self.close(old);
                 }
                 self.pending.insert(
                     invitation_id,
