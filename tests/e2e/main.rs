@@ -13,6 +13,7 @@ mod console_accounts;
 mod console_billing;
 mod console_campaigns;
 mod console_inbox;
+mod console_members;
 mod console_official;
 mod contacts;
 mod engine;

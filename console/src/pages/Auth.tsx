@@ -1,6 +1,6 @@
 import { useMutation } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent, type ReactNode } from "react";
-import { Link } from "wouter";
+import { Link, useLocation } from "wouter";
 import { api } from "../api/client";
 import type { AccessToken, Registered } from "../api/types";
 import { LanguageSwitch } from "../components/Layout";
@@ -155,6 +155,7 @@ export function SignUp() {
 export function AcceptInvite() {
   const { t } = useI18n();
   const token = new URLSearchParams(window.location.search).get("token") ?? "";
+  const [, navigate] = useLocation();
   const [form, setForm] = useState({ name: "", password: "" });
   const accept = useMutation({
     mutationFn: () =>
@@ -164,7 +165,7 @@ export function AcceptInvite() {
       }),
     onSuccess: (answer) => {
       signIn(answer.access_token);
-      window.history.replaceState(null, "", "/");
+      navigate("/", { replace: true });
     },
   });
   const errors = formErrors(t, accept.error, ["password", "name"]);

@@ -162,8 +162,9 @@ export function Members() {
         {invitations.data && invitations.data.items.length === 0 ? (
           <p className="text-sm text-slate-700">{t("team.noInvitations")}</p>
         ) : null}
+        {invitations.data && invitations.data.items.length > 0 ? (
         <ul className="divide-y divide-slate-200 rounded-lg border border-slate-200 bg-white" data-testid="invitations">
-          {invitations.data?.items.map((invitation) => (
+          {invitations.data.items.map((invitation) => (
             <li key={invitation.id} className="flex flex-wrap items-center gap-x-4 gap-y-2 px-4 py-3" data-testid="invitation">
               <div className="min-w-0 flex-1">
                 <p className="truncate font-medium">{invitation.email}</p>
@@ -180,6 +181,7 @@ export function Members() {
             </li>
           ))}
         </ul>
+        ) : null}
       </section>
 
       <Dialog open={created !== null} title={t("team.createdTitle")} onClose={() => setCreated(null)}>
