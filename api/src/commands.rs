@@ -20,6 +20,7 @@ use wablast_domain::plan::PlanError;
 use wablast_domain::schedule::ScheduleError;
 use wablast_domain::session::SessionError;
 use wablast_domain::session_day::SessionDayError;
+use wablast_domain::team::TeamError;
 use wablast_domain::types::TenantId;
 use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{
@@ -89,6 +90,7 @@ refusal!(
     ScheduleError,
     SessionError,
     SessionDayError,
+    TeamError,
     WalletError,
 );
 
@@ -147,7 +149,8 @@ mod tests {
             | RefusalCode::TemplateNotSupported
             | RefusalCode::TemplateRequired
             | RefusalCode::OutsideCustomerServiceWindow
-            | RefusalCode::FeatureNotInPlan => StatusCode::UNPROCESSABLE_ENTITY,
+            | RefusalCode::FeatureNotInPlan
+            | RefusalCode::LastOwner => StatusCode::UNPROCESSABLE_ENTITY,
         };
         for &code in RefusalCode::ALL {
             assert_eq!(ErrorCode::from(code).status(), documented(code), "{code}");

@@ -116,6 +116,9 @@ error_codes! {
     FeatureNotInPlan => "feature_not_in_plan",
     /// 403: the platform operator suspended the tenant (`details.reason`).
     TenantSuspended => "tenant_suspended",
+    /// 422: the team's last owner would be removed or demoted; make
+    /// another member owner first.
+    LastOwner => "last_owner",
     /// 422: the payment gateway reports a payment of another amount than
     /// the order's: refused, nothing credited.
     AmountMismatch => "amount_mismatch",
@@ -183,6 +186,7 @@ impl ErrorCode {
             | Self::TemplateRequired
             | Self::OutsideCustomerServiceWindow
             | Self::FeatureNotInPlan
+            | Self::LastOwner
             | Self::AmountMismatch
             | Self::PaymentsNotConfigured => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -231,6 +235,7 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::OutsideCustomerServiceWindow => Self::OutsideCustomerServiceWindow,
             RefusalCode::FeatureNotInPlan => Self::FeatureNotInPlan,
             RefusalCode::TenantSuspended => Self::TenantSuspended,
+            RefusalCode::LastOwner => Self::LastOwner,
             RefusalCode::SenderRestricted => Self::SenderRestricted,
             RefusalCode::SendCapReached => Self::SendCapReached,
         }

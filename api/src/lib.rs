@@ -77,6 +77,8 @@ pub struct AppState {
     pub webhooks: wablast_workflows::webhooks::Sender,
     /// Payments through Midtrans (refused when not configured).
     pub payments: Arc<wablast_workflows::payments::Payments>,
+    /// Who may act now (suspensions, team standings), in memory.
+    pub access: Arc<auth::access::Access>,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
         ));
         Self {
             payments,
+            access: auth::access::Access::new(db.clone(), log.clone()),
             direct_sends: Arc::new(DirectSends::new(commands.clone(), log.clone(), db.clone())),
             webhooks: wablast_workflows::webhooks::Sender::new(
                 &config.webhooks,
@@ -144,6 +147,7 @@ impl Default for Readiness {
     ),
     tags(
         (name = "auth", description = "Accounts, logins and API keys"),
+        (name = "members", description = "A tenant's team: invitations, roles, removal"),
         (name = "sessions", description = "Linked WhatsApp numbers"),
         (name = "contacts", description = "Contact lists imported from CSV or XLSX, or written as JSON rows"),
         (name = "media", description = "Uploaded attachments"),
@@ -198,6 +202,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::health::router())
         .merge(routes::metrics::router())
         .merge(routes::auth::router())
+        .merge(routes::members::router())
         .merge(routes::admin::router())
         .merge(routes::fleet::router())
         .merge(routes::sessions::router())

@@ -300,8 +300,11 @@ impl Application {
         let mut state = self.state;
         state.shutdown = shutdown.clone();
         // Orders left waiting for their payment are looked up again at
-        // Midtrans (a no-op without Midtrans). Every API process may: the
-        // orders and the wallet decide each payment once.
+        // Midtrans (a no-op without Midtrans), by one API process of the
+        // fleet at a time (an advisory lock); the others stand by. Who may
+        // act is loaded and followed from the log before the first request
+        // needs it.
+        state.access.start();
         tokio::spawn(
             state
                 .payments

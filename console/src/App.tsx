@@ -8,7 +8,7 @@ import { Contacts } from "./pages/Contacts";
 import { Dashboard } from "./pages/Dashboard";
 import { NotFound } from "./pages/NotFound";
 import { Numbers } from "./pages/Numbers";
-import { SignIn, SignUp } from "./pages/Auth";
+import { AcceptInvite, SignIn, SignUp } from "./pages/Auth";
 import { Upload } from "./pages/Upload";
 import { lazyPage } from "./components/lazyPage";
 
@@ -23,6 +23,7 @@ const Wallet = lazyPage(() => import("./pages/Wallet"), "Wallet");
 const Developers = lazyPage(() => import("./pages/Developers"), "Developers");
 const Webhook = lazyPage(() => import("./pages/Webhook"), "Webhook");
 const Admin = lazyPage(() => import("./pages/Admin"), "Admin");
+const Members = lazyPage(() => import("./pages/Members"), "Members");
 
 export function App() {
   const token = useToken();
@@ -36,6 +37,7 @@ export function App() {
       <Switch>
         <Route path="/signup" component={SignUp} />
         <Route path="/login" component={SignIn} />
+        <Route path="/accept-invite" component={AcceptInvite} />
         <Route>
           <Redirect to="/login" replace />
         </Route>
@@ -54,6 +56,8 @@ export function App() {
         <Route path="/developers" component={Developers} />
         <Route path="/developers/webhooks/:id" component={Webhook} />
         <Route path="/admin" component={Admin} />
+        <Route path="/team" component={Members} />
+        <Route path="/accept-invite" component={AcceptInvite} />
         <Route path="/inbox" component={Inbox} />
         <Route path="/inbox/:session/:peer" component={Inbox} />
         <Route path="/automation" component={Automation} />

@@ -17,6 +17,7 @@ use crate::recipient_batch::RecipientBatch;
 use crate::schedule::Schedule;
 use crate::session::Session;
 use crate::session_day::SessionDay;
+use crate::team::Team;
 use crate::wallet::Wallet;
 use crate::webhook::WebhookSubscription;
 
@@ -62,6 +63,7 @@ impl LogStream {
                 WebhookSubscription::TYPE,
                 ListCheck::TYPE,
                 Order::TYPE,
+                Team::TYPE,
             ],
             Self::Messages => &[
                 Message::TYPE,

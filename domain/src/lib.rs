@@ -18,6 +18,7 @@
 //! - [`message`]: one message to one recipient, and its receipts.
 //! - [`order`]: one purchase paid through the payment gateway (a plan
 //!   or points) and its payment, refunds and credit.
+//! - [`team`]: a tenant's members, their roles and invitations.
 //! - [`inbound`]: one message received by a session (for the inbox and
 //!   the auto-responder).
 //! - [`verify`]: the replay that proves the rules held.
@@ -80,6 +81,7 @@ mod refusal;
 pub mod schedule;
 pub mod session;
 pub mod session_day;
+pub mod team;
 pub mod types;
 pub mod verify;
 pub mod wallet;

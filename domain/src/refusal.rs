@@ -84,6 +84,8 @@ refusal_codes! {
     FeatureNotInPlan => "feature_not_in_plan",
     /// The platform operator suspended the tenant.
     TenantSuspended => "tenant_suspended",
+    /// The team's last owner would be removed or demoted.
+    LastOwner => "last_owner",
 }
 
 impl fmt::Display for RefusalCode {

@@ -351,6 +351,9 @@ impl Verifier {
             "plan" => {
                 self.decode::<crate::plan::PlanEvent>(event);
             }
+            "team" => {
+                self.decode::<crate::team::TeamEvent>(event);
+            }
             "order" => {
                 if let Some(e) = self.decode::<OrderEvent>(event) {
                     self.order(event, e);

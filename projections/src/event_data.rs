@@ -74,6 +74,8 @@ pub enum EventPayload {
     Plan(wablast_domain::plan::PlanEvent),
     /// Points and plan (`wallet`).
     Wallet(wablast_domain::wallet::WalletEvent),
+    /// A tenant's members and invitations (`team`).
+    Team(wablast_domain::team::TeamEvent),
     /// An order paid through Midtrans (`order`).
     Order(wablast_domain::order::OrderEvent),
     /// A broadcast (`campaign`).

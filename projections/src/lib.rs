@@ -148,6 +148,7 @@ pub const NAMES: &[&str] = &[
     "auto_replies",
     "list_checks",
     "orders",
+    "members",
     "event_index",
     "stats",
 ];
@@ -180,6 +181,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "auto_replies" => Arc::new(folds::auto_replies::AutoReplies),
         "list_checks" => Arc::new(folds::list_checks::ListChecks),
         "orders" => Arc::new(folds::orders::Orders),
+        "members" => Arc::new(folds::members::Members),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         "stats" => Arc::new(folds::stats::Stats),
         _ => return None,

@@ -499,3 +499,163 @@ async fn without_midtrans_checkout_is_refused_and_no_notification_is_taken() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Revenue by plan in the platform's statistics comes from the orders
+/// paid (net of refunds), per plan and top-ups, per period; a pending
+/// order and a grant are not revenue; a range with nothing paid has none.
+#[tokio::test]
+async fn admin_stats_report_revenue_by_plan_from_paid_orders() {
+    // Arrange: Budi buys a plan (a quarter refunded later), Siti buys
+    // points, Ani leaves an order pending, and Ani is granted a plan.
+    let midtrans = LocalMidtrans::start().await;
+    let app = app_paying_through(&midtrans).await;
+    let admin = app.admin().await;
+    let budi = app.tenant("Toko Budi").await;
+    let siti = app.tenant("Toko Siti").await;
+    let ani = app.tenant("Toko Ani").await;
+    let plan = define_plan(&admin, 2000, 200).await;
+    sees_writes_of(&budi, &admin);
+    sees_writes_of(&ani, &admin);
+    let mut paid = Vec::new();
+    for (client, body) in [
+        (&budi, json!({"plan_id": plan})),
+        (&siti, json!({"topup_points": 500})),
+    ] {
+        let (status, opened) = checkout(client, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{opened}");
+        let order_id = opened["order_id"].as_str().unwrap().to_owned();
+        midtrans.set_status(&order_id, "settlement");
+        assert_eq!(midtrans.notify(&order_id).await.1["status"], "paid");
+        paid.push(order_id);
+    }
+    let (_, pending) = checkout(&ani, json!({"plan_id": plan})).await;
+    let pending_id = pending["order_id"].as_str().unwrap().to_owned();
+    midtrans.set_status(&pending_id, "pending");
+    midtrans.notify(&pending_id).await;
+    crate::campaigns::grant_plan(&admin, &ani, &plan).await;
+    midtrans.refund(&paid[0], 37500);
+    midtrans.notify(&paid[0]).await;
+    order_until(&budi, &paid[0], "partially_refunded").await;
+    order_until(&ani, &pending_id, "pending").await;
+    sees_writes_of(&admin, &budi);
+
+    // Act
+    let today = Utc::now().date_naive();
+    let (status, stats) = admin
+        .get(&format!(
+            "/api/v1/admin/stats?from={today}&to={today}&granularity=day"
+        ))
+        .await;
+    let last_year = today - TimeDelta::days(365);
+    let (_, past) = admin
+        .get(&format!(
+            "/api/v1/admin/stats?from={last_year}&to={last_year}"
+        ))
+        .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["revenue_by_plan"],
+        json!([
+            {"item": "plan", "plan_id": plan, "plan_name": "Paket 2000",
+             "orders": 1, "amount": 150000, "refunded": 37500, "net": 112500,
+             "periods": [{"start": today, "orders": 1, "amount": 150000,
+                          "refunded": 37500, "net": 112500}]},
+            {"item": "top_up", "plan_id": null, "plan_name": null,
+             "orders": 1, "amount": 50000, "refunded": 0, "net": 50000,
+             "periods": [{"start": today, "orders": 1, "amount": 50000,
+                          "refunded": 0, "net": 50000}]},
+        ]),
+        "{stats}"
+    );
+    assert_eq!(past["revenue_by_plan"], json!([]), "{past}");
+}
+
+/// The re-check of waiting orders runs in one process at a time: of two
+/// processes (each looking up its own local Midtrans), only the one that
+/// holds the lock looks orders up; when it stops, the other takes over.
+#[tokio::test]
+async fn only_one_process_rechecks_the_waiting_orders() {
+    // Arrange: an order pending at Midtrans A (the app's own re-check is
+    // not configured: no Midtrans).
+    let app = TestApp::spawn().await;
+    let budi = app.tenant("Toko Budi").await;
+    let tenant = TenantId::from_uuid(budi.tenant_id.parse().unwrap());
+    let (a, b) = (LocalMidtrans::start().await, LocalMidtrans::start().await);
+    let backdoor = Backdoor::of(&app).await;
+    let payments = |midtrans: &LocalMidtrans| {
+        let mut config = wablast_workflows::payments::midtrans::MidtransConfig::new(
+            SERVER_KEY.to_owned().into(),
+            false,
+        );
+        config.snap_url = midtrans.base_url.parse().unwrap();
+        config.api_url = midtrans.base_url.parse().unwrap();
+        Payments::new(
+            Commands::new(&backdoor.log),
+            backdoor.log.clone(),
+            backdoor.db.clone(),
+            Some(Midtrans::new(config).unwrap()),
+            Arc::new(wablast_workflows::clock::SystemClock),
+            TopUpPricing::default(),
+        )
+    };
+    let (first, second) = (payments(&a), payments(&b));
+    let buyer = wablast_workflows::payments::Buyer {
+        name: "Toko Budi".into(),
+        email: budi.email.clone(),
+    };
+    let (checkout, _) = first
+        .checkout(
+            tenant,
+            &buyer,
+            wablast_workflows::payments::Purchase::TopUp(wablast_domain::types::Points::new(300)),
+            &CommandMetadata::new(Actor::System),
+        )
+        .await
+        .unwrap();
+    a.set_status(&checkout.order_id.to_string(), "pending");
+    let path = format!("/api/v1/billing/orders/{}", checkout.order_id);
+    wablast_tests::wait_for(
+        "the order projected",
+        std::time::Duration::from_secs(10),
+        async || (budi.get(&path).await.0 == StatusCode::OK).then_some(()),
+    )
+    .await;
+    let options = RecheckOptions {
+        every: std::time::Duration::from_millis(100),
+        after: TimeDelta::zero(),
+        ..RecheckOptions::default()
+    };
+    let (stop_first, stop_second) = (
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+
+    // Act: both run for a while.
+    let running_first = tokio::spawn(first.run(options, stop_first.clone()));
+    let running_second = tokio::spawn(second.run(options, stop_second.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    // Assert: exactly one looked orders up.
+    let looked = (a.requests().1, b.requests().1);
+    assert!(
+        (looked.0 > 0) != (looked.1 > 0),
+        "status lookups at A and B: {looked:?}"
+    );
+    let (leader, standby, standby_midtrans) = if looked.0 > 0 {
+        (stop_first.clone(), stop_second.clone(), &b)
+    } else {
+        (stop_second.clone(), stop_first.clone(), &a)
+    };
+    leader.cancel();
+    wablast_tests::wait_for(
+        "the standby to take over",
+        std::time::Duration::from_secs(5),
+        async || (standby_midtrans.requests().1 > 0).then_some(()),
+    )
+    .await;
+    standby.cancel();
+    running_first.await.unwrap();
+    running_second.await.unwrap();
+}

@@ -517,7 +517,8 @@ async fn statistics_agree_with_the_messages_sent() {
     assert_eq!(status, StatusCode::OK, "{platform}");
     assert_eq!(platform["totals"]["sent"], 12);
     assert_eq!(platform["tenants_active"], 1);
-    assert_eq!(platform["revenue_by_plan"], Value::Null);
+    // Granted, not paid: no revenue.
+    assert_eq!(platform["revenue_by_plan"], json!([]));
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
     for line in [
@@ -542,4 +543,89 @@ async fn statistics_agree_with_the_messages_sent() {
     );
     stop.cancel();
     engine.await.unwrap().unwrap();
+}
+
+/// Suspension is enforced from memory, in every API process: another
+/// process refuses the tenant within its follower's lag (measured), a
+/// process started afterwards refuses it from its first request, and no
+/// request reads the `wallets` or `team_members` tables to decide (it is
+/// answered while both are locked).
+#[tokio::test]
+async fn a_suspension_reaches_every_api_process_without_a_query_per_request() {
+    // Arrange: a second API process on the same database and log.
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let budi = app.tenant("Toko Budi").await;
+    let second = TestApp::start(app.settings.clone(), None).await;
+    let budi_there = budi.at(&second);
+    let (status, _) = budi_there.get("/api/v1/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Act
+    let suspend = format!("/api/v1/admin/tenants/{}/suspend", budi.tenant_id);
+    let (status, body) = admin.post(&suspend, json!({"reason": "spam"})).await;
+    let answered = std::time::Instant::now();
+
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = budi.get("/api/v1/sessions").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "tenant_suspended"),
+        "the process that suspended enforces it when it answers"
+    );
+    until(
+        "the other process to refuse",
+        Duration::from_secs(5),
+        async || {
+            let (status, _) = budi_there.get("/api/v1/sessions").await;
+            (status == StatusCode::FORBIDDEN).then_some(())
+        },
+    )
+    .await;
+    let lag = answered.elapsed();
+    eprintln!("suspension enforced by another API process after {lag:?}");
+    assert!(lag < Duration::from_secs(2), "{lag:?}");
+    let third = TestApp::start(app.settings.clone(), None).await;
+    let (status, body) = budi.at(&third).get("/api/v1/sessions").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "tenant_suspended"),
+        "a process started later loads it: {body}"
+    );
+
+    let backdoor = Backdoor::of(&app).await;
+    let mut locked = backdoor.db.begin().await.unwrap();
+    sqlx::query("lock table wallets, team_members in access exclusive mode")
+        .execute(&mut *locked)
+        .await
+        .unwrap();
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(3), budi_there.get("/api/v1/sessions"))
+            .await
+            .expect("answered without reading the locked tables");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "tenant_suspended")
+    );
+    let siti = app.tenant("Toko Siti").await.at(&second);
+    let (status, _) = tokio::time::timeout(Duration::from_secs(3), siti.get("/api/v1/me"))
+        .await
+        .expect("answered without reading the locked tables");
+    assert_eq!(status, StatusCode::OK);
+    locked.rollback().await.unwrap();
+
+    // Reactivated, every process lets it in again.
+    let reactivate = format!("/api/v1/admin/tenants/{}/reactivate", budi.tenant_id);
+    let (status, _) = admin.post(&reactivate, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    until(
+        "the other process to let it in",
+        Duration::from_secs(5),
+        async || {
+            let (status, _) = budi_there.get("/api/v1/sessions").await;
+            (status == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
 }

@@ -14,6 +14,7 @@ use wablast_domain::recipient_batch::RecipientBatch;
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::Session;
 use wablast_domain::session_day::SessionDay;
+use wablast_domain::team::Team;
 use wablast_domain::types::TenantId;
 use wablast_domain::wallet::Wallet;
 use wablast_domain::webhook::WebhookSubscription;
@@ -52,6 +53,8 @@ pub struct Commands {
     pub list_checks: CommandHandler<ListCheck>,
     /// Orders paid through the payment gateway.
     pub orders: CommandHandler<Order>,
+    /// Tenants' members and invitations.
+    pub teams: CommandHandler<Team>,
 }
 
 impl Commands {
@@ -84,6 +87,7 @@ impl Commands {
             webhooks: handler(log),
             list_checks: handler(log),
             orders: handler(log),
+            teams: handler(log),
         }
     }
 }

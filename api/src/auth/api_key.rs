@@ -41,6 +41,9 @@ pub struct Authenticated {
     pub id: Uuid,
     /// Its tenant.
     pub tenant_id: TenantId,
+    /// The user who created it (a key created by a member taken out of the
+    /// team stops working).
+    pub created_by: Option<Uuid>,
 }
 
 /// The live (not revoked) key `key` is, if any.
@@ -48,15 +51,16 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Authenticat
     if !key.starts_with(PREFIX) {
         return Ok(None);
     }
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "select id, tenant_id from api_keys where key_hash = $1 and revoked_at is null",
+    let row: Option<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
+        "select id, tenant_id, created_by from api_keys where key_hash = $1 and revoked_at is null",
     )
     .bind(digest(key))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(id, tenant)| Authenticated {
+    Ok(row.map(|(id, tenant, created_by)| Authenticated {
         id,
         tenant_id: TenantId::from_uuid(tenant),
+        created_by,
     }))
 }
 

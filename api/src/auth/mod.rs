@@ -7,11 +7,18 @@
 //! [`Caller::tenant_id`].
 //!
 //! Roles: `admin` (the platform operator), `owner` (a tenant's owner: also
-//! manages API keys) and `member`. An API key acts as a member of its
-//! tenant.
+//! manages the team, API keys and billing) and `member`. An API key acts as
+//! a member of its tenant.
+//!
+//! Whether a tenant is suspended, and a team member's current role or
+//! removal, come from [`access::Access`], kept in memory from the event
+//! log: authenticating costs no query for a user's token (one, by the key's
+//! digest, for an API key).
 
+pub mod access;
 pub mod accounts;
 pub mod api_key;
+pub mod invitation;
 pub mod password;
 pub mod token;
 
@@ -36,9 +43,11 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// A tenant's member: uses everything the tenant owns.
+    /// A tenant's member: uses everything the tenant owns, but does not
+    /// manage its members, API keys or billing.
     Member,
-    /// A tenant's owner: a member who also manages API keys.
+    /// A tenant's owner: a member who also manages the team, API keys and
+    /// billing.
     Owner,
     /// The platform operator: plans, grants, trust levels.
     Admin,
@@ -153,9 +162,6 @@ impl FromRequestParts<AppState> for Caller {
             Some(caller) => *caller,
             None => {
                 let caller = authenticate(parts, state).await?;
-                if caller.role != Role::Admin {
-                    refuse_if_suspended(state, caller.tenant_id).await?;
-                }
                 parts.extensions.insert(caller);
                 caller
             }
@@ -183,10 +189,18 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             .tokens
             .verify(token)
             .map_err(|reason| unauthenticated(&reason))?;
+        let tenant = TenantId::from_uuid(claims.tenant);
+        let role = if claims.role == Role::Admin {
+            Role::Admin
+        } else {
+            state.access.ready().await?;
+            refuse_if_suspended(state, tenant)?;
+            current_role(state, claims.sub, tenant, Some(claims.iat))?.unwrap_or(claims.role)
+        };
         return Ok(Caller {
-            tenant_id: TenantId::from_uuid(claims.tenant),
+            tenant_id: tenant,
             credential: Credential::User(claims.sub),
-            role: claims.role,
+            role,
             correlation: correlation_of(parts),
         });
     }
@@ -198,6 +212,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             .await
             .map_err(ApiError::internal)?
             .ok_or_else(|| unauthenticated("the API key is not valid or was revoked"))?;
+        state.access.ready().await?;
+        refuse_if_suspended(state, found.tenant_id)?;
+        if let Some(creator) = found.created_by {
+            current_role(state, creator, found.tenant_id, None).map_err(|_| {
+                unauthenticated("the API key's creator was removed from the tenant")
+            })?;
+        }
         return Ok(Caller {
             tenant_id: found.tenant_id,
             credential: Credential::ApiKey(found.id),
@@ -229,16 +250,41 @@ fn correlation_of(parts: &Parts) -> Uuid {
 
 /// 403 `tenant_suspended` (with the operator's reason) when the platform
 /// operator suspended `tenant`: its logins and API keys do nothing until
-/// it is reactivated.
-pub async fn refuse_if_suspended(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
-    let reason = wablast_projections::queries::wallet::suspension(&state.db, tenant).await?;
-    match reason {
+/// it is reactivated. From memory ([`access::Access`]): call
+/// [`access::Access::ready`] first.
+pub fn refuse_if_suspended(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
+    match state.access.suspension(tenant) {
         None => Ok(()),
         Some(reason) => Err(ApiError::new(
             ErrorCode::TenantSuspended,
             "the platform operator suspended this tenant",
         )
         .with_details(serde_json::json!({ "reason": reason }))),
+    }
+}
+
+/// `user`'s role in `tenant` as its team has it now (`None`: its team was
+/// never changed, so the account's role stands); 401 when an owner took it
+/// out of the team (or it moved to another tenant since), or for an access
+/// token issued (`issued_at`, Unix seconds) before its last removal.
+pub fn current_role(
+    state: &AppState,
+    user: Uuid,
+    tenant: TenantId,
+    issued_at: Option<i64>,
+) -> Result<Option<Role>, ApiError> {
+    match state.access.standing(user) {
+        None => Ok(None),
+        Some(standing)
+            if standing.removed
+                || standing.tenant != tenant
+                || issued_at
+                    .zip(standing.removed_at)
+                    .is_some_and(|(i, r)| i < r) =>
+        {
+            Err(unauthenticated("this account was removed from the tenant"))
+        }
+        Some(standing) => Ok(Some(standing.role)),
     }
 }
 

@@ -9,6 +9,7 @@
 //! | 400 | `validation_failed`: a bad body, field, query or `Idempotency-Key` | with a body, query parameters or `Idempotency-Key` |
 //! | 401 | `unauthenticated` | with a security requirement |
 //! | 403 | `tenant_suspended`: the platform operator suspended the caller's tenant | with a security requirement |
+//! | 503 | `unavailable`: access rights still loading after a start | with a security requirement |
 //! | 404 | `not_found` (a malformed id too) | with path parameters |
 //! | 409 | `conflict`: the same `Idempotency-Key` is still running | idempotent POSTs |
 //! | 413 | `payload_too_large` | with a body, and idempotent POSTs (the guard reads the body) |
@@ -80,11 +81,20 @@ fn document_operation(path: &str, method: &str, operation: &mut Operation) {
         );
     }
     if secured {
-        add("401", error("`unauthenticated`: no or bad credentials"));
+        add(
+            "401",
+            error("`unauthenticated`: no or bad credentials (a member taken out of the team too)"),
+        );
         add(
             "403",
             error(
                 "`tenant_suspended`: the platform operator suspended the caller's tenant (`details.reason`)",
+            ),
+        );
+        add(
+            "503",
+            error(
+                "`unavailable`: this process is still loading who may act (just after it started); try again",
             ),
         );
     }
@@ -241,8 +251,9 @@ mod tests {
         assert!(!statuses(&doc, "get", "/healthz").contains(&"429".to_owned()));
         assert!(!statuses(&doc, "post", "/hooks/waha/{session_id}").contains(&"429".to_owned()));
         let me = statuses(&doc, "get", "/api/v1/me");
-        // 403: the tenant suspended by the platform operator.
-        assert_eq!(me, ["200", "401", "403", "429", "500"]);
+        // 403: the tenant suspended by the platform operator; 503: access
+        // rights still loading after a start.
+        assert_eq!(me, ["200", "401", "403", "429", "500", "503"]);
         let retry_after = &doc["paths"]["/api/v1/me"]["get"]["responses"]["429"]["headers"]["Retry-After"]
             ["schema"]["type"];
         assert_eq!(retry_after, "integer");

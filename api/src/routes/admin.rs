@@ -792,9 +792,20 @@ async fn standing(
         &caller.command(),
     )
     .await?;
-    After::at(position(&committed))
-        .wait(&state.db, &["wallets"])
-        .await?;
+    let at = position(&committed);
+    After::at(at).wait(&state.db, &["wallets"]).await?;
+    // Answered once this process enforces it (others: within their
+    // follower's lag, see `auth::access`).
+    if !state
+        .access
+        .reached(at.sequence, std::time::Duration::from_secs(10))
+        .await
+    {
+        return Err(ApiError::new(
+            crate::ErrorCode::Unavailable,
+            "the change is recorded but not yet enforced; try again",
+        ));
+    }
     let summary = operator::tenant(&state.db, tenant)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
@@ -896,12 +907,91 @@ pub struct PlatformStats {
     pub periods: Vec<super::stats::StatsPeriod>,
     /// Final failures by reason, most first.
     pub failures: Vec<super::stats::FailureCount>,
-    /// Revenue by plan: always null in this build. Payments (Midtrans
-    /// orders) are not recorded here; grants are not revenue.
-    pub revenue_by_plan: Option<Vec<serde_json::Value>>,
+    /// Revenue by plan (and top-ups, `plan_id` null) from the orders paid
+    /// through Midtrans in the range, biggest first; grants are not
+    /// revenue.
+    pub revenue_by_plan: Vec<PlanRevenue>,
 }
 
-/// The platform's statistics: tenants, messages and failures by reason.
+/// What one plan (or top-ups) brought in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanRevenue {
+    /// `plan` or `top_up`.
+    pub item: String,
+    /// The plan (`null` for top-ups).
+    pub plan_id: Option<Uuid>,
+    /// Its name when bought (`null` for top-ups).
+    pub plan_name: Option<String>,
+    /// Orders paid.
+    pub orders: i64,
+    /// What they paid, in rupiah.
+    pub amount: i64,
+    /// What was refunded of them.
+    pub refunded: i64,
+    /// `amount - refunded`.
+    pub net: i64,
+    /// Per period (of the granularity asked), oldest first; periods with
+    /// nothing paid are left out.
+    pub periods: Vec<RevenuePeriod>,
+}
+
+/// What one plan brought in over one period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevenuePeriod {
+    /// The period's first day.
+    pub start: chrono::NaiveDate,
+    /// Orders paid.
+    pub orders: i64,
+    /// What they paid.
+    pub amount: i64,
+    /// What was refunded of them.
+    pub refunded: i64,
+    /// `amount - refunded`.
+    pub net: i64,
+}
+
+/// Folds the rows per period into one entry per plan (and top-ups).
+fn revenue_by_plan(rows: Vec<wablast_projections::queries::stats::RevenueRow>) -> Vec<PlanRevenue> {
+    let mut plans: Vec<PlanRevenue> = Vec::new();
+    for row in rows {
+        let index = match plans
+            .iter()
+            .position(|p| p.item == row.item_kind && p.plan_id == row.plan_id)
+        {
+            Some(index) => index,
+            None => {
+                plans.push(PlanRevenue {
+                    item: row.item_kind.clone(),
+                    plan_id: row.plan_id,
+                    plan_name: row.plan_name.clone(),
+                    orders: 0,
+                    amount: 0,
+                    refunded: 0,
+                    net: 0,
+                    periods: Vec::new(),
+                });
+                plans.len() - 1
+            }
+        };
+        let plan = &mut plans[index];
+        plan.orders += row.orders;
+        plan.amount += row.amount;
+        plan.refunded += row.refunded;
+        plan.net += row.amount - row.refunded;
+        plan.periods.push(RevenuePeriod {
+            start: row.start,
+            orders: row.orders,
+            amount: row.amount,
+            refunded: row.refunded,
+            net: row.amount - row.refunded,
+        });
+    }
+    plans.sort_by(|a, b| b.net.cmp(&a.net).then(a.plan_name.cmp(&b.plan_name)));
+    plans
+}
+
+/// The platform's statistics: tenants, messages, failures by reason and
+/// revenue by plan.
 #[utoipa::path(get, path = "/api/v1/admin/stats", tag = "admin",
     security(("bearer" = [])),
     params(super::stats::StatsQuery),
@@ -919,9 +1009,13 @@ async fn platform_stats(
 ) -> Result<axum::Json<PlatformStats>, ApiError> {
     caller.require(Role::Admin)?;
     let (from, to, granularity) = query.range()?;
-    after.wait(&state.db, &["stats", "wallets"]).await?;
+    after
+        .wait(&state.db, &["stats", "wallets", "orders"])
+        .await?;
     let report =
         wablast_projections::queries::stats::platform(&state.db, from, to, granularity).await?;
+    let revenue =
+        wablast_projections::queries::stats::revenue(&state.db, from, to, granularity).await?;
     Ok(axum::Json(PlatformStats {
         from,
         to,
@@ -931,6 +1025,6 @@ async fn platform_stats(
         totals: report.totals.into(),
         periods: report.periods.into_iter().map(Into::into).collect(),
         failures: report.failures.into_iter().map(Into::into).collect(),
-        revenue_by_plan: None,
+        revenue_by_plan: revenue_by_plan(revenue),
     }))
 }

@@ -99,7 +99,7 @@ pub struct Registered {
     pub access_token: String,
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
     let length = password.chars().count();
     if length < password::MIN_LENGTH {
         return Err(ApiError::invalid_field(
@@ -122,7 +122,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn optional_text(
+pub(crate) fn optional_text(
     field: &str,
     value: Option<String>,
     max: usize,
@@ -220,6 +220,7 @@ pub struct AccessToken {
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 403, description = "`tenant_suspended`: the platform operator suspended the user's tenant (`details.reason`)", body = ErrorBody),
+        (status = 503, description = "`unavailable`: this process is still loading who may act (just after it started); try again", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -242,11 +243,17 @@ async fn login(
     let user = user
         .filter(|_| matches)
         .ok_or_else(|| unauthenticated("wrong email or password"))?;
-    if user.role() != Role::Admin {
-        crate::auth::refuse_if_suspended(&state, TenantId::from_uuid(user.tenant_id)).await?;
+    let mut role = user.role();
+    if role != Role::Admin {
+        let tenant = TenantId::from_uuid(user.tenant_id);
+        state.access.ready().await?;
+        crate::auth::refuse_if_suspended(&state, tenant)?;
+        role = crate::auth::current_role(&state, user.id, tenant, None)
+            .map_err(|_| unauthenticated("wrong email or password"))?
+            .unwrap_or(role);
     }
     Ok(axum::Json(AccessToken {
-        access_token: state.tokens.issue(user.id, user.tenant_id, user.role()),
+        access_token: state.tokens.issue(user.id, user.tenant_id, role),
         token_type: "Bearer",
         expires_in: state.tokens.ttl().as_secs(),
     }))
@@ -279,7 +286,10 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<
             let user = accounts::user_by_id(&state.db, id)
                 .await?
                 .ok_or_else(|| unauthenticated("the user no longer exists"))?;
-            (Some(user.into()), None)
+            // The role its team gives it now (an owner may have changed it).
+            let mut user = UserView::from(user);
+            user.role = caller.role;
+            (Some(user), None)
         }
         Credential::ApiKey(id) => {
             let key = key_by_id(&state, &caller, id).await?;

@@ -24,7 +24,7 @@ use wablast_domain::types::{OrderId, PlanId, Points};
 use wablast_projections::queries::orders;
 use wablast_workflows::payments::{Buyer, Outcome, PaymentError, Purchase};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::consistency::{After, header_value};
 use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
@@ -302,6 +302,7 @@ fn payment_error(err: PaymentError) -> ApiError {
         (status = 201, description = "The order and where to pay it (`X-Wablast-Position` names the write)", body = CheckoutView),
         (status = 400, description = "Not exactly one of plan_id and topup_points; points out of bounds", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only the tenant's owners buy (not members, not API keys); or `tenant_suspended`", body = ErrorBody),
         (status = 404, description = "No such plan", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the plan is retired or not sold (free)", body = ErrorBody),
         (status = 422, description = "`payments_not_configured`: this installation sells nothing online (no Midtrans server key); the platform admin grants plans and points", body = ErrorBody),
@@ -312,6 +313,7 @@ async fn checkout(
     caller: Caller,
     Json(body): Json<NewCheckout>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Owner)?;
     let purchase = match (body.plan_id, body.topup_points) {
         (Some(plan), None) => Purchase::Plan(PlanId::from_uuid(plan)),
         (None, Some(points)) => Purchase::TopUp(Points::new(points)),

@@ -14,6 +14,7 @@ pub mod health;
 pub mod hooks;
 pub mod list_checks;
 pub mod media;
+pub mod members;
 pub mod messages;
 pub mod metrics;
 pub mod numbers;

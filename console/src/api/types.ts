@@ -585,3 +585,29 @@ export interface Order {
   created_at: string;
   updated_at: string;
 }
+
+// — members (team) —
+
+export type TeamRole = "owner" | "member";
+
+export interface Member {
+  user_id: string;
+  email: string;
+  name?: string | null;
+  role: TeamRole;
+  joined_at: string;
+}
+
+export interface Invitation {
+  id: string;
+  email: string;
+  role: TeamRole;
+  invited_by: string;
+  invited_at: string;
+  expires_at: string;
+}
+
+export interface CreatedInvitation extends Invitation {
+  token: string;
+  accept_path: string;
+}

@@ -15,6 +15,7 @@ const NAV: { href: string; label: MessageKey; adminOnly?: boolean }[] = [
   { href: "/schedule", label: "nav.schedule" },
   { href: "/wallet", label: "nav.wallet" },
   { href: "/developers", label: "nav.developers" },
+  { href: "/team", label: "nav.team" },
   { href: "/admin", label: "nav.admin", adminOnly: true },
 ];
 

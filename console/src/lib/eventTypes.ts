@@ -96,6 +96,17 @@ export const EVENT_GROUPS: readonly EventGroup[] = [
     ],
   },
   { aggregate: "plan", types: ["PlanDefined", "PlanEdited", "PlanRetired"] },
+  {
+    aggregate: "team",
+    types: [
+      "TeamFounded",
+      "MemberInvited",
+      "InvitationAccepted",
+      "InvitationRevoked",
+      "MemberRoleChanged",
+      "MemberRemoved",
+    ],
+  },
   { aggregate: "schedule", types: ["ActiveHoursSet", "OverrideSet"] },
   {
     aggregate: "list_check",

@@ -1,6 +1,6 @@
 import { useMutation } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent, type ReactNode } from "react";
-import { Link } from "wouter";
+import { Link, useLocation } from "wouter";
 import { api } from "../api/client";
 import type { AccessToken, Registered } from "../api/types";
 import { LanguageSwitch } from "../components/Layout";
@@ -143,6 +143,62 @@ export function SignUp() {
           {t("auth.signIn.link")}
         </Link>
       </p>
+    </AuthFrame>
+  );
+}
+
+/**
+ * Joining a team from an invitation link (`/accept-invite?token=...`):
+ * a password (and a name) for the new account, then signed in. Signed in
+ * already, the link still works: the new account replaces the session.
+ */
+export function AcceptInvite() {
+  const { t } = useI18n();
+  const token = new URLSearchParams(window.location.search).get("token") ?? "";
+  const [, navigate] = useLocation();
+  const [form, setForm] = useState({ name: "", password: "" });
+  const accept = useMutation({
+    mutationFn: () =>
+      api<Registered>("/api/v1/members/accept", {
+        method: "POST",
+        body: { token, password: form.password, name: form.name.trim() || undefined },
+      }),
+    onSuccess: (answer) => {
+      signIn(answer.access_token);
+      navigate("/", { replace: true });
+    },
+  });
+  const errors = formErrors(t, accept.error, ["password", "name"]);
+  const set = (field: keyof typeof form) => (e: { target: { value: string } }) =>
+    setForm((f) => ({ ...f, [field]: e.target.value }));
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    accept.mutate();
+  };
+  return (
+    <AuthFrame title={t("team.accept.title")}>
+      {token ? (
+        <form onSubmit={submit} noValidate className="space-y-4">
+          <p className="text-sm text-slate-700">{t("team.accept.intro")}</p>
+          <Field label={t("auth.name")} autoComplete="name" value={form.name} onChange={set("name")} error={errors.fields.name} />
+          <Field
+            label={t("auth.password")}
+            type="password"
+            autoComplete="new-password"
+            value={form.password}
+            onChange={set("password")}
+            error={errors.fields.password}
+            hint={t("auth.password.hint")}
+            required
+          />
+          <Alert>{errors.form}</Alert>
+          <button type="submit" className="btn-primary w-full" disabled={accept.isPending}>
+            {accept.isPending ? t("common.wait") : t("team.accept.submit")}
+          </button>
+        </form>
+      ) : (
+        <Alert>{t("team.accept.noToken")}</Alert>
+      )}
     </AuthFrame>
   );
 }

@@ -116,3 +116,7 @@ id_type!(
     /// An order paid through the payment gateway (its `order_id` there).
     OrderId
 );
+id_type!(
+    /// An invitation to join a tenant's team.
+    InvitationId
+);

@@ -14,8 +14,8 @@ pub mod whatsapp_template;
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
 pub use content::{ContentError, MessageContent};
 pub use ids::{
-    CampaignId, ContactListId, InboundId, ListCheckId, MediaId, MessageId, OrderId, PlanId,
-    RecipientBatchId, SessionId, TenantId, UserId,
+    CampaignId, ContactListId, InboundId, InvitationId, ListCheckId, MediaId, MessageId, OrderId,
+    PlanId, RecipientBatchId, SessionId, TenantId, UserId,
 };
 pub use limits::{DailyLimit, LimitError, TrustLevel};
 pub use points::Points;

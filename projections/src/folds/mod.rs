@@ -6,6 +6,7 @@ pub(crate) mod chats;
 pub(crate) mod event_index;
 pub(crate) mod inbound;
 pub(crate) mod list_checks;
+pub(crate) mod members;
 pub(crate) mod messages;
 pub(crate) mod orders;
 pub(crate) mod plans;

@@ -29,6 +29,8 @@
 //! - [`events`]: where events are in the log, for audits.
 //! - [`auto_replies`]: the rules the auto-responder answers with.
 //! - [`webhooks`]: webhook subscriptions and their deliveries.
+//! - [`members`]: tenants' teams and invitations, and what
+//!   authentication starts from.
 //! - [`operator`]: every tenant and user, for the platform admin.
 //! - [`stats`]: statistics from the `stats` projection.
 
@@ -44,6 +46,7 @@ pub mod contact_lists;
 pub mod events;
 pub mod history;
 pub mod list_checks;
+pub mod members;
 pub mod messages;
 pub mod number_checks;
 pub mod operator;

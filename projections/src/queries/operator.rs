@@ -130,8 +130,11 @@ pub async fn users(
     page: &Page,
 ) -> Result<Paged<UserSummary>, sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new(
-        "select u.id, u.email, u.role, u.name, u.tenant_id, t.name as tenant_name, u.created_at \
-         from users u join tenants t on t.id = u.tenant_id where true ",
+        "select u.id, u.email, coalesce(m.role, u.role) as role, u.name, u.tenant_id, \
+                t.name as tenant_name, u.created_at \
+         from users u join tenants t on t.id = u.tenant_id \
+         left join team_members m on m.tenant_id = u.tenant_id and m.user_id = u.id \
+         where true ",
     );
     if let Some(search) = search {
         let pattern = contains(search);

@@ -237,6 +237,50 @@ pub async fn platform(
     })
 }
 
+/// What paid orders of one item brought in over one period (projection
+/// `orders`).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct RevenueRow {
+    /// The first day (UTC) of the period.
+    pub start: NaiveDate,
+    /// `plan` or `top_up`.
+    pub item_kind: String,
+    /// The plan bought (`None` for points).
+    pub plan_id: Option<uuid::Uuid>,
+    /// Its name when bought.
+    pub plan_name: Option<String>,
+    /// Orders paid in the period.
+    pub orders: i64,
+    /// What they paid, in the smallest currency unit.
+    pub amount: i64,
+    /// What was refunded of them since.
+    pub refunded: i64,
+}
+
+/// Revenue by plan (and top-ups) per period: orders paid between `from`
+/// and `to` (UTC days), by the day they were paid, with what was refunded
+/// of them since. Grants are not revenue and are not counted.
+pub async fn revenue(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+    granularity: Granularity,
+) -> Result<Vec<RevenueRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select date_trunc($3, paid_at at time zone 'UTC')::date as start, item_kind, plan_id, \
+                max(plan_name) as plan_name, count(*)::bigint as orders, \
+                sum(amount)::bigint as amount, sum(refunded_amount)::bigint as refunded \
+         from orders \
+         where paid_at is not null and (paid_at at time zone 'UTC')::date between $1 and $2 \
+         group by 1, 2, 3 order by 1, 2, 3",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(granularity.trunc())
+    .fetch_all(pool)
+    .await
+}
+
 /// The platform's running totals, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Totals {

@@ -17,7 +17,8 @@
 //!    once whatever happens), then records it on the order; a refund not
 //!    taken back yet takes the points back (`TakeBack`) and records what
 //!    was taken and what is owed.
-//! 4. [`Payments::recheck_due`] (run by [`Payments::run`]): the orders that
+//! 4. [`Payments::recheck_due`] (run by [`Payments::run`], in one process
+//!    of the fleet at a time, under an advisory lock): the orders that
 //!    have waited long enough, by [`Clock`], are looked up again, and paid
 //!    orders whose credit was interrupted are settled.
 //!
@@ -627,24 +628,51 @@ impl Payments {
     }
 
     /// Re-checks the waiting orders every `options.every` until
-    /// `shutdown`.
+    /// `shutdown`, in one process of the fleet at a time (the holder of
+    /// [`RECHECK_LOCK`]; the others stand by and take over when it goes).
     pub async fn run(self, options: RecheckOptions, shutdown: CancellationToken) {
         if !self.configured() {
             return;
         }
+        crate::leadership::keep_leading("pending-order re-check", options.every, &shutdown, || {
+            self.lead_rechecks(&options, &shutdown)
+        })
+        .await;
+    }
+
+    /// Re-checks while it holds the lock; `Ok` when another process has it
+    /// (or at `shutdown`).
+    async fn lead_rechecks(
+        &self,
+        options: &RecheckOptions,
+        shutdown: &CancellationToken,
+    ) -> Result<(), sqlx::Error> {
+        use sqlx::Connection as _;
+
+        let Some(mut leadership) = crate::leadership::try_lead(&self.db, RECHECK_LOCK).await?
+        else {
+            tracing::debug!("another process re-checks the waiting orders; standing by");
+            return Ok(());
+        };
+        info!("re-checking the waiting orders");
         let mut tick = tokio::time::interval(options.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Ok(()),
                 _ = tick.tick() => {}
             }
-            if let Err(err) = self.recheck_due(&options).await {
+            // Still the leader? A lost connection released the lock.
+            leadership.ping().await?;
+            if let Err(err) = self.recheck_due(options).await {
                 warn!(error = %wablast_eventstore::report::Chain(&err), "cannot re-check the waiting orders");
             }
         }
     }
 }
+
+/// The advisory lock of the one process that re-checks waiting orders.
+pub const RECHECK_LOCK: &str = "wablast pending-order re-check";
 
 /// A name as Midtrans keeps it: 50 characters at most.
 fn item_name(name: &str) -> String {
