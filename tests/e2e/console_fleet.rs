@@ -77,7 +77,7 @@ async fn the_admin_steers_the_fleet_and_sets_a_trust_level_in_the_browser() {
         .iter()
         .find(|s| s["id"] == session.as_str())
         .cloned()
-        .unwrap_or_default();
+        .expect("the number listed on the engine running it");
     assert_eq!(listed["pinned_to"], serde_json::Value::Null, "{sessions}");
     let (_, number) = owner.get(&format!("/api/v1/sessions/{session}")).await;
     assert_eq!(number["trust_level"], 4, "{number}");
