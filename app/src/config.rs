@@ -129,7 +129,8 @@ pub struct Settings {
 
     /// Seconds a session lease lives without renewal: the longest a dead
     /// engine's sessions wait for another engine to take them over.
-    #[arg(long, env = "WABLAST_LEASE_TTL_SECONDS", default_value_t = 10,
+    #[arg(long, env = "WABLAST_LEASE_TTL_SECONDS",
+          default_value_t = wablast_session_engine::engine::DEFAULT_LEASE_TTL_SECONDS,
           value_parser = clap::value_parser!(u64).range(2..))]
     pub lease_ttl_seconds: u64,
 

@@ -32,7 +32,7 @@ await journey("accounts", async ({ base, page, dialog, shot, heading, nav, expec
   await signIn(adminEmail, adminPassword);
   await nav("Admin").click();
   await heading("Admin platform").waitFor();
-  await page.getByTestId("admin-not-yet").getByText("Mesin sesi").waitFor();
+  await page.getByTestId("fleet").getByRole("heading", { name: "Mesin sesi" }).waitFor();
 
   const planForm = page.getByRole("form", { name: "Paket baru" });
   await planForm.getByLabel("Nama paket").fill("Paket Usaha 30");

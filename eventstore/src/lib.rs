@@ -41,6 +41,6 @@ pub use envelope::{Actor, CommandMetadata, Commit, CommitHeader, CommittedEvent,
 pub use error::EventStoreError;
 pub use log::{
     EventLog, EventLogConfig, History, StreamSpec, Tip, ensure_expiring_key_value,
-    ensure_key_value, range_reader,
+    ensure_key_value, ensure_stream, range_reader,
 };
 pub use naming::{AggregateKey, PLATFORM_TENANT, Prefix, Replicas};

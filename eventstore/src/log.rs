@@ -859,18 +859,48 @@ fn log_stream_config(replicas: Replicas) -> StreamConfig {
     }
 }
 
+/// How many times [`ensure_stream`] asks when NATS does not answer.
+const ENSURE_TRIES: u32 = 5;
+/// How long [`ensure_stream`] waits for its first answer (then twice,
+/// three times as long, ...).
+const ENSURE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Creates the stream, or updates it to `config`: an installation that
 /// went from one replica to three (`WABLAST_NATS_REPLICAS`) has its
 /// streams raised at its next start-up (NATS copies them to the new
 /// replicas while they stay in use).
+///
+/// A creation NATS did not answer is asked again (up to
+/// [`ENSURE_TRIES`] times): a NATS cluster answers none of several
+/// creations of the same new stream made at once (nats-io/nats-server
+/// #3677), which is what the processes of a new installation do when they
+/// start together (two engines creating their buckets). The stream exists
+/// by then, and the next ask is an update, answered at once.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: StreamConfig,
 ) -> Result<jetstream::stream::Stream, EventStoreError> {
     let name = config.name.clone();
-    js.create_or_update_stream(config)
-        .await
-        .map_err(EventStoreError::nats)?;
+    // An ask that went unanswered is asked again soon (a creation answered
+    // at all is answered in milliseconds), each time waiting longer (a
+    // busy cluster may be slow to answer).
+    let mut asking = js.clone();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        asking.set_timeout(ENSURE_TIMEOUT * tries);
+        match asking.create_or_update_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(err)
+                if err.kind() == jetstream::context::CreateStreamErrorKind::TimedOut
+                    && tries < ENSURE_TRIES =>
+            {
+                warn!(stream = %name, tries, "NATS did not answer the stream's creation; asking again");
+                tokio::time::sleep(Duration::from_millis(50) * tries).await;
+            }
+            Err(err) => return Err(EventStoreError::nats(err)),
+        }
+    }
     js.get_stream(&name).await.map_err(EventStoreError::nats)
 }
 

@@ -19,6 +19,10 @@ struct Args {
     settings: Settings,
 }
 
+/// The key every [`TestApp::spawn`]ed application seals credentials with
+/// (`WABLAST_SECRET_KEY`).
+pub const SECRET_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+
 /// The admin every [`TestApp::spawn`]ed application bootstraps.
 pub const ADMIN_EMAIL: &str = "admin@wablast.test";
 /// Its password.
@@ -41,7 +45,7 @@ pub fn settings(database_url: &str, nats_url: &str, prefix: &str) -> Settings {
         "--data-dir",
         data_dir.to_str().expect("UTF-8 temp dir"),
         "--secret-key",
-        "0707070707070707070707070707070707070707070707070707070707070707",
+        SECRET_KEY,
         "--admin-email",
         ADMIN_EMAIL,
         "--admin-password",

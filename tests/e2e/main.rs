@@ -12,6 +12,7 @@ mod console;
 mod console_accounts;
 mod console_billing;
 mod console_campaigns;
+mod console_fleet;
 mod console_inbox;
 mod console_members;
 mod console_official;

@@ -629,3 +629,88 @@ async fn a_suspension_reaches_every_api_process_without_a_query_per_request() {
     )
     .await;
 }
+
+/// The admin lists every tenant's sessions with their trust levels,
+/// filtered and paged; the level set on one shows; nobody else may list
+/// them, and bad filters are refused.
+#[tokio::test]
+async fn the_admin_lists_every_tenants_sessions_with_their_trust_levels() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let (budi, siti) = (funded(&app, 100).await, funded(&app, 100).await);
+    let mut ids = Vec::new();
+    for (client, name) in [(&budi, "CS Budi"), (&siti, "CS Siti")] {
+        let (status, session) = client
+            .post(
+                "/api/v1/sessions",
+                json!({"name": name, "driver": "simulator"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        ids.push(session["id"].as_str().unwrap().to_owned());
+    }
+    // Once the admin's read side knows the session (another client made
+    // it).
+    until("the trust level set", Duration::from_secs(10), async || {
+        let (status, _) = admin
+            .patch(
+                &format!("/api/v1/sessions/{}", ids[1]),
+                json!({"trust_level": 4}),
+            )
+            .await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    let listed = async |query: &str| {
+        let (status, body) = admin.get(&format!("/api/v1/admin/sessions{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    };
+    let names = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = until(
+        "both listed, the level set",
+        Duration::from_secs(10),
+        async || {
+            let body = listed("").await;
+            (names(&body) == ["CS Budi", "CS Siti"] && body["items"][1]["trust_level"] == 4)
+                .then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(
+        all["items"][0]["tenant_id"],
+        budi.tenant_id.as_str(),
+        "{all}"
+    );
+    assert_eq!(all["items"][0]["tenant_name"], "Toko Budi", "{all}");
+    assert_eq!(all["items"][0]["status"], "idle", "{all}");
+    assert_eq!(names(&listed("?trust_level=4").await), ["CS Siti"]);
+    assert_eq!(names(&listed("?q=cs%20bud").await), ["CS Budi"]);
+    assert_eq!(
+        names(&listed(&format!("?tenant_id={}", siti.tenant_id)).await),
+        ["CS Siti"]
+    );
+    assert_eq!(names(&listed("?status=ready").await), Vec::<String>::new());
+    let first = listed("?limit=1").await;
+    assert_eq!(names(&first), ["CS Budi"]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    assert_eq!(
+        names(&listed(&format!("?limit=1&cursor={cursor}")).await),
+        ["CS Siti"]
+    );
+
+    for bad in ["?trust_level=9", "?status=asleep", "?limit=0"] {
+        let (status, body) = admin.get(&format!("/api/v1/admin/sessions{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, body) = budi.get("/api/v1/admin/sessions").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}

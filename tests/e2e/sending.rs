@@ -132,7 +132,7 @@ async fn campaign(client: &Client, id: &str) -> Value {
 }
 
 /// The campaign once `done` says so.
-async fn campaign_until(
+pub async fn campaign_until(
     client: &Client,
     id: &str,
     what: &str,
@@ -158,7 +158,8 @@ async fn statuses(db: &sqlx::PgPool, campaign: &str) -> Vec<(String, i64)> {
     .unwrap()
 }
 
-async fn sent_count(db: &sqlx::PgPool, campaign: &str) -> i64 {
+/// Messages of the campaign sent (or delivered, or read).
+pub async fn sent_count(db: &sqlx::PgPool, campaign: &str) -> i64 {
     sqlx::query_scalar(
         "select count(*) from messages where campaign_id = $1 and status in ('sent', 'delivered', 'read')",
     )
@@ -214,7 +215,8 @@ pub async fn completed_once_each(
     done
 }
 
-async fn verified(backdoor: &Backdoor) {
+/// `wablast verify` finds the log keeps every rule.
+pub async fn verified(backdoor: &Backdoor) {
     let report = wablast::verify::run(&backdoor.log).await.unwrap();
     assert!(
         report.holds(),

@@ -419,7 +419,13 @@ impl EngineRegistry {
                 {
                     Ok(None)
                 }
-                _ => Err(EventStoreError::nats(err)),
+                // Created meanwhile (an engine starting): opened now.
+                Ok(_) => js
+                    .get_key_value(&bucket)
+                    .await
+                    .map(|store| Some(Self { store }))
+                    .map_err(EventStoreError::nats),
+                Err(_) => Err(EventStoreError::nats(err)),
             },
         }
     }

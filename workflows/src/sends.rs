@@ -92,8 +92,11 @@ impl SendQueue {
     /// Opens the queue, creating its stream (`<prefix>_SENDS`) if needed.
     pub async fn open(jetstream: &js::Context, prefix: &Prefix) -> Result<Self, EventStoreError> {
         let name = Self::stream_name(prefix);
-        jetstream
-            .create_or_update_stream(stream::Config {
+        // Created by the first process that needs it; side by side with
+        // others on a new installation (see `ensure_stream`).
+        let stream = wablast_eventstore::ensure_stream(
+            jetstream,
+            stream::Config {
                 name: name.clone(),
                 subjects: vec![format!("{prefix}.send.>")],
                 retention: RetentionPolicy::WorkQueue,
@@ -103,13 +106,9 @@ impl SendQueue {
                 // nothing; after it, the message aggregate drops repeats.
                 duplicate_window: Duration::from_secs(120),
                 ..Default::default()
-            })
-            .await
-            .map_err(EventStoreError::nats)?;
-        let stream = jetstream
-            .get_stream(&name)
-            .await
-            .map_err(EventStoreError::nats)?;
+            },
+        )
+        .await?;
         Ok(Self {
             jetstream: jetstream.clone(),
             prefix: prefix.clone(),

@@ -1,7 +1,8 @@
 //! The platform operator's endpoints: plans (define, edit, retire), grants
 //! to tenants (how an operator credits a tenant without a payment
-//! gateway), the tenants and users of the platform, suspensions, and the
-//! platform's statistics. Every route answers 403 to anyone but the admin.
+//! gateway), the tenants, users and sessions (with their trust levels) of
+//! the platform, suspensions, and the platform's statistics. Every route
+//! answers 403 to anyone but the admin.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use wablast_domain::plan::{PlanCommand, PlanError, PlanPeriod, PlanTerms};
+use wablast_domain::session::SessionStatus;
 use wablast_domain::types::{DailyLimit, PlanId, Points, TenantId, UserId};
 use wablast_domain::wallet::WalletCommand;
 use wablast_eventstore::CommandMetadata;
@@ -42,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(suspend_tenant))
         .routes(routes!(reactivate_tenant))
         .routes(routes!(list_users))
+        .routes(routes!(list_sessions))
         .routes(routes!(platform_stats))
 }
 
@@ -885,6 +888,118 @@ async fn list_users(
         tenant_id: u.tenant_id,
         tenant_name: u.tenant_name,
         created_at: u.created_at,
+    })))
+}
+
+/// Which sessions.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionSearch {
+    /// Part of the session's name, its number or its tenant's name
+    /// (case-insensitive), at most 200 characters.
+    pub q: Option<String>,
+    /// Only this tenant's sessions.
+    pub tenant_id: Option<Uuid>,
+    /// Only sessions of this trust level (1 to 5).
+    #[param(minimum = 1, maximum = 5)]
+    pub trust_level: Option<i64>,
+    /// Only sessions in this status.
+    pub status: Option<SessionStatus>,
+    /// Rows per page: 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A session as the operator sees it, across tenants. Its trust level is
+/// set with `PATCH /api/v1/sessions/{id}` `{trust_level}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminSession {
+    /// The session.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// The tenant's name.
+    pub tenant_name: String,
+    /// Its name.
+    pub name: String,
+    /// Its driver.
+    pub driver: String,
+    /// Its status.
+    pub status: SessionStatus,
+    /// Its number, once linked.
+    pub phone_number: Option<String>,
+    /// Its trust level, 1 (new) to 5 (trusted).
+    pub trust_level: i16,
+    /// Its daily limit.
+    pub daily_limit: i32,
+    /// Whether the daily limit follows the trust level (the tenant set
+    /// none of its own).
+    pub daily_limit_follows_trust_level: bool,
+    /// The engine that last took it (it may have left since).
+    pub engine_id: Option<String>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every tenant's sessions (linked numbers), oldest first, with their
+/// trust levels.
+#[utoipa::path(get, path = "/api/v1/admin/sessions", tag = "admin",
+    security(("bearer" = [])),
+    params(SessionSearch),
+    responses(
+        (status = 200, description = "A page of sessions", body = List<AdminSession>),
+        (status = 400, description = "Bad limit, cursor, q, tenant_id, trust_level or status", body = ErrorBody),
+        (status = 401, description = "No or bad credentials", body = ErrorBody),
+        (status = 403, description = "Not the platform admin", body = ErrorBody),
+    ))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    after: After,
+    Query(search): Query<SessionSearch>,
+) -> Result<axum::Json<List<AdminSession>>, ApiError> {
+    caller.require(Role::Admin)?;
+    let as_search = Search {
+        q: search.q.clone(),
+        limit: search.limit,
+        cursor: search.cursor.clone(),
+    };
+    let page = as_search.page()?;
+    let q = as_search.text()?;
+    let trust_level = search
+        .trust_level
+        .map(|level| {
+            i16::try_from(level)
+                .ok()
+                .filter(|level| (1..=5).contains(level))
+                .ok_or_else(|| {
+                    ApiError::invalid_field("trust_level", "trust_level must be between 1 and 5")
+                })
+        })
+        .transpose()?;
+    after.wait(&state.db, &["sessions"]).await?;
+    let filter = operator::SessionFilter {
+        search: q,
+        tenant: search.tenant_id.map(TenantId::from_uuid),
+        trust_level,
+        status: search.status,
+    };
+    let paged = operator::sessions(&state.db, &filter, &page).await?;
+    Ok(axum::Json(List::from_paged(paged, |s| AdminSession {
+        id: s.id,
+        tenant_id: s.tenant_id,
+        tenant_name: s.tenant_name,
+        name: s.name,
+        driver: s.driver,
+        status: SessionStatus::parse(&s.status).unwrap_or_default(),
+        phone_number: s.phone_number,
+        trust_level: s.trust_level,
+        daily_limit: s.daily_limit,
+        daily_limit_follows_trust_level: s.daily_limit_follows_trust_level,
+        engine_id: s.engine_id,
+        updated_at: s.updated_at,
     })))
 }
 

@@ -611,3 +611,52 @@ export interface CreatedInvitation extends Invitation {
   token: string;
   accept_path: string;
 }
+
+// — fleet (the engines) and trust levels across tenants (fleet) —
+
+/** A live session engine (`GET /api/v1/admin/engines`). */
+export interface EngineView {
+  id: string;
+  host: string;
+  version: string;
+  started_at: string;
+  last_heartbeat_at: string;
+  sessions: number;
+  sends_per_minute: number;
+  memory_rss_bytes: number | null;
+  drained: boolean;
+}
+
+/** A session an engine runs (`GET /api/v1/admin/engines/{id}/sessions`). */
+export interface EngineSession {
+  id: string;
+  tenant_id: string;
+  name: string;
+  status: string;
+  driver: string;
+  pinned_to: string | null;
+}
+
+/** A session moved (`POST /api/v1/admin/sessions/{id}/move`). */
+export interface Moved {
+  session_id: string;
+  from: string;
+  to: string;
+  pinned_to: string | null;
+}
+
+/** Any tenant's session with its trust level (`GET /api/v1/admin/sessions`). */
+export interface AdminSession {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  name: string;
+  driver: string;
+  status: string;
+  phone_number: string | null;
+  trust_level: number;
+  daily_limit: number;
+  daily_limit_follows_trust_level: boolean;
+  engine_id: string | null;
+  updated_at: string;
+}

@@ -1,8 +1,8 @@
 // The platform admin's page: plans on offer (and a new one), every plan's
 // versions, sale and retirement, grants of a plan or points to a tenant by
-// its id, the tenants (searched, suspended, reactivated) and the
-// platform's figures. What the API does not offer yet (trust levels
-// across tenants, the engines) is said, not faked. Everyone else is
+// its id, the tenants (searched, suspended, reactivated), every tenant's
+// numbers with their trust levels, the session engines (drained, their
+// numbers moved and pinned) and the platform's figures. Everyone else is
 // refused.
 
 import { useMutation, useQueryClient } from "@tanstack/react-query";
@@ -11,6 +11,7 @@ import { ApiError, api } from "../api/client";
 import { accountKeys, useMe, usePlans } from "../api/queries";
 import type { Granted, Plan } from "../api/types";
 import { Layout } from "../components/Layout";
+import { Fleet, TrustLevels } from "../components/Fleet";
 import { PlanManager, PlatformFigures, Tenants } from "../components/Operator";
 import { PlansTable } from "../components/Plans";
 import { SelectField } from "../components/Select";
@@ -50,8 +51,9 @@ export function Admin() {
         <Plans />
         <Grant />
         <Tenants />
+        <TrustLevels />
+        <Fleet />
         <PlatformFigures />
-        <NotYet />
       </div>
     </Layout>
   );
@@ -344,24 +346,6 @@ function Grant() {
           ) : null}
         </div>
       </form>
-    </section>
-  );
-}
-
-/** What the admin cannot do here yet, and why. */
-function NotYet() {
-  const { t } = useI18n();
-  const titleId = useId();
-  return (
-    <section aria-labelledby={titleId} className="rounded-lg border border-slate-300 bg-slate-50 p-4" data-testid="admin-not-yet">
-      <h2 id={titleId} className="font-semibold">
-        {t("admin.notYet")}
-      </h2>
-      <ul className="mt-2 list-disc space-y-1 pl-5 text-sm text-slate-800">
-        <li>{t("admin.notYet.trust")}</li>
-        <li>{t("admin.notYet.engines")}</li>
-        <li>{t("admin.notYet.payments")}</li>
-      </ul>
     </section>
   );
 }

@@ -1,6 +1,7 @@
 //! The platform operator's reads (`GET /api/v1/admin/tenants`,
-//! `/admin/tenants/{id}`, `/admin/users`): every tenant, with its owner,
-//! plan, expiry, balance, sessions and last activity; every user. The only
+//! `/admin/tenants/{id}`, `/admin/users`, `/admin/sessions`): every
+//! tenant, with its owner, plan, expiry, balance, sessions and last
+//! activity; every user; every session with its trust level. The only
 //! reads across tenants: the API answers them to the platform admin only.
 
 use chrono::{DateTime, Utc};
@@ -165,4 +166,90 @@ mod tests {
     fn a_search_matches_its_text_literally() {
         assert_eq!(contains("50%_off\\"), "%50\\%\\_off\\\\%");
     }
+}
+
+/// A session (linked number) as the operator sees it, across tenants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SessionSummary {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// The tenant's name.
+    pub tenant_name: String,
+    /// Its name.
+    pub name: String,
+    /// Its driver.
+    pub driver: String,
+    /// Its status.
+    pub status: String,
+    /// Its number, once linked.
+    pub phone_number: Option<String>,
+    /// Its trust level (1 to 5).
+    pub trust_level: i16,
+    /// Its daily limit.
+    pub daily_limit: i32,
+    /// Whether the daily limit follows the trust level.
+    pub daily_limit_follows_trust_level: bool,
+    /// The engine that last took it, as the log says.
+    pub engine_id: Option<String>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What [`sessions`] keeps.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter<'a> {
+    /// Part of the session's name, number or tenant's name
+    /// (case-insensitive).
+    pub search: Option<&'a str>,
+    /// One tenant's sessions.
+    pub tenant: Option<TenantId>,
+    /// Sessions of this trust level.
+    pub trust_level: Option<i16>,
+    /// Sessions in this status.
+    pub status: Option<wablast_domain::session::SessionStatus>,
+}
+
+/// Every tenant's sessions, by id, kept by `filter`.
+pub async fn sessions(
+    pool: &PgPool,
+    filter: &SessionFilter<'_>,
+    page: &Page,
+) -> Result<Paged<SessionSummary>, sqlx::Error> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "select s.id, s.tenant_id, t.name as tenant_name, s.name, s.driver, s.status, \
+         s.phone_number, s.trust_level, s.daily_limit, s.daily_limit_follows_trust_level, \
+         s.engine_id, s.updated_at \
+         from sessions s join tenants t on t.id = s.tenant_id where true ",
+    );
+    if let Some(search) = filter.search {
+        let pattern = contains(search);
+        q.push("and (s.name ilike ")
+            .push_bind(pattern.clone())
+            .push(" or s.phone_number ilike ")
+            .push_bind(pattern.clone())
+            .push(" or t.name ilike ")
+            .push_bind(pattern)
+            .push(") ");
+    }
+    if let Some(tenant) = filter.tenant {
+        q.push("and s.tenant_id = ")
+            .push_bind(*tenant.as_uuid())
+            .push(" ");
+    }
+    if let Some(level) = filter.trust_level {
+        q.push("and s.trust_level = ").push_bind(level).push(" ");
+    }
+    if let Some(status) = filter.status {
+        q.push("and s.status = ")
+            .push_bind(status.as_str())
+            .push(" ");
+    }
+    if let Some(after) = page.cursor() {
+        q.push("and s.id > ").push_bind(*after);
+    }
+    q.push(" order by s.id limit ").push_bind(page.fetch());
+    let rows = q.build_query_as::<SessionSummary>().fetch_all(pool).await?;
+    Ok(Paged::from_rows(rows, page, |row| row.id))
 }

@@ -15,6 +15,10 @@
 //!   (`<prefix>.fleet.<engine>.take`); the taker answers once it runs the
 //!   session. A taker that does not is withdrawn from the lease, and the
 //!   session taken again here (or by anyone).
+//! - **Pins**: a session pinned to an engine runs there whenever that
+//!   engine is live and not drained; while it is away the session runs
+//!   elsewhere, and its holder hands it back once the pinned engine beats
+//!   again ([`Engine::return_pinned_soon`], at each reconciliation).
 //! - **Drain**: a drained engine hands its sessions over one at a time
 //!   and takes none; SIGTERM drains too, bounded by
 //!   [`super::EngineConfig::drain_timeout`], before the leases left are
@@ -436,6 +440,61 @@ impl Engine {
                 engine.clone().drain(None).await;
                 engine.draining_now.store(false, Ordering::SeqCst);
             });
+        }
+    }
+
+    /// Hands each session held here that is pinned to another engine back
+    /// to it once that engine is live and not drained (it was away: the
+    /// session ran here meanwhile), on a task of its own, one run at a
+    /// time.
+    pub(super) fn return_pinned_soon(self: Arc<Self>) {
+        if self.draining.load(Ordering::SeqCst)
+            || self.running.lock().expect("engine lock").is_empty()
+            || self.returning_pins.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        tokio::spawn(async move {
+            self.clone().return_pinned().await;
+            self.returning_pins.store(false, Ordering::SeqCst);
+        });
+    }
+
+    async fn return_pinned(self: Arc<Self>) {
+        let pins = match self.fleet_control.marks().await {
+            Ok((_, pins)) => pins,
+            Err(err) => {
+                debug!(error = %wablast_eventstore::report::Chain(&err), "pins not read");
+                return;
+            }
+        };
+        if pins.is_empty() {
+            return;
+        }
+        let open: Vec<String> = self
+            .fleet()
+            .into_iter()
+            .filter(|e| !e.draining && e.engine != self.config.engine_id)
+            .map(|e| e.engine)
+            .collect();
+        let held: Vec<SessionId> = self
+            .running
+            .lock()
+            .expect("engine lock")
+            .keys()
+            .copied()
+            .collect();
+        for session in held {
+            let Some(pinned) = pins.get(&session.to_string()) else {
+                continue;
+            };
+            if !open.contains(pinned) || self.stopping.is_cancelled() {
+                continue;
+            }
+            info!(%session, engine = %pinned, "the engine the session is pinned to is back: handing the session to it");
+            if let Err(reason) = self.clone().hand_over(session, pinned).await {
+                warn!(%session, engine = %pinned, ?reason, "the pinned session did not go back; trying again later");
+            }
         }
     }
 
