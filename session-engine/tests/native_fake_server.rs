@@ -1,18 +1,21 @@
 //! The `whatsapp-rust` client on our PostgreSQL key store, against an
 //! in-process fake WhatsApp server that speaks the real Noise XX handshake
 //! (the crate's own protocol types and primitives, modelled on its
-//! `tests/handshake_integration.rs`) and then the first server stanza of a
-//! login, `<pair-device>` with its refs.
+//! `tests/handshake_integration.rs`) and then the server's first stanza:
+//! `<pair-device>` with its refs for a new device, a `<failure>` for a
+//! linked one.
 //!
 //! What this proves: the crate accepts our `Backend` (it creates its
-//! device in it, reads it back to build the QR codes), completes a real
-//! Noise handshake over our transport, and shows a QR code that carries
-//! the server's ref and the identity stored in PostgreSQL; a second client
-//! on the same keys shows the same identity. What it cannot: that
-//! WhatsApp's servers answer as this fake does (its certificate chain is a
-//! test one, accepted only because the tests build the crate with
-//! `danger-skip-cert-chain-verify`), nor anything past the QR code (the
-//! native driver is not built yet).
+//! device in it, reads it back to build the QR codes and to log in),
+//! completes a real Noise handshake over our transport, shows a QR code
+//! that carries the server's ref and the identity stored in PostgreSQL (the
+//! same identity after a restart), logs a linked device in as the number
+//! stored, and reports a 401 as logged out and a 402 as a temporary ban.
+//! What it cannot: that WhatsApp's servers answer as this fake does (its
+//! certificate chain is a test one, accepted only because the tests build
+//! the crate with `danger-skip-cert-chain-verify`), nor anything past the
+//! first stanza (pairing, sends, receipts: the native driver is not built
+//! yet).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +37,7 @@ use whatsapp_rust::async_channel;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::buffa::Message as _;
 use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
-use whatsapp_rust::types::events::Event;
+use whatsapp_rust::types::events::{ConnectFailureReason, Event, TempBanReason};
 use whatsapp_rust::wacore_binary::builder::NodeBuilder;
 use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_XX, WA_CONN_HEADER};
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -46,6 +49,10 @@ struct FakeWhatsApp {
     identity: KeyPair,
     cert_chain: Vec<u8>,
     refs: Vec<String>,
+    /// The `<failure>` attributes it answers a linked device's login with.
+    on_login: Vec<(&'static str, &'static str)>,
+    /// The users (numbers) of the linked devices that logged in.
+    logins: std::sync::Mutex<Vec<u64>>,
 }
 
 impl FakeWhatsApp {
@@ -56,7 +63,17 @@ impl FakeWhatsApp {
             identity,
             cert_chain,
             refs: refs.iter().map(|r| (*r).to_owned()).collect(),
+            on_login: Vec::new(),
+            logins: std::sync::Mutex::default(),
         })
+    }
+
+    /// A server that refuses every linked device's login with a
+    /// `<failure>` of these attributes.
+    fn refusing_logins(failure: &[(&'static str, &'static str)]) -> Arc<Self> {
+        let mut server = Arc::into_inner(Self::new(&[])).expect("just made");
+        server.on_login = failure.to_vec();
+        Arc::new(server)
     }
 
     /// Serves one connection: the client's bytes arrive on `inbound`, the
@@ -117,31 +134,37 @@ impl FakeWhatsApp {
                 .ok_or_else(|| anyhow::anyhow!("no client payload"))?,
         )?;
         let login = wa::ClientPayload::decode_from_slice(&payload)?;
-        anyhow::ensure!(
-            login.username.is_none(),
-            "a new device registers, it does not log in"
-        );
         // Both sides split the same keys: the client writes with the
         // first, the server with the second.
         let (_, write): (NoiseCipher, NoiseCipher) = noise.finish()?;
 
-        // `<pair-device>` with the refs the QR codes carry.
-        let pair_device = NodeBuilder::new("iq")
-            .attrs([
-                ("from", "s.whatsapp.net".to_owned()),
-                ("type", "set".to_owned()),
-                ("id", "pair-1".to_owned()),
-                ("xmlns", "md".to_owned()),
-            ])
-            .children([NodeBuilder::new("pair-device")
-                .children(self.refs.iter().map(|r| {
-                    NodeBuilder::new("ref")
-                        .bytes(r.clone().into_bytes())
-                        .build()
-                }))
-                .build()])
-            .build();
-        let plain = whatsapp_rust::wacore_binary::marshal::marshal(&pair_device)?;
+        let stanza = match login.username {
+            // A linked device logs in: answer with the configured failure.
+            Some(user) => {
+                self.logins.lock().expect("not poisoned").push(user);
+                NodeBuilder::new("failure")
+                    .attrs(self.on_login.iter().map(|(k, v)| (*k, (*v).to_owned())))
+                    .build()
+            }
+            // A new device registers: `<pair-device>` with the refs the QR
+            // codes carry.
+            None => NodeBuilder::new("iq")
+                .attrs([
+                    ("from", "s.whatsapp.net".to_owned()),
+                    ("type", "set".to_owned()),
+                    ("id", "pair-1".to_owned()),
+                    ("xmlns", "md".to_owned()),
+                ])
+                .children([NodeBuilder::new("pair-device")
+                    .children(self.refs.iter().map(|r| {
+                        NodeBuilder::new("ref")
+                            .bytes(r.clone().into_bytes())
+                            .build()
+                    }))
+                    .build()])
+                .build(),
+        };
+        let plain = whatsapp_rust::wacore_binary::marshal::marshal(&stanza)?;
         let sealed = write.encrypt_with_counter(0, &plain)?;
         send_frame(&outbound, &sealed).await?;
 
@@ -259,13 +282,13 @@ struct Qr {
     timeout: Duration,
 }
 
-/// Starts a client on `store`, connected to `server`; its QR codes come
-/// out of the returned channel.
+/// Starts a client on `store`, connected to `server`; its events come out
+/// of the returned channel.
 async fn client(
     store: KeyStore,
     server: Arc<FakeWhatsApp>,
-) -> (BotHandle, mpsc::UnboundedReceiver<Qr>) {
-    let (qr_tx, qr_rx) = mpsc::unbounded_channel();
+) -> (BotHandle, mpsc::UnboundedReceiver<Arc<Event>>) {
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
     let bot = Bot::builder()
         .with_backend(store)
         .with_transport_factory(ToFake {
@@ -276,27 +299,41 @@ async fn client(
         .with_version((2, 3000, 1_000_000_000))
         .skip_history_sync()
         .on_event(move |event, _client| {
-            let qr_tx = qr_tx.clone();
-            async move {
-                if let Event::PairingQrCode(qr) = &*event {
-                    let _ = qr_tx.send(Qr {
-                        code: qr.code.clone(),
-                        timeout: qr.timeout,
-                    });
-                }
-            }
+            let _ = events_tx.send(event);
+            async {}
         })
         .build()
         .await
         .expect("a client on the PostgreSQL key store");
-    (bot.spawn(), qr_rx)
+    (bot.spawn(), events_rx)
 }
 
-async fn next_qr(qrs: &mut mpsc::UnboundedReceiver<Qr>) -> Qr {
-    tokio::time::timeout(Duration::from_secs(20), qrs.recv())
-        .await
-        .expect("a QR code within 20 s")
-        .expect("the client runs")
+/// The first event `pick` accepts, within 20 s.
+async fn next_event<T>(
+    events: &mut mpsc::UnboundedReceiver<Arc<Event>>,
+    pick: impl Fn(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = events.recv().await.expect("the client runs");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event within 20 s")
+}
+
+async fn next_qr(events: &mut mpsc::UnboundedReceiver<Arc<Event>>) -> Qr {
+    next_event(events, |event| match event {
+        Event::PairingQrCode(qr) => Some(Qr {
+            code: qr.code.clone(),
+            timeout: qr.timeout,
+        }),
+        _ => None,
+    })
+    .await
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -412,11 +449,8 @@ async fn memory_per_connected_client_showing_a_qr() {
             .unwrap();
         clients.push(client(store, server.clone()).await);
     }
-    for (_, qrs) in &mut clients {
-        tokio::time::timeout(Duration::from_secs(300), qrs.recv())
-            .await
-            .expect("every client shows a QR code within 5 minutes")
-            .expect("the client runs");
+    for (_, events) in &mut clients {
+        next_qr(events).await;
     }
     let after = rss_bytes();
     let per_client = after.saturating_sub(before) / sessions as u64;
@@ -435,4 +469,72 @@ async fn memory_per_connected_client_showing_a_qr() {
         handle.abort();
     }
     warm_handle.abort();
+}
+
+/// A linked device: its store holds a device with a number.
+async fn linked_store(pool: &PgPool, key: &SecretKey) -> KeyStore {
+    let store = KeyStore::open(
+        pool.clone(),
+        key,
+        SessionId::new(),
+        Fence {
+            epoch: 1,
+            revision: 1,
+        },
+    )
+    .await
+    .unwrap();
+    store.create().await.unwrap();
+    let mut device = store.load().await.unwrap().unwrap();
+    device.pn = Some("6281234567001@s.whatsapp.net".parse().unwrap());
+    store.save(&device).await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn a_linked_device_refused_with_401_is_logged_out() {
+    let database = TestDatabase::create().await;
+    let pool = PgPool::connect(&database.url).await.expect("PostgreSQL");
+    wablast_migrations::run(&pool).await.expect("migrations");
+    let key = SecretKey::new([4; 32]);
+    let store = linked_store(&pool, &key).await;
+    let server = FakeWhatsApp::refusing_logins(&[("reason", "401"), ("location", "rva")]);
+
+    let (handle, mut events) = client(store, server.clone()).await;
+    let logged_out = next_event(&mut events, |event| match event {
+        Event::LoggedOut(out) => Some((out.on_connect, out.reason)),
+        _ => None,
+    })
+    .await;
+
+    assert_eq!(
+        *server.logins.lock().unwrap(),
+        [6_281_234_567_001],
+        "the client logged in as the number stored in PostgreSQL"
+    );
+    assert!(logged_out.0, "refused at connect");
+    assert_eq!(logged_out.1, ConnectFailureReason::LoggedOut);
+    handle.abort();
+}
+
+#[tokio::test]
+async fn a_linked_device_refused_with_402_is_temporarily_banned() {
+    let database = TestDatabase::create().await;
+    let pool = PgPool::connect(&database.url).await.expect("PostgreSQL");
+    wablast_migrations::run(&pool).await.expect("migrations");
+    let key = SecretKey::new([4; 32]);
+    let store = linked_store(&pool, &key).await;
+    let server =
+        FakeWhatsApp::refusing_logins(&[("reason", "402"), ("code", "101"), ("expire", "3600")]);
+
+    let (handle, mut events) = client(store, server).await;
+    let (code, expire) = next_event(&mut events, |event| match event {
+        Event::TemporaryBan(ban) => Some((ban.code.clone(), ban.expire)),
+        _ => None,
+    })
+    .await;
+
+    assert_eq!(code, TempBanReason::SentToTooManyPeople);
+    assert_eq!(expire, chrono::Duration::seconds(3600));
+    handle.abort();
 }
