@@ -7,6 +7,8 @@
 //! - [`simulator`]: the in-process WhatsApp network, the default driver.
 //! - [`waha`]: a session on a WAHA server, over its HTTP API and webhooks.
 //! - [`cloud`]: a number on the official WhatsApp Business Cloud API.
+//! - [`native`]: WhatsApp Web multi-device in-process (experimental): its
+//!   key store.
 //! - [`webhook`]: why a webhook from WAHA or the Cloud API was refused.
 //! - [`lease`]: engines' heartbeats and session leases in JetStream KV.
 //! - [`engine`]: the session lifecycle: which engine runs which session,
@@ -25,6 +27,7 @@ pub mod driver;
 pub mod engine;
 mod http;
 pub mod lease;
+pub mod native;
 pub mod number_checks;
 pub(crate) mod receipts;
 pub mod sender;

@@ -7,6 +7,8 @@
 mod cloud;
 mod endings;
 mod lease;
+mod native_fake_server;
+mod native_store;
 mod prism;
 mod support;
 mod waha;
