@@ -154,6 +154,11 @@ pub struct Governor {
     pub warm_up_since: Option<DateTime<Utc>>,
     /// The latest restriction reported.
     pub restriction: Option<Restriction>,
+    /// An earlier restriction the latest did not end: one in force when
+    /// the latest came and ending after it (a 24-hour timelock that a
+    /// 15-minute disconnect storm interrupted still holds after the storm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlasting: Option<Restriction>,
     /// The state last recorded on the log.
     pub recorded_state: GovernorState,
     /// When the connection dropped lately (the last
@@ -317,9 +322,36 @@ impl Governor {
         (allowance < limit).then_some((allowance as u32, grows_at))
     }
 
-    /// The restriction holding at `at`, if one does.
+    /// Records a restriction reported: the latest, keeping an earlier one
+    /// in force that outlasts it.
+    pub fn restrict(&mut self, restriction: Restriction) {
+        self.outlasting = [self.restriction, self.outlasting]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.holds_at(restriction.since) && r.until > restriction.until)
+            .max_by_key(|r| r.until);
+        self.restriction = Some(restriction);
+    }
+
+    /// The restriction holding at `at`, if one does (the latest first).
     pub fn restriction_at(&self, at: DateTime<Utc>) -> Option<Restriction> {
-        self.restriction.filter(|r| r.holds_at(at))
+        self.restrictions_at(at).next()
+    }
+
+    /// Every restriction holding at `at`, the latest first.
+    pub fn restrictions_at(&self, at: DateTime<Utc>) -> impl Iterator<Item = Restriction> {
+        [self.restriction, self.outlasting]
+            .into_iter()
+            .flatten()
+            .filter(move |r| r.holds_at(at))
+    }
+
+    /// The restriction that ends last, held or ended.
+    fn last_to_end(&self) -> Option<Restriction> {
+        [self.restriction, self.outlasting]
+            .into_iter()
+            .flatten()
+            .max_by_key(|r| r.until)
     }
 
     /// The state at `at`, and until when it holds where it says (the end
@@ -333,7 +365,7 @@ impl Governor {
         if let Some(restriction) = self.restriction_at(at) {
             return (GovernorState::Restricted, Some(restriction.until));
         }
-        if let Some(restriction) = self.restriction
+        if let Some(restriction) = self.last_to_end()
             && restriction.until <= at
             && at < restriction.until + Self::COOL_DOWN
         {
@@ -375,13 +407,12 @@ impl Governor {
             limits.new_contacts_per_day = Some(Self::WARM_UP_NEW_CONTACTS);
             limits.identical_texts_per_hour = Some(Self::WARM_UP_IDENTICAL_TEXTS);
         }
-        if let Some(restriction) = self.restriction_at(at) {
-            match restriction.kind.scope() {
-                RestrictionScope::NewContacts => {
-                    limits.new_contacts_blocked_until = Some(restriction.until);
-                }
-                RestrictionScope::All => limits.all_blocked_until = Some(restriction.until),
-            }
+        for restriction in self.restrictions_at(at) {
+            let blocked = match restriction.kind.scope() {
+                RestrictionScope::NewContacts => &mut limits.new_contacts_blocked_until,
+                RestrictionScope::All => &mut limits.all_blocked_until,
+            };
+            *blocked = (*blocked).max(Some(restriction.until));
         }
         limits
     }
@@ -476,6 +507,46 @@ mod tests {
         let (state, _) =
             governor.state_at(utc("2026-12-02T21:00:00Z"), limit(100), TrustLevel::NEW);
         assert_eq!(state, GovernorState::Normal);
+    }
+
+    #[test]
+    fn a_storm_during_a_timelock_does_not_end_the_timelock() {
+        let mut governor = Governor::default();
+        let at = |h: u32, m: u32| utc(&format!("2026-12-01T{h:02}:{m:02}:00Z"));
+        governor.restrict(Restriction {
+            kind: RestrictionKind::ReachoutTimelock,
+            since: at(8, 0),
+            until: at(20, 0),
+        });
+        governor.restrict(Restriction {
+            kind: RestrictionKind::DisconnectStorm,
+            since: at(9, 0),
+            until: at(9, 15),
+        });
+        // During the storm nothing goes; the new-contact block stays.
+        let storm = governor.limits(at(9, 5), limit(100), TrustLevel::NEW);
+        assert_eq!(storm.all_blocked_until, Some(at(9, 15)));
+        assert_eq!(storm.new_contacts_blocked_until, Some(at(20, 0)));
+        // After it, the timelock still holds until its end.
+        let after = governor.limits(at(10, 0), limit(100), TrustLevel::NEW);
+        assert_eq!(after.state, GovernorState::Restricted);
+        assert_eq!(after.all_blocked_until, None);
+        assert_eq!(after.new_contacts_blocked_until, Some(at(20, 0)));
+        assert_eq!(
+            governor.restriction_at(at(10, 0)).map(|r| r.kind),
+            Some(RestrictionKind::ReachoutTimelock)
+        );
+        // The cool-down follows the last to end.
+        let (state, until) = governor.state_at(at(21, 0), limit(100), TrustLevel::NEW);
+        assert_eq!(state, GovernorState::CoolingDown);
+        assert_eq!(until, Some(at(20, 0) + Governor::COOL_DOWN));
+        // A later restriction that outlasts it replaces both.
+        governor.restrict(Restriction {
+            kind: RestrictionKind::TemporaryBan,
+            since: at(11, 0),
+            until: at(23, 0),
+        });
+        assert_eq!(governor.outlasting, None);
     }
 
     #[test]

@@ -741,7 +741,7 @@ impl Aggregate for Session {
                 self.governor.warm_up_since = Some(since);
             }
             SessionEvent::SenderRestricted { restriction } => {
-                self.governor.restriction = Some(restriction);
+                self.governor.restrict(restriction);
             }
             SessionEvent::GovernorStateChanged { to, .. } => {
                 self.governor.recorded_state = to;
