@@ -45,9 +45,11 @@ fn wablast_engine_process() {
 /// `wablast engine` in a process of its own, on the installation of a
 /// [`TestApp`] ([`wablast_engine_process`]): stopped by SIGTERM as a
 /// rolling deploy stops it, or killed (SIGKILL) as a crash. Killed on
-/// drop. Its log is in the temp directory, `wablast-engine-<id>-*.log`.
+/// drop. Its log is in the temp directory, `wablast-engine-<id>-*.log`,
+/// kept when the test fails.
 pub struct EngineProcess {
     child: Child,
+    log: std::path::PathBuf,
     /// Its engine id.
     pub id: String,
 }
@@ -63,7 +65,7 @@ impl EngineProcess {
             .expect("a log file")
             .keep()
             .expect("the log file kept")
-            .0;
+            .1;
         let child = Command::new(std::env::current_exe().expect("this test binary"))
             .args(["--exact", "fleet::wablast_engine_process", "--ignored"])
             .args(["--nocapture", "--test-threads", "1"])
@@ -91,11 +93,12 @@ impl EngineProcess {
             .env("WABLAST_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).expect("the log file opens"))
             .spawn()
             .expect("the engine process starts");
         Self {
             child,
+            log,
             id: id.to_owned(),
         }
     }
@@ -135,6 +138,9 @@ impl EngineProcess {
 impl Drop for EngineProcess {
     fn drop(&mut self) {
         self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
