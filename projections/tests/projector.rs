@@ -340,7 +340,7 @@ async fn the_consumers_of_the_one_per_projection_layout_are_removed() {
     assert_eq!(
         consumers,
         [
-            "projection_sessions-campaigns-wallets-schedules-plans-list_checks-orders-event_index-webhook_outbox"
+            "projection_sessions-campaigns-wallets-schedules-plans-list_checks-orders-members-event_index-webhook_outbox"
         ]
     );
 }

@@ -113,6 +113,38 @@ pub async fn create_tenant_with_user(
     Ok((tenant, user))
 }
 
+/// Writes the account `id` of an invitee joining `tenant` inside `tx`: a
+/// new account, or (same `id`) the account of a member once removed from
+/// a team, whose tenant, password, role and name are replaced. `None` when
+/// the email belongs to another live account.
+pub async fn join_tenant(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    tenant: Uuid,
+    email: &str,
+    password_hash: &str,
+    role: Role,
+    name: Option<&str>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(
+        "insert into users (id, tenant_id, email, password_hash, role, name, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7) \
+         on conflict (email) do update set tenant_id = excluded.tenant_id, \
+             password_hash = excluded.password_hash, role = excluded.role, name = excluded.name \
+         where users.id = excluded.id \
+         returning id, tenant_id, email, password_hash, role, name, created_at",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(email)
+    .bind(password_hash)
+    .bind(role.as_str())
+    .bind(name)
+    .bind(Utc::now())
+    .fetch_optional(tx)
+    .await
+}
+
 /// The user with this (normalised) email.
 pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(

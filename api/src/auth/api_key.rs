@@ -64,6 +64,25 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Authenticat
     }))
 }
 
+/// Revokes every live key of `tenant` that `user` created (a member taken
+/// out of the team); how many.
+pub async fn revoke_created_by(
+    pool: &PgPool,
+    tenant: TenantId,
+    user: Uuid,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "update api_keys set revoked_at = $3 \
+         where tenant_id = $1 and created_by = $2 and revoked_at is null",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user)
+    .bind(Utc::now())
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected())
+}
+
 /// A key as listed (never the key itself).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct KeyRow {

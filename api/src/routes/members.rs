@@ -28,7 +28,7 @@ use wablast_projections::queries::members;
 use wablast_projections::wait::Position;
 
 use super::auth::{Registered, UserView};
-use crate::auth::{Caller, Role, accounts, invitation, password};
+use crate::auth::{Caller, Role, accounts, api_key, invitation, password};
 use crate::commands::{self, position, tenant_key};
 use crate::consistency::{After, header_value};
 use crate::error::ErrorBody;
@@ -332,22 +332,15 @@ async fn accept_invitation(
     // The account is written with the acceptance: committed only once the
     // team recorded it, so no account exists that its team does not know.
     let mut tx = state.db.begin().await?;
-    let user: accounts::UserRow = sqlx::query_as(
-        "insert into users (id, tenant_id, email, password_hash, role, name, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7) \
-         on conflict (email) do update set tenant_id = excluded.tenant_id, \
-             password_hash = excluded.password_hash, role = excluded.role, name = excluded.name \
-         where users.id = excluded.id \
-         returning id, tenant_id, email, password_hash, role, name, created_at",
+    let user = accounts::join_tenant(
+        &mut tx,
+        user_id,
+        *tenant.as_uuid(),
+        &email,
+        &hash,
+        account_role,
+        name.as_deref(),
     )
-    .bind(user_id)
-    .bind(tenant.as_uuid())
-    .bind(&email)
-    .bind(&hash)
-    .bind(account_role.as_str())
-    .bind(name.as_deref())
-    .bind(Utc::now())
-    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| {
         ApiError::new(
@@ -539,15 +532,7 @@ async fn remove_member(
     let at = position(&committed);
     // The keys it created are refused from now on (`auth::access`); they
     // are also revoked, so that joining again does not bring them back.
-    sqlx::query(
-        "update api_keys set revoked_at = $3 \
-         where tenant_id = $1 and created_by = $2 and revoked_at is null",
-    )
-    .bind(caller.tenant_id.as_uuid())
-    .bind(user_id)
-    .bind(Utc::now())
-    .execute(&state.db)
-    .await?;
+    api_key::revoke_created_by(&state.db, caller.tenant_id, user_id).await?;
     settled(&state, at).await?;
     tracing::info!(tenant = %caller.tenant_id, user = %user_id, "member removed");
     Ok((StatusCode::NO_CONTENT, [header_value(at)]).into_response())
