@@ -1137,19 +1137,29 @@ impl ProtocolStore for KeyStore {
     }
 
     async fn delete_expired_tc_tokens(&self, token_cutoff: i64, sender_cutoff: i64) -> Result<u32> {
-        let mut dead = Vec::new();
-        for record in self.scan(Kind::TcToken, None).await? {
-            let entry: TcTokenEntry = serde_json::from_slice(&record.value).map_err(ser)?;
+        let dead = |entry: &TcTokenEntry| {
             let token_live = !entry.token.is_empty() && entry.token_timestamp >= token_cutoff;
             let sender_live = entry.sender_timestamp.is_some_and(|ts| ts >= sender_cutoff);
-            if !token_live && !sender_live {
-                dead.push(record.address);
+            !token_live && !sender_live
+        };
+        let mut candidates = Vec::new();
+        for record in self.scan(Kind::TcToken, None).await? {
+            let entry: TcTokenEntry = serde_json::from_slice(&record.value).map_err(ser)?;
+            if dead(&entry) {
+                candidates.push(record.address);
             }
         }
         let mut tx = self.write().await?;
         let mut deleted = 0;
-        for jid in dead {
-            if self.remove(&mut tx, Kind::TcToken, &jid).await? {
+        for jid in candidates {
+            // Read again under the record's lock: a token refreshed since
+            // the scan is kept.
+            self.lock_record(&mut tx, Kind::TcToken, &jid).await?;
+            let still_dead = match self.get_in(&mut tx, Kind::TcToken, &jid).await? {
+                Some(bytes) => dead(&serde_json::from_slice(&bytes).map_err(ser)?),
+                None => false,
+            };
+            if still_dead && self.remove(&mut tx, Kind::TcToken, &jid).await? {
                 deleted += 1;
             }
         }
