@@ -1032,7 +1032,7 @@ pub struct PlatformStats {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanRevenue {
     /// `plan` or `top_up`.
-    pub item: String,
+    pub item: wablast_projections::queries::stats::ItemKind,
     /// The plan (`null` for top-ups).
     pub plan_id: Option<Uuid>,
     /// Its name when bought (`null` for top-ups).
@@ -1076,7 +1076,7 @@ fn revenue_by_plan(rows: Vec<wablast_projections::queries::stats::RevenueRow>) -
             Some(index) => index,
             None => {
                 plans.push(PlanRevenue {
-                    item: row.item_kind.clone(),
+                    item: row.item_kind,
                     plan_id: row.plan_id,
                     plan_name: row.plan_name.clone(),
                     orders: 0,

@@ -337,6 +337,19 @@ export interface PlatformStats {
   tenants_suspended: number;
   totals: StatsCounts;
   failures: { reason: string; failed: number }[];
+  /** Paid orders per plan (and top-ups), from Midtrans. */
+  revenue_by_plan: PlanRevenue[];
+}
+
+/** What one plan (or top-ups) brought in. */
+export interface PlanRevenue {
+  item: "plan" | "top_up";
+  plan_id: string | null;
+  plan_name: string | null;
+  orders: number;
+  amount: number;
+  refunded: number;
+  net: number;
 }
 
 /** What a grant credited. */

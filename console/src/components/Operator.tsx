@@ -297,6 +297,7 @@ function TenantItem({ tenant }: { tenant: TenantSummary }) {
 export function PlatformFigures() {
   const { t } = useI18n();
   const format = useFormat();
+  const rupiah = useRupiah();
   const titleId = useId();
   const stats = useQuery({
     queryKey: operatorKeys.stats,
@@ -333,7 +334,22 @@ export function PlatformFigures() {
               ))}
             </ul>
           ) : null}
-          <p className="text-sm text-slate-700">{t("operator.stats.noRevenue")}</p>
+          {s.revenue_by_plan.length === 0 ? (
+            <p className="text-sm text-slate-700">{t("operator.stats.noRevenue")}</p>
+          ) : (
+            <ul className="list-disc pl-5 text-sm text-slate-800" aria-label={t("operator.stats.revenue")} data-testid="revenue-by-plan">
+              {s.revenue_by_plan.map((r) => (
+                <li key={`${r.item}/${r.plan_id ?? ""}`}>
+                  {t("operator.stats.revenueLine", {
+                    item: r.item === "top_up" ? t("operator.stats.topUps") : (r.plan_name ?? "—"),
+                    orders: format.number(r.orders),
+                    net: rupiah(r.net),
+                    refunded: rupiah(r.refunded),
+                  })}
+                </li>
+              ))}
+            </ul>
+          )}
         </>
       ) : null}
     </section>

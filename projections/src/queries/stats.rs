@@ -237,14 +237,27 @@ pub async fn platform(
     })
 }
 
+/// What an order bought, as the `orders` table keeps it (`item_kind`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A plan.
+    Plan,
+    /// Points.
+    TopUp,
+}
+
 /// What paid orders of one item brought in over one period (projection
 /// `orders`).
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct RevenueRow {
     /// The first day (UTC) of the period.
     pub start: NaiveDate,
-    /// `plan` or `top_up`.
-    pub item_kind: String,
+    /// What the orders bought.
+    pub item_kind: ItemKind,
     /// The plan bought (`None` for points).
     pub plan_id: Option<uuid::Uuid>,
     /// Its name when bought.
