@@ -183,6 +183,27 @@ fn by(caller: &Caller) -> Option<UserId> {
     caller.user_id().map(UserId::from_uuid)
 }
 
+/// Runs an owner's command on the caller's team (`command` given who
+/// asked and the founders a team from before starts from), then waits
+/// until this process enforces it; where it stands on the log.
+async fn on_team(
+    state: &AppState,
+    caller: &Caller,
+    command: impl FnOnce(Option<UserId>, Vec<TeamMember>) -> TeamCommand,
+) -> Result<Position, ApiError> {
+    let founders = founders(state, caller.tenant_id).await?;
+    let committed = commands::execute(
+        &state.commands.teams,
+        &tenant_key(caller.tenant_id, caller.tenant_id),
+        command(by(caller), founders),
+        &caller.command(),
+    )
+    .await?;
+    let at = position(&committed);
+    settled(state, at).await?;
+    Ok(at)
+}
+
 /// Invites someone to join the caller's tenant (owners only).
 ///
 /// A pending invitation of the same email is replaced. wablast sends no
@@ -229,23 +250,16 @@ async fn invite_member(
     }
     let invitation_id = InvitationId::new();
     let token = invitation::generate(caller.tenant_id, invitation_id);
-    let committed = commands::execute(
-        &state.commands.teams,
-        &tenant_key(caller.tenant_id, caller.tenant_id),
-        TeamCommand::Invite {
-            invitation_id,
-            email,
-            role: body.role,
-            token_digest: invitation::digest(&token),
-            by: by(&caller),
-            founders: founders(&state, caller.tenant_id).await?,
-            at: Utc::now(),
-        },
-        &caller.command(),
-    )
+    let at = on_team(&state, &caller, |by, founders| TeamCommand::Invite {
+        invitation_id,
+        email,
+        role: body.role,
+        token_digest: invitation::digest(&token),
+        by,
+        founders,
+        at: Utc::now(),
+    })
     .await?;
-    let at = position(&committed);
-    settled(&state, at).await?;
     let row = members::pending_invitations(&state.db, caller.tenant_id)
         .await?
         .into_iter()
@@ -439,20 +453,15 @@ async fn revoke_invitation(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let committed = commands::execute(
-        &state.commands.teams,
-        &tenant_key(caller.tenant_id, caller.tenant_id),
+    let at = on_team(&state, &caller, |by, founders| {
         TeamCommand::RevokeInvitation {
             invitation_id: InvitationId::from_uuid(id),
-            by: by(&caller),
-            founders: founders(&state, caller.tenant_id).await?,
+            by,
+            founders,
             at: Utc::now(),
-        },
-        &caller.command(),
-    )
+        }
+    })
     .await?;
-    let at = position(&committed);
-    settled(&state, at).await?;
     Ok((StatusCode::NO_CONTENT, [header_value(at)]).into_response())
 }
 
@@ -476,21 +485,14 @@ async fn change_role(
     Path(user_id): Path<Uuid>,
     Json(body): Json<RoleChange>,
 ) -> Result<Response, ApiError> {
-    let committed = commands::execute(
-        &state.commands.teams,
-        &tenant_key(caller.tenant_id, caller.tenant_id),
-        TeamCommand::ChangeRole {
-            user_id: UserId::from_uuid(user_id),
-            role: body.role,
-            by: by(&caller),
-            founders: founders(&state, caller.tenant_id).await?,
-            at: Utc::now(),
-        },
-        &caller.command(),
-    )
+    let at = on_team(&state, &caller, |by, founders| TeamCommand::ChangeRole {
+        user_id: UserId::from_uuid(user_id),
+        role: body.role,
+        by,
+        founders,
+        at: Utc::now(),
+    })
     .await?;
-    let at = position(&committed);
-    settled(&state, at).await?;
     let member = members::members(&state.db, caller.tenant_id)
         .await?
         .into_iter()
