@@ -11,7 +11,7 @@
 
 import { readFile } from "node:fs/promises";
 import { deflateSync } from "node:zlib";
-import { journey, required, step } from "./harness.mjs";
+import { focusBack, journey, required, step } from "./harness.mjs";
 
 const email = required("WABLAST_CONSOLE_EMAIL");
 const password = required("WABLAST_CONSOLE_PASSWORD");
@@ -149,8 +149,10 @@ await journey("campaigns", async ({ base, page, dialog, shot, heading, nav, sign
   // Spintax, and the list's columns inserted at the cursor.
   await message.fill("{Halo|Hai} ");
   await page.getByRole("button", { name: "{{name}}" }).click();
+  await focusBack(message);
   await page.keyboard.type(" dari ");
   await page.getByRole("button", { name: "{{kota}}" }).click();
+  await focusBack(message);
   await page.keyboard.type(", ada promo untuk Anda!");
   const template = await message.inputValue();
   expect(template === "{Halo|Hai} {{name}} dari {{kota}}, ada promo untuk Anda!", `the message is ${JSON.stringify(template)}`);

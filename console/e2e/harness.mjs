@@ -24,6 +24,23 @@ export function required(name) {
 const replies = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 /** Tells the test a step was reached and waits until it did its part. */
+/**
+ * Waits until `locator`'s element has the focus: the variable buttons give
+ * it back to their field on the next frame, and typing before then would
+ * land elsewhere.
+ */
+export async function focusBack(locator) {
+  await locator.evaluate(
+    (el) =>
+      new Promise((resolve) =>
+        (function check() {
+          if (document.activeElement === el) resolve();
+          else requestAnimationFrame(check);
+        })(),
+      ),
+  );
+}
+
 export async function step(name, data = {}) {
   console.log(`@@ ${name} ${JSON.stringify(data)}`);
   const reply = await replies.next();

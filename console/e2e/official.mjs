@@ -12,7 +12,7 @@
 // Graph API, with its version), WABLAST_GRAPH_NUMBER_ID, WABLAST_GRAPH_TOKEN,
 // WABLAST_GRAPH_APP_SECRET, WABLAST_GRAPH_WABA_ID, and the harness's.
 
-import { journey, required, step } from "./harness.mjs";
+import { focusBack, journey, required, step } from "./harness.mjs";
 
 const email = required("WABLAST_CONSOLE_EMAIL");
 const password = required("WABLAST_CONSOLE_PASSWORD");
@@ -132,6 +132,7 @@ await journey("official", async ({ page, dialog, shot, heading, nav, signIn, exp
   expect((await first.getAttribute("aria-invalid")) === "true", "the empty parameter is not marked invalid");
   await first.click();
   await page.getByRole("button", { name: "{{name}}" }).click();
+  await focusBack(first);
   await second.fill("ORD-");
   await page.getByRole("button", { name: "{{kota}}" }).click();
   expect((await first.inputValue()) === "{{name}}", `parameter 1 is ${await first.inputValue()}`);

@@ -52,8 +52,8 @@ const RUNNING: [SessionStatus; 6] = [
 ];
 
 /// How long an engine has to carry out a move (its hand-over waits up to
-/// 5 s for the taker).
-const MOVE_ANSWER: Duration = Duration::from_secs(10);
+/// 8 s for the taker).
+const MOVE_ANSWER: Duration = Duration::from_secs(15);
 
 /// One live session engine.
 #[derive(Debug, Serialize, ToSchema)]

@@ -45,8 +45,10 @@ use super::{Engine, EngineError};
 /// How long a free session waits for the engine it is placed on before
 /// any engine takes it.
 pub(super) const PLACEMENT_GRACE: Duration = Duration::from_secs(3);
-/// How long a holder waits for its taker to say it runs the session.
-const TAKE_ANSWER: Duration = Duration::from_secs(5);
+/// How long a holder waits for its taker to say it runs the session (a
+/// busy taker starting the session's driver can take seconds; a refusal
+/// bounces the session back).
+const TAKE_ANSWER: Duration = Duration::from_secs(8);
 
 /// What an engine knows of the fleet.
 #[derive(Default)]
