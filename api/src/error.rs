@@ -106,6 +106,9 @@ error_codes! {
     /// 422: a template on a session whose driver sends none, or one
     /// wablast cannot fill (a media header).
     TemplateNotSupported => "template_not_supported",
+    /// 422: a message to a group from a session whose driver does not send
+    /// to groups (a Cloud API number).
+    GroupsNotSupported => "groups_not_supported",
     /// 422: a Cloud API sender needs a template to start conversations.
     TemplateRequired => "template_required",
     /// 422: free text to a person outside the Cloud API number's 24-hour
@@ -183,6 +186,7 @@ impl ErrorCode {
             | Self::TemplateNotApproved
             | Self::TemplateParameterMismatch
             | Self::TemplateNotSupported
+            | Self::GroupsNotSupported
             | Self::TemplateRequired
             | Self::OutsideCustomerServiceWindow
             | Self::FeatureNotInPlan

@@ -63,6 +63,7 @@ schema_as!(
     plan::PlanPeriod => u32,
     session::SessionName => String,
     types::phone::Phone => String,
+    types::chat::Chat => String,
     types::template::Template => String,
     types::TimeZone => String,
 );

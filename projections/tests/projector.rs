@@ -898,7 +898,7 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
     let recipient = |n: usize| BatchRecipient {
         message_id: ids[n],
         session_id: session,
-        phone: format!("+62812000000{n}").parse().unwrap(),
+        to: format!("+62812000000{n}").parse().unwrap(),
         name: Some(format!("Pelanggan {n}")),
         variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
         content: None,
@@ -911,7 +911,7 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
                 message_id: ids[3],
                 campaign_id: campaign,
                 session_id: session,
-                phone: recipient(3).phone,
+                phone: recipient(3).to.phone().cloned().unwrap(),
                 name: Some("Queued alone".to_owned()),
                 variables: Default::default(),
                 at,
@@ -1065,7 +1065,7 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
             .aggregate
             .phone()
             .map(|p| p.as_str().to_owned()),
-        Some(recipient(0).phone.as_str().to_owned()),
+        Some(recipient(0).to.as_str().to_owned()),
         "the message's history starts with what its batch queued"
     );
 

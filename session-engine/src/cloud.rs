@@ -1080,10 +1080,15 @@ impl Driver for CloudDriver {
                 pause,
             });
         }
+        let Some(to) = message.to.phone() else {
+            return Err(SendError::Permanent(format!(
+                "a {PEER} number sends to people, not to groups"
+            )));
+        };
         let mut body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": message.to.digits(),
+            "to": to.digits(),
         });
         match (&message.template, &message.media) {
             (Some(template), media) => {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
+use wablast_domain::types::Chat;
 use wablast_domain::types::phone::Phone;
 use wablast_domain::types::whatsapp_template::{SyncedTemplate, TemplateMessage};
 
@@ -179,8 +180,8 @@ pub struct OutgoingMessage {
     /// Our id of the message (drivers that accept a client id use it, so a
     /// retried send is not sent twice).
     pub message_id: uuid::Uuid,
-    /// The recipient.
-    pub to: Phone,
+    /// The recipient: a person, or a group the number is in.
+    pub to: Chat,
     /// The rendered text (the caption, with media).
     pub text: String,
     /// An attachment (with a template: its header's).

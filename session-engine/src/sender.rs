@@ -1714,8 +1714,8 @@ impl Sender {
         text: String,
         template: Option<TemplateMessage>,
     ) -> Result<OutgoingMessage, String> {
-        let phone = message
-            .phone()
+        let to = message
+            .to()
             .cloned()
             .ok_or_else(|| "the message has no recipient".to_owned())?;
         // A template's header attachment; or a single send's own
@@ -1731,7 +1731,7 @@ impl Sender {
         };
         Ok(OutgoingMessage {
             message_id: *command.message_id.as_uuid(),
-            to: phone,
+            to,
             text,
             media,
             reply_to: message.content().and_then(|c| c.reply_to.clone()),

@@ -33,8 +33,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{SessionStatus, StatusReason};
-use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
+use wablast_domain::types::{Chat, SessionId};
 
 use wablast_domain::governor::RestrictionKind;
 
@@ -299,6 +299,19 @@ struct SimSession {
 }
 
 impl SimSession {
+    /// The groups the simulated number is in: three, named from its
+    /// session id.
+    fn groups(&self) -> Vec<Group> {
+        let id = self.id.as_uuid().simple().to_string();
+        (0..3)
+            .map(|i| Group {
+                id: format!("{}{i}@g.us", &id[..12]),
+                name: ["Pelanggan Setia", "Reseller", "Tim CS"][i].to_owned(),
+                participants: 5 + i * 5,
+            })
+            .collect()
+    }
+
     fn report(&mut self, status: SessionStatus, error: Option<String>) {
         self.report_why(status, error, None);
     }
@@ -552,11 +565,16 @@ impl Driver for SimulatorDriver {
         // retry can succeed.
         s.sends += 1;
         let attempt = s.sends.to_be_bytes();
-        if !self.network.is_registered(&message.to) {
-            return Err(SendError::Permanent(format!(
-                "{} is not on WhatsApp",
-                message.to
-            )));
+        match &message.to {
+            Chat::Person(phone) if !self.network.is_registered(phone) => {
+                return Err(SendError::Permanent(format!("{phone} is not on WhatsApp")));
+            }
+            Chat::Group(group) if !s.groups().iter().any(|g| g.id == group.as_str()) => {
+                return Err(SendError::Permanent(format!(
+                    "this number is not in the group {group}"
+                )));
+            }
+            _ => {}
         }
         if self.network.roll(&[b"permanent", id]) < config.permanent_failure_rate {
             return Err(SendError::Permanent(
@@ -621,8 +639,9 @@ impl Driver for SimulatorDriver {
             if let Some(read_after) = config.read_after {
                 let read_at = delivered_after + read_after;
                 self.after(read_at, generation, receipt(ReceiptKind::Read));
-                if self.network.roll(&[b"reply", id]) < config.reply_rate {
-                    let from = message.to.clone();
+                if let Some(from) = message.to.phone().cloned()
+                    && self.network.roll(&[b"reply", id]) < config.reply_rate
+                {
                     let reply_id = message.message_id.simple().to_string();
                     self.after(read_at + config.reply_after, generation, move |s| {
                         if s.status == SessionStatus::Ready {
@@ -658,14 +677,7 @@ impl Driver for SimulatorDriver {
                 s.status
             )));
         }
-        let id = s.id.as_uuid().simple().to_string();
-        Ok((0..3)
-            .map(|i| Group {
-                id: format!("{}{i}@g.us", &id[..12]),
-                name: ["Pelanggan Setia", "Reseller", "Tim CS"][i].to_owned(),
-                participants: 5 + i * 5,
-            })
-            .collect())
+        Ok(s.groups())
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<GroupMember>, DriverError> {
@@ -709,7 +721,7 @@ mod tests {
     fn message(to: &str) -> OutgoingMessage {
         OutgoingMessage {
             message_id: Uuid::now_v7(),
-            to: phone(to),
+            to: phone(to).into(),
             text: "Halo Kak".to_owned(),
             media: None,
             reply_to: None,

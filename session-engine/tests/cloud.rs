@@ -98,7 +98,7 @@ fn accepted(wamid: &str) -> Reply {
 fn text_message() -> OutgoingMessage {
     OutgoingMessage {
         message_id: Uuid::now_v7(),
-        to: phone("+6281234567890"),
+        to: phone("+6281234567890").into(),
         text: "Halo Kak, promo hari ini!".to_owned(),
         media: None,
         reply_to: None,

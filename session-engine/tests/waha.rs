@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::Sha512;
 use uuid::Uuid;
 use wablast_domain::session::SessionStatus;
-use wablast_domain::types::SessionId;
+use wablast_domain::types::{GroupId, SessionId};
 use wablast_session_engine::driver::{
     Connection, DriverError, DriverEvent, Group, OutgoingMedia, OutgoingMessage, ReceiptKind,
     Refusal, SendError,
@@ -101,7 +101,7 @@ fn status_webhook(status: &str) -> Vec<u8> {
 fn text_message(to: &str) -> OutgoingMessage {
     OutgoingMessage {
         message_id: Uuid::now_v7(),
-        to: phone(to),
+        to: phone(to).into(),
         text: "Halo Kak, promo hari ini!".to_owned(),
         media: None,
         reply_to: None,
@@ -377,6 +377,38 @@ async fn texts_go_to_send_text_with_a_c_us_chat_id() {
             "chatId": "6281234567890@c.us",
             "text": "Halo Kak, promo hari ini!",
         })
+    );
+}
+
+#[tokio::test]
+async fn a_text_to_a_group_goes_to_its_g_us_chat_id() {
+    // Arrange
+    let peer = Peer::start(waha(|r| match r.route().as_str() {
+        "POST /api/sendText" => Reply::json(
+            201,
+            wa_message("true_120363025246125486@g.us_3EB0C4F1A2B3C4D5E6F8"),
+        ),
+        _ => Reply::empty(404),
+    }))
+    .await;
+    let (connection, _sink) = connect(&peer.base_url);
+    let group: GroupId = "120363025246125486@g.us".parse().unwrap();
+
+    // Act
+    let sent = connection
+        .driver
+        .send(&OutgoingMessage {
+            to: group.into(),
+            ..text_message("+6281234567890")
+        })
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(sent.provider_message_id, "3EB0C4F1A2B3C4D5E6F8");
+    assert_eq!(
+        peer.requests()[0].json()["chatId"],
+        "120363025246125486@g.us"
     );
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::{TestApp, code};
+use crate::campaigns::Backdoor;
 use crate::sending::{engine, funded, linked};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +177,97 @@ async fn numbers_are_checked_through_a_session_once_and_then_answered_from_the_c
         .post(&path, json!({"numbers": ["0812-7777-0000"]}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    stop.cancel();
+    engine.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_group_the_number_is_in_goes_out_and_one_it_is_not_in_fails() {
+    let app = TestApp::spawn().await;
+    let (stop, engine) = engine(&app, "engine-a", |_| {});
+    let budi = funded(&app, 1000).await;
+    let session = linked(&budi, "+6281299992003", 100).await;
+    let (_, groups) = budi
+        .get(&format!("/api/v1/sessions/{session}/groups"))
+        .await;
+    let group = groups["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let (status, queued) = budi
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": session, "to": format!(" {group}"), "text": "Halo semua, promo hari ini"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["to"], group.as_str());
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let (status, elsewhere) = budi
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": session, "to": "120363000000000000@g.us", "text": "Halo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{elsewhere}");
+    let elsewhere = elsewhere["id"].as_str().unwrap().to_owned();
+
+    let message = |id: String| {
+        let budi = &budi;
+        async move {
+            wablast_tests::wait_for(
+                "the message's outcome",
+                std::time::Duration::from_secs(30),
+                async || {
+                    let (_, m) = budi.get(&format!("/api/v1/messages/{id}")).await;
+                    matches!(m["status"].as_str(), Some("sent" | "delivered" | "failed"))
+                        .then_some(m)
+                },
+            )
+            .await
+        }
+    };
+    let sent = message(id.clone()).await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(sent["peer"], group.as_str(), "{sent}");
+    let failed = message(elsewhere).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not in the group")),
+        "{failed}"
+    );
+
+    // The group is a conversation of its own in the history and the inbox.
+    let (_, history) = budi.get(&format!("/api/v1/messages?peer={group}")).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history["items"][0]["id"], id.as_str());
+    let (_, chats) = budi.get(&format!("/api/v1/chats?peer={group}")).await;
+    assert_eq!(chats["items"].as_array().unwrap().len(), 1, "{chats}");
+    assert_eq!(chats["items"][0]["last_message_id"], id.as_str());
+
+    // A malformed group id is refused at once; another tenant sees nothing.
+    let (status, error) = budi
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": session, "to": "1203 6300@g.us", "text": "Halo"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&error)),
+        (StatusCode::BAD_REQUEST, "validation_failed"),
+        "{error}"
+    );
+    let siti = funded(&app, 100).await;
+    let (status, _) = siti.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let backdoor = Backdoor::of(&app).await;
+    let report = wablast::verify::run(&backdoor.log).await.unwrap();
+    assert!(
+        report.holds(),
+        "the log breaks a rule:\n{}",
+        wablast::verify::render(&report)
+    );
     stop.cancel();
     engine.await.unwrap().unwrap();
 }

@@ -215,6 +215,15 @@ async fn a_cloud_session_reaches_people_with_approved_templates_and_answers_insi
     let (status, error) = andi.post("/api/v1/messages", text_to(&session)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(code(&error), "outside_customer_service_window");
+    // A Cloud API number reaches people, not groups.
+    let (status, error) = andi
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": session, "to": "120363025246125486@g.us", "text": "Halo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(code(&error), "groups_not_supported");
 
     // Templates are checked: known, approved, with their parameters.
     for (name, parameters, expected) in [

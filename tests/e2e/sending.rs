@@ -954,7 +954,7 @@ async fn a_fan_out_cut_off_after_queueing_its_batch_resumes_without_losing_or_do
         .map(|row| BatchRecipient {
             message_id: fanout::message_id(campaign, row),
             session_id: sender,
-            phone: format!("+628120000{row:04}").parse().unwrap(),
+            to: format!("+628120000{row:04}").parse().unwrap(),
             name: Some(format!("Pelanggan {row}")),
             variables: [("kota".to_owned(), format!("kota {row}"))].into(),
             content: None,

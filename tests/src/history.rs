@@ -453,7 +453,7 @@ impl Batch {
                     BatchRecipient {
                         message_id,
                         session_id,
-                        phone: contact.phone.clone(),
+                        to: contact.phone.clone().into(),
                         name: contact.name.clone(),
                         variables: contact.variables.clone(),
                         content: None,
@@ -517,7 +517,7 @@ impl Mev {
                     message_id,
                     campaign_id,
                     session_id,
-                    phone: contact.phone.clone(),
+                    to: contact.phone.clone().into(),
                     name: contact.name.clone(),
                     variables: contact.variables.clone(),
                     content: None,
@@ -3844,12 +3844,16 @@ mod tests {
                     message_id,
                     campaign_id,
                     session_id,
-                    phone,
+                    to,
                     name,
                     variables,
                     content: _,
                     at,
                 } => {
+                    let phone = to
+                        .phone()
+                        .cloned()
+                        .expect("a campaign's message goes to a person");
                     let campaign = &self.campaigns[&campaign_id.to_string()];
                     assert!(
                         campaign.is_running()

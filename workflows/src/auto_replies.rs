@@ -303,7 +303,7 @@ impl AutoReplies {
         let send = DirectSend {
             message_id,
             session_id: received.session_id,
-            to,
+            to: to.into(),
             content,
             outside_active_hours: OutsideActiveHours::Refuse,
             answering_since: Some(received.at),
@@ -555,9 +555,11 @@ fn silence_of(refused: &DirectSendError) -> Silence {
         DirectSendError::SessionNotFound | DirectSendError::SessionNotReady { .. } => {
             Silence::SessionNotReady
         }
-        // An answer opens no conversation and is no template: these are
+        // An answer opens no conversation, is no template and goes to a
+        // person: these are
         // not expected, and fail.
         DirectSendError::TemplateNotSupported { .. }
+        | DirectSendError::GroupsNotSupported { .. }
         | DirectSendError::Template(_)
         | DirectSendError::OutsideCustomerServiceWindow { .. }
         | DirectSendError::Log(_)

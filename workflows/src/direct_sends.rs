@@ -62,7 +62,7 @@ use wablast_domain::recipient_batch::{
 use wablast_domain::schedule::Schedule;
 use wablast_domain::session::{Driver, Session, SessionStatus};
 use wablast_domain::session_day::{self, SessionDayEvent};
-use wablast_domain::types::phone::Phone;
+use wablast_domain::types::Chat;
 use wablast_domain::types::whatsapp_template::{
     CUSTOMER_SERVICE_WINDOW, TemplateUseError, window_is_open,
 };
@@ -89,8 +89,8 @@ pub struct DirectSend {
     pub message_id: MessageId,
     /// The session that sends it.
     pub session_id: SessionId,
-    /// The recipient.
-    pub to: Phone,
+    /// The recipient: a person or a group the session's number is in.
+    pub to: Chat,
     /// What it says.
     pub content: MessageContent,
     /// What to do when the active hours are closed now.
@@ -180,6 +180,13 @@ pub enum DirectSendError {
         /// The session's driver.
         driver: Driver,
     },
+    /// A message to a group from a session whose driver does not send to
+    /// groups (Cloud API numbers reach people only).
+    #[error("this session's driver ({driver}) does not send to groups")]
+    GroupsNotSupported {
+        /// The session's driver.
+        driver: Driver,
+    },
     /// The template cannot be sent (not synced, not approved, the wrong
     /// number of parameters, a header not supported).
     #[error(transparent)]
@@ -192,7 +199,7 @@ pub enum DirectSendError {
     )]
     OutsideCustomerServiceWindow {
         /// The recipient.
-        to: Phone,
+        to: Chat,
         /// When they last wrote to the session, if ever.
         last_inbound_at: Option<DateTime<Utc>>,
     },
@@ -250,7 +257,7 @@ impl Request {
         BatchRecipient {
             message_id: self.send.message_id,
             session_id,
-            phone: self.send.to.clone(),
+            to: self.send.to.clone(),
             name: None,
             variables: Default::default(),
             content: Some(self.send.content.clone()),
@@ -593,6 +600,9 @@ impl Inner {
         request: &Request,
     ) -> Result<(), DirectSendError> {
         let send = &request.send;
+        if send.to.group().is_some() && driver == Driver::Cloud {
+            return Err(DirectSendError::GroupsNotSupported { driver });
+        }
         match (&send.content.template, driver) {
             (None, Driver::Cloud) if window_is_open(send.answering_since, request.now) => Ok(()),
             (None, Driver::Cloud) => {

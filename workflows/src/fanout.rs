@@ -448,7 +448,7 @@ fn recipient(
     Ok(BatchRecipient {
         message_id: message_id(campaign_id, contact.row_number),
         session_id: sender.ok_or_else(|| WorkError::fatal("the campaign has no sender"))?,
-        phone,
+        to: phone.into(),
         name: contact.name,
         variables: contact.variables.0,
         content: None,

@@ -396,7 +396,7 @@ mod tests {
                     message_id: MessageId::from_uuid(Uuid::from_u128(n)),
                     campaign_id: CampaignId::from_uuid(Uuid::from_u128(2)),
                     session_id: SessionId::from_uuid(Uuid::from_u128(9)),
-                    phone: "+6281234567890".parse().unwrap(),
+                    to: "+6281234567890".parse().unwrap(),
                     name: Some("Budi".to_owned()),
                     variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
                     content: None,

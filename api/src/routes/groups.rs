@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use wablast_domain::types::GroupId;
 use wablast_workflows::control::{
     self, GroupMembersRequest, GroupMembersResponse, GroupsRequest, GroupsResponse, Verb,
 };
@@ -91,18 +92,10 @@ pub struct GroupImport {
     pub name: String,
 }
 
-/// The longest group id accepted.
-const MAX_GROUP_ID_CHARS: usize = 128;
-
 fn group_id(text: &str) -> Result<String, ApiError> {
-    let id = text.trim();
-    if id.is_empty() || id.chars().count() > MAX_GROUP_ID_CHARS || !id.ends_with("@g.us") {
-        return Err(ApiError::invalid_field(
-            "group_id",
-            "a group id ends with @g.us, as GET /api/v1/sessions/{id}/groups gives it",
-        ));
-    }
-    Ok(id.to_owned())
+    text.parse::<GroupId>()
+        .map(|id| id.as_str().to_owned())
+        .map_err(|err| ApiError::invalid_field("group_id", err.to_string()))
 }
 
 async fn members(

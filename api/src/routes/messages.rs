@@ -22,6 +22,7 @@ use wablast_domain::message::Message;
 use wablast_domain::types::CampaignId;
 use wablast_domain::types::phone::{Phone, Region};
 use wablast_domain::types::whatsapp_template::{CUSTOMER_SERVICE_WINDOW, TemplateMessage};
+use wablast_domain::types::{Chat, GroupId};
 use wablast_domain::types::{MediaId, MessageContent, MessageId, SessionId};
 use wablast_projections::queries::history::{
     self, Direction, HistoryCursor, HistoryFilter, HistoryView,
@@ -254,7 +255,9 @@ pub struct NewMessage {
     /// The recipient: a phone number in any form a contact import takes
     /// (`0812-3456-7890`, `+62 812…`, read in `default_region`), or a
     /// WhatsApp chat id of a person (`6281234567890@c.us`,
-    /// `…@s.whatsapp.net`). Groups (`…@g.us`) are not sent to yet.
+    /// `…@s.whatsapp.net`), or a group the session's number is in
+    /// (`120363025246125486@g.us`, as `GET /api/v1/sessions/{id}/groups`
+    /// gives it; not from Cloud API sessions).
     #[schema(example = "0812-3456-7890")]
     pub to: String,
     /// The region national numbers are read in (ISO 3166-1 alpha-2);
@@ -291,7 +294,7 @@ pub struct QueuedMessage {
     pub status: String,
     /// The sending session.
     pub session_id: Uuid,
-    /// The recipient, E.164.
+    /// The recipient: E.164, or the group's id.
     #[schema(example = "+6281234567890")]
     pub to: String,
     /// The text (or caption).
@@ -316,6 +319,11 @@ pub struct QueuedMessage {
 ///
 /// With an `Idempotency-Key`, a retried request sends once.
 ///
+/// `to` may be a group the session's number is in (its id from
+/// `GET /api/v1/sessions/{id}/groups`); one message to a group costs what
+/// one message to a person costs. A group the number is not in fails the
+/// message (`MessageFailed`, "not in the group").
+///
 /// A Cloud API session ("official mode") writes free text or media only to
 /// someone who wrote to it in the last 24 hours (Meta's customer-service
 /// window); anyone else gets an approved `template`: otherwise 422
@@ -325,11 +333,11 @@ pub struct QueuedMessage {
     request_body = NewMessage,
     responses(
         (status = 202, description = "Queued (`X-Wablast-Position` names the write)", body = QueuedMessage),
-        (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a group chat id, a blank or long `reply_to`, a `template` with text or media, a bad template name, language or parameter), `invalid_phone`", body = ErrorBody),
+        (status = 400, description = "`validation_failed` (no text or media, a text too long, an unknown region, a malformed group id, a blank or long `reply_to`, a `template` with text or media, a bad template name, language or parameter), `invalid_phone`", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session or media (`media_id`, `template.header_media_id`) in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the session is not ready (`details.session_status`); `conflict`: the same `Idempotency-Key` is still being answered", body = ErrorBody),
-        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one with a location header), `template_not_found`, `template_not_approved`, `template_parameter_mismatch` (body parameters not as many as its `{{n}}`, or a header not filled as it needs: `header_parameters` for a text header with `{{n}}`, `header_media_id` of the right type for an image, video or document header)", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `groups_not_supported`: a group from a Cloud API session; `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one with a location header), `template_not_found`, `template_not_approved`, `template_parameter_mismatch` (body parameters not as many as its `{{n}}`, or a header not filled as it needs: `header_parameters` for a text header with `{{n}}`, `header_media_id` of the right type for an image, video or document header)", body = ErrorBody),
         (status = 503, description = "`unavailable`: the event log is away; retry with the same `Idempotency-Key`", body = ErrorBody),
     ))]
 async fn send_message(
@@ -452,8 +460,8 @@ fn free_content(body: &NewMessage) -> Result<MessageContent, ApiError> {
     .map_err(|err| ApiError::validation(err.to_string()))
 }
 
-/// The recipient of `to`: a phone number, or a person's chat id.
-fn recipient(to: &str, region: Region) -> Result<Phone, ApiError> {
+/// The recipient of `to`: a phone number, a person's chat id or a group's.
+fn recipient(to: &str, region: Region) -> Result<Chat, ApiError> {
     let to = to.trim();
     if let Some((user, server)) = to.split_once('@') {
         return match server {
@@ -461,17 +469,21 @@ fn recipient(to: &str, region: Region) -> Result<Phone, ApiError> {
                 if !user.is_empty() && user.bytes().all(|b| b.is_ascii_digit()) =>
             {
                 Phone::parse(&format!("+{user}"), region)
+                    .map(Chat::Person)
                     .map_err(|err| ApiError::new(ErrorCode::InvalidPhone, err.to_string()))
             }
-            "g.us" => Err(ApiError::validation(
-                "sending to a group is not supported yet: `to` is a phone number or a person's chat id",
-            )),
+            "g.us" => to
+                .parse::<GroupId>()
+                .map(Chat::Group)
+                .map_err(|err| ApiError::invalid_field("to", err.to_string())),
             _ => Err(ApiError::validation(format!(
-                "`to` {to:?} is not a phone number nor a person's chat id (digits@c.us)"
+                "`to` {to:?} is not a phone number nor a chat id (digits@c.us, or a group's …@g.us)"
             ))),
         };
     }
-    Phone::parse(to, region).map_err(|err| ApiError::new(ErrorCode::InvalidPhone, err.to_string()))
+    Phone::parse(to, region)
+        .map(Chat::Person)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidPhone, err.to_string()))
 }
 
 fn send_error(err: DirectSendError) -> ApiError {
@@ -516,6 +528,9 @@ fn send_error(err: DirectSendError) -> ApiError {
         DirectSendError::TemplateNotSupported { .. } => {
             ApiError::new(ErrorCode::TemplateNotSupported, err.to_string())
         }
+        DirectSendError::GroupsNotSupported { .. } => {
+            ApiError::new(ErrorCode::GroupsNotSupported, err.to_string())
+        }
         DirectSendError::Template(refusal) => {
             ApiError::new(ErrorCode::from(refusal.code()), refusal.to_string())
         }
@@ -546,7 +561,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_recipient_is_a_number_or_a_persons_chat_id() {
+    fn a_recipient_is_a_number_or_a_chat_id() {
         let expected = "+6281234567890";
         assert_eq!(
             recipient("0812-3456-7890", Region::ID).unwrap().as_str(),
@@ -565,7 +580,11 @@ mod tests {
             expected
         );
         assert_eq!(
-            recipient("120363025@g.us", Region::ID).unwrap_err().code(),
+            recipient(" 120363025246125486@g.us", Region::ID).unwrap(),
+            Chat::Group("120363025246125486@g.us".parse().unwrap())
+        );
+        assert_eq!(
+            recipient("1203 6302@g.us", Region::ID).unwrap_err().code(),
             ErrorCode::ValidationFailed
         );
         assert_eq!(

@@ -12,7 +12,7 @@ use super::commands::{MessageCommand, QueuedMessage, Receipt};
 use super::error::MessageError;
 use super::events::MessageEvent;
 use crate::types::phone::Phone;
-use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
+use crate::types::{CampaignId, Chat, MessageContent, MessageId, Points, SessionId};
 
 /// Where a message is (the API's message `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ pub struct Message {
     status: Option<MessageStatus>,
     campaign_id: CampaignId,
     session_id: SessionId,
-    phone: Option<Phone>,
+    to: Option<Chat>,
     name: Option<String>,
     variables: BTreeMap<String, String>,
     content: Option<MessageContent>,
@@ -111,8 +111,13 @@ impl Message {
     }
 
     /// The recipient.
+    pub fn to(&self) -> Option<&Chat> {
+        self.to.as_ref()
+    }
+
+    /// The recipient's number; `None` for a group.
     pub fn phone(&self) -> Option<&Phone> {
-        self.phone.as_ref()
+        self.to.as_ref().and_then(Chat::phone)
     }
 
     /// The recipient's name, if known.
@@ -238,7 +243,7 @@ impl Message {
                 message_id,
                 campaign_id,
                 session_id,
-                phone,
+                to: Chat::Person(phone),
                 name,
                 variables,
                 content: None,
@@ -425,7 +430,7 @@ impl Aggregate for Message {
                 message_id,
                 campaign_id,
                 session_id,
-                phone,
+                to,
                 name,
                 variables,
                 content,
@@ -436,7 +441,7 @@ impl Aggregate for Message {
                 self.status = Some(MessageStatus::Queued);
                 self.campaign_id = campaign_id;
                 self.session_id = session_id;
-                self.phone = Some(phone);
+                self.to = Some(to);
                 self.name = name;
                 self.variables = variables;
                 self.queued_at = Some(at);
@@ -669,7 +674,7 @@ mod tests {
             message_id: message_id(),
             campaign_id: campaign(),
             session_id: session(1),
-            phone: phone(),
+            to: phone().into(),
             name: Some("Budi".to_owned()),
             variables: variables(),
             content: None,

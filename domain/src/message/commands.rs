@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::MessageEvent;
 use crate::types::phone::Phone;
-use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
+use crate::types::{CampaignId, Chat, MessageContent, MessageId, Points, SessionId};
 
 /// A message as the fan-out queued it in a recipient batch
 /// ([`crate::recipient_batch`]), before the message has a history of its
@@ -20,8 +20,8 @@ pub struct QueuedMessage {
     pub campaign_id: CampaignId,
     /// The sender it is meant for.
     pub session_id: SessionId,
-    /// The recipient.
-    pub phone: Phone,
+    /// The recipient: a person or a group.
+    pub to: Chat,
     /// The recipient's name, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -43,7 +43,7 @@ impl QueuedMessage {
             message_id: self.message_id,
             campaign_id: self.campaign_id,
             session_id: self.session_id,
-            phone: self.phone,
+            to: self.to,
             name: self.name,
             variables: self.variables,
             content: self.content,

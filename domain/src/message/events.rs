@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::types::phone::Phone;
+use crate::types::Chat;
 use crate::types::{CampaignId, MessageContent, MessageId, Points, SessionId};
 
 /// An event of the message aggregate.
@@ -22,8 +22,10 @@ pub enum MessageEvent {
         campaign_id: CampaignId,
         /// The sender it is meant for.
         session_id: SessionId,
-        /// The recipient.
-        phone: Phone,
+        /// The recipient: a person or a group (recorded as `phone` before
+        /// groups could be sent to).
+        #[serde(alias = "phone")]
+        to: Chat,
         /// The recipient's name, if known.
         name: Option<String>,
         /// The recipient's values for the template's variables.

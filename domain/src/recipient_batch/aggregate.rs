@@ -256,7 +256,9 @@ mod tests {
         BatchRecipient {
             message_id: MessageId::from_uuid(Uuid::from_u128(100 + n)),
             session_id: SessionId::from_uuid(Uuid::from_u128(10)),
-            phone: Phone::parse(&format!("0812 3456 {:04}", n), Region::ID).unwrap(),
+            to: Phone::parse(&format!("0812 3456 {:04}", n), Region::ID)
+                .unwrap()
+                .into(),
             name: Some(format!("Budi {n}")),
             variables: [("kota".to_owned(), "Bandung".to_owned())].into(),
             content: None,
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[1].message_id, recipient(2).message_id);
         assert_eq!(messages[1].campaign_id, campaign());
-        assert_eq!(messages[1].phone, recipient(2).phone);
+        assert_eq!(messages[1].to, recipient(2).to);
         assert_eq!(messages[1].name.as_deref(), Some("Budi 2"));
         assert_eq!(messages[1].variables["kota"], "Bandung");
         assert_eq!(messages[1].at, at());

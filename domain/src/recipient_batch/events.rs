@@ -7,7 +7,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::message::QueuedMessage;
-use crate::types::phone::Phone;
+use crate::types::Chat;
 use crate::types::{CampaignId, MessageContent, MessageId, SessionId};
 
 /// One recipient of a batch: the message it gets, as its `MessageQueued`
@@ -18,8 +18,10 @@ pub struct BatchRecipient {
     pub message_id: MessageId,
     /// The sender it is meant for.
     pub session_id: SessionId,
-    /// The recipient.
-    pub phone: Phone,
+    /// The recipient: a person or a group (recorded as `phone` before
+    /// groups could be sent to).
+    #[serde(alias = "phone")]
+    pub to: Chat,
     /// The recipient's name, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -40,7 +42,7 @@ impl BatchRecipient {
             message_id: self.message_id,
             campaign_id,
             session_id: self.session_id,
-            phone: self.phone,
+            to: self.to,
             name: self.name,
             variables: self.variables,
             content: self.content,

@@ -2,6 +2,7 @@
 //! then on.
 
 pub mod active_hours;
+pub mod chat;
 pub mod content;
 pub mod ids;
 pub mod limits;
@@ -12,6 +13,7 @@ pub mod throttle;
 pub mod whatsapp_template;
 
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
+pub use chat::{Chat, GroupId};
 pub use content::{ContentError, MessageContent};
 pub use ids::{
     CampaignId, ContactListId, InboundId, InvitationId, ListCheckId, MediaId, MessageId, OrderId,

@@ -100,7 +100,7 @@ impl Projection for Chats {
                         seen.extend(recipients.into_iter().map(|r| Seen {
                             tenant_id,
                             session_id: *r.session_id.as_uuid(),
-                            peer: r.phone.as_str().to_owned(),
+                            peer: r.to.as_str().to_owned(),
                             message_id: *r.message_id.as_uuid(),
                             direction: "out",
                             at,
@@ -110,7 +110,7 @@ impl Projection for Chats {
                         seen.push(Seen {
                             tenant_id,
                             session_id: *recipient.session_id.as_uuid(),
-                            peer: recipient.phone.as_str().to_owned(),
+                            peer: recipient.to.as_str().to_owned(),
                             message_id: *recipient.message_id.as_uuid(),
                             direction: "out",
                             at,
@@ -135,10 +135,7 @@ impl Projection for Chats {
                 });
             } else if event.event_type == "MessageQueued"
                 && let MessageEvent::MessageQueued {
-                    session_id,
-                    phone,
-                    at,
-                    ..
+                    session_id, to, at, ..
                 } = decode(NAME, event)?
             {
                 // Queued alone, or a batch's message's first commit (the
@@ -146,7 +143,7 @@ impl Projection for Chats {
                 seen.push(Seen {
                     tenant_id,
                     session_id: *session_id.as_uuid(),
-                    peer: phone.as_str().to_owned(),
+                    peer: to.as_str().to_owned(),
                     message_id: id_of(NAME, event)?,
                     direction: "out",
                     at,

@@ -379,7 +379,7 @@ impl Projection for Messages {
                         tenant_id,
                         *campaign_id.as_uuid(),
                         *recipient.session_id.as_uuid(),
-                        recipient.phone.as_str().to_owned(),
+                        recipient.to.as_str().to_owned(),
                         recipient.name,
                         at,
                     );
@@ -404,7 +404,7 @@ impl Projection for Messages {
             if let MessageEvent::MessageQueued {
                 campaign_id,
                 session_id,
-                phone,
+                to,
                 name,
                 at,
                 ..
@@ -415,7 +415,7 @@ impl Projection for Messages {
                     tenant_of(NAME, event)?,
                     *campaign_id.as_uuid(),
                     *session_id.as_uuid(),
-                    phone.as_str().to_owned(),
+                    to.as_str().to_owned(),
                     name,
                     at,
                 );
