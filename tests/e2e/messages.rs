@@ -231,7 +231,7 @@ async fn a_single_send_is_refused_at_once_when_it_could_not_go() {
             "validation_failed",
         ),
         (
-            json!({"session_id": session, "to": "120363025@g.us", "text": "hai"}),
+            json!({"session_id": session, "to": "1203 6302@g.us", "text": "hai"}),
             "validation_failed",
         ),
         (

@@ -11,6 +11,7 @@
 //! old when it reads first and writes after.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,9 @@ use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+use wablast_domain::session_day::{SessionDay, SessionDayEvent};
 use wablast_domain::types::TenantId;
-use wablast_eventstore::{AggregateKey, CommandHandler, Loaded, Prefix};
+use wablast_eventstore::{AggregateKey, CommandHandler, Commit, Loaded, Prefix};
 
 /// Commits seen per tenant and aggregate type.
 #[derive(Clone, Default)]
@@ -155,6 +157,95 @@ impl Changes {
     }
 }
 
+/// The session days' counts as their own commits tell them: a commit on
+/// a session day carries its `SlotGranted` and so the day's count after
+/// it. A single send's lane reads a session day's count off the log only
+/// when none of its commits was seen for [`Changes::MAX_AGE`] (a quiet
+/// session), not once per group while its session sends flat out.
+#[derive(Clone, Default)]
+pub struct DayCounts {
+    /// Per session day (tenant, id): the highest count told or read, and
+    /// when.
+    known: Arc<Mutex<HashMap<(String, String), (u32, Instant)>>>,
+    /// Whether commits are listened to: without it, nothing is kept.
+    listening: Arc<AtomicBool>,
+}
+
+impl DayCounts {
+    /// How many session days are kept before the stale ones are dropped.
+    const MOST_KEPT: usize = 10_000;
+
+    /// Listens to the commits of session days until `stop`; the
+    /// subscription is made before this returns.
+    pub async fn listen(
+        &self,
+        client: &async_nats::Client,
+        prefix: &Prefix,
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, async_nats::SubscribeError> {
+        let mut notices = client
+            .subscribe(prefix.aggregate_type_subjects(SessionDay::TYPE))
+            .await?;
+        self.listening.store(true, Ordering::Release);
+        let counts = self.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    notice = notices.next() => match notice {
+                        Some(message) => counts.noticed(&message.payload),
+                        None => break,
+                    },
+                }
+            }
+            // A count no longer told may be stale: read from now on.
+            counts.listening.store(false, Ordering::Release);
+            counts.known.lock().expect("day counts lock").clear();
+        }))
+    }
+
+    /// Keeps the count a session day's commit (its JSON) tells.
+    fn noticed(&self, payload: &[u8]) {
+        let Ok(commit) = serde_json::from_slice::<Commit>(payload) else {
+            return;
+        };
+        let Some(last) = commit.events.last() else {
+            return;
+        };
+        let Ok(event) = serde_json::from_value::<SessionDayEvent>(last.payload.clone()) else {
+            return;
+        };
+        self.keep(commit.tenant, commit.aggregate_id, event.count_after());
+    }
+
+    /// Keeps `count` for a session day: the higher of it and what was
+    /// known (a day's count only grows), seen now.
+    pub fn keep(&self, tenant: String, id: String, count: u32) {
+        if !self.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let mut known = self.known.lock().expect("day counts lock");
+        if known.len() >= Self::MOST_KEPT {
+            known.retain(|_, (_, at)| at.elapsed() < Changes::MAX_AGE);
+        }
+        let entry = known.entry((tenant, id)).or_insert((count, Instant::now()));
+        *entry = (entry.0.max(count), Instant::now());
+    }
+
+    /// The count of the session day at `key` when one of its commits was
+    /// seen (or it was read) less than [`Changes::MAX_AGE`] ago.
+    pub fn fresh(&self, key: &AggregateKey) -> Option<u32> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let known = self.known.lock().expect("day counts lock");
+        known
+            .get(&(key.tenant().to_owned(), key.id().to_owned()))
+            .filter(|(_, at)| at.elapsed() < Changes::MAX_AGE)
+            .map(|(count, _)| *count)
+    }
+}
+
 /// How a [`Changes::wait_until`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Woken {
@@ -207,6 +298,62 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_days_count_is_the_highest_its_commits_told_while_they_are_young() {
+        let counts = DayCounts::default();
+        let tenant = TenantId::new();
+        let key = AggregateKey::new(tenant, "s-2026-12-07").unwrap();
+        let commit = |count: u32| {
+            let mut commit = Commit::new(
+                SessionDay::TYPE,
+                &key,
+                &wablast_eventstore::CommandMetadata::new(wablast_eventstore::Actor::System),
+            );
+            let event = SessionDayEvent::SlotGranted {
+                session_id: wablast_domain::types::SessionId::new(),
+                message_id: wablast_domain::types::MessageId::new(),
+                campaign_id: wablast_domain::types::CampaignId::new(),
+                at: chrono::Utc::now(),
+                local_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+                count_after: count,
+                governed: None,
+            };
+            commit.push(
+                u64::from(count),
+                "SlotGranted".to_owned(),
+                "1.0".to_owned(),
+                serde_json::to_value(event).unwrap(),
+            );
+            serde_json::to_vec(&commit).unwrap()
+        };
+
+        // Not listening: nothing is kept, every count is read.
+        counts.noticed(&commit(3));
+        assert_eq!(counts.fresh(&key), None);
+
+        counts.listening.store(true, Ordering::Release);
+        counts.noticed(&commit(3));
+        assert_eq!(counts.fresh(&key), Some(3));
+        // A notice arriving late does not lower it; a read may raise it.
+        counts.noticed(&commit(2));
+        assert_eq!(counts.fresh(&key), Some(3));
+        counts.keep(tenant.to_string(), "s-2026-12-07".to_owned(), 5);
+        assert_eq!(counts.fresh(&key), Some(5));
+        counts.noticed(b"not a commit");
+        assert_eq!(counts.fresh(&key), Some(5));
+        let other = AggregateKey::new(tenant, "s-2026-12-08").unwrap();
+        assert_eq!(counts.fresh(&other), None);
+
+        // Too old to trust without a newer commit.
+        counts
+            .known
+            .lock()
+            .unwrap()
+            .values_mut()
+            .for_each(|(_, at)| *at -= Changes::MAX_AGE);
+        assert_eq!(counts.fresh(&key), None);
+    }
 
     #[test]
     fn commits_are_counted_per_tenant_and_type() {

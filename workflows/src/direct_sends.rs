@@ -74,7 +74,7 @@ use wablast_eventstore::{CommandMetadata, EventLog, EventStoreError, Loaded};
 use wablast_projections::queries::{chats, whatsapp_templates};
 use wablast_projections::wait::Position;
 
-use crate::changes::{Changes, Kept};
+use crate::changes::{Changes, DayCounts, Kept};
 use crate::commands::{Commands, day_key, follow_up, key, position, tenant_key};
 use crate::sends::{SendCommand, SendQueue};
 
@@ -331,6 +331,9 @@ struct Inner {
     /// The commits of sessions, wallets and schedules seen, which tell a
     /// lane whether what it read is still current.
     changes: OnceCell<Changes>,
+    /// The session days' counts their commits told (listened to with
+    /// `changes`).
+    day_counts: DayCounts,
     /// Stops watching them when the last handle goes.
     stop: CancellationToken,
     /// Per session: its lane.
@@ -356,6 +359,7 @@ impl DirectSends {
                 db,
                 queue: OnceCell::new(),
                 changes: OnceCell::new(),
+                day_counts: DayCounts::default(),
                 stop: CancellationToken::new(),
                 lanes: Mutex::default(),
                 reserving: Mutex::default(),
@@ -585,6 +589,17 @@ impl Inner {
                 if let Err(err) = watched {
                     warn!(error = %err, "single sends cannot watch commits: they read the log at least once a second");
                 }
+                let listened = self
+                    .day_counts
+                    .listen(
+                        &self.log.jetstream().client(),
+                        self.log.prefix(),
+                        self.stop.clone(),
+                    )
+                    .await;
+                if let Err(err) = listened {
+                    warn!(error = %err, "single sends cannot listen to day counts: they read them for every group");
+                }
                 changes
             })
             .await
@@ -642,23 +657,25 @@ impl Inner {
         }
     }
 
-    /// Slots the session was granted on `day`: its day counter's count,
-    /// read off its last event (one get, not a fold of the day's grants).
+    /// Slots the session was granted on `day`: its day counter's count, as
+    /// its last commit told it (see [`DayCounts`]), or read off its last
+    /// event (one get, not a fold of the day's grants) when none was seen
+    /// lately.
     async fn day_count(
         &self,
         tenant: TenantId,
         session_id: SessionId,
         day: NaiveDate,
     ) -> Result<u32, DirectSendError> {
-        let last = self
-            .commands
-            .session_days
-            .last_event(&day_key(
-                tenant,
-                &session_day::aggregate_id(session_id, day),
-            ))
-            .await?;
-        Ok(last.as_ref().map_or(0, SessionDayEvent::count_after))
+        let key = day_key(tenant, &session_day::aggregate_id(session_id, day));
+        if let Some(count) = self.day_counts.fresh(&key) {
+            return Ok(count);
+        }
+        let last = self.commands.session_days.last_event(&key).await?;
+        let count = last.as_ref().map_or(0, SessionDayEvent::count_after);
+        self.day_counts
+            .keep(key.tenant().to_owned(), key.id().to_owned(), count);
+        Ok(count)
     }
 
     /// Admits `requests` to the day's direct campaign, in order; answers
