@@ -157,6 +157,9 @@ impl Changes {
     }
 }
 
+/// A session day as its commits name it: (tenant, aggregate id).
+type DayKey = (String, String);
+
 /// The session days' counts as their own commits tell them: a commit on
 /// a session day carries its `SlotGranted` and so the day's count after
 /// it. A single send's lane reads a session day's count off the log only
@@ -164,9 +167,8 @@ impl Changes {
 /// session), not once per group while its session sends flat out.
 #[derive(Clone, Default)]
 pub struct DayCounts {
-    /// Per session day (tenant, id): the highest count told or read, and
-    /// when.
-    known: Arc<Mutex<HashMap<(String, String), (u32, Instant)>>>,
+    /// Per session day: the highest count told or read, and when.
+    known: Arc<Mutex<HashMap<DayKey, (u32, Instant)>>>,
     /// Whether commits are listened to: without it, nothing is kept.
     listening: Arc<AtomicBool>,
 }
