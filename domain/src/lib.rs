@@ -63,7 +63,6 @@ schema_as!(
     plan::PlanPeriod => u32,
     session::SessionName => String,
     types::phone::Phone => String,
-    types::chat::Chat => String,
     types::template::Template => String,
     types::TimeZone => String,
 );

@@ -170,6 +170,20 @@ impl<'de> Deserialize<'de> for Chat {
     }
 }
 
+impl utoipa::PartialSchema for Chat {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <String as utoipa::PartialSchema>::schema()
+    }
+}
+
+/// Named `Recipient` in the API's description: `Chat` there is the inbox's
+/// conversation.
+impl utoipa::ToSchema for Chat {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Recipient")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
