@@ -1304,10 +1304,16 @@ mod tests {
             assert_eq!(event.event_version(), "1.0");
             assert_eq!(serde_json::from_value::<MessageEvent>(json).unwrap(), event);
         }
-        assert_eq!(
-            serde_json::to_value(queued()).unwrap()["MessageQueued"]["phone"],
-            "+6281234567890"
-        );
+        let mut json = serde_json::to_value(queued()).unwrap();
+        assert_eq!(json["MessageQueued"]["to"], "+6281234567890");
+        // Recorded before groups could be sent to: `phone`.
+        let to = json["MessageQueued"]
+            .as_object_mut()
+            .unwrap()
+            .remove("to")
+            .unwrap();
+        json["MessageQueued"]["phone"] = to;
+        assert_eq!(serde_json::from_value::<MessageEvent>(json).unwrap(), queued());
         for status in [
             MessageStatus::Queued,
             MessageStatus::Sending,
