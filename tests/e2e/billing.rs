@@ -168,7 +168,10 @@ async fn a_plan_bought_is_active_once_however_often_midtrans_notifies_and_a_bad_
     .await;
     assert_eq!(paid["transaction_id"], json!(transaction.transaction_id));
     assert_eq!(
-        paid["paid_at"], "2026-12-07T03:05:00Z",
+        paid["paid_at"],
+        transaction
+            .opened_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "settlement time in WIB, shown in UTC"
     );
     assert!(paid["credited_at"].is_string(), "{paid}");

@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -49,6 +51,16 @@ pub struct Transaction {
     pub notification_url: Option<String>,
     /// The Snap request's body.
     pub request: Value,
+    /// When Snap opened it (whole seconds): its `transaction_time`, and
+    /// its `settlement_time` once paid (Midtrans writes both in WIB).
+    pub opened_at: DateTime<Utc>,
+}
+
+/// A time as Midtrans writes it: WIB (GMT+7), `YYYY-MM-DD HH:MM:SS`.
+fn wib(at: DateTime<Utc>) -> String {
+    (at + TimeDelta::hours(7))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 #[derive(Default)]
@@ -126,7 +138,7 @@ impl Transaction {
             "gross_amount": gross,
             "currency": "IDR",
             "payment_type": "bank_transfer",
-            "transaction_time": "2026-12-07 10:00:00",
+            "transaction_time": wib(self.opened_at),
             "transaction_status": status,
             "fraud_status": self.fraud_status.clone().unwrap_or_else(|| "accept".to_owned()),
             "va_numbers": [{"bank": "bca", "va_number": "12345678901"}],
@@ -136,12 +148,12 @@ impl Transaction {
             status.as_str(),
             "settlement" | "capture" | "refund" | "partial_refund"
         ) {
-            body["settlement_time"] = json!("2026-12-07 10:05:00");
+            body["settlement_time"] = json!(wib(self.opened_at));
         }
         if let Some(refunded) = self.refund_amount {
             body["refund_amount"] = json!(format!("{refunded}.00"));
             body["refunds"] = json!([{"refund_chargeback_id": 1, "refund_amount": format!("{refunded}.00"),
-                "created_at": "2026-12-07 11:00:00", "reason": "customer request", "refund_key": "r-1"}]);
+                "created_at": wib(self.opened_at), "reason": "customer request", "refund_key": "r-1"}]);
         }
         body
     }
@@ -216,6 +228,7 @@ async fn create(
             status: None,
             fraud_status: None,
             refund_amount: None,
+            opened_at: Utc::now().trunc_subsecs(0),
             notification_url: headers
                 .get("x-override-notification")
                 .and_then(|v| v.to_str().ok())

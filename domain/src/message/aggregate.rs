@@ -1313,7 +1313,10 @@ mod tests {
             .remove("to")
             .unwrap();
         json["MessageQueued"]["phone"] = to;
-        assert_eq!(serde_json::from_value::<MessageEvent>(json).unwrap(), queued());
+        assert_eq!(
+            serde_json::from_value::<MessageEvent>(json).unwrap(),
+            queued()
+        );
         for status in [
             MessageStatus::Queued,
             MessageStatus::Sending,
