@@ -1,0 +1,382 @@
+//! The native driver ([`NativeDriver`]) against the in-process fake
+//! WhatsApp server of [`crate::native_fake_server`]: the real
+//! `whatsapp-rust` client, on our PostgreSQL key store, through the real
+//! Noise handshake, driven by the server's stanzas (the crate's own
+//! protocol types and binary encoding).
+//!
+//! What this proves: the driver turns the client's QR codes, pairing,
+//! login, dropped connections, 401 and 402 into the session events the
+//! engine acts on; a restart logs in with the identity stored in
+//! PostgreSQL without a new QR; logout erases every key and stop keeps
+//! them; a text goes out under the id derived from ours, encrypted for the
+//! recipient's published keys, and waits for the server's ack (a refusal
+//! and a silence are classified); receipts come back as receipts.
+//! What it cannot: that WhatsApp's servers (and a real phone) answer as
+//! this fake does. The fake keeps no app state, signs pairings with a key
+//! of its own and accepts whatever the client encrypts without decrypting
+//! it. The README's staging check with a real phone covers that.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use wablast_domain::governor::RestrictionKind;
+use wablast_domain::session::{Fence, SessionStatus, StatusReason};
+use wablast_domain::types::SessionId;
+use wablast_session_engine::driver::{
+    Connection, DriverEvent, OutgoingMessage, QrCode, ReceiptKind, SendError, StatusChange,
+};
+use wablast_session_engine::native::driver::{NativeDriver, NativeOptions, provider_message_id};
+use wablast_session_engine::native::store;
+use wablast_tests::TestDatabase;
+use wablast_workflows::credentials::SecretKey;
+
+use crate::native_fake_server::{FakeWhatsApp, OnMessage, ToFake};
+use crate::support::phone;
+
+const FENCE: Fence = Fence {
+    epoch: 1,
+    revision: 1,
+};
+
+/// The number the fake phone links.
+const LINKED: &str = "6281234567001";
+
+async fn database() -> (TestDatabase, PgPool) {
+    let database = TestDatabase::create().await;
+    let pool = PgPool::connect(&database.url).await.expect("PostgreSQL");
+    wablast_migrations::run(&pool).await.expect("migrations");
+    (database, pool)
+}
+
+fn key() -> SecretKey {
+    SecretKey::new([7; 32])
+}
+
+fn options(server: &Arc<FakeWhatsApp>) -> NativeOptions {
+    NativeOptions {
+        transport: Some(Arc::new(ToFake {
+            server: server.clone(),
+        })),
+        version: Some((2, 3000, 1_000_000_000)),
+        ack_timeout: Duration::from_secs(3),
+        typing: None,
+    }
+}
+
+fn connect(pool: &PgPool, session: SessionId, server: &Arc<FakeWhatsApp>) -> Connection {
+    NativeDriver::connect(session, pool.clone(), key(), FENCE, options(server))
+}
+
+/// The first event `pick` accepts, within 40 s (a fresh link waits 10 s
+/// for an app-state key this fake never shares).
+async fn next<T>(
+    events: &mut mpsc::UnboundedReceiver<DriverEvent>,
+    pick: impl Fn(&DriverEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            let event = events.recv().await.expect("the driver runs");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event within 40 s")
+}
+
+async fn next_status(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> StatusChange {
+    next(events, |event| match event {
+        DriverEvent::Status(change) => Some(change.clone()),
+        _ => None,
+    })
+    .await
+}
+
+async fn next_qr(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> QrCode {
+    next(events, |event| match event {
+        DriverEvent::Qr(qr) => Some(qr.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// A session linked through the QR flow, ready.
+async fn linked(pool: &PgPool, session: SessionId, server: &Arc<FakeWhatsApp>) -> Connection {
+    let mut connection = connect(pool, session, server);
+    connection.driver.start().await.unwrap();
+    let qr = next_qr(&mut connection.events).await;
+    assert!(server.scan(&qr.payload, LINKED), "the server has a connection");
+    loop {
+        let status = next_status(&mut connection.events).await;
+        if status.status == SessionStatus::Ready {
+            break;
+        }
+    }
+    connection
+}
+
+fn text(to: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        message_id: uuid::Uuid::new_v4(),
+        to: phone(to),
+        text: "Halo from the fake".to_owned(),
+        media: None,
+        reply_to: None,
+        template: None,
+    }
+}
+
+#[tokio::test]
+async fn a_new_session_shows_the_qr_links_when_scanned_is_ready_and_restarts_without_a_qr() {
+    // Arrange
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@first-ref", "2@second-ref"]);
+    let session = SessionId::new();
+    let mut connection = connect(&pool, session, &server);
+
+    // Act: start, and the QR is shown.
+    connection.driver.start().await.unwrap();
+    let qr = next_qr(&mut connection.events).await;
+    let shown = next_status(&mut connection.events).await;
+
+    // Assert: the server's first ref, for about 60 s, reported as `qr`.
+    assert!(qr.payload.starts_with("2@first-ref,"), "{}", qr.payload);
+    let left = qr.expires_at - chrono::Utc::now();
+    assert!(left > chrono::TimeDelta::seconds(50), "{left}");
+    assert_eq!(shown.status, SessionStatus::Qr);
+    assert_eq!(connection.driver.qr().await.unwrap(), Some(qr.clone()));
+
+    // The phone scans it: authenticated as its number, then ready.
+    assert!(server.scan(&qr.payload, LINKED));
+    let authenticated = next_status(&mut connection.events).await;
+    assert_eq!(authenticated.status, SessionStatus::Authenticated);
+    assert_eq!(authenticated.phone_number, Some(phone("+6281234567001")));
+    let ready = next_status(&mut connection.events).await;
+    assert_eq!(ready.status, SessionStatus::Ready);
+    assert_eq!(ready.phone_number, Some(phone("+6281234567001")));
+    assert_eq!(connection.driver.qr().await.unwrap(), None);
+
+    // Stopped, the keys stay; a new driver (an engine restarted) logs in
+    // with them: ready, without a QR.
+    connection.driver.stop().await.unwrap();
+    assert!(store::has_device(&pool, session).await.unwrap());
+    drop(connection);
+    let logins_before = server.logins.lock().unwrap().len();
+    let mut again = connect(&pool, session, &server);
+    again.driver.start().await.unwrap();
+    let ready = next_status(&mut again.events).await;
+    assert_eq!(ready.status, SessionStatus::Ready, "{ready:?}");
+    assert_eq!(ready.phone_number, Some(phone("+6281234567001")));
+    assert!(
+        !crate::support::drain(&mut again.events)
+            .iter()
+            .any(|e| matches!(e, DriverEvent::Qr(_))),
+        "no QR after a restart"
+    );
+    let logins = server.logins.lock().unwrap().clone();
+    assert_eq!(logins.len(), logins_before + 1);
+    assert_eq!(logins.last(), Some(&6_281_234_567_001));
+
+    // A dropped connection: disconnected, then ready again by itself.
+    assert!(server.drop_connection());
+    let lost = next_status(&mut again.events).await;
+    assert_eq!(lost.status, SessionStatus::Disconnected);
+    assert_eq!(lost.reason, Some(StatusReason::ConnectionLost));
+    let back = next_status(&mut again.events).await;
+    assert_eq!(back.status, SessionStatus::Ready);
+    again.driver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn qr_codes_are_refreshed_and_once_they_run_out_the_session_fails() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@only-ref", "2@last-ref"]);
+    let mut connection = connect(&pool, SessionId::new(), &server);
+
+    connection.driver.start().await.unwrap();
+    let first = next_qr(&mut connection.events).await;
+    // The second after the first's 60 s, for 20 s.
+    let second = tokio::time::timeout(Duration::from_secs(75), next_qr(&mut connection.events))
+        .await
+        .expect("a second QR");
+    let failed = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            let status = next_status(&mut connection.events).await;
+            if status.status != SessionStatus::Qr {
+                return status;
+            }
+        }
+    })
+    .await
+    .expect("the codes ran out");
+
+    assert!(first.payload.starts_with("2@only-ref,"));
+    assert!(second.payload.starts_with("2@last-ref,"), "{}", second.payload);
+    let left = second.expires_at - chrono::Utc::now();
+    assert!(left <= chrono::TimeDelta::seconds(20), "{left}");
+    assert_eq!(failed.status, SessionStatus::Failed, "{failed:?}");
+    assert_eq!(connection.driver.qr().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_401_at_login_logs_the_session_out_and_erases_its_keys() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let session = SessionId::new();
+    let mut connection = linked(&pool, session, &server).await;
+    connection.driver.stop().await.unwrap();
+
+    // Unlinked from the phone meanwhile: the next login is refused.
+    server.refuse_logins(&[("reason", "401"), ("location", "rva")]);
+    connection.driver.start().await.unwrap();
+    let out = next_status(&mut connection.events).await;
+
+    assert_eq!(out.status, SessionStatus::LoggedOut, "{out:?}");
+    assert_eq!(out.reason, Some(StatusReason::LoggedOut));
+    assert!(
+        !store::has_device(&pool, session).await.unwrap(),
+        "the keys are erased"
+    );
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
+            .bind(session.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn a_402_temporary_ban_stops_the_sender_keeps_the_keys_and_sends_wait() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let session = SessionId::new();
+    let mut connection = linked(&pool, session, &server).await;
+    connection.driver.stop().await.unwrap();
+
+    server.refuse_logins(&[("reason", "402"), ("code", "101"), ("expire", "3600")]);
+    connection.driver.start().await.unwrap();
+    let banned = next_status(&mut connection.events).await;
+    let send = connection.driver.send(&text("+6281234567002")).await;
+
+    // The sender stops (its campaigns' messages move to other senders);
+    // a message sent to it waits out the ban.
+    assert_eq!(banned.status, SessionStatus::LoggedOut, "{banned:?}");
+    assert_eq!(banned.reason, Some(StatusReason::Restricted));
+    assert!(store::has_device(&pool, session).await.unwrap(), "the keys stay");
+    match send {
+        Err(SendError::Restricted {
+            kind: RestrictionKind::TemporaryBan,
+            until: Some(until),
+            ..
+        }) => {
+            let left = until - chrono::Utc::now();
+            assert!(left > chrono::TimeDelta::minutes(59), "{left}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn logout_unlinks_the_device_and_erases_every_key() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let session = SessionId::new();
+    let mut connection = linked(&pool, session, &server).await;
+
+    connection.driver.logout().await.unwrap();
+    let out = next_status(&mut connection.events).await;
+
+    assert_eq!(out.status, SessionStatus::LoggedOut);
+    assert_eq!(out.reason, Some(StatusReason::LoggedOut));
+    assert!(
+        server
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|asked| asked.contains("remove-companion-device")),
+        "WhatsApp was told: {:?}",
+        server.asked.lock().unwrap()
+    );
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
+            .bind(session.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, 0, "nothing of the session is left");
+}
+
+#[tokio::test]
+async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_back() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    server.register("6281234567002");
+    let mut connection = linked(&pool, SessionId::new(), &server).await;
+    let message = text("+6281234567002");
+
+    let sent = connection.driver.send(&message).await;
+
+    let sent = sent.expect("sent");
+    assert_eq!(sent.provider_message_id, provider_message_id(message.message_id));
+    let on_the_wire = server.messages.lock().unwrap().clone();
+    assert!(
+        on_the_wire
+            .iter()
+            .any(|(id, to)| *id == sent.provider_message_id && to.starts_with("6281234567002")),
+        "{on_the_wire:?}"
+    );
+    let receipts: Vec<ReceiptKind> = {
+        let mut kinds = Vec::new();
+        while kinds.len() < 2 {
+            kinds.push(
+                next(&mut connection.events, |event| match event {
+                    DriverEvent::Receipt(receipt)
+                        if receipt.provider_message_id == sent.provider_message_id =>
+                    {
+                        Some(receipt.kind.clone())
+                    }
+                    _ => None,
+                })
+                .await,
+            );
+        }
+        kinds
+    };
+    assert_eq!(receipts, [ReceiptKind::Delivered, ReceiptKind::Read]);
+}
+
+#[tokio::test]
+async fn a_refused_or_unanswered_send_is_classified() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    server.register("6281234567002");
+    let connection = linked(&pool, SessionId::new(), &server).await;
+
+    *server.on_message.lock().unwrap() = OnMessage::Refuse("463");
+    let timelocked = connection.driver.send(&text("+6281234567002")).await;
+    *server.on_message.lock().unwrap() = OnMessage::Refuse("400");
+    let refused = connection.driver.send(&text("+6281234567002")).await;
+    *server.on_message.lock().unwrap() = OnMessage::Silent;
+    let unanswered = connection.driver.send(&text("+6281234567002")).await;
+
+    assert!(
+        matches!(
+            timelocked,
+            Err(SendError::Restricted {
+                kind: RestrictionKind::ReachoutTimelock,
+                ..
+            })
+        ),
+        "{timelocked:?}"
+    );
+    assert!(matches!(refused, Err(SendError::Permanent(_))), "{refused:?}");
+    assert!(
+        matches!(unanswered, Err(SendError::Unknown(_))),
+        "{unanswered:?}"
+    );
+}
