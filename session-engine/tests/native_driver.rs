@@ -44,6 +44,11 @@ const FENCE: Fence = Fence {
 const LINKED: &str = "6281234567001";
 
 async fn database() -> (TestDatabase, PgPool) {
+    // The client's own logs, when asked for (`RUST_LOG=whatsapp_rust=debug`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let database = TestDatabase::create().await;
     let pool = PgPool::connect(&database.url).await.expect("PostgreSQL");
     wablast_migrations::run(&pool).await.expect("migrations");
@@ -75,7 +80,15 @@ async fn next<T>(
     events: &mut mpsc::UnboundedReceiver<DriverEvent>,
     pick: impl Fn(&DriverEvent) -> Option<T>,
 ) -> T {
-    tokio::time::timeout(Duration::from_secs(40), async {
+    next_within(events, 40, pick).await
+}
+
+async fn next_within<T>(
+    events: &mut mpsc::UnboundedReceiver<DriverEvent>,
+    seconds: u64,
+    pick: impl Fn(&DriverEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), async {
         loop {
             let event = events.recv().await.expect("the driver runs");
             if let Some(found) = pick(&event) {
@@ -84,7 +97,7 @@ async fn next<T>(
         }
     })
     .await
-    .expect("the event within 40 s")
+    .unwrap_or_else(|_| panic!("the event within {seconds} s"))
 }
 
 async fn next_status(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> StatusChange {
@@ -199,19 +212,16 @@ async fn qr_codes_are_refreshed_and_once_they_run_out_the_session_fails() {
     connection.driver.start().await.unwrap();
     let first = next_qr(&mut connection.events).await;
     // The second after the first's 60 s, for 20 s.
-    let second = tokio::time::timeout(Duration::from_secs(75), next_qr(&mut connection.events))
-        .await
-        .expect("a second QR");
-    let failed = tokio::time::timeout(Duration::from_secs(40), async {
-        loop {
-            let status = next_status(&mut connection.events).await;
-            if status.status != SessionStatus::Qr {
-                return status;
-            }
-        }
+    let second = next_within(&mut connection.events, 75, |event| match event {
+        DriverEvent::Qr(qr) => Some(qr.clone()),
+        _ => None,
     })
-    .await
-    .expect("the codes ran out");
+    .await;
+    let failed = next_within(&mut connection.events, 40, |event| match event {
+        DriverEvent::Status(change) if change.status != SessionStatus::Qr => Some(change.clone()),
+        _ => None,
+    })
+    .await;
 
     assert!(first.payload.starts_with("2@only-ref,"));
     assert!(second.payload.starts_with("2@last-ref,"), "{}", second.payload);

@@ -42,7 +42,7 @@ use whatsapp_rust::transport::{DisconnectReason, Transport, TransportEvent, Tran
 use whatsapp_rust::types::events::{ConnectFailureReason, Event, TempBanReason};
 use whatsapp_rust::wacore_binary::builder::NodeBuilder;
 use whatsapp_rust::wacore_binary::Node;
-use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_XX, WA_CONN_HEADER};
+use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, WA_CONN_HEADER};
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{anyhow, async_trait};
 
@@ -505,25 +505,18 @@ impl FakeWhatsApp {
         }
     }
 
-    /// Serves one connection: the client's bytes arrive on `inbound`, the
-    /// server's go out on `outbound`.
-    async fn serve(
-        self: Arc<Self>,
-        mut inbound: mpsc::UnboundedReceiver<Bytes>,
-        outbound: async_channel::Sender<TransportEvent>,
-    ) -> anyhow::Result<()> {
-        let mut frames = Frames::default();
-        // ClientHello.
-        let hello = frames.next(&mut inbound).await?;
-        let hello = wa::HandshakeMessage::decode_from_slice(&hello)?;
-        let client_ephemeral: [u8; 32] = hello
-            .client_hello
-            .into_option()
-            .and_then(|h| h.ephemeral)
-            .ok_or_else(|| anyhow::anyhow!("no client ephemeral"))?
+    /// The Noise XX handshake (a new device, or one without the server's
+    /// key): the server's hello, then the client's finish with its login.
+    async fn accept_xx(
+        &self,
+        client_ephemeral: &[u8],
+        frames: &mut Frames,
+        inbound: &mut mpsc::UnboundedReceiver<Bytes>,
+        outbound: &async_channel::Sender<TransportEvent>,
+    ) -> anyhow::Result<(wa::ClientPayload, NoiseCipher, NoiseCipher)> {
+        let client_ephemeral: [u8; 32] = client_ephemeral
             .try_into()
             .map_err(|_| anyhow::anyhow!("ephemeral is not 32 bytes"))?;
-
         let mut noise = NoiseHandshake::new(NOISE_PATTERN_XX, &WA_CONN_HEADER)?;
         noise.authenticate(&client_ephemeral);
         let ephemeral = KeyPair::generate(&mut rand010::rng());
@@ -543,10 +536,10 @@ impl FakeWhatsApp {
             ),
             ..Default::default()
         };
-        send_frame(&outbound, &server_hello.encode_to_vec()).await?;
+        send_frame(outbound, &server_hello.encode_to_vec()).await?;
 
         // ClientFinish: the client's static key, then its login payload.
-        let finish = frames.next(&mut inbound).await?;
+        let finish = frames.next(inbound).await?;
         let finish = wa::HandshakeMessage::decode_from_slice(&finish)?
             .client_finish
             .into_option()
@@ -566,6 +559,73 @@ impl FakeWhatsApp {
         // Both sides split the same keys: the client writes with the
         // first, the server with the second.
         let (read, write): (NoiseCipher, NoiseCipher) = noise.finish()?;
+        Ok((login, read, write))
+    }
+
+    /// The Noise IK handshake a linked device resumes with (the crate's
+    /// own responder in its `wacore-noise` tests does the same).
+    async fn accept_ik(
+        &self,
+        client_ephemeral: &[u8],
+        encrypted_static: &[u8],
+        encrypted_payload: &[u8],
+        outbound: &async_channel::Sender<TransportEvent>,
+    ) -> anyhow::Result<(wa::ClientPayload, NoiseCipher, NoiseCipher)> {
+        let mut noise = NoiseHandshake::new(NOISE_PATTERN_IK, &WA_CONN_HEADER)?;
+        noise.authenticate(&public(&self.identity));
+        noise.authenticate(client_ephemeral);
+        noise.mix_shared_secret(self.identity.private_key.serialize(), client_ephemeral)?;
+        let client_static = noise.decrypt(encrypted_static)?;
+        noise.mix_shared_secret(self.identity.private_key.serialize(), &client_static)?;
+        let payload = noise.decrypt(encrypted_payload)?;
+        let login = wa::ClientPayload::decode_from_slice(&payload)?;
+        let ephemeral = KeyPair::generate(&mut rand010::rng());
+        noise.authenticate(&public(&ephemeral));
+        noise.mix_shared_secret(ephemeral.private_key.serialize(), client_ephemeral)?;
+        noise.mix_shared_secret(ephemeral.private_key.serialize(), &client_static)?;
+        let encrypted_cert = noise.encrypt(&self.cert_chain)?;
+        let server_hello = wa::HandshakeMessage {
+            server_hello: whatsapp_rust::buffa::MessageField::some(
+                wa::handshake_message::ServerHello {
+                    ephemeral: Some(public(&ephemeral).to_vec()),
+                    r#static: None,
+                    payload: Some(encrypted_cert),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        };
+        send_frame(outbound, &server_hello.encode_to_vec()).await?;
+        let (read, write) = noise.finish()?;
+        Ok((login, read, write))
+    }
+
+    /// Serves one connection: the client's bytes arrive on `inbound`, the
+    /// server's go out on `outbound`.
+    async fn serve(
+        self: Arc<Self>,
+        mut inbound: mpsc::UnboundedReceiver<Bytes>,
+        outbound: async_channel::Sender<TransportEvent>,
+    ) -> anyhow::Result<()> {
+        let mut frames = Frames::default();
+        // ClientHello.
+        let hello = frames.next(&mut inbound).await?;
+        let hello = wa::HandshakeMessage::decode_from_slice(&hello)?;
+        let (login, read, write) = match hello.client_hello.into_option() {
+            // A linked device that knows this server's static key resumes
+            // with Noise IK: its static key and login come in the hello.
+            Some(wa::handshake_message::ClientHello {
+                ephemeral: Some(client_ephemeral),
+                r#static: Some(encrypted_static),
+                payload: Some(encrypted_payload),
+                ..
+            }) => self.accept_ik(&client_ephemeral, &encrypted_static, &encrypted_payload, &outbound).await?,
+            Some(wa::handshake_message::ClientHello {
+                ephemeral: Some(client_ephemeral),
+                ..
+            }) => self.accept_xx(&client_ephemeral, &mut frames, &mut inbound, &outbound).await?,
+            _ => anyhow::bail!("no client ephemeral"),
+        };
         let mut written = 0u32;
         let mut read_count = 0u32;
         let send = |node: &Node, counter: &mut u32| -> anyhow::Result<Vec<u8>> {
