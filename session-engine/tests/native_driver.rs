@@ -29,6 +29,7 @@ use wablast_session_engine::driver::{
 };
 use wablast_session_engine::native::driver::{NativeDriver, NativeOptions, provider_message_id};
 use wablast_session_engine::native::store;
+use wablast_session_engine::waha::Typing;
 use wablast_tests::TestDatabase;
 use wablast_workflows::credentials::SecretKey;
 
@@ -118,7 +119,16 @@ async fn next_qr(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> QrCode {
 
 /// A session linked through the QR flow, ready.
 async fn linked(pool: &PgPool, session: SessionId, server: &Arc<FakeWhatsApp>) -> Connection {
-    let mut connection = connect(pool, session, server);
+    linked_with(pool, session, server, options(server)).await
+}
+
+async fn linked_with(
+    pool: &PgPool,
+    session: SessionId,
+    server: &Arc<FakeWhatsApp>,
+    options: NativeOptions,
+) -> Connection {
+    let mut connection = NativeDriver::connect(session, pool.clone(), key(), FENCE, options);
     connection.driver.start().await.unwrap();
     let qr = next_qr(&mut connection.events).await;
     assert!(server.scan(&qr.payload, LINKED), "the server has a connection");
@@ -326,7 +336,21 @@ async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_ba
     let (_database, pool) = database().await;
     let server = FakeWhatsApp::new(&["2@ref"]);
     server.register("6281234567002");
-    let mut connection = linked(&pool, SessionId::new(), &server).await;
+    let typing = Typing {
+        per_char: Duration::ZERO,
+        min: Duration::from_millis(50),
+        max: Duration::from_millis(50),
+    };
+    let mut connection = linked_with(
+        &pool,
+        SessionId::new(),
+        &server,
+        NativeOptions {
+            typing: Some(typing),
+            ..options(&server)
+        },
+    )
+    .await;
     let message = text("+6281234567002");
 
     let sent = connection.driver.send(&message).await;
@@ -334,11 +358,18 @@ async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_ba
     let sent = sent.expect("sent");
     assert_eq!(sent.provider_message_id, provider_message_id(message.message_id));
     let on_the_wire = server.messages.lock().unwrap().clone();
+    let (_, to, encrypted) = on_the_wire
+        .iter()
+        .find(|(id, ..)| *id == sent.provider_message_id)
+        .unwrap_or_else(|| panic!("{on_the_wire:?}"));
+    assert!(to.starts_with("6281234567002"), "{to}");
+    // A first message to the recipient opens a Signal session from its
+    // published pre-key bundle.
     assert!(
-        on_the_wire
+        encrypted
             .iter()
-            .any(|(id, to)| *id == sent.provider_message_id && to.starts_with("6281234567002")),
-        "{on_the_wire:?}"
+            .any(|(kind, size)| kind == "pkmsg" && *size > 0),
+        "{encrypted:?}"
     );
     let receipts: Vec<ReceiptKind> = {
         let mut kinds = Vec::new();
@@ -358,6 +389,29 @@ async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_ba
         kinds
     };
     assert_eq!(receipts, [ReceiptKind::Delivered, ReceiptKind::Read]);
+    // "typing…" was shown first, then stopped.
+    let asked = server.asked.lock().unwrap().clone();
+    let composing = asked.iter().position(|a| a.starts_with("chatstate") && a.ends_with("composing"));
+    let paused = asked.iter().position(|a| a.starts_with("chatstate") && a.ends_with("paused"));
+    let message = asked.iter().position(|a| a.starts_with("message"));
+    assert!(
+        composing.is_some() && composing < paused && paused < message,
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_number_is_checked_on_whatsapp() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    server.register("6281234567002");
+    let connection = linked(&pool, SessionId::new(), &server).await;
+
+    let on = connection.driver.check_number(&phone("+6281234567002")).await;
+    let off = connection.driver.check_number(&phone("+6281234567003")).await;
+
+    assert_eq!(on, Ok(true));
+    assert_eq!(off, Ok(false));
 }
 
 #[tokio::test]

@@ -81,8 +81,9 @@ pub(crate) struct FakeWhatsApp {
     account: KeyPair,
     /// What it does with messages.
     pub(crate) on_message: Mutex<OnMessage>,
-    /// The messages the client sent: (id, to).
-    pub(crate) messages: Mutex<Vec<(String, String)>>,
+    /// The messages the client sent: id, recipient, and the types of their
+    /// encrypted payloads (`pkmsg`, `msg`, `skmsg`) with their sizes.
+    pub(crate) messages: Mutex<Vec<(String, String, Vec<(String, usize)>)>>,
     /// Every stanza the client sent, by tag and xmlns (what it asked for).
     pub(crate) asked: Mutex<Vec<String>>,
     /// The recipients' keys, by user.
@@ -476,7 +477,25 @@ impl FakeWhatsApp {
     fn answer_message(&self, node: &Node) -> Vec<Push> {
         let id = attr(node, "id").unwrap_or_default();
         let to = attr(node, "to").unwrap_or_default();
-        self.messages.lock().unwrap().push((id.clone(), to.clone()));
+        let mut encrypted = Vec::new();
+        let mut stack = vec![node];
+        while let Some(at) = stack.pop() {
+            for child in at.children().unwrap_or_default() {
+                if child.tag == "enc" {
+                    let size = match &child.content {
+                        Some(whatsapp_rust::wacore_binary::NodeContent::Bytes(bytes)) => bytes.len(),
+                        _ => 0,
+                    };
+                    encrypted.push((attr(child, "type").unwrap_or_default(), size));
+                } else {
+                    stack.push(child);
+                }
+            }
+        }
+        self.messages
+            .lock()
+            .unwrap()
+            .push((id.clone(), to.clone(), encrypted));
         let ack = |error: Option<&str>| {
             let mut ack = NodeBuilder::new("ack")
                 .attr("class", "message")
