@@ -131,7 +131,10 @@ async fn linked_with(
     let mut connection = NativeDriver::connect(session, pool.clone(), key(), FENCE, options);
     connection.driver.start().await.unwrap();
     let qr = next_qr(&mut connection.events).await;
-    assert!(server.scan(&qr.payload, LINKED), "the server has a connection");
+    assert!(
+        server.scan(&qr.payload, LINKED),
+        "the server has a connection"
+    );
     loop {
         let status = next_status(&mut connection.events).await;
         if status.status == SessionStatus::Ready {
@@ -214,6 +217,49 @@ async fn a_new_session_shows_the_qr_links_when_scanned_is_ready_and_restarts_wit
 }
 
 #[tokio::test]
+async fn a_pairing_code_is_asked_of_whatsapp_for_the_number() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let mut connection = connect(&pool, SessionId::new(), &server);
+    connection.driver.start().await.unwrap();
+    next_qr(&mut connection.events).await;
+
+    let code = connection
+        .driver
+        .request_pairing_code(&phone("+6281234567001"))
+        .await
+        .unwrap();
+    let pairing = next(&mut connection.events, |event| match event {
+        DriverEvent::Status(change) if change.status != SessionStatus::Qr => Some(change.clone()),
+        _ => None,
+    })
+    .await;
+
+    // Eight characters of the crate's alphabet, to type on the phone.
+    assert_eq!(
+        code.chars().filter(char::is_ascii_alphanumeric).count(),
+        8,
+        "{code}"
+    );
+    assert_eq!(pairing.status, SessionStatus::Pairing);
+    assert!(
+        server
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|asked| asked.ends_with("md link_code_companion_reg")),
+        "{:?}",
+        server.asked.lock().unwrap()
+    );
+    assert_eq!(
+        connection.driver.qr().await.unwrap(),
+        None,
+        "no QR while pairing"
+    );
+}
+
+#[tokio::test]
 async fn qr_codes_are_refreshed_and_once_they_run_out_the_session_fails() {
     let (_database, pool) = database().await;
     let server = FakeWhatsApp::new(&["2@only-ref", "2@last-ref"]);
@@ -234,7 +280,11 @@ async fn qr_codes_are_refreshed_and_once_they_run_out_the_session_fails() {
     .await;
 
     assert!(first.payload.starts_with("2@only-ref,"));
-    assert!(second.payload.starts_with("2@last-ref,"), "{}", second.payload);
+    assert!(
+        second.payload.starts_with("2@last-ref,"),
+        "{}",
+        second.payload
+    );
     let left = second.expires_at - chrono::Utc::now();
     assert!(left <= chrono::TimeDelta::seconds(20), "{left}");
     assert_eq!(failed.status, SessionStatus::Failed, "{failed:?}");
@@ -260,12 +310,11 @@ async fn a_401_at_login_logs_the_session_out_and_erases_its_keys() {
         !store::has_device(&pool, session).await.unwrap(),
         "the keys are erased"
     );
-    let rows: i64 =
-        sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
-            .bind(session.as_uuid())
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let rows: i64 = sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
+        .bind(session.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(rows, 0);
 }
 
@@ -286,7 +335,10 @@ async fn a_402_temporary_ban_stops_the_sender_keeps_the_keys_and_sends_wait() {
     // a message sent to it waits out the ban.
     assert_eq!(banned.status, SessionStatus::LoggedOut, "{banned:?}");
     assert_eq!(banned.reason, Some(StatusReason::Restricted));
-    assert!(store::has_device(&pool, session).await.unwrap(), "the keys stay");
+    assert!(
+        store::has_device(&pool, session).await.unwrap(),
+        "the keys stay"
+    );
     match send {
         Err(SendError::Restricted {
             kind: RestrictionKind::TemporaryBan,
@@ -322,13 +374,39 @@ async fn logout_unlinks_the_device_and_erases_every_key() {
         "WhatsApp was told: {:?}",
         server.asked.lock().unwrap()
     );
-    let rows: i64 =
-        sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
-            .bind(session.as_uuid())
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let rows: i64 = sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
+        .bind(session.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(rows, 0, "nothing of the session is left");
+}
+
+#[tokio::test]
+async fn delete_unlinks_the_device_and_erases_every_key() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let session = SessionId::new();
+    let connection = linked(&pool, session, &server).await;
+
+    connection.driver.delete().await.unwrap();
+
+    assert!(
+        server
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|asked| asked.contains("remove-companion-device")),
+        "WhatsApp was told"
+    );
+    assert!(!store::has_device(&pool, session).await.unwrap());
+    let rows: i64 = sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
+        .bind(session.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
 }
 
 #[tokio::test]
@@ -356,7 +434,10 @@ async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_ba
     let sent = connection.driver.send(&message).await;
 
     let sent = sent.expect("sent");
-    assert_eq!(sent.provider_message_id, provider_message_id(message.message_id));
+    assert_eq!(
+        sent.provider_message_id,
+        provider_message_id(message.message_id)
+    );
     let on_the_wire = server.messages.lock().unwrap().clone();
     let (_, to, encrypted) = on_the_wire
         .iter()
@@ -391,8 +472,12 @@ async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_ba
     assert_eq!(receipts, [ReceiptKind::Delivered, ReceiptKind::Read]);
     // "typing…" was shown first, then stopped.
     let asked = server.asked.lock().unwrap().clone();
-    let composing = asked.iter().position(|a| a.starts_with("chatstate") && a.ends_with("composing"));
-    let paused = asked.iter().position(|a| a.starts_with("chatstate") && a.ends_with("paused"));
+    let composing = asked
+        .iter()
+        .position(|a| a.starts_with("chatstate") && a.ends_with("composing"));
+    let paused = asked
+        .iter()
+        .position(|a| a.starts_with("chatstate") && a.ends_with("paused"));
     let message = asked.iter().position(|a| a.starts_with("message"));
     assert!(
         composing.is_some() && composing < paused && paused < message,
@@ -407,8 +492,14 @@ async fn a_number_is_checked_on_whatsapp() {
     server.register("6281234567002");
     let connection = linked(&pool, SessionId::new(), &server).await;
 
-    let on = connection.driver.check_number(&phone("+6281234567002")).await;
-    let off = connection.driver.check_number(&phone("+6281234567003")).await;
+    let on = connection
+        .driver
+        .check_number(&phone("+6281234567002"))
+        .await;
+    let off = connection
+        .driver
+        .check_number(&phone("+6281234567003"))
+        .await;
 
     assert_eq!(on, Ok(true));
     assert_eq!(off, Ok(false));
@@ -438,7 +529,10 @@ async fn a_refused_or_unanswered_send_is_classified() {
         ),
         "{timelocked:?}"
     );
-    assert!(matches!(refused, Err(SendError::Permanent(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(SendError::Permanent(_))),
+        "{refused:?}"
+    );
     assert!(
         matches!(unanswered, Err(SendError::Unknown(_))),
         "{unanswered:?}"
@@ -507,7 +601,14 @@ async fn send_overhead() {
         "{sends} native sends, each to the server's ack: mean {mean:?}, p50 {p50:?}, p99 {p99:?}; \
          {commits_per_send:.1} PostgreSQL transactions a send; \
          our id derivation {id_cost:?} a message ({} build)",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
-    assert!(p50 < Duration::from_millis(1), "p50 {p50:?}: over the 1 ms target");
+    assert!(
+        p50 < Duration::from_millis(1),
+        "p50 {p50:?}: over the 1 ms target"
+    );
 }

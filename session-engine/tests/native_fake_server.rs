@@ -40,8 +40,8 @@ use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::buffa::Message as _;
 use whatsapp_rust::transport::{DisconnectReason, Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::types::events::{ConnectFailureReason, Event, TempBanReason};
-use whatsapp_rust::wacore_binary::builder::NodeBuilder;
 use whatsapp_rust::wacore_binary::Node;
+use whatsapp_rust::wacore_binary::builder::NodeBuilder;
 use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, WA_CONN_HEADER};
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{anyhow, async_trait};
@@ -56,6 +56,10 @@ pub(crate) enum OnMessage {
     /// Says nothing.
     Silent,
 }
+
+/// A message the client sent: its id, recipient, and the types of its
+/// encrypted payloads with their sizes.
+pub(crate) type SentStanza = (String, String, Vec<(String, usize)>);
 
 /// What the server pushes on an open connection.
 enum Push {
@@ -83,7 +87,7 @@ pub(crate) struct FakeWhatsApp {
     pub(crate) on_message: Mutex<OnMessage>,
     /// The messages the client sent: id, recipient, and the types of their
     /// encrypted payloads (`pkmsg`, `msg`, `skmsg`) with their sizes.
-    pub(crate) messages: Mutex<Vec<(String, String, Vec<(String, usize)>)>>,
+    pub(crate) messages: Mutex<Vec<SentStanza>>,
     /// Every stanza the client sent, by tag and xmlns (what it asked for).
     pub(crate) asked: Mutex<Vec<String>>,
     /// The recipients' keys, by user.
@@ -370,6 +374,14 @@ impl FakeWhatsApp {
                     NodeBuilder::new("sync").children(collections).build(),
                 ])]
             }
+            // A pairing code asked for: the server's ref for it.
+            ("md", "link_code_companion_reg") => vec![result(vec![
+                NodeBuilder::new("link_code_companion_reg")
+                    .children([NodeBuilder::new("link_code_pairing_ref")
+                        .bytes(b"2@code-ref".to_vec())
+                        .build()])
+                    .build(),
+            ])],
             ("encrypt", "count") => vec![result(vec![
                 NodeBuilder::new("count").attr("value", "50").build(),
             ])],
@@ -444,9 +456,7 @@ impl FakeWhatsApp {
                 let jid = attr(user, "jid").or_else(|| {
                     user.get_optional_child("contact")
                         .and_then(Node::content_as_string)
-                        .map(|phone| {
-                            format!("{}@s.whatsapp.net", phone.trim_start_matches('+'))
-                        })
+                        .map(|phone| format!("{}@s.whatsapp.net", phone.trim_start_matches('+')))
                 });
                 let jid = jid.unwrap_or_default();
                 let digits = jid.split(['@', ':']).next().unwrap_or_default().to_owned();
@@ -483,7 +493,9 @@ impl FakeWhatsApp {
             for child in at.children().unwrap_or_default() {
                 if child.tag == "enc" {
                     let size = match &child.content {
-                        Some(whatsapp_rust::wacore_binary::NodeContent::Bytes(bytes)) => bytes.len(),
+                        Some(whatsapp_rust::wacore_binary::NodeContent::Bytes(bytes)) => {
+                            bytes.len()
+                        }
                         _ => 0,
                     };
                     encrypted.push((attr(child, "type").unwrap_or_default(), size));
@@ -638,11 +650,22 @@ impl FakeWhatsApp {
                 r#static: Some(encrypted_static),
                 payload: Some(encrypted_payload),
                 ..
-            }) => self.accept_ik(&client_ephemeral, &encrypted_static, &encrypted_payload, &outbound).await?,
+            }) => {
+                self.accept_ik(
+                    &client_ephemeral,
+                    &encrypted_static,
+                    &encrypted_payload,
+                    &outbound,
+                )
+                .await?
+            }
             Some(wa::handshake_message::ClientHello {
                 ephemeral: Some(client_ephemeral),
                 ..
-            }) => self.accept_xx(&client_ephemeral, &mut frames, &mut inbound, &outbound).await?,
+            }) => {
+                self.accept_xx(&client_ephemeral, &mut frames, &mut inbound, &outbound)
+                    .await?
+            }
             _ => anyhow::bail!("no client ephemeral"),
         };
         let mut written = 0u32;

@@ -261,7 +261,11 @@ impl Inner {
                 );
             }
             Event::Connected(_) => {
-                let pn = client.persistence_manager().get_device_snapshot().pn.clone();
+                let pn = client
+                    .persistence_manager()
+                    .get_device_snapshot()
+                    .pn
+                    .clone();
                 let mut state = self.state();
                 state.qr = None;
                 if let Some(phone) = pn.as_ref().and_then(phone_of_jid) {
@@ -376,9 +380,8 @@ impl Inner {
                         continue;
                     }
                     let sender = &info.source.sender;
-                    let from = phone_of_jid(sender).or_else(|| {
-                        info.source.sender_alt.as_ref().and_then(phone_of_jid)
-                    });
+                    let from = phone_of_jid(sender)
+                        .or_else(|| info.source.sender_alt.as_ref().and_then(phone_of_jid));
                     let (kind, text) = inbound_content(&message.message);
                     let _ = self.events.send(DriverEvent::Inbound(Inbound {
                         from,
@@ -424,10 +427,9 @@ impl Inner {
         if let Some(version) = self.options.version {
             builder = builder.with_version(version);
         }
-        let bot = builder
-            .build()
-            .await
-            .map_err(|err| DriverError::Failed(format!("the native client did not start: {err}")))?;
+        let bot = builder.build().await.map_err(|err| {
+            DriverError::Failed(format!("the native client did not start: {err}"))
+        })?;
         let handle = bot.spawn();
         let client = handle.client();
         {
@@ -561,7 +563,8 @@ fn send_failure(err: &whatsapp_rust::send::SendError) -> SendError {
     use whatsapp_rust::ClientError;
     use whatsapp_rust::send::SendError as Crate;
     match err {
-        Crate::NotLoggedIn | Crate::Client(ClientError::NotConnected | ClientError::NotLoggedIn) => {
+        Crate::NotLoggedIn
+        | Crate::Client(ClientError::NotConnected | ClientError::NotLoggedIn) => {
             SendError::Transient(format!("not connected to {PEER}"))
         }
         // Writing to the socket failed: the stanza may have gone out.
@@ -682,7 +685,9 @@ impl Driver for NativeDriver {
     async fn request_pairing_code(&self, phone: &Phone) -> Result<String, DriverError> {
         let inner = &self.inner;
         let client = inner.client().ok_or_else(|| {
-            DriverError::InvalidState("start the session before asking for a pairing code".to_owned())
+            DriverError::InvalidState(
+                "start the session before asking for a pairing code".to_owned(),
+            )
         })?;
         if client.is_logged_in() {
             return Err(DriverError::InvalidState(
@@ -725,11 +730,11 @@ impl Driver for NativeDriver {
         let to: Jid = format!("{}@s.whatsapp.net", message.to.digits())
             .parse()
             .map_err(|err| SendError::Permanent(format!("{}: {err:?}", message.to)))?;
-        if let Some(typing) = inner.options.typing {
-            if client.chatstate().send_composing(&to).await.is_ok() {
-                tokio::time::sleep(typing.pause_for(&message.text)).await;
-                let _ = client.chatstate().send_paused(&to).await;
-            }
+        if let Some(typing) = inner.options.typing
+            && client.chatstate().send_composing(&to).await.is_ok()
+        {
+            tokio::time::sleep(typing.pause_for(&message.text)).await;
+            let _ = client.chatstate().send_paused(&to).await;
         }
         let body = match &message.reply_to {
             None => wa::Message {
@@ -753,11 +758,7 @@ impl Driver for NativeDriver {
         };
         let id = provider_message_id(message.message_id);
         let (tx, acked) = oneshot::channel();
-        inner
-            .acks
-            .lock()
-            .expect("acks lock")
-            .insert(id.clone(), tx);
+        inner.acks.lock().expect("acks lock").insert(id.clone(), tx);
         let forget = || {
             inner.acks.lock().expect("acks lock").remove(&id);
         };
@@ -857,7 +858,11 @@ mod tests {
         assert_ne!(id, provider_message_id(uuid::Uuid::from_u128(1)));
         assert_eq!(id.len(), 22);
         assert!(id.starts_with("3EB0"));
-        assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()));
+        assert!(
+            id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        );
     }
 
     #[test]
