@@ -22,6 +22,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use wablast_domain::governor::RestrictionKind;
+use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{Fence, SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_session_engine::driver::{
@@ -483,6 +484,29 @@ async fn a_text_goes_out_under_our_id_waits_for_the_ack_and_its_receipts_come_ba
         composing.is_some() && composing < paused && paused < message,
         "{asked:?}"
     );
+}
+
+#[tokio::test]
+async fn a_message_from_a_contact_comes_in_decrypted() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let mut connection = linked(&pool, SessionId::new(), &server).await;
+
+    assert!(
+        server
+            .deliver_text("6281234567002", "3EB0INBOUND0001", "Berapa harganya?")
+            .await
+    );
+    let inbound = next(&mut connection.events, |event| match event {
+        DriverEvent::Inbound(inbound) => Some(inbound.clone()),
+        _ => None,
+    })
+    .await;
+
+    assert_eq!(inbound.from, Some(phone("+6281234567002")));
+    assert_eq!(inbound.text.as_deref(), Some("Berapa harganya?"));
+    assert_eq!(inbound.kind, InboundKind::Text);
+    assert_eq!(inbound.provider_message_id, "3EB0INBOUND0001");
 }
 
 #[tokio::test]

@@ -32,9 +32,15 @@ use wablast_session_engine::native::store::KeyStore;
 use wablast_tests::TestDatabase;
 use wablast_workflows::credentials::SecretKey;
 use wacore::handshake::NoiseHandshake;
-use wacore::libsignal::protocol::KeyPair;
+use wacore::libsignal::protocol::error::Result as SignalResult;
+use wacore::libsignal::protocol::{
+    Direction, IdentityChange, IdentityKey, IdentityKeyPair, IdentityKeyStore, KeyPair,
+    PreKeyBundle, ProtocolAddress, PublicKey, SessionRecord, SessionStore, UsePQRatchet,
+    message_encrypt, process_prekey_bundle,
+};
 use wacore::noise::NoiseCipher;
 use wacore::store::traits::DeviceStore;
+use wacore::types::jid::JidExt as _;
 use whatsapp_rust::async_channel;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::buffa::Message as _;
@@ -94,6 +100,108 @@ pub(crate) struct FakeWhatsApp {
     recipients: Mutex<HashMap<String, Recipient>>,
     /// Connections made.
     pub(crate) connections: AtomicUsize,
+    /// The pre-keys the linked device uploaded (its bundle, for senders).
+    uploaded: Mutex<Option<Uploaded>>,
+}
+
+/// A device's keys as it uploaded them (`<iq xmlns="encrypt"
+/// type="set">`).
+#[derive(Clone)]
+struct Uploaded {
+    registration_id: u32,
+    identity: Vec<u8>,
+    pre_key: (u32, Vec<u8>),
+    signed_pre_key: (u32, Vec<u8>, Vec<u8>),
+}
+
+fn child_bytes(node: &Node, tag: &str) -> Option<Vec<u8>> {
+    match &node.get_optional_child(tag)?.content {
+        Some(whatsapp_rust::wacore_binary::NodeContent::Bytes(bytes)) => Some(bytes.clone()),
+        _ => None,
+    }
+}
+
+fn be_u32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0, |n, b| (n << 8) | u32::from(*b))
+}
+
+impl Uploaded {
+    fn of(iq: &Node) -> Option<Self> {
+        let key = iq.get_optional_child("list")?.children()?.first()?;
+        let skey = iq.get_optional_child("skey")?;
+        Some(Self {
+            registration_id: be_u32(&child_bytes(iq, "registration")?),
+            identity: child_bytes(iq, "identity")?,
+            pre_key: (be_u32(&child_bytes(key, "id")?), child_bytes(key, "value")?),
+            signed_pre_key: (
+                be_u32(&child_bytes(skey, "id")?),
+                child_bytes(skey, "value")?,
+                child_bytes(skey, "signature")?,
+            ),
+        })
+    }
+}
+
+/// A sender's Signal state, in memory (the fake phone that writes to the
+/// linked device).
+#[derive(Default)]
+struct SenderSessions(HashMap<String, Vec<u8>>);
+
+#[async_trait]
+impl SessionStore for SenderSessions {
+    async fn load_session(&self, address: &ProtocolAddress) -> SignalResult<Option<SessionRecord>> {
+        Ok(self
+            .0
+            .get(&address.to_string())
+            .and_then(|b| SessionRecord::deserialize(b).ok()))
+    }
+
+    async fn has_session(&self, address: &ProtocolAddress) -> SignalResult<bool> {
+        Ok(self.0.contains_key(&address.to_string()))
+    }
+
+    async fn store_session(
+        &mut self,
+        address: &ProtocolAddress,
+        record: SessionRecord,
+    ) -> SignalResult<()> {
+        self.0.insert(address.to_string(), record.serialize()?);
+        Ok(())
+    }
+}
+
+struct SenderIdentity(IdentityKeyPair);
+
+#[async_trait]
+impl IdentityKeyStore for SenderIdentity {
+    async fn get_identity_key_pair(&self) -> SignalResult<IdentityKeyPair> {
+        Ok(self.0.clone())
+    }
+
+    async fn get_local_registration_id(&self) -> SignalResult<u32> {
+        Ok(77)
+    }
+
+    async fn save_identity(
+        &mut self,
+        _: &ProtocolAddress,
+        _: &IdentityKey,
+    ) -> SignalResult<IdentityChange> {
+        Ok(IdentityChange::from_changed(false))
+    }
+
+    async fn is_trusted_identity(
+        &self,
+        _: &ProtocolAddress,
+        _: &IdentityKey,
+        _: Direction,
+    ) -> SignalResult<bool> {
+        Ok(true)
+    }
+
+    async fn get_identity(&self, _: &ProtocolAddress) -> SignalResult<Option<IdentityKey>> {
+        Ok(None)
+    }
 }
 
 /// A recipient's Signal keys, as a phone would have published them.
@@ -146,6 +254,7 @@ impl FakeWhatsApp {
             asked: Mutex::default(),
             recipients: Mutex::default(),
             connections: AtomicUsize::new(0),
+            uploaded: Mutex::default(),
         })
     }
 
@@ -253,6 +362,80 @@ impl FakeWhatsApp {
                     .build()])
                 .build(),
         )
+    }
+
+    /// `from` (digits) writes `text` to the linked device, as a phone
+    /// would: a Signal session opened from the device's uploaded pre-keys,
+    /// the message encrypted and padded as WhatsApp does, pushed as a
+    /// `<message>` with `id`.
+    pub(crate) async fn deliver_text(&self, from: &str, id: &str, text: &str) -> bool {
+        let Some(keys) = self.uploaded.lock().unwrap().clone() else {
+            return false;
+        };
+        let device: whatsapp_rust::Jid = format!("{}:7@s.whatsapp.net", self.linked_user())
+            .parse()
+            .expect("a device JID");
+        let address = device.to_protocol_address();
+        let bundle = PreKeyBundle::new(
+            keys.registration_id,
+            7u32.into(),
+            Some((
+                keys.pre_key.0.into(),
+                PublicKey::from_djb_public_key_bytes(&keys.pre_key.1).expect("a pre-key"),
+            )),
+            keys.signed_pre_key.0.into(),
+            PublicKey::from_djb_public_key_bytes(&keys.signed_pre_key.1).expect("a signed pre-key"),
+            keys.signed_pre_key.2.clone(),
+            IdentityKey::new(
+                PublicKey::from_djb_public_key_bytes(&keys.identity).expect("an identity"),
+            ),
+        )
+        .expect("a bundle");
+        let mut sessions = SenderSessions::default();
+        let mut identity = SenderIdentity(IdentityKeyPair::generate(&mut rand010::rng()));
+        process_prekey_bundle(
+            &address,
+            &mut sessions,
+            &mut identity,
+            &bundle,
+            &mut rand010::rng(),
+            UsePQRatchet::No,
+        )
+        .await
+        .expect("a session from the device's bundle");
+        let plain = wa::Message {
+            conversation: Some(text.to_owned()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let padded = wacore::messages::MessageUtils::pad_message_v2(plain);
+        let sealed = message_encrypt(&padded, &address, &mut sessions, &mut identity)
+            .await
+            .expect("encrypted");
+        self.send(
+            NodeBuilder::new("message")
+                .attr("from", format!("{from}@s.whatsapp.net"))
+                .attr("id", id.to_owned())
+                .attr("type", "text")
+                .attr("t", chrono::Utc::now().timestamp().to_string())
+                .attr("notify", "Budi")
+                .children([NodeBuilder::new("enc")
+                    .attr("v", "2")
+                    .attr("type", "pkmsg")
+                    .bytes(sealed.serialize().to_vec())
+                    .build()])
+                .build(),
+        )
+    }
+
+    /// The number of the last device that logged in.
+    fn linked_user(&self) -> u64 {
+        *self
+            .logins
+            .lock()
+            .unwrap()
+            .last()
+            .expect("a device logged in")
     }
 
     /// The server's first stanza for a login.
@@ -382,6 +565,10 @@ impl FakeWhatsApp {
                         .build()])
                     .build(),
             ])],
+            ("encrypt", "registration") => {
+                *self.uploaded.lock().unwrap() = Uploaded::of(node);
+                vec![result(Vec::new())]
+            }
             ("encrypt", "count") => vec![result(vec![
                 NodeBuilder::new("count").attr("value", "50").build(),
             ])],
