@@ -636,3 +636,63 @@ async fn send_overhead() {
         "p50 {p50:?}: over the 1 ms target"
     );
 }
+
+/// Memory per ready native session: `NATIVE_SESSIONS` (default 1,000)
+/// drivers, each linked through the QR flow to its own fake server (one
+/// connection each) and ready. Prints the figure; fails over the issue's
+/// 1 MB a session. It counts the drivers, their clients, stores and event
+/// tasks, and the fake servers' side of each connection, in this test
+/// binary (debug build, glibc malloc), not a whole engine process. Ignored
+/// by default: `cargo test -p wablast-session-engine --test main --
+/// --ignored native_driver::memory_per_ready_session --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run it explicitly"]
+async fn memory_per_ready_session() {
+    use futures::StreamExt as _;
+    let sessions: usize = std::env::var("NATIVE_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let database = TestDatabase::create().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(300))
+        .connect(&database.url)
+        .await
+        .expect("PostgreSQL");
+    wablast_migrations::run(&pool).await.expect("migrations");
+    // One session first, so code and one-off allocations are in the
+    // baseline.
+    let warm_server = FakeWhatsApp::new(&["2@ref"]);
+    let warm = linked(&pool, SessionId::new(), &warm_server).await;
+    let before = crate::native_fake_server::rss_bytes();
+
+    let started = std::time::Instant::now();
+    let ready: Vec<(Arc<FakeWhatsApp>, Connection)> = futures::stream::iter(0..sessions)
+        .map(|_| {
+            let pool = pool.clone();
+            async move {
+                let server = FakeWhatsApp::new(&["2@ref"]);
+                let connection = linked(&pool, SessionId::new(), &server).await;
+                (server, connection)
+            }
+        })
+        .buffer_unordered(25)
+        .collect()
+        .await;
+    let after = crate::native_fake_server::rss_bytes();
+    let per_session = after.saturating_sub(before) / sessions as u64;
+    println!(
+        "{sessions} native sessions ready: RSS {} MiB -> {} MiB, {} KiB per session, all ready in {:.1} s",
+        before / (1 << 20),
+        after / (1 << 20),
+        per_session / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        per_session < 1 << 20,
+        "{per_session} bytes per session: over the 1 MB target"
+    );
+    drop(ready);
+    drop(warm);
+}

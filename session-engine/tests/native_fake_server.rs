@@ -1118,7 +1118,7 @@ async fn a_new_device_on_the_postgres_store_shows_the_servers_qr_refs_with_its_s
 }
 
 /// The resident set of this process, in bytes (Linux `/proc`).
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
