@@ -13,9 +13,12 @@
 //! stored, and reports a 401 as logged out and a 402 as a temporary ban.
 //! What it cannot: that WhatsApp's servers answer as this fake does (its
 //! certificate chain is a test one, accepted only because the tests build
-//! the crate with `danger-skip-cert-chain-verify`), nor anything past the
-//! first stanza (pairing, sends, receipts: the native driver is not built
-//! yet).
+//! the crate with `danger-skip-cert-chain-verify`). The server also pairs
+//! a device as a phone would, resumes linked devices with Noise IK,
+//! answers the post-login queries, serves recipients' pre-key bundles,
+//! acks messages with receipts and delivers a contact's encrypted
+//! message: the native driver's tests (`native_driver.rs`) use all of
+//! that.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;

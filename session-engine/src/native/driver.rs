@@ -441,12 +441,20 @@ impl Inner {
             }
             state.bot = Some(handle);
         }
-        // The events, in order; ends with the client (its handler dropped).
+        // The events, in order. Holds neither the driver nor the client
+        // (the client holds the sending half): it ends with the client,
+        // the driver, or this client's generation.
         let inner: Weak<Self> = Arc::downgrade(self);
+        let client = Arc::downgrade(&client);
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
-                let Some(inner) = inner.upgrade() else { break };
+                let (Some(inner), Some(client)) = (inner.upgrade(), client.upgrade()) else {
+                    break;
+                };
                 inner.on_event(generation, &event, &client).await;
+                if inner.state().generation != generation {
+                    break;
+                }
             }
         });
         Ok(())
