@@ -26,7 +26,8 @@ use wablast_domain::inbound::InboundKind;
 use wablast_domain::session::{Fence, SessionStatus, StatusReason};
 use wablast_domain::types::SessionId;
 use wablast_session_engine::driver::{
-    Connection, DriverEvent, OutgoingMessage, QrCode, ReceiptKind, SendError, StatusChange,
+    Connection, DriverEvent, Group, GroupMember, OutgoingMessage, QrCode, ReceiptKind, SendError,
+    StatusChange,
 };
 use wablast_session_engine::native::driver::{NativeDriver, NativeOptions, provider_message_id};
 use wablast_session_engine::native::store;
@@ -507,6 +508,44 @@ async fn a_message_from_a_contact_comes_in_decrypted() {
     assert_eq!(inbound.text.as_deref(), Some("Berapa harganya?"));
     assert_eq!(inbound.kind, InboundKind::Text);
     assert_eq!(inbound.provider_message_id, "3EB0INBOUND0001");
+}
+
+#[tokio::test]
+async fn the_numbers_groups_and_their_members_are_listed() {
+    let (_database, pool) = database().await;
+    let server = FakeWhatsApp::new(&["2@ref"]);
+    let connection = linked(&pool, SessionId::new(), &server).await;
+
+    let groups = connection.driver.groups().await.unwrap();
+    let members = connection
+        .driver
+        .group_members("120363000000000001@g.us")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        groups,
+        [Group {
+            id: "120363000000000001@g.us".to_owned(),
+            name: "Pelanggan setia".to_owned(),
+            participants: 2,
+        }]
+    );
+    assert_eq!(
+        members,
+        [
+            GroupMember {
+                id: "6281234567002@s.whatsapp.net".to_owned(),
+                phone: Some(phone("+6281234567002")),
+                admin: true,
+            },
+            GroupMember {
+                id: "6281234567003@s.whatsapp.net".to_owned(),
+                phone: Some(phone("+6281234567003")),
+                admin: false,
+            },
+        ]
+    );
 }
 
 #[tokio::test]

@@ -572,6 +572,11 @@ impl FakeWhatsApp {
                 *self.uploaded.lock().unwrap() = Uploaded::of(node);
                 vec![result(Vec::new())]
             }
+            // The one group the linked number is in.
+            ("w:g2", "participating") => vec![result(vec![
+                NodeBuilder::new("groups").children([Self::group()]).build(),
+            ])],
+            ("w:g2", "query") => vec![result(vec![Self::group()])],
             ("encrypt", "count") => vec![result(vec![
                 NodeBuilder::new("count").attr("value", "50").build(),
             ])],
@@ -579,6 +584,24 @@ impl FakeWhatsApp {
             ("usync", _) => vec![result(vec![self.usync(node)])],
             _ => vec![result(Vec::new())],
         }
+    }
+
+    /// The group the linked number is in: two members, one an admin.
+    fn group() -> Node {
+        NodeBuilder::new("group")
+            .attr("id", "120363000000000001")
+            .attr("subject", "Pelanggan setia")
+            .attr("creation", "1700000000")
+            .children([
+                NodeBuilder::new("participant")
+                    .attr("jid", "6281234567002@s.whatsapp.net")
+                    .attr("type", "admin")
+                    .build(),
+                NodeBuilder::new("participant")
+                    .attr("jid", "6281234567003@s.whatsapp.net")
+                    .build(),
+            ])
+            .build()
     }
 
     /// `<list>` of the bundles asked for (device 0 of registered users).
