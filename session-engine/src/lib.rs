@@ -8,7 +8,7 @@
 //! - [`waha`]: a session on a WAHA server, over its HTTP API and webhooks.
 //! - [`cloud`]: a number on the official WhatsApp Business Cloud API.
 //! - [`native`]: WhatsApp Web multi-device in-process (experimental): its
-//!   key store.
+//!   key store and driver (not run by the engine yet).
 //! - [`webhook`]: why a webhook from WAHA or the Cloud API was refused.
 //! - [`lease`]: engines' heartbeats and session leases in JetStream KV.
 //! - [`engine`]: the session lifecycle: which engine runs which session,

@@ -7,6 +7,7 @@
 mod cloud;
 mod endings;
 mod lease;
+mod native_driver;
 mod native_fake_server;
 mod native_store;
 mod prism;

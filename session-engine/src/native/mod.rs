@@ -7,5 +7,8 @@
 //!
 //! - [`store`]: the session's keys in PostgreSQL, sealed, fenced by the
 //!   engine's lease.
+//! - [`driver`]: the [`driver::NativeDriver`], one `whatsapp-rust` client
+//!   per session on that store.
 
+pub mod driver;
 pub mod store;
