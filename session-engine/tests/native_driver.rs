@@ -149,7 +149,7 @@ async fn linked_with(
 fn text(to: &str) -> OutgoingMessage {
     OutgoingMessage {
         message_id: uuid::Uuid::new_v4(),
-        to: phone(to),
+        to: phone(to).into(),
         text: "Halo from the fake".to_owned(),
         media: None,
         reply_to: None,

@@ -735,9 +735,14 @@ impl Driver for NativeDriver {
         let client = inner
             .ready_client()
             .map_err(|err| SendError::Transient(err.to_string()))?;
-        let to: Jid = format!("{}@s.whatsapp.net", message.to.digits())
+        let Some(phone) = message.to.phone() else {
+            return Err(SendError::Permanent(
+                "the native driver does not send to groups yet".to_owned(),
+            ));
+        };
+        let to: Jid = format!("{}@s.whatsapp.net", phone.digits())
             .parse()
-            .map_err(|err| SendError::Permanent(format!("{}: {err:?}", message.to)))?;
+            .map_err(|err| SendError::Permanent(format!("{phone}: {err:?}")))?;
         if let Some(typing) = inner.options.typing
             && client.chatstate().send_composing(&to).await.is_ok()
         {
