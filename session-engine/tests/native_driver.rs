@@ -312,12 +312,7 @@ async fn a_401_at_login_logs_the_session_out_and_erases_its_keys() {
         !store::has_device(&pool, session).await.unwrap(),
         "the keys are erased"
     );
-    let rows: i64 = sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
-        .bind(session.as_uuid())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, 0);
+    assert_eq!(key_rows(&pool, session).await, 0);
 }
 
 #[tokio::test]
@@ -403,12 +398,7 @@ async fn delete_unlinks_the_device_and_erases_every_key() {
         "WhatsApp was told"
     );
     assert!(!store::has_device(&pool, session).await.unwrap());
-    let rows: i64 = sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
-        .bind(session.as_uuid())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, 0);
+    assert_eq!(key_rows(&pool, session).await, 0);
 }
 
 #[tokio::test]
@@ -734,4 +724,13 @@ async fn memory_per_ready_session() {
     );
     drop(ready);
     drop(warm);
+}
+
+/// How many key rows the session has in the store.
+async fn key_rows(pool: &PgPool, session: SessionId) -> i64 {
+    sqlx::query_scalar("select count(*) from native_keys where session_id = $1")
+        .bind(session.as_uuid())
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
