@@ -148,6 +148,38 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub number_check_interval_ms: u64,
 
+    /// Seconds a ready session may report nothing before the engine
+    /// probes it (a stuck connection is restarted).
+    #[arg(long, env = "WABLAST_PROBE_AFTER_SECONDS", default_value_t = 180,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub probe_after_seconds: u64,
+
+    /// Seconds a session has to answer the engine's probe.
+    #[arg(long, env = "WABLAST_PROBE_TIMEOUT_SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub probe_timeout_seconds: u64,
+
+    /// The window (seconds) in which an engine counts its sessions'
+    /// failures for a failure storm.
+    #[arg(long, env = "WABLAST_STORM_WINDOW_SECONDS", default_value_t = 180,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub storm_window_seconds: u64,
+
+    /// A failure storm: more than this share (0–1) of an engine's sessions
+    /// failing within the window ...
+    #[arg(long, env = "WABLAST_STORM_SHARE", default_value_t = 0.3, value_parser = share)]
+    pub storm_share: f64,
+
+    /// ... and at least this many of them.
+    #[arg(long, env = "WABLAST_STORM_SESSIONS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub storm_sessions: u64,
+
+    /// Seconds a failure storm holds every send of the engine's sessions.
+    #[arg(long, env = "WABLAST_STORM_HOLD_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub storm_hold_seconds: u64,
+
     /// Simulator: a session waiting for a scan links by itself after this
     /// many seconds (unset: only the simulator scan endpoint links it).
     #[arg(long, env = "WABLAST_SIMULATOR_AUTO_SCAN_SECONDS")]
@@ -392,6 +424,14 @@ impl Settings {
         config.public_url = self.public_url()?;
         config.cloud_api_version = self.cloud_api_version.clone();
         config.number_check_every = Duration::from_millis(self.number_check_interval_ms);
+        config.health = wablast_session_engine::engine::HealthConfig {
+            probe_after: Duration::from_secs(self.probe_after_seconds),
+            probe_timeout: Duration::from_secs(self.probe_timeout_seconds),
+            storm_window: Duration::from_secs(self.storm_window_seconds),
+            storm_share: self.storm_share,
+            storm_sessions: usize::try_from(self.storm_sessions).unwrap_or(usize::MAX),
+            storm_hold: Duration::from_secs(self.storm_hold_seconds),
+        };
         config.webhooks = self.webhooks();
         Ok(config)
     }
@@ -644,5 +684,13 @@ mod tests {
         );
         assert!(err.contains("base64"), "{err}");
         assert!(err.contains("31 bytes, not 32"), "{err}");
+    }
+}
+
+/// A share between 0 and 1.
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("a share between 0 and 1, not {value:?}")),
     }
 }

@@ -1054,6 +1054,20 @@ impl Driver for CloudDriver {
         Ok(())
     }
 
+    /// The Cloud API keeps no connection: the number's own record
+    /// (`GET /{phone-number-id}`) answering is the sign of life.
+    async fn probe(&self) -> Result<(), DriverError> {
+        let inner = &self.inner;
+        let path = format!("/{}", inner.config.phone_number_id);
+        match inner.call(inner.request(Method::GET, &path)).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Status { status, body, .. }) => {
+                Err(GraphError::of(status, &body).into_driver_error())
+            }
+            Err(e) => Err(e.into_driver_error(PEER)),
+        }
+    }
+
     async fn logout(&self) -> Result<(), DriverError> {
         self.inner.report(
             SessionStatus::LoggedOut,

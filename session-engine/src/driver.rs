@@ -336,6 +336,12 @@ pub trait Driver: Send + Sync + fmt::Debug {
         self.stop().await
     }
 
+    /// Whether the connection of a ready session still answers: asked by
+    /// the engine when the session has reported nothing for a while. An
+    /// error, or no answer within the engine's probe timeout, has the
+    /// engine restart the session.
+    async fn probe(&self) -> Result<(), DriverError>;
+
     /// The QR code waiting to be scanned, if the session waits for one.
     async fn qr(&self) -> Result<Option<QrCode>, DriverError>;
 

@@ -88,7 +88,9 @@ use crate::waha::{WahaConfig, WahaDriver, WahaOptions, WahaWebhookSink};
 
 mod endings;
 mod fleet;
+mod health;
 use crate::webhook::WebhookError;
+pub use health::HealthConfig;
 use wablast_workflows::auto_replies::AutoReplies;
 use wablast_workflows::changes::Changes;
 use wablast_workflows::clock::{Clock, SystemClock};
@@ -105,7 +107,7 @@ use wablast_workflows::credentials::{
 };
 use wablast_workflows::direct_sends::DirectSends;
 use wablast_workflows::fanout::FanOut;
-use wablast_workflows::fleet::FleetControl;
+use wablast_workflows::fleet::{FleetControl, SendingHold};
 use wablast_workflows::list_checks::{ListCheckOptions, ListChecks};
 use wablast_workflows::plan_lifecycle::PlanLifecycle;
 use wablast_workflows::scheduled_starts::ScheduledStarts;
@@ -175,6 +177,8 @@ pub struct EngineConfig {
     /// before it releases the rest (`WABLAST_ENGINE_DRAIN_SECONDS`; 0:
     /// release them at once).
     pub drain_timeout: Duration,
+    /// How silent sessions are probed and failure storms met.
+    pub health: HealthConfig,
 }
 
 impl EngineConfig {
@@ -199,6 +203,7 @@ impl EngineConfig {
             webhooks: WebhookOptions::default(),
             list_checks: ListCheckOptions::default(),
             drain_timeout: Duration::from_secs(5),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -270,6 +275,10 @@ pub struct Engine {
     stopping: CancellationToken,
     /// Wakes the reconciliation early (an engine left the fleet).
     reconcile_soon: tokio::sync::Notify,
+    /// Its sessions' failures lately ([`health`]).
+    storm: Mutex<health::Storm>,
+    /// Every send held (a failure storm), while it lasts.
+    sending_held: watch::Sender<Option<SendingHold>>,
 }
 
 impl Engine {
@@ -322,6 +331,8 @@ impl Engine {
             returning_pins: AtomicBool::new(false),
             stopping: CancellationToken::new(),
             reconcile_soon: tokio::sync::Notify::new(),
+            storm: Mutex::default(),
+            sending_held: watch::Sender::new(None),
         }))
     }
 
@@ -840,6 +851,7 @@ impl Engine {
                 actor: self.actor(),
                 changes: self.changes.clone(),
                 hold: lease.hold(),
+                engine_hold: self.sending_held.subscribe(),
             },
             tenant,
             session,
@@ -1137,14 +1149,25 @@ impl Engine {
             )
             .await;
         });
+        // When the driver last said anything: a ready session silent for
+        // too long is probed ([`health`]).
+        let mut heard_at = tokio::time::Instant::now();
         loop {
+            let silent_until = heard_at + self.config.health.probe_after;
+            let ready = *status.borrow() == SessionStatus::Ready;
             let event = tokio::select! {
                 () = stop.cancelled() => return,
                 event = events.recv() => match event {
                     Some(event) => event,
                     None => return,
                 },
+                () = tokio::time::sleep_until(silent_until), if ready => {
+                    self.probe_silent(held, &driver, &status, &stop).await;
+                    heard_at = tokio::time::Instant::now();
+                    continue;
+                }
             };
+            heard_at = tokio::time::Instant::now();
             match event {
                 DriverEvent::Status(change) => {
                     if change.status != SessionStatus::Qr
@@ -1168,6 +1191,13 @@ impl Engine {
                         // The send loop sends while the log says ready.
                         Ok(_) => {
                             let before = status.send_replace(reported);
+                            if matches!(
+                                reported,
+                                SessionStatus::Disconnected | SessionStatus::Failed
+                            ) && before != reported
+                            {
+                                self.session_failed(session).await;
+                            }
                             if reported == SessionStatus::Disconnected
                                 && before != SessionStatus::Disconnected
                             {

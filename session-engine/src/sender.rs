@@ -93,6 +93,7 @@ use crate::receipts::ProviderIds;
 use wablast_workflows::changes::{Changes, Kept, Woken};
 use wablast_workflows::clock::Clock;
 use wablast_workflows::commands::{self, Commands, key, tenant_key};
+use wablast_workflows::fleet::SendingHold;
 use wablast_workflows::restricted_sends::{self, Moved};
 use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
 
@@ -153,6 +154,20 @@ pub struct SendContext {
     /// it is not surely held, and the day counter grants slots only to the
     /// engine whose fence the session recorded.
     pub hold: Hold,
+    /// The engine's hold on every send (a failure storm), while it lasts.
+    pub engine_hold: watch::Receiver<Option<SendingHold>>,
+}
+
+impl SendContext {
+    /// Until when the engine holds every send, if it does now.
+    fn engine_held_until(&self) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        self.engine_hold
+            .borrow()
+            .as_ref()
+            .map(|hold| hold.until)
+            .filter(|until| *until > now)
+    }
 }
 
 /// Why the loop could not go on with a command (it comes back later).
@@ -401,6 +416,25 @@ impl SendLoop {
                     Some(Err(err)) => return Err(EventStoreError::nats(err).into()),
                     None => return Err(LoopError::Command("the queue closed".into())),
                 }
+            }
+            if let Some(until) = sender.context.engine_held_until() {
+                // Too many of the engine's sessions failed at once: nothing
+                // is sent until the hold ends (or is lifted), and the
+                // session says why it waits.
+                give_back(std::mem::take(&mut taken)).await;
+                let now = sender.context.clock.now();
+                self.report_waiting(Some(WaitReason::FailureStorm), Some(until), now)
+                    .await;
+                warn!(session = %sender.session, %until, "the engine holds every send (failure storm): waiting");
+                let mut hold = sender.context.engine_hold.clone();
+                hold.borrow_and_update();
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    () = sender.stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(left) => {}
+                    changed = hold.changed() => if changed.is_err() { return Ok(()) },
+                }
+                continue;
             }
             // In hand: what was taken, and what came with it, up to the
             // room left.

@@ -162,6 +162,7 @@ impl SimulatorNetwork {
             went_out: 0,
             restricted: None,
             banned: false,
+            hung: false,
             events,
         }));
         self.inner
@@ -215,6 +216,19 @@ impl SimulatorNetwork {
             SessionStatus::Disconnected,
             Some("connection lost".to_owned()),
         );
+        Ok(())
+    }
+
+    /// The session's connection hangs (a stuck WhatsApp Web socket): it
+    /// still says `ready`, but answers no health probe until it is stopped
+    /// and started again.
+    pub fn hang(&self, session_id: SessionId) -> Result<(), SimulatorError> {
+        let session = self.session(session_id)?;
+        let mut s = session.lock().expect("session lock");
+        if s.status != SessionStatus::Ready {
+            return Err(SimulatorError::NotReady(s.status));
+        }
+        s.hung = true;
         Ok(())
     }
 
@@ -295,6 +309,9 @@ struct SimSession {
     /// [`SimulatorNetwork::restrict`]).
     restricted: Option<(RestrictionKind, DateTime<Utc>)>,
     banned: bool,
+    /// Its connection hangs (set by [`SimulatorNetwork::hang`]) until a
+    /// stop drops it.
+    hung: bool,
     events: mpsc::UnboundedSender<DriverEvent>,
 }
 
@@ -482,6 +499,7 @@ impl Driver for SimulatorDriver {
     async fn stop(&self) -> Result<(), DriverError> {
         let mut s = self.lock();
         s.generation += 1;
+        s.hung = false;
         s.status = SessionStatus::Idle;
         s.qr = None;
         s.pairing_code = None;
@@ -495,6 +513,24 @@ impl Driver for SimulatorDriver {
         s.qr = None;
         s.pairing_code = None;
         s.report(SessionStatus::LoggedOut, None);
+        Ok(())
+    }
+
+    async fn probe(&self) -> Result<(), DriverError> {
+        let hung = {
+            let s = self.lock();
+            if s.status != SessionStatus::Ready {
+                return Err(DriverError::InvalidState(format!(
+                    "the session is not ready (it is {})",
+                    s.status
+                )));
+            }
+            s.hung
+        };
+        if hung {
+            // A stuck socket never answers: the engine's probe times out.
+            std::future::pending::<()>().await;
+        }
         Ok(())
     }
 

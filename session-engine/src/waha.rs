@@ -1132,6 +1132,28 @@ impl Driver for WahaDriver {
         Ok(())
     }
 
+    /// `GET /api/sessions/{session}`: WAHA answering that the session is
+    /// `WORKING`.
+    async fn probe(&self) -> Result<(), DriverError> {
+        let inner = &self.inner;
+        let path = format!("/api/sessions/{}", inner.session);
+        let info = inner
+            .call(inner.request(Method::GET, &path))
+            .await
+            .map_err(|e| inner.driver_error(e))?;
+        let status = info
+            .get("status")
+            .cloned()
+            .and_then(|s| serde_json::from_value::<WahaStatus>(s).ok());
+        match status {
+            Some(WahaStatus::Working) => Ok(()),
+            other => Err(DriverError::Failed(format!(
+                "{PEER} says the session is {}, not WORKING",
+                other.map_or_else(|| "in no status".to_owned(), |s| format!("{s:?}"))
+            ))),
+        }
+    }
+
     async fn stop(&self) -> Result<(), DriverError> {
         let inner = &self.inner;
         inner.state().expect = Expect::Stopped;

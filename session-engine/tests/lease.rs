@@ -135,6 +135,7 @@ async fn engines_are_alive_while_they_beat() {
         sends_per_minute: 0,
         memory_rss_bytes: None,
         draining: false,
+        sending_held: None,
     };
     registry.heartbeat(&info("e1")).await.unwrap();
     registry.heartbeat(&info("e2")).await.unwrap();

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wablast_domain::governor::RestrictionKind;
-use wablast_session_engine::engine::Engine;
+use wablast_session_engine::engine::{Engine, EngineConfig};
 
 use crate::app::{Client, TestApp};
 use crate::campaigns::Backdoor;
@@ -24,6 +24,14 @@ use wablast_tests::wait_for as until;
 /// retries, as `sending::engine`), run on its own task, kept at hand for
 /// its simulated network.
 async fn engine_at_hand(app: &TestApp) -> (Arc<Engine>, CancellationToken, JoinHandle<()>) {
+    engine_at_hand_with(app, |_| {}).await
+}
+
+/// [`engine_at_hand`], configured further by `configure`.
+pub async fn engine_at_hand_with(
+    app: &TestApp,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> (Arc<Engine>, CancellationToken, JoinHandle<()>) {
     let mut config = app.settings.engine().expect("engine settings");
     config.engine_id = "engine-a".to_owned();
     config.simulator.delivered_after = Some(Duration::from_millis(50));
@@ -31,6 +39,7 @@ async fn engine_at_hand(app: &TestApp) -> (Arc<Engine>, CancellationToken, JoinH
     config.settle_every = Duration::from_millis(300);
     config.send.retry =
         wablast_eventstore::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    configure(&mut config);
     let log = wablast::open_event_log(&app.settings).await.unwrap();
     let db = wablast::database_pool(&app.settings).unwrap();
     let engine = Engine::new(config, log.jetstream().client(), log, db)

@@ -23,6 +23,7 @@ mod fleet;
 mod governor;
 mod groups;
 mod hardening;
+mod health;
 mod hooks;
 mod journey;
 mod list_checks;

@@ -54,6 +54,34 @@ pub struct EngineInfo {
     /// Whether it is drained (holds no sessions until undrained).
     #[serde(default)]
     pub draining: bool,
+    /// Every send of its sessions held for now, and why.
+    #[serde(default)]
+    pub sending_held: Option<SendingHold>,
+}
+
+/// An engine holding every send of its sessions for a while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SendingHold {
+    /// Why.
+    pub reason: HoldReason,
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// Until when (sending resumes by itself then).
+    pub until: DateTime<Utc>,
+    /// Its sessions that failed within the storm window.
+    pub failed_sessions: usize,
+    /// The sessions it ran when it decided.
+    pub sessions: usize,
+}
+
+/// Why an engine holds its sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// Many of its sessions failed (disconnected, failed, went silent)
+    /// within minutes: a WhatsApp Web change or an outage, where sending
+    /// on would only hammer WhatsApp.
+    FailureStorm,
 }
 
 impl EngineInfo {

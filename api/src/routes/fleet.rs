@@ -22,7 +22,7 @@ use wablast_eventstore::EventStoreError;
 use wablast_projections::queries::sessions;
 use wablast_workflows::fleet::{
     EngineInfo, EngineRegistry, FleetControl, FleetRefusal, FleetReply, FleetVerb, MoveRequest,
-    fleet_subject,
+    SendingHold, fleet_subject,
 };
 
 use crate::auth::{Caller, Role};
@@ -76,6 +76,9 @@ pub struct EngineView {
     pub memory_rss_bytes: Option<u64>,
     /// Drained: it takes no session until undrained.
     pub drained: bool,
+    /// Every send of its sessions held for now (too many of its sessions
+    /// failed within minutes), until when and why; null while it sends.
+    pub sending_held: Option<SendingHold>,
 }
 
 impl EngineView {
@@ -90,6 +93,7 @@ impl EngineView {
             sends_per_minute: info.sends_per_minute,
             memory_rss_bytes: info.memory_rss_bytes,
             drained,
+            sending_held: info.sending_held.filter(|hold| hold.until > Utc::now()),
         }
     }
 }

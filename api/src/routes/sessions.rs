@@ -162,8 +162,10 @@ pub struct SessionBody {
     /// Why a ready session sends nothing for now (`daily_limit_reached`,
     /// `outside_active_hours`, `sending_paused`, `plan_expired`, and the
     /// sender governor's `warm_up_allowance_reached`, `sender_restricted`,
-    /// `send_cap_reached`) and until when; null while it sends or has
-    /// nothing to send.
+    /// `send_cap_reached`, and `failure_storm`: many sessions of the engine
+    /// running it failed within minutes, and that engine holds every send
+    /// for a while) and until when; null while it sends or has nothing to
+    /// send.
     pub waiting: Option<SessionWaitingBody>,
     /// The session engine running it (it holds the session's lease); null
     /// while none does (not started, stopped, failed, logged out, or just

@@ -229,6 +229,9 @@ pub enum StatusReason {
     Replaced,
     /// The connection to WhatsApp, or to the driver's server, dropped.
     ConnectionLost,
+    /// The session went silent and did not answer the engine's health
+    /// probe: the engine restarts it.
+    Unresponsive,
 }
 
 impl StatusReason {
@@ -240,6 +243,7 @@ impl StatusReason {
             Self::Restricted => "restricted",
             Self::Replaced => "replaced",
             Self::ConnectionLost => "connection_lost",
+            Self::Unresponsive => "unresponsive",
         }
     }
 }
@@ -271,6 +275,10 @@ pub enum WaitReason {
     /// A sender governor cap (a minute, an hour, new contacts a day,
     /// identical texts an hour) is reached for now.
     SendCapReached,
+    /// Many of the sessions on the engine running this one failed within
+    /// minutes (a WhatsApp Web change, an outage): the engine holds every
+    /// send for a while instead of hammering WhatsApp.
+    FailureStorm,
 }
 
 impl WaitReason {
@@ -285,6 +293,7 @@ impl WaitReason {
             Self::WarmUpAllowanceReached => "warm_up_allowance_reached",
             Self::SenderRestricted => "sender_restricted",
             Self::SendCapReached => "send_cap_reached",
+            Self::FailureStorm => "failure_storm",
         }
     }
 }

@@ -86,6 +86,11 @@ impl Engine {
             sends_per_minute,
             memory_rss_bytes: memory_rss_bytes(),
             draining: self.draining.load(Ordering::SeqCst),
+            sending_held: self
+                .sending_held
+                .borrow()
+                .clone()
+                .filter(|hold| hold.until > Utc::now()),
         }
     }
 

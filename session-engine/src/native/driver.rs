@@ -686,6 +686,19 @@ impl Driver for NativeDriver {
         inner.erase_keys().await
     }
 
+    /// The client logged in and its socket up (the crate's keepalive pings
+    /// WhatsApp and drops a socket that stops answering).
+    async fn probe(&self) -> Result<(), DriverError> {
+        let client = self.inner.ready_client()?;
+        if client.is_connected() {
+            Ok(())
+        } else {
+            Err(DriverError::Failed(
+                "the connection to WhatsApp is down".to_owned(),
+            ))
+        }
+    }
+
     async fn qr(&self) -> Result<Option<QrCode>, DriverError> {
         Ok(self.inner.state().qr.clone())
     }
