@@ -29,6 +29,7 @@ mod list_checks;
 mod media;
 mod members;
 mod messages;
+mod native;
 mod official;
 mod operations;
 mod operator;
