@@ -671,7 +671,7 @@ async fn create_campaign(
             media_id: body.media_id.map(MediaId::from_uuid),
             whatsapp_template: whatsapp_template.clone().map(Box::new),
             cloud_senders,
-            text_only_senders,
+            text_only_senders: Box::new(text_only_senders),
             sender_session_ids: body
                 .sender_session_ids
                 .iter()

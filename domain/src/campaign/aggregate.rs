@@ -853,7 +853,7 @@ mod tests {
             media_id: None,
             whatsapp_template: None,
             cloud_senders: BTreeSet::new(),
-            text_only_senders: BTreeSet::new(),
+            text_only_senders: Box::default(),
             sender_session_ids: vec![sender(1), sender(2)],
             throttle: Throttle::DEFAULT,
             scheduled_at: None,
