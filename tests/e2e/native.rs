@@ -4,7 +4,7 @@
 //! one fake phone per session behind one websocket on loopback, given to
 //! the engine as `WABLAST_NATIVE_WS_URL`), then a campaign over both: every
 //! recipient gets one message, each acked by the server and read, and the
-//! log keeps every rule.
+//! log keeps every rule. An attachment from a native sender is refused.
 //!
 //! What it proves: the engine runs native sessions (QR codes to the API,
 //! pairing, login, sends through the real Signal encryption and the
@@ -24,7 +24,7 @@ use uuid::Uuid;
 use wablast_tests::native_fake::FakeWhatsAppNetwork;
 use wablast_tests::wait_for as until;
 
-use crate::app::{Client, TestApp};
+use crate::app::{Client, TestApp, code};
 use crate::campaigns::Backdoor;
 use crate::sending::{completed_once_each, funded, started, verified};
 
@@ -99,6 +99,33 @@ async fn a_campaign_over_two_native_sessions_on_the_fake_whatsapp_reaches_everyo
     let list = backdoor
         .contact_list(&budi.tenant_id, recipients, &["kota"])
         .await;
+
+    // Texts only for now: an attachment from a native sender is refused at
+    // once (422), never accepted and failed at its send.
+    let (_, uploaded) = crate::media::upload(&budi, "promo.png", &crate::media::png()).await;
+    let (status, body) = budi
+        .post(
+            "/api/v1/campaigns",
+            json!({"name": "Katalog", "contact_list_id": list, "template": "Halo {{name}}",
+                   "sender_session_ids": [&first, &second], "media_id": uploaded["id"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "media_not_supported"),
+        "{body}"
+    );
+    let (status, body) = budi
+        .post(
+            "/api/v1/messages",
+            json!({"session_id": first, "to": "+6281200000001", "media_id": uploaded["id"], "caption": "katalog"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "media_not_supported"),
+        "{body}"
+    );
     let id = started(&budi, list, &[&first, &second], (0, 0)).await;
     let done = completed_once_each(&budi, &backdoor, &id, recipients as i64).await;
     assert_eq!(done["points_spent"], 2 * recipients, "{done}");
