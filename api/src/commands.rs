@@ -148,6 +148,7 @@ mod tests {
             | RefusalCode::TemplateParameterMismatch
             | RefusalCode::TemplateNotSupported
             | RefusalCode::TemplateRequired
+            | RefusalCode::MediaNotSupported
             | RefusalCode::OutsideCustomerServiceWindow
             | RefusalCode::FeatureNotInPlan
             | RefusalCode::LastOwner => StatusCode::UNPROCESSABLE_ENTITY,

@@ -109,6 +109,9 @@ error_codes! {
     /// 422: a message to a group from a session whose driver does not send
     /// to groups (a Cloud API number).
     GroupsNotSupported => "groups_not_supported",
+    /// 422: an attachment from a session whose driver sends text only (a
+    /// native session, for now).
+    MediaNotSupported => "media_not_supported",
     /// 422: a Cloud API sender needs a template to start conversations.
     TemplateRequired => "template_required",
     /// 422: free text to a person outside the Cloud API number's 24-hour
@@ -187,6 +190,7 @@ impl ErrorCode {
             | Self::TemplateParameterMismatch
             | Self::TemplateNotSupported
             | Self::GroupsNotSupported
+            | Self::MediaNotSupported
             | Self::TemplateRequired
             | Self::OutsideCustomerServiceWindow
             | Self::FeatureNotInPlan
@@ -236,6 +240,7 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::TemplateParameterMismatch => Self::TemplateParameterMismatch,
             RefusalCode::TemplateNotSupported => Self::TemplateNotSupported,
             RefusalCode::TemplateRequired => Self::TemplateRequired,
+            RefusalCode::MediaNotSupported => Self::MediaNotSupported,
             RefusalCode::OutsideCustomerServiceWindow => Self::OutsideCustomerServiceWindow,
             RefusalCode::FeatureNotInPlan => Self::FeatureNotInPlan,
             RefusalCode::TenantSuspended => Self::TenantSuspended,

@@ -196,6 +196,21 @@ pub struct Settings {
           value_parser = graph_api_version)]
     pub cloud_api_version: String,
 
+    /// Native sessions: the WhatsApp Web websocket they connect to. Only
+    /// tests change it (a fake WhatsApp server on this machine); a build
+    /// for tests, which skips the check of WhatsApp's certificates,
+    /// connects native sessions to a loopback address only.
+    #[arg(long, env = "WABLAST_NATIVE_WS_URL",
+          default_value = wablast_session_engine::native::driver::WHATSAPP_WEB_WS_URL,
+          value_parser = websocket_url)]
+    pub native_ws_url: String,
+
+    /// Native sessions: the WhatsApp Web version they announce
+    /// (`2.3000.1023456789`); unset: the current one, asked of WhatsApp at
+    /// each start.
+    #[arg(long, env = "WABLAST_NATIVE_WA_VERSION", value_parser = whatsapp_web_version)]
+    pub native_wa_version: Option<(u32, u32, u32)>,
+
     /// Webhook receivers may be `http` and on loopback or private
     /// addresses (development, tests, an integration inside the same
     /// network). Unset: only `https` receivers on public addresses, so that
@@ -423,6 +438,8 @@ impl Settings {
         ));
         config.public_url = self.public_url()?;
         config.cloud_api_version = self.cloud_api_version.clone();
+        config.native.url = self.native_ws_url.clone();
+        config.native.version = self.native_wa_version;
         config.number_check_every = Duration::from_millis(self.number_check_interval_ms);
         config.health = wablast_session_engine::engine::HealthConfig {
             probe_after: Duration::from_secs(self.probe_after_seconds),
@@ -473,6 +490,27 @@ impl Settings {
 }
 
 /// A Graph API version: `v` and a version number (`v23.0`).
+/// A `ws://` or `wss://` URL.
+fn websocket_url(text: &str) -> Result<String, String> {
+    match url::Url::parse(text.trim()) {
+        Ok(url) if matches!(url.scheme(), "ws" | "wss") && url.host().is_some() => {
+            Ok(text.trim().to_owned())
+        }
+        _ => Err(format!("not a ws:// or wss:// URL: {text:?}")),
+    }
+}
+
+/// A WhatsApp Web version: three numbers joined by dots.
+fn whatsapp_web_version(text: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<Option<u32>> = text.trim().split('.').map(|p| p.parse().ok()).collect();
+    match parts[..] {
+        [Some(major), Some(minor), Some(patch)] => Ok((major, minor, patch)),
+        _ => Err(format!(
+            "not a WhatsApp Web version (like 2.3000.1023456789): {text:?}"
+        )),
+    }
+}
+
 fn graph_api_version(text: &str) -> Result<String, String> {
     let version = text.trim();
     let well_formed = version.strip_prefix('v').is_some_and(|number| {

@@ -75,6 +75,8 @@ refusal_codes! {
     /// A WhatsApp template on a session whose driver sends none, or a
     /// template wablast cannot fill (a media header).
     TemplateNotSupported => "template_not_supported",
+    /// An attachment from a session whose driver sends text only (native).
+    MediaNotSupported => "media_not_supported",
     /// A Cloud API sender with no template to start conversations with.
     TemplateRequired => "template_required",
     /// Free text to a person who has not written to the Cloud API number

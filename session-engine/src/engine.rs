@@ -80,6 +80,10 @@ use wablast_projections::queries::sessions;
 use crate::cloud::{CloudConfig, CloudDriver, CloudOptions, CloudWebhookSink};
 use crate::driver::{Connection, Driver, DriverError, DriverEvent};
 use crate::lease::{EngineRegistry, Lease, Renewal, SessionLeases};
+use crate::native::{
+    self,
+    driver::{NativeDriver, NativeOptions},
+};
 use crate::number_checks;
 use crate::receipts::{self, ProviderIds};
 use crate::sender::{SendConfig, SendContext, SendLoop};
@@ -116,10 +120,13 @@ use wablast_workflows::sends::SendQueue;
 use wablast_workflows::settlement::Settlement;
 use wablast_workflows::webhooks::{Deliverer, WebhookOptions};
 
-/// The drivers this engine runs (`native` is not built yet: the API
-/// refuses such sessions).
-pub const RUNNABLE_DRIVERS: [DriverKind; 3] =
-    [DriverKind::Simulator, DriverKind::Waha, DriverKind::Cloud];
+/// The drivers this engine runs.
+pub const RUNNABLE_DRIVERS: [DriverKind; 4] = [
+    DriverKind::Simulator,
+    DriverKind::Native,
+    DriverKind::Waha,
+    DriverKind::Cloud,
+];
 
 /// The default life of a lease without renewal (`WABLAST_LEASE_TTL_SECONDS`):
 /// it bounds the failover after a crash (its TTL, plus the moment the
@@ -179,6 +186,12 @@ pub struct EngineConfig {
     pub drain_timeout: Duration,
     /// How silent sessions are probed and failure storms met.
     pub health: HealthConfig,
+    /// How native sessions connect: WhatsApp's websocket
+    /// (`WABLAST_NATIVE_WS_URL`), the WhatsApp Web version announced
+    /// (`WABLAST_NATIVE_WA_VERSION`; unset: asked of WhatsApp at each
+    /// start), typing before texts, the wait for the server's ack. Their
+    /// keys are sealed with [`EngineConfig::secret_key`].
+    pub native: NativeOptions,
 }
 
 impl EngineConfig {
@@ -204,6 +217,7 @@ impl EngineConfig {
             list_checks: ListCheckOptions::default(),
             drain_timeout: Duration::from_secs(5),
             health: HealthConfig::default(),
+            native: NativeOptions::default(),
         }
     }
 }
@@ -815,7 +829,7 @@ impl Engine {
         }
         lease_changed(LeaseChange::Taken);
         info!(%session, %tenant, %fence, engine = %self.config.engine_id, "took the session's lease");
-        let (connection, webhooks) = match self.connect(tenant, session, &state).await {
+        let (connection, webhooks) = match self.connect(tenant, session, &state, fence).await {
             Ok(connected) => connected,
             Err(failure) => {
                 match failure {
@@ -1007,14 +1021,16 @@ impl Engine {
         }
     }
 
-    /// Connects the session's driver: the simulated network's, or a WAHA or
-    /// Cloud API driver from the session's stored credentials, with the
-    /// sink its webhooks go to.
+    /// Connects the session's driver: the simulated network's, a native
+    /// one on the session's keys (written under the lease's `fence`), or a
+    /// WAHA or Cloud API driver from the session's stored credentials, with
+    /// the sink its webhooks go to.
     async fn connect(
         &self,
         tenant: TenantId,
         session: SessionId,
         state: &Session,
+        fence: Fence,
     ) -> Result<(Connection, Option<Webhooks>), NotConnected> {
         if state.driver() == DriverKind::Simulator {
             // A session that was linked restores its link (the simulator's
@@ -1032,6 +1048,9 @@ impl Engine {
                     .to_owned(),
             )
         })?;
+        if state.driver() == DriverKind::Native {
+            return self.connect_native(session, key, fence).map(|c| (c, None));
+        }
         let stored = match credentials::load(&self.db, key, tenant, session).await {
             Ok(Some(stored)) => stored,
             Ok(None) => {
@@ -1077,6 +1096,37 @@ impl Engine {
                 state.driver().as_str()
             ))),
         }
+    }
+
+    /// A native driver for the session: its keys in this engine's
+    /// database, sealed with `key`, every write fenced by the lease's
+    /// `fence` (an engine that lost the session cannot write them). A build
+    /// that does not verify WhatsApp's certificates (tests') connects only
+    /// to a server on this machine.
+    fn connect_native(
+        &self,
+        session: SessionId,
+        key: &SecretKey,
+        fence: Fence,
+    ) -> Result<Connection, NotConnected> {
+        let options = self.config.native.clone();
+        if options.transport.is_none()
+            && !native::cert_chain_verified()
+            && !native::is_loopback_url(&options.url)
+        {
+            return Err(NotConnected::Refused(format!(
+                "this build does not verify WhatsApp's certificates (built for tests): \
+                 it connects native sessions to a test server on this machine only, not {}",
+                options.url
+            )));
+        }
+        Ok(NativeDriver::connect(
+            session,
+            self.db.clone(),
+            key.clone(),
+            fence,
+            options,
+        ))
     }
 
     /// `<public_url>/hooks/<driver>/<session id>`.

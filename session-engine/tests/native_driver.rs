@@ -1,5 +1,5 @@
 //! The native driver ([`NativeDriver`]) against the in-process fake
-//! WhatsApp server of [`crate::native_fake_server`]: the real
+//! WhatsApp server of `wablast_tests::native_fake`: the real
 //! `whatsapp-rust` client, on our PostgreSQL key store, through the real
 //! Noise handshake, driven by the server's stanzas (the crate's own
 //! protocol types and binary encoding).
@@ -33,9 +33,9 @@ use wablast_session_engine::native::driver::{NativeDriver, NativeOptions, provid
 use wablast_session_engine::native::store;
 use wablast_session_engine::waha::Typing;
 use wablast_tests::TestDatabase;
+use wablast_tests::native_fake::{FakeWhatsApp, FakeWhatsAppNetwork, OnMessage, ToFake};
 use wablast_workflows::credentials::SecretKey;
 
-use crate::native_fake_server::{FakeWhatsApp, OnMessage, ToFake};
 use crate::support::phone;
 
 const FENCE: Fence = Fence {
@@ -70,6 +70,7 @@ fn options(server: &Arc<FakeWhatsApp>) -> NativeOptions {
         version: Some((2, 3000, 1_000_000_000)),
         ack_timeout: Duration::from_secs(3),
         typing: None,
+        ..NativeOptions::default()
     }
 }
 
@@ -733,4 +734,76 @@ async fn key_rows(pool: &PgPool, session: SessionId) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// The tests' build of `whatsapp-rust` skips the certificate chain check
+/// (its fake server's chain is a test one): the engine's probe must see it,
+/// since that is what keeps such a build's native sessions on loopback.
+#[test]
+fn a_build_that_skips_the_certificate_check_is_found_out() {
+    assert!(
+        !wablast_session_engine::native::cert_chain_verified(),
+        "the tests build whatsapp-rust with danger-skip-cert-chain-verify"
+    );
+    use wablast_session_engine::native::is_loopback_url;
+    assert!(is_loopback_url("ws://127.0.0.1:4000/ws/chat"));
+    assert!(is_loopback_url("ws://localhost:4000/ws/chat"));
+    assert!(is_loopback_url("ws://[::1]:4000/ws/chat"));
+    assert!(!is_loopback_url("wss://web.whatsapp.com/ws/chat"));
+    assert!(!is_loopback_url("ws://10.0.0.5/ws/chat"));
+    assert!(!is_loopback_url("not a url"));
+}
+
+/// The fake server behind a websocket on loopback (as the engine reaches
+/// it, `WABLAST_NATIVE_WS_URL`): two drivers on the crate's own websocket
+/// transport, each linked by its own fake phone, send a text each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_link_and_send_over_the_websocket_each_on_its_own_phone() {
+    let (_db, pool) = database().await;
+    let network = FakeWhatsAppNetwork::new(2);
+    network.register("6281234567009");
+    let (url, _server) = network.listen().await;
+    let mut sent = Vec::new();
+    for (n, user) in ["6281234567001", "6281234567002"].into_iter().enumerate() {
+        let session = SessionId::new();
+        let options = NativeOptions {
+            url: url.clone(),
+            version: Some((2, 3000, 1_000_000_000)),
+            typing: None,
+            ..NativeOptions::default()
+        };
+        let mut connection = NativeDriver::connect(session, pool.clone(), key(), FENCE, options);
+        connection.driver.start().await.unwrap();
+        let qr = next_qr(&mut connection.events).await;
+        assert!(
+            qr.payload.starts_with(&format!("2@phone-{n}-")),
+            "a new device goes to a phone that linked none: {}",
+            qr.payload
+        );
+        assert!(network.scan(&qr.payload, user));
+        let ready = next_within(&mut connection.events, 40, |event| match event {
+            DriverEvent::Status(change) if change.status == SessionStatus::Ready => {
+                Some(change.clone())
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(ready.phone_number, Some(phone(&format!("+{user}"))));
+        let message = text("+6281234567009");
+        let out = connection.driver.send(&message).await.expect("acked");
+        assert_eq!(
+            out.provider_message_id,
+            provider_message_id(message.message_id)
+        );
+        sent.push(out.provider_message_id);
+        connection.driver.stop().await.unwrap();
+    }
+    let on_the_wire: Vec<String> = network
+        .messages()
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(on_the_wire, sent, "each phone got its own device's text");
+    assert_eq!(network.phones()[0].paired(), Some(6_281_234_567_001));
+    assert_eq!(network.phones()[1].paired(), Some(6_281_234_567_002));
 }

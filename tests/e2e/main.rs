@@ -30,6 +30,7 @@ mod list_checks;
 mod media;
 mod members;
 mod messages;
+mod native;
 mod official;
 mod operations;
 mod operator;

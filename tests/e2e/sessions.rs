@@ -395,8 +395,11 @@ async fn driver_configs_are_checked_and_their_secrets_never_answered() {
             json!({"name": "S", "driver": "simulator", "driver_config": {"base_url": "https://x.example"}}),
             "driver_config",
         ),
-        // Not built yet: refused, never accepted and left starting.
-        (json!({"name": "N", "driver": "native"}), "driver"),
+        // Native keeps its keys itself: no driver_config.
+        (
+            json!({"name": "N", "driver": "native", "driver_config": {"base_url": "https://x.example"}}),
+            "driver_config",
+        ),
         (
             json!({"name": "W", "driver": "waha", "driver_config": {"base_url": "waha.local", "api_key": "k"}}),
             "driver_config.base_url",

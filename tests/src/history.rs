@@ -3704,6 +3704,7 @@ mod tests {
                     contact_list_id,
                     template,
                     media_id,
+                    text_only_senders: Default::default(),
                     cloud_senders: match &whatsapp_template {
                         Some(_) => sender_session_ids.iter().copied().collect(),
                         None => Default::default(),

@@ -3,12 +3,14 @@
 //! of its streams), a private nats-server for tests that stop it,
 //! polling for eventually consistent answers, and a local HTTP server
 //! standing in for a driver's peer ([`peer`]: WAHA, the Cloud API), and
-//! a local Midtrans ([`midtrans`]).
+//! a local Midtrans ([`midtrans`]), a fake WhatsApp server for the native
+//! driver ([`native_fake`]).
 //!
 //! The end-to-end tests themselves are in `tests/e2e/`.
 
 pub mod history;
 pub mod midtrans;
+pub mod native_fake;
 pub mod peer;
 
 use std::net::TcpListener;

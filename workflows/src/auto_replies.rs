@@ -560,6 +560,7 @@ fn silence_of(refused: &DirectSendError) -> Silence {
         // not expected, and fail.
         DirectSendError::TemplateNotSupported { .. }
         | DirectSendError::GroupsNotSupported { .. }
+        | DirectSendError::MediaNotSupported { .. }
         | DirectSendError::Template(_)
         | DirectSendError::OutsideCustomerServiceWindow { .. }
         | DirectSendError::Log(_)

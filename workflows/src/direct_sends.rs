@@ -187,6 +187,13 @@ pub enum DirectSendError {
         /// The session's driver.
         driver: Driver,
     },
+    /// An attachment from a session whose driver sends text only (a native
+    /// session, for now).
+    #[error("this session's driver ({driver}) does not send attachments yet: send text")]
+    MediaNotSupported {
+        /// The session's driver.
+        driver: Driver,
+    },
     /// The template cannot be sent (not synced, not approved, the wrong
     /// number of parameters, a header not supported).
     #[error(transparent)]
@@ -615,8 +622,14 @@ impl Inner {
         request: &Request,
     ) -> Result<(), DirectSendError> {
         let send = &request.send;
-        if send.to.group().is_some() && driver == Driver::Cloud {
+        // Cloud API numbers reach people only; the native driver sends
+        // neither to groups nor attachments yet: refused here rather than
+        // failed at the send.
+        if send.to.group().is_some() && matches!(driver, Driver::Cloud | Driver::Native) {
             return Err(DirectSendError::GroupsNotSupported { driver });
+        }
+        if send.content.media_id.is_some() && driver == Driver::Native {
+            return Err(DirectSendError::MediaNotSupported { driver });
         }
         match (&send.content.template, driver) {
             (None, Driver::Cloud) if window_is_open(send.answering_since, request.now) => Ok(()),

@@ -481,6 +481,9 @@ fn campaign_details(refusal: &CampaignError) -> Option<serde_json::Value> {
             json!({"field": "whatsapp_template", "cloud_sessions": sessions})
         }
         CampaignError::TemplateWithoutCloudSender => json!({"field": "whatsapp_template"}),
+        CampaignError::MediaNotSupported { sessions } => {
+            json!({"field": "media_id", "sessions": sessions})
+        }
         _ => return None,
     })
 }
@@ -556,7 +559,7 @@ fn accepted<T: Serialize>(status: StatusCode, at: Position, body: T) -> Response
         (status = 400, description = "Bad field: name, template (syntax or unknown variable), throttle, senders, scheduled_at", body = ErrorBody),
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such contact list, sender session or medium in the caller's tenant", body = ErrorBody),
-        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template (or a `whatsapp_template` parameter) uses without fallback; `details.missing` counts them per variable. `template_required`: a sender is a Cloud API session and no `whatsapp_template` is given (it could not start conversations); `template_not_supported`: a `whatsapp_template` without a Cloud API sender, or one with a location header; `template_not_found`, `template_not_approved`, `template_parameter_mismatch`: the `whatsapp_template` is not synced for a Cloud API sender, not approved, its parameters do not match its body's `{{n}}`, or its header is not filled as it needs (`header_parameters`, `header_media_id` of the header's type)", body = ErrorBody),
+        (status = 422, description = "`template_variables_missing`: some contacts of the list have no value for a variable the template (or a `whatsapp_template` parameter) uses without fallback; `details.missing` counts them per variable. `media_not_supported`: a `media_id` and a native sender (experimental: texts only for now; `details.sessions`). `template_required`: a sender is a Cloud API session and no `whatsapp_template` is given (it could not start conversations); `template_not_supported`: a `whatsapp_template` without a Cloud API sender, or one with a location header; `template_not_found`, `template_not_approved`, `template_parameter_mismatch`: the `whatsapp_template` is not synced for a Cloud API sender, not approved, its parameters do not match its body's `{{n}}`, or its header is not filled as it needs (`header_parameters`, `header_media_id` of the header's type)", body = ErrorBody),
     ))]
 async fn create_campaign(
     State(state): State<AppState>,
@@ -624,6 +627,16 @@ async fn create_campaign(
         .into_iter()
         .map(SessionId::from_uuid)
         .collect();
+    let text_only_senders: BTreeSet<SessionId> = sessions::with_driver(
+        &state.db,
+        caller.tenant_id,
+        &body.sender_session_ids,
+        Driver::Native,
+    )
+    .await?
+    .into_iter()
+    .map(SessionId::from_uuid)
+    .collect();
 
     let list_id = ContactListId::from_uuid(body.contact_list_id);
     let mut variables = Campaign::template_variables(&template, list.columns.iter().cloned());
@@ -658,6 +671,7 @@ async fn create_campaign(
             media_id: body.media_id.map(MediaId::from_uuid),
             whatsapp_template: whatsapp_template.clone().map(Box::new),
             cloud_senders,
+            text_only_senders: Box::new(text_only_senders),
             sender_session_ids: body
                 .sender_session_ids
                 .iter()

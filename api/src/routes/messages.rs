@@ -337,7 +337,7 @@ pub struct QueuedMessage {
         (status = 401, description = "No or bad credentials", body = ErrorBody),
         (status = 404, description = "No such session or media (`media_id`, `template.header_media_id`) in the caller's tenant", body = ErrorBody),
         (status = 409, description = "`invalid_state`: the session is not ready (`details.session_status`); `conflict`: the same `Idempotency-Key` is still being answered", body = ErrorBody),
-        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `groups_not_supported`: a group from a Cloud API session; `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one with a location header), `template_not_found`, `template_not_approved`, `template_parameter_mismatch` (body parameters not as many as its `{{n}}`, or a header not filled as it needs: `header_parameters` for a text header with `{{n}}`, `header_media_id` of the right type for an image, video or document header)", body = ErrorBody),
+        (status = 422, description = "`insufficient_points`, `plan_expired`, `daily_limit_reached` (`details.retry_at`), `outside_active_hours` (with `refuse`; `details.opens_at`), `idempotency_key_reused`; `groups_not_supported`: a group from a Cloud API or native session; `media_not_supported`: an attachment from a native session (experimental: texts only for now); `outside_customer_service_window`: free text or media from a Cloud API session to someone who has not written to it in the last 24 hours (`details.last_inbound_at`): send a template; `template_not_supported` (a template on a session that is not a Cloud API one, or one with a location header), `template_not_found`, `template_not_approved`, `template_parameter_mismatch` (body parameters not as many as its `{{n}}`, or a header not filled as it needs: `header_parameters` for a text header with `{{n}}`, `header_media_id` of the right type for an image, video or document header)", body = ErrorBody),
         (status = 503, description = "`unavailable`: the event log is away; retry with the same `Idempotency-Key`", body = ErrorBody),
     ))]
 async fn send_message(
@@ -530,6 +530,10 @@ fn send_error(err: DirectSendError) -> ApiError {
         }
         DirectSendError::GroupsNotSupported { .. } => {
             ApiError::new(ErrorCode::GroupsNotSupported, err.to_string())
+        }
+        DirectSendError::MediaNotSupported { .. } => {
+            ApiError::new(ErrorCode::MediaNotSupported, err.to_string())
+                .with_details(json!({"field": "media_id"}))
         }
         DirectSendError::Template(refusal) => {
             ApiError::new(ErrorCode::from(refusal.code()), refusal.to_string())

@@ -86,8 +86,11 @@ pub struct NewSession {
     /// What to call it: 1 to 64 characters.
     #[schema(example = "CS Jakarta 1")]
     pub name: String,
-    /// `simulator` (default), `waha` or `cloud` (`native` is refused until
-    /// it is built).
+    /// `simulator` (default), `native`, `waha` or `cloud`. `native` is
+    /// **experimental**: WhatsApp Web multi-device run in wablast's own
+    /// engine (no WAHA server), linked by QR code or pairing code like the
+    /// others; it sends texts only (a campaign or send with an attachment
+    /// on a native sender is refused with 422 `media_not_supported`).
     #[schema(example = "simulator")]
     pub driver: Option<String>,
     /// `qr` (default) or `pairing` (needs `phone_number`).
@@ -471,11 +474,8 @@ fn parse_driver(driver: Option<&str>) -> Result<Driver, ApiError> {
     match driver.map(str::trim) {
         None => Ok(Driver::default()),
         Some("simulator") => Ok(Driver::Simulator),
-        // Refused until it is built, rather than accepted and never run.
-        Some("native") => Err(ApiError::invalid_field(
-            "driver",
-            "the native driver is not built yet: use simulator, waha or cloud",
-        )),
+        // Experimental: see the README's "The native driver".
+        Some("native") => Ok(Driver::Native),
         Some("waha") => Ok(Driver::Waha),
         Some("cloud") => Ok(Driver::Cloud),
         Some(other) => Err(ApiError::invalid_field(

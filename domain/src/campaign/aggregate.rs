@@ -322,6 +322,7 @@ impl Campaign {
                 media_id,
                 whatsapp_template,
                 cloud_senders,
+                text_only_senders,
                 sender_session_ids,
                 throttle,
                 scheduled_at,
@@ -357,6 +358,16 @@ impl Campaign {
                     });
                 }
                 Self::ensure_renderable(&template, &missing_values)?;
+                let text_only: Vec<SessionId> = sender_session_ids
+                    .iter()
+                    .filter(|s| text_only_senders.contains(s))
+                    .copied()
+                    .collect();
+                if media_id.is_some() && !text_only.is_empty() {
+                    return Err(CampaignError::MediaNotSupported {
+                        sessions: text_only,
+                    });
+                }
                 let cloud: Vec<SessionId> = sender_session_ids
                     .iter()
                     .filter(|s| cloud_senders.contains(s))
@@ -842,6 +853,7 @@ mod tests {
             media_id: None,
             whatsapp_template: None,
             cloud_senders: BTreeSet::new(),
+            text_only_senders: Box::default(),
             sender_session_ids: vec![sender(1), sender(2)],
             throttle: Throttle::DEFAULT,
             scheduled_at: None,
@@ -1161,6 +1173,43 @@ mod tests {
             .then_expect_error(CampaignError::TemplateRequired {
                 sessions: vec![sender(2)],
             });
+    }
+
+    #[test]
+    fn refuses_an_attachment_from_senders_that_send_text_only() {
+        let command = with_create(|c| {
+            if let CampaignCommand::CreateCampaign {
+                text_only_senders,
+                media_id,
+                ..
+            } = c
+            {
+                text_only_senders.insert(sender(2));
+                *media_id = Some(MediaId::from_uuid(uuid::Uuid::from_u128(9)));
+            }
+        });
+        Given::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(CampaignError::MediaNotSupported {
+                sessions: vec![sender(2)],
+            });
+        let text = with_create(|c| {
+            if let CampaignCommand::CreateCampaign {
+                text_only_senders, ..
+            } = c
+            {
+                text_only_senders.insert(sender(2));
+            }
+        });
+        assert!(
+            Given::with(())
+                .given_no_previous_events()
+                .when(text)
+                .inspect_result()
+                .is_ok(),
+            "a text from them is fine"
+        );
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum CampaignCommand {
         /// it is refused.
         #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
         cloud_senders: BTreeSet<SessionId>,
+        /// Which of the senders cannot send an attachment (native
+        /// sessions, looked up by the caller): with any, a `media_id` is
+        /// refused rather than failing every message at its send. Boxed:
+        /// the command stays small.
+        #[serde(default)]
+        text_only_senders: Box<BTreeSet<SessionId>>,
         /// The sessions that send it, in rotation (at least one, no
         /// duplicate).
         sender_session_ids: Vec<SessionId>,

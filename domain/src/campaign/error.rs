@@ -114,6 +114,15 @@ pub enum CampaignError {
         /// The Cloud API senders.
         sessions: Vec<SessionId>,
     },
+    /// An attachment, and senders that send text only (native sessions).
+    #[error(
+        "sessions {} cannot send attachments yet (native driver): send text, or choose other senders",
+        .sessions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    MediaNotSupported {
+        /// The senders that send text only.
+        sessions: Vec<SessionId>,
+    },
     /// A WhatsApp template, and no Cloud API sender to send it.
     #[error("a whatsapp_template is sent by Cloud API senders only, and the campaign has none")]
     TemplateWithoutCloudSender,
@@ -150,6 +159,7 @@ impl CampaignError {
             Self::DailyLimitReached => RefusalCode::DailyLimitReached,
             Self::TemplateRequired { .. } => RefusalCode::TemplateRequired,
             Self::TemplateWithoutCloudSender => RefusalCode::TemplateNotSupported,
+            Self::MediaNotSupported { .. } => RefusalCode::MediaNotSupported,
         }
     }
 }

@@ -26,7 +26,7 @@ use async_nats::jetstream::consumer::DeliverPolicy;
 use cqrs_es::Aggregate;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use wablast_domain::session::{Driver as DriverKind, Session, SessionEvent, SessionStatus};
+use wablast_domain::session::{Driver as DriverKind, Fence, Session, SessionEvent, SessionStatus};
 use wablast_domain::types::{SessionId, TenantId};
 use wablast_eventstore::{
     ConsumerSpec, Delivery, EventLog, EventStoreError, WorkError, Worker, run_consumer,
@@ -158,7 +158,9 @@ impl Engine {
                 "the session's lease is still held: its engine has not let go of it",
             ));
         };
-        let outcome = self.end_on_server(tenant, session, &state, ending).await;
+        let outcome = self
+            .end_on_server(tenant, session, &state, ending, lease.fence())
+            .await;
         if let Err(err) = self.leases.release(lease).await {
             debug!(error = %wablast_eventstore::report::Chain(&err), "lease not released; it expires by itself");
         }
@@ -202,8 +204,9 @@ impl Engine {
         session: SessionId,
         state: &Session,
         ending: Ending,
+        fence: Fence,
     ) -> Result<(), WorkError> {
-        let connection = match self.connect(tenant, session, state).await {
+        let connection = match self.connect(tenant, session, state, fence).await {
             Ok((connection, _webhooks)) => connection,
             Err(NotConnected::Later(err)) => return Err(WorkError::retryable(err)),
             Err(NotConnected::Refused(reason)) => {

@@ -60,15 +60,20 @@ use crate::driver::{
 };
 use crate::waha::{Typing, phone_of_chat_id};
 
+/// WhatsApp's own websocket.
+pub const WHATSAPP_WEB_WS_URL: &str = wacore::net::WHATSAPP_WEB_WS_URL;
+
 /// WhatsApp's peer, as errors name it.
 const PEER: &str = "WhatsApp";
 
 /// How a native session connects.
 #[derive(Clone)]
 pub struct NativeOptions {
-    /// Where the client's connections go: `None` is WhatsApp's own
-    /// websocket (`wss://web.whatsapp.com/ws/chat`); tests give a fake
-    /// server's.
+    /// The websocket the client connects to ([`WHATSAPP_WEB_WS_URL`]
+    /// unless a test server's: `WABLAST_NATIVE_WS_URL`).
+    pub url: String,
+    /// How the client's connections are made instead of a websocket to
+    /// [`NativeOptions::url`] (tests' in-process fake server).
     pub transport: Option<Arc<dyn TransportFactory>>,
     /// The WhatsApp Web version to announce; `None` fetches the current one
     /// from WhatsApp at each start.
@@ -84,6 +89,7 @@ pub struct NativeOptions {
 impl Default for NativeOptions {
     fn default() -> Self {
         Self {
+            url: WHATSAPP_WEB_WS_URL.to_owned(),
             transport: None,
             version: None,
             ack_timeout: Duration::from_secs(20),
@@ -95,6 +101,7 @@ impl Default for NativeOptions {
 impl fmt::Debug for NativeOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NativeOptions")
+            .field("url", &self.url)
             .field("transport", &self.transport.as_ref().map(|_| "custom"))
             .field("version", &self.version)
             .field("ack_timeout", &self.ack_timeout)
@@ -417,7 +424,7 @@ impl Inner {
         };
         let transport: Arc<dyn TransportFactory> = match &self.options.transport {
             Some(custom) => custom.clone(),
-            None => Arc::new(TokioWebSocketTransportFactory::new()),
+            None => Arc::new(TokioWebSocketTransportFactory::new().with_url(&self.options.url)),
         };
         let mut builder = Bot::builder()
             .with_backend(keys)
