@@ -692,7 +692,8 @@ async fn sends_taken_by_whatsapp_but_answered_after_their_engine_died_end_sent()
     .await;
 
     runtime_a.shutdown_background();
-    let (stop, engine_b) = engine(&app, "engine-b", |_| {});
+    // The same simulated WhatsApp: delivered after 50 ms, never read.
+    let (stop, engine_b) = engine(&app, "engine-b", |c| c.simulator.read_after = None);
     let done = campaign_until(
         &budi,
         &id,
