@@ -1184,6 +1184,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_send_goes_out_under_our_id_and_is_looked_up_by_it_and_a_ban_still_holds() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            ban_after_sends: Some(2),
+            delivered_after: None,
+            ..SimulatorConfig::default()
+        });
+        let Connection { driver, .. } = ready(&network).await;
+        let first = message("+6281234567890");
+        let chosen = driver
+            .choose_message_id(first.message_id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chosen, format!("sim-{}", first.message_id.simple()));
+        let sent = driver.send_as(&first, Some(&chosen)).await.unwrap();
+        assert_eq!(sent.provider_message_id, chosen);
+        assert_eq!(
+            driver.look_up(&first.to, &chosen).await.unwrap(),
+            LookedUp::WentOut { receipt: None }
+        );
+        // Without the installation's bucket, another engine's send is not
+        // known here.
+        assert_eq!(
+            driver.look_up(&first.to, "sim-elsewhere").await.unwrap(),
+            LookedUp::CannotTell
+        );
+        // Banned after its second send: a send under a chosen id is refused
+        // like any other.
+        driver.send(&message("+6281234567891")).await.unwrap();
+        let third = message("+6281234567892");
+        let chosen = driver
+            .choose_message_id(third.message_id, false)
+            .await
+            .unwrap();
+        assert!(matches!(
+            driver.send_as(&third, chosen.as_deref()).await,
+            Err(SendError::SessionUnavailable(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn inbound_messages_reach_a_ready_session_only() {
         let network = SimulatorNetwork::new(SimulatorConfig::default());
         let session_id = SessionId::new();
