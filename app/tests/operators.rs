@@ -232,6 +232,7 @@ async fn write_history(log: &EventLog, now: DateTime<Utc>) -> World {
                     session_id,
                     attempt: 1,
                     text: None,
+                    provider_message_id: None,
                     at: now,
                 },
                 &meta(),

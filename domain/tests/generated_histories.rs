@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use proptest::prelude::*;
-use wablast_domain::message::{Message, MessageCommand, Receipt};
+use wablast_domain::message::{LookedUp, Message, MessageCommand, Receipt};
 use wablast_domain::plan::{PlanPeriod, PlanTerms};
 use wablast_domain::schedule::{Schedule, ScheduleCommand};
 use wablast_domain::session::{
@@ -31,8 +31,15 @@ enum Op {
     Wait { minutes: i64 },
     /// A campaign of `recipients` starts (points reserved, messages queued).
     StartCampaign { recipients: u8 },
-    /// The engine tries to send message `pick` (modulo those queued).
-    Send { pick: usize, fails: bool },
+    /// The engine tries to send message `pick` (modulo those queued);
+    /// `cut_off`: its outcome was lost (a crash) and the peer, looked up,
+    /// says it went out (0, 1 with its read receipt), it never left (2) or
+    /// cannot tell (3).
+    Send {
+        pick: usize,
+        fails: bool,
+        cut_off: Option<u8>,
+    },
     /// A receipt for message `pick`.
     Receipt { pick: usize, read: bool },
     /// Campaign `pick` is settled (completed or cancelled).
@@ -49,7 +56,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (1i64..=600).prop_map(|minutes| Op::Wait { minutes }),
         1 => (1u8..=6).prop_map(|recipients| Op::StartCampaign { recipients }),
-        6 => (any::<usize>(), prop::bool::weighted(0.2)).prop_map(|(pick, fails)| Op::Send { pick, fails }),
+        6 => (any::<usize>(), prop::bool::weighted(0.2), prop::option::weighted(0.2, 0u8..4))
+            .prop_map(|(pick, fails, cut_off)| Op::Send { pick, fails, cut_off }),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, read)| Op::Receipt { pick, read }),
         1 => any::<usize>().prop_map(|pick| Op::Settle { pick }),
         1 => (1u16..=40).prop_map(|points| Op::TopUp { points }),
@@ -272,7 +280,11 @@ impl World {
                     }
                 }
             }
-            Op::Send { pick, fails } => {
+            Op::Send {
+                pick,
+                fails,
+                cut_off,
+            } => {
                 if self.messages.is_empty() {
                     return;
                 }
@@ -312,7 +324,20 @@ impl World {
                 let attempt = self.messages[index].2.state.attempt() + 1;
                 let id = message_id.to_string();
                 let session_id = self.session_id;
-                let outcome = if fails {
+                let outcome = if let Some(looked_up) = cut_off {
+                    MessageCommand::Reconcile {
+                        attempt,
+                        outcome: match looked_up {
+                            0 => LookedUp::WentOut { receipt: None },
+                            1 => LookedUp::WentOut {
+                                receipt: Some(Receipt::Read),
+                            },
+                            2 => LookedUp::NeverLeft,
+                            _ => LookedUp::CannotTell,
+                        },
+                        at,
+                    }
+                } else if fails {
                     MessageCommand::RecordFailed {
                         attempt: 1,
                         reason: "boom".into(),
@@ -332,6 +357,7 @@ impl World {
                         session_id,
                         attempt,
                         text: None,
+                        provider_message_id: Some(format!("sim-{id}")),
                         at,
                     },
                     outcome,
@@ -416,7 +442,11 @@ fn a_fixed_history_sends_within_the_limit_and_tampering_with_it_is_caught() {
     let mut world = World::new(TimeZone::default(), 2, start);
     world.apply(Op::StartCampaign { recipients: 3 });
     for pick in 0..3 {
-        world.apply(Op::Send { pick, fails: false });
+        world.apply(Op::Send {
+            pick,
+            fails: false,
+            cut_off: None,
+        });
     }
     world.apply(Op::Settle { pick: 0 });
     let count = |kind: &str| {

@@ -989,12 +989,14 @@ async fn recipients_queued_in_a_batch_have_rows_before_their_messages_have_a_his
         session_id: session,
         attempt: 1,
         text: None,
+        provider_message_id: None,
         at,
     };
     let start_with_text = MessageCommand::StartSending {
         session_id: session,
         attempt: 1,
         text: Some("Halo Budi, promo!".to_owned()),
+        provider_message_id: None,
         at,
     };
     messages

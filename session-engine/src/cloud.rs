@@ -21,6 +21,7 @@
 //! | `send`, template | `POST /{phone_number_id}/messages` `{…, "type":"template","template":{"name":…,"language":{"policy":"deterministic","code":…},"components":[{"type":"header","parameters":[…]},{"type":"body","parameters":[{"type":"text","text":…}]}]}}`: a media header's attachment uploaded first as above and given by id (`{"type":"image","image":{"id":…}}`, `video`, `document` with `filename`), a text header's values as `text` parameters; no component without parameters |
 //! | `templates(waba_id)` | `GET /{waba_id}/message_templates?fields=name,language,status,category,components&limit=100`, then with `after=<paging.cursors.after>` while the answer has a `paging.next` (at most [`MAX_TEMPLATE_PAGES`] pages): name, language, status, category, and the body's and header's text with their number of `{{n}}` |
 //! | `qr`, `request_pairing_code`, `check_number`, `groups`, `group_members` | [`DriverError::Unsupported`] |
+//! | `choose_message_id`, `look_up` | neither: Meta names a message only in its answer to the send (`wamid…`) and has no lookup of a sent message, so a send whose answer was lost stays `unknown` (its webhook statuses, should they come, find it only by that id) |
 //!
 //! Media go up first rather than by link: wablast has the bytes, and a
 //! link would have to be public and stay up until Meta fetches it.

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use wablast_domain::inbound::InboundKind;
+pub use wablast_domain::message::LookedUp;
 use wablast_domain::session::{SessionStatus, StatusReason};
 use wablast_domain::types::Chat;
 use wablast_domain::types::phone::Phone;
@@ -351,6 +352,44 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     /// Sends one message.
     async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError>;
+
+    /// The driver's id for the send of our message `message_id`, chosen
+    /// before it goes out, so that a send whose answer is lost (the engine
+    /// died, the connection dropped) can be looked up by it
+    /// ([`Driver::look_up`]). `None`: the peer names a message only in
+    /// its answer (the Cloud API), cannot be given an id for this kind of
+    /// message (`with_media`: it has an attachment), or the driver has no
+    /// lookup.
+    async fn choose_message_id(
+        &self,
+        _message_id: uuid::Uuid,
+        _with_media: bool,
+    ) -> Result<Option<String>, DriverError> {
+        Ok(None)
+    }
+
+    /// Sends one message under `provider_message_id`, as
+    /// [`Driver::choose_message_id`] chose it (`None`: as [`Driver::send`]).
+    /// The message the peer accepts must carry that id.
+    async fn send_as(
+        &self,
+        message: &OutgoingMessage,
+        _provider_message_id: Option<&str>,
+    ) -> Result<SentMessage, SendError> {
+        self.send(message).await
+    }
+
+    /// What became of the message this session sent to `to` as
+    /// `provider_message_id`, as the peer knows it: it went out (with how
+    /// far it got, if known), it never left, or the peer cannot tell.
+    /// A driver without a lookup cannot tell.
+    async fn look_up(
+        &self,
+        _to: &Chat,
+        _provider_message_id: &str,
+    ) -> Result<LookedUp, DriverError> {
+        Ok(LookedUp::CannotTell)
+    }
 
     /// Whether `phone` has WhatsApp.
     async fn check_number(&self, phone: &Phone) -> Result<bool, DriverError>;

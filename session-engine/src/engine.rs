@@ -312,6 +312,7 @@ impl Engine {
         let aggregates = Commands::new(&log);
         let queue = SendQueue::open(&js, &prefix).await?;
         let provider_ids = ProviderIds::open(&js, &prefix).await?;
+        let network = SimulatorNetwork::shared(config.simulator.clone(), &js, &prefix).await?;
         // A connect timeout well under the drivers' request timeout: a send
         // whose connection was never made is retried, one that timed out
         // waiting for its answer is not (see `WahaDriver::connect`).
@@ -320,7 +321,7 @@ impl Engine {
             .build()
             .map_err(|err| EngineError::Http(err.to_string()))?;
         Ok(Arc::new(Self {
-            network: SimulatorNetwork::new(config.simulator.clone()),
+            network,
             http,
             config,
             client,

@@ -9,7 +9,10 @@
 //! the window opens). The aggregates hold every other rule too: a message
 //! is taken (`queued → sending`) before it leaves and its outcome recorded
 //! after; a message found `sending` when its command comes back was cut off
-//! by a crash, and is marked `unknown`, never sent again.
+//! by a crash (or its answer was lost): it is never sent again, and the
+//! driver's peer is asked what became of it by the id chosen before it went
+//! out ([`Driver::choose_message_id`], [`Driver::look_up`]): sent, failed
+//! for good (it never left), or `unknown` when the peer cannot tell.
 //!
 //! Per message, in the order of the session's queue:
 //! 1. the message must still wait (`queued`, or a failure that may be
@@ -26,7 +29,8 @@
 //! 5. `RecordSent` with its cost, or `RecordFailed`: a transient error is
 //!    tried again with exponential back-off up to
 //!    [`SendConfig::max_attempts`], a permanent one fails with its reason,
-//!    an unknown outcome is marked `unknown`, a session that cannot send
+//!    an unknown outcome is looked up a while later (or marked `unknown`
+//!    when the send had no id of ours to look it up by), a session that cannot send
 //!    any more (banned) leaves the message waiting for a sender, and one
 //!    WhatsApp holds back for a while (its spam limit) leaves it waiting
 //!    the pause out.
@@ -87,7 +91,7 @@ use wablast_domain::types::{
 use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
 
-use crate::driver::{Driver, OutgoingMedia, OutgoingMessage, SendError};
+use crate::driver::{Driver, LookedUp, OutgoingMedia, OutgoingMessage, SendError};
 use crate::lease::Hold;
 use crate::receipts::ProviderIds;
 use wablast_workflows::changes::{Changes, Kept, Woken};
@@ -96,6 +100,14 @@ use wablast_workflows::commands::{self, Commands, key, tenant_key};
 use wablast_workflows::fleet::SendingHold;
 use wablast_workflows::restricted_sends::{self, Moved};
 use wablast_workflows::sends::{Answer, SendCommand, SendQueue, Taken};
+
+/// How long after its answer was lost a send is looked up at the peer
+/// (when it was sent under an id of ours): time for it to arrive there.
+const LOOK_UP_AFTER: Duration = Duration::from_secs(10);
+
+/// Deliveries of a command after which a lookup that keeps failing on a
+/// ready session gives up: the outcome stays unknown.
+const LOOK_UPS: u64 = 8;
 
 /// Commands taken from the queue at once: those that need not wait are
 /// admitted together (one commit of the day counter for all their slots).
@@ -635,23 +647,16 @@ impl SendLoop {
                 Some(MessageStatus::Queued) => {}
                 Some(MessageStatus::Failed) if message.is_retryable() => {}
                 Some(MessageStatus::Sending) => {
-                    // Taken by a sender that never said how it went.
-                    warn!(message = %command.message_id, attempt = message.attempt(), "outcome unknown after an interruption: marked unknown, not sent again");
-                    aggregates
-                        .messages
-                        .execute(
-                            &message_key,
-                            MessageCommand::MarkUnknown {
-                                attempt: message.attempt(),
-                                at: sender.context.clock.now(),
-                            },
-                            &sender.metadata(),
-                        )
-                        .await?;
-                    // Cut off by our own infrastructure (an engine died, a
-                    // lease moved): not the recipient's failure, so it does
+                    // Taken by a sender that never said how it went: the
+                    // peer is asked. Cut off by our own infrastructure (an
+                    // engine died, a lease moved, an answer lost): not the
+                    // recipient's failure, so whatever the peer says does
                     // not count toward the campaign's auto-pause.
-                    return Ok(Admission::Answer(Answer::Done));
+                    let ready = *self.status.borrow() == SessionStatus::Ready;
+                    let step = sender
+                        .reconcile(&message_key, known_message, ready, held.deliveries())
+                        .await?;
+                    return Ok(Admission::Answer(step));
                 }
                 None => {
                     warn!(message = %command.message_id, "send command of an unknown message dropped");
@@ -1456,10 +1461,35 @@ impl Sender {
             Ok(None) => render(&message, &campaign, &command),
             Err(reason) => Err(reason.clone()),
         };
+        // Our id for the send, before it goes out: a send whose answer is
+        // lost is looked up by it.
+        let with_media = match &template {
+            Ok(Some(template)) => template
+                .header
+                .as_ref()
+                .and_then(TemplateHeader::media_id)
+                .is_some(),
+            _ => message
+                .content()
+                .map_or(campaign.media_id(), |content| content.media_id)
+                .is_some(),
+        };
+        let chosen = match self
+            .driver
+            .choose_message_id(*command.message_id.as_uuid(), with_media)
+            .await
+        {
+            Ok(chosen) => chosen,
+            Err(err) => {
+                warn!(error = %err, message = %command.message_id, "no provider id chosen: should its answer be lost, the send cannot be looked up");
+                None
+            }
+        };
         let start = MessageCommand::StartSending {
             session_id: self.session,
             attempt,
             text: text.as_ref().ok().cloned(),
+            provider_message_id: chosen.clone(),
             at: now,
         };
         let start = for_message(&command, &mut known_message, start);
@@ -1482,7 +1512,7 @@ impl Sender {
             (Err(reason), _) | (_, Err(reason)) => Err(reason),
         };
         let outcome = match outgoing {
-            Ok(outgoing) => self.sending(&outgoing, held).await,
+            Ok(outgoing) => self.sending(&outgoing, chosen.as_deref(), held).await,
             Err(reason) => Err(SendError::Permanent(reason)),
         };
 
@@ -1595,6 +1625,13 @@ impl Sender {
                 self.failed(&campaign_key).await;
                 Ok(Answer::Done)
             }
+            Err(SendError::Unknown(reason)) if chosen.is_some() => {
+                // The answer was lost, the send may still be on its way: it
+                // stays `sending`, and once it comes back (a while later,
+                // or to another engine) the peer is asked by its id.
+                warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: looked up later, not sent again");
+                Ok(Answer::Later(LOOK_UP_AFTER))
+            }
             Err(SendError::Unknown(reason)) => {
                 warn!(message = %command.message_id, attempt, %reason, "send outcome unknown: marked unknown, not sent again");
                 self.record(
@@ -1616,9 +1653,10 @@ impl Sender {
     async fn sending(
         &self,
         outgoing: &OutgoingMessage,
+        provider_message_id: Option<&str>,
         held: &Taken,
     ) -> Result<crate::driver::SentMessage, SendError> {
-        let send = self.driver.send(outgoing);
+        let send = self.driver.send_as(outgoing, provider_message_id);
         tokio::pin!(send);
         loop {
             tokio::select! {
@@ -1628,6 +1666,63 @@ impl Sender {
                 }
             }
         }
+    }
+
+    /// Asks the peer what became of a message found `sending` (its send
+    /// was cut off before its outcome was recorded) by the id chosen
+    /// before it went out, and records the answer: sent (charged, with the
+    /// receipts the peer knows of), failed for good (never sent again), or
+    /// unknown when the peer cannot tell. A lookup that fails is tried
+    /// again while the session is not `ready`, and a few times
+    /// ([`LOOK_UPS`], counted by the command's `deliveries`) once it is.
+    async fn reconcile(
+        &self,
+        message_key: &AggregateKey,
+        known_message: Loaded<Message>,
+        ready: bool,
+        deliveries: u64,
+    ) -> Result<Answer, LoopError> {
+        let message = known_message.aggregate.clone();
+        let message_id = message.id();
+        // Only the sender that sent it can ask about it (another session's
+        // chats do not have it).
+        let asked = match (message.provider_message_id(), message.to()) {
+            (Some(id), Some(to)) if message.session_id() == self.session => {
+                Some((id.to_owned(), self.driver.look_up(to, id).await))
+            }
+            _ => None,
+        };
+        let (provider_message_id, outcome) = match asked {
+            Some((id, Ok(outcome))) => (Some(id), outcome),
+            Some((_, Err(err))) if !ready || deliveries < LOOK_UPS => {
+                debug!(error = %err, message = ?message_id, ready, deliveries, "lookup failed; tried again");
+                return Ok(Answer::Later(Duration::from_secs(2)));
+            }
+            Some((id, Err(err))) => {
+                warn!(error = %err, message = ?message_id, "lookup failed: the outcome stays unknown");
+                (Some(id), LookedUp::CannotTell)
+            }
+            None => (None, LookedUp::CannotTell),
+        };
+        info!(message = ?message_id, attempt = message.attempt(), ?outcome, "the outcome of a send cut off, as the peer tells it");
+        let command = MessageCommand::Reconcile {
+            attempt: message.attempt(),
+            outcome: outcome.clone(),
+            at: self.context.clock.now(),
+        };
+        let mut known = Some(known_message);
+        self.record(message_key, &mut known, command).await?;
+        if let (LookedUp::WentOut { .. }, Some(id), Some(message_id)) =
+            (&outcome, provider_message_id, message_id)
+            && let Err(err) = self
+                .context
+                .provider_ids
+                .remember(self.session, &id, message_id, known.take())
+                .await
+        {
+            warn!(error = %wablast_eventstore::report::Chain(&err), message = %message_id, "provider id not kept: its receipts will be missed");
+        }
+        Ok(Answer::Done)
     }
 
     /// Records a failed attempt; `retryable`: the message may be sent again.

@@ -13,6 +13,16 @@
 //!   (permanent) at configurable rates; numbers can be "not on WhatsApp" at
 //!   a configurable rate. Delivered and read receipts follow after
 //!   configurable delays; a recipient may reply.
+//! - **What WhatsApp accepted**: each send goes out under our id
+//!   (`sim-<message id>`, [`Driver::choose_message_id`]); what the
+//!   simulated WhatsApp accepts is kept in a JetStream KV bucket every
+//!   engine of the installation shares (`<prefix>_simulator_accepted`,
+//!   three days, [`SimulatorNetwork::shared`]), so that a send whose
+//!   answer was lost (its engine killed, [`SimulatorConfig::answer_after`])
+//!   can be looked up by another engine ([`Driver::look_up`]): accepted →
+//!   it went out, delivered and read as the receipt delays say by now; not
+//!   there → it never left. A network without the bucket knows only its
+//!   own sends, and cannot tell about others.
 //! - **Bans**: after [`SimulatorConfig::ban_after_sends`] sends the number is
 //!   banned: it reports `logged_out` ("banned") and sends fail.
 //! - **Inbound**: [`SimulatorNetwork::inbound`] delivers a message to a
@@ -27,6 +37,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -38,9 +49,14 @@ use wablast_domain::types::{Chat, SessionId};
 
 use wablast_domain::governor::RestrictionKind;
 
+use async_nats::jetstream::{self as js, kv};
+use tracing::warn;
+use wablast_domain::message::Receipt as MessageReceipt;
+use wablast_eventstore::{EventStoreError, Prefix};
+
 use crate::driver::{
-    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, OutgoingMessage,
-    QrCode, Receipt, ReceiptKind, SendError, SentMessage, StatusChange,
+    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, LookedUp,
+    OutgoingMessage, QrCode, Receipt, ReceiptKind, SendError, SentMessage, StatusChange,
 };
 
 /// How the simulated network behaves.
@@ -71,8 +87,12 @@ pub struct SimulatorConfig {
     pub reply_after: Duration,
     /// The number is banned after this many sends (`None`: never).
     pub ban_after_sends: Option<u64>,
-    /// How long a send takes to be acknowledged (WhatsApp's round trip).
+    /// How long a send takes to be acknowledged (WhatsApp's round trip),
+    /// before WhatsApp takes it.
     pub send_latency: Duration,
+    /// How long WhatsApp's answer to a send it took takes to come back:
+    /// an engine killed meanwhile never hears it (a lookup tells).
+    pub answer_after: Duration,
     /// Share of sends WhatsApp answers with a 463 reachout timelock.
     pub timelock_rate: f64,
     /// Share of sends WhatsApp answers with "capping quota reached".
@@ -97,6 +117,7 @@ impl Default for SimulatorConfig {
             reply_after: Duration::from_secs(30),
             ban_after_sends: None,
             send_latency: Duration::ZERO,
+            answer_after: Duration::ZERO,
             timelock_rate: 0.0,
             capping_rate: 0.0,
             restriction_length: Duration::from_secs(3600),
@@ -129,17 +150,144 @@ pub struct SimulatorNetwork {
 struct NetworkInner {
     config: SimulatorConfig,
     sessions: Mutex<HashMap<SessionId, Weak<Mutex<SimSession>>>>,
+    /// When the messages this network's sessions sent were accepted, by
+    /// provider id.
+    accepted: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The same, for every engine of the installation.
+    shared: Option<kv::Store>,
 }
 
 impl SimulatorNetwork {
-    /// A network behaving as `config` says.
+    /// How long the simulated WhatsApp remembers a message it accepted.
+    pub const ACCEPTED_KEPT: Duration = Duration::from_secs(3 * 24 * 3600);
+
+    /// A network behaving as `config` says, knowing only of its own sends.
     pub fn new(config: SimulatorConfig) -> Self {
+        Self::with_bucket(config, None)
+    }
+
+    /// A network behaving as `config` says, that keeps what it accepts in
+    /// the installation's `<prefix>_simulator_accepted` bucket (created if
+    /// needed), where every engine's network looks sends up.
+    pub async fn shared(
+        config: SimulatorConfig,
+        jetstream: &js::Context,
+        prefix: &Prefix,
+    ) -> Result<Self, EventStoreError> {
+        let bucket = wablast_eventstore::ensure_expiring_key_value(
+            jetstream,
+            &format!("{prefix}_simulator_accepted"),
+            "the messages the simulated WhatsApp accepted, by provider id",
+            Self::ACCEPTED_KEPT,
+            prefix.replicas(),
+        )
+        .await?;
+        Ok(Self::with_bucket(config, Some(bucket)))
+    }
+
+    fn with_bucket(config: SimulatorConfig, shared: Option<kv::Store>) -> Self {
         Self {
             inner: Arc::new(NetworkInner {
                 config,
                 sessions: Mutex::default(),
+                accepted: Mutex::default(),
+                shared,
             }),
         }
+    }
+
+    /// WhatsApp takes the message `provider_message_id` at `at`; `false`:
+    /// it refuses it, because a lookup found no message of that id before
+    /// and said it never left (a lookup and a late send race for the id:
+    /// whichever comes first is the truth), or the bucket could not keep
+    /// it.
+    async fn accept(&self, provider_message_id: &str, at: DateTime<Utc>) -> bool {
+        if let Some(bucket) = &self.inner.shared {
+            match bucket
+                .create(provider_message_id, at.to_rfc3339().into())
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    if let Ok(Some(value)) = bucket.get(provider_message_id).await
+                        && value.as_ref() == NEVER_LEFT
+                    {
+                        return false;
+                    }
+                    // Sent again under the same id: the same message.
+                }
+                Err(err) => {
+                    // Taken only once any engine can look it up: a send
+                    // the bucket does not have never left.
+                    warn!(error = %err, provider_message_id, "the simulator's acceptance could not be kept: the send is refused");
+                    return false;
+                }
+            }
+        }
+        self.inner
+            .accepted
+            .lock()
+            .expect("simulator lock")
+            .insert(provider_message_id.to_owned(), at);
+        true
+    }
+
+    /// What became of the message `provider_message_id`, as the simulated
+    /// WhatsApp knows it. Not found, it never left, and is refused should
+    /// its send still come.
+    pub async fn look_up(&self, provider_message_id: &str) -> Result<LookedUp, DriverError> {
+        let failed = |err: &dyn std::fmt::Display| {
+            DriverError::Failed(format!("simulator lookup of {provider_message_id}: {err}"))
+        };
+        let mine = self
+            .inner
+            .accepted
+            .lock()
+            .expect("simulator lock")
+            .get(provider_message_id)
+            .copied();
+        let entry = match (mine, &self.inner.shared) {
+            (Some(at), _) => Some(Bytes::from(at.to_rfc3339())),
+            (None, None) => return Ok(LookedUp::CannotTell),
+            (None, Some(bucket)) => match bucket
+                .get(provider_message_id)
+                .await
+                .map_err(|e| failed(&e))?
+            {
+                Some(value) => Some(value),
+                None => match bucket
+                    .create(provider_message_id, Bytes::from_static(NEVER_LEFT))
+                    .await
+                {
+                    Ok(_) => None,
+                    Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => bucket
+                        .get(provider_message_id)
+                        .await
+                        .map_err(|e| failed(&e))?,
+                    Err(err) => return Err(failed(&err)),
+                },
+            },
+        };
+        let accepted_at = match entry {
+            None => return Ok(LookedUp::NeverLeft),
+            Some(value) if value.as_ref() == NEVER_LEFT => return Ok(LookedUp::NeverLeft),
+            Some(value) => std::str::from_utf8(&value)
+                .ok()
+                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                .map(|at| at.with_timezone(&Utc))
+                .ok_or_else(|| failed(&"an unreadable entry"))?,
+        };
+        // How far it got by now, as the receipt delays say.
+        let config = &self.inner.config;
+        let elapsed = (Utc::now() - accepted_at).to_std().unwrap_or_default();
+        let receipt = config
+            .delivered_after
+            .filter(|delivered| elapsed >= *delivered)
+            .map(|delivered| match config.read_after {
+                Some(read) if elapsed >= delivered + read => MessageReceipt::Read,
+                _ => MessageReceipt::Delivered,
+            });
+        Ok(LookedUp::WentOut { receipt })
     }
 
     /// How it behaves.
@@ -387,6 +535,15 @@ impl SimSession {
     }
 }
 
+/// What the accepted bucket holds for an id looked up before any send of
+/// it was accepted.
+const NEVER_LEFT: &[u8] = b"never-left";
+
+/// The simulator's id of our message `message_id`.
+fn sim_message_id(message_id: Uuid) -> String {
+    format!("sim-{}", message_id.simple())
+}
+
 /// The [`Driver`] of one simulated session.
 #[derive(Debug)]
 pub struct SimulatorDriver {
@@ -571,94 +728,134 @@ impl Driver for SimulatorDriver {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError> {
+        self.send_as(message, None).await
+    }
+
+    /// `sim-` and our id: the id [`Driver::send`] sends it as too.
+    async fn choose_message_id(
+        &self,
+        message_id: Uuid,
+        _with_media: bool,
+    ) -> Result<Option<String>, DriverError> {
+        Ok(Some(sim_message_id(message_id)))
+    }
+
+    async fn look_up(
+        &self,
+        _to: &Chat,
+        provider_message_id: &str,
+    ) -> Result<LookedUp, DriverError> {
+        self.network.look_up(provider_message_id).await
+    }
+
+    async fn send_as(
+        &self,
+        message: &OutgoingMessage,
+        provider_message_id: Option<&str>,
+    ) -> Result<SentMessage, SendError> {
         let config = self.network.config().clone();
         if !config.send_latency.is_zero() {
             tokio::time::sleep(config.send_latency).await;
         }
-        let mut s = self.lock();
-        if s.banned {
-            return Err(SendError::SessionUnavailable(
-                "the number is banned".to_owned(),
-            ));
-        }
-        if s.status != SessionStatus::Ready {
-            return Err(SendError::Transient(format!(
-                "not connected (the session is {})",
-                s.status
-            )));
-        }
-        if let Some((kind, until)) = s.restricted
-            && Utc::now() < until
-        {
-            return Err(SendError::Restricted {
-                kind,
-                until: Some(until),
-                reason: format!("{} (simulated)", kind.as_str()),
-            });
-        }
-        let id = message.message_id.as_bytes();
-        // Decided per message, and per attempt for transient failures, so a
-        // retry can succeed.
-        s.sends += 1;
-        let attempt = s.sends.to_be_bytes();
-        match &message.to {
-            Chat::Person(phone) if !self.network.is_registered(phone) => {
-                return Err(SendError::Permanent(format!("{phone} is not on WhatsApp")));
+        // Decided under the session's lock, released before anything is
+        // awaited.
+        let (sent, generation) = {
+            let mut s = self.lock();
+            if s.banned {
+                return Err(SendError::SessionUnavailable(
+                    "the number is banned".to_owned(),
+                ));
             }
-            Chat::Group(group) if !s.groups().iter().any(|g| g.id == group.as_str()) => {
-                return Err(SendError::Permanent(format!(
-                    "this number is not in the group {group}"
+            if s.status != SessionStatus::Ready {
+                return Err(SendError::Transient(format!(
+                    "not connected (the session is {})",
+                    s.status
                 )));
             }
-            _ => {}
-        }
-        if self.network.roll(&[b"permanent", id]) < config.permanent_failure_rate {
-            return Err(SendError::Permanent(
-                "rejected by WhatsApp (simulated)".to_owned(),
-            ));
-        }
-        for (rate, kind, label) in [
-            (
-                config.timelock_rate,
-                RestrictionKind::ReachoutTimelock,
-                &b"timelock"[..],
-            ),
-            (
-                config.capping_rate,
-                RestrictionKind::CappingQuota,
-                &b"capping"[..],
-            ),
-        ] {
-            if self.network.roll(&[label, id, &attempt]) < rate {
-                let until = Utc::now()
-                    + chrono::TimeDelta::from_std(config.restriction_length).unwrap_or_default();
+            if let Some((kind, until)) = s.restricted
+                && Utc::now() < until
+            {
                 return Err(SendError::Restricted {
                     kind,
                     until: Some(until),
                     reason: format!("{} (simulated)", kind.as_str()),
                 });
             }
-        }
-        if self.network.roll(&[b"transient", id, &attempt]) < config.transient_failure_rate {
-            return Err(SendError::Transient("network error (simulated)".to_owned()));
-        }
-        let provider_message_id = format!("sim-{}", message.message_id.simple());
-        let sent = SentMessage {
-            provider_message_id: provider_message_id.clone(),
-            at: Utc::now(),
+            let id = message.message_id.as_bytes();
+            // Decided per message, and per attempt for transient failures, so a
+            // retry can succeed.
+            s.sends += 1;
+            let attempt = s.sends.to_be_bytes();
+            match &message.to {
+                Chat::Person(phone) if !self.network.is_registered(phone) => {
+                    return Err(SendError::Permanent(format!("{phone} is not on WhatsApp")));
+                }
+                Chat::Group(group) if !s.groups().iter().any(|g| g.id == group.as_str()) => {
+                    return Err(SendError::Permanent(format!(
+                        "this number is not in the group {group}"
+                    )));
+                }
+                _ => {}
+            }
+            if self.network.roll(&[b"permanent", id]) < config.permanent_failure_rate {
+                return Err(SendError::Permanent(
+                    "rejected by WhatsApp (simulated)".to_owned(),
+                ));
+            }
+            for (rate, kind, label) in [
+                (
+                    config.timelock_rate,
+                    RestrictionKind::ReachoutTimelock,
+                    &b"timelock"[..],
+                ),
+                (
+                    config.capping_rate,
+                    RestrictionKind::CappingQuota,
+                    &b"capping"[..],
+                ),
+            ] {
+                if self.network.roll(&[label, id, &attempt]) < rate {
+                    let until = Utc::now()
+                        + chrono::TimeDelta::from_std(config.restriction_length)
+                            .unwrap_or_default();
+                    return Err(SendError::Restricted {
+                        kind,
+                        until: Some(until),
+                        reason: format!("{} (simulated)", kind.as_str()),
+                    });
+                }
+            }
+            if self.network.roll(&[b"transient", id, &attempt]) < config.transient_failure_rate {
+                return Err(SendError::Transient("network error (simulated)".to_owned()));
+            }
+            let provider_message_id = provider_message_id
+                .map_or_else(|| sim_message_id(message.message_id), str::to_owned);
+            let sent = SentMessage {
+                provider_message_id: provider_message_id.clone(),
+                at: Utc::now(),
+            };
+            let generation = s.generation;
+            s.went_out += 1;
+            if config.ban_after_sends.is_some_and(|limit| s.sends >= limit) {
+                s.banned = true;
+                s.generation += 1;
+                s.report_why(
+                    SessionStatus::LoggedOut,
+                    Some("banned".to_owned()),
+                    Some(StatusReason::Banned),
+                );
+            }
+            (sent, generation)
         };
-        let generation = s.generation;
-        s.went_out += 1;
-        if config.ban_after_sends.is_some_and(|limit| s.sends >= limit) {
-            s.banned = true;
-            s.generation += 1;
-            s.report_why(
-                SessionStatus::LoggedOut,
-                Some("banned".to_owned()),
-                Some(StatusReason::Banned),
-            );
+        let provider_message_id = sent.provider_message_id.clone();
+        let id = message.message_id.as_bytes();
+        // WhatsApp has it: remembered where any engine can look it up.
+        if !self.network.accept(&provider_message_id, sent.at).await {
+            self.lock().went_out -= 1;
+            return Err(SendError::Transient(format!(
+                "{provider_message_id} not taken (looked up as never sent, or WhatsApp's record failed; simulated)"
+            )));
         }
-        drop(s);
 
         if let Some(delivered_after) = config.delivered_after {
             let receipt = |kind| {
@@ -690,6 +887,9 @@ impl Driver for SimulatorDriver {
                     });
                 }
             }
+        }
+        if !config.answer_after.is_zero() {
+            tokio::time::sleep(config.answer_after).await;
         }
         Ok(sent)
     }
@@ -1017,6 +1217,47 @@ mod tests {
             SessionStatus::LoggedOut,
             "still banned"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_goes_out_under_our_id_and_is_looked_up_by_it_and_a_ban_still_holds() {
+        let network = SimulatorNetwork::new(SimulatorConfig {
+            ban_after_sends: Some(2),
+            delivered_after: None,
+            ..SimulatorConfig::default()
+        });
+        let Connection { driver, .. } = ready(&network).await;
+        let first = message("+6281234567890");
+        let chosen = driver
+            .choose_message_id(first.message_id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(chosen, format!("sim-{}", first.message_id.simple()));
+        let sent = driver.send_as(&first, Some(&chosen)).await.unwrap();
+        assert_eq!(sent.provider_message_id, chosen);
+        assert_eq!(
+            driver.look_up(&first.to, &chosen).await.unwrap(),
+            LookedUp::WentOut { receipt: None }
+        );
+        // Without the installation's bucket, another engine's send is not
+        // known here.
+        assert_eq!(
+            driver.look_up(&first.to, "sim-elsewhere").await.unwrap(),
+            LookedUp::CannotTell
+        );
+        // Banned after its second send: a send under a chosen id is refused
+        // like any other.
+        driver.send(&message("+6281234567891")).await.unwrap();
+        let third = message("+6281234567892");
+        let chosen = driver
+            .choose_message_id(third.message_id, false)
+            .await
+            .unwrap();
+        assert!(matches!(
+            driver.send_as(&third, chosen.as_deref()).await,
+            Err(SendError::SessionUnavailable(_))
+        ));
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,8 @@
 //! | `qr` | `GET /api/{session}/auth/qr?format=raw` → `{value}` (the raw QR text, not the PNG) |
 //! | `request_pairing_code` | `POST /api/{session}/auth/request-code` `{phoneNumber}` → `{code}` (the spec gives no body; WAHA's `PairingCodeResponse` is `{code}`) |
 //! | `send` | a text: `POST /api/startTyping` `{session, chatId}`, a pause as long as typing the text takes ([`Typing`]), `POST /api/stopTyping`, then `POST /api/sendText` `{session, chatId, text}` (WAHA's advice against blocks: a number that sends without typing looks like a bot); media: `/api/sendImage` (`image/*`) or `/api/sendFile` `{session, chatId, file: {mimetype, filename, data (base64)}, caption}` |
+//! | `choose_message_id` | `GET /api/{session}/new-message-id` → `{id}`, for a text (`sendText` takes it as `id`; `sendImage` and `sendFile` take none: an attachment goes without an id of ours) |
+//! | `look_up` | `GET /api/{session}/chats/{chatId}/messages/true_{chatId}_{id}?downloadMedia=false` → a `WAMessage` read by its `ack` ([`looked_up`]); 404 (not naming the session) → it never left |
 //! | `check_number` | `GET /api/contacts/check-exists?phone=&session=` → `{numberExists}` |
 //! | `groups` | `GET /api/{session}/groups` (shape left open by the spec: see [`parse_groups`]) |
 //! | `group_members` | `GET /api/{session}/groups/{id}/participants/v2` → `[{id, pn, role}]` |
@@ -97,11 +99,13 @@ use wablast_domain::types::SessionId;
 use wablast_domain::types::phone::Phone;
 
 use crate::driver::{
-    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, OutgoingMessage,
-    QrCode, Receipt, ReceiptKind, Refusal, SendError, SentMessage, StatusChange,
+    Connection, Driver, DriverError, DriverEvent, Group, GroupMember, Inbound, LookedUp,
+    OutgoingMessage, QrCode, Receipt, ReceiptKind, Refusal, SendError, SentMessage, StatusChange,
 };
 use crate::http::{self, CallError};
 use crate::webhook::WebhookError;
+use wablast_domain::message::Receipt as MessageReceipt;
+use wablast_domain::types::Chat;
 
 /// The events wablast asks WAHA for.
 pub const WEBHOOK_EVENTS: [&str; 3] = ["session.status", "message", "message.ack"];
@@ -564,6 +568,24 @@ pub fn message_key_id(serialized: &str) -> String {
     match parts.as_slice() {
         ["true" | "false", _chat, id, ..] if !id.is_empty() => (*id).to_owned(),
         _ => serialized.to_owned(),
+    }
+}
+
+/// What a message WAHA found (`WAMessage`) says of how far it got, by its
+/// `ack`: `-1` ERROR it never left, `0` PENDING WAHA cannot tell yet,
+/// `1` SERVER it went out, `2` DEVICE delivered, `3` READ and `4` PLAYED
+/// read; no `ack`, it went out.
+pub fn looked_up(message: &Value) -> LookedUp {
+    match message.get("ack").and_then(Value::as_i64) {
+        Some(-1) => LookedUp::NeverLeft,
+        Some(0) => LookedUp::CannotTell,
+        Some(2) => LookedUp::WentOut {
+            receipt: Some(MessageReceipt::Delivered),
+        },
+        Some(3 | 4) => LookedUp::WentOut {
+            receipt: Some(MessageReceipt::Read),
+        },
+        _ => LookedUp::WentOut { receipt: None },
     }
 }
 
@@ -1235,6 +1257,59 @@ impl Driver for WahaDriver {
     }
 
     async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError> {
+        self.send_as(message, None).await
+    }
+
+    /// `GET /api/{session}/new-message-id` → `{id}`, for a text (WAHA's
+    /// `sendImage` and `sendFile` take no id).
+    async fn choose_message_id(
+        &self,
+        _message_id: uuid::Uuid,
+        with_media: bool,
+    ) -> Result<Option<String>, DriverError> {
+        if with_media {
+            return Ok(None);
+        }
+        let inner = &self.inner;
+        let path = format!("/api/{}/new-message-id", inner.session);
+        let answer = inner
+            .call(inner.request(Method::GET, &path))
+            .await
+            .map_err(|e| inner.driver_error(e))?;
+        str_field(&answer, "id")
+            .map(|id| Some(id.to_owned()))
+            .ok_or_else(|| DriverError::Failed(format!("{PEER} gave no new message id")))
+    }
+
+    /// `GET /api/{session}/chats/{chatId}/messages/{true_<chatId>_<id>}`:
+    /// found, it went out, as far as its `ack` says ([`looked_up`]); 404,
+    /// it never left.
+    async fn look_up(&self, to: &Chat, provider_message_id: &str) -> Result<LookedUp, DriverError> {
+        let inner = &self.inner;
+        let chat_id = to.whatsapp_chat_id();
+        let path = format!(
+            "/api/{}/chats/{chat_id}/messages/true_{chat_id}_{provider_message_id}",
+            inner.session
+        );
+        let request = inner
+            .request(Method::GET, &path)
+            .query(&[("downloadMedia", "false")]);
+        match inner.call(request).await {
+            Ok(answer) => Ok(looked_up(&answer)),
+            Err(CallError::Status {
+                status: StatusCode::NOT_FOUND,
+                body,
+                ..
+            }) if body.get("session").is_none() => Ok(LookedUp::NeverLeft),
+            Err(e) => Err(inner.driver_error(e)),
+        }
+    }
+
+    async fn send_as(
+        &self,
+        message: &OutgoingMessage,
+        provider_message_id: Option<&str>,
+    ) -> Result<SentMessage, SendError> {
         let inner = &self.inner;
         let chat_id = message.to.whatsapp_chat_id();
         let (path, body) = match &message.media {
@@ -1271,6 +1346,11 @@ impl Driver for WahaDriver {
         let mut body = body;
         if let Some(quoted) = &message.reply_to {
             body["reply_to"] = json!(quoted);
+        }
+        if let Some(id) = provider_message_id
+            && message.media.is_none()
+        {
+            body["id"] = json!(id);
         }
         match inner
             .call(inner.request(Method::POST, path).json(&body))

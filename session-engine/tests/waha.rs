@@ -10,11 +10,12 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sha2::Sha512;
 use uuid::Uuid;
+use wablast_domain::message::Receipt as MessageReceipt;
 use wablast_domain::session::SessionStatus;
 use wablast_domain::types::{GroupId, SessionId};
 use wablast_session_engine::driver::{
-    Connection, DriverError, DriverEvent, Group, OutgoingMedia, OutgoingMessage, ReceiptKind,
-    Refusal, SendError,
+    Connection, DriverError, DriverEvent, Group, LookedUp, OutgoingMedia, OutgoingMessage,
+    ReceiptKind, Refusal, SendError,
 };
 use wablast_session_engine::waha::{
     self, StatusContext, Typing, WahaConfig, WahaDriver, WahaEvent, WahaOptions, WahaStatus,
@@ -1570,4 +1571,103 @@ async fn a_reply_quotes_its_message_as_waha_s_document_allows() {
         requests[0].json()["reply_to"],
         "false_6281234567890@c.us_3EB0A1"
     );
+}
+
+/// Our id for a text is WAHA's new message id, the text goes out under
+/// it, and a send whose answer was lost is looked up by it: found, as far
+/// as its `ack` says; not found, it never left.
+#[tokio::test]
+async fn a_text_goes_out_under_an_id_waha_chose_and_is_looked_up_by_it() {
+    // Arrange
+    let Some(peer) = ValidatingPeer::start(Document::Waha, |r| {
+        let route = r.route();
+        if route == "GET /api/toko-andi/new-message-id" {
+            return Some(Reply::json(200, json!({"id": "3EB0CHOSEN0001"})));
+        }
+        if route == "POST /api/sendText" {
+            return Some(Reply::json(
+                201,
+                wa_message("true_6281234567890@c.us_3EB0CHOSEN0001"),
+            ));
+        }
+        if route.ends_with("/messages/true_6281234567890@c.us_3EB0CHOSEN0001") {
+            let mut found = wa_message("true_6281234567890@c.us_3EB0CHOSEN0001");
+            found["ack"] = json!(2);
+            found["ackName"] = json!("DEVICE");
+            return Some(Reply::json(200, found));
+        }
+        if route.contains("/messages/") {
+            return Some(Reply::json(
+                404,
+                json!({"statusCode": 404, "message": "Message not found"}),
+            ));
+        }
+        None
+    })
+    .await
+    else {
+        return;
+    };
+    let (Connection { driver, .. }, _sink) = validating_connect(&peer, None);
+    let message = text_message("+6281234567890");
+
+    // Act
+    let chosen = driver
+        .choose_message_id(message.message_id, false)
+        .await
+        .unwrap();
+    let sent = driver.send_as(&message, chosen.as_deref()).await.unwrap();
+    let found = driver.look_up(&message.to, "3EB0CHOSEN0001").await.unwrap();
+    let missing = driver.look_up(&message.to, "3EB0NEVERSENT").await.unwrap();
+    // An attachment: WAHA's sendImage and sendFile take no id.
+    let for_media = driver
+        .choose_message_id(message.message_id, true)
+        .await
+        .unwrap();
+
+    // Assert
+    peer.assert_valid();
+    assert_eq!(chosen.as_deref(), Some("3EB0CHOSEN0001"));
+    assert_eq!(sent.provider_message_id, "3EB0CHOSEN0001");
+    let requests = peer.requests();
+    assert_eq!(requests[1].json()["id"], "3EB0CHOSEN0001");
+    assert_eq!(
+        requests[2].query.get("downloadMedia").map(String::as_str),
+        Some("false")
+    );
+    assert_eq!(
+        found,
+        LookedUp::WentOut {
+            receipt: Some(MessageReceipt::Delivered)
+        }
+    );
+    assert_eq!(missing, LookedUp::NeverLeft);
+    assert_eq!(for_media, None);
+    assert_eq!(peer.routes().len(), 4, "{:?}", peer.routes());
+}
+
+#[test]
+fn a_looked_up_message_is_read_by_its_ack() {
+    let with_ack = |ack: i64| {
+        let mut message = wa_message("true_6281234567890@c.us_3EB0");
+        message["ack"] = json!(ack);
+        waha::looked_up(&message)
+    };
+    assert_eq!(with_ack(-1), LookedUp::NeverLeft);
+    assert_eq!(with_ack(0), LookedUp::CannotTell);
+    assert_eq!(with_ack(1), LookedUp::WentOut { receipt: None });
+    assert_eq!(
+        with_ack(2),
+        LookedUp::WentOut {
+            receipt: Some(MessageReceipt::Delivered)
+        }
+    );
+    for read in [3, 4] {
+        assert_eq!(
+            with_ack(read),
+            LookedUp::WentOut {
+                receipt: Some(MessageReceipt::Read)
+            }
+        );
+    }
 }

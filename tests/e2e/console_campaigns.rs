@@ -153,6 +153,7 @@ async fn failed_send(backdoor: &Backdoor, tenant: &str, campaign: &str, session:
             session_id,
             attempt: 1,
             text: Some("Hai Rina, promo Jakarta!".to_owned()),
+            provider_message_id: None,
             at: Utc::now(),
         },
         MessageCommand::RecordFailed {

@@ -225,6 +225,7 @@ async fn send_and_read(log: &EventLog, tenant: TenantId, session: SessionId, mes
                 session_id: session,
                 attempt: 1,
                 text: None,
+                provider_message_id: None,
                 at: Utc::now(),
             },
             &metadata(),

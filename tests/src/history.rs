@@ -532,6 +532,7 @@ impl Mev {
                 session_id,
                 attempt,
                 text: None,
+                provider_message_id: None,
                 at,
             },
             What::Sent {
@@ -3880,12 +3881,14 @@ mod tests {
                     session_id,
                     attempt,
                     text,
+                    provider_message_id,
                     at,
                     ..
                 } => MessageCommand::StartSending {
                     session_id,
                     attempt,
                     text,
+                    provider_message_id,
                     at,
                 },
                 MessageEvent::MessageSent { at, .. } if events_of_command.len() > 1 => {

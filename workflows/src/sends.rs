@@ -351,6 +351,14 @@ impl Taken {
         self.shared.first_delivery
     }
 
+    /// How many times the queue message has come (1 the first time).
+    pub fn deliveries(&self) -> u64 {
+        self.shared
+            .message
+            .info()
+            .map_or(1, |info| u64::try_from(info.delivered).unwrap_or(1))
+    }
+
     /// Tells the queue the message is still being worked on.
     pub async fn progress(&self) {
         let _ = self.shared.message.ack_with(AckKind::Progress).await;

@@ -310,7 +310,11 @@ pub struct CampaignCounts {
     pub failed: i64,
     /// Cancelled before they were sent.
     pub cancelled: i64,
-    /// Outcome unknown (the engine died mid-send; never re-sent).
+    /// Outcome unknown: the send was cut off (the engine died, the answer
+    /// was lost) and WhatsApp could not tell whether it went out (the
+    /// driver has no lookup: the Cloud API; or the lookup kept failing).
+    /// Never re-sent. A cut-off send the peer could tell about counts as
+    /// sent (or delivered, read), or failed when it never left.
     pub unknown: i64,
 }
 

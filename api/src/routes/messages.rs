@@ -104,7 +104,10 @@ pub struct MessageView {
     /// A sent message's attachment.
     pub media_id: Option<Uuid>,
     /// `queued | sending | sent | delivered | read | failed | cancelled |
-    /// unknown`, or `received`.
+    /// unknown`, or `received`. `unknown`: its send was cut off (the
+    /// engine died, the answer was lost) and WhatsApp could not tell
+    /// whether it went out; never re-sent. A cut-off send WhatsApp could
+    /// tell about is `sent` (or beyond), or `failed` when it never left.
     pub status: String,
     /// Why the last attempt failed.
     pub error: Option<String>,

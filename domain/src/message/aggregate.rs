@@ -8,11 +8,15 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-use super::commands::{MessageCommand, QueuedMessage, Receipt};
+use super::commands::{LookedUp, MessageCommand, QueuedMessage, Receipt};
 use super::error::MessageError;
 use super::events::MessageEvent;
 use crate::types::phone::Phone;
 use crate::types::{CampaignId, Chat, MessageContent, MessageId, Points, SessionId};
+
+/// The reason of a failure recorded because the peer, asked after the
+/// answer to a send was lost, has no message of its id.
+pub const NEVER_LEFT: &str = "it never left: WhatsApp has no message of its id (not sent again)";
 
 /// Where a message is (the API's message `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,7 +36,8 @@ pub enum MessageStatus {
     Failed,
     /// It will not be sent.
     Cancelled,
-    /// The engine died mid-send: it may have gone out. Never re-sent.
+    /// Its send was cut off (the engine died, the answer was lost) and
+    /// WhatsApp cannot tell whether it went out. Never re-sent.
     Unknown,
 }
 
@@ -151,7 +156,9 @@ impl Message {
         self.failure_reason.as_deref()
     }
 
-    /// WhatsApp's id of the message, once sent (if the driver gave one).
+    /// WhatsApp's id of the message: chosen before its last attempt went
+    /// out (when the driver can choose one), or as the driver gave it once
+    /// sent.
     pub fn provider_message_id(&self) -> Option<&str> {
         self.provider_message_id.as_deref()
     }
@@ -260,6 +267,7 @@ impl Message {
                 session_id,
                 attempt,
                 text,
+                provider_message_id,
                 at,
             } => match status {
                 S::Failed if !self.retryable => Err(MessageError::FailedForGood),
@@ -275,6 +283,7 @@ impl Message {
                         session_id,
                         attempt,
                         text,
+                        provider_message_id,
                         at,
                     }])
                 }
@@ -326,12 +335,14 @@ impl Message {
 
             MessageCommand::RecordFailed { attempt, .. }
             | MessageCommand::MarkUnknown { attempt, .. }
+            | MessageCommand::Reconcile { attempt, .. }
                 if attempt < self.attempt =>
             {
                 Ok(vec![]) // an earlier attempt's late outcome
             }
             MessageCommand::RecordFailed { attempt, .. }
             | MessageCommand::MarkUnknown { attempt, .. }
+            | MessageCommand::Reconcile { attempt, .. }
                 if attempt > self.attempt && status == S::Sending =>
             {
                 Err(MessageError::InvalidState {
@@ -370,7 +381,7 @@ impl Message {
                         campaign_id,
                         session_id: self.session_id,
                         attempt: self.attempt,
-                        provider_message_id: None,
+                        provider_message_id: self.provider_message_id.clone(),
                         cost: Points::PER_MESSAGE,
                         at,
                     }];
@@ -401,6 +412,41 @@ impl Message {
                 }]),
                 _ => Ok(vec![]),
             },
+
+            // Only a `sending` message is reconciled: on any other status
+            // its outcome is recorded already (and an `unknown` one may be
+            // settled on: see the module docs).
+            MessageCommand::Reconcile { .. } if status != S::Sending => Ok(vec![]),
+            MessageCommand::Reconcile { outcome, at, .. } => Ok(match outcome {
+                LookedUp::WentOut { receipt } => {
+                    let mut events = vec![MessageEvent::MessageSent {
+                        campaign_id,
+                        session_id: self.session_id,
+                        attempt: self.attempt,
+                        provider_message_id: self.provider_message_id.clone(),
+                        cost: Points::PER_MESSAGE,
+                        at,
+                    }];
+                    if let Some(receipt) = receipt {
+                        events.extend(self.receipt_events(receipt, at, false));
+                    }
+                    events
+                }
+                LookedUp::NeverLeft => vec![MessageEvent::MessageFailed {
+                    campaign_id,
+                    session_id: self.session_id,
+                    attempt: self.attempt,
+                    reason: NEVER_LEFT.to_owned(),
+                    retryable: false,
+                    at,
+                }],
+                LookedUp::CannotTell => vec![MessageEvent::MessageMarkedUnknown {
+                    campaign_id,
+                    session_id: self.session_id,
+                    attempt: self.attempt,
+                    at,
+                }],
+            }),
         }
     }
 }
@@ -449,12 +495,14 @@ impl Aggregate for Message {
             MessageEvent::MessageSendingStarted {
                 session_id,
                 attempt,
+                provider_message_id,
                 ..
             } => {
                 self.status = Some(MessageStatus::Sending);
                 self.session_id = session_id;
                 self.attempt = attempt;
                 self.retryable = false;
+                self.provider_message_id = provider_message_id;
             }
             MessageEvent::MessageSent {
                 provider_message_id,
@@ -463,7 +511,9 @@ impl Aggregate for Message {
                 ..
             } => {
                 self.status = Some(MessageStatus::Sent);
-                self.provider_message_id = provider_message_id;
+                if provider_message_id.is_some() {
+                    self.provider_message_id = provider_message_id;
+                }
                 self.cost = cost;
                 self.sent_at = Some(at);
                 self.failure_reason = None;
@@ -552,6 +602,7 @@ mod tests {
             session_id: session(1),
             attempt,
             text: None,
+            provider_message_id: None,
             at: t(at),
         }
     }
@@ -562,6 +613,7 @@ mod tests {
             session_id: session(1),
             attempt,
             text: None,
+            provider_message_id: None,
             at: t(at),
         }
     }
@@ -767,6 +819,7 @@ mod tests {
                 session_id: session(2),
                 attempt: 1,
                 text: Some("Halo Budi".to_owned()),
+                provider_message_id: None,
                 at: t(1),
             })
             .then_expect_events(vec![MessageEvent::MessageSendingStarted {
@@ -774,6 +827,7 @@ mod tests {
                 session_id: session(2),
                 attempt: 1,
                 text: Some("Halo Budi".to_owned()),
+                provider_message_id: None,
                 at: t(1),
             }]);
         let message = fold(vec![queued(), sending(1, 1)]);
@@ -796,6 +850,7 @@ mod tests {
             session_id: session(1),
             attempt: 1,
             text: Some("Hai Budi".to_owned()),
+            provider_message_id: None,
             at: t(1),
         };
         let json = serde_json::to_value(&with_text).unwrap();
@@ -825,6 +880,7 @@ mod tests {
                 session_id: session(2),
                 attempt: 2,
                 text: None,
+                provider_message_id: None,
                 at: t(40),
             })
             .then_expect_events(vec![MessageEvent::MessageSendingStarted {
@@ -832,6 +888,7 @@ mod tests {
                 session_id: session(2),
                 attempt: 2,
                 text: None,
+                provider_message_id: None,
                 at: t(40),
             }]);
     }
@@ -1241,6 +1298,158 @@ mod tests {
         }
     }
 
+    // --- reconcile ---------------------------------------------------------
+
+    fn sending_as(attempt: u32, id: &str) -> MessageEvent {
+        MessageEvent::MessageSendingStarted {
+            campaign_id: campaign(),
+            session_id: session(1),
+            attempt,
+            text: None,
+            provider_message_id: Some(id.to_owned()),
+            at: t(1),
+        }
+    }
+
+    fn reconcile(attempt: u32, outcome: LookedUp) -> MessageCommand {
+        MessageCommand::Reconcile {
+            attempt,
+            outcome,
+            at: t(9),
+        }
+    }
+
+    #[test]
+    fn an_attempt_records_the_provider_id_chosen_before_it_went_out() {
+        Given::with(())
+            .given(vec![queued()])
+            .when(MessageCommand::StartSending {
+                session_id: session(1),
+                attempt: 1,
+                text: None,
+                provider_message_id: Some("sim-1".to_owned()),
+                at: t(1),
+            })
+            .then_expect_events(vec![sending_as(1, "sim-1")]);
+        let message = fold(vec![queued(), sending_as(1, "sim-1")]);
+        assert_eq!(message.provider_message_id(), Some("sim-1"));
+        // A command written before ids were chosen still reads.
+        let old = serde_json::json!({"StartSending": {
+            "session_id": session(1), "attempt": 1, "at": t(1)}});
+        assert_eq!(
+            serde_json::from_value::<MessageCommand>(old).unwrap(),
+            start_sending(1, 1)
+        );
+    }
+
+    #[test]
+    fn a_send_the_peer_has_is_reconciled_as_sent_with_its_cost_under_the_chosen_id() {
+        let sent_as = MessageEvent::MessageSent {
+            campaign_id: campaign(),
+            session_id: session(1),
+            attempt: 1,
+            provider_message_id: Some("sim-1".to_owned()),
+            cost: Points::PER_MESSAGE,
+            at: t(9),
+        };
+        Given::with(())
+            .given(vec![queued(), sending_as(1, "sim-1")])
+            .when(reconcile(1, LookedUp::WentOut { receipt: None }))
+            .then_expect_events(vec![sent_as.clone()]);
+        // With what the peer knows of it since: a read says delivered too.
+        Given::with(())
+            .given(vec![queued(), sending_as(1, "sim-1")])
+            .when(reconcile(
+                1,
+                LookedUp::WentOut {
+                    receipt: Some(Receipt::Read),
+                },
+            ))
+            .then_expect_events(vec![sent_as.clone(), delivered(9), read(9)]);
+        let message = fold(vec![queued(), sending_as(1, "sim-1"), sent_as]);
+        assert_eq!(message.status(), Some(MessageStatus::Sent));
+        assert_eq!(message.cost(), Points::PER_MESSAGE);
+        assert_eq!(message.provider_message_id(), Some("sim-1"));
+    }
+
+    #[test]
+    fn a_send_that_never_left_fails_for_good_and_is_not_sent_again() {
+        let never_left = MessageEvent::MessageFailed {
+            campaign_id: campaign(),
+            session_id: session(1),
+            attempt: 1,
+            reason: NEVER_LEFT.to_owned(),
+            retryable: false,
+            at: t(9),
+        };
+        Given::with(())
+            .given(vec![queued(), sending_as(1, "sim-1")])
+            .when(reconcile(1, LookedUp::NeverLeft))
+            .then_expect_events(vec![never_left.clone()]);
+        Given::with(())
+            .given(vec![queued(), sending_as(1, "sim-1"), never_left.clone()])
+            .when(start_sending(2, 10))
+            .then_expect_error(MessageError::FailedForGood);
+        assert!(fold(vec![queued(), sending_as(1, "sim-1"), never_left]).is_final());
+    }
+
+    #[test]
+    fn a_send_the_peer_cannot_tell_about_stays_unknown() {
+        Given::with(())
+            .given(vec![queued(), sending(1, 1)])
+            .when(reconcile(1, LookedUp::CannotTell))
+            .then_expect_events(vec![MessageEvent::MessageMarkedUnknown {
+                campaign_id: campaign(),
+                session_id: session(1),
+                attempt: 1,
+                at: t(9),
+            }]);
+    }
+
+    #[test]
+    fn reconciling_a_message_that_is_not_sending_records_nothing() {
+        // Unknown included: its campaign may be settled on it already, so a
+        // send found later is not charged.
+        for history in [
+            vec![queued()],
+            vec![queued(), sending(1, 1), sent()],
+            vec![queued(), sending(1, 1), failed(1, true)],
+            vec![queued(), sending(1, 1), unknown()],
+            vec![queued(), cancelled(1)],
+        ] {
+            for outcome in [
+                LookedUp::WentOut { receipt: None },
+                LookedUp::NeverLeft,
+                LookedUp::CannotTell,
+            ] {
+                Given::with(())
+                    .given(history.clone())
+                    .when(reconcile(1, outcome))
+                    .then_expect_events(vec![]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reconciliation_of_another_attempt_records_nothing_or_is_refused() {
+        Given::with(())
+            .given(vec![
+                queued(),
+                sending(1, 1),
+                failed(1, true),
+                sending_as(2, "sim-2"),
+            ])
+            .when(reconcile(1, LookedUp::NeverLeft))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![queued(), sending(1, 1)])
+            .when(reconcile(2, LookedUp::NeverLeft))
+            .then_expect_error(MessageError::InvalidState {
+                action: "record the outcome of an attempt not started",
+                status: MessageStatus::Sending,
+            });
+    }
+
     // --- names and shapes -------------------------------------------------
 
     #[test]
@@ -1366,6 +1575,7 @@ mod tests {
                     session_id: session(n),
                     attempt,
                     text: None,
+                    provider_message_id: (attempt % 2 == 0).then(|| format!("sim-{attempt}")),
                     at: t(a),
                 }
             }),
@@ -1386,7 +1596,14 @@ mod tests {
             4 => (prop_oneof![Just(Receipt::Delivered), Just(Receipt::Read)], at.clone())
                 .prop_map(|(kind, a)| MessageCommand::RecordReceipt { receipt: kind, at: t(a) }),
             1 => at.clone().prop_map(|a| MessageCommand::CancelMessage { at: t(a) }),
-            1 => (1u32..4, at).prop_map(|(attempt, a)| MessageCommand::MarkUnknown { attempt, at: t(a) }),
+            1 => (1u32..4, at.clone()).prop_map(|(attempt, a)| MessageCommand::MarkUnknown { attempt, at: t(a) }),
+            2 => (1u32..4, prop_oneof![
+                Just(LookedUp::WentOut { receipt: None }),
+                Just(LookedUp::WentOut { receipt: Some(Receipt::Delivered) }),
+                Just(LookedUp::WentOut { receipt: Some(Receipt::Read) }),
+                Just(LookedUp::NeverLeft),
+                Just(LookedUp::CannotTell),
+            ], at).prop_map(|(attempt, outcome, a)| MessageCommand::Reconcile { attempt, outcome, at: t(a) }),
         ]
     }
 

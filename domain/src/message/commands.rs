@@ -62,6 +62,23 @@ pub enum Receipt {
     Read,
 }
 
+/// What the driver's peer says became of a message, asked by its id
+/// after the answer to its send was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookedUp {
+    /// The peer has it: it went out.
+    WentOut {
+        /// How far it got since, if the peer says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<Receipt>,
+    },
+    /// The peer has no message of that id: it never left.
+    NeverLeft,
+    /// The peer cannot say (it has no lookup, or did not answer).
+    CannotTell,
+}
+
 /// A command to the message aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MessageCommand {
@@ -108,6 +125,11 @@ pub enum MessageCommand {
         /// fails).
         #[serde(default)]
         text: Option<String>,
+        /// The driver's id of the message, chosen before it goes out
+        /// ([`crate::message`]: what a lookup after a crash asks the peer
+        /// about); `None` when the driver cannot choose one.
+        #[serde(default)]
+        provider_message_id: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -147,6 +169,19 @@ pub enum MessageCommand {
     /// Cancels a queued message (or a retryable failure); on any other
     /// status nothing is recorded.
     CancelMessage {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// What the driver's peer says became of an attempt whose outcome was
+    /// never recorded (its engine died mid-send, or the answer was lost):
+    /// sending → sent (with the receipts the peer knows of), failed for
+    /// good, or unknown. On any other status nothing is recorded.
+    Reconcile {
+        /// The attempt this outcome belongs to (as given to `StartSending`):
+        /// an earlier attempt's is ignored.
+        attempt: u32,
+        /// What the peer said.
+        outcome: LookedUp,
         /// When.
         at: DateTime<Utc>,
     },

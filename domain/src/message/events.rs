@@ -51,6 +51,11 @@ pub enum MessageEvent {
         /// could not be rendered).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// The driver's id of the message, chosen before it went out
+        /// (absent when the driver cannot choose one, and from events
+        /// recorded before ids were chosen).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_message_id: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },

@@ -6,7 +6,8 @@
 //! ```text
 //! queued ──▶ sending ──▶ sent ──▶ delivered ──▶ read
 //!   │          │  │
-//!   │          │  └──▶ unknown   (the engine died mid-send: never re-sent)
+//!   │          │  └──▶ unknown   (the engine died mid-send and the peer
+//!   │          │                  cannot tell: never re-sent)
 //!   │          └──▶ failed ──(retryable, next attempt)──▶ sending
 //!   └──▶ cancelled ◀──(retryable)── failed
 //! ```
@@ -43,14 +44,24 @@
 //!   message meet on its first commit like on any other;
 //! - `MarkUnknown` only changes a `sending` message; on any other status
 //!   the outcome is known (or the message was never handed out) and nothing
-//!   is recorded. An `unknown` message refuses `StartSending`.
+//!   is recorded. An `unknown` message refuses `StartSending`;
+//! - each attempt may carry the driver's id of the message, chosen before
+//!   it goes out (`StartSending`'s `provider_message_id`), so that an
+//!   attempt whose outcome was lost can be looked up at the peer by that
+//!   id. `Reconcile` records what the peer said, on a `sending` message
+//!   only (on any other status nothing): it went out → sent, with its cost
+//!   (once, as any send) and the receipts the peer knows of; it never left
+//!   → failed for good (never re-sent: the recipient may not get it twice
+//!   should the peer have been wrong); the peer cannot tell → unknown.
+//!   An `unknown` message is never reconciled later: its campaign may be
+//!   settled on it already (see receipts above).
 
 mod aggregate;
 mod commands;
 mod error;
 mod events;
 
-pub use aggregate::{Message, MessageStatus};
-pub use commands::{MessageCommand, QueuedMessage, Receipt};
+pub use aggregate::{Message, MessageStatus, NEVER_LEFT};
+pub use commands::{LookedUp, MessageCommand, QueuedMessage, Receipt};
 pub use error::MessageError;
 pub use events::MessageEvent;

@@ -736,6 +736,16 @@ impl Driver for NativeDriver {
         Ok(code)
     }
 
+    /// The id [`Driver::send`] sends it as: derived from ours. No lookup
+    /// (the default cannot tell); its receipts prove a send.
+    async fn choose_message_id(
+        &self,
+        message_id: uuid::Uuid,
+        _with_media: bool,
+    ) -> Result<Option<String>, DriverError> {
+        Ok(Some(provider_message_id(message_id)))
+    }
+
     async fn send(&self, message: &OutgoingMessage) -> Result<SentMessage, SendError> {
         let inner = &self.inner;
         if let Some(until) = inner.state().banned_until
