@@ -249,6 +249,7 @@ async fn main() {
         sizes.sessions,
         DailyLimit::MAX.into(),
         Some(Throttle::new(0, 0).unwrap()),
+        None,
     )
     .await;
     ready(&pool, tenant, sizes.sessions).await;

@@ -10,7 +10,13 @@
 //!    fan-out (every send command queued), every message sent, and every
 //!    message read *as the projected counts show it* (projections caught
 //!    up), in messages/s. Target: ≥ 2,000 messages/s; fan-out of 100,000
-//!    recipients under 5 s.
+//!    recipients under 5 s. Run twice, in this process: first with the
+//!    sender governor's caps out of reach (established numbers, held to
+//!    their daily limit alone), then with the governor on (every session
+//!    paced: caps per minute, per hour and on new contacts a day, each
+//!    looked at for every send, set too high to bind); it prints both
+//!    and the ratio. Target: the governor on keeps ≥ 90% of the
+//!    messages/s.
 //! 2. **Raw JetStream publish rate** of the same run's NATS: as many
 //!    messages of a commit's size, published pipelined to a stream of their
 //!    own.
@@ -21,6 +27,7 @@
 //! Knobs: `BENCH_SESSIONS` (10), `BENCH_RECIPIENTS` (per session, 10,000),
 //! `BENCH_IDLE_SESSIONS` (1,000); `BENCH_FANOUT_ONLY=1` times the fan-out
 //! alone (the campaign's throttle holds the sends back) and ends there;
+//! `BENCH_GOVERNOR=off|on` runs only one of the two end-to-end runs;
 //! `RUST_LOG` turns on the application's tracing. Under `cargo test --all-targets` (no
 //! `--bench` argument) it runs a quick smoke pass (2 × 200, 50 idle) unless
 //! `BENCH_QUICK=0`.
@@ -36,6 +43,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wablast::Application;
+use wablast_domain::governor::SenderPacing;
 use wablast_domain::session::Session;
 use wablast_domain::types::TenantId;
 use wablast_eventstore::{AggregateKey, CommandHandler};
@@ -127,7 +135,19 @@ async fn projected_counts(db: &PgPool, campaign: Uuid) -> (i64, i64) {
     .unwrap_or((0, 0))
 }
 
-async fn end_to_end(sizes: &Sizes) {
+/// The pacing of the governed run: every cap of the governor's evaluated
+/// on every send (new contacts included), none within reach.
+const OUT_OF_REACH: SenderPacing = SenderPacing {
+    break_every: None,
+    per_minute: Some(100_000),
+    per_hour: Some(100_000),
+    new_contacts_per_day: Some(100_000),
+};
+
+/// One end-to-end run; its messages/s once every message is read (none
+/// for a fan-out-only run). `governed`: every session paced
+/// ([`OUT_OF_REACH`]).
+async fn end_to_end(sizes: &Sizes, governed: bool) -> Option<f64> {
     let db = TestDatabase::create().await;
     let prefix = unique_prefix();
     let data_dir = std::env::temp_dir().join(format!("wablast-bench-{prefix}"));
@@ -147,7 +167,15 @@ async fn end_to_end(sizes: &Sizes) {
     let pool = wablast::database_pool(&settings).expect("pool");
     let total = sizes.sessions * sizes.recipients;
     let (tenant, token) = tenant(&base, &log, "bench@example.test", total * 2, total).await;
-    let senders = sessions(&log, tenant, sizes.sessions, sizes.recipients.max(1), None).await;
+    let senders = sessions(
+        &log,
+        tenant,
+        sizes.sessions,
+        sizes.recipients.max(1),
+        None,
+        governed.then_some(OUT_OF_REACH),
+    )
+    .await;
     ready(&pool, tenant, sizes.sessions).await;
     let list = contact_list(&pool, tenant, total).await;
 
@@ -208,6 +236,7 @@ async fn end_to_end(sizes: &Sizes) {
         spent((cpu_before.0, cpu_fanned_out.0)),
         spent((cpu_before.1, cpu_fanned_out.1))
     );
+    let mut messages_per_second = None;
     if fanout_only {
         println!(
             "fan-out alone (sends throttled to one per 10 minutes): {total} recipients in {:.2} s ({:.0} recipients/s)  target < 5 s for 100,000",
@@ -241,8 +270,14 @@ async fn end_to_end(sizes: &Sizes) {
         let raw = raw_publish_rate(&js, &prefix, total.max(10_000)).await;
 
         println!(
-            "end to end: {} sessions x {} recipients = {total} messages",
-            sizes.sessions, sizes.recipients
+            "end to end, {}: {} sessions x {} recipients = {total} messages",
+            if governed {
+                "the governor on (caps per minute, per hour, new contacts a day, out of reach)"
+            } else {
+                "the governor's caps out of reach (daily limit only)"
+            },
+            sizes.sessions,
+            sizes.recipients
         );
         println!(
             "  fan-out (start request -> every send command queued): {:.2} s ({:.0} recipients/s)  target < 5 s for 100,000",
@@ -265,6 +300,7 @@ async fn end_to_end(sizes: &Sizes) {
             read_at.as_secs_f64(),
             rate(total, read_at)
         );
+        messages_per_second = Some(rate(total, read_at));
         println!(
             "  CPU from start to all read: this process (API, projector, engine) {}, nats-server {}",
             spent((cpu_before.0, cpu_after.0)),
@@ -281,6 +317,7 @@ async fn end_to_end(sizes: &Sizes) {
     pool.close().await;
     delete_streams(&nats_url(), &prefix);
     let _ = std::fs::remove_dir_all(&data_dir);
+    messages_per_second
 }
 
 /// About the size of a message commit on the log.
@@ -342,7 +379,7 @@ async fn engine_memory(n: u64) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tenant = TenantId::new();
     let started = Instant::now();
-    let ids = sessions(&log, tenant, n, 100, None).await;
+    let ids = sessions(&log, tenant, n, 100, None, None).await;
     let handler = CommandHandler::<Session>::new(log.clone(), ());
     until(
         "every session linked",
@@ -400,6 +437,20 @@ async fn main() {
         wablast::telemetry::init(wablast::config::LogFormat::Pretty);
     }
     let sizes = Sizes::from_env();
-    end_to_end(&sizes).await;
+    let only = std::env::var("BENCH_GOVERNOR").ok();
+    let out_of_reach = match only.as_deref() {
+        Some("on") => None,
+        _ => end_to_end(&sizes, false).await,
+    };
+    let governed = match only.as_deref() {
+        Some("off") => None,
+        _ => end_to_end(&sizes, true).await,
+    };
+    if let (Some(off), Some(on)) = (out_of_reach, governed) {
+        println!(
+            "the governor's cost: {on:.0} messages/s with it on, {off:.0} with its caps out of reach: {:.1}%  target >= 90%",
+            on / off * 100.0
+        );
+    }
     engine_memory(sizes.idle_sessions).await;
 }

@@ -112,6 +112,7 @@ async fn commit_events(
                                 daily_limit: None,
                                 auto_start: None,
                                 throttle: None,
+                                pacing: None,
                                 plan_max_daily_limit: DailyLimit::parse(DailyLimit::MAX.into())
                                     .unwrap(),
                                 at: Utc::now(),

@@ -28,6 +28,9 @@
 //!   temporary ban or a disconnect storm stops all sending until T. For 24
 //!   hours after a restriction ends the sender is `cooling_down`: held to
 //!   the warm-up caps and half its daily limit.
+//! - **The session's own pacing** ([`SenderPacing`]): caps per minute, per
+//!   hour and on new contacts a day the owner sets apply to every state;
+//!   where the governor caps too, the tighter holds.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -165,6 +168,102 @@ pub struct Governor {
     /// [`Governor::STORM_DISCONNECTS`] within [`Governor::STORM_WINDOW`]).
     #[serde(default)]
     pub disconnects: Vec<DateTime<Utc>>,
+}
+
+/// A session's own pacing, set by its owner (`PATCH /api/v1/sessions/{id}`
+/// `pacing`): a longer break every so many sends, and caps per minute, per
+/// hour and on new contacts per local day. `None`: no cap of the session's
+/// own (a break: the engine's default). While the number warms up, is
+/// restricted or cools down, the tighter of these and the governor's caps
+/// holds: a setting never loosens warm-up.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+pub struct SenderPacing {
+    /// A longer break after every this many sends (2 to 1,000).
+    #[serde(default)]
+    pub break_every: Option<u32>,
+    /// Sends in any 60 seconds (1 to 100,000).
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+    /// Sends in any hour (1 to 100,000), at least `per_minute`.
+    #[serde(default)]
+    pub per_hour: Option<u32>,
+    /// New contacts (recipients never exchanged messages with) a local day
+    /// (0 to 100,000).
+    #[serde(default)]
+    pub new_contacts_per_day: Option<u32>,
+}
+
+/// A pacing refused: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pacing.{field} must be {expected}, got {got}")]
+pub struct PacingError {
+    /// The field.
+    pub field: &'static str,
+    /// What it must be.
+    pub expected: &'static str,
+    /// What it was.
+    pub got: u32,
+}
+
+impl SenderPacing {
+    /// No pacing of the session's own.
+    pub const NONE: Self = Self {
+        break_every: None,
+        per_minute: None,
+        per_hour: None,
+        new_contacts_per_day: None,
+    };
+
+    /// The pacing, if every field is in its range (and `per_hour` is at
+    /// least `per_minute`).
+    pub fn parse(self) -> Result<Self, PacingError> {
+        let check =
+            |field, value: Option<u32>, range: std::ops::RangeInclusive<u32>, expected| match value
+            {
+                Some(got) if !range.contains(&got) => Err(PacingError {
+                    field,
+                    expected,
+                    got,
+                }),
+                _ => Ok(()),
+            };
+        check("break_every", self.break_every, 2..=1_000, "2 to 1000")?;
+        check("per_minute", self.per_minute, 1..=100_000, "1 to 100000")?;
+        check("per_hour", self.per_hour, 1..=100_000, "1 to 100000")?;
+        check(
+            "new_contacts_per_day",
+            self.new_contacts_per_day,
+            0..=100_000,
+            "0 to 100000",
+        )?;
+        if let (Some(minute), Some(hour)) = (self.per_minute, self.per_hour)
+            && hour < minute
+        {
+            return Err(PacingError {
+                field: "per_hour",
+                expected: "at least per_minute",
+                got: hour,
+            });
+        }
+        Ok(self)
+    }
+
+    /// `limits` held to this pacing's caps too: the tighter of each.
+    pub fn tighten(&self, mut limits: GovernorLimits) -> GovernorLimits {
+        fn tighter(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        limits.per_minute = tighter(limits.per_minute, self.per_minute);
+        limits.per_hour = tighter(limits.per_hour, self.per_hour);
+        limits.new_contacts_per_day =
+            tighter(limits.new_contacts_per_day, self.new_contacts_per_day);
+        limits
+    }
 }
 
 /// The caps a send is held to at an instant, derived from a session's
@@ -574,6 +673,104 @@ mod tests {
         assert_eq!(
             limits.all_blocked_until,
             Some(start + Duration::minutes(27))
+        );
+    }
+
+    #[test]
+    fn a_sessions_pacing_caps_an_established_number_and_never_loosens_warm_up() {
+        let pacing = SenderPacing {
+            break_every: Some(10),
+            per_minute: Some(10),
+            per_hour: Some(30),
+            new_contacts_per_day: Some(8),
+        }
+        .parse()
+        .unwrap();
+        // An established number: the session's caps alone.
+        let normal = pacing.tighten(Governor::default().limits(
+            utc("2026-12-01T09:00:00Z"),
+            limit(100),
+            TrustLevel::NEW,
+        ));
+        assert_eq!(
+            (
+                normal.per_minute,
+                normal.per_hour,
+                normal.new_contacts_per_day
+            ),
+            (Some(10), Some(30), Some(8))
+        );
+        assert!(normal.needs_new_contact());
+        // Warming up: the tighter of each (4 a minute, 30 an hour, 5 new
+        // contacts).
+        let warming = pacing.tighten(warming_since("2026-12-01T08:00:00Z").limits(
+            utc("2026-12-01T09:00:00Z"),
+            limit(500),
+            TrustLevel::NEW,
+        ));
+        assert_eq!(warming.state, GovernorState::WarmingUp);
+        assert_eq!(
+            (
+                warming.per_minute,
+                warming.per_hour,
+                warming.new_contacts_per_day
+            ),
+            (Some(4), Some(30), Some(5))
+        );
+        assert_eq!(warming.allowance, 20);
+        // No pacing changes nothing.
+        let plain =
+            Governor::default().limits(utc("2026-12-01T09:00:00Z"), limit(50), TrustLevel::NEW);
+        assert_eq!(SenderPacing::NONE.tighten(plain), plain);
+    }
+
+    #[test]
+    fn a_pacing_out_of_range_is_refused_naming_its_field() {
+        let refused = |pacing: SenderPacing| pacing.parse().unwrap_err().field;
+        let none = SenderPacing::NONE;
+        assert_eq!(
+            refused(SenderPacing {
+                break_every: Some(1),
+                ..none
+            }),
+            "break_every"
+        );
+        assert_eq!(
+            refused(SenderPacing {
+                per_minute: Some(0),
+                ..none
+            }),
+            "per_minute"
+        );
+        assert_eq!(
+            refused(SenderPacing {
+                per_hour: Some(100_001),
+                ..none
+            }),
+            "per_hour"
+        );
+        assert_eq!(
+            refused(SenderPacing {
+                new_contacts_per_day: Some(100_001),
+                ..none
+            }),
+            "new_contacts_per_day"
+        );
+        assert_eq!(
+            refused(SenderPacing {
+                per_minute: Some(10),
+                per_hour: Some(5),
+                ..none
+            }),
+            "per_hour"
+        );
+        assert!(
+            SenderPacing {
+                new_contacts_per_day: Some(0),
+                ..none
+            }
+            .parse()
+            .is_ok()
         );
     }
 

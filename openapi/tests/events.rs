@@ -128,3 +128,49 @@ fn list_check_events_match_their_documented_schema() {
     let wrong = json!({"ListCheckFailed": {"reason": "bored", "at": at}});
     assert!(!validator.is_valid(&wrong));
 }
+
+#[test]
+fn campaign_pace_events_match_their_documented_schema() {
+    use wablast_domain::campaign::{CampaignEvent, SlowDownReason};
+    use wablast_domain::types::{SendSignals, SessionId, Throttle};
+
+    let mut document = serde_json::to_value(wablast_api::openapi()).unwrap();
+    document["$ref"] = json!("#/components/schemas/EventPayload");
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&document)
+        .expect("the document's schemas compile");
+    let at = chrono::Utc::now();
+    let signals = SendSignals {
+        outcomes: 10,
+        failed: 2,
+        blocked: 1,
+    };
+    let events = [
+        CampaignEvent::CampaignSlowedDown {
+            session_id: SessionId::new(),
+            reason: SlowDownReason::FailuresClimbing,
+            signals,
+            throttle: Throttle::DEFAULT.slowed(),
+            at,
+        },
+        CampaignEvent::CampaignSpeedRestored {
+            session_id: SessionId::new(),
+            signals: SendSignals {
+                outcomes: 10,
+                failed: 0,
+                blocked: 0,
+            },
+            throttle: Throttle::DEFAULT,
+            at,
+        },
+    ];
+    for event in events {
+        let payload = serde_json::to_value(&event).unwrap();
+        assert!(validator.is_valid(&payload), "{payload}");
+    }
+    let wrong = json!({"CampaignSlowedDown": {
+        "session_id": SessionId::new(), "reason": "bored", "signals": signals,
+        "throttle": {"min_delay_ms": 2000, "max_delay_ms": 6000}, "at": at}});
+    assert!(!validator.is_valid(&wrong));
+}

@@ -151,6 +151,7 @@ pub const NAMES: &[&str] = &[
     "members",
     "event_index",
     "stats",
+    "engagement",
 ];
 
 /// Every projection that is rebuilt from the log at will.
@@ -184,6 +185,7 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
         "members" => Arc::new(folds::members::Members),
         "event_index" => Arc::new(folds::event_index::EventIndex),
         "stats" => Arc::new(folds::stats::Stats),
+        "engagement" => Arc::new(folds::engagement::Engagement),
         _ => return None,
     })
 }

@@ -1145,7 +1145,7 @@ async fn missing_values_count_absent_and_blank_values_as_the_domain_does() {
     let tenant = TenantId::from_uuid(ta);
     let list_id = ContactListId::from_uuid(list);
 
-    let missing = contact_lists::missing_values(pool, tenant, list_id, &variables, false)
+    let missing = contact_lists::missing_values(pool, tenant, list_id, &variables, false, None)
         .await
         .unwrap();
 
@@ -1168,6 +1168,7 @@ async fn missing_values_count_absent_and_blank_values_as_the_domain_does() {
         ContactListId::from_uuid(other),
         &variables,
         false,
+        None,
     )
     .await
     .unwrap();
@@ -1234,10 +1235,10 @@ async fn contacts_found_not_on_whatsapp_are_left_out_of_a_campaign_that_skips_th
     let list_id = ContactListId::from_uuid(list);
     let variables = ["name", "kota"].map(str::to_owned).into();
 
-    let all = contact_lists::missing_values(pool, tenant, list_id, &variables, false)
+    let all = contact_lists::missing_values(pool, tenant, list_id, &variables, false, None)
         .await
         .unwrap();
-    let skipping = contact_lists::missing_values(pool, tenant, list_id, &variables, true)
+    let skipping = contact_lists::missing_values(pool, tenant, list_id, &variables, true, None)
         .await
         .unwrap();
     assert_eq!(

@@ -60,6 +60,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -86,7 +87,8 @@ use wablast_domain::session_day::{
 };
 use wablast_domain::types::whatsapp_template::{TemplateHeader, TemplateMessage};
 use wablast_domain::types::{
-    CampaignId, MediaId, MessageId, Pacing, Points, SessionId, TenantId, Throttle,
+    CampaignId, MediaId, MessageId, Pacing, Points, SendOutcome, SendSignals, SessionId, TenantId,
+    Throttle,
 };
 use wablast_domain::wallet::{Wallet, WalletError};
 use wablast_eventstore::{Actor, AggregateKey, Backoff, CommandMetadata, EventStoreError, Loaded};
@@ -224,6 +226,9 @@ struct Sender {
     stop: CancellationToken,
     /// Failed sends in a row, as reported to the campaign.
     failures_in_a_row: AtomicU32,
+    /// The last outcomes of this sender's sends, per campaign (at most
+    /// [`SendSignals::WINDOW`] each): what slows a campaign down.
+    outcomes: Mutex<HashMap<CampaignId, VecDeque<SendOutcome>>>,
 }
 
 /// A message given a slot: its delivery may start.
@@ -295,6 +300,7 @@ impl SendLoop {
                 driver,
                 stop,
                 failures_in_a_row: AtomicU32::new(0),
+                outcomes: Mutex::default(),
             }),
             status,
             rng: StdRng::from_os_rng(),
@@ -759,17 +765,16 @@ impl SendLoop {
                 },
             }
             let throttle = self.throttle_of(&campaign).await?;
-            // The pause before the next send, and every so many sends a
+            // The pause before the next send, and every so many sends (the
+            // session's own pacing says how many, or the engine's) a
             // longer break, as a person takes them.
             self.admitted += 1;
             let mut pause = throttle.delay(&mut self.rng);
-            if let Some(rest) =
-                sender
-                    .context
-                    .config
-                    .pacing
-                    .break_after(self.admitted, &throttle, &mut self.rng)
-            {
+            let mut pacing = sender.context.config.pacing;
+            if let Some(every) = self.session_now().await?.pacing().break_every {
+                pacing.every = every;
+            }
+            if let Some(rest) = pacing.break_after(self.admitted, &throttle, &mut self.rng) {
                 debug!(session = %sender.session, ?rest, "a break after {} sends", self.admitted);
                 pause += rest;
             }
@@ -790,7 +795,7 @@ impl SendLoop {
     /// single sends (a direct campaign), the session's as it is now.
     async fn throttle_of(&mut self, campaign: &Campaign) -> Result<Throttle, LoopError> {
         if campaign.kind() == CampaignKind::Broadcast {
-            return Ok(campaign.throttle());
+            return Ok(campaign.paced(campaign.throttle()));
         }
         let sender = self.sender.clone();
         let session = sender
@@ -803,7 +808,7 @@ impl SendLoop {
                 &mut self.known.session,
             )
             .await?;
-        Ok(session.throttle())
+        Ok(campaign.paced(session.throttle()))
     }
 
     /// The campaign as it is now.
@@ -945,8 +950,13 @@ impl SendLoop {
     /// The sender governor's caps for a send at `now`, from the session as
     /// it is now.
     async fn governor_limits(&mut self, now: DateTime<Utc>) -> Result<GovernorLimits, LoopError> {
+        Ok(self.session_now().await?.governor_limits(now))
+    }
+
+    /// The session as it is now.
+    async fn session_now(&mut self) -> Result<Session, LoopError> {
         let sender = self.sender.clone();
-        let session = sender
+        Ok(sender
             .context
             .changes
             .current(
@@ -955,8 +965,7 @@ impl SendLoop {
                 &key(sender.tenant, sender.session),
                 &mut self.known.session,
             )
-            .await?;
-        Ok(session.governor_limits(now))
+            .await?)
     }
 
     /// Before the first send of a local day: tells the session when it
@@ -1547,6 +1556,8 @@ impl Sender {
                     warn!(error = %wablast_eventstore::report::Chain(&err), message = %command.message_id, "provider id not kept: its receipts will be missed");
                 }
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
+                self.signal(&campaign_key, &campaign, SendOutcome::Sent)
+                    .await;
                 Ok(Answer::Done)
             }
             Err(SendError::Transient(reason)) if attempt < self.context.config.max_attempts => {
@@ -1602,6 +1613,9 @@ impl Sender {
                 }
                 self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
                     .await?;
+                // Not counted toward the campaign's pace: the governor
+                // holds the restricted sender back (and moves its new
+                // contacts) already.
                 Ok(Answer::Later(Duration::from_secs(1)))
             }
             Err(SendError::Paused { reason, pause }) => {
@@ -1612,13 +1626,22 @@ impl Sender {
                 info!(message = %command.message_id, attempt, %reason, ?pause, "the session is paused; the message waits");
                 self.record_failure(&message_key, &mut known_message, attempt, reason, true, at)
                     .await?;
+                self.signal(&campaign_key, &campaign, SendOutcome::Blocked)
+                    .await;
                 Ok(Answer::Later(pause))
             }
-            Err(
-                SendError::Transient(reason)
-                | SendError::Permanent(reason)
-                | SendError::SessionUnavailable(reason),
-            ) => {
+            Err(SendError::Transient(reason) | SendError::Permanent(reason)) => {
+                info!(message = %command.message_id, attempt, %reason, "send failed");
+                self.record_failure(&message_key, &mut known_message, attempt, reason, false, at)
+                    .await?;
+                self.failed(&campaign_key).await;
+                self.signal(&campaign_key, &campaign, SendOutcome::Failed)
+                    .await;
+                Ok(Answer::Done)
+            }
+            Err(SendError::SessionUnavailable(reason)) => {
+                // Not the recipients' failure: it does not count toward
+                // the campaign's pace.
                 info!(message = %command.message_id, attempt, %reason, "send failed");
                 self.record_failure(&message_key, &mut known_message, attempt, reason, false, at)
                     .await?;
@@ -1796,6 +1819,64 @@ impl Sender {
             .await
             .map_err(EventStoreError::nats)?;
         Ok(Answer::Done)
+    }
+
+    /// Notes how a send of `campaign`'s ended, and reports the sender's
+    /// last outcomes to the campaign when they change its pace (the
+    /// campaign decides: [`Campaign::pace_change`] only spares the
+    /// command when they would not).
+    async fn signal(&self, campaign_key: &AggregateKey, campaign: &Campaign, outcome: SendOutcome) {
+        let Some(campaign_id) = campaign.id() else {
+            return;
+        };
+        let signals = {
+            let mut outcomes = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+            if outcomes.len() >= Known::CAMPAIGNS && !outcomes.contains_key(&campaign_id) {
+                outcomes.clear();
+            }
+            let window = outcomes.entry(campaign_id).or_default();
+            window.push_back(outcome);
+            while window.len() > SendSignals::WINDOW {
+                window.pop_front();
+            }
+            SendSignals::of(window.iter())
+        };
+        let now = self.context.clock.now();
+        if campaign.pace_change(self.session, signals, now).is_none() {
+            return;
+        }
+        let reported = self
+            .context
+            .aggregates
+            .campaigns
+            .execute(
+                campaign_key,
+                CampaignCommand::ReportSendSignals {
+                    session_id: self.session,
+                    signals,
+                    at: now,
+                },
+                &self.metadata(),
+            )
+            .await;
+        match reported {
+            Ok(committed) => {
+                for event in &committed.events {
+                    match &event.payload {
+                        CampaignEvent::CampaignSlowedDown { throttle, .. } => {
+                            warn!(campaign = %campaign_id, session = %self.session, ?signals, ?throttle, "campaign slowed down: failures climbing");
+                        }
+                        CampaignEvent::CampaignSpeedRestored { .. } => {
+                            info!(campaign = %campaign_id, session = %self.session, ?signals, "campaign back to its own pace");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(err) => {
+                debug!(error = %wablast_eventstore::report::Chain(&err), "send signals not reported")
+            }
+        }
     }
 
     /// Counts a failed send and tells the campaign, which auto-pauses from

@@ -487,6 +487,7 @@ enum What {
         session_id: SessionId,
         attempt: u32,
         provider: Option<u64>,
+        contact: u32,
     },
     Failed {
         session_id: SessionId,
@@ -539,12 +540,14 @@ impl Mev {
                 session_id,
                 attempt,
                 provider,
+                contact,
             } => MessageEvent::MessageSent {
                 campaign_id,
                 session_id,
                 attempt,
                 provider_message_id: provider.map(|p| format!("3EB0{p:016X}")),
                 cost: Points::PER_MESSAGE,
+                to: Some(contacts[contact as usize].phone.clone().into()),
                 at,
             },
             What::Failed {
@@ -1685,6 +1688,7 @@ impl<'a> TenantSim<'a> {
                     daily_limit_follows_trust_level: follows,
                     auto_start,
                     throttle: wablast_domain::types::Throttle::DEFAULT,
+                    pacing: wablast_domain::governor::SenderPacing::NONE,
                     at,
                 },
             ))],
@@ -1845,6 +1849,7 @@ impl<'a> TenantSim<'a> {
             None,
             vec![Event::Campaign(Box::new(CampaignEvent::CampaignCreated {
                 skip_not_on_whatsapp: false,
+                skip_unanswered_after: wablast_domain::types::EngagementGuard::OFF,
                 campaign_id: id,
                 name,
                 contact_list_id: self.contact_list,
@@ -1919,6 +1924,7 @@ impl<'a> TenantSim<'a> {
             Some(reserved),
             vec![Event::Campaign(Box::new(CampaignEvent::CampaignStarted {
                 skipped_not_on_whatsapp: 0,
+                skipped_never_replied: 0,
                 recipients: n as u64,
                 points_reserved: Points::new(required),
                 at,
@@ -2336,6 +2342,7 @@ impl<'a> TenantSim<'a> {
                         session_id,
                         attempt,
                         provider,
+                        contact: msg.contact,
                     },
                 )];
                 if receipt_first {
@@ -2674,6 +2681,7 @@ impl<'a> TenantSim<'a> {
                 None,
                 vec![Event::Campaign(Box::new(CampaignEvent::CampaignCreated {
                     skip_not_on_whatsapp: false,
+                    skip_unanswered_after: wablast_domain::types::EngagementGuard::OFF,
                     campaign_id: id,
                     name,
                     contact_list_id: self.contact_list,
@@ -3612,12 +3620,14 @@ mod tests {
                     daily_limit_follows_trust_level,
                     auto_start,
                     throttle,
+                    pacing,
                     at,
                 } => SessionCommand::UpdateSettings {
                     name: Some(name),
                     daily_limit: (!daily_limit_follows_trust_level).then_some(daily_limit),
                     auto_start: Some(auto_start),
                     throttle: Some(throttle),
+                    pacing: Some(pacing),
                     plan_max_daily_limit: plan_max(),
                     at,
                 },
@@ -3698,6 +3708,7 @@ mod tests {
                     throttle,
                     scheduled_at,
                     skip_not_on_whatsapp,
+                    skip_unanswered_after,
                     at,
                 } => CampaignCommand::CreateCampaign {
                     campaign_id,
@@ -3717,6 +3728,7 @@ mod tests {
                     list_columns: ["produk", "kota"].map(str::to_owned).into(),
                     missing_values: Default::default(),
                     skip_not_on_whatsapp,
+                    skip_unanswered_after,
                     at,
                 },
                 CampaignEvent::DirectCampaignOpened {
@@ -3742,6 +3754,7 @@ mod tests {
                     recipients,
                     points_reserved,
                     skipped_not_on_whatsapp,
+                    skipped_never_replied,
                     at,
                 } => {
                     let id: CampaignId = commit.aggregate_id.parse().unwrap();
@@ -3756,6 +3769,7 @@ mod tests {
                         points_reserved,
                         sendable_today: None,
                         skipped_not_on_whatsapp,
+                        skipped_never_replied,
                         at,
                     }
                 }
@@ -3773,6 +3787,22 @@ mod tests {
                     at,
                 },
                 CampaignEvent::CampaignResumed { at } => CampaignCommand::ResumeCampaign { at },
+                CampaignEvent::CampaignSlowedDown {
+                    session_id,
+                    signals,
+                    at,
+                    ..
+                }
+                | CampaignEvent::CampaignSpeedRestored {
+                    session_id,
+                    signals,
+                    at,
+                    ..
+                } => CampaignCommand::ReportSendSignals {
+                    session_id,
+                    signals,
+                    at,
+                },
                 CampaignEvent::CampaignSenderRemoved {
                     session_id,
                     reason,

@@ -125,6 +125,7 @@ pub async fn start(
                     points_reserved: campaign.points_reserved(),
                     sendable_today: None,
                     skipped_not_on_whatsapp: campaign.skipped_not_on_whatsapp(),
+                    skipped_never_replied: campaign.skipped_never_replied(),
                     at,
                 },
                 metadata,
@@ -144,30 +145,30 @@ pub async fn start(
     let list = contact_lists::facts(db, tenant, list_id)
         .await?
         .ok_or(StartError::ListDeleted { list_id })?;
-    // Those a check found not on WhatsApp are left out, when the campaign
-    // skips them: decided here, once, for its reservation and its fan-out.
-    let skipped_not_on_whatsapp = if campaign.skips_not_on_whatsapp() {
-        contact_lists::skip_not_on_whatsapp(db, tenant, campaign_id, list_id).await?
-    } else {
-        0
-    };
+    // Those a check found not on WhatsApp, and those the tenant sent the
+    // campaign's guard of messages who never replied, are left out: decided
+    // here, once, for its reservation and its fan-out.
+    let skipped = contact_lists::skip_contacts(
+        db,
+        tenant,
+        campaign_id,
+        list_id,
+        campaign.skips_not_on_whatsapp(),
+        campaign.skip_unanswered_after().after(),
+    )
+    .await?;
     // Every stored contact is consented (the import keeps no other).
     let recipients = u64::try_from(list.accepted)
         .unwrap_or(0)
-        .saturating_sub(skipped_not_on_whatsapp);
+        .saturating_sub(skipped.total());
     // The list may have changed since the campaign was created: its
-    // contacts' values are counted again for the campaign to judge.
+    // contacts' values are counted again for the campaign to judge, those
+    // left out aside.
     let missing_values = match campaign.template() {
         Some(template) => {
             let variables = Campaign::template_variables(template, list.columns);
-            contact_lists::missing_values(
-                db,
-                tenant,
-                list_id,
-                &variables,
-                campaign.skips_not_on_whatsapp(),
-            )
-            .await?
+            contact_lists::missing_values(db, tenant, list_id, &variables, false, Some(campaign_id))
+                .await?
         }
         None => BTreeMap::new(),
     };
@@ -201,7 +202,8 @@ pub async fn start(
                 plan_max_recipients,
                 points_reserved,
                 sendable_today: Some(sendable_today),
-                skipped_not_on_whatsapp,
+                skipped_not_on_whatsapp: skipped.not_on_whatsapp,
+                skipped_never_replied: skipped.never_replied,
                 at,
             },
             &follow_up(metadata),
@@ -221,7 +223,7 @@ pub async fn start(
             } else {
                 CampaignStatus::Running
             };
-            info!(campaign = %campaign_id, %tenant, recipients, "campaign started");
+            info!(campaign = %campaign_id, %tenant, recipients, skipped_not_on_whatsapp = skipped.not_on_whatsapp, skipped_never_replied = skipped.never_replied, "campaign started");
             Ok(Started {
                 status,
                 recipients,

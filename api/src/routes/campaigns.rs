@@ -28,7 +28,9 @@ use wablast_domain::campaign::{
 use wablast_domain::session::Driver;
 use wablast_domain::types::template::Template;
 use wablast_domain::types::whatsapp_template::{CampaignTemplate, TemplateHeader};
-use wablast_domain::types::{CampaignId, ContactListId, MediaId, SessionId, Throttle};
+use wablast_domain::types::{
+    CampaignId, ContactListId, EngagementGuard, MediaId, SessionId, Throttle,
+};
 use wablast_domain::wallet::WalletError;
 use wablast_eventstore::{AggregateKey, CommandMetadata, Committed};
 use wablast_projections::queries::{campaigns, contact_lists, history, messages, sessions};
@@ -106,6 +108,11 @@ pub struct NewCampaign {
     /// others only. Default false.
     #[serde(default)]
     pub skip_not_on_whatsapp: bool,
+    /// The engagement guard: leave out, when it starts, the contacts this
+    /// tenant sent this many messages or more (by any of its numbers) who
+    /// never replied. 1 to 100; 0 turns it off. Default 3.
+    #[schema(minimum = 0, maximum = 100, example = 3)]
+    pub skip_unanswered_after: Option<u64>,
 }
 
 /// A template to try on a contact list before creating a campaign.
@@ -229,6 +236,19 @@ pub struct CampaignView {
     pub skip_not_on_whatsapp: bool,
     /// How many contacts its start left out so (not among `counts.total`).
     pub skipped_not_on_whatsapp: i64,
+    /// Its engagement guard: the contacts sent this many messages by the
+    /// tenant who never replied are left out when it starts (0: off).
+    pub skip_unanswered_after: u32,
+    /// The contacts its start left out, by reason (not among
+    /// `counts.total`).
+    pub skipped: SkippedView,
+    /// Its recipients who replied after their message was sent; null in
+    /// lists (counted for one campaign at a time).
+    pub replied: Option<i64>,
+    /// Its slow-down while a sender's failures climb: its pause between
+    /// two sends of a session is `throttle` meanwhile. Null at its own
+    /// pace.
+    pub slow_down: Option<SlowDownView>,
     /// The WhatsApp template its Cloud API senders send, with its
     /// parameters as written (rendered per recipient).
     pub whatsapp_template: Option<CampaignTemplate>,
@@ -258,6 +278,30 @@ pub struct CampaignView {
     /// Why a running campaign sends nothing for now, when every sender
     /// waits; null otherwise.
     pub waiting: Option<WaitingView>,
+}
+
+/// The contacts a campaign's start left out, by reason.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct SkippedView {
+    /// A check found their numbers not on WhatsApp.
+    pub not_on_whatsapp: i64,
+    /// The tenant sent them `skip_unanswered_after` messages or more and
+    /// they never replied.
+    pub never_replied: i64,
+}
+
+/// A campaign slowed down, and why.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct SlowDownView {
+    /// Why: `failures_climbing` (30% or more of a sender's last 10 sends
+    /// failed or were blocked; under 10% restores its own pace).
+    pub reason: wablast_domain::campaign::SlowDownReason,
+    /// The sender whose sends slowed it.
+    pub session_id: Uuid,
+    /// The pause it keeps meanwhile: 4× its own, at least 2 to 6 s.
+    pub throttle: ThrottleBody,
+    /// Since when.
+    pub since: DateTime<Utc>,
 }
 
 /// Why something that runs sends nothing for now, and until when.
@@ -336,6 +380,15 @@ impl From<campaigns::CampaignView> for CampaignView {
             scheduled_at: v.scheduled_at,
             skip_not_on_whatsapp: v.skip_not_on_whatsapp,
             skipped_not_on_whatsapp: v.skipped_not_on_whatsapp,
+            skip_unanswered_after: u32::try_from(v.skip_unanswered_after).unwrap_or(0),
+            skipped: SkippedView {
+                not_on_whatsapp: v.skipped_not_on_whatsapp,
+                never_replied: v.skipped_never_replied,
+            },
+            replied: v.replied,
+            slow_down: v
+                .slow_down
+                .and_then(|slow| serde_json::from_value(slow).ok()),
             whatsapp_template: v
                 .whatsapp_template
                 .and_then(|template| serde_json::from_value(template).ok()),
@@ -573,6 +626,11 @@ async fn create_campaign(
 ) -> Result<Response, ApiError> {
     let template = Template::parse(&body.template)
         .map_err(|err| ApiError::invalid_field("template", err.to_string()))?;
+    let skip_unanswered_after = match body.skip_unanswered_after {
+        Some(n) => EngagementGuard::parse(n)
+            .map_err(|err| ApiError::invalid_field("skip_unanswered_after", err.to_string()))?,
+        None => EngagementGuard::DEFAULT,
+    };
     let throttle = match body.throttle {
         Some(t) => Throttle::new(t.min_delay_ms, t.max_delay_ms)
             .map_err(|err| ApiError::invalid_field("throttle", err.to_string()))?,
@@ -656,6 +714,7 @@ async fn create_campaign(
         list_id,
         &variables,
         body.skip_not_on_whatsapp,
+        None,
     )
     .await?;
 
@@ -687,6 +746,7 @@ async fn create_campaign(
             list_columns: list.columns.into_iter().collect::<BTreeSet<_>>(),
             missing_values,
             skip_not_on_whatsapp: body.skip_not_on_whatsapp,
+            skip_unanswered_after,
             at,
         },
         &metadata,
@@ -733,6 +793,10 @@ async fn create_campaign(
             scheduled_at: body.scheduled_at,
             skip_not_on_whatsapp: body.skip_not_on_whatsapp,
             skipped_not_on_whatsapp: 0,
+            skip_unanswered_after: skip_unanswered_after.value(),
+            skipped: SkippedView::default(),
+            replied: None,
+            slow_down: None,
             whatsapp_template,
             counts: CampaignCounts::default(),
             points_reserved: 0,
@@ -843,6 +907,7 @@ async fn preview_campaign(
         list_id,
         &variables,
         body.skip_not_on_whatsapp,
+        None,
     )
     .await?;
     missing.retain(|_, count| *count > 0);

@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use wablast_domain::governor::{GovernorState, Restriction};
+use wablast_domain::governor::{GovernorState, Restriction, SenderPacing};
 use wablast_domain::session::{
     Driver, LoginMethod, Session, SessionCommand, SessionEvent, SessionName, SessionStatus,
 };
@@ -183,6 +183,9 @@ pub struct SessionBody {
     /// (`POST /api/v1/messages`); a campaign's messages keep their
     /// campaign's throttle.
     pub throttle: ThrottleBody,
+    /// Its own pacing (`PATCH` `pacing`); every field null when it has
+    /// none.
+    pub pacing: PacingBody,
     /// What it may still send, as the sender governor sees it now (read
     /// from the log). Given by `GET /api/v1/sessions/{id}`; null in lists.
     pub capacity: Option<CapacityBody>,
@@ -266,6 +269,7 @@ impl SessionBody {
                 min_delay_ms: u64::try_from(view.throttle_min_ms).unwrap_or(0),
                 max_delay_ms: u64::try_from(view.throttle_max_ms).unwrap_or(0),
             },
+            pacing: PacingBody::of(view.pacing.map(|p| p.0).unwrap_or_default()),
             capacity: None,
             governor_state: None,
             governor_until: None,
@@ -331,6 +335,74 @@ pub struct SessionPatch {
     pub trust_level: Option<i64>,
     /// The random pause between two of its single sends.
     pub throttle: Option<ThrottleBody>,
+    /// Its own pacing, replacing the one it had (`{}` clears it): a longer
+    /// break every `break_every` sends (2 to 1000), and at most
+    /// `per_minute` sends in any 60 s (1 to 100000), `per_hour` in any hour
+    /// (1 to 100000, at least `per_minute`), `new_contacts_per_day` new
+    /// contacts a local day (0 to 100000). While the number warms up, is
+    /// restricted or cools down, the tighter of these and the governor's
+    /// caps holds.
+    pub pacing: Option<PacingBody>,
+}
+
+/// A session's own pacing; a field absent or null: none of the session's
+/// own (a break: the engine's default, every 20 sends).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PacingBody {
+    /// A longer break after every this many sends.
+    #[schema(minimum = 2, maximum = 1000, example = 20)]
+    #[serde(default)]
+    pub break_every: Option<i64>,
+    /// Sends in any 60 seconds.
+    #[schema(minimum = 1, maximum = 100000, example = 6)]
+    #[serde(default)]
+    pub per_minute: Option<i64>,
+    /// Sends in any hour.
+    #[schema(minimum = 1, maximum = 100000, example = 120)]
+    #[serde(default)]
+    pub per_hour: Option<i64>,
+    /// New contacts (recipients the number never exchanged messages
+    /// with) a local day.
+    #[schema(minimum = 0, maximum = 100000, example = 20)]
+    #[serde(default)]
+    pub new_contacts_per_day: Option<i64>,
+}
+
+impl PacingBody {
+    /// The pacing it asks for; 400 naming `pacing` when a field is out of
+    /// range.
+    fn parse(self) -> Result<SenderPacing, ApiError> {
+        let refused = |message: String| ApiError::invalid_field("pacing", message);
+        let field = |name: &str, value: Option<i64>| {
+            value
+                .map(|v| {
+                    u32::try_from(v).map_err(|_| {
+                        refused(format!(
+                            "pacing.{name} must be a whole number from 0, got {v}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        SenderPacing {
+            break_every: field("break_every", self.break_every)?,
+            per_minute: field("per_minute", self.per_minute)?,
+            per_hour: field("per_hour", self.per_hour)?,
+            new_contacts_per_day: field("new_contacts_per_day", self.new_contacts_per_day)?,
+        }
+        .parse()
+        .map_err(|err| refused(err.to_string()))
+    }
+
+    fn of(pacing: SenderPacing) -> Self {
+        Self {
+            break_every: pacing.break_every.map(i64::from),
+            per_minute: pacing.per_minute.map(i64::from),
+            per_hour: pacing.per_hour.map(i64::from),
+            new_contacts_per_day: pacing.new_contacts_per_day.map(i64::from),
+        }
+    }
 }
 
 /// Sessions to act on.
@@ -952,6 +1024,7 @@ async fn create_session(
                     min_delay_ms: Throttle::DEFAULT.min_delay_ms(),
                     max_delay_ms: Throttle::DEFAULT.max_delay_ms(),
                 },
+                pacing: PacingBody::default(),
                 capacity: None,
                 governor_state: None,
                 governor_until: None,
@@ -1086,8 +1159,12 @@ async fn update_session(
                 .map_err(|err| ApiError::invalid_field("throttle", err.to_string()))
         })
         .transpose()?;
-    let settings =
-        name.is_some() || daily_limit.is_some() || body.auto_start.is_some() || throttle.is_some();
+    let pacing = body.pacing.map(PacingBody::parse).transpose()?;
+    let settings = name.is_some()
+        || daily_limit.is_some()
+        || body.auto_start.is_some()
+        || throttle.is_some()
+        || pacing.is_some();
 
     // The platform admin sets the trust level of any tenant's session: the
     // session's tenant is looked up. Everyone else acts in their tenant.
@@ -1143,6 +1220,7 @@ async fn update_session(
                 daily_limit,
                 auto_start: body.auto_start,
                 throttle,
+                pacing,
                 plan_max_daily_limit: limits.max_daily_limit,
                 at: Utc::now(),
             },

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 use wablast::config::Settings;
+use wablast_domain::governor::SenderPacing;
 use wablast_domain::plan::{PlanPeriod, PlanTerms};
 use wablast_domain::session::{Driver, LoginMethod, Session, SessionCommand, SessionName};
 use wablast_domain::types::{DailyLimit, PlanId, Points, SessionId, TenantId, Throttle};
@@ -140,13 +141,15 @@ pub fn rate(n: u64, elapsed: Duration) -> f64 {
 
 /// Creates and starts `n` simulator sessions sending up to `daily_limit` a
 /// day, each pausing as `throttle` says between its single sends when
-/// given (the engine links them by itself: auto-scan).
+/// given, and held to `pacing` when given (the engine links them by
+/// itself: auto-scan).
 pub async fn sessions(
     log: &EventLog,
     tenant: TenantId,
     n: u64,
     daily_limit: u64,
     throttle: Option<Throttle>,
+    pacing: Option<SenderPacing>,
 ) -> Vec<SessionId> {
     let handler = CommandHandler::<Session>::new(log.clone(), ());
     let ids: Vec<SessionId> = (0..n).map(|_| SessionId::new()).collect();
@@ -170,12 +173,13 @@ pub async fn sessions(
                     plan_max_daily_limit: plan_max(),
                     at: Utc::now(),
                 }];
-                if throttle.is_some() {
+                if throttle.is_some() || pacing.is_some() {
                     commands.push(SessionCommand::UpdateSettings {
                         name: None,
                         daily_limit: None,
                         auto_start: None,
                         throttle,
+                        pacing,
                         plan_max_daily_limit: plan_max(),
                         at: Utc::now(),
                     });

@@ -35,6 +35,8 @@ export const EVENT_GROUPS: readonly EventGroup[] = [
       "CampaignStarted",
       "CampaignPaused",
       "CampaignAutoPaused",
+      "CampaignSlowedDown",
+      "CampaignSpeedRestored",
       "CampaignResumed",
       "CampaignSenderRemoved",
       "CampaignCancelled",

@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::CampaignCommand;
 use super::error::CampaignError;
-use super::events::{CampaignEvent, PauseReason, SenderUnavailableReason};
+use super::events::{CampaignEvent, PauseReason, SenderUnavailableReason, SlowDownReason};
 use crate::types::template::Template;
 use crate::types::whatsapp_template::CampaignTemplate;
-use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
+use crate::types::{
+    CampaignId, ContactListId, EngagementGuard, MediaId, Points, SendSignals, SessionId, Throttle,
+};
 
 /// Where a campaign is in its lifecycle (as the API
 /// names it: `draft`, `scheduled`,
@@ -91,6 +93,19 @@ pub struct RemovedSender {
     pub reason: SenderUnavailableReason,
 }
 
+/// A campaign slowed down, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlowDown {
+    /// Why.
+    pub reason: SlowDownReason,
+    /// The sender whose outcomes slowed it.
+    pub session_id: SessionId,
+    /// The pause it keeps meanwhile.
+    pub throttle: Throttle,
+    /// Since when.
+    pub since: DateTime<Utc>,
+}
+
 /// One broadcast: its definition, its lifecycle, and the recipients and
 /// points frozen at its start. No per-message state (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -115,6 +130,12 @@ pub struct Campaign {
     recipients: u64,
     #[serde(default)]
     skipped_not_on_whatsapp: u64,
+    #[serde(default = "EngagementGuard::off")]
+    skip_unanswered_after: EngagementGuard,
+    #[serde(default)]
+    skipped_never_replied: u64,
+    #[serde(default)]
+    slow_down: Option<SlowDown>,
     points_reserved: Points,
     pause_reason: Option<PauseReason>,
     auto_pauses: u32,
@@ -218,6 +239,76 @@ impl Campaign {
     /// them not on WhatsApp.
     pub fn skipped_not_on_whatsapp(&self) -> u64 {
         self.skipped_not_on_whatsapp
+    }
+
+    /// The engagement guard: messages the tenant sent a contact who never
+    /// replied from which its start leaves the contact out.
+    pub fn skip_unanswered_after(&self) -> EngagementGuard {
+        self.skip_unanswered_after
+    }
+
+    /// The list's contacts it left out at its start as sent too many
+    /// messages without ever replying.
+    pub fn skipped_never_replied(&self) -> u64 {
+        self.skipped_never_replied
+    }
+
+    /// Whether, and why, it is slowed down.
+    pub fn slow_down(&self) -> Option<&SlowDown> {
+        self.slow_down.as_ref()
+    }
+
+    /// The pause between two sends of a session whose own pace is `own`
+    /// (a broadcast's throttle, or a single send's session's): slowed while
+    /// the campaign is slowed down.
+    pub fn paced(&self, own: Throttle) -> Throttle {
+        if self.slow_down.is_some() {
+            own.slowed()
+        } else {
+            own
+        }
+    }
+
+    /// What a sender's `signals` would record now
+    /// ([`CampaignCommand::ReportSendSignals`]): the slow-down, the speed
+    /// restored, or nothing. The engine asks before it reports, so that a
+    /// sender whose sends go well costs the campaign no command.
+    pub fn pace_change(
+        &self,
+        session_id: SessionId,
+        signals: SendSignals,
+        at: DateTime<Utc>,
+    ) -> Option<CampaignEvent> {
+        if !matches!(
+            self.status,
+            Some(CampaignStatus::Running | CampaignStatus::Paused)
+        ) {
+            return None;
+        }
+        match &self.slow_down {
+            None if signals.climbing() => Some(CampaignEvent::CampaignSlowedDown {
+                session_id,
+                reason: SlowDownReason::FailuresClimbing,
+                signals,
+                throttle: self.throttle.slowed(),
+                at,
+            }),
+            // The sender that slowed it is calm again; or, gone from the
+            // rotation, any other that is calm speaks for the campaign.
+            Some(slow)
+                if signals.calm()
+                    && (slow.session_id == session_id
+                        || !self.senders.contains(&slow.session_id)) =>
+            {
+                Some(CampaignEvent::CampaignSpeedRestored {
+                    session_id,
+                    signals,
+                    throttle: self.throttle,
+                    at,
+                })
+            }
+            _ => None,
+        }
     }
 
     /// The points reserved at start (zero before).
@@ -329,6 +420,7 @@ impl Campaign {
                 list_columns,
                 missing_values,
                 skip_not_on_whatsapp,
+                skip_unanswered_after,
                 at,
             } => {
                 if self.status.is_some() {
@@ -403,6 +495,7 @@ impl Campaign {
                     throttle,
                     scheduled_at,
                     skip_not_on_whatsapp,
+                    skip_unanswered_after,
                     at,
                 }])
             }
@@ -450,6 +543,7 @@ impl Campaign {
                 points_reserved,
                 sendable_today,
                 skipped_not_on_whatsapp,
+                skipped_never_replied,
                 at,
             } => {
                 let status = self.current()?;
@@ -472,7 +566,9 @@ impl Campaign {
                 if self.senders.is_empty() {
                     return Err(CampaignError::NoActiveSenders);
                 }
-                if skipped_not_on_whatsapp > 0 && !self.skip_not_on_whatsapp {
+                if (skipped_not_on_whatsapp > 0 && !self.skip_not_on_whatsapp)
+                    || (skipped_never_replied > 0 && self.skip_unanswered_after.after().is_none())
+                {
                     return Err(CampaignError::SkipsNone);
                 }
                 if recipients == 0 {
@@ -503,6 +599,7 @@ impl Campaign {
                     recipients,
                     points_reserved,
                     skipped_not_on_whatsapp,
+                    skipped_never_replied,
                     at,
                 }])
             }
@@ -567,6 +664,19 @@ impl Campaign {
                     resume_at: at + Self::auto_pause_backoff(pause_number),
                     at,
                 }])
+            }
+
+            CampaignCommand::ReportSendSignals {
+                session_id,
+                signals,
+                at,
+            } => {
+                self.current()?;
+                self.ensure_sender(session_id)?;
+                Ok(self
+                    .pace_change(session_id, signals, at)
+                    .into_iter()
+                    .collect())
             }
 
             CampaignCommand::ReportSenderUnavailable {
@@ -703,10 +813,12 @@ impl Aggregate for Campaign {
                 throttle,
                 scheduled_at,
                 skip_not_on_whatsapp,
+                skip_unanswered_after,
                 at: _,
             } => {
                 self.id = Some(campaign_id);
                 self.skip_not_on_whatsapp = skip_not_on_whatsapp;
+                self.skip_unanswered_after = skip_unanswered_after;
                 self.status = Some(CampaignStatus::Draft);
                 self.name = name;
                 self.contact_list_id = Some(contact_list_id);
@@ -745,11 +857,13 @@ impl Aggregate for Campaign {
                 recipients,
                 points_reserved,
                 skipped_not_on_whatsapp,
+                skipped_never_replied,
                 at: _,
             } => {
                 self.status = Some(CampaignStatus::Running);
                 self.recipients = recipients;
                 self.skipped_not_on_whatsapp = skipped_not_on_whatsapp;
+                self.skipped_never_replied = skipped_never_replied;
                 self.points_reserved = points_reserved;
             }
             CampaignEvent::CampaignPaused { reason, at: _ } => {
@@ -767,6 +881,23 @@ impl Aggregate for Campaign {
                 self.pause_reason = Some(PauseReason::AutoConsecutiveFailures { failures });
                 self.auto_pauses = pause_number;
                 self.resume_at = Some(resume_at);
+            }
+            CampaignEvent::CampaignSlowedDown {
+                session_id,
+                reason,
+                throttle,
+                at,
+                ..
+            } => {
+                self.slow_down = Some(SlowDown {
+                    reason,
+                    session_id,
+                    throttle,
+                    since: at,
+                });
+            }
+            CampaignEvent::CampaignSpeedRestored { .. } => {
+                self.slow_down = None;
             }
             CampaignEvent::CampaignResumed { at: _ } => {
                 self.status = Some(CampaignStatus::Running);
@@ -846,6 +977,7 @@ mod tests {
     fn create() -> CampaignCommand {
         CampaignCommand::CreateCampaign {
             skip_not_on_whatsapp: false,
+            skip_unanswered_after: EngagementGuard::DEFAULT,
             campaign_id: campaign_id(),
             name: "  Promo Ramadan  ".to_owned(),
             contact_list_id: list_id(),
@@ -946,6 +1078,7 @@ mod tests {
     fn created() -> CampaignEvent {
         CampaignEvent::CampaignCreated {
             skip_not_on_whatsapp: false,
+            skip_unanswered_after: EngagementGuard::DEFAULT,
             campaign_id: campaign_id(),
             name: "Promo Ramadan".to_owned(),
             contact_list_id: list_id(),
@@ -962,6 +1095,7 @@ mod tests {
     fn created_with_one_sender() -> CampaignEvent {
         CampaignEvent::CampaignCreated {
             skip_not_on_whatsapp: false,
+            skip_unanswered_after: EngagementGuard::DEFAULT,
             campaign_id: campaign_id(),
             name: "Solo".to_owned(),
             contact_list_id: list_id(),
@@ -991,6 +1125,7 @@ mod tests {
     fn started() -> CampaignEvent {
         CampaignEvent::CampaignStarted {
             skipped_not_on_whatsapp: 0,
+            skipped_never_replied: 0,
             recipients: 150,
             points_reserved: Points::new(300),
             at: t(10),
@@ -1000,6 +1135,7 @@ mod tests {
     fn start(recipients: u64, points: u64) -> CampaignCommand {
         CampaignCommand::StartCampaign {
             skipped_not_on_whatsapp: 0,
+            skipped_never_replied: 0,
             recipients,
             missing_values: BTreeMap::new(),
             plan_max_recipients: 200,
@@ -1391,6 +1527,7 @@ mod tests {
             .when(command)
             .then_expect_events(vec![CampaignEvent::CampaignCreated {
                 skip_not_on_whatsapp: false,
+                skip_unanswered_after: EngagementGuard::DEFAULT,
                 campaign_id: campaign_id(),
                 name: "Promo Ramadan".to_owned(),
                 contact_list_id: list_id(),
@@ -1408,6 +1545,7 @@ mod tests {
     fn refuses_a_start_when_contacts_lack_a_variable_the_template_requires() {
         let start_with = |missing_values| CampaignCommand::StartCampaign {
             skipped_not_on_whatsapp: 0,
+            skipped_never_replied: 0,
             recipients: 150,
             missing_values,
             plan_max_recipients: 200,
@@ -1545,6 +1683,7 @@ mod tests {
             .when(start(200, 400))
             .then_expect_events(vec![CampaignEvent::CampaignStarted {
                 skipped_not_on_whatsapp: 0,
+                skipped_never_replied: 0,
                 recipients: 200,
                 points_reserved: Points::new(400),
                 at: t(10),
@@ -1570,6 +1709,7 @@ mod tests {
             .given(vec![created()])
             .when(CampaignCommand::StartCampaign {
                 skipped_not_on_whatsapp: 0,
+                skipped_never_replied: 0,
                 recipients: u64::MAX,
                 missing_values: BTreeMap::new(),
                 plan_max_recipients: u64::MAX,
@@ -1595,6 +1735,7 @@ mod tests {
                 ..
             } => CampaignCommand::StartCampaign {
                 skipped_not_on_whatsapp: 0,
+                skipped_never_replied: 0,
                 recipients,
                 missing_values,
                 plan_max_recipients,
@@ -1896,6 +2037,234 @@ mod tests {
                 action: "resume",
                 status: CampaignStatus::Scheduled,
             });
+    }
+
+    // --- engagement guard ---------------------------------------------------
+
+    fn start_skipping(not_on_whatsapp: u64, never_replied: u64) -> CampaignCommand {
+        CampaignCommand::StartCampaign {
+            skipped_not_on_whatsapp: not_on_whatsapp,
+            skipped_never_replied: never_replied,
+            recipients: 150,
+            missing_values: BTreeMap::new(),
+            plan_max_recipients: 200,
+            points_reserved: Points::new(300),
+            sendable_today: None,
+            at: t(10),
+        }
+    }
+
+    #[test]
+    fn a_campaign_guards_against_unanswered_contacts_by_default_and_counts_those_left_out() {
+        let campaign = fold(vec![created()]);
+        assert_eq!(campaign.skip_unanswered_after().after(), Some(3));
+        Given::with(())
+            .given(vec![created()])
+            .when(start_skipping(0, 7))
+            .then_expect_events(vec![CampaignEvent::CampaignStarted {
+                recipients: 150,
+                points_reserved: Points::new(300),
+                skipped_not_on_whatsapp: 0,
+                skipped_never_replied: 7,
+                at: t(10),
+            }]);
+        let started = fold(vec![
+            created(),
+            CampaignEvent::CampaignStarted {
+                recipients: 150,
+                points_reserved: Points::new(300),
+                skipped_not_on_whatsapp: 0,
+                skipped_never_replied: 7,
+                at: t(10),
+            },
+        ]);
+        assert_eq!(started.skipped_never_replied(), 7);
+    }
+
+    #[test]
+    fn a_campaign_whose_guard_is_off_refuses_a_start_that_left_unanswered_contacts_out() {
+        let off = match created() {
+            CampaignEvent::CampaignCreated {
+                campaign_id,
+                name,
+                contact_list_id,
+                template,
+                media_id,
+                whatsapp_template,
+                sender_session_ids,
+                throttle,
+                scheduled_at,
+                skip_not_on_whatsapp,
+                at,
+                ..
+            } => CampaignEvent::CampaignCreated {
+                campaign_id,
+                name,
+                contact_list_id,
+                template,
+                media_id,
+                whatsapp_template,
+                sender_session_ids,
+                throttle,
+                scheduled_at,
+                skip_not_on_whatsapp,
+                skip_unanswered_after: EngagementGuard::OFF,
+                at,
+            },
+            _ => unreachable!(),
+        };
+        Given::with(())
+            .given(vec![off])
+            .when(start_skipping(0, 1))
+            .then_expect_error(CampaignError::SkipsNone);
+    }
+
+    #[test]
+    fn a_campaign_recorded_before_the_guard_existed_has_it_off() {
+        let mut json = serde_json::to_value(created()).unwrap();
+        json["CampaignCreated"]
+            .as_object_mut()
+            .unwrap()
+            .remove("skip_unanswered_after");
+        let old: CampaignEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            fold(vec![old]).skip_unanswered_after(),
+            EngagementGuard::OFF
+        );
+    }
+
+    // --- slowing down when failures climb ----------------------------------
+
+    fn signals(failed: u32, blocked: u32) -> SendSignals {
+        SendSignals {
+            outcomes: 10,
+            failed,
+            blocked,
+        }
+    }
+
+    fn report_signals(n: u128, signals: SendSignals, at: i64) -> CampaignCommand {
+        CampaignCommand::ReportSendSignals {
+            session_id: sender(n),
+            signals,
+            at: t(at),
+        }
+    }
+
+    fn slowed_down(n: u128, signals: SendSignals, at: i64) -> CampaignEvent {
+        CampaignEvent::CampaignSlowedDown {
+            session_id: sender(n),
+            reason: SlowDownReason::FailuresClimbing,
+            signals,
+            throttle: Throttle::DEFAULT.slowed(),
+            at: t(at),
+        }
+    }
+
+    #[test]
+    fn a_campaign_slows_down_when_three_of_a_senders_last_ten_sends_fail_or_are_blocked() {
+        Given::with(())
+            .given(vec![created(), started()])
+            .when(report_signals(1, signals(2, 1), 100))
+            .then_expect_events(vec![slowed_down(1, signals(2, 1), 100)]);
+        let campaign = fold(vec![
+            created(),
+            started(),
+            slowed_down(1, signals(2, 1), 100),
+        ]);
+        let slow = campaign.slow_down().copied().unwrap();
+        assert_eq!(slow.reason, SlowDownReason::FailuresClimbing);
+        assert_eq!(slow.since, t(100));
+        // 4× the default 2–5 s.
+        let paced = campaign.paced(campaign.throttle());
+        assert_eq!(
+            (paced.min_delay_ms(), paced.max_delay_ms()),
+            (8_000, 20_000)
+        );
+        assert_eq!(paced, slow.throttle);
+    }
+
+    #[test]
+    fn fewer_failures_or_a_window_not_full_yet_do_not_slow_a_campaign_down() {
+        Given::with(())
+            .given(vec![created(), started()])
+            .when(report_signals(1, signals(2, 0), 100))
+            .then_expect_events(vec![]);
+        let few = SendSignals {
+            outcomes: 4,
+            failed: 4,
+            blocked: 0,
+        };
+        Given::with(())
+            .given(vec![created(), started()])
+            .when(report_signals(1, few, 100))
+            .then_expect_events(vec![]);
+        // Not started, or finished: nothing to pace.
+        Given::with(())
+            .given(vec![created()])
+            .when(report_signals(1, signals(5, 5), 100))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(vec![created(), started()])
+            .when(report_signals(9, signals(5, 5), 100))
+            .then_expect_error(CampaignError::UnknownSender(sender(9)));
+    }
+
+    #[test]
+    fn a_slowed_campaign_takes_its_own_pace_again_once_the_sender_is_under_ten_percent() {
+        let history = vec![created(), started(), slowed_down(1, signals(3, 0), 100)];
+        // Still failing, or another sender doing well: still slow.
+        Given::with(())
+            .given(history.clone())
+            .when(report_signals(1, signals(1, 0), 200))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(history.clone())
+            .when(report_signals(2, signals(0, 0), 200))
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given(history.clone())
+            .when(report_signals(1, signals(5, 0), 200))
+            .then_expect_events(vec![]);
+        let restored = CampaignEvent::CampaignSpeedRestored {
+            session_id: sender(1),
+            signals: signals(0, 0),
+            throttle: Throttle::DEFAULT,
+            at: t(300),
+        };
+        Given::with(())
+            .given(history.clone())
+            .when(report_signals(1, signals(0, 0), 300))
+            .then_expect_events(vec![restored.clone()]);
+        let mut again = history;
+        again.push(restored);
+        let campaign = fold(again);
+        assert_eq!(campaign.slow_down(), None);
+        assert_eq!(campaign.paced(campaign.throttle()), Throttle::DEFAULT);
+    }
+
+    #[test]
+    fn a_campaign_slowed_by_a_sender_gone_since_is_restored_by_another() {
+        let history = vec![
+            created(),
+            started(),
+            slowed_down(1, signals(3, 0), 100),
+            CampaignEvent::CampaignSenderRemoved {
+                session_id: sender(1),
+                reason: SenderUnavailableReason::Banned,
+                remaining_senders: vec![sender(2)],
+                at: t(150),
+            },
+        ];
+        Given::with(())
+            .given(history)
+            .when(report_signals(2, signals(0, 0), 200))
+            .then_expect_events(vec![CampaignEvent::CampaignSpeedRestored {
+                session_id: sender(2),
+                signals: signals(0, 0),
+                throttle: Throttle::DEFAULT,
+                at: t(200),
+            }]);
     }
 
     // --- consecutive failures ---------------------------------------------
@@ -2434,6 +2803,7 @@ mod tests {
             (0u64..6, prop::bool::weighted(0.8), 0u64..14, at.clone()).prop_map(
                 |(recipients, matching, points, a)| CampaignCommand::StartCampaign {
                     skipped_not_on_whatsapp: 0,
+                    skipped_never_replied: 0,
                     recipients,
                     missing_values: BTreeMap::new(),
                     plan_max_recipients: 4,

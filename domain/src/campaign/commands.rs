@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::events::{PauseReason, SenderUnavailableReason, StartRefusal};
 use crate::types::template::Template;
 use crate::types::whatsapp_template::CampaignTemplate;
-use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
+use crate::types::{
+    CampaignId, ContactListId, EngagementGuard, MediaId, Points, SendSignals, SessionId, Throttle,
+};
 
 /// A command to the campaign aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +71,10 @@ pub enum CampaignCommand {
         /// WhatsApp.
         #[serde(default)]
         skip_not_on_whatsapp: bool,
+        /// Leave out, when it starts, the contacts the tenant sent this
+        /// many messages or more who never replied (0: off).
+        #[serde(default)]
+        skip_unanswered_after: EngagementGuard,
         /// When it was asked.
         at: DateTime<Utc>,
     },
@@ -123,6 +129,11 @@ pub enum CampaignCommand {
         /// WhatsApp (a campaign that skips none: 0).
         #[serde(default)]
         skipped_not_on_whatsapp: u64,
+        /// The list's contacts left out as sent the campaign's
+        /// `skip_unanswered_after` messages or more without ever replying
+        /// (a campaign whose guard is off: 0).
+        #[serde(default)]
+        skipped_never_replied: u64,
         /// When it was asked.
         at: DateTime<Utc>,
     },
@@ -155,6 +166,20 @@ pub enum CampaignCommand {
         session_id: SessionId,
         /// How many sends failed in a row.
         failures: u32,
+        /// When it was reported.
+        at: DateTime<Utc>,
+    },
+    /// The engine reports a sender's last outcomes for the campaign (at
+    /// most [`SendSignals::WINDOW`]). A running or paused campaign slows
+    /// down when they show failures climbing (at least 30% failed or
+    /// blocked), and takes its own pace again once the sender that slowed
+    /// it (or, that one gone, any) shows under 10%; otherwise nothing is
+    /// recorded.
+    ReportSendSignals {
+        /// The sender.
+        session_id: SessionId,
+        /// Its last outcomes, counted.
+        signals: SendSignals,
         /// When it was reported.
         at: DateTime<Utc>,
     },

@@ -6,7 +6,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::template::Template;
 use crate::types::whatsapp_template::CampaignTemplate;
-use crate::types::{CampaignId, ContactListId, MediaId, Points, SessionId, Throttle};
+use crate::types::{
+    CampaignId, ContactListId, EngagementGuard, MediaId, Points, SendSignals, SessionId, Throttle,
+};
+
+/// Why a campaign slowed itself down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowDownReason {
+    /// A sender's last sends failed or were blocked too often (at least
+    /// 30% of its last 10).
+    FailuresClimbing,
+}
+
+impl SlowDownReason {
+    /// Its stable name (`failures_climbing`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::FailuresClimbing => "failures_climbing",
+        }
+    }
+}
 
 /// Why a sender session left a campaign's rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -83,6 +103,11 @@ pub enum CampaignEvent {
         /// WhatsApp (decided, and counted, when it starts).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         skip_not_on_whatsapp: bool,
+        /// Messages the tenant sent a contact who never replied from which
+        /// the campaign leaves the contact out (0: off; campaigns recorded
+        /// before the guard existed: off).
+        #[serde(default = "EngagementGuard::off")]
+        skip_unanswered_after: EngagementGuard,
         /// When.
         at: DateTime<Utc>,
     },
@@ -125,6 +150,10 @@ pub enum CampaignEvent {
         /// on WhatsApp (not among `recipients`).
         #[serde(default, skip_serializing_if = "is_zero")]
         skipped_not_on_whatsapp: u64,
+        /// The list's contacts it left out as sent too many messages
+        /// without ever replying (not among `recipients`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        skipped_never_replied: u64,
         /// When.
         at: DateTime<Utc>,
     },
@@ -145,6 +174,32 @@ pub enum CampaignEvent {
         pause_number: u32,
         /// The earliest instant it may resume.
         resume_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The campaign slowed itself down: its pause between two sends of a
+    /// session is [`Throttle::slowed`] until its speed is restored.
+    CampaignSlowedDown {
+        /// The sender whose outcomes slowed it.
+        session_id: SessionId,
+        /// Why.
+        reason: SlowDownReason,
+        /// The sender's last outcomes.
+        signals: SendSignals,
+        /// The pause it keeps now.
+        throttle: Throttle,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A slowed-down campaign takes its own pace again: the sender's
+    /// failures fell under 10% of its last sends.
+    CampaignSpeedRestored {
+        /// The sender whose outcomes restored it.
+        session_id: SessionId,
+        /// The sender's last outcomes.
+        signals: SendSignals,
+        /// The pause it keeps again (its own).
+        throttle: Throttle,
         /// When.
         at: DateTime<Utc>,
     },
@@ -202,6 +257,8 @@ impl DomainEvent for CampaignEvent {
             Self::CampaignStarted { .. } => "CampaignStarted",
             Self::CampaignPaused { .. } => "CampaignPaused",
             Self::CampaignAutoPaused { .. } => "CampaignAutoPaused",
+            Self::CampaignSlowedDown { .. } => "CampaignSlowedDown",
+            Self::CampaignSpeedRestored { .. } => "CampaignSpeedRestored",
             Self::CampaignResumed { .. } => "CampaignResumed",
             Self::CampaignSenderRemoved { .. } => "CampaignSenderRemoved",
             Self::CampaignCancelled { .. } => "CampaignCancelled",

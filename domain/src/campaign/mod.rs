@@ -25,7 +25,13 @@
 //!   [`Campaign::resume_at`] is refused with the instant to retry at;
 //! - a sender that is banned, logged out or deleted leaves the rotation for
 //!   good; a running or paused campaign with no sender left pauses and says
-//!   why.
+//!   why;
+//! - its start leaves out the contacts the tenant sent
+//!   `skip_unanswered_after` messages or more who never replied (the
+//!   engagement guard, default 3, 0 off), counted on `CampaignStarted`;
+//! - when a sender's last 10 outcomes are 30% or more failed or blocked,
+//!   it slows itself down (its pause 4× longer, at least 2 to 6 s), and
+//!   takes its own pace again under 10%.
 //!
 //! # Direct campaigns
 //!
@@ -49,10 +55,12 @@ mod events;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-pub use aggregate::{Campaign, CampaignKind, CampaignStatus, RemovedSender};
+pub use aggregate::{Campaign, CampaignKind, CampaignStatus, RemovedSender, SlowDown};
 pub use commands::CampaignCommand;
 pub use error::CampaignError;
-pub use events::{CampaignEvent, PauseReason, SenderUnavailableReason, StartRefusal};
+pub use events::{
+    CampaignEvent, PauseReason, SenderUnavailableReason, SlowDownReason, StartRefusal,
+};
 
 use crate::types::{CampaignId, SessionId};
 

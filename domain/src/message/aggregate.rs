@@ -322,6 +322,7 @@ impl Message {
                         attempt: self.attempt,
                         provider_message_id,
                         cost,
+                        to: self.to.clone(),
                         at,
                     }]),
                     // Reported again, or a receipt proved the send first.
@@ -383,6 +384,7 @@ impl Message {
                         attempt: self.attempt,
                         provider_message_id: self.provider_message_id.clone(),
                         cost: Points::PER_MESSAGE,
+                        to: self.to.clone(),
                         at,
                     }];
                     events.extend(self.receipt_events(receipt, at, false));
@@ -634,6 +636,7 @@ mod tests {
             attempt: 1,
             provider_message_id: Some("wamid.1".to_owned()),
             cost: Points::PER_MESSAGE,
+            to: Some(phone().into()),
             at: t(2),
         }
     }
@@ -1171,6 +1174,7 @@ mod tests {
             attempt: 1,
             provider_message_id: None,
             cost: Points::PER_MESSAGE,
+            to: Some(phone().into()),
             at: t(3),
         };
         Given::with(())

@@ -72,6 +72,10 @@ pub enum MessageEvent {
         provider_message_id: Option<String>,
         /// What it cost (2 points).
         cost: Points,
+        /// The recipient (absent from events recorded before it was
+        /// kept): what the engagement guard counts per contact.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Chat>,
         /// When.
         at: DateTime<Utc>,
     },

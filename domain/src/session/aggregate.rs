@@ -41,7 +41,8 @@ use super::{
     SessionStatus, WaitReason,
 };
 use crate::governor::{
-    Governor, GovernorLimits, GovernorState, Restriction, RestrictionKind, WarmUpReason,
+    Governor, GovernorLimits, GovernorState, Restriction, RestrictionKind, SenderPacing,
+    WarmUpReason,
 };
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
@@ -91,6 +92,9 @@ pub struct Session {
     /// The sender governor's record: warm-up and restriction.
     #[serde(default)]
     governor: Governor,
+    /// Its own pacing, set by its owner.
+    #[serde(default)]
+    pacing: SenderPacing,
 }
 
 /// The engine holding a session's lease, as it recorded when it took it.
@@ -128,9 +132,16 @@ impl Session {
         &self.governor
     }
 
-    /// The caps of a send at `at` ([`Governor::limits`]).
+    /// The caps of a send at `at`: the governor's ([`Governor::limits`]),
+    /// held to the session's own pacing too ([`SenderPacing::tighten`]).
     pub fn governor_limits(&self, at: DateTime<Utc>) -> GovernorLimits {
-        self.governor.limits(at, self.daily_limit, self.trust_level)
+        self.pacing
+            .tighten(self.governor.limits(at, self.daily_limit, self.trust_level))
+    }
+
+    /// Its own pacing.
+    pub fn pacing(&self) -> SenderPacing {
+        self.pacing
     }
 
     /// The governor's state at `at`, and until when it holds where known.
@@ -501,6 +512,7 @@ impl Session {
                 daily_limit,
                 auto_start,
                 throttle,
+                pacing,
                 plan_max_daily_limit,
                 at,
             } => {
@@ -515,11 +527,13 @@ impl Session {
                 };
                 let auto_start = auto_start.unwrap_or(self.auto_start);
                 let throttle = throttle.unwrap_or(self.throttle);
+                let pacing = pacing.unwrap_or(self.pacing);
                 if Some(&name) == self.name.as_ref()
                     && daily_limit == self.daily_limit
                     && daily_limit_follows_trust_level == self.daily_limit_follows_trust_level
                     && auto_start == self.auto_start
                     && throttle == self.throttle
+                    && pacing == self.pacing
                 {
                     return Ok(None);
                 }
@@ -529,6 +543,7 @@ impl Session {
                     daily_limit_follows_trust_level,
                     auto_start,
                     throttle,
+                    pacing,
                     at,
                 }
             }
@@ -728,9 +743,11 @@ impl Aggregate for Session {
                 daily_limit_follows_trust_level,
                 auto_start,
                 throttle,
+                pacing,
                 at,
             } => {
                 self.throttle = throttle;
+                self.pacing = pacing;
                 self.name = Some(name);
                 self.daily_limit = daily_limit;
                 self.daily_limit_follows_trust_level = daily_limit_follows_trust_level;
@@ -948,9 +965,49 @@ mod tests {
             daily_limit: daily_limit.map(limit),
             auto_start,
             throttle: None,
+            pacing: None,
             plan_max_daily_limit: limit(500),
             at: at(3),
         }
+    }
+
+    #[test]
+    fn a_pacing_is_a_setting_whose_caps_hold_with_the_governors() {
+        let mut session = folded(in_status(Ready));
+        assert_eq!(session.pacing(), SenderPacing::NONE);
+        let pacing = SenderPacing {
+            break_every: Some(5),
+            per_minute: Some(2),
+            per_hour: None,
+            new_contacts_per_day: Some(3),
+        };
+        let change = |pacing| SessionCommand::UpdateSettings {
+            name: None,
+            daily_limit: None,
+            auto_start: None,
+            throttle: None,
+            pacing,
+            plan_max_daily_limit: limit(500),
+            at: at(3),
+        };
+        let event = session.decide(change(Some(pacing))).unwrap();
+        assert!(
+            matches!(&event, Some(SessionEvent::SessionSettingsUpdated { pacing: p, .. }) if *p == pacing),
+            "{event:?}"
+        );
+        session.apply(event.unwrap());
+        assert_eq!(session.pacing(), pacing);
+        assert_eq!(session.decide(change(Some(pacing))).unwrap(), None);
+        assert_eq!(session.decide(change(None)).unwrap(), None, "kept");
+        let limits = session.governor_limits(at(4));
+        assert_eq!(
+            (
+                limits.per_minute,
+                limits.per_hour,
+                limits.new_contacts_per_day
+            ),
+            (Some(2), None, Some(3))
+        );
     }
 
     #[test]
@@ -963,6 +1020,7 @@ mod tests {
             daily_limit: None,
             auto_start: None,
             throttle,
+            pacing: None,
             plan_max_daily_limit: limit(500),
             at: at(3),
         };
@@ -1769,6 +1827,7 @@ mod tests {
                 daily_limit_follows_trust_level: false,
                 auto_start: true,
                 throttle: Throttle::DEFAULT,
+                pacing: SenderPacing::NONE,
                 at: at(3),
             }]);
     }
@@ -1784,6 +1843,7 @@ mod tests {
                 daily_limit_follows_trust_level: true,
                 auto_start: true,
                 throttle: Throttle::DEFAULT,
+                pacing: SenderPacing::NONE,
                 at: at(3),
             }]);
     }
@@ -1818,6 +1878,7 @@ mod tests {
                 daily_limit_follows_trust_level: false,
                 auto_start: false,
                 throttle: Throttle::DEFAULT,
+                pacing: SenderPacing::NONE,
                 at: at(3),
             }]);
     }
@@ -1870,6 +1931,7 @@ mod tests {
             daily_limit_follows_trust_level: false,
             auto_start: false,
             throttle: Throttle::DEFAULT,
+            pacing: SenderPacing::NONE,
             at: at(3),
         });
         SessionTest::with(())
@@ -2100,6 +2162,7 @@ mod tests {
                             daily_limit: daily_limit.map(limit),
                             auto_start,
                             throttle: None,
+                            pacing: None,
                             plan_max_daily_limit: limit(max),
                             at: at(1),
                         }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
-use crate::governor::RestrictionKind;
+use crate::governor::{RestrictionKind, SenderPacing};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
@@ -134,6 +134,8 @@ pub enum SessionCommand {
         auto_start: Option<bool>,
         /// A new pause between two of its single sends.
         throttle: Option<Throttle>,
+        /// A new pacing of its own ([`SenderPacing`], parsed).
+        pacing: Option<SenderPacing>,
         /// The highest daily limit the tenant's plan allows per session.
         plan_max_daily_limit: DailyLimit,
         /// When it was asked.

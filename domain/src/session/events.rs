@@ -6,7 +6,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::{Driver, Fence, LoginMethod, SessionName, SessionStatus, StatusReason, WaitReason};
-use crate::governor::{GovernorState, Restriction, WarmUpReason};
+use crate::governor::{GovernorState, Restriction, SenderPacing, WarmUpReason};
 use crate::types::phone::Phone;
 use crate::types::{DailyLimit, SessionId, Throttle, TrustLevel};
 
@@ -138,6 +138,10 @@ pub enum SessionEvent {
         /// events recorded before it was a setting).
         #[serde(default)]
         throttle: Throttle,
+        /// Its own pacing (none for events recorded before it was a
+        /// setting).
+        #[serde(default)]
+        pacing: SenderPacing,
         /// When.
         at: DateTime<Utc>,
     },

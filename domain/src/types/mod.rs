@@ -4,6 +4,7 @@
 pub mod active_hours;
 pub mod chat;
 pub mod content;
+pub mod engagement;
 pub mod ids;
 pub mod limits;
 pub mod phone;
@@ -15,6 +16,7 @@ pub mod whatsapp_template;
 pub use active_hours::{ActiveHours, ActiveHoursError, Override, TimeZone, Weekday, Window};
 pub use chat::{Chat, GroupId};
 pub use content::{ContentError, MessageContent};
+pub use engagement::{EngagementGuard, EngagementGuardError, SendOutcome, SendSignals, SkipReason};
 pub use ids::{
     CampaignId, ContactListId, InboundId, InvitationId, ListCheckId, MediaId, MessageId, OrderId,
     PlanId, RecipientBatchId, SessionId, TenantId, UserId,

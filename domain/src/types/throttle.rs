@@ -92,6 +92,33 @@ impl Throttle {
         self.max_delay_ms
     }
 
+    /// How many times longer a slowed-down campaign pauses.
+    pub const SLOW_DOWN_FACTOR: u64 = 4;
+    /// The shortest pause of a slowed-down campaign: 2 to 6 seconds at
+    /// least, whatever its own.
+    pub const SLOWED_AT_LEAST: Self = Self {
+        min_delay_ms: 2_000,
+        max_delay_ms: 6_000,
+    };
+
+    /// The pause of a campaign slowed down while its failures climb:
+    /// [`Throttle::SLOW_DOWN_FACTOR`] times longer, and at least
+    /// [`Throttle::SLOWED_AT_LEAST`] (never beyond
+    /// [`Throttle::MAX_DELAY_MS`]).
+    pub fn slowed(self) -> Self {
+        let stretch = |ms: u64, floor: u64| {
+            ms.saturating_mul(Self::SLOW_DOWN_FACTOR)
+                .max(floor)
+                .min(Self::MAX_DELAY_MS)
+        };
+        let max_delay_ms = stretch(self.max_delay_ms, Self::SLOWED_AT_LEAST.max_delay_ms);
+        Self {
+            min_delay_ms: stretch(self.min_delay_ms, Self::SLOWED_AT_LEAST.min_delay_ms)
+                .min(max_delay_ms),
+            max_delay_ms,
+        }
+    }
+
     /// Draws one pause: log-normal, its median the geometric mean of the
     /// bounds and the bounds two standard deviations (of the logarithm)
     /// away from it, so about 95% fall inside as drawn; the rest are
@@ -274,6 +301,18 @@ mod tests {
             assert_eq!(pacing.break_after(20, &flat_out, &mut rng), None);
         }
         assert_eq!(Pacing::NONE.break_after(20, &throttle, &mut rng), None);
+    }
+
+    #[test]
+    fn a_slowed_throttle_is_four_times_longer_and_at_least_two_to_six_seconds() {
+        let slowed = |min, max| {
+            let t = Throttle::new(min, max).unwrap().slowed();
+            (t.min_delay_ms(), t.max_delay_ms())
+        };
+        assert_eq!(slowed(0, 0), (2_000, 6_000));
+        assert_eq!(slowed(2_000, 5_000), (8_000, 20_000));
+        assert_eq!(slowed(100, 200), (2_000, 6_000));
+        assert_eq!(slowed(500_000, 600_000), (600_000, 600_000));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 use wablast_domain::campaign::{
-    Campaign, CampaignEvent, CampaignKind, CampaignStatus, PauseReason,
+    Campaign, CampaignEvent, CampaignKind, CampaignStatus, PauseReason, SlowDown,
 };
 use wablast_domain::types::whatsapp_template::CampaignTemplate;
 use wablast_eventstore::RecordedEvent;
@@ -53,6 +53,12 @@ pub(crate) struct CampaignRow {
     skip_not_on_whatsapp: bool,
     skipped_not_on_whatsapp: i64,
     whatsapp_template: Option<CampaignTemplate>,
+    #[serde(default)]
+    skip_unanswered_after: i32,
+    #[serde(default)]
+    skipped_never_replied: i64,
+    #[serde(default)]
+    slow_down: Option<SlowDown>,
 }
 
 /// Why a campaign's scheduled start was refused, and when (the
@@ -94,6 +100,9 @@ impl Row for CampaignRow {
         "skip_not_on_whatsapp",
         "skipped_not_on_whatsapp",
         "whatsapp_template",
+        "skip_unanswered_after",
+        "skipped_never_replied",
+        "slow_down",
     ];
 
     fn key(&self) -> Uuid {
@@ -148,6 +157,7 @@ impl Projection for Campaigns {
                 throttle,
                 scheduled_at,
                 skip_not_on_whatsapp,
+                skip_unanswered_after,
                 whatsapp_template,
                 at,
                 ..
@@ -180,6 +190,9 @@ impl Projection for Campaigns {
                     skip_not_on_whatsapp,
                     skipped_not_on_whatsapp: 0,
                     whatsapp_template: whatsapp_template.map(|t| *t),
+                    skip_unanswered_after: skip_unanswered_after.value() as i32,
+                    skipped_never_replied: 0,
+                    slow_down: None,
                 });
                 continue;
             }
@@ -218,6 +231,9 @@ impl Projection for Campaigns {
                     skip_not_on_whatsapp: false,
                     skipped_not_on_whatsapp: 0,
                     whatsapp_template: None,
+                    skip_unanswered_after: 0,
+                    skipped_never_replied: 0,
+                    slow_down: None,
                 });
                 continue;
             }
@@ -247,9 +263,11 @@ impl Projection for Campaigns {
                     recipients,
                     points_reserved,
                     skipped_not_on_whatsapp,
+                    skipped_never_replied,
                     at,
                 } => {
                     row.skipped_not_on_whatsapp = count(skipped_not_on_whatsapp);
+                    row.skipped_never_replied = count(skipped_never_replied);
                     row.start_refusal = None;
                     row.status = CampaignStatus::Running.as_str().to_owned();
                     row.recipients = count(recipients);
@@ -271,6 +289,25 @@ impl Projection for Campaigns {
                     row.status = CampaignStatus::Paused.as_str().to_owned();
                     row.pause_reason = Some(PauseReason::AutoConsecutiveFailures { failures });
                     row.resume_at = Some(resume_at);
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignSlowedDown {
+                    session_id,
+                    reason,
+                    throttle,
+                    at,
+                    ..
+                } => {
+                    row.slow_down = Some(SlowDown {
+                        reason,
+                        session_id,
+                        throttle,
+                        since: at,
+                    });
+                    row.updated_at = at;
+                }
+                CampaignEvent::CampaignSpeedRestored { at, .. } => {
+                    row.slow_down = None;
                     row.updated_at = at;
                 }
                 CampaignEvent::CampaignResumed { at } => {

@@ -3,6 +3,7 @@
 pub(crate) mod auto_replies;
 pub(crate) mod campaigns;
 pub(crate) mod chats;
+pub(crate) mod engagement;
 pub(crate) mod event_index;
 pub(crate) mod inbound;
 pub(crate) mod list_checks;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
+use wablast_domain::governor::SenderPacing;
 use wablast_domain::session::{Session, SessionEvent, SessionStatus};
 use wablast_domain::session_day::{SessionDay, SessionDayEvent};
 use wablast_domain::types::Throttle;
@@ -53,6 +54,8 @@ pub(crate) struct SessionRow {
     engine_since: Option<DateTime<Utc>>,
     throttle_min_ms: i32,
     throttle_max_ms: i32,
+    #[serde(default)]
+    pacing: Option<SenderPacing>,
 }
 
 impl Row for SessionRow {
@@ -81,6 +84,7 @@ impl Row for SessionRow {
         "engine_since",
         "throttle_min_ms",
         "throttle_max_ms",
+        "pacing",
     ];
 
     fn key(&self) -> Uuid {
@@ -188,6 +192,7 @@ impl Projection for Sessions {
                     engine_since: None,
                     throttle_min_ms: Throttle::DEFAULT.min_delay_ms() as i32,
                     throttle_max_ms: Throttle::DEFAULT.max_delay_ms() as i32,
+                    pacing: None,
                 });
                 continue;
             }
@@ -286,8 +291,10 @@ impl Projection for Sessions {
                     daily_limit_follows_trust_level,
                     auto_start,
                     throttle,
+                    pacing,
                     at,
                 } => {
+                    row.pacing = (pacing != SenderPacing::NONE).then_some(pacing);
                     row.throttle_min_ms = throttle.min_delay_ms() as i32;
                     row.throttle_max_ms = throttle.max_delay_ms() as i32;
                     row.name = name.as_str().to_owned();

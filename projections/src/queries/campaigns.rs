@@ -34,6 +34,17 @@ pub struct CampaignView {
     pub skip_not_on_whatsapp: bool,
     /// How many its start left out so.
     pub skipped_not_on_whatsapp: i64,
+    /// Its engagement guard: messages sent without a reply from which a
+    /// contact is left out (0: off).
+    pub skip_unanswered_after: i32,
+    /// How many its start left out as never replying.
+    pub skipped_never_replied: i64,
+    /// Its slow-down while failures climb (`{reason, session_id, throttle,
+    /// since}`); null at its own pace.
+    pub slow_down: Option<serde_json::Value>,
+    /// Its recipients who replied after their message was sent (`None` in
+    /// lists: counted for one campaign at a time).
+    pub replied: Option<i64>,
     /// The WhatsApp template its Cloud API senders send
     /// (`{name, language, parameters}`).
     pub whatsapp_template: Option<serde_json::Value>,
@@ -112,6 +123,9 @@ struct Row {
     scheduled_at: Option<DateTime<Utc>>,
     skip_not_on_whatsapp: bool,
     skipped_not_on_whatsapp: i64,
+    skip_unanswered_after: i32,
+    skipped_never_replied: i64,
+    slow_down: Option<serde_json::Value>,
     whatsapp_template: Option<serde_json::Value>,
     total: i64,
     queued: i64,
@@ -152,6 +166,10 @@ impl From<Row> for CampaignView {
             scheduled_at: r.scheduled_at,
             skip_not_on_whatsapp: r.skip_not_on_whatsapp,
             skipped_not_on_whatsapp: r.skipped_not_on_whatsapp,
+            skip_unanswered_after: r.skip_unanswered_after,
+            skipped_never_replied: r.skipped_never_replied,
+            slow_down: r.slow_down,
+            replied: None,
             whatsapp_template: r.whatsapp_template,
             counts: CampaignCounts {
                 total: r.total,
@@ -184,7 +202,8 @@ impl From<Row> for CampaignView {
 const SELECT: &str = "\
     select c.id, c.name, c.status, c.contact_list_id, c.template, c.media_id, \
            c.sender_session_ids, c.throttle_min_ms, c.throttle_max_ms, c.scheduled_at, \
-           c.skip_not_on_whatsapp, c.skipped_not_on_whatsapp, c.whatsapp_template, \
+           c.skip_not_on_whatsapp, c.skipped_not_on_whatsapp, c.skip_unanswered_after, \
+           c.skipped_never_replied, c.slow_down, c.whatsapp_template, \
            case when c.started_at is not null then c.recipients \
                 else coalesce(m.queued + m.sending + m.sent + m.delivered + m.read \
                               + m.failed + m.cancelled + m.unknown, 0) \
@@ -244,8 +263,27 @@ pub async fn get(
         .push_bind(*tenant.as_uuid())
         .push(" and c.id = ")
         .push_bind(*id.as_uuid());
-    let row = q.build_query_as::<Row>().fetch_optional(pool).await?;
-    Ok(row.map(CampaignView::from))
+    let Some(row) = q.build_query_as::<Row>().fetch_optional(pool).await? else {
+        return Ok(None);
+    };
+    let mut view = CampaignView::from(row);
+    view.replied = Some(replied(pool, tenant, id).await?);
+    Ok(Some(view))
+}
+
+/// How many of the campaign's recipients replied (to any of the tenant's
+/// sessions) after their message was sent.
+pub async fn replied(pool: &PgPool, tenant: TenantId, id: CampaignId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from messages m
+         join contact_replies r on r.tenant_id = m.tenant_id and r.phone = m.phone
+         where m.tenant_id = $1 and m.campaign_id = $2
+           and m.sent_at is not null and r.last_reply_at >= m.sent_at",
+    )
+    .bind(*tenant.as_uuid())
+    .bind(*id.as_uuid())
+    .fetch_one(pool)
+    .await
 }
 
 /// Whether the tenant has a campaign with this id.

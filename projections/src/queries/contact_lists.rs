@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::PgPool;
 use sqlx::types::Json;
-use wablast_domain::types::{CampaignId, ContactListId, TenantId};
+use wablast_domain::types::{CampaignId, ContactListId, SkipReason, TenantId};
 
 /// The facts of a contact list a campaign needs.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -44,13 +44,15 @@ const BLANK: &str = r"^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205
 /// mapped column of that name. Every variable asked for is answered, with
 /// 0 when no contact lacks it. With `skip_not_on_whatsapp`, the contacts a
 /// check found not on WhatsApp are left out (a campaign that skips them
-/// does not render for them).
+/// does not render for them); with `left_out_by`, those the start of that
+/// campaign left out ([`skip_contacts`]).
 pub async fn missing_values(
     db: &PgPool,
     tenant: TenantId,
     id: ContactListId,
     variables: &BTreeSet<String>,
     skip_not_on_whatsapp: bool,
+    left_out_by: Option<CampaignId>,
 ) -> Result<BTreeMap<String, u64>, sqlx::Error> {
     let mut missing: BTreeMap<String, u64> =
         variables.iter().map(|name| (name.clone(), 0)).collect();
@@ -73,6 +75,9 @@ pub async fn missing_values(
            and not ($5 and exists (
                select 1 from number_checks n
                where n.tenant_id = c.tenant_id and n.phone = c.phone and not n.on_whatsapp))
+           and not exists (
+               select 1 from campaign_skipped_contacts s
+               where s.campaign_id = $6 and s.row_number = c.row_number)
          group by v.name",
     )
     .bind(id.as_uuid())
@@ -80,6 +85,7 @@ pub async fn missing_values(
     .bind(&counted)
     .bind(BLANK)
     .bind(skip_not_on_whatsapp)
+    .bind(left_out_by.map(|c| *c.as_uuid()))
     .fetch_all(db)
     .await?;
     for (name, count) in rows {
@@ -119,10 +125,89 @@ pub async fn sample(
     .await
 }
 
+/// What a campaign's start left out of its list, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Contacts whose number a check found not on WhatsApp.
+    pub not_on_whatsapp: u64,
+    /// Contacts sent the campaign's guard of messages or more by the
+    /// tenant, who never replied.
+    pub never_replied: u64,
+}
+
+impl Skipped {
+    /// Every contact left out.
+    pub fn total(&self) -> u64 {
+        self.not_on_whatsapp.saturating_add(self.never_replied)
+    }
+}
+
 /// Records which contacts of the tenant's list `campaign` leaves out when
-/// it starts: those whose number the tenant's latest check found not on
-/// WhatsApp (however long ago: a new check replaces the answer). Replaces
+/// it starts, and why ([`SkipReason`]): with `skip_not_on_whatsapp`, those
+/// whose number the tenant's latest check found not on WhatsApp (however
+/// long ago: a new check replaces the answer); with an engagement guard of
+/// `unanswered_after` messages, those the tenant sent that many messages
+/// or more (`contact_outbound`) who never replied (no `contact_replies`
+/// row). A contact left out for both counts as not on WhatsApp. Replaces
 /// what an earlier attempt to start it recorded.
+pub async fn skip_contacts(
+    db: &PgPool,
+    tenant: TenantId,
+    campaign: CampaignId,
+    list: ContactListId,
+    skip_not_on_whatsapp: bool,
+    unanswered_after: Option<u32>,
+) -> Result<Skipped, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("delete from campaign_skipped_contacts where campaign_id = $1")
+        .bind(campaign.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    let mut skipped = Skipped::default();
+    if skip_not_on_whatsapp {
+        skipped.not_on_whatsapp = sqlx::query(
+            "insert into campaign_skipped_contacts (campaign_id, row_number, reason)
+             select $1, c.row_number, $4
+             from contacts c
+             join number_checks n on n.tenant_id = c.tenant_id and n.phone = c.phone
+             where c.list_id = $2 and c.tenant_id = $3 and not n.on_whatsapp",
+        )
+        .bind(campaign.as_uuid())
+        .bind(list.as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(SkipReason::NotOnWhatsapp.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    if let Some(after) = unanswered_after {
+        skipped.never_replied = sqlx::query(
+            "insert into campaign_skipped_contacts (campaign_id, row_number, reason)
+             select $1, c.row_number, $5
+             from contacts c
+             join contact_outbound o on o.tenant_id = c.tenant_id and o.phone = c.phone
+             where c.list_id = $2 and c.tenant_id = $3 and o.sent >= $4
+               and not exists (
+                   select 1 from contact_replies r
+                   where r.tenant_id = c.tenant_id and r.phone = c.phone)
+             on conflict (campaign_id, row_number) do nothing",
+        )
+        .bind(campaign.as_uuid())
+        .bind(list.as_uuid())
+        .bind(tenant.as_uuid())
+        .bind(i64::from(after))
+        .bind(SkipReason::NeverReplied.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(skipped)
+}
+
+/// Records which contacts of the tenant's list `campaign` leaves out when
+/// it starts because a check found them not on WhatsApp
+/// ([`skip_contacts`] without the engagement guard).
 ///
 /// # Returns
 /// How many it leaves out.
@@ -132,24 +217,7 @@ pub async fn skip_not_on_whatsapp(
     campaign: CampaignId,
     list: ContactListId,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("delete from campaign_skipped_contacts where campaign_id = $1")
-        .bind(campaign.as_uuid())
-        .execute(&mut *tx)
-        .await?;
-    let skipped = sqlx::query(
-        "insert into campaign_skipped_contacts (campaign_id, row_number)
-         select $1, c.row_number
-         from contacts c
-         join number_checks n on n.tenant_id = c.tenant_id and n.phone = c.phone
-         where c.list_id = $2 and c.tenant_id = $3 and not n.on_whatsapp",
-    )
-    .bind(campaign.as_uuid())
-    .bind(list.as_uuid())
-    .bind(tenant.as_uuid())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(skipped)
+    Ok(skip_contacts(db, tenant, campaign, list, true, None)
+        .await?
+        .not_on_whatsapp)
 }

@@ -59,6 +59,9 @@ pub struct SessionView {
     pub throttle_min_ms: i32,
     /// The longest.
     pub throttle_max_ms: i32,
+    /// Its own pacing (`{break_every, per_minute, per_hour,
+    /// new_contacts_per_day}`), if set.
+    pub pacing: Option<sqlx::types::Json<wablast_domain::governor::SenderPacing>>,
 }
 
 /// The tenant's local date at `now`, in its time zone (`schedules.timezone`,
@@ -98,7 +101,7 @@ fn select(today: NaiveDate) -> QueryBuilder<Postgres> {
                 s.daily_limit_follows_trust_level, coalesce(d.sent, 0) as sent_today, \
                 s.trust_level, s.auto_start, s.last_error, s.updated_at, s.created_at, s.login, \
                 s.reconnect_attempt, s.reconnect_at, s.waiting_reason, s.waiting_until, \
-                s.engine_id, s.engine_since, s.throttle_min_ms, s.throttle_max_ms \
+                s.engine_id, s.engine_since, s.throttle_min_ms, s.throttle_max_ms, s.pacing \
          from sessions s \
          left join session_days d on d.session_id = s.id and d.tenant_id = s.tenant_id \
               and d.local_date = ",
