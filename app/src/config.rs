@@ -595,6 +595,14 @@ fn data_dir_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
     }
 }
 
+/// A share between 0 and 1.
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("a share between 0 and 1, not {value:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,13 +730,5 @@ mod tests {
         );
         assert!(err.contains("base64"), "{err}");
         assert!(err.contains("31 bytes, not 32"), "{err}");
-    }
-}
-
-/// A share between 0 and 1.
-fn share(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err(format!("a share between 0 and 1, not {value:?}")),
     }
 }

@@ -424,6 +424,7 @@ impl Message {
                     let mut events = vec![MessageEvent::MessageSent {
                         campaign_id,
                         session_id: self.session_id,
+                        to: self.to.clone(),
                         attempt: self.attempt,
                         provider_message_id: self.provider_message_id.clone(),
                         cost: Points::PER_MESSAGE,
@@ -1351,6 +1352,7 @@ mod tests {
         let sent_as = MessageEvent::MessageSent {
             campaign_id: campaign(),
             session_id: session(1),
+            to: Some(phone().into()),
             attempt: 1,
             provider_message_id: Some("sim-1".to_owned()),
             cost: Points::PER_MESSAGE,
